@@ -1,0 +1,75 @@
+"""`/api/v1/locations`, `/api/v1/asset-types`, `/api/v1/assets`."""
+
+from rest_framework import serializers
+
+from assets import services
+from assets.models import Asset, AssetType, Location
+from maintenance_site.api.routers import router
+from maintenance_site.api.serializers import TenantModelSerializer
+from maintenance_site.api.viewsets import TenantModelViewSet
+from maintenance_site.tenancy.roles import Action
+
+
+class LocationSerializer(TenantModelSerializer):
+    class Meta:
+        model = Location
+        fields = ["id", "name", "kind", "parent", "time_zone", "address", "created_at", "updated_at"]
+
+
+class AssetTypeSerializer(TenantModelSerializer):
+    class Meta:
+        model = AssetType
+        fields = ["id", "name", "description", "created_at", "updated_at"]
+
+
+class AssetSerializer(TenantModelSerializer):
+    location_name = serializers.CharField(source="location.name", read_only=True, default=None)
+    asset_type_name = serializers.CharField(source="asset_type.name", read_only=True, default=None)
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id", "code", "name", "asset_type", "asset_type_name", "location", "location_name", "parent",
+            "criticality", "status", "manufacturer", "model", "serial_number", "install_date", "notes",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+
+
+class LocationViewSet(TenantModelViewSet):
+    queryset = Location.objects.all()
+    serializer_class = LocationSerializer
+    write_action = Action.MANAGE_ASSETS
+    filterset_fields = ["kind", "parent"]
+    search_fields = ["name"]
+    ordering_fields = ["name", "updated_at"]
+    create_with = staticmethod(services.create_location)
+    update_with = staticmethod(services.update_location)
+    delete_with = staticmethod(services.delete_location)
+
+
+class AssetTypeViewSet(TenantModelViewSet):
+    queryset = AssetType.objects.all()
+    serializer_class = AssetTypeSerializer
+    write_action = Action.MANAGE_ASSETS
+    search_fields = ["name"]
+    ordering_fields = ["name", "updated_at"]
+    create_with = staticmethod(services.create_asset_type)
+    update_with = staticmethod(services.update_asset_type)
+    delete_with = staticmethod(services.delete_asset_type)
+
+
+class AssetViewSet(TenantModelViewSet):
+    queryset = Asset.objects.select_related("location", "asset_type")
+    serializer_class = AssetSerializer
+    write_action = Action.MANAGE_ASSETS
+    filterset_fields = ["status", "criticality", "location", "asset_type", "parent"]
+    search_fields = ["code", "name", "serial_number", "manufacturer", "model"]
+    ordering_fields = ["code", "name", "criticality", "status", "updated_at"]
+    create_with = staticmethod(services.create_asset)
+    update_with = staticmethod(services.update_asset)
+    delete_with = staticmethod(services.delete_asset)
+
+
+router.register("locations", LocationViewSet, basename="location")
+router.register("asset-types", AssetTypeViewSet, basename="asset-type")
+router.register("assets", AssetViewSet, basename="asset")

@@ -1,0 +1,172 @@
+"""Where things are and what they are: locations in a tree, asset types, assets."""
+
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from maintenance_site.audit import history
+from maintenance_site.tenancy.models import TenantModel, TenantQuerySet, validate_time_zone
+
+
+def new_public_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class Location(TenantModel):
+    """A place in the organisation's tree: a site (which may have its own time zone), a building in it,
+    an area in that."""
+
+    class Kind(models.TextChoices):
+        SITE = "site", "Site"
+        BUILDING = "building", "Building"
+        AREA = "area", "Area"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SITE)
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
+    time_zone = models.CharField(
+        max_length=64, blank=True, validators=[validate_time_zone], help_text="Sites only; empty: the organisation's."
+    )
+    address = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "parent", "name"], name="assets_location_unique_name_in_parent",
+                violation_error_message="A location with this name already exists here.",
+            ),
+        ]
+        indexes = [
+            # API sync: WHERE organization_id = ? AND updated_at > ?
+            models.Index(fields=["organization", "updated_at"], name="assets_loc_org_updated_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        errors = {}
+        if self.parent_id:
+            if self.parent.organization_id != self.organization_id:
+                errors["parent"] = "The parent location belongs to another organisation."
+            ancestor, seen = self.parent, set()
+            while ancestor is not None and ancestor.pk not in seen:
+                if self.pk and ancestor.pk == self.pk:
+                    errors["parent"] = "A location cannot be inside itself."
+                    break
+                seen.add(ancestor.pk)
+                ancestor = ancestor.parent
+        if self.time_zone and self.kind != self.Kind.SITE:
+            errors["time_zone"] = "Only a site has its own time zone; buildings and areas follow their site."
+        if errors:
+            raise ValidationError(errors)
+
+    def ancestors(self) -> list["Location"]:
+        chain, node = [], self.parent
+        while node is not None:
+            chain.append(node)
+            node = node.parent
+        return chain
+
+    @property
+    def effective_time_zone(self) -> str:
+        for node in [self, *self.ancestors()]:
+            if node.time_zone:
+                return node.time_zone
+        return self.organization.time_zone
+
+
+class AssetType(TenantModel):
+    """A kind of equipment (pump, chiller, forklift): preventive schedules and parts refer to it."""
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                name="assets_assettype_unique_name",
+                violation_error_message="An asset type with this name already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AssetQuerySet(TenantQuerySet):
+    def in_service(self):
+        return self.exclude(status=Asset.Status.RETIRED)
+
+
+class Asset(TenantModel):
+    """A piece of equipment the organisation maintains, identified by a code unique in the organisation."""
+
+    class Criticality(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        CRITICAL = "critical", "Critical"
+
+    class Status(models.TextChoices):
+        OPERATIONAL = "operational", "Operational"
+        DEGRADED = "degraded", "Degraded"
+        DOWN = "down", "Down"
+        IN_MAINTENANCE = "in_maintenance", "In maintenance"
+        RETIRED = "retired", "Retired"
+
+    code = models.CharField(max_length=60)
+    name = models.CharField(max_length=200)
+    asset_type = models.ForeignKey(AssetType, on_delete=models.PROTECT, null=True, blank=True, related_name="assets")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, null=True, blank=True, related_name="assets")
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="components")
+    criticality = models.CharField(max_length=20, choices=Criticality.choices, default=Criticality.MEDIUM)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPERATIONAL)
+    manufacturer = models.CharField(max_length=120, blank=True)
+    model = models.CharField(max_length=120, blank=True)
+    serial_number = models.CharField(max_length=120, blank=True)
+    install_date = models.DateField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    # Printed on the QR label instead of the id, so labels reveal nothing and can be revoked.
+    public_token = models.CharField(max_length=32, unique=True, default=new_public_token, editable=False)
+
+    objects = AssetQuerySet.as_manager()
+    history = history()
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "code"],
+                name="assets_asset_unique_code",
+                violation_error_message="An asset with this code already exists.",
+            ),
+        ]
+        indexes = [
+            # API sync: WHERE organization_id = ? AND updated_at > ?
+            models.Index(fields=["organization", "updated_at"], name="assets_asset_org_updated_idx"),
+            # list filters: WHERE organization_id = ? AND status = ?
+            models.Index(fields=["organization", "status"], name="assets_asset_org_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+    def clean(self):
+        errors = {}
+        for field in ("asset_type", "location", "parent"):
+            related = getattr(self, field)
+            if related is not None and related.organization_id != self.organization_id:
+                errors[field] = f"The {field.replace('_', ' ')} belongs to another organisation."
+        if self.parent_id and self.pk and self.parent_id == self.pk:
+            errors["parent"] = "An asset cannot be its own parent."
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,95 @@
+"""One JSON error format for the whole API:
+
+    {"error": {"status": 409, "code": "invalid_transition", "message": "…", "fields": {"title": ["…"]}}}
+
+`message` is a sentence a person can act on; `fields` says, per field, what was wrong.
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from maintenance_site.errors import DomainError
+
+
+class IdempotentReplay(Exception):
+    """Raised when a request repeats an Idempotency-Key whose first response is stored."""
+
+    def __init__(self, record):
+        self.record = record
+
+
+def _flatten(detail, prefix=""):
+    """Yield (field, [messages]) pairs from DRF's nested error detail."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            yield from _flatten(value, name)
+    elif isinstance(detail, list) and detail and all(isinstance(item, str) for item in detail):
+        yield prefix, [str(item) for item in detail]
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if item:
+                yield from _flatten(item, f"{prefix}[{index}]" if prefix else str(index))
+    else:
+        yield prefix, [str(detail)]
+
+
+def _summary(fields: dict[str, list[str]]) -> str:
+    parts = []
+    for field, messages in fields.items():
+        text = " ".join(messages)
+        parts.append(text if field in ("", "non_field_errors") else f"{field}: {text}")
+    return "; ".join(parts)
+
+
+def error_response(status_code: int, code: str, message: str, fields=None, headers=None, **extra) -> Response:
+    body = {"status": status_code, "code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    body.update(extra)
+    return Response({"error": body}, status=status_code, headers=headers)
+
+
+_KEPT_HEADERS = ("WWW-Authenticate", "Retry-After", "Allow")
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, IdempotentReplay):
+        record = exc.record
+        headers = dict(record.response_headers or {})
+        headers["Idempotent-Replayed"] = "true"
+        return Response(record.response_body, status=record.status_code, headers=headers)
+    if isinstance(exc, DomainError):
+        return error_response(exc.status_code, exc.code, exc.message, exc.fields or None, **exc.extra)
+    if isinstance(exc, DjangoValidationError):
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return error_response(400, "invalid", _summary(fields), fields)
+    if isinstance(exc, Http404):
+        message = str(exc) if str(exc) and "matches the given query" not in str(exc) else "Not found."
+        return error_response(404, "not_found", message)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    headers = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
+    if isinstance(exc, exceptions.ValidationError):
+        fields = dict(_flatten(exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}))
+        message = "The request is invalid — " + _summary(fields)
+        return error_response(status.HTTP_400_BAD_REQUEST, "invalid", message, fields, headers=headers)
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    if isinstance(detail, dict):
+        # simplejwt puts its sentence under "detail" and adds "messages"
+        message = str(detail.get("detail") or _summary(dict(_flatten(detail))))
+        code = code.get("detail", code.get("code", "error")) if isinstance(code, dict) else code
+    else:
+        message = str(detail)
+    if isinstance(exc, exceptions.Throttled) and exc.wait:
+        message = f"Too many requests; try again in {int(exc.wait) + 1} seconds."
+    return error_response(response.status_code, str(code), message, headers=headers)

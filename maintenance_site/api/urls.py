@@ -1,0 +1,20 @@
+"""`/api/v1/`: every app registers its viewsets in `router` from its own `api` module."""
+
+from django.urls import include, path, re_path
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from maintenance_site.api.routers import router
+from maintenance_site.ops.views import StatusView
+from maintenance_site.tenancy.api import MeView
+
+# Each import registers that app's viewsets on the shared router.
+import assets.api  # noqa: E402,F401,I001
+import maintenance_site.tenancy.api  # noqa: E402,F401
+
+urlpatterns = [
+    re_path(r"^status/?$", StatusView.as_view(), name="api-status"),
+    re_path(r"^me/?$", MeView.as_view(), name="api-me"),
+    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,45 @@
+"""The Celery app. Tasks act as the system user (history names it) and carry the correlation id of the
+request that caused them."""
+
+import os
+
+from celery import Celery
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_site.settings")
+
+app = Celery("maintenance_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+_TOKENS = "_maintenance_context_tokens"
+
+
+@before_task_publish.connect
+def _attach_correlation_id(headers=None, **kwargs):
+    from maintenance_site.ops.correlation import get_correlation_id
+
+    if headers is not None and "correlation_id" not in headers:
+        headers["correlation_id"] = get_correlation_id()
+
+
+@task_prerun.connect
+def _enter_task_context(task=None, **kwargs):
+    from maintenance_site import audit
+    from maintenance_site.ops.correlation import correlation_id, new_correlation_id
+
+    incoming = getattr(task.request, "correlation_id", None) or new_correlation_id()
+    tokens = (correlation_id.set(incoming), audit._acting_user.set(audit.system_user()))
+    setattr(task.request, _TOKENS, tokens)
+
+
+@task_postrun.connect
+def _leave_task_context(task=None, **kwargs):
+    from maintenance_site import audit
+    from maintenance_site.ops.correlation import correlation_id
+
+    tokens = getattr(task.request, _TOKENS, None)
+    if tokens:
+        correlation_token, user_token = tokens
+        audit._acting_user.reset(user_token)
+        correlation_id.reset(correlation_token)

@@ -1,0 +1,50 @@
+from django.conf import settings
+from django.http import JsonResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from maintenance_site.ops import health
+
+
+def maintenance_mode_status() -> dict:
+    """Filled in by maintenance windows; until then the platform is never in maintenance mode."""
+    return {"active": False}
+
+
+class StatusView(APIView):
+    """Version, maintenance mode and component health. Public, so monitors need no credentials."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(responses={200: dict}, summary="Platform status")
+    def get(self, request):
+        results = health.run_checks()
+        return Response(
+            {
+                "version": settings.VERSION,
+                "healthy": all(r.ok for r in results),
+                "maintenance_mode": maintenance_mode_status(),
+                "components": health.as_dict(results),
+            }
+        )
+
+
+def liveness(request):
+    """The process answers: nothing else is checked."""
+    return JsonResponse({"status": "ok"})
+
+
+def readiness(request):
+    """Database, cache, broker and beat heartbeat; 503 naming what is down."""
+    results = health.run_checks()
+    down = [r.name for r in results if not r.ok]
+    body = {
+        "status": "ok" if not down else "unavailable",
+        "down": down,
+        "checks": health.as_dict(results),
+        "maintenance_mode": maintenance_mode_status(),
+    }
+    return JsonResponse(body, status=503 if down else 200)

@@ -1,0 +1,142 @@
+"""The admin's base classes: staff who are not superusers see and pick only their active organisation's
+rows, and what they may change follows the role table."""
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.http import Http404
+from simple_history.admin import SimpleHistoryAdmin
+
+from maintenance_site.tenancy.models import Organization
+from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES, Action, role_allows
+
+
+def _has_organization(model) -> bool:
+    return any(field.name == "organization" for field in model._meta.get_fields())
+
+
+def _back_office_role(request) -> str | None:
+    membership = getattr(request, "membership", None)
+    if not membership or membership.role not in BACK_OFFICE_ROLES:
+        return None
+    return membership.role
+
+
+class TenantScopingMixin:
+    """Querysets, foreign-key choices and list filters limited to the active organisation."""
+
+    # The role-table action needed to add, change or delete through this admin page.
+    write_action: Action = Action.MANAGE_SETTINGS
+
+    def scoped(self, request, queryset):
+        if request.user.is_superuser:
+            return queryset
+        organization = getattr(request, "organization", None)
+        if not organization:
+            return queryset.none()
+        model = queryset.model
+        if model is Organization:
+            return queryset.filter(pk=organization.pk)
+        if model is get_user_model():
+            return queryset.filter(memberships__organization=organization, memberships__is_active=True)
+        if _has_organization(model):
+            return queryset.filter(organization=organization)
+        return queryset
+
+    def get_queryset(self, request):
+        return self.scoped(request, super().get_queryset(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs and not request.user.is_superuser:
+            kwargs["queryset"] = self.scoped(request, db_field.related_model._default_manager.all())
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs and not request.user.is_superuser:
+            kwargs["queryset"] = self.scoped(request, db_field.related_model._default_manager.all())
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not request.user.is_superuser and _has_organization(self.model) and self.model is not Organization:
+            exclude.append("organization")
+        return exclude
+
+    # --- permissions from the role table ---------------------------------------------------------
+    def has_view_permission(self, request, obj=None):
+        if request.user.is_superuser:
+            return True
+        role = _back_office_role(request)
+        return bool(role) and role_allows(role, Action.VIEW) and self._in_tenant(request, obj)
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def _may_write(self, request, obj=None):
+        if request.user.is_superuser:
+            return True
+        role = _back_office_role(request)
+        return bool(role) and role_allows(role, self.write_action) and self._in_tenant(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return self._may_write(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_write(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_write(request, obj)
+
+    def _in_tenant(self, request, obj) -> bool:
+        if obj is None or request.user.is_superuser:
+            return True
+        organization_id = getattr(obj, "organization_id", None)
+        if organization_id is None:
+            return True
+        return organization_id == getattr(request.organization, "pk", None)
+
+
+class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
+    """Base for every domain model's admin."""
+
+    def get_list_filter(self, request):
+        """Foreign-key filters list only values used by the organisation's rows."""
+        filters = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str) and "__" not in item:
+                field = self.model._meta.get_field(item)
+                if field.is_relation and field.many_to_one or (field.is_relation and field.many_to_many):
+                    filters.append((item, admin.RelatedOnlyFieldListFilter))
+                    continue
+            filters.append(item)
+        return filters
+
+    def save_model(self, request, obj, form, change):
+        if not change and not request.user.is_superuser and _has_organization(type(obj)):
+            obj.organization = request.organization
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        """New inline rows belong to the parent's organisation."""
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj.delete()
+        for instance in instances:
+            if _has_organization(type(instance)) and not instance.organization_id:
+                instance.organization = form.instance.organization
+            instance.save()
+        formset.save_m2m()
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Another organisation's object is a 404, never a hint that it exists.
+        raise Http404(f"No {opts.verbose_name} with id {object_id}.")
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if not self.get_queryset(request).filter(pk=object_id).exists():
+            raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class TenantInline(TenantScopingMixin, admin.TabularInline):
+    """Base for inlines of domain models: choices scoped like the parent page."""
+
+    extra = 0

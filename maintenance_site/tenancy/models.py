@@ -1,0 +1,141 @@
+"""Organisations own every domain row; members act in them through a role."""
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey
+
+from maintenance_site.audit import history
+from maintenance_site.tenancy.roles import Role
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a time zone name; use one such as Europe/Berlin.")
+
+
+class Organization(models.Model):
+    """A maintenance organisation (a customer of the platform): it owns its assets, work, stock and
+    settings, and nobody outside it sees any of them."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    currency = models.CharField(
+        max_length=3,
+        default="EUR",
+        validators=[RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR.")],
+    )
+    technicians_can_claim = models.BooleanField(
+        default=True, help_text="Technicians may take unassigned work orders themselves."
+    )
+    reopen_period_days = models.PositiveIntegerField(
+        default=14, help_text="How many days after completion a work order may be reopened."
+    )
+    require_verification = models.BooleanField(
+        default=False, help_text="Completed work must be verified by a planner or manager."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class MembershipQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True, user__is_active=True)
+
+
+class Membership(models.Model):
+    """A user's place in an organisation: their role there, and for technicians their hourly rate."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    hourly_rate = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MembershipQuerySet.as_manager()
+    history = history()
+
+    class Meta:
+        ordering = ["organization", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="tenancy_membership_unique_user"),
+            models.CheckConstraint(
+                condition=models.Q(hourly_rate__isnull=True) | models.Q(hourly_rate__gte=0),
+                name="tenancy_membership_rate_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()}) in {self.organization}"
+
+
+class ApiKeyScope(models.TextChoices):
+    READ = "read", "Read only"
+    READ_WRITE = "read_write", "Read and write"
+
+
+class OrganizationAPIKey(AbstractAPIKey):
+    """A revocable key an integrator uses (`Authorization: Api-Key <key>`). Stored hashed; it acts as its
+    own service user, an integrator member of the organisation, so the audit trail names it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    scope = models.CharField(max_length=20, choices=ApiKeyScope.choices, default=ApiKeyScope.READ)
+    service_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    history = history(excluded_fields=["last_used_at"])
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+    @property
+    def is_read_only(self) -> bool:
+        return self.scope == ApiKeyScope.READ
+
+
+class TenantQuerySet(models.QuerySet):
+    """Every request-driven query starts here: `Model.objects.for_tenant(organization)`."""
+
+    def for_tenant(self, organization):
+        return self.filter(organization=organization)
+
+
+class TenantModel(models.Model):
+    """Base of every domain model: owned by one organisation, with creation and update times
+    (`updated_at` feeds the API's `updated_after` sync filter and ETags)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,33 @@
+"""Shared helpers for services: validate with the model's own rules, refuse deletes that would orphan."""
+
+from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError, RestrictedError
+
+from maintenance_site.errors import Conflict, InvalidInput
+
+
+def validated(instance, *, exclude=None):
+    """Run the model's field validation and `clean()`; a failure is an InvalidInput keyed by field."""
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=True, validate_constraints=True)
+    except ValidationError as exc:
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        summary = "; ".join(
+            (" ".join(messages) if field == "__all__" else f"{field}: {' '.join(messages)}")
+            for field, messages in fields.items()
+        )
+        raise InvalidInput(summary, fields=fields) from None
+    return instance
+
+
+def delete_or_conflict(instance, what: str):
+    """Delete, or explain what still refers to the row (409)."""
+    try:
+        instance.delete()
+    except (ProtectedError, RestrictedError) as exc:
+        blockers = sorted({obj._meta.verbose_name_plural for obj in exc.protected_objects if obj is not None})
+        raise Conflict(
+            f"This {what} is still used by {', '.join(blockers)}; remove or reassign those first"
+            " (or retire it instead).",
+            code="in_use",
+        ) from None

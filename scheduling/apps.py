@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class SchedulingConfig(AppConfig):
+    """Preventive schedules and their generation; maintenance windows and maintenance mode."""
+
+    name = "scheduling"
+    verbose_name = "Scheduling"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class SlaConfig(AppConfig):
+    """SLA policies, business calendars, clocks, violations and escalation."""
+
+    name = "sla"
+    verbose_name = "SLAs"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class WorkOrdersConfig(AppConfig):
+    """Work orders and their lifecycle, checklists, time, costs, requests; the technician views."""
+
+    name = "workorders"
+    verbose_name = "Work orders"
