@@ -18,7 +18,16 @@ def seed(organization, users):
     specs = [
         ("PMP-001", "Cooling water pump 1", "Pump", utilities, "high", "operational", "Grundfos", "CR 32-2"),
         ("PMP-002", "Cooling water pump 2", "Pump", utilities, "high", "degraded", "Grundfos", "CR 32-2"),
-        ("CMP-001", "Air compressor", "Compressor", utilities, "critical", "operational", "Atlas Copco", "GA 30"),
+        (
+            "CMP-001",
+            "Air compressor",
+            "Compressor",
+            utilities,
+            "critical",
+            "operational",
+            "Atlas Copco",
+            "GA 30",
+        ),
         ("CNV-001", "Line 1 conveyor", "Conveyor", hall, "medium", "operational", "Interroll", "RM 8"),
         ("CNV-002", "Line 2 conveyor", "Conveyor", hall, "medium", "down", "Interroll", "RM 8"),
         ("HVAC-01", "Office air handling unit", "HVAC unit", office, "low", "operational", "Daikin", "D-AHU"),

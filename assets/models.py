@@ -26,7 +26,10 @@ class Location(TenantModel):
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SITE)
     parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
     time_zone = models.CharField(
-        max_length=64, blank=True, validators=[validate_time_zone], help_text="Sites only; empty: the organisation's."
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="Sites only; empty: the organisation's.",
     )
     address = models.TextField(blank=True)
 
@@ -36,7 +39,8 @@ class Location(TenantModel):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "parent", "name"], name="assets_location_unique_name_in_parent",
+                fields=["organization", "parent", "name"],
+                name="assets_location_unique_name_in_parent",
                 violation_error_message="A location with this name already exists here.",
             ),
         ]

@@ -7,12 +7,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_site.settings")
 django_asgi_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402,I001
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402
-from channels.auth import AuthMiddlewareStack  # noqa: E402,I001
 
-websocket_urlpatterns: list = []
+from maintenance_site.events.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

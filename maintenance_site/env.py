@@ -66,9 +66,7 @@ def env_url(name: str, *, schemes: tuple[str, ...], default: str = "") -> str:
         return ""
     parsed = urlparse(raw)
     if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
-        raise ImproperlyConfigured(
-            f"{name}={raw!r} is not a valid URL: expected a scheme among {', '.join(schemes)}."
-        )
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a valid URL: expected a scheme among {', '.join(schemes)}.")
     return raw
 
 

@@ -28,7 +28,7 @@ VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VERSION = "0.1.0"
 
 # Runtime data of the embedded mode (SQLite file, broker folders, cache, media) lives under VAR_DIR.
-for _folder in ("", "cache", "broker/queue", "broker/control", "media"):
+for _folder in ("", "cache", "broker/queue", "broker/control", "media", "static"):
     (VAR_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", True)
@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "maintenance_site.tenancy",
     "maintenance_site.api",
     "maintenance_site.ops",
+    "maintenance_site.events",
+    "maintenance_site.notifications",
     "assets",
     "workorders",
     "inventory",
@@ -113,7 +115,9 @@ DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlit
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
+            DATABASE_URL,
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
         )
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", False):
@@ -280,11 +284,18 @@ EMAIL_HOST_USER = env_str("SMTP_USER")
 EMAIL_HOST_PASSWORD = env_str("SMTP_PASS")
 EMAIL_USE_TLS = env_bool("SMTP_TLS", True)
 EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "maintenance@localhost")
+
+# --- Notification channels (seed 004's variables); a channel is enabled when its URL is set ----------
+SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", schemes=("http", "https"))
+SMS_API_URL = env_url("SMS_API_URL", schemes=("http", "https"))
+SMS_API_KEY = env_str("SMS_API_KEY")
+PUSH_SERVICE_URL = env_url("PUSH_SERVICE_URL", schemes=("http", "https"))
+PUSH_API_KEY = env_str("PUSH_API_KEY")
+NOTIFICATION_HTTP_TIMEOUT = env_float("NOTIFICATION_HTTP_TIMEOUT", 5.0, minimum=0.1)
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 
 # --- Security (production values when DEBUG is off) -----------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
@@ -320,4 +331,6 @@ LOGGING = {
 
 # --- Platform behaviour ---------------------------------------------------------------------------------
 DEFAULT_ORGANIZATION_TIME_ZONE = env_str("DEFAULT_ORGANIZATION_TIME_ZONE", "UTC")
+EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 30, minimum=1)
+EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)
 HEALTH_BEAT_STALE_SECONDS = env_float("HEALTH_BEAT_STALE_SECONDS", 180.0, minimum=1.0)

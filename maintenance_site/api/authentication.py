@@ -23,9 +23,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = header[1].decode(errors="replace")
         prefix, _, _ = key.partition(".")
         api_key = (
-            OrganizationAPIKey.objects.select_related("organization", "service_user")
-            .filter(prefix=prefix)
-            .first()
+            OrganizationAPIKey.objects.select_related("organization", "service_user").filter(prefix=prefix).first()
         )
         if api_key is None or not api_key.is_valid(key):
             raise exceptions.AuthenticationFailed("Invalid API key.")

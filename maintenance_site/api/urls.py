@@ -3,13 +3,14 @@
 from django.urls import include, path, re_path
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+# Each import registers that app's viewsets on the shared router.
+import assets.api  # noqa: E402,F401,I001
+import maintenance_site.events.api  # noqa: E402,F401
+import maintenance_site.notifications.api  # noqa: E402,F401
+import maintenance_site.tenancy.api  # noqa: E402,F401
 from maintenance_site.api.routers import router
 from maintenance_site.ops.views import StatusView
 from maintenance_site.tenancy.api import MeView
-
-# Each import registers that app's viewsets on the shared router.
-import assets.api  # noqa: E402,F401,I001
-import maintenance_site.tenancy.api  # noqa: E402,F401
 
 urlpatterns = [
     re_path(r"^status/?$", StatusView.as_view(), name="api-status"),

@@ -25,6 +25,18 @@ def core_periodic_tasks() -> list[CoreTask]:
             every_seconds=settings.HEARTBEAT_INTERVAL,
             description="Proves beat and a worker run; read by /health/ready and /api/v1/status.",
         ),
+        CoreTask(
+            name="core: event sweep",
+            task="maintenance_site.events.tasks.sweep_events",
+            every_seconds=settings.EVENTS_SWEEP_INTERVAL,
+            description="Numbers and delivers events that a failed or lost dispatch left behind.",
+        ),
+        CoreTask(
+            name="core: event retention",
+            task="maintenance_site.events.tasks.prune_events",
+            every_seconds=3600,
+            description="Deletes delivered events older than EVENTS_RETENTION_DAYS.",
+        ),
     ]
 
 

@@ -2,7 +2,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-
 from rest_framework_api_key.models import APIKey as _LibraryAPIKey
 
 from maintenance_site.errors import DomainError
@@ -45,11 +44,28 @@ class ApiKeyCreateForm(forms.ModelForm):
 @admin.register(OrganizationAPIKey)
 class OrganizationAPIKeyAdmin(TenantAdmin):
     write_action = Action.MANAGE_KEYS
-    list_display = ["name", "prefix", "organization", "scope", "created", "last_used_at", "revoked", "expiry_date"]
+    list_display = [
+        "name",
+        "prefix",
+        "organization",
+        "scope",
+        "created",
+        "last_used_at",
+        "revoked",
+        "expiry_date",
+    ]
     list_filter = ["scope", "revoked", "organization"]
     list_select_related = ["organization"]
     search_fields = ["name", "prefix"]
-    readonly_fields = ["prefix", "service_user", "created_by", "created", "last_used_at", "revoked", "revoked_at"]
+    readonly_fields = [
+        "prefix",
+        "service_user",
+        "created_by",
+        "created",
+        "last_used_at",
+        "revoked",
+        "revoked_at",
+    ]
     actions = ["revoke_selected"]
 
     def get_form(self, request, obj=None, **kwargs):

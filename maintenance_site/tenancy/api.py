@@ -32,9 +32,7 @@ class MeView(APIView):
                 "organization": membership.organization.slug,
                 "role": membership.role,
                 "allowed_actions": sorted(PERMISSIONS[membership.role]),
-                "memberships": MembershipSummarySerializer(
-                    services.memberships_of(request.user), many=True
-                ).data,
+                "memberships": MembershipSummarySerializer(services.memberships_of(request.user), many=True).data,
             }
         )
 
@@ -67,11 +65,11 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TenantGeneri
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        api_key, key = services.create_api_key(
-            self.organization, created_by=request.user, **serializer.validated_data
+        api_key, key = services.create_api_key(self.organization, created_by=request.user, **serializer.validated_data)
+        return Response(
+            self.get_serializer(api_key, context={**self.get_serializer_context(), "new_key": key}).data,
+            status=201,
         )
-        return Response(self.get_serializer(api_key, context={**self.get_serializer_context(), "new_key": key}).data,
-                        status=201)
 
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):

@@ -30,7 +30,5 @@ class ActiveOrganizationMiddleware:
 
     def __call__(self, request):
         request.membership = SimpleLazyObject(lambda: session_membership(request))
-        request.organization = SimpleLazyObject(
-            lambda: request.membership.organization if request.membership else None
-        )
+        request.organization = SimpleLazyObject(lambda: request.membership.organization if request.membership else None)
         return self.get_response(request)

@@ -100,9 +100,7 @@ class OrganizationAPIKey(AbstractAPIKey):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
     scope = models.CharField(max_length=20, choices=ApiKeyScope.choices, default=ApiKeyScope.READ)
-    service_user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key"
-    )
+    service_user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -47,7 +47,8 @@ def add_member(organization: Organization, user, role: str, *, hourly_rate=None)
     """Add `user` to `organization` with `role`, or change their role if they are already a member."""
     if role not in Role.values:
         raise InvalidInput(
-            f"“{role}” is not a role; choose one of {', '.join(Role.values)}.", fields={"role": ["Unknown role."]}
+            f"“{role}” is not a role; choose one of {', '.join(Role.values)}.",
+            fields={"role": ["Unknown role."]},
         )
     membership = Membership.objects.select_for_update().filter(organization=organization, user=user).first()
     if membership is None:
@@ -122,9 +123,7 @@ def resolve_membership(user, requested: str | None = None, *, default_organizati
         for membership in memberships:
             if requested in (membership.organization.slug, str(membership.organization_id)):
                 return membership
-        raise PermissionDeniedError(
-            f"You are not a member of an organisation “{requested}”.", code="not_a_member"
-        )
+        raise PermissionDeniedError(f"You are not a member of an organisation “{requested}”.", code="not_a_member")
     if default_organization_id is not None:
         for membership in memberships:
             if membership.organization_id == default_organization_id:

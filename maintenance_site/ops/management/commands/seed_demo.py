@@ -55,8 +55,9 @@ class Command(AuditedCommand):
                     import_module(module).seed(organization, users)
             consultant = User.objects.filter(username="consultant").first()
             if consultant is None:
-                consultant = User.objects.create_user("consultant", "consultant@example.com", DEMO_PASSWORD,
-                                                      is_staff=True)
+                consultant = User.objects.create_user(
+                    "consultant", "consultant@example.com", DEMO_PASSWORD, is_staff=True
+                )
             services.add_member(Organization.objects.get(slug="acme"), consultant, Role.PLANNER)
             services.add_member(Organization.objects.get(slug="globex"), consultant, Role.MANAGER)
             logins.append(("consultant", "planner in acme and manager in globex"))

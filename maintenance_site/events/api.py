@@ -1,0 +1,1 @@
+"""`/api/v1/events/`: filled in by the websocket/catch-up work."""

@@ -1,0 +1,21 @@
+from celery import shared_task
+
+from maintenance_site.events import services
+
+
+@shared_task(ignore_result=True)
+def dispatch_events() -> dict:
+    """After a commit that published events: number and deliver them. Safe to run twice or at once."""
+    return services.dispatch()
+
+
+@shared_task(ignore_result=True)
+def sweep_events() -> dict:
+    """Periodic: deliver whatever a failed or lost dispatch left behind."""
+    return services.sweep()
+
+
+@shared_task(ignore_result=True)
+def prune_events() -> int:
+    """Periodic: drop delivered events past EVENTS_RETENTION_DAYS."""
+    return services.prune()

@@ -1,0 +1,1 @@
+"""`/api/v1/notifications/`: filled in by the notifications work."""

@@ -1,0 +1,154 @@
+"""Shared fixtures: personas (people of organisation A, a stranger of organisation B), API clients,
+and the rules for tests that need PostgreSQL or Redis.
+
+In CI (CI set) the suite must reach the real PostgreSQL and Redis: it stops at once, loudly, when it
+cannot. Outside CI a test marked `postgres` or `redis` is skipped with the reason printed.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from maintenance_site.tenancy import services
+from maintenance_site.tenancy.roles import Role
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _redis_reachable() -> tuple[bool, str]:
+    if not settings.REDIS_URL:
+        return False, "REDIS_URL is not set"
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:  # any failure to reach Redis means the same thing here
+        return False, f"Redis at {settings.REDIS_URL} is unreachable: {exc}"
+    return True, ""
+
+
+def pytest_sessionstart(session):
+    if not IN_CI:
+        return
+    problems = []
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        problems.append("CI must run against PostgreSQL: set DATABASE_URL=postgres://...")
+    ok, why = _redis_reachable()
+    if not ok:
+        problems.append(why)
+    if problems:
+        pytest.exit("CI environment incomplete: " + "; ".join(problems), returncode=3)
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    redis_ok, redis_why = _redis_reachable() if any("redis" in i.keywords for i in items) else (True, "")
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://..."))
+        # In CI an unreachable Redis has already stopped the session (pytest_sessionstart).
+        if "redis" in item.keywords and not redis_ok and not IN_CI:
+            item.add_marker(pytest.mark.skip(reason=f"needs Redis: {redis_why}"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_run(settings):
+    """Unit tests run Celery tasks eagerly and start with an empty cache (throttles, heartbeats)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
+    from maintenance_site.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    cache.clear()
+    yield
+    cache.clear()
+
+
+# --- personas ---------------------------------------------------------------------------------------
+
+
+def make_user(username, **extra):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(username, f"{username}@example.com", "pw-" + username, **extra)
+
+
+@pytest.fixture
+def org_a(db):
+    return services.create_organization(name="Org A", slug="org-a", time_zone="Europe/Berlin")
+
+
+@pytest.fixture
+def org_b(db):
+    return services.create_organization(name="Org B", slug="org-b", time_zone="America/New_York")
+
+
+def _member(org, username, role, **extra):
+    user = make_user(username, **extra)
+    services.add_member(org, user, role)
+    return user
+
+
+@pytest.fixture
+def manager_a(org_a):
+    return _member(org_a, "manager-a", Role.MANAGER, is_staff=True)
+
+
+@pytest.fixture
+def planner_a(org_a):
+    return _member(org_a, "planner-a", Role.PLANNER, is_staff=True)
+
+
+@pytest.fixture
+def storekeeper_a(org_a):
+    return _member(org_a, "storekeeper-a", Role.STOREKEEPER, is_staff=True)
+
+
+@pytest.fixture
+def technician_a(org_a):
+    return _member(org_a, "technician-a", Role.TECHNICIAN)
+
+
+@pytest.fixture
+def viewer_a(org_a):
+    return _member(org_a, "viewer-a", Role.VIEWER)
+
+
+@pytest.fixture
+def integrator_a(org_a):
+    return _member(org_a, "integrator-a", Role.INTEGRATOR)
+
+
+@pytest.fixture
+def manager_b(org_b):
+    """A stranger to organisation A: must never see any of it."""
+    return _member(org_b, "manager-b", Role.MANAGER, is_staff=True)
+
+
+@pytest.fixture
+def member_of_both(org_a, org_b):
+    """Planner in A, viewer in B."""
+    user = make_user("consultant", is_staff=True)
+    services.add_member(org_a, user, Role.PLANNER)
+    services.add_member(org_b, user, Role.VIEWER)
+    return user
+
+
+@pytest.fixture
+def api():
+    """`api(user, org=None)`: an API client authenticated as `user` (JWT), optionally naming the organisation."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    def make(user=None, org=None):
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+        if org is not None:
+            client.defaults["HTTP_X_ORGANIZATION"] = org.slug
+        return client
+
+    return make
