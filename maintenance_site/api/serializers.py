@@ -67,6 +67,6 @@ class TenantModelSerializer(serializers.ModelSerializer):
             if clash.exists():
                 named = [f for f in fields if f != "organization"]
                 described = ", ".join(f"{f} “{getattr(instance, f)}”" for f in named)
-                raise serializers.ValidationError(
-                    {named[0]: [f"A {model._meta.verbose_name} with {described} already exists."]}
-                )
+                noun = str(model._meta.verbose_name)
+                article = "An" if noun[:1].lower() in "aeiou" else "A"
+                raise serializers.ValidationError({named[0]: [f"{article} {noun} with {described} already exists."]})
