@@ -85,8 +85,13 @@ def exception_handler(exc, context):
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
     code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
     if isinstance(detail, dict):
-        # simplejwt puts its sentence under "detail" and adds "messages"
+        # simplejwt puts its sentence under "detail" and the reasons under "messages"
         message = str(detail.get("detail") or _summary(dict(_flatten(detail))))
+        reasons = [str(m.get("message")) for m in detail.get("messages", []) if isinstance(m, dict)]
+        if reasons:
+            message = "; ".join(reasons) + (
+                ". Get a new access token from /api/v1/auth/token/refresh/ (or log in again)."
+            )
         code = code.get("detail", code.get("code", "error")) if isinstance(code, dict) else code
     else:
         message = str(detail)

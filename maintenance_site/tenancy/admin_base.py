@@ -130,6 +130,11 @@ class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
         # Another organisation's object is a 404, never a hint that it exists.
         raise Http404(f"No {opts.verbose_name} with id {object_id}.")
 
+    def history_view(self, request, object_id, extra_context=None):
+        if not self.get_queryset(request).filter(pk=object_id).exists():
+            raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
+        return super().history_view(request, object_id, extra_context)
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if not self.get_queryset(request).filter(pk=object_id).exists():
             raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")

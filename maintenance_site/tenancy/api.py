@@ -43,8 +43,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OrganizationAPIKey
-        fields = ["id", "name", "prefix", "scope", "created", "expiry_date", "last_used_at", "revoked", "key"]
-        read_only_fields = ["id", "prefix", "created", "last_used_at", "revoked"]
+        fields = ["prefix", "name", "scope", "created", "expiry_date", "last_used_at", "revoked", "key"]
+        read_only_fields = ["prefix", "created", "last_used_at", "revoked"]
 
     def get_key(self, obj) -> str | None:
         return self.context.get("new_key")
@@ -53,6 +53,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TenantGenericViewSet):
     queryset = OrganizationAPIKey.objects.all()
     serializer_class = ApiKeySerializer
+    lookup_field = "prefix"  # the key's public part; its primary key embeds the hash
     action_permissions = {
         "list": Action.MANAGE_KEYS,
         "retrieve": Action.MANAGE_KEYS,
@@ -72,7 +73,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TenantGeneri
         )
 
     @action(detail=True, methods=["post"])
-    def revoke(self, request, pk=None):
+    def revoke(self, request, prefix=None):
         api_key = services.revoke_api_key(self.get_object())
         return Response(self.get_serializer(api_key).data)
 

@@ -1,0 +1,32 @@
+# One image for every process of the full deployment: web (daphne), worker, beat and migrate
+# (see docker-compose.yml). Settings come from the environment (maintenance_site/settings.py).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=maintenance_site.settings \
+    VAR_DIR=/app/var
+
+RUN useradd --system --uid 10001 --user-group --create-home app
+WORKDIR /app
+
+# The project goes into site-packages (no dev extras); only manage.py stays in /app.
+# VAR_DIR (static files, and the runtime folders settings.py creates) belongs to the app user.
+COPY . /tmp/src
+RUN pip install /tmp/src \
+    && cp /tmp/src/manage.py /app/manage.py \
+    && rm -rf /tmp/src \
+    && mkdir -p /app/var \
+    && chown app:app /app/var
+
+# Numeric, so orchestrators can verify the image does not run as root (10001 is "app").
+USER 10001:10001
+
+# Static files are collected once, here; whitenoise serves them. DEBUG=false selects the manifest
+# storage the running containers use; the SECRET_KEY only lets settings load and is thrown away.
+RUN DEBUG=false SECRET_KEY=collectstatic-build-only-not-a-secret python manage.py collectstatic --noinput
+
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "maintenance_site.asgi:application"]
