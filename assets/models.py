@@ -174,3 +174,44 @@ class Asset(TenantModel):
             errors["parent"] = "An asset cannot be its own parent."
         if errors:
             raise ValidationError(errors)
+
+
+class Downtime(TenantModel):
+    """A period during which an asset was down: opened when it is marked down, closed when it is back up
+    (by the work order that ended it, if any). Availability, MTBF and MTTR are computed from these."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="downtimes")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=300)
+    work_order = models.ForeignKey(
+        "workorders.WorkOrder", on_delete=models.SET_NULL, null=True, blank=True, related_name="ended_downtimes",
+        help_text="The work order whose completion ended this downtime.",
+    )  # fmt: skip
+    caused_by = models.ForeignKey(
+        "workorders.WorkOrder", on_delete=models.SET_NULL, null=True, blank=True, related_name="caused_downtimes",
+        help_text="The work order that took the asset down (planned downtime).",
+    )  # fmt: skip
+
+    history = history()
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset"], condition=models.Q(ended_at__isnull=True), name="assets_downtime_one_open_per_asset"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ended_at__isnull=True) | models.Q(ended_at__gte=models.F("started_at")),
+                name="assets_downtime_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} down since {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration(self):
+        from django.utils import timezone
+
+        return (self.ended_at or timezone.now()) - self.started_at

@@ -1,8 +1,10 @@
-"""The only writers of locations, asset types and assets."""
+"""The only writers of locations, asset types, assets and their downtime."""
 
 from django.db import transaction
+from django.utils import timezone
 
-from assets.models import Asset, AssetType, Location
+from assets.models import Asset, AssetType, Downtime, Location
+from maintenance_site.errors import InvalidInput
 from maintenance_site.validation import delete_or_conflict, validated
 
 _UPDATABLE = {
@@ -74,12 +76,63 @@ def create_asset(organization, **fields) -> Asset:
 
 
 @transaction.atomic
-def update_asset(asset: Asset, **changes) -> Asset:
+def update_asset(asset: Asset, *, downtime_reason: str = "", **changes) -> Asset:
+    """Edit an asset. Marking it down opens a downtime record; bringing it back closes it."""
     asset = Asset.objects.select_for_update().get(pk=asset.pk)
+    was_down = asset.status == Asset.Status.DOWN
     validated(_apply(asset, changes)).save()
+    if asset.status == Asset.Status.DOWN and not was_down:
+        Downtime.objects.create(
+            organization_id=asset.organization_id, asset=asset, started_at=timezone.now(),
+            reason=downtime_reason.strip() or "Marked down",
+        )  # fmt: skip
+    elif was_down and asset.status != Asset.Status.DOWN:
+        for downtime in asset.downtimes.filter(ended_at__isnull=True):
+            downtime.ended_at = timezone.now()
+            downtime.save(update_fields=["ended_at", "updated_at"])
     return asset
 
 
 @transaction.atomic
 def delete_asset(asset: Asset) -> None:
     delete_or_conflict(asset, "asset")
+
+
+@transaction.atomic
+def mark_asset_down(asset: Asset, *, reason: str, at=None, caused_by=None) -> Downtime:
+    """Record that an asset stopped working (or was taken down for work). Idempotent: an asset already
+    down keeps its open downtime."""
+    if not reason.strip():
+        raise InvalidInput("Say why the asset is down.", fields={"reason": ["Required."]})
+    asset = Asset.objects.select_for_update().get(pk=asset.pk)
+    open_downtime = asset.downtimes.filter(ended_at__isnull=True).first()
+    if open_downtime is not None:
+        return open_downtime
+    downtime = Downtime.objects.create(
+        organization_id=asset.organization_id,
+        asset=asset,
+        started_at=at or timezone.now(),
+        reason=reason.strip(),
+        caused_by=caused_by,
+    )
+    asset.status = Asset.Status.DOWN
+    asset.save(update_fields=["status", "updated_at"])
+    return downtime
+
+
+@transaction.atomic
+def mark_asset_up(asset: Asset, *, at=None, work_order=None, status=Asset.Status.OPERATIONAL) -> Downtime | None:
+    """Close the asset's open downtime (if any) and set it back in service."""
+    asset = Asset.objects.select_for_update().get(pk=asset.pk)
+    downtime = asset.downtimes.filter(ended_at__isnull=True).first()
+    ended = at or timezone.now()
+    if downtime is not None:
+        if ended < downtime.started_at:
+            raise InvalidInput("The asset cannot be back up before it went down.")
+        downtime.ended_at = ended
+        downtime.work_order = work_order
+        downtime.save(update_fields=["ended_at", "work_order", "updated_at"])
+    if asset.status in (Asset.Status.DOWN, Asset.Status.IN_MAINTENANCE):
+        asset.status = status
+        asset.save(update_fields=["status", "updated_at"])
+    return downtime

@@ -1,5 +1,6 @@
 """Organisations own every domain row; members act in them through a role."""
 
+import secrets
 import zoneinfo
 
 from django.conf import settings
@@ -15,6 +16,10 @@ from maintenance_site.tenancy.roles import Role
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"“{value}” is not a time zone name; use one such as Europe/Berlin.")
+
+
+def new_public_token() -> str:
+    return secrets.token_urlsafe(16)
 
 
 class Organization(models.Model):
@@ -38,6 +43,8 @@ class Organization(models.Model):
     require_verification = models.BooleanField(
         default=False, help_text="Completed work must be verified by a planner or manager."
     )
+    # In the URL of the organisation's public problem-report form; regenerate it to retire old links.
+    request_form_token = models.CharField(max_length=32, unique=True, default=new_public_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

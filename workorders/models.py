@@ -1,0 +1,434 @@
+"""Work orders: the unit of maintenance work, its lifecycle, checklist, time, costs and requests."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from maintenance_site.audit import history
+from maintenance_site.tenancy.models import Organization, TenantModel, TenantQuerySet
+
+
+class Team(TenantModel):
+    """A crew of technicians that work can be assigned to as a group (electrical, night shift)."""
+
+    name = models.CharField(max_length=120)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="maintenance_teams")
+
+    history = history(m2m_fields=[members])
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                name="workorders_team_unique_name",
+                violation_error_message="A team with this name already exists.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkOrderCounter(models.Model):
+    """The last work-order number given in an organisation; advanced by one conditional UPDATE."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_number = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.last_number}"
+
+
+class Procedure(TenantModel):
+    """A reusable checklist (a procedure in the library), applied to work orders and preventive templates."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                name="workorders_procedure_unique_name",
+                violation_error_message="A procedure with this name already exists.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ItemKind(models.TextChoices):
+    TICK = "tick", "Tick when done"
+    PASS_FAIL = "pass_fail", "Pass / fail"
+    NUMBER = "number", "Number with unit"
+    TEXT = "text", "Text"
+
+
+class ProcedureItem(TenantModel):
+    """One step of a procedure."""
+
+    procedure = models.ForeignKey(Procedure, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField(default=0)
+    text = models.CharField(max_length=500)
+    kind = models.CharField(max_length=20, choices=ItemKind.choices, default=ItemKind.TICK)
+    unit = models.CharField(max_length=20, blank=True)
+    required = models.BooleanField(default=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["procedure", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class WorkOrderQuerySet(TenantQuerySet):
+    def open(self):
+        return self.filter(status__in=WorkOrder.OPEN_STATUSES)
+
+    def overdue(self, now=None):
+        return self.open().filter(due_at__lt=now or timezone.now())
+
+    def assigned_to(self, user):
+        return self.filter(Q(assignee=user) | Q(team__members=user)).distinct()
+
+
+class WorkOrder(TenantModel):
+    """A piece of maintenance work on an asset (or a location): who does it, when, what it took, what it cost.
+
+    Status moves only through `workorders.services.transition`, following TRANSITIONS below.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ASSIGNED = "assigned", "Assigned"
+        IN_PROGRESS = "in_progress", "In progress"
+        ON_HOLD = "on_hold", "On hold"
+        COMPLETED = "completed", "Completed"
+        VERIFIED = "verified", "Verified"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Type(models.TextChoices):
+        CORRECTIVE = "corrective", "Corrective"
+        PREVENTIVE = "preventive", "Preventive"
+        PREDICTIVE = "predictive", "Predictive"
+        INSPECTION = "inspection", "Inspection"
+        EMERGENCY = "emergency", "Emergency"
+        ROUTINE = "routine", "Routine"
+
+    class Priority(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        CRITICAL = "critical", "Critical"
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        REQUEST = "request", "Work request"
+        PREVENTIVE = "preventive", "Preventive schedule"
+        PREDICTIVE = "predictive", "Predictive alert"
+        ESCALATION = "escalation", "Escalation"
+        FOLLOW_UP = "follow_up", "Follow-up"
+
+    OPEN_STATUSES = (Status.OPEN, Status.ASSIGNED, Status.IN_PROGRESS, Status.ON_HOLD)
+    CLOSED_STATUSES = (Status.COMPLETED, Status.VERIFIED, Status.CANCELLED)
+    PRIORITY_RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.MEDIUM: 2, Priority.LOW: 3}
+
+    number = models.CharField(max_length=20, editable=False)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.CORRECTIVE)
+    priority = models.CharField(max_length=20, choices=Priority.choices, default=Priority.MEDIUM)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, editable=False)
+    asset = models.ForeignKey(
+        "assets.Asset", on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders"
+    )
+    location = models.ForeignKey(
+        "assets.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_work_orders"
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    due_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    estimated_minutes = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
+    needs_downtime = models.BooleanField(default=False)
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="follow_ups",
+        help_text="The work order this one follows up.",
+    )  # fmt: skip
+    hold_reason = models.CharField(max_length=500, blank=True, editable=False)
+    cancel_reason = models.CharField(max_length=500, blank=True, editable=False)
+    completion_notes = models.TextField(blank=True)
+    failure_cause = models.CharField(max_length=60, blank=True, help_text="Failure cause code.")
+    remedy = models.CharField(max_length=60, blank=True, help_text="Remedy code.")
+
+    objects = WorkOrderQuerySet.as_manager()
+    history = history()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "number"], name="workorders_workorder_unique_number"),
+            models.CheckConstraint(
+                condition=Q(estimated_minutes__isnull=True) | Q(estimated_minutes__gt=0),
+                name="workorders_workorder_estimate_positive",
+            ),
+        ]
+        indexes = [
+            # list filters: WHERE organization_id = ? AND status IN (...) ORDER BY created_at DESC
+            models.Index(fields=["organization", "status", "-created_at"], name="wo_org_status_created_idx"),
+            # my work: WHERE assignee_id = ? AND status IN (...)
+            models.Index(fields=["assignee", "status"], name="wo_assignee_status_idx"),
+            # overdue: WHERE organization_id = ? AND due_at < now() AND status IN (...)
+            models.Index(fields=["organization", "due_at"], name="wo_org_due_idx"),
+            # sync: WHERE organization_id = ? AND updated_at > ?
+            models.Index(fields=["organization", "updated_at"], name="wo_org_updated_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    def clean(self):
+        errors = {}
+        for field in ("asset", "location", "team", "parent"):
+            related = getattr(self, field)
+            if related is not None and related.organization_id != self.organization_id:
+                errors[field] = f"The {field} belongs to another organisation."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.is_open and self.due_at is not None and self.due_at < timezone.now()
+
+
+# The lifecycle, as data: action -> (statuses it starts from, status it leads to).
+# None as the target keeps the current status (reassigning work already under way).
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "assign": ((WorkOrder.Status.OPEN, WorkOrder.Status.ASSIGNED), WorkOrder.Status.ASSIGNED),
+    "unassign": ((WorkOrder.Status.ASSIGNED,), WorkOrder.Status.OPEN),
+    "start": ((WorkOrder.Status.OPEN, WorkOrder.Status.ASSIGNED), WorkOrder.Status.IN_PROGRESS),
+    "hold": ((WorkOrder.Status.IN_PROGRESS,), WorkOrder.Status.ON_HOLD),
+    "resume": ((WorkOrder.Status.ON_HOLD,), WorkOrder.Status.IN_PROGRESS),
+    "complete": ((WorkOrder.Status.IN_PROGRESS,), WorkOrder.Status.COMPLETED),
+    "verify": ((WorkOrder.Status.COMPLETED,), WorkOrder.Status.VERIFIED),
+    "reject": ((WorkOrder.Status.COMPLETED,), WorkOrder.Status.IN_PROGRESS),
+    "reopen": ((WorkOrder.Status.COMPLETED, WorkOrder.Status.VERIFIED), WorkOrder.Status.IN_PROGRESS),
+    "cancel": (
+        (WorkOrder.Status.OPEN, WorkOrder.Status.ASSIGNED, WorkOrder.Status.IN_PROGRESS, WorkOrder.Status.ON_HOLD),
+        WorkOrder.Status.CANCELLED,
+    ),
+}
+
+
+class ChecklistItem(TenantModel):
+    """One step of a work order's checklist, copied from a procedure or added by hand, with its result."""
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="checklist")
+    position = models.PositiveIntegerField(default=0)
+    text = models.CharField(max_length=500)
+    kind = models.CharField(max_length=20, choices=ItemKind.choices, default=ItemKind.TICK)
+    unit = models.CharField(max_length=20, blank=True)
+    required = models.BooleanField(default=True)
+    done = models.BooleanField(default=False)
+    passed = models.BooleanField(null=True, blank=True, help_text="Pass / fail items: the verdict.")
+    number_value = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    text_value = models.TextField(blank=True)
+    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    follow_up = models.ForeignKey(
+        WorkOrder, on_delete=models.SET_NULL, null=True, blank=True, related_name="raised_by_items"
+    )
+    client_id = models.CharField(max_length=64, blank=True, help_text="Set by offline clients: a replay applies once.")
+
+    history = history()
+
+    class Meta:
+        ordering = ["work_order", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def result(self):
+        if self.kind == ItemKind.PASS_FAIL:
+            return None if self.passed is None else ("pass" if self.passed else "fail")
+        if self.kind == ItemKind.NUMBER:
+            return self.number_value
+        if self.kind == ItemKind.TEXT:
+            return self.text_value or None
+        return self.done
+
+
+class Comment(TenantModel):
+    """A note on a work order."""
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    client_id = models.CharField(max_length=64, blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.body[:50]
+
+
+class TimeEntry(TenantModel):
+    """Time a technician spent on a work order; the hourly rate is copied when entered, so labour cost
+    does not change when the rate does."""
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="time_entries")
+    technician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Empty while a timer runs.")
+    hourly_rate = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
+    note = models.CharField(max_length=300, blank=True)
+    client_id = models.CharField(max_length=64, blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["work_order", "created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(minutes__isnull=True) | Q(minutes__gt=0), name="workorders_timeentry_minutes_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["technician"], condition=Q(minutes__isnull=True), name="workorders_timeentry_one_running_timer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.technician} {self.minutes or 'running'} min"
+
+    @property
+    def cost(self) -> Decimal:
+        if not self.minutes:
+            return Decimal("0.00")
+        return (self.hourly_rate * self.minutes / 60).quantize(Decimal("0.01"))
+
+
+class CostLine(TenantModel):
+    """A cost that is neither labour nor stock parts: a contractor invoice, a rental, a permit."""
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="cost_lines")
+    description = models.CharField(max_length=300)
+    amount = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)])
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    history = history()
+
+    class Meta:
+        ordering = ["work_order", "created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="workorders_costline_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount}"
+
+
+def attachment_path(instance, filename):
+    return f"attachments/{instance.organization_id}/{timezone.now():%Y/%m}/{instance.token}-{filename}"
+
+
+class Attachment(TenantModel):
+    """A file on a work order or a work request: stored outside any public URL and served only to people
+    allowed to see what it is attached to."""
+
+    work_order = models.ForeignKey(
+        WorkOrder, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments"
+    )
+    request = models.ForeignKey(
+        "workorders.WorkRequest", on_delete=models.CASCADE, null=True, blank=True, related_name="attachments"
+    )
+    token = models.CharField(max_length=32, unique=True, editable=False)
+    file = models.FileField(upload_to=attachment_path, max_length=300)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    history = history()
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(work_order__isnull=False) | Q(request__isnull=False),
+                name="workorders_attachment_has_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class WorkRequest(TenantModel):
+    """A problem reported by anyone, without logging in (public form, QR label). Staff approve it into a
+    work order or reject it with a reason the requester sees through their link."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    token = models.CharField(max_length=32, unique=True, editable=False)
+    asset = models.ForeignKey("assets.Asset", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    location = models.ForeignKey("assets.Location", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    description = models.TextField()
+    contact_name = models.CharField(max_length=120, blank=True)
+    contact_email = models.EmailField(blank=True)
+    contact_phone = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, editable=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.CharField(max_length=500, blank=True)
+    work_order = models.OneToOneField(
+        WorkOrder, on_delete=models.SET_NULL, null=True, blank=True, related_name="request"
+    )
+
+    history = history()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # the approval queue: WHERE organization_id = ? AND status = 'pending'
+            models.Index(fields=["organization", "status"], name="wo_request_org_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.description[:60]

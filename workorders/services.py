@@ -1,0 +1,802 @@
+"""The only writers of work orders, their checklists, time, costs, attachments and work requests.
+
+Every function runs in one transaction, checks who acts (the role table plus the work-order rules:
+technicians act on their own work), records history with the acting user, and publishes
+`work-order:created`, `work-order:updated` or `work-order:completed` after commit.
+"""
+
+import secrets
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from assets import services as asset_services
+from maintenance_site import audit
+from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
+from maintenance_site.events.services import publish
+from maintenance_site.tenancy.models import Membership
+from maintenance_site.tenancy.roles import Action, role_allows
+from maintenance_site.validation import validated
+from workorders.models import (
+    TRANSITIONS,
+    Attachment,
+    ChecklistItem,
+    Comment,
+    CostLine,
+    ItemKind,
+    Procedure,
+    TimeEntry,
+    WorkOrder,
+    WorkOrderCounter,
+    WorkRequest,
+)
+
+User = get_user_model()
+Status = WorkOrder.Status
+
+ACTION_PERMISSION = {
+    "assign": Action.ASSIGN_WORK,
+    "unassign": Action.ASSIGN_WORK,
+    "start": Action.EXECUTE_WORK,
+    "hold": Action.EXECUTE_WORK,
+    "resume": Action.EXECUTE_WORK,
+    "complete": Action.EXECUTE_WORK,
+    "verify": Action.VERIFY_WORK,
+    "reject": Action.VERIFY_WORK,
+    "reopen": Action.VERIFY_WORK,
+    "cancel": Action.CREATE_WORK,
+}
+ACTIONS_NEEDING_REASON = {"hold", "reject", "reopen", "cancel"}
+EDITABLE_FIELDS = {
+    "title", "description", "type", "priority", "asset", "location", "team", "due_at", "estimated_minutes",
+    "needs_downtime", "completion_notes", "failure_cause", "remedy",
+}  # fmt: skip
+ATTACHMENT_TYPES = {
+    "image/jpeg", "image/png", "image/webp", "image/heic", "application/pdf", "text/plain", "text/csv",
+    "video/mp4",
+}  # fmt: skip
+ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
+
+
+# --- who acts -------------------------------------------------------------------------------------------
+
+
+def _membership(work_order_or_org, actor) -> Membership | None:
+    organization_id = getattr(work_order_or_org, "organization_id", None) or work_order_or_org.pk
+    if actor is None or actor.username == audit.SYSTEM_USERNAME:
+        return None  # automation: allowed, attributed to the system user
+    membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
+    if membership is None:
+        raise PermissionDeniedError("You are not a member of this work order's organisation.")
+    return membership
+
+
+def _require(membership: Membership | None, action: Action) -> None:
+    if membership is not None and not role_allows(membership.role, action):
+        raise PermissionDeniedError(
+            f"Your role ({membership.get_role_display()}) may not {action.label}.", code="role_forbids"
+        )
+
+
+def _is_on_it(work_order: WorkOrder, user) -> bool:
+    if work_order.assignee_id == user.pk:
+        return True
+    return work_order.team_id is not None and work_order.team.members.filter(pk=user.pk).exists()
+
+
+def _supervises(membership: Membership | None) -> bool:
+    return membership is None or role_allows(membership.role, Action.ASSIGN_WORK)
+
+
+def check_may_work_on(work_order: WorkOrder, actor) -> Membership | None:
+    """Technicians act only on work assigned to them or their team; supervisors on any."""
+    membership = _membership(work_order, actor)
+    _require(membership, Action.EXECUTE_WORK)
+    if not _supervises(membership) and not _is_on_it(work_order, actor):
+        raise PermissionDeniedError(
+            f"{work_order.number} is not assigned to you; ask a planner to assign it.", code="not_your_work"
+        )
+    return membership
+
+
+def _validate_assignee(organization, user) -> None:
+    if user is None:
+        return
+    membership = Membership.objects.active().filter(organization=organization, user=user).first()
+    if membership is None:
+        raise InvalidInput(
+            "The assignee is not a member of this organisation.", fields={"assignee": ["Unknown technician."]}
+        )
+    if not role_allows(membership.role, Action.EXECUTE_WORK):
+        raise InvalidInput(
+            f"{user.get_username()} is a {membership.get_role_display().lower()} and cannot carry out work.",
+            fields={"assignee": ["This person cannot carry out work."]},
+        )
+
+
+# --- events ---------------------------------------------------------------------------------------------
+
+
+def _payload(work_order: WorkOrder, **extra) -> dict:
+    return {
+        "id": work_order.pk,
+        "number": work_order.number,
+        "title": work_order.title,
+        "status": work_order.status,
+        "priority": work_order.priority,
+        "type": work_order.type,
+        "asset": work_order.asset_id,
+        "assignee": work_order.assignee_id,
+        "team": work_order.team_id,
+        "due_at": work_order.due_at,
+        **extra,
+    }
+
+
+def _publish_updated(work_order: WorkOrder, change: str, **extra) -> None:
+    publish(
+        work_order.organization,
+        "work-order:updated",
+        _payload(work_order, change=change, **extra),
+        user=work_order.assignee,
+    )
+
+
+# --- numbers --------------------------------------------------------------------------------------------
+
+
+def reserve_numbers(organization, count: int = 1) -> range:
+    """Take `count` consecutive work-order numbers with one conditional UPDATE (never count() + 1).
+
+    The counter row stays locked until the caller's transaction ends, so numbers are unique and,
+    if that transaction rolls back, given back.
+    """
+    WorkOrderCounter.objects.get_or_create(organization=organization)
+    WorkOrderCounter.objects.filter(organization=organization).update(last_number=F("last_number") + count)
+    last = WorkOrderCounter.objects.filter(organization=organization).values_list("last_number", flat=True).get()
+    return range(last - count + 1, last + 1)
+
+
+def format_number(number: int) -> str:
+    return f"WO-{number:06d}"
+
+
+# --- creating and editing -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_work_order(
+    organization, *, title: str, actor=None, procedure: Procedure | None = None, **fields
+) -> WorkOrder:
+    """Open a work order. The location defaults to the asset's; a procedure's steps become its checklist;
+    an assignee given here assigns it at once."""
+    membership = _membership(organization, actor)
+    _require(
+        membership, Action.CREATE_WORK if fields.get("source") != WorkOrder.Source.FOLLOW_UP else Action.EXECUTE_WORK
+    )
+    assignee = fields.pop("assignee", None)
+    unknown = set(fields) - EDITABLE_FIELDS - {"source", "parent", "requested_by"}
+    if unknown:
+        raise TypeError(f"create_work_order got unexpected field(s): {', '.join(sorted(unknown))}")
+    work_order = WorkOrder(organization=organization, title=title, requested_by=actor, **fields)
+    if work_order.asset is not None and work_order.location is None:
+        work_order.location = work_order.asset.location
+    _validate_assignee(organization, assignee)
+    validated(work_order, exclude=["number"])
+    work_order.number = format_number(reserve_numbers(organization)[0])
+    if assignee is not None:
+        work_order.assignee = assignee
+        work_order.status = Status.ASSIGNED
+    work_order.save()
+    if procedure is not None:
+        apply_procedure(work_order, procedure)
+    publish(organization, "work-order:created", _payload(work_order), user=work_order.assignee)
+    return work_order
+
+
+def _locked(work_order: WorkOrder) -> WorkOrder:
+    return WorkOrder.objects.select_for_update().select_related("organization", "team").get(pk=work_order.pk)
+
+
+@transaction.atomic
+def update_work_order(work_order: WorkOrder, *, actor=None, **changes) -> WorkOrder:
+    """Edit the descriptive fields of a work order that is not closed."""
+    work_order = _locked(work_order)
+    membership = _membership(work_order, actor)
+    _require(membership, Action.CREATE_WORK)
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise InvalidInput(
+            f"These fields cannot be edited here: {', '.join(sorted(unknown))}; use the lifecycle actions.",
+            fields={name: ["Not editable."] for name in unknown},
+        )
+    if not work_order.is_open and set(changes) - {"completion_notes", "failure_cause", "remedy"}:
+        raise Conflict(f"{work_order.number} is {work_order.get_status_display().lower()}; reopen it to change it.")
+    changed = [name for name, value in changes.items() if getattr(work_order, name) != value]
+    for name, value in changes.items():
+        setattr(work_order, name, value)
+    if "asset" in changes and "location" not in changes and work_order.asset is not None:
+        work_order.location = work_order.asset.location
+    validated(work_order)
+    work_order.save()
+    if changed:
+        _publish_updated(work_order, "edited", fields=sorted(changed))
+    return work_order
+
+
+def allowed_actions(work_order: WorkOrder) -> list[str]:
+    """The lifecycle actions possible from the work order's current status (ignoring who asks)."""
+    actions = [name for name, (sources, _) in TRANSITIONS.items() if work_order.status in sources]
+    if not work_order.organization.require_verification:
+        actions = [a for a in actions if a not in ("verify", "reject")]
+    return actions
+
+
+@transaction.atomic
+def transition(
+    work_order: WorkOrder, action: str, *, actor=None, reason: str = "", assignee=None, notes: str = "",
+    parts_disposition: str | None = None,
+) -> WorkOrder:  # fmt: skip
+    """Move a work order through its lifecycle (the table `workorders.models.TRANSITIONS`).
+
+    A transition not allowed from the current status is a Conflict naming the status and the allowed
+    actions; one the actor may not perform is a PermissionDeniedError.
+    """
+    if action not in TRANSITIONS:
+        raise InvalidInput(f"“{action}” is not a work-order action; use one of {', '.join(TRANSITIONS)}.")
+    work_order = _locked(work_order)
+    organization = work_order.organization
+    sources, target = TRANSITIONS[action]
+    if work_order.status not in sources:
+        allowed = allowed_actions(work_order)
+        raise Conflict(
+            f"Cannot {action} {work_order.number}: it is {work_order.get_status_display().lower()}. "
+            + (f"From there you can: {', '.join(allowed)}." if allowed else "No action is possible from there."),
+            code="invalid_transition",
+            current_status=work_order.status,
+            allowed_actions=allowed,
+        )
+    membership = _membership(work_order, actor)
+    _require(membership, ACTION_PERMISSION[action])
+    reason = (reason or "").strip()
+    if action in ACTIONS_NEEDING_REASON and not reason:
+        raise InvalidInput(f"Give a reason to {action} {work_order.number}.", fields={"reason": ["Required."]})
+    now = timezone.now()
+    previous_status = work_order.status
+
+    if action == "assign":
+        if assignee is None:
+            raise InvalidInput("Say who to assign the work to.", fields={"assignee": ["Required."]})
+        _validate_assignee(organization, assignee)
+        work_order.assignee = assignee
+    elif action == "unassign":
+        work_order.assignee = None
+    elif action == "start":
+        _start(work_order, membership, actor)
+        work_order.started_at = work_order.started_at or now
+        if work_order.needs_downtime and work_order.asset_id:
+            asset_services.mark_asset_down(
+                work_order.asset, reason=f"{work_order.number}: {work_order.title}", at=now, caused_by=work_order
+            )
+    elif action in ("hold", "resume", "complete"):
+        if membership is not None and not _supervises(membership) and not _is_on_it(work_order, actor):
+            raise PermissionDeniedError(f"{work_order.number} is not assigned to you.", code="not_your_work")
+        if action == "hold":
+            work_order.hold_reason = reason
+        elif action == "resume":
+            work_order.hold_reason = ""
+        else:
+            _check_checklist_complete(work_order)
+            work_order.completed_at = now
+            if notes:
+                work_order.completion_notes = notes
+            _end_downtime(work_order, now)
+            _release_reservations(work_order)
+    elif action in ("verify", "reject"):
+        if not organization.require_verification:
+            raise Conflict(
+                f"{organization.name} does not require verification: completed work is final (reopen it to change it).",
+                code="verification_not_required",
+            )
+        if action == "verify":
+            work_order.verified_at = now
+        else:
+            work_order.completed_at = None
+    elif action == "reopen":
+        if work_order.completed_at and now - work_order.completed_at > timedelta(days=organization.reopen_period_days):
+            raise Conflict(
+                f"{work_order.number} was completed on {work_order.completed_at:%Y-%m-%d}, more than "
+                f"{organization.reopen_period_days} days ago: open a follow-up work order instead.",
+                code="reopen_period_over",
+            )
+        work_order.completed_at = None
+        work_order.verified_at = None
+    elif action == "cancel":
+        _cancel_parts(work_order, parts_disposition, actor)
+        work_order.cancel_reason = reason
+        work_order.cancelled_at = now
+        _release_reservations(work_order)
+        if work_order.status == Status.IN_PROGRESS and work_order.needs_downtime:
+            _end_downtime(work_order, now)
+
+    if target is not None:
+        work_order.status = target
+    work_order._change_reason = f"{action}: {reason}" if reason else action
+    work_order.save()
+    extra = {"change": action, "from_status": previous_status}
+    if reason:
+        extra["reason"] = reason
+    if action == "complete":
+        publish(organization, "work-order:completed", _payload(work_order, **extra), user=work_order.assignee)
+    else:
+        publish(organization, "work-order:updated", _payload(work_order, **extra), user=work_order.assignee)
+    return work_order
+
+
+def _start(work_order: WorkOrder, membership: Membership | None, actor) -> None:
+    if work_order.status == Status.ASSIGNED:
+        if membership is not None and not _supervises(membership) and not _is_on_it(work_order, actor):
+            raise PermissionDeniedError(f"{work_order.number} is not assigned to you.", code="not_your_work")
+        return
+    # from open: an emergency anyone on the crew may start; otherwise only by claiming it
+    if work_order.type == WorkOrder.Type.EMERGENCY:
+        if actor is not None and membership is not None and work_order.assignee_id is None:
+            work_order.assignee = actor
+        return
+    if membership is None:
+        raise Conflict(f"{work_order.number} is not assigned: assign it before starting it.")
+    if not work_order.organization.technicians_can_claim:
+        raise Conflict(
+            f"{work_order.number} is not assigned, and {work_order.organization.name} does not let technicians "
+            "claim work: ask a planner to assign it.",
+            code="claiming_disabled",
+        )
+    work_order.assignee = actor  # claimed
+
+
+def _check_checklist_complete(work_order: WorkOrder) -> None:
+    missing = [item.text for item in work_order.checklist.filter(required=True, done=False).order_by("position", "id")]
+    if missing:
+        listed = "; ".join(f"“{text}”" for text in missing)
+        raise Conflict(
+            f"Cannot complete {work_order.number}: {len(missing)} required checklist item(s) are not done: {listed}.",
+            code="checklist_incomplete",
+            missing_items=missing,
+        )
+
+
+def _end_downtime(work_order: WorkOrder, at) -> None:
+    if work_order.asset_id and work_order.asset.downtimes.filter(ended_at__isnull=True).exists():
+        asset_services.mark_asset_up(work_order.asset, at=at, work_order=work_order)
+
+
+def _release_reservations(work_order: WorkOrder) -> None:
+    """Hook for the inventory: planned parts are released when the order closes."""
+    try:
+        from inventory import services as inventory_services
+    except ImportError:  # pragma: no cover - inventory always installed
+        return
+    release = getattr(inventory_services, "release_reservations_for", None)
+    if release is not None:
+        release(work_order)
+
+
+def _cancel_parts(work_order: WorkOrder, disposition: str | None, actor) -> None:
+    """Parts issued to an order being cancelled go back to stock or are written off: never silently."""
+    try:
+        from inventory import services as inventory_services
+    except ImportError:  # pragma: no cover
+        return
+    settle = getattr(inventory_services, "settle_parts_on_cancel", None)
+    if settle is not None:
+        settle(work_order, disposition, actor=actor)
+
+
+def assign(work_order, assignee, *, actor=None):
+    return transition(work_order, "assign", actor=actor, assignee=assignee)
+
+
+def start(work_order, *, actor=None):
+    return transition(work_order, "start", actor=actor)
+
+
+def hold(work_order, *, reason, actor=None):
+    return transition(work_order, "hold", actor=actor, reason=reason)
+
+
+def resume(work_order, *, actor=None):
+    return transition(work_order, "resume", actor=actor)
+
+
+def complete(work_order, *, actor=None, notes=""):
+    return transition(work_order, "complete", actor=actor, notes=notes)
+
+
+def cancel(work_order, *, reason, actor=None, parts_disposition=None):
+    return transition(work_order, "cancel", actor=actor, reason=reason, parts_disposition=parts_disposition)
+
+
+@transaction.atomic
+def delete_work_order(work_order: WorkOrder, *, actor=None) -> None:
+    """Delete an order created by mistake; one with any activity must be cancelled instead (409)."""
+    work_order = _locked(work_order)
+    _require(_membership(work_order, actor), Action.CREATE_WORK)
+    activity = []
+    if work_order.status != Status.OPEN and work_order.status != Status.ASSIGNED:
+        activity.append(f"it is {work_order.get_status_display().lower()}")
+    for relation, label in (("comments", "comments"), ("time_entries", "time entries"), ("cost_lines", "costs"),
+                            ("attachments", "attachments"), ("follow_ups", "follow-ups")):  # fmt: skip
+        if getattr(work_order, relation).exists():
+            activity.append(f"it has {label}")
+    if work_order.checklist.filter(done=True).exists():
+        activity.append("checklist items are done")
+    if activity:
+        raise Conflict(
+            f"{work_order.number} cannot be deleted because {', and '.join(activity)}: cancel it instead.",
+            code="has_activity",
+        )
+    publish(work_order.organization, "work-order:updated", _payload(work_order, change="deleted"))
+    work_order.delete()
+
+
+# --- checklists -----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def apply_procedure(work_order: WorkOrder, procedure: Procedure) -> list[ChecklistItem]:
+    """Copy a procedure's steps onto the work order's checklist (after any existing items)."""
+    if procedure.organization_id != work_order.organization_id:
+        raise NotFound("No such procedure.")
+    start_at = (work_order.checklist.order_by("-position").values_list("position", flat=True).first() or 0) + 1
+    items = [
+        ChecklistItem(
+            organization_id=work_order.organization_id,
+            work_order=work_order,
+            position=start_at + index,
+            text=step.text,
+            kind=step.kind,
+            unit=step.unit,
+            required=step.required,
+        )  # fmt: skip
+        for index, step in enumerate(procedure.items.order_by("position", "id"))
+    ]
+    return audit.bulk_create_with_history(items, ChecklistItem)
+
+
+@transaction.atomic
+def add_checklist_item(work_order, *, text, kind=ItemKind.TICK, required=True, unit="", actor=None) -> ChecklistItem:
+    work_order = _locked(work_order)
+    _require(_membership(work_order, actor), Action.CREATE_WORK)
+    position = (work_order.checklist.order_by("-position").values_list("position", flat=True).first() or 0) + 1
+    item = ChecklistItem(
+        organization_id=work_order.organization_id, work_order=work_order, position=position, text=text,
+        kind=kind, unit=unit, required=required,
+    )  # fmt: skip
+    validated(item).save()
+    return item
+
+
+@transaction.atomic
+def record_checklist_result(
+    item: ChecklistItem, *, actor=None, done: bool | None = None, passed: bool | None = None,
+    number_value=None, text_value: str | None = None, client_id: str = "",
+) -> ChecklistItem:  # fmt: skip
+    """Tick an item or enter its result. A replay with the same client id changes nothing."""
+    item = ChecklistItem.objects.select_for_update().select_related("work_order").get(pk=item.pk)
+    work_order = item.work_order
+    if client_id and item.client_id == client_id:
+        return item
+    check_may_work_on(work_order, actor)
+    if work_order.status not in (Status.IN_PROGRESS, Status.ASSIGNED, Status.OPEN, Status.ON_HOLD):
+        raise Conflict(
+            f"{work_order.number} is {work_order.get_status_display().lower()}: its checklist can no longer change.",
+            code="work_order_closed",
+        )
+    if item.kind == ItemKind.TICK:
+        item.done = bool(done) if done is not None else True
+    elif item.kind == ItemKind.PASS_FAIL:
+        if passed is None:
+            raise InvalidInput(f"“{item.text}” needs a pass or a fail.", fields={"passed": ["Required."]})
+        item.passed, item.done = passed, True
+    elif item.kind == ItemKind.NUMBER:
+        if number_value in (None, ""):
+            raise InvalidInput(f"“{item.text}” needs a number.", fields={"number_value": ["Required."]})
+        try:
+            item.number_value = Decimal(str(number_value))
+        except InvalidOperation:
+            raise InvalidInput(
+                f"“{number_value}” is not a number.", fields={"number_value": ["Not a number."]}
+            ) from None
+        item.done = True
+    else:
+        if not (text_value or "").strip():
+            raise InvalidInput(f"“{item.text}” needs an answer.", fields={"text_value": ["Required."]})
+        item.text_value, item.done = text_value.strip(), True
+    if done is False:
+        item.done, item.passed, item.number_value, item.text_value = False, None, None, ""
+    item.done_by = actor if item.done else None
+    item.done_at = timezone.now() if item.done else None
+    item.client_id = client_id or item.client_id
+    item.save()
+    _publish_updated(work_order, "checklist", item=item.pk)
+    return item
+
+
+@transaction.atomic
+def raise_follow_up(item: ChecklistItem, *, actor=None, title: str = "", priority: str | None = None) -> WorkOrder:
+    """A failed pass/fail item opens a corrective follow-up work order linked to the first."""
+    item = ChecklistItem.objects.select_for_update().select_related("work_order").get(pk=item.pk)
+    original = item.work_order
+    if item.kind != ItemKind.PASS_FAIL or item.passed is not False:
+        raise Conflict("Only a failed pass/fail item raises a follow-up.", code="not_failed")
+    if item.follow_up_id:
+        return item.follow_up
+    check_may_work_on(original, actor)
+    follow_up = create_work_order(
+        original.organization,
+        title=title or f"Follow-up: {item.text} failed on {original.number}",
+        description=f"Raised from {original.number} “{original.title}”: checklist item “{item.text}” failed.",
+        type=WorkOrder.Type.CORRECTIVE,
+        priority=priority or original.priority,
+        asset=original.asset,
+        location=original.location,
+        source=WorkOrder.Source.FOLLOW_UP,
+        parent=original,
+        actor=actor,
+    )
+    item.follow_up = follow_up
+    item.save(update_fields=["follow_up", "updated_at"])
+    return follow_up
+
+
+# --- comments, time, costs, attachments -----------------------------------------------------------------
+
+
+@transaction.atomic
+def add_comment(work_order: WorkOrder, *, actor, body: str, client_id: str = "") -> Comment:
+    """Add a note; every member who can see the order may comment. A replayed client id applies once."""
+    if not (body or "").strip():
+        raise InvalidInput("A comment needs some text.", fields={"body": ["Required."]})
+    _require(_membership(work_order, actor), Action.VIEW)
+    if client_id:
+        existing = Comment.objects.filter(work_order=work_order, client_id=client_id).first()
+        if existing:
+            return existing
+    comment = Comment.objects.create(
+        organization_id=work_order.organization_id, work_order=work_order, author=actor, body=body.strip(),
+        client_id=client_id,
+    )  # fmt: skip
+    _publish_updated(work_order, "comment", comment=comment.pk)
+    return comment
+
+
+def _hourly_rate(work_order: WorkOrder, technician) -> Decimal:
+    rate = (
+        Membership.objects.filter(organization_id=work_order.organization_id, user=technician)
+        .values_list("hourly_rate", flat=True)
+        .first()
+    )
+    return rate or Decimal("0")
+
+
+@transaction.atomic
+def log_time(
+    work_order: WorkOrder, *, actor, minutes: int, technician=None, note: str = "", client_id: str = ""
+) -> TimeEntry:
+    """Record minutes worked; the technician's hourly rate is copied now (labour cost = minutes × rate)."""
+    technician = technician or actor
+    try:
+        minutes = int(minutes)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"“{minutes}” is not a whole number of minutes.", fields={"minutes": ["Whole number."]}
+        ) from None
+    if minutes <= 0 or minutes > 24 * 60:
+        raise InvalidInput("Minutes must be between 1 and 1440.", fields={"minutes": ["Between 1 and 1440."]})
+    membership = check_may_work_on(work_order, actor)
+    if technician != actor and not _supervises(membership):
+        raise PermissionDeniedError("Only planners and managers log time for someone else.")
+    if client_id:
+        existing = TimeEntry.objects.filter(work_order=work_order, client_id=client_id).first()
+        if existing:
+            return existing
+    if work_order.status in (Status.CANCELLED,):
+        raise Conflict(f"{work_order.number} is cancelled: no more time can be logged.", code="work_order_closed")
+    entry = TimeEntry.objects.create(
+        organization_id=work_order.organization_id, work_order=work_order, technician=technician, minutes=minutes,
+        hourly_rate=_hourly_rate(work_order, technician), note=note, client_id=client_id,
+    )  # fmt: skip
+    _publish_updated(work_order, "time", time_entry=entry.pk)
+    return entry
+
+
+@transaction.atomic
+def start_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
+    """Start the actor's timer on an order (one running timer per person)."""
+    check_may_work_on(work_order, actor)
+    running = TimeEntry.objects.filter(technician=actor, minutes__isnull=True).select_related("work_order").first()
+    if running is not None:
+        raise Conflict(
+            f"Your timer is already running on {running.work_order.number}; stop it first.", code="timer_running"
+        )
+    return TimeEntry.objects.create(
+        organization_id=work_order.organization_id, work_order=work_order, technician=actor,
+        started_at=timezone.now(), hourly_rate=_hourly_rate(work_order, actor),
+    )  # fmt: skip
+
+
+@transaction.atomic
+def stop_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
+    entry = (
+        TimeEntry.objects.select_for_update()
+        .filter(work_order=work_order, technician=actor, minutes__isnull=True)
+        .first()
+    )
+    if entry is None:
+        raise Conflict("You have no timer running on this order.", code="no_timer")
+    entry.ended_at = timezone.now()
+    entry.minutes = max(1, round((entry.ended_at - entry.started_at).total_seconds() / 60))
+    entry.save()
+    _publish_updated(work_order, "time", time_entry=entry.pk)
+    return entry
+
+
+@transaction.atomic
+def add_cost_line(work_order: WorkOrder, *, actor, description: str, amount) -> CostLine:
+    """Record another cost (contractor, rental); totals are computed, never typed."""
+    _require(_membership(work_order, actor), Action.CREATE_WORK)
+    try:
+        amount = Decimal(str(amount))
+    except InvalidOperation:
+        raise InvalidInput(f"“{amount}” is not an amount.", fields={"amount": ["Not a number."]}) from None
+    if amount < 0:
+        raise InvalidInput("A cost cannot be negative.", fields={"amount": ["Must be zero or more."]})
+    line = CostLine(
+        organization_id=work_order.organization_id, work_order=work_order, description=description,
+        amount=amount, added_by=actor,
+    )  # fmt: skip
+    validated(line).save()
+    _publish_updated(work_order, "cost", cost_line=line.pk)
+    return line
+
+
+def parts_cost(work_order: WorkOrder) -> Decimal:
+    """What the parts issued to the order cost, from the stock ledger (0 before inventory exists)."""
+    try:
+        from inventory import services as inventory_services
+    except ImportError:  # pragma: no cover
+        return Decimal("0.00")
+    compute = getattr(inventory_services, "parts_cost_for", None)
+    return compute(work_order) if compute else Decimal("0.00")
+
+
+def cost_totals(work_order: WorkOrder) -> dict[str, Decimal]:
+    """Labour (time × copied rates), parts (ledger) and other costs, and their total."""
+    labour = sum((entry.cost for entry in work_order.time_entries.all()), Decimal("0.00"))
+    other = work_order.cost_lines.aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
+    parts = parts_cost(work_order)
+    return {
+        "labour": labour.quantize(Decimal("0.01")),
+        "parts": Decimal(parts).quantize(Decimal("0.01")),
+        "other": Decimal(other).quantize(Decimal("0.01")),
+        "total": (labour + parts + other).quantize(Decimal("0.01")),
+    }
+
+
+def _check_upload(uploaded) -> str:
+    content_type = getattr(uploaded, "content_type", "") or "application/octet-stream"
+    if content_type not in ATTACHMENT_TYPES:
+        raise InvalidInput(
+            f"Files of type {content_type} are not accepted; send a photo (JPEG, PNG, WebP, HEIC), a PDF, "
+            "a text or CSV file, or an MP4 video.",
+            fields={"file": ["Type not accepted."]},
+        )
+    if uploaded.size > ATTACHMENT_MAX_BYTES:
+        raise InvalidInput(
+            f"The file is {uploaded.size // 2**20} MB; the limit is {ATTACHMENT_MAX_BYTES // 2**20} MB.",
+            fields={"file": ["Too large."]},
+        )
+    if uploaded.size == 0:
+        raise InvalidInput("The file is empty.", fields={"file": ["Empty."]})
+    return content_type
+
+
+@transaction.atomic
+def add_attachment(
+    *, uploaded, actor=None, work_order: WorkOrder | None = None, request: WorkRequest | None = None
+) -> Attachment:
+    """Store a file on a work order or a request (type and size checked)."""
+    owner = work_order or request
+    if owner is None:
+        raise InvalidInput("An attachment belongs to a work order or a request.")
+    if work_order is not None:
+        _require(_membership(work_order, actor), Action.VIEW)
+    content_type = _check_upload(uploaded)
+    attachment = Attachment(
+        organization_id=owner.organization_id, work_order=work_order, request=request,
+        token=secrets.token_urlsafe(16), original_name=(uploaded.name or "file")[-255:],
+        content_type=content_type, size=uploaded.size, uploaded_by=actor,
+    )  # fmt: skip
+    attachment.file.save(attachment.original_name.replace("/", "_"), uploaded, save=False)
+    attachment.save()
+    if work_order is not None:
+        _publish_updated(work_order, "attachment", attachment=attachment.pk)
+    return attachment
+
+
+# --- work requests --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def submit_request(organization, *, description: str, asset=None, location=None, contact_name: str = "",
+                   contact_email: str = "", contact_phone: str = "", files=()) -> WorkRequest:  # fmt: skip
+    """A problem reported from the public form (no login). Returns the request; its token is the
+    requester's link to follow it."""
+    if not (description or "").strip():
+        raise InvalidInput("Describe the problem.", fields={"description": ["Required."]})
+    if asset is not None and asset.organization_id != organization.pk:
+        raise NotFound("No such asset.")
+    work_request = WorkRequest(
+        organization=organization, token=secrets.token_urlsafe(16), asset=asset,
+        location=location or (asset.location if asset else None), description=description.strip(),
+        contact_name=contact_name, contact_email=contact_email, contact_phone=contact_phone,
+    )  # fmt: skip
+    validated(work_request, exclude=["token"]).save()
+    for uploaded in files:
+        add_attachment(uploaded=uploaded, request=work_request)
+    publish(organization, "work-request:submitted", {"id": work_request.pk, "asset": work_request.asset_id})
+    return work_request
+
+
+def _pending_request(work_request: WorkRequest) -> WorkRequest:
+    work_request = WorkRequest.objects.select_for_update().get(pk=work_request.pk)
+    if work_request.status != WorkRequest.Status.PENDING:
+        raise Conflict(f"This request was already {work_request.status}.", code="already_decided")
+    return work_request
+
+
+@transaction.atomic
+def approve_request(work_request: WorkRequest, *, actor, **work_order_fields) -> WorkOrder:
+    """Turn a request into a work order carrying its description, asset, location and attachments."""
+    work_request = _pending_request(work_request)
+    _require(_membership(work_request.organization, actor), Action.APPROVE_REQUESTS)
+    contact = ", ".join(
+        filter(None, [work_request.contact_name, work_request.contact_email, work_request.contact_phone])
+    )
+    description = work_request.description + (f"\n\nReported by: {contact}" if contact else "")
+    work_order_fields.setdefault("title", work_request.description.splitlines()[0][:120])
+    work_order = create_work_order(
+        work_request.organization,
+        actor=actor,
+        description=description,
+        asset=work_order_fields.pop("asset", work_request.asset),
+        location=work_order_fields.pop("location", work_request.location),
+        source=WorkOrder.Source.REQUEST,
+        **work_order_fields,
+    )
+    for attachment in work_request.attachments.all():
+        attachment.work_order = work_order
+        attachment.save(update_fields=["work_order", "updated_at"])
+    work_request.status = WorkRequest.Status.APPROVED
+    work_request.work_order = work_order
+    work_request.decided_by, work_request.decided_at = actor, timezone.now()
+    work_request.save()
+    return work_order
+
+
+@transaction.atomic
+def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequest:
+    """Decline a request; the reason is shown to the requester through their link."""
+    if not (reason or "").strip():
+        raise InvalidInput("Give the requester a reason.", fields={"reason": ["Required."]})
+    work_request = _pending_request(work_request)
+    _require(_membership(work_request.organization, actor), Action.APPROVE_REQUESTS)
+    work_request.status = WorkRequest.Status.REJECTED
+    work_request.rejection_reason = reason.strip()
+    work_request.decided_by, work_request.decided_at = actor, timezone.now()
+    work_request.save()
+    return work_request
