@@ -8,6 +8,7 @@
 - `bulk_create_with_history` writes the history rows that `bulk_create` skips.
 """
 
+import functools
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -33,6 +34,20 @@ def acting_as(user, reason: str | None = None):
         _acting_user.reset(user_token)
         if reason_token is not None:
             _change_reason.reset(reason_token)
+
+
+def attributed(service):
+    """Service decorator: history written inside names the `actor=` keyword argument, when one is given."""
+
+    @functools.wraps(service)
+    def wrapper(*args, **kwargs):
+        actor = kwargs.get("actor")
+        if actor is None:
+            return service(*args, **kwargs)
+        with acting_as(actor):
+            return service(*args, **kwargs)
+
+    return wrapper
 
 
 def current_user():
@@ -106,6 +121,7 @@ def save_with_reason(instance, reason: str, **save_kwargs):
 
 __all__ = [
     "acting_as",
+    "attributed",
     "bulk_create_with_history",
     "bulk_update_with_history",
     "current_user",

@@ -168,6 +168,7 @@ def format_number(number: int) -> str:
 # --- creating and editing -------------------------------------------------------------------------------
 
 
+@audit.attributed
 @transaction.atomic
 def create_work_order(
     organization, *, title: str, actor=None, procedure: Procedure | None = None, **fields
@@ -202,6 +203,7 @@ def _locked(work_order: WorkOrder) -> WorkOrder:
     return WorkOrder.objects.select_for_update().select_related("organization", "team").get(pk=work_order.pk)
 
 
+@audit.attributed
 @transaction.atomic
 def update_work_order(work_order: WorkOrder, *, actor=None, **changes) -> WorkOrder:
     """Edit the descriptive fields of a work order that is not closed."""
@@ -236,6 +238,7 @@ def allowed_actions(work_order: WorkOrder) -> list[str]:
     return actions
 
 
+@audit.attributed
 @transaction.atomic
 def transition(
     work_order: WorkOrder, action: str, *, actor=None, reason: str = "", assignee=None, notes: str = "",
@@ -420,6 +423,7 @@ def cancel(work_order, *, reason, actor=None, parts_disposition=None):
     return transition(work_order, "cancel", actor=actor, reason=reason, parts_disposition=parts_disposition)
 
 
+@audit.attributed
 @transaction.atomic
 def delete_work_order(work_order: WorkOrder, *, actor=None) -> None:
     """Delete an order created by mistake; one with any activity must be cancelled instead (409)."""
@@ -446,6 +450,7 @@ def delete_work_order(work_order: WorkOrder, *, actor=None) -> None:
 # --- checklists -----------------------------------------------------------------------------------------
 
 
+@audit.attributed
 @transaction.atomic
 def apply_procedure(work_order: WorkOrder, procedure: Procedure) -> list[ChecklistItem]:
     """Copy a procedure's steps onto the work order's checklist (after any existing items)."""
@@ -467,6 +472,7 @@ def apply_procedure(work_order: WorkOrder, procedure: Procedure) -> list[Checkli
     return audit.bulk_create_with_history(items, ChecklistItem)
 
 
+@audit.attributed
 @transaction.atomic
 def add_checklist_item(work_order, *, text, kind=ItemKind.TICK, required=True, unit="", actor=None) -> ChecklistItem:
     work_order = _locked(work_order)
@@ -480,6 +486,7 @@ def add_checklist_item(work_order, *, text, kind=ItemKind.TICK, required=True, u
     return item
 
 
+@audit.attributed
 @transaction.atomic
 def record_checklist_result(
     item: ChecklistItem, *, actor=None, done: bool | None = None, passed: bool | None = None,
@@ -526,6 +533,7 @@ def record_checklist_result(
     return item
 
 
+@audit.attributed
 @transaction.atomic
 def raise_follow_up(item: ChecklistItem, *, actor=None, title: str = "", priority: str | None = None) -> WorkOrder:
     """A failed pass/fail item opens a corrective follow-up work order linked to the first."""
@@ -556,9 +564,11 @@ def raise_follow_up(item: ChecklistItem, *, actor=None, title: str = "", priorit
 # --- comments, time, costs, attachments -----------------------------------------------------------------
 
 
+@audit.attributed
 @transaction.atomic
 def add_comment(work_order: WorkOrder, *, actor, body: str, client_id: str = "") -> Comment:
     """Add a note; every member who can see the order may comment. A replayed client id applies once."""
+    work_order = _locked(work_order)
     if not (body or "").strip():
         raise InvalidInput("A comment needs some text.", fields={"body": ["Required."]})
     _require(_membership(work_order, actor), Action.VIEW)
@@ -583,11 +593,13 @@ def _hourly_rate(work_order: WorkOrder, technician) -> Decimal:
     return rate or Decimal("0")
 
 
+@audit.attributed
 @transaction.atomic
 def log_time(
     work_order: WorkOrder, *, actor, minutes: int, technician=None, note: str = "", client_id: str = ""
 ) -> TimeEntry:
     """Record minutes worked; the technician's hourly rate is copied now (labour cost = minutes × rate)."""
+    work_order = _locked(work_order)
     technician = technician or actor
     try:
         minutes = int(minutes)
@@ -614,9 +626,11 @@ def log_time(
     return entry
 
 
+@audit.attributed
 @transaction.atomic
 def start_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
     """Start the actor's timer on an order (one running timer per person)."""
+    work_order = _locked(work_order)
     check_may_work_on(work_order, actor)
     running = TimeEntry.objects.filter(technician=actor, minutes__isnull=True).select_related("work_order").first()
     if running is not None:
@@ -629,8 +643,10 @@ def start_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
     )  # fmt: skip
 
 
+@audit.attributed
 @transaction.atomic
 def stop_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
+    work_order = _locked(work_order)
     entry = (
         TimeEntry.objects.select_for_update()
         .filter(work_order=work_order, technician=actor, minutes__isnull=True)
@@ -645,9 +661,11 @@ def stop_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
     return entry
 
 
+@audit.attributed
 @transaction.atomic
 def add_cost_line(work_order: WorkOrder, *, actor, description: str, amount) -> CostLine:
     """Record another cost (contractor, rental); totals are computed, never typed."""
+    work_order = _locked(work_order)
     _require(_membership(work_order, actor), Action.CREATE_WORK)
     try:
         amount = Decimal(str(amount))
@@ -705,6 +723,7 @@ def _check_upload(uploaded) -> str:
     return content_type
 
 
+@audit.attributed
 @transaction.atomic
 def add_attachment(
     *, uploaded, actor=None, work_order: WorkOrder | None = None, request: WorkRequest | None = None
@@ -731,6 +750,7 @@ def add_attachment(
 # --- work requests --------------------------------------------------------------------------------------
 
 
+@audit.attributed
 @transaction.atomic
 def submit_request(organization, *, description: str, asset=None, location=None, contact_name: str = "",
                    contact_email: str = "", contact_phone: str = "", files=()) -> WorkRequest:  # fmt: skip
@@ -759,6 +779,7 @@ def _pending_request(work_request: WorkRequest) -> WorkRequest:
     return work_request
 
 
+@audit.attributed
 @transaction.atomic
 def approve_request(work_request: WorkRequest, *, actor, **work_order_fields) -> WorkOrder:
     """Turn a request into a work order carrying its description, asset, location and attachments."""
@@ -788,6 +809,7 @@ def approve_request(work_request: WorkRequest, *, actor, **work_order_fields) ->
     return work_order
 
 
+@audit.attributed
 @transaction.atomic
 def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequest:
     """Decline a request; the reason is shown to the requester through their link."""
