@@ -103,7 +103,7 @@ def test_embedded_database_is_sqlite_in_wal_mode_with_immediate_transactions(tmp
     assert result.stdout.split() == [
         "wal",
         "IMMEDIATE",
-        "filesystem://",
+        "filesystem://localhost//",
         "django.core.cache.backends.filebased.FileBasedCache",
     ]
 
