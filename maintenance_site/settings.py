@@ -333,4 +333,9 @@ LOGGING = {
 DEFAULT_ORGANIZATION_TIME_ZONE = env_str("DEFAULT_ORGANIZATION_TIME_ZONE", "UTC")
 EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 30, minimum=1)
 EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)
+# Websocket: how often a socket polls the database in embedded mode (in-memory layer), re-joins its
+# groups (to outlive channels-redis group_expiry) and re-checks the member's permission.
+EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 1.0, minimum=0.1)
+EVENTS_GROUP_REJOIN_SECONDS = env_float("EVENTS_GROUP_REJOIN_SECONDS", 60.0, minimum=1.0)
+EVENTS_PERMISSION_RECHECK_SECONDS = env_float("EVENTS_PERMISSION_RECHECK_SECONDS", 5.0, minimum=0.0)
 HEALTH_BEAT_STALE_SECONDS = env_float("HEALTH_BEAT_STALE_SECONDS", 180.0, minimum=1.0)

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from maintenance_site.audit import history
-from maintenance_site.tenancy.models import Organization, TenantModel, TenantQuerySet
+from maintenance_site.tenancy.models import TenantModel, TenantQuerySet
 
 
 class Team(TenantModel):
@@ -33,16 +33,6 @@ class Team(TenantModel):
 
     def __str__(self) -> str:
         return self.name
-
-
-class WorkOrderCounter(models.Model):
-    """The last work-order number given in an organisation; advanced by one conditional UPDATE."""
-
-    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, primary_key=True, related_name="+")
-    last_number = models.PositiveBigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"{self.organization_id}: {self.last_number}"
 
 
 class Procedure(TenantModel):

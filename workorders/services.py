@@ -11,13 +11,14 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from assets import services as asset_services
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish
+from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import validated
@@ -31,7 +32,6 @@ from workorders.models import (
     Procedure,
     TimeEntry,
     WorkOrder,
-    WorkOrderCounter,
     WorkRequest,
 )
 
@@ -150,15 +150,8 @@ def _publish_updated(work_order: WorkOrder, change: str, **extra) -> None:
 
 
 def reserve_numbers(organization, count: int = 1) -> range:
-    """Take `count` consecutive work-order numbers with one conditional UPDATE (never count() + 1).
-
-    The counter row stays locked until the caller's transaction ends, so numbers are unique and,
-    if that transaction rolls back, given back.
-    """
-    WorkOrderCounter.objects.get_or_create(organization=organization)
-    WorkOrderCounter.objects.filter(organization=organization).update(last_number=F("last_number") + count)
-    last = WorkOrderCounter.objects.filter(organization=organization).values_list("last_number", flat=True).get()
-    return range(last - count + 1, last + 1)
+    """Consecutive work-order numbers from the organisation's counter."""
+    return tenancy_services.reserve_numbers(organization, "work-order", count)
 
 
 def format_number(number: int) -> str:
@@ -822,3 +815,120 @@ def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequ
     work_request.decided_by, work_request.decided_at = actor, timezone.now()
     work_request.save()
     return work_request
+
+
+# --- procedures and teams -------------------------------------------------------------------------------
+
+from maintenance_site.validation import delete_or_conflict  # noqa: E402
+from workorders.models import ProcedureItem, Team  # noqa: E402
+
+PROCEDURE_FIELDS = {"name", "description"}
+PROCEDURE_ITEM_FIELDS = {"text", "kind", "unit", "required", "position"}
+TEAM_FIELDS = {"name"}
+
+
+def _unknown_fields(given, allowed, what: str) -> None:
+    unknown = set(given) - allowed
+    if unknown:
+        listed = ", ".join(sorted(unknown))
+        raise InvalidInput(f"A {what} has no field(s) {listed}.", fields={name: ["Unknown field."] for name in unknown})
+
+
+def _replace_procedure_items(procedure: Procedure, items) -> list[ProcedureItem]:
+    """The procedure's steps become `items` (a list of dicts), in list order unless positions are given."""
+    built = []
+    for index, raw in enumerate(items):
+        _unknown_fields(raw, PROCEDURE_ITEM_FIELDS, "procedure step")
+        step = ProcedureItem(
+            organization_id=procedure.organization_id, procedure=procedure, text=(raw.get("text") or "").strip(),
+            kind=raw.get("kind") or ItemKind.TICK, unit=raw.get("unit") or "", required=raw.get("required", True),
+            position=raw["position"] if raw.get("position") is not None else index + 1,
+        )  # fmt: skip
+        try:
+            validated(step, exclude=["procedure"])
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"Step {index + 1}: {exc.message}",
+                fields={f"items[{index}].{name}": messages for name, messages in exc.fields.items()},
+            ) from None
+        built.append(step)
+    procedure.items.all().delete()
+    return audit.bulk_create_with_history(built, ProcedureItem)
+
+
+@transaction.atomic
+def create_procedure(organization, *, name: str, actor=None, description: str = "", items=()) -> Procedure:
+    """Add a procedure to the library with its steps (`items`: dicts of text, kind, unit, required, position)."""
+    _require(_membership(organization, actor), Action.CREATE_WORK)
+    procedure = validated(Procedure(organization=organization, name=(name or "").strip(), description=description))
+    procedure.save()
+    _replace_procedure_items(procedure, items)
+    return procedure
+
+
+@transaction.atomic
+def update_procedure(procedure: Procedure, *, actor=None, items=None, **changes) -> Procedure:
+    """Edit a procedure; `items`, when given, replaces all its steps. Work orders keep the copies they have."""
+    procedure = Procedure.objects.select_for_update().get(pk=procedure.pk)
+    _require(_membership(procedure, actor), Action.CREATE_WORK)
+    _unknown_fields(changes, PROCEDURE_FIELDS, "procedure")
+    for name, value in changes.items():
+        setattr(procedure, name, value.strip() if name == "name" and isinstance(value, str) else value)
+    validated(procedure).save()
+    if items is not None:
+        _replace_procedure_items(procedure, items)
+    return procedure
+
+
+@transaction.atomic
+def delete_procedure(procedure: Procedure, *, actor=None) -> None:
+    """Remove a procedure from the library (checklists already copied from it stay)."""
+    _require(_membership(procedure, actor), Action.CREATE_WORK)
+    delete_or_conflict(procedure, "procedure")
+
+
+def _check_team_members(organization_id, members) -> list:
+    members = list(members)
+    member_ids = set(
+        Membership.objects.active()
+        .filter(organization_id=organization_id, user__in=members)
+        .values_list("user_id", flat=True)
+    )
+    strangers = [user.get_username() for user in members if user.pk not in member_ids]
+    if strangers:
+        raise InvalidInput(
+            f"Not members of this organisation: {', '.join(strangers)}.", fields={"members": ["Unknown person."]}
+        )
+    return members
+
+
+@transaction.atomic
+def create_team(organization, *, name: str, actor=None, members=()) -> Team:
+    """Form a crew that work can be assigned to; every member must belong to the organisation."""
+    _require(_membership(organization, actor), Action.ASSIGN_WORK)
+    members = _check_team_members(organization.pk, members)
+    team = validated(Team(organization=organization, name=(name or "").strip()))
+    team.save()
+    team.members.set(members)
+    return team
+
+
+@transaction.atomic
+def update_team(team: Team, *, actor=None, members=None, **changes) -> Team:
+    """Rename a team or replace its members (`members`, when given, is the whole new list)."""
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    _require(_membership(team, actor), Action.ASSIGN_WORK)
+    _unknown_fields(changes, TEAM_FIELDS, "team")
+    if "name" in changes:
+        team.name = (changes["name"] or "").strip()
+    validated(team).save()
+    if members is not None:
+        team.members.set(_check_team_members(team.organization_id, members))
+    return team
+
+
+@transaction.atomic
+def delete_team(team: Team, *, actor=None) -> None:
+    """Disband a team; one that work orders name must be reassigned first (409)."""
+    _require(_membership(team, actor), Action.ASSIGN_WORK)
+    delete_or_conflict(team, "team")

@@ -181,3 +181,195 @@ def outbox_lag_seconds() -> float:
     """Age of the oldest undelivered event (0 when the outbox is empty): the metric to alert on."""
     oldest = Event.objects.undelivered().order_by("created_at").values_list("created_at", flat=True).first()
     return (timezone.now() - oldest).total_seconds() if oldest else 0.0
+
+
+# --- Catching up and the event socket ---------------------------------------------------------------------
+# Imports stay inside the functions below so that this section only appends to the module.
+
+CATCH_UP_DEFAULT_LIMIT = 100
+CATCH_UP_MAX_LIMIT = 1000
+WEBSOCKET_TICKET_TTL_SECONDS = 60
+_MAX_SEQUENCE = 2**63 - 1  # the largest BigIntegerField value
+_TICKET_CACHE_PREFIX = "events:ws-ticket:"
+
+
+def parse_sequence_number(value, field: str = "after", *, default: int | None = 0) -> int | None:
+    """A client's sequence number (`after`) as an int ≥ 0; raises InvalidInput (a 400) otherwise.
+
+    Missing or empty gives `default`.
+    """
+    from maintenance_site.errors import InvalidInput
+
+    if value is None or value == "":
+        return default
+    try:
+        if isinstance(value, bool | float):
+            raise ValueError
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not 0 <= number <= _MAX_SEQUENCE:
+        message = f"“{value}” is not a sequence number: give the last sequence you received, a whole number ≥ 0."
+        raise InvalidInput(message, fields={field: ["A whole number ≥ 0."]})
+    return number
+
+
+def parse_catch_up_limit(value, field: str = "limit") -> int:
+    """How many events one catch-up page holds: 1 to CATCH_UP_MAX_LIMIT, default CATCH_UP_DEFAULT_LIMIT."""
+    from maintenance_site.errors import InvalidInput
+
+    if value is None or value == "":
+        return CATCH_UP_DEFAULT_LIMIT
+    try:
+        if isinstance(value, bool | float):
+            raise ValueError
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not 1 <= number <= CATCH_UP_MAX_LIMIT:
+        message = f"“{value}” is not a page size: ask for 1 to {CATCH_UP_MAX_LIMIT} events."
+        raise InvalidInput(message, fields={field: [f"A whole number from 1 to {CATCH_UP_MAX_LIMIT}."]})
+    return number
+
+
+def events_after(organization_id: int, after: int, limit: int) -> tuple[list[dict], bool]:
+    """The organisation's numbered events with a sequence above `after`, in order, at most `limit`, as
+    messages; and whether more follow. Served by the (organization, sequence) unique index."""
+    rows = list(
+        Event.objects.filter(organization_id=organization_id, sequence__gt=after).order_by("sequence")[: limit + 1]
+    )
+    return [event.as_message() for event in rows[:limit]], len(rows) > limit
+
+
+def last_sequence(organization_id: int) -> int:
+    """The highest sequence number the organisation's events have (0 before the first)."""
+    highest = (
+        Event.objects.filter(organization_id=organization_id, sequence__isnull=False)
+        .order_by("-sequence")
+        .values_list("sequence", flat=True)
+        .first()
+    )
+    return highest or 0
+
+
+def catch_up(organization, *, after=None, limit=None) -> dict:
+    """One page of the catch-up API: the organisation's events numbered after `after` (raw client values
+    are validated here; bad ones raise InvalidInput).
+
+    Every numbered event of the organisation is included, also those concerning one particular user
+    (`user` set): they are organisation events, visible to every member who may see the organisation's
+    data; the user's own channel only makes sure that person hears of them even without the org stream.
+    Events are listed only once numbered, i.e. once the dispatcher has seen them committed; the numbering
+    is gap-free, so a client that stores `last_sequence` and asks again never misses one.
+    """
+    after = parse_sequence_number(after, "after")
+    limit = parse_catch_up_limit(limit, "limit")
+    events, has_more = events_after(organization.pk, after, limit)
+    return {
+        "events": events,
+        "last_sequence": events[-1]["sequence"] if events else after,
+        "has_more": has_more,
+    }
+
+
+def _ticket_clock() -> float:
+    """Now, for ticket expiry (a function so that tests can move time)."""
+    import time
+
+    return time.time()
+
+
+def _ticket_cache_key(ticket: str) -> str:
+    import hashlib
+
+    # The cache holds a hash only: whoever can read the cache cannot open sockets with it.
+    return _TICKET_CACHE_PREFIX + hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def issue_websocket_ticket(user, organization) -> dict:
+    """A single-use ticket opening the event socket (`/ws/events/?ticket=…`) as `user` in `organization`,
+    for clients that cannot send the session cookie. Valid WEBSOCKET_TICKET_TTL_SECONDS seconds."""
+    import secrets
+
+    from django.core.cache import cache
+
+    ticket = secrets.token_urlsafe(32)
+    value = {
+        "user_id": user.pk,
+        "organization_id": organization.pk,
+        "expires_at": _ticket_clock() + WEBSOCKET_TICKET_TTL_SECONDS,
+    }
+    cache.set(_ticket_cache_key(ticket), value, timeout=WEBSOCKET_TICKET_TTL_SECONDS)
+    return {"ticket": ticket, "expires_in": WEBSOCKET_TICKET_TTL_SECONDS}
+
+
+def active_membership(user_id: int, organization_id: int):
+    """The user's active membership of the organisation (user active too), else None."""
+    from maintenance_site.tenancy.models import Membership
+
+    return (
+        Membership.objects.active()
+        .select_related("organization")
+        .filter(user_id=user_id, organization_id=organization_id)
+        .first()
+    )
+
+
+def may_receive_events(user_id: int, organization_id: int) -> bool:
+    """Whether the user may still receive the organisation's events: an active member whose role may view."""
+    from maintenance_site.tenancy.roles import Action, role_allows
+
+    membership = active_membership(user_id, organization_id)
+    return membership is not None and role_allows(membership.role, Action.VIEW)
+
+
+def redeem_websocket_ticket(ticket: str):
+    """Use up a ticket: the membership it was issued for if the ticket is valid, unexpired, not used
+    before and the membership still allows viewing; else None. A ticket works once, even when two
+    connections present it at the same moment (only one cache delete succeeds)."""
+    from django.core.cache import cache
+
+    if not ticket or len(ticket) > 200:
+        return None
+    key = _ticket_cache_key(ticket)
+    value = cache.get(key)
+    if not isinstance(value, dict) or not cache.delete(key):
+        return None
+    if value.get("expires_at", 0) <= _ticket_clock():
+        return None
+    if not may_receive_events(value["user_id"], value["organization_id"]):
+        return None
+    return active_membership(value["user_id"], value["organization_id"])
+
+
+def websocket_origin_allowed(origin: str | None) -> bool:
+    """Whether a browser page at `origin` may use the session cookie on the event socket: its host is one
+    of ALLOWED_HOSTS (as asgi.py's AllowedHostsOriginValidator checks) or it is one of ALLOWED_ORIGINS."""
+    from urllib.parse import urlparse
+
+    from channels.security.websocket import OriginValidator
+
+    patterns = list(settings.ALLOWED_HOSTS) + list(getattr(settings, "ALLOWED_ORIGINS", []) or [])
+    if settings.DEBUG and not settings.ALLOWED_HOSTS:
+        patterns += ["localhost", "127.0.0.1", "[::1]"]
+    parsed = urlparse(origin) if origin else None
+    return OriginValidator(None, patterns).valid_origin(parsed)
+
+
+def websocket_membership(user, requested: str | None = None, session=None):
+    """The membership a session user's event socket acts through: the organisation named by slug or id
+    (validated against the user's memberships), else the session's remembered one, else the only one.
+    Raises PermissionDeniedError / InvalidInput like resolve_membership."""
+    from maintenance_site.errors import PermissionDeniedError
+    from maintenance_site.tenancy.middleware import SESSION_KEY
+    from maintenance_site.tenancy.roles import Action, role_allows
+    from maintenance_site.tenancy.services import resolve_membership
+
+    remembered = session.get(SESSION_KEY) if session is not None else None
+    membership = resolve_membership(user, requested, default_organization_id=remembered)
+    if not role_allows(membership.role, Action.VIEW):
+        raise PermissionDeniedError(
+            f"Your role ({membership.get_role_display()}) may not see the organisation's events.",
+            code="role_forbids",
+        )
+    return membership

@@ -125,6 +125,23 @@ class OrganizationAPIKey(AbstractAPIKey):
         return self.scope == ApiKeyScope.READ
 
 
+class OrganizationCounter(models.Model):
+    """A per-organisation document counter (work-order numbers, purchase-order numbers), advanced by one
+    conditional UPDATE that holds the row lock until the caller's transaction ends."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=40)
+    last_number = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="tenancy_counter_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.name}: {self.last_number}"
+
+
 class TenantQuerySet(models.QuerySet):
     """Every request-driven query starts here: `Model.objects.for_tenant(organization)`."""
 

@@ -2,6 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
@@ -12,6 +13,7 @@ from maintenance_site.tenancy.models import (
     Membership,
     Organization,
     OrganizationAPIKey,
+    OrganizationCounter,
     validate_time_zone,
 )
 from maintenance_site.tenancy.roles import Role
@@ -100,6 +102,22 @@ def revoke_api_key(api_key: OrganizationAPIKey) -> OrganizationAPIKey:
     api_key.save()
     Membership.objects.filter(user=api_key.service_user_id).update(is_active=False)
     return api_key
+
+
+def reserve_numbers(organization, name: str, count: int = 1) -> range:
+    """Take `count` consecutive numbers of the organisation's `name` counter with one conditional UPDATE
+    (never count() + 1). The row stays locked until the caller's transaction ends, so numbers are unique;
+    if that transaction rolls back they are given back."""
+    counter = OrganizationCounter.objects.filter(organization=organization, name=name)
+    if not counter.update(last_number=F("last_number") + count):
+        try:
+            with transaction.atomic():
+                OrganizationCounter.objects.create(organization=organization, name=name)
+        except IntegrityError:
+            pass  # created concurrently
+        counter.update(last_number=F("last_number") + count)
+    last = counter.values_list("last_number", flat=True).get()
+    return range(last - count + 1, last + 1)
 
 
 def memberships_of(user):

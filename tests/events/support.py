@@ -1,0 +1,88 @@
+"""Helpers for the event tests: session cookies, websocket communicators, waiting with a deadline."""
+
+import asyncio
+import time
+
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db import transaction
+from django.test import Client
+
+from maintenance_site.events import services
+from maintenance_site.tenancy.middleware import SESSION_KEY
+
+ORIGIN = b"http://localhost"
+
+
+def session_cookie(user, organization=None) -> str:
+    """A logged-in session for `user` (optionally with a remembered organisation): the cookie value."""
+    client = Client()
+    client.force_login(user)
+    if organization is not None:
+        session = client.session
+        session[SESSION_KEY] = organization.pk
+        session.save()
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def socket(path: str = "/ws/events/", *, cookie: str | None = None, origin: bytes | None = ORIGIN):
+    from maintenance_site.asgi import application
+
+    headers = [(b"host", b"localhost")]
+    if origin is not None:
+        headers.append((b"origin", origin))
+    if cookie is not None:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def connected(communicator):
+    ok, _ = await communicator.connect(timeout=3)
+    assert ok, "the socket was not accepted"
+    return communicator
+
+
+async def expect_refusal(communicator, close_code: int, error_code: str | None = None):
+    """The consumer accepts, says why in an error message, then closes with `close_code`."""
+    ok, code = await communicator.connect(timeout=3)
+    assert ok, f"closed before the handshake (code {code})"
+    message = await communicator.receive_json_from(timeout=3)
+    assert message["type"] == "error"
+    if error_code is not None:
+        assert message["code"] == error_code, message
+    await expect_close(communicator, close_code)
+    return message
+
+
+async def expect_close(communicator, close_code: int, timeout: float = 3.0):
+    output = await communicator.receive_output(timeout=timeout)
+    assert output["type"] == "websocket.close", output
+    assert output.get("code") == close_code, output
+
+
+async def next_event(communicator, timeout: float = 3.0) -> dict:
+    message = await communicator.receive_json_from(timeout=timeout)
+    assert message["type"] == "event", message
+    return message["event"]
+
+
+async def sequences(communicator, count: int, timeout: float = 3.0) -> list[int]:
+    return [(await next_event(communicator, timeout))["sequence"] for _ in range(count)]
+
+
+def publish_committed(organization, count: int = 1, event_type: str = "work-order:created", user=None):
+    """Publish `count` events in one committed transaction (the after-commit dispatch runs eagerly)."""
+    with transaction.atomic():
+        return [services.publish(organization, event_type, {"n": n}, user=user).pk for n in range(count)]
+
+
+apublish = database_sync_to_async(publish_committed)
+
+
+async def wait_until(predicate, timeout: float = 3.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(interval)

@@ -1,0 +1,600 @@
+"""`/api/v1/work-orders` (with lifecycle actions, checklist, comments, time, costs and attachments),
+`/api/v1/requests`, `/api/v1/procedures`, `/api/v1/teams` and `/api/v1/attachments/{token}/download`.
+
+Every write goes through `workorders.services` with the caller as the actor: the permission class checks the
+role table, the service checks it again along with the work-order rules (technicians act on their own work).
+"""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.filters import SearchFilter
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+from maintenance_site.api.filters import UpdatedAfterFilter
+from maintenance_site.api.routers import router
+from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
+from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
+from maintenance_site.errors import InvalidInput, NotFound
+from maintenance_site.tenancy.roles import Action
+from workorders import services
+from workorders.filters import WorkOrderFilter, WorkOrderOrdering, WorkRequestFilter
+from workorders.models import (
+    Attachment,
+    ChecklistItem,
+    Comment,
+    CostLine,
+    Procedure,
+    ProcedureItem,
+    Team,
+    TimeEntry,
+    WorkOrder,
+    WorkRequest,
+)
+
+User = get_user_model()
+
+
+def person(user) -> str | None:
+    return (user.get_full_name() or user.get_username()) if user is not None else None
+
+
+def member_field(**kwargs):
+    """A user of the active organisation, by id (anyone else: "does not exist")."""
+    return TenantPrimaryKeyRelatedField(queryset=User.objects.all(), **kwargs)
+
+
+class OptionalBooleanField(serializers.BooleanField):
+    default_empty_html = serializers.empty  # absent from a form: not given (DRF's default is False)
+
+
+# --- serializers ------------------------------------------------------------------------------------------
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Attachment
+        fields = [
+            "id", "token", "original_name", "content_type", "size", "work_order", "request", "uploaded_by",
+            "download_url", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_download_url(self, obj) -> str:
+        return reverse("attachment-download", kwargs={"token": obj.token}, request=self.context.get("request"))
+
+
+class WorkOrderSerializer(TenantModelSerializer):
+    asset_code = serializers.CharField(source="asset.code", read_only=True, default=None)
+    location_name = serializers.CharField(source="location.name", read_only=True, default=None)
+    assignee_name = serializers.SerializerMethodField()
+    team_name = serializers.CharField(source="team.name", read_only=True, default=None)
+    is_overdue = serializers.BooleanField(read_only=True)
+    allowed_actions = serializers.SerializerMethodField(help_text="Lifecycle actions possible from the status.")
+    assignee = member_field(required=False, allow_null=True, help_text="On creation: assigns at once.")
+    procedure = TenantPrimaryKeyRelatedField(
+        queryset=Procedure.objects.all(), write_only=True, required=False, allow_null=True,
+        help_text="On creation: the procedure whose steps become the checklist.",
+    )  # fmt: skip
+
+    class Meta:
+        model = WorkOrder
+        fields = [
+            "id", "number", "title", "description", "type", "priority", "status", "asset", "asset_code",
+            "location", "location_name", "assignee", "assignee_name", "team", "team_name", "requested_by",
+            "due_at", "started_at", "completed_at", "verified_at", "estimated_minutes", "source", "needs_downtime",
+            "parent", "completion_notes", "failure_cause", "remedy", "hold_reason", "cancel_reason", "is_overdue",
+            "allowed_actions", "procedure", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["requested_by"]
+
+    def get_assignee_name(self, obj) -> str | None:
+        return person(obj.assignee) if obj.assignee_id else None
+
+    def get_allowed_actions(self, obj) -> list[str]:
+        return services.allowed_actions(obj)
+
+    def validate_source(self, value):
+        if value in (WorkOrder.Source.FOLLOW_UP, WorkOrder.Source.REQUEST):
+            raise serializers.ValidationError(
+                "Follow-ups are raised from a failed checklist item and requests are approved: not created here."
+            )
+        return value
+
+
+class WorkOrderDetailSerializer(WorkOrderSerializer):
+    costs = serializers.SerializerMethodField(help_text="Labour, parts, other and total, as decimal strings.")
+
+    class Meta(WorkOrderSerializer.Meta):
+        fields = [*WorkOrderSerializer.Meta.fields, "costs"]
+
+    def get_costs(self, obj) -> dict[str, str]:
+        return {name: str(amount) for name, amount in services.cost_totals(obj).items()}
+
+
+class ChecklistItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChecklistItem
+        fields = [
+            "id", "position", "text", "kind", "unit", "required", "done", "passed", "number_value", "text_value",
+            "done_by", "done_at", "follow_up", "client_id", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ChecklistItemInput(serializers.ModelSerializer):
+    class Meta:
+        model = ChecklistItem
+        fields = ["text", "kind", "unit", "required"]
+
+
+class ChecklistResultInput(serializers.Serializer):
+    done = OptionalBooleanField(required=False)
+    passed = OptionalBooleanField(required=False, allow_null=True)
+    number_value = serializers.DecimalField(max_digits=14, decimal_places=4, required=False, allow_null=True)
+    text_value = serializers.CharField(required=False, allow_blank=True)
+    client_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+
+class FollowUpInput(serializers.Serializer):
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    priority = serializers.ChoiceField(choices=WorkOrder.Priority.choices, required=False)
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    author_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Comment
+        fields = ["id", "body", "author", "author_name", "client_id", "created_at", "updated_at"]
+        read_only_fields = ["author"]
+        extra_kwargs = {"client_id": {"required": False}}
+
+    def get_author_name(self, obj) -> str | None:
+        return person(obj.author)
+
+
+class TimeEntrySerializer(serializers.ModelSerializer):
+    technician_name = serializers.SerializerMethodField()
+    cost = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+
+    class Meta:
+        model = TimeEntry
+        fields = [
+            "id", "technician", "technician_name", "started_at", "ended_at", "minutes", "hourly_rate", "cost",
+            "note", "client_id", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_technician_name(self, obj) -> str | None:
+        return person(obj.technician)
+
+
+class TimeEntryInput(serializers.Serializer):
+    minutes = serializers.IntegerField()
+    note = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    technician = member_field(required=False, allow_null=True, help_text="Default: you.")
+    client_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+
+class CostLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CostLine
+        fields = ["id", "description", "amount", "added_by", "created_at", "updated_at"]
+        read_only_fields = ["added_by"]
+        extra_kwargs = {"amount": {"min_value": None}}  # a negative amount: the service's sentence
+
+
+class AttachmentInput(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True, use_url=False)  # empty, wrong type, too big: the service
+
+
+class AssignInput(serializers.Serializer):
+    assignee = member_field(required=False, allow_null=True)
+
+
+class ReasonInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class CompleteInput(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True)
+
+
+class CancelInput(ReasonInput):
+    parts_disposition = serializers.CharField(
+        required=False, allow_null=True, help_text="What becomes of parts issued to the order (inventory)."
+    )
+
+
+class WorkRequestSerializer(TenantModelSerializer):
+    asset_code = serializers.CharField(source="asset.code", read_only=True, default=None)
+    location_name = serializers.CharField(source="location.name", read_only=True, default=None)
+    attachments = AttachmentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = WorkRequest
+        fields = [
+            "id", "description", "asset", "asset_code", "location", "location_name", "contact_name",
+            "contact_email", "contact_phone", "status", "decided_by", "decided_at", "rejection_reason", "work_order",
+            "attachments", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ApproveInput(serializers.Serializer):
+    title = serializers.CharField(required=False, max_length=200)
+    priority = serializers.ChoiceField(choices=WorkOrder.Priority.choices, required=False)
+    type = serializers.ChoiceField(choices=WorkOrder.Type.choices, required=False)
+    assignee = member_field(required=False, allow_null=True)
+    due_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ProcedureItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProcedureItem
+        fields = ["id", "position", "text", "kind", "unit", "required"]
+        extra_kwargs = {"position": {"required": False}}
+
+
+class ProcedureSerializer(TenantModelSerializer):
+    items = ProcedureItemSerializer(many=True, required=False, help_text="Replaces every step when given.")
+
+    class Meta:
+        model = Procedure
+        fields = ["id", "name", "description", "items", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        items = attrs.pop("items", None)  # the base class would assign them to the model: a reverse relation
+        attrs = super().validate(attrs)
+        if items is not None:
+            attrs["items"] = items
+        return attrs
+
+
+class TeamSerializer(TenantModelSerializer):
+    members = member_field(many=True, required=False)
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "members", "created_at", "updated_at"]
+
+
+# --- viewsets ---------------------------------------------------------------------------------------------
+
+
+class ActorServiceViewSet(TenantModelViewSet):
+    """CRUD whose services also take the acting user (`actor=`), so they can re-check the role."""
+
+    def perform_create(self, serializer):
+        serializer.instance = self.create_with(self.organization, actor=self.request.user, **serializer.validated_data)
+        self._written_instance = serializer.instance
+
+    def perform_update(self, serializer):
+        serializer.instance = self.update_with(
+            serializer.instance, actor=self.request.user, **serializer.validated_data
+        )
+        self._written_instance = serializer.instance
+
+    def perform_destroy(self, instance):
+        self.delete_with(instance, actor=self.request.user)
+
+
+def _post(request_serializer, response_serializer, **kwargs):
+    return extend_schema(request=request_serializer, responses=response_serializer, **kwargs)
+
+
+ITEM_ID = OpenApiParameter("item_id", int, OpenApiParameter.PATH, description="The checklist item.")
+
+
+class WorkOrderViewSet(ActorServiceViewSet):
+    """Work orders: list and read for every member; create and edit with `create_work`; the lifecycle
+    through the action endpoints (`assign`, `start`, `complete`, …), each checked against the status
+    (409 with `current_status` and `allowed_actions`) and the caller's role and assignment."""
+
+    queryset = WorkOrder.objects.select_related("organization", "asset", "location", "assignee", "team")
+    serializer_class = WorkOrderDetailSerializer
+    filterset_class = WorkOrderFilter
+    filter_backends = [DjangoFilterBackend, UpdatedAfterFilter, SearchFilter, WorkOrderOrdering]
+    search_fields = ["number", "title", "asset__code"]
+    ordering_fields = ["created_at", "due_at", "priority", "number", "updated_at"]
+    write_action = Action.CREATE_WORK
+    action_permissions = {
+        "assign": Action.ASSIGN_WORK,
+        "unassign": Action.ASSIGN_WORK,
+        "start": Action.EXECUTE_WORK,
+        "hold": Action.EXECUTE_WORK,
+        "resume": Action.EXECUTE_WORK,
+        "complete": Action.EXECUTE_WORK,
+        "verify": Action.VERIFY_WORK,
+        "reject": Action.VERIFY_WORK,
+        "reopen": Action.VERIFY_WORK,
+        "cancel": Action.CREATE_WORK,
+        "add_checklist_item": Action.CREATE_WORK,
+        "checklist_item": Action.EXECUTE_WORK,
+        "follow_up": Action.EXECUTE_WORK,
+        "add_comment": Action.REQUEST_WORK,
+        "log_time": Action.EXECUTE_WORK,
+        "start_timer": Action.EXECUTE_WORK,
+        "stop_timer": Action.EXECUTE_WORK,
+        "add_cost_line": Action.CREATE_WORK,
+        "add_attachment": Action.REQUEST_WORK,
+    }
+    create_with = staticmethod(services.create_work_order)
+    delete_with = staticmethod(services.delete_work_order)
+
+    def get_serializer_class(self):
+        return WorkOrderSerializer if self.action == "list" else WorkOrderDetailSerializer
+
+    def perform_update(self, serializer):
+        changes = dict(serializer.validated_data)
+        if changes.pop("procedure", None) is not None:
+            raise InvalidInput(
+                "A procedure is applied when the order is created; add checklist items to change the checklist.",
+                fields={"procedure": ["Only on creation."]},
+            )
+        # validate() has set the new values on serializer.instance: compare with the stored row instead.
+        # Fields the service does not edit pass only when unchanged (a PUT repeats them).
+        stored = WorkOrder.objects.get(pk=serializer.instance.pk)
+        changes = {k: v for k, v in changes.items() if k in services.EDITABLE_FIELDS or getattr(stored, k) != v}
+        serializer.instance = services.update_work_order(stored, actor=self.request.user, **changes)
+        self._written_instance = serializer.instance
+
+    # --- helpers ---
+    def _input(self, serializer_class, **kwargs) -> dict:
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def _order(self, work_order, status=200) -> Response:
+        work_order = self.get_queryset().get(pk=work_order.pk)
+        self._written_instance = work_order
+        return Response(
+            WorkOrderDetailSerializer(work_order, context=self.get_serializer_context()).data, status=status
+        )
+
+    def _transition(self, name, input_class=None) -> Response:
+        data = self._input(input_class) if input_class else {}
+        return self._order(services.transition(self.get_object(), name, actor=self.request.user, **data))
+
+    def _many(self, serializer_class, queryset) -> Response:
+        return Response(serializer_class(queryset, many=True, context=self.get_serializer_context()).data)
+
+    def _one(self, serializer_class, instance, status=201) -> Response:
+        return Response(serializer_class(instance, context=self.get_serializer_context()).data, status=status)
+
+    # --- lifecycle ---
+    @_post(AssignInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def assign(self, request, pk=None):
+        return self._transition("assign", AssignInput)
+
+    @_post(None, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def unassign(self, request, pk=None):
+        return self._transition("unassign")
+
+    @_post(None, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        return self._transition("start")
+
+    @_post(ReasonInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def hold(self, request, pk=None):
+        return self._transition("hold", ReasonInput)
+
+    @_post(None, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._transition("resume")
+
+    @_post(CompleteInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def complete(self, request, pk=None):
+        return self._transition("complete", CompleteInput)
+
+    @_post(None, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def verify(self, request, pk=None):
+        return self._transition("verify")
+
+    @_post(ReasonInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._transition("reject", ReasonInput)
+
+    @_post(ReasonInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        return self._transition("reopen", ReasonInput)
+
+    @_post(CancelInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._transition("cancel", CancelInput)
+
+    # --- checklist ---
+    @extend_schema(responses=ChecklistItemSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def checklist(self, request, pk=None):
+        return self._many(ChecklistItemSerializer, self.get_object().checklist.all())
+
+    @_post(ChecklistItemInput, ChecklistItemSerializer)
+    @checklist.mapping.post
+    def add_checklist_item(self, request, pk=None):
+        data = self._input(ChecklistItemInput)
+        return self._one(
+            ChecklistItemSerializer, services.add_checklist_item(self.get_object(), actor=request.user, **data)
+        )
+
+    @_post(ChecklistResultInput, ChecklistItemSerializer, parameters=[ITEM_ID], methods=["PATCH"])
+    @_post(
+        ChecklistResultInput, ChecklistItemSerializer, parameters=[ITEM_ID], methods=["POST"],
+        operation_id="v1_work_orders_checklist_result_create",
+    )  # fmt: skip
+    @action(detail=True, methods=["patch", "post"], url_path=r"checklist/(?P<item_id>[0-9]+)")
+    def checklist_item(self, request, pk=None, item_id=None):
+        data = self._input(ChecklistResultInput)
+        with transaction.atomic():  # get_object() locks the order on PATCH
+            item = get_object_or_404(ChecklistItem, work_order=self.get_object(), pk=item_id)
+            item = services.record_checklist_result(item, actor=request.user, **data)
+        return self._one(ChecklistItemSerializer, item, status=200)
+
+    @_post(FollowUpInput, WorkOrderDetailSerializer, parameters=[ITEM_ID])
+    @action(detail=True, methods=["post"], url_path=r"checklist/(?P<item_id>[0-9]+)/follow-up")
+    def follow_up(self, request, pk=None, item_id=None):
+        data = self._input(FollowUpInput)
+        item = get_object_or_404(ChecklistItem, work_order=self.get_object(), pk=item_id)
+        existed = item.follow_up_id is not None
+        follow_up = services.raise_follow_up(item, actor=request.user, **data)
+        return self._order(follow_up, status=200 if existed else 201)
+
+    # --- comments, time, costs, attachments ---
+    @extend_schema(responses=CommentSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def comments(self, request, pk=None):
+        return self._many(CommentSerializer, self.get_object().comments.select_related("author"))
+
+    @_post(CommentSerializer, CommentSerializer)
+    @comments.mapping.post
+    def add_comment(self, request, pk=None):
+        data = self._input(CommentSerializer)
+        return self._one(CommentSerializer, services.add_comment(self.get_object(), actor=request.user, **data))
+
+    @extend_schema(responses=TimeEntrySerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="time-entries")
+    def time_entries(self, request, pk=None):
+        return self._many(TimeEntrySerializer, self.get_object().time_entries.select_related("technician"))
+
+    @_post(TimeEntryInput, TimeEntrySerializer)
+    @time_entries.mapping.post
+    def log_time(self, request, pk=None):
+        data = self._input(TimeEntryInput)
+        return self._one(TimeEntrySerializer, services.log_time(self.get_object(), actor=request.user, **data))
+
+    @_post(None, TimeEntrySerializer)
+    @action(detail=True, methods=["post"], url_path="time-entries/start")
+    def start_timer(self, request, pk=None):
+        return self._one(TimeEntrySerializer, services.start_timer(self.get_object(), actor=request.user))
+
+    @_post(None, TimeEntrySerializer)
+    @action(detail=True, methods=["post"], url_path="time-entries/stop")
+    def stop_timer(self, request, pk=None):
+        return self._one(TimeEntrySerializer, services.stop_timer(self.get_object(), actor=request.user), status=200)
+
+    @extend_schema(responses=CostLineSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="cost-lines")
+    def cost_lines(self, request, pk=None):
+        return self._many(CostLineSerializer, self.get_object().cost_lines.all())
+
+    @_post(CostLineSerializer, CostLineSerializer)
+    @cost_lines.mapping.post
+    def add_cost_line(self, request, pk=None):
+        data = self._input(CostLineSerializer)
+        return self._one(CostLineSerializer, services.add_cost_line(self.get_object(), actor=request.user, **data))
+
+    @extend_schema(responses=AttachmentSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def attachments(self, request, pk=None):
+        return self._many(AttachmentSerializer, self.get_object().attachments.all())
+
+    @extend_schema(request={"multipart/form-data": AttachmentInput}, responses=AttachmentSerializer)
+    @attachments.mapping.post
+    def add_attachment(self, request, pk=None):
+        uploaded = self._input(AttachmentInput)["file"]
+        attachment = services.add_attachment(uploaded=uploaded, actor=request.user, work_order=self.get_object())
+        return self._one(AttachmentSerializer, attachment)
+
+
+class AttachmentViewSet(TenantGenericViewSet):
+    """`/api/v1/attachments/{token}/` (what it is) and `…/download` (the file itself), for members of the
+    organisation the attachment belongs to only; files are never served from a public URL."""
+
+    queryset = Attachment.objects.all()
+    serializer_class = AttachmentSerializer
+    lookup_field = "token"
+    filter_backends = []
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, token=None):
+        attachment = self.get_object()
+        try:
+            handle = attachment.file.storage.open(attachment.file.name, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"The file “{attachment.original_name}” is missing from storage.") from None
+        return FileResponse(
+            handle, as_attachment=True, filename=attachment.original_name, content_type=attachment.content_type
+        )
+
+
+class WorkRequestViewSet(TenantReadOnlyViewSet):
+    """Problems reported through the request form: approve one into a work order (its attachments come
+    along) or reject it with a reason the requester sees."""
+
+    queryset = WorkRequest.objects.select_related("asset", "location").prefetch_related("attachments")
+    serializer_class = WorkRequestSerializer
+    filterset_class = WorkRequestFilter
+    search_fields = ["description", "contact_name", "contact_email"]
+    ordering_fields = ["created_at", "updated_at"]
+    action_permissions = {"approve": Action.APPROVE_REQUESTS, "reject": Action.APPROVE_REQUESTS}
+
+    @_post(ApproveInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        serializer = ApproveInput(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        work_order = services.approve_request(self.get_object(), actor=request.user, **serializer.validated_data)
+        self._written_instance = work_order
+        return Response(WorkOrderDetailSerializer(work_order, context=self.get_serializer_context()).data, status=201)
+
+    @_post(ReasonInput, WorkRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        serializer = ReasonInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reason = serializer.validated_data.get("reason", "")
+        work_request = services.reject_request(self.get_object(), actor=request.user, reason=reason)
+        return Response(self.get_serializer(work_request).data)
+
+
+class ProcedureViewSet(ActorServiceViewSet):
+    """The procedure library: reusable checklists, written with their steps inline."""
+
+    queryset = Procedure.objects.prefetch_related("items")
+    serializer_class = ProcedureSerializer
+    write_action = Action.CREATE_WORK
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "updated_at"]
+    create_with = staticmethod(services.create_procedure)
+    update_with = staticmethod(services.update_procedure)
+    delete_with = staticmethod(services.delete_procedure)
+
+
+class TeamViewSet(ActorServiceViewSet):
+    """Crews that work orders can be assigned to."""
+
+    queryset = Team.objects.prefetch_related("members")
+    serializer_class = TeamSerializer
+    write_action = Action.ASSIGN_WORK
+    search_fields = ["name"]
+    ordering_fields = ["name", "updated_at"]
+    create_with = staticmethod(services.create_team)
+    update_with = staticmethod(services.update_team)
+    delete_with = staticmethod(services.delete_team)
+
+
+router.register("work-orders", WorkOrderViewSet, basename="work-order")
+router.register("requests", WorkRequestViewSet, basename="work-request")
+router.register("procedures", ProcedureViewSet, basename="procedure")
+router.register("teams", TeamViewSet, basename="team")
+router.register("attachments", AttachmentViewSet, basename="attachment")
