@@ -6,6 +6,8 @@ import os
 from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
+from maintenance_site.ops import celery_metrics  # noqa: F401  (connects the task metrics receivers)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_site.settings")
 
 app = Celery("maintenance_site")
@@ -13,14 +15,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 _TOKENS = "_maintenance_context_tokens"
+CORRELATION_HEADER = "x_correlation_id"
 
 
 @before_task_publish.connect
 def _attach_correlation_id(headers=None, **kwargs):
     from maintenance_site.ops.correlation import get_correlation_id
 
-    if headers is not None and "correlation_id" not in headers:
-        headers["correlation_id"] = get_correlation_id()
+    # Not "correlation_id": Celery fills task.request.correlation_id with the task id and drops such a header.
+    if headers is not None and CORRELATION_HEADER not in headers:
+        headers[CORRELATION_HEADER] = get_correlation_id()
 
 
 @task_prerun.connect
@@ -28,7 +32,11 @@ def _enter_task_context(task=None, **kwargs):
     from maintenance_site import audit
     from maintenance_site.ops.correlation import correlation_id, new_correlation_id
 
-    incoming = getattr(task.request, "correlation_id", None) or new_correlation_id()
+    incoming = (
+        getattr(task.request, CORRELATION_HEADER, None)
+        or (task.request.headers or {}).get(CORRELATION_HEADER)
+        or new_correlation_id()
+    )
     tokens = (correlation_id.set(incoming), audit._acting_user.set(audit.system_user()))
     setattr(task.request, _TOKENS, tokens)
 

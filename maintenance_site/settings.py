@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "maintenance_site.ops.middleware.RequestMetricsMiddleware",  # first: times the whole chain
     "maintenance_site.ops.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -159,6 +160,8 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
+            # the default 300 would evict shared counters (metrics, throttles) at random
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -338,4 +341,5 @@ EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)
 EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 1.0, minimum=0.1)
 EVENTS_GROUP_REJOIN_SECONDS = env_float("EVENTS_GROUP_REJOIN_SECONDS", 60.0, minimum=1.0)
 EVENTS_PERMISSION_RECHECK_SECONDS = env_float("EVENTS_PERMISSION_RECHECK_SECONDS", 5.0, minimum=0.0)
+METRICS_TOKEN = env_str("METRICS_TOKEN")  # when set, /metrics wants "Authorization: Bearer <token>"
 HEALTH_BEAT_STALE_SECONDS = env_float("HEALTH_BEAT_STALE_SECONDS", 180.0, minimum=1.0)

@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("health", ops_views.liveness, name="health"),
     path("health/ready", ops_views.readiness, name="health-ready"),
+    path("metrics", ops_views.prometheus_metrics, name="metrics"),
 ]
 
 if settings.DEBUG:

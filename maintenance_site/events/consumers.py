@@ -27,6 +27,7 @@ import logging
 import time
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
@@ -94,7 +95,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         await self._join_groups()  # before reading the database: nothing falls between the two
         await self.accept()
         self._opened = True
-        metrics.websocket_opened()
+        await sync_to_async(metrics.websocket_opened)()  # cache I/O: off the event loop
         self._allowed_until = time.monotonic() + self._recheck_seconds()
         if after is None:
             self.last_sent = await database_sync_to_async(services.last_sequence)(self.organization_id)
@@ -176,7 +177,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_discard(group, self.channel_name)
         if self._opened:
             self._opened = False
-            metrics.websocket_closed()
+            await sync_to_async(metrics.websocket_closed)()
 
     async def _close_forbidden(self, code: str, message: str):
         if self._closed:

@@ -41,7 +41,9 @@ def check_cache() -> str:
     if cache.get(key) != "1":
         raise RuntimeError("value written to the cache could not be read back")
     cache.delete(key)
-    return cache.__class__.__name__
+    from django.core.cache import caches
+
+    return caches["default"].__class__.__name__
 
 
 def check_broker() -> str:

@@ -37,6 +37,12 @@ def core_periodic_tasks() -> list[CoreTask]:
             every_seconds=3600,
             description="Deletes delivered events older than EVENTS_RETENTION_DAYS.",
         ),
+        CoreTask(
+            name="core: notification sweep",
+            task="maintenance_site.notifications.tasks.sweep_deliveries",
+            every_seconds=60,
+            description="Re-sends notification deliveries whose task was lost (broker or worker outage).",
+        ),
     ]
 
 

@@ -18,6 +18,7 @@ class StatusView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes = []
+    throttle_classes = []  # it reports the cache's health, so it must not depend on the cache
 
     @extend_schema(responses={200: dict}, summary="Platform status")
     def get(self, request):
@@ -48,3 +49,27 @@ def readiness(request):
         "maintenance_mode": maintenance_mode_status(),
     }
     return JsonResponse(body, status=503 if down else 200)
+
+
+def prometheus_metrics(request):
+    """Prometheus metrics. With METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
+    # Imported here so that this view is a pure addition to the module.
+    import hmac
+
+    from django.http import HttpResponse, HttpResponseNotAllowed
+
+    from maintenance_site.ops import metrics
+
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    token = getattr(settings, "METRICS_TOKEN", "") or ""
+    if token:
+        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip().encode(), token.encode()):
+            response = HttpResponse("A valid metrics token is required.\n", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    body, content_type = metrics.render(request.headers.get("Accept", ""))
+    response = HttpResponse(body, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,820 @@
+"""The only writers of stock. Every change of on-hand stock is one conditional UPDATE of a StockLevel
+plus one ledger row, in one transaction, so levels always equal the ledger and two technicians can never
+take the same last unit. Errors say how many there are and where."""
+
+from collections import defaultdict
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from inventory.models import (
+    MovementKind,
+    Part,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    Reservation,
+    StockLevel,
+    StockLocation,
+    StockMovement,
+    Vendor,
+    new_transfer_id,
+)
+from maintenance_site import audit
+from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
+from maintenance_site.events.services import publish
+from maintenance_site.notifications.kinds import register_kind
+from maintenance_site.notifications.models import Channel
+from maintenance_site.notifications.services import notify
+from maintenance_site.tenancy import services as tenancy_services
+from maintenance_site.tenancy.models import Membership
+from maintenance_site.tenancy.roles import Action, Role, role_allows
+from maintenance_site.validation import validated
+
+ZERO = Decimal("0")
+QUANTUM = Decimal("0.001")
+DEMAND_WINDOW_DAYS = 90
+
+register_kind("inventory:low-stock", "Part below its reorder point", [Channel.IN_APP, Channel.EMAIL])
+
+
+# --- input checks -----------------------------------------------------------------------------------------
+
+
+def parse_quantity(part: Part, raw, *, field: str = "quantity", allow_negative: bool = False) -> Decimal:
+    """A quantity of `part`: a number, not zero, positive unless allowed, whole for countable units."""
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(f"“{raw}” is not a quantity.", fields={field: ["Not a number."]}) from None
+    if not value.is_finite():
+        raise InvalidInput(f"“{raw}” is not a quantity.", fields={field: ["Not a number."]})
+    if value == 0 or (value < 0 and not allow_negative):
+        raise InvalidInput("The quantity must be more than zero.", fields={field: ["Must be more than zero."]})
+    if part.is_countable and value != value.to_integral_value():
+        raise InvalidInput(
+            f"{part.sku} is counted in whole units ({part.get_unit_display().lower()}): {value} is not a whole number.",
+            fields={field: ["Whole numbers only for this part."]},
+        )
+    if value != value.quantize(QUANTUM):
+        raise InvalidInput("Quantities have at most three decimals.", fields={field: ["At most three decimals."]})
+    return value
+
+
+def parse_money(raw, *, field: str = "unit_cost") -> Decimal:
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(f"“{raw}” is not an amount.", fields={field: ["Not a number."]}) from None
+    if not value.is_finite() or value < 0:
+        raise InvalidInput("An amount cannot be negative.", fields={field: ["Must be zero or more."]})
+    return value
+
+
+def _same_organization(organization_id: int, *objects) -> None:
+    for obj in objects:
+        if obj is not None and obj.organization_id != organization_id:
+            raise NotFound(f"No such {obj._meta.verbose_name}.")
+
+
+def _role_of(organization_id: int, actor) -> str | None:
+    if actor is None or actor.username == audit.SYSTEM_USERNAME:
+        return None
+    membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
+    if membership is None:
+        raise PermissionDeniedError("You are not a member of this organisation.")
+    return membership.role
+
+
+def _require(organization_id: int, actor, action: Action) -> str | None:
+    role = _role_of(organization_id, actor)
+    if role is not None and not role_allows(role, action):
+        raise PermissionDeniedError(f"Your role ({Role(role).label}) may not {action.label}.", code="role_forbids")
+    return role
+
+
+def _level(part: Part, location: StockLocation) -> StockLevel:
+    level, _ = StockLevel.objects.get_or_create(
+        part=part, location=location, defaults={"organization_id": part.organization_id}
+    )
+    return level
+
+
+def _ledger(part, location, kind, quantity, unit_cost, *, actor=None, **extra) -> StockMovement:
+    return StockMovement.objects.create(
+        organization_id=part.organization_id, part=part, location=location, kind=kind, quantity=quantity,
+        unit_cost=unit_cost, user=actor if actor is not None else audit.current_user(), **extra,
+    )  # fmt: skip
+
+
+def _fmt(quantity: Decimal) -> str:
+    text = f"{quantity.normalize():f}"
+    return text
+
+
+def _shortage_message(part: Part, location: StockLocation, wanted: Decimal) -> Conflict:
+    levels = list(StockLevel.objects.filter(part=part, on_hand__gt=0).select_related("location").order_by("-on_hand"))
+    here = next((lvl.on_hand for lvl in levels if lvl.location_id == location.pk), ZERO)
+    elsewhere = [f"{lvl.location.name} ({_fmt(lvl.on_hand)})" for lvl in levels if lvl.location_id != location.pk]
+    unit = part.get_unit_display().lower()
+    message = (
+        f"Only {_fmt(here)} left in {location.name}" if here else f"None left in {location.name}"
+    ) + f" ({part.sku} {part.name}; you asked for {_fmt(wanted)} {unit})."
+    if elsewhere:
+        message += f" Also available: {', '.join(elsewhere)}."
+    return Conflict(
+        message,
+        code="insufficient_stock",
+        available=str(here),
+        locations=[{"location": lvl.location.name, "location_id": lvl.location_id, "on_hand": str(lvl.on_hand)}
+                   for lvl in levels],
+    )  # fmt: skip
+
+
+def _take(part: Part, location: StockLocation, quantity: Decimal) -> None:
+    """Remove stock with one conditional UPDATE: never below zero, whatever runs at the same time."""
+    taken = StockLevel.objects.filter(part=part, location=location, on_hand__gte=quantity).update(
+        on_hand=F("on_hand") - quantity, updated_at=timezone.now()
+    )
+    if not taken:
+        raise _shortage_message(part, location, quantity)
+
+
+def _put(part: Part, location: StockLocation, quantity: Decimal) -> None:
+    level = _level(part, location)
+    StockLevel.objects.filter(pk=level.pk).update(on_hand=F("on_hand") + quantity, updated_at=timezone.now())
+
+
+# --- low stock ------------------------------------------------------------------------------------------
+
+
+def available_quantity(part: Part) -> Decimal:
+    totals = StockLevel.objects.filter(part=part).aggregate(on_hand=Sum("on_hand"), reserved=Sum("reserved"))
+    return (totals["on_hand"] or ZERO) - (totals["reserved"] or ZERO)
+
+
+def check_low_stock(part: Part) -> bool:
+    """Alert once when available stock crosses the reorder point downward; re-arm when it rises above.
+
+    The conditional UPDATE of the armed flag makes the alert fire once even when two transactions cross
+    the line at the same moment. Returns True when this call raised the alert.
+    """
+    available = available_quantity(part)
+    if available > part.reorder_point:
+        Part.objects.filter(pk=part.pk, low_stock_armed=False).update(low_stock_armed=True)
+        return False
+    if not Part.objects.filter(pk=part.pk, low_stock_armed=True).update(low_stock_armed=False):
+        return False
+    payload = {
+        "part": part.pk, "sku": part.sku, "name": part.name, "available": str(available),
+        "reorder_point": str(part.reorder_point), "reorder_quantity": str(part.reorder_quantity),
+    }  # fmt: skip
+    publish(part.organization, "inventory:low-stock", payload)
+    notify(
+        part.organization,
+        [Role.STOREKEEPER],
+        "inventory:low-stock",
+        {
+            "title": f"Low stock: {part.sku} {part.name}",
+            "body": f"{_fmt(available)} available, reorder point {_fmt(part.reorder_point)}: "
+            f"reorder {_fmt(part.reorder_quantity)}.",
+            "url": f"/admin/inventory/part/{part.pk}/change/",
+        },
+    )
+    return True
+
+
+# --- movements ------------------------------------------------------------------------------------------
+
+
+def _check_location(part: Part, location: StockLocation) -> None:
+    _same_organization(part.organization_id, location)
+    if not location.is_active:
+        raise Conflict(f"{location.name} is no longer in use.", code="location_inactive")
+    if not part.is_active:
+        raise Conflict(f"{part.sku} is no longer active.", code="part_inactive")
+
+
+@audit.attributed
+@transaction.atomic
+def receive_stock(part: Part, location: StockLocation, quantity, unit_cost, *, actor=None, purchase_order=None,
+                  reason: str = "") -> StockMovement:  # fmt: skip
+    """Put received stock on the shelf and fold its price into the part's moving-average cost."""
+    _require(part.organization_id, actor, Action.ADJUST_STOCK)
+    _check_location(part, location)
+    quantity = parse_quantity(part, quantity)
+    unit_cost = parse_money(unit_cost)
+    part = Part.objects.select_for_update().get(pk=part.pk)  # one cost update at a time per part
+    on_hand = StockLevel.objects.filter(part=part).aggregate(total=Sum("on_hand"))["total"] or ZERO
+    total = on_hand + quantity
+    part.average_cost = ((on_hand * part.average_cost + quantity * unit_cost) / total).quantize(
+        Decimal("0.0001"), rounding=ROUND_HALF_UP
+    )
+    part.save(update_fields=["average_cost", "updated_at"])
+    _put(part, location, quantity)
+    movement = _ledger(part, location, MovementKind.RECEIPT, quantity, unit_cost, actor=actor,
+                       purchase_order=purchase_order, reason=reason)  # fmt: skip
+    check_low_stock(part)
+    return movement
+
+
+def _may_use_parts_on(work_order, actor) -> None:
+    role = _require(work_order.organization_id, actor, Action.USE_PARTS)
+    if role is None or role_allows(role, Action.ASSIGN_WORK) or role_allows(role, Action.ADJUST_STOCK):
+        return
+    from workorders.services import check_may_work_on
+
+    check_may_work_on(work_order, actor)
+
+
+def _open_work_order(work_order):
+    from workorders.models import WorkOrder
+
+    work_order = WorkOrder.objects.select_for_update().get(pk=work_order.pk)
+    if not work_order.is_open:
+        raise Conflict(
+            f"{work_order.number} is {work_order.get_status_display().lower()}: parts can no longer be issued to it.",
+            code="work_order_closed",
+        )
+    return work_order
+
+
+@audit.attributed
+@transaction.atomic
+def issue_to_work_order(work_order, part: Part, location: StockLocation, quantity, *, actor=None,
+                        client_id: str = "") -> StockMovement:  # fmt: skip
+    """Take parts from a location for a work order. More than is there is a Conflict saying how many are
+    left there and where else there are some; a replay with the same client id applies once."""
+    _same_organization(work_order.organization_id, part, location)
+    if client_id:
+        existing = StockMovement.objects.filter(organization_id=part.organization_id, client_id=client_id).first()
+        if existing is not None:
+            return existing
+    quantity = parse_quantity(part, quantity)
+    _check_location(part, location)
+    _may_use_parts_on(work_order, actor)
+    work_order = _open_work_order(work_order)
+    _take(part, location, quantity)
+    movement = _ledger(part, location, MovementKind.ISSUE, -quantity, part.average_cost, actor=actor,
+                       work_order=work_order, client_id=client_id)  # fmt: skip
+    _consume_reservation(work_order, part, location, quantity)
+    check_low_stock(part)
+    publish(work_order.organization, "work-order:updated",
+            {"id": work_order.pk, "number": work_order.number, "status": work_order.status, "change": "parts",
+             "part": part.pk, "quantity": str(quantity)}, user=work_order.assignee)  # fmt: skip
+    return movement
+
+
+def net_issued(work_order, part: Part, location: StockLocation | None = None) -> Decimal:
+    movements = StockMovement.objects.filter(
+        work_order=work_order, part=part, kind__in=(MovementKind.ISSUE, MovementKind.RETURN)
+    )
+    if location is not None:
+        movements = movements.filter(location=location)
+    return -(movements.aggregate(total=Sum("quantity"))["total"] or ZERO)
+
+
+@audit.attributed
+@transaction.atomic
+def return_from_work_order(work_order, part: Part, location: StockLocation, quantity, *, actor=None,
+                           reason: str = "") -> StockMovement:  # fmt: skip
+    """Put unused parts back; never more than the order took. They return at the cost they left at."""
+    from workorders.models import WorkOrder
+
+    _same_organization(work_order.organization_id, part, location)
+    quantity = parse_quantity(part, quantity)
+    _may_use_parts_on(work_order, actor)
+    work_order = WorkOrder.objects.select_for_update().get(pk=work_order.pk)  # one return at a time per order
+    issued = net_issued(work_order, part)
+    if quantity > issued:
+        raise Conflict(
+            f"{work_order.number} holds {_fmt(issued)} of {part.sku}: that is the most that can be returned.",
+            code="return_exceeds_issued",
+        )
+    issues = StockMovement.objects.filter(work_order=work_order, part=part, kind=MovementKind.ISSUE)
+    value = sum((-m.quantity * m.unit_cost for m in issues), ZERO)
+    count = sum((-m.quantity for m in issues), ZERO)
+    unit_cost = (value / count).quantize(Decimal("0.0001")) if count else part.average_cost
+    _check_location(part, location)
+    _put(part, location, quantity)
+    movement = _ledger(part, location, MovementKind.RETURN, quantity, unit_cost, actor=actor,
+                       work_order=work_order, reason=reason)  # fmt: skip
+    check_low_stock(part)
+    return movement
+
+
+@audit.attributed
+@transaction.atomic
+def adjust_stock(part: Part, location: StockLocation, *, reason: str, actor=None, counted=None,
+                 change=None) -> StockMovement | None:  # fmt: skip
+    """Correct a level after a count (`counted`: what is really there) or by a signed `change`. The reason
+    is required. Returns None when the count matches the books."""
+    if not (reason or "").strip():
+        raise InvalidInput("Say why the stock is adjusted.", fields={"reason": ["Required."]})
+    if (counted is None) == (change is None):
+        raise InvalidInput("Give either the counted quantity or the change, not both.")
+    _require(part.organization_id, actor, Action.ADJUST_STOCK)
+    _check_location(part, location)
+    level = StockLevel.objects.select_for_update().filter(pk=_level(part, location).pk).get()
+    if counted is not None:
+        counted_value = Decimal(str(counted)) if str(counted).strip() not in ("0", "0.0") else ZERO
+        if counted_value != ZERO:
+            counted_value = parse_quantity(part, counted, field="counted")
+        delta = counted_value - level.on_hand
+        if delta == 0:
+            return None
+    else:
+        delta = parse_quantity(part, change, field="change", allow_negative=True)
+    if delta < 0:
+        _take(part, location, -delta)
+    else:
+        _put(part, location, delta)
+    movement = _ledger(part, location, MovementKind.ADJUSTMENT, delta, part.average_cost, actor=actor,
+                       reason=reason.strip())  # fmt: skip
+    check_low_stock(part)
+    return movement
+
+
+@audit.attributed
+@transaction.atomic
+def write_off(part: Part, location: StockLocation, quantity, *, reason: str, actor=None,
+              work_order=None) -> StockMovement:  # fmt: skip
+    """Remove damaged, expired or lost stock, with the reason."""
+    if not (reason or "").strip():
+        raise InvalidInput("Say why the stock is written off.", fields={"reason": ["Required."]})
+    _require(part.organization_id, actor, Action.ADJUST_STOCK)
+    _check_location(part, location)
+    _same_organization(part.organization_id, work_order)
+    quantity = parse_quantity(part, quantity)
+    _take(part, location, quantity)
+    movement = _ledger(part, location, MovementKind.WRITE_OFF, -quantity, part.average_cost, actor=actor,
+                       reason=reason.strip(), work_order=work_order)  # fmt: skip
+    check_low_stock(part)
+    return movement
+
+
+@audit.attributed
+@transaction.atomic
+def transfer_stock(part: Part, source: StockLocation, destination: StockLocation, quantity, *, actor=None,
+                   reason: str = "") -> tuple[StockMovement, StockMovement]:  # fmt: skip
+    """Move stock between locations (refill a van from the warehouse): two ledger rows, one transfer id."""
+    if source.pk == destination.pk:
+        raise InvalidInput("Source and destination are the same location.", fields={"destination": ["Same as source."]})
+    role = _require(part.organization_id, actor, Action.USE_PARTS)
+    # technicians may only move stock into their own van
+    if role is not None and not role_allows(role, Action.ADJUST_STOCK) and destination.holder_id != actor.pk:
+        raise PermissionDeniedError("Technicians may only transfer stock into their own van.")
+    _check_location(part, source)
+    _check_location(part, destination)
+    quantity = parse_quantity(part, quantity)
+    levels = sorted([_level(part, source), _level(part, destination)], key=lambda lvl: lvl.pk)
+    # Touch both rows in primary-key order so opposite transfers cannot deadlock.
+    for level in levels:
+        if level.location_id == source.pk:
+            _take(part, source, quantity)
+        else:
+            _put(part, destination, quantity)
+    transfer_id = new_transfer_id()
+    out = _ledger(part, source, MovementKind.TRANSFER_OUT, -quantity, part.average_cost, actor=actor,
+                  transfer_id=transfer_id, reason=reason)  # fmt: skip
+    into = _ledger(part, destination, MovementKind.TRANSFER_IN, quantity, part.average_cost, actor=actor,
+                   transfer_id=transfer_id, reason=reason)  # fmt: skip
+    return out, into
+
+
+# --- reservations ---------------------------------------------------------------------------------------
+
+
+@audit.attributed
+@transaction.atomic
+def reserve(work_order, part: Part, location: StockLocation, quantity, *, actor=None) -> Reservation:
+    """Hold parts at a location for an open work order. More than is available is allowed: it shows as a
+    shortage and counts in reorder suggestions."""
+    _same_organization(work_order.organization_id, part, location)
+    quantity = parse_quantity(part, quantity)
+    _check_location(part, location)
+    if actor is not None:
+        _require(work_order.organization_id, actor, Action.CREATE_WORK)
+    work_order = _open_work_order(work_order)
+    level = _level(part, location)
+    reservation = (
+        Reservation.objects.select_for_update()
+        .filter(work_order=work_order, part=part, location=location, status=Reservation.Status.ACTIVE)
+        .first()
+    )
+    if reservation is None:
+        reservation = Reservation.objects.create(
+            organization_id=work_order.organization_id, work_order=work_order, part=part, location=location,
+            quantity=quantity,
+        )  # fmt: skip
+    else:
+        reservation.quantity += quantity
+        reservation.save(update_fields=["quantity", "updated_at"])
+    StockLevel.objects.filter(pk=level.pk).update(reserved=F("reserved") + quantity, updated_at=timezone.now())
+    check_low_stock(part)
+    return reservation
+
+
+def _consume_reservation(work_order, part, location, quantity: Decimal) -> None:
+    reservation = (
+        Reservation.objects.select_for_update()
+        .filter(work_order=work_order, part=part, location=location, status=Reservation.Status.ACTIVE)
+        .first()
+    )
+    if reservation is None:
+        return
+    used = min(reservation.quantity, quantity)
+    StockLevel.objects.filter(part=part, location=location).update(
+        reserved=F("reserved") - used, updated_at=timezone.now()
+    )
+    if used == reservation.quantity:
+        reservation.status = Reservation.Status.CONSUMED
+        reservation.save(update_fields=["status", "updated_at"])
+    else:
+        reservation.quantity -= used
+        reservation.save(update_fields=["quantity", "updated_at"])
+
+
+def release_reservations_for(work_order) -> int:
+    """Release what is still reserved for an order that completes or is cancelled (called by its service)."""
+    released = 0
+    parts = set()
+    for reservation in Reservation.objects.select_for_update().filter(
+        work_order=work_order, status=Reservation.Status.ACTIVE
+    ):
+        StockLevel.objects.filter(part_id=reservation.part_id, location_id=reservation.location_id).update(
+            reserved=F("reserved") - reservation.quantity, updated_at=timezone.now()
+        )
+        reservation.status = Reservation.Status.RELEASED
+        reservation.save(update_fields=["status", "updated_at"])
+        parts.add(reservation.part_id)
+        released += 1
+    for part in Part.objects.filter(pk__in=parts):
+        check_low_stock(part)
+    return released
+
+
+# --- work-order hooks -----------------------------------------------------------------------------------
+
+PARTS_DISPOSITIONS = ("return", "write_off")
+
+
+def settle_parts_on_cancel(work_order, disposition: str | None, *, actor=None) -> None:
+    """An order cancelled while holding issued parts must say where they go: back to stock (`return`, to
+    the locations they came from) or written off (`write_off`, they stay consumed by the order)."""
+    held = (
+        StockMovement.objects.filter(work_order=work_order, kind__in=(MovementKind.ISSUE, MovementKind.RETURN))
+        .values("part_id", "location_id")
+        .annotate(total=Sum("quantity"))
+        .filter(total__lt=0)
+    )
+    held = list(held)
+    if not held:
+        return
+    if disposition not in PARTS_DISPOSITIONS:
+        parts = Part.objects.in_bulk([row["part_id"] for row in held])
+        listed = ", ".join(f"{_fmt(-row['total'])} × {parts[row['part_id']].sku}" for row in held)
+        raise Conflict(
+            f"{work_order.number} has parts issued ({listed}): say whether they go back to stock "
+            "(parts_disposition=return) or are written off (parts_disposition=write_off).",
+            code="parts_disposition_required",
+        )
+    if disposition == "return":
+        parts = Part.objects.in_bulk([row["part_id"] for row in held])
+        locations = StockLocation.objects.in_bulk([row["location_id"] for row in held])
+        for row in held:
+            return_from_work_order(work_order, parts[row["part_id"]], locations[row["location_id"]], -row["total"],
+                                   actor=actor, reason=f"{work_order.number} cancelled")  # fmt: skip
+
+
+def parts_cost_for(work_order) -> Decimal:
+    """What the parts the order used cost: issues minus returns, at their ledger unit costs."""
+    total = ZERO
+    for quantity, unit_cost in StockMovement.objects.filter(
+        work_order=work_order, kind__in=(MovementKind.ISSUE, MovementKind.RETURN)
+    ).values_list("quantity", "unit_cost"):
+        total -= quantity * unit_cost
+    return total.quantize(Decimal("0.01"))
+
+
+# --- reconciliation and suggestions ------------------------------------------------------------------------
+
+
+def reconcile(organization) -> list[dict]:
+    """Compare every stock level with the sum of its ledger. An empty list means the books balance."""
+    ledger = {
+        (row["part_id"], row["location_id"]): row["total"]
+        for row in StockMovement.objects.for_tenant(organization)
+        .values("part_id", "location_id")
+        .annotate(total=Sum("quantity"))
+    }
+    differences = []
+    seen = set()
+    for level in StockLevel.objects.for_tenant(organization).select_related("part", "location"):
+        key = (level.part_id, level.location_id)
+        seen.add(key)
+        expected = ledger.get(key, ZERO)
+        if level.on_hand != expected:
+            differences.append(
+                {
+                    "part": level.part.sku,
+                    "location": level.location.name,
+                    "on_hand": level.on_hand,
+                    "ledger": expected,
+                    "difference": level.on_hand - expected,
+                }
+            )
+    for key, total in ledger.items():
+        if key not in seen and total != 0:
+            differences.append(
+                {"part": key[0], "location": key[1], "on_hand": ZERO, "ledger": total, "difference": -total}
+            )
+    return differences
+
+
+def on_order(organization) -> dict[int, Decimal]:
+    open_statuses = (PurchaseOrder.Status.DRAFT, PurchaseOrder.Status.ORDERED, PurchaseOrder.Status.PARTLY_RECEIVED)
+    lines = (
+        PurchaseOrderLine.objects.filter(organization=organization, purchase_order__status__in=open_statuses)
+        .values("part_id")
+        .annotate(ordered=Sum("quantity"), received=Sum("received_quantity"))
+    )
+    return {row["part_id"]: row["ordered"] - row["received"] for row in lines}
+
+
+def reorder_suggestions(organization, *, now=None) -> list[dict]:
+    """Parts whose available stock plus what is on order is at or below the reorder point.
+
+    available = on hand − reserved (across locations); demand during lead time = issues of the last 90 days
+    ÷ 90 × lead time days; suggested = max(reorder quantity, reorder point − available − on order + that
+    demand), rounded up to whole units for countable parts.
+    """
+    now = now or timezone.now()
+    levels = (
+        StockLevel.objects.for_tenant(organization)
+        .values("part_id")
+        .annotate(on_hand=Sum("on_hand"), reserved=Sum("reserved"))
+    )
+    stock = {row["part_id"]: row for row in levels}
+    usage = {
+        row["part_id"]: -row["used"]
+        for row in StockMovement.objects.for_tenant(organization)
+        .filter(kind=MovementKind.ISSUE, created_at__gte=now - timedelta(days=DEMAND_WINDOW_DAYS))
+        .values("part_id")
+        .annotate(used=Sum("quantity"))
+    }
+    ordered = on_order(organization)
+    suggestions = []
+    for part in Part.objects.for_tenant(organization).filter(is_active=True).select_related("preferred_vendor"):
+        row = stock.get(part.pk, {"on_hand": ZERO, "reserved": ZERO})
+        available = (row["on_hand"] or ZERO) - (row["reserved"] or ZERO)
+        incoming = ordered.get(part.pk, ZERO)
+        if available + incoming > part.reorder_point:
+            continue
+        lead_demand = usage.get(part.pk, ZERO) / DEMAND_WINDOW_DAYS * part.lead_time_days
+        quantity = max(part.reorder_quantity, part.reorder_point - available - incoming + lead_demand)
+        quantity = (
+            quantity.to_integral_value(rounding="ROUND_CEILING") if part.is_countable else quantity.quantize(QUANTUM)
+        )
+        if quantity <= 0:
+            continue
+        on_hand, reserved = row["on_hand"] or ZERO, row["reserved"] or ZERO
+        suggestions.append(
+            {
+                "part": part,
+                "available": available,
+                "on_hand": on_hand,
+                "reserved": reserved,
+                "on_order": incoming,
+                "reorder_point": part.reorder_point,
+                "lead_time_demand": lead_demand.quantize(QUANTUM),
+                "shortage": max(ZERO, reserved - on_hand),
+                "quantity": quantity,
+                "vendor": part.preferred_vendor,
+            }
+        )
+    return suggestions
+
+
+def transfer_suggestions(organization) -> list[dict]:
+    """Locations below their per-location minimum, and where to refill them from (warehouses first)."""
+    levels = list(StockLevel.objects.for_tenant(organization).select_related("part", "location"))
+    by_part = defaultdict(list)
+    for level in levels:
+        by_part[level.part_id].append(level)
+    suggestions = []
+    for level in levels:
+        if level.min_quantity is None or level.available >= level.min_quantity:
+            continue
+        target = level.max_quantity if level.max_quantity is not None else level.min_quantity
+        needed = target - level.available
+        sources = sorted(
+            (other for other in by_part[level.part_id] if other.pk != level.pk),
+            key=lambda other: (other.location.kind != StockLocation.Kind.WAREHOUSE, -other.available),
+        )
+        for source in sources:
+            spare = source.available - (source.min_quantity or ZERO)
+            if spare <= 0 or needed <= 0:
+                continue
+            quantity = min(spare, needed)
+            if level.part.is_countable:
+                quantity = quantity.to_integral_value(rounding="ROUND_FLOOR")
+            if quantity <= 0:
+                continue
+            suggestions.append({"part": level.part, "source": source.location, "destination": level.location,
+                                "quantity": quantity})  # fmt: skip
+            needed -= quantity
+    return suggestions
+
+
+# --- purchasing -----------------------------------------------------------------------------------------
+
+
+@audit.attributed
+@transaction.atomic
+def create_purchase_order(organization, *, vendor: Vendor, lines: list[dict], actor=None, expected_at=None,
+                          notes: str = "") -> PurchaseOrder:  # fmt: skip
+    """A draft order to a vendor with its lines ({part, quantity, unit_price})."""
+    _require(organization.pk, actor, Action.MANAGE_PURCHASING)
+    _same_organization(organization.pk, vendor)
+    if not lines:
+        raise InvalidInput("A purchase order needs at least one line.", fields={"lines": ["Required."]})
+    number = f"PO-{tenancy_services.reserve_numbers(organization, 'purchase-order')[0]:06d}"
+    order = PurchaseOrder.objects.create(organization=organization, number=number, vendor=vendor,
+                                         expected_at=expected_at, notes=notes, created_by=actor)  # fmt: skip
+    for index, line in enumerate(lines):
+        part = line["part"]
+        _same_organization(organization.pk, part)
+        try:
+            quantity = parse_quantity(part, line["quantity"], field=f"lines[{index}].quantity")
+            price = parse_money(line.get("unit_price", _vendor_price(vendor, part)), field=f"lines[{index}].unit_price")
+        except InvalidInput:
+            raise
+        PurchaseOrderLine.objects.create(organization=organization, purchase_order=order, part=part,
+                                         quantity=quantity, unit_price=price)  # fmt: skip
+    return order
+
+
+def _vendor_price(vendor: Vendor, part: Part) -> Decimal:
+    offer = vendor.parts.filter(part=part).first()
+    return offer.price if offer else part.average_cost
+
+
+@audit.attributed
+@transaction.atomic
+def purchase_orders_from_suggestions(
+    organization, *, actor=None, part_ids=None
+) -> tuple[list[PurchaseOrder], list[Part]]:
+    """Draft one purchase order per preferred vendor from the reorder suggestions. Returns the orders and
+    the parts left out because they have no preferred vendor."""
+    by_vendor = defaultdict(list)
+    without_vendor = []
+    for suggestion in reorder_suggestions(organization):
+        if part_ids is not None and suggestion["part"].pk not in part_ids:
+            continue
+        if suggestion["vendor"] is None:
+            without_vendor.append(suggestion["part"])
+            continue
+        by_vendor[suggestion["vendor"]].append({"part": suggestion["part"], "quantity": suggestion["quantity"]})
+    orders = [
+        create_purchase_order(
+            organization, vendor=vendor, lines=lines, actor=actor, notes="Drafted from reorder suggestions."
+        )  # fmt: skip
+        for vendor, lines in sorted(by_vendor.items(), key=lambda item: item[0].name)
+    ]
+    return orders, without_vendor
+
+
+def _locked_order(order: PurchaseOrder) -> PurchaseOrder:
+    return PurchaseOrder.objects.select_for_update().get(pk=order.pk)
+
+
+@audit.attributed
+@transaction.atomic
+def place_purchase_order(order: PurchaseOrder, *, actor=None) -> PurchaseOrder:
+    """Send a draft to the vendor: draft → ordered."""
+    order = _locked_order(order)
+    _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
+    if order.status != PurchaseOrder.Status.DRAFT:
+        raise Conflict(f"{order.number} is {order.get_status_display().lower()}: only a draft can be ordered.",
+                       code="invalid_transition")  # fmt: skip
+    order.status, order.ordered_at = PurchaseOrder.Status.ORDERED, timezone.now()
+    order.save()
+    return order
+
+
+@audit.attributed
+@transaction.atomic
+def cancel_purchase_order(order: PurchaseOrder, *, reason: str, actor=None) -> PurchaseOrder:
+    order = _locked_order(order)
+    _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
+    if not (reason or "").strip():
+        raise InvalidInput("Say why the order is cancelled.", fields={"reason": ["Required."]})
+    if order.status not in (PurchaseOrder.Status.DRAFT, PurchaseOrder.Status.ORDERED):
+        raise Conflict(f"{order.number} is {order.get_status_display().lower()}: it can no longer be cancelled.",
+                       code="invalid_transition")  # fmt: skip
+    order.status = PurchaseOrder.Status.CANCELLED
+    order._change_reason = reason.strip()
+    order.save()
+    return order
+
+
+@audit.attributed
+@transaction.atomic
+def receive_purchase_order(
+    order: PurchaseOrder, *, location: StockLocation, quantities: dict, actor=None
+) -> PurchaseOrder:
+    """Receive some or all of an ordered purchase order at `location`: {line id: quantity}. Each line takes
+    at most what is outstanding; receipts go in the ledger at the line's price."""
+    order = _locked_order(order)
+    _require(order.organization_id, actor, Action.ADJUST_STOCK)
+    _same_organization(order.organization_id, location)
+    if order.status not in (PurchaseOrder.Status.ORDERED, PurchaseOrder.Status.PARTLY_RECEIVED):
+        raise Conflict(f"{order.number} is {order.get_status_display().lower()}: only an ordered purchase order "
+                       "can be received.", code="invalid_transition")  # fmt: skip
+    if not quantities:
+        raise InvalidInput("Say how much of which line arrived.", fields={"lines": ["Required."]})
+    lines = {line.pk: line for line in order.lines.select_related("part")}
+    for line_id, raw in quantities.items():
+        line = lines.get(int(line_id)) if str(line_id).isdigit() else None
+        if line is None:
+            raise NotFound(f"{order.number} has no line {line_id}.")
+        quantity = parse_quantity(line.part, raw, field=f"lines.{line_id}")
+        updated = PurchaseOrderLine.objects.filter(pk=line.pk, received_quantity__lte=F("quantity") - quantity).update(
+            received_quantity=F("received_quantity") + quantity, updated_at=timezone.now()
+        )
+        if not updated:
+            raise Conflict(
+                f"Line {line.part.sku}: {_fmt(line.outstanding)} outstanding, {_fmt(quantity)} received is too many.",
+                code="over_receipt",
+            )
+        receive_stock(line.part, location, quantity, line.unit_price, actor=actor, purchase_order=order,
+                      reason=f"Received against {order.number}")  # fmt: skip
+    outstanding = order.lines.filter(received_quantity__lt=F("quantity")).exists()
+    order.status = PurchaseOrder.Status.PARTLY_RECEIVED if outstanding else PurchaseOrder.Status.RECEIVED
+    if not outstanding:
+        order.received_at = timezone.now()
+    order.save()
+    return order
+
+
+# --- catalogue ------------------------------------------------------------------------------------------
+
+PART_FIELDS = {
+    "sku", "name", "description", "category", "unit", "manufacturer", "manufacturer_part_number",
+    "preferred_vendor", "reorder_point", "reorder_quantity", "lead_time_days", "is_active",
+}  # fmt: skip
+
+
+@audit.attributed
+@transaction.atomic
+def create_part(organization, *, actor=None, compatible_asset_types=(), **fields) -> Part:
+    _require(organization.pk, actor, Action.ADJUST_STOCK)
+    unknown = set(fields) - PART_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown part field(s): {', '.join(sorted(unknown))}.")
+    part = validated(Part(organization=organization, **fields))
+    part.save()
+    if compatible_asset_types:
+        _same_organization(organization.pk, *compatible_asset_types)
+        part.compatible_asset_types.set(compatible_asset_types)
+    return part
+
+
+@audit.attributed
+@transaction.atomic
+def update_part(part: Part, *, actor=None, compatible_asset_types=None, **changes) -> Part:
+    _require(part.organization_id, actor, Action.ADJUST_STOCK)
+    part = Part.objects.select_for_update().get(pk=part.pk)
+    unknown = set(changes) - PART_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown part field(s): {', '.join(sorted(unknown))}.")
+    if "unit" in changes and changes["unit"] != part.unit and part.movements.exists():
+        raise Conflict(f"{part.sku} already has stock movements: its unit can no longer change.", code="unit_locked")
+    for name, value in changes.items():
+        setattr(part, name, value)
+    validated(part).save()
+    if compatible_asset_types is not None:
+        _same_organization(part.organization_id, *compatible_asset_types)
+        part.compatible_asset_types.set(compatible_asset_types)
+    check_low_stock(part)
+    return part
+
+
+@audit.attributed
+@transaction.atomic
+def delete_part(part: Part, *, actor=None) -> None:
+    _require(part.organization_id, actor, Action.ADJUST_STOCK)
+    if part.movements.exists():
+        raise Conflict(f"{part.sku} has stock movements: mark it inactive instead.", code="has_movements")
+    part.delete()
+
+
+def level_query_for(organization):
+    return (
+        StockLevel.objects.for_tenant(organization)
+        .select_related("part", "location")
+        .filter(Q(on_hand__gt=0) | Q(reserved__gt=0) | Q(min_quantity__isnull=False))
+    )

@@ -1,0 +1,167 @@
+"""Notifications to people: the in-app list, one delivery row per channel, and each person's choices."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import RegexValidator
+from django.db import models
+
+from maintenance_site.audit import history
+from maintenance_site.tenancy.models import TenantModel, TenantQuerySet
+
+
+class Channel(models.TextChoices):
+    """How a notification reaches its recipient. `in_app` is always on: it is the Notification itself."""
+
+    IN_APP = "in_app", "In-app"
+    EMAIL = "email", "E-mail"
+    SLACK = "slack", "Slack"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+
+
+class NotificationQuerySet(TenantQuerySet):
+    def for_recipient(self, user):
+        return self.filter(recipient=user)
+
+    def unread(self):
+        return self.filter(read_at__isnull=True)
+
+
+class Notification(TenantModel):
+    """Something a person of the organisation should know (an SLA violated, stock running low, a work order
+    assigned to them), as they see it in their in-app list. Append-only apart from the read mark, so it is
+    its own audit."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=64, help_text="What happened, e.g. sla:violation (see the kind registry).")
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    url = models.CharField(max_length=500, blank=True, help_text="Where the recipient can act on it.")
+    data = models.JSONField(
+        default=dict, blank=True, encoder=DjangoJSONEncoder, help_text="The rest of the caller's context."
+    )
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # the recipient's list: WHERE organization_id = ? AND recipient_id = ? ORDER BY created_at DESC
+            models.Index(fields=["organization", "recipient", "-created_at"], name="notif_recipient_list_idx"),
+            # unread count and ?unread=true: ... AND read_at IS NULL
+            models.Index(
+                fields=["organization", "recipient"],
+                condition=models.Q(read_at__isnull=True),
+                name="notif_recipient_unread_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.recipient_id}: {self.title}"
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+
+class NotificationDelivery(TenantModel):
+    """One notification sent (or to be sent) through one channel, with the outcome of each attempt.
+
+    Status transitions, each a conditional UPDATE so a task that runs twice never sends twice:
+    pending → sending (claimed by a task) → sent | failed | skipped;
+    failed → sending (automatic retry while attempts < NOTIFICATION_MAX_ATTEMPTS);
+    failed → pending (the admin's "retry" action, a fresh round of attempts);
+    sending → sending (claim taken over when its lease expired: the worker died mid-send);
+    pending → sent directly for in_app, whose claim and event are one transaction.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "notification deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "channel"], name="notifications_delivery_unique_channel"),
+        ]
+        indexes = [
+            # admin list: WHERE organization_id = ? AND status = ? ORDER BY id DESC
+            models.Index(fields=["organization", "status"], name="notif_delivery_org_status_idx"),
+            # the sweep: WHERE (status = 'pending' AND updated_at < ?) OR (status = 'sending' AND claimed_at < ?)
+            models.Index(
+                fields=["status", "updated_at"],
+                condition=models.Q(status__in=["pending", "sending"]),
+                name="notif_delivery_unfinished_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} of notification {self.notification_id}: {self.status}"
+
+
+def validate_channels(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Give the channels as a list of names, e.g. [“in_app”, “email”].")
+    unknown = sorted(set(value) - set(Channel.values))
+    if unknown:
+        raise ValidationError(f"Unknown channel(s) {', '.join(unknown)}; choose from {', '.join(Channel.values)}.")
+
+
+class NotificationPreference(TenantModel):
+    """Which channels a member wants for one kind of notification in one organisation (in_app always
+    included). Without a row the kind's default channels apply."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
+    kind = models.CharField(max_length=64)
+    channels = models.JSONField(default=list, validators=[validate_channels])
+
+    history = history()
+
+    class Meta:
+        ordering = ["organization", "user", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "user", "kind"], name="notifications_preference_unique_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} / {self.kind}: {', '.join(self.channels)}"
+
+
+class NotificationProfile(models.Model):
+    """A person's contact details for notifications outside the platform (the SMS number), the same in
+    every organisation they belong to."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_profile")
+    phone_number = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[
+            RegexValidator(r"^\+[1-9]\d{6,14}$", "Write the number in international form, e.g. +4915112345678.")
+        ],
+        help_text="For SMS, in international form (E.164).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history()
+
+    def __str__(self) -> str:
+        return f"notification profile of {self.user_id}"

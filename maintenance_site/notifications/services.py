@@ -1,0 +1,408 @@
+"""The only writers of notifications, their deliveries and people's notification preferences.
+
+Other apps call `notify(organization, recipients, kind, context)` inside their own transaction. It writes
+one Notification per recipient and one NotificationDelivery per channel that recipient gets, all pending;
+after commit one Celery task fans out into a task per delivery, which claims its row with a conditional
+UPDATE, sends, and records the outcome. Nothing is sent when the caller's transaction rolls back, and no
+sending ever happens inside it. A broker outage at commit leaves the rows pending: the sweep
+(`requeue_stuck_deliveries`, task `sweep_deliveries`) sends them later.
+"""
+
+import json
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from maintenance_site.errors import InvalidInput
+from maintenance_site.events.services import publish
+from maintenance_site.notifications.kinds import (
+    all_kinds,
+    enabled_channels,
+    get_kind,
+    is_registered,
+    ordered_channels,
+)
+from maintenance_site.notifications.models import (
+    Channel,
+    Notification,
+    NotificationDelivery,
+    NotificationPreference,
+    NotificationProfile,
+)
+from maintenance_site.notifications.senders import SENDERS, DeliveryFailed, DeliverySkipped
+from maintenance_site.tenancy.models import Membership, Organization
+from maintenance_site.tenancy.roles import Role
+from maintenance_site.validation import validated
+
+logger = logging.getLogger(__name__)
+
+Status = NotificationDelivery.Status
+CONTEXT_FIELDS = ("title", "body", "url")
+TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
+URL_MAX_LENGTH = Notification._meta.get_field("url").max_length
+# A claim older than this belongs to a worker that died mid-send; another run may take the delivery over.
+CLAIM_LEASE = timedelta(minutes=5)
+# A delivery still pending this long after it was written (or reset) lost its task: the sweep requeues it.
+PENDING_GRACE = timedelta(minutes=2)
+
+
+# --- notify ---------------------------------------------------------------------------------------------
+
+
+def resolve_recipients(organization: Organization, recipients) -> list:
+    """The active members of `organization` named by `recipients`: users (or user ids), roles (a tenancy
+    `Role` or its value, meaning every active member with that role), or an iterable mixing them.
+    Deduplicated, ordered by user id; anyone who is not an active member of the organisation is dropped."""
+    user_model = get_user_model()
+    if recipients is None:
+        return []
+    items = [recipients] if isinstance(recipients, str | int | user_model) else list(recipients)
+    user_ids, roles = set(), set()
+    for item in items:
+        if isinstance(item, user_model):
+            user_ids.add(item.pk)
+        elif isinstance(item, str):
+            if item not in Role.values:
+                raise ValueError(f"{item!r} is not a role; recipients are users, user ids or roles ({Role.values}).")
+            roles.add(str(item))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            user_ids.add(item)
+        else:
+            raise TypeError(f"A recipient must be a user, a user id or a role, not {type(item).__name__}.")
+    if not user_ids and not roles:
+        return []
+    memberships = (
+        Membership.objects.active()
+        .filter(organization=organization)
+        .filter(Q(user_id__in=user_ids) | Q(role__in=roles))
+        .select_related("user")
+        .order_by("user_id")
+    )
+    return [membership.user for membership in memberships]  # one membership per user and organisation
+
+
+def channels_for(organization: Organization, users: list, kind: str) -> dict[int, list[str]]:
+    """Per user id, the channels a notification of `kind` goes through: the user's preference for the kind
+    (else its default channels), always in_app, limited to the channels this deployment has configured."""
+    default = get_kind(kind).default_channels
+    enabled = set(enabled_channels())
+    chosen = dict(
+        NotificationPreference.objects.filter(
+            organization=organization, kind=kind, user_id__in=[user.pk for user in users]
+        ).values_list("user_id", "channels")
+    )
+    return {user.pk: ordered_channels({Channel.IN_APP, *chosen.get(user.pk, default)} & enabled) for user in users}
+
+
+def _parse_context(context: dict) -> tuple[str, str, str, dict]:
+    if not isinstance(context, dict):
+        raise TypeError("The context of a notification is a dict with at least 'title' and 'body'.")
+    title = str(context.get("title") or "").strip()
+    body = str(context.get("body") or "").strip()
+    if not title or not body:
+        raise ValueError("The context of a notification needs a non-empty 'title' and 'body'.")
+    if len(title) > TITLE_MAX_LENGTH:
+        title = title[: TITLE_MAX_LENGTH - 1] + "…"
+    url = str(context.get("url") or "").strip()
+    if len(url) > URL_MAX_LENGTH:
+        raise ValueError(f"The notification's url is longer than {URL_MAX_LENGTH} characters.")
+    extra = {key: value for key, value in context.items() if key not in CONTEXT_FIELDS}
+    data = json.loads(json.dumps(extra, cls=DjangoJSONEncoder))
+    return title, body, url, data
+
+
+def notify(organization: Organization, recipients, kind: str, context: dict) -> list[Notification]:
+    """Notify people of `organization` about something of `kind` ("sla:violation", "work-order:assigned"...).
+
+    `recipients`: users, user ids, roles (`Role.MANAGER` → the organisation's active managers) or a mix;
+    people who are not active members of the organisation are ignored. `context`: "title" and "body"
+    (required), "url" (optional) and anything else, kept as the notification's `data`.
+
+    Runs in the caller's transaction and only writes rows; the channels are used after commit.
+    Returns the notifications created, one per recipient.
+    """
+    get_kind(kind)  # unknown kinds fail loudly
+    title, body, url, data = _parse_context(context)
+    with transaction.atomic():
+        users = resolve_recipients(organization, recipients)
+        if not users:
+            return []
+        channels = channels_for(organization, users, kind)
+        notifications = Notification.objects.bulk_create(
+            [
+                Notification(
+                    organization=organization, recipient=user, kind=kind, title=title, body=body, url=url, data=data
+                )
+                for user in users
+            ]
+        )
+        deliveries, slack_posted = [], False
+        for notification in notifications:
+            for channel in channels[notification.recipient_id]:
+                if channel == Channel.SLACK:
+                    # The webhook posts to one shared channel: once per notify(), however many recipients
+                    # chose Slack. The row hangs on the first of them.
+                    if slack_posted:
+                        continue
+                    slack_posted = True
+                deliveries.append(
+                    NotificationDelivery(organization=organization, notification=notification, channel=channel)
+                )
+        NotificationDelivery.objects.bulk_create(deliveries)
+        enqueue_after_commit([delivery.pk for delivery in deliveries])
+    return notifications
+
+
+def enqueue_after_commit(delivery_ids: list[int]) -> None:
+    """Queue the deliveries once the current transaction commits; forgotten if it rolls back. Robust: a
+    broker failure is logged and leaves them pending for the sweep, the caller never sees it."""
+
+    def enqueue_deliveries_after_commit():  # a named function: Django logs robust failures by __qualname__
+        enqueue_deliveries(delivery_ids)
+
+    transaction.on_commit(enqueue_deliveries_after_commit, robust=True)
+
+
+def enqueue_deliveries(delivery_ids: list[int]) -> None:
+    """Queue the sending of these deliveries: one message, fanned out by the worker (so a broker outage
+    costs the committing request one failed publish, not one per delivery)."""
+    if not delivery_ids:
+        return
+    from maintenance_site.notifications.tasks import send_deliveries
+
+    send_deliveries.delay(list(delivery_ids))
+
+
+# --- sending (Celery tasks call these) -----------------------------------------------------------------
+
+
+def _claimable(now) -> Q:
+    return Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE)
+
+
+def _in_app_message(notification: Notification) -> dict:
+    """The event's payload: no title, body or url, because every member of the organisation may receive
+    the event (org stream, catch-up API). The recipient's client, seeing its own user id on the event,
+    fetches `/api/v1/notifications/{id}`, which is a 404 for anyone else."""
+    kind = get_kind(notification.kind) if is_registered(notification.kind) else None
+    return {
+        "id": notification.pk,
+        "kind": notification.kind,
+        "kind_label": kind.label if kind else notification.kind,
+        "created_at": notification.created_at,
+    }
+
+
+def _deliver_in_app(delivery: NotificationDelivery) -> str | None:
+    """Claim and publish in one transaction: the event exists exactly once, whatever runs twice."""
+    notification = delivery.notification
+    with transaction.atomic():
+        now = timezone.now()
+        claimed = NotificationDelivery.objects.filter(
+            pk=delivery.pk, status__in=[Status.PENDING, Status.FAILED]
+        ).update(status=Status.SENT, attempts=F("attempts") + 1, claimed_at=now, sent_at=now, updated_at=now)
+        if not claimed:
+            return None
+        publish(
+            notification.organization,
+            "notification:created",
+            _in_app_message(notification),
+            user=notification.recipient,
+        )
+    return Status.SENT
+
+
+def _finish(delivery_id: int, claimed_at, **changes) -> bool:
+    """Record the outcome, if this run still holds the claim."""
+    return bool(
+        NotificationDelivery.objects.filter(pk=delivery_id, status=Status.SENDING, claimed_at=claimed_at).update(
+            updated_at=timezone.now(), **changes
+        )
+    )
+
+
+def send_delivery(delivery_id: int) -> str | None:
+    """Send one delivery if nobody has: claim it (conditional UPDATE), send outside any transaction,
+    record sent / skipped / failed. Returns the new status, or None when there was nothing to do.
+
+    Raises DeliveryFailed when the attempt failed and another is allowed (attempts below
+    NOTIFICATION_MAX_ATTEMPTS and not a permanent refusal): the task retries with backoff.
+    """
+    delivery = (
+        NotificationDelivery.objects.select_related("notification__organization", "notification__recipient")
+        .filter(pk=delivery_id)
+        .first()
+    )
+    if delivery is None:
+        return None
+    if delivery.channel == Channel.IN_APP:
+        return _deliver_in_app(delivery)
+
+    now = timezone.now()
+    claimed = (
+        NotificationDelivery.objects.filter(_claimable(now), pk=delivery_id)
+        .update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
+    )  # fmt: skip
+    if not claimed:
+        return None  # sent, skipped, or being sent by another run
+    attempt = NotificationDelivery.objects.values_list("attempts", flat=True).get(pk=delivery_id)
+    try:
+        SENDERS[delivery.channel](delivery.notification)
+    except DeliverySkipped as exc:
+        _finish(delivery_id, now, status=Status.SKIPPED, last_error=str(exc))
+        return Status.SKIPPED
+    except DeliveryFailed as exc:
+        _finish(delivery_id, now, status=Status.FAILED, last_error=str(exc)[:2000])
+        if exc.permanent or attempt >= settings.NOTIFICATION_MAX_ATTEMPTS:
+            logger.warning("notification delivery %s (%s) failed for good: %s", delivery_id, delivery.channel, exc)
+            return Status.FAILED
+        logger.info("notification delivery %s (%s) attempt %s failed: %s", delivery_id, delivery.channel, attempt, exc)
+        raise
+    except Exception as exc:  # a bug: recorded so the row does not stay "sending", then surfaced
+        _finish(delivery_id, now, status=Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    _finish(delivery_id, now, status=Status.SENT, sent_at=timezone.now())
+    return Status.SENT
+
+
+def retry_deliveries(deliveries) -> int:
+    """Give failed deliveries a fresh round of attempts (the admin's action). Returns how many."""
+    with transaction.atomic():
+        ids = list(
+            NotificationDelivery.objects.select_for_update()
+            .filter(pk__in=[d.pk for d in deliveries], status=Status.FAILED)
+            .values_list("pk", flat=True)
+        )
+        NotificationDelivery.objects.filter(pk__in=ids).update(
+            status=Status.PENDING, attempts=0, claimed_at=None, updated_at=timezone.now()
+        )
+        enqueue_after_commit(ids)
+    return len(ids)
+
+
+def requeue_stuck_deliveries(limit: int = 1000) -> int:
+    """The sweep: queue deliveries whose task was lost (pending too long, or claimed by a dead worker)."""
+    now = timezone.now()
+    stuck = Q(status=Status.PENDING, updated_at__lt=now - PENDING_GRACE) | Q(
+        status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE
+    )
+    ids = list(NotificationDelivery.objects.filter(stuck).order_by("id").values_list("pk", flat=True)[:limit])
+    enqueue_deliveries(ids)
+    return len(ids)
+
+
+# --- the in-app list -------------------------------------------------------------------------------------
+
+
+def mark_read(notification: Notification) -> Notification:
+    """Mark one notification read (again is harmless: the first read time stays)."""
+    now = timezone.now()
+    Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(read_at=now, updated_at=now)
+    notification.refresh_from_db(fields=["read_at", "updated_at"])
+    return notification
+
+
+def mark_all_read(organization: Organization, user) -> int:
+    """Mark all of the user's unread notifications in the organisation read; returns how many."""
+    now = timezone.now()
+    return (
+        Notification.objects.for_tenant(organization).for_recipient(user).unread().update(read_at=now, updated_at=now)
+    )
+
+
+def unread_count(organization: Organization, user) -> int:
+    return Notification.objects.for_tenant(organization).for_recipient(user).unread().count()
+
+
+# --- preferences --------------------------------------------------------------------------------------
+
+
+def preferences_of(organization: Organization, user) -> list[dict]:
+    """Per registered kind: its label, the channels the user gets, the defaults, and whether they chose."""
+    chosen = dict(
+        NotificationPreference.objects.filter(organization=organization, user=user).values_list("kind", "channels")
+    )
+    return [
+        {
+            "kind": kind.name,
+            "label": kind.label,
+            "channels": ordered_channels([Channel.IN_APP, *chosen[kind.name]])
+            if kind.name in chosen
+            else list(kind.default_channels),
+            "default_channels": list(kind.default_channels),
+            "customised": kind.name in chosen,
+        }
+        for kind in all_kinds()
+    ]
+
+
+def phone_number_of(user) -> str:
+    return NotificationProfile.objects.filter(user=user).values_list("phone_number", flat=True).first() or ""
+
+
+@transaction.atomic
+def set_preferences(organization: Organization, user, kinds: dict[str, list[str] | None]) -> None:
+    """Choose channels per kind: `{"sla:violation": ["email", "sms"], "inventory:low-stock": None}`.
+    in_app is always added; None goes back to the kind's defaults. Kinds not named keep their choice."""
+    unknown = sorted(kind for kind in kinds if not is_registered(kind))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown notification kind(s) {', '.join(unknown)}.", fields={"kinds": [f"Unknown: {', '.join(unknown)}"]}
+        )
+    existing = {
+        preference.kind: preference
+        for preference in NotificationPreference.objects.select_for_update().filter(
+            organization=organization, user=user, kind__in=list(kinds)
+        )
+    }
+    for kind, channels in kinds.items():
+        preference = existing.get(kind)
+        if channels is None:
+            if preference is not None:
+                preference.delete()
+            continue
+        bad = sorted(set(channels) - set(Channel.values))
+        if bad:
+            raise InvalidInput(
+                f"Unknown channel(s) {', '.join(bad)} for {kind}; choose from {', '.join(Channel.values)}.",
+                fields={"kinds": [f"{kind}: unknown channel(s) {', '.join(bad)}"]},
+            )
+        wanted = ordered_channels([Channel.IN_APP, *channels])
+        if preference is None:
+            preference = NotificationPreference(organization=organization, user=user, kind=kind)
+        elif preference.channels == wanted:
+            continue
+        preference.channels = wanted
+        validated(preference).save()
+
+
+@transaction.atomic
+def set_phone_number(user, phone_number: str) -> NotificationProfile:
+    """The number SMS notifications go to, in international form; empty to stop SMS."""
+    profile, _ = NotificationProfile.objects.select_for_update().get_or_create(user=user)
+    if profile.phone_number != phone_number:
+        profile.phone_number = phone_number.strip()
+        validated(profile, exclude=["user"]).save()
+    return profile
+
+
+__all__ = [
+    "channels_for",
+    "mark_all_read",
+    "mark_read",
+    "notify",
+    "preferences_of",
+    "requeue_stuck_deliveries",
+    "resolve_recipients",
+    "retry_deliveries",
+    "send_delivery",
+    "set_phone_number",
+    "set_preferences",
+    "unread_count",
+]

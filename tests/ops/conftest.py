@@ -1,0 +1,100 @@
+"""Fixtures of the ops tests: the metrics wiring (until settings and celery.py carry it), scraping, and
+real failures of the cache and the broker."""
+
+import math
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.test import override_settings
+from prometheus_client.parser import text_string_to_metric_families
+
+import maintenance_site.ops.celery_metrics  # noqa: F401  (connects the receivers; celery.py will import it too)
+from maintenance_site.celery import app
+from maintenance_site.ops.tasks import record_heartbeat
+
+METRICS_MIDDLEWARE = "maintenance_site.ops.middleware.RequestMetricsMiddleware"
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # port 1: nothing listens, the connection is refused at once
+OWN_REDIS_DATABASE = 15
+
+
+@pytest.fixture(autouse=True)
+def private_cache(settings, tmp_path):
+    """Same cache backend, own location. The metrics live in the shared cache, and every test run on the
+    machine shares var/cache (or Redis database 0) and clears it around each test: a concurrent run would
+    wipe these tests' counters mid-test. Gives the environment a subprocess needs to use the same cache."""
+    default = settings.CACHES["default"]
+    if default["BACKEND"].endswith(".FileBasedCache"):
+        location, env = str(tmp_path / "cache"), {"VAR_DIR": str(tmp_path)}
+    elif default["BACKEND"].endswith(".RedisCache"):
+        location = urlunsplit(urlsplit(default["LOCATION"])._replace(path=f"/{OWN_REDIS_DATABASE}"))
+        env = {"REDIS_URL": location}
+    else:
+        return {}
+    settings.CACHES = {**settings.CACHES, "default": {**default, "LOCATION": location}}
+    return env
+
+
+@pytest.fixture
+def beat_alive(db):
+    record_heartbeat("beat")
+
+
+@pytest.fixture
+def metrics_middleware(settings):
+    """The request metrics middleware, first, as settings.py will list it."""
+    if METRICS_MIDDLEWARE not in settings.MIDDLEWARE:
+        settings.MIDDLEWARE = [METRICS_MIDDLEWARE, *settings.MIDDLEWARE]
+
+
+@pytest.fixture
+def cache_down():
+    """The default cache is a Redis nobody listens on. Restored before the shared fixture clears the cache."""
+    unreachable = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": UNREACHABLE_REDIS}}
+    with override_settings(CACHES=unreachable):
+        yield
+
+
+@pytest.fixture
+def broker_down():
+    original = app.conf.broker_url
+    app.conf.broker_url = UNREACHABLE_REDIS
+    try:
+        yield
+    finally:
+        app.conf.broker_url = original
+
+
+class Scrape:
+    """One /metrics response, parsed by prometheus_client's own parser (so it also proves the format)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+    def value(self, name: str, **labels) -> float | None:
+        for sample in self.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+        return None
+
+    def count(self, name: str, **labels) -> float:
+        """A counter's value, 0 when the series does not exist yet."""
+        value = self.value(name, **labels)
+        return 0.0 if value is None else value
+
+    def label_values(self, name: str, label: str) -> set[str]:
+        return {s.labels[label] for s in self.samples if s.name == name and label in s.labels}
+
+
+@pytest.fixture
+def scrape(client, db):
+    def get(**headers) -> Scrape:
+        response = client.get("/metrics", **headers)
+        assert response.status_code == 200, response.content
+        return Scrape(response.content.decode())
+
+    return get
+
+
+def is_inf(value) -> bool:
+    return value is not None and math.isinf(value)
