@@ -25,8 +25,6 @@ from inventory.models import (
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish
-from maintenance_site.notifications.kinds import register_kind
-from maintenance_site.notifications.models import Channel
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
@@ -36,8 +34,6 @@ from maintenance_site.validation import validated
 ZERO = Decimal("0")
 QUANTUM = Decimal("0.001")
 DEMAND_WINDOW_DAYS = 90
-
-register_kind("inventory:low-stock", "Part below its reorder point", [Channel.IN_APP, Channel.EMAIL])
 
 
 # --- input checks -----------------------------------------------------------------------------------------
@@ -109,9 +105,8 @@ def _ledger(part, location, kind, quantity, unit_cost, *, actor=None, **extra) -
     )  # fmt: skip
 
 
-def _fmt(quantity: Decimal) -> str:
-    text = f"{quantity.normalize():f}"
-    return text
+def _fmt(quantity) -> str:
+    return f"{Decimal(quantity).normalize():f}"
 
 
 def _shortage_message(part: Part, location: StockLocation, wanted: Decimal) -> Conflict:
@@ -189,12 +184,15 @@ def check_low_stock(part: Part) -> bool:
 # --- movements ------------------------------------------------------------------------------------------
 
 
-def _check_location(part: Part, location: StockLocation) -> None:
+def _check_location(part: Part, location: StockLocation) -> Part:
+    """Refuse inactive or foreign locations and parts; return the part as it is now (current average cost)."""
     _same_organization(part.organization_id, location)
+    part = Part.objects.get(pk=part.pk)
     if not location.is_active:
         raise Conflict(f"{location.name} is no longer in use.", code="location_inactive")
     if not part.is_active:
         raise Conflict(f"{part.sku} is no longer active.", code="part_inactive")
+    return part
 
 
 @audit.attributed
@@ -203,7 +201,7 @@ def receive_stock(part: Part, location: StockLocation, quantity, unit_cost, *, a
                   reason: str = "") -> StockMovement:  # fmt: skip
     """Put received stock on the shelf and fold its price into the part's moving-average cost."""
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
-    _check_location(part, location)
+    part = _check_location(part, location)
     quantity = parse_quantity(part, quantity)
     unit_cost = parse_money(unit_cost)
     part = Part.objects.select_for_update().get(pk=part.pk)  # one cost update at a time per part
@@ -253,7 +251,7 @@ def issue_to_work_order(work_order, part: Part, location: StockLocation, quantit
         if existing is not None:
             return existing
     quantity = parse_quantity(part, quantity)
-    _check_location(part, location)
+    part = _check_location(part, location)
     _may_use_parts_on(work_order, actor)
     work_order = _open_work_order(work_order)
     _take(part, location, quantity)
@@ -281,11 +279,15 @@ def net_issued(work_order, part: Part, location: StockLocation | None = None) ->
 def return_from_work_order(work_order, part: Part, location: StockLocation, quantity, *, actor=None,
                            reason: str = "") -> StockMovement:  # fmt: skip
     """Put unused parts back; never more than the order took. They return at the cost they left at."""
-    from workorders.models import WorkOrder
-
     _same_organization(work_order.organization_id, part, location)
     quantity = parse_quantity(part, quantity)
     _may_use_parts_on(work_order, actor)
+    return _return_parts(work_order, part, location, quantity, actor=actor, reason=reason)
+
+
+def _return_parts(work_order, part, location, quantity: Decimal, *, actor=None, reason: str = "") -> StockMovement:
+    from workorders.models import WorkOrder
+
     work_order = WorkOrder.objects.select_for_update().get(pk=work_order.pk)  # one return at a time per order
     issued = net_issued(work_order, part)
     if quantity > issued:
@@ -297,7 +299,7 @@ def return_from_work_order(work_order, part: Part, location: StockLocation, quan
     value = sum((-m.quantity * m.unit_cost for m in issues), ZERO)
     count = sum((-m.quantity for m in issues), ZERO)
     unit_cost = (value / count).quantize(Decimal("0.0001")) if count else part.average_cost
-    _check_location(part, location)
+    part = _check_location(part, location)
     _put(part, location, quantity)
     movement = _ledger(part, location, MovementKind.RETURN, quantity, unit_cost, actor=actor,
                        work_order=work_order, reason=reason)  # fmt: skip
@@ -316,7 +318,7 @@ def adjust_stock(part: Part, location: StockLocation, *, reason: str, actor=None
     if (counted is None) == (change is None):
         raise InvalidInput("Give either the counted quantity or the change, not both.")
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
-    _check_location(part, location)
+    part = _check_location(part, location)
     level = StockLevel.objects.select_for_update().filter(pk=_level(part, location).pk).get()
     if counted is not None:
         counted_value = Decimal(str(counted)) if str(counted).strip() not in ("0", "0.0") else ZERO
@@ -345,7 +347,7 @@ def write_off(part: Part, location: StockLocation, quantity, *, reason: str, act
     if not (reason or "").strip():
         raise InvalidInput("Say why the stock is written off.", fields={"reason": ["Required."]})
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
-    _check_location(part, location)
+    part = _check_location(part, location)
     _same_organization(part.organization_id, work_order)
     quantity = parse_quantity(part, quantity)
     _take(part, location, quantity)
@@ -366,7 +368,7 @@ def transfer_stock(part: Part, source: StockLocation, destination: StockLocation
     # technicians may only move stock into their own van
     if role is not None and not role_allows(role, Action.ADJUST_STOCK) and destination.holder_id != actor.pk:
         raise PermissionDeniedError("Technicians may only transfer stock into their own van.")
-    _check_location(part, source)
+    part = _check_location(part, source)
     _check_location(part, destination)
     quantity = parse_quantity(part, quantity)
     levels = sorted([_level(part, source), _level(part, destination)], key=lambda lvl: lvl.pk)
@@ -394,7 +396,7 @@ def reserve(work_order, part: Part, location: StockLocation, quantity, *, actor=
     shortage and counts in reorder suggestions."""
     _same_organization(work_order.organization_id, part, location)
     quantity = parse_quantity(part, quantity)
-    _check_location(part, location)
+    part = _check_location(part, location)
     if actor is not None:
         _require(work_order.organization_id, actor, Action.CREATE_WORK)
     work_order = _open_work_order(work_order)
@@ -485,8 +487,9 @@ def settle_parts_on_cancel(work_order, disposition: str | None, *, actor=None) -
         parts = Part.objects.in_bulk([row["part_id"] for row in held])
         locations = StockLocation.objects.in_bulk([row["location_id"] for row in held])
         for row in held:
-            return_from_work_order(work_order, parts[row["part_id"]], locations[row["location_id"]], -row["total"],
-                                   actor=actor, reason=f"{work_order.number} cancelled")  # fmt: skip
+            # the canceller's permission to cancel covers putting the parts back
+            _return_parts(work_order, parts[row["part_id"]], locations[row["location_id"]], -row["total"],
+                          actor=actor, reason=f"{work_order.number} cancelled")  # fmt: skip
 
 
 def parts_cost_for(work_order) -> Decimal:

@@ -193,7 +193,9 @@ def create_work_order(
 
 
 def _locked(work_order: WorkOrder) -> WorkOrder:
-    return WorkOrder.objects.select_for_update().select_related("organization", "team").get(pk=work_order.pk)
+    return (
+        WorkOrder.objects.select_for_update(of=("self",)).select_related("organization", "team").get(pk=work_order.pk)
+    )
 
 
 @audit.attributed
@@ -486,7 +488,7 @@ def record_checklist_result(
     number_value=None, text_value: str | None = None, client_id: str = "",
 ) -> ChecklistItem:  # fmt: skip
     """Tick an item or enter its result. A replay with the same client id changes nothing."""
-    item = ChecklistItem.objects.select_for_update().select_related("work_order").get(pk=item.pk)
+    item = ChecklistItem.objects.select_for_update(of=("self",)).select_related("work_order").get(pk=item.pk)
     work_order = item.work_order
     if client_id and item.client_id == client_id:
         return item
@@ -530,7 +532,7 @@ def record_checklist_result(
 @transaction.atomic
 def raise_follow_up(item: ChecklistItem, *, actor=None, title: str = "", priority: str | None = None) -> WorkOrder:
     """A failed pass/fail item opens a corrective follow-up work order linked to the first."""
-    item = ChecklistItem.objects.select_for_update().select_related("work_order").get(pk=item.pk)
+    item = ChecklistItem.objects.select_for_update(of=("self",)).select_related("work_order").get(pk=item.pk)
     original = item.work_order
     if item.kind != ItemKind.PASS_FAIL or item.passed is not False:
         raise Conflict("Only a failed pass/fail item raises a follow-up.", code="not_failed")
@@ -819,7 +821,6 @@ def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequ
 
 # --- procedures and teams -------------------------------------------------------------------------------
 
-from maintenance_site.validation import delete_or_conflict  # noqa: E402
 from workorders.models import ProcedureItem, Team  # noqa: E402
 
 PROCEDURE_FIELDS = {"name", "description"}
@@ -849,13 +850,14 @@ def _replace_procedure_items(procedure: Procedure, items) -> list[ProcedureItem]
         except InvalidInput as exc:
             raise InvalidInput(
                 f"Step {index + 1}: {exc.message}",
-                fields={f"items[{index}].{name}": messages for name, messages in exc.fields.items()},
+                fields={f"items.{index}.{name}": messages for name, messages in exc.fields.items()},
             ) from None
         built.append(step)
     procedure.items.all().delete()
     return audit.bulk_create_with_history(built, ProcedureItem)
 
 
+@audit.attributed
 @transaction.atomic
 def create_procedure(organization, *, name: str, actor=None, description: str = "", items=()) -> Procedure:
     """Add a procedure to the library with its steps (`items`: dicts of text, kind, unit, required, position)."""
@@ -866,6 +868,7 @@ def create_procedure(organization, *, name: str, actor=None, description: str = 
     return procedure
 
 
+@audit.attributed
 @transaction.atomic
 def update_procedure(procedure: Procedure, *, actor=None, items=None, **changes) -> Procedure:
     """Edit a procedure; `items`, when given, replaces all its steps. Work orders keep the copies they have."""
@@ -880,11 +883,12 @@ def update_procedure(procedure: Procedure, *, actor=None, items=None, **changes)
     return procedure
 
 
+@audit.attributed
 @transaction.atomic
 def delete_procedure(procedure: Procedure, *, actor=None) -> None:
     """Remove a procedure from the library (checklists already copied from it stay)."""
     _require(_membership(procedure, actor), Action.CREATE_WORK)
-    delete_or_conflict(procedure, "procedure")
+    procedure.delete()
 
 
 def _check_team_members(organization_id, members) -> list:
@@ -902,6 +906,7 @@ def _check_team_members(organization_id, members) -> list:
     return members
 
 
+@audit.attributed
 @transaction.atomic
 def create_team(organization, *, name: str, actor=None, members=()) -> Team:
     """Form a crew that work can be assigned to; every member must belong to the organisation."""
@@ -913,6 +918,7 @@ def create_team(organization, *, name: str, actor=None, members=()) -> Team:
     return team
 
 
+@audit.attributed
 @transaction.atomic
 def update_team(team: Team, *, actor=None, members=None, **changes) -> Team:
     """Rename a team or replace its members (`members`, when given, is the whole new list)."""
@@ -927,8 +933,15 @@ def update_team(team: Team, *, actor=None, members=None, **changes) -> Team:
     return team
 
 
+@audit.attributed
 @transaction.atomic
 def delete_team(team: Team, *, actor=None) -> None:
     """Disband a team; one that work orders name must be reassigned first (409)."""
     _require(_membership(team, actor), Action.ASSIGN_WORK)
-    delete_or_conflict(team, "team")
+    in_use = team.work_orders.count()
+    if in_use:
+        raise Conflict(
+            f"{in_use} work order(s) name the team “{team.name}”: assign them elsewhere before deleting it.",
+            code="in_use",
+        )
+    team.delete()
