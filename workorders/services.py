@@ -22,6 +22,7 @@ from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import validated
+from sla import services as sla_services
 from workorders.models import (
     TRANSITIONS,
     Attachment,
@@ -188,6 +189,7 @@ def create_work_order(
     work_order.save()
     if procedure is not None:
         apply_procedure(work_order, procedure)
+    sla_services.on_work_order_created(work_order)
     publish(organization, "work-order:created", _payload(work_order), user=work_order.assignee)
     return work_order
 
@@ -221,6 +223,7 @@ def update_work_order(work_order: WorkOrder, *, actor=None, **changes) -> WorkOr
     validated(work_order)
     work_order.save()
     if changed:
+        sla_services.on_work_order_edited(work_order, sorted(changed), actor)
         _publish_updated(work_order, "edited", fields=sorted(changed))
     return work_order
 
@@ -325,6 +328,7 @@ def transition(
         work_order.status = target
     work_order._change_reason = f"{action}: {reason}" if reason else action
     work_order.save()
+    sla_services.on_work_order_transition(work_order, action, previous_status)
     extra = {"change": action, "from_status": previous_status}
     if reason:
         extra["reason"] = reason
