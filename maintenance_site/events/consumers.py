@@ -95,7 +95,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         await self._join_groups()  # before reading the database: nothing falls between the two
         await self.accept()
         self._opened = True
-        await sync_to_async(metrics.websocket_opened)()  # cache I/O: off the event loop
+        metrics.websocket_opened()
         self._allowed_until = time.monotonic() + self._recheck_seconds()
         if after is None:
             self.last_sent = await database_sync_to_async(services.last_sequence)(self.organization_id)
@@ -177,7 +177,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_discard(group, self.channel_name)
         if self._opened:
             self._opened = False
-            await sync_to_async(metrics.websocket_closed)()
+            metrics.websocket_closed()
 
     async def _close_forbidden(self, code: str, message: str):
         if self._closed:
