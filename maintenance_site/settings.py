@@ -340,6 +340,9 @@ LOGGING = {
 }
 
 # --- Platform behaviour ---------------------------------------------------------------------------------
+# Public problem reports (no login): submissions per client address and per organisation, "N/seconds".
+PUBLIC_REPORT_RATE = env_str("PUBLIC_REPORT_RATE", "5/600")
+PUBLIC_REPORT_ORGANIZATION_RATE = env_str("PUBLIC_REPORT_ORGANIZATION_RATE", "60/600")
 DEFAULT_ORGANIZATION_TIME_ZONE = env_str("DEFAULT_ORGANIZATION_TIME_ZONE", "UTC")
 EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 30, minimum=1)
 EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)

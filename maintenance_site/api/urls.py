@@ -8,6 +8,7 @@ import assets.api  # noqa: E402,F401,I001
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401
+from assets.history import AssetHistoryView
 from maintenance_site.api.routers import router
 from maintenance_site.ops.views import StatusView
 from maintenance_site.tenancy.api import MeView
@@ -17,5 +18,6 @@ urlpatterns = [
     re_path(r"^me/?$", MeView.as_view(), name="api-me"),
     path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    re_path(r"^assets/(?P<pk>[0-9]+)/history/?$", AssetHistoryView.as_view(), name="asset-history"),
     path("", include(router.urls)),
 ]
