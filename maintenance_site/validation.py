@@ -25,7 +25,8 @@ def delete_or_conflict(instance, what: str):
     try:
         instance.delete()
     except (ProtectedError, RestrictedError) as exc:
-        blockers = sorted({obj._meta.verbose_name_plural for obj in exc.protected_objects if obj is not None})
+        blocking = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        blockers = sorted({str(obj._meta.verbose_name_plural) for obj in blocking if obj is not None})
         raise Conflict(
             f"This {what} is still used by {', '.join(blockers)}; remove or reassign those first"
             " (or retire it instead).",

@@ -211,7 +211,9 @@ class CompleteInput(serializers.Serializer):
 
 class CancelInput(ReasonInput):
     parts_disposition = serializers.CharField(
-        required=False, allow_null=True, help_text="What becomes of parts issued to the order (inventory)."
+        required=False,
+        allow_null=True,
+        help_text="Parts already issued to the order: `return` them to stock or `write_off`.",
     )
 
 
@@ -362,8 +364,9 @@ class WorkOrderViewSet(ActorServiceViewSet):
         )
 
     def _transition(self, name, input_class=None) -> Response:
+        work_order = self.get_object()  # first: another organisation's order is a 404 whatever the body
         data = self._input(input_class) if input_class else {}
-        return self._order(services.transition(self.get_object(), name, actor=self.request.user, **data))
+        return self._order(services.transition(work_order, name, actor=self.request.user, **data))
 
     def _many(self, serializer_class, queryset) -> Response:
         return Response(serializer_class(queryset, many=True, context=self.get_serializer_context()).data)
@@ -431,10 +434,9 @@ class WorkOrderViewSet(ActorServiceViewSet):
     @_post(ChecklistItemInput, ChecklistItemSerializer)
     @checklist.mapping.post
     def add_checklist_item(self, request, pk=None):
-        data = self._input(ChecklistItemInput)
-        return self._one(
-            ChecklistItemSerializer, services.add_checklist_item(self.get_object(), actor=request.user, **data)
-        )
+        work_order = self.get_object()
+        item = services.add_checklist_item(work_order, actor=request.user, **self._input(ChecklistItemInput))
+        return self._one(ChecklistItemSerializer, item)
 
     @_post(ChecklistResultInput, ChecklistItemSerializer, parameters=[ITEM_ID], methods=["PATCH"])
     @_post(
@@ -443,19 +445,17 @@ class WorkOrderViewSet(ActorServiceViewSet):
     )  # fmt: skip
     @action(detail=True, methods=["patch", "post"], url_path=r"checklist/(?P<item_id>[0-9]+)")
     def checklist_item(self, request, pk=None, item_id=None):
-        data = self._input(ChecklistResultInput)
         with transaction.atomic():  # get_object() locks the order on PATCH
             item = get_object_or_404(ChecklistItem, work_order=self.get_object(), pk=item_id)
-            item = services.record_checklist_result(item, actor=request.user, **data)
+            item = services.record_checklist_result(item, actor=request.user, **self._input(ChecklistResultInput))
         return self._one(ChecklistItemSerializer, item, status=200)
 
     @_post(FollowUpInput, WorkOrderDetailSerializer, parameters=[ITEM_ID])
     @action(detail=True, methods=["post"], url_path=r"checklist/(?P<item_id>[0-9]+)/follow-up")
     def follow_up(self, request, pk=None, item_id=None):
-        data = self._input(FollowUpInput)
         item = get_object_or_404(ChecklistItem, work_order=self.get_object(), pk=item_id)
         existed = item.follow_up_id is not None
-        follow_up = services.raise_follow_up(item, actor=request.user, **data)
+        follow_up = services.raise_follow_up(item, actor=request.user, **self._input(FollowUpInput))
         return self._order(follow_up, status=200 if existed else 201)
 
     # --- comments, time, costs, attachments ---
@@ -467,8 +467,10 @@ class WorkOrderViewSet(ActorServiceViewSet):
     @_post(CommentSerializer, CommentSerializer)
     @comments.mapping.post
     def add_comment(self, request, pk=None):
-        data = self._input(CommentSerializer)
-        return self._one(CommentSerializer, services.add_comment(self.get_object(), actor=request.user, **data))
+        work_order = self.get_object()
+        return self._one(
+            CommentSerializer, services.add_comment(work_order, actor=request.user, **self._input(CommentSerializer))
+        )
 
     @extend_schema(responses=TimeEntrySerializer(many=True))
     @action(detail=True, methods=["get"], url_path="time-entries")
@@ -478,8 +480,10 @@ class WorkOrderViewSet(ActorServiceViewSet):
     @_post(TimeEntryInput, TimeEntrySerializer)
     @time_entries.mapping.post
     def log_time(self, request, pk=None):
-        data = self._input(TimeEntryInput)
-        return self._one(TimeEntrySerializer, services.log_time(self.get_object(), actor=request.user, **data))
+        work_order = self.get_object()
+        return self._one(
+            TimeEntrySerializer, services.log_time(work_order, actor=request.user, **self._input(TimeEntryInput))
+        )
 
     @_post(None, TimeEntrySerializer)
     @action(detail=True, methods=["post"], url_path="time-entries/start")
@@ -499,8 +503,9 @@ class WorkOrderViewSet(ActorServiceViewSet):
     @_post(CostLineSerializer, CostLineSerializer)
     @cost_lines.mapping.post
     def add_cost_line(self, request, pk=None):
-        data = self._input(CostLineSerializer)
-        return self._one(CostLineSerializer, services.add_cost_line(self.get_object(), actor=request.user, **data))
+        work_order = self.get_object()
+        line = services.add_cost_line(work_order, actor=request.user, **self._input(CostLineSerializer))
+        return self._one(CostLineSerializer, line)
 
     @extend_schema(responses=AttachmentSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -510,8 +515,9 @@ class WorkOrderViewSet(ActorServiceViewSet):
     @extend_schema(request={"multipart/form-data": AttachmentInput}, responses=AttachmentSerializer)
     @attachments.mapping.post
     def add_attachment(self, request, pk=None):
+        work_order = self.get_object()
         uploaded = self._input(AttachmentInput)["file"]
-        attachment = services.add_attachment(uploaded=uploaded, actor=request.user, work_order=self.get_object())
+        attachment = services.add_attachment(uploaded=uploaded, actor=request.user, work_order=work_order)
         return self._one(AttachmentSerializer, attachment)
 
 
@@ -551,19 +557,21 @@ class WorkRequestViewSet(TenantReadOnlyViewSet):
     @_post(ApproveInput, WorkOrderDetailSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
+        work_request = self.get_object()
         serializer = ApproveInput(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        work_order = services.approve_request(self.get_object(), actor=request.user, **serializer.validated_data)
+        work_order = services.approve_request(work_request, actor=request.user, **serializer.validated_data)
         self._written_instance = work_order
         return Response(WorkOrderDetailSerializer(work_order, context=self.get_serializer_context()).data, status=201)
 
     @_post(ReasonInput, WorkRequestSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
+        work_request = self.get_object()
         serializer = ReasonInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         reason = serializer.validated_data.get("reason", "")
-        work_request = services.reject_request(self.get_object(), actor=request.user, reason=reason)
+        work_request = services.reject_request(work_request, actor=request.user, reason=reason)
         return Response(self.get_serializer(work_request).data)
 
 

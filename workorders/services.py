@@ -165,14 +165,13 @@ def format_number(number: int) -> str:
 @audit.attributed
 @transaction.atomic
 def create_work_order(
-    organization, *, title: str, actor=None, procedure: Procedure | None = None, **fields
+    organization, *, title: str, actor=None, procedure: Procedure | None = None, _raised_on_the_job=False, **fields
 ) -> WorkOrder:
     """Open a work order. The location defaults to the asset's; a procedure's steps become its checklist;
     an assignee given here assigns it at once."""
     membership = _membership(organization, actor)
-    _require(
-        membership, Action.CREATE_WORK if fields.get("source") != WorkOrder.Source.FOLLOW_UP else Action.EXECUTE_WORK
-    )
+    # a technician may open a follow-up from a failed check on their own job (raise_follow_up checks that)
+    _require(membership, Action.EXECUTE_WORK if _raised_on_the_job else Action.CREATE_WORK)
     assignee = fields.pop("assignee", None)
     unknown = set(fields) - EDITABLE_FIELDS - {"source", "parent", "requested_by"}
     if unknown:
@@ -513,6 +512,8 @@ def record_checklist_result(
             raise InvalidInput(f"“{item.text}” needs a number.", fields={"number_value": ["Required."]})
         try:
             item.number_value = Decimal(str(number_value))
+            if not item.number_value.is_finite() or abs(item.number_value) >= Decimal("1e10"):
+                raise InvalidOperation
         except InvalidOperation:
             raise InvalidInput(
                 f"“{number_value}” is not a number.", fields={"number_value": ["Not a number."]}
@@ -554,6 +555,7 @@ def raise_follow_up(item: ChecklistItem, *, actor=None, title: str = "", priorit
         source=WorkOrder.Source.FOLLOW_UP,
         parent=original,
         actor=actor,
+        _raised_on_the_job=True,
     )
     item.follow_up = follow_up
     item.save(update_fields=["follow_up", "updated_at"])
@@ -609,8 +611,10 @@ def log_time(
     if minutes <= 0 or minutes > 24 * 60:
         raise InvalidInput("Minutes must be between 1 and 1440.", fields={"minutes": ["Between 1 and 1440."]})
     membership = check_may_work_on(work_order, actor)
-    if technician != actor and not _supervises(membership):
-        raise PermissionDeniedError("Only planners and managers log time for someone else.")
+    if technician != actor:
+        if not _supervises(membership):
+            raise PermissionDeniedError("Only planners and managers log time for someone else.")
+        _validate_assignee(work_order.organization, technician)
     if client_id:
         existing = TimeEntry.objects.filter(work_order=work_order, client_id=client_id).first()
         if existing:
@@ -825,11 +829,24 @@ def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequ
 
 # --- procedures and teams -------------------------------------------------------------------------------
 
+from django.db.models import ProtectedError  # noqa: E402
+
 from workorders.models import ProcedureItem, Team  # noqa: E402
 
 PROCEDURE_FIELDS = {"name", "description"}
 PROCEDURE_ITEM_FIELDS = {"text", "kind", "unit", "required", "position"}
 TEAM_FIELDS = {"name"}
+
+
+def _delete_unless_used(instance, what: str) -> None:
+    """Delete, or say what still refers to the row (409): work orders, preventive schedules…"""
+    try:
+        instance.delete()
+    except ProtectedError as exc:
+        users = ", ".join(sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects}))
+        raise Conflict(
+            f"The {what} “{instance}” is still used by {users}: change those first.", code="in_use"
+        ) from None
 
 
 def _unknown_fields(given, allowed, what: str) -> None:
@@ -892,7 +909,7 @@ def update_procedure(procedure: Procedure, *, actor=None, items=None, **changes)
 def delete_procedure(procedure: Procedure, *, actor=None) -> None:
     """Remove a procedure from the library (checklists already copied from it stay)."""
     _require(_membership(procedure, actor), Action.CREATE_WORK)
-    procedure.delete()
+    _delete_unless_used(procedure, "procedure")
 
 
 def _check_team_members(organization_id, members) -> list:
@@ -942,10 +959,4 @@ def update_team(team: Team, *, actor=None, members=None, **changes) -> Team:
 def delete_team(team: Team, *, actor=None) -> None:
     """Disband a team; one that work orders name must be reassigned first (409)."""
     _require(_membership(team, actor), Action.ASSIGN_WORK)
-    in_use = team.work_orders.count()
-    if in_use:
-        raise Conflict(
-            f"{in_use} work order(s) name the team “{team.name}”: assign them elsewhere before deleting it.",
-            code="in_use",
-        )
-    team.delete()
+    _delete_unless_used(team, "team")

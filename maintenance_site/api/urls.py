@@ -8,6 +8,7 @@ import assets.api  # noqa: E402,F401,I001
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401
+import workorders.api  # noqa: E402,F401
 from assets.history import AssetHistoryView
 from maintenance_site.api.routers import router
 from maintenance_site.ops.views import StatusView
