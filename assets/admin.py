@@ -1,12 +1,107 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
+from import_export.admin import ImportExportMixin
+from import_export.formats import base_formats
 
-from assets.models import Asset, AssetType, Location
-from maintenance_site.tenancy.admin_base import TenantAdmin
+from assets.models import Asset, AssetType, Downtime, Location
+from assets.resources import AssetResource, location_paths
+from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline
 from maintenance_site.tenancy.roles import Action
+
+# --- shared admin helpers (also used by workorders/admin.py) ------------------------------------------------
+
+
+class OrganizationBoundForm(forms.ModelForm):
+    """A new row belongs to the active organisation *before* it is validated, so the model's
+    cross-organisation checks (`clean()`) and the per-organisation unique constraints run on the form:
+    a duplicate code is a form error, not an IntegrityError."""
+
+    request = None  # set by ActiveOrganizationFormMixin.get_form
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        organization = getattr(self.request, "organization", None) if self.request is not None else None
+        if self.instance.pk is None and not self.instance.organization_id and organization:
+            self.instance.organization = organization
+
+    def _get_validation_exclusions(self):
+        exclusions = super()._get_validation_exclusions()
+        if self.instance.organization_id:
+            exclusions.discard("organization")
+        return exclusions
+
+
+class ActiveOrganizationFormMixin:
+    """Admin mixin: the form knows the request (see OrganizationBoundForm)."""
+
+    form = OrganizationBoundForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+
+class LocationTreeFilter(admin.SimpleListFilter):
+    """The organisation's locations as an indented tree; choosing one keeps the rows in it and in every
+    location below it. One query, whatever the size of the tree."""
+
+    title = "location"
+    parameter_name = "location_tree"
+    field_path = "location"  # subclasses filter other models' location fields
+    INDENT = "\u00a0\u00a0\u00a0"
+
+    def __init__(self, request, params, model, model_admin):
+        self._children, self._names = self._load_tree(request, model_admin)
+        super().__init__(request, params, model, model_admin)
+
+    @staticmethod
+    def _load_tree(request, model_admin):
+        children: dict[int | None, list[int]] = {}
+        names: dict[int, str] = {}
+        locations = model_admin.scoped(request, Location.objects.all()).order_by("name")
+        rows = list(locations.values_list("pk", "name", "parent_id"))
+        known = {pk for pk, _, _ in rows}
+        for pk, name, parent_id in rows:
+            names[pk] = name
+            children.setdefault(parent_id if parent_id in known else None, []).append(pk)
+        return children, names
+
+    def _walk(self, root, depth=0, seen=None):
+        seen = set() if seen is None else seen
+        for pk in self._children.get(root, []):
+            if pk in seen:
+                continue
+            seen.add(pk)
+            yield pk, depth
+            yield from self._walk(pk, depth + 1, seen)
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), self.INDENT * depth + self._names[pk]) for pk, depth in self._walk(None)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            root = int(value)
+        except (TypeError, ValueError):
+            return queryset.none()
+        if root not in self._names:
+            return queryset.none()  # another organisation's location, or none at all
+        subtree = [root, *(pk for pk, _ in self._walk(root))]
+        return queryset.filter(**{f"{self.field_path}__in": subtree})
+
+
+# --- locations and asset types ---------------------------------------------------------------------------
 
 
 @admin.register(Location)
-class LocationAdmin(TenantAdmin):
+class LocationAdmin(ActiveOrganizationFormMixin, TenantAdmin):
     write_action = Action.MANAGE_ASSETS
     list_display = ["name", "kind", "parent", "time_zone"]
     list_filter = ["kind"]
@@ -16,18 +111,134 @@ class LocationAdmin(TenantAdmin):
 
 
 @admin.register(AssetType)
-class AssetTypeAdmin(TenantAdmin):
+class AssetTypeAdmin(ActiveOrganizationFormMixin, TenantAdmin):
     write_action = Action.MANAGE_ASSETS
     list_display = ["name"]
     search_fields = ["name"]
 
 
+# --- assets ---------------------------------------------------------------------------------------------
+
+
+class DowntimeInline(TenantInline):
+    """The asset's downtime, newest first; written only by the services (marking down, work orders)."""
+
+    model = Downtime
+    fk_name = "asset"
+    fields = ["started_at", "ended_at", "duration_display", "reason", "caused_by", "work_order"]
+    readonly_fields = fields
+    ordering = ["-started_at"]
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = "downtime (newest first)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("caused_by", "work_order").order_by("-started_at")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="duration")
+    def duration_display(self, downtime):
+        total_minutes = int(downtime.duration.total_seconds() // 60)
+        days, rest = divmod(total_minutes, 24 * 60)
+        hours, minutes = divmod(rest, 60)
+        text = f"{days} d {hours} h {minutes} min" if days else f"{hours} h {minutes} min"
+        return text + ("" if downtime.ended_at else " (still down)")
+
+
 @admin.register(Asset)
-class AssetAdmin(TenantAdmin):
+class AssetAdmin(ImportExportMixin, ActiveOrganizationFormMixin, TenantAdmin):
     write_action = Action.MANAGE_ASSETS
     list_display = ["code", "name", "asset_type", "location", "criticality", "status"]
-    list_filter = ["status", "criticality", "asset_type", "location"]
+    list_filter = ["status", "criticality", "asset_type", LocationTreeFilter]
     list_select_related = ["asset_type", "location"]
     search_fields = ["code", "name", "serial_number"]
     autocomplete_fields = ["asset_type", "location", "parent"]
     show_full_result_count = False
+    inlines = [DowntimeInline]
+
+    # CSV import / export (django-import-export), scoped to the active organisation.
+    resource_classes = [AssetResource]
+    import_formats = [base_formats.CSV]
+    export_formats = [base_formats.CSV]
+    # Our own changelist template adds the Import / Export links: it works whether or not the
+    # import_export app's templates are installed (only the import and export pages need them).
+    import_export_change_list_template = "admin/assets/asset/change_list.html"
+    import_error_display = ("message", "row")
+
+    def get_inlines(self, request, obj):
+        # The downtime inline is read-only: shown on the change page, left out of the add page (a new asset
+        # has none) and of POSTs (nothing to submit, so saving needs no management form for it).
+        if obj is None or request.method == "POST":
+            return []
+        return self.inlines
+
+    def _import_organization(self, request):
+        organization = getattr(request, "organization", None)
+        return organization if organization else None
+
+    def has_import_permission(self, request):
+        """Importing writes assets: only holders of the write action, into their active organisation."""
+        return self._may_write(request) and self._import_organization(request) is not None
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {"organization": self._import_organization(request)}
+
+    def get_export_resource_kwargs(self, request, **kwargs):
+        # Superusers export what their changelist shows (every organisation); others their own.
+        organization = None if request.user.is_superuser else self._import_organization(request)
+        return {"organization": organization}
+
+    def get_import_data_kwargs(self, **kwargs):
+        kwargs = super().get_import_data_kwargs(**kwargs)
+        kwargs.setdefault("rollback_on_validation_errors", True)  # all rows or none
+        return kwargs
+
+    # --- printable QR label ------------------------------------------------------------------------
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        urls = [
+            path(
+                "<path:object_id>/label/",
+                self.admin_site.admin_view(self.label_view),
+                name=f"{prefix}_label",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def label_view(self, request, object_id):
+        """A printable label: a QR code to the technician's asset page and the public problem-report
+        address, both by the asset's public token (never its id)."""
+        import segno
+
+        asset = self.get_object(request, unquote(object_id))
+        if asset is None:
+            raise Http404(f"No asset with id {object_id}.")
+        if not self.has_view_permission(request, asset):
+            raise PermissionDenied
+        technician_url = request.build_absolute_uri(f"/t/assets/{asset.public_token}/")
+        report_url = request.build_absolute_uri(f"/report/a/{asset.public_token}/")
+        qr_svg = segno.make(technician_url, error="m").svg_inline(scale=5, border=2)
+        location = ""
+        if asset.location_id:
+            location = location_paths(asset.organization_id).get(asset.location_id, str(asset.location))
+        context = {
+            "title": f"Label {asset.code}",
+            "asset": asset,
+            "organization": asset.organization,
+            "location": location,
+            "technician_url": technician_url,
+            "report_url": report_url,
+            "qr_svg": qr_svg,
+        }
+        return TemplateResponse(request, "admin/assets/asset_label.html", context)

@@ -7,7 +7,8 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.models import (
@@ -20,6 +21,7 @@ from inventory.models import (
     StockLocation,
     StockMovement,
     Vendor,
+    VendorPart,
     new_transfer_id,
 )
 from maintenance_site import audit
@@ -29,10 +31,11 @@ from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, Role, role_allows
-from maintenance_site.validation import validated
+from maintenance_site.validation import delete_or_conflict, validated
 
 ZERO = Decimal("0")
 QUANTUM = Decimal("0.001")
+LARGEST_QUANTITY = Decimal("1e11")  # the ledger's columns hold 11 integer digits
 DEMAND_WINDOW_DAYS = 90
 
 
@@ -47,6 +50,8 @@ def parse_quantity(part: Part, raw, *, field: str = "quantity", allow_negative: 
         raise InvalidInput(f"“{raw}” is not a quantity.", fields={field: ["Not a number."]}) from None
     if not value.is_finite():
         raise InvalidInput(f"“{raw}” is not a quantity.", fields={field: ["Not a number."]})
+    if abs(value) >= LARGEST_QUANTITY:
+        raise InvalidInput(f"{raw} is too large a quantity.", fields={field: ["Too large."]})
     if value == 0 or (value < 0 and not allow_negative):
         raise InvalidInput("The quantity must be more than zero.", fields={field: ["Must be more than zero."]})
     if part.is_countable and value != value.to_integral_value():
@@ -321,9 +326,9 @@ def adjust_stock(part: Part, location: StockLocation, *, reason: str, actor=None
     part = _check_location(part, location)
     level = StockLevel.objects.select_for_update().filter(pk=_level(part, location).pk).get()
     if counted is not None:
-        counted_value = Decimal(str(counted)) if str(counted).strip() not in ("0", "0.0") else ZERO
-        if counted_value != ZERO:
-            counted_value = parse_quantity(part, counted, field="counted")
+        # zero is a valid count (everything is gone); anything else is an ordinary quantity
+        is_zero = str(counted).strip() in ("0", "0.0", "0.00", "0.000")
+        counted_value = ZERO if is_zero else parse_quantity(part, counted, field="counted")
         delta = counted_value - level.on_hand
         if delta == 0:
             return None
@@ -812,7 +817,7 @@ def delete_part(part: Part, *, actor=None) -> None:
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
     if part.movements.exists():
         raise Conflict(f"{part.sku} has stock movements: mark it inactive instead.", code="has_movements")
-    part.delete()
+    delete_or_conflict(part, "part")
 
 
 def level_query_for(organization):
@@ -821,3 +826,282 @@ def level_query_for(organization):
         .select_related("part", "location")
         .filter(Q(on_hand__gt=0) | Q(reserved__gt=0) | Q(min_quantity__isnull=False))
     )
+
+
+# --- stock locations, vendors, per-location limits, purchase-order edits ----------------------------------
+# (The writers the API and the admin need besides the stock movements above.)
+
+
+LOCATION_FIELDS = {"name", "kind", "site", "holder", "is_active"}
+VENDOR_FIELDS = {"name", "contact_name", "email", "phone", "address", "website", "notes", "is_active"}
+VENDOR_PART_FIELDS = {"vendor", "part", "vendor_sku", "price", "lead_time_days"}
+PURCHASE_ORDER_FIELDS = {"vendor", "expected_at", "notes"}
+# QUANTITY fields hold 14 digits, 3 of them decimals.
+LARGEST_QUANTITY = Decimal("99999999999.999")
+_UNCHANGED = object()
+
+
+def _known_fields(given, allowed, what: str) -> None:
+    unknown = set(given) - set(allowed)
+    if unknown:
+        raise InvalidInput(f"Unknown {what} field(s): {', '.join(sorted(unknown))}.")
+
+
+def _check_holder(organization_id: int, holder) -> None:
+    if holder is None:
+        return
+    if not Membership.objects.active().filter(organization_id=organization_id, user=holder).exists():
+        raise InvalidInput("The holder is not a member of this organisation.", fields={"holder": ["Unknown member."]})
+
+
+def _holding(location: StockLocation) -> list[str]:
+    levels = StockLevel.objects.filter(location=location).filter(Q(on_hand__gt=0) | Q(reserved__gt=0))
+    return [
+        f"{_fmt(level.on_hand)} × {level.part.sku}" + (f" ({_fmt(level.reserved)} reserved)" if level.reserved else "")
+        for level in levels.select_related("part").order_by("part__sku")
+    ]
+
+
+@audit.attributed
+@transaction.atomic
+def create_stock_location(organization, *, actor=None, **fields) -> StockLocation:
+    """Add a warehouse, shelf or van. A van's holder must be a member of the organisation."""
+    _require(organization.pk, actor, Action.ADJUST_STOCK)
+    _known_fields(fields, LOCATION_FIELDS, "stock location")
+    location = StockLocation(organization=organization, **fields)
+    _same_organization(organization.pk, location.site)
+    _check_holder(organization.pk, location.holder)
+    validated(location).save()
+    return location
+
+
+@audit.attributed
+@transaction.atomic
+def update_stock_location(location: StockLocation, *, actor=None, **changes) -> StockLocation:
+    """Rename, re-kind or retire a location; a location still holding stock cannot be retired."""
+    _require(location.organization_id, actor, Action.ADJUST_STOCK)
+    _known_fields(changes, LOCATION_FIELDS, "stock location")
+    location = StockLocation.objects.select_for_update().get(pk=location.pk)
+    was_active = location.is_active
+    for name, value in changes.items():
+        setattr(location, name, value)
+    _same_organization(location.organization_id, location.site)
+    _check_holder(location.organization_id, location.holder)
+    if was_active and not location.is_active:
+        holding = _holding(location)
+        if holding:
+            raise Conflict(f"{location.name} still holds {', '.join(holding)}: transfer or write it off before "
+                           "retiring the location.", code="location_not_empty")  # fmt: skip
+    validated(location).save()
+    return location
+
+
+@audit.attributed
+@transaction.atomic
+def delete_stock_location(location: StockLocation, *, actor=None) -> None:
+    """Delete a location that never held stock; one with a ledger is retired (is_active=False) instead."""
+    _require(location.organization_id, actor, Action.ADJUST_STOCK)
+    if location.movements.exists():
+        raise Conflict(f"{location.name} has stock movements: mark it inactive instead.", code="has_movements")
+    holding = _holding(location)
+    if holding:
+        raise Conflict(f"{location.name} still holds {', '.join(holding)}.", code="location_not_empty")
+    delete_or_conflict(location, "stock location")
+
+
+@audit.attributed
+@transaction.atomic
+def create_vendor(organization, *, actor=None, **fields) -> Vendor:
+    _require(organization.pk, actor, Action.MANAGE_PURCHASING)
+    _known_fields(fields, VENDOR_FIELDS, "vendor")
+    vendor = validated(Vendor(organization=organization, **fields))
+    vendor.save()
+    return vendor
+
+
+@audit.attributed
+@transaction.atomic
+def update_vendor(vendor: Vendor, *, actor=None, **changes) -> Vendor:
+    _require(vendor.organization_id, actor, Action.MANAGE_PURCHASING)
+    _known_fields(changes, VENDOR_FIELDS, "vendor")
+    vendor = Vendor.objects.select_for_update().get(pk=vendor.pk)
+    for name, value in changes.items():
+        setattr(vendor, name, value)
+    validated(vendor).save()
+    return vendor
+
+
+@audit.attributed
+@transaction.atomic
+def delete_vendor(vendor: Vendor, *, actor=None) -> None:
+    """Delete a vendor nobody ordered from (its offers go with it); otherwise mark it inactive."""
+    _require(vendor.organization_id, actor, Action.MANAGE_PURCHASING)
+    delete_or_conflict(vendor, "vendor")
+
+
+@audit.attributed
+@transaction.atomic
+def create_vendor_part(organization, *, actor=None, **fields) -> VendorPart:
+    """What a vendor sells a part as ({vendor, part, vendor_sku, price, lead_time_days})."""
+    _require(organization.pk, actor, Action.MANAGE_PURCHASING)
+    _known_fields(fields, VENDOR_PART_FIELDS, "vendor part")
+    offer = VendorPart(organization=organization, **fields)
+    _same_organization(organization.pk, offer.vendor, offer.part)
+    validated(offer).save()
+    return offer
+
+
+@audit.attributed
+@transaction.atomic
+def update_vendor_part(offer: VendorPart, *, actor=None, **changes) -> VendorPart:
+    _require(offer.organization_id, actor, Action.MANAGE_PURCHASING)
+    _known_fields(changes, VENDOR_PART_FIELDS, "vendor part")
+    offer = VendorPart.objects.select_for_update().get(pk=offer.pk)
+    for name, value in changes.items():
+        setattr(offer, name, value)
+    _same_organization(offer.organization_id, offer.vendor, offer.part)
+    validated(offer).save()
+    return offer
+
+
+@audit.attributed
+@transaction.atomic
+def delete_vendor_part(offer: VendorPart, *, actor=None) -> None:
+    _require(offer.organization_id, actor, Action.MANAGE_PURCHASING)
+    offer.delete()
+
+
+def _limit(part: Part, raw, field: str) -> Decimal | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(f"“{raw}” is not a quantity.", fields={field: ["Not a number."]}) from None
+    if not value.is_finite() or value < 0:
+        raise InvalidInput("A minimum or maximum cannot be negative.", fields={field: ["Must be zero or more."]})
+    if value > LARGEST_QUANTITY:
+        raise InvalidInput(f"{_fmt(value)} is too large.", fields={field: ["Too large."]})
+    if part.is_countable and value != value.to_integral_value():
+        raise InvalidInput(
+            f"{part.sku} is counted in whole units ({part.get_unit_display().lower()}): {value} is not a whole number.",
+            fields={field: ["Whole numbers only for this part."]},
+        )
+    if value != value.quantize(QUANTUM):
+        raise InvalidInput("Quantities have at most three decimals.", fields={field: ["At most three decimals."]})
+    return value
+
+
+def check_stock_limits(part: Part, min_quantity, max_quantity) -> tuple[Decimal | None, Decimal | None]:
+    """The per-location minimum and maximum of `part`, checked: none, or zero or more, whole for countable
+    parts, the maximum not below the minimum. Returns them as decimals (None clears a limit)."""
+    low = _limit(part, min_quantity, "min_quantity")
+    high = _limit(part, max_quantity, "max_quantity")
+    if low is not None and high is not None and high < low:
+        raise InvalidInput(
+            f"The maximum ({_fmt(high)}) cannot be below the minimum ({_fmt(low)}).",
+            fields={"max_quantity": ["Below the minimum."]},
+        )
+    return low, high
+
+
+@audit.attributed
+@transaction.atomic
+def set_stock_limits(part: Part, location: StockLocation, *, actor=None, min_quantity=_UNCHANGED,
+                     max_quantity=_UNCHANGED) -> StockLevel:  # fmt: skip
+    """Set the minimum / maximum kept of a part at a location (transfer suggestions refill below the
+    minimum up to the maximum). A limit not given stays as it is; None clears it."""
+    _require(part.organization_id, actor, Action.ADJUST_STOCK)
+    _same_organization(part.organization_id, location)
+    level = StockLevel.objects.select_for_update().get(pk=_level(part, location).pk)
+    low = level.min_quantity if min_quantity is _UNCHANGED else min_quantity
+    high = level.max_quantity if max_quantity is _UNCHANGED else max_quantity
+    level.min_quantity, level.max_quantity = check_stock_limits(part, low, high)
+    level.save(update_fields=["min_quantity", "max_quantity", "updated_at"])
+    return level
+
+
+def _purchase_lines(order: PurchaseOrder, lines: list[dict]) -> None:
+    if not lines:
+        raise InvalidInput("A purchase order needs at least one line.", fields={"lines": ["Required."]})
+    for index, line in enumerate(lines):
+        part = line["part"]
+        _same_organization(order.organization_id, part)
+        quantity = parse_quantity(part, line["quantity"], field=f"lines[{index}].quantity")
+        raw_price = line.get("unit_price")
+        price = parse_money(
+            _vendor_price(order.vendor, part) if raw_price is None else raw_price, field=f"lines[{index}].unit_price"
+        )
+        PurchaseOrderLine.objects.create(organization_id=order.organization_id, purchase_order=order, part=part,
+                                         quantity=quantity, unit_price=price)  # fmt: skip
+
+
+@audit.attributed
+@transaction.atomic
+def update_purchase_order(order: PurchaseOrder, *, actor=None, lines: list[dict] | None = None,
+                          **changes) -> PurchaseOrder:  # fmt: skip
+    """Edit a purchase order. A draft: anything, `lines` ({part, quantity, unit_price}) replacing all its
+    lines. Once ordered: only the expected date and the notes."""
+    order = _locked_order(order)
+    _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
+    _known_fields(changes, PURCHASE_ORDER_FIELDS, "purchase order")
+    status = order.get_status_display().lower()
+    if order.status in (PurchaseOrder.Status.RECEIVED, PurchaseOrder.Status.CANCELLED):
+        raise Conflict(f"{order.number} is {status}: it can no longer be changed.", code="order_closed")
+    if order.status != PurchaseOrder.Status.DRAFT:
+        frozen = [name for name in ("vendor",) if name in changes and changes[name] != getattr(order, name)]
+        if lines is not None:
+            frozen.append("lines")
+        if frozen:
+            raise Conflict(f"{order.number} is {status}: only the expected date and the notes can change now "
+                           f"(not {', '.join(frozen)}).", code="order_not_draft")  # fmt: skip
+    if changes.get("vendor") is not None:
+        _same_organization(order.organization_id, changes["vendor"])
+    for name, value in changes.items():
+        setattr(order, name, value)
+    validated(order).save()
+    if lines is not None:
+        for line in order.lines.all():
+            line.delete()
+        _purchase_lines(order, lines)
+    return order
+
+
+@audit.attributed
+@transaction.atomic
+def delete_purchase_order(order: PurchaseOrder, *, actor=None) -> None:
+    """Delete a draft; an order sent to the vendor is cancelled instead (it stays on record)."""
+    order = _locked_order(order)
+    _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
+    if order.status != PurchaseOrder.Status.DRAFT:
+        raise Conflict(f"{order.number} is {order.get_status_display().lower()}: only a draft can be deleted; "
+                       "cancel it instead.", code="order_not_draft")  # fmt: skip
+    order.delete()
+
+
+def _quantity_or_zero(expression):
+    return Coalesce(expression, Value(ZERO), output_field=DecimalField(max_digits=14, decimal_places=3))
+
+
+def parts_with_stock(queryset):
+    """Parts annotated with `on_hand`, `reserved`, `available` (summed over their locations) and `on_order`
+    (open purchase-order lines not yet received): correlated subqueries, so a page of parts is one query
+    whatever its size, and joins added by filters cannot multiply the sums."""
+
+    def level_total(field):
+        totals = StockLevel.objects.filter(part=OuterRef("pk")).order_by().values("part").annotate(total=Sum(field))
+        return _quantity_or_zero(Subquery(totals.values("total")[:1]))
+
+    open_statuses = (PurchaseOrder.Status.DRAFT, PurchaseOrder.Status.ORDERED, PurchaseOrder.Status.PARTLY_RECEIVED)
+    outstanding = (
+        PurchaseOrderLine.objects.filter(part=OuterRef("pk"), purchase_order__status__in=open_statuses)
+        .order_by()
+        .values("part")
+        .annotate(total=Sum(F("quantity") - F("received_quantity")))
+        .values("total")[:1]
+    )
+    return queryset.annotate(
+        on_hand=level_total("on_hand"),
+        reserved=level_total("reserved"),
+        on_order=_quantity_or_zero(Subquery(outstanding)),
+    ).annotate(available=F("on_hand") - F("reserved"))

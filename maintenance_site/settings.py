@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "import_export",
     "django_celery_beat",
     "django_celery_results",
     "channels",
@@ -239,6 +240,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200, minimum=1)
+# The import's confirm step finds the uploaded file in the shared cache, whichever web process answers.
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.CacheStorage"
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=1)
 
 SIMPLE_JWT = {

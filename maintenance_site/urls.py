@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from maintenance_site.ops import views as ops_views
 from maintenance_site.tenancy.views import switch_organization
+from workorders import views as workorder_views
 
 admin.site.site_header = "Maintenance back office"
 admin.site.site_title = "Maintenance"
@@ -19,6 +20,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("organization/switch/", switch_organization, name="switch-organization"),
     path("report/", include("workorders.public_urls")),
+    path("attachments/<str:token>/", workorder_views.download_attachment, name="attachment-download"),
     path("api/v1/", include("maintenance_site.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -5,6 +5,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 # Each import registers that app's viewsets on the shared router.
 import assets.api  # noqa: E402,F401,I001
+import inventory.api  # noqa: E402,F401
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401

@@ -1,0 +1,1046 @@
+"""The back office for work: work orders (saved through the services, moved through their lifecycle by
+actions), the work-request approval queue, the procedure library and teams.
+
+Every write goes through `workorders.services`. A refusal (a DomainError) never becomes a 500: on a
+form it rolls the whole save back (the order and its inline rows) and shows the form again with the
+person's input and the refusal; in an action it is reported per order with the messages framework.
+"""
+
+import csv
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from assets.admin import ActiveOrganizationFormMixin, LocationTreeFilter, OrganizationBoundForm
+from maintenance_site.errors import DomainError
+from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, _back_office_role
+from maintenance_site.tenancy.roles import Action, Role, role_allows, roles_allowed
+from workorders import services
+from workorders.models import (
+    Attachment,
+    ChecklistItem,
+    Comment,
+    CostLine,
+    Procedure,
+    ProcedureItem,
+    Team,
+    TimeEntry,
+    WorkOrder,
+    WorkRequest,
+)
+from workorders.views import attachment_url
+
+User = get_user_model()
+
+MAX_LISTED = 20  # orders named in one message; beyond that "… and N more"
+
+
+# --- shared: saving through services ---------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A service refused a save: carries the DomainError out of the admin's transaction (rolling it back)."""
+
+    def __init__(self, error: DomainError):
+        super().__init__(error.message)
+        self.error = error
+
+
+def _adopt(target, source) -> None:
+    """Give the form's instance the state of the row the service wrote (pk, number, status...)."""
+    for field in source._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+    target._state.adding = False
+    target._state.db = source._state.db
+
+
+def _listed(items: list[str]) -> str:
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+
+
+def _role_allows(request, action: Action) -> bool:
+    if request.user.is_superuser:
+        return True
+    role = _back_office_role(request)
+    return bool(role) and role_allows(role, action)
+
+
+def _active_organization(request):
+    organization = getattr(request, "organization", None)
+    return organization if organization else None
+
+
+def workers(organization_ids):
+    """Active members who may carry out work (the roles with EXECUTE_WORK) in these organisations."""
+    roles = [role.value for role in roles_allowed(Action.EXECUTE_WORK)]
+    return (
+        User.objects.filter(
+            is_active=True,
+            memberships__organization_id__in=list(organization_ids),
+            memberships__is_active=True,
+            memberships__role__in=roles,
+        )
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        full_name = obj.get_full_name()
+        return f"{full_name} ({obj.get_username()})" if full_name else obj.get_username()
+
+
+class ServiceForm(OrganizationBoundForm):
+    """Shows a service's refusal (kept on the request by ServiceAdmin) as form errors."""
+
+    def clean(self):
+        cleaned_data = super().clean()
+        refusal = getattr(self.request, "_service_refusal", None)
+        if refusal is not None:
+            for name, errors in (refusal.fields or {}).items():
+                if name in self.fields and name not in self.errors:
+                    self.add_error(name, errors if isinstance(errors, list) else [str(errors)])
+            self.add_error(None, refusal.message)
+        return cleaned_data
+
+
+class ServiceAdmin(ActiveOrganizationFormMixin, TenantAdmin):
+    """Base of admins whose model is written only by services: `save_model` / `save_related` /
+    `delete_model` call them and turn a DomainError into `_Refused`, which `changeform_view` catches
+    *outside* the admin's transaction (so nothing stays half-written) before showing the form again."""
+
+    form = ServiceForm
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _Refused as refused:
+            request._service_refusal = refused.error
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except _Refused as refused:
+            self.message_user(request, refused.error.message, messages.ERROR)
+            return HttpResponseRedirect(
+                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id])
+            )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deletes go one by one through the service
+        return actions
+
+    def _organization_for_new(self, request, form):
+        return form.cleaned_data.get("organization") or _active_organization(request)
+
+
+# --- the User admin: autocompletes list members of the active organisation ----------------------------
+
+# Autocomplete fields whose choices must be able to carry out work.
+WORKER_FIELDS = {("workorders", "workorder", "assignee"), ("workorders", "timeentry", "technician")}
+
+_BaseUserAdmin = type(admin.site.get_model_admin(User)) if admin.site.is_registered(User) else UserAdmin
+
+
+class MemberScopedUserAdmin(_BaseUserAdmin):
+    """The stock user admin, plus: staff who are not superusers may use the user autocomplete (work-order
+    assignee, membership user...) of the back office, and it lists only active members of their active
+    organisation (only those who may carry out work, for an assignee). Nothing else changes: the user
+    pages themselves still need Django's own permissions."""
+
+    def _autocomplete_source(self, request):
+        match = getattr(request, "resolver_match", None)
+        if match is None or match.view_name != f"{self.admin_site.name}:autocomplete":
+            return None
+        return request.GET.get("app_label"), request.GET.get("model_name"), request.GET.get("field_name")
+
+    def has_view_permission(self, request, obj=None):
+        if super().has_view_permission(request, obj):
+            return True
+        return obj is None and self._autocomplete_source(request) is not None and _role_allows(request, Action.VIEW)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        source = self._autocomplete_source(request)
+        if source is None or request.user.is_superuser:
+            return queryset
+        organization = _active_organization(request)
+        if organization is None:
+            return queryset.none()
+        roles = roles_allowed(Action.EXECUTE_WORK) if source in WORKER_FIELDS else list(Role)
+        return queryset.filter(
+            is_active=True,
+            memberships__organization=organization,
+            memberships__is_active=True,
+            memberships__role__in=[role.value for role in roles],
+        )
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, MemberScopedUserAdmin)
+
+
+# --- work orders: inlines ------------------------------------------------------------------------------
+
+
+class WorkOrderChildInline(TenantInline):
+    """Rows of a work order: existing ones are read-only (they change through the technician's view and
+    the services); new ones are added through the services by WorkOrderAdmin.save_formset."""
+
+    write_action = Action.CREATE_WORK
+    can_delete = False
+    related = ()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related(*self.related)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def add_through_service(self, request, work_order, row):
+        raise NotImplementedError
+
+
+class ChecklistItemInline(WorkOrderChildInline):
+    model = ChecklistItem
+    fk_name = "work_order"
+    fields = ["text", "kind", "unit", "required", "result_display", "done_by", "done_at"]
+    readonly_fields = ["result_display", "done_by", "done_at"]
+    related = ("done_by",)
+    ordering = ["position", "id"]
+
+    @admin.display(description="result")
+    def result_display(self, item):
+        if item.pk is None:
+            return "-"
+        result = item.result
+        if result is None or result is False:
+            return "not done" if not item.done else "-"
+        if result is True:
+            return "done"
+        return f"{result} {item.unit}".strip()
+
+    def add_through_service(self, request, work_order, row):
+        return services.add_checklist_item(
+            work_order, text=row.text, kind=row.kind, required=row.required, unit=row.unit, actor=request.user
+        )
+
+
+class TimeEntryInline(WorkOrderChildInline):
+    model = TimeEntry
+    write_action = Action.EXECUTE_WORK
+    fields = ["technician", "minutes", "note", "hourly_rate", "cost_display", "created_at"]
+    readonly_fields = ["hourly_rate", "cost_display", "created_at"]
+    related = ("technician",)
+    verbose_name_plural = "time entries (labour cost = minutes × the rate copied when logged)"
+
+    @admin.display(description="cost")
+    def cost_display(self, entry):
+        return entry.cost if entry.pk else "-"
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "technician":
+            if not request.user.is_superuser:
+                organization = _active_organization(request)
+                kwargs["queryset"] = workers([organization.pk] if organization else [])
+            kwargs["initial"] = request.user.pk
+            kwargs["form_class"] = PersonChoiceField
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def add_through_service(self, request, work_order, row):
+        return services.log_time(
+            work_order, actor=request.user, minutes=row.minutes, technician=row.technician, note=row.note
+        )
+
+
+class CommentInline(WorkOrderChildInline):
+    model = Comment
+    fields = ["body", "author", "created_at"]
+    readonly_fields = ["author", "created_at"]
+    related = ("author",)
+
+    def add_through_service(self, request, work_order, row):
+        return services.add_comment(work_order, actor=request.user, body=row.body)
+
+
+class CostLineInline(WorkOrderChildInline):
+    model = CostLine
+    fields = ["description", "amount", "added_by", "created_at"]
+    readonly_fields = ["added_by", "created_at"]
+    related = ("added_by",)
+    verbose_name_plural = "other costs (contractors, rentals, permits)"
+
+    def add_through_service(self, request, work_order, row):
+        return services.add_cost_line(work_order, actor=request.user, description=row.description, amount=row.amount)
+
+
+class AttachmentInline(WorkOrderChildInline):
+    """Files are uploaded from the technician's view and the API; here they are listed and downloaded
+    through the authenticated download view."""
+
+    model = Attachment
+    fk_name = "work_order"
+    fields = ["download", "content_type", "size_display", "uploaded_by", "created_at"]
+    readonly_fields = fields
+    related = ("uploaded_by",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="file")
+    def download(self, attachment):
+        url = attachment_url(attachment)
+        if url is None:
+            return attachment.original_name
+        return format_html('<a href="{}">{}</a>', url, attachment.original_name)
+
+    @admin.display(description="size")
+    def size_display(self, attachment):
+        size = attachment.size or 0
+        return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, round(size / 1024))} KB"
+
+
+# --- work orders: list filters ---------------------------------------------------------------------------
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Overdue"), ("no", "Not overdue")]
+
+    def queryset(self, request, queryset):
+        overdue = Q(status__in=WorkOrder.OPEN_STATUSES, due_at__lt=timezone.now())
+        if self.value() == "yes":
+            return queryset.filter(overdue)
+        if self.value() == "no":
+            return queryset.exclude(overdue)
+        return queryset
+
+
+class WorkOrderLocationFilter(LocationTreeFilter):
+    """A location and everything in it (a site filters all its buildings' work)."""
+
+    field_path = "location"
+
+
+# --- work orders: lifecycle actions ----------------------------------------------------------------------
+
+
+class AssignForm(forms.Form):
+    assignee = PersonChoiceField(queryset=User.objects.none(), label="Assign to", empty_label=None)
+
+    def __init__(self, *args, candidates, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = candidates
+
+    def transition_kwargs(self):
+        return {"assignee": self.cleaned_data["assignee"]}
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+    def __init__(self, *args, candidates=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    def transition_kwargs(self):
+        return {"reason": self.cleaned_data["reason"].strip()}
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    action: str  # the services.transition action
+    label: str  # the action's and the button's
+    verb: str  # for the confirmation page: "Assign these work orders"
+    done: str  # for the success message: "Assigned 2 work order(s)"
+    permission: Action
+    form: type[forms.Form] | None = None
+
+
+LIFECYCLE = {
+    "assign": Lifecycle("assign", "Assign to…", "Assign", "Assigned", Action.ASSIGN_WORK, AssignForm),
+    "start": Lifecycle("start", "Start", "Start", "Started", Action.EXECUTE_WORK),
+    "complete": Lifecycle("complete", "Complete", "Complete", "Completed", Action.EXECUTE_WORK),
+    "cancel": Lifecycle("cancel", "Cancel with reason…", "Cancel", "Cancelled", Action.CREATE_WORK, ReasonForm),
+    "verify": Lifecycle("verify", "Verify", "Verify", "Verified", Action.VERIFY_WORK),
+}
+
+CSV_HEADER = [
+    "number", "title", "status", "priority", "type", "asset code", "location", "assignee", "due", "completed",
+    "cost total",
+]  # fmt: skip
+
+
+class _Echo:
+    """A file-like object whose write() returns the line, for streaming csv.writer output."""
+
+    def write(self, value):
+        return value
+
+
+def _csv_cell(value):
+    """Text a spreadsheet would run as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _local(value, zone) -> str:
+    return timezone.localtime(value, zone).isoformat(timespec="minutes") if value else ""
+
+
+def _person(user) -> str:
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+def exported_cost_total(work_order) -> Decimal:
+    """`services.cost_totals(work_order)["total"]` computed from prefetched time entries and cost lines, so a
+    large export does not run two queries per order (tests pin both to the same value)."""
+    labour = sum((entry.cost for entry in work_order.time_entries.all()), Decimal("0.00"))
+    other = sum((line.amount for line in work_order.cost_lines.all()), Decimal("0.00"))
+    parts = Decimal(services.parts_cost(work_order))
+    return (labour + parts + other).quantize(Decimal("0.01"))
+
+
+# --- work orders -------------------------------------------------------------------------------------
+
+
+class WorkOrderForm(ServiceForm):
+    procedure = forms.ModelChoiceField(
+        queryset=Procedure.objects.none(), required=False, help_text="Its steps become the checklist."
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields.pop("procedure", None)
+        elif self.request is not None and not self.request.user.is_superuser:
+            organization = _active_organization(self.request)
+            self.fields["procedure"].queryset = Procedure.objects.filter(organization=organization)
+        else:
+            self.fields["procedure"].queryset = Procedure.objects.all()
+
+
+@admin.register(WorkOrder)
+class WorkOrderAdmin(ServiceAdmin):
+    write_action = Action.CREATE_WORK
+    form = WorkOrderForm
+    # SLA columns (response / resolution due, breached) come with the SLA issue: add them here and to
+    # list_select_related, keeping the changelist free of per-row queries (see the query-count test).
+    list_display = ["number", "title", "status", "priority", "type", "asset", "assignee", "due_at", "overdue"]
+    list_select_related = ["asset", "assignee"]
+    list_filter = [
+        "status", "priority", "type", OverdueFilter, "assignee", "team", "asset", WorkOrderLocationFilter,
+    ]  # fmt: skip
+    search_fields = ["number", "title", "asset__code"]
+    search_help_text = "Number, title or asset code."
+    autocomplete_fields = ["asset", "location", "assignee", "team"]
+    show_full_result_count = False
+    # No date_hierarchy: it costs a scan of the organisation's orders per page view.
+    inlines = [ChecklistItemInline, TimeEntryInline, CommentInline, AttachmentInline, CostLineInline]
+    actions = [
+        "assign_selected", "start_selected", "complete_selected", "cancel_selected", "verify_selected",
+        "export_selected_csv",
+    ]  # fmt: skip
+
+    MAIN_FIELDS = [
+        "title", "description", ("type", "priority"), ("asset", "location"), ("assignee", "team"),
+        ("due_at", "estimated_minutes"), "needs_downtime",
+    ]  # fmt: skip
+    STATUS_FIELDS = [
+        ("number", "status"), ("started_at", "completed_at", "verified_at", "cancelled_at"), "hold_reason",
+        "cancel_reason", ("source", "requested_by", "parent"),
+    ]  # fmt: skip
+    CLOSE_OUT_FIELDS = ["completion_notes", ("failure_cause", "remedy")]
+    ALWAYS_READONLY = [
+        "number", "status", "started_at", "completed_at", "verified_at", "cancelled_at", "hold_reason",
+        "cancel_reason", "source", "requested_by", "parent", "cost_summary",
+    ]  # fmt: skip
+    CLOSED_EDITABLE = {"completion_notes", "failure_cause", "remedy"}
+
+    # --- the form ----------------------------------------------------------------------------------
+    def get_fieldsets(self, request, obj=None):
+        main = (["organization"] if request.user.is_superuser else []) + self.MAIN_FIELDS
+        if obj is None:
+            return [(None, {"fields": [*main, "procedure"]})]
+        return [
+            (None, {"fields": main}),
+            ("Status", {"fields": self.STATUS_FIELDS}),
+            ("Close-out", {"fields": self.CLOSE_OUT_FIELDS}),
+            ("Costs", {"fields": ["cost_summary"]}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        readonly = [*self.ALWAYS_READONLY, "organization", "assignee"]  # assignment: the "Assign to…" action
+        if not obj.is_open:  # closed work keeps its description; only the close-out notes stay editable
+            readonly += sorted(services.EDITABLE_FIELDS - self.CLOSED_EDITABLE)
+        return readonly
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "assignee" and not request.user.is_superuser:
+            organization = _active_organization(request)
+            kwargs["queryset"] = workers([organization.pk] if organization else [])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                changes = {name: data[name] for name in form.changed_data if name in services.EDITABLE_FIELDS}
+                saved = services.update_work_order(obj, actor=request.user, **changes) if changes else None
+            else:
+                fields = {name: data[name] for name in (*services.EDITABLE_FIELDS, "assignee") if name in form.fields}
+                saved = services.create_work_order(
+                    self._organization_for_new(request, form),
+                    actor=request.user,
+                    procedure=data.get("procedure"),
+                    **fields,
+                )
+        except DomainError as exc:
+            raise _Refused(exc) from exc
+        if saved is not None:
+            _adopt(obj, saved)
+
+    def save_formset(self, request, form, formset, change):
+        """New inline rows are added through the services; existing rows are read-only."""
+        new_rows = formset.save(commit=False)  # writes nothing; fills new_objects for the change message
+        formset.changed_objects, formset.deleted_objects = [], []
+        inline = next((i for i in self.get_inline_instances(request, form.instance) if i.model is formset.model), None)
+        if inline is None or not hasattr(inline, "add_through_service"):
+            formset.new_objects = []
+            return
+        created = []
+        for row in new_rows:
+            try:
+                created.append(inline.add_through_service(request, form.instance, row))
+            except DomainError as exc:
+                raise _Refused(exc) from exc
+        formset.new_objects = created
+
+    def delete_model(self, request, obj):
+        try:
+            services.delete_work_order(obj, actor=request.user)
+        except DomainError as exc:
+            raise _Refused(exc) from exc
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status in ("open", "assigned"))
+
+    # --- the changelist ----------------------------------------------------------------------------
+    @admin.display(description="overdue", ordering="due_at")
+    def overdue(self, work_order):
+        if work_order.is_overdue:
+            return format_html('<strong style="color: var(--error-fg, #ba2121)">{}</strong>', "Overdue")
+        return ""
+
+    @admin.display(description="costs")
+    def cost_summary(self, work_order):
+        if work_order.pk is None:
+            return "-"
+        totals = services.cost_totals(work_order)
+        currency = work_order.organization.currency
+        rows = [(label, totals[key], currency) for key, label in
+                (("labour", "Labour"), ("parts", "Parts"), ("other", "Other"), ("total", "Total"))]  # fmt: skip
+        return format_html(
+            '<table class="cost-totals">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{} {}</td></tr>", rows),
+        )
+
+    # --- permissions for the actions ----------------------------------------------------------------
+    def has_assign_permission(self, request):
+        return _role_allows(request, Action.ASSIGN_WORK)
+
+    def has_execute_permission(self, request):
+        return _role_allows(request, Action.EXECUTE_WORK)
+
+    def has_cancel_permission(self, request):
+        return _role_allows(request, Action.CREATE_WORK)
+
+    def has_verify_permission(self, request):
+        return _role_allows(request, Action.VERIFY_WORK)
+
+    def _may(self, request, lifecycle: Lifecycle) -> bool:
+        return _role_allows(request, lifecycle.permission)
+
+    # --- lifecycle: shared by the bulk actions and the per-order buttons ---------------------------
+    def _lifecycle_form(self, request, lifecycle, work_orders, data=None):
+        if lifecycle.form is None:
+            return None
+        candidates = None
+        if lifecycle.form is AssignForm:
+            if request.user.is_superuser:
+                organization_ids = {work_order.organization_id for work_order in work_orders}
+            else:
+                organization = _active_organization(request)
+                organization_ids = {organization.pk} if organization else set()
+            candidates = workers(organization_ids)
+        return lifecycle.form(data, candidates=candidates)
+
+    def _transition_each(self, request, lifecycle, work_orders, form=None) -> None:
+        kwargs = form.transition_kwargs() if form is not None else {}
+        done, refused = [], []
+        for work_order in work_orders:
+            try:
+                services.transition(work_order, lifecycle.action, actor=request.user, **kwargs)
+            except DomainError as exc:
+                message = exc.message
+                refused.append(message if work_order.number in message else f"{work_order.number}: {message}")
+            else:
+                done.append(work_order.number)
+        if done:
+            self.message_user(
+                request, f"{lifecycle.done} {len(done)} work order(s): {_listed(done)}.", messages.SUCCESS
+            )
+        for message in refused[:MAX_LISTED]:
+            self.message_user(request, message, messages.ERROR)
+        if len(refused) > MAX_LISTED:
+            self.message_user(request, f"… and {len(refused) - MAX_LISTED} more refused.", messages.ERROR)
+
+    def _confirmation(self, request, lifecycle, work_orders, form, *, form_action, cancel_url, bulk):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{lifecycle.verb} work orders",
+            "intro": f"{lifecycle.verb} these work orders?",
+            "objects": [str(work_order) for work_order in work_orders[:50]],
+            "more": max(0, len(work_orders) - 50),
+            "form": form,
+            "form_action": form_action,
+            "cancel_url": cancel_url,
+            "submit_label": f"Yes, {lifecycle.verb.lower()}",
+            "bulk_action": bulk,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if bulk else [],
+            "select_across": request.POST.get("select_across", "0") if bulk else "0",
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/workorders/confirm_action.html", context)
+
+    def _run_action(self, request, queryset, name, action_name):
+        """A bulk lifecycle action; those needing input (assignee, reason) show a confirmation page first,
+        which posts back to the changelist with `apply`."""
+        lifecycle = LIFECYCLE[name]
+        work_orders = list(queryset.select_related(None).only("pk", "number", "title", "organization"))
+        applying = "apply" in request.POST
+        form = self._lifecycle_form(request, lifecycle, work_orders, request.POST if applying else None)
+        if form is not None and not (applying and form.is_valid()):
+            return self._confirmation(
+                request, lifecycle, work_orders, form, form_action=request.get_full_path(),
+                cancel_url=request.get_full_path(), bulk=action_name,
+            )  # fmt: skip
+        self._transition_each(request, lifecycle, work_orders, form)
+        return None
+
+    @admin.action(description="Assign to…", permissions=["assign"])
+    def assign_selected(self, request, queryset):
+        return self._run_action(request, queryset, "assign", "assign_selected")
+
+    @admin.action(description="Start", permissions=["execute"])
+    def start_selected(self, request, queryset):
+        return self._run_action(request, queryset, "start", "start_selected")
+
+    @admin.action(description="Complete", permissions=["execute"])
+    def complete_selected(self, request, queryset):
+        return self._run_action(request, queryset, "complete", "complete_selected")
+
+    @admin.action(description="Cancel with reason…", permissions=["cancel"])
+    def cancel_selected(self, request, queryset):
+        return self._run_action(request, queryset, "cancel", "cancel_selected")
+
+    @admin.action(description="Verify", permissions=["verify"])
+    def verify_selected(self, request, queryset):
+        return self._run_action(request, queryset, "verify", "verify_selected")
+
+    def lifecycle_view(self, request, object_id, action):
+        """One order's lifecycle button: a confirmation page (with its assignee or reason), then the
+        transition through the services."""
+        lifecycle = LIFECYCLE.get(action)
+        if lifecycle is None:
+            raise Http404(f"No work-order action “{action}”.")
+        work_order = self.get_object(request, unquote(object_id))
+        if work_order is None:
+            raise Http404(f"No work order with id {object_id}.")
+        if not self.has_view_permission(request, work_order) or not self._may(request, lifecycle):
+            raise PermissionDenied
+        change_url = reverse("admin:workorders_workorder_change", args=[work_order.pk])
+        posted = request.method == "POST"
+        form = self._lifecycle_form(request, lifecycle, [work_order], request.POST if posted else None)
+        if posted and (form is None or form.is_valid()):
+            self._transition_each(request, lifecycle, [work_order], form)
+            return HttpResponseRedirect(change_url)
+        return self._confirmation(
+            request, lifecycle, [work_order], form, form_action=request.get_full_path(), cancel_url=change_url,
+            bulk=None,
+        )  # fmt: skip
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        work_order = self.get_object(request, unquote(object_id))
+        if work_order is not None:
+            possible = set(services.allowed_actions(work_order))
+            extra_context["lifecycle_buttons"] = [
+                {
+                    "label": lifecycle.label,
+                    "url": reverse("admin:workorders_workorder_lifecycle", args=[work_order.pk, name]),
+                }
+                for name, lifecycle in LIFECYCLE.items()
+                if lifecycle.action in possible and self._may(request, lifecycle)
+            ]
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- history: view it, never revert through it (status moves only through the services) --------
+    def revert_disabled(self, request, obj=None):
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+            raise Http404(f"No work order with id {object_id}.")
+        if request.method == "POST":
+            raise PermissionDenied("Work orders change through their form and lifecycle actions, not by reverting.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    # --- CSV export -------------------------------------------------------------------------------------
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        urls = [
+            path("export-csv/", self.admin_site.admin_view(self.export_csv_view), name=f"{prefix}_export_csv"),
+            path(
+                "<path:object_id>/lifecycle/<str:action>/",
+                self.admin_site.admin_view(self.lifecycle_view),
+                name=f"{prefix}_lifecycle",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def get_changelist(self, request, **kwargs):
+        changelist_class = super().get_changelist(request, **kwargs)
+        if not getattr(request, "_csv_export", False):
+            return changelist_class
+
+        class ExportChangeList(changelist_class):
+            def get_results(self, request):
+                """The export needs the filtered queryset only: no page, no counts."""
+
+        return ExportChangeList
+
+    def export_csv_view(self, request):
+        """The changelist's rows as CSV, with its filters and search applied (streamed)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        request._csv_export = True
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(reverse("admin:workorders_workorder_changelist") + "?e=1")
+        return self._csv_response(changelist.queryset)
+
+    @admin.action(description="Export selected to CSV", permissions=["view"])
+    def export_selected_csv(self, request, queryset):
+        return self._csv_response(queryset)
+
+    def _csv_response(self, queryset):
+        response = StreamingHttpResponse(self._csv_lines(queryset), content_type="text/csv; charset=utf-8")
+        filename = f"work-orders-{timezone.now():%Y-%m-%d}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    def _csv_lines(self, queryset):
+        writer = csv.writer(_Echo())
+        yield writer.writerow(CSV_HEADER)
+        rows = queryset.select_related("organization", "asset", "location", "assignee").prefetch_related(
+            "time_entries", "cost_lines"
+        )
+        for work_order in rows.iterator(chunk_size=500):
+            zone = work_order.organization.zone
+            yield writer.writerow(
+                [
+                    _csv_cell(value)
+                    for value in (
+                        work_order.number,
+                        work_order.title,
+                        work_order.get_status_display(),
+                        work_order.get_priority_display(),
+                        work_order.get_type_display(),
+                        work_order.asset.code if work_order.asset else "",
+                        work_order.location.name if work_order.location else "",
+                        _person(work_order.assignee),
+                        _local(work_order.due_at, zone),
+                        _local(work_order.completed_at, zone),
+                        exported_cost_total(work_order),
+                    )
+                ]
+            )
+
+
+# --- work requests: the approval queue -------------------------------------------------------------------
+
+
+class DecisionFilter(admin.SimpleListFilter):
+    """The queue shows pending requests unless another decision is chosen."""
+
+    title = "decision"
+    parameter_name = "decision"
+    DEFAULT = WorkRequest.Status.PENDING
+
+    def lookups(self, request, model_admin):
+        return [*WorkRequest.Status.choices, ("all", "All")]
+
+    def choices(self, changelist):
+        current = self.value() or self.DEFAULT
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": current == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        current = self.value() or self.DEFAULT
+        if current == "all":
+            return queryset
+        if current in WorkRequest.Status.values:
+            return queryset.filter(status=current)
+        return queryset.none()
+
+
+@admin.register(WorkRequest)
+class WorkRequestAdmin(TenantAdmin):
+    """Problems reported from the public form: approve them into work orders or reject them with a reason
+    the requester sees. The request itself is never edited here."""
+
+    write_action = Action.APPROVE_REQUESTS
+    list_display = ["summary", "status", "asset", "location", "contact", "created_at", "work_order"]
+    list_select_related = ["asset", "location", "work_order"]
+    list_filter = [DecisionFilter]
+    search_fields = ["description", "contact_name", "contact_email", "asset__code"]
+    show_full_result_count = False
+    actions = ["approve_selected", "reject_selected"]
+    readonly_fields = [
+        "description", "asset", "location", "contact_name", "contact_email", "contact_phone", "status",
+        "decided_by", "decided_at", "rejection_reason", "work_order", "attachment_links", "created_at",
+    ]  # fmt: skip
+    fields = readonly_fields
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_approve_permission(self, request):
+        return _role_allows(request, Action.APPROVE_REQUESTS)
+
+    @admin.display(description="request", ordering="description")
+    def summary(self, work_request):
+        return str(work_request)
+
+    @admin.display(description="contact")
+    def contact(self, work_request):
+        return ", ".join(
+            filter(None, [work_request.contact_name, work_request.contact_email, work_request.contact_phone])
+        )
+
+    @admin.display(description="attachments")
+    def attachment_links(self, work_request):
+        links = []
+        for attachment in work_request.attachments.all():
+            url = attachment_url(attachment)
+            links.append((url, attachment.original_name) if url else ("#", attachment.original_name))
+        return format_html_join(", ", '<a href="{}">{}</a>', links) if links else "-"
+
+    @admin.action(description="Approve into work orders", permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        created, refused = [], []
+        for work_request in queryset:
+            try:
+                work_order = services.approve_request(work_request, actor=request.user)
+            except DomainError as exc:
+                refused.append(f"“{work_request}”: {exc.message}")
+            else:
+                created.append(work_order.number)
+        if created:
+            self.message_user(
+                request, f"Approved {len(created)} request(s) into work orders {_listed(created)}.", messages.SUCCESS
+            )
+        for message in refused[:MAX_LISTED]:
+            self.message_user(request, message, messages.ERROR)
+
+    @admin.action(description="Reject with reason…", permissions=["approve"])
+    def reject_selected(self, request, queryset):
+        requests = list(queryset)
+        applying = "apply" in request.POST
+        form = ReasonForm(request.POST if applying else None)
+        if not (applying and form.is_valid()):
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Reject work requests",
+                "intro": "Reject these requests? The requester sees the reason through their link.",
+                "objects": [str(work_request) for work_request in requests[:50]],
+                "more": max(0, len(requests) - 50),
+                "form": form,
+                "form_action": request.get_full_path(),
+                "cancel_url": request.get_full_path(),
+                "submit_label": "Yes, reject",
+                "bulk_action": "reject_selected",
+                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"),
+            }
+            request.current_app = self.admin_site.name
+            return TemplateResponse(request, "admin/workorders/confirm_action.html", context)
+        reason = form.cleaned_data["reason"].strip()
+        rejected, refused = 0, []
+        for work_request in requests:
+            try:
+                services.reject_request(work_request, actor=request.user, reason=reason)
+            except DomainError as exc:
+                refused.append(f"“{work_request}”: {exc.message}")
+            else:
+                rejected += 1
+        if rejected:
+            self.message_user(request, f"Rejected {rejected} request(s).", messages.SUCCESS)
+        for message in refused[:MAX_LISTED]:
+            self.message_user(request, message, messages.ERROR)
+        return None
+
+
+# --- the procedure library ------------------------------------------------------------------------------
+
+
+class ProcedureItemInline(TenantInline):
+    model = ProcedureItem
+    write_action = Action.CREATE_WORK
+    fields = ["position", "text", "kind", "unit", "required"]
+    ordering = ["position", "id"]
+    extra = 1
+
+
+@admin.register(Procedure)
+class ProcedureAdmin(ServiceAdmin):
+    write_action = Action.CREATE_WORK
+    list_display = ["name", "step_count", "updated_at"]
+    search_fields = ["name"]
+    ordering = ["name"]  # explicit: Meta.ordering is dropped from the annotated (GROUP BY) queryset
+    inlines = [ProcedureItemInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(step_count=Count("items"))
+
+    @admin.display(description="steps", ordering="step_count")
+    def step_count(self, procedure):
+        return procedure.step_count
+
+    def save_model(self, request, obj, form, change):
+        """Saved with its steps in save_related: one service call for the procedure and its steps."""
+
+    def save_related(self, request, form, formsets, change):
+        steps = []
+        for formset in formsets:
+            if formset.model is not ProcedureItem:
+                continue
+            formset.save(commit=False)  # writes nothing; fills new/changed/deleted objects for the log
+            for index, item_form in enumerate(formset.forms):
+                if formset._should_delete_form(item_form):
+                    continue
+                if item_form.instance.pk is None and not item_form.has_changed():
+                    continue
+                data = item_form.cleaned_data
+                steps.append(((data.get("position") or 0, index), data))
+        items = [
+            {"text": data["text"], "kind": data["kind"], "unit": data.get("unit", ""),
+             "required": data.get("required", False), "position": number}
+            for number, (_, data) in enumerate(sorted(steps, key=lambda step: step[0]), start=1)
+        ]  # fmt: skip
+        data = form.cleaned_data
+        try:
+            if change:
+                saved = services.update_procedure(
+                    form.instance, actor=request.user, name=data["name"], description=data.get("description", ""),
+                    items=items,
+                )  # fmt: skip
+            else:
+                saved = services.create_procedure(
+                    self._organization_for_new(request, form), actor=request.user, name=data["name"],
+                    description=data.get("description", ""), items=items,
+                )  # fmt: skip
+        except DomainError as exc:
+            raise _Refused(exc) from exc
+        _adopt(form.instance, saved)
+
+    def delete_model(self, request, obj):
+        try:
+            services.delete_procedure(obj, actor=request.user)
+        except DomainError as exc:
+            raise _Refused(exc) from exc
+
+
+# --- teams ----------------------------------------------------------------------------------------------
+
+
+@admin.register(Team)
+class TeamAdmin(ServiceAdmin):
+    write_action = Action.ASSIGN_WORK
+    list_display = ["name", "member_count"]
+    search_fields = ["name"]
+    ordering = ["name"]
+    filter_horizontal = ["members"]  # choices: active members of the organisation (TenantScopingMixin)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_count=Count("members"))
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, team):
+        return team.member_count
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                saved = services.update_team(obj, actor=request.user, name=data["name"], members=data["members"])
+            else:
+                saved = services.create_team(
+                    self._organization_for_new(request, form), actor=request.user, name=data["name"],
+                    members=data["members"],
+                )  # fmt: skip
+        except DomainError as exc:
+            raise _Refused(exc) from exc
+        _adopt(obj, saved)
+
+    def save_related(self, request, form, formsets, change):
+        """The members were set by the service."""
+
+    def delete_model(self, request, obj):
+        try:
+            services.delete_team(obj, actor=request.user)
+        except DomainError as exc:
+            raise _Refused(exc) from exc
