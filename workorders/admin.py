@@ -29,6 +29,7 @@ from assets.admin import ActiveOrganizationFormMixin, LocationTreeFilter, Organi
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, _back_office_role
 from maintenance_site.tenancy.roles import Action, Role, role_allows, roles_allowed
+from sla import services as sla_services
 from workorders import services
 from workorders.models import (
     Attachment,
@@ -451,9 +452,11 @@ class WorkOrderForm(ServiceForm):
 class WorkOrderAdmin(ServiceAdmin):
     write_action = Action.CREATE_WORK
     form = WorkOrderForm
-    # SLA columns (response / resolution due, breached) come with the SLA issue: add them here and to
-    # list_select_related, keeping the changelist free of per-row queries (see the query-count test).
-    list_display = ["number", "title", "status", "priority", "type", "asset", "assignee", "due_at", "overdue"]
+    # SLA columns come from one LEFT JOIN annotation (get_queryset): no per-row query.
+    list_display = [
+        "number", "title", "status", "priority", "type", "asset", "assignee", "due_at", "overdue", "sla",
+        "resolution_due",
+    ]  # fmt: skip
     list_select_related = ["asset", "assignee"]
     list_filter = [
         "status", "priority", "type", OverdueFilter, "assignee", "team", "asset", WorkOrderLocationFilter,
@@ -483,6 +486,17 @@ class WorkOrderAdmin(ServiceAdmin):
         "cancel_reason", "source", "requested_by", "parent", "cost_summary",
     ]  # fmt: skip
     CLOSED_EDITABLE = {"completion_notes", "failure_cause", "remedy"}
+
+    def get_queryset(self, request):
+        return sla_services.with_sla(super().get_queryset(request))
+
+    @admin.display(description="SLA", ordering="sla_state")
+    def sla(self, obj):
+        return getattr(obj, "sla_state", None) or "-"
+
+    @admin.display(description="Resolution due", ordering="resolution_due_at")
+    def resolution_due(self, obj):
+        return getattr(obj, "resolution_due_at", None)
 
     # --- the form ----------------------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):

@@ -5,6 +5,8 @@ Every write goes through `workorders.services` with the caller as the actor: the
 role table, the service checks it again along with the work-order rules (technicians act on their own work).
 """
 
+from datetime import datetime
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import FileResponse
@@ -23,6 +25,7 @@ from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimar
 from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
 from maintenance_site.errors import InvalidInput, NotFound
 from maintenance_site.tenancy.roles import Action
+from sla import services as sla_services
 from workorders import services
 from workorders.filters import WorkOrderFilter, WorkOrderOrdering, WorkRequestFilter
 from workorders.models import (
@@ -79,6 +82,9 @@ class WorkOrderSerializer(TenantModelSerializer):
     team_name = serializers.CharField(source="team.name", read_only=True, default=None)
     is_overdue = serializers.BooleanField(read_only=True)
     allowed_actions = serializers.SerializerMethodField(help_text="Lifecycle actions possible from the status.")
+    sla_state = serializers.SerializerMethodField(help_text="breached, warning, on_track, met, or null (no SLA).")
+    response_due_at = serializers.SerializerMethodField()
+    resolution_due_at = serializers.SerializerMethodField()
     assignee = member_field(required=False, allow_null=True, help_text="On creation: assigns at once.")
     procedure = TenantPrimaryKeyRelatedField(
         queryset=Procedure.objects.all(), write_only=True, required=False, allow_null=True,
@@ -92,9 +98,27 @@ class WorkOrderSerializer(TenantModelSerializer):
             "location", "location_name", "assignee", "assignee_name", "team", "team_name", "requested_by",
             "due_at", "started_at", "completed_at", "verified_at", "estimated_minutes", "source", "needs_downtime",
             "parent", "completion_notes", "failure_cause", "remedy", "hold_reason", "cancel_reason", "is_overdue",
-            "allowed_actions", "procedure", "created_at", "updated_at",
+            "allowed_actions", "sla_state", "response_due_at", "resolution_due_at", "procedure", "created_at",
+            "updated_at",
         ]  # fmt: skip
         read_only_fields = ["requested_by"]
+
+    # Lists annotate these in one join (sla.services.with_sla); an order just written has no annotation
+    # and reads its clock instead.
+    def _sla(self, obj, annotation: str, pick):
+        if hasattr(obj, annotation):
+            return getattr(obj, annotation)
+        summary = sla_services.clock_summary(obj)
+        return pick(summary) if summary else None
+
+    def get_sla_state(self, obj) -> str | None:
+        return self._sla(obj, "sla_state", lambda summary: summary["state"])
+
+    def get_response_due_at(self, obj) -> datetime | None:
+        return self._sla(obj, "response_due_at", lambda summary: summary["response"]["due_at"])
+
+    def get_resolution_due_at(self, obj) -> datetime | None:
+        return self._sla(obj, "resolution_due_at", lambda summary: summary["resolution"]["due_at"])
 
     def get_assignee_name(self, obj) -> str | None:
         return person(obj.assignee) if obj.assignee_id else None
@@ -112,9 +136,13 @@ class WorkOrderSerializer(TenantModelSerializer):
 
 class WorkOrderDetailSerializer(WorkOrderSerializer):
     costs = serializers.SerializerMethodField(help_text="Labour, parts, other and total, as decimal strings.")
+    sla = serializers.SerializerMethodField(help_text="The SLA clock: policy, targets, due times, states, pauses.")
 
     class Meta(WorkOrderSerializer.Meta):
-        fields = [*WorkOrderSerializer.Meta.fields, "costs"]
+        fields = [*WorkOrderSerializer.Meta.fields, "costs", "sla"]
+
+    def get_sla(self, obj) -> dict | None:
+        return sla_services.clock_summary(obj)
 
     def get_costs(self, obj) -> dict[str, str]:
         return {name: str(amount) for name, amount in services.cost_totals(obj).items()}
@@ -302,7 +330,9 @@ class WorkOrderViewSet(ActorServiceViewSet):
     through the action endpoints (`assign`, `start`, `complete`, …), each checked against the status
     (409 with `current_status` and `allowed_actions`) and the caller's role and assignment."""
 
-    queryset = WorkOrder.objects.select_related("organization", "asset", "location", "assignee", "team")
+    queryset = sla_services.with_sla(
+        WorkOrder.objects.select_related("organization", "asset", "location", "assignee", "team", "sla_clock__policy")
+    )
     serializer_class = WorkOrderDetailSerializer
     filterset_class = WorkOrderFilter
     filter_backends = [DjangoFilterBackend, UpdatedAfterFilter, SearchFilter, WorkOrderOrdering]

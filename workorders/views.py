@@ -10,7 +10,7 @@ from django.views.decorators.http import require_safe
 from maintenance_site.tenancy.roles import Action, role_allows
 from workorders.models import Attachment
 
-URL_NAME = "attachment-download"
+URL_NAME = "attachment-file"
 
 
 def attachment_url(attachment: Attachment) -> str | None:

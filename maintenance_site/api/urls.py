@@ -9,6 +9,7 @@ import inventory.api  # noqa: E402,F401
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401
+import sla.api  # noqa: E402,F401
 import workorders.api  # noqa: E402,F401
 from assets.history import AssetHistoryView
 from maintenance_site.api.routers import router
@@ -21,5 +22,6 @@ urlpatterns = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     re_path(r"^assets/(?P<pk>[0-9]+)/history/?$", AssetHistoryView.as_view(), name="asset-history"),
+    path("maintenance/", include("scheduling.windows_api")),
     path("", include(router.urls)),
 ]

@@ -23,8 +23,8 @@ from workorders.views import download_attachment
 
 # The site's URLs plus the attachment download, until maintenance_site/urls.py mounts it.
 urlpatterns = [*site_urlpatterns]
-if not any(getattr(pattern, "name", None) == "attachment-download" for pattern in site_urlpatterns):
-    urlpatterns.append(path("attachments/<str:token>/", download_attachment, name="attachment-download"))
+if not any(getattr(pattern, "name", None) == "attachment-file" for pattern in site_urlpatterns):
+    urlpatterns.append(path("attachments/<str:token>/", download_attachment, name="attachment-file"))
 
 pytestmark = pytest.mark.urls(__name__)
 
@@ -477,7 +477,7 @@ def test_attachments_download_only_in_their_organisation(client, media, org_a, m
     other = services.add_attachment(
         uploaded=SimpleUploadedFile("b.txt", b"of B", content_type="text/plain"), actor=manager_b, work_order=order_b
     )
-    url = reverse("attachment-download", args=[attachment.token])
+    url = reverse("attachment-file", args=[attachment.token])
     client.force_login(manager_a)
     page = client.get(change_url(work_order)).content.decode()
     assert url in page and "report.txt" in page  # the read-only inline links to the download
@@ -487,7 +487,7 @@ def test_attachments_download_only_in_their_organisation(client, media, org_a, m
     assert b"".join(response.streaming_content) == b"seal worn"
     assert "attachment" in response["Content-Disposition"]
 
-    assert client.get(reverse("attachment-download", args=[other.token])).status_code == 404
+    assert client.get(reverse("attachment-file", args=[other.token])).status_code == 404
     client.logout()
     assert client.get(url).status_code == 302  # to the login page
 
