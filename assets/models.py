@@ -215,3 +215,84 @@ class Downtime(TenantModel):
         from django.utils import timezone
 
         return (self.ended_at or timezone.now()) - self.started_at
+
+
+# --- Meters (appended: preventive maintenance) -----------------------------------------------------------
+
+from django.conf import settings  # noqa: E402  (this section is appended to the module)
+
+METER_VALUE = {"max_digits": 18, "decimal_places": 4}
+
+
+class Meter(TenantModel):
+    """Something measured on an asset: a counter that only grows (run hours, kilometres, cycles) or a gauge
+    that goes up and down (temperature, pressure, vibration). Meter-based preventive schedules watch it.
+    `last_value` / `last_read_at` are the newest reading, kept by `assets.meters.record_readings`."""
+
+    class Kind(models.TextChoices):
+        CUMULATIVE = "cumulative", "Counter (only grows: run hours, km, cycles)"
+        GAUGE = "gauge", "Gauge (goes up and down: temperature, pressure)"
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="meters")
+    name = models.CharField(max_length=80, help_text="Schedules find the meter by this name, e.g. “Run hours”.")
+    unit = models.CharField(max_length=20, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CUMULATIVE)
+    last_value = models.DecimalField(**METER_VALUE, null=True, blank=True, editable=False)
+    last_read_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    history = history(excluded_fields=["last_value", "last_read_at", "updated_at"])
+
+    class Meta:
+        ordering = ["asset", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "name"],
+                name="assets_meter_unique_name",
+                violation_error_message="This asset already has a meter with this name.",
+            ),
+        ]
+        indexes = [
+            # generation: WHERE asset_id IN (...) AND name IN (...) is served by the unique index;
+            # sync: WHERE organization_id = ? AND updated_at > ?
+            models.Index(fields=["organization", "updated_at"], name="assets_meter_org_updated_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset.code} {self.name}" if self.asset_id else self.name
+
+    def clean(self):
+        if self.asset_id and self.asset.organization_id != self.organization_id:
+            raise ValidationError({"asset": "The asset belongs to another organisation."})
+
+
+class MeterReading(TenantModel):
+    """One value of a meter at a moment. Append-only (its own audit): a wrong reading is corrected by a
+    later one, never edited. One reading per meter and moment, so a re-sent batch changes nothing."""
+
+    class Source(models.TextChoices):
+        API = "api", "API / telemetry"
+        MANUAL = "manual", "Entered by hand"
+        IMPORT = "import", "Import"
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="readings")
+    value = models.DecimalField(**METER_VALUE)
+    read_at = models.DateTimeField()
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.API)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["meter", "-read_at"]
+        constraints = [
+            # Also the index of every reading query: WHERE meter_id = ? AND read_at > ? (ORDER BY read_at)
+            models.UniqueConstraint(fields=["meter", "read_at"], name="assets_meterreading_unique_time"),
+        ]
+        indexes = [
+            # meter thresholds: readings recorded since the generator's last pass
+            # WHERE meter_id = ? AND created_at >= ? AND read_at >= ? AND value > ?
+            models.Index(fields=["meter", "created_at"], name="assets_reading_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.value} at {self.read_at:%Y-%m-%d %H:%M}"

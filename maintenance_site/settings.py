@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "maintenance_site.tenancy.middleware.ActiveOrganizationMiddleware",
+    "scheduling.middleware.MaintenanceModeMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
@@ -107,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "maintenance_site.tenancy.context_processors.active_organization",
+                "scheduling.context_processors.maintenance_mode",
             ],
         },
     },
@@ -216,7 +218,10 @@ REST_FRAMEWORK = {
         "maintenance_site.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["maintenance_site.api.permissions.RolePermission"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "maintenance_site.api.permissions.RolePermission",
+        "scheduling.permissions.NotInMaintenanceMode",
+    ],
     "DEFAULT_PAGINATION_CLASS": "maintenance_site.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -266,6 +271,30 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package, no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" or "kind": each choice set gets its own, stable component name.
+    "ENUM_NAME_OVERRIDES": {
+        "NotificationDeliveryStatusEnum": "maintenance_site.notifications.models.NotificationDelivery.Status",
+        "LocationKindEnum": "assets.models.Location.Kind",
+        "AssetCriticalityEnum": "assets.models.Asset.Criticality",
+        "AssetStatusEnum": "assets.models.Asset.Status",
+        "MeterKindEnum": "assets.models.Meter.Kind",
+        "MeterReadingSourceEnum": "assets.models.MeterReading.Source",
+        "ChecklistItemKindEnum": "workorders.models.ItemKind",
+        "WorkOrderStatusEnum": "workorders.models.WorkOrder.Status",
+        "WorkOrderSourceEnum": "workorders.models.WorkOrder.Source",
+        "WorkRequestStatusEnum": "workorders.models.WorkRequest.Status",
+        "StockLocationKindEnum": "inventory.models.StockLocation.Kind",
+        "StockMovementKindEnum": "inventory.models.MovementKind",
+        "ReservationStatusEnum": "inventory.models.Reservation.Status",
+        "PurchaseOrderStatusEnum": "inventory.models.PurchaseOrder.Status",
+        "PreventiveScheduleStatusEnum": "scheduling.preventive_models.PreventiveSchedule.Status",
+        "PreventiveOccurrenceStatusEnum": "scheduling.preventive_models.PreventiveOccurrence.Status",
+        "MaintenanceWindowStatusEnum": "scheduling.windows_models.MaintenanceWindow.Status",
+        "ScenarioKindEnum": "scenarios.models.Scenario.Kind",
+        "ScenarioRunStatusEnum": "scenarios.models.ScenarioRun.Status",
+        "EscalationStepKindEnum": "sla.models.EscalationStep.Kind",
+        "SLATargetEnum": "sla.models.Target",
+    },
 }
 
 # --- Internationalisation, static, media ----------------------------------------------------------------
@@ -300,6 +329,34 @@ EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "maintenance@localhost")
+
+# --- Preventive maintenance ----------------------------------------------------------------------------
+PREVENTIVE_GENERATION_INTERVAL = env_int("PREVENTIVE_GENERATION_INTERVAL", 60, minimum=10)  # seconds between ticks
+PREVENTIVE_MISFIRE_GRACE = env_int("PREVENTIVE_MISFIRE_GRACE", 3600, minimum=60)  # later than this is a misfire
+PREVENTIVE_GENERATION_CHUNK = env_int("PREVENTIVE_GENERATION_CHUNK", 5000, minimum=100)  # rows per transaction
+
+SLA_MONITOR_INTERVAL = env_int("SLA_MONITOR_INTERVAL", 60, minimum=1)  # seconds between SLA monitor runs
+
+# --- Maintenance windows ----------------------------------------------------------------------------------
+MAINTENANCE_CHECK_INTERVAL = env_int("MAINTENANCE_CHECK_INTERVAL", 60, minimum=1)  # seconds between ticks
+MAINTENANCE_MAX_HISTORY = env_int("MAINTENANCE_MAX_HISTORY", 1000, minimum=1)  # finished windows kept per org
+MAINTENANCE_REMINDER_MINUTES = env_int("MAINTENANCE_REMINDER_MINUTES", 60, minimum=0)  # "starting soon" lead
+MAINTENANCE_RECURRENCE_DAYS = env_int("MAINTENANCE_RECURRENCE_DAYS", 60, minimum=1)  # occurrences created ahead
+
+# --- Maintenance scenarios (platform-wide, superusers only) ----------------------------------------------
+DISCOVERY_INTERVAL = env_int("DISCOVERY_INTERVAL", 60, minimum=5)  # seconds between scans for service.json
+SCENARIO_DISCOVERY_DIR = env_str("SCENARIO_DISCOVERY_DIR")  # folder scanned for external scenarios
+SCENARIOS_RESET_ON_START = env_bool("SCENARIOS_RESET_ON_START", True)  # every scenario inactive at scheduler start
+SCENARIOS_MAX_HEAVY = env_int("SCENARIOS_MAX_HEAVY", 3, minimum=0)
+SCENARIOS_LOAD_CEILING_CPU = env_float("SCENARIOS_LOAD_CEILING_CPU", 85.0, minimum=0.0)  # percent
+SCENARIOS_LOAD_CEILING_MEMORY = env_float("SCENARIOS_LOAD_CEILING_MEMORY", 90.0, minimum=0.0)  # percent
+DEFAULT_TIMEOUT = env_int("DEFAULT_TIMEOUT", 0, minimum=0)  # minutes until auto-deactivation; 0: none
+BACKUP_DIR = env_str("BACKUP_DIR", str(VAR_DIR / "backups"))
+BACKUP_RETENTION = env_int("BACKUP_RETENTION", 7, minimum=1)  # backups kept
+LOG_FILE = env_str("LOG_FILE")  # file logging (rotated by the log-rotation scenario) when set
+SCENARIO_TICK_INTERVAL = env_int("SCENARIO_TICK_INTERVAL", 15, minimum=1)
+EXTERNAL_SCENARIO_TIMEOUT = env_float("EXTERNAL_SCENARIO_TIMEOUT", 5.0, minimum=0.1)
+SCENARIO_PROBE_URL = env_url("SCENARIO_PROBE_URL", schemes=("http", "https"))  # performance-monitor's probe
 
 # --- Notification channels (seed 004's variables); a channel is enabled when its URL is set ----------
 SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", schemes=("http", "https"))
@@ -341,6 +398,15 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+if LOG_FILE:  # append mode, so the log-rotation scenario's copy-and-truncate is safe
+    LOGGING["handlers"]["file"] = {
+        "class": "logging.FileHandler",
+        "filename": LOG_FILE,
+        "formatter": LOG_FORMAT,
+        "filters": ["correlation"],
+    }
+    LOGGING["root"]["handlers"].append("file")
 
 # --- Platform behaviour ---------------------------------------------------------------------------------
 # Public problem reports (no login): submissions per client address and per organisation, "N/seconds".

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from maintenance_site.ops import views as ops_views
 from maintenance_site.tenancy.views import switch_organization
+from scheduling.ical import calendar_feed as preventive_calendar_feed
 from workorders import views as workorder_views
 
 admin.site.site_header = "Maintenance back office"
@@ -24,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include("maintenance_site.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("preventive/calendar/<str:token>.ics", preventive_calendar_feed, name="preventive-calendar-feed"),
     path("health", ops_views.liveness, name="health"),
     path("health/ready", ops_views.readiness, name="health-ready"),
     path("metrics", ops_views.prometheus_metrics, name="metrics"),

@@ -5,10 +5,13 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 # Each import registers that app's viewsets on the shared router.
 import assets.api  # noqa: E402,F401,I001
+import assets.meters_api  # noqa: E402,F401
 import inventory.api  # noqa: E402,F401
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401
+import scenarios.api  # noqa: E402,F401
+import scheduling.preventive_api  # noqa: E402,F401
 import sla.api  # noqa: E402,F401
 import workorders.api  # noqa: E402,F401
 from assets.history import AssetHistoryView

@@ -373,3 +373,36 @@ def websocket_membership(user, requested: str | None = None, session=None):
             code="role_forbids",
         )
     return membership
+
+
+# --- Publishing in bulk (appended: batch generation) -------------------------------------------------------
+
+PUBLISH_MANY_BATCH = 2000
+
+
+def publish_many(organization, event_type: str, payloads: list[dict], *, user_ids=None) -> list[Event]:
+    """`publish()` for a batch: one event per payload, inserted with bulk INSERTs in the caller's transaction
+    (one per PUBLISH_MANY_BATCH events) and delivered after commit by a single dispatch, like `publish()`.
+    `user_ids`, when given, holds per payload the id of the user the event concerns (or None)."""
+    if not EVENT_TYPE.match(event_type):
+        raise ValueError(f"Event type {event_type!r} must look like 'work-order:created'.")
+    if user_ids is not None and len(user_ids) != len(payloads):
+        raise ValueError("publish_many: give one user id (or None) per payload.")
+    if not payloads:
+        return []
+    correlation_id = get_correlation_id()
+    correlation_id = correlation_id if correlation_id != "-" else ""
+    organization_id = getattr(organization, "pk", organization)
+    events = [
+        Event(
+            organization_id=organization_id,
+            type=event_type,
+            payload=json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder)),
+            user_id=user_ids[index] if user_ids is not None else None,
+            correlation_id=correlation_id,
+        )
+        for index, payload in enumerate(payloads)
+    ]
+    Event.objects.bulk_create(events, batch_size=PUBLISH_MANY_BATCH)
+    schedule_dispatch()
+    return events

@@ -9,8 +9,11 @@ from maintenance_site.ops import health
 
 
 def maintenance_mode_status() -> dict:
-    """Filled in by maintenance windows; until then the platform is never in maintenance mode."""
-    return {"active": False}
+    """The platform-wide maintenance switch and how many organisations are in maintenance mode (these
+    endpoints know no organisation; an organisation's own mode is at /api/v1/maintenance/mode)."""
+    from scheduling.windows import platform_status
+
+    return platform_status()
 
 
 class StatusView(APIView):
@@ -22,6 +25,8 @@ class StatusView(APIView):
 
     @extend_schema(responses={200: dict}, summary="Platform status")
     def get(self, request):
+        from scenarios.services import scenarios_status
+
         results = health.run_checks()
         return Response(
             {
@@ -29,6 +34,7 @@ class StatusView(APIView):
                 "healthy": all(r.ok for r in results),
                 "maintenance_mode": maintenance_mode_status(),
                 "components": health.as_dict(results),
+                "scenarios": scenarios_status(),
             }
         )
 

@@ -28,6 +28,8 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             call_command("collectstatic", interactive=False, verbosity=0)
             call_command("seed_demo")
+        # Before the worker's embedded beat starts, even with --no-setup: every scenario starts inactive.
+        call_command("maintenance", "scheduler-start")
         python = sys.executable
         commands = {
             "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "maintenance_site.asgi:application"],

@@ -19,7 +19,14 @@ ORGANIZATIONS = [
 ]  # fmt: skip
 HOURLY_RATES = {Role.TECHNICIAN: 48, Role.PLANNER: 55, Role.MANAGER: 70}
 # Each app that has demo data exposes `seed(organization, users)` in its `demo` module.
-DEMO_MODULES = ["assets.demo", "workorders.demo", "inventory.demo", "sla.demo"]
+DEMO_MODULES = [
+    "assets.demo",
+    "workorders.demo",
+    "inventory.demo",
+    "sla.demo",
+    "scheduling.demo",
+    "scheduling.windows_demo",
+]
 
 
 class Command(AuditedCommand):

@@ -1,0 +1,809 @@
+"""The scenario board (the Scenario changelist) and the pages around it. Platform administrators
+(superusers) only: scenarios act for every organisation.
+
+The board shows each scenario's state with a toggle, the presets one click away, the machine's resource
+usage, open preset windows, an emergency stop and the latest activity. Every change asks for a
+confirmation page first (with an optional timer and reason) and goes through the services, so refusals
+come back as a message naming the reason.
+"""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from maintenance_site.errors import DomainError
+from scenarios import presets as preset_services
+from scenarios import services
+from scenarios.models import (
+    DiscoveredService,
+    Preset,
+    PresetSchedule,
+    Scenario,
+    ScenarioActivity,
+    ScenarioRun,
+)
+
+VIA = ScenarioActivity.Via.ADMIN
+CONFIRM_TEMPLATE = "admin/scenarios/confirm.html"
+MAX_LISTED = 20
+
+
+class PlatformOnly:
+    """Superusers only: a tenant's staff never see the platform's scenarios."""
+
+    def _platform(self, request) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def platform_view(self, view):
+        """An admin page of our own: logged-in staff (admin_view), and a platform administrator."""
+
+        def guarded(request, *args, **kwargs):
+            if not self._platform(request):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return self.admin_site.admin_view(guarded)
+
+    def has_module_permission(self, request):
+        return self._platform(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._platform(request)
+
+    def has_add_permission(self, request, *args):
+        return self._platform(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._platform(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._platform(request)
+
+
+class ReadOnly(PlatformOnly):
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TimerForm(forms.Form):
+    duration_minutes = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Auto-deactivate after (minutes)",
+        help_text="Empty: the default timer (DEFAULT_TIMEOUT), none when that is 0.",
+    )
+    reason = forms.CharField(required=False, max_length=500, help_text="Kept in the activity log.")
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=500, help_text="Kept in the activity log.")
+
+
+def _state_badge(state: str) -> str:
+    colour = "#1a7f37" if state == Scenario.State.ACTIVE else "#6e7781"
+    return format_html('<strong style="color:{}">{}</strong>', colour, state)
+
+
+class ConfirmMixin:
+    def confirm(
+        self,
+        request,
+        *,
+        title,
+        intro,
+        objects,
+        form,
+        submit_label,
+        bulk_action=None,
+        selected=(),
+        select_across="0",
+        form_action="",
+    ):
+        objects = list(objects)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "intro": intro,
+            "objects": objects[:MAX_LISTED],
+            "more": max(len(objects) - MAX_LISTED, 0),
+            "form": form,
+            "submit_label": submit_label,
+            "bulk_action": bulk_action,
+            "selected": list(selected),
+            "select_across": select_across,
+            "form_action": form_action,
+            "cancel_url": reverse(f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}_changelist"),
+        }
+        return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+
+    def bulk_confirm(self, request, queryset, *, name, title, intro, form_class, submit_label):
+        """The first POST of a bulk action shows the confirmation; the second (with "apply") returns the form."""
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            return None, form
+        response = self.confirm(
+            request,
+            title=title,
+            intro=intro,
+            objects=queryset,
+            form=form,
+            submit_label=submit_label,
+            bulk_action=name,
+            selected=request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            select_across=request.POST.get("select_across", "0"),
+        )
+        return response, None
+
+    def report(self, request, func, success: str):
+        try:
+            result = func()
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+        self.message_user(request, success if isinstance(success, str) else success(result), messages.SUCCESS)
+        return result
+
+
+# --- the board -----------------------------------------------------------------------------------------
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Scenario
+        fields = ["interval_seconds", "cron", "time_zone"]
+
+
+@admin.register(Scenario)
+class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
+    change_list_template = "admin/scenarios/scenario/change_list.html"
+    form = ScheduleForm
+    list_display = [
+        "key",
+        "state_display",
+        "toggle",
+        "kind",
+        "category",
+        "weight",
+        "schedule",
+        "until",
+        "last_run",
+        "remote",
+        "is_present",
+    ]
+    list_filter = ["state", "kind", "category", "weight", "is_present"]
+    search_fields = ["key", "name", "description"]
+    ordering = ["category", "key"]
+    actions = ["activate_selected", "deactivate_selected", "run_selected"]
+    readonly_fields = [
+        "key",
+        "name",
+        "description",
+        "kind",
+        "category",
+        "tags",
+        "weight",
+        "conflict_list",
+        "is_present",
+        "state",
+        "active_since",
+        "active_until",
+        "activated_by",
+        "activation_reason",
+        "source_path",
+        "status_url",
+        "activate_url",
+        "deactivate_url",
+        "can_toggle",
+        "remote_health",
+        "remote_state",
+        "last_polled_at",
+        "last_error",
+        "last_error_at",
+        "last_run_at",
+        "last_run_status",
+        "last_run_summary",
+    ]
+    list_select_related = ["activated_by"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (
+                None,
+                {
+                    "fields": [
+                        "key",
+                        "name",
+                        "description",
+                        "kind",
+                        "category",
+                        "tags",
+                        "weight",
+                        "conflict_list",
+                        "is_present",
+                    ]
+                },
+            ),
+            ("State", {"fields": ["state", "active_since", "active_until", "activated_by", "activation_reason"]}),
+        ]
+        if obj is not None and obj.kind == Scenario.Kind.EXTERNAL:
+            fieldsets.append(
+                (
+                    "External service",
+                    {
+                        "fields": [
+                            "source_path",
+                            "status_url",
+                            "activate_url",
+                            "deactivate_url",
+                            "can_toggle",
+                            "remote_health",
+                            "remote_state",
+                            "last_polled_at",
+                            "last_error",
+                            "last_error_at",
+                        ]
+                    },
+                )
+            )
+        else:
+            fieldsets.append(("Schedule while active", {"fields": ["interval_seconds", "cron", "time_zone"]}))
+            fieldsets.append(("Last run", {"fields": ["last_run_at", "last_run_status", "last_run_summary"]}))
+        return fieldsets
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="conflicts with")
+    def conflict_list(self, obj):
+        return ", ".join(sorted(other.key for other in obj.conflicts.all())) or "-"
+
+    @admin.display(description="state", ordering="state")
+    def state_display(self, obj):
+        return _state_badge(obj.state)
+
+    @admin.display(description="")
+    def toggle(self, obj):
+        verb = "deactivate" if obj.is_active else "activate"
+        url = reverse("admin:scenarios_scenario_toggle", args=[obj.key])
+        return format_html('<a class="button" href="{}">{}</a>', url, verb.capitalize())
+
+    @admin.display(description="schedule")
+    def schedule(self, obj):
+        return obj.schedule_display
+
+    @admin.display(description="until", ordering="active_until")
+    def until(self, obj):
+        return obj.active_until or ("no timer" if obj.is_active else "-")
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, obj):
+        if not obj.last_run_at:
+            return "-"
+        return format_html(
+            "{} <small>{:%Y-%m-%d %H:%M}</small><br><small>{}</small>",
+            obj.last_run_status,
+            obj.last_run_at,
+            obj.last_run_summary[:120],
+        )
+
+    @admin.display(description="service")
+    def remote(self, obj):
+        if obj.kind != Scenario.Kind.EXTERNAL:
+            return "-"
+        if obj.last_error:
+            return format_html('<span style="color:#cf222e">{}</span>', obj.last_error[:160])
+        return f"{obj.remote_health or '?'}, {obj.remote_state or '?'}" + ("" if obj.can_toggle else ", cannot toggle")
+
+    def save_model(self, request, obj, form, change):
+        services.update_schedule(
+            obj,
+            interval_seconds=form.cleaned_data.get("interval_seconds"),
+            cron=form.cleaned_data.get("cron", ""),
+            time_zone=form.cleaned_data.get("time_zone") or "UTC",
+            actor=request.user,
+            via=VIA,
+        )
+
+    # --- board context and pages ---------------------------------------------------------------------
+
+    def get_urls(self):
+        own = [
+            path("board/stop-all/", self.platform_view(self.stop_all_view), name="scenarios_scenario_stop_all"),
+            path(
+                "board/preset/<str:key>/", self.platform_view(self.preset_view), name="scenarios_scenario_apply_preset"
+            ),
+            path("board/toggle/<str:key>/", self.platform_view(self.toggle_view), name="scenarios_scenario_toggle"),
+        ]
+        return own + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = extra_context or {}
+        if self._platform(request):
+            scenarios = {s.key: s for s in Scenario.objects.all()}
+            status = services.scenarios_status()
+            extra_context.update(
+                {
+                    "usage": services.resource_usage(),
+                    "status": status,
+                    "board_presets": [
+                        (preset, preset_services.preset_keys(preset, scenarios))
+                        for preset in Preset.objects.order_by("-builtin", "key")
+                    ],
+                    "open_windows": PresetSchedule.objects.filter(window_start__isnull=False).select_related("preset"),
+                    "recent_activity": ScenarioActivity.objects.select_related("actor").order_by("-at", "-id")[:10],
+                    "running_runs": ScenarioRun.objects.running().select_related("scenario"),
+                }
+            )
+        return super().changelist_view(request, extra_context)
+
+    def _back(self):
+        return HttpResponseRedirect(reverse("admin:scenarios_scenario_changelist"))
+
+    def toggle_view(self, request, key):
+        scenario = get_object_or_404(Scenario, key=key)
+        activating = not scenario.is_active
+        form_class = TimerForm if activating else ReasonForm
+        form = form_class(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            if activating:
+                self.report(
+                    request,
+                    lambda: services.activate_scenario(
+                        scenario,
+                        actor=request.user,
+                        via=VIA,
+                        duration_minutes=data.get("duration_minutes"),
+                        reason=data["reason"],
+                    ),
+                    f"{scenario.key} activated.",
+                )
+            else:
+                self.report(
+                    request,
+                    lambda: services.deactivate_scenario(scenario, actor=request.user, via=VIA, reason=data["reason"]),
+                    f"{scenario.key} deactivated.",
+                )
+            return self._back()
+        verb = "Activate" if activating else "Deactivate"
+        return self.confirm(
+            request,
+            title=f"{verb} {scenario.key}?",
+            objects=[f"{scenario.key}: {scenario.description}"],
+            intro=(
+                "It will run " + scenario.schedule_display + " while active."
+                if activating and scenario.kind == Scenario.Kind.INTERNAL
+                else f"{verb} this scenario:"
+            ),
+            form=form,
+            submit_label=f"Yes, {verb.lower()}",
+        )
+
+    def preset_view(self, request, key):
+        preset = get_object_or_404(Preset, key=key)
+        form = TimerForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            self.report(
+                request,
+                lambda: preset_services.apply_preset(
+                    preset,
+                    actor=request.user,
+                    via=VIA,
+                    reason=data["reason"],
+                    duration_minutes=data.get("duration_minutes"),
+                ),
+                lambda changes: f"Preset {preset.key} applied: {services._describe(changes)}.",
+            )
+            return self._back()
+        wanted = preset_services.preset_keys(preset)
+        active = set(Scenario.objects.active().values_list("key", flat=True))
+        lines = [f"activate {key}" for key in wanted if key not in active]
+        lines += [f"keep {key}" for key in wanted if key in active]
+        lines += [f"deactivate {key}" for key in sorted(active - set(wanted))]
+        return self.confirm(
+            request,
+            title=f"Apply preset {preset.key}?",
+            intro=f"{preset.description} Applying it changes, all or nothing:",
+            objects=lines or ["nothing"],
+            form=form,
+            submit_label="Yes, apply the preset",
+        )
+
+    def stop_all_view(self, request):
+        form = ReasonForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            self.report(
+                request,
+                lambda: services.stop_all(actor=request.user, via=VIA, reason=form.cleaned_data["reason"]),
+                lambda result: (
+                    f"Emergency stop: {len(result['deactivated'])} scenario(s) deactivated, "
+                    f"{result['runs_cancelled']} run(s) cancelled, {result['runs_asked_to_stop']} asked to stop."
+                ),
+            )
+            return self._back()
+        active = Scenario.objects.active()
+        return self.confirm(
+            request,
+            title="Stop every scenario?",
+            intro="Emergency stop: every scenario is deactivated, pending runs cancelled, running runs asked to stop "
+            "and open preset windows closed without restoring. Core jobs keep running.",
+            objects=[s.key for s in active] or ["no scenario is active"],
+            form=form,
+            submit_label="Yes, stop everything",
+        )
+
+    # --- bulk actions, each with its confirmation page -------------------------------------------------
+
+    @admin.action(description="Activate the selected scenarios (all or nothing)")
+    def activate_selected(self, request, queryset):
+        response, form = self.bulk_confirm(
+            request,
+            queryset,
+            name="activate_selected",
+            title="Activate these scenarios?",
+            intro="They are activated together, or none is if a rule refuses one:",
+            form_class=TimerForm,
+            submit_label="Yes, activate",
+        )
+        if response is not None:
+            return response
+        keys = sorted(queryset.values_list("key", flat=True))
+        self.report(
+            request,
+            lambda: services.set_states(
+                activate=keys,
+                actor=request.user,
+                via=VIA,
+                reason=form.cleaned_data["reason"],
+                duration_minutes=form.cleaned_data.get("duration_minutes"),
+            ),
+            lambda changes: f"Done: {services._describe(changes)}.",
+        )
+        return None
+
+    @admin.action(description="Deactivate the selected scenarios")
+    def deactivate_selected(self, request, queryset):
+        response, form = self.bulk_confirm(
+            request,
+            queryset,
+            name="deactivate_selected",
+            title="Deactivate these scenarios?",
+            intro="Their pending scheduled runs are cancelled:",
+            form_class=ReasonForm,
+            submit_label="Yes, deactivate",
+        )
+        if response is not None:
+            return response
+        keys = sorted(queryset.values_list("key", flat=True))
+        self.report(
+            request,
+            lambda: services.set_states(
+                deactivate=keys,
+                actor=request.user,
+                via=VIA,
+                reason=form.cleaned_data["reason"],
+                action=ScenarioActivity.Action.DEACTIVATE,
+            ),
+            lambda changes: f"Done: {services._describe(changes)}.",
+        )
+        return None
+
+    @admin.action(description="Run the selected scenarios now")
+    def run_selected(self, request, queryset):
+        response, form = self.bulk_confirm(
+            request,
+            queryset,
+            name="run_selected",
+            title="Run these scenarios now?",
+            intro="The runner starts them within a tick, whether they are active or not:",
+            form_class=ReasonForm,
+            submit_label="Yes, run them",
+        )
+        if response is not None:
+            return response
+        for scenario in queryset.internal():
+            self.report(
+                request,
+                lambda s=scenario: services.request_run(
+                    s, actor=request.user, via=VIA, reason=form.cleaned_data["reason"]
+                ),
+                f"Run of {scenario.key} requested.",
+            )
+        return None
+
+
+# --- presets and windows -------------------------------------------------------------------------------
+
+
+class PresetForm(forms.ModelForm):
+    scenarios = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = Preset
+        fields = ["key", "name", "description"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scenarios"].choices = [(s.key, f"{s.key} ({s.weight})") for s in Scenario.objects.present()]
+        if self.instance.pk:
+            self.fields["key"].disabled = True
+            self.initial["scenarios"] = list(self.instance.scenario_keys)
+
+    def validate_unique(self):
+        """Checked in clean() with the service's own words."""
+
+    def clean(self):
+        data = super().clean()
+        key = self.instance.key if self.instance.pk else data.get("key", "")
+        try:
+            preset_services.parse_preset_document(
+                {
+                    "key": key or "",
+                    "name": data.get("name", ""),
+                    "description": data.get("description", ""),
+                    "scenarios": list(data.get("scenarios") or []),
+                }
+            )
+        except DomainError as exc:
+            for field, problems in (exc.fields or {}).items():
+                self.add_error(field if field in self.fields else None, problems)
+            if not exc.fields:
+                raise forms.ValidationError(exc.message) from None
+        if not self.instance.pk and key and Preset.objects.filter(key=key).exists():
+            self.add_error("key", f"A preset “{key}” already exists.")
+        return data
+
+
+@admin.register(Preset)
+class PresetAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
+    form = PresetForm
+    list_display = ["key", "name", "builtin", "scenario_list", "apply_link", "export_link"]
+    actions = ["apply_selected"]
+    change_list_template = "admin/scenarios/preset/change_list.html"
+
+    @admin.display(description="scenarios")
+    def scenario_list(self, obj):
+        return "every available scenario" if obj.includes_all else ", ".join(obj.scenario_keys) or "-"
+
+    @admin.display(description="")
+    def apply_link(self, obj):
+        return format_html(
+            '<a class="button" href="{}">Apply…</a>', reverse("admin:scenarios_scenario_apply_preset", args=[obj.key])
+        )
+
+    @admin.display(description="")
+    def export_link(self, obj):
+        return format_html('<a href="{}">Export JSON</a>', reverse("admin:scenarios_preset_export", args=[obj.key]))
+
+    def has_change_permission(self, request, obj=None):
+        return self._platform(request) and not (obj is not None and obj.builtin)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._platform(request) and not (obj is not None and obj.builtin)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        try:
+            saved = preset_services.define_preset(
+                form.cleaned_data.get("key") or obj.key,
+                scenario_keys=form.cleaned_data["scenarios"],
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                actor=request.user,
+                via=VIA,
+                replace=change,
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        self.report(
+            request,
+            lambda: preset_services.delete_preset(obj, actor=request.user, via=VIA),
+            f"Preset {obj.key} deleted.",
+        )
+
+    def get_urls(self):
+        own = [
+            path("<str:key>/export/", self.platform_view(self.export_view), name="scenarios_preset_export"),
+            path("import/", self.platform_view(self.import_view), name="scenarios_preset_import"),
+        ]
+        return own + super().get_urls()
+
+    def export_view(self, request, key):
+        data = preset_services.export_preset(get_object_or_404(Preset, key=key))
+        response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="preset-{key}.json"'
+        return response
+
+    def import_view(self, request):
+        form = ImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            document = form.cleaned_data["document"] or form.cleaned_data["file"].read().decode("utf-8", "replace")
+            try:
+                preset = preset_services.import_preset(
+                    document, actor=request.user, via=VIA, replace=form.cleaned_data["replace"]
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"Preset {preset.key} imported.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:scenarios_preset_changelist"))
+        return self.confirm(
+            request,
+            title="Import a preset",
+            intro="Paste a preset exported as JSON, or upload its file:",
+            objects=[],
+            form=form,
+            submit_label="Import",
+            form_action="",
+        )
+
+    @admin.action(description="Apply the selected preset")
+    def apply_selected(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one preset to apply.", messages.ERROR)
+            return None
+        return HttpResponseRedirect(reverse("admin:scenarios_scenario_apply_preset", args=[queryset.get().key]))
+
+
+class ImportForm(forms.Form):
+    document = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 10, "cols": 80}))
+    file = forms.FileField(required=False)
+    replace = forms.BooleanField(required=False, help_text="Overwrite a custom preset of the same key.")
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("document") and not data.get("file"):
+            raise forms.ValidationError("Paste the JSON or choose a file.")
+        return data
+
+
+class ScheduleCreateForm(forms.ModelForm):
+    class Meta:
+        model = PresetSchedule
+        fields = ["preset", "cron", "duration_minutes", "time_zone", "enabled"]
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk or self.errors:
+            return data
+        candidate = PresetSchedule(
+            cron=data.get("cron") or "",
+            duration_minutes=data.get("duration_minutes") or 0,
+            time_zone=data.get("time_zone") or "UTC",
+        )
+        try:
+            preset_services.check_schedule(candidate)
+        except DomainError as exc:
+            for field, problems in (exc.fields or {}).items():
+                self.add_error(field if field in self.fields else None, problems)
+            if not exc.fields:
+                raise forms.ValidationError(exc.message) from None
+        return data
+
+
+@admin.register(PresetSchedule)
+class PresetScheduleAdmin(PlatformOnly, SimpleHistoryAdmin):
+    form = ScheduleCreateForm
+    list_display = ["id", "preset", "cron", "time_zone", "duration_minutes", "enabled", "window_state", "last_result"]
+    list_select_related = ["preset"]
+    readonly_fields = ["window_start", "window_end", "last_occurrence", "last_result"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        return ["preset", "cron", "duration_minutes", "time_zone", *self.readonly_fields]
+
+    @admin.display(description="window")
+    def window_state(self, obj):
+        return f"open until {obj.window_end:%Y-%m-%d %H:%M}" if obj.is_open else "-"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            PresetSchedule.objects.filter(pk=obj.pk).update(enabled=obj.enabled)
+            return
+        try:
+            created = preset_services.create_schedule(
+                obj.preset,
+                cron=obj.cron,
+                duration=obj.duration_minutes,
+                time_zone=obj.time_zone,
+                actor=request.user,
+                via=VIA,
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        preset_services.delete_schedule(obj, actor=request.user, via=VIA)
+
+    def delete_queryset(self, request, queryset):
+        for schedule in queryset:
+            preset_services.delete_schedule(schedule, actor=request.user, via=VIA)
+
+
+# --- runs, activity, discovered files (read-only) -------------------------------------------------------
+
+
+@admin.register(ScenarioRun)
+class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
+    list_display = ["id", "scenario", "slot", "trigger", "status", "duration_ms", "changed", "summary"]
+    list_filter = ["status", "trigger", "scenario"]
+    list_select_related = ["scenario"]
+    search_fields = ["scenario__key", "summary"]
+    date_hierarchy = "slot"
+    show_full_result_count = False
+    actions = ["cancel_selected"]
+
+    @admin.action(description="Cancel the selected runs")
+    def cancel_selected(self, request, queryset):
+        queryset = queryset.filter(status__in=[ScenarioRun.Status.PENDING, ScenarioRun.Status.RUNNING])
+        response, form = self.bulk_confirm(
+            request,
+            queryset,
+            name="cancel_selected",
+            title="Cancel these runs?",
+            intro="Pending runs are cancelled; running ones stop at their next checkpoint:",
+            form_class=ReasonForm,
+            submit_label="Yes, cancel",
+        )
+        if response is not None:
+            return response
+        for run in queryset.select_related("scenario"):
+            self.report(
+                request,
+                lambda r=run: services.cancel_run(r, actor=request.user, via=VIA, reason=form.cleaned_data["reason"]),
+                f"Run #{run.pk} cancelled.",
+            )
+        return None
+
+
+@admin.register(ScenarioActivity)
+class ScenarioActivityAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["at", "actor", "via", "action", "subject", "result", "message", "reason"]
+    list_filter = ["action", "result", "via"]
+    list_select_related = ["actor"]
+    search_fields = ["subject", "message", "reason"]
+    date_hierarchy = "at"
+    show_full_result_count = False
+
+
+@admin.register(DiscoveredService)
+class DiscoveredServiceAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["path", "outcome", "message", "scenario", "last_seen_at"]
+    list_filter = ["outcome"]
+    list_select_related = ["scenario"]

@@ -1,0 +1,422 @@
+"""`manage.py maintenance`: the maintenance orchestrator on the command line (seed 001's verbs).
+
+    maintenance list [--json]
+    maintenance activate KEY [--duration 30|2h | --until 2026-01-31T18:00Z] [--reason TEXT]
+    maintenance deactivate KEY [--reason TEXT]
+    maintenance status [--json]                 (--json prints what GET /api/v1/status shows as "scenarios")
+    maintenance stop-all [--reason TEXT]
+    maintenance run KEY [--wait]
+    maintenance preset list | apply KEY | create KEY | import FILE | export KEY [--output FILE] | delete KEY
+    maintenance schedule create --preset KEY --cron "0 2 * * 0" --duration 2h [--time-zone Europe/Berlin]
+    maintenance schedule list | delete ID
+    maintenance logs [--filter TEXT] [--limit N] [--json]
+    maintenance runs [--scenario KEY] [--limit N]
+    maintenance discover | tick
+    maintenance scheduler-start [--no-reset]    (run before beat: every scenario starts inactive)
+
+A refusal prints its reason and exits non-zero (2 for bad input, 1 otherwise).
+"""
+
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from django.core.management.base import CommandError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from maintenance_site import audit
+from maintenance_site.commands import AuditedCommand
+from maintenance_site.errors import InvalidInput, NotFound
+from scenarios import conf, discovery, presets, runner, services
+from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun
+
+VIA = ScenarioActivity.Via.CLI
+
+
+def _when(value) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(headers, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _until(raw: str | None):
+    if not raw:
+        return None
+    value = parse_datetime(raw.strip().replace(" ", "T").replace("Z", "+00:00"))
+    if value is None:
+        raise InvalidInput(f"“{raw}” is not a date and time: write e.g. 2026-01-31T18:00Z.")
+    return value
+
+
+class Command(AuditedCommand):
+    help = "Maintenance scenarios: list, activate, deactivate, status, stop-all, presets, windows, logs."
+
+    def add_arguments(self, parser):
+        commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+        listing = commands.add_parser("list", help="every scenario and its state")
+        listing.add_argument("--json", action="store_true")
+
+        activate = commands.add_parser("activate", help="switch a scenario on")
+        activate.add_argument("key")
+        activate.add_argument("--duration", help="auto-deactivate after this long: minutes, or 2h, 90m")
+        activate.add_argument("--until", help="auto-deactivate at this moment (ISO 8601)")
+        activate.add_argument("--reason", default="")
+
+        deactivate = commands.add_parser("deactivate", help="switch a scenario off")
+        deactivate.add_argument("key")
+        deactivate.add_argument("--reason", default="")
+
+        status = commands.add_parser("status", help="what is active, limits and load")
+        status.add_argument("--json", action="store_true", help="the scenarios part of GET /api/v1/status")
+
+        stop = commands.add_parser("stop-all", help="emergency stop: every scenario off, runs cancelled")
+        stop.add_argument("--reason", default="")
+
+        run = commands.add_parser("run", help="run an internal scenario now")
+        run.add_argument("key")
+        run.add_argument("--wait", action="store_true", help="run it in this process and print the outcome")
+        run.add_argument("--reason", default="")
+
+        preset = commands.add_parser("preset", help="presets: list, apply, create, import, export, delete")
+        verbs = preset.add_subparsers(dest="preset_command", required=True, metavar="verb")
+        verbs.add_parser("list").add_argument("--json", action="store_true")
+        apply = verbs.add_parser("apply")
+        apply.add_argument("key")
+        apply.add_argument("--duration")
+        apply.add_argument("--reason", default="")
+        create = verbs.add_parser("create", help="save the current state as a preset")
+        create.add_argument("key")
+        create.add_argument("--name", default="")
+        create.add_argument("--description", default="")
+        create.add_argument("--replace", action="store_true")
+        imported = verbs.add_parser("import")
+        imported.add_argument("file", help="a JSON file, or - for standard input")
+        imported.add_argument("--replace", action="store_true")
+        export = verbs.add_parser("export")
+        export.add_argument("key")
+        export.add_argument("--output", help="write to this file instead of standard output")
+        verbs.add_parser("delete").add_argument("key")
+
+        schedule = commands.add_parser("schedule", help="preset windows: create, list, delete")
+        schedule_verbs = schedule.add_subparsers(dest="schedule_command", required=True, metavar="verb")
+        schedule_create = schedule_verbs.add_parser("create")
+        schedule_create.add_argument("--preset", required=True)
+        schedule_create.add_argument("--cron", required=True, help='e.g. "0 2 * * 0": Sundays at 02:00')
+        schedule_create.add_argument("--duration", required=True, help="e.g. 2h, 90m, 120")
+        schedule_create.add_argument("--time-zone", default="UTC")
+        schedule_verbs.add_parser("list")
+        schedule_verbs.add_parser("delete").add_argument("id", type=int)
+
+        logs = commands.add_parser("logs", help="the activity log")
+        logs.add_argument("--filter", default="", help="an action (e.g. discovery), a scenario, or words")
+        logs.add_argument("--limit", type=int, default=50)
+        logs.add_argument("--json", action="store_true")
+
+        runs = commands.add_parser("runs", help="recent runs")
+        runs.add_argument("--scenario", default="")
+        runs.add_argument("--limit", type=int, default=20)
+
+        commands.add_parser("discover", help="scan the discovery folder and poll the external scenarios now")
+        commands.add_parser("tick", help="one scheduler tick and one runner tick, now")
+
+        start = commands.add_parser("scheduler-start", help="before beat: sync, discover, every scenario inactive")
+        start.add_argument("--no-reset", action="store_true", help="keep the scenarios' state this once")
+
+    def handle(self, *args, command, **options):
+        self.reason = options.get("reason") or ""
+        self.actor = audit.system_user()  # the command line acts as the system user; the reason names the login
+        handler = getattr(self, "do_" + command.replace("-", "_"))
+        handler(**options)
+
+    # --- helpers ----------------------------------------------------------------------------------------
+
+    def say(self, text: str = "") -> None:
+        self.stdout.write(text)
+
+    def default_reason(self) -> str:
+        try:
+            who = getpass.getuser()
+        except Exception:  # no login name in some containers
+            who = "unknown"
+        return self.reason or f"command line ({who})"
+
+    def print_json(self, value) -> None:
+        self.stdout.write(json.dumps(value, indent=2, cls=DjangoJSONEncoder, ensure_ascii=False))
+
+    # --- scenarios --------------------------------------------------------------------------------------
+
+    def do_list(self, json=False, **options):
+        scenarios = list(Scenario.objects.order_by("category", "key"))
+        if json:
+            self.print_json([services.scenario_summary(s) for s in scenarios])
+            return
+        rows = [
+            [
+                s.key + ("" if s.is_present else " (missing)"),
+                s.state,
+                s.kind,
+                s.weight,
+                s.category,
+                s.schedule_display,
+                _when(s.active_until),
+                f"{s.last_run_status} {_when(s.last_run_at)}" if s.last_run_at else "-",
+            ]
+            for s in scenarios
+        ]
+        self.say(_table(rows, ["key", "state", "kind", "weight", "category", "schedule", "until", "last run"]))
+
+    def do_activate(self, key, duration=None, until=None, **options):
+        minutes = presets.parse_duration(duration) if duration else None
+        scenario = services.activate_scenario(
+            key, actor=self.actor, via=VIA, duration_minutes=minutes, until=_until(until), reason=self.default_reason()
+        )
+        timer = f" until {_when(scenario.active_until)}" if scenario.active_until else " (no timer)"
+        self.say(self.style.SUCCESS(f"{scenario.key} is active{timer}."))
+
+    def do_deactivate(self, key, **options):
+        scenario = services.deactivate_scenario(key, actor=self.actor, via=VIA, reason=self.default_reason())
+        self.say(self.style.SUCCESS(f"{scenario.key} is inactive."))
+
+    def do_status(self, json=False, **options):
+        status = services.scenarios_status()
+        if json:
+            self.print_json(status)
+            return
+        if not status.get("available"):
+            raise CommandError(f"The scenarios cannot be read: {status.get('error')}")
+        load = services.resource_usage()
+        self.say(f"Active: {', '.join(status['active']) or 'none'} ({status['active_count']})")
+        self.say(f"Heavy active: {status['heavy_active']} of at most {status['max_heavy']}")
+        self.say(
+            f"Load: CPU {load['cpu_percent']:.0f}% (ceiling {load['cpu_ceiling']:.0f}%), "
+            f"memory {load['memory_percent']:.0f}% (ceiling {load['memory_ceiling']:.0f}%)"
+        )
+        self.say(f"Reset on scheduler start: {'on' if status['reset_on_start'] else 'off'}")
+        windows = PresetSchedule.objects.filter(window_start__isnull=False).select_related("preset")
+        for window in windows:
+            self.say(f"Preset window open: {window.preset.key} until {_when(window.window_end)}")
+
+    def do_stop_all(self, **options):
+        result = services.stop_all(actor=self.actor, via=VIA, reason=self.default_reason())
+        self.say(
+            self.style.WARNING(
+                f"Stopped: {len(result['deactivated'])} scenario(s) deactivated, {result['runs_cancelled']} pending "
+                f"run(s) cancelled, {result['runs_asked_to_stop']} running run(s) asked to stop."
+            )
+        )
+
+    def do_run(self, key, wait=False, **options):
+        run = services.request_run(key, actor=self.actor, via=VIA, reason=self.default_reason())
+        if not wait:
+            self.say(f"Run #{run.pk} of {key} requested; the runner starts it within a tick.")
+            return
+        run = runner.run_now(run)
+        self.say(f"Run #{run.pk} {run.status} in {run.duration_ms} ms: {run.summary}")
+        if run.output:
+            self.say(run.output)
+        if run.status == ScenarioRun.Status.FAILED:
+            raise CommandError(f"The run failed: {run.summary}")
+
+    def do_runs(self, scenario="", limit=20, **options):
+        runs = ScenarioRun.objects.select_related("scenario").order_by("-slot", "-id")
+        if scenario:
+            runs = runs.filter(scenario__key=scenario)
+        rows = [
+            [
+                str(r.pk),
+                r.scenario.key,
+                _when(r.slot),
+                r.trigger,
+                r.status,
+                f"{r.duration_ms} ms" if r.duration_ms is not None else "-",
+                r.summary[:80],
+            ]
+            for r in runs[:limit]
+        ]
+        self.say(_table(rows, ["id", "scenario", "slot", "trigger", "status", "duration", "summary"]))
+
+    # --- presets ----------------------------------------------------------------------------------------
+
+    def do_preset(self, preset_command, **options):
+        getattr(self, "preset_" + preset_command)(**options)
+
+    def preset_list(self, json=False, **options):
+        scenarios = {s.key: s for s in Scenario.objects.all()}
+        items = [
+            {"key": p.key, "name": p.name, "builtin": p.builtin, "scenarios": presets.preset_keys(p, scenarios)}
+            for p in Preset.objects.order_by("-builtin", "key")
+        ]
+        if json:
+            self.print_json(items)
+            return
+        rows = [[i["key"], "built-in" if i["builtin"] else "custom", ", ".join(i["scenarios"]) or "-"] for i in items]
+        self.say(_table(rows, ["preset", "kind", "scenarios"]))
+
+    def preset_apply(self, key, duration=None, **options):
+        minutes = presets.parse_duration(duration) if duration else None
+        changes = presets.apply_preset(
+            key, actor=self.actor, via=VIA, reason=self.default_reason(), duration_minutes=minutes
+        )
+        self.say(self.style.SUCCESS(f"Preset {key} applied: {services._describe(changes)}."))
+
+    def preset_create(self, key, name="", description="", replace=False, **options):
+        preset = presets.save_preset(
+            key, name=name, description=description, actor=self.actor, via=VIA, replace=replace
+        )
+        self.say(
+            self.style.SUCCESS(f"Preset {preset.key} saved: {', '.join(preset.scenario_keys) or 'nothing active'}.")
+        )
+
+    def preset_import(self, file, replace=False, **options):
+        try:
+            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc.strerror or exc}") from None
+        preset = presets.import_preset(text, actor=self.actor, via=VIA, replace=replace)
+        self.say(self.style.SUCCESS(f"Preset {preset.key} imported: {', '.join(preset.scenario_keys)}."))
+
+    def preset_export(self, key, output=None, **options):
+        text = json.dumps(presets.export_preset(key), indent=2, ensure_ascii=False)
+        if output:
+            try:
+                Path(output).write_text(text + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(f"Cannot write {output}: {exc.strerror or exc}") from None
+            self.say(f"Preset {key} written to {output}.")
+        else:
+            self.stdout.write(text)
+
+    def preset_delete(self, key, **options):
+        presets.delete_preset(key, actor=self.actor, via=VIA)
+        self.say(self.style.SUCCESS(f"Preset {key} deleted."))
+
+    # --- windows ----------------------------------------------------------------------------------------
+
+    def do_schedule(self, schedule_command, **options):
+        getattr(self, "schedule_" + schedule_command)(**options)
+
+    def schedule_create(self, preset, cron, duration, time_zone="UTC", **options):
+        schedule = presets.create_schedule(
+            preset, cron=cron, duration=duration, time_zone=time_zone, actor=self.actor, via=VIA
+        )
+        self.say(
+            self.style.SUCCESS(
+                f"Window {schedule.pk}: preset {schedule.preset.key} at “{schedule.cron}” ({schedule.time_zone}) "
+                f"for {schedule.duration_minutes} min; next start {_when(presets.next_occurrence(schedule))}."
+            )
+        )
+
+    def schedule_list(self, **options):
+        rows = [
+            [
+                str(s.pk),
+                s.preset.key,
+                s.cron,
+                s.time_zone,
+                f"{s.duration_minutes} min",
+                "open until " + _when(s.window_end) if s.is_open else ("enabled" if s.enabled else "disabled"),
+                _when(presets.next_occurrence(s)) if s.enabled else "-",
+                s.last_result[:60],
+            ]
+            for s in PresetSchedule.objects.select_related("preset").order_by("pk")
+        ]
+        self.say(_table(rows, ["id", "preset", "cron", "time zone", "duration", "state", "next", "last"]))
+
+    def schedule_delete(self, id, **options):
+        schedule = PresetSchedule.objects.filter(pk=id).first()
+        if schedule is None:
+            raise NotFound(f"There is no window schedule {id}; `maintenance schedule list` shows them.")
+        presets.delete_schedule(schedule, actor=self.actor, via=VIA)
+        self.say(self.style.SUCCESS(f"Window schedule {id} deleted."))
+
+    # --- logs, discovery, ticks, the scheduler start ----------------------------------------------------
+
+    def do_logs(self, filter="", limit=50, json=False, **options):
+        entries = ScenarioActivity.objects.select_related("actor", "scenario").order_by("-at", "-id")
+        if filter:
+            entries = entries.filter(
+                Q(action=filter)
+                | Q(scenario__key=filter)
+                | Q(subject__icontains=filter)
+                | Q(message__icontains=filter)
+                | Q(reason__icontains=filter)
+            )
+        entries = list(entries[: max(limit, 1)])
+        if json:
+            self.print_json(
+                [
+                    {
+                        "at": services.iso(e.at),
+                        "actor": e.actor.get_username() if e.actor else None,
+                        "via": e.via,
+                        "action": e.action,
+                        "subject": e.subject,
+                        "reason": e.reason,
+                        "result": e.result,
+                        "message": e.message,
+                    }
+                    for e in entries
+                ]
+            )
+            return
+        if not entries:
+            self.say("No activity" + (f" matching “{filter}”." if filter else "."))
+            return
+        for e in entries:
+            who = e.actor.get_username() if e.actor else "-"
+            line = f"{_when(e.at)}  {e.result:<7}  {e.action:<13}  {e.subject:<28}  {who} ({e.via})  {e.message}"
+            self.say(line + (f"  [why: {e.reason}]" if e.reason else ""))
+
+    def do_discover(self, **options):
+        result = discovery.discover_and_poll()
+        if not result.get("enabled"):
+            raise CommandError("Discovery is off: set SCENARIO_DISCOVERY_DIR to the folder holding the services.")
+        if result.get("problem"):
+            raise CommandError(f"Discovery failed: {result['problem']}.")
+        self.say(
+            f"{result['files']} service.json file(s); discovered {len(result['created'])} new, "
+            f"{len(result['retired'])} gone; {result.get('answered', 0)} answered their status endpoint."
+        )
+
+    def do_tick(self, **options):
+        from scenarios import tasks
+
+        scheduled = tasks.scheduler_tick()
+        executed = runner.run_due()
+        self.say(
+            f"Timers expired: {len(scheduled['expired'])}; windows opened {len(scheduled['windows']['opened'])}, "
+            f"closed {len(scheduled['windows']['closed'])}; runs recorded {len(scheduled['recorded'])}, "
+            f"executed {len(executed)}."
+        )
+        for run in executed:
+            self.say(f"  #{run.pk} {run.scenario.key}: {run.status}: {run.summary}")
+
+    def do_scheduler_start(self, no_reset=False, **options):
+        synced = services.sync_registry()
+        self.say(f"Registry: {len(synced['created'])} new, {len(synced['missing'])} no longer in code.")
+        found = discovery.discover()
+        if found.get("enabled"):
+            self.say(f"Discovery: {found['files']} file(s), {len(found['created'])} new scenario(s).")
+        if no_reset or not conf.get("SCENARIOS_RESET_ON_START"):
+            why = "--no-reset" if no_reset else "SCENARIOS_RESET_ON_START is off"
+            self.say(self.style.WARNING(f"Scenarios keep their state ({why})."))
+            return
+        result = services.reset_on_start()
+        self.say(
+            self.style.SUCCESS(
+                f"Every scenario is inactive ({len(result['deactivated'])} deactivated); "
+                "activate them or apply a preset."
+            )
+        )

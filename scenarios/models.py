@@ -1,0 +1,548 @@
+"""Maintenance scenarios: the platform's own switchable maintenance jobs, their runs, presets, preset
+windows and the activity log.
+
+Scenarios are platform-wide, not per organisation: only platform administrators (superusers) manage
+them. Internal scenarios that act on tenant data run across every organisation and record a result per
+organisation in their run. Core jobs of the product (event dispatch, the SLA monitor, the scenario
+runner itself…) are not scenarios: presets and stop-all never touch them.
+
+State changes go through `scenarios.services`; the runner (`scenarios.runner`) is the only writer of
+run statuses.
+"""
+
+import zoneinfo
+
+from croniter import croniter
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from maintenance_site.audit import history
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,79}$"
+# Paths of the API and the admin under /scenarios/ and /presets/: no scenario or preset may take them.
+RESERVED_KEYS = frozenset({"stop-all", "import", "export", "board", "apply", "activity", "runs", "new", "add"})
+MAX_DURATION_MINUTES = 60 * 24 * 31
+
+
+def validate_key(value: str) -> None:
+    if value in RESERVED_KEYS:
+        raise ValidationError(f"“{value}” is reserved; choose another key.")
+
+
+key_validators = [
+    RegexValidator(KEY_PATTERN, "Use lower-case letters, digits and hyphens (e.g. “log-cleanup”), at most 80."),
+    validate_key,
+]
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a time zone name; use one such as Europe/Berlin.")
+
+
+def validate_cron(value: str) -> None:
+    if value and not croniter.is_valid(value):
+        raise ValidationError(
+            f"“{value}” is not a cron expression: give five fields, minute hour day month weekday, "
+            "e.g. “0 2 * * 0” for Sundays at 02:00."
+        )
+
+
+def cron_previous(cron: str, time_zone: str, now):
+    """The latest cron time at or before `now` (strictly before when `now` is one), in UTC. A wall-clock time
+    that happens twice when clocks go back counts once (its first instance)."""
+    from datetime import UTC, datetime
+
+    iterator = croniter(cron, now.astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")))
+    latest = iterator.get_prev(datetime)
+    earlier = iterator.get_prev(datetime)
+    if earlier.replace(tzinfo=None) == latest.replace(tzinfo=None):
+        latest = earlier
+    return latest.astimezone(UTC)
+
+
+def cron_next(cron: str, time_zone: str, after, count: int = 1) -> list:
+    """The next `count` cron times after `after`, in UTC, each wall-clock time once (see cron_previous)."""
+    from datetime import UTC, datetime
+
+    iterator = croniter(cron, after.astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")))
+    found, last = [], None
+    while len(found) < count:
+        moment = iterator.get_next(datetime)
+        if last is not None and moment.replace(tzinfo=None) == last.replace(tzinfo=None):
+            continue
+        last = moment
+        found.append(moment.astimezone(UTC))
+    return found
+
+
+def validate_key_list(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Give the scenarios as a list of keys, e.g. [“log-cleanup”, “health-checker”].")
+    bad = [item for item in value if not RegexValidator(KEY_PATTERN).regex.match(item)]
+    if bad:
+        raise ValidationError(f"Not scenario keys: {', '.join(bad)}.")
+    if len(set(value)) != len(value):
+        raise ValidationError("A scenario is listed twice.")
+
+
+class Category(models.TextChoices):
+    MONITORING = "monitoring", "Monitoring"
+    HOUSEKEEPING = "housekeeping", "Housekeeping"
+    DATA = "data", "Data"
+    SECURITY = "security", "Security"
+    PERFORMANCE = "performance", "Performance"
+    OTHER = "other", "Other"
+
+
+class Weight(models.TextChoices):
+    """Heavy scenarios load the database or the disk: SCENARIOS_MAX_HEAVY limits how many are active,
+    and the runner never runs two heavy ones at the same time."""
+
+    LIGHT = "light", "Light"
+    HEAVY = "heavy", "Heavy"
+
+
+class ScenarioQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(state=Scenario.State.ACTIVE)
+
+    def internal(self):
+        return self.filter(kind=Scenario.Kind.INTERNAL)
+
+    def external(self):
+        return self.filter(kind=Scenario.Kind.EXTERNAL)
+
+    def present(self):
+        return self.filter(is_present=True)
+
+
+class Scenario(models.Model):
+    """A maintenance job of the platform that operators switch on and off: an internal one registered in
+    code (`scenarios.registry`), run by the scenario runner on its schedule while active; or an external
+    service discovered from its service.json, switched through its own endpoints.
+
+    State: inactive → active (activate, a preset, a preset window) → inactive (deactivate, its timer
+    `active_until` expiring, stop-all, a preset, the end of a preset window, the scheduler starting).
+    """
+
+    class Kind(models.TextChoices):
+        INTERNAL = "internal", "Internal"
+        EXTERNAL = "external", "External"
+
+    class State(models.TextChoices):
+        INACTIVE = "inactive", "Inactive"
+        ACTIVE = "active", "Active"
+
+    key = models.CharField(max_length=80, unique=True, validators=key_validators)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=20, choices=Category.choices, default=Category.OTHER)
+    tags = models.JSONField(default=list, blank=True)
+    weight = models.CharField(max_length=10, choices=Weight.choices, default=Weight.LIGHT)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.INTERNAL, editable=False)
+    conflicts = models.ManyToManyField(
+        "self", symmetrical=True, blank=True, help_text="Scenarios that must not be active at the same time."
+    )
+    is_present = models.BooleanField(
+        default=True,
+        editable=False,
+        help_text="Registered in code (internal) or found by the last discovery (external); "
+        "a scenario that is not present cannot be activated.",
+    )
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.INACTIVE, editable=False)
+    active_since = models.DateTimeField(null=True, blank=True, editable=False)
+    active_until = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Deactivated automatically at this moment."
+    )
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    activation_reason = models.CharField(max_length=500, blank=True, editable=False)
+
+    # Schedule of an internal scenario while active: every `interval_seconds`, or at the `cron` times.
+    interval_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(10)], help_text="Run every this many seconds."
+    )
+    cron = models.CharField(
+        max_length=120, blank=True, validators=[validate_cron], help_text="Or run at these times (cron)."
+    )
+    time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text="Time zone of the cron times."
+    )
+
+    # External scenarios: where they were found and how to reach them; what the last poll said.
+    source_path = models.CharField(max_length=1000, blank=True, editable=False)
+    status_url = models.URLField(max_length=500, blank=True, editable=False)
+    activate_url = models.URLField(max_length=500, blank=True, editable=False)
+    deactivate_url = models.URLField(max_length=500, blank=True, editable=False)
+    can_toggle = models.BooleanField(null=True, blank=True, editable=False)
+    remote_health = models.CharField(max_length=40, blank=True, editable=False)
+    remote_state = models.CharField(max_length=40, blank=True, editable=False)
+    last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False, help_text="The last failure to reach or toggle it.")
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # The last finished run (internal scenarios), kept here for the board.
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_status = models.CharField(max_length=20, blank=True, editable=False)
+    last_run_summary = models.CharField(max_length=500, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScenarioQuerySet.as_manager()
+    history = history(
+        excluded_fields=[
+            "can_toggle",
+            "remote_health",
+            "remote_state",
+            "last_polled_at",
+            "last_error",
+            "last_error_at",
+            "last_run_at",
+            "last_run_status",
+            "last_run_summary",
+            "updated_at",
+        ]
+    )
+
+    class Meta:
+        ordering = ["category", "key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state="inactive", active_since__isnull=True, active_until__isnull=True)
+                | Q(state="active", active_since__isnull=False),
+                name="scenarios_scenario_active_since",
+                violation_error_message="An active scenario has an activation time; an inactive one has none.",
+            ),
+            models.CheckConstraint(
+                condition=Q(active_until__isnull=True) | Q(active_until__gt=models.F("active_since")),
+                name="scenarios_scenario_until_after_since",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="external", interval_seconds__isnull=True, cron="")
+                | Q(kind="internal", interval_seconds__isnull=False, cron="")
+                | Q(kind="internal", interval_seconds__isnull=True) & ~Q(cron=""),
+                name="scenarios_scenario_one_schedule",
+                violation_error_message="An internal scenario runs either every N seconds or at cron times "
+                "(give exactly one); an external one schedules itself.",
+            ),
+        ]
+        # No index besides the unique key: the table holds tens of rows and every list reads all of them.
+
+    def __str__(self) -> str:
+        return self.key
+
+    def clean(self):
+        errors = {}
+        if self.kind == self.Kind.INTERNAL:
+            if self.interval_seconds and self.cron:
+                errors["cron"] = "Give either an interval or a cron schedule, not both."
+            elif not self.interval_seconds and not self.cron:
+                errors["interval_seconds"] = "An internal scenario needs an interval or a cron schedule."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == self.State.ACTIVE
+
+    @property
+    def is_heavy(self) -> bool:
+        return self.weight == Weight.HEAVY
+
+    @property
+    def schedule_display(self) -> str:
+        if self.kind == self.Kind.EXTERNAL:
+            return "its own"
+        if self.cron:
+            return f"cron “{self.cron}” ({self.time_zone})"
+        seconds = self.interval_seconds or 0
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if seconds >= size and seconds % size == 0:
+                count = seconds // size
+                return f"every {count} {unit}{'s' if count != 1 else ''}"
+        return f"every {seconds} seconds"
+
+
+class ScenarioRunQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=ScenarioRun.Status.PENDING)
+
+    def running(self):
+        return self.filter(status=ScenarioRun.Status.RUNNING)
+
+    def finished(self):
+        return self.filter(status__in=ScenarioRun.FINISHED)
+
+
+class ScenarioRun(models.Model):
+    """One execution of an internal scenario: due at `slot` (its schedule's moment, or the moment an
+    operator asked), executed by the runner tick, with its status, output, duration and result.
+
+    Append-only apart from its own progress, so it is its own audit. Status transitions, each a
+    conditional UPDATE:
+    pending → running (claimed by a runner) → succeeded | failed | skipped (nothing to do, or unavailable)
+    | cancelled (cancel requested while running: stop-all, cooperative);
+    pending → cancelled (scenario deactivated, stop-all) | skipped (superseded by a newer slot);
+    running → failed (no sign of life within SCENARIO_RUN_LEASE_MINUTES: the worker died).
+
+    Ready to grow (the runner issue): `attempt` for retries, `slot` as the cycle dependencies wait on,
+    history rows written by a run carry the change reason “scenario-run:<id>” for rollback.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Run now"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
+
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="runs")
+    slot = models.DateTimeField(help_text="The moment this run is due.")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    attempt = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the runner that claimed it")
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    changed = models.PositiveIntegerField(default=0, help_text="Records changed or deleted, files written.")
+    result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    objects = ScenarioRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-slot", "-id"]
+        constraints = [
+            # A second beat, or a tick that runs twice, computes the same slot: it adds nothing.
+            models.UniqueConstraint(fields=["scenario", "slot"], name="scenarios_run_unique_slot"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running"], finished_at__isnull=True)
+                | Q(status__in=["succeeded", "failed", "skipped", "cancelled"], finished_at__isnull=False),
+                name="scenarios_run_finished_when_done",
+            ),
+        ]
+        indexes = [
+            # the runner: WHERE status = 'pending' AND slot <= now() ORDER BY slot
+            models.Index(fields=["slot"], condition=Q(status="pending"), name="scenarios_run_due_idx"),
+            # stop-all, lease expiry, the heavy gate: WHERE status = 'running'
+            models.Index(fields=["heartbeat_at"], condition=Q(status="running"), name="scenarios_run_running_idx"),
+            # retention: WHERE finished_at < ?
+            models.Index(fields=["finished_at"], name="scenarios_run_finished_idx"),
+            # the runs list: ORDER BY slot DESC (per scenario, the unique constraint's index serves)
+            models.Index(fields=["-slot"], name="scenarios_run_slot_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scenario_id} at {self.slot:%Y-%m-%d %H:%M:%S}: {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class ScenarioActivity(models.Model):
+    """One line of the activity log: who did what to which scenario or preset, when, why, and how it
+    ended (done, refused with the reason, or failed). Refusals are logged too. Append-only."""
+
+    class Action(models.TextChoices):
+        ACTIVATE = "activate", "Activate"
+        DEACTIVATE = "deactivate", "Deactivate"
+        EXPIRE = "expire", "Auto-deactivate (timer)"
+        STOP_ALL = "stop-all", "Emergency stop"
+        RESET = "reset", "Reset on scheduler start"
+        PRESET_APPLY = "preset-apply", "Apply preset"
+        PRESET_SAVE = "preset-save", "Save preset"
+        PRESET_IMPORT = "preset-import", "Import preset"
+        PRESET_DELETE = "preset-delete", "Delete preset"
+        SCHEDULE = "schedule", "Preset window scheduled"
+        WINDOW_START = "window-start", "Preset window started"
+        WINDOW_END = "window-end", "Preset window ended"
+        RUN = "run", "Run requested"
+        RUN_CANCEL = "run-cancel", "Run cancelled"
+        RUN_FAILED = "run-failed", "Run failed"
+        DISCOVERY = "discovery", "Discovery"
+        EXTERNAL = "external", "External service"
+        SYNC = "sync", "Registry sync"
+        RESCHEDULE = "reschedule", "Scenario schedule changed"
+
+    class Result(models.TextChoices):
+        OK = "ok", "Done"
+        REFUSED = "refused", "Refused"
+        FAILED = "failed", "Failed"
+
+    class Via(models.TextChoices):
+        API = "api", "API"
+        ADMIN = "admin", "Admin"
+        CLI = "cli", "Command line"
+        SCHEDULER = "scheduler", "Scheduler"
+        SYSTEM = "system", "System"
+
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    via = models.CharField(max_length=10, choices=Via.choices, default=Via.SYSTEM)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    scenario = models.ForeignKey(Scenario, on_delete=models.SET_NULL, null=True, blank=True, related_name="activity")
+    subject = models.CharField(max_length=200, blank=True, help_text="The scenario, preset or file concerned.")
+    reason = models.CharField(max_length=500, blank=True)
+    result = models.CharField(max_length=10, choices=Result.choices, default=Result.OK)
+    message = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "activity"
+        verbose_name_plural = "activity log"
+        indexes = [
+            # the log, newest first, and retention: ORDER BY at DESC / WHERE at < ?
+            models.Index(fields=["-at"], name="scenarios_activity_at_idx"),
+            # `logs --filter discovery`: WHERE action = ? ORDER BY at DESC
+            models.Index(fields=["action", "-at"], name="scenarios_activity_action_idx"),
+            # a scenario's page: WHERE scenario_id = ? ORDER BY at DESC
+            models.Index(fields=["scenario", "-at"], name="scenarios_activity_scn_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.subject}: {self.result}"
+
+
+class Preset(models.Model):
+    """A named set of scenarios to have active: applying it activates those and deactivates every other,
+    in one transaction. Five are built in (full, security, performance, off-hours, minimal); operators
+    save their own from the current state or import them as JSON."""
+
+    key = models.CharField(max_length=80, unique=True, validators=key_validators)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    scenario_keys = models.JSONField(default=list, blank=True, validators=[validate_key_list])
+    includes_all = models.BooleanField(
+        default=False, help_text="Every available scenario, whatever is added later (the “full” preset)."
+    )
+    builtin = models.BooleanField(default=False, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-builtin", "key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(includes_all=False) | Q(scenario_keys=[]),
+                name="scenarios_preset_all_or_list",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def clean(self):
+        if self.includes_all and self.scenario_keys:
+            raise ValidationError({"scenario_keys": "A preset of every scenario lists none."})
+
+
+class PresetSchedule(models.Model):
+    """A recurring maintenance window for a preset (e.g. security every Sunday 02:00 for two hours): at
+    each cron occurrence the scheduler tick applies the preset, remembering the state before; when the
+    duration is over it restores that state.
+
+    Window state: idle → open (`window_start`, `window_end`, `snapshot` set; `last_occurrence` = start)
+    → idle (restored). An occurrence is handled once (`last_occurrence`), even if applying it was refused.
+    """
+
+    preset = models.ForeignKey(Preset, on_delete=models.PROTECT, related_name="schedules")
+    cron = models.CharField(max_length=120, validators=[validate_cron])
+    duration_minutes = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DURATION_MINUTES)]
+    )
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    window_start = models.DateTimeField(null=True, blank=True, editable=False)
+    window_end = models.DateTimeField(null=True, blank=True, editable=False)
+    snapshot = models.JSONField(
+        null=True, blank=True, editable=False, encoder=DjangoJSONEncoder, help_text="The state to restore."
+    )
+    last_occurrence = models.DateTimeField(null=True, blank=True, editable=False)
+    last_result = models.CharField(max_length=500, blank=True, editable=False)
+
+    history = history(excluded_fields=["window_start", "window_end", "snapshot", "last_occurrence", "last_result"])
+
+    class Meta:
+        ordering = ["preset__key", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(duration_minutes__gt=0), name="scenarios_presetschedule_duration_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(window_start__isnull=True, window_end__isnull=True)
+                | Q(window_start__isnull=False, window_end__gt=models.F("window_start")),
+                name="scenarios_presetschedule_window",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.preset_id} at “{self.cron}” ({self.time_zone}) for {self.duration_minutes} min"
+
+    @property
+    def is_open(self) -> bool:
+        return self.window_start is not None
+
+
+class DiscoveredService(models.Model):
+    """A service.json the discovery found in SCENARIO_DISCOVERY_DIR, and what became of it: a scenario,
+    ignored (not tagged "maintenance"), or invalid (with the reason). The troubleshooting page for a
+    scenario that was not discovered."""
+
+    class Outcome(models.TextChoices):
+        SCENARIO = "scenario", "Scenario"
+        IGNORED = "ignored", "Ignored"
+        INVALID = "invalid", "Invalid"
+
+    path = models.CharField(max_length=1000, unique=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    message = models.TextField(blank=True)
+    scenario = models.ForeignKey(Scenario, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name = "discovered service file"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.outcome}"

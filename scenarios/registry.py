@@ -1,0 +1,170 @@
+"""The registry of internal scenarios: functions decorated with `@scenario(...)`.
+
+    @scenario(key="log-cleanup", category=Category.HOUSEKEEPING, default_interval=3600)
+    def log_cleanup(context: RunContext) -> RunResult:
+        \"\"\"Deletes events, notifications, run records and activity past their retention.\"\"\"
+        ...
+        return RunResult(f"deleted {n} rows", changed=n)
+
+The docstring's first paragraph is the scenario's description. `sync_registry()` (scenarios.services)
+copies the registry into Scenario rows. A scenario's function does real work, calls
+`context.checkpoint()` between steps (that is where a cancel request stops it) and returns a RunResult.
+"""
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from scenarios.models import KEY_PATTERN, Category, Weight
+
+logger = logging.getLogger(__name__)
+
+
+class RunCancelled(Exception):
+    """Raised by `RunContext.checkpoint()` when the run was asked to stop (stop-all, cancel)."""
+
+
+@dataclass
+class RunResult:
+    """What a scenario's run produced.
+
+    `summary`: one line for the board. `ok=False`: the run failed (the summary says why). `skipped`:
+    nothing to do, or the job is unavailable here (the summary says why, e.g. "unavailable: …").
+    `data`: the details (per-organisation results under "organizations"). `changed`: records changed or
+    deleted, files written.
+    """
+
+    summary: str
+    ok: bool = True
+    skipped: bool = False
+    data: dict = field(default_factory=dict)
+    changed: int = 0
+
+    @classmethod
+    def unavailable(cls, why: str, **data) -> "RunResult":
+        return cls(f"unavailable: {why}", skipped=True, data={"unavailable": why, **data})
+
+    @classmethod
+    def nothing_to_do(cls, why: str, **data) -> "RunResult":
+        return cls(why, skipped=True, data=data)
+
+
+@dataclass
+class RunContext:
+    """What a scenario's function gets: the run (None when called directly), the time it started, a
+    log, and the cooperative cancel check."""
+
+    scenario_key: str
+    now: datetime
+    run_id: int | None = None
+    lines: list[str] = field(default_factory=list)
+    # Called by checkpoint(): raises RunCancelled when a cancel was requested, records a heartbeat.
+    _check: Callable[[], None] | None = None
+    _last_check: float = 0.0
+    check_every_seconds: float = 1.0
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+        logger.info("scenario %s: %s", self.scenario_key, message)
+
+    def checkpoint(self, *, force: bool = False) -> None:
+        """Stop here if the run was cancelled (raises RunCancelled); cheap to call often."""
+        if self._check is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_check >= self.check_every_seconds:
+            self._last_check = now
+            self._check()
+
+
+@dataclass(frozen=True)
+class Definition:
+    key: str
+    name: str
+    description: str
+    category: str
+    weight: str
+    conflicts: tuple[str, ...]
+    default_interval: int | None
+    default_cron: str
+    tags: tuple[str, ...]
+    func: Callable[[RunContext], RunResult]
+
+
+_REGISTRY: dict[str, Definition] = {}
+
+
+def _description(func) -> str:
+    doc = inspect.getdoc(func) or ""
+    return doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+
+
+def scenario(
+    *,
+    key: str,
+    category: str,
+    name: str = "",
+    weight: str = Weight.LIGHT,
+    conflicts: list[str] | tuple[str, ...] = (),
+    default_interval: int | None = None,
+    default_cron: str = "",
+    tags: list[str] | tuple[str, ...] = (),
+):
+    """Register the decorated `run(context) -> RunResult` function as the internal scenario `key`."""
+    import re
+
+    if not re.match(KEY_PATTERN, key):
+        raise ValueError(f"Scenario key {key!r} must be lower-case letters, digits and hyphens.")
+    if category not in Category.values:
+        raise ValueError(f"Scenario {key}: category {category!r} is not one of {Category.values}.")
+    if weight not in Weight.values:
+        raise ValueError(f"Scenario {key}: weight {weight!r} is not one of {Weight.values}.")
+    if bool(default_interval) == bool(default_cron):
+        raise ValueError(f"Scenario {key}: give exactly one of default_interval (seconds) or default_cron.")
+    if key in conflicts:
+        raise ValueError(f"Scenario {key} cannot conflict with itself.")
+
+    def register(func):
+        definition = Definition(
+            key=key,
+            name=name or key.replace("-", " ").capitalize(),
+            description=_description(func),
+            category=str(category),
+            weight=str(weight),
+            conflicts=tuple(conflicts),
+            default_interval=default_interval,
+            default_cron=default_cron,
+            tags=tuple(tags),
+            func=func,
+        )
+        existing = _REGISTRY.get(key)
+        if existing is not None and existing.func.__qualname__ != func.__qualname__:
+            raise ValueError(f"Scenario {key!r} is already registered by {existing.func.__module__}.")
+        _REGISTRY[key] = definition
+        func.scenario_key = key
+        return func
+
+    return register
+
+
+def unregister(key: str) -> None:
+    """Remove a scenario from the registry (tests that register their own)."""
+    _REGISTRY.pop(key, None)
+
+
+def load() -> None:
+    """Import the modules whose decorators fill the registry."""
+    import scenarios.internal  # noqa: F401
+
+
+def get(key: str) -> Definition | None:
+    load()
+    return _REGISTRY.get(key)
+
+
+def definitions() -> list[Definition]:
+    load()
+    return sorted(_REGISTRY.values(), key=lambda definition: definition.key)

@@ -1,0 +1,806 @@
+"""The only place that changes scenario state: activation, deactivation, timers, stop-all, the reset on
+scheduler start, run requests, the registry sync, and the status every interface shows.
+
+Every change of state is one transaction that locks every scenario row (pk order; the table holds tens
+of rows), checks the safety rules against the state that results, writes, calls the external services
+concerned (last, so that one that fails rolls the whole change back) and writes the activity log. A
+refusal raises a DomainError whose message names what to do, and is logged as refused.
+
+Safety rules, checked on what an operation would leave active:
+- a scenario must be present (registered in code, or found by the last discovery) and, when external,
+  able to be toggled;
+- no scenario being activated may conflict with one that is or becomes active;
+- at most SCENARIOS_MAX_HEAVY heavy scenarios active;
+- nothing is activated while CPU or memory use is above SCENARIOS_LOAD_CEILING_CPU / _MEMORY.
+Deactivating is never refused by these rules.
+"""
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from maintenance_site import audit
+from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFound
+from scenarios import conf
+from scenarios.models import (
+    MAX_DURATION_MINUTES,
+    PresetSchedule,
+    Scenario,
+    ScenarioActivity,
+    ScenarioRun,
+    Weight,
+)
+
+logger = logging.getLogger(__name__)
+
+Action = ScenarioActivity.Action
+Result = ScenarioActivity.Result
+Via = ScenarioActivity.Via
+RunStatus = ScenarioRun.Status
+
+KIND_RUN_FAILED = "scenario:run-failed"
+
+
+class ExternalScenarioError(DomainError):
+    """An external scenario's service could not be reached, or refused the change."""
+
+    status_code = 502
+    default_code = "external_scenario_failed"
+
+
+# --- small helpers --------------------------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    """A moment as the API and the command line print it: ISO 8601 in UTC with a Z."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def log_activity(
+    action: str,
+    *,
+    actor=None,
+    via: str = Via.SYSTEM,
+    scenario: Scenario | None = None,
+    subject: str = "",
+    reason: str = "",
+    result: str = Result.OK,
+    message: str = "",
+    details: dict | None = None,
+) -> ScenarioActivity:
+    """Append a line to the activity log."""
+    if actor is not None and not getattr(actor, "pk", None):
+        actor = None
+    return ScenarioActivity.objects.create(
+        action=action,
+        actor=actor,
+        via=via,
+        scenario=scenario,
+        subject=(subject or (scenario.key if scenario else ""))[:200],
+        reason=(reason or "")[:500],
+        result=result,
+        message=message,
+        details=details or {},
+    )
+
+
+def _logged(action: str, change: Callable, *, actor, via, subject: str = "", scenario=None, reason: str = ""):
+    """Run `change()` in a transaction. Success: it returns (value, message, details), logged with the change.
+    Refusal: the change rolls back, the refusal is logged (outside it), the error goes on."""
+    attributed = audit.acting_as(actor) if getattr(actor, "pk", None) else nullcontext()
+    try:
+        with attributed, transaction.atomic():
+            value, message, details = change()
+            log_activity(
+                action,
+                actor=actor,
+                via=via,
+                scenario=scenario,
+                subject=subject,
+                reason=reason,
+                message=message,
+                details=details,
+            )
+            return value
+    except DomainError as exc:
+        result = Result.FAILED if isinstance(exc, ExternalScenarioError) else Result.REFUSED
+        failed_key = exc.extra.get("scenario") if isinstance(exc, ExternalScenarioError) else None
+        if failed_key:  # shown on the board although the change rolled back
+            Scenario.objects.filter(key=failed_key).update(last_error=exc.message[:2000], last_error_at=timezone.now())
+        scenario_row = Scenario.objects.filter(pk=scenario.pk).first() if scenario is not None else None
+        log_activity(
+            action,
+            actor=actor,
+            via=via,
+            scenario=scenario_row,
+            subject=subject,
+            reason=reason,
+            result=result,
+            message=exc.message,
+        )
+        raise
+
+
+def get_scenario(key_or_scenario) -> Scenario:
+    if isinstance(key_or_scenario, Scenario):
+        return key_or_scenario
+    scenario = Scenario.objects.filter(key=str(key_or_scenario).strip()).first()
+    if scenario is None:
+        raise NotFound(
+            f"There is no scenario “{key_or_scenario}”; `manage.py maintenance list` shows the scenarios.",
+            code="unknown_scenario",
+        )
+    return scenario
+
+
+def measure_load(interval: float = 0.1) -> dict:
+    """The machine's CPU (over `interval` seconds) and memory use now, in percent, as the load ceiling and
+    the board read them."""
+    import psutil
+
+    return {
+        "cpu_percent": float(psutil.cpu_percent(interval=interval)),
+        "memory_percent": float(psutil.virtual_memory().percent),
+    }
+
+
+def resource_usage() -> dict:
+    """What the board shows: CPU, memory, load average, and the disk holding the data and backups."""
+    import psutil
+
+    usage = measure_load()
+    try:
+        usage["load_average"] = [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        usage["load_average"] = None
+    try:
+        disk = psutil.disk_usage(str(settings.VAR_DIR))
+        usage["disk_percent"] = float(disk.percent)
+        usage["disk_free_gb"] = round(disk.free / 1024**3, 1)
+    except OSError:
+        usage["disk_percent"] = usage["disk_free_gb"] = None
+    usage["cpu_ceiling"] = conf.get("SCENARIOS_LOAD_CEILING_CPU")
+    usage["memory_ceiling"] = conf.get("SCENARIOS_LOAD_CEILING_MEMORY")
+    return usage
+
+
+def until_from(until=None, duration_minutes=None, *, now=None, use_default=True) -> datetime | None:
+    """When an activation ends: `until` (a moment in the future), or `duration_minutes` from now, or the
+    DEFAULT_TIMEOUT minutes when neither is given (None when that is 0: no timer)."""
+    now = now or timezone.now()
+    if until is not None and duration_minutes is not None:
+        raise InvalidInput("Give either an end time or a duration, not both.", fields={"until": ["Or a duration."]})
+    if duration_minutes is not None:
+        try:
+            minutes = int(duration_minutes)
+        except (TypeError, ValueError):
+            minutes = 0
+        if not 1 <= minutes <= MAX_DURATION_MINUTES:
+            raise InvalidInput(
+                f"The duration must be 1 to {MAX_DURATION_MINUTES} minutes.",
+                fields={"duration_minutes": [f"A whole number of minutes from 1 to {MAX_DURATION_MINUTES}."]},
+            )
+        return now + timedelta(minutes=minutes)
+    if until is not None:
+        if timezone.is_naive(until):
+            until = until.replace(tzinfo=UTC)
+        if until <= now:
+            raise InvalidInput("The end time is in the past; give a moment in the future.", fields={"until": ["Past."]})
+        if until > now + timedelta(minutes=MAX_DURATION_MINUTES):
+            raise InvalidInput("The end time is more than 31 days away.", fields={"until": ["Too far."]})
+        return until
+    default = conf.get("DEFAULT_TIMEOUT")
+    if use_default and default:
+        return now + timedelta(minutes=default)
+    return None
+
+
+# --- the core: change which scenarios are active --------------------------------------------------------
+
+
+def _lock_all() -> dict[str, Scenario]:
+    return {s.key: s for s in Scenario.objects.select_for_update().order_by("pk")}
+
+
+def _conflict_pairs() -> dict[int, set[int]]:
+    through = Scenario.conflicts.through
+    pairs: dict[int, set[int]] = {}
+    for left, right in through.objects.values_list("from_scenario_id", "to_scenario_id"):
+        pairs.setdefault(left, set()).add(right)
+        pairs.setdefault(right, set()).add(left)
+    return pairs
+
+
+def _names(keys: Iterable[str]) -> str:
+    keys = sorted(keys)
+    return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
+
+
+def check_activation(scenario: Scenario) -> None:
+    """Raise when the scenario cannot be switched on at all (not present; external and unable to toggle)."""
+    if not scenario.is_present:
+        where = "registered in code" if scenario.kind == Scenario.Kind.INTERNAL else "found by the last discovery"
+        raise Conflict(
+            f"{scenario.key} is no longer {where}, so it cannot be activated"
+            + (
+                " (check its service.json in the discovery folder: `manage.py maintenance logs --filter discovery`)."
+                if scenario.kind == Scenario.Kind.EXTERNAL
+                else "."
+            ),
+            code="scenario_missing",
+        )
+    if scenario.kind == Scenario.Kind.EXTERNAL:
+        if not scenario.activate_url or not scenario.deactivate_url:
+            raise Conflict(f"{scenario.key} declares no activate/deactivate endpoints.", code="cannot_toggle")
+        if scenario.can_toggle is False:
+            raise Conflict(
+                f"{scenario.key} reports canToggle: false on its status endpoint; it cannot be switched now.",
+                code="cannot_toggle",
+            )
+
+
+def check_load() -> None:
+    ceiling_cpu = conf.get("SCENARIOS_LOAD_CEILING_CPU")
+    ceiling_memory = conf.get("SCENARIOS_LOAD_CEILING_MEMORY")
+    if not ceiling_cpu and not ceiling_memory:
+        return
+    load = measure_load()
+    if ceiling_cpu and load["cpu_percent"] > ceiling_cpu:
+        load = measure_load(interval=0.5)  # a 0.1 s sample may catch a spike: confirm over a longer one
+    over = []
+    if ceiling_cpu and load["cpu_percent"] > ceiling_cpu:
+        over.append(f"CPU at {load['cpu_percent']:.0f}% (ceiling {ceiling_cpu:.0f}%)")
+    if ceiling_memory and load["memory_percent"] > ceiling_memory:
+        over.append(f"memory at {load['memory_percent']:.0f}% (ceiling {ceiling_memory:.0f}%)")
+    if over:
+        raise Conflict(
+            f"The machine is busy ({' and '.join(over)}): no scenario is activated while load is above the "
+            "ceiling (SCENARIOS_LOAD_CEILING_CPU / _MEMORY). Try again when it has calmed down.",
+            code="load_too_high",
+            load=load,
+        )
+
+
+def _apply(
+    locked: dict[str, Scenario],
+    *,
+    activate: dict[str, datetime | None],
+    deactivate: set[str],
+    actor,
+    reason: str,
+    now: datetime,
+    load_check: bool = True,
+    force_remote: bool = False,
+) -> dict[str, list[str]]:
+    """Make the keys in `activate` active (with their end time) and those in `deactivate` inactive, on
+    rows locked by the caller. Raises a DomainError, changing nothing, when a rule forbids it.
+    Returns {"activated": [...], "extended": [...], "deactivated": [...]}."""
+    unknown = sorted((set(activate) | deactivate) - set(locked))
+    if unknown:
+        raise NotFound(f"Unknown scenario(s): {_names(unknown)}.", code="unknown_scenario")
+    newly = {key for key in activate if not locked[key].is_active}
+    for key in sorted(newly):
+        check_activation(locked[key])
+    final = {key for key, s in locked.items() if s.is_active and key not in deactivate} | set(activate)
+
+    pairs = _conflict_pairs()
+    by_id = {s.pk: key for key, s in locked.items()}
+    for key in sorted(newly):
+        clashing = {by_id[other] for other in pairs.get(locked[key].pk, ()) if by_id.get(other) in final}
+        if clashing:
+            already = sorted(k for k in clashing if k not in newly)
+            also = sorted(k for k in clashing if k in newly)
+            parts = []
+            if already:
+                parts.append(f"{_names(already)}, which {'is' if len(already) == 1 else 'are'} active")
+            if also:
+                parts.append(f"{_names(also)}, also being activated")
+            raise Conflict(
+                f"{key} conflicts with {' and with '.join(parts)}: they must not be active together. "
+                f"Deactivate {_names(clashing)} first.",
+                code="scenario_conflict",
+                conflicts=sorted(clashing),
+            )
+
+    max_heavy = conf.get("SCENARIOS_MAX_HEAVY")
+    heavy = sorted(key for key in final if locked[key].weight == Weight.HEAVY)
+    if len(heavy) > max_heavy and any(locked[key].weight == Weight.HEAVY for key in newly):
+        raise Conflict(
+            f"At most {max_heavy} heavy scenario{'s' if max_heavy != 1 else ''} may be active at once "
+            f"(SCENARIOS_MAX_HEAVY); this would make {len(heavy)} active: {_names(heavy)}. "
+            "Deactivate one first.",
+            code="too_many_heavy",
+            heavy=heavy,
+        )
+    if newly and load_check:
+        check_load()
+
+    changes: dict[str, list[str]] = {"activated": [], "extended": [], "deactivated": []}
+    toggled_remote: list[tuple[Scenario, bool]] = []
+    for key in sorted(activate):
+        scenario = locked[key]
+        until = activate[key]
+        if until is not None and until <= now:
+            raise InvalidInput(f"The end time of {key} is in the past.", fields={"until": ["Past."]})
+        if scenario.is_active:
+            if until is not None and until != scenario.active_until:
+                scenario.active_until = until
+                audit.save_with_reason(
+                    scenario, reason or "timer changed", update_fields=["active_until", "updated_at"]
+                )
+                changes["extended"].append(key)
+            continue
+        scenario.state = Scenario.State.ACTIVE
+        scenario.active_since = now
+        scenario.active_until = until
+        scenario.activated_by = actor if getattr(actor, "pk", None) else None
+        scenario.activation_reason = (reason or "")[:500]
+        audit.save_with_reason(scenario, reason or "activated")
+        changes["activated"].append(key)
+        if scenario.kind == Scenario.Kind.EXTERNAL:
+            toggled_remote.append((scenario, True))
+    for key in sorted(deactivate):
+        scenario = locked[key]
+        if not scenario.is_active:
+            continue
+        _mark_inactive(scenario, reason or "deactivated", now)
+        changes["deactivated"].append(key)
+        if scenario.kind == Scenario.Kind.EXTERNAL and scenario.is_present:
+            toggled_remote.append((scenario, False))
+    _call_remotes(toggled_remote, reason=reason, force=force_remote)
+    return changes
+
+
+def _mark_inactive(scenario: Scenario, reason: str, now: datetime) -> None:
+    scenario.state = Scenario.State.INACTIVE
+    scenario.active_since = None
+    scenario.active_until = None
+    scenario.activated_by = None
+    scenario.activation_reason = ""
+    audit.save_with_reason(scenario, reason)
+    ScenarioRun.objects.filter(
+        scenario=scenario, status=RunStatus.PENDING, trigger=ScenarioRun.Trigger.SCHEDULE
+    ).update(status=RunStatus.CANCELLED, finished_at=now, summary="cancelled: the scenario was deactivated")
+
+
+def _call_remotes(toggles: list[tuple[Scenario, bool]], *, reason: str, force: bool) -> None:
+    """Switch external services, after the database rows are written (same transaction). On a failure the
+    services already switched are switched back and the error raised, so the transaction rolls back:
+    all or nothing. With `force` (stop-all, timers, the reset) failures are recorded on the scenario
+    (its board shows the drift) and nothing is rolled back."""
+    from scenarios import discovery
+
+    done: list[tuple[Scenario, bool]] = []
+    for scenario, active in toggles:
+        try:
+            discovery.toggle_remote(scenario, active, reason=reason)
+        except ExternalScenarioError as exc:
+            if force:
+                discovery.record_error(scenario, exc.message)
+                continue
+            for undo_scenario, undo_active in reversed(done):
+                try:
+                    discovery.toggle_remote(undo_scenario, not undo_active, reason=f"undo: {exc.message}")
+                except ExternalScenarioError as undo_exc:
+                    discovery.record_error(undo_scenario, f"could not be switched back: {undo_exc.message}")
+            raise
+        done.append((scenario, active))
+
+
+def _describe(changes: dict[str, list[str]]) -> str:
+    parts = [f"{what} {_names(keys)}" for what, keys in changes.items() if keys]
+    return "; ".join(parts) if parts else "nothing to change"
+
+
+# --- one scenario ---------------------------------------------------------------------------------------
+
+
+def activate_scenario(
+    scenario, *, actor=None, via: str = Via.SYSTEM, until=None, duration_minutes=None, reason: str = ""
+) -> Scenario:
+    """Switch one scenario on, until `until` or for `duration_minutes` (default DEFAULT_TIMEOUT minutes,
+    none when 0). Activating an active scenario only changes its timer."""
+    scenario = get_scenario(scenario)
+    now = timezone.now()
+
+    def change():
+        end = until_from(until, duration_minutes, now=now)
+        locked = _lock_all()
+        changes = _apply(locked, activate={scenario.key: end}, deactivate=set(), actor=actor, reason=reason, now=now)
+        message = _describe(changes) if any(changes.values()) else f"{scenario.key} was already active"
+        return locked[scenario.key], message, {"until": iso(end)}
+
+    return _logged(Action.ACTIVATE, change, actor=actor, via=via, scenario=scenario, reason=reason)
+
+
+def deactivate_scenario(scenario, *, actor=None, via: str = Via.SYSTEM, reason: str = "") -> Scenario:
+    """Switch one scenario off; its pending scheduled runs are cancelled (a running one finishes)."""
+    scenario = get_scenario(scenario)
+    now = timezone.now()
+
+    def change():
+        locked = _lock_all()
+        changes = _apply(locked, activate={}, deactivate={scenario.key}, actor=actor, reason=reason, now=now)
+        message = _describe(changes) if any(changes.values()) else f"{scenario.key} was already inactive"
+        return locked[scenario.key], message, {}
+
+    return _logged(Action.DEACTIVATE, change, actor=actor, via=via, scenario=scenario, reason=reason)
+
+
+def set_states(
+    *,
+    activate: Iterable[str] = (),
+    deactivate: Iterable[str] = (),
+    actor=None,
+    via: str = Via.SYSTEM,
+    reason: str = "",
+    until=None,
+    duration_minutes=None,
+    action: str = Action.ACTIVATE,
+    subject: str = "",
+) -> dict[str, list[str]]:
+    """Several scenarios at once (the admin's bulk actions), all or nothing."""
+    now = timezone.now()
+    activate, deactivate = list(activate), set(deactivate)
+
+    def change():
+        end = until_from(until, duration_minutes, now=now) if activate else None
+        locked = _lock_all()
+        changes = _apply(
+            locked, activate=dict.fromkeys(activate, end), deactivate=deactivate, actor=actor, reason=reason, now=now
+        )
+        return changes, _describe(changes), changes
+
+    return _logged(
+        action, change, actor=actor, via=via, subject=subject or _names(activate or deactivate), reason=reason
+    )
+
+
+def update_schedule(
+    scenario, *, interval_seconds=None, cron: str = "", time_zone: str = "UTC", actor=None, via: str = Via.SYSTEM
+) -> Scenario:
+    """Change when an internal scenario runs while active: every `interval_seconds`, or at `cron` times."""
+    from maintenance_site.validation import validated
+
+    scenario = get_scenario(scenario)
+
+    def change():
+        locked = Scenario.objects.select_for_update().get(pk=scenario.pk)
+        if locked.kind != Scenario.Kind.INTERNAL:
+            raise InvalidInput(f"{locked.key} is an external service: it schedules itself.")
+        locked.interval_seconds = interval_seconds or None
+        locked.cron = (cron or "").strip()
+        locked.time_zone = (time_zone or "UTC").strip()
+        validated(locked)
+        audit.save_with_reason(locked, "schedule changed")
+        return locked, f"{locked.key} now runs {locked.schedule_display}", {}
+
+    return _logged(Action.RESCHEDULE, change, actor=actor, via=via, scenario=scenario)
+
+
+# --- timers, stop-all, the reset on scheduler start -----------------------------------------------------
+
+
+def _switch_everything_off(locked: dict[str, Scenario], *, reason: str, now: datetime) -> list[str]:
+    active = {key for key, s in locked.items() if s.is_active}
+    changes = _apply(locked, activate={}, deactivate=active, actor=None, reason=reason, now=now, force_remote=True)
+    return changes["deactivated"]
+
+
+def _cancel_runs(now: datetime, why: str) -> tuple[int, int]:
+    """Cancel pending runs; ask running ones to stop (they do at their next checkpoint)."""
+    cancelled = ScenarioRun.objects.pending().update(
+        status=RunStatus.CANCELLED, finished_at=now, summary=f"cancelled: {why}"
+    )
+    asked = ScenarioRun.objects.running().filter(cancel_requested_at__isnull=True).update(cancel_requested_at=now)
+    return cancelled, asked
+
+
+def _close_windows(why: str) -> int:
+    return PresetSchedule.objects.filter(window_start__isnull=False).update(
+        window_start=None, window_end=None, snapshot=None, last_result=f"window closed by {why}; nothing restored"
+    )
+
+
+def stop_all(*, actor=None, via: str = Via.SYSTEM, reason: str = "") -> dict:
+    """Emergency stop: every scenario inactive, pending runs cancelled, running runs asked to stop, open
+    preset windows closed without restoring. Never refused: an external service that cannot be reached
+    is marked inactive anyway and its error shown on the board."""
+    now = timezone.now()
+
+    def change():
+        locked = _lock_all()
+        cancelled, asked = _cancel_runs(now, "emergency stop")
+        deactivated = _switch_everything_off(locked, reason=reason or "stop-all", now=now)
+        windows = _close_windows("stop-all")
+        summary = {
+            "deactivated": deactivated,
+            "runs_cancelled": cancelled,
+            "runs_asked_to_stop": asked,
+            "windows_closed": windows,
+        }
+        message = (
+            f"deactivated {len(deactivated)} scenario(s), cancelled {cancelled} pending run(s), "
+            f"asked {asked} running run(s) to stop"
+        )
+        return summary, message, summary
+
+    return _logged(Action.STOP_ALL, change, actor=actor, via=via, subject="all scenarios", reason=reason)
+
+
+def reset_on_start() -> dict:
+    """Safe by default: what the scheduler start does when SCENARIOS_RESET_ON_START is on (the default).
+    Like stop-all, logged as the reset."""
+    now = timezone.now()
+    actor = audit.system_user()
+
+    def change():
+        locked = _lock_all()
+        cancelled, asked = _cancel_runs(now, "the scheduler restarted")
+        deactivated = _switch_everything_off(locked, reason="scheduler start: every scenario starts inactive", now=now)
+        windows = _close_windows("the scheduler restart")
+        summary = {
+            "deactivated": deactivated,
+            "runs_cancelled": cancelled,
+            "runs_asked_to_stop": asked,
+            "windows_closed": windows,
+        }
+        return summary, f"every scenario inactive ({len(deactivated)} deactivated)", summary
+
+    return _logged(Action.RESET, change, actor=actor, via=Via.SCHEDULER, subject="all scenarios")
+
+
+def expire_timers(now: datetime | None = None) -> list[str]:
+    """Deactivate the scenarios whose timer ran out (the scheduler tick). Returns their keys."""
+    now = now or timezone.now()
+    expired = list(Scenario.objects.active().filter(active_until__lte=now).values_list("key", flat=True))
+    done = []
+    actor = audit.system_user()
+    for key in expired:
+        with transaction.atomic():
+            locked = _lock_all()
+            scenario = locked.get(key)
+            if scenario is None or not scenario.is_active or not scenario.active_until or scenario.active_until > now:
+                continue
+            until = scenario.active_until
+            _apply(
+                locked, activate={}, deactivate={key}, actor=None, reason="timer ran out", now=now, force_remote=True
+            )
+            log_activity(
+                Action.EXPIRE,
+                actor=actor,
+                via=Via.SCHEDULER,
+                scenario=scenario,
+                reason="timer ran out",
+                message=f"{key} deactivated: it was active until {iso(until)}",
+            )
+            done.append(key)
+    return done
+
+
+# --- runs -----------------------------------------------------------------------------------------------
+
+
+def request_run(scenario, *, actor=None, via: str = Via.SYSTEM, reason: str = "") -> ScenarioRun:
+    """Ask for a run now (whatever the scenario's state): the next runner tick executes it."""
+    scenario = get_scenario(scenario)
+
+    def change():
+        if scenario.kind != Scenario.Kind.INTERNAL:
+            raise InvalidInput(f"{scenario.key} is an external service: it runs itself; activate it instead.")
+        check_activation(scenario)
+        run = ScenarioRun.objects.create(
+            scenario=scenario,
+            slot=timezone.now(),
+            trigger=ScenarioRun.Trigger.MANUAL,
+            requested_by=actor if getattr(actor, "pk", None) else None,
+        )
+        return run, f"run #{run.pk} of {scenario.key} requested", {"run": run.pk}
+
+    return _logged(Action.RUN, change, actor=actor, via=via, scenario=scenario, reason=reason)
+
+
+def cancel_run(run: ScenarioRun, *, actor=None, via: str = Via.SYSTEM, reason: str = "") -> ScenarioRun:
+    """Cancel a pending run, or ask a running one to stop at its next checkpoint."""
+
+    def change():
+        now = timezone.now()
+        if ScenarioRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
+            status=RunStatus.CANCELLED, finished_at=now, summary="cancelled by an operator"
+        ):
+            message = f"run #{run.pk} cancelled"
+        elif ScenarioRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested_at=now):
+            message = f"run #{run.pk} asked to stop"
+        else:
+            raise Conflict(f"Run #{run.pk} has already finished.", code="run_finished")
+        run.refresh_from_db()
+        return run, message, {"run": run.pk}
+
+    return _logged(Action.RUN_CANCEL, change, actor=actor, via=via, scenario=run.scenario, reason=reason)
+
+
+# --- notifications to the platform's operators -----------------------------------------------------------
+
+
+def notify_operators(title: str, body: str, **data) -> int:
+    """Tell the platform's administrators (active superusers): in-app (and their channels) in the first
+    organisation they belong to, by e-mail for those who belong to none. Runs in the caller's transaction;
+    mail goes after commit. Returns how many people were told."""
+    from maintenance_site.notifications.services import notify
+    from maintenance_site.tenancy.models import Membership
+
+    operators = list(get_user_model().objects.filter(is_superuser=True, is_active=True).order_by("pk"))
+    first_org = {}
+    for membership in Membership.objects.active().filter(user__in=operators).order_by("user_id", "organization_id"):
+        first_org.setdefault(membership.user_id, membership.organization)
+    emails = []
+    for user in operators:
+        organization = first_org.get(user.pk)
+        if organization is not None:
+            notify(organization, [user], KIND_RUN_FAILED, {"title": title, "body": body, **data})
+        elif user.email:
+            emails.append(user.email)
+    if emails:
+
+        def mail_operators():
+            send_mail(f"[maintenance] {title}", body, None, emails, fail_silently=True)
+
+        transaction.on_commit(mail_operators)
+    return len([u for u in operators if u.pk in first_org]) + len(emails)
+
+
+# --- the registry in the database -------------------------------------------------------------------------
+
+
+def sync_registry() -> dict:
+    """Copy the code's registry into Scenario rows: new ones created inactive with their default schedule,
+    descriptions and weights updated (an operator's schedule kept), scenarios no longer in code marked not
+    present (and switched off); conflicts between internal scenarios as the code declares them; the
+    built-in presets. Never activates anything. Called on post_migrate and by the scheduler start."""
+    from scenarios import presets, registry
+
+    definitions = {d.key: d for d in registry.definitions()}
+    created, updated, missing = [], [], []
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock_all()
+        for key, definition in definitions.items():
+            scenario = locked.get(key)
+            if scenario is not None and scenario.kind != Scenario.Kind.INTERNAL:
+                logger.warning("scenario %s: an external service uses the key of an internal scenario", key)
+                continue
+            fields = {
+                "name": definition.name,
+                "description": definition.description,
+                "category": definition.category,
+                "weight": definition.weight,
+                "tags": list(definition.tags),
+                "is_present": True,
+            }
+            if scenario is None:
+                scenario = Scenario(
+                    key=key,
+                    kind=Scenario.Kind.INTERNAL,
+                    interval_seconds=definition.default_interval,
+                    cron=definition.default_cron,
+                    **fields,
+                )
+                scenario.save()
+                locked[key] = scenario
+                created.append(key)
+            elif any(getattr(scenario, name) != value for name, value in fields.items()):
+                for name, value in fields.items():
+                    setattr(scenario, name, value)
+                audit.save_with_reason(scenario, "registry sync")
+                updated.append(key)
+        for key, scenario in locked.items():
+            if scenario.kind == Scenario.Kind.INTERNAL and key not in definitions and scenario.is_present:
+                if scenario.is_active:
+                    _mark_inactive(scenario, "no longer registered in code", now)
+                scenario.is_present = False
+                audit.save_with_reason(scenario, "no longer registered in code")
+                missing.append(key)
+        _sync_internal_conflicts(locked, definitions)
+        presets.ensure_builtin_presets()
+        if created or missing:
+            log_activity(
+                Action.SYNC,
+                via=Via.SYSTEM,
+                subject="registry",
+                message=f"registered {len(created)} new, {len(missing)} no longer in code",
+                details={"created": created, "updated": updated, "missing": missing},
+            )
+    return {"created": created, "updated": updated, "missing": missing}
+
+
+def _sync_internal_conflicts(locked: dict[str, Scenario], definitions: dict) -> None:
+    wanted: set[frozenset[str]] = set()
+    for key, definition in definitions.items():
+        for other in definition.conflicts:
+            if other in locked:
+                wanted.add(frozenset((key, other)))
+    internal_ids = {s.pk: key for key, s in locked.items() if s.kind == Scenario.Kind.INTERNAL}
+    through = Scenario.conflicts.through
+    existing = {
+        frozenset((internal_ids[a], internal_ids[b]))
+        for a, b in through.objects.filter(
+            from_scenario_id__in=internal_ids, to_scenario_id__in=internal_ids
+        ).values_list("from_scenario_id", "to_scenario_id")
+    }
+    for pair in wanted - existing:
+        left, right = sorted(pair)
+        locked[left].conflicts.add(locked[right])
+    for pair in existing - wanted:
+        left, right = sorted(pair)
+        if left in definitions or right in definitions:
+            locked[left].conflicts.remove(locked[right])
+
+
+# --- what the status endpoint, the command line and the board show --------------------------------------
+
+
+def scenario_summary(scenario: Scenario) -> dict:
+    return {
+        "key": scenario.key,
+        "name": scenario.name,
+        "kind": scenario.kind,
+        "category": scenario.category,
+        "weight": scenario.weight,
+        "state": scenario.state,
+        "present": scenario.is_present,
+        "active_since": iso(scenario.active_since),
+        "active_until": iso(scenario.active_until),
+        "last_run_status": scenario.last_run_status or None,
+        "last_run_at": iso(scenario.last_run_at),
+        "remote_health": scenario.remote_health or None if scenario.kind == Scenario.Kind.EXTERNAL else None,
+    }
+
+
+def scenarios_status() -> dict:
+    """The scenarios' part of GET /api/v1/status and of `manage.py maintenance status --json` (the same
+    dict, so the two always agree). One query."""
+    try:
+        scenarios = list(Scenario.objects.order_by("key"))
+    except DatabaseError as exc:
+        return {"available": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    active = [s for s in scenarios if s.is_active]
+    return {
+        "available": True,
+        "active": [s.key for s in active],
+        "active_count": len(active),
+        "heavy_active": sum(1 for s in active if s.weight == Weight.HEAVY),
+        "max_heavy": conf.get("SCENARIOS_MAX_HEAVY"),
+        "reset_on_start": conf.get("SCENARIOS_RESET_ON_START"),
+        "scenarios": [scenario_summary(s) for s in scenarios],
+    }
+
+
+__all__ = [
+    "activate_scenario",
+    "cancel_run",
+    "deactivate_scenario",
+    "expire_timers",
+    "measure_load",
+    "notify_operators",
+    "request_run",
+    "reset_on_start",
+    "scenarios_status",
+    "set_states",
+    "stop_all",
+    "sync_registry",
+]

@@ -1,0 +1,35 @@
+"""Celery tasks of the scenarios: three core jobs (see maintenance_site/ops/schedules.py). Each is a few
+lines calling services, and safe to run twice or on two machines at once."""
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def scheduler_tick() -> dict:
+    """Switch off expired timers, open and close preset windows, record the runs that are due."""
+    from scenarios import presets, runner, services
+
+    expired = services.expire_timers()
+    windows = presets.tick_windows()
+    recorded = runner.record_due_runs()
+    return {"expired": expired, "windows": windows, "recorded": [run.pk for run in recorded]}
+
+
+@shared_task(ignore_result=True)
+def runner_tick() -> list[int]:
+    """Execute the runs that are due (claimed one by one with a conditional update)."""
+    from scenarios import runner
+
+    return [run.pk for run in runner.run_due()]
+
+
+@shared_task(ignore_result=True)
+def discovery_tick() -> dict:
+    """Scan the discovery folder and poll the external scenarios' status endpoints."""
+    from scenarios import discovery
+
+    return discovery.discover_and_poll()

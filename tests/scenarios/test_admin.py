@@ -1,0 +1,172 @@
+"""The scenario board in the admin: platform administrators only, state and toggles, presets one click
+away, resource usage, the activity log; every change behind a confirmation page."""
+
+import json
+
+import pytest
+from django.contrib.admin import helpers
+
+from scenarios import services
+from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun
+from tests.scenarios.conftest import fresh
+
+BOARD = "/admin/scenarios/scenario/"
+
+
+@pytest.fixture
+def browser(client, operator):
+    client.force_login(operator)
+    return client
+
+
+def test_a_tenants_staff_cannot_see_the_board(client, synced, manager_a):
+    client.force_login(manager_a)
+    assert client.get(BOARD).status_code == 403
+    assert client.get(BOARD + "board/stop-all/").status_code == 403
+    assert client.post(BOARD + "board/toggle/health-checker/", {"apply": "1"}).status_code == 403
+    assert b"Maintenance scenarios" not in client.get("/admin/").content
+    assert not fresh("health-checker").is_active
+
+
+def test_the_board_shows_state_presets_resources_and_activity(browser, synced):
+    services.activate_scenario("health-checker", reason="watching")
+    page = browser.get(BOARD).content.decode()
+    assert "Scenario board" in page
+    assert "CPU <strong>5%</strong>" in page and "Memory <strong>30%</strong>" in page
+    assert "heavy 0 of at most 3" in page
+    for preset in ("Full maintenance", "Security", "Performance", "Off hours", "Minimal"):
+        assert preset in page
+    assert "/admin/scenarios/scenario/board/preset/minimal/" in page
+    assert "Stop all…" in page and "health-checker" in page and "Deactivate" in page
+    assert "activate health-checker" in page
+
+
+def test_a_toggle_asks_first(browser, synced, operator):
+    url = BOARD + "board/toggle/health-checker/"
+    page = browser.get(url)
+    assert page.status_code == 200 and b"Activate health-checker?" in page.content
+    assert not fresh("health-checker").is_active
+    response = browser.post(url, {"apply": "1", "duration_minutes": "15", "reason": "from the board"})
+    assert response.status_code == 302
+    scenario = fresh("health-checker")
+    assert scenario.is_active and scenario.activated_by == operator
+    entry = ScenarioActivity.objects.get(action="activate")
+    assert (entry.via, entry.reason) == ("admin", "from the board")
+    assert b"Deactivate health-checker?" in browser.get(url).content
+    browser.post(url, {"apply": "1"})
+    assert not fresh("health-checker").is_active
+
+
+def test_a_refusal_is_shown_as_a_message(browser, synced, load):
+    load.cpu = 99.0
+    response = browser.post(BOARD + "board/toggle/health-checker/", {"apply": "1"}, follow=True)
+    assert "The machine is busy" in response.content.decode()
+    assert not fresh("health-checker").is_active
+
+
+def test_bulk_activation_has_a_confirmation_page(browser, synced):
+    ids = [str(fresh(key).pk) for key in ("health-checker", "log-cleanup")]
+    data = {"action": "activate_selected", helpers.ACTION_CHECKBOX_NAME: ids, "index": 0}
+    page = browser.post(BOARD, data)
+    assert page.status_code == 200 and b"Activate these scenarios?" in page.content
+    assert not Scenario.objects.active().exists()
+    response = browser.post(BOARD, {**data, "apply": "1", "reason": "bulk"})
+    assert response.status_code == 302
+    assert set(Scenario.objects.active().values_list("key", flat=True)) == {"health-checker", "log-cleanup"}
+    data["action"] = "deactivate_selected"
+    browser.post(BOARD, {**data, "apply": "1"})
+    assert not Scenario.objects.active().exists()
+
+
+def test_a_preset_is_one_click_and_a_confirmation_away(browser, synced):
+    services.activate_scenario("security-audit")
+    url = BOARD + "board/preset/minimal/"
+    page = browser.get(url).content.decode()
+    assert "Apply preset minimal?" in page
+    assert "activate health-checker" in page and "deactivate security-audit" in page
+    browser.post(url, {"apply": "1", "reason": "evening"})
+    assert set(Scenario.objects.active().values_list("key", flat=True)) == {"health-checker", "log-cleanup"}
+
+
+def test_stop_all_asks_first(browser, synced):
+    services.activate_scenario("log-cleanup")
+    url = BOARD + "board/stop-all/"
+    page = browser.get(url).content.decode()
+    assert "Stop every scenario?" in page and "log-cleanup" in page
+    assert fresh("log-cleanup").is_active
+    browser.post(url, {"apply": "1", "reason": "drill"})
+    assert not Scenario.objects.active().exists()
+
+
+def test_changing_a_schedule(browser, synced):
+    scenario = fresh("health-checker")
+    response = browser.post(
+        f"/admin/scenarios/scenario/{scenario.pk}/change/",
+        {"interval_seconds": "", "cron": "*/10 * * * *", "time_zone": "Europe/Berlin"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    scenario = fresh("health-checker")
+    assert (scenario.interval_seconds, scenario.cron, scenario.time_zone) == (None, "*/10 * * * *", "Europe/Berlin")
+    assert ScenarioActivity.objects.filter(action="reschedule").exists()
+
+
+def test_presets_pages(browser, synced):
+    assert browser.get("/admin/scenarios/preset/").status_code == 200
+    response = browser.post(
+        "/admin/scenarios/preset/add/",
+        {"key": "night", "name": "Night", "description": "", "scenarios": ["log-cleanup", "backup-manager"]},
+    )
+    assert response.status_code == 302
+    assert Preset.objects.get(key="night").scenario_keys == ["log-cleanup", "backup-manager"]
+    exported = browser.get("/admin/scenarios/preset/night/export/")
+    assert exported["Content-Disposition"] == 'attachment; filename="preset-night.json"'
+    document = json.loads(exported.content)
+    document["key"] = "night-2"
+    assert browser.get("/admin/scenarios/preset/import/").status_code == 200
+    response = browser.post("/admin/scenarios/preset/import/", {"apply": "1", "document": json.dumps(document)})
+    assert response.status_code == 302 and Preset.objects.filter(key="night-2").exists()
+    response = browser.post("/admin/scenarios/preset/import/", {"apply": "1", "document": "{oops"})
+    assert response.status_code == 200 and "not valid JSON" in response.content.decode()
+    full = Preset.objects.get(key="full")
+    assert browser.post(f"/admin/scenarios/preset/{full.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_windows_runs_and_activity_pages(browser, synced):
+    response = browser.post(
+        "/admin/scenarios/presetschedule/add/",
+        {
+            "preset": Preset.objects.get(key="security").pk,
+            "cron": "0 2 * * 0",
+            "duration_minutes": "120",
+            "time_zone": "UTC",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 302 and PresetSchedule.objects.count() == 1
+    run = services.request_run("log-cleanup")
+    assert browser.get("/admin/scenarios/scenariorun/").status_code == 200
+    data = {"action": "cancel_selected", helpers.ACTION_CHECKBOX_NAME: [str(run.pk)], "index": 0}
+    assert b"Cancel these runs?" in browser.post("/admin/scenarios/scenariorun/", data).content
+    browser.post("/admin/scenarios/scenariorun/", {**data, "apply": "1"})
+    assert ScenarioRun.objects.get(pk=run.pk).status == "cancelled"
+    page = browser.get("/admin/scenarios/scenarioactivity/").content.decode()
+    assert "run-cancel" in page
+    assert browser.get("/admin/scenarios/discoveredservice/").status_code == 200
+
+
+def test_forms_show_the_services_refusals_next_to_the_field(browser, synced):
+    response = browser.post("/admin/scenarios/preset/add/", {"key": "minimal", "name": "", "scenarios": []})
+    assert response.status_code == 200 and "A preset “minimal” already exists." in response.content.decode()
+    response = browser.post(
+        "/admin/scenarios/presetschedule/add/",
+        {
+            "preset": Preset.objects.get(key="security").pk,
+            "cron": "0 * * * *",
+            "duration_minutes": "90",
+            "time_zone": "UTC",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "Longer than the gap between two occurrences." in response.content.decode()
+    assert not PresetSchedule.objects.exists()
