@@ -23,8 +23,9 @@ def _attach_correlation_id(headers=None, **kwargs):
     from maintenance_site.ops.correlation import get_correlation_id
 
     # Not "correlation_id": Celery fills task.request.correlation_id with the task id and drops such a header.
-    if headers is not None and CORRELATION_HEADER not in headers:
-        headers[CORRELATION_HEADER] = get_correlation_id()
+    current = get_correlation_id()
+    if headers is not None and CORRELATION_HEADER not in headers and current != "-":  # "-": no request
+        headers[CORRELATION_HEADER] = current
 
 
 @task_prerun.connect
