@@ -38,6 +38,12 @@ def core_periodic_tasks() -> list[CoreTask]:
             description="Deletes delivered events older than EVENTS_RETENTION_DAYS.",
         ),
         CoreTask(
+            name="core: idempotency key expiry",
+            task="maintenance_site.api.tasks.prune_idempotency_keys",
+            every_seconds=3600,
+            description="Forgets Idempotency-Key responses older than IDEMPOTENCY_KEY_TTL_HOURS.",
+        ),
+        CoreTask(
             name="core: notification sweep",
             task="maintenance_site.notifications.tasks.sweep_deliveries",
             every_seconds=60,

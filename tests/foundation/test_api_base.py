@@ -153,3 +153,16 @@ def test_openapi_schema_documents_the_api(client):
     assert "/api/v1/assets/" in schema["paths"]
     assert {"ApiKeyAuth", "jwtAuth"} <= set(schema["components"]["securitySchemes"])
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_expired_idempotency_keys_are_forgotten(api, manager_a, settings):
+    from maintenance_site.api.models import IdempotencyRecord
+    from maintenance_site.api.tasks import prune_idempotency_keys
+
+    api(manager_a).post("/api/v1/assets/", {"code": "OLD", "name": "x"}, HTTP_IDEMPOTENCY_KEY="old")
+    api(manager_a).post("/api/v1/assets/", {"code": "NEW", "name": "y"}, HTTP_IDEMPOTENCY_KEY="new")
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS + 1)
+    )
+    assert prune_idempotency_keys.delay().get() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
