@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("organization/switch/", switch_organization, name="switch-organization"),
     path("report/", include("workorders.public_urls")),
+    path("t/", include("workorders.technician_urls")),
     path("attachments/<str:token>/", workorder_views.download_attachment, name="attachment-file"),
     path("api/v1/", include("maintenance_site.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

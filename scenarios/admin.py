@@ -24,9 +24,11 @@ from maintenance_site.errors import DomainError
 from scenarios import presets as preset_services
 from scenarios import services
 from scenarios.models import (
+    Category,
     DiscoveredService,
     Preset,
     PresetSchedule,
+    Priority,
     Scenario,
     ScenarioActivity,
     ScenarioRun,
@@ -166,7 +168,34 @@ class ConfirmMixin:
 class ScheduleForm(forms.ModelForm):
     class Meta:
         model = Scenario
-        fields = ["interval_seconds", "cron", "time_zone"]
+        fields = ["interval_seconds", "cron", "time_zone", *services.TASK_SETTINGS, "depends_on"]
+
+    def clean_depends_on(self):
+        from scenarios.models import dependency_cycle
+
+        wanted = self.cleaned_data.get("depends_on")
+        if self.instance.pk and wanted:
+            cycle = dependency_cycle(self.instance, {other.pk for other in wanted})
+            if cycle:
+                raise forms.ValidationError(f"These dependencies form a cycle: {' → '.join(cycle)}.")
+        return wanted
+
+
+class TaskCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    key = forms.SlugField(max_length=80, required=False, help_text="Empty: made from the name.")
+    executor = forms.ChoiceField(help_text="The function registered in code that does the work.")
+    category = forms.ChoiceField(choices=Category.choices, initial=Category.OTHER)
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.MEDIUM)
+    timeout_seconds = forms.IntegerField(min_value=1, initial=3600)
+    max_retries = forms.IntegerField(min_value=0, max_value=10, initial=0)
+    cron = forms.CharField(required=False, help_text="Empty: the executor's default schedule.")
+
+    def __init__(self, *args, **kwargs):
+        from scenarios import registry
+
+        super().__init__(*args, **kwargs)
+        self.fields["executor"].choices = [(d.key, f"{d.key} — {d.name}") for d in registry.definitions()]
 
 
 @admin.register(Scenario)
@@ -218,8 +247,27 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
         "last_run_at",
         "last_run_status",
         "last_run_summary",
+        "executor",
+        "priority_analysis",
     ]
     list_select_related = ["activated_by"]
+    filter_horizontal = ["depends_on"]
+
+    @admin.display(description="priority score")
+    def priority_analysis(self, obj):
+        from scenarios.priority import analyze_priority
+
+        analysis = analyze_priority(obj)
+        terms = ", ".join(
+            f"{name} {value:.0f} × {analysis['weights'][name]}" for name, value in analysis["terms"].items()
+        )
+        return format_html(
+            "<strong>{}</strong> = ({}) × category {} × priority {}",
+            analysis["score"],
+            terms,
+            analysis["category_multiplier"],
+            analysis["priority_adjustment"],
+        )
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
@@ -263,6 +311,34 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
             )
         else:
             fieldsets.append(("Schedule while active", {"fields": ["interval_seconds", "cron", "time_zone"]}))
+            fieldsets.append(
+                (
+                    "Task settings",
+                    {
+                        "fields": [
+                            "executor",
+                            "config",
+                            "priority",
+                            ("timeout_seconds", "max_retries"),
+                            ("allowed_hours", "allowed_weekdays", "cooldown_minutes"),
+                            "depends_on",
+                            "priority_analysis",
+                        ]
+                    },
+                )
+            )
+            fieldsets.append(
+                (
+                    "Impact (0–100) and effort",
+                    {
+                        "fields": [
+                            ("impact_code_quality", "impact_security", "impact_performance"),
+                            ("impact_maintainability", "impact_user_experience"),
+                            ("estimated_minutes", "complexity", "risk"),
+                        ]
+                    },
+                )
+            )
             fieldsets.append(("Last run", {"fields": ["last_run_at", "last_run_status", "last_run_summary"]}))
         return fieldsets
 
@@ -327,6 +403,40 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
             actor=request.user,
             via=VIA,
         )
+        settings = {name: form.cleaned_data[name] for name in services.TASK_SETTINGS if name in form.cleaned_data}
+        if settings:
+            services.update_task_settings(obj, actor=request.user, via=VIA, **settings)
+
+    def add_task_view(self, request):
+        form = TaskCreateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            task = self.report(
+                request,
+                lambda: services.create_task(
+                    name=data["name"],
+                    key=data["key"],
+                    executor=data["executor"],
+                    category=data["category"],
+                    priority=data["priority"],
+                    timeout_seconds=data["timeout_seconds"],
+                    max_retries=data["max_retries"],
+                    cron=data["cron"],
+                    actor=request.user,
+                    via=VIA,
+                ),
+                lambda created: f"Task {created.key} created (inactive).",
+            )
+            if task is not None:
+                return HttpResponseRedirect(reverse("admin:scenarios_scenario_change", args=[task.pk]))
+        return self.confirm(
+            request,
+            title="New maintenance task",
+            intro="A task runs a function registered in code with its own settings; it starts inactive.",
+            objects=[],
+            form=form,
+            submit_label="Create the task",
+        )
 
     # --- board context and pages ---------------------------------------------------------------------
 
@@ -337,6 +447,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
                 "board/preset/<str:key>/", self.platform_view(self.preset_view), name="scenarios_scenario_apply_preset"
             ),
             path("board/toggle/<str:key>/", self.platform_view(self.toggle_view), name="scenarios_scenario_toggle"),
+            path("tasks/new/", self.platform_view(self.add_task_view), name="scenarios_scenario_add_task"),
         ]
         return own + super().get_urls()
 
@@ -759,9 +870,113 @@ class PresetScheduleAdmin(PlatformOnly, SimpleHistoryAdmin):
 # --- runs, activity, discovered files (read-only) -------------------------------------------------------
 
 
+class RollbackForm(forms.Form):
+    reason = forms.CharField(max_length=400, help_text="Kept in the activity log and the history rows.")
+    force = forms.BooleanField(required=False, help_text="Even over records changed after the run.")
+
+
+def chart_rows(found: list[dict]) -> dict:
+    """Bars for the run-history chart (success rate and average duration per task), drawn as inline SVG."""
+    longest = max([m["average_duration_ms"] or 0 for m in found] + [1])
+    rows = []
+    for index, m in enumerate(found):
+        rate = m["success_rate"]
+        duration = m["average_duration_ms"] or 0
+        rows.append(
+            {
+                "task": m["task"],
+                "y": index * 26,
+                "text_y": index * 26 + 14,
+                "rate": rate,
+                "rate_width": round(2.4 * (rate or 0)),
+                "rate_colour": "#1a7f37" if (rate or 0) >= 90 else "#bf8700" if (rate or 0) >= 60 else "#cf222e",
+                "duration": duration,
+                "duration_width": round(240 * duration / longest),
+                "runs": m["runs"],
+                "failing": m["consecutive_failures"],
+            }
+        )
+    return {"rows": rows, "height": max(len(rows), 1) * 26 + 4}
+
+
 @admin.register(ScenarioRun)
 class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
-    list_display = ["id", "scenario", "slot", "trigger", "status", "duration_ms", "changed", "summary"]
+    change_list_template = "admin/scenarios/scenariorun/change_list.html"
+    list_display = [
+        "id",
+        "scenario",
+        "slot",
+        "trigger",
+        "attempt",
+        "status",
+        "duration_ms",
+        "changed",
+        "issues_fixed",
+        "summary",
+        "rollback_link",
+    ]
+
+    @admin.display(description="rollback")
+    def rollback_link(self, obj):
+        if obj.rolled_back_at:
+            return "rolled back"
+        if not obj.changed or obj.status not in ScenarioRun.FINISHED:
+            return "-"
+        url = reverse("admin:scenarios_scenariorun_rollback", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Roll back…</a>', url)
+
+    def get_urls(self):
+        own = [
+            path("<int:pk>/rollback/", self.platform_view(self.rollback_view), name="scenarios_scenariorun_rollback")
+        ]
+        return own + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        from scenarios import metrics
+
+        extra_context = extra_context or {}
+        if self._platform(request):
+            days = 30
+            extra_context["chart_days"] = days
+            extra_context["chart"] = chart_rows([m for m in metrics.all_metrics(days) if m["runs"]])
+        return super().changelist_view(request, extra_context)
+
+    def rollback_view(self, request, pk):
+        from scenarios import rollback
+
+        run = get_object_or_404(ScenarioRun.objects.select_related("scenario"), pk=pk)
+        form = RollbackForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = self.report(
+                request,
+                lambda: rollback.rollback(
+                    run, form.cleaned_data["reason"], force=form.cleaned_data["force"], actor=request.user, via=VIA
+                ),
+                lambda outcome: (
+                    f"Run #{run.pk} rolled back: {len(outcome['restored'])} restored, "
+                    f"{len(outcome['deleted'])} deleted, {len(outcome['recreated'])} recreated."
+                ),
+            )
+            if done is not None:
+                return HttpResponseRedirect(reverse("admin:scenarios_scenariorun_changelist"))
+        changes = rollback.changes(run)
+        listed = [
+            f"{change.label}: "
+            + ("delete (the run created it)" if change.created else "recreate" if change.deleted else "restore")
+            + (f" — CHANGED AFTER THE RUN ({len(change.later)} later changes)" if change.later else "")
+            for change in changes
+        ]
+        return self.confirm(
+            request,
+            title=f"Roll back run #{run.pk} of {run.scenario.key}?",
+            intro="These records go back to their state before the run:"
+            if changes
+            else "This run wrote no history rows: there is nothing to roll back.",
+            objects=listed,
+            form=form,
+            submit_label="Yes, roll back",
+        )
+
     list_filter = ["status", "trigger", "scenario"]
     list_select_related = ["scenario"]
     search_fields = ["scenario__key", "summary"]

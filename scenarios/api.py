@@ -65,6 +65,7 @@ class ScenarioSerializer(serializers.ModelSerializer):
     conflicts = serializers.SerializerMethodField()
     activated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     present = serializers.BooleanField(source="is_present", read_only=True)
+    depends_on = serializers.SlugRelatedField(slug_field="key", many=True, read_only=True)
     schedule = serializers.SerializerMethodField()
     external = serializers.SerializerMethodField()
     last_run = serializers.SerializerMethodField()
@@ -92,6 +93,24 @@ class ScenarioSerializer(serializers.ModelSerializer):
             "last_error_at",
             "last_run",
             "updated_at",
+            # task settings (the automated-task runner)
+            "executor",
+            "config",
+            "priority",
+            "timeout_seconds",
+            "max_retries",
+            "allowed_hours",
+            "allowed_weekdays",
+            "cooldown_minutes",
+            "impact_code_quality",
+            "impact_security",
+            "impact_performance",
+            "impact_maintainability",
+            "impact_user_experience",
+            "estimated_minutes",
+            "complexity",
+            "risk",
+            "depends_on",
         ]
         read_only_fields = fields
 
@@ -169,9 +188,24 @@ class RunSerializer(serializers.ModelSerializer):
             "cancel_requested_at",
             "summary",
             "changed",
+            "issues_fixed",
             "result",
+            "not_before",
+            "deadline_at",
+            "retry_of",
+            "rolled_back_at",
+            "rollback_reason",
         ]
         read_only_fields = fields
+
+
+class RollbackSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=400)
+    force = serializers.BooleanField(default=False, help_text="Even over records changed after the run.")
+
+
+class DaysSerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=3650, default=30)
 
 
 class RunDetailSerializer(RunSerializer):
@@ -263,7 +297,9 @@ class PlatformViewSet(viewsets.GenericViewSet):
 class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     """The platform's maintenance scenarios and their state."""
 
-    queryset = Scenario.objects.select_related("activated_by").prefetch_related("conflicts").order_by("key")
+    queryset = (
+        Scenario.objects.select_related("activated_by").prefetch_related("conflicts", "depends_on").order_by("key")
+    )
     serializer_class = ScenarioSerializer
     lookup_field = "key"
     lookup_value_regex = KEY_REGEX
@@ -273,6 +309,22 @@ class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Platform
 
     def _fresh(self, key):
         return ScenarioSerializer(self.get_queryset().get(key=key)).data
+
+    @extend_schema(summary="A task's priority score, term by term, with the inputs of each")
+    @action(detail=True, methods=["get"])
+    def priority(self, request, key=None):
+        from scenarios.priority import analyze_priority
+
+        return Response(analyze_priority(self.get_object()))
+
+    @extend_schema(parameters=[DaysSerializer], summary="A task's success rate, duration and trend")
+    @action(detail=True, methods=["get"], url_path="metrics")
+    def task_metrics(self, request, key=None):
+        from scenarios import metrics
+
+        query = DaysSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(metrics.task_metrics(self.get_object(), query.validated_data["days"]))
 
     @extend_schema(request=TimerSerializer, responses=ScenarioSerializer, summary="Activate a scenario")
     @action(detail=True, methods=["post"])
@@ -436,6 +488,31 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewS
         if self.request.query_params.get("scenario"):
             queryset = queryset.filter(scenario__key=self.request.query_params["scenario"])
         return queryset
+
+    @extend_schema(parameters=[DaysSerializer], summary="Success rate, duration, trend per task")
+    @action(detail=False, methods=["get"])
+    def metrics(self, request):
+        from scenarios import metrics
+
+        query = DaysSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(metrics.all_metrics(query.validated_data["days"]))
+
+    @extend_schema(responses=RunSerializer(many=True), summary="Runs that offer a rollback point")
+    @action(detail=False, methods=["get"])
+    def rollbacks(self, request):
+        from scenarios import rollback
+
+        return Response(RunSerializer(rollback.points(), many=True).data)
+
+    @extend_schema(request=RollbackSerializer, summary="Roll back what a run changed")
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        from scenarios import rollback
+
+        run = self.get_object()
+        data = self.valid(RollbackSerializer)
+        return Response(rollback.rollback(run, data["reason"], force=data["force"], actor=self.actor(), via=VIA))
 
     @extend_schema(request=ReasonSerializer, responses=RunSerializer, summary="Cancel a run")
     @action(detail=True, methods=["post"])

@@ -52,7 +52,28 @@ DEFAULTS = {
     # regression; SCENARIO_PROBE_URL, when set, is fetched to sample request latency.
     "PERFORMANCE_REGRESSION_FACTOR": 2.0,
     "SCENARIO_PROBE_URL": "",
+    # The automated-task runner: at most this many runs at once; a task failing this many times in a row
+    # alerts the operators (once per streak); a retry waits this long, doubled per attempt (seconds).
+    "SCENARIO_MAX_CONCURRENT": 2,
+    "SCENARIO_FAILURE_ALERT_THRESHOLD": 3,
+    "SCENARIO_RETRY_BACKOFF_SECONDS": 60,
+    # Rollback points: at most this many per task, none older than this (days).
+    "SCENARIO_ROLLBACK_MAX": 20,
+    "SCENARIO_ROLLBACK_DAYS": 30,
 }
+
+# Weights of the priority score (scenarios.priority); SCENARIO_PRIORITY_WEIGHTS overrides any of them.
+PRIORITY_WEIGHTS = {"impact": 0.4, "urgency": 0.3, "effort": 0.2, "success_rate": 0.1}
+
+
+def priority_weights() -> dict:
+    configured = getattr(settings, "SCENARIO_PRIORITY_WEIGHTS", None) or {}
+    unknown = set(configured) - set(PRIORITY_WEIGHTS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"SCENARIO_PRIORITY_WEIGHTS: unknown terms {sorted(unknown)}; use {sorted(PRIORITY_WEIGHTS)}."
+        )
+    return {**PRIORITY_WEIGHTS, **{k: float(v) for k, v in configured.items()}}
 
 
 def get(name: str):

@@ -146,7 +146,12 @@ def health_checker(context: RunContext) -> RunResult:
 
 
 @scenario(
-    key="log-cleanup", name="Log cleanup", category=Category.HOUSEKEEPING, default_interval=6 * 3600, tags=["essential"]
+    key="log-cleanup",
+    name="Log cleanup",
+    category=Category.HOUSEKEEPING,
+    default_interval=6 * 3600,
+    tags=["essential"],
+    reversible=False,
 )
 def log_cleanup(context: RunContext) -> RunResult:
     """Deletes what is past its retention: delivered events (EVENTS_RETENTION_DAYS), notifications whose
@@ -202,7 +207,9 @@ def _rotated_files(log_file: Path) -> list[Path]:
     return sorted(path for path in log_file.parent.glob(f"{log_file.name}.*.gz") if pattern.match(path.name))
 
 
-@scenario(key="log-rotation", name="Log rotation", category=Category.HOUSEKEEPING, default_cron="0 0 * * *")
+@scenario(
+    key="log-rotation", name="Log rotation", category=Category.HOUSEKEEPING, default_cron="0 0 * * *", reversible=False
+)
 def log_rotation(context: RunContext) -> RunResult:
     """Rotates the platform's log file when file logging is on (LOG_FILE): the file is compressed to
     LOG_FILE.<time>.gz and emptied in place (copy-truncate, so every process keeps writing to it), and
@@ -260,6 +267,7 @@ def _sqlite_pages(cursor) -> dict:
 
 @scenario(
     key="database-vacuum",
+    reversible=False,
     name="Database vacuum",
     category=Category.PERFORMANCE,
     weight=Weight.HEAVY,
@@ -363,7 +371,12 @@ def _backup_postgres(pg_dump: str, target: Path, context: RunContext) -> None:
 
 
 @scenario(
-    key="backup-manager", name="Backup manager", category=Category.DATA, weight=Weight.HEAVY, default_cron="0 2 * * *"
+    key="backup-manager",
+    name="Backup manager",
+    category=Category.DATA,
+    weight=Weight.HEAVY,
+    default_cron="0 2 * * *",
+    reversible=False,
 )
 def backup_manager(context: RunContext) -> RunResult:
     """A dump of the database into BACKUP_DIR (SQLite: the online backup API; PostgreSQL: pg_dump in its

@@ -107,6 +107,27 @@ class Weight(models.TextChoices):
     HEAVY = "heavy", "Heavy"
 
 
+class Priority(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+percent = [MinValueValidator(0), MaxValueValidator(100)]
+one_to_ten = [MinValueValidator(1), MaxValueValidator(10)]
+
+
+def validate_hours(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(h, int) and 0 <= h <= 23 for h in value):
+        raise ValidationError("Give the allowed hours as a list of whole hours 0–23, e.g. [1, 2, 3].")
+
+
+def validate_weekdays(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in value):
+        raise ValidationError("Give the allowed weekdays as a list of 0 (Monday) … 6 (Sunday), e.g. [5, 6].")
+
+
 class ScenarioQuerySet(models.QuerySet):
     def active(self):
         return self.filter(state=Scenario.State.ACTIVE)
@@ -174,6 +195,47 @@ class Scenario(models.Model):
     )
     time_zone = models.CharField(
         max_length=64, default="UTC", validators=[validate_time_zone], help_text="Time zone of the cron times."
+    )
+
+    # Task settings (the automated-task runner, issue 10).
+    executor = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="Registered function that runs this task when its key is not one (a task made from the "
+        "command line or the admin); empty: the function registered under the task's key.",
+    )
+    config = models.JSONField(
+        default=dict, blank=True, help_text="Configuration, checked against the schema its function declares."
+    )
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    timeout_seconds = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(1)], help_text="A run still going after this long is stopped."
+    )
+    max_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(10)])
+    allowed_hours = models.JSONField(
+        default=list, blank=True, validators=[validate_hours], help_text="Hours (0–23, UTC) it may start; empty: any."
+    )
+    allowed_weekdays = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_weekdays],
+        help_text="Weekdays (0 = Monday … 6 = Sunday) it may start; empty: any.",
+    )
+    cooldown_minutes = models.PositiveIntegerField(default=0, help_text="Minimum time between two starts.")
+    impact_code_quality = models.PositiveSmallIntegerField(default=50, validators=percent)
+    impact_security = models.PositiveSmallIntegerField(default=50, validators=percent)
+    impact_performance = models.PositiveSmallIntegerField(default=50, validators=percent)
+    impact_maintainability = models.PositiveSmallIntegerField(default=50, validators=percent)
+    impact_user_experience = models.PositiveSmallIntegerField(default=50, validators=percent)
+    estimated_minutes = models.PositiveIntegerField(default=5, help_text="Estimated duration of a run.")
+    complexity = models.PositiveSmallIntegerField(default=5, validators=one_to_ten)
+    risk = models.PositiveSmallIntegerField(default=5, validators=one_to_ten)
+    depends_on = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="dependents",
+        help_text="Tasks whose run of the same slot must finish first.",
     )
 
     # External scenarios: where they were found and how to reach them; what the last poll said.
@@ -246,8 +308,22 @@ class Scenario(models.Model):
                 errors["cron"] = "Give either an interval or a cron schedule, not both."
             elif not self.interval_seconds and not self.cron:
                 errors["interval_seconds"] = "An internal scenario needs an interval or a cron schedule."
+        from scenarios.registry import get as registered
+        from scenarios.registry import validate_config
+
+        definition = registered(self.executor or self.key) if self.kind == self.Kind.INTERNAL else None
+        if self.executor and definition is None:
+            errors["executor"] = f"No function is registered under “{self.executor}”."
+        if definition is not None:
+            problems = validate_config(self.config, definition.schema)
+            if problems:
+                errors["config"] = " ".join(problems)
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def executor_key(self) -> str:
+        return self.executor or self.key
 
     @property
     def is_active(self) -> bool:
@@ -304,12 +380,14 @@ class ScenarioRun(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
         CANCELLED = "cancelled", "Cancelled"
+        TIMED_OUT = "timed_out", "Timed out"
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "Schedule"
         MANUAL = "manual", "Run now"
+        RETRY = "retry", "Retry"
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED, Status.TIMED_OUT)
 
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="runs")
     slot = models.DateTimeField(help_text="The moment this run is due.")
@@ -332,6 +410,15 @@ class ScenarioRun(models.Model):
     error = models.TextField(blank=True)
     changed = models.PositiveIntegerField(default=0, help_text="Records changed or deleted, files written.")
     result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    issues_fixed = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="A retry waits until then (backoff).")
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text="Stopped (timed out) when still running.")
+    retry_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries")
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+    rollback_reason = models.CharField(max_length=500, blank=True)
+    rollback_expired_at = models.DateTimeField(
+        null=True, blank=True, help_text="The cleanup forgot its rollback point (--rollback-days)."
+    )
 
     objects = ScenarioRunQuerySet.as_manager()
 
@@ -342,7 +429,7 @@ class ScenarioRun(models.Model):
             models.UniqueConstraint(fields=["scenario", "slot"], name="scenarios_run_unique_slot"),
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "running"], finished_at__isnull=True)
-                | Q(status__in=["succeeded", "failed", "skipped", "cancelled"], finished_at__isnull=False),
+                | Q(status__in=["succeeded", "failed", "skipped", "cancelled", "timed_out"], finished_at__isnull=False),
                 name="scenarios_run_finished_when_done",
             ),
         ]
@@ -385,6 +472,10 @@ class ScenarioActivity(models.Model):
         RUN = "run", "Run requested"
         RUN_CANCEL = "run-cancel", "Run cancelled"
         RUN_FAILED = "run-failed", "Run failed"
+        FAILURE_ALERT = "failure-alert", "Consecutive failures alert"
+        ROLLBACK = "rollback", "Rollback"
+        CLEANUP = "cleanup", "Cleanup"
+        TASK_CREATE = "task-create", "Task created"
         DISCOVERY = "discovery", "Discovery"
         EXTERNAL = "external", "External service"
         SYNC = "sync", "Registry sync"
@@ -546,3 +637,51 @@ class DiscoveredService(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.outcome}"
+
+
+def dependency_cycle(scenario: "Scenario", new_dependency_ids) -> list[str] | None:
+    """The cycle (keys, first repeated at the end) that making `scenario` depend on these would close."""
+    edges: dict[int, set[int]] = {}
+    for source, target in Scenario.depends_on.through.objects.values_list("from_scenario_id", "to_scenario_id"):
+        edges.setdefault(source, set()).add(target)
+    edges.setdefault(scenario.pk, set()).update(new_dependency_ids)
+    path: list[int] = []
+
+    def visit(node: int) -> list[int] | None:
+        if node in path:
+            return path[path.index(node) :] + [node]
+        path.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            found = visit(nxt)
+            if found:
+                return found
+        path.pop()
+        return None
+
+    cycle = visit(scenario.pk)
+    if not cycle:
+        return None
+    keys = dict(Scenario.objects.filter(pk__in=cycle).values_list("pk", "key"))
+    return [keys[pk] for pk in cycle]
+
+
+def _refuse_dependency_cycles(sender, instance, action, reverse, pk_set, **kwargs):
+    """Every way of adding a dependency (admin, API, code) goes through here: a cycle is refused, named."""
+    if action != "pre_add" or not pk_set:
+        return
+    if reverse:  # instance is the dependency, pk_set the dependents
+        for pk in pk_set:
+            cycle = dependency_cycle(Scenario.objects.get(pk=pk), {instance.pk})
+            if cycle:
+                break
+    else:
+        cycle = dependency_cycle(instance, set(pk_set))
+    if cycle:
+        raise ValidationError(
+            {"depends_on": f"These dependencies form a cycle: {' → '.join(cycle)}. Remove one of them."}
+        )
+
+
+models.signals.m2m_changed.connect(
+    _refuse_dependency_cycles, sender=Scenario.depends_on.through, dispatch_uid="scenario-dependency-cycles"
+)

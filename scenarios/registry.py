@@ -27,6 +27,13 @@ class RunCancelled(Exception):
     """Raised by `RunContext.checkpoint()` when the run was asked to stop (stop-all, cancel)."""
 
 
+class RunTimedOut(RunCancelled):
+    """Raised by `RunContext.checkpoint()` when the run passed its deadline (the task's timeout)."""
+
+
+Cancelled = RunCancelled
+
+
 @dataclass
 class RunResult:
     """What a scenario's run produced.
@@ -60,6 +67,7 @@ class RunContext:
     scenario_key: str
     now: datetime
     run_id: int | None = None
+    config: dict = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     # Called by checkpoint(): raises RunCancelled when a cancel was requested, records a heartbeat.
     _check: Callable[[], None] | None = None
@@ -92,6 +100,10 @@ class Definition:
     default_cron: str
     tags: tuple[str, ...]
     func: Callable[[RunContext], RunResult]
+    # {"key": type or (types,)}, keys ending in "?" optional; e.g. {"days": int, "paths?": list}.
+    schema: dict = field(default_factory=dict)
+    # False for work that cannot be undone (vacuum, backup, pruning): its runs offer no rollback point.
+    reversible: bool = True
 
 
 _REGISTRY: dict[str, Definition] = {}
@@ -112,6 +124,8 @@ def scenario(
     default_interval: int | None = None,
     default_cron: str = "",
     tags: list[str] | tuple[str, ...] = (),
+    schema: dict | None = None,
+    reversible: bool = True,
 ):
     """Register the decorated `run(context) -> RunResult` function as the internal scenario `key`."""
     import re
@@ -139,6 +153,8 @@ def scenario(
             default_cron=default_cron,
             tags=tuple(tags),
             func=func,
+            schema=dict(schema or {}),
+            reversible=reversible,
         )
         existing = _REGISTRY.get(key)
         if existing is not None and existing.func.__qualname__ != func.__qualname__:
@@ -148,6 +164,43 @@ def scenario(
         return func
 
     return register
+
+
+_TYPE_NAMES = {
+    int: "a whole number",
+    float: "a number",
+    str: "a text",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def validate_config(config, schema: dict) -> list[str]:
+    """Check a task's JSON configuration against its function's schema: `{"days": int, "paths?": list}`
+    (a trailing "?" marks an optional key; a tuple of types allows any of them). Returns the problems, each a
+    sentence; unknown keys are refused too, so a typo does not pass silently."""
+    if not isinstance(config, dict):
+        return ['The configuration must be a JSON object, e.g. {"days": 30}.']
+    problems, known = [], set()
+    for raw, expected in schema.items():
+        name, optional = raw.rstrip("?"), raw.endswith("?")
+        known.add(name)
+        types = expected if isinstance(expected, tuple) else (expected,)
+        if name not in config:
+            if not optional:
+                problems.append(f"“{name}” is required.")
+            continue
+        value = config[name]
+        # bool is an int in Python: only accept it where bool is asked for.
+        wrong = isinstance(value, bool) and bool not in types
+        if wrong or not isinstance(value, types):
+            wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+            problems.append(f"“{name}” must be {wanted}.")
+    unknown = sorted(set(config) - known)
+    if unknown:
+        problems.append(f"Unknown keys: {', '.join(unknown)} (allowed: {', '.join(sorted(known)) or 'none'}).")
+    return problems
 
 
 def unregister(key: str) -> None:

@@ -26,9 +26,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from maintenance_site import audit
-from scenarios import conf, registry
+from scenarios import conf, priority, registry
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight, cron_previous
-from scenarios.registry import RunCancelled, RunContext, RunResult
+from scenarios.registry import RunCancelled, RunContext, RunResult, RunTimedOut
 from scenarios.services import iso, log_activity, notify_operators, worker_name
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,62 @@ def expire_abandoned_runs(now: datetime | None = None) -> int:
     return count
 
 
+def expire_timed_out_runs(now: datetime | None = None) -> int:
+    """Mark timed out the running runs past their deadline, and set their cancel flag so that the executor
+    stops at its next checkpoint (whatever the worker pool; Celery's time limit is only a second line)."""
+    now = now or timezone.now()
+    count = 0
+    for run in ScenarioRun.objects.running().filter(deadline_at__lt=now).select_related("scenario"):
+        if ScenarioRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+            status=Status.TIMED_OUT,
+            finished_at=now,
+            cancel_requested_at=now,
+            duration_ms=round((now - (run.started_at or now)).total_seconds() * 1000),
+            summary=f"timed out: still running at its deadline {iso(run.deadline_at)}",
+        ):
+            count += 1
+            _remember_last_run(run.scenario_id, Status.TIMED_OUT, now, "timed out")
+            run.refresh_from_db()
+            _after_failure(run)
+    return count
+
+
+def _in_window(scenario: Scenario, now: datetime) -> bool:
+    if scenario.allowed_hours and now.hour not in scenario.allowed_hours:
+        return False
+    return not (scenario.allowed_weekdays and now.weekday() not in scenario.allowed_weekdays)
+
+
+def _waits(run: ScenarioRun, scenario: Scenario, now: datetime) -> str:
+    """Why the run must wait now ("" when it may start): backoff, window, cooldown, dependencies, the
+    concurrency limit."""
+    if run.not_before and run.not_before > now:
+        return f"retry waits until {iso(run.not_before)}"
+    if not _in_window(scenario, now):
+        return "outside its execution window"
+    if scenario.cooldown_minutes:
+        last = (
+            ScenarioRun.objects.filter(scenario=scenario, started_at__isnull=False)
+            .exclude(pk=run.pk)
+            .order_by("-started_at")
+            .values_list("started_at", flat=True)
+            .first()
+        )
+        if last and now - last < timedelta(minutes=scenario.cooldown_minutes):
+            return f"cooling down until {iso(last + timedelta(minutes=scenario.cooldown_minutes))}"
+    dependencies = list(scenario.depends_on.values_list("pk", flat=True))
+    if (
+        dependencies
+        and ScenarioRun.objects.filter(
+            scenario_id__in=dependencies, slot=run.slot, status__in=[Status.PENDING, Status.RUNNING]
+        ).exists()
+    ):
+        return "waiting for its dependencies' runs of the same slot"
+    if ScenarioRun.objects.running().count() >= conf.get("SCENARIO_MAX_CONCURRENT"):
+        return "the concurrency limit is reached"
+    return ""
+
+
 def _claim(run: ScenarioRun, now: datetime) -> bool:
     """Claim one pending run if the rules allow it now; False when it must wait or another runner won."""
     with transaction.atomic():
@@ -116,7 +172,13 @@ def _claim(run: ScenarioRun, now: datetime) -> bool:
         scenario = locked.get(scenario_id)
         if scenario is None:
             return False
-        if run.trigger == Trigger.SCHEDULE and not (scenario.is_active and scenario.is_present):
+        # A scheduled run needs its scenario still active; a retry of a scheduled run too (a retry of a
+        # run asked for by hand goes ahead like the run it repeats).
+        scheduled = run.trigger == Trigger.SCHEDULE or (
+            run.trigger == Trigger.RETRY
+            and ScenarioRun.objects.filter(pk=run.retry_of_id, trigger=Trigger.SCHEDULE).exists()
+        )
+        if scheduled and not (scenario.is_active and scenario.is_present):
             ScenarioRun.objects.filter(pk=run.pk, status=Status.PENDING).update(
                 status=Status.CANCELLED, finished_at=now, summary="cancelled: the scenario is no longer active"
             )
@@ -126,9 +188,16 @@ def _claim(run: ScenarioRun, now: datetime) -> bool:
             return False  # the same scenario is still running: wait
         if scenario.weight == Weight.HEAVY and running.filter(scenario__weight=Weight.HEAVY).exists():
             return False  # another heavy scenario is running: wait
+        if _waits(run, scenario, now):
+            return False
         return bool(
             ScenarioRun.objects.filter(pk=run.pk, status=Status.PENDING).update(
-                status=Status.RUNNING, claimed_at=now, started_at=now, heartbeat_at=now, worker=worker_name()
+                status=Status.RUNNING,
+                claimed_at=now,
+                started_at=now,
+                heartbeat_at=now,
+                worker=worker_name(),
+                deadline_at=now + timedelta(seconds=scenario.timeout_seconds),
             )
         )
 
@@ -137,7 +206,12 @@ def _checker(run_id: int):
     def check():
         now = timezone.now()
         ScenarioRun.objects.filter(pk=run_id, status=Status.RUNNING).update(heartbeat_at=now)
-        if ScenarioRun.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exists():
+        state = ScenarioRun.objects.filter(pk=run_id).values("status", "cancel_requested_at", "deadline_at").first()
+        if state is None:
+            raise RunCancelled("the run was deleted")
+        if state["status"] == Status.TIMED_OUT or (state["deadline_at"] and state["deadline_at"] < now):
+            raise RunTimedOut("deadline passed")
+        if state["cancel_requested_at"] is not None:
             raise RunCancelled("cancel requested")
 
     return check
@@ -153,8 +227,10 @@ def execute(run: ScenarioRun) -> ScenarioRun:
     """Execute a run this runner has claimed, and record how it ended."""
     run = ScenarioRun.objects.select_related("scenario").get(pk=run.pk)
     scenario = run.scenario
-    definition = registry.get(scenario.key)
-    context = RunContext(scenario_key=scenario.key, now=run.started_at or timezone.now(), run_id=run.pk)
+    definition = registry.get(scenario.executor_key)
+    context = RunContext(
+        scenario_key=scenario.key, now=run.started_at or timezone.now(), run_id=run.pk, config=dict(scenario.config)
+    )
     context._check = _checker(run.pk)
     started = time.perf_counter()
     error, data, changed = "", {}, 0
@@ -168,6 +244,11 @@ def execute(run: ScenarioRun) -> ScenarioRun:
             raise TypeError(f"{scenario.key} returned {type(result).__name__}, not a RunResult")
         status = Status.SKIPPED if result.skipped else Status.SUCCEEDED if result.ok else Status.FAILED
         summary, data, changed = result.summary, result.data, result.changed
+    except RunTimedOut:
+        status, summary = (
+            Status.TIMED_OUT,
+            f"timed out after {scenario.timeout_seconds} seconds (stopped at a checkpoint)",
+        )
     except RunCancelled:
         status, summary = Status.CANCELLED, "cancelled: stopped at a checkpoint after a cancel request"
     except Exception as exc:  # a scenario's failure of any kind is recorded on its run, never raised
@@ -187,12 +268,76 @@ def execute(run: ScenarioRun) -> ScenarioRun:
         error=error[-OUTPUT_LIMIT:],
         result=data,
         changed=changed,
+        issues_fixed=int(data.get("issues_fixed", 0) or 0) if isinstance(data, dict) else 0,
     )
+    if status == Status.TIMED_OUT:  # the tick may have marked it already: keep its record, add the output
+        ScenarioRun.objects.filter(pk=run.pk, status=Status.TIMED_OUT, output="").update(output=output[-OUTPUT_LIMIT:])
     run.refresh_from_db()
     _remember_last_run(scenario.pk, run.status, finished, run.summary)
     if run.status == Status.FAILED:
         _report_failure(run)
+    # A run the tick marked timed out was followed up there; one this execution finished is followed up here.
+    finished_here = run.finished_at == finished
+    if finished_here and run.status in (Status.FAILED, Status.TIMED_OUT):
+        _after_failure(run)
     return run
+
+
+def consecutive_failures(scenario_id: int) -> int:
+    """Failed or timed-out runs since the task's last success (skipped and cancelled runs aside)."""
+    count = 0
+    statuses = (
+        ScenarioRun.objects.filter(
+            scenario_id=scenario_id, status__in=[Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT]
+        )
+        .order_by("-finished_at", "-pk")
+        .values_list("status", flat=True)
+    )
+    for status in statuses.iterator():
+        if status == Status.SUCCEEDED:
+            break
+        count += 1
+    return count
+
+
+def _after_failure(run: ScenarioRun) -> None:
+    """A failed or timed-out run: schedule its retry (exponential backoff) while the task allows more, and
+    alert the operators once per streak when consecutive failures reach SCENARIO_FAILURE_ALERT_THRESHOLD."""
+    scenario = run.scenario
+    if run.attempt <= scenario.max_retries:
+        delay = conf.get("SCENARIO_RETRY_BACKOFF_SECONDS") * 2 ** (run.attempt - 1)
+        not_before = (run.finished_at or timezone.now()) + timedelta(seconds=delay)
+        ScenarioRun.objects.get_or_create(
+            scenario=scenario,
+            slot=not_before,
+            defaults={
+                "trigger": Trigger.RETRY,
+                "attempt": run.attempt + 1,
+                "not_before": not_before,
+                "retry_of": run,
+                "requested_by": run.requested_by,
+            },
+        )
+    threshold = conf.get("SCENARIO_FAILURE_ALERT_THRESHOLD")
+    streak = consecutive_failures(scenario.pk)
+    if threshold and streak == threshold:
+        with transaction.atomic():
+            log_activity(
+                ScenarioActivity.Action.FAILURE_ALERT,
+                via=ScenarioActivity.Via.SCHEDULER,
+                scenario=scenario,
+                result=ScenarioActivity.Result.FAILED,
+                message=f"{scenario.key} failed {streak} times in a row (last: run #{run.pk}: {run.summary})",
+                details={"run": run.pk, "consecutive_failures": streak},
+            )
+            notify_operators(
+                f"Maintenance task {scenario.key} failed {streak} times in a row",
+                f"{scenario.key} failed {streak} times in a row; the last run #{run.pk}: {run.summary}",
+                url=f"/admin/scenarios/scenariorun/{run.pk}/change/",
+                scenario=scenario.key,
+                run=run.pk,
+                consecutive_failures=streak,
+            )
 
 
 def _report_failure(run: ScenarioRun) -> None:
@@ -230,13 +375,20 @@ def run_due(now: datetime | None = None, *, limit: int = 50, budget_seconds: flo
     """The runner tick: expire abandoned runs, then claim and execute due runs one after the other, oldest
     slot first, until none is left, `limit` ran or `budget_seconds` passed. Returns the runs executed."""
     expire_abandoned_runs(now)
+    expire_timed_out_runs(now)
     started = time.monotonic()
     executed, waiting = [], set()
     while len(executed) < limit and time.monotonic() - started < budget_seconds:
         moment = now or timezone.now()
-        candidates = (
-            ScenarioRun.objects.pending().filter(slot__lte=moment).exclude(pk__in=waiting).order_by("slot", "pk")[:20]
+        candidates = list(
+            ScenarioRun.objects.pending()
+            .filter(slot__lte=moment)
+            .exclude(pk__in=waiting)
+            .select_related("scenario")
+            .order_by("slot", "pk")[:50]
         )
+        # Highest priority score first (scenarios.priority), the oldest slot breaking ties.
+        candidates.sort(key=lambda run: -priority.score(run.scenario, run, moment))
         claimed = None
         for run in candidates:
             if _claim(run, moment):
@@ -246,6 +398,7 @@ def run_due(now: datetime | None = None, *, limit: int = 50, budget_seconds: flo
         if claimed is None:
             break
         executed.append(execute(claimed))
+        waiting = set()  # a finished run may free those that waited (dependencies, the concurrency limit)
     return executed
 
 

@@ -493,6 +493,109 @@ def update_schedule(
     return _logged(Action.RESCHEDULE, change, actor=actor, via=via, scenario=scenario)
 
 
+def create_task(
+    *,
+    name: str,
+    executor: str,
+    category: str = "other",
+    priority: str = "medium",
+    timeout_seconds: int = 3600,
+    key: str = "",
+    interval_seconds: int | None = None,
+    cron: str = "",
+    config: dict | None = None,
+    actor=None,
+    via: str = Via.SYSTEM,
+    **settings,
+) -> Scenario:
+    """Create a maintenance task (an internal scenario, inactive) that runs the function registered as
+    `executor` with its own settings and configuration (checked against that function's schema)."""
+    from django.utils.text import slugify
+
+    from maintenance_site.validation import validated
+    from scenarios import registry
+
+    definition = registry.get(executor)
+    if definition is None:
+        known = ", ".join(d.key for d in registry.definitions())
+        raise InvalidInput(f"No function is registered as “{executor}”; use one of: {known}.")
+    key = key or slugify(name)[:80]
+
+    def change():
+        if Scenario.objects.filter(key=key).exists():
+            raise Conflict(f"A task with the key “{key}” exists already; choose another name or --key.")
+        scenario = Scenario(
+            key=key,
+            name=name,
+            description=definition.description,
+            kind=Scenario.Kind.INTERNAL,
+            executor="" if executor == key else executor,
+            category=category,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            interval_seconds=interval_seconds if interval_seconds or cron else definition.default_interval,
+            cron=cron or ("" if interval_seconds else definition.default_cron),
+            config=config or {},
+            weight=definition.weight,
+            **settings,
+        )
+        validated(scenario)
+        audit.save_with_reason(scenario, "task created")
+        return scenario, f"task {key} created (runs {executor})", {"executor": executor}
+
+    return _logged(Action.TASK_CREATE, change, actor=actor, via=via, subject=key)
+
+
+TASK_SETTINGS = (
+    "config",
+    "priority",
+    "timeout_seconds",
+    "max_retries",
+    "allowed_hours",
+    "allowed_weekdays",
+    "cooldown_minutes",
+    "impact_code_quality",
+    "impact_security",
+    "impact_performance",
+    "impact_maintainability",
+    "impact_user_experience",
+    "estimated_minutes",
+    "complexity",
+    "risk",
+)
+
+
+def update_task_settings(scenario, *, actor=None, via: str = Via.SYSTEM, depends_on=None, **values) -> Scenario:
+    """Change a task's run settings (TASK_SETTINGS) and, when given, the tasks it depends on (a cycle is
+    refused, named)."""
+    from maintenance_site.validation import validated
+    from scenarios.models import dependency_cycle
+
+    scenario = get_scenario(scenario)
+    unknown = set(values) - set(TASK_SETTINGS)
+    if unknown:
+        raise InvalidInput(f"Not task settings: {', '.join(sorted(unknown))}.")
+
+    def change():
+        locked = Scenario.objects.select_for_update().get(pk=scenario.pk)
+        for name, value in values.items():
+            setattr(locked, name, value)
+        validated(locked)
+        audit.save_with_reason(locked, "task settings changed")
+        if depends_on is not None:
+            wanted = {get_scenario(other).pk for other in depends_on}
+            cycle = dependency_cycle(locked, wanted) if wanted else None
+            if cycle:
+                raise InvalidInput(
+                    f"These dependencies form a cycle: {' → '.join(cycle)}. Remove one of them.",
+                    fields={"depends_on": "forms a cycle"},
+                )
+            locked.depends_on.set(wanted)
+        return locked, f"{locked.key}: task settings changed", {"changed": sorted(values)}
+
+    return _logged(Action.RESCHEDULE, change, actor=actor, via=via, scenario=scenario)
+
+
 # --- timers, stop-all, the reset on scheduler start -----------------------------------------------------
 
 
@@ -709,7 +812,12 @@ def sync_registry() -> dict:
                 audit.save_with_reason(scenario, "registry sync")
                 updated.append(key)
         for key, scenario in locked.items():
-            if scenario.kind == Scenario.Kind.INTERNAL and key not in definitions and scenario.is_present:
+            if (
+                scenario.kind == Scenario.Kind.INTERNAL
+                and key not in definitions
+                and scenario.executor not in definitions
+                and scenario.is_present
+            ):
                 if scenario.is_active:
                     _mark_inactive(scenario, "no longer registered in code", now)
                 scenario.is_present = False

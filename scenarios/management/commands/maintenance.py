@@ -128,6 +128,44 @@ class Command(AuditedCommand):
         runs.add_argument("--scenario", default="")
         runs.add_argument("--limit", type=int, default=20)
 
+        # The automated-task runner (seed 002's verbs); a task is named by its key or its id.
+        tasks = commands.add_parser("list-tasks", help="tasks with their settings, priority score and success rate")
+        tasks.add_argument("--json", action="store_true")
+        create_task = commands.add_parser("create-task", help="a new task running a registered function")
+        create_task.add_argument("--name", required=True)
+        create_task.add_argument("--executor", default="", help="registered function (default: the name's key)")
+        create_task.add_argument("--key", default="")
+        create_task.add_argument("--category", default="other")
+        create_task.add_argument("--priority", default="medium", help="low, medium, high or critical")
+        create_task.add_argument("--timeout", type=int, default=3600, help="seconds")
+        create_task.add_argument("--max-retries", type=int, default=0)
+        create_task.add_argument("--cron", default="")
+        create_task.add_argument("--interval", type=int, default=None, help="seconds")
+        create_task.add_argument("--config", default="{}", help="JSON configuration")
+        schedule_task = commands.add_parser("schedule-task", help="set a task's cron schedule")
+        schedule_task.add_argument("task")
+        schedule_task.add_argument("--cron", required=True)
+        schedule_task.add_argument("--time-zone", default="UTC")
+        run_task = commands.add_parser("run-task", help="run a task now")
+        run_task.add_argument("task")
+        run_task.add_argument("--wait", action="store_true", help="run it in this process and print the result")
+        history = commands.add_parser("history", help="a task's recent runs")
+        history.add_argument("task")
+        history.add_argument("--limit", type=int, default=20)
+        metrics = commands.add_parser("metrics", help="success rate, duration and trend per task")
+        metrics.add_argument("--days", type=int, default=30)
+        metrics.add_argument("--json", action="store_true")
+        commands.add_parser("list-rollbacks", help="runs that offer a rollback point")
+        rollback = commands.add_parser("rollback", help="restore what a run changed")
+        rollback.add_argument("run", type=int)
+        rollback.add_argument("--reason", required=True)
+        rollback.add_argument("--force", action="store_true", help="even over records changed after the run")
+        analyze = commands.add_parser("analyze-priority", help="a task's priority score, term by term")
+        analyze.add_argument("task")
+        cleanup = commands.add_parser("cleanup", help="delete old runs, forget old rollback points")
+        cleanup.add_argument("--history-days", type=int, default=90)
+        cleanup.add_argument("--rollback-days", type=int, default=30)
+
         commands.add_parser("discover", help="scan the discovery folder and poll the external scenarios now")
         commands.add_parser("tick", help="one scheduler tick and one runner tick, now")
 
@@ -226,8 +264,8 @@ class Command(AuditedCommand):
         self.say(f"Run #{run.pk} {run.status} in {run.duration_ms} ms: {run.summary}")
         if run.output:
             self.say(run.output)
-        if run.status == ScenarioRun.Status.FAILED:
-            raise CommandError(f"The run failed: {run.summary}")
+        if run.status in (ScenarioRun.Status.FAILED, ScenarioRun.Status.TIMED_OUT):
+            raise CommandError(f"The run {run.status.replace('_', ' ')}: {run.summary}")
 
     def do_runs(self, scenario="", limit=20, **options):
         runs = ScenarioRun.objects.select_related("scenario").order_by("-slot", "-id")
@@ -418,5 +456,178 @@ class Command(AuditedCommand):
             self.style.SUCCESS(
                 f"Every scenario is inactive ({len(result['deactivated'])} deactivated); "
                 "activate them or apply a preset."
+            )
+        )
+
+    # --- the automated-task runner ----------------------------------------------------------------------
+
+    def task(self, ident: str) -> Scenario:
+        found = Scenario.objects.filter(Q(key=ident) | Q(pk=int(ident)) if ident.isdigit() else Q(key=ident)).first()
+        if found is None:
+            raise NotFound(f"No task “{ident}”: see `maintenance list-tasks`.")
+        return found
+
+    def do_list_tasks(self, json=False, **options):
+        from scenarios.priority import analyze_priority
+
+        tasks = list(Scenario.objects.internal().prefetch_related("depends_on").order_by("key"))
+        analyses = {t.pk: analyze_priority(t) for t in tasks}
+        if json:
+            self.print_json(
+                [
+                    {
+                        "id": t.pk,
+                        "key": t.key,
+                        "category": t.category,
+                        "priority": t.priority,
+                        "score": analyses[t.pk]["score"],
+                        "success_rate": analyses[t.pk]["inputs"]["success_rate"]["rate"],
+                        "timeout_seconds": t.timeout_seconds,
+                        "max_retries": t.max_retries,
+                        "schedule": t.schedule_display,
+                        "depends_on": [d.key for d in t.depends_on.all()],
+                    }
+                    for t in tasks
+                ]
+            )
+            return
+        rows = []
+        for t in tasks:
+            rate = analyses[t.pk]["inputs"]["success_rate"]["rate"]
+            rows.append(
+                [
+                    str(t.pk),
+                    t.key,
+                    t.state,
+                    t.category,
+                    t.priority,
+                    f"{analyses[t.pk]['score']:.1f}",
+                    "-" if rate is None else f"{rate:.0f}%",
+                    f"{t.timeout_seconds}s",
+                    str(t.max_retries),
+                    t.schedule_display,
+                    ", ".join(d.key for d in t.depends_on.all()) or "-",
+                ]
+            )
+        headers = ["id", "key", "state", "category", "priority", "score", "success", "timeout", "retries"]
+        self.say(_table(rows, [*headers, "schedule", "depends on"]))
+
+    def do_create_task(self, name, executor="", key="", category="other", priority="medium", timeout=3600, **options):
+        from django.utils.text import slugify
+
+        try:
+            config = json.loads(options.get("config") or "{}")
+        except ValueError as exc:
+            raise InvalidInput(f"--config is not JSON: {exc}.") from None
+        task = services.create_task(
+            name=name,
+            executor=executor or key or slugify(name),
+            key=key,
+            category=category,
+            priority=priority,
+            timeout_seconds=timeout,
+            max_retries=options.get("max_retries") or 0,
+            cron=options.get("cron") or "",
+            interval_seconds=options.get("interval"),
+            config=config,
+            actor=self.actor,
+            via=VIA,
+        )
+        self.say(self.style.SUCCESS(f"Task {task.key} (id {task.pk}) created, inactive; runs {task.schedule_display}."))
+
+    def do_schedule_task(self, task, cron, time_zone="UTC", **options):
+        scenario = services.update_schedule(self.task(task), cron=cron, time_zone=time_zone, actor=self.actor, via=VIA)
+        self.say(self.style.SUCCESS(f"{scenario.key} now runs {scenario.schedule_display}."))
+
+    def do_run_task(self, task, wait=False, **options):
+        self.do_run(self.task(task).key, wait=wait)
+
+    def do_history(self, task, limit=20, **options):
+        scenario = self.task(task)
+        runs = ScenarioRun.objects.filter(scenario=scenario).order_by("-slot", "-id")[:limit]
+        rows = [
+            [
+                str(r.pk),
+                _when(r.started_at),
+                _when(r.finished_at),
+                r.status,
+                str(r.attempt),
+                f"{r.duration_ms} ms" if r.duration_ms is not None else "-",
+                str(r.changed),
+                str(r.issues_fixed),
+                (r.summary or "")[:80],
+            ]
+            for r in runs
+        ]
+        headers = ["run", "started", "finished", "status", "attempt", "duration", "changed", "fixed", "summary"]
+        self.say(_table(rows, headers) if rows else f"{scenario.key} has no runs yet.")
+
+    def do_metrics(self, days=30, json=False, **options):
+        from scenarios import metrics
+
+        if days < 1:
+            raise InvalidInput("--days must be at least 1.")
+        found = metrics.all_metrics(days)
+        if json:
+            self.print_json(found)
+            return
+        rows = [
+            [
+                m["task"],
+                str(m["runs"]),
+                "-" if m["success_rate"] is None else f"{m['success_rate']:.0f}%",
+                "-" if m["average_duration_ms"] is None else f"{m['average_duration_ms']} ms",
+                str(m["consecutive_failures"]),
+                _when(m["last_success"]),
+                " ".join(f"{d['success_rate']:.0f}" for d in m["trend"][-7:]) or "-",
+            ]
+            for m in found
+        ]
+        headers = ["task", "runs", "success", "avg duration", "failing", "last success", "trend (7 days, %)"]
+        self.say(f"Last {days} days:")
+        self.say(_table(rows, headers))
+
+    def do_list_rollbacks(self, **options):
+        from scenarios import rollback
+
+        found = rollback.points()
+        rows = [
+            [str(r.pk), r.scenario.key, _when(r.finished_at), r.status, str(r.changed), r.summary[:60]] for r in found
+        ]
+        headers = ["run", "task", "finished", "status", "changed", "summary"]
+        self.say(_table(rows, headers) if rows else "No rollback points.")
+
+    def do_rollback(self, run, reason, force=False, **options):
+        from scenarios import rollback
+
+        found = ScenarioRun.objects.filter(pk=run).first()
+        if found is None:
+            raise NotFound(f"No run #{run}: see `maintenance list-rollbacks`.")
+        outcome = rollback.rollback(found, reason, force=force, actor=self.actor, via=VIA)
+        self.say(
+            self.style.SUCCESS(
+                f"Run #{run} rolled back: {len(outcome['restored'])} restored, {len(outcome['deleted'])} deleted, "
+                f"{len(outcome['recreated'])} recreated."
+            )
+        )
+
+    def do_analyze_priority(self, task, **options):
+        from scenarios.priority import analyze_priority
+
+        analysis = analyze_priority(self.task(task))
+        self.say(f"{analysis['task']}: score {analysis['score']}")
+        for name, value in analysis["terms"].items():
+            inputs = analysis["inputs"][name]
+            self.say(f"  {name:<13} {value:6.1f} × {analysis['weights'][name]:<4}  from {inputs}")
+        self.say(f"  × category {analysis['category']} {analysis['category_multiplier']}")
+        self.say(f"  × priority {analysis['priority']} {analysis['priority_adjustment']}")
+
+    def do_cleanup(self, history_days=90, rollback_days=30, **options):
+        from scenarios import metrics
+
+        outcome = metrics.cleanup(history_days, rollback_days, actor=self.actor, via=VIA)
+        self.say(
+            self.style.SUCCESS(
+                f"Deleted {outcome['runs_deleted']} runs; forgot {outcome['rollback_points_expired']} rollback points."
             )
         )

@@ -1,0 +1,146 @@
+"""Small JSON endpoints of the technician's view (`/t/api/`), for what a phone may enter offline: checklist
+results, notes, time and meter readings. `static/technician/technician.js` posts to them directly when online
+and replays its queue through them when the connection returns.
+
+Session authentication with the CSRF header (`X-CSRFToken`, fetched fresh from `/t/csrf/` before a replay).
+Every body carries the entry's `client_id`, and the services apply a client id once, so a replay after a lost
+response changes nothing. Answers: `{"ok": true, "message": ..., "html": ...}` (the updated fragment, when
+there is one) or `{"error": {"message", "code", "fields"}}` with the service's status: 401 signed out, 403 not
+allowed (the order was reassigned), 404 not in my organisation, 409 conflict (the order was cancelled), 400.
+"""
+
+import functools
+import json
+from importlib import import_module
+
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from assets.models import Asset
+from maintenance_site.errors import DomainError, InvalidInput, NotFound
+from workorders import services
+from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, TimeForm
+from workorders.technician_views import item_or_404, may_work_on, meters_available, order_or_404
+
+
+def error(message: str, status: int, code: str = "invalid", fields: dict | None = None) -> JsonResponse:
+    return JsonResponse({"error": {"message": message, "code": code, "fields": fields or {}}}, status=status)
+
+
+def ok(message: str, status: int = 200, **extra) -> JsonResponse:
+    return JsonResponse({"ok": True, "message": message, **extra}, status=status)
+
+
+def _form_error(form) -> JsonResponse:
+    fields = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
+    first = next(iter(fields.values()), ["Check what you entered."])[0]
+    return error(first, 400, "invalid", fields)
+
+
+def json_endpoint(view):
+    """POST with a JSON (or form) body by a signed-in member; errors as JSON, never a redirect to the login
+    page (a replay must not take that for success)."""
+
+    @functools.wraps(view)
+    @never_cache
+    @require_POST
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return error("Your session has ended: sign in again to send this.", 401, "not_authenticated")
+        organization = request.organization
+        if not organization:
+            return error("Your account is not a member of any organisation.", 403, "no_membership")
+        if request.content_type == "application/json":
+            try:
+                payload = json.loads(request.body or b"{}")
+            except ValueError:
+                return error("The request body is not JSON.", 400, "invalid_json")
+            if not isinstance(payload, dict):
+                return error("Send a JSON object.", 400, "invalid_json")
+        else:
+            payload = request.POST.dict()
+        with timezone.override(organization.zone):
+            try:
+                response = view(request, payload, *args, **kwargs)
+            except Http404:
+                return error("This is not in your organisation, or it no longer exists.", 404, "not_found")
+            except DomainError as exc:
+                return error(exc.message, exc.status_code, exc.code, exc.fields)
+        return response
+
+    return wrapper
+
+
+@json_endpoint
+def checklist_result(request, payload, pk, item_pk):
+    item = item_or_404(request, pk, item_pk)
+    form = ChecklistResultForm(payload)
+    if not form.is_valid():
+        return _form_error(form)
+    item = services.record_checklist_result(item, actor=request.user, **form.service_kwargs())
+    work_order = order_or_404(request, pk)
+    html = render_to_string(
+        "technician/_checklist_item.html",
+        {"item": item, "wo": work_order, "editable": work_order.is_open and may_work_on(work_order, request.user)},
+        request=request,
+    )
+    return ok(f"“{item.text}”: {'done' if item.done else 'not done'}.", html=html, done=item.done)
+
+
+@json_endpoint
+def add_note(request, payload, pk):
+    work_order = order_or_404(request, pk)
+    form = NoteForm(payload)
+    if not form.is_valid():
+        return _form_error(form)
+    comment = services.add_comment(
+        work_order, actor=request.user, body=form.cleaned_data["body"], client_id=form.cleaned_data["client_id"]
+    )
+    html = render_to_string("technician/_note.html", {"comment": comment}, request=request)
+    return ok("Note added.", status=201, html=html)
+
+
+@json_endpoint
+def log_time(request, payload, pk):
+    work_order = order_or_404(request, pk)
+    form = TimeForm(payload)
+    if not form.is_valid():
+        return _form_error(form)
+    entry = services.log_time(
+        work_order,
+        actor=request.user,
+        minutes=form.cleaned_data["minutes"],
+        note=form.cleaned_data["note"],
+        client_id=form.cleaned_data["client_id"],
+    )
+    total = sum(minutes or 0 for minutes in work_order.time_entries.values_list("minutes", flat=True))
+    return ok(f"{entry.minutes} min logged on {work_order.number}.", status=201, total_minutes=total)
+
+
+def record_meter_reading(meter, user, value, read_at=None):
+    """A reading entered by hand, through `assets.meters`. A replay (same meter, moment and value: the client
+    sends the moment it was entered) is ignored by the service, so it applies once."""
+    if not meters_available():
+        raise NotFound("Meter readings are not available here yet.")
+    meters = import_module("assets.meters")
+    return meters.record_reading(meter, value, read_at or None, actor=user, source="manual")
+
+
+@json_endpoint
+def meter_reading(request, payload, public_token, meter_pk):
+    if not meters_available():
+        raise Http404
+    asset = get_object_or_404(Asset.objects.for_tenant(request.organization), public_token=public_token)
+    meter = get_object_or_404(asset.meters.all(), pk=meter_pk)
+    form = MeterReadingForm(payload)
+    if not form.is_valid():
+        return _form_error(form)
+    value = form.cleaned_data["value"]
+    if value is None:
+        raise InvalidInput("Enter the reading as a number.")
+    record_meter_reading(meter, request.user, value, form.cleaned_data["read_at"])
+    return ok(f"{meter.name}: {value.normalize():f} {meter.unit} recorded.", status=201)

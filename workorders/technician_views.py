@@ -1,0 +1,694 @@
+"""The technician's view (`/t/`): server-rendered pages for phones.
+
+Every page needs a signed-in member and works in the session's organisation (`request.organization`, from
+ActiveOrganizationMiddleware); every lookup is scoped to it, so another organisation's order, asset or
+attachment is a 404. The views parse input and call the services; a service's refusal is shown as its own
+sentence (PermissionDeniedError as a 403 page, the others next to the form, with the service's status).
+
+The offline-capable forms (checklist, notes, time, meter readings) post here without JavaScript and to the
+JSON endpoints of `workorders.technician_api` with it; the service worker (`sw.js`) keeps the pages readable
+offline and `static/technician/technician.js` queues what is entered offline.
+"""
+
+import functools
+import json
+from datetime import datetime, time, timedelta
+from importlib import util as importlib_util
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
+from django.db.models import Case, DateTimeField, F, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.templatetags.static import static
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from assets.history import asset_history
+from assets.models import Asset
+from inventory import services as inventory_services
+from inventory.models import MovementKind, Reservation, StockLevel, StockLocation, StockMovement
+from maintenance_site.errors import DomainError, PermissionDeniedError
+from maintenance_site.events import services as event_services
+from maintenance_site.tenancy.middleware import SESSION_KEY
+from maintenance_site.tenancy.roles import Action, role_allows
+from maintenance_site.tenancy.services import memberships_of
+from workorders import services
+from workorders.images import prepare_photo
+from workorders.models import Attachment, ChecklistItem, Team, TimeEntry, WorkOrder
+from workorders.technician_forms import (
+    ChecklistResultForm,
+    CompleteForm,
+    HoldForm,
+    MeterReadingForm,
+    NoteForm,
+    PartUseForm,
+    PhotoForm,
+    TimeForm,
+    new_client_id,
+    search_parts,
+)
+
+Status = WorkOrder.Status
+LIFECYCLE_ACTIONS = ("start", "hold", "resume", "complete")
+FILTERS = {"today": "Today", "week": "This week", "all": "All"}
+HISTORY_LIMIT = 25
+CLAIMABLE_LIMIT = 20
+OWN_CHANGES_KEY = "technician.own_changes"
+OWN_CHANGES_KEPT = 30
+# Fields whose change a history line names (the status and the reason come with the change reason).
+HISTORY_FIELDS = {
+    "status": "status", "assignee_id": "assignee", "team_id": "team", "priority": "priority", "due_at": "due date",
+    "title": "title", "description": "description", "asset_id": "asset", "location_id": "location",
+    "completion_notes": "completion notes",
+}  # fmt: skip
+# Bump when sw.js changes what it caches: the new worker drops the old caches.
+SERVICE_WORKER_VERSION = "1"
+# What the service worker keeps for offline use besides the pages.
+STATIC_FILES = ("workorders/public.css", "technician/technician.css", "technician/technician.js")
+
+
+def meters_available() -> bool:
+    """Meter readings are entered here once `assets.meters` (record_readings) exists."""
+    return importlib_util.find_spec("assets.meters") is not None
+
+
+# --- access -------------------------------------------------------------------------------------------
+
+
+def forbidden(request, message: str, *, status: int = 403):
+    return render(request, "technician/403.html", {"message": message}, status=status)
+
+
+def not_found(request):
+    return render(request, "technician/404.html", status=404)
+
+
+def technician_view(view):
+    """Signed in (else the technician login), a member of the session's organisation, times in its time zone;
+    a refusal for lack of permission is a 403 page carrying the service's message, anything of another
+    organisation a 404."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("technician:login"))
+        organization = request.organization
+        if not organization:
+            return forbidden(request, "Your account is not a member of any organisation: ask a manager to add you.")
+        # The event stream continues from here: what happened before is in the page.
+        request.technician_sequence = SimpleLazyObject(lambda: event_services.last_sequence(organization.pk))
+        with timezone.override(organization.zone):
+            try:
+                return view(request, *args, **kwargs)
+            except PermissionDeniedError as exc:
+                return forbidden(request, exc.message)
+            except Http404:
+                return not_found(request)
+
+    return wrapper
+
+
+def remember_own_change(request) -> None:
+    """Note the request's correlation id: the events it caused are mine, so the order page does not tell me
+    that the order changed under me when it was me."""
+    own = [cid for cid in request.session.get(OWN_CHANGES_KEY, []) if cid != request.correlation_id]
+    request.session[OWN_CHANGES_KEY] = [*own, request.correlation_id][-OWN_CHANGES_KEPT:]
+
+
+def order_or_404(request, pk) -> WorkOrder:
+    return get_object_or_404(
+        WorkOrder.objects.for_tenant(request.organization).select_related(
+            "organization", "asset", "location", "assignee", "team"
+        ),
+        pk=pk,
+    )
+
+
+def may_work_on(work_order: WorkOrder, user) -> bool:
+    try:
+        services.check_may_work_on(work_order, user)
+    except PermissionDeniedError:
+        return False
+    return True
+
+
+# --- signing in and out, the organisation -------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "technician/login.html"
+    redirect_authenticated_user = True
+    next_page = reverse_lazy("technician:my-work")
+
+
+class LogoutView(auth_views.LogoutView):
+    """GET shows a page whose script empties this phone's cached pages and queue, then posts; POST signs out."""
+
+    template_name = "technician/logout.html"
+    next_page = reverse_lazy("technician:login")
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect("technician:login")
+        return render(request, self.template_name)
+
+
+@never_cache
+@technician_view
+def choose_organization(request):
+    memberships = list(memberships_of(request.user).order_by("organization__name"))
+    return render(
+        request,
+        "technician/organization.html",
+        {"memberships": memberships, "chosen": request.session.get(SESSION_KEY)},
+    )
+
+
+# --- my work ------------------------------------------------------------------------------------------
+
+PRIORITY_RANK = Case(
+    *[When(priority=priority, then=Value(rank)) for priority, rank in WorkOrder.PRIORITY_RANK.items()],
+    default=Value(len(WorkOrder.PRIORITY_RANK)),
+    output_field=IntegerField(),
+)
+# The SLA deadline that comes next: the response target until work starts, then the resolution target.
+SLA_DUE = Case(
+    When(sla_clock__response_met_at__isnull=True, then=F("sla_clock__response_due_at")),
+    default=F("sla_clock__resolution_due_at"),
+    output_field=DateTimeField(),
+)
+SLA_WARNING = Case(
+    When(sla_clock__response_met_at__isnull=True, then=F("sla_clock__response_warning_at")),
+    default=F("sla_clock__resolution_warning_at"),
+    output_field=DateTimeField(),
+)
+
+
+def _urgent_first(queryset):
+    """Most urgent first: priority, then the next SLA deadline, then the due date (none last)."""
+    return (
+        queryset.select_related("asset", "location", "team")
+        .annotate(priority_rank=PRIORITY_RANK, sla_due_at=SLA_DUE, sla_warning_at=SLA_WARNING)
+        .order_by(
+            "priority_rank",
+            F("sla_due_at").asc(nulls_last=True),
+            F("due_at").asc(nulls_last=True),
+            "created_at",
+            "pk",
+        )
+    )
+
+
+def _period_end(when: str, organization) -> datetime | None:
+    """The end of today / this week (Monday to Sunday) in the organisation's time zone; None for all."""
+    if when not in ("today", "week"):
+        return None
+    today = timezone.localtime(timezone.now(), organization.zone).date()
+    last_day = today if when == "today" else today + timedelta(days=6 - today.weekday())
+    return datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=organization.zone)
+
+
+def _mark(orders, now) -> list[WorkOrder]:
+    for order in orders:
+        order.overdue = order.due_at is not None and order.due_at < now
+        order.sla_breached = order.sla_due_at is not None and order.sla_due_at <= now
+        order.sla_at_risk = not order.sla_breached and order.sla_warning_at is not None and order.sla_warning_at <= now
+    return orders
+
+
+def my_work_context(request, when: str) -> dict:
+    """Orders assigned to me or my teams (filtered by `when`), and the unassigned ones I may claim.
+    Two queries whatever the number of orders."""
+    organization, user = request.organization, request.user
+    my_teams = Team.objects.for_tenant(organization).filter(members=user).values("pk")
+    open_orders = WorkOrder.objects.for_tenant(organization).open()
+    mine = open_orders.filter(Q(assignee=user) | Q(team__in=my_teams))
+    end = _period_end(when, organization)
+    if end is not None:
+        mine = mine.annotate(next_sla_due=SLA_DUE).filter(
+            Q(due_at__lt=end) | Q(next_sla_due__lt=end) | Q(status=Status.IN_PROGRESS)
+        )
+    now = timezone.now()
+    claimable = []
+    membership = request.membership
+    if membership and role_allows(membership.role, Action.EXECUTE_WORK):
+        # Unassigned orders of my teams are in my list already; these belong to no team.
+        unassigned = open_orders.filter(status=Status.OPEN, assignee__isnull=True, team__isnull=True)
+        if not organization.technicians_can_claim:
+            unassigned = unassigned.filter(type=WorkOrder.Type.EMERGENCY)  # anyone on the crew may start those
+        claimable = _mark(list(_urgent_first(unassigned)[:CLAIMABLE_LIMIT]), now)
+    return {
+        "orders": _mark(list(_urgent_first(mine)), now),
+        "claimable": claimable,
+        "when": when,
+        "filters": FILTERS,
+    }
+
+
+def _filter(request) -> str:
+    when = request.GET.get("when", "all")
+    return when if when in FILTERS else "all"
+
+
+@never_cache
+@technician_view
+def my_work(request):
+    if not request.session.get(SESSION_KEY) and memberships_of(request.user).count() > 1:
+        return redirect("technician:organization")
+    team_ids = list(
+        Team.objects.for_tenant(request.organization).filter(members=request.user).values_list("pk", flat=True)
+    )
+    return render(
+        request, "technician/my_work.html", {**my_work_context(request, _filter(request)), "team_ids": team_ids}
+    )
+
+
+@never_cache
+@technician_view
+def my_work_fragment(request):
+    """The list alone, for the live refresh."""
+    return render(request, "technician/_work_list.html", my_work_context(request, _filter(request)))
+
+
+# --- the work-order page ------------------------------------------------------------------------------
+
+
+def _history(work_order: WorkOrder) -> list[dict]:
+    """The order's recorded changes, newest first, each with who, when and what changed."""
+    records = list(
+        work_order.history.select_related("history_user").order_by("-history_date", "-history_id")[: HISTORY_LIMIT + 1]
+    )
+    entries = []
+    for index, record in enumerate(records[:HISTORY_LIMIT]):
+        previous = records[index + 1] if index + 1 < len(records) else None
+        if record.history_type == "+":
+            summary = "Created"
+        elif record.history_change_reason:
+            summary = record.history_change_reason[:1].upper() + record.history_change_reason[1:]
+        else:
+            changed = [label for field, label in HISTORY_FIELDS.items()
+                       if previous is not None and getattr(record, field) != getattr(previous, field)]  # fmt: skip
+            summary = f"Changed {', '.join(changed)}" if changed else "Changed"
+        entries.append(
+            {
+                "at": record.history_date,
+                "user": record.history_user,
+                "summary": summary,
+                "status": Status(record.status).label if record.status in Status.values else record.status,
+            }
+        )
+    return entries
+
+
+def order_context(request, work_order: WorkOrder, *, forms: dict | None = None, error: str = "",
+                  error_form: str = "") -> dict:  # fmt: skip
+    user = request.user
+    may_act = may_work_on(work_order, user)
+    claimable = (
+        work_order.status == Status.OPEN
+        and work_order.assignee_id is None
+        and (work_order.organization.technicians_can_claim or work_order.type == WorkOrder.Type.EMERGENCY)
+        and bool(request.membership)
+        and role_allows(request.membership.role, Action.EXECUTE_WORK)
+    )
+    actions = [action for action in services.allowed_actions(work_order) if action in LIFECYCLE_ACTIONS]
+    if not may_act:
+        actions = ["start"] if claimable and "start" in actions else []
+    entries = list(work_order.time_entries.select_related("technician").order_by("-created_at"))
+    running = TimeEntry.objects.filter(technician=user, minutes__isnull=True).select_related("work_order").first()
+    forms = {
+        "hold": HoldForm(),
+        "complete": CompleteForm(),
+        "note": NoteForm(initial={"client_id": new_client_id()}),
+        "time": TimeForm(initial={"client_id": new_client_id()}),
+        "part": PartUseForm(organization=request.organization, user=user),
+        "photo": PhotoForm(),
+        **(forms or {}),
+    }
+    return {
+        "wo": work_order,
+        "may_act": may_act,
+        "editable": may_act and work_order.is_open,
+        "claimable": claimable,
+        "actions": actions,
+        "overdue": work_order.is_overdue,
+        "checklist": list(work_order.checklist.select_related("done_by", "follow_up")),
+        "attachments": list(work_order.attachments.all()),
+        "comments": list(work_order.comments.select_related("author")),
+        "planned": list(
+            Reservation.objects.filter(work_order=work_order, status=Reservation.Status.ACTIVE).select_related(
+                "part", "location"
+            )
+        ),
+        "used": list(
+            StockMovement.objects.filter(
+                work_order=work_order, kind__in=(MovementKind.ISSUE, MovementKind.RETURN)
+            ).select_related("part", "location", "user")
+        ),
+        "history": _history(work_order),
+        "time_entries": entries,
+        "total_minutes": sum(entry.minutes or 0 for entry in entries),
+        "running": running,
+        "running_here": running is not None and running.work_order_id == work_order.pk,
+        "forms": forms,
+        "error": error,
+        "error_form": error_form,
+        "own_changes": request.session.get(OWN_CHANGES_KEY, []),
+    }
+
+
+def render_order(request, work_order: WorkOrder, *, status: int = 200, **kwargs):
+    return render(request, "technician/order.html", order_context(request, work_order, **kwargs), status=status)
+
+
+def _refused(request, pk, exc: DomainError, *, form_name: str = "", forms: dict | None = None):
+    """Show the order again with the service's refusal next to the form that caused it."""
+    if isinstance(exc, PermissionDeniedError):
+        raise exc
+    return render_order(
+        request, order_or_404(request, pk), status=exc.status_code, error=exc.message, error_form=form_name, forms=forms
+    )
+
+
+def _done(request, work_order: WorkOrder, message: str, anchor: str = ""):
+    remember_own_change(request)
+    messages.success(request, message)
+    return redirect(reverse("technician:order", args=[work_order.pk]) + (f"#{anchor}" if anchor else ""))
+
+
+@never_cache
+@technician_view
+def order_detail(request, pk):
+    return render_order(request, order_or_404(request, pk))
+
+
+DONE_MESSAGES = {
+    "start": "{number} started.",
+    "claim": "{number} is yours: started.",
+    "hold": "{number} is on hold.",
+    "resume": "{number} resumed.",
+    "complete": "{number} completed. Well done.",
+}
+
+
+@require_POST
+@technician_view
+def order_action(request, pk, action):
+    """Start (or claim and start), hold with a reason, resume, complete."""
+    if action not in DONE_MESSAGES:
+        raise Http404
+    work_order, user = order_or_404(request, pk), request.user
+    hold_form, complete_form = HoldForm(request.POST), CompleteForm(request.POST)
+    try:
+        if action in ("start", "claim"):
+            work_order = services.start(work_order, actor=user)
+        elif action == "hold":
+            hold_form.is_valid()
+            work_order = services.hold(work_order, reason=hold_form.cleaned_data.get("reason", ""), actor=user)
+        elif action == "resume":
+            work_order = services.resume(work_order, actor=user)
+        else:
+            complete_form.is_valid()
+            work_order = services.complete(work_order, notes=complete_form.cleaned_data.get("notes", ""), actor=user)
+    except DomainError as exc:
+        return _refused(request, pk, exc, form_name=action, forms={"hold": hold_form, "complete": complete_form})
+    return _done(request, work_order, DONE_MESSAGES[action].format(number=work_order.number))
+
+
+def item_or_404(request, pk, item_pk) -> ChecklistItem:
+    return get_object_or_404(
+        ChecklistItem.objects.for_tenant(request.organization).select_related("work_order"),
+        pk=item_pk,
+        work_order_id=pk,
+    )
+
+
+@require_POST
+@technician_view
+def checklist_result(request, pk, item_pk):
+    item = item_or_404(request, pk, item_pk)
+    form = ChecklistResultForm(request.POST)
+    form.is_valid()
+    try:
+        item = services.record_checklist_result(item, actor=request.user, **form.service_kwargs())
+    except DomainError as exc:
+        return _refused(request, pk, exc, form_name=f"item-{item_pk}")
+    state = "done" if item.done else "not done"
+    return _done(request, item.work_order, f"“{item.text}”: {state}.", anchor=f"item-{item.pk}")
+
+
+@require_POST
+@technician_view
+def checklist_follow_up(request, pk, item_pk):
+    """A failed pass/fail item opens a follow-up order."""
+    item = item_or_404(request, pk, item_pk)
+    try:
+        follow_up = services.raise_follow_up(item, actor=request.user)
+    except DomainError as exc:
+        return _refused(request, pk, exc, form_name=f"item-{item_pk}")
+    return _done(request, item.work_order, f"Follow-up {follow_up.number} opened.", anchor=f"item-{item.pk}")
+
+
+@require_POST
+@technician_view
+def add_note(request, pk):
+    work_order = order_or_404(request, pk)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return render_order(request, work_order, status=400, forms={"note": form}, error_form="note",
+                            error="Write something in the note first.")  # fmt: skip
+    try:
+        services.add_comment(work_order, actor=request.user, body=form.cleaned_data["body"],
+                             client_id=form.cleaned_data["client_id"])  # fmt: skip
+    except DomainError as exc:
+        return _refused(request, pk, exc, form_name="note", forms={"note": form})
+    return _done(request, work_order, "Note added.", anchor="notes")
+
+
+@require_POST
+@technician_view
+def log_time(request, pk):
+    work_order = order_or_404(request, pk)
+    form = TimeForm(request.POST)
+    if not form.is_valid():
+        return render_order(request, work_order, status=400, forms={"time": form}, error_form="time",
+                            error="Enter the minutes worked, from 1 to 1440.")  # fmt: skip
+    try:
+        entry = services.log_time(work_order, actor=request.user, minutes=form.cleaned_data["minutes"],
+                                  note=form.cleaned_data["note"], client_id=form.cleaned_data["client_id"])  # fmt: skip
+    except DomainError as exc:
+        return _refused(request, pk, exc, form_name="time", forms={"time": form})
+    return _done(request, work_order, f"{entry.minutes} min logged.", anchor="time")
+
+
+@require_POST
+@technician_view
+def timer(request, pk, action):
+    if action not in ("start", "stop"):
+        raise Http404
+    work_order = order_or_404(request, pk)
+    try:
+        if action == "start":
+            services.start_timer(work_order, actor=request.user)
+            message = "Timer started."
+        else:
+            entry = services.stop_timer(work_order, actor=request.user)
+            message = f"Timer stopped: {entry.minutes} min logged."
+    except DomainError as exc:
+        return _refused(request, pk, exc, form_name="time")
+    return _done(request, work_order, message, anchor="time")
+
+
+@require_POST
+@technician_view
+def use_part(request, pk):
+    """Record a part used: taken from a stock location (my van by default) for this order."""
+    work_order = order_or_404(request, pk)
+    form = PartUseForm(request.POST, organization=request.organization, user=request.user)
+    if not form.is_valid():
+        return render_order(request, work_order, status=400, forms={"part": form}, error_form="part",
+                            error="Say which part you used.")  # fmt: skip
+    data = form.cleaned_data
+    part = data["part_obj"]
+    try:
+        movement = inventory_services.issue_to_work_order(
+            work_order, part, data["location"], data["quantity"], actor=request.user, client_id=data["client_id"]
+        )
+    except DomainError as exc:
+        return _refused(request, pk, exc, form_name="part", forms={"part": form})
+    quantity = f"{-movement.quantity.normalize():f}"
+    return _done(request, work_order, f"{quantity} × {part.sku} {part.name} from {data['location'].name}.",
+                 anchor="parts")  # fmt: skip
+
+
+@never_cache
+@require_GET
+@technician_view
+def part_search(request):
+    """Parts matching `q` (SKU or name) in the organisation, with how many are in my van."""
+    van = StockLocation.objects.for_tenant(request.organization).filter(holder=request.user, is_active=True).first()
+    parts = search_parts(request.organization, request.GET.get("q", ""))
+    if van is not None:
+        parts = parts.annotate(
+            in_van=Subquery(StockLevel.objects.filter(part=OuterRef("pk"), location=van).values("on_hand")[:1])
+        )
+    results = [
+        {
+            "id": part.pk,
+            "sku": part.sku,
+            "name": part.name,
+            "unit": part.get_unit_display().lower(),
+            "in_van": None if van is None or part.in_van is None else f"{part.in_van.normalize():f}",
+        }
+        for part in parts
+    ]
+    return JsonResponse({"results": results, "van": van.name if van else None})
+
+
+@require_POST
+@technician_view
+def add_photo(request, pk):
+    """A photo from the phone's camera: downscaled and stripped of EXIF (GPS too) before it is stored."""
+    work_order = order_or_404(request, pk)
+    form = PhotoForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render_order(request, work_order, status=400, forms={"photo": form}, error_form="photo",
+                            error="Take or choose a photo first.")  # fmt: skip
+    try:
+        photo = prepare_photo(form.cleaned_data["photo"])
+        services.add_attachment(uploaded=photo, actor=request.user, work_order=work_order)
+    except DomainError as exc:
+        return _refused(request, pk, exc, form_name="photo")
+    return _done(request, work_order, "Photo attached.", anchor="attachments")
+
+
+@require_GET
+@technician_view
+def attachment_download(request, token):
+    """A file of an order of my organisation; anything else is a 404 (it does not say whether it exists)."""
+    attachment = get_object_or_404(
+        Attachment.objects.for_tenant(request.organization).filter(work_order__isnull=False), token=token
+    )
+    if not role_allows(request.membership.role, Action.VIEW):
+        raise PermissionDeniedError("Your role may not see this organisation's files.")
+    try:
+        handle = attachment.file.open("rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    inline = attachment.content_type.startswith("image/") or attachment.content_type == "application/pdf"
+    response = FileResponse(
+        handle, as_attachment=not inline, filename=attachment.original_name, content_type=attachment.content_type
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+    return response
+
+
+# --- assets (the QR label) ----------------------------------------------------------------------------
+
+
+def _meters(asset):
+    if not meters_available():
+        return []
+    return list(asset.meters.order_by("name"))
+
+
+@never_cache
+@technician_view
+def asset_page(request, public_token):
+    """Where the QR label leads: the asset's open work, its recent history, meter readings, report a problem."""
+    asset = get_object_or_404(
+        Asset.objects.for_tenant(request.organization).select_related("location", "asset_type"),
+        public_token=public_token,
+    )
+    open_orders = _mark(
+        list(_urgent_first(WorkOrder.objects.for_tenant(request.organization).open().filter(asset=asset))),
+        timezone.now(),
+    )
+    return render(
+        request,
+        "technician/asset.html",
+        {
+            "asset": asset,
+            "open_orders": open_orders,
+            "history": asset_history(asset, limit=20),
+            "meters": _meters(asset),
+            "meter_form": MeterReadingForm(initial={"client_id": new_client_id()}),
+            "meters_enabled": meters_available(),
+            "report_url": reverse("public-report-asset", args=[asset.public_token]),
+        },
+    )
+
+
+@require_POST
+@technician_view
+def meter_reading(request, public_token, meter_pk):
+    from workorders import technician_api
+
+    asset = get_object_or_404(Asset.objects.for_tenant(request.organization), public_token=public_token)
+    if not meters_available():
+        raise Http404
+    meter = get_object_or_404(asset.meters.all(), pk=meter_pk)
+    form = MeterReadingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter the reading as a number.")
+        return redirect("technician:asset", public_token=public_token)
+    try:
+        technician_api.record_meter_reading(
+            meter, request.user, form.cleaned_data["value"], form.cleaned_data["read_at"]
+        )
+    except DomainError as exc:
+        if isinstance(exc, PermissionDeniedError):
+            raise
+        messages.error(request, exc.message)
+        return redirect("technician:asset", public_token=public_token)
+    remember_own_change(request)
+    messages.success(request, f"{meter.name}: {form.cleaned_data['value'].normalize():f} {meter.unit} recorded.")
+    return redirect("technician:asset", public_token=public_token)
+
+
+# --- plumbing for the scripts: CSRF token, service worker ----------------------------------------------
+
+
+@never_cache
+@require_GET
+def csrf_token(request):
+    """A fresh CSRF token, fetched before queued entries are replayed (a sign-in since they were queued
+    rotated the old one). 401 when the session has ended."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": {"message": "Sign in again to send what is waiting."}}, status=401)
+    return JsonResponse({"csrfToken": get_token(request), "user": request.user.pk})
+
+
+@technician_view
+def service_worker(request):
+    """The service worker, served from /t/ so that its scope covers the technician's pages."""
+    prefix = reverse("technician:my-work")
+    config = {
+        "version": SERVICE_WORKER_VERSION,
+        "prefix": prefix,
+        # Never cached: signing in and out, tokens, the worker itself, the JSON endpoints, files, searches.
+        "exclude": [
+            reverse("technician:login"),
+            reverse("technician:logout"),
+            reverse("technician:csrf"),
+            reverse("technician:service-worker"),
+            prefix + "api/",
+            prefix + "attachments/",
+            reverse("technician:part-search"),
+        ],
+        "static": [static(path) for path in STATIC_FILES],
+    }
+    body = render_to_string("technician/sw.js", {"config": json.dumps(config)})
+    response = HttpResponse(body, content_type="application/javascript; charset=utf-8")
+    response["Service-Worker-Allowed"] = prefix
+    response["Cache-Control"] = "no-cache"
+    return response
