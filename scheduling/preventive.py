@@ -71,7 +71,7 @@ from scheduling.preventive_models import (
     ScheduleTemplatePart,
 )
 from workorders.models import ChecklistItem, ProcedureItem, WorkOrder
-from workorders.services import format_number, reserve_numbers
+from workorders.services import format_number, reserve_numbers, validate_assignee
 
 Schedule = PreventiveSchedule
 Occurrence = PreventiveOccurrence
@@ -1292,21 +1292,6 @@ def _require(organization_id, actor, action: Action = Action.MANAGE_SCHEDULES) -
         )
 
 
-def _check_assignee(organization_id, user) -> None:
-    if user is None:
-        return
-    membership = Membership.objects.active().filter(organization_id=organization_id, user=user).first()
-    if membership is None:
-        raise InvalidInput(
-            "The assignee is not a member of this organisation.", fields={"assignee": ["Unknown technician."]}
-        )
-    if not role_allows(membership.role, Action.EXECUTE_WORK):
-        raise InvalidInput(
-            f"{user.get_username()} is a {membership.get_role_display().lower()} and cannot carry out work.",
-            fields={"assignee": ["This person cannot carry out work."]},
-        )
-
-
 def _parse_parts(organization_id, parts) -> list[dict]:
     """Template part lines: dicts of part, stock_location, quantity (objects or ids)."""
     from inventory.services import parse_quantity
@@ -1398,7 +1383,7 @@ def create_schedule(organization, *, actor=None, parts=None, **fields) -> Schedu
     schedule = Schedule(organization=organization)
     _apply_fields(schedule, fields)
     validated(schedule)
-    _check_assignee(organization.pk, schedule.assignee)
+    validate_assignee(organization.pk, schedule.assignee)
     lines = _parse_parts(organization.pk, parts)
     now = timezone.now()
     schedule.generated_through = _owed_from(schedule, now)
@@ -1422,7 +1407,7 @@ def update_schedule(schedule: Schedule, *, actor=None, parts=None, **changes) ->
     _apply_fields(schedule, changes)
     validated(schedule)
     if "assignee" in changes:
-        _check_assignee(schedule.organization_id, schedule.assignee)
+        validate_assignee(schedule.organization_id, schedule.assignee)
     if set(changes) & TRIGGER_FIELDS:
         _refresh_next(schedule)
     schedule.save()

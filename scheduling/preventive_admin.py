@@ -27,6 +27,7 @@ from scheduling.preventive_models import (
     PreventiveSchedule,
     ScheduleTemplatePart,
 )
+from workorders.services import validate_assignee
 
 INLINE_DAYS = 90  # the generated-orders inline shows this many days back (and everything ahead)
 
@@ -42,7 +43,7 @@ class ScheduleForm(OrganizationBoundForm):
         organization = self.instance.organization if self.instance.organization_id else None
         if assignee is not None and organization is not None:
             try:
-                preventive._check_assignee(organization.pk, assignee)
+                validate_assignee(organization.pk, assignee)
             except DomainError as exc:
                 self.add_error("assignee", exc.message)
         return cleaned

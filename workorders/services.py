@@ -104,10 +104,11 @@ def check_may_work_on(work_order: WorkOrder, actor) -> Membership | None:
     return membership
 
 
-def _validate_assignee(organization, user) -> None:
+def validate_assignee(organization_id: int, user) -> None:
+    """Refuse an assignee who is not an active member able to carry out work (InvalidInput on `assignee`)."""
     if user is None:
         return
-    membership = Membership.objects.active().filter(organization=organization, user=user).first()
+    membership = Membership.objects.active().filter(organization_id=organization_id, user=user).first()
     if membership is None:
         raise InvalidInput(
             "The assignee is not a member of this organisation.", fields={"assignee": ["Unknown technician."]}
@@ -179,7 +180,7 @@ def create_work_order(
     work_order = WorkOrder(organization=organization, title=title, requested_by=actor, **fields)
     if work_order.asset is not None and work_order.location is None:
         work_order.location = work_order.asset.location
-    _validate_assignee(organization, assignee)
+    validate_assignee(organization.pk, assignee)
     validated(work_order, exclude=["number"])
     work_order.number = format_number(reserve_numbers(organization)[0])
     if assignee is not None:
@@ -271,7 +272,7 @@ def transition(
     if action == "assign":
         if assignee is None:
             raise InvalidInput("Say who to assign the work to.", fields={"assignee": ["Required."]})
-        _validate_assignee(organization, assignee)
+        validate_assignee(organization.pk, assignee)
         work_order.assignee = assignee
     elif action == "unassign":
         work_order.assignee = None
@@ -614,7 +615,7 @@ def log_time(
     if technician != actor:
         if not _supervises(membership):
             raise PermissionDeniedError("Only planners and managers log time for someone else.")
-        _validate_assignee(work_order.organization, technician)
+        validate_assignee(work_order.organization_id, technician)
     if client_id:
         existing = TimeEntry.objects.filter(work_order=work_order, client_id=client_id).first()
         if existing:
