@@ -5,6 +5,7 @@ and the in-memory channel layer. DATABASE_URL and REDIS_URL switch it to Postgre
 Every variable is listed in the README's configuration table.
 """
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from maintenance_site.env import (
     env_float,
     env_int,
     env_list,
+    env_parsed,
     env_rate,
     env_str,
     env_url,
@@ -357,6 +359,15 @@ LOG_FILE = env_str("LOG_FILE")  # file logging (rotated by the log-rotation scen
 SCENARIO_TICK_INTERVAL = env_int("SCENARIO_TICK_INTERVAL", 15, minimum=1)
 EXTERNAL_SCENARIO_TIMEOUT = env_float("EXTERNAL_SCENARIO_TIMEOUT", 5.0, minimum=0.1)
 SCENARIO_PROBE_URL = env_url("SCENARIO_PROBE_URL", schemes=("http", "https"))  # performance-monitor's probe
+SCENARIO_MAX_CONCURRENT = env_int("SCENARIO_MAX_CONCURRENT", 2, minimum=1)  # runs at once
+SCENARIO_FAILURE_ALERT_THRESHOLD = env_int("SCENARIO_FAILURE_ALERT_THRESHOLD", 3, minimum=1)  # failures in a row
+SCENARIO_RETRY_BACKOFF_SECONDS = env_int("SCENARIO_RETRY_BACKOFF_SECONDS", 60, minimum=1)  # doubled per attempt
+SCENARIO_ROLLBACK_MAX = env_int("SCENARIO_ROLLBACK_MAX", 20, minimum=0)  # rollback points kept per task
+SCENARIO_ROLLBACK_DAYS = env_int("SCENARIO_ROLLBACK_DAYS", 30, minimum=1)  # age limit of rollback points
+# Priority score weights (impact, urgency, effort, success_rate); defaults 0.4 / 0.3 / 0.2 / 0.1.
+SCENARIO_PRIORITY_WEIGHTS = env_parsed(
+    "SCENARIO_PRIORITY_WEIGHTS", {}, lambda raw: {k: float(v) for k, v in json.loads(raw).items()}, "a JSON object"
+)
 
 # --- Notification channels (seed 004's variables); a channel is enabled when its URL is set ----------
 SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", schemes=("http", "https"))

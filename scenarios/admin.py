@@ -170,6 +170,22 @@ class ScheduleForm(forms.ModelForm):
         model = Scenario
         fields = ["interval_seconds", "cron", "time_zone", *services.TASK_SETTINGS, "depends_on"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in (*services.TASK_SETTINGS, "depends_on"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self):
+        """A post that carries only the schedule (no task setting at all) keeps the task settings as they are."""
+        cleaned = super().clean()
+        if self.is_bound and not any(name in self.data for name in services.TASK_SETTINGS):
+            for name in services.TASK_SETTINGS:
+                cleaned[name] = getattr(self.instance, name)
+            if self.instance.pk:
+                cleaned["depends_on"] = self.instance.depends_on.all()
+        return cleaned
+
     def clean_depends_on(self):
         from scenarios.models import dependency_cycle
 

@@ -367,10 +367,13 @@ class ScenarioRun(models.Model):
     pending → running (claimed by a runner) → succeeded | failed | skipped (nothing to do, or unavailable)
     | cancelled (cancel requested while running: stop-all, cooperative);
     pending → cancelled (scenario deactivated, stop-all) | skipped (superseded by a newer slot);
-    running → failed (no sign of life within SCENARIO_RUN_LEASE_MINUTES: the worker died).
+    running → failed (no sign of life within SCENARIO_RUN_LEASE_MINUTES: the worker died);
+    running → timed_out (past `deadline_at`: marked by the runner tick, which sets the cancel flag, or by the
+    executor's own checkpoint).
 
-    Ready to grow (the runner issue): `attempt` for retries, `slot` as the cycle dependencies wait on,
-    history rows written by a run carry the change reason “scenario-run:<id>” for rollback.
+    A failed or timed-out run of a task with retries left gets a new run (trigger "retry", attempt + 1,
+    `not_before` after an exponential backoff). `slot` is the cycle dependencies wait on. History rows a run
+    writes carry the change reason “scenario-run:<id>”: what `scenarios.rollback` restores.
     """
 
     class Status(models.TextChoices):

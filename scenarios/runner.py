@@ -22,7 +22,6 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from maintenance_site import audit
@@ -166,18 +165,16 @@ def _claim(run: ScenarioRun, now: datetime) -> bool:
     """Claim one pending run if the rules allow it now; False when it must wait or another runner won."""
     with transaction.atomic():
         scenario_id = run.scenario_id
-        # Lock the run's scenario, and every heavy one when it is heavy (pk order, as state changes do).
-        rows = Scenario.objects.select_for_update().filter(Q(pk=scenario_id) | Q(weight=Weight.HEAVY)).order_by("pk")
+        # Lock every scenario row (tens of rows, pk order as state changes do): claims are serialised, so the
+        # heavy gate, SCENARIO_MAX_CONCURRENT and the dependency wait count running runs no other claim races.
+        rows = Scenario.objects.select_for_update().order_by("pk")
         locked = {s.pk: s for s in rows}
         scenario = locked.get(scenario_id)
         if scenario is None:
             return False
         # A scheduled run needs its scenario still active; a retry of a scheduled run too (a retry of a
         # run asked for by hand goes ahead like the run it repeats).
-        scheduled = run.trigger == Trigger.SCHEDULE or (
-            run.trigger == Trigger.RETRY
-            and ScenarioRun.objects.filter(pk=run.retry_of_id, trigger=Trigger.SCHEDULE).exists()
-        )
+        scheduled = run_origin(run) == Trigger.SCHEDULE
         if scheduled and not (scenario.is_active and scenario.is_present):
             ScenarioRun.objects.filter(pk=run.pk, status=Status.PENDING).update(
                 status=Status.CANCELLED, finished_at=now, summary="cancelled: the scenario is no longer active"
@@ -281,6 +278,20 @@ def execute(run: ScenarioRun) -> ScenarioRun:
     if finished_here and run.status in (Status.FAILED, Status.TIMED_OUT):
         _after_failure(run)
     return run
+
+
+def run_origin(run: ScenarioRun) -> str:
+    """How the first attempt of a chain of retries was triggered (schedule or manual): a retry of a scheduled
+    run needs its scenario still active, a retry of a run asked for by hand does not."""
+    trigger, previous = run.trigger, run.retry_of_id
+    for _ in range(20):  # max_retries is at most 10
+        if trigger != Trigger.RETRY:
+            return trigger
+        found = ScenarioRun.objects.filter(pk=previous).values_list("trigger", "retry_of_id").first()
+        if found is None:
+            return Trigger.MANUAL
+        trigger, previous = found
+    return Trigger.MANUAL
 
 
 def consecutive_failures(scenario_id: int) -> int:

@@ -19,9 +19,15 @@ def scheduler_tick() -> dict:
     return {"expired": expired, "windows": windows, "recorded": [run.pk for run in recorded]}
 
 
-@shared_task(ignore_result=True)
+# Second line only: a run's own deadline (timeout_seconds, checked by the tick and at every checkpoint) is
+# what stops it; these limits catch an executor that never reaches a checkpoint, on pools that honour them.
+RUNNER_SOFT_TIME_LIMIT = 6 * 3600
+
+
+@shared_task(ignore_result=True, soft_time_limit=RUNNER_SOFT_TIME_LIMIT, time_limit=RUNNER_SOFT_TIME_LIMIT + 120)
 def runner_tick() -> list[int]:
-    """Execute the runs that are due (claimed one by one with a conditional update)."""
+    """Mark timed-out runs, then execute the runs that are due (claimed one by one with a conditional update,
+    highest priority score first)."""
     from scenarios import runner
 
     return [run.pk for run in runner.run_due()]

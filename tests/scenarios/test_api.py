@@ -68,7 +68,8 @@ def test_a_superuser_without_any_organisation_may(admin_api, synced):
 
 
 def test_list_and_detail(admin_api, synced, django_assert_max_num_queries):
-    with django_assert_max_num_queries(6):  # session-less JWT user, count, scenarios, their conflicts, activator
+    # session-less JWT user, count, scenarios, their conflicts, their dependencies (issue 10), activator
+    with django_assert_max_num_queries(7):
         response = admin_api.get("/api/v1/scenarios?page_size=100")
     body = response.json()
     assert body["count"] == 11

@@ -270,3 +270,29 @@ def test_duplicate_scheduling_ticks_add_no_run(test_scenarios):
     assert runner.record_due_runs(moment) == []
     assert runner.record_due_runs(moment + timedelta(seconds=5)) == []
     assert ScenarioRun.objects.filter(scenario=scenario).count() == 1
+
+
+def test_a_retry_of_a_scheduled_run_is_cancelled_once_its_task_is_switched_off(test_scenarios, settings):
+    settings.SCENARIO_RETRY_BACKOFF_SECONDS = 1
+
+    def broken(context):
+        raise RuntimeError("flaky")
+
+    test_scenarios.add("test-flaky", func=broken, interval=60)
+    test_scenarios.sync()
+    set_task("test-flaky", max_retries=3)
+    scenario = services.activate_scenario("test-flaky")
+    [scheduled] = runner.record_due_runs(scenario.active_since + timedelta(seconds=61))
+    first = runner.execute(scheduled) if runner._claim(scheduled, timezone.now()) else None
+    assert first.status == Status.FAILED
+    second = ScenarioRun.objects.get(retry_of=first)
+    assert runner.run_origin(second) == "schedule"
+    [ran] = runner.run_due(second.not_before + timedelta(seconds=1))
+    third = ScenarioRun.objects.get(retry_of=ran)
+    assert runner.run_origin(third) == "schedule"  # through the whole chain
+    services.deactivate_scenario("test-flaky")
+    third.refresh_from_db()
+    if third.status == Status.PENDING:  # deactivation may cancel it already; otherwise the claim does
+        assert runner._claim(third, third.not_before + timedelta(seconds=1)) is False
+        third.refresh_from_db()
+    assert third.status == Status.CANCELLED
