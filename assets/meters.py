@@ -16,9 +16,9 @@ from django.utils.dateparse import parse_datetime
 
 from assets.models import Asset, Meter, MeterReading
 from maintenance_site import audit
-from maintenance_site.errors import InvalidInput, NotFound, PermissionDeniedError
-from maintenance_site.tenancy.models import Membership
-from maintenance_site.tenancy.roles import Action, role_allows
+from maintenance_site.errors import InvalidInput, NotFound
+from maintenance_site.tenancy import services as tenancy_services
+from maintenance_site.tenancy.roles import Action
 from maintenance_site.validation import delete_or_conflict, validated
 
 MAX_BATCH = 5000
@@ -29,15 +29,7 @@ METER_FIELDS = {"name", "unit", "kind"}
 
 
 def _require(organization_id: int, actor, action: Action) -> None:
-    if actor is None or actor.username == audit.SYSTEM_USERNAME:
-        return
-    membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
-    if membership is None:
-        raise PermissionDeniedError("You are not a member of this organisation.")
-    if not role_allows(membership.role, action):
-        raise PermissionDeniedError(
-            f"Your role ({membership.get_role_display()}) may not {action.label}.", code="role_forbids"
-        )
+    tenancy_services.require_role(organization_id, actor, action)
 
 
 # --- meters -----------------------------------------------------------------------------------------------

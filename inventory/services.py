@@ -80,20 +80,10 @@ def _same_organization(organization_id: int, *objects) -> None:
             raise NotFound(f"No such {obj._meta.verbose_name}.")
 
 
-def _role_of(organization_id: int, actor) -> str | None:
-    if actor is None or actor.username == audit.SYSTEM_USERNAME:
-        return None
-    membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
-    if membership is None:
-        raise PermissionDeniedError("You are not a member of this organisation.")
-    return membership.role
-
-
 def _require(organization_id: int, actor, action: Action) -> str | None:
-    role = _role_of(organization_id, actor)
-    if role is not None and not role_allows(role, action):
-        raise PermissionDeniedError(f"Your role ({Role(role).label}) may not {action.label}.", code="role_forbids")
-    return role
+    """The acting role after the role-table check (None for automation)."""
+    membership = tenancy_services.require_role(organization_id, actor, action)
+    return membership.role if membership else None
 
 
 def _level(part: Part, location: StockLocation) -> StockLevel:

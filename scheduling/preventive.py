@@ -58,10 +58,10 @@ from django.utils import timezone
 from assets.models import Asset, Location, Meter, MeterReading
 from inventory.models import Part, Reservation, StockLevel, StockLocation
 from maintenance_site import audit
-from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
+from maintenance_site.errors import Conflict, InvalidInput, NotFound
 from maintenance_site.events.services import publish_many
-from maintenance_site.tenancy.models import Membership
-from maintenance_site.tenancy.roles import Action, Role, role_allows
+from maintenance_site.tenancy import services as tenancy_services
+from maintenance_site.tenancy.roles import Action, Role
 from maintenance_site.validation import delete_or_conflict, validated
 from scheduling.preventive_models import (
     CalendarFeed,
@@ -1275,21 +1275,8 @@ def generate_due_work_orders(
 # =============================================================================================================
 
 
-def _membership(organization_id, actor) -> Membership | None:
-    if actor is None or actor.username == audit.SYSTEM_USERNAME:
-        return None
-    membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
-    if membership is None:
-        raise PermissionDeniedError("You are not a member of this organisation.")
-    return membership
-
-
 def _require(organization_id, actor, action: Action = Action.MANAGE_SCHEDULES) -> None:
-    membership = _membership(organization_id, actor)
-    if membership is not None and not role_allows(membership.role, action):
-        raise PermissionDeniedError(
-            f"Your role ({membership.get_role_display()}) may not {action.label}.", code="role_forbids"
-        )
+    tenancy_services.require_role(organization_id, actor, action)
 
 
 def _parse_parts(organization_id, parts) -> list[dict]:

@@ -24,11 +24,12 @@ from django.db.models import Case, CharField, F, Q, Value, When
 from django.utils import timezone
 
 from maintenance_site import audit
-from maintenance_site.errors import DomainError, InvalidInput, PermissionDeniedError
+from maintenance_site.errors import DomainError, InvalidInput
 from maintenance_site.events.services import publish
 from maintenance_site.notifications.kinds import is_registered, register_kind
 from maintenance_site.notifications.models import Channel
 from maintenance_site.notifications.services import notify
+from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership, Organization
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import delete_or_conflict, validated
@@ -82,16 +83,10 @@ def _is_automation(actor) -> bool:
 
 
 def _require_manage(organization_id: int, actor) -> None:
-    """A person changing SLA settings must be a member whose role may manage SLAs (automation may)."""
+    """A person changing SLA settings must be a member whose role may manage SLAs (automation and superusers may)."""
     if _is_automation(actor) or actor.is_superuser:
         return
-    membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
-    if membership is None:
-        raise PermissionDeniedError("You are not a member of this organisation.")
-    if not role_allows(membership.role, Action.MANAGE_SLA):
-        raise PermissionDeniedError(
-            f"Your role ({membership.get_role_display()}) may not {Action.MANAGE_SLA.label}.", code="role_forbids"
-        )
+    tenancy_services.require_role(organization_id, actor, Action.MANAGE_SLA)
 
 
 def _unknown(given, allowed, what: str) -> None:

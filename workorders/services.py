@@ -68,19 +68,12 @@ ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
 
 def _membership(work_order_or_org, actor) -> Membership | None:
     organization_id = getattr(work_order_or_org, "organization_id", None) or work_order_or_org.pk
-    if actor is None or actor.username == audit.SYSTEM_USERNAME:
-        return None  # automation: allowed, attributed to the system user
-    membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
-    if membership is None:
-        raise PermissionDeniedError("You are not a member of this work order's organisation.")
-    return membership
+    return tenancy_services.acting_membership(
+        organization_id, actor, not_member="You are not a member of this work order's organisation."
+    )
 
 
-def _require(membership: Membership | None, action: Action) -> None:
-    if membership is not None and not role_allows(membership.role, action):
-        raise PermissionDeniedError(
-            f"Your role ({membership.get_role_display()}) may not {action.label}.", code="role_forbids"
-        )
+_require = tenancy_services.check_role
 
 
 def _is_on_it(work_order: WorkOrder, user) -> bool:

@@ -120,6 +120,36 @@ def reserve_numbers(organization, name: str, count: int = 1) -> range:
     return range(last - count + 1, last + 1)
 
 
+def acting_membership(organization_id: int, actor, *, not_member: str = "You are not a member of this organisation."):
+    """The membership through which `actor` acts in the organisation, or None for automation (no actor, or
+    the system user: allowed, and history names the system user). A non-member is refused."""
+    from maintenance_site import audit
+
+    if actor is None or actor.get_username() == audit.SYSTEM_USERNAME:
+        return None
+    membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
+    if membership is None:
+        raise PermissionDeniedError(not_member)
+    return membership
+
+
+def check_role(membership: Membership | None, action) -> None:
+    """Refuse when the membership's role may not do `action` (the role table); automation may."""
+    from maintenance_site.tenancy.roles import role_allows
+
+    if membership is not None and not role_allows(membership.role, action):
+        raise PermissionDeniedError(
+            f"Your role ({membership.get_role_display()}) may not {action.label}.", code="role_forbids"
+        )
+
+
+def require_role(organization_id: int, actor, action) -> Membership | None:
+    """`acting_membership` plus `check_role`: the one check services make before changing anything."""
+    membership = acting_membership(organization_id, actor)
+    check_role(membership, action)
+    return membership
+
+
 def memberships_of(user):
     if user is None or not user.is_authenticated:
         return Membership.objects.none()
