@@ -35,7 +35,7 @@ from scenarios.models import (
 )
 
 VIA = ScenarioActivity.Via.ADMIN
-CONFIRM_TEMPLATE = "admin/scenarios/confirm.html"
+CONFIRM_TEMPLATE = "admin/confirm_action.html"
 MAX_LISTED = 20
 
 

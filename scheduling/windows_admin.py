@@ -253,7 +253,7 @@ class MaintenanceWindowAdmin(TenantAdmin):
             "opts": self.model._meta,
             "title": title,
             "intro": intro,
-            "objects": objects[:MAX_LISTED],
+            "objects": [f"{window} — {window.get_status_display()}" for window in objects[:MAX_LISTED]],
             "more": max(0, queryset.count() - MAX_LISTED),
             "form": form,
             "bulk_action": action_name,
@@ -262,7 +262,7 @@ class MaintenanceWindowAdmin(TenantAdmin):
             "submit_label": submit,
             "cancel_url": reverse("admin:scheduling_maintenancewindow_changelist"),
         }
-        return TemplateResponse(request, "scheduling/admin/confirm.html", context)
+        return TemplateResponse(request, "admin/confirm_action.html", context)
 
     @admin.action(description="End now (running windows)")
     def end_now(self, request, queryset):

@@ -655,7 +655,7 @@ class WorkOrderAdmin(ServiceAdmin):
             "select_across": request.POST.get("select_across", "0") if bulk else "0",
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/workorders/confirm_action.html", context)
+        return TemplateResponse(request, "admin/confirm_action.html", context)
 
     def _run_action(self, request, queryset, name, action_name):
         """A bulk lifecycle action; those needing input (assignee, reason) show a confirmation page first,
@@ -931,7 +931,7 @@ class WorkRequestAdmin(TenantAdmin):
                 "select_across": request.POST.get("select_across", "0"),
             }
             request.current_app = self.admin_site.name
-            return TemplateResponse(request, "admin/workorders/confirm_action.html", context)
+            return TemplateResponse(request, "admin/confirm_action.html", context)
         reason = form.cleaned_data["reason"].strip()
         rejected, refused = 0, []
         for work_request in requests:
