@@ -29,10 +29,24 @@ class AssetSerializer(TenantModelSerializer):
     class Meta:
         model = Asset
         fields = [
-            "id", "code", "name", "asset_type", "asset_type_name", "location", "location_name", "parent",
-            "criticality", "status", "manufacturer", "model", "serial_number", "install_date", "notes",
-            "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "code",
+            "name",
+            "asset_type",
+            "asset_type_name",
+            "location",
+            "location_name",
+            "parent",
+            "criticality",
+            "status",
+            "manufacturer",
+            "model",
+            "serial_number",
+            "install_date",
+            "notes",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class LocationViewSet(TenantModelViewSet):

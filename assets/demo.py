@@ -36,7 +36,14 @@ def seed(organization, users):
     for code, name, type_name, location, criticality, status, maker, model in specs:
         if not Asset.objects.for_tenant(organization).filter(code=code).exists():
             services.create_asset(
-                organization, code=code, name=name, asset_type=types[type_name], location=location,
-                criticality=criticality, status=status, manufacturer=maker, model=model,
+                organization,
+                code=code,
+                name=name,
+                asset_type=types[type_name],
+                location=location,
+                criticality=criticality,
+                status=status,
+                manufacturer=maker,
+                model=model,
                 serial_number=f"{code}-{organization.slug.upper()}",
-            )  # fmt: skip
+            )

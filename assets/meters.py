@@ -37,8 +37,9 @@ def _require(organization_id: int, actor, action: Action) -> None:
 
 @audit.attributed
 @transaction.atomic
-def create_meter(organization, *, asset: Asset, name: str, unit: str = "", kind: str = Meter.Kind.CUMULATIVE,
-                 actor=None) -> Meter:  # fmt: skip
+def create_meter(
+    organization, *, asset: Asset, name: str, unit: str = "", kind: str = Meter.Kind.CUMULATIVE, actor=None
+) -> Meter:
     """Add a meter to an asset (names are unique per asset: schedules find meters by name)."""
     _require(organization.pk, actor, Action.MANAGE_ASSETS)
     if asset is None or asset.organization_id != organization.pk:
@@ -229,7 +230,7 @@ def record_readings(organization, readings, *, actor=None, source: str = MeterRe
             read_at=read_at,
             source=source,
             recorded_by=actor if actor is not None else audit.current_user(),
-        )  # fmt: skip
+        )
         for _, meter, value, read_at in fresh
     ]
     result.created = MeterReading.objects.bulk_create(rows, batch_size=1000)
@@ -259,9 +260,11 @@ def _check_counters(fresh) -> list[tuple[str, str]]:
         if meter.last_read_at is not None and items[0][3] < meter.last_read_at:
             oldest = items[0][3]
             before = (
-                MeterReading.objects.filter(meter=meter, read_at__lt=oldest).order_by("-read_at")
-                .values_list("read_at", "value").first()
-            )  # fmt: skip
+                MeterReading.objects.filter(meter=meter, read_at__lt=oldest)
+                .order_by("-read_at")
+                .values_list("read_at", "value")
+                .first()
+            )
             neighbours = list(
                 MeterReading.objects.filter(meter=meter, read_at__gte=oldest).values_list("read_at", "value")
             )

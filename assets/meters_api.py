@@ -22,8 +22,18 @@ class MeterSerializer(TenantModelSerializer):
 
     class Meta:
         model = Meter
-        fields = ["id", "asset", "asset_code", "name", "unit", "kind", "last_value", "last_read_at", "created_at",
-                  "updated_at"]  # fmt: skip
+        fields = [
+            "id",
+            "asset",
+            "asset_code",
+            "name",
+            "unit",
+            "kind",
+            "last_value",
+            "last_read_at",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["asset", "last_value", "last_read_at"]
 
 

@@ -185,13 +185,21 @@ class Downtime(TenantModel):
     ended_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=300)
     work_order = models.ForeignKey(
-        "workorders.WorkOrder", on_delete=models.SET_NULL, null=True, blank=True, related_name="ended_downtimes",
+        "workorders.WorkOrder",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="ended_downtimes",
         help_text="The work order whose completion ended this downtime.",
-    )  # fmt: skip
+    )
     caused_by = models.ForeignKey(
-        "workorders.WorkOrder", on_delete=models.SET_NULL, null=True, blank=True, related_name="caused_downtimes",
+        "workorders.WorkOrder",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="caused_downtimes",
         help_text="The work order that took the asset down (planned downtime).",
-    )  # fmt: skip
+    )
 
     history = history()
 

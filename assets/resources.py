@@ -21,9 +21,19 @@ PATH_SEPARATOR = " / "
 
 # The columns of the file, in order; all are written through services.create_asset / update_asset.
 COLUMNS = [
-    "code", "name", "asset_type", "location", "parent", "criticality", "status", "manufacturer", "model",
-    "serial_number", "install_date", "notes",
-]  # fmt: skip
+    "code",
+    "name",
+    "asset_type",
+    "location",
+    "parent",
+    "criticality",
+    "status",
+    "manufacturer",
+    "model",
+    "serial_number",
+    "install_date",
+    "notes",
+]
 
 
 def location_paths(organization_id) -> dict[int, str]:
@@ -152,13 +162,17 @@ class AssetResource(resources.ModelResource):
     parent = fields.Field(attribute="parent", column_name="parent", widget=ParentAssetWidget())
     # Empty keeps the default (new rows) or the current value (existing rows).
     criticality = fields.Field(
-        attribute="criticality", column_name="criticality", saves_null_values=False,
+        attribute="criticality",
+        column_name="criticality",
+        saves_null_values=False,
         widget=ChoiceWidget(Asset.Criticality.choices, "criticality"),
-    )  # fmt: skip
+    )
     status = fields.Field(
-        attribute="status", column_name="status", saves_null_values=False,
+        attribute="status",
+        column_name="status",
+        saves_null_values=False,
         widget=ChoiceWidget(Asset.Status.choices, "status"),
-    )  # fmt: skip
+    )
     manufacturer = fields.Field(attribute="manufacturer", column_name="manufacturer", widget=StrippedCharWidget())
     model = fields.Field(attribute="model", column_name="model", widget=StrippedCharWidget())
     serial_number = fields.Field(attribute="serial_number", column_name="serial_number", widget=StrippedCharWidget())

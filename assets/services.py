@@ -11,10 +11,20 @@ _UPDATABLE = {
     Location: {"name", "kind", "parent", "time_zone", "address"},
     AssetType: {"name", "description"},
     Asset: {
-        "code", "name", "asset_type", "location", "parent", "criticality", "status", "manufacturer",
-        "model", "serial_number", "install_date", "notes",
+        "code",
+        "name",
+        "asset_type",
+        "location",
+        "parent",
+        "criticality",
+        "status",
+        "manufacturer",
+        "model",
+        "serial_number",
+        "install_date",
+        "notes",
     },
-}  # fmt: skip
+}
 
 
 def _apply(instance, changes: dict):
@@ -83,9 +93,11 @@ def update_asset(asset: Asset, *, downtime_reason: str = "", **changes) -> Asset
     validated(_apply(asset, changes)).save()
     if asset.status == Asset.Status.DOWN and not was_down:
         Downtime.objects.create(
-            organization_id=asset.organization_id, asset=asset, started_at=timezone.now(),
+            organization_id=asset.organization_id,
+            asset=asset,
+            started_at=timezone.now(),
             reason=downtime_reason.strip() or "Marked down",
-        )  # fmt: skip
+        )
     elif was_down and asset.status != Asset.Status.DOWN:
         for downtime in asset.downtimes.filter(ended_at__isnull=True):
             downtime.ended_at = timezone.now()

@@ -59,11 +59,17 @@ def set_up(n: int) -> tuple[Organization, PreventiveSchedule]:
         part = Part.objects.create(organization=org, sku="BENCH-SEAL", name="Seal kit", unit="each")
         StockLevel.objects.create(organization=org, part=part, location=store, on_hand=Decimal(n))
     schedule = preventive.create_schedule(
-        org, name="Daily pump check", coverage=PreventiveSchedule.Coverage.ASSETS, asset_type=pump_type,
-        trigger=PreventiveSchedule.Trigger.CRON, cron_expression="0 6 * * *", start_date=date(2030, 1, 1),
-        procedure=procedure, skip_if_open=False,
+        org,
+        name="Daily pump check",
+        coverage=PreventiveSchedule.Coverage.ASSETS,
+        asset_type=pump_type,
+        trigger=PreventiveSchedule.Trigger.CRON,
+        cron_expression="0 6 * * *",
+        start_date=date(2030, 1, 1),
+        procedure=procedure,
+        skip_if_open=False,
         parts=[{"part": part, "stock_location": store, "quantity": 1}],
-    )  # fmt: skip
+    )
     PreventiveSchedule.objects.filter(pk=schedule.pk).update(
         generated_through=DUE - timedelta(minutes=5), next_run_at=DUE
     )
@@ -115,8 +121,10 @@ def main() -> int:
         items = ChecklistItem.objects.filter(organization=org).count()
         rows = orders * 2 + occurrences + items * 2 + orders * 3  # orders+history, occurrences, checklist+history,
         # reservations+history, events
-        print(f"rows written: ~{rows:,} ({rows / elapsed:,.0f} rows/s): {orders} orders, {occurrences} occurrences, "
-              f"{items} checklist items, with history, reservations and events")  # fmt: skip
+        print(
+            f"rows written: ~{rows:,} ({rows / elapsed:,.0f} rows/s): {orders} orders, {occurrences} occurrences, "
+            f"{items} checklist items, with history, reservations and events"
+        )
         assert orders == occurrences == result.created == args.n, (orders, occurrences, result.created)
 
         started = time.perf_counter()

@@ -195,8 +195,10 @@ class ActionForm(forms.Form):
         return [self[name] for name in self.shared_names]
 
     def rows(self):
-        return [(self.item_label(item), [self[f"{name}-{item.pk}"] for name in self.row_names])
-                for item in self.action_items]  # fmt: skip
+        return [
+            (self.item_label(item), [self[f"{name}-{item.pk}"] for name in self.row_names])
+            for item in self.action_items
+        ]
 
     def row_value(self, item, name):
         return self.cleaned_data.get(f"{name}-{item.pk}")
@@ -254,10 +256,14 @@ class ReceiveStockForm(ActionForm):
         return {
             "quantity": _quantity_field(),
             "unit_cost": forms.DecimalField(
-                required=False, min_value=0, max_digits=14, decimal_places=4, initial=part.average_cost,
+                required=False,
+                min_value=0,
+                max_digits=14,
+                decimal_places=4,
+                initial=part.average_cost,
                 widget=forms.NumberInput(attrs={"step": "any", "style": "width: 8em"}),
             ),
-        }  # fmt: skip
+        }
 
     def item_label(self, part):
         return _part_label(part)
@@ -283,8 +289,9 @@ class ReceiveStockForm(ActionForm):
     def perform(self, actor):
         location, reason = self.cleaned_data["location"], self.cleaned_data.get("reason", "")
         for part in self.entries():
-            services.receive_stock(part, location, self.row_value(part, "quantity"), self._cost(part), actor=actor,
-                                   reason=reason)  # fmt: skip
+            services.receive_stock(
+                part, location, self.row_value(part, "quantity"), self._cost(part), actor=actor, reason=reason
+            )
         return f"Received {len(self.entries())} part(s) at {location}."
 
 
@@ -335,8 +342,10 @@ class AdjustStockForm(ActionForm):
         for part in self.entries():
             books, value = self._level(part), Decimal(str(self.row_value(part, "value")).strip())
             after = value if counted else books + value
-            lines.append(f"{part.sku} {part.name} at {location}: {fmt(books)} on the books → {fmt(after)} "
-                         f"({'+' if after >= books else ''}{fmt(after - books)})")  # fmt: skip
+            lines.append(
+                f"{part.sku} {part.name} at {location}: {fmt(books)} on the books → {fmt(after)} "
+                f"({'+' if after >= books else ''}{fmt(after - books)})"
+            )
         return lines
 
     def perform(self, actor):
@@ -344,8 +353,9 @@ class AdjustStockForm(ActionForm):
         mode = self.cleaned_data["mode"]
         changed = 0
         for part in self.entries():
-            movement = services.adjust_stock(part, location, reason=reason, actor=actor,
-                                             **{mode: str(self.row_value(part, "value")).strip()})  # fmt: skip
+            movement = services.adjust_stock(
+                part, location, reason=reason, actor=actor, **{mode: str(self.row_value(part, "value")).strip()}
+            )
             changed += movement is not None
         return f"Adjusted {changed} part(s) at {location}" + (
             "." if changed == len(self.entries()) else f"; {len(self.entries()) - changed} matched the books."
@@ -387,8 +397,14 @@ class TransferStockForm(ActionForm):
     def perform(self, actor):
         source, destination = self.cleaned_data["source"], self.cleaned_data["destination"]
         for part in self.entries():
-            services.transfer_stock(part, source, destination, self.row_value(part, "quantity"), actor=actor,
-                                    reason=self.cleaned_data.get("reason", ""))  # fmt: skip
+            services.transfer_stock(
+                part,
+                source,
+                destination,
+                self.row_value(part, "quantity"),
+                actor=actor,
+                reason=self.cleaned_data.get("reason", ""),
+            )
         return f"Transferred {len(self.entries())} part(s) from {source} to {destination}."
 
 
@@ -424,8 +440,9 @@ class WriteOffForm(ActionForm):
     def perform(self, actor):
         location = self.cleaned_data["location"]
         for part in self.entries():
-            services.write_off(part, location, self.row_value(part, "quantity"), reason=self.cleaned_data["reason"],
-                               actor=actor)  # fmt: skip
+            services.write_off(
+                part, location, self.row_value(part, "quantity"), reason=self.cleaned_data["reason"], actor=actor
+            )
         return f"Wrote off {len(self.entries())} part(s) at {location}."
 
 
@@ -446,8 +463,10 @@ class ReceivePurchaseOrderForm(ActionForm):
         return {"quantity": _quantity_field(initial=fmt(line.outstanding))}
 
     def item_label(self, line):
-        return (f"{line.part.sku} {line.part.name}: {fmt(line.received_quantity)} of {fmt(line.quantity)} "
-                f"received, {fmt(line.outstanding)} outstanding")  # fmt: skip
+        return (
+            f"{line.part.sku} {line.part.name}: {fmt(line.received_quantity)} of {fmt(line.quantity)} "
+            f"received, {fmt(line.outstanding)} outstanding"
+        )
 
     def clean(self):
         cleaned = super().clean()
@@ -465,8 +484,9 @@ class ReceivePurchaseOrderForm(ActionForm):
 
     def perform(self, actor):
         quantities = {line.pk: self.row_value(line, "quantity") for line in self.entries()}
-        order = services.receive_purchase_order(self.order, location=self.cleaned_data["location"],
-                                                quantities=quantities, actor=actor)  # fmt: skip
+        order = services.receive_purchase_order(
+            self.order, location=self.cleaned_data["location"], quantities=quantities, actor=actor
+        )
         return f"{order.number}: received ({order.get_status_display().lower()})."
 
 
@@ -476,8 +496,10 @@ class CancelPurchaseOrdersForm(ActionForm):
     reason = forms.CharField(max_length=500, help_text="Why the orders are cancelled (the vendor sees nothing).")
 
     def summary(self):
-        return [f"Cancel {order.number} ({order.vendor}, {order.get_status_display().lower()})"
-                for order in self.action_items]  # fmt: skip
+        return [
+            f"Cancel {order.number} ({order.vendor}, {order.get_status_display().lower()})"
+            for order in self.action_items
+        ]
 
     def perform(self, actor):
         for order in self.action_items:
@@ -627,8 +649,18 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
     write_action = Action.ADJUST_STOCK
     form = PartForm
     delete_service = staticmethod(services.delete_part)
-    list_display = ["sku", "name", "category", "unit", "on_hand_display", "reserved_display", "available_display",
-                    "reorder_point", "preferred_vendor", "is_active"]  # fmt: skip
+    list_display = [
+        "sku",
+        "name",
+        "category",
+        "unit",
+        "on_hand_display",
+        "reserved_display",
+        "available_display",
+        "reorder_point",
+        "preferred_vendor",
+        "is_active",
+    ]
     list_filter = [LowStockFilter, "is_active", "unit", "category", "preferred_vendor"]
     list_select_related = ["preferred_vendor"]
     search_fields = ["sku", "name", "manufacturer_part_number", "manufacturer"]
@@ -639,9 +671,22 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
     actions = ["receive_stock", "adjust_stock", "transfer_stock", "write_off"]
     fieldsets = [
         (None, {"fields": ["sku", "name", "description", "category", "unit", "is_active"]}),
-        ("Supply", {"fields": ["manufacturer", "manufacturer_part_number", "preferred_vendor", "average_cost",
-                               "reorder_point", "reorder_quantity", "lead_time_days", "compatible_asset_types"]}),
-    ]  # fmt: skip
+        (
+            "Supply",
+            {
+                "fields": [
+                    "manufacturer",
+                    "manufacturer_part_number",
+                    "preferred_vendor",
+                    "average_cost",
+                    "reorder_point",
+                    "reorder_quantity",
+                    "lead_time_days",
+                    "compatible_asset_types",
+                ]
+            },
+        ),
+    ]
 
     # CSV import / export (django-import-export, once "import_export" is in INSTALLED_APPS).
     resource_classes = [PartResource]
@@ -676,12 +721,17 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
         fields = {name: form.cleaned_data[name] for name in services.PART_FIELDS if name in form.cleaned_data}
         types = form.cleaned_data.get("compatible_asset_types")
         if change:
-            saved = services.update_part(obj, actor=actor_for(request, obj.organization_id),
-                                         compatible_asset_types=types, **fields)  # fmt: skip
+            saved = services.update_part(
+                obj, actor=actor_for(request, obj.organization_id), compatible_asset_types=types, **fields
+            )
         else:
             organization = obj.organization if obj.organization_id else request.organization
-            saved = services.create_part(organization, actor=actor_for(request, organization.pk),
-                                         compatible_asset_types=list(types or ()), **fields)  # fmt: skip
+            saved = services.create_part(
+                organization,
+                actor=actor_for(request, organization.pk),
+                compatible_asset_types=list(types or ()),
+                **fields,
+            )
         adopt(obj, saved)
 
     def save_formset(self, request, form, formset, change):
@@ -694,10 +744,12 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
                 continue
             location = level_form.instance.location if level_form.instance.pk else level_form.cleaned_data["location"]
             services.set_stock_limits(
-                part, location, actor=actor_for(request, part.organization_id),
+                part,
+                location,
+                actor=actor_for(request, part.organization_id),
                 min_quantity=level_form.cleaned_data.get("min_quantity"),
                 max_quantity=level_form.cleaned_data.get("max_quantity"),
-            )  # fmt: skip
+            )
 
     # --- stock actions ---------------------------------------------------------------------------------
     def _parts(self, queryset):
@@ -796,8 +848,19 @@ class ReadOnlyTenantAdmin(ReadOnlyAdminMixin, TenantScopingMixin, admin.ModelAdm
 class StockMovementAdmin(ReadOnlyTenantAdmin):
     """The append-only ledger: nobody adds, edits or deletes a line, superusers included."""
 
-    list_display = ["created_at", "kind", "part", "location", "quantity", "unit_cost", "value", "user", "work_order",
-                    "purchase_order", "reason"]  # fmt: skip
+    list_display = [
+        "created_at",
+        "kind",
+        "part",
+        "location",
+        "quantity",
+        "unit_cost",
+        "value",
+        "user",
+        "work_order",
+        "purchase_order",
+        "reason",
+    ]
     list_filter = ["kind", "location"]
     list_select_related = ["part", "location", "user", "work_order", "purchase_order"]
     search_fields = ["part__sku", "part__name", "reason", "client_id"]
@@ -879,8 +942,9 @@ class VendorAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, TenantAdmin):
 
 class PurchaseOrderLineForm(forms.ModelForm):
     parent = None  # the purchase order (set by ParentAwareFormSet)
-    unit_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=4,
-                                    help_text="Empty: the vendor's price.")  # fmt: skip
+    unit_price = forms.DecimalField(
+        required=False, min_value=0, max_digits=14, decimal_places=4, help_text="Empty: the vendor's price."
+    )
 
     class Meta:
         model = PurchaseOrderLine
@@ -905,8 +969,11 @@ class PurchaseOrderLineFormSet(ParentAwareFormSet):
     def clean(self):
         super().clean()
         if not self.instance.pk or self.instance.status == PurchaseOrder.Status.DRAFT:
-            kept = [form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
-                    and form.cleaned_data.get("part")]  # fmt: skip
+            kept = [
+                form
+                for form in self.forms
+                if form.cleaned_data and not form.cleaned_data.get("DELETE") and form.cleaned_data.get("part")
+            ]
             if not kept:
                 raise forms.ValidationError("A purchase order needs at least one line.")
 
@@ -977,12 +1044,16 @@ class PurchaseOrderAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, Tenant
             formset.save(commit=False)  # only to fill new/changed/deleted_objects for the change message
             if not change or formset.has_changed():
                 lines = [
-                    {"part": line_form.cleaned_data["part"], "quantity": line_form.cleaned_data["quantity"],
-                     "unit_price": line_form.cleaned_data["unit_price"]}
+                    {
+                        "part": line_form.cleaned_data["part"],
+                        "quantity": line_form.cleaned_data["quantity"],
+                        "unit_price": line_form.cleaned_data["unit_price"],
+                    }
                     for line_form in formset.forms
-                    if line_form.cleaned_data and not line_form.cleaned_data.get("DELETE")
+                    if line_form.cleaned_data
+                    and not line_form.cleaned_data.get("DELETE")
                     and line_form.cleaned_data.get("part")
-                ]  # fmt: skip
+                ]
         fields = {name: form.cleaned_data[name] for name in services.PURCHASE_ORDER_FIELDS if name in form.cleaned_data}
         if change:
             stored = PurchaseOrder.objects.get(pk=order.pk)
@@ -990,12 +1061,14 @@ class PurchaseOrderAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, Tenant
                 fields.pop("vendor")
             if lines is not None and stored.status != PurchaseOrder.Status.DRAFT:
                 lines = None
-            saved = services.update_purchase_order(stored, actor=actor_for(request, stored.organization_id),
-                                                   lines=lines, **fields)  # fmt: skip
+            saved = services.update_purchase_order(
+                stored, actor=actor_for(request, stored.organization_id), lines=lines, **fields
+            )
         else:
             organization = order.organization if order.organization_id else request.organization
-            saved = services.create_purchase_order(organization, actor=actor_for(request, organization.pk),
-                                                   lines=lines or [], **fields)  # fmt: skip
+            saved = services.create_purchase_order(
+                organization, actor=actor_for(request, organization.pk), lines=lines or [], **fields
+            )
         adopt(order, saved)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -1026,12 +1099,22 @@ class PurchaseOrderAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, Tenant
             return None
         order = orders[0]
         if order.status not in (PurchaseOrder.Status.ORDERED, PurchaseOrder.Status.PARTLY_RECEIVED):
-            self.message_user(request, f"{order.number} is {order.get_status_display().lower()}: only an ordered "
-                              "purchase order can be received.", messages.ERROR)  # fmt: skip
+            self.message_user(
+                request,
+                f"{order.number} is {order.get_status_display().lower()}: only an ordered "
+                "purchase order can be received.",
+                messages.ERROR,
+            )
             return None
         lines = [line for line in order.lines.select_related("part", "organization") if line.outstanding > 0]
-        return run_action_form(self, request, ReceivePurchaseOrderForm, lines, order=order,
-                               title=f"Receive {order.number} from {order.vendor}")  # fmt: skip
+        return run_action_form(
+            self,
+            request,
+            ReceivePurchaseOrderForm,
+            lines,
+            order=order,
+            title=f"Receive {order.number} from {order.vendor}",
+        )
 
     def has_receive_permission(self, request):
         """Receiving puts stock on the shelves: the storekeeper's `adjust_stock`."""

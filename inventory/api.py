@@ -142,10 +142,26 @@ class StockMovementSerializer(serializers.ModelSerializer):
     class Meta:
         model = StockMovement
         fields = [
-            "id", "kind", "part", "part_sku", "location", "location_name", "quantity", "unit_cost", "value", "user",
-            "user_name", "work_order", "work_order_number", "purchase_order", "purchase_order_number", "transfer_id",
-            "reason", "client_id", "created_at",
-        ]  # fmt: skip
+            "id",
+            "kind",
+            "part",
+            "part_sku",
+            "location",
+            "location_name",
+            "quantity",
+            "unit_cost",
+            "value",
+            "user",
+            "user_name",
+            "work_order",
+            "work_order_number",
+            "purchase_order",
+            "purchase_order_number",
+            "transfer_id",
+            "reason",
+            "client_id",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_user_name(self, obj) -> str | None:
@@ -167,9 +183,22 @@ class StockLevelSerializer(serializers.ModelSerializer):
     class Meta:
         model = StockLevel
         fields = [
-            "id", "part", "part_sku", "part_name", "unit", "location", "location_name", "location_kind", "on_hand",
-            "reserved", "available", "min_quantity", "max_quantity", "below_min", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "part",
+            "part_sku",
+            "part_name",
+            "unit",
+            "location",
+            "location_name",
+            "location_kind",
+            "on_hand",
+            "reserved",
+            "available",
+            "min_quantity",
+            "max_quantity",
+            "below_min",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def get_below_min(self, obj) -> bool:
@@ -186,9 +215,16 @@ class PartStockSerializer(serializers.ModelSerializer):
     class Meta:
         model = StockLevel
         fields = [
-            "id", "location", "location_name", "location_kind", "on_hand", "reserved", "available", "min_quantity",
+            "id",
+            "location",
+            "location_name",
+            "location_kind",
+            "on_hand",
+            "reserved",
+            "available",
+            "min_quantity",
             "max_quantity",
-        ]  # fmt: skip
+        ]
         read_only_fields = fields
 
 
@@ -200,9 +236,18 @@ class VendorPartSerializer(TenantModelSerializer):
     class Meta:
         model = VendorPart
         fields = [
-            "id", "vendor", "vendor_name", "part", "part_sku", "part_name", "vendor_sku", "price", "lead_time_days",
-            "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "vendor",
+            "vendor_name",
+            "part",
+            "part_sku",
+            "part_name",
+            "vendor_sku",
+            "price",
+            "lead_time_days",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class PartSerializer(TenantModelSerializer):
@@ -215,11 +260,29 @@ class PartSerializer(TenantModelSerializer):
     class Meta:
         model = Part
         fields = [
-            "id", "sku", "name", "description", "category", "unit", "average_cost", "manufacturer",
-            "manufacturer_part_number", "preferred_vendor", "preferred_vendor_name", "compatible_asset_types",
-            "reorder_point", "reorder_quantity", "lead_time_days", "is_active", "on_hand", "reserved", "available",
-            "is_low", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "sku",
+            "name",
+            "description",
+            "category",
+            "unit",
+            "average_cost",
+            "manufacturer",
+            "manufacturer_part_number",
+            "preferred_vendor",
+            "preferred_vendor_name",
+            "compatible_asset_types",
+            "reorder_point",
+            "reorder_quantity",
+            "lead_time_days",
+            "is_active",
+            "on_hand",
+            "reserved",
+            "available",
+            "is_low",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["average_cost"]
 
     def _stock(self, obj) -> dict:
@@ -255,10 +318,16 @@ class PartDetailSerializer(PartSerializer):
     def get_vendors(self, obj) -> list[dict]:
         offers = obj.vendor_parts.all() if _prefetched(obj, "vendor_parts") else _offers_of(obj)
         return [
-            {"id": offer.pk, "vendor": offer.vendor_id, "vendor_name": offer.vendor.name,
-             "vendor_sku": offer.vendor_sku, "price": str(offer.price), "lead_time_days": offer.lead_time_days}
+            {
+                "id": offer.pk,
+                "vendor": offer.vendor_id,
+                "vendor_name": offer.vendor.name,
+                "vendor_sku": offer.vendor_sku,
+                "price": str(offer.price),
+                "lead_time_days": offer.lead_time_days,
+            }
             for offer in offers
-        ]  # fmt: skip
+        ]
 
 
 def _prefetched(obj, name: str) -> bool:
@@ -283,9 +352,19 @@ class LowStockSerializer(serializers.ModelSerializer):
     class Meta:
         model = Part
         fields = [
-            "id", "sku", "name", "unit", "on_hand", "reserved", "available", "on_order", "reorder_point",
-            "reorder_quantity", "preferred_vendor", "preferred_vendor_name",
-        ]  # fmt: skip
+            "id",
+            "sku",
+            "name",
+            "unit",
+            "on_hand",
+            "reserved",
+            "available",
+            "on_order",
+            "reorder_point",
+            "reorder_quantity",
+            "preferred_vendor",
+            "preferred_vendor_name",
+        ]
         read_only_fields = fields
 
 
@@ -296,8 +375,18 @@ class StockLocationSerializer(TenantModelSerializer):
 
     class Meta:
         model = StockLocation
-        fields = ["id", "name", "kind", "site", "site_name", "holder", "holder_name", "is_active", "created_at",
-                  "updated_at"]  # fmt: skip
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "site",
+            "site_name",
+            "holder",
+            "holder_name",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_holder_name(self, obj) -> str | None:
         return person(obj.holder)
@@ -308,16 +397,35 @@ class VendorSerializer(TenantModelSerializer):
 
     class Meta:
         model = Vendor
-        fields = ["id", "name", "contact_name", "email", "phone", "address", "website", "notes", "is_active", "parts",
-                  "created_at", "updated_at"]  # fmt: skip
+        fields = [
+            "id",
+            "name",
+            "contact_name",
+            "email",
+            "phone",
+            "address",
+            "website",
+            "notes",
+            "is_active",
+            "parts",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_parts(self, obj) -> list[dict]:
         offers = obj.parts.all() if _prefetched(obj, "parts") else obj.parts.select_related("part")
         return [
-            {"id": offer.pk, "part": offer.part_id, "part_sku": offer.part.sku, "part_name": offer.part.name,
-             "vendor_sku": offer.vendor_sku, "price": str(offer.price), "lead_time_days": offer.lead_time_days}
+            {
+                "id": offer.pk,
+                "part": offer.part_id,
+                "part_sku": offer.part.sku,
+                "part_name": offer.part.name,
+                "vendor_sku": offer.vendor_sku,
+                "price": str(offer.price),
+                "lead_time_days": offer.lead_time_days,
+            }
             for offer in offers
-        ]  # fmt: skip
+        ]
 
 
 class ReservationSerializer(serializers.ModelSerializer):
@@ -328,9 +436,18 @@ class ReservationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Reservation
         fields = [
-            "id", "work_order", "work_order_number", "part", "part_sku", "location", "location_name", "quantity",
-            "status", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "work_order",
+            "work_order_number",
+            "part",
+            "part_sku",
+            "location",
+            "location_name",
+            "quantity",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -345,8 +462,17 @@ class PurchaseOrderLineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PurchaseOrderLine
-        fields = ["id", "part", "part_sku", "part_name", "unit", "quantity", "unit_price", "received_quantity",
-                  "outstanding"]  # fmt: skip
+        fields = [
+            "id",
+            "part",
+            "part_sku",
+            "part_name",
+            "unit",
+            "quantity",
+            "unit_price",
+            "received_quantity",
+            "outstanding",
+        ]
         read_only_fields = ["received_quantity"]
 
 
@@ -359,9 +485,22 @@ class PurchaseOrderSerializer(TenantModelSerializer):
     class Meta:
         model = PurchaseOrder
         fields = [
-            "id", "number", "vendor", "vendor_name", "status", "ordered_at", "expected_at", "received_at", "notes",
-            "created_by", "created_by_name", "lines", "total", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "number",
+            "vendor",
+            "vendor_name",
+            "status",
+            "ordered_at",
+            "expected_at",
+            "received_at",
+            "notes",
+            "created_by",
+            "created_by_name",
+            "lines",
+            "total",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_by"]
 
     def get_created_by_name(self, obj) -> str | None:
@@ -388,8 +527,12 @@ class PartUsageInput(serializers.Serializer):
     work_order = scoped(WorkOrder)
     location = scoped(StockLocation)
     quantity = QuantityField()
-    client_id = serializers.CharField(required=False, allow_blank=True, max_length=64,
-                                      help_text="Offline clients: a replay with the same id applies once.")  # fmt: skip
+    client_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="Offline clients: a replay with the same id applies once.",
+    )
 
 
 class PartReturnInput(serializers.Serializer):
@@ -714,17 +857,19 @@ class PartViewSet(InputMixin, ActorServiceViewSet):
             .values("work_order", "work_order__number", "work_order__title", "work_order__status")
             .annotate(
                 issued=Coalesce(
-                    Sum(Case(When(kind=MovementKind.ISSUE, then=-F("quantity")))), Value(ZERO),
+                    Sum(Case(When(kind=MovementKind.ISSUE, then=-F("quantity")))),
+                    Value(ZERO),
                     output_field=DecimalField(**QUANTITY_OUTPUT),
                 ),
                 returned=Coalesce(
-                    Sum(Case(When(kind=MovementKind.RETURN, then=F("quantity")))), Value(ZERO),
+                    Sum(Case(When(kind=MovementKind.RETURN, then=F("quantity")))),
+                    Value(ZERO),
                     output_field=DecimalField(**QUANTITY_OUTPUT),
                 ),
                 last_at=Max("created_at"),
             )
             .order_by("-last_at", "-work_order")
-        )  # fmt: skip
+        )
         page = self.paginate_queryset(per_order)
         movements = {}
         for movement in ledger.filter(work_order__in=[row["work_order"] for row in page]).select_related(
@@ -738,13 +883,17 @@ class PartViewSet(InputMixin, ActorServiceViewSet):
             cost = sum((-m.quantity * m.unit_cost for m in taken), ZERO).quantize(Decimal("0.01"))
             rows.append(
                 OrderedDict(
-                    work_order=row["work_order"], work_order_number=row["work_order__number"],
-                    work_order_title=row["work_order__title"], work_order_status=row["work_order__status"],
-                    issued=_decimal(row["issued"]), returned=_decimal(row["returned"]),
-                    net=_decimal(row["issued"] - row["returned"]), cost=str(cost),
+                    work_order=row["work_order"],
+                    work_order_number=row["work_order__number"],
+                    work_order_title=row["work_order__title"],
+                    work_order_status=row["work_order__status"],
+                    issued=_decimal(row["issued"]),
+                    returned=_decimal(row["returned"]),
+                    net=_decimal(row["issued"] - row["returned"]),
+                    cost=str(cost),
                     movements=StockMovementSerializer(taken, many=True, context=context).data,
                 )
-            )  # fmt: skip
+            )
         return self.get_paginated_response(rows)
 
     @usage.mapping.post
@@ -771,9 +920,13 @@ class PartViewSet(InputMixin, ActorServiceViewSet):
         part = self._part()
         data = self.input(PartReturnInput)
         movement = services.return_from_work_order(
-            data["work_order"], part, data["location"], data["quantity"], actor=request.user,
+            data["work_order"],
+            part,
+            data["location"],
+            data["quantity"],
+            actor=request.user,
             reason=data.get("reason", ""),
-        )  # fmt: skip
+        )
         return self.one(StockMovementSerializer, movement, status=201)
 
     @extend_schema(responses=StockMovementSerializer(many=True))
@@ -859,8 +1012,14 @@ class ReceiptViewSet(ServiceViewSet):
     write_action = Action.ADJUST_STOCK
 
     def perform(self, data):
-        return services.receive_stock(data["part"], data["location"], data["quantity"], data["unit_cost"],
-                                      actor=self.request.user, reason=data.get("reason", ""))  # fmt: skip
+        return services.receive_stock(
+            data["part"],
+            data["location"],
+            data["quantity"],
+            data["unit_cost"],
+            actor=self.request.user,
+            reason=data.get("reason", ""),
+        )
 
 
 class AdjustmentViewSet(ServiceViewSet):
@@ -871,8 +1030,14 @@ class AdjustmentViewSet(ServiceViewSet):
     write_action = Action.ADJUST_STOCK
 
     def perform(self, data):
-        return services.adjust_stock(data["part"], data["location"], reason=data["reason"], actor=self.request.user,
-                                     counted=data.get("counted"), change=data.get("change"))  # fmt: skip
+        return services.adjust_stock(
+            data["part"],
+            data["location"],
+            reason=data["reason"],
+            actor=self.request.user,
+            counted=data.get("counted"),
+            change=data.get("change"),
+        )
 
 
 # {"transfer_id", "out", "in"}: the two halves of a transfer ("in" is a keyword, hence type()).
@@ -890,8 +1055,14 @@ class TransferViewSet(ServiceViewSet):
     write_action = Action.USE_PARTS
 
     def perform(self, data):
-        out, into = services.transfer_stock(data["part"], data["source"], data["destination"], data["quantity"],
-                                            actor=self.request.user, reason=data.get("reason", ""))  # fmt: skip
+        out, into = services.transfer_stock(
+            data["part"],
+            data["source"],
+            data["destination"],
+            data["quantity"],
+            actor=self.request.user,
+            reason=data.get("reason", ""),
+        )
         return {"transfer_id": out.transfer_id, "out": out, "in": into}
 
     @_post(StockTransferInput, StockTransferSerializer)
@@ -909,8 +1080,14 @@ class WriteOffViewSet(ServiceViewSet):
     write_action = Action.ADJUST_STOCK
 
     def perform(self, data):
-        return services.write_off(data["part"], data["location"], data["quantity"], reason=data["reason"],
-                                  actor=self.request.user, work_order=data.get("work_order"))  # fmt: skip
+        return services.write_off(
+            data["part"],
+            data["location"],
+            data["quantity"],
+            reason=data["reason"],
+            actor=self.request.user,
+            work_order=data.get("work_order"),
+        )
 
 
 class ReservationViewSet(InputMixin, TenantReadOnlyViewSet):
@@ -971,10 +1148,12 @@ class ReorderSuggestionViewSet(InputMixin, TenantAPIMixin, viewsets.GenericViewS
         )
         context = self.get_serializer_context()
         return Response(
-            {"purchase_orders": PurchaseOrderSerializer(orders, many=True, context=context).data,
-             "without_vendor": [{"part": part.pk, "sku": part.sku, "name": part.name} for part in without_vendor]},
+            {
+                "purchase_orders": PurchaseOrderSerializer(orders, many=True, context=context).data,
+                "without_vendor": [{"part": part.pk, "sku": part.sku, "name": part.name} for part in without_vendor],
+            },
             status=201 if orders else 200,
-        )  # fmt: skip
+        )
 
 
 class TransferSuggestionSerializer(serializers.Serializer):
@@ -1094,9 +1273,13 @@ class PurchaseOrderViewSet(InputMixin, ActorServiceViewSet):
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
         order = services.create_purchase_order(
-            self.organization, actor=self.request.user, vendor=data["vendor"], lines=self._lines(data["lines"]),
-            expected_at=data.get("expected_at"), notes=data.get("notes", ""),
-        )  # fmt: skip
+            self.organization,
+            actor=self.request.user,
+            vendor=data["vendor"],
+            lines=self._lines(data["lines"]),
+            expected_at=data.get("expected_at"),
+            notes=data.get("notes", ""),
+        )
         serializer.instance = self._written_instance = self.output(order)
 
     def perform_update(self, serializer):
@@ -1136,7 +1319,7 @@ class PurchaseOrderViewSet(InputMixin, ActorServiceViewSet):
         return self._respond(
             services.receive_purchase_order(
                 order, location=data["location"], quantities=data["lines"], actor=request.user
-            )  # fmt: skip
+            )
         )
 
 

@@ -154,9 +154,13 @@ class StockLocation(TenantModel):
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.WAREHOUSE)
     site = models.ForeignKey("assets.Location", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     holder = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="The technician whose van this is.",
-    )  # fmt: skip
+    )
     is_active = models.BooleanField(default=True)
 
     history = history()

@@ -21,9 +21,19 @@ from maintenance_site.errors import DomainError
 
 # The columns written through the services, in order.
 COLUMNS = [
-    "sku", "name", "description", "category", "unit", "manufacturer", "manufacturer_part_number",
-    "preferred_vendor", "reorder_point", "reorder_quantity", "lead_time_days", "is_active",
-]  # fmt: skip
+    "sku",
+    "name",
+    "description",
+    "category",
+    "unit",
+    "manufacturer",
+    "manufacturer_part_number",
+    "preferred_vendor",
+    "reorder_point",
+    "reorder_quantity",
+    "lead_time_days",
+    "is_active",
+]
 STOCK_COLUMNS = ["on_hand", "reserved", "available"]
 
 
@@ -99,9 +109,11 @@ class PartResource(resources.ModelResource):
         attribute="reorder_quantity", column_name="reorder_quantity", widget=QuantityWidget(), saves_null_values=False
     )
     lead_time_days = fields.Field(
-        attribute="lead_time_days", column_name="lead_time_days", widget=widgets.IntegerWidget(),
+        attribute="lead_time_days",
+        column_name="lead_time_days",
+        widget=widgets.IntegerWidget(),
         saves_null_values=False,
-    )  # fmt: skip
+    )
     is_active = fields.Field(
         attribute="is_active", column_name="is_active", widget=widgets.BooleanWidget(), saves_null_values=False
     )

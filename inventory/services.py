@@ -95,9 +95,15 @@ def _level(part: Part, location: StockLocation) -> StockLevel:
 
 def _ledger(part, location, kind, quantity, unit_cost, *, actor=None, **extra) -> StockMovement:
     return StockMovement.objects.create(
-        organization_id=part.organization_id, part=part, location=location, kind=kind, quantity=quantity,
-        unit_cost=unit_cost, user=actor if actor is not None else audit.current_user(), **extra,
-    )  # fmt: skip
+        organization_id=part.organization_id,
+        part=part,
+        location=location,
+        kind=kind,
+        quantity=quantity,
+        unit_cost=unit_cost,
+        user=actor if actor is not None else audit.current_user(),
+        **extra,
+    )
 
 
 def _fmt(quantity) -> str:
@@ -118,9 +124,11 @@ def _shortage_message(part: Part, location: StockLocation, wanted: Decimal) -> C
         message,
         code="insufficient_stock",
         available=str(here),
-        locations=[{"location": lvl.location.name, "location_id": lvl.location_id, "on_hand": str(lvl.on_hand)}
-                   for lvl in levels],
-    )  # fmt: skip
+        locations=[
+            {"location": lvl.location.name, "location_id": lvl.location_id, "on_hand": str(lvl.on_hand)}
+            for lvl in levels
+        ],
+    )
 
 
 def _take(part: Part, location: StockLocation, quantity: Decimal) -> None:
@@ -158,9 +166,13 @@ def check_low_stock(part: Part) -> bool:
     if not Part.objects.filter(pk=part.pk, low_stock_armed=True).update(low_stock_armed=False):
         return False
     payload = {
-        "part": part.pk, "sku": part.sku, "name": part.name, "available": str(available),
-        "reorder_point": str(part.reorder_point), "reorder_quantity": str(part.reorder_quantity),
-    }  # fmt: skip
+        "part": part.pk,
+        "sku": part.sku,
+        "name": part.name,
+        "available": str(available),
+        "reorder_point": str(part.reorder_point),
+        "reorder_quantity": str(part.reorder_quantity),
+    }
     publish(part.organization, "inventory:low-stock", payload)
     notify(
         part.organization,
@@ -192,8 +204,9 @@ def _check_location(part: Part, location: StockLocation) -> Part:
 
 @audit.attributed
 @transaction.atomic
-def receive_stock(part: Part, location: StockLocation, quantity, unit_cost, *, actor=None, purchase_order=None,
-                  reason: str = "") -> StockMovement:  # fmt: skip
+def receive_stock(
+    part: Part, location: StockLocation, quantity, unit_cost, *, actor=None, purchase_order=None, reason: str = ""
+) -> StockMovement:
     """Put received stock on the shelf and fold its price into the part's moving-average cost."""
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
     part = _check_location(part, location)
@@ -207,8 +220,16 @@ def receive_stock(part: Part, location: StockLocation, quantity, unit_cost, *, a
     )
     part.save(update_fields=["average_cost", "updated_at"])
     _put(part, location, quantity)
-    movement = _ledger(part, location, MovementKind.RECEIPT, quantity, unit_cost, actor=actor,
-                       purchase_order=purchase_order, reason=reason)  # fmt: skip
+    movement = _ledger(
+        part,
+        location,
+        MovementKind.RECEIPT,
+        quantity,
+        unit_cost,
+        actor=actor,
+        purchase_order=purchase_order,
+        reason=reason,
+    )
     check_low_stock(part)
     return movement
 
@@ -236,8 +257,9 @@ def _open_work_order(work_order):
 
 @audit.attributed
 @transaction.atomic
-def issue_to_work_order(work_order, part: Part, location: StockLocation, quantity, *, actor=None,
-                        client_id: str = "") -> StockMovement:  # fmt: skip
+def issue_to_work_order(
+    work_order, part: Part, location: StockLocation, quantity, *, actor=None, client_id: str = ""
+) -> StockMovement:
     """Take parts from a location for a work order. More than is there is a Conflict saying how many are
     left there and where else there are some; a replay with the same client id applies once."""
     _same_organization(work_order.organization_id, part, location)
@@ -250,13 +272,31 @@ def issue_to_work_order(work_order, part: Part, location: StockLocation, quantit
     _may_use_parts_on(work_order, actor)
     work_order = _open_work_order(work_order)
     _take(part, location, quantity)
-    movement = _ledger(part, location, MovementKind.ISSUE, -quantity, part.average_cost, actor=actor,
-                       work_order=work_order, client_id=client_id)  # fmt: skip
+    movement = _ledger(
+        part,
+        location,
+        MovementKind.ISSUE,
+        -quantity,
+        part.average_cost,
+        actor=actor,
+        work_order=work_order,
+        client_id=client_id,
+    )
     _consume_reservation(work_order, part, location, quantity)
     check_low_stock(part)
-    publish(work_order.organization, "work-order:updated",
-            {"id": work_order.pk, "number": work_order.number, "status": work_order.status, "change": "parts",
-             "part": part.pk, "quantity": str(quantity)}, user=work_order.assignee)  # fmt: skip
+    publish(
+        work_order.organization,
+        "work-order:updated",
+        {
+            "id": work_order.pk,
+            "number": work_order.number,
+            "status": work_order.status,
+            "change": "parts",
+            "part": part.pk,
+            "quantity": str(quantity),
+        },
+        user=work_order.assignee,
+    )
     return movement
 
 
@@ -271,8 +311,9 @@ def net_issued(work_order, part: Part, location: StockLocation | None = None) ->
 
 @audit.attributed
 @transaction.atomic
-def return_from_work_order(work_order, part: Part, location: StockLocation, quantity, *, actor=None,
-                           reason: str = "") -> StockMovement:  # fmt: skip
+def return_from_work_order(
+    work_order, part: Part, location: StockLocation, quantity, *, actor=None, reason: str = ""
+) -> StockMovement:
     """Put unused parts back; never more than the order took. They return at the cost they left at."""
     _same_organization(work_order.organization_id, part, location)
     quantity = parse_quantity(part, quantity)
@@ -296,16 +337,18 @@ def _return_parts(work_order, part, location, quantity: Decimal, *, actor=None, 
     unit_cost = (value / count).quantize(Decimal("0.0001")) if count else part.average_cost
     part = _check_location(part, location)
     _put(part, location, quantity)
-    movement = _ledger(part, location, MovementKind.RETURN, quantity, unit_cost, actor=actor,
-                       work_order=work_order, reason=reason)  # fmt: skip
+    movement = _ledger(
+        part, location, MovementKind.RETURN, quantity, unit_cost, actor=actor, work_order=work_order, reason=reason
+    )
     check_low_stock(part)
     return movement
 
 
 @audit.attributed
 @transaction.atomic
-def adjust_stock(part: Part, location: StockLocation, *, reason: str, actor=None, counted=None,
-                 change=None) -> StockMovement | None:  # fmt: skip
+def adjust_stock(
+    part: Part, location: StockLocation, *, reason: str, actor=None, counted=None, change=None
+) -> StockMovement | None:
     """Correct a level after a count (`counted`: what is really there) or by a signed `change`. The reason
     is required. Returns None when the count matches the books."""
     if not (reason or "").strip():
@@ -328,16 +371,18 @@ def adjust_stock(part: Part, location: StockLocation, *, reason: str, actor=None
         _take(part, location, -delta)
     else:
         _put(part, location, delta)
-    movement = _ledger(part, location, MovementKind.ADJUSTMENT, delta, part.average_cost, actor=actor,
-                       reason=reason.strip())  # fmt: skip
+    movement = _ledger(
+        part, location, MovementKind.ADJUSTMENT, delta, part.average_cost, actor=actor, reason=reason.strip()
+    )
     check_low_stock(part)
     return movement
 
 
 @audit.attributed
 @transaction.atomic
-def write_off(part: Part, location: StockLocation, quantity, *, reason: str, actor=None,
-              work_order=None) -> StockMovement:  # fmt: skip
+def write_off(
+    part: Part, location: StockLocation, quantity, *, reason: str, actor=None, work_order=None
+) -> StockMovement:
     """Remove damaged, expired or lost stock, with the reason."""
     if not (reason or "").strip():
         raise InvalidInput("Say why the stock is written off.", fields={"reason": ["Required."]})
@@ -346,16 +391,25 @@ def write_off(part: Part, location: StockLocation, quantity, *, reason: str, act
     _same_organization(part.organization_id, work_order)
     quantity = parse_quantity(part, quantity)
     _take(part, location, quantity)
-    movement = _ledger(part, location, MovementKind.WRITE_OFF, -quantity, part.average_cost, actor=actor,
-                       reason=reason.strip(), work_order=work_order)  # fmt: skip
+    movement = _ledger(
+        part,
+        location,
+        MovementKind.WRITE_OFF,
+        -quantity,
+        part.average_cost,
+        actor=actor,
+        reason=reason.strip(),
+        work_order=work_order,
+    )
     check_low_stock(part)
     return movement
 
 
 @audit.attributed
 @transaction.atomic
-def transfer_stock(part: Part, source: StockLocation, destination: StockLocation, quantity, *, actor=None,
-                   reason: str = "") -> tuple[StockMovement, StockMovement]:  # fmt: skip
+def transfer_stock(
+    part: Part, source: StockLocation, destination: StockLocation, quantity, *, actor=None, reason: str = ""
+) -> tuple[StockMovement, StockMovement]:
     """Move stock between locations (refill a van from the warehouse): two ledger rows, one transfer id."""
     if source.pk == destination.pk:
         raise InvalidInput("Source and destination are the same location.", fields={"destination": ["Same as source."]})
@@ -374,10 +428,26 @@ def transfer_stock(part: Part, source: StockLocation, destination: StockLocation
         else:
             _put(part, destination, quantity)
     transfer_id = new_transfer_id()
-    out = _ledger(part, source, MovementKind.TRANSFER_OUT, -quantity, part.average_cost, actor=actor,
-                  transfer_id=transfer_id, reason=reason)  # fmt: skip
-    into = _ledger(part, destination, MovementKind.TRANSFER_IN, quantity, part.average_cost, actor=actor,
-                   transfer_id=transfer_id, reason=reason)  # fmt: skip
+    out = _ledger(
+        part,
+        source,
+        MovementKind.TRANSFER_OUT,
+        -quantity,
+        part.average_cost,
+        actor=actor,
+        transfer_id=transfer_id,
+        reason=reason,
+    )
+    into = _ledger(
+        part,
+        destination,
+        MovementKind.TRANSFER_IN,
+        quantity,
+        part.average_cost,
+        actor=actor,
+        transfer_id=transfer_id,
+        reason=reason,
+    )
     return out, into
 
 
@@ -403,9 +473,12 @@ def reserve(work_order, part: Part, location: StockLocation, quantity, *, actor=
     )
     if reservation is None:
         reservation = Reservation.objects.create(
-            organization_id=work_order.organization_id, work_order=work_order, part=part, location=location,
+            organization_id=work_order.organization_id,
+            work_order=work_order,
+            part=part,
+            location=location,
             quantity=quantity,
-        )  # fmt: skip
+        )
     else:
         reservation.quantity += quantity
         reservation.save(update_fields=["quantity", "updated_at"])
@@ -483,8 +556,14 @@ def settle_parts_on_cancel(work_order, disposition: str | None, *, actor=None) -
         locations = StockLocation.objects.in_bulk([row["location_id"] for row in held])
         for row in held:
             # the canceller's permission to cancel covers putting the parts back
-            _return_parts(work_order, parts[row["part_id"]], locations[row["location_id"]], -row["total"],
-                          actor=actor, reason=f"{work_order.number} cancelled")  # fmt: skip
+            _return_parts(
+                work_order,
+                parts[row["part_id"]],
+                locations[row["location_id"]],
+                -row["total"],
+                actor=actor,
+                reason=f"{work_order.number} cancelled",
+            )
 
 
 def parts_cost_for(work_order) -> Decimal:
@@ -621,8 +700,9 @@ def transfer_suggestions(organization) -> list[dict]:
                 quantity = quantity.to_integral_value(rounding="ROUND_FLOOR")
             if quantity <= 0:
                 continue
-            suggestions.append({"part": level.part, "source": source.location, "destination": level.location,
-                                "quantity": quantity})  # fmt: skip
+            suggestions.append(
+                {"part": level.part, "source": source.location, "destination": level.location, "quantity": quantity}
+            )
             needed -= quantity
     return suggestions
 
@@ -632,16 +712,18 @@ def transfer_suggestions(organization) -> list[dict]:
 
 @audit.attributed
 @transaction.atomic
-def create_purchase_order(organization, *, vendor: Vendor, lines: list[dict], actor=None, expected_at=None,
-                          notes: str = "") -> PurchaseOrder:  # fmt: skip
+def create_purchase_order(
+    organization, *, vendor: Vendor, lines: list[dict], actor=None, expected_at=None, notes: str = ""
+) -> PurchaseOrder:
     """A draft order to a vendor with its lines ({part, quantity, unit_price})."""
     _require(organization.pk, actor, Action.MANAGE_PURCHASING)
     _same_organization(organization.pk, vendor)
     if not lines:
         raise InvalidInput("A purchase order needs at least one line.", fields={"lines": ["Required."]})
     number = f"PO-{tenancy_services.reserve_numbers(organization, 'purchase-order')[0]:06d}"
-    order = PurchaseOrder.objects.create(organization=organization, number=number, vendor=vendor,
-                                         expected_at=expected_at, notes=notes, created_by=actor)  # fmt: skip
+    order = PurchaseOrder.objects.create(
+        organization=organization, number=number, vendor=vendor, expected_at=expected_at, notes=notes, created_by=actor
+    )
     for index, line in enumerate(lines):
         part = line["part"]
         _same_organization(organization.pk, part)
@@ -650,8 +732,9 @@ def create_purchase_order(organization, *, vendor: Vendor, lines: list[dict], ac
             price = parse_money(line.get("unit_price", _vendor_price(vendor, part)), field=f"lines[{index}].unit_price")
         except InvalidInput:
             raise
-        PurchaseOrderLine.objects.create(organization=organization, purchase_order=order, part=part,
-                                         quantity=quantity, unit_price=price)  # fmt: skip
+        PurchaseOrderLine.objects.create(
+            organization=organization, purchase_order=order, part=part, quantity=quantity, unit_price=price
+        )
     return order
 
 
@@ -679,7 +762,7 @@ def purchase_orders_from_suggestions(
     orders = [
         create_purchase_order(
             organization, vendor=vendor, lines=lines, actor=actor, notes="Drafted from reorder suggestions."
-        )  # fmt: skip
+        )
         for vendor, lines in sorted(by_vendor.items(), key=lambda item: item[0].name)
     ]
     return orders, without_vendor
@@ -696,8 +779,10 @@ def place_purchase_order(order: PurchaseOrder, *, actor=None) -> PurchaseOrder:
     order = _locked_order(order)
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
     if order.status != PurchaseOrder.Status.DRAFT:
-        raise Conflict(f"{order.number} is {order.get_status_display().lower()}: only a draft can be ordered.",
-                       code="invalid_transition")  # fmt: skip
+        raise Conflict(
+            f"{order.number} is {order.get_status_display().lower()}: only a draft can be ordered.",
+            code="invalid_transition",
+        )
     order.status, order.ordered_at = PurchaseOrder.Status.ORDERED, timezone.now()
     order.save()
     return order
@@ -711,8 +796,10 @@ def cancel_purchase_order(order: PurchaseOrder, *, reason: str, actor=None) -> P
     if not (reason or "").strip():
         raise InvalidInput("Say why the order is cancelled.", fields={"reason": ["Required."]})
     if order.status not in (PurchaseOrder.Status.DRAFT, PurchaseOrder.Status.ORDERED):
-        raise Conflict(f"{order.number} is {order.get_status_display().lower()}: it can no longer be cancelled.",
-                       code="invalid_transition")  # fmt: skip
+        raise Conflict(
+            f"{order.number} is {order.get_status_display().lower()}: it can no longer be cancelled.",
+            code="invalid_transition",
+        )
     order.status = PurchaseOrder.Status.CANCELLED
     order._change_reason = reason.strip()
     order.save()
@@ -730,8 +817,10 @@ def receive_purchase_order(
     _require(order.organization_id, actor, Action.ADJUST_STOCK)
     _same_organization(order.organization_id, location)
     if order.status not in (PurchaseOrder.Status.ORDERED, PurchaseOrder.Status.PARTLY_RECEIVED):
-        raise Conflict(f"{order.number} is {order.get_status_display().lower()}: only an ordered purchase order "
-                       "can be received.", code="invalid_transition")  # fmt: skip
+        raise Conflict(
+            f"{order.number} is {order.get_status_display().lower()}: only an ordered purchase order can be received.",
+            code="invalid_transition",
+        )
     if not quantities:
         raise InvalidInput("Say how much of which line arrived.", fields={"lines": ["Required."]})
     lines = {line.pk: line for line in order.lines.select_related("part")}
@@ -748,8 +837,15 @@ def receive_purchase_order(
                 f"Line {line.part.sku}: {_fmt(line.outstanding)} outstanding, {_fmt(quantity)} received is too many.",
                 code="over_receipt",
             )
-        receive_stock(line.part, location, quantity, line.unit_price, actor=actor, purchase_order=order,
-                      reason=f"Received against {order.number}")  # fmt: skip
+        receive_stock(
+            line.part,
+            location,
+            quantity,
+            line.unit_price,
+            actor=actor,
+            purchase_order=order,
+            reason=f"Received against {order.number}",
+        )
     outstanding = order.lines.filter(received_quantity__lt=F("quantity")).exists()
     order.status = PurchaseOrder.Status.PARTLY_RECEIVED if outstanding else PurchaseOrder.Status.RECEIVED
     if not outstanding:
@@ -761,9 +857,19 @@ def receive_purchase_order(
 # --- catalogue ------------------------------------------------------------------------------------------
 
 PART_FIELDS = {
-    "sku", "name", "description", "category", "unit", "manufacturer", "manufacturer_part_number",
-    "preferred_vendor", "reorder_point", "reorder_quantity", "lead_time_days", "is_active",
-}  # fmt: skip
+    "sku",
+    "name",
+    "description",
+    "category",
+    "unit",
+    "manufacturer",
+    "manufacturer_part_number",
+    "preferred_vendor",
+    "reorder_point",
+    "reorder_quantity",
+    "lead_time_days",
+    "is_active",
+}
 
 
 @audit.attributed
@@ -880,8 +986,11 @@ def update_stock_location(location: StockLocation, *, actor=None, **changes) -> 
     if was_active and not location.is_active:
         holding = _holding(location)
         if holding:
-            raise Conflict(f"{location.name} still holds {', '.join(holding)}: transfer or write it off before "
-                           "retiring the location.", code="location_not_empty")  # fmt: skip
+            raise Conflict(
+                f"{location.name} still holds {', '.join(holding)}: transfer or write it off before "
+                "retiring the location.",
+                code="location_not_empty",
+            )
     validated(location).save()
     return location
 
@@ -997,8 +1106,9 @@ def check_stock_limits(part: Part, min_quantity, max_quantity) -> tuple[Decimal 
 
 @audit.attributed
 @transaction.atomic
-def set_stock_limits(part: Part, location: StockLocation, *, actor=None, min_quantity=_UNCHANGED,
-                     max_quantity=_UNCHANGED) -> StockLevel:  # fmt: skip
+def set_stock_limits(
+    part: Part, location: StockLocation, *, actor=None, min_quantity=_UNCHANGED, max_quantity=_UNCHANGED
+) -> StockLevel:
     """Set the minimum / maximum kept of a part at a location (transfer suggestions refill below the
     minimum up to the maximum). A limit not given stays as it is; None clears it."""
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
@@ -1022,14 +1132,16 @@ def _purchase_lines(order: PurchaseOrder, lines: list[dict]) -> None:
         price = parse_money(
             _vendor_price(order.vendor, part) if raw_price is None else raw_price, field=f"lines[{index}].unit_price"
         )
-        PurchaseOrderLine.objects.create(organization_id=order.organization_id, purchase_order=order, part=part,
-                                         quantity=quantity, unit_price=price)  # fmt: skip
+        PurchaseOrderLine.objects.create(
+            organization_id=order.organization_id, purchase_order=order, part=part, quantity=quantity, unit_price=price
+        )
 
 
 @audit.attributed
 @transaction.atomic
-def update_purchase_order(order: PurchaseOrder, *, actor=None, lines: list[dict] | None = None,
-                          **changes) -> PurchaseOrder:  # fmt: skip
+def update_purchase_order(
+    order: PurchaseOrder, *, actor=None, lines: list[dict] | None = None, **changes
+) -> PurchaseOrder:
     """Edit a purchase order. A draft: anything, `lines` ({part, quantity, unit_price}) replacing all its
     lines. Once ordered: only the expected date and the notes."""
     order = _locked_order(order)
@@ -1043,8 +1155,11 @@ def update_purchase_order(order: PurchaseOrder, *, actor=None, lines: list[dict]
         if lines is not None:
             frozen.append("lines")
         if frozen:
-            raise Conflict(f"{order.number} is {status}: only the expected date and the notes can change now "
-                           f"(not {', '.join(frozen)}).", code="order_not_draft")  # fmt: skip
+            raise Conflict(
+                f"{order.number} is {status}: only the expected date and the notes can change now "
+                f"(not {', '.join(frozen)}).",
+                code="order_not_draft",
+            )
     if changes.get("vendor") is not None:
         _same_organization(order.organization_id, changes["vendor"])
     for name, value in changes.items():
@@ -1064,8 +1179,10 @@ def delete_purchase_order(order: PurchaseOrder, *, actor=None) -> None:
     order = _locked_order(order)
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
     if order.status != PurchaseOrder.Status.DRAFT:
-        raise Conflict(f"{order.number} is {order.get_status_display().lower()}: only a draft can be deleted; "
-                       "cancel it instead.", code="order_not_draft")  # fmt: skip
+        raise Conflict(
+            f"{order.number} is {order.get_status_display().lower()}: only a draft can be deleted; cancel it instead.",
+            code="order_not_draft",
+        )
     order.delete()
 
 

@@ -25,9 +25,13 @@ def _part_and_store(organization):
     part = Part.objects.filter(organization=organization, sku="SEAL-CR32").first()
     if part is None:
         part = Part.objects.create(
-            organization=organization, sku="SEAL-CR32", name="Mechanical seal kit CR 32", unit="each",
-            reorder_point=Decimal("2"), reorder_quantity=Decimal("6"),
-        )  # fmt: skip
+            organization=organization,
+            sku="SEAL-CR32",
+            name="Mechanical seal kit CR 32",
+            unit="each",
+            reorder_point=Decimal("2"),
+            reorder_quantity=Decimal("6"),
+        )
         StockLevel.objects.get_or_create(
             organization=organization, part=part, location=store, defaults={"on_hand": Decimal("8")}
         )
@@ -44,29 +48,59 @@ def seed(organization, users):
     site = Location.objects.for_tenant(organization).filter(parent__isnull=True).order_by("pk").first()
 
     preventive.create_schedule(
-        organization, actor=planner, name="Daily plant walk-round", coverage=Schedule.Coverage.ROUTINE,
-        location=site, trigger=Schedule.Trigger.CRON, cron_expression="30 7 * * 1-5", work_type="routine",
-        title="Walk-round {due_date}", instructions="Walk the plant: leaks, noises, smells, blocked exits.",
-        priority="low", estimated_minutes=30, start_date=today,
-    )  # fmt: skip
+        organization,
+        actor=planner,
+        name="Daily plant walk-round",
+        coverage=Schedule.Coverage.ROUTINE,
+        location=site,
+        trigger=Schedule.Trigger.CRON,
+        cron_expression="30 7 * * 1-5",
+        work_type="routine",
+        title="Walk-round {due_date}",
+        instructions="Walk the plant: leaks, noises, smells, blocked exits.",
+        priority="low",
+        estimated_minutes=30,
+        start_date=today,
+    )
     if "CMP-001" in assets:
         preventive.create_schedule(
-            organization, actor=planner, name="Weekly compressor inspection", asset=assets["CMP-001"],
-            trigger=Schedule.Trigger.RRULE, rrule="FREQ=WEEKLY;BYDAY=MO", time_of_day=time(6, 0),
-            work_type="inspection", title="Compressor inspection", assignee=technician, estimated_minutes=20,
-            procedure=procedures.get("Compressor weekly inspection"), lead_days=1, start_date=today,
-        )  # fmt: skip
+            organization,
+            actor=planner,
+            name="Weekly compressor inspection",
+            asset=assets["CMP-001"],
+            trigger=Schedule.Trigger.RRULE,
+            rrule="FREQ=WEEKLY;BYDAY=MO",
+            time_of_day=time(6, 0),
+            work_type="inspection",
+            title="Compressor inspection",
+            assignee=technician,
+            estimated_minutes=20,
+            procedure=procedures.get("Compressor weekly inspection"),
+            lead_days=1,
+            start_date=today,
+        )
     pump_type = AssetType.objects.for_tenant(organization).filter(name="Pump").first()
     if pump_type is not None:
         part, store = _part_and_store(organization)
         preventive.create_schedule(
-            organization, actor=planner, name="Monthly pump service", coverage=Schedule.Coverage.ASSETS,
-            asset_type=pump_type, trigger=Schedule.Trigger.INTERVAL, interval_count=1, interval_unit="months",
-            time_of_day=time(8, 0), title="Monthly service {asset_code}", priority="medium",
-            procedure=procedures.get("Pump quarterly service"), estimated_minutes=90, lead_days=3,
-            misfire_policy=Schedule.Misfire.COALESCE, start_date=today + timedelta(days=5),
+            organization,
+            actor=planner,
+            name="Monthly pump service",
+            coverage=Schedule.Coverage.ASSETS,
+            asset_type=pump_type,
+            trigger=Schedule.Trigger.INTERVAL,
+            interval_count=1,
+            interval_unit="months",
+            time_of_day=time(8, 0),
+            title="Monthly service {asset_code}",
+            priority="medium",
+            procedure=procedures.get("Pump quarterly service"),
+            estimated_minutes=90,
+            lead_days=3,
+            misfire_policy=Schedule.Misfire.COALESCE,
+            start_date=today + timedelta(days=5),
             parts=[{"part": part, "stock_location": store, "quantity": 1}],
-        )  # fmt: skip
+        )
     if "CMP-001" in assets:
         compressor = assets["CMP-001"]
         meter = Meter.objects.filter(asset=compressor, name="Run hours").first()
@@ -79,8 +113,16 @@ def seed(organization, users):
                 source="manual",
             )
         preventive.create_schedule(
-            organization, actor=planner, name="Compressor service every 500 h", asset=compressor,
-            trigger=Schedule.Trigger.METER, meter_name="Run hours", meter_mode=Schedule.MeterMode.EVERY,
-            meter_interval=Decimal("500"), title="500 h service {asset_code}", priority="high",
-            estimated_minutes=120, start_date=today - timedelta(days=30),
-        )  # fmt: skip
+            organization,
+            actor=planner,
+            name="Compressor service every 500 h",
+            asset=compressor,
+            trigger=Schedule.Trigger.METER,
+            meter_name="Run hours",
+            meter_mode=Schedule.MeterMode.EVERY,
+            meter_interval=Decimal("500"),
+            title="500 h service {asset_code}",
+            priority="high",
+            estimated_minutes=120,
+            start_date=today - timedelta(days=30),
+        )

@@ -40,8 +40,10 @@ def calendar_for(organization, *, days: int = FEED_DAYS, now=None) -> bytes:
         if occurrence["asset_code"] and occurrence["asset_code"] not in summary:
             summary += f" ({occurrence['asset_code']})"
         event.add("summary", summary)
-        lines = [f"Preventive schedule: {occurrence['schedule_name']}", f"Local time: {occurrence['local_due']} "
-                 f"({occurrence['time_zone']})"]  # fmt: skip
+        lines = [
+            f"Preventive schedule: {occurrence['schedule_name']}",
+            f"Local time: {occurrence['local_due']} ({occurrence['time_zone']})",
+        ]
         if occurrence["asset_name"]:
             lines.append(f"Asset: {occurrence['asset_code']} {occurrence['asset_name']}")
         for part in occurrence["parts"]:

@@ -87,16 +87,55 @@ LATEST_BATCH = 400  # targets per "latest occurrence" query
 OR_BATCH = 300  # meter conditions per reading query
 DONE_STATUSES = (WorkOrder.Status.COMPLETED, WorkOrder.Status.VERIFIED)
 SCHEDULE_FIELDS = {
-    "name", "description", "coverage", "asset", "asset_type", "location", "trigger", "cron_expression", "rrule",
-    "interval_count", "interval_unit", "time_of_day", "meter_name", "meter_mode", "meter_interval",
-    "meter_threshold", "cooldown_minutes", "mode", "lead_days", "skip_if_open", "misfire_policy", "misfire_cap",
-    "start_date", "end_date", "title", "instructions", "priority", "work_type", "procedure", "estimated_minutes",
-    "assignee", "team",
-}  # fmt: skip
+    "name",
+    "description",
+    "coverage",
+    "asset",
+    "asset_type",
+    "location",
+    "trigger",
+    "cron_expression",
+    "rrule",
+    "interval_count",
+    "interval_unit",
+    "time_of_day",
+    "meter_name",
+    "meter_mode",
+    "meter_interval",
+    "meter_threshold",
+    "cooldown_minutes",
+    "mode",
+    "lead_days",
+    "skip_if_open",
+    "misfire_policy",
+    "misfire_cap",
+    "start_date",
+    "end_date",
+    "title",
+    "instructions",
+    "priority",
+    "work_type",
+    "procedure",
+    "estimated_minutes",
+    "assignee",
+    "team",
+}
 TRIGGER_FIELDS = {
-    "trigger", "cron_expression", "rrule", "interval_count", "interval_unit", "time_of_day", "mode", "lead_days",
-    "start_date", "end_date", "coverage", "asset", "asset_type", "location",
-}  # fmt: skip
+    "trigger",
+    "cron_expression",
+    "rrule",
+    "interval_count",
+    "interval_unit",
+    "time_of_day",
+    "mode",
+    "lead_days",
+    "start_date",
+    "end_date",
+    "coverage",
+    "asset",
+    "asset_type",
+    "location",
+}
 
 
 def _setting(name: str, default: int) -> int:
@@ -581,7 +620,7 @@ def _apply_misfire(schedule: Schedule, dues: list[datetime], now: datetime, zone
                     Occurrence.SkipReason.MISFIRE,
                     missed_count=len(missed) - 1,
                     note=f"{len(missed)} occurrence(s) missed since {_fmt_local(missed[0], zone_name)} skipped.",
-                )  # fmt: skip
+                )
             )
         planned += [_Due(d) for d in late[len(missed) :]]
     else:  # coalesce
@@ -616,7 +655,7 @@ def _skip_if_open(schedule: Schedule, planned: list[_Due], open_number: str | No
                 Occurrence.SkipReason.OPEN_ORDER,
                 missed_count=due.missed_count,
                 note=f"Skipped: {blocker} is still open.",
-            )  # fmt: skip
+            )
         )
     return result
 
@@ -682,7 +721,7 @@ def plan_generation(now, horizon, organization=None, schedule_ids=None) -> Plan:
                         due.note[:300],
                         due.missed_count,
                         due.meter_value,
-                    )  # fmt: skip
+                    )
                 )
     plan.candidates.sort(key=lambda c: c.key)  # one global order: concurrent passes cannot deadlock
     return plan
@@ -762,7 +801,7 @@ def _plan_floating(s: Schedule, targets, latest, now, horizon, book) -> dict[Tar
                     Occurrence.SkipReason.MISFIRE,
                     missed_count=skipped - 1,
                     note=f"{skipped} occurrence(s) missed since {_fmt_local(first, target.zone_name)} skipped.",
-                )  # fmt: skip
+                )
             )
             if due - lead <= horizon:
                 planned.append(_Due(due))
@@ -915,9 +954,11 @@ class GenerationResult:
 
     def as_dict(self) -> dict:
         return {
-            "created": self.created, "skipped": self.skipped, "work_orders": self.work_order_ids,
+            "created": self.created,
+            "skipped": self.skipped,
+            "work_orders": self.work_order_ids,
             "as_of": self.as_of,
-        }  # fmt: skip
+        }
 
 
 class _Safe(dict):
@@ -928,9 +969,10 @@ class _Safe(dict):
 def _title(s: Schedule, target: Target, due_at: datetime) -> str:
     template = s.title or s.name
     values = _Safe(
-        asset=target.asset_name or "", asset_code=target.asset_code or "",
+        asset=target.asset_name or "",
+        asset_code=target.asset_code or "",
         due_date=to_local(due_at, ZoneInfo(target.zone_name)).date().isoformat(),
-    )  # fmt: skip
+    )
     try:
         title = template.format_map(values)
     except (ValueError, IndexError, AttributeError):
@@ -949,10 +991,19 @@ def _description(candidate: Candidate) -> str:
 
 def _payload(order: WorkOrder, schedule: Schedule) -> dict:
     return {
-        "id": order.pk, "number": order.number, "title": order.title, "status": order.status,
-        "priority": order.priority, "type": order.type, "asset": order.asset_id, "assignee": order.assignee_id,
-        "team": order.team_id, "due_at": order.due_at, "source": order.source, "schedule": schedule.pk,
-    }  # fmt: skip
+        "id": order.pk,
+        "number": order.number,
+        "title": order.title,
+        "status": order.status,
+        "priority": order.priority,
+        "type": order.type,
+        "asset": order.asset_id,
+        "assignee": order.assignee_id,
+        "team": order.team_id,
+        "due_at": order.due_at,
+        "source": order.source,
+        "schedule": schedule.pk,
+    }
 
 
 def _link_orders(pairs: list[tuple[int, int]]) -> None:
@@ -997,8 +1048,9 @@ def _history_by_select(model, ids: list[int], *, reason: str) -> None:
     columns = [f.column for f in history_model._meta.concrete_fields if f.column not in own]
     user = audit.current_user()
     date_field = history_model._meta.get_field("history_date")
-    insert = ", ".join(_quoted(c) for c in [*columns, "history_date", "history_change_reason", "history_type",
-                                            "history_user_id"])  # fmt: skip
+    insert = ", ".join(
+        _quoted(c) for c in [*columns, "history_date", "history_change_reason", "history_type", "history_user_id"]
+    )
     select = ", ".join(f"t.{_quoted(c)}" for c in columns)
     sql = (
         f"INSERT INTO {_quoted(history_model._meta.db_table)} ({insert}) "  # noqa: S608 - names are quoted
@@ -1019,9 +1071,11 @@ def _copy_checklists(order_ids: list[int]) -> int:
         return 0
     item = ChecklistItem._meta
     step, order, occurrence, schedule = (
-        _quoted(ProcedureItem._meta.db_table), _quoted(WorkOrder._meta.db_table),
-        _quoted(Occurrence._meta.db_table), _quoted(Schedule._meta.db_table),
-    )  # fmt: skip
+        _quoted(ProcedureItem._meta.db_table),
+        _quoted(WorkOrder._meta.db_table),
+        _quoted(Occurrence._meta.db_table),
+        _quoted(Schedule._meta.db_table),
+    )
     now_value = _db_value(item.get_field("created_at"), timezone.now())
     known = {
         "organization_id": ("w.organization_id", []),
@@ -1097,7 +1151,7 @@ def _reserve_parts(orders_with_schedules, caches: _Caches) -> list[str]:
                     part_id=line.part_id,
                     location_id=line.stock_location_id,
                     quantity=line.quantity,
-                )  # fmt: skip
+                )
             )
     if not reservations:
         return problems
@@ -1160,7 +1214,7 @@ def _apply_chunk(candidates: list[Candidate], run: GenerationRun, caches: _Cache
                 missed_count=c.missed_count,
                 meter_value=c.meter_value,
                 run=run,
-            )  # fmt: skip
+            )
             for c in candidates
         ]
         Occurrence.objects.bulk_create(rows, ignore_conflicts=True, batch_size=chunk_size())
@@ -1200,7 +1254,7 @@ def _apply_chunk(candidates: list[Candidate], run: GenerationRun, caches: _Cache
                         due_at=c.due_at,
                         estimated_minutes=s.estimated_minutes,
                         source=WorkOrder.Source.PREVENTIVE,
-                    )  # fmt: skip
+                    )
                 )
                 sources.append((c, occurrence_id))
         orders = WorkOrder.objects.bulk_create(orders, batch_size=chunk_size())
@@ -1217,9 +1271,11 @@ def _apply_chunk(candidates: list[Candidate], run: GenerationRun, caches: _Cache
         for items_of_org in per_org.values():
             organization = items_of_org[0][1].organization
             publish_many(
-                organization, "work-order:created", [_payload(order, s) for order, s in items_of_org],
+                organization,
+                "work-order:created",
+                [_payload(order, s) for order, s in items_of_org],
                 user_ids=[order.assignee_id for order, _ in items_of_org],
-            )  # fmt: skip
+            )
         result.created += len(orders)
         result.work_order_ids.extend(order.pk for order in orders)
 
@@ -1239,9 +1295,11 @@ def _save_bookkeeping(plan: Plan) -> None:
         return Case(*whens, default=F(name), output_field=Schedule._meta.get_field(name))
 
     Schedule.objects.filter(unchanged).update(
-        generated_through=case("generated_through"), next_due_at=case("next_due_at"),
-        next_run_at=case("next_run_at"), last_run_at=Value(plan.now),
-    )  # fmt: skip
+        generated_through=case("generated_through"),
+        next_due_at=case("next_due_at"),
+        next_run_at=case("next_run_at"),
+        last_run_at=Value(plan.now),
+    )
 
 
 def generate_due_work_orders(
@@ -1508,9 +1566,14 @@ def forecast(organization, *, days: int = 30, schedule: Schedule | None = None, 
     for s in schedules:
         if s.trigger == Trigger.METER:
             meter_rows.append(
-                {"schedule": s.pk, "schedule_name": s.name, "assets": len(targets[s.pk]), "meter": s.meter_name,
-                 "rule": trigger_summary(s)}
-            )  # fmt: skip
+                {
+                    "schedule": s.pk,
+                    "schedule_name": s.name,
+                    "assets": len(targets[s.pk]),
+                    "meter": s.meter_name,
+                    "rule": trigger_summary(s),
+                }
+            )
             continue
         for target in targets[s.pk]:
             zone = ZoneInfo(target.zone_name)
@@ -1537,14 +1600,27 @@ def forecast(organization, *, days: int = 30, schedule: Schedule | None = None, 
     for s, target, due in rows:
         lines = []
         for line in parts.get(s.pk, ()):
-            lines.append({"part": line.part_id, "sku": line.part.sku, "quantity": f"{line.quantity:f}",
-                          "stock_location": line.stock_location_id})  # fmt: skip
+            lines.append(
+                {
+                    "part": line.part_id,
+                    "sku": line.part.sku,
+                    "quantity": f"{line.quantity:f}",
+                    "stock_location": line.stock_location_id,
+                }
+            )
             entry = needed.setdefault(
                 (line.part_id, line.stock_location_id),
-                {"part": line.part_id, "sku": line.part.sku, "name": line.part.name, "unit": line.part.unit,
-                 "stock_location": line.stock_location_id, "stock_location_name": line.stock_location.name,
-                 "quantity": Decimal("0"), "occurrences": 0},
-            )  # fmt: skip
+                {
+                    "part": line.part_id,
+                    "sku": line.part.sku,
+                    "name": line.part.name,
+                    "unit": line.part.unit,
+                    "stock_location": line.stock_location_id,
+                    "stock_location_name": line.stock_location.name,
+                    "quantity": Decimal("0"),
+                    "occurrences": 0,
+                },
+            )
             entry["quantity"] += line.quantity
             entry["occurrences"] += 1
         occurrences.append(
@@ -1562,24 +1638,37 @@ def forecast(organization, *, days: int = 30, schedule: Schedule | None = None, 
                 "estimated_minutes": s.estimated_minutes,
                 "generated": (s.pk, target.key, due) in generated,
                 "parts": lines,
-            }  # fmt: skip
+            }
         )
     for entry in needed.values():
         entry["quantity"] = f"{entry['quantity']:f}"  # as the API writes quantities: "4.000"
     return {
-        "from": now, "until": until, "days": int(days), "count": len(occurrences), "truncated": truncated,
+        "from": now,
+        "until": until,
+        "days": int(days),
+        "count": len(occurrences),
+        "truncated": truncated,
         "occurrences": occurrences,
         "parts_needed": sorted(needed.values(), key=lambda entry: (entry["sku"], entry["stock_location_name"])),
         "meter_schedules": meter_rows,
-    }  # fmt: skip
+    }
 
 
 PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 GROUPS = ("period", "schedule", "asset")
 
 
-def statistics(organization, *, start=None, end=None, group_by: str = "period", period: str = "month",
-               schedule=None, asset=None, now=None) -> dict:  # fmt: skip
+def statistics(
+    organization,
+    *,
+    start=None,
+    end=None,
+    group_by: str = "period",
+    period: str = "month",
+    schedule=None,
+    asset=None,
+    now=None,
+) -> dict:
     """Generated, completed on time (within ON_TIME_TOLERANCE of the due time), completed late, overdue,
     skipped, and PM compliance = on time ÷ occurrences whose time to be done has passed (skips count against
     it; orders still open within the tolerance are not counted yet), per period, schedule or asset. One
@@ -1708,9 +1797,12 @@ def create_calendar_feed(organization, *, name: str, actor=None) -> tuple[Calend
     _require(organization.pk, actor)
     token = secrets.token_urlsafe(24)
     feed = CalendarFeed(
-        organization=organization, name=(name or "").strip() or "Calendar feed", token_hash=_hash(token),
-        token_prefix=token[:8], created_by=actor,
-    )  # fmt: skip
+        organization=organization,
+        name=(name or "").strip() or "Calendar feed",
+        token_hash=_hash(token),
+        token_prefix=token[:8],
+        created_by=actor,
+    )
     validated(feed, exclude=["token_hash"]).save()
     return feed, token
 

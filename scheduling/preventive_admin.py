@@ -87,8 +87,9 @@ class GeneratedInline(TenantInline):
         order = occurrence.work_order
         if order is None:
             return "—"
-        return format_html('<a href="{}">{}</a>', reverse("admin:workorders_workorder_change", args=[order.pk]),
-                           order.number)  # fmt: skip
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:workorders_workorder_change", args=[order.pk]), order.number
+        )
 
     @admin.display(description="order status")
     def order_status(self, occurrence):
@@ -104,8 +105,15 @@ class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
     list_select_related = ["asset", "asset_type", "location"]
     search_fields = ["name", "title"]
     autocomplete_fields = ["asset", "asset_type", "location", "procedure", "assignee", "team"]
-    readonly_fields = ["status", "paused_at", "pause_reason", "trigger_in_words", "next_five", "next_due_at",
-                       "last_run_at"]  # fmt: skip
+    readonly_fields = [
+        "status",
+        "paused_at",
+        "pause_reason",
+        "trigger_in_words",
+        "next_five",
+        "next_due_at",
+        "last_run_at",
+    ]
     inlines = [TemplatePartInline, GeneratedInline]
     actions = ["generate_now", "pause", "resume"]
     show_full_result_count = False
@@ -116,20 +124,49 @@ class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
             "When it is due",
             {
                 "fields": [
-                    "trigger", "cron_expression", "rrule", ("interval_count", "interval_unit"), "time_of_day",
-                    ("meter_name", "meter_mode"), ("meter_interval", "meter_threshold", "cooldown_minutes"),
-                    "trigger_in_words", "next_five",
+                    "trigger",
+                    "cron_expression",
+                    "rrule",
+                    ("interval_count", "interval_unit"),
+                    "time_of_day",
+                    ("meter_name", "meter_mode"),
+                    ("meter_interval", "meter_threshold", "cooldown_minutes"),
+                    "trigger_in_words",
+                    "next_five",
                 ],
                 "description": "Times are local to the asset's site (else the organisation's time zone). A time "
                 "that does not exist on the spring-forward night runs at the first minute after the gap (03:00); "
                 "a time that happens twice in the autumn runs once, the first time.",
             },
         ),
-        ("How it behaves", {"fields": ["mode", "lead_days", "skip_if_open", ("misfire_policy", "misfire_cap"),
-                                       ("start_date", "end_date"), "next_due_at", "last_run_at"]}),
-        ("The work order", {"fields": ["title", "instructions", ("priority", "work_type"), "procedure",
-                                       "estimated_minutes", ("assignee", "team")]}),
-    ]  # fmt: skip
+        (
+            "How it behaves",
+            {
+                "fields": [
+                    "mode",
+                    "lead_days",
+                    "skip_if_open",
+                    ("misfire_policy", "misfire_cap"),
+                    ("start_date", "end_date"),
+                    "next_due_at",
+                    "last_run_at",
+                ]
+            },
+        ),
+        (
+            "The work order",
+            {
+                "fields": [
+                    "title",
+                    "instructions",
+                    ("priority", "work_type"),
+                    "procedure",
+                    "estimated_minutes",
+                    ("assignee", "team"),
+                ]
+            },
+        ),
+    ]
 
     @admin.display(description="covers")
     def covers(self, schedule):
@@ -137,8 +174,10 @@ class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
             return str(schedule.asset) if schedule.asset_id else "—"
         if schedule.coverage == PreventiveSchedule.Coverage.ROUTINE:
             return f"routine round{f' in {schedule.location}' if schedule.location_id else ''}"
-        parts = [f"type {schedule.asset_type}" if schedule.asset_type_id else "",
-                 f"under {schedule.location}" if schedule.location_id else ""]  # fmt: skip
+        parts = [
+            f"type {schedule.asset_type}" if schedule.asset_type_id else "",
+            f"under {schedule.location}" if schedule.location_id else "",
+        ]
         return "every asset " + " and ".join(p for p in parts if p)
 
     @admin.display(description="trigger")
@@ -155,9 +194,10 @@ class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
         zone = ZoneInfo(preventive.schedule_zone(schedule))
         return format_html(
             "<ol>{}</ol>",
-            format_html_join("", "<li>{}</li>", ((moment.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z"),)
-                                                 for moment in dates)),
-        )  # fmt: skip
+            format_html_join(
+                "", "<li>{}</li>", ((moment.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z"),) for moment in dates)
+            ),
+        )
 
     # --- saving through the services --------------------------------------------------------------------
 
@@ -261,8 +301,15 @@ class PreventiveOccurrenceAdmin(ReadOnlyMixin, TenantAdmin):
 class GenerationRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The generation passes that wrote something (superusers: passes span organisations)."""
 
-    list_display = ["started_at", "as_of", "organization", "triggered_by", "created_count", "skipped_count",
-                    "finished_at"]  # fmt: skip
+    list_display = [
+        "started_at",
+        "as_of",
+        "organization",
+        "triggered_by",
+        "created_count",
+        "skipped_count",
+        "finished_at",
+    ]
     list_select_related = ["organization", "triggered_by"]
     show_full_result_count = False
 
@@ -296,8 +343,9 @@ class CalendarFeedAdmin(ActiveOrganizationFormMixin, TenantAdmin):
         if change:
             obj.save()
             return
-        organization = request.organization if not request.user.is_superuser or not obj.organization_id else (
-            obj.organization)  # fmt: skip
+        organization = (
+            request.organization if not request.user.is_superuser or not obj.organization_id else (obj.organization)
+        )
         feed, token = preventive.create_calendar_feed(organization, name=obj.name, actor=request.user)
         for field in feed._meta.concrete_fields:
             setattr(obj, field.attname, getattr(feed, field.attname))

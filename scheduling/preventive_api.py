@@ -41,14 +41,49 @@ class ScheduleSerializer(TenantModelSerializer):
     class Meta:
         model = PreventiveSchedule
         fields = [
-            "id", "name", "description", "status", "paused_at", "pause_reason",
-            "coverage", "asset", "asset_type", "location",
-            "trigger", "cron_expression", "rrule", "interval_count", "interval_unit", "time_of_day", "meter_name",
-            "meter_mode", "meter_interval", "meter_threshold", "cooldown_minutes", "trigger_summary",
-            "mode", "lead_days", "skip_if_open", "misfire_policy", "misfire_cap", "start_date", "end_date",
-            "title", "instructions", "priority", "work_type", "procedure", "estimated_minutes", "assignee", "team",
-            "parts", "next_due_at", "last_run_at", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "description",
+            "status",
+            "paused_at",
+            "pause_reason",
+            "coverage",
+            "asset",
+            "asset_type",
+            "location",
+            "trigger",
+            "cron_expression",
+            "rrule",
+            "interval_count",
+            "interval_unit",
+            "time_of_day",
+            "meter_name",
+            "meter_mode",
+            "meter_interval",
+            "meter_threshold",
+            "cooldown_minutes",
+            "trigger_summary",
+            "mode",
+            "lead_days",
+            "skip_if_open",
+            "misfire_policy",
+            "misfire_cap",
+            "start_date",
+            "end_date",
+            "title",
+            "instructions",
+            "priority",
+            "work_type",
+            "procedure",
+            "estimated_minutes",
+            "assignee",
+            "team",
+            "parts",
+            "next_due_at",
+            "last_run_at",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["status", "paused_at", "pause_reason", "next_due_at", "last_run_at"]
         extra_kwargs = {"start_date": {"required": False}}
 
@@ -84,8 +119,21 @@ class OccurrenceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PreventiveOccurrence
-        fields = ["id", "schedule", "asset", "due_at", "status", "skip_reason", "note", "missed_count", "meter_value",
-                  "work_order", "work_order_number", "work_order_status", "created_at"]  # fmt: skip
+        fields = [
+            "id",
+            "schedule",
+            "asset",
+            "due_at",
+            "status",
+            "skip_reason",
+            "note",
+            "missed_count",
+            "meter_value",
+            "work_order",
+            "work_order_number",
+            "work_order_status",
+            "created_at",
+        ]
 
 
 class GenerateInput(serializers.Serializer):
@@ -124,8 +172,11 @@ class ScheduleViewSet(TenantModelViewSet):
     )
     serializer_class = ScheduleSerializer
     write_action = Action.MANAGE_SCHEDULES
-    action_permissions = {"generate": Action.MANAGE_SCHEDULES, "pause": Action.MANAGE_SCHEDULES,
-                          "resume": Action.MANAGE_SCHEDULES}  # fmt: skip
+    action_permissions = {
+        "generate": Action.MANAGE_SCHEDULES,
+        "pause": Action.MANAGE_SCHEDULES,
+        "resume": Action.MANAGE_SCHEDULES,
+    }
     filterset_fields = ["status", "trigger", "coverage", "asset", "asset_type", "location", "mode"]
     search_fields = ["name", "title"]
     ordering_fields = ["name", "next_due_at", "updated_at"]
@@ -253,7 +304,7 @@ class StatisticsViewSet(_ReportViewSet):
                 period=params.get("period", "month"),
                 schedule=schedule,
                 asset=asset,
-            )  # fmt: skip
+            )
         )
 
 

@@ -97,9 +97,13 @@ class PreventiveSchedule(TenantModel):
         "assets.AssetType", on_delete=models.PROTECT, null=True, blank=True, related_name="preventive_schedules"
     )
     location = models.ForeignKey(
-        "assets.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="preventive_schedules",
+        "assets.Location",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="preventive_schedules",
         help_text="Every asset under this location (with “every asset”); where the round happens (routine).",
-    )  # fmt: skip
+    )
 
     # --- when it is due
     trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.INTERVAL)
@@ -134,9 +138,10 @@ class PreventiveSchedule(TenantModel):
     )
     misfire_policy = models.CharField(max_length=20, choices=Misfire.choices, default=Misfire.COALESCE)
     misfire_cap = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
         help_text="“Create each missed one”: at most this many at once (the most recent).",
-    )  # fmt: skip
+    )
     start_date = models.DateField(help_text="First day an occurrence may fall on (site time zone).")
     end_date = models.DateField(null=True, blank=True, help_text="Last day an occurrence may fall on.")
 

@@ -482,9 +482,15 @@ def enter_maintenance_mode(organization, *, reason: str, actor=None, until: date
         changed = _refresh_mode(mode, now)
         logger.warning("maintenance mode switched on by hand for %s: %s", organization or "the platform", mode.reason)
         if changed and organization is not None:
-            _notify(organization, None, "maintenance:mode-changed", "Maintenance mode switched on",
-                    f"Maintenance mode is on: {mode.reason}. Changes are refused until it ends"
-                    + (f" (expected {_fmt(until)})." if until else "."), everyone=True)  # fmt: skip
+            _notify(
+                organization,
+                None,
+                "maintenance:mode-changed",
+                "Maintenance mode switched on",
+                f"Maintenance mode is on: {mode.reason}. Changes are refused until it ends"
+                + (f" (expected {_fmt(until)})." if until else "."),
+                everyone=True,
+            )
     return mode
 
 
@@ -505,8 +511,14 @@ def exit_maintenance_mode(organization, *, reason: str = "", actor=None, now=Non
             mode.save()
         changed = _refresh_mode(mode, now)
         if changed and organization is not None:
-            _notify(organization, None, "maintenance:mode-changed", "Maintenance mode switched off",
-                    "Maintenance mode is off: changes are accepted again.", everyone=True)  # fmt: skip
+            _notify(
+                organization,
+                None,
+                "maintenance:mode-changed",
+                "Maintenance mode switched off",
+                "Maintenance mode is off: changes are accepted again.",
+                everyone=True,
+            )
     return mode
 
 
@@ -814,16 +826,25 @@ def create_window(
             window._change_reason = f"Emergency override: {emergency_reason} (overlaps window(s) {overlapped})"
             logger.warning(
                 "emergency maintenance window “%s” in organisation %s overrides windows %s: %s",
-                window.title, organization.pk, overridden, emergency_reason,
-            )  # fmt: skip
+                window.title,
+                organization.pk,
+                overridden,
+                emergency_reason,
+            )
         window.save()
         if assets:
             window.assets.set(assets)
         publish(organization, "maintenance:window-scheduled", window_payload(window))
-        _notify(organization, window, "maintenance:window-scheduled", f"Maintenance scheduled: {window.title}",
-                f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} from "
-                f"{_fmt(window.starts_at)} to {_fmt(window.ends_at)}"
-                + (f", repeating ({window.recurrence})" if recurrence else "") + ".")  # fmt: skip
+        _notify(
+            organization,
+            window,
+            "maintenance:window-scheduled",
+            f"Maintenance scheduled: {window.title}",
+            f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} from "
+            f"{_fmt(window.starts_at)} to {_fmt(window.ends_at)}"
+            + (f", repeating ({window.recurrence})" if recurrence else "")
+            + ".",
+        )
         if recurrence:
             _materialize(window, now + recurrence_horizon(), now)
             for occurrence in window.occurrences.filter(status=Status.SCHEDULED, starts_at__lte=now, ends_at__gt=now):
@@ -835,9 +856,20 @@ def create_window(
 
 
 _UPDATABLE = {
-    "title", "description", "maintenance_type", "notify_users", "starts_at", "ends_at", "duration_minutes",
-    "scope", "location", "assets", "recurrence", "emergency", "emergency_reason",
-}  # fmt: skip
+    "title",
+    "description",
+    "maintenance_type",
+    "notify_users",
+    "starts_at",
+    "ends_at",
+    "duration_minutes",
+    "scope",
+    "location",
+    "assets",
+    "recurrence",
+    "emergency",
+    "emergency_reason",
+}
 _WHILE_ACTIVE = {"title", "description", "notify_users", "ends_at", "duration_minutes"}
 _SHAPE = {"starts_at", "ends_at", "duration_minutes", "scope", "location", "assets", "recurrence"}
 _PROPAGATED = ("title", "description", "maintenance_type", "notify_users")
@@ -916,10 +948,13 @@ def update_window(window: MaintenanceWindow, *, actor=None, now=None, **changes)
             first = _check_series_shape(recurrence, starts_at, ends_at, zone)
             ends_at, starts_at = first + (ends_at - starts_at), first
         shape_changed = (
-            starts_at != window.starts_at or ends_at != window.ends_at or scope != window.scope
+            starts_at != window.starts_at
+            or ends_at != window.ends_at
+            or scope != window.scope
             or (location.pk if location else None) != window.location_id
-            or {a.pk for a in assets} != {a.pk for a in current_assets} or recurrence != window.recurrence
-        )  # fmt: skip
+            or {a.pk for a in assets} != {a.pk for a in current_assets}
+            or recurrence != window.recurrence
+        )
         if window.status == Status.SCHEDULED and not window.recurrence and ends_at <= now:
             raise InvalidInput("The new end has passed already.", fields={"ends_at": ["In the past."]})
         overridden = list(window.overridden_conflicts)
@@ -931,9 +966,13 @@ def update_window(window: MaintenanceWindow, *, actor=None, now=None, **changes)
             else:
                 intervals = _planned_intervals(recurrence, starts_at, ends_at, zone, now)
             collisions = find_collisions(
-                organization, intervals, footprint, tree=tree, exclude_ids=[window.pk],
+                organization,
+                intervals,
+                footprint,
+                tree=tree,
+                exclude_ids=[window.pk],
                 exclude_series=window.pk if window.recurrence else None,
-            )  # fmt: skip
+            )
             newly = _refuse_or_override(collisions, emergency=emergency, emergency_reason=emergency_reason)
             if newly:
                 overridden = sorted(set(overridden) | set(newly))
@@ -1028,8 +1067,13 @@ def fail_window(window: MaintenanceWindow, *, reason: str, actor=None, now=None)
                 window.refresh_from_db()
                 _write_history(window, f"Marked failed: {reason.strip()}")
                 publish(window.organization, "maintenance:window-failed", window_payload(window))
-                _notify(window.organization, window, "maintenance:window-failed", f"Maintenance failed: {window.title}",
-                        f"Marked failed after it ended: {reason.strip()}")  # fmt: skip
+                _notify(
+                    window.organization,
+                    window,
+                    "maintenance:window-failed",
+                    f"Maintenance failed: {window.title}",
+                    f"Marked failed after it ended: {reason.strip()}",
+                )
         _refresh_mode(mode, now)
     return window
 
@@ -1055,8 +1099,13 @@ def cancel_window(window: MaintenanceWindow, *, reason: str, actor=None, now=Non
                 _write_history(target, f"Cancelled: {reason.strip()}")
         window.refresh_from_db()
         publish(window.organization, "maintenance:window-cancelled", window_payload(window))
-        _notify(window.organization, window, "maintenance:window-cancelled", f"Maintenance cancelled: {window.title}",
-                f"The maintenance planned for {_fmt(window.starts_at)} is cancelled: {reason.strip()}")  # fmt: skip
+        _notify(
+            window.organization,
+            window,
+            "maintenance:window-cancelled",
+            f"Maintenance cancelled: {window.title}",
+            f"The maintenance planned for {_fmt(window.starts_at)} is cancelled: {reason.strip()}",
+        )
     return window
 
 
@@ -1076,14 +1125,21 @@ def _start(window: MaintenanceWindow, now: datetime) -> bool:
     _write_history(window, "Started" + (f" {late:.0f}s late" if late > check_interval() else ""))
     _mark_assets(window, now)
     publish(window.organization, "maintenance:window-started", window_payload(window))
-    _notify(window.organization, window, "maintenance:window-started", f"Maintenance started: {window.title}",
-            f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} has started; "
-            f"it should end at {_fmt(window.ends_at)}.")  # fmt: skip
+    _notify(
+        window.organization,
+        window,
+        "maintenance:window-started",
+        f"Maintenance started: {window.title}",
+        f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} has started; "
+        f"it should end at {_fmt(window.ends_at)}.",
+    )
     if late > 2 * check_interval():
         logger.warning(
             "maintenance window %s should have been active since %s but was not: started now, %.0fs late (caught up)",
-            window.pk, _fmt(window.starts_at), late,
-        )  # fmt: skip
+            window.pk,
+            _fmt(window.starts_at),
+            late,
+        )
     else:
         logger.info("maintenance window %s started (%.0fs after its start)", window.pk, late)
     return True
@@ -1102,18 +1158,29 @@ def _end(window: MaintenanceWindow, now: datetime, *, status=Status.COMPLETED, r
     publish(window.organization, "maintenance:window-ended", window_payload(window))
     if status == Status.FAILED:
         publish(window.organization, "maintenance:window-failed", window_payload(window))
-        _notify(window.organization, window, "maintenance:window-failed", f"Maintenance failed: {window.title}",
-                f"The maintenance of {scope_label(window)} failed: {reason}")  # fmt: skip
+        _notify(
+            window.organization,
+            window,
+            "maintenance:window-failed",
+            f"Maintenance failed: {window.title}",
+            f"The maintenance of {scope_label(window)} failed: {reason}",
+        )
     else:
-        _notify(window.organization, window, "maintenance:window-ended", f"Maintenance ended: {window.title}",
-                f"The maintenance of {scope_label(window)} has ended"
-                + (f" ({reason})." if reason else "."))  # fmt: skip
+        _notify(
+            window.organization,
+            window,
+            "maintenance:window-ended",
+            f"Maintenance ended: {window.title}",
+            f"The maintenance of {scope_label(window)} has ended" + (f" ({reason})." if reason else "."),
+        )
     overdue = (now - window.ends_at).total_seconds()
     if overdue > 2 * check_interval():
         logger.warning(
             "maintenance window %s was still active %.0fs after its end (%s): ended now (caught up)",
-            window.pk, overdue, _fmt(window.ends_at),
-        )  # fmt: skip
+            window.pk,
+            overdue,
+            _fmt(window.ends_at),
+        )
     else:
         logger.info("maintenance window %s ended as %s", window.pk, status)
     return True
@@ -1130,8 +1197,13 @@ def _miss(window: MaintenanceWindow, now: datetime) -> bool:
     _write_history(window, "Missed")
     logger.warning("maintenance window %s (%s) was missed: no tick ran before its end", window.pk, window.title)
     publish(window.organization, "maintenance:window-failed", window_payload(window))
-    _notify(window.organization, window, "maintenance:window-failed", f"Maintenance window missed: {window.title}",
-            MISSED_REASON)  # fmt: skip
+    _notify(
+        window.organization,
+        window,
+        "maintenance:window-failed",
+        f"Maintenance window missed: {window.title}",
+        MISSED_REASON,
+    )
     return True
 
 
@@ -1164,9 +1236,12 @@ def _mark_assets(window: MaintenanceWindow, now: datetime) -> None:
                     continue  # put in maintenance by hand: not ours to give back
                 previous = held.previous_status
             WindowAssetState.objects.create(
-                organization_id=window.organization_id, window=window, asset=asset, previous_status=previous,
+                organization_id=window.organization_id,
+                window=window,
+                asset=asset,
+                previous_status=previous,
                 marked_at=now,
-            )  # fmt: skip
+            )
             if asset.status != Asset.Status.IN_MAINTENANCE:
                 asset_services.update_asset(asset, status=Asset.Status.IN_MAINTENANCE)
 
@@ -1212,11 +1287,21 @@ def _materialize(head: MaintenanceWindow, until: datetime, now: datetime) -> int
         if start in existing:
             continue
         occurrence = MaintenanceWindow(
-            organization_id=head.organization_id, series=head, occurrence_start=start, starts_at=start, ends_at=end,
-            title=head.title, description=head.description, maintenance_type=head.maintenance_type, scope=head.scope,
-            location_id=head.location_id, notify_users=head.notify_users, emergency=head.emergency,
-            emergency_reason=head.emergency_reason, created_by_id=head.created_by_id,
-        )  # fmt: skip
+            organization_id=head.organization_id,
+            series=head,
+            occurrence_start=start,
+            starts_at=start,
+            ends_at=end,
+            title=head.title,
+            description=head.description,
+            maintenance_type=head.maintenance_type,
+            scope=head.scope,
+            location_id=head.location_id,
+            notify_users=head.notify_users,
+            emergency=head.emergency,
+            emergency_reason=head.emergency_reason,
+            created_by_id=head.created_by_id,
+        )
         try:
             with transaction.atomic():
                 occurrence.save()
@@ -1252,14 +1337,18 @@ def tick(now=None) -> dict:
         # ends, misses and starts, per organisation, so that back-to-back windows hand over without the mode
         # flapping off and on.
         for pk, org_id in (
-            MaintenanceWindow.objects.occurrences().filter(status=Status.ACTIVE, ends_at__lte=now)
-            .values_list("pk", "organization_id").order_by("ends_at", "pk")
-        ):  # fmt: skip
+            MaintenanceWindow.objects.occurrences()
+            .filter(status=Status.ACTIVE, ends_at__lte=now)
+            .values_list("pk", "organization_id")
+            .order_by("ends_at", "pk")
+        ):
             due[org_id].append(("end", pk))
         for pk, org_id, ends_at in (
-            MaintenanceWindow.objects.occurrences().filter(status=Status.SCHEDULED, starts_at__lte=now)
-            .values_list("pk", "organization_id", "ends_at").order_by("starts_at", "pk")
-        ):  # fmt: skip
+            MaintenanceWindow.objects.occurrences()
+            .filter(status=Status.SCHEDULED, starts_at__lte=now)
+            .values_list("pk", "organization_id", "ends_at")
+            .order_by("starts_at", "pk")
+        ):
             due[org_id].append(("miss" if ends_at <= now else "start", pk))
         for org_id in sorted(due):
             _run_organization(org_id, due[org_id], now, summary)
@@ -1331,10 +1420,14 @@ def _send_reminders(now: datetime) -> int:
             if not claimed:
                 continue
             minutes = max(1, round((window.starts_at - now).total_seconds() / 60))
-            _notify(window.organization, window, "maintenance:window-starting-soon",
-                    f"Maintenance in {minutes} min: {window.title}",
-                    f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} starts at "
-                    f"{_fmt(window.starts_at)} and should end at {_fmt(window.ends_at)}.")  # fmt: skip
+            _notify(
+                window.organization,
+                window,
+                "maintenance:window-starting-soon",
+                f"Maintenance in {minutes} min: {window.title}",
+                f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} starts at "
+                f"{_fmt(window.starts_at)} and should end at {_fmt(window.ends_at)}.",
+            )
             sent += 1
     return sent
 
@@ -1519,9 +1612,14 @@ def schedule_maintenance(
     title = options.pop("title", None) or (description.strip().splitlines()[0][:200] if description.strip() else "")
     title = title or f"{MaintenanceWindow.Type(maintenance_type).label} maintenance"
     window = create_window(
-        organization, title=title, maintenance_type=maintenance_type, starts_at=start_time,
-        duration_minutes=duration, description=description, **options,
-    )  # fmt: skip
+        organization,
+        title=title,
+        maintenance_type=maintenance_type,
+        starts_at=start_time,
+        duration_minutes=duration,
+        description=description,
+        **options,
+    )
     return window.pk
 
 

@@ -29,9 +29,20 @@ STATUS_COLOURS = {
     Status.FAILED: "#a0522d",
 }
 SERVICE_FIELDS = (
-    "title", "maintenance_type", "description", "scope", "location", "assets", "starts_at", "ends_at",
-    "duration_minutes", "recurrence", "notify_users", "emergency", "emergency_reason",
-)  # fmt: skip
+    "title",
+    "maintenance_type",
+    "description",
+    "scope",
+    "location",
+    "assets",
+    "starts_at",
+    "ends_at",
+    "duration_minutes",
+    "recurrence",
+    "notify_users",
+    "emergency",
+    "emergency_reason",
+)
 MAX_LISTED = 20
 
 
@@ -60,9 +71,21 @@ class WindowForm(forms.ModelForm):
     class Meta:
         model = MaintenanceWindow
         fields = [
-            "organization", "title", "maintenance_type", "description", "scope", "location", "assets", "starts_at",
-            "ends_at", "duration_minutes", "recurrence", "notify_users", "emergency", "emergency_reason",
-        ]  # fmt: skip
+            "organization",
+            "title",
+            "maintenance_type",
+            "description",
+            "scope",
+            "location",
+            "assets",
+            "starts_at",
+            "ends_at",
+            "duration_minutes",
+            "recurrence",
+            "notify_users",
+            "emergency",
+            "emergency_reason",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -130,9 +153,16 @@ class MaintenanceWindowAdmin(TenantAdmin):
     date_hierarchy = "starts_at"
     ordering = ("starts_at", "id")
     list_display = [
-        "title", "maintenance_type", "scope_display", "starts_at", "ends_at", "status_badge", "actual_start",
-        "actual_end", "emergency",
-    ]  # fmt: skip
+        "title",
+        "maintenance_type",
+        "scope_display",
+        "starts_at",
+        "ends_at",
+        "status_badge",
+        "actual_start",
+        "actual_end",
+        "emergency",
+    ]
     list_filter = ["status", "maintenance_type", "scope", "emergency"]
     list_select_related = ["location"]
     search_fields = ["title", "description"]
@@ -141,9 +171,15 @@ class MaintenanceWindowAdmin(TenantAdmin):
     show_full_result_count = False
     actions = ["end_now", "cancel_windows", "mark_failed"]
     readonly_fields = [
-        "status", "actual_start", "actual_end", "status_reason", "created_by", "series", "occurrence_start",
+        "status",
+        "actual_start",
+        "actual_end",
+        "status_reason",
+        "created_by",
+        "series",
+        "occurrence_start",
         "overridden_conflicts",
-    ]  # fmt: skip
+    ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -152,8 +188,17 @@ class MaintenanceWindowAdmin(TenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.status == Status.ACTIVE:
-            fields += ["organization", "maintenance_type", "scope", "location", "assets", "starts_at", "recurrence",
-                       "emergency", "emergency_reason"]  # fmt: skip
+            fields += [
+                "organization",
+                "maintenance_type",
+                "scope",
+                "location",
+                "assets",
+                "starts_at",
+                "recurrence",
+                "emergency",
+                "emergency_reason",
+            ]
         elif obj is not None:
             fields.append("organization")
         return fields
@@ -267,27 +312,42 @@ class MaintenanceWindowAdmin(TenantAdmin):
     @admin.action(description="End now (running windows)")
     def end_now(self, request, queryset):
         return self._confirm(
-            request, queryset, action_name="end_now", title="Ended", submit="End them now", reason_required=False,
+            request,
+            queryset,
+            action_name="end_now",
+            title="Ended",
+            submit="End them now",
+            reason_required=False,
             intro="These running windows end now; their assets get their status back and, for system windows, "
             "maintenance mode ends unless something else holds it.",
             run=lambda window, reason: windows.end_window(window, reason=reason, actor=request.user),
-        )  # fmt: skip
+        )
 
     @admin.action(description="Cancel (scheduled windows)")
     def cancel_windows(self, request, queryset):
         return self._confirm(
-            request, queryset, action_name="cancel_windows", title="Cancelled", submit="Cancel them",
-            reason_required=True, intro="These scheduled windows are cancelled (a series with its coming occurrences).",
+            request,
+            queryset,
+            action_name="cancel_windows",
+            title="Cancelled",
+            submit="Cancel them",
+            reason_required=True,
+            intro="These scheduled windows are cancelled (a series with its coming occurrences).",
             run=lambda window, reason: windows.cancel_window(window, reason=reason, actor=request.user),
-        )  # fmt: skip
+        )
 
     @admin.action(description="Mark failed")
     def mark_failed(self, request, queryset):
         return self._confirm(
-            request, queryset, action_name="mark_failed", title="Marked failed", submit="Mark them failed",
-            reason_required=True, intro="These windows are marked failed (running ones end now). Say what went wrong.",
+            request,
+            queryset,
+            action_name="mark_failed",
+            title="Marked failed",
+            submit="Mark them failed",
+            reason_required=True,
+            intro="These windows are marked failed (running ones end now). Say what went wrong.",
             run=lambda window, reason: windows.fail_window(window, reason=reason, actor=request.user),
-        )  # fmt: skip
+        )
 
     # --- the maintenance-mode switch ---
     def get_urls(self):
@@ -360,9 +420,17 @@ class MaintenanceHistoryAdmin(TenantAdmin):
     write_action = Action.MANAGE_WINDOWS
     date_hierarchy = "ends_at"
     list_display = [
-        "title", "maintenance_type", "scope", "starts_at", "ends_at", "actual_start", "actual_end", "start_delay",
-        "status", "status_reason",
-    ]  # fmt: skip
+        "title",
+        "maintenance_type",
+        "scope",
+        "starts_at",
+        "ends_at",
+        "actual_start",
+        "actual_end",
+        "start_delay",
+        "status",
+        "status_reason",
+    ]
     list_filter = ["status", "maintenance_type", "scope"]
     search_fields = ["title", "description", "status_reason"]
     show_full_result_count = False

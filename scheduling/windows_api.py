@@ -52,15 +52,43 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
     class Meta:
         model = MaintenanceWindow
         fields = [
-            "id", "maintenance_type", "title", "description", "scope", "location", "assets", "starts_at", "ends_at",
-            "duration_minutes", "recurrence", "is_series", "series", "occurrence_start", "status", "actual_start",
-            "actual_end", "status_reason", "created_by", "created_by_name", "notify_users", "emergency",
-            "emergency_reason", "overridden_conflicts", "created_at", "updated_at",
-        ]  # fmt: skip
-        read_only_fields = [
-            "series", "occurrence_start", "status", "actual_start", "actual_end", "status_reason", "created_by",
+            "id",
+            "maintenance_type",
+            "title",
+            "description",
+            "scope",
+            "location",
+            "assets",
+            "starts_at",
+            "ends_at",
+            "duration_minutes",
+            "recurrence",
+            "is_series",
+            "series",
+            "occurrence_start",
+            "status",
+            "actual_start",
+            "actual_end",
+            "status_reason",
+            "created_by",
+            "created_by_name",
+            "notify_users",
+            "emergency",
+            "emergency_reason",
             "overridden_conflicts",
-        ]  # fmt: skip
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "series",
+            "occurrence_start",
+            "status",
+            "actual_start",
+            "actual_end",
+            "status_reason",
+            "created_by",
+            "overridden_conflicts",
+        ]
 
     def get_created_by_name(self, obj) -> str | None:
         user = obj.created_by

@@ -29,25 +29,42 @@ def seed(organization, users):
     # Last week: a database maintenance that ran and completed.
     start = (now - timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
     past = windows.create_window(
-        organization, title="Database index rebuild", maintenance_type=MaintenanceWindow.Type.DATABASE,
-        description="Rebuilt the indexes of the work-order tables.", starts_at=start,
-        ends_at=start + timedelta(minutes=90), notify_users=False, actor=manager, now=start,
-    )  # fmt: skip
+        organization,
+        title="Database index rebuild",
+        maintenance_type=MaintenanceWindow.Type.DATABASE,
+        description="Rebuilt the indexes of the work-order tables.",
+        starts_at=start,
+        ends_at=start + timedelta(minutes=90),
+        notify_users=False,
+        actor=manager,
+        now=start,
+    )
     windows.end_window(past, actor=manager, now=start + timedelta(minutes=84))
 
     # Next Sunday 02:00 local time, two hours: the platform's system update (maintenance mode while it runs).
     windows.schedule_maintenance(
-        organization, "system_update", _next_weekday_at(organization, 6, time(2, 0), now), 120,
-        "System update to version 2.0", title="System update 2.0", actor=manager,
-    )  # fmt: skip
+        organization,
+        "system_update",
+        _next_weekday_at(organization, 6, time(2, 0), now),
+        120,
+        "System update to version 2.0",
+        title="System update 2.0",
+        actor=manager,
+    )
 
     # Every Wednesday 22:00-23:00 local time: network maintenance of the office building (or everything).
     office = Location.objects.for_tenant(organization).filter(name="Office block").first()
     scope = {"scope": MaintenanceWindow.Scope.LOCATION, "location": office} if office else {}
     start = _next_weekday_at(organization, 2, time(22, 0), now)
     windows.create_window(
-        organization, title="Weekly network maintenance", maintenance_type=MaintenanceWindow.Type.NETWORK,
-        description="Switch firmware and Wi-Fi controller updates.", starts_at=start,
-        ends_at=start + timedelta(hours=1), recurrence="FREQ=WEEKLY;BYDAY=WE", notify_users=False, actor=manager,
+        organization,
+        title="Weekly network maintenance",
+        maintenance_type=MaintenanceWindow.Type.NETWORK,
+        description="Switch firmware and Wi-Fi controller updates.",
+        starts_at=start,
+        ends_at=start + timedelta(hours=1),
+        recurrence="FREQ=WEEKLY;BYDAY=WE",
+        notify_users=False,
+        actor=manager,
         **scope,
-    )  # fmt: skip
+    )

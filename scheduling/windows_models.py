@@ -88,9 +88,13 @@ class MaintenanceWindow(TenantModel):
     description = models.TextField(blank=True)
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.SYSTEM)
     location = models.ForeignKey(
-        "assets.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="maintenance_windows",
+        "assets.Location",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="maintenance_windows",
         help_text="Location scope: this location, its sub-locations and their assets.",
-    )  # fmt: skip
+    )
     assets = models.ManyToManyField(
         "assets.Asset", blank=True, related_name="maintenance_windows", help_text="Asset scope: these assets."
     )
@@ -99,13 +103,18 @@ class MaintenanceWindow(TenantModel):
         help_text="Exclusive: a window ending at 10:00 and one starting then do not overlap."
     )
     recurrence = models.CharField(
-        max_length=500, blank=True,
+        max_length=500,
+        blank=True,
         help_text="An RRULE in the organisation's time zone, e.g. FREQ=WEEKLY;BYDAY=SU. Empty: a single window.",
-    )  # fmt: skip
+    )
     series = models.ForeignKey(
-        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="occurrences",
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="occurrences",
         help_text="The recurring window this is an occurrence of.",
-    )  # fmt: skip
+    )
     occurrence_start = models.DateTimeField(
         null=True, blank=True, help_text="The start the recurrence gave this occurrence (kept when it is moved)."
     )
@@ -157,7 +166,7 @@ class MaintenanceWindow(TenantModel):
                 name="scheduling_window_occurrence_is_not_a_series",
             ),
             models.UniqueConstraint(fields=["series", "occurrence_start"], name="scheduling_window_unique_occurrence"),
-        ]  # fmt: skip
+        ]
         indexes = [
             # the tick: WHERE status = 'scheduled' AND starts_at <= now (and the reminder: starts_at <= now + lead)
             models.Index(fields=["status", "starts_at"], name="sched_window_status_start_idx"),

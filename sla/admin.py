@@ -214,18 +214,36 @@ class SLAPolicyForm(RefusalAwareForm):
     class Meta:
         model = SLAPolicy
         fields = [
-            "organization", "name", "is_active", "priority", "work_order_type", "asset_criticality", "location",
-            "calendar", "response_minutes", "resolution_minutes", "warning_percent", "pause_statuses",
-        ]  # fmt: skip
+            "organization",
+            "name",
+            "is_active",
+            "priority",
+            "work_order_type",
+            "asset_criticality",
+            "location",
+            "calendar",
+            "response_minutes",
+            "resolution_minutes",
+            "warning_percent",
+            "pause_statuses",
+        ]
 
 
 @admin.register(SLAPolicy)
 class SLAPolicyAdmin(SLAServiceAdmin):
     form = SLAPolicyForm
     list_display = [
-        "name", "is_active", "priority", "work_order_type", "asset_criticality", "location", "calendar",
-        "response_minutes", "resolution_minutes", "warning_percent",
-    ]  # fmt: skip
+        "name",
+        "is_active",
+        "priority",
+        "work_order_type",
+        "asset_criticality",
+        "location",
+        "calendar",
+        "response_minutes",
+        "resolution_minutes",
+        "warning_percent",
+    ]
     list_filter = ["is_active", "priority", "work_order_type", "asset_criticality", "calendar"]
     list_select_related = ["location", "calendar"]
     search_fields = ["name"]
@@ -279,16 +297,30 @@ def _work_order_link(work_order):
 @admin.register(SLAViolation)
 class SLAViolationAdmin(ReadOnlyTenantAdmin):
     list_display = [
-        "detected_at", "order_link", "kind", "level", "priority", "policy", "threshold_at", "late_display",
-    ]  # fmt: skip
+        "detected_at",
+        "order_link",
+        "kind",
+        "level",
+        "priority",
+        "policy",
+        "threshold_at",
+        "late_display",
+    ]
     list_filter = ["kind", "level", "priority", "policy"]
     list_select_related = ["work_order", "policy"]
     search_fields = ["work_order__number", "work_order__title"]
     show_full_result_count = False
     readonly_fields = [
-        "work_order", "policy", "kind", "level", "priority", "threshold_at", "detected_at", "late_seconds",
+        "work_order",
+        "policy",
+        "kind",
+        "level",
+        "priority",
+        "threshold_at",
+        "detected_at",
+        "late_seconds",
         "escalations",
-    ]  # fmt: skip
+    ]
     fields = readonly_fields
 
     @admin.display(description="work order", ordering="work_order__number")
@@ -304,9 +336,15 @@ class SLAViolationAdmin(ReadOnlyTenantAdmin):
 @admin.register(SLAClock)
 class SLAClockAdmin(ReadOnlyTenantAdmin):
     list_display = [
-        "order_link", "policy", "response_state", "response_due_at", "resolution_state", "resolution_due_at",
-        "paused_since", "stopped_at",
-    ]  # fmt: skip
+        "order_link",
+        "policy",
+        "response_state",
+        "response_due_at",
+        "resolution_state",
+        "resolution_due_at",
+        "paused_since",
+        "stopped_at",
+    ]
     list_filter = ["response_state", "resolution_state", "policy"]
     list_select_related = ["work_order", "policy"]
     search_fields = ["work_order__number", "work_order__title"]

@@ -135,8 +135,15 @@ class EscalationStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = EscalationStep
         fields = [
-            "position", "level", "target", "kind", "notify_roles", "notify_assignee", "raise_to", "reassign_to",
-        ]  # fmt: skip
+            "position",
+            "level",
+            "target",
+            "kind",
+            "notify_roles",
+            "notify_assignee",
+            "raise_to",
+            "reassign_to",
+        ]
         extra_kwargs = {"position": {"required": False}}
 
 
@@ -162,10 +169,23 @@ class SLAPolicySerializer(NestedRowsMixin, TenantModelSerializer):
     class Meta:
         model = SLAPolicy
         fields = [
-            "id", "name", "is_active", "priority", "work_order_type", "asset_criticality", "location", "calendar",
-            "calendar_name", "response_minutes", "resolution_minutes", "warning_percent", "pause_statuses",
-            "escalation_steps", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "is_active",
+            "priority",
+            "work_order_type",
+            "asset_criticality",
+            "location",
+            "calendar",
+            "calendar_name",
+            "response_minutes",
+            "resolution_minutes",
+            "warning_percent",
+            "pause_statuses",
+            "escalation_steps",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class SLAPolicyViewSet(ActorViewSet):
@@ -193,9 +213,19 @@ class SLAViolationSerializer(serializers.ModelSerializer):
     class Meta:
         model = SLAViolation
         fields = [
-            "id", "work_order", "work_order_number", "policy", "policy_name", "kind", "level", "priority",
-            "threshold_at", "detected_at", "late_seconds", "escalations",
-        ]  # fmt: skip
+            "id",
+            "work_order",
+            "work_order_number",
+            "policy",
+            "policy_name",
+            "kind",
+            "level",
+            "priority",
+            "threshold_at",
+            "detected_at",
+            "late_seconds",
+            "escalations",
+        ]
         read_only_fields = fields
 
 

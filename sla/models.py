@@ -211,9 +211,13 @@ class SLAPolicy(TenantModel):
         max_length=20, choices=CRITICALITIES, blank=True, help_text="Empty: any asset (or none)."
     )
     location = models.ForeignKey(
-        "assets.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        "assets.Location",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Covers this location and every location inside it. Empty: anywhere.",
-    )  # fmt: skip
+    )
     calendar = models.ForeignKey(BusinessCalendar, on_delete=models.PROTECT, related_name="policies")
     response_minutes = models.PositiveIntegerField(
         validators=[MinValueValidator(1)], help_text="Business minutes until the work is started."
@@ -372,13 +376,19 @@ class EscalationStep(TenantModel):
     )
     notify_assignee = models.BooleanField(default=False, help_text="Notify: the person assigned, too.")
     raise_to = models.CharField(
-        max_length=20, choices=SLAPolicy.PRIORITIES, blank=True,
+        max_length=20,
+        choices=SLAPolicy.PRIORITIES,
+        blank=True,
         help_text="Raise priority: to this (never lowers it). Empty: one level up.",
-    )  # fmt: skip
+    )
     reassign_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Reassign: to this person (only work not yet started can be reassigned).",
-    )  # fmt: skip
+    )
 
     history = history()
 

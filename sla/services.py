@@ -67,9 +67,18 @@ EVENT_FOR_LEVEL = {Level.WARNING: "sla:warning", Level.BREACH: "sla:violation"}
 RETARGET_FIELDS = {"priority", "type", "asset", "location"}
 CALENDAR_FIELDS = {"name", "time_zone", "always_open"}
 POLICY_FIELDS = {
-    "name", "is_active", "priority", "work_order_type", "asset_criticality", "location", "calendar",
-    "response_minutes", "resolution_minutes", "warning_percent", "pause_statuses",
-}  # fmt: skip
+    "name",
+    "is_active",
+    "priority",
+    "work_order_type",
+    "asset_criticality",
+    "location",
+    "calendar",
+    "response_minutes",
+    "resolution_minutes",
+    "warning_percent",
+    "pause_statuses",
+}
 STEP_FIELDS = ["position", "level", "target", "kind", "notify_roles", "notify_assignee", "raise_to", "reassign_to"]
 HOURS_FIELDS = {"weekday", "start", "end"}
 HOLIDAY_FIELDS = {"date", "name"}
@@ -272,9 +281,15 @@ def _build_steps(policy: SLAPolicy, steps) -> list[EscalationStep]:
 
 def _step_key(step: EscalationStep) -> tuple:
     return (
-        step.position, step.level, step.target, step.kind, tuple(sorted(step.notify_roles)), step.notify_assignee,
-        step.raise_to, step.reassign_to_id,
-    )  # fmt: skip
+        step.position,
+        step.level,
+        step.target,
+        step.kind,
+        tuple(sorted(step.notify_roles)),
+        step.notify_assignee,
+        step.raise_to,
+        step.reassign_to_id,
+    )
 
 
 def _sync_steps(policy: SLAPolicy, wanted: list[EscalationStep]) -> None:
@@ -656,10 +671,17 @@ def _record(clock: SLAClock, target: str, level: str, now, *, escalate: bool) ->
     payload = _event_payload(clock, work_order, target, level, threshold_at, late)
     publish(work_order.organization, EVENT_FOR_LEVEL[level], payload, user=work_order.assignee)
     violation = SLAViolation(
-        organization_id=clock.organization_id, clock=clock, work_order=work_order, policy_id=clock.policy_id,
-        kind=target, level=level, priority=work_order.priority, threshold_at=threshold_at, detected_at=now,
+        organization_id=clock.organization_id,
+        clock=clock,
+        work_order=work_order,
+        policy_id=clock.policy_id,
+        kind=target,
+        level=level,
+        priority=work_order.priority,
+        threshold_at=threshold_at,
+        detected_at=now,
         late_seconds=late,
-    )  # fmt: skip
+    )
     violation.escalations = _escalate(clock, work_order, target, level, notify_only=not escalate)
     violation.save()
     return violation
@@ -872,11 +894,18 @@ def performance(organization, *, group_by: str = "priority", start=None, end=Non
         clocks = clocks.filter(started_at__lt=end)
     rows = list(
         clocks.values(
-            "started_at", "policy_id", "policy__name", "work_order__priority", "work_order__asset_id",
-            "work_order__asset__code", "response_state", "response_seconds", "resolution_state",
+            "started_at",
+            "policy_id",
+            "policy__name",
+            "work_order__priority",
+            "work_order__asset_id",
+            "work_order__asset__code",
+            "response_state",
+            "response_seconds",
+            "resolution_state",
             "resolution_seconds",
         )
-    )  # fmt: skip
+    )
     zone = organization.zone
     groups: dict = {}
     for row in rows:
@@ -908,10 +937,12 @@ def performance(organization, *, group_by: str = "priority", start=None, end=Non
         "interval": interval if group_by == "period" else None,
         "from": start,
         "to": end,
-        "groups": [{"key": key, "label": label, **figures(selected)} for (key, label), selected in sorted(
-            groups.items(), key=sort_key)],
+        "groups": [
+            {"key": key, "label": label, **figures(selected)}
+            for (key, label), selected in sorted(groups.items(), key=sort_key)
+        ],
         "overall": figures(rows),
-    }  # fmt: skip
+    }
 
 
 __all__ = [

@@ -391,9 +391,18 @@ LIFECYCLE = {
 }
 
 CSV_HEADER = [
-    "number", "title", "status", "priority", "type", "asset code", "location", "assignee", "due", "completed",
+    "number",
+    "title",
+    "status",
+    "priority",
+    "type",
+    "asset code",
+    "location",
+    "assignee",
+    "due",
+    "completed",
     "cost total",
-]  # fmt: skip
+]
 
 
 class _Echo:
@@ -454,13 +463,29 @@ class WorkOrderAdmin(ServiceAdmin):
     form = WorkOrderForm
     # SLA columns come from one LEFT JOIN annotation (get_queryset): no per-row query.
     list_display = [
-        "number", "title", "status", "priority", "type", "asset", "assignee", "due_at", "overdue", "sla",
+        "number",
+        "title",
+        "status",
+        "priority",
+        "type",
+        "asset",
+        "assignee",
+        "due_at",
+        "overdue",
+        "sla",
         "resolution_due",
-    ]  # fmt: skip
+    ]
     list_select_related = ["asset", "assignee"]
     list_filter = [
-        "status", "priority", "type", OverdueFilter, "assignee", "team", "asset", WorkOrderLocationFilter,
-    ]  # fmt: skip
+        "status",
+        "priority",
+        "type",
+        OverdueFilter,
+        "assignee",
+        "team",
+        "asset",
+        WorkOrderLocationFilter,
+    ]
     search_fields = ["number", "title", "asset__code"]
     search_help_text = "Number, title or asset code."
     autocomplete_fields = ["asset", "location", "assignee", "team"]
@@ -468,23 +493,45 @@ class WorkOrderAdmin(ServiceAdmin):
     # No date_hierarchy: it costs a scan of the organisation's orders per page view.
     inlines = [ChecklistItemInline, TimeEntryInline, CommentInline, AttachmentInline, CostLineInline]
     actions = [
-        "assign_selected", "start_selected", "complete_selected", "cancel_selected", "verify_selected",
+        "assign_selected",
+        "start_selected",
+        "complete_selected",
+        "cancel_selected",
+        "verify_selected",
         "export_selected_csv",
-    ]  # fmt: skip
+    ]
 
     MAIN_FIELDS = [
-        "title", "description", ("type", "priority"), ("asset", "location"), ("assignee", "team"),
-        ("due_at", "estimated_minutes"), "needs_downtime",
-    ]  # fmt: skip
+        "title",
+        "description",
+        ("type", "priority"),
+        ("asset", "location"),
+        ("assignee", "team"),
+        ("due_at", "estimated_minutes"),
+        "needs_downtime",
+    ]
     STATUS_FIELDS = [
-        ("number", "status"), ("started_at", "completed_at", "verified_at", "cancelled_at"), "hold_reason",
-        "cancel_reason", ("source", "requested_by", "parent"),
-    ]  # fmt: skip
+        ("number", "status"),
+        ("started_at", "completed_at", "verified_at", "cancelled_at"),
+        "hold_reason",
+        "cancel_reason",
+        ("source", "requested_by", "parent"),
+    ]
     CLOSE_OUT_FIELDS = ["completion_notes", ("failure_cause", "remedy")]
     ALWAYS_READONLY = [
-        "number", "status", "started_at", "completed_at", "verified_at", "cancelled_at", "hold_reason",
-        "cancel_reason", "source", "requested_by", "parent", "cost_summary",
-    ]  # fmt: skip
+        "number",
+        "status",
+        "started_at",
+        "completed_at",
+        "verified_at",
+        "cancelled_at",
+        "hold_reason",
+        "cancel_reason",
+        "source",
+        "requested_by",
+        "parent",
+        "cost_summary",
+    ]
     CLOSED_EDITABLE = {"completion_notes", "failure_cause", "remedy"}
 
     def get_queryset(self, request):
@@ -581,8 +628,10 @@ class WorkOrderAdmin(ServiceAdmin):
             return "-"
         totals = services.cost_totals(work_order)
         currency = work_order.organization.currency
-        rows = [(label, totals[key], currency) for key, label in
-                (("labour", "Labour"), ("parts", "Parts"), ("other", "Other"), ("total", "Total"))]  # fmt: skip
+        rows = [
+            (label, totals[key], currency)
+            for key, label in (("labour", "Labour"), ("parts", "Parts"), ("other", "Other"), ("total", "Total"))
+        ]
         return format_html(
             '<table class="cost-totals">{}</table>',
             format_html_join("", "<tr><th>{}</th><td>{} {}</td></tr>", rows),
@@ -666,9 +715,14 @@ class WorkOrderAdmin(ServiceAdmin):
         form = self._lifecycle_form(request, lifecycle, work_orders, request.POST if applying else None)
         if form is not None and not (applying and form.is_valid()):
             return self._confirmation(
-                request, lifecycle, work_orders, form, form_action=request.get_full_path(),
-                cancel_url=request.get_full_path(), bulk=action_name,
-            )  # fmt: skip
+                request,
+                lifecycle,
+                work_orders,
+                form,
+                form_action=request.get_full_path(),
+                cancel_url=request.get_full_path(),
+                bulk=action_name,
+            )
         self._transition_each(request, lifecycle, work_orders, form)
         return None
 
@@ -710,9 +764,14 @@ class WorkOrderAdmin(ServiceAdmin):
             self._transition_each(request, lifecycle, [work_order], form)
             return HttpResponseRedirect(change_url)
         return self._confirmation(
-            request, lifecycle, [work_order], form, form_action=request.get_full_path(), cancel_url=change_url,
+            request,
+            lifecycle,
+            [work_order],
+            form,
+            form_action=request.get_full_path(),
+            cancel_url=change_url,
             bulk=None,
-        )  # fmt: skip
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
@@ -857,9 +916,20 @@ class WorkRequestAdmin(TenantAdmin):
     show_full_result_count = False
     actions = ["approve_selected", "reject_selected"]
     readonly_fields = [
-        "description", "asset", "location", "contact_name", "contact_email", "contact_phone", "status",
-        "decided_by", "decided_at", "rejection_reason", "work_order", "attachment_links", "created_at",
-    ]  # fmt: skip
+        "description",
+        "asset",
+        "location",
+        "contact_name",
+        "contact_email",
+        "contact_phone",
+        "status",
+        "decided_by",
+        "decided_at",
+        "rejection_reason",
+        "work_order",
+        "attachment_links",
+        "created_at",
+    ]
     fields = readonly_fields
 
     def has_add_permission(self, request, *args):
@@ -991,22 +1061,33 @@ class ProcedureAdmin(ServiceAdmin):
                 data = item_form.cleaned_data
                 steps.append(((data.get("position") or 0, index), data))
         items = [
-            {"text": data["text"], "kind": data["kind"], "unit": data.get("unit", ""),
-             "required": data.get("required", False), "position": number}
+            {
+                "text": data["text"],
+                "kind": data["kind"],
+                "unit": data.get("unit", ""),
+                "required": data.get("required", False),
+                "position": number,
+            }
             for number, (_, data) in enumerate(sorted(steps, key=lambda step: step[0]), start=1)
-        ]  # fmt: skip
+        ]
         data = form.cleaned_data
         try:
             if change:
                 saved = services.update_procedure(
-                    form.instance, actor=request.user, name=data["name"], description=data.get("description", ""),
+                    form.instance,
+                    actor=request.user,
+                    name=data["name"],
+                    description=data.get("description", ""),
                     items=items,
-                )  # fmt: skip
+                )
             else:
                 saved = services.create_procedure(
-                    self._organization_for_new(request, form), actor=request.user, name=data["name"],
-                    description=data.get("description", ""), items=items,
-                )  # fmt: skip
+                    self._organization_for_new(request, form),
+                    actor=request.user,
+                    name=data["name"],
+                    description=data.get("description", ""),
+                    items=items,
+                )
         except DomainError as exc:
             raise _Refused(exc) from exc
         _adopt(form.instance, saved)
@@ -1043,9 +1124,11 @@ class TeamAdmin(ServiceAdmin):
                 saved = services.update_team(obj, actor=request.user, name=data["name"], members=data["members"])
             else:
                 saved = services.create_team(
-                    self._organization_for_new(request, form), actor=request.user, name=data["name"],
+                    self._organization_for_new(request, form),
+                    actor=request.user,
+                    name=data["name"],
                     members=data["members"],
-                )  # fmt: skip
+                )
         except DomainError as exc:
             raise _Refused(exc) from exc
         _adopt(obj, saved)

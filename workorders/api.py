@@ -66,9 +66,17 @@ class AttachmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attachment
         fields = [
-            "id", "token", "original_name", "content_type", "size", "work_order", "request", "uploaded_by",
-            "download_url", "created_at",
-        ]  # fmt: skip
+            "id",
+            "token",
+            "original_name",
+            "content_type",
+            "size",
+            "work_order",
+            "request",
+            "uploaded_by",
+            "download_url",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_download_url(self, obj) -> str:
@@ -87,20 +95,54 @@ class WorkOrderSerializer(TenantModelSerializer):
     resolution_due_at = serializers.SerializerMethodField()
     assignee = member_field(required=False, allow_null=True, help_text="On creation: assigns at once.")
     procedure = TenantPrimaryKeyRelatedField(
-        queryset=Procedure.objects.all(), write_only=True, required=False, allow_null=True,
+        queryset=Procedure.objects.all(),
+        write_only=True,
+        required=False,
+        allow_null=True,
         help_text="On creation: the procedure whose steps become the checklist.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = WorkOrder
         fields = [
-            "id", "number", "title", "description", "type", "priority", "status", "asset", "asset_code",
-            "location", "location_name", "assignee", "assignee_name", "team", "team_name", "requested_by",
-            "due_at", "started_at", "completed_at", "verified_at", "estimated_minutes", "source", "needs_downtime",
-            "parent", "completion_notes", "failure_cause", "remedy", "hold_reason", "cancel_reason", "is_overdue",
-            "allowed_actions", "sla_state", "response_due_at", "resolution_due_at", "procedure", "created_at",
+            "id",
+            "number",
+            "title",
+            "description",
+            "type",
+            "priority",
+            "status",
+            "asset",
+            "asset_code",
+            "location",
+            "location_name",
+            "assignee",
+            "assignee_name",
+            "team",
+            "team_name",
+            "requested_by",
+            "due_at",
+            "started_at",
+            "completed_at",
+            "verified_at",
+            "estimated_minutes",
+            "source",
+            "needs_downtime",
+            "parent",
+            "completion_notes",
+            "failure_cause",
+            "remedy",
+            "hold_reason",
+            "cancel_reason",
+            "is_overdue",
+            "allowed_actions",
+            "sla_state",
+            "response_due_at",
+            "resolution_due_at",
+            "procedure",
+            "created_at",
             "updated_at",
-        ]  # fmt: skip
+        ]
         read_only_fields = ["requested_by"]
 
     # Lists annotate these in one join (sla.services.with_sla); an order just written has no annotation
@@ -152,9 +194,22 @@ class ChecklistItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChecklistItem
         fields = [
-            "id", "position", "text", "kind", "unit", "required", "done", "passed", "number_value", "text_value",
-            "done_by", "done_at", "follow_up", "client_id", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "position",
+            "text",
+            "kind",
+            "unit",
+            "required",
+            "done",
+            "passed",
+            "number_value",
+            "text_value",
+            "done_by",
+            "done_at",
+            "follow_up",
+            "client_id",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -197,9 +252,18 @@ class TimeEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = TimeEntry
         fields = [
-            "id", "technician", "technician_name", "started_at", "ended_at", "minutes", "hourly_rate", "cost",
-            "note", "client_id", "created_at",
-        ]  # fmt: skip
+            "id",
+            "technician",
+            "technician_name",
+            "started_at",
+            "ended_at",
+            "minutes",
+            "hourly_rate",
+            "cost",
+            "note",
+            "client_id",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_technician_name(self, obj) -> str | None:
@@ -253,10 +317,24 @@ class WorkRequestSerializer(TenantModelSerializer):
     class Meta:
         model = WorkRequest
         fields = [
-            "id", "description", "asset", "asset_code", "location", "location_name", "contact_name",
-            "contact_email", "contact_phone", "status", "decided_by", "decided_at", "rejection_reason", "work_order",
-            "attachments", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "description",
+            "asset",
+            "asset_code",
+            "location",
+            "location_name",
+            "contact_name",
+            "contact_email",
+            "contact_phone",
+            "status",
+            "decided_by",
+            "decided_at",
+            "rejection_reason",
+            "work_order",
+            "attachments",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -470,9 +548,12 @@ class WorkOrderViewSet(ActorServiceViewSet):
 
     @_post(ChecklistResultInput, ChecklistItemSerializer, parameters=[ITEM_ID], methods=["PATCH"])
     @_post(
-        ChecklistResultInput, ChecklistItemSerializer, parameters=[ITEM_ID], methods=["POST"],
+        ChecklistResultInput,
+        ChecklistItemSerializer,
+        parameters=[ITEM_ID],
+        methods=["POST"],
         operation_id="v1_work_orders_checklist_result_create",
-    )  # fmt: skip
+    )
     @action(detail=True, methods=["patch", "post"], url_path=r"checklist/(?P<item_id>[0-9]+)")
     def checklist_item(self, request, pk=None, item_id=None):
         with transaction.atomic():  # get_object() locks the order on PATCH

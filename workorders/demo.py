@@ -34,9 +34,14 @@ def seed(organization, users):
         procedure = Procedure.objects.create(organization=organization, name=name)
         for position, (text, kind, unit, required) in enumerate(steps):
             ProcedureItem.objects.create(
-                organization=organization, procedure=procedure, position=position, text=text, kind=kind,
-                unit=unit, required=required,
-            )  # fmt: skip
+                organization=organization,
+                procedure=procedure,
+                position=position,
+                text=text,
+                kind=kind,
+                unit=unit,
+                required=required,
+            )
         procedures[name] = procedure
     team = Team.objects.create(organization=organization, name="Mechanical crew")
     team.members.add(technician)
@@ -51,24 +56,34 @@ def seed(organization, users):
     order("Check office AHU filters", "HVAC-01", type="inspection", priority="low", due_at=now + timedelta(days=7))
     order("Forklift horn not working", "FLT-01", assignee=technician, due_at=now + timedelta(days=2))
     pump = order(
-        "Quarterly pump service", "PMP-001", type="preventive", assignee=technician,
-        procedure=procedures["Pump quarterly service"], due_at=now - timedelta(days=1), estimated_minutes=90,
-    )  # fmt: skip
+        "Quarterly pump service",
+        "PMP-001",
+        type="preventive",
+        assignee=technician,
+        procedure=procedures["Pump quarterly service"],
+        due_at=now - timedelta(days=1),
+        estimated_minutes=90,
+    )
     services.start(pump, actor=technician)
     services.log_time(pump, actor=technician, minutes=45, note="Seal inspection")
     held = order("Replace compressor belt", "CMP-001", assignee=technician, priority="critical")
     services.start(held, actor=technician)
     services.hold(held, reason="Waiting for the belt from the supplier", actor=technician)
     done = order(
-        "Weekly compressor inspection", "CMP-001", type="inspection", assignee=technician,
+        "Weekly compressor inspection",
+        "CMP-001",
+        type="inspection",
+        assignee=technician,
         procedure=procedures["Compressor weekly inspection"],
-    )  # fmt: skip
+    )
     services.start(done, actor=technician)
     for item in done.checklist.all():
         services.record_checklist_result(
-            item, actor=technician, passed=True if item.kind == ItemKind.PASS_FAIL else None,
+            item,
+            actor=technician,
+            passed=True if item.kind == ItemKind.PASS_FAIL else None,
             number_value="7.1" if item.kind == ItemKind.NUMBER else None,
-        )  # fmt: skip
+        )
     services.log_time(done, actor=technician, minutes=30)
     services.add_cost_line(done, actor=planner, description="Condensate drain valve", amount=Decimal("38.50"))
     services.complete(done, actor=technician, notes="All readings normal.")

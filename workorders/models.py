@@ -163,9 +163,13 @@ class WorkOrder(TenantModel):
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
     needs_downtime = models.BooleanField(default=False)
     parent = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="follow_ups",
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="follow_ups",
         help_text="The work order this one follows up.",
-    )  # fmt: skip
+    )
     hold_reason = models.CharField(max_length=500, blank=True, editable=False)
     cancel_reason = models.CharField(max_length=500, blank=True, editable=False)
     completion_notes = models.TextField(blank=True)

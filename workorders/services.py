@@ -53,13 +53,30 @@ ACTION_PERMISSION = {
 }
 ACTIONS_NEEDING_REASON = {"hold", "reject", "reopen", "cancel"}
 EDITABLE_FIELDS = {
-    "title", "description", "type", "priority", "asset", "location", "team", "due_at", "estimated_minutes",
-    "needs_downtime", "completion_notes", "failure_cause", "remedy",
-}  # fmt: skip
+    "title",
+    "description",
+    "type",
+    "priority",
+    "asset",
+    "location",
+    "team",
+    "due_at",
+    "estimated_minutes",
+    "needs_downtime",
+    "completion_notes",
+    "failure_cause",
+    "remedy",
+}
 ATTACHMENT_TYPES = {
-    "image/jpeg", "image/png", "image/webp", "image/heic", "application/pdf", "text/plain", "text/csv",
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/heic",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
     "video/mp4",
-}  # fmt: skip
+}
 ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
 
 
@@ -232,9 +249,15 @@ def allowed_actions(work_order: WorkOrder) -> list[str]:
 @audit.attributed
 @transaction.atomic
 def transition(
-    work_order: WorkOrder, action: str, *, actor=None, reason: str = "", assignee=None, notes: str = "",
+    work_order: WorkOrder,
+    action: str,
+    *,
+    actor=None,
+    reason: str = "",
+    assignee=None,
+    notes: str = "",
     parts_disposition: str | None = None,
-) -> WorkOrder:  # fmt: skip
+) -> WorkOrder:
     """Move a work order through its lifecycle (the table `workorders.models.TRANSITIONS`).
 
     A transition not allowed from the current status is a Conflict naming the status and the allowed
@@ -424,8 +447,13 @@ def delete_work_order(work_order: WorkOrder, *, actor=None) -> None:
     activity = []
     if work_order.status != Status.OPEN and work_order.status != Status.ASSIGNED:
         activity.append(f"it is {work_order.get_status_display().lower()}")
-    for relation, label in (("comments", "comments"), ("time_entries", "time entries"), ("cost_lines", "costs"),
-                            ("attachments", "attachments"), ("follow_ups", "follow-ups")):  # fmt: skip
+    for relation, label in (
+        ("comments", "comments"),
+        ("time_entries", "time entries"),
+        ("cost_lines", "costs"),
+        ("attachments", "attachments"),
+        ("follow_ups", "follow-ups"),
+    ):
         if getattr(work_order, relation).exists():
             activity.append(f"it has {label}")
     if work_order.checklist.filter(done=True).exists():
@@ -458,7 +486,7 @@ def apply_procedure(work_order: WorkOrder, procedure: Procedure) -> list[Checkli
             kind=step.kind,
             unit=step.unit,
             required=step.required,
-        )  # fmt: skip
+        )
         for index, step in enumerate(procedure.items.order_by("position", "id"))
     ]
     return audit.bulk_create_with_history(items, ChecklistItem)
@@ -471,9 +499,14 @@ def add_checklist_item(work_order, *, text, kind=ItemKind.TICK, required=True, u
     _require(_membership(work_order, actor), Action.CREATE_WORK)
     position = (work_order.checklist.order_by("-position").values_list("position", flat=True).first() or 0) + 1
     item = ChecklistItem(
-        organization_id=work_order.organization_id, work_order=work_order, position=position, text=text,
-        kind=kind, unit=unit, required=required,
-    )  # fmt: skip
+        organization_id=work_order.organization_id,
+        work_order=work_order,
+        position=position,
+        text=text,
+        kind=kind,
+        unit=unit,
+        required=required,
+    )
     validated(item).save()
     return item
 
@@ -481,9 +514,15 @@ def add_checklist_item(work_order, *, text, kind=ItemKind.TICK, required=True, u
 @audit.attributed
 @transaction.atomic
 def record_checklist_result(
-    item: ChecklistItem, *, actor=None, done: bool | None = None, passed: bool | None = None,
-    number_value=None, text_value: str | None = None, client_id: str = "",
-) -> ChecklistItem:  # fmt: skip
+    item: ChecklistItem,
+    *,
+    actor=None,
+    done: bool | None = None,
+    passed: bool | None = None,
+    number_value=None,
+    text_value: str | None = None,
+    client_id: str = "",
+) -> ChecklistItem:
     """Tick an item or enter its result. A replay with the same client id changes nothing."""
     item = ChecklistItem.objects.select_for_update(of=("self",)).select_related("work_order").get(pk=item.pk)
     work_order = item.work_order
@@ -572,9 +611,12 @@ def add_comment(work_order: WorkOrder, *, actor, body: str, client_id: str = "")
         if existing:
             return existing
     comment = Comment.objects.create(
-        organization_id=work_order.organization_id, work_order=work_order, author=actor, body=body.strip(),
+        organization_id=work_order.organization_id,
+        work_order=work_order,
+        author=actor,
+        body=body.strip(),
         client_id=client_id,
-    )  # fmt: skip
+    )
     _publish_updated(work_order, "comment", comment=comment.pk)
     return comment
 
@@ -616,9 +658,14 @@ def log_time(
     if work_order.status in (Status.CANCELLED,):
         raise Conflict(f"{work_order.number} is cancelled: no more time can be logged.", code="work_order_closed")
     entry = TimeEntry.objects.create(
-        organization_id=work_order.organization_id, work_order=work_order, technician=technician, minutes=minutes,
-        hourly_rate=_hourly_rate(work_order, technician), note=note, client_id=client_id,
-    )  # fmt: skip
+        organization_id=work_order.organization_id,
+        work_order=work_order,
+        technician=technician,
+        minutes=minutes,
+        hourly_rate=_hourly_rate(work_order, technician),
+        note=note,
+        client_id=client_id,
+    )
     _publish_updated(work_order, "time", time_entry=entry.pk)
     return entry
 
@@ -635,9 +682,12 @@ def start_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
             f"Your timer is already running on {running.work_order.number}; stop it first.", code="timer_running"
         )
     return TimeEntry.objects.create(
-        organization_id=work_order.organization_id, work_order=work_order, technician=actor,
-        started_at=timezone.now(), hourly_rate=_hourly_rate(work_order, actor),
-    )  # fmt: skip
+        organization_id=work_order.organization_id,
+        work_order=work_order,
+        technician=actor,
+        started_at=timezone.now(),
+        hourly_rate=_hourly_rate(work_order, actor),
+    )
 
 
 @audit.attributed
@@ -671,9 +721,12 @@ def add_cost_line(work_order: WorkOrder, *, actor, description: str, amount) -> 
     if amount < 0:
         raise InvalidInput("A cost cannot be negative.", fields={"amount": ["Must be zero or more."]})
     line = CostLine(
-        organization_id=work_order.organization_id, work_order=work_order, description=description,
-        amount=amount, added_by=actor,
-    )  # fmt: skip
+        organization_id=work_order.organization_id,
+        work_order=work_order,
+        description=description,
+        amount=amount,
+        added_by=actor,
+    )
     validated(line).save()
     _publish_updated(work_order, "cost", cost_line=line.pk)
     return line
@@ -733,10 +786,15 @@ def add_attachment(
         _require(_membership(work_order, actor), Action.VIEW)
     content_type = _check_upload(uploaded)
     attachment = Attachment(
-        organization_id=owner.organization_id, work_order=work_order, request=request,
-        token=secrets.token_urlsafe(16), original_name=(uploaded.name or "file")[-255:],
-        content_type=content_type, size=uploaded.size, uploaded_by=actor,
-    )  # fmt: skip
+        organization_id=owner.organization_id,
+        work_order=work_order,
+        request=request,
+        token=secrets.token_urlsafe(16),
+        original_name=(uploaded.name or "file")[-255:],
+        content_type=content_type,
+        size=uploaded.size,
+        uploaded_by=actor,
+    )
     attachment.file.save(attachment.original_name.replace("/", "_"), uploaded, save=False)
     attachment.save()
     if work_order is not None:
@@ -749,8 +807,17 @@ def add_attachment(
 
 @audit.attributed
 @transaction.atomic
-def submit_request(organization, *, description: str, asset=None, location=None, contact_name: str = "",
-                   contact_email: str = "", contact_phone: str = "", files=()) -> WorkRequest:  # fmt: skip
+def submit_request(
+    organization,
+    *,
+    description: str,
+    asset=None,
+    location=None,
+    contact_name: str = "",
+    contact_email: str = "",
+    contact_phone: str = "",
+    files=(),
+) -> WorkRequest:
     """A problem reported from the public form (no login). Returns the request; its token is the
     requester's link to follow it."""
     if not (description or "").strip():
@@ -758,10 +825,15 @@ def submit_request(organization, *, description: str, asset=None, location=None,
     if asset is not None and asset.organization_id != organization.pk:
         raise NotFound("No such asset.")
     work_request = WorkRequest(
-        organization=organization, token=secrets.token_urlsafe(16), asset=asset,
-        location=location or (asset.location if asset else None), description=description.strip(),
-        contact_name=contact_name, contact_email=contact_email, contact_phone=contact_phone,
-    )  # fmt: skip
+        organization=organization,
+        token=secrets.token_urlsafe(16),
+        asset=asset,
+        location=location or (asset.location if asset else None),
+        description=description.strip(),
+        contact_name=contact_name,
+        contact_email=contact_email,
+        contact_phone=contact_phone,
+    )
     validated(work_request, exclude=["token"]).save()
     for uploaded in files:
         add_attachment(uploaded=uploaded, request=work_request)
@@ -856,10 +928,14 @@ def _replace_procedure_items(procedure: Procedure, items) -> list[ProcedureItem]
     for index, raw in enumerate(items):
         _unknown_fields(raw, PROCEDURE_ITEM_FIELDS, "procedure step")
         step = ProcedureItem(
-            organization_id=procedure.organization_id, procedure=procedure, text=(raw.get("text") or "").strip(),
-            kind=raw.get("kind") or ItemKind.TICK, unit=raw.get("unit") or "", required=raw.get("required", True),
+            organization_id=procedure.organization_id,
+            procedure=procedure,
+            text=(raw.get("text") or "").strip(),
+            kind=raw.get("kind") or ItemKind.TICK,
+            unit=raw.get("unit") or "",
+            required=raw.get("required", True),
             position=raw["position"] if raw.get("position") is not None else index + 1,
-        )  # fmt: skip
+        )
         try:
             validated(step, exclude=["procedure"])
         except InvalidInput as exc:

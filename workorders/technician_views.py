@@ -64,10 +64,17 @@ OWN_CHANGES_KEY = "technician.own_changes"
 OWN_CHANGES_KEPT = 30
 # Fields whose change a history line names (the status and the reason come with the change reason).
 HISTORY_FIELDS = {
-    "status": "status", "assignee_id": "assignee", "team_id": "team", "priority": "priority", "due_at": "due date",
-    "title": "title", "description": "description", "asset_id": "asset", "location_id": "location",
+    "status": "status",
+    "assignee_id": "assignee",
+    "team_id": "team",
+    "priority": "priority",
+    "due_at": "due date",
+    "title": "title",
+    "description": "description",
+    "asset_id": "asset",
+    "location_id": "location",
     "completion_notes": "completion notes",
-}  # fmt: skip
+}
 # Bump when sw.js changes what it caches: the new worker drops the old caches.
 SERVICE_WORKER_VERSION = "1"
 # What the service worker keeps for offline use besides the pages.
@@ -294,8 +301,11 @@ def _history(work_order: WorkOrder) -> list[dict]:
         elif record.history_change_reason:
             summary = record.history_change_reason[:1].upper() + record.history_change_reason[1:]
         else:
-            changed = [label for field, label in HISTORY_FIELDS.items()
-                       if previous is not None and getattr(record, field) != getattr(previous, field)]  # fmt: skip
+            changed = [
+                label
+                for field, label in HISTORY_FIELDS.items()
+                if previous is not None and getattr(record, field) != getattr(previous, field)
+            ]
             summary = f"Changed {', '.join(changed)}" if changed else "Changed"
         entries.append(
             {
@@ -308,8 +318,9 @@ def _history(work_order: WorkOrder) -> list[dict]:
     return entries
 
 
-def order_context(request, work_order: WorkOrder, *, forms: dict | None = None, error: str = "",
-                  error_form: str = "") -> dict:  # fmt: skip
+def order_context(
+    request, work_order: WorkOrder, *, forms: dict | None = None, error: str = "", error_form: str = ""
+) -> dict:
     user = request.user
     may_act = may_work_on(work_order, user)
     claimable = (
@@ -463,11 +474,18 @@ def add_note(request, pk):
     work_order = order_or_404(request, pk)
     form = NoteForm(request.POST)
     if not form.is_valid():
-        return render_order(request, work_order, status=400, forms={"note": form}, error_form="note",
-                            error="Write something in the note first.")  # fmt: skip
+        return render_order(
+            request,
+            work_order,
+            status=400,
+            forms={"note": form},
+            error_form="note",
+            error="Write something in the note first.",
+        )
     try:
-        services.add_comment(work_order, actor=request.user, body=form.cleaned_data["body"],
-                             client_id=form.cleaned_data["client_id"])  # fmt: skip
+        services.add_comment(
+            work_order, actor=request.user, body=form.cleaned_data["body"], client_id=form.cleaned_data["client_id"]
+        )
     except DomainError as exc:
         return _refused(request, pk, exc, form_name="note", forms={"note": form})
     return _done(request, work_order, "Note added.", anchor="notes")
@@ -479,11 +497,22 @@ def log_time(request, pk):
     work_order = order_or_404(request, pk)
     form = TimeForm(request.POST)
     if not form.is_valid():
-        return render_order(request, work_order, status=400, forms={"time": form}, error_form="time",
-                            error="Enter the minutes worked, from 1 to 1440.")  # fmt: skip
+        return render_order(
+            request,
+            work_order,
+            status=400,
+            forms={"time": form},
+            error_form="time",
+            error="Enter the minutes worked, from 1 to 1440.",
+        )
     try:
-        entry = services.log_time(work_order, actor=request.user, minutes=form.cleaned_data["minutes"],
-                                  note=form.cleaned_data["note"], client_id=form.cleaned_data["client_id"])  # fmt: skip
+        entry = services.log_time(
+            work_order,
+            actor=request.user,
+            minutes=form.cleaned_data["minutes"],
+            note=form.cleaned_data["note"],
+            client_id=form.cleaned_data["client_id"],
+        )
     except DomainError as exc:
         return _refused(request, pk, exc, form_name="time", forms={"time": form})
     return _done(request, work_order, f"{entry.minutes} min logged.", anchor="time")
@@ -514,8 +543,9 @@ def use_part(request, pk):
     work_order = order_or_404(request, pk)
     form = PartUseForm(request.POST, organization=request.organization, user=request.user)
     if not form.is_valid():
-        return render_order(request, work_order, status=400, forms={"part": form}, error_form="part",
-                            error="Say which part you used.")  # fmt: skip
+        return render_order(
+            request, work_order, status=400, forms={"part": form}, error_form="part", error="Say which part you used."
+        )
     data = form.cleaned_data
     part = data["part_obj"]
     try:
@@ -525,8 +555,9 @@ def use_part(request, pk):
     except DomainError as exc:
         return _refused(request, pk, exc, form_name="part", forms={"part": form})
     quantity = f"{-movement.quantity.normalize():f}"
-    return _done(request, work_order, f"{quantity} × {part.sku} {part.name} from {data['location'].name}.",
-                 anchor="parts")  # fmt: skip
+    return _done(
+        request, work_order, f"{quantity} × {part.sku} {part.name} from {data['location'].name}.", anchor="parts"
+    )
 
 
 @never_cache
@@ -560,8 +591,14 @@ def add_photo(request, pk):
     work_order = order_or_404(request, pk)
     form = PhotoForm(request.POST, request.FILES)
     if not form.is_valid():
-        return render_order(request, work_order, status=400, forms={"photo": form}, error_form="photo",
-                            error="Take or choose a photo first.")  # fmt: skip
+        return render_order(
+            request,
+            work_order,
+            status=400,
+            forms={"photo": form},
+            error_form="photo",
+            error="Take or choose a photo first.",
+        )
     try:
         photo = prepare_photo(form.cleaned_data["photo"])
         services.add_attachment(uploaded=photo, actor=request.user, work_order=work_order)

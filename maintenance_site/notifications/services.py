@@ -245,10 +245,9 @@ def send_delivery(delivery_id: int) -> str | None:
         return _deliver_in_app(delivery)
 
     now = timezone.now()
-    claimed = (
-        NotificationDelivery.objects.filter(_claimable(now), pk=delivery_id)
-        .update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
-    )  # fmt: skip
+    claimed = NotificationDelivery.objects.filter(_claimable(now), pk=delivery_id).update(
+        status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now
+    )
     if not claimed:
         return None  # sent, skipped, or being sent by another run
     attempt = NotificationDelivery.objects.values_list("attempts", flat=True).get(pk=delivery_id)

@@ -77,8 +77,18 @@ class OrganizationAPIKeyAdmin(TenantAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "scope", "expiry_date"]
-        return ["name", "prefix", "scope", "service_user", "created_by", "created", "last_used_at",
-                "expiry_date", "revoked", "revoked_at"]  # fmt: skip
+        return [
+            "name",
+            "prefix",
+            "scope",
+            "service_user",
+            "created_by",
+            "created",
+            "last_used_at",
+            "expiry_date",
+            "revoked",
+            "revoked_at",
+        ]
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -44,21 +44,23 @@ PERMISSIONS: dict[str, frozenset[Action]] = {
     Role.MANAGER: frozenset(Action),
     Role.PLANNER: frozenset(
         {
-            A.VIEW, A.REQUEST_WORK, A.CREATE_WORK, A.ASSIGN_WORK, A.EXECUTE_WORK, A.VERIFY_WORK,
-            A.APPROVE_REQUESTS, A.MANAGE_ASSETS, A.MANAGE_SCHEDULES, A.INGEST_TELEMETRY,
+            A.VIEW,
+            A.REQUEST_WORK,
+            A.CREATE_WORK,
+            A.ASSIGN_WORK,
+            A.EXECUTE_WORK,
+            A.VERIFY_WORK,
+            A.APPROVE_REQUESTS,
+            A.MANAGE_ASSETS,
+            A.MANAGE_SCHEDULES,
+            A.INGEST_TELEMETRY,
         }
     ),
-    Role.STOREKEEPER: frozenset(
-        {A.VIEW, A.REQUEST_WORK, A.USE_PARTS, A.ADJUST_STOCK, A.MANAGE_PURCHASING}
-    ),
-    Role.TECHNICIAN: frozenset(
-        {A.VIEW, A.REQUEST_WORK, A.EXECUTE_WORK, A.USE_PARTS, A.INGEST_TELEMETRY}
-    ),
+    Role.STOREKEEPER: frozenset({A.VIEW, A.REQUEST_WORK, A.USE_PARTS, A.ADJUST_STOCK, A.MANAGE_PURCHASING}),
+    Role.TECHNICIAN: frozenset({A.VIEW, A.REQUEST_WORK, A.EXECUTE_WORK, A.USE_PARTS, A.INGEST_TELEMETRY}),
     Role.VIEWER: frozenset({A.VIEW}),
-    Role.INTEGRATOR: frozenset(
-        {A.VIEW, A.REQUEST_WORK, A.CREATE_WORK, A.MANAGE_ASSETS, A.INGEST_TELEMETRY}
-    ),
-}  # fmt: skip
+    Role.INTEGRATOR: frozenset({A.VIEW, A.REQUEST_WORK, A.CREATE_WORK, A.MANAGE_ASSETS, A.INGEST_TELEMETRY}),
+}
 
 # Roles whose members may sign in to the back office (the Django admin), given is_staff.
 BACK_OFFICE_ROLES = frozenset({Role.MANAGER, Role.PLANNER, Role.STOREKEEPER})

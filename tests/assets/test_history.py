@@ -181,9 +181,14 @@ def test_query_count_does_not_grow_with_the_history(api, org_a, planner_a, viewe
         order = wo_services.create_work_order(org_a, title=f"Job {n}", asset=pump, actor=planner_a)
         WorkOrder.objects.filter(pk=order.pk).update(completed_at=at(n), status="completed")
         Downtime.objects.create(
-            organization=org_a, asset=pump, started_at=at(n), ended_at=at(n) + timedelta(minutes=5),
-            reason=f"Trip {n}", work_order=order, caused_by=order,
-        )  # fmt: skip
+            organization=org_a,
+            asset=pump,
+            started_at=at(n),
+            ended_at=at(n) + timedelta(minutes=5),
+            reason=f"Trip {n}",
+            work_order=order,
+            caused_by=order,
+        )
         with audit.acting_as(planner_a):
             asset_services.update_asset(pump, name=f"Pump {n}", location=rooms[(n + 1) % 2])
 

@@ -115,22 +115,45 @@ def test_embedded_worker_with_beat_really_runs_periodic_jobs(tmp_path):
     migrate = run_manage("migrate", "--noinput", VAR_DIR=str(tmp_path), HEARTBEAT_INTERVAL="1")
     assert migrate.returncode == 0, migrate.stderr
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "maintenance_site", "worker", "-B", "--concurrency", "1",
-         "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--loglevel", "INFO"],
-        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "maintenance_site",
+            "worker",
+            "-B",
+            "--concurrency",
+            "1",
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         beats = 0
         while time.monotonic() < deadline and beats < 2:
             time.sleep(1)
             probe = subprocess.run(
-                [sys.executable, "-c",
-                 "import django; django.setup(); from maintenance_site.ops.models import Heartbeat;"
-                 "print(sum(Heartbeat.objects.values_list('beats', flat=True)))"],
-                cwd=ROOT, env=environment | {"DJANGO_SETTINGS_MODULE": "maintenance_site.settings"},
-                capture_output=True, text=True, timeout=30,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-c",
+                    "import django; django.setup(); from maintenance_site.ops.models import Heartbeat;"
+                    "print(sum(Heartbeat.objects.values_list('beats', flat=True)))",
+                ],
+                cwd=ROOT,
+                env=environment | {"DJANGO_SETTINGS_MODULE": "maintenance_site.settings"},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             beats = int(probe.stdout.strip() or 0)
         assert beats >= 2, "beat did not run the heartbeat twice within 60 s"
     finally:

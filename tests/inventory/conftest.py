@@ -16,14 +16,21 @@ def van(org_a, technician_a):
 
 @pytest.fixture
 def bearing(org_a):
-    return Part.objects.create(organization=org_a, sku="BRG-6205", name="Ball bearing 6205", unit="each",
-                               reorder_point=5, reorder_quantity=20)  # fmt: skip
+    return Part.objects.create(
+        organization=org_a, sku="BRG-6205", name="Ball bearing 6205", unit="each", reorder_point=5, reorder_quantity=20
+    )
 
 
 @pytest.fixture
 def oil(org_a):
-    return Part.objects.create(organization=org_a, sku="OIL-46", name="Hydraulic oil ISO 46", unit="litre",
-                               reorder_point=10, reorder_quantity=60)  # fmt: skip
+    return Part.objects.create(
+        organization=org_a,
+        sku="OIL-46",
+        name="Hydraulic oil ISO 46",
+        unit="litre",
+        reorder_point=10,
+        reorder_quantity=60,
+    )
 
 
 @pytest.fixture

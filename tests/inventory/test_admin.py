@@ -48,14 +48,21 @@ def van(org_a, technician_a):
 
 @pytest.fixture
 def bearing(org_a):
-    return Part.objects.create(organization=org_a, sku="BRG-6205", name="Ball bearing 6205", unit="each",
-                               reorder_point=5, reorder_quantity=20)  # fmt: skip
+    return Part.objects.create(
+        organization=org_a, sku="BRG-6205", name="Ball bearing 6205", unit="each", reorder_point=5, reorder_quantity=20
+    )
 
 
 @pytest.fixture
 def oil(org_a):
-    return Part.objects.create(organization=org_a, sku="OIL-46", name="Hydraulic oil ISO 46", unit="litre",
-                               reorder_point=10, reorder_quantity=60)  # fmt: skip
+    return Part.objects.create(
+        organization=org_a,
+        sku="OIL-46",
+        name="Hydraulic oil ISO 46",
+        unit="litre",
+        reorder_point=10,
+        reorder_quantity=60,
+    )
 
 
 @pytest.fixture
@@ -167,8 +174,14 @@ def test_changelist_shows_stock_and_its_query_count_does_not_grow(client, storek
 
     def add(start, count):
         for i in range(start, start + count):
-            part = Part.objects.create(organization=org_a, sku=f"P{i:03d}", name=f"part {i}", category=f"C{i % 3}",
-                                       preferred_vendor=vendor, reorder_point=3)  # fmt: skip
+            part = Part.objects.create(
+                organization=org_a,
+                sku=f"P{i:03d}",
+                name=f"part {i}",
+                category=f"C{i % 3}",
+                preferred_vendor=vendor,
+                reorder_point=3,
+            )
             services.receive_stock(part, warehouse, 2 + i % 3, "1")
             services.receive_stock(part, van, 1, "1")
 
@@ -192,8 +205,15 @@ def test_changelist_shows_stock_and_its_query_count_does_not_grow(client, storek
 
 
 def test_add_part_goes_through_the_service(store_client, storekeeper_a, org_a):
-    data = form_data(store_client.get(PARTS + "add/"), sku="SEAL-35", name="Mechanical seal 35", unit="each",
-                     reorder_point="2", reorder_quantity="4", lead_time_days="14")  # fmt: skip
+    data = form_data(
+        store_client.get(PARTS + "add/"),
+        sku="SEAL-35",
+        name="Mechanical seal 35",
+        unit="each",
+        reorder_point="2",
+        reorder_quantity="4",
+        lead_time_days="14",
+    )
     response = store_client.post(PARTS + "add/", data)
     assert response.status_code == 302, page_text(response)[-3000:]
     part = Part.objects.get(sku="SEAL-35")
@@ -202,8 +222,15 @@ def test_add_part_goes_through_the_service(store_client, storekeeper_a, org_a):
 
 
 def test_fraction_for_a_countable_part_is_a_form_error(store_client):
-    data = form_data(store_client.get(PARTS + "add/"), sku="X-1", name="x", unit="each", reorder_point="2.5",
-                     reorder_quantity="1", lead_time_days="7")  # fmt: skip
+    data = form_data(
+        store_client.get(PARTS + "add/"),
+        sku="X-1",
+        name="x",
+        unit="each",
+        reorder_point="2.5",
+        reorder_quantity="1",
+        lead_time_days="7",
+    )
     response = store_client.post(PARTS + "add/", data)
     assert response.status_code == 200
     assert "counted in whole numbers" in page_text(response)
@@ -260,10 +287,17 @@ def test_deleting_a_part_without_movements(store_client, bearing):
 
 def test_receive_stock_through_the_admin_form(store_client, storekeeper_a, stocked, oil, warehouse):
     first, review, done = run_action(
-        store_client, "receive_stock", [stocked.pk, oil.pk],
-        {"location": warehouse.pk, "reason": "Delivery 4711", f"quantity-{stocked.pk}": "6",
-         f"unit_cost-{stocked.pk}": "5.00", f"quantity-{oil.pk}": ""},
-    )  # fmt: skip
+        store_client,
+        "receive_stock",
+        [stocked.pk, oil.pk],
+        {
+            "location": warehouse.pk,
+            "reason": "Delivery 4711",
+            f"quantity-{stocked.pk}": "6",
+            f"unit_cost-{stocked.pk}": "5.00",
+            f"quantity-{oil.pk}": "",
+        },
+    )
     assert "Receive stock" in page_text(first) and f'name="quantity-{oil.pk}"' in first.content.decode()
     assert "Receive 6 each of BRG-6205 Ball bearing 6205 at Warehouse (unit cost 5)" in page_text(review)
     assert "Yes, receive" in page_text(review)
@@ -285,13 +319,15 @@ def test_receive_stock_through_the_admin_form(store_client, storekeeper_a, stock
 def test_invalid_action_form_shows_errors_and_writes_nothing(store_client, stocked, warehouse):
     before = ledger_state()
     base = {"action": "receive_stock", "_selected_action": [str(stocked.pk)]}
-    response = store_client.post(PARTS, {**base, "step": "review", "location": warehouse.pk,
-                                         f"quantity-{stocked.pk}": "1.5"})  # fmt: skip
+    response = store_client.post(
+        PARTS, {**base, "step": "review", "location": warehouse.pk, f"quantity-{stocked.pk}": "1.5"}
+    )
     assert response.status_code == 200
     assert "counted in whole units" in page_text(response)
     # a tampered confirmation is checked again
-    response = store_client.post(PARTS, {**base, "step": "confirm", "location": warehouse.pk,
-                                         f"quantity-{stocked.pk}": "0"})  # fmt: skip
+    response = store_client.post(
+        PARTS, {**base, "step": "confirm", "location": warehouse.pk, f"quantity-{stocked.pk}": "0"}
+    )
     assert response.status_code == 200 and "more than zero" in page_text(response)
     response = store_client.post(PARTS, {**base, "step": "review", "location": warehouse.pk})
     assert "Enter a quantity for at least one row" in page_text(response)
@@ -301,9 +337,11 @@ def test_invalid_action_form_shows_errors_and_writes_nothing(store_client, stock
 def test_refused_write_off_shows_the_message_and_changes_nothing(store_client, stocked, oil, van, warehouse):
     before = ledger_state()
     _, review, done = run_action(
-        store_client, "write_off", [stocked.pk, oil.pk],
+        store_client,
+        "write_off",
+        [stocked.pk, oil.pk],
         {"location": van.pk, "reason": "Water damage", f"quantity-{stocked.pk}": "1", f"quantity-{oil.pk}": "5"},
-    )  # fmt: skip
+    )
     assert "Write off 1 each of BRG-6205" in page_text(review)
     # the bearing alone would have worked: nothing of the batch is written
     assert done.status_code == 200
@@ -314,8 +352,12 @@ def test_refused_write_off_shows_the_message_and_changes_nothing(store_client, s
 
 
 def test_write_off(store_client, stocked, warehouse):
-    *_, done = run_action(store_client, "write_off", [stocked.pk],
-                          {"location": warehouse.pk, "reason": "Rusty", f"quantity-{stocked.pk}": "2"})  # fmt: skip
+    *_, done = run_action(
+        store_client,
+        "write_off",
+        [stocked.pk],
+        {"location": warehouse.pk, "reason": "Rusty", f"quantity-{stocked.pk}": "2"},
+    )
     assert done.status_code == 302
     assert on_hand(stocked, warehouse) == 10
     assert StockMovement.objects.filter(kind=MovementKind.WRITE_OFF, reason="Rusty").count() == 1
@@ -323,28 +365,43 @@ def test_write_off(store_client, stocked, warehouse):
 
 def test_adjust_by_count_and_by_change(store_client, stocked, oil, warehouse):
     _, review, done = run_action(
-        store_client, "adjust_stock", [stocked.pk, oil.pk],
-        {"location": warehouse.pk, "mode": "counted", "reason": "Cycle count", f"value-{stocked.pk}": "10",
-         f"value-{oil.pk}": "30"},
-    )  # fmt: skip
+        store_client,
+        "adjust_stock",
+        [stocked.pk, oil.pk],
+        {
+            "location": warehouse.pk,
+            "mode": "counted",
+            "reason": "Cycle count",
+            f"value-{stocked.pk}": "10",
+            f"value-{oil.pk}": "30",
+        },
+    )
     assert "BRG-6205 Ball bearing 6205 at Warehouse: 12 on the books → 10 (-2)" in page_text(review)
     assert done.status_code == 302
     assert on_hand(stocked, warehouse) == 10 and on_hand(oil, warehouse) == 30
     assert StockMovement.objects.filter(kind=MovementKind.ADJUSTMENT).count() == 1  # oil matched the books
-    *_, done = run_action(store_client, "adjust_stock", [oil.pk],
-                          {"location": warehouse.pk, "mode": "change", "reason": "Found a can",
-                           f"value-{oil.pk}": "-2.5"})  # fmt: skip
+    *_, done = run_action(
+        store_client,
+        "adjust_stock",
+        [oil.pk],
+        {"location": warehouse.pk, "mode": "change", "reason": "Found a can", f"value-{oil.pk}": "-2.5"},
+    )
     assert done.status_code == 302 and on_hand(oil, warehouse) == D("27.5")
 
 
 def test_transfer(store_client, stocked, warehouse, van):
-    *_, done = run_action(store_client, "transfer_stock", [stocked.pk],
-                          {"source": warehouse.pk, "destination": van.pk, f"quantity-{stocked.pk}": "4"})  # fmt: skip
+    *_, done = run_action(
+        store_client,
+        "transfer_stock",
+        [stocked.pk],
+        {"source": warehouse.pk, "destination": van.pk, f"quantity-{stocked.pk}": "4"},
+    )
     assert done.status_code == 302
     assert (on_hand(stocked, warehouse), on_hand(stocked, van)) == (8, 6)
     base = {"action": "transfer_stock", "_selected_action": [str(stocked.pk)], "step": "review"}
-    response = store_client.post(PARTS, {**base, "source": van.pk, "destination": van.pk,
-                                         f"quantity-{stocked.pk}": "1"})  # fmt: skip
+    response = store_client.post(
+        PARTS, {**base, "source": van.pk, "destination": van.pk, f"quantity-{stocked.pk}": "1"}
+    )
     assert "Choose another location than the source" in page_text(response)
 
 
@@ -441,10 +498,17 @@ def test_location_with_stock_cannot_be_retired(store_client, stocked, van):
 
 
 def test_vendor_with_its_parts_through_the_services(store_client, storekeeper_a, bearing, org_a):
-    data = form_data(store_client.get("/admin/inventory/vendor/add/"), name="Bearings Ltd", **{
-        "parts-TOTAL_FORMS": "1", "parts-0-part": str(bearing.pk), "parts-0-vendor_sku": "6205-2RS",
-        "parts-0-price": "3.95", "parts-0-lead_time_days": "3",
-    })  # fmt: skip
+    data = form_data(
+        store_client.get("/admin/inventory/vendor/add/"),
+        name="Bearings Ltd",
+        **{
+            "parts-TOTAL_FORMS": "1",
+            "parts-0-part": str(bearing.pk),
+            "parts-0-vendor_sku": "6205-2RS",
+            "parts-0-price": "3.95",
+            "parts-0-lead_time_days": "3",
+        },
+    )
     response = store_client.post("/admin/inventory/vendor/add/", data)
     assert response.status_code == 302, page_text(response)[-2000:]
     vendor = Vendor.objects.get(name="Bearings Ltd")
@@ -466,9 +530,16 @@ def vendor(org_a, bearing):
 def test_purchase_order_created_with_lines_placed_received_and_cancelled(
     store_client, storekeeper_a, org_a, vendor, bearing, oil, warehouse, van
 ):
-    data = form_data(store_client.get(ORDERS + "add/"), vendor=str(vendor.pk), notes="Urgent", **{
-        "lines-0-part": str(bearing.pk), "lines-0-quantity": "10", "lines-0-unit_price": "",
-    })  # fmt: skip
+    data = form_data(
+        store_client.get(ORDERS + "add/"),
+        vendor=str(vendor.pk),
+        notes="Urgent",
+        **{
+            "lines-0-part": str(bearing.pk),
+            "lines-0-quantity": "10",
+            "lines-0-unit_price": "",
+        },
+    )
     response = store_client.post(ORDERS + "add/", data)
     assert response.status_code == 302, page_text(response)[-3000:]
     order = PurchaseOrder.objects.get()
@@ -484,8 +555,9 @@ def test_purchase_order_created_with_lines_placed_received_and_cancelled(
     page = store_client.get(f"{ORDERS}{order.pk}/change/").content.decode()
     assert 'name="lines-0-quantity"' not in page
 
-    _, review, done = run_action(store_client, "receive_order", [order.pk],
-                                 {"location": warehouse.pk, f"quantity-{line.pk}": "4"}, url=ORDERS)  # fmt: skip
+    _, review, done = run_action(
+        store_client, "receive_order", [order.pk], {"location": warehouse.pk, f"quantity-{line.pk}": "4"}, url=ORDERS
+    )
     assert f"{order.number}: receive 4 × BRG-6205 at Warehouse" in page_text(review)
     assert done.status_code == 302
     order.refresh_from_db()
@@ -494,8 +566,9 @@ def test_purchase_order_created_with_lines_placed_received_and_cancelled(
     assert bearing.average_cost == D("3.5000")
 
     before = ledger_state()
-    _, _, refused = run_action(store_client, "receive_order", [order.pk],
-                               {"location": van.pk, f"quantity-{line.pk}": "7"}, url=ORDERS)  # fmt: skip
+    _, _, refused = run_action(
+        store_client, "receive_order", [order.pk], {"location": van.pk, f"quantity-{line.pk}": "7"}, url=ORDERS
+    )
     assert refused.status_code == 200 and "Nothing was changed: Line BRG-6205: 6 outstanding" in page_text(refused)
     assert ledger_state() == before
 

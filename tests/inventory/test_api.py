@@ -47,14 +47,28 @@ def van(org_a, technician_a):
 
 @pytest.fixture
 def bearing(org_a):
-    return Part.objects.create(organization=org_a, sku="BRG-6205", name="Ball bearing 6205", unit="each",
-                               category="Bearings", reorder_point=5, reorder_quantity=20)  # fmt: skip
+    return Part.objects.create(
+        organization=org_a,
+        sku="BRG-6205",
+        name="Ball bearing 6205",
+        unit="each",
+        category="Bearings",
+        reorder_point=5,
+        reorder_quantity=20,
+    )
 
 
 @pytest.fixture
 def oil(org_a):
-    return Part.objects.create(organization=org_a, sku="OIL-46", name="Hydraulic oil ISO 46", unit="litre",
-                               category="Lubricants", reorder_point=10, reorder_quantity=60)  # fmt: skip
+    return Part.objects.create(
+        organization=org_a,
+        sku="OIL-46",
+        name="Hydraulic oil ISO 46",
+        unit="litre",
+        category="Lubricants",
+        reorder_point=10,
+        reorder_quantity=60,
+    )
 
 
 @pytest.fixture
@@ -109,10 +123,16 @@ class TestParts:
         kind = asset_services.create_asset_type(org_a, name="Pump")
         vendor = services.create_vendor(org_a, name="Bearings Ltd")
         body = {
-            "sku": "SEAL-35", "name": "Mechanical seal 35 mm", "unit": "each", "category": "Seals",
-            "preferred_vendor": vendor.pk, "compatible_asset_types": [kind.pk], "reorder_point": "2",
-            "reorder_quantity": "6", "manufacturer_part_number": "MG1-35",
-        }  # fmt: skip
+            "sku": "SEAL-35",
+            "name": "Mechanical seal 35 mm",
+            "unit": "each",
+            "category": "Seals",
+            "preferred_vendor": vendor.pk,
+            "compatible_asset_types": [kind.pk],
+            "reorder_point": "2",
+            "reorder_quantity": "6",
+            "manufacturer_part_number": "MG1-35",
+        }
         created = client.post(f"{BASE}/parts/", body)
         assert created.status_code == 201, created.json()
         data = created.json()
@@ -150,8 +170,9 @@ class TestParts:
         assert "stock" not in row  # per location only in the detail
 
     def test_a_fraction_for_a_countable_unit_is_refused(self, api, storekeeper_a):
-        response = api(storekeeper_a).post(f"{BASE}/parts/", {"sku": "X", "name": "x", "unit": "each",
-                                                              "reorder_point": "2.5"})  # fmt: skip
+        response = api(storekeeper_a).post(
+            f"{BASE}/parts/", {"sku": "X", "name": "x", "unit": "each", "reorder_point": "2.5"}
+        )
         assert response.status_code == 400
         assert "whole numbers" in error_of(response)["fields"]["reorder_point"][0]
 
@@ -181,8 +202,14 @@ class TestParts:
         other_vendor = services.create_vendor(org_a, name="Seals Co")
         services.update_part(oil, compatible_asset_types=[kind], preferred_vendor=other_vendor)
         services.create_vendor_part(org_a, vendor=vendor, part=oil, price="3.10")
-        Part.objects.create(organization=org_a, sku="OLD-1", name="Retired gasket", unit="each", is_active=False,
-                            manufacturer_part_number="GK-77")  # fmt: skip
+        Part.objects.create(
+            organization=org_a,
+            sku="OLD-1",
+            name="Retired gasket",
+            unit="each",
+            is_active=False,
+            manufacturer_part_number="GK-77",
+        )
         services.receive_stock(oil, warehouse, 40, "3.00", actor=storekeeper_a)
         client = api(viewer_a)
 
@@ -221,8 +248,9 @@ class TestParts:
 
         def add(count, start):
             for i in range(start, start + count):
-                part = Part.objects.create(organization=org_a, sku=f"P{i:04d}", name=f"part {i}",
-                                           preferred_vendor=vendor)  # fmt: skip
+                part = Part.objects.create(
+                    organization=org_a, sku=f"P{i:04d}", name=f"part {i}", preferred_vendor=vendor
+                )
                 part.compatible_asset_types.add(kind)
                 services.receive_stock(part, warehouse, 3, "1")
                 services.receive_stock(part, van, 1, "1")
@@ -482,9 +510,21 @@ class TestPermissions:
         assert ledger_state() == before
 
     @pytest.mark.parametrize(
-        "path", ["parts/", "locations/", "levels/", "movements/", "reservations/", "reorder-suggestions/",
-                 "transfer-suggestions/", "vendors/", "vendor-parts/", "purchase-orders/", "reconciliation/"],
-    )  # fmt: skip
+        "path",
+        [
+            "parts/",
+            "locations/",
+            "levels/",
+            "movements/",
+            "reservations/",
+            "reorder-suggestions/",
+            "transfer-suggestions/",
+            "vendors/",
+            "vendor-parts/",
+            "purchase-orders/",
+            "reconciliation/",
+        ],
+    )
     def test_anonymous_is_401(self, api, path, db):
         assert api().get(f"{BASE}/{path}").status_code == 401
 
@@ -497,14 +537,22 @@ class TestPermissions:
     def test_another_organisation_sees_nothing(self, api, manager_b, stocked, warehouse, van, job, storekeeper_a):
         services.reserve(job, stocked, warehouse, 1)
         vendor = services.create_vendor(stocked.organization, name="A's vendor")
-        order = services.create_purchase_order(stocked.organization, vendor=vendor,
-                                               lines=[{"part": stocked, "quantity": 1}])  # fmt: skip
+        order = services.create_purchase_order(
+            stocked.organization, vendor=vendor, lines=[{"part": stocked, "quantity": 1}]
+        )
         level = StockLevel.objects.get(part=stocked, location=warehouse)
         movement = StockMovement.objects.filter(part=stocked).first()
         client = api(manager_b)
-        for path in (f"parts/{stocked.pk}/", f"parts/{stocked.pk}/history/", f"parts/{stocked.pk}/usage/",
-                     f"locations/{van.pk}/", f"levels/{level.pk}/", f"movements/{movement.pk}/",
-                     f"vendors/{vendor.pk}/", f"purchase-orders/{order.pk}/"):  # fmt: skip
+        for path in (
+            f"parts/{stocked.pk}/",
+            f"parts/{stocked.pk}/history/",
+            f"parts/{stocked.pk}/usage/",
+            f"locations/{van.pk}/",
+            f"levels/{level.pk}/",
+            f"movements/{movement.pk}/",
+            f"vendors/{vendor.pk}/",
+            f"purchase-orders/{order.pk}/",
+        ):
             assert client.get(f"{BASE}/{path}").status_code == 404, path
         for path in ("parts/", "locations/", "levels/", "movements/", "reservations/", "vendors/", "purchase-orders/"):
             assert client.get(f"{BASE}/{path}").json()["count"] == 0, path
@@ -524,8 +572,9 @@ class TestLocations:
     def test_crud(self, api, storekeeper_a, technician_a, org_a):
         client = api(storekeeper_a)
         site = asset_services.create_location(org_a, name="Plant 1")
-        created = client.post(f"{BASE}/locations/", {"name": "Van 7", "kind": "van", "holder": technician_a.pk,
-                                                     "site": site.pk})  # fmt: skip
+        created = client.post(
+            f"{BASE}/locations/", {"name": "Van 7", "kind": "van", "holder": technician_a.pk, "site": site.pk}
+        )
         assert created.status_code == 201, created.json()
         data = created.json()
         assert data["holder_name"] == "technician-a" and data["site_name"] == "Plant 1"
@@ -614,9 +663,16 @@ class TestLevels:
         response = api(viewer_a).get(f"{BASE}/transfer-suggestions/")
         assert response.status_code == 200
         assert response.json() == [
-            {"part": stocked.pk, "sku": "BRG-6205", "source": warehouse.pk, "source_name": "Warehouse",
-             "destination": van.pk, "destination_name": "Van 3", "quantity": "4.000"}
-        ]  # fmt: skip
+            {
+                "part": stocked.pk,
+                "sku": "BRG-6205",
+                "source": warehouse.pk,
+                "source_name": "Warehouse",
+                "destination": van.pk,
+                "destination_name": "Van 3",
+                "quantity": "4.000",
+            }
+        ]
 
 
 # --- the ledger and stock operations ------------------------------------------------------------------------------
@@ -784,8 +840,10 @@ class TestVendors:
         created = client.post(f"{BASE}/vendors/", {"name": "Bearings Ltd", "email": "sales@bearings.example"})
         assert created.status_code == 201, created.json()
         vendor_id = created.json()["id"]
-        offer = client.post(f"{BASE}/vendor-parts/", {"vendor": vendor_id, "part": stocked.pk, "vendor_sku": "6205",
-                                                      "price": "3.95", "lead_time_days": 3})  # fmt: skip
+        offer = client.post(
+            f"{BASE}/vendor-parts/",
+            {"vendor": vendor_id, "part": stocked.pk, "vendor_sku": "6205", "price": "3.95", "lead_time_days": 3},
+        )
         assert offer.status_code == 201, offer.json()
         duplicate = client.post(f"{BASE}/vendor-parts/", {"vendor": vendor_id, "part": stocked.pk, "price": "1"})
         assert duplicate.status_code == 400
@@ -818,8 +876,9 @@ class TestPurchasing:
         lubes = services.create_vendor(org_a, name="Lubes Inc")
         services.update_part(oil, preferred_vendor=lubes)
         services.create_vendor_part(org_a, vendor=lubes, part=oil, price="2.75")
-        loose = Part.objects.create(organization=org_a, sku="FUSE-10", name="Fuse 10 A", reorder_point=10,
-                                    reorder_quantity=50)  # fmt: skip
+        loose = Part.objects.create(
+            organization=org_a, sku="FUSE-10", name="Fuse 10 A", reorder_point=10, reorder_quantity=50
+        )
         suggestions = api(viewer_a).get(f"{BASE}/reorder-suggestions/")
         assert suggestions.status_code == 200
         by_sku = {row["sku"]: row for row in suggestions.json()}
@@ -846,10 +905,17 @@ class TestPurchasing:
         client = api(storekeeper_a)
         vendor = services.create_vendor(org_a, name="Bearings Ltd")
         services.create_vendor_part(org_a, vendor=vendor, part=stocked, price="3.50")
-        created = client.post(f"{BASE}/purchase-orders/", {
-            "vendor": vendor.pk, "notes": "Urgent",
-            "lines": [{"part": stocked.pk, "quantity": "10"}, {"part": oil.pk, "quantity": "20.5", "unit_price": "2"}],
-        })  # fmt: skip
+        created = client.post(
+            f"{BASE}/purchase-orders/",
+            {
+                "vendor": vendor.pk,
+                "notes": "Urgent",
+                "lines": [
+                    {"part": stocked.pk, "quantity": "10"},
+                    {"part": oil.pk, "quantity": "20.5", "unit_price": "2"},
+                ],
+            },
+        )
         assert created.status_code == 201, created.json()
         order = created.json()
         assert order["status"] == "draft" and order["created_by"] == storekeeper_a.pk
@@ -885,8 +951,9 @@ class TestPurchasing:
         assert response.status_code == 400
         response = client.post(f"{BASE}/purchase-orders/", {"vendor": vendor.pk})
         assert response.status_code == 400 and "lines" in error_of(response)["fields"]
-        response = client.post(f"{BASE}/purchase-orders/",
-                               {"vendor": vendor.pk, "lines": [{"part": stocked.pk, "quantity": "1.5"}]})  # fmt: skip
+        response = client.post(
+            f"{BASE}/purchase-orders/", {"vendor": vendor.pk, "lines": [{"part": stocked.pk, "quantity": "1.5"}]}
+        )
         assert response.status_code == 400 and "lines[0].quantity" in error_of(response)["fields"]
         foreign_line = {"part": other["part"].pk, "quantity": "1"}
         response = client.post(f"{BASE}/purchase-orders/", {"vendor": vendor.pk, "lines": [foreign_line]})
@@ -945,8 +1012,9 @@ class TestPurchasing:
         assert api(planner_a).post(url, {"location": other["location"].pk, "lines": {line.pk: 1}}).status_code == 403
         response = api(storekeeper_a).post(url, {"location": other["location"].pk, "lines": {line.pk: 1}})
         assert response.status_code == 400 and "does not exist" in error_of(response)["fields"]["location"][0]
-        response = api(storekeeper_a).post(url, {"location": StockLocation.objects.filter(
-            organization=org_a).first().pk, "lines": {"999999": 1}})  # fmt: skip
+        response = api(storekeeper_a).post(
+            url, {"location": StockLocation.objects.filter(organization=org_a).first().pk, "lines": {"999999": 1}}
+        )
         assert response.status_code == 404
 
     def test_purchase_order_filters(self, api, viewer_a, org_a, stocked):
@@ -971,31 +1039,68 @@ def test_reconciliation_is_empty_after_a_mixed_scenario(
 ):
     """Every endpoint that moves stock, one after the other: the levels still equal the ledger."""
     store, tech = api(storekeeper_a), api(technician_a)
-    assert store.post(f"{BASE}/receipts/", {"part": oil.pk, "location": warehouse.pk, "quantity": "40.5",
-                                            "unit_cost": "3.2"}).status_code == 201  # fmt: skip
-    assert tech.post(f"{BASE}/transfers/", {"part": oil.pk, "source": warehouse.pk, "destination": van.pk,
-                                            "quantity": "5.25"}).status_code == 201  # fmt: skip
-    assert tech.post(f"{BASE}/parts/{oil.pk}/usage/", {"work_order": job.pk, "location": van.pk,
-                                                       "quantity": "2.5"}).status_code == 201  # fmt: skip
-    assert tech.post(f"{BASE}/parts/{oil.pk}/return/", {"work_order": job.pk, "location": van.pk,
-                                                        "quantity": "0.5"}).status_code == 201  # fmt: skip
-    assert tech.post(f"{BASE}/parts/{stocked.pk}/usage/", {"work_order": job.pk, "location": van.pk,
-                                                           "quantity": 5}).status_code == 409  # fmt: skip
+    assert (
+        store.post(
+            f"{BASE}/receipts/", {"part": oil.pk, "location": warehouse.pk, "quantity": "40.5", "unit_cost": "3.2"}
+        ).status_code
+        == 201
+    )
+    assert (
+        tech.post(
+            f"{BASE}/transfers/", {"part": oil.pk, "source": warehouse.pk, "destination": van.pk, "quantity": "5.25"}
+        ).status_code
+        == 201
+    )
+    assert (
+        tech.post(
+            f"{BASE}/parts/{oil.pk}/usage/", {"work_order": job.pk, "location": van.pk, "quantity": "2.5"}
+        ).status_code
+        == 201
+    )
+    assert (
+        tech.post(
+            f"{BASE}/parts/{oil.pk}/return/", {"work_order": job.pk, "location": van.pk, "quantity": "0.5"}
+        ).status_code
+        == 201
+    )
+    assert (
+        tech.post(
+            f"{BASE}/parts/{stocked.pk}/usage/", {"work_order": job.pk, "location": van.pk, "quantity": 5}
+        ).status_code
+        == 409
+    )
     reservation = {"work_order": job.pk, "part": stocked.pk, "location": warehouse.pk, "quantity": 4}
     assert api(planner_a).post(f"{BASE}/reservations/", reservation).status_code == 201
-    assert store.post(f"{BASE}/parts/{stocked.pk}/usage/", {"work_order": job.pk, "location": warehouse.pk,
-                                                            "quantity": 3}).status_code == 201  # fmt: skip
-    assert store.post(f"{BASE}/adjustments/", {"part": stocked.pk, "location": warehouse.pk, "counted": 8,
-                                               "reason": "Cycle count"}).status_code == 201  # fmt: skip
-    assert store.post(f"{BASE}/write-offs/", {"part": oil.pk, "location": warehouse.pk, "quantity": "0.75",
-                                              "reason": "Spilled"}).status_code == 201  # fmt: skip
+    assert (
+        store.post(
+            f"{BASE}/parts/{stocked.pk}/usage/", {"work_order": job.pk, "location": warehouse.pk, "quantity": 3}
+        ).status_code
+        == 201
+    )
+    assert (
+        store.post(
+            f"{BASE}/adjustments/",
+            {"part": stocked.pk, "location": warehouse.pk, "counted": 8, "reason": "Cycle count"},
+        ).status_code
+        == 201
+    )
+    assert (
+        store.post(
+            f"{BASE}/write-offs/", {"part": oil.pk, "location": warehouse.pk, "quantity": "0.75", "reason": "Spilled"}
+        ).status_code
+        == 201
+    )
     vendor = services.create_vendor(org_a, name="Lubes Inc")
     order = services.place_purchase_order(
         services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": oil, "quantity": 10}])
     )
     line = order.lines.get()
-    assert store.post(f"{BASE}/purchase-orders/{order.pk}/receive/",
-                      {"location": warehouse.pk, "lines": {line.pk: "4"}}).status_code == 200  # fmt: skip
+    assert (
+        store.post(
+            f"{BASE}/purchase-orders/{order.pk}/receive/", {"location": warehouse.pk, "lines": {line.pk: "4"}}
+        ).status_code
+        == 200
+    )
     wo_services.complete(job, actor=technician_a)  # releases what is still reserved
 
     response = api(viewer_a).get(f"{BASE}/reconciliation/")
@@ -1041,20 +1146,33 @@ def test_openapi_schema_documents_the_inventory_api(client):
     response = client.get("/api/schema/?format=json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ("parts/{id}/usage/", "parts/low-stock/", "purchase-orders/{id}/receive/", "reconciliation/",
-                 "reorder-suggestions/purchase-orders/", "transfers/", "levels/{id}/"):  # fmt: skip
+    for path in (
+        "parts/{id}/usage/",
+        "parts/low-stock/",
+        "purchase-orders/{id}/receive/",
+        "reconciliation/",
+        "reorder-suggestions/purchase-orders/",
+        "transfers/",
+        "levels/{id}/",
+    ):
         assert f"{BASE}/{path}" in paths, path
 
 
-def test_demo_seed_after_the_assets_and_work_orders_demo(org_a, manager_a, planner_a, storekeeper_a, technician_a,
-                                                          viewer_a):  # fmt: skip
+def test_demo_seed_after_the_assets_and_work_orders_demo(
+    org_a, manager_a, planner_a, storekeeper_a, technician_a, viewer_a
+):
     import assets.demo
     import inventory.demo
     import workorders.demo
     from maintenance_site.tenancy.roles import Role
 
-    users = {Role.MANAGER: manager_a, Role.PLANNER: planner_a, Role.STOREKEEPER: storekeeper_a,
-             Role.TECHNICIAN: technician_a, Role.VIEWER: viewer_a}  # fmt: skip
+    users = {
+        Role.MANAGER: manager_a,
+        Role.PLANNER: planner_a,
+        Role.STOREKEEPER: storekeeper_a,
+        Role.TECHNICIAN: technician_a,
+        Role.VIEWER: viewer_a,
+    }
     assets.demo.seed(org_a, users)
     workorders.demo.seed(org_a, users)
     inventory.demo.seed(org_a, users)

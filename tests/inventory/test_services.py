@@ -194,9 +194,11 @@ def vendor(org_a):
 def test_purchase_order_received_in_two_parts(bearing, warehouse, vendor, storekeeper_a):
     services.receive_stock(bearing, warehouse, 10, "4.00", actor=storekeeper_a)
     order = services.create_purchase_order(
-        bearing.organization, vendor=vendor, lines=[{"part": bearing, "quantity": 30, "unit_price": "6.00"}],
+        bearing.organization,
+        vendor=vendor,
+        lines=[{"part": bearing, "quantity": 30, "unit_price": "6.00"}],
         actor=storekeeper_a,
-    )  # fmt: skip
+    )
     assert order.number == "PO-000001"
     with pytest.raises(Conflict, match="only an ordered purchase order"):
         services.receive_purchase_order(order, location=warehouse, quantities={order.lines.get().pk: 1})

@@ -23,9 +23,14 @@ def plant(org_a):
         org_a, code="CMP-1", name="Compressor", asset_type=compressor_type, location=hall
     )
     return {
-        "site": site, "hall": hall, "pump_type": pump_type, "compressor_type": compressor_type,
-        "pump_1": pump_1, "pump_2": pump_2, "compressor": compressor,
-    }  # fmt: skip
+        "site": site,
+        "hall": hall,
+        "pump_type": pump_type,
+        "compressor_type": compressor_type,
+        "pump_1": pump_1,
+        "pump_2": pump_2,
+        "compressor": compressor,
+    }
 
 
 @pytest.fixture

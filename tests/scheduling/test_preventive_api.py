@@ -28,9 +28,18 @@ def schedule(org_a, pump):
 
 
 def body(pump, **extra):
-    return {"name": "Monthly pump service", "coverage": "asset", "asset": pump.pk, "trigger": "rrule",
-            "rrule": "FREQ=MONTHLY;BYDAY=1MO", "time_of_day": "07:00", "start_date": "2027-01-01",
-            "title": "Service {asset_code}", "priority": "high", **extra}  # fmt: skip
+    return {
+        "name": "Monthly pump service",
+        "coverage": "asset",
+        "asset": pump.pk,
+        "trigger": "rrule",
+        "rrule": "FREQ=MONTHLY;BYDAY=1MO",
+        "time_of_day": "07:00",
+        "start_date": "2027-01-01",
+        "title": "Service {asset_code}",
+        "priority": "high",
+        **extra,
+    }
 
 
 # --- CRUD ---------------------------------------------------------------------------------------------
@@ -43,8 +52,9 @@ def test_a_planner_creates_reads_updates_and_deletes_a_schedule(api, org_a, plan
     assert response.status_code == 201, response.json()
     created = response.json()
     assert created["trigger_summary"].startswith("RRULE FREQ=MONTHLY;BYDAY=1MO")
-    assert created["parts"] == [{"part": stores["seal"].pk, "sku": "SEAL-1", "stock_location": stores["warehouse"].pk,
-                                 "quantity": "2.000"}]  # fmt: skip
+    assert created["parts"] == [
+        {"part": stores["seal"].pk, "sku": "SEAL-1", "stock_location": stores["warehouse"].pk, "quantity": "2.000"}
+    ]
     detail = client.get(f"{URL}{created['id']}/").json()
     assert len(detail["next_due_dates"]) == 5
     assert all(moment.endswith(("Z", "+00:00")) or "T" in moment for moment in detail["next_due_dates"])

@@ -52,17 +52,23 @@ def test_concurrent_generation_creates_each_order_once(org_a, plant, stores, pro
         asset_services.create_asset(org_a, code=f"PX-{n}", name="Pump", asset_type=pump_type, location=plant["hall"])
     schedule = owed_from(
         make_schedule(
-            org_a, coverage=Schedule.Coverage.ASSETS, asset_type=pump_type, cron_expression="0 6 * * *",
-            procedure=procedure, skip_if_open=False, name="Pumps daily",
+            org_a,
+            coverage=Schedule.Coverage.ASSETS,
+            asset_type=pump_type,
+            cron_expression="0 6 * * *",
+            procedure=procedure,
+            skip_if_open=False,
+            name="Pumps daily",
             parts=[{"part": stores["seal"], "stock_location": stores["warehouse"], "quantity": 1}],
         ),
         START,
-    )  # fmt: skip
+    )
     routine = owed_from(
-        make_schedule(org_a, coverage=Schedule.Coverage.ROUTINE, cron_expression="0 7 * * *", name="Round",
-                      skip_if_open=False),
+        make_schedule(
+            org_a, coverage=Schedule.Coverage.ROUTINE, cron_expression="0 7 * * *", name="Round", skip_if_open=False
+        ),
         START,
-    )  # fmt: skip
+    )
     per_day = 42 + 1  # 42 pumps, one round
     for day in range(3):
         moment = START + timedelta(days=day, hours=6)
@@ -94,11 +100,16 @@ def test_two_passes_with_different_moments_overlap_without_deadlock(org_a, plant
         asset_services.create_asset(org_a, code=f"PY-{n}", name="Pump", asset_type=pump_type, location=plant["hall"])
     owed_from(
         make_schedule(
-            org_a, coverage=Schedule.Coverage.ASSETS, asset_type=pump_type, cron_expression="0 6 * * *",
-            misfire_policy=Schedule.Misfire.CATCH_UP, skip_if_open=False, name="Catch up",
+            org_a,
+            coverage=Schedule.Coverage.ASSETS,
+            asset_type=pump_type,
+            cron_expression="0 6 * * *",
+            misfire_policy=Schedule.Misfire.CATCH_UP,
+            skip_if_open=False,
+            name="Catch up",
         ),
         START,
-    )  # fmt: skip
+    )
     late = START + timedelta(days=2, hours=6)
     results = run_together([lambda: tick(late), lambda: tick(late + timedelta(minutes=1)), lambda: tick(late)])
     assert sum(result.created for result in results) == 3 * 32

@@ -44,9 +44,16 @@ def daily_0600(org, asset, **extra):
 
 def test_a_due_occurrence_becomes_one_preventive_order_with_its_template(org_a, pump, procedure, technician_a):
     schedule = daily_0600(
-        org_a, pump, title="{asset_code} daily check", instructions="Look and listen.", priority="high",
-        work_type="inspection", procedure=procedure, estimated_minutes=20, assignee=technician_a,
-    )  # fmt: skip
+        org_a,
+        pump,
+        title="{asset_code} daily check",
+        instructions="Look and listen.",
+        priority="high",
+        work_type="inspection",
+        procedure=procedure,
+        estimated_minutes=20,
+        assignee=technician_a,
+    )
     assert tick(utc(2027, 6, 7, 3, 59)).created == 0  # not yet due
     result = tick(utc(2027, 6, 7, 4, 0))
     assert result.created == 1
@@ -60,8 +67,9 @@ def test_a_due_occurrence_becomes_one_preventive_order_with_its_template(org_a, 
     assert order.number.startswith("WO-")
     assert "Look and listen." in order.description and "Preventive schedule" in order.description
     assert [item.text for item in ChecklistItem.objects.filter(work_order=order).order_by("position")] == [
-        "Check the seal", "Grease",
-    ]  # fmt: skip
+        "Check the seal",
+        "Grease",
+    ]
     assert order.preventive_occurrence.schedule == schedule
     # history names the system user; the event is published with the order
     assert order.history.get().history_user.username == SYSTEM_USERNAME
@@ -96,11 +104,16 @@ def test_each_day_gets_its_order(org_a, pump):
 def test_a_routine_round_has_no_asset(org_a, plant):
     schedule = owed_from(
         make_schedule(
-            org_a, coverage=Schedule.Coverage.ROUTINE, location=plant["hall"], name="Weekly safety round",
-            rrule="FREQ=WEEKLY;BYDAY=MO", time_of_day=time(7, 0), work_type="routine",
+            org_a,
+            coverage=Schedule.Coverage.ROUTINE,
+            location=plant["hall"],
+            name="Weekly safety round",
+            rrule="FREQ=WEEKLY;BYDAY=MO",
+            time_of_day=time(7, 0),
+            work_type="routine",
         ),
         MONDAY,
-    )  # fmt: skip
+    )
     assert tick(utc(2027, 6, 7, 5, 0)).created == 1  # 07:00 Berlin
     order = orders_of(schedule).get()
     assert order.asset is None and order.location == plant["hall"] and order.type == "routine"
@@ -114,11 +127,15 @@ def test_a_routine_round_has_no_asset(org_a, plant):
 def test_type_coverage_is_evaluated_at_generation_time(org_a, plant):
     schedule = owed_from(
         make_schedule(
-            org_a, coverage=Schedule.Coverage.ASSETS, asset_type=plant["pump_type"], name="Pump check",
-            cron_expression="0 6 * * *", skip_if_open=False,
+            org_a,
+            coverage=Schedule.Coverage.ASSETS,
+            asset_type=plant["pump_type"],
+            name="Pump check",
+            cron_expression="0 6 * * *",
+            skip_if_open=False,
         ),
         MONDAY,
-    )  # fmt: skip
+    )
     tick(utc(2027, 6, 7, 4, 0))
     assert sorted(o.asset.code for o in orders_of(schedule)) == ["PMP-1", "PMP-2"]  # not the compressor
     asset_services.create_asset(
@@ -134,11 +151,14 @@ def test_location_coverage_includes_everything_below_it(org_a, plant):
     asset_services.create_asset(org_a, code="FAN-1", name="Fan", location=room)
     schedule = owed_from(
         make_schedule(
-            org_a, coverage=Schedule.Coverage.ASSETS, location=plant["hall"], cron_expression="0 6 * * *",
+            org_a,
+            coverage=Schedule.Coverage.ASSETS,
+            location=plant["hall"],
+            cron_expression="0 6 * * *",
             name="Everything in the hall",
         ),
         MONDAY,
-    )  # fmt: skip
+    )
     tick(utc(2027, 6, 7, 4, 0))
     assert sorted(o.asset.code for o in orders_of(schedule)) == ["CMP-1", "FAN-1", "PMP-1", "PMP-2"]
 
@@ -190,9 +210,14 @@ def test_skip_if_open_records_the_skip(org_a, pump):
 
 def test_floating_mode_counts_from_the_last_completion(org_a, pump):
     schedule = make_schedule(
-        org_a, asset=pump, interval_count=2, interval_unit="weeks", time_of_day=time(6, 0),
-        mode=Schedule.Mode.FLOATING, start_date=date(2027, 6, 7),
-    )  # fmt: skip
+        org_a,
+        asset=pump,
+        interval_count=2,
+        interval_unit="weeks",
+        time_of_day=time(6, 0),
+        mode=Schedule.Mode.FLOATING,
+        start_date=date(2027, 6, 7),
+    )
     assert tick(utc(2027, 6, 7, 4, 0)).created == 1  # the first is due on the start date
     first = orders_of(schedule).get()
     assert tick(utc(2027, 6, 21, 4, 0)).created == 0  # open: the next is counted from its completion
@@ -206,12 +231,13 @@ def test_floating_mode_counts_from_the_last_completion(org_a, pump):
 
 def test_parts_are_reserved_when_the_order_is_created(org_a, pump, stores):
     schedule = daily_0600(
-        org_a, pump,
+        org_a,
+        pump,
         parts=[
             {"part": stores["seal"], "stock_location": stores["warehouse"], "quantity": 2},
             {"part": stores["grease"].pk, "stock_location": stores["warehouse"].pk, "quantity": "0.5"},
         ],
-    )  # fmt: skip
+    )
     tick(utc(2027, 6, 7, 4, 0))
     tick(utc(2027, 6, 8, 4, 0))
     orders = list(orders_of(schedule))
@@ -335,12 +361,16 @@ def test_the_queries_of_a_tick_do_not_grow_with_the_due_occurrences(org_a, store
             asset_services.create_asset(org_a, code=f"P{size}-{n}", name="Pump", asset_type=pump_type)
         owed_from(
             make_schedule(
-                org_a, coverage=Schedule.Coverage.ASSETS, asset_type=pump_type, cron_expression=f"0 6 {day} 6 *",
-                procedure=procedure, name=f"Pumps {size}",
+                org_a,
+                coverage=Schedule.Coverage.ASSETS,
+                asset_type=pump_type,
+                cron_expression=f"0 6 {day} 6 *",
+                procedure=procedure,
+                name=f"Pumps {size}",
                 parts=[{"part": stores["seal"], "stock_location": stores["warehouse"], "quantity": 1}],
             ),
             MONDAY,
-        )  # fmt: skip
+        )
         created, queries, sql = _queries_of_a_tick(utc(2027, 6, day, 4, 0), monkeypatch, org_a)
         assert created == size
         counts.append((queries, sql))

@@ -120,9 +120,10 @@ def test_meters_and_readings_over_the_api(api, org_a, org_b, planner_a, technici
     assert one.status_code == 201, one.json()
     assert one.json()["created"] == 1 and one.json()["readings"][0]["value"] == "12.5000"
     many = technician.post(
-        readings, [{"value": 13, "read_at": "2026-01-01T11:00:00Z"}, {"value": 14, "read_at": "2026-01-01T12:00:00Z"}],
+        readings,
+        [{"value": 13, "read_at": "2026-01-01T11:00:00Z"}, {"value": 14, "read_at": "2026-01-01T12:00:00Z"}],
         format="json",
-    )  # fmt: skip
+    )
     assert many.status_code == 201 and many.json()["created"] == 2
     bad = technician.post(readings, [{"value": 15}, {"value": 1, "read_at": "2026-01-01T13:00:00Z"}], format="json")
     assert bad.status_code == 400 and "readings[1].value" in bad.json()["error"]["fields"]
@@ -209,9 +210,14 @@ def test_a_reading_below_a_threshold(org_a, pump, temperature):
 
 def test_skip_if_open_on_a_threshold_records_skips(org_a, pump, temperature):
     schedule = meter_schedule(
-        org_a, pump, meter_name="Bearing temperature", meter_mode="above", meter_threshold=80, cooldown_minutes=30,
+        org_a,
+        pump,
+        meter_name="Bearing temperature",
+        meter_mode="above",
+        meter_threshold=80,
+        cooldown_minutes=30,
         skip_if_open=True,
-    )  # fmt: skip
+    )
     read(temperature, 90)
     tick(START + timedelta(minutes=1))
     read(temperature, 95, start=START + timedelta(hours=1))
@@ -223,11 +229,17 @@ def test_skip_if_open_on_a_threshold_records_skips(org_a, pump, temperature):
 def test_a_meter_schedule_covers_every_asset_of_a_type(org_a, plant):
     schedule = owed_from(
         make_schedule(
-            org_a, coverage=Schedule.Coverage.ASSETS, asset_type=plant["pump_type"], trigger="meter",
-            meter_name="Run hours", meter_mode="every", meter_interval=100, name="Pumps by hours",
+            org_a,
+            coverage=Schedule.Coverage.ASSETS,
+            asset_type=plant["pump_type"],
+            trigger="meter",
+            meter_name="Run hours",
+            meter_mode="every",
+            meter_interval=100,
+            name="Pumps by hours",
         ),
         START,
-    )  # fmt: skip
+    )
     for pump in (plant["pump_1"], plant["pump_2"]):
         meter = meters.create_meter(org_a, asset=pump, name="Run hours")
         read(meter, 50, 90 if pump == plant["pump_1"] else 160)

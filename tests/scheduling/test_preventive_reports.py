@@ -61,15 +61,28 @@ def test_compliance_counts_on_time_late_overdue_and_skipped(org_a, plant):
 
 def test_forecast_lists_occurrences_with_the_parts_they_need(org_a, plant, stores):
     daily(
-        org_a, plant["pump_1"], name="pump daily",
+        org_a,
+        plant["pump_1"],
+        name="pump daily",
         parts=[{"part": stores["seal"], "stock_location": stores["warehouse"], "quantity": 2}],
-    )  # fmt: skip
+    )
     floating = make_schedule(
-        org_a, asset=plant["compressor"], interval_count=10, mode="floating", start_date=date(2027, 6, 9),
+        org_a,
+        asset=plant["compressor"],
+        interval_count=10,
+        mode="floating",
+        start_date=date(2027, 6, 9),
         name="compressor floating",
-    )  # fmt: skip
-    make_schedule(org_a, asset=plant["pump_2"], trigger="meter", meter_name="Run hours", meter_mode="every",
-                  meter_interval=100, name="by hours")  # fmt: skip
+    )
+    make_schedule(
+        org_a,
+        asset=plant["pump_2"],
+        trigger="meter",
+        meter_name="Run hours",
+        meter_mode="every",
+        meter_interval=100,
+        name="by hours",
+    )
     tick(utc(2027, 6, 7, 4, 0))
     plan = preventive.forecast(org_a, days=7, now=utc(2027, 6, 7, 3, 0))
     pump_rows = [o for o in plan["occurrences"] if o["schedule_name"] == "pump daily"]
@@ -77,10 +90,17 @@ def test_forecast_lists_occurrences_with_the_parts_they_need(org_a, plant, store
     assert pump_rows[0]["local_due"] == "2027-06-07T06:00" and pump_rows[0]["time_zone"] == "Europe/Berlin"
     assert [o["due_at"] for o in plan["occurrences"] if o["schedule"] == floating.pk] == [utc(2027, 6, 9, 4, 0)]
     assert plan["parts_needed"] == [
-        {"part": stores["seal"].pk, "sku": "SEAL-1", "name": "Seal kit", "unit": "each",
-         "stock_location": stores["warehouse"].pk, "stock_location_name": "Warehouse", "quantity": "14.000",
-         "occurrences": 7},
-    ]  # fmt: skip
+        {
+            "part": stores["seal"].pk,
+            "sku": "SEAL-1",
+            "name": "Seal kit",
+            "unit": "each",
+            "stock_location": stores["warehouse"].pk,
+            "stock_location_name": "Warehouse",
+            "quantity": "14.000",
+            "occurrences": 7,
+        },
+    ]
     assert plan["meter_schedules"][0]["schedule_name"] == "by hours"
 
 
@@ -105,8 +125,9 @@ def test_the_beat_task_is_a_core_periodic_task_and_generates(db, org_a, pump):
     task = PeriodicTask.objects.get(name="core: preventive generation")
     assert task.task == "scheduling.tasks.generate_preventive_work_orders" and task.enabled
     assert task.interval.every == 60
-    owed_from(make_schedule(org_a, asset=pump, cron_expression="* * * * *".replace("* * * * *", "0 * * * *")),
-              utc(2020, 1, 1))  # fmt: skip
+    owed_from(
+        make_schedule(org_a, asset=pump, cron_expression="* * * * *".replace("* * * * *", "0 * * * *")), utc(2020, 1, 1)
+    )
     result = generate_preventive_work_orders.delay().get()
     assert result["created"] == 1  # coalesced: one order for everything owed
     assert generate_preventive_work_orders.delay().get() == {"created": 0, "skipped": 0}
@@ -123,8 +144,9 @@ def test_the_sla_hook_runs_for_each_order_of_an_organisation_with_policies(org_a
     from sla.models import BusinessCalendar, SLAPolicy
 
     calendar = BusinessCalendar.objects.create(organization=org_a, name="24/7", always_open=True)
-    SLAPolicy.objects.create(organization=org_a, name="PM", calendar=calendar, response_minutes=60,
-                             resolution_minutes=480)  # fmt: skip
+    SLAPolicy.objects.create(
+        organization=org_a, name="PM", calendar=calendar, response_minutes=60, resolution_minutes=480
+    )
     tick(utc(2027, 6, 8, 4, 0))
     assert [order.pk for order in seen] == [orders_of(schedule).last().pk]
 
@@ -140,8 +162,12 @@ def test_the_demo_seeds_four_working_schedules(db, monkeypatch):
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115  (idempotent)
     names = set(Schedule.objects.filter(organization__slug="acme").values_list("name", flat=True))
-    assert names == {"Daily plant walk-round", "Weekly compressor inspection", "Monthly pump service",
-                     "Compressor service every 500 h"}  # fmt: skip
+    assert names == {
+        "Daily plant walk-round",
+        "Weekly compressor inspection",
+        "Monthly pump service",
+        "Compressor service every 500 h",
+    }
     for schedule in Schedule.objects.all():
         assert not preventive.schedule_problems(schedule)
     result = preventive.generate_due_work_orders(now=utc(2027, 1, 1))
@@ -167,9 +193,11 @@ ADMIN = "/admin/scheduling/preventiveschedule/"
 
 def test_the_admin_shows_the_trigger_the_next_five_dates_and_what_was_generated(back_office, org_a, pump, stores):
     schedule = daily(
-        org_a, pump, name="Pump daily",
+        org_a,
+        pump,
+        name="Pump daily",
         parts=[{"part": stores["seal"], "stock_location": stores["warehouse"], "quantity": 1}],
-    )  # fmt: skip
+    )
     preventive.generate_now(schedule, now=utc(2027, 6, 7, 5, 0))
     listing = back_office.get(ADMIN)
     assert listing.status_code == 200
@@ -182,12 +210,25 @@ def test_the_admin_shows_the_trigger_the_next_five_dates_and_what_was_generated(
 
 def test_the_admin_refuses_a_bad_cron_next_to_the_field(back_office, org_a, pump):
     data = {
-        "name": "Bad", "coverage": "asset", "asset": pump.pk, "trigger": "cron", "cron_expression": "0 6 * *",
-        "time_of_day": "06:00", "mode": "fixed", "lead_days": 0, "misfire_policy": "coalesce", "misfire_cap": 10,
-        "start_date": "2027-01-01", "priority": "medium", "work_type": "preventive", "cooldown_minutes": 0,
-        "template_parts-TOTAL_FORMS": 0, "template_parts-INITIAL_FORMS": 0,
-        "occurrences-TOTAL_FORMS": 0, "occurrences-INITIAL_FORMS": 0,
-    }  # fmt: skip
+        "name": "Bad",
+        "coverage": "asset",
+        "asset": pump.pk,
+        "trigger": "cron",
+        "cron_expression": "0 6 * *",
+        "time_of_day": "06:00",
+        "mode": "fixed",
+        "lead_days": 0,
+        "misfire_policy": "coalesce",
+        "misfire_cap": 10,
+        "start_date": "2027-01-01",
+        "priority": "medium",
+        "work_type": "preventive",
+        "cooldown_minutes": 0,
+        "template_parts-TOTAL_FORMS": 0,
+        "template_parts-INITIAL_FORMS": 0,
+        "occurrences-TOTAL_FORMS": 0,
+        "occurrences-INITIAL_FORMS": 0,
+    }
     response = back_office.post(f"{ADMIN}add/", data)
     assert response.status_code == 200
     assert "a cron expression has five" in response.content.decode()
@@ -219,6 +260,7 @@ def test_the_admin_hides_other_organisations_and_technicians(client, org_b, mana
 
 
 def test_parts_reserved_quantity_decimal(org_a, pump, stores):
-    schedule = daily(org_a, pump, parts=[{"part": stores["grease"], "stock_location": stores["warehouse"],
-                                          "quantity": "0.25"}])  # fmt: skip
+    schedule = daily(
+        org_a, pump, parts=[{"part": stores["grease"], "stock_location": stores["warehouse"], "quantity": "0.25"}]
+    )
     assert schedule.template_parts.get().quantity == Decimal("0.25")

@@ -186,9 +186,14 @@ def test_list_filters_and_query_count(api, org_a, manager_a, site):
     for day in range(3):
         start = now + timedelta(days=day + 1)
         windows.create_window(
-            org_a, title=f"W{day}", starts_at=start, ends_at=start + timedelta(hours=1), scope="assets",
-            assets=[site["pump"], site["fan"]], maintenance_type="network" if day else "database",
-        )  # fmt: skip
+            org_a,
+            title=f"W{day}",
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+            scope="assets",
+            assets=[site["pump"], site["fan"]],
+            maintenance_type="network" if day else "database",
+        )
     client = api(manager_a)
     assert [row["title"] for row in client.get(URL, {"maintenance_type": "network"}).json()["results"]] == ["W1", "W2"]
     response = client.get(URL, {"starts_before": (now + timedelta(days=1, hours=12)).isoformat()})
@@ -199,9 +204,13 @@ def test_list_filters_and_query_count(api, org_a, manager_a, site):
     for day in range(3, 10):
         start = now + timedelta(days=day + 1)
         windows.create_window(
-            org_a, title=f"W{day}", starts_at=start, ends_at=start + timedelta(hours=1), scope="assets",
+            org_a,
+            title=f"W{day}",
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+            scope="assets",
             assets=[site["pump"]],
-        )  # fmt: skip
+        )
     with CaptureQueriesContext(connection) as large:
         assert len(client.get(URL).json()["results"]) == 10
     assert len(large) == len(small)  # no query per row
@@ -215,9 +224,13 @@ def test_windows_that_fit_a_work_order(api, org_a, manager_a, planner_a, manager
     )
     now = timezone.now()
     fits = windows.create_window(
-        org_a, title="Pump", starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=2), scope="assets",
+        org_a,
+        title="Pump",
+        starts_at=now + timedelta(hours=1),
+        ends_at=now + timedelta(hours=2),
+        scope="assets",
         assets=[site["pump"]],
-    )  # fmt: skip
+    )
     windows.create_window(
         org_a, title="Too short", starts_at=now + timedelta(hours=3), ends_at=now + timedelta(hours=3, minutes=30)
     )

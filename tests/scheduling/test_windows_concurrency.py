@@ -63,8 +63,9 @@ def test_many_ticks_at_once_end_once_and_agree_on_the_mode(org_a, site):
     assert Event.objects.filter(type="maintenance:window-ended").count() == 1
     assert MaintenanceWindow.objects.get(pk=window.pk).status == MaintenanceWindow.Status.COMPLETED
     assert set(Asset.objects.filter(location__name__in=["Hall", "Pump room"]).values_list("status", flat=True)) == {
-        "operational", "down"
-    }  # fmt: skip
+        "operational",
+        "down",
+    }
     assert MaintenanceMode.objects.filter(organization=org_a).count() == 1
 
 

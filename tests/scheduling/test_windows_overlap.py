@@ -95,9 +95,14 @@ def test_emergency_with_a_reason_overrides_and_is_audited(org_a, site, manager_a
         make_window(org_a, START, END, emergency=True, emergency_reason="  ")
     assert "emergency_reason" in refused.value.fields
     emergency = make_window(
-        org_a, START, END, title="Hotfix", emergency=True, emergency_reason="Security patch CVE-2030-1",
+        org_a,
+        START,
+        END,
+        title="Hotfix",
+        emergency=True,
+        emergency_reason="Security patch CVE-2030-1",
         actor=manager_a,
-    )  # fmt: skip
+    )
     assert emergency.overridden_conflicts == [existing.pk]
     record = emergency.history.latest()
     assert record.history_user == manager_a
@@ -110,9 +115,13 @@ def test_a_single_window_collides_with_a_future_occurrence_of_a_series(org_a, si
     settings.MAINTENANCE_RECURRENCE_DAYS = 14  # occurrences exist as rows two weeks ahead only
     # T0 is Monday 2030-01-07 10:00 UTC = 11:00 in Berlin; weekly on Sundays 03:00-05:00 Berlin time.
     series = make_window(
-        org_a, T0, T0 + 2 * H, title="Weekly network", recurrence="FREQ=WEEKLY;BYDAY=SU;BYHOUR=3",
+        org_a,
+        T0,
+        T0 + 2 * H,
+        title="Weekly network",
+        recurrence="FREQ=WEEKLY;BYDAY=SU;BYHOUR=3",
         maintenance_type=W.Type.NETWORK,
-    )  # fmt: skip
+    )
     assert series.occurrences.count() == 2  # 13 and 20 January
     far = T0 + timedelta(weeks=8)  # Sunday 3 March 2030, 03:00 Berlin = 02:00 UTC
     sunday = far.replace(hour=2) - timedelta(days=1)

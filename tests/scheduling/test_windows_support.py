@@ -41,9 +41,16 @@ def site(org_a):
         org_a, code="CNV-1", name="Conveyor", location=hall, status=Asset.Status.DOWN
     )
     return {
-        "plant": plant, "hall": hall, "room": room, "office": office, "pump": pump, "motor": motor, "fan": fan,
-        "pc": pc, "conveyor": conveyor,
-    }  # fmt: skip
+        "plant": plant,
+        "hall": hall,
+        "room": room,
+        "office": office,
+        "pump": pump,
+        "motor": motor,
+        "fan": fan,
+        "pc": pc,
+        "conveyor": conveyor,
+    }
 
 
 @pytest.fixture

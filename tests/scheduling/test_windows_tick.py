@@ -238,9 +238,13 @@ def test_weekly_window_keeps_its_local_time_across_the_spring_change(org_a):
     # Berlin: 29 March 2026 at 02:00 CET the clocks go to 03:00 CEST. Sundays 01:00-03:00 local time.
     now = _utc(2026, 3, 16, 12)
     series = make_window(
-        org_a, _utc(2026, 3, 22, 0), _utc(2026, 3, 22, 2), recurrence="RRULE:FREQ=WEEKLY;BYDAY=SU", now=now,
+        org_a,
+        _utc(2026, 3, 22, 0),
+        _utc(2026, 3, 22, 2),
+        recurrence="RRULE:FREQ=WEEKLY;BYDAY=SU",
+        now=now,
         title="Weekly backup",
-    )  # fmt: skip
+    )
     assert series.recurrence == "FREQ=WEEKLY;BYDAY=SU" and series.status == S.SCHEDULED
     starts = list(series.occurrences.order_by("starts_at").values_list("starts_at", flat=True)[:3])
     assert starts == [_utc(2026, 3, 22, 0), _utc(2026, 3, 29, 0), _utc(2026, 4, 4, 23)]  # 01:00 CET, CET, CEST
@@ -262,9 +266,13 @@ def test_local_times_that_do_not_exist_or_happen_twice(org_a):
     # on 25 October 2026 it happens twice (the first, CEST, is used).
     now = _utc(2026, 3, 1)
     spring = make_window(
-        org_a, _utc(2026, 3, 22, 1, 30), _utc(2026, 3, 22, 2), recurrence="FREQ=WEEKLY;BYDAY=SU;COUNT=3", now=now,
+        org_a,
+        _utc(2026, 3, 22, 1, 30),
+        _utc(2026, 3, 22, 2),
+        recurrence="FREQ=WEEKLY;BYDAY=SU;COUNT=3",
+        now=now,
         title="Spring",
-    )  # fmt: skip
+    )
     assert list(spring.occurrences.order_by("starts_at").values_list("starts_at", flat=True)) == [
         _utc(2026, 3, 22, 1, 30),  # 02:30 CET
         _utc(2026, 3, 29, 1, 30),  # "02:30" that night = 03:30 CEST
@@ -304,8 +312,10 @@ def test_changing_a_series_changes_its_future_occurrences(org_a):
     assert set(series.occurrences.values_list("title", flat=True)) == {"Daily check"}
     windows.update_window(series, starts_at=T0 + 2 * H, ends_at=T0 + 3 * H, now=T0)
     assert list(series.occurrences.order_by("starts_at").values_list("starts_at", flat=True)) == [
-        T0 + 2 * H, T0 + 2 * H + timedelta(days=1), T0 + 2 * H + timedelta(days=2)
-    ]  # fmt: skip
+        T0 + 2 * H,
+        T0 + 2 * H + timedelta(days=1),
+        T0 + 2 * H + timedelta(days=2),
+    ]
 
 
 # --- notifications, reminders ----------------------------------------------------------------------------
@@ -375,9 +385,13 @@ def test_windows_that_fit_a_work_order(org_a, site, planner_a):
     from workorders import services as work_services
 
     order = work_services.create_work_order(
-        org_a, title="Replace the seal", asset=site["pump"], estimated_minutes=90, needs_downtime=True,
+        org_a,
+        title="Replace the seal",
+        asset=site["pump"],
+        estimated_minutes=90,
+        needs_downtime=True,
         actor=planner_a,
-    )  # fmt: skip
+    )
     short_system = make_window(org_a, T0 + H, T0 + 2 * H, title="Short system")
     pump = make_window(org_a, T0 + 3 * H, T0 + 5 * H, title="Pump", **scope_kwargs(site, "assets:pump"))
     office = make_window(org_a, T0 + 6 * H, T0 + 9 * H, title="Office", **scope_kwargs(site, "location:office"))

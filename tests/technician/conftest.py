@@ -49,9 +49,13 @@ def technician2_a(org_a):
 def order(org_a, planner_a, technician_a, pump):
     """Assigned to technician A, with a required tick item and an optional text item."""
     work_order = services.create_work_order(
-        org_a, title="Replace the seal", description="Leaks at the shaft.", asset=pump, actor=planner_a,
+        org_a,
+        title="Replace the seal",
+        description="Leaks at the shaft.",
+        asset=pump,
+        actor=planner_a,
         assignee=technician_a,
-    )  # fmt: skip
+    )
     services.add_checklist_item(work_order, text="Isolate the pump", actor=planner_a)
     services.add_checklist_item(work_order, text="Remarks", kind=ItemKind.TEXT, required=False, actor=planner_a)
     return work_order

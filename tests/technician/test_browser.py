@@ -261,9 +261,14 @@ def make_world() -> dict:
     seal = Part.objects.create(organization=organization, sku="SEAL-40", name="Mechanical seal 40 mm", unit="each")
     inventory_services.receive_stock(seal, van, 2, "12.50")
     order = services.create_work_order(
-        organization, title="Replace the seal", description="Leaks at the shaft.", asset=pump,
-        actor=people["planner"], assignee=people["tech"], priority="high",
-    )  # fmt: skip
+        organization,
+        title="Replace the seal",
+        description="Leaks at the shaft.",
+        asset=pump,
+        actor=people["planner"],
+        assignee=people["tech"],
+        priority="high",
+    )
     item = services.add_checklist_item(order, text="Isolate the pump", actor=people["planner"])
     extra = services.add_checklist_item(order, text="Check the coupling", required=False, actor=people["planner"])
     return {"organization": organization.pk, "order": order.pk, "item": item.pk, "extra": extra.pk}
@@ -287,9 +292,12 @@ def assign_new_order(world_ids: dict) -> int:
 
     users = get_user_model().objects
     order = services.create_work_order(
-        Organization.objects.get(pk=world_ids["organization"]), title="Noisy bearing", priority="critical",
-        actor=users.get(username="planner"), assignee=users.get(username="tech"),
-    )  # fmt: skip
+        Organization.objects.get(pk=world_ids["organization"]),
+        title="Noisy bearing",
+        priority="critical",
+        actor=users.get(username="planner"),
+        assignee=users.get(username="tech"),
+    )
     return order.pk
 
 

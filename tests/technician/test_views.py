@@ -136,13 +136,16 @@ def test_my_work_lists_my_and_my_teams_open_orders_most_urgent_first(
 
 def test_my_work_filters_today_this_week_all(client_of, org_a, planner_a, technician_a):
     now = timezone.now()
-    services.create_work_order(org_a, title="Late", actor=planner_a, assignee=technician_a,
-                               due_at=now - timedelta(days=2))  # fmt: skip
-    services.create_work_order(org_a, title="Next month", actor=planner_a, assignee=technician_a,
-                               due_at=now + timedelta(days=40))  # fmt: skip
+    services.create_work_order(
+        org_a, title="Late", actor=planner_a, assignee=technician_a, due_at=now - timedelta(days=2)
+    )
+    services.create_work_order(
+        org_a, title="Next month", actor=planner_a, assignee=technician_a, due_at=now + timedelta(days=40)
+    )
     services.create_work_order(org_a, title="No date", actor=planner_a, assignee=technician_a)
-    underway = services.create_work_order(org_a, title="Under way", actor=planner_a, assignee=technician_a,
-                                          due_at=now + timedelta(days=30))  # fmt: skip
+    underway = services.create_work_order(
+        org_a, title="Under way", actor=planner_a, assignee=technician_a, due_at=now + timedelta(days=30)
+    )
     started(underway, technician_a)
     client = client_of(technician_a)
 
@@ -195,10 +198,14 @@ def test_my_work_issues_as_many_queries_for_30_orders_as_for_3(client_of, org_a,
     def add_orders(count):
         for index in range(count):
             services.create_work_order(
-                org_a, title=f"Order {index}", actor=planner_a, asset=pump, priority=["low", "high"][index % 2],
+                org_a,
+                title=f"Order {index}",
+                actor=planner_a,
+                asset=pump,
+                priority=["low", "high"][index % 2],
                 due_at=timezone.now() + timedelta(hours=index - 2),
                 **({"team": team} if index % 3 == 0 else {"assignee": technician_a}),
-            )  # fmt: skip
+            )
             services.create_work_order(org_a, title=f"Free {index}", actor=planner_a, asset=pump)
 
     client = client_of(technician_a)
@@ -244,8 +251,17 @@ def test_order_page_shows_asset_location_description_checklist_and_history(clien
     response = client_of(technician_a).get(url("order", order.pk))
     assert response.status_code == 200
     page = text(response)
-    expected = [order.number, "Replace the seal", "PMP-1", "Plant room", "Leaks at the shaft.", "Isolate the pump",
-                "Remarks", url("asset", pump.public_token), 'id="maintenance-banner"']  # fmt: skip
+    expected = [
+        order.number,
+        "Replace the seal",
+        "PMP-1",
+        "Plant room",
+        "Leaks at the shaft.",
+        "Isolate the pump",
+        "Remarks",
+        url("asset", pump.public_token),
+        'id="maintenance-banner"',
+    ]
     assert [snippet for snippet in expected if snippet not in page] == []
     assert response.context["actions"] == ["start"]
     history = response.context["history"]
@@ -370,16 +386,18 @@ def test_parts_used_from_my_van_with_plain_stock_errors(client_of, order, techni
     assert "Only 2 left in Van 3" in text(too_many)
     assert "Also available: Warehouse (10)" in text(too_many)
 
-    response = client.post(url("part", order.pk), {"part_query": "seal-40", "quantity": "2", "location": van.pk,
-                                                    "client_id": "p-1"})  # fmt: skip
+    response = client.post(
+        url("part", order.pk), {"part_query": "seal-40", "quantity": "2", "location": van.pk, "client_id": "p-1"}
+    )
     assert response.status_code == 302
     assert StockLevel.objects.get(part=seal, location=van).on_hand == 0
     page = client.get(url("order", order.pk))
     assert [(m.kind, m.quantity) for m in page.context["used"]] == [(MovementKind.ISSUE, -2)]
     assert "SEAL-40 Mechanical seal 40 mm" in text(page)
 
-    by_name = client.post(url("part", order.pk), {"part_query": "mechanical", "quantity": "1",
-                                                   "location": warehouse.pk})  # fmt: skip
+    by_name = client.post(
+        url("part", order.pk), {"part_query": "mechanical", "quantity": "1", "location": warehouse.pk}
+    )
     assert by_name.status_code == 302
     assert StockLevel.objects.get(part=seal, location=warehouse).on_hand == 9
 
@@ -438,8 +456,10 @@ def test_a_phone_photo_is_downscaled_and_stripped_of_its_location(client_of, ord
 
     attachment = Attachment.objects.get(work_order=order)
     assert (attachment.original_name, attachment.content_type, attachment.uploaded_by) == (
-        "IMG_0001.jpg", "image/jpeg", technician_a,
-    )  # fmt: skip
+        "IMG_0001.jpg",
+        "image/jpeg",
+        technician_a,
+    )
     with attachment.file.open("rb") as stored:
         data = stored.read()
     stored_image = Image.open(io.BytesIO(data))
@@ -629,8 +649,11 @@ def test_meter_readings_by_form_and_json_replay_once(client_of, org_a, pump, pla
     assert response.status_code == 302
     read_at = timezone.now().isoformat()
     for _ in range(2):
-        replay = post_json(client, url("api-meter-reading", pump.public_token, meter.pk),
-                           {"value": "130", "read_at": read_at, "client_id": "m-1"})  # fmt: skip
+        replay = post_json(
+            client,
+            url("api-meter-reading", pump.public_token, meter.pk),
+            {"value": "130", "read_at": read_at, "client_id": "m-1"},
+        )
         assert replay.status_code == 201
     assert sorted(str(v) for v in meter.readings.values_list("value", flat=True)) == ["120.5000", "130.0000"]
     lower = post_json(client, url("api-meter-reading", pump.public_token, meter.pk), {"value": "100"})

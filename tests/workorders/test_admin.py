@@ -176,8 +176,10 @@ def test_other_organisations_work_order_is_404_everywhere(client, manager_a, ord
 def test_an_action_never_reaches_another_organisation(client, manager_a, org_a, order_b):
     mine = make_order(org_a, manager_a, "Mine")
     client.force_login(manager_a)
-    client.post(CHANGELIST, {"action": "cancel_selected", "_selected_action": [mine.pk, order_b.pk],
-                             "apply": "1", "reason": "Duplicate"})  # fmt: skip
+    client.post(
+        CHANGELIST,
+        {"action": "cancel_selected", "_selected_action": [mine.pk, order_b.pk], "apply": "1", "reason": "Duplicate"},
+    )
     order_b.refresh_from_db()
     mine.refresh_from_db()
     assert order_b.status == WorkOrder.Status.OPEN
@@ -195,11 +197,16 @@ def test_adding_through_the_form_creates_history_with_the_staff_user(client, org
     response = client.post(
         f"{CHANGELIST}add/",
         {
-            "title": "Pump leaks", "description": "Water on the floor", "type": "corrective", "priority": "high",
-            "asset": asset_a.pk, "assignee": technician_a.pk, "procedure": procedure.pk,
+            "title": "Pump leaks",
+            "description": "Water on the floor",
+            "type": "corrective",
+            "priority": "high",
+            "asset": asset_a.pk,
+            "assignee": technician_a.pk,
+            "procedure": procedure.pk,
             **management(),
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     work_order = WorkOrder.objects.get(title="Pump leaks")
     assert work_order.organization == org_a
@@ -212,10 +219,20 @@ def test_adding_through_the_form_creates_history_with_the_staff_user(client, org
 
     response = client.post(
         change_url(work_order),
-        {"title": "Pump leaks badly", "description": "Water on the floor", "type": "corrective",
-         "priority": "critical", "asset": asset_a.pk, "location": "", "team": "", "completion_notes": "",
-         "failure_cause": "", "remedy": "", **management()},
-    )  # fmt: skip
+        {
+            "title": "Pump leaks badly",
+            "description": "Water on the floor",
+            "type": "corrective",
+            "priority": "critical",
+            "asset": asset_a.pk,
+            "location": "",
+            "team": "",
+            "completion_notes": "",
+            "failure_cause": "",
+            "remedy": "",
+            **management(),
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     work_order.refresh_from_db()
     assert work_order.title == "Pump leaks badly" and work_order.priority == "critical"
@@ -229,11 +246,23 @@ def test_a_refused_save_shows_the_reason_and_writes_nothing(client, org_a, plann
     client.force_login(planner_a)
     response = client.post(
         change_url(work_order),
-        {"title": "Changed title", "description": "", "type": "corrective", "priority": "medium",
-         "asset": "", "location": "", "team": "", "completion_notes": "", "failure_cause": "", "remedy": "",
-         **management(time_entries=1), "time_entries-0-technician": technician_a.pk,
-         "time_entries-0-minutes": "2000", "time_entries-0-note": "too long"},
-    )  # fmt: skip
+        {
+            "title": "Changed title",
+            "description": "",
+            "type": "corrective",
+            "priority": "medium",
+            "asset": "",
+            "location": "",
+            "team": "",
+            "completion_notes": "",
+            "failure_cause": "",
+            "remedy": "",
+            **management(time_entries=1),
+            "time_entries-0-technician": technician_a.pk,
+            "time_entries-0-minutes": "2000",
+            "time_entries-0-note": "too long",
+        },
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert "Minutes must be between 1 and 1440." in page
@@ -249,14 +278,30 @@ def test_inline_rows_are_added_through_the_services(client, org_a, planner_a, te
     client.force_login(planner_a)
     response = client.post(
         change_url(work_order),
-        {"title": "With rows", "description": "", "type": "corrective", "priority": "medium",
-         "asset": "", "location": "", "team": "", "completion_notes": "", "failure_cause": "", "remedy": "",
-         **management(time_entries=1, comments=1, cost_lines=1, checklist=1),
-         "time_entries-0-technician": technician_a.pk, "time_entries-0-minutes": "90",
-         "time_entries-0-note": "", "comments-0-body": "Ordered a seal", "cost_lines-0-description": "Crane",
-         "cost_lines-0-amount": "120.50", "checklist-0-text": "Test run", "checklist-0-kind": "tick",
-         "checklist-0-unit": "", "checklist-0-required": "on"},
-    )  # fmt: skip
+        {
+            "title": "With rows",
+            "description": "",
+            "type": "corrective",
+            "priority": "medium",
+            "asset": "",
+            "location": "",
+            "team": "",
+            "completion_notes": "",
+            "failure_cause": "",
+            "remedy": "",
+            **management(time_entries=1, comments=1, cost_lines=1, checklist=1),
+            "time_entries-0-technician": technician_a.pk,
+            "time_entries-0-minutes": "90",
+            "time_entries-0-note": "",
+            "comments-0-body": "Ordered a seal",
+            "cost_lines-0-description": "Crane",
+            "cost_lines-0-amount": "120.50",
+            "checklist-0-text": "Test run",
+            "checklist-0-kind": "tick",
+            "checklist-0-unit": "",
+            "checklist-0-required": "on",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     entry = work_order.time_entries.get()
     assert entry.minutes == 90 and entry.technician == technician_a
@@ -546,13 +591,24 @@ def test_procedures_are_saved_with_their_steps_through_the_services(client, org_
     client.force_login(planner_a)
     response = client.post(
         "/admin/workorders/procedure/add/",
-        {"name": "Monthly pump check", "description": "",
-         "items-TOTAL_FORMS": "2", "items-INITIAL_FORMS": "0", "items-MIN_NUM_FORMS": "0",
-         "items-MAX_NUM_FORMS": "1000",
-         "items-0-position": "2", "items-0-text": "Listen", "items-0-kind": "tick", "items-0-unit": "",
-         "items-0-required": "on",
-         "items-1-position": "1", "items-1-text": "Pressure", "items-1-kind": "number", "items-1-unit": "bar"},
-    )  # fmt: skip
+        {
+            "name": "Monthly pump check",
+            "description": "",
+            "items-TOTAL_FORMS": "2",
+            "items-INITIAL_FORMS": "0",
+            "items-MIN_NUM_FORMS": "0",
+            "items-MAX_NUM_FORMS": "1000",
+            "items-0-position": "2",
+            "items-0-text": "Listen",
+            "items-0-kind": "tick",
+            "items-0-unit": "",
+            "items-0-required": "on",
+            "items-1-position": "1",
+            "items-1-text": "Pressure",
+            "items-1-kind": "number",
+            "items-1-unit": "bar",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     procedure = Procedure.objects.get(name="Monthly pump check")
     assert procedure.organization == org_a

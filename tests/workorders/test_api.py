@@ -145,9 +145,15 @@ def test_create_applies_procedure_and_assignee(api, org_a, planner_a, technician
     )
     response = api(planner_a).post(
         URL,
-        {"title": "Replace seal", "asset": pump.pk, "priority": "high", "procedure": procedure.pk,
-         "assignee": technician_a.pk, "due_at": "2030-01-31T12:00:00Z"},
-    )  # fmt: skip
+        {
+            "title": "Replace seal",
+            "asset": pump.pk,
+            "priority": "high",
+            "procedure": procedure.pk,
+            "assignee": technician_a.pk,
+            "due_at": "2030-01-31T12:00:00Z",
+        },
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert response["ETag"]
@@ -254,9 +260,13 @@ def test_another_organisations_asset_team_technician_or_procedure_is_refused(
     team_b = services.create_team(org_b, name="B crew", actor=manager_b)
     procedure_b = services.create_procedure(org_b, name="B proc", actor=manager_b)
     client = api(planner_a)
-    for field, value in (("asset", asset_b.pk), ("team", team_b.pk), ("assignee", technician_b.pk),
-                         ("procedure", procedure_b.pk), ("parent", services.create_work_order(
-                             org_b, title="b", actor=manager_b).pk)):  # fmt: skip
+    for field, value in (
+        ("asset", asset_b.pk),
+        ("team", team_b.pk),
+        ("assignee", technician_b.pk),
+        ("procedure", procedure_b.pk),
+        ("parent", services.create_work_order(org_b, title="b", actor=manager_b).pk),
+    ):
         response = client.post(URL, {"title": "x", field: value})
         assert response.status_code == 400, field
         assert field in error(response)["fields"]
@@ -303,8 +313,12 @@ def test_every_action_allowed_and_refused_from_each_status(api, org_a, pump, man
     set_org(org_a, require_verification=True)
     client = api(manager_a)
     for action, (sources, target) in TRANSITIONS.items():
-        order = walk(services.create_work_order(org_a, title=action, asset=pump, actor=manager_a), status,
-                     manager_a, technician_a)  # fmt: skip
+        order = walk(
+            services.create_work_order(org_a, title=action, asset=pump, actor=manager_a),
+            status,
+            manager_a,
+            technician_a,
+        )
         response = client.post(url(order, f"{action}/"), body_for(action, technician_a))
         if status in sources:
             assert response.status_code == 200, (action, response.json())
@@ -327,8 +341,11 @@ def test_full_lifecycle_with_verification(api, org_a, order, planner_a, technici
     assert planner.post(url(order, "assign/"), {"assignee": technician_a.pk}).json()["status"] == "assigned"
     assert tech.post(url(order, "start/")).json()["status"] == "in_progress"
     held = tech.post(url(order, "hold/"), {"reason": "waiting for parts"}).json()
-    assert (held["status"], held["hold_reason"], held["allowed_actions"]) == ("on_hold", "waiting for parts",
-                                                                            ["resume", "cancel"])  # fmt: skip
+    assert (held["status"], held["hold_reason"], held["allowed_actions"]) == (
+        "on_hold",
+        "waiting for parts",
+        ["resume", "cancel"],
+    )
     assert tech.post(url(order, "resume/")).json()["hold_reason"] == ""
     done = tech.post(url(order, "complete/"), {"notes": "seal replaced"}).json()
     assert (done["status"], done["completion_notes"]) == ("completed", "seal replaced")
@@ -424,8 +441,12 @@ class TestTechnicians:
 
 @pytest.fixture
 def checked_order(org_a, order, planner_a, technician_a):
-    for text, kind, required in (("Isolate", ItemKind.TICK, True), ("Leak test", ItemKind.PASS_FAIL, True),
-                                 ("Pressure", ItemKind.NUMBER, True), ("Remarks", ItemKind.TEXT, False)):  # fmt: skip
+    for text, kind, required in (
+        ("Isolate", ItemKind.TICK, True),
+        ("Leak test", ItemKind.PASS_FAIL, True),
+        ("Pressure", ItemKind.NUMBER, True),
+        ("Remarks", ItemKind.TEXT, False),
+    ):
         services.add_checklist_item(order, text=text, kind=kind, required=required, actor=planner_a)
     return walk(order, S.IN_PROGRESS, planner_a, technician_a)
 
@@ -495,7 +516,10 @@ class TestChecklist:
         assert first.status_code == 201
         follow_up = first.json()
         assert (follow_up["source"], follow_up["parent"], follow_up["priority"]) == (
-            "follow_up", checked_order.pk, "high")  # fmt: skip
+            "follow_up",
+            checked_order.pk,
+            "high",
+        )
         assert follow_up["asset"] == checked_order.asset_id
         again = client.post(path)
         assert again.status_code == 200 and again.json()["id"] == follow_up["id"]
@@ -598,7 +622,10 @@ class TestAttachments:
         assert response.status_code == 201, response.json()
         attachment = response.json()
         assert (attachment["original_name"], attachment["content_type"], attachment["size"]) == (
-            "photo.png", "image/png", len(PNG))  # fmt: skip
+            "photo.png",
+            "image/png",
+            len(PNG),
+        )
         assert attachment["download_url"].endswith(f"/api/v1/attachments/{attachment['token']}/download")
         assert "file" not in attachment and "/media/" not in str(attachment)
         [listed] = api(viewer_a).get(url(order, "attachments/")).json()
@@ -644,9 +671,12 @@ class TestAttachments:
 @pytest.fixture
 def work_request(org_a, pump):
     return services.submit_request(
-        org_a, description="Pump P-1 leaks\nunder the flange", asset=pump, contact_name="Ann",
+        org_a,
+        description="Pump P-1 leaks\nunder the flange",
+        asset=pump,
+        contact_name="Ann",
         files=[upload("leak.png")],
-    )  # fmt: skip
+    )
 
 
 class TestRequests:
@@ -664,7 +694,11 @@ class TestRequests:
         assert response.status_code == 201, response.json()
         order = response.json()
         assert (order["title"], order["source"], order["priority"], order["status"]) == (
-            "Pump P-1 leaks", "request", "high", "assigned")  # fmt: skip
+            "Pump P-1 leaks",
+            "request",
+            "high",
+            "assigned",
+        )
         assert "Reported by: Ann" in order["description"]
         [attachment] = api(technician_a).get(f"{URL}{order['id']}/attachments/").json()
         assert attachment["original_name"] == "leak.png"
@@ -672,7 +706,10 @@ class TestRequests:
         assert content == PNG
         decided = api(planner_a).get(f"/api/v1/requests/{work_request.pk}/").json()
         assert (decided["status"], decided["work_order"], decided["decided_by"]) == (
-            "approved", order["id"], planner_a.pk)  # fmt: skip
+            "approved",
+            order["id"],
+            planner_a.pk,
+        )
         again = api(planner_a).post(f"/api/v1/requests/{work_request.pk}/approve", {})
         assert again.status_code == 409 and error(again)["code"] == "already_decided"
 
@@ -703,20 +740,28 @@ class TestProcedures:
         client = api(planner_a)
         response = client.post(
             "/api/v1/procedures/",
-            {"name": "Pump PM", "description": "Quarterly",
-             "items": [{"text": "Check seal", "kind": "pass_fail"},
-                       {"text": "Bearing temperature", "kind": "number", "unit": "°C", "required": False}]},
-        )  # fmt: skip
+            {
+                "name": "Pump PM",
+                "description": "Quarterly",
+                "items": [
+                    {"text": "Check seal", "kind": "pass_fail"},
+                    {"text": "Bearing temperature", "kind": "number", "unit": "°C", "required": False},
+                ],
+            },
+        )
         assert response.status_code == 201, response.json()
         procedure = response.json()
         assert [(i["position"], i["text"], i["kind"]) for i in procedure["items"]] == [
-            (1, "Check seal", "pass_fail"), (2, "Bearing temperature", "number")]  # fmt: skip
+            (1, "Check seal", "pass_fail"),
+            (2, "Bearing temperature", "number"),
+        ]
         path = f"/api/v1/procedures/{procedure['id']}/"
         renamed = client.patch(path, {"name": "Pump PM (quarterly)"}).json()
         assert renamed["name"] == "Pump PM (quarterly)" and len(renamed["items"]) == 2  # items kept
         replaced = client.patch(path, {"items": [{"text": "Only step", "position": 3}]}).json()
         assert [(i["position"], i["text"], i["kind"], i["required"]) for i in replaced["items"]] == [
-            (3, "Only step", "tick", True)]  # fmt: skip
+            (3, "Only step", "tick", True)
+        ]
         assert api(technician_a).get(path).status_code == 200
         assert api(technician_a).patch(path, {"name": "x"}).status_code == 403
         assert client.delete(path).status_code == 204
@@ -791,8 +836,9 @@ class TestFilters:
     def test_status_priority_type_source(self, api, many, viewer_a):
         client = api(viewer_a)
         assert sorted(titles(client, status="open,assigned")) == ["Hall lights", "Mine", "Team's"]
-        assert sorted(client.get(f"{URL}?status=in_progress&status=open").json()["results"][i]["title"]
-                      for i in range(3)) == ["Hall lights", "Team's", "Theirs"]  # fmt: skip
+        assert sorted(
+            client.get(f"{URL}?status=in_progress&status=open").json()["results"][i]["title"] for i in range(3)
+        ) == ["Hall lights", "Team's", "Theirs"]
         assert titles(client, priority="critical") == ["Team's"]
         assert titles(client, type="inspection") == ["Theirs"]
         assert titles(client, source="predictive") == ["Hall lights"]
@@ -848,26 +894,38 @@ def test_another_organisations_work_is_404_everywhere(
     team = services.create_team(org_a, name="Secret team", actor=planner_a)
     base = url(order)
     endpoints = [
-        ("get", base), ("patch", base), ("put", base), ("delete", base),
+        ("get", base),
+        ("patch", base),
+        ("put", base),
+        ("delete", base),
         *[("post", f"{base}{action}/") for action in TRANSITIONS],
-        ("get", f"{base}checklist/"), ("post", f"{base}checklist/"),
-        ("patch", f"{base}checklist/{item.pk}/"), ("post", f"{base}checklist/{item.pk}/"),
+        ("get", f"{base}checklist/"),
+        ("post", f"{base}checklist/"),
+        ("patch", f"{base}checklist/{item.pk}/"),
+        ("post", f"{base}checklist/{item.pk}/"),
         ("post", f"{base}checklist/{item.pk}/follow-up"),
-        ("get", f"{base}comments/"), ("post", f"{base}comments/"),
-        ("get", f"{base}time-entries/"), ("post", f"{base}time-entries/"),
-        ("post", f"{base}time-entries/start"), ("post", f"{base}time-entries/stop"),
-        ("get", f"{base}cost-lines/"), ("post", f"{base}cost-lines/"),
-        ("get", f"{base}attachments/"), ("post", f"{base}attachments/"),
+        ("get", f"{base}comments/"),
+        ("post", f"{base}comments/"),
+        ("get", f"{base}time-entries/"),
+        ("post", f"{base}time-entries/"),
+        ("post", f"{base}time-entries/start"),
+        ("post", f"{base}time-entries/stop"),
+        ("get", f"{base}cost-lines/"),
+        ("post", f"{base}cost-lines/"),
+        ("get", f"{base}attachments/"),
+        ("post", f"{base}attachments/"),
         ("get", f"/api/v1/attachments/{attachment.token}/"),
         ("get", f"/api/v1/attachments/{attachment.token}/download"),
         ("get", f"/api/v1/requests/{work_request.pk}/"),
         ("post", f"/api/v1/requests/{work_request.pk}/approve"),
         ("post", f"/api/v1/requests/{work_request.pk}/reject"),
-        ("get", f"/api/v1/procedures/{procedure.pk}/"), ("patch", f"/api/v1/procedures/{procedure.pk}/"),
+        ("get", f"/api/v1/procedures/{procedure.pk}/"),
+        ("patch", f"/api/v1/procedures/{procedure.pk}/"),
         ("delete", f"/api/v1/procedures/{procedure.pk}/"),
-        ("get", f"/api/v1/teams/{team.pk}/"), ("patch", f"/api/v1/teams/{team.pk}/"),
+        ("get", f"/api/v1/teams/{team.pk}/"),
+        ("patch", f"/api/v1/teams/{team.pk}/"),
         ("delete", f"/api/v1/teams/{team.pk}/"),
-    ]  # fmt: skip
+    ]
     stranger = api(manager_b)
     for method, path in endpoints:
         response = getattr(stranger, method)(path, {"title": "x", "reason": "x", "body": "x", "minutes": 5})
@@ -892,8 +950,11 @@ def test_history_names_the_acting_user(api, order, planner_a, technician_a):
     api(technician_a).post(url(order, "hold/"), {"reason": "parts"})
     rows = list(WorkOrder.history.filter(id=order.pk).order_by("history_date", "history_id"))
     assert [(r.status, r.history_user) for r in rows] == [
-        ("open", planner_a), ("assigned", planner_a), ("in_progress", technician_a), ("on_hold", technician_a),
-    ]  # fmt: skip
+        ("open", planner_a),
+        ("assigned", planner_a),
+        ("in_progress", technician_a),
+        ("on_hold", technician_a),
+    ]
     assert rows[-1].history_change_reason == "hold: parts"
 
 
@@ -920,7 +981,10 @@ def test_events_are_published_on_commit_only(
     assert all(sequence is not None for sequence in events.values_list("sequence", flat=True))
     completed = Event.objects.get(type="work-order:completed")
     assert (completed.payload["number"], completed.payload["status"], completed.user) == (
-        created["number"], "completed", technician_a)  # fmt: skip
+        created["number"],
+        "completed",
+        technician_a,
+    )
 
 
 def test_a_refused_action_publishes_nothing(api, order, technician_a, django_capture_on_commit_callbacks):
@@ -952,12 +1016,19 @@ def test_list_query_count_does_not_grow(api, org_a, site, planner_a, technician_
     small_sorted, _ = count_queries(ordering="-priority", mine="true", location=site["plant"].pk)
     WorkOrder.objects.bulk_create(
         WorkOrder(
-            organization=org_a, number=f"WO-9{i:05d}", title=f"L{i}", asset=site["pump"], location=site["room"],
-            team=team, assignee=technician_a, status=S.IN_PROGRESS if i % 2 else S.ASSIGNED,
-            priority=WorkOrder.Priority.values[i % 4], due_at=timezone.now() + timedelta(days=i - 250),
+            organization=org_a,
+            number=f"WO-9{i:05d}",
+            title=f"L{i}",
+            asset=site["pump"],
+            location=site["room"],
+            team=team,
+            assignee=technician_a,
+            status=S.IN_PROGRESS if i % 2 else S.ASSIGNED,
+            priority=WorkOrder.Priority.values[i % 4],
+            due_at=timezone.now() + timedelta(days=i - 250),
         )
         for i in range(495)
-    )  # fmt: skip
+    )
     large, large_rows = count_queries()
     assert (small_rows, large_rows) == (5, 500)
     assert large == small, (small, large)

@@ -202,11 +202,22 @@ def test_stranger_cannot_touch_the_order(order, manager_b):
 def procedure(org_a):
     proc = Procedure.objects.create(organization=org_a, name="Pump service")
     for position, (text, kind, required) in enumerate(
-        [("Isolate power", ItemKind.TICK, True), ("Seal intact", ItemKind.PASS_FAIL, True),
-         ("Vibration", ItemKind.NUMBER, True), ("Remarks", ItemKind.TEXT, False)]
-    ):  # fmt: skip
-        ProcedureItem.objects.create(organization=org_a, procedure=proc, position=position, text=text, kind=kind,
-                                     required=required, unit="mm/s" if kind == ItemKind.NUMBER else "")  # fmt: skip
+        [
+            ("Isolate power", ItemKind.TICK, True),
+            ("Seal intact", ItemKind.PASS_FAIL, True),
+            ("Vibration", ItemKind.NUMBER, True),
+            ("Remarks", ItemKind.TEXT, False),
+        ]
+    ):
+        ProcedureItem.objects.create(
+            organization=org_a,
+            procedure=proc,
+            position=position,
+            text=text,
+            kind=kind,
+            required=required,
+            unit="mm/s" if kind == ItemKind.NUMBER else "",
+        )
     return proc
 
 
@@ -301,8 +312,9 @@ def test_one_running_timer_per_person(org_a, order, planner_a, technician_a):
 
 
 def test_work_needing_downtime_records_it(org_a, planner_a, technician_a, pump):
-    order = services.create_work_order(org_a, title="Overhaul", asset=pump, needs_downtime=True, actor=planner_a,
-                                       assignee=technician_a)  # fmt: skip
+    order = services.create_work_order(
+        org_a, title="Overhaul", asset=pump, needs_downtime=True, actor=planner_a, assignee=technician_a
+    )
     services.start(order, actor=technician_a)
     pump.refresh_from_db()
     assert pump.status == Asset.Status.DOWN

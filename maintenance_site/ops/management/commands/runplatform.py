@@ -34,11 +34,21 @@ class Command(BaseCommand):
         commands = {
             "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "maintenance_site.asgi:application"],
             "worker": [
-                python, "-m", "celery", "-A", "maintenance_site", "worker", "-B",
-                "--scheduler", settings.CELERY_BEAT_SCHEDULER,
-                "--loglevel", "INFO", "--concurrency", str(concurrency),
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "maintenance_site",
+                "worker",
+                "-B",
+                "--scheduler",
+                settings.CELERY_BEAT_SCHEDULER,
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
             ],
-        }  # fmt: skip
+        }
         # Own sessions: the terminal's Ctrl-C reaches only this process, which then stops the children
         # in order (a launcher that signals whole process groups kills prefork children mid-task).
         processes = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}  # noqa: S603

@@ -14,9 +14,14 @@ from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES, Role
 DEMO_PASSWORD = "demo"
 ORGANIZATIONS = [
     {"name": "Acme Plant", "slug": "acme", "time_zone": "Europe/Berlin", "currency": "EUR"},
-    {"name": "Globex Facilities", "slug": "globex", "time_zone": "America/New_York", "currency": "USD",
-     "require_verification": True},
-]  # fmt: skip
+    {
+        "name": "Globex Facilities",
+        "slug": "globex",
+        "time_zone": "America/New_York",
+        "currency": "USD",
+        "require_verification": True,
+    },
+]
 HOURLY_RATES = {Role.TECHNICIAN: 48, Role.PLANNER: 55, Role.MANAGER: 70}
 # Each app that has demo data exposes `seed(organization, users)` in its `demo` module.
 DEMO_MODULES = [
