@@ -26,14 +26,17 @@ import django  # noqa: E402
 django.setup()
 
 from django.apps import apps  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from assets.models import Asset, AssetType, Location  # noqa: E402
 from inventory.models import Part, StockLevel, StockLocation  # noqa: E402
 from maintenance_site.events import services as event_services  # noqa: E402
 from maintenance_site.tenancy.models import Organization  # noqa: E402
-from scheduling import preventive  # noqa: E402
-from scheduling.preventive_models import PreventiveOccurrence, PreventiveSchedule  # noqa: E402
+from scheduling.preventive.generation import generate_due_work_orders  # noqa: E402
+from scheduling.preventive.models import PreventiveOccurrence, PreventiveSchedule  # noqa: E402
+from scheduling.preventive.planning import plan_generation  # noqa: E402
+from scheduling.preventive.services import create_schedule  # noqa: E402
 from workorders.models import ChecklistItem, Procedure, ProcedureItem, WorkOrder  # noqa: E402
 
 DUE = datetime(2030, 1, 7, 5, 0, tzinfo=UTC)  # 06:00 in Europe/Berlin
@@ -58,7 +61,7 @@ def set_up(n: int) -> tuple[Organization, PreventiveSchedule]:
         store = StockLocation.objects.create(organization=org, name="Bench store")
         part = Part.objects.create(organization=org, sku="BENCH-SEAL", name="Seal kit", unit="each")
         StockLevel.objects.create(organization=org, part=part, location=store, on_hand=Decimal(n))
-    schedule = preventive.create_schedule(
+    schedule = create_schedule(
         org,
         name="Daily pump check",
         coverage=PreventiveSchedule.Coverage.ASSETS,
@@ -101,19 +104,19 @@ def main() -> int:
         return 2
     event_services._start_dispatch = lambda: None  # the after-commit dispatch is not generation
 
-    print(f"database: {connection.vendor}, chunk: {preventive.chunk_size()} occurrences per transaction")
+    print(f"database: {connection.vendor}, chunk: {settings.PREVENTIVE_GENERATION_CHUNK} occurrences per transaction")
     started = time.perf_counter()
     org, schedule = set_up(args.n)
     print(f"set-up: {args.n} assets in {time.perf_counter() - started:.1f} s")
     try:
         started = time.perf_counter()
-        plan = preventive.plan_generation(DUE + timedelta(minutes=1), DUE + timedelta(minutes=1), org)
+        plan = plan_generation(DUE + timedelta(minutes=1), DUE + timedelta(minutes=1), org)
         planned = time.perf_counter() - started
         print(f"planning alone: {len(plan.candidates)} due occurrences in {planned:.2f} s")
         PreventiveSchedule.objects.filter(pk=schedule.pk).update(next_run_at=DUE)
 
         started = time.perf_counter()
-        result = preventive.generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org)
+        result = generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org)
         elapsed = time.perf_counter() - started
         print(f"generation: {result.created} work orders in {elapsed:.2f} s = {result.created / elapsed:,.0f} orders/s")
         orders = WorkOrder.objects.filter(organization=org).count()
@@ -131,7 +134,7 @@ def main() -> int:
         PreventiveSchedule.objects.filter(pk=schedule.pk).update(
             generated_through=DUE - timedelta(minutes=5), next_run_at=DUE
         )
-        again = preventive.generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org)
+        again = generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org)
         print(f"the same pass again: {again.created} created in {time.perf_counter() - started:.2f} s")
         assert again.created == 0
     finally:

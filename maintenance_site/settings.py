@@ -91,7 +91,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "maintenance_site.tenancy.middleware.ActiveOrganizationMiddleware",
-    "scheduling.middleware.MaintenanceModeMiddleware",
+    "scheduling.windows.middleware.MaintenanceModeMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
@@ -110,7 +110,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "maintenance_site.tenancy.context_processors.active_organization",
-                "scheduling.context_processors.maintenance_mode",
+                "scheduling.windows.context_processors.maintenance_mode",
             ],
         },
     },
@@ -222,7 +222,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "maintenance_site.api.permissions.RolePermission",
-        "scheduling.permissions.NotInMaintenanceMode",
+        "scheduling.windows.permissions.NotInMaintenanceMode",
     ],
     "DEFAULT_PAGINATION_CLASS": "maintenance_site.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
@@ -289,9 +289,9 @@ SPECTACULAR_SETTINGS = {
         "StockMovementKindEnum": "inventory.models.MovementKind",
         "ReservationStatusEnum": "inventory.models.Reservation.Status",
         "PurchaseOrderStatusEnum": "inventory.models.PurchaseOrder.Status",
-        "PreventiveScheduleStatusEnum": "scheduling.preventive_models.PreventiveSchedule.Status",
-        "PreventiveOccurrenceStatusEnum": "scheduling.preventive_models.PreventiveOccurrence.Status",
-        "MaintenanceWindowStatusEnum": "scheduling.windows_models.MaintenanceWindow.Status",
+        "PreventiveScheduleStatusEnum": "scheduling.preventive.models.PreventiveSchedule.Status",
+        "PreventiveOccurrenceStatusEnum": "scheduling.preventive.models.PreventiveOccurrence.Status",
+        "MaintenanceWindowStatusEnum": "scheduling.windows.models.MaintenanceWindow.Status",
         "ScenarioKindEnum": "scenarios.models.Scenario.Kind",
         "ScenarioRunStatusEnum": "scenarios.models.ScenarioRun.Status",
         "EscalationStepKindEnum": "sla.models.EscalationStep.Kind",

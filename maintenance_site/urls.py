@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from maintenance_site.ops import views as ops_views
 from maintenance_site.tenancy.views import switch_organization
-from scheduling.ical import calendar_feed as preventive_calendar_feed
+from scheduling.preventive.ical import calendar_feed as preventive_calendar_feed
 from workorders import views as workorder_views
 
 admin.site.site_header = "Maintenance back office"

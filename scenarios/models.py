@@ -12,7 +12,6 @@ run statuses.
 
 import zoneinfo
 
-from croniter import croniter
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -21,6 +20,7 @@ from django.db import models
 from django.db.models import Q
 
 from maintenance_site.audit import history
+from maintenance_site.recurrence import RecurrenceError, cron_series, next_instants, parse_cron, previous_instant
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,79}$"
 # Paths of the API and the admin under /scenarios/ and /presets/: no scenario or preset may take them.
@@ -45,39 +45,22 @@ def validate_time_zone(value: str) -> None:
 
 
 def validate_cron(value: str) -> None:
-    if value and not croniter.is_valid(value):
-        raise ValidationError(
-            f"“{value}” is not a cron expression: give five fields, minute hour day month weekday, "
-            "e.g. “0 2 * * 0” for Sundays at 02:00."
-        )
+    if value:
+        try:
+            parse_cron(value)
+        except RecurrenceError as error:
+            raise ValidationError(error.message) from None
 
 
 def cron_previous(cron: str, time_zone: str, now):
-    """The latest cron time at or before `now` (strictly before when `now` is one), in UTC. A wall-clock time
-    that happens twice when clocks go back counts once (its first instance)."""
-    from datetime import UTC, datetime
-
-    iterator = croniter(cron, now.astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")))
-    latest = iterator.get_prev(datetime)
-    earlier = iterator.get_prev(datetime)
-    if earlier.replace(tzinfo=None) == latest.replace(tzinfo=None):
-        latest = earlier
-    return latest.astimezone(UTC)
+    """The latest cron time strictly before `now`, in UTC, by the daylight-saving rule of
+    `maintenance_site.recurrence` (a wall-clock time that happens twice counts once, its first instance)."""
+    return previous_instant(cron_series(cron), zoneinfo.ZoneInfo(time_zone or "UTC"), now)
 
 
 def cron_next(cron: str, time_zone: str, after, count: int = 1) -> list:
     """The next `count` cron times after `after`, in UTC, each wall-clock time once (see cron_previous)."""
-    from datetime import UTC, datetime
-
-    iterator = croniter(cron, after.astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")))
-    found, last = [], None
-    while len(found) < count:
-        moment = iterator.get_next(datetime)
-        if last is not None and moment.replace(tzinfo=None) == last.replace(tzinfo=None):
-            continue
-        last = moment
-        found.append(moment.astimezone(UTC))
-    return found
+    return next_instants(cron_series(cron), zoneinfo.ZoneInfo(time_zone or "UTC"), after, count)
 
 
 def validate_key_list(value) -> None:

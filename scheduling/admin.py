@@ -1,7 +1,4 @@
-import scheduling.preventive_admin  # noqa: F401
+"""The app's back office, kept in its two packages: preventive maintenance and maintenance windows."""
 
-try:
-    import scheduling.windows_admin  # noqa: F401
-except ModuleNotFoundError as exc:  # the maintenance-windows admin is not there yet
-    if exc.name != "scheduling.windows_admin":
-        raise
+import scheduling.preventive.admin  # noqa: F401
+import scheduling.windows.admin  # noqa: F401

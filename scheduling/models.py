@@ -1,7 +1,4 @@
-from scheduling.preventive_models import *  # noqa: F401,F403
+"""The app's models, kept in its two packages: preventive maintenance and maintenance windows."""
 
-try:
-    from scheduling.windows_models import *  # noqa: F401,F403
-except ModuleNotFoundError as exc:  # the maintenance-windows models are not there yet
-    if exc.name != "scheduling.windows_models":
-        raise
+from scheduling.preventive.models import *  # noqa: F401,F403
+from scheduling.windows.models import *  # noqa: F401,F403

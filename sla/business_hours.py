@@ -3,16 +3,19 @@
 A `Schedule` is a plain value (zone, spans per weekday, holidays), built from a `BusinessCalendar` by
 `sla.services.schedule_for`, so these functions need no database and are tested on their own.
 
-Each local working day is turned into UTC intervals by placing its spans' wall-clock times in the zone
-(zoneinfo): a span that contains a daylight-saving change is as long as the time that really passes
-(00:00–06:00 is 5 hours on the spring-forward night and 7 on the autumn one), and a wall-clock time that
-does not exist is shifted forward by the gap. Everything returned is timezone-aware UTC.
+Each local working day is turned into UTC intervals by placing its spans' wall-clock times in the zone, by the
+daylight-saving rule of `maintenance_site.recurrence`: a span that contains a daylight-saving change is as long
+as the time that really passes (00:00–06:00 is 5 hours on the spring-forward night and 7 on the autumn one), a
+wall-clock time that does not exist is shifted forward by the gap, and one that exists twice is its first
+occurrence. Everything returned is timezone-aware UTC.
 """
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from maintenance_site.recurrence import to_utc
 
 MIDNIGHT = time(0, 0)
 # A calendar with no working day in this many consecutive days is treated as having none at all.
@@ -71,10 +74,8 @@ def _end_value(end: time) -> time:
 
 
 def _instant(day: date, at: time, zone: ZoneInfo) -> datetime:
-    """The UTC instant of a wall-clock time on a local day. A time that does not exist (in the spring-forward
-    gap) is shifted forward by the length of the gap, as PEP 495 (fold=0) and java.time do; an ambiguous
-    time (autumn) is its first occurrence."""
-    return datetime.combine(day, at).replace(tzinfo=zone).astimezone(UTC)
+    """The UTC instant of a wall-clock time on a local day (`maintenance_site.recurrence.to_utc`)."""
+    return to_utc(datetime.combine(day, at), zone)
 
 
 def intervals_on(schedule: Schedule, day: date) -> list[tuple[datetime, datetime]]:

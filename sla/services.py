@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.utils import timezone
 
+from assets.models import Asset, Location
 from maintenance_site import audit
 from maintenance_site.errors import DomainError, InvalidInput
 from maintenance_site.events.services import publish
@@ -355,14 +356,28 @@ def _location_chain(work_order: WorkOrder) -> list[int]:
     return [location.pk, *(node.pk for node in location.ancestors())]
 
 
+def _chain(location_id: int | None, parents: dict[int, int | None]) -> list[int]:
+    """A location and its ancestors, innermost first, from a map of parents."""
+    chain = []
+    while location_id is not None and location_id not in chain:
+        chain.append(location_id)
+        location_id = parents.get(location_id)
+    return chain
+
+
 def match_policy(work_order: WorkOrder) -> SLAPolicy | None:
     """The active policy that covers the work order most specifically (more criteria set, then the deeper
     location); None when none covers it."""
-    chain = _location_chain(work_order)
-    criticality = work_order.asset.criticality if work_order.asset_id else None
-    best, best_key = None, None
     policies = SLAPolicy.objects.active().filter(organization_id=work_order.organization_id).select_related("calendar")
-    for policy in policies.order_by("pk"):
+    criticality = work_order.asset.criticality if work_order.asset_id else None
+    return _best_policy(policies.order_by("pk"), work_order, criticality, _location_chain(work_order))
+
+
+def _best_policy(policies, work_order: WorkOrder, criticality, chain: list[int]) -> SLAPolicy | None:
+    """Of `policies` (in pk order), the one that covers the order most specifically, given its asset's
+    criticality and its location chain (innermost first)."""
+    best, best_key = None, None
+    for policy in policies:
         if policy.priority and policy.priority != work_order.priority:
             continue
         if policy.work_order_type and policy.work_order_type != work_order.type:
@@ -450,13 +465,13 @@ def _locked_clock(work_order: WorkOrder) -> SLAClock | None:
     )
 
 
-def _start_clock(work_order: WorkOrder, policy: SLAPolicy, now) -> SLAClock:
-    """A clock for an order, from its creation, reflecting where it already is (started, on hold)."""
+def _new_clock(work_order: WorkOrder, policy: SLAPolicy, schedule, now) -> tuple[SLAClock, list[str]]:
+    """An unsaved clock for an order, from its creation, reflecting where it already is (started, on hold),
+    and the targets it is already late on (their breach is recorded once the clock is saved)."""
     clock = SLAClock(
         organization_id=work_order.organization_id, work_order=work_order, started_at=work_order.created_at
     )
     _copy_policy(clock, policy)
-    schedule = policy.calendar.schedule()
     _set_deadlines(clock, schedule)
     late = []
     if work_order.started_at is not None and _meet(clock, Target.RESPONSE, work_order.started_at, schedule, now):
@@ -464,6 +479,12 @@ def _start_clock(work_order: WorkOrder, policy: SLAPolicy, now) -> SLAClock:
     if work_order.status in clock.pause_statuses:
         clock.paused_since = now
     clock._change_reason = f"started under “{policy}”"
+    return clock, late
+
+
+def _start_clock(work_order: WorkOrder, policy: SLAPolicy, now) -> SLAClock:
+    """A clock for an order, from its creation, reflecting where it already is (started, on hold)."""
+    clock, late = _new_clock(work_order, policy, policy.calendar.schedule(), now)
     clock.save()
     for target in late:
         _record(clock, target, Level.BREACH, now, escalate=False)
@@ -475,6 +496,48 @@ def on_work_order_created(work_order: WorkOrder) -> None:
     policy = match_policy(work_order)
     if policy is not None:
         _start_clock(work_order, policy, timezone.now())
+
+
+def on_work_orders_created(work_orders) -> None:
+    """Many new orders at once (the preventive generator's batch): the same clocks as `on_work_order_created`
+    for each, in a number of queries that does not grow with the orders: the organisations' active policies,
+    the orders' assets, the location trees (when a policy names a location), each calendar's hours and
+    holidays, then one insert of the clocks and one of their history."""
+    work_orders = list(work_orders)
+    policies: dict[int, list[SLAPolicy]] = {}
+    rows = SLAPolicy.objects.active().filter(organization_id__in={order.organization_id for order in work_orders})
+    for policy in rows.select_related("calendar__organization").order_by("pk"):
+        policies.setdefault(policy.organization_id, []).append(policy)
+    work_orders = [order for order in work_orders if order.organization_id in policies]
+    if not work_orders:
+        return
+    needs_locations = any(policy.location_id for rows in policies.values() for policy in rows)
+    assets = {
+        pk: (criticality, location_id)
+        for pk, criticality, location_id in Asset.objects.filter(
+            pk__in={order.asset_id for order in work_orders if order.asset_id}
+        ).values_list("pk", "criticality", "location_id")
+    }
+    parents = {}
+    if needs_locations:
+        parents = dict(Location.objects.filter(organization_id__in=policies).values_list("pk", "parent_id"))
+    schedules: dict[int, business_hours.Schedule] = {}
+    now = timezone.now()
+    started = []
+    for order in work_orders:
+        criticality, asset_location = assets.get(order.asset_id, (None, None))
+        chain = _chain(order.location_id or asset_location, parents) if needs_locations else []
+        policy = _best_policy(policies[order.organization_id], order, criticality, chain)
+        if policy is None:
+            continue
+        if policy.calendar_id not in schedules:
+            schedules[policy.calendar_id] = policy.calendar.schedule()
+        started.append(_new_clock(order, policy, schedules[policy.calendar_id], now))
+    if started:
+        audit.bulk_create_with_history([clock for clock, _ in started], SLAClock)
+    for clock, late in started:
+        for target in late:
+            _record(clock, target, Level.BREACH, now, escalate=False)
 
 
 def on_work_order_transition(work_order: WorkOrder, action: str, previous_status: str) -> None:

@@ -11,7 +11,7 @@ import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401
 import scenarios.api  # noqa: E402,F401
-import scheduling.preventive_api  # noqa: E402,F401
+import scheduling.preventive.api  # noqa: E402,F401
 import sla.api  # noqa: E402,F401
 import workorders.api  # noqa: E402,F401
 from assets.history import AssetHistoryView
@@ -25,6 +25,6 @@ urlpatterns = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     re_path(r"^assets/(?P<pk>[0-9]+)/history/?$", AssetHistoryView.as_view(), name="asset-history"),
-    path("maintenance/", include("scheduling.windows_api")),
+    path("maintenance/", include("scheduling.windows.api")),
     path("", include(router.urls)),
 ]

@@ -11,7 +11,7 @@ from maintenance_site.ops import health
 def maintenance_mode_status() -> dict:
     """The platform-wide maintenance switch and how many organisations are in maintenance mode (these
     endpoints know no organisation; an organisation's own mode is at /api/v1/maintenance/mode)."""
-    from scheduling.windows import platform_status
+    from scheduling.windows.mode import platform_status
 
     return platform_status()
 

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.db.models.functions.comparison
-import scheduling.windows_models
+import scheduling.windows.models
 import simple_history.models
 from django.conf import settings
 from django.db import migrations, models
@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
                 ('created_at', models.DateTimeField(blank=True, editable=False)),
                 ('updated_at', models.DateTimeField(blank=True, db_index=True, editable=False)),
-                ('token', models.CharField(db_index=True, default=scheduling.windows_models.new_feed_token, max_length=64)),
+                ('token', models.CharField(db_index=True, default=scheduling.windows.models.new_feed_token, max_length=64)),
                 ('history_id', models.AutoField(primary_key=True, serialize=False)),
                 ('history_date', models.DateTimeField(db_index=True)),
                 ('history_change_reason', models.CharField(max_length=100, null=True)),
@@ -176,7 +176,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
-                ('token', models.CharField(default=scheduling.windows_models.new_feed_token, max_length=64, unique=True)),
+                ('token', models.CharField(default=scheduling.windows.models.new_feed_token, max_length=64, unique=True)),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenancy.organization')),
             ],
         ),

@@ -29,8 +29,8 @@ DEMO_MODULES = [
     "workorders.demo",
     "inventory.demo",
     "sla.demo",
-    "scheduling.demo",
-    "scheduling.windows_demo",
+    "scheduling.preventive.demo",
+    "scheduling.windows.demo",
 ]
 
 

@@ -1,0 +1,299 @@
+"""Generating preventive work orders: the generator that turns what is due into work orders, exactly once.
+
+`generate_due_work_orders`, called by beat every PREVENTIVE_GENERATION_INTERVAL seconds:
+    1. Plan (`scheduling.preventive.planning`, reads only, a fixed number of queries): the schedules with
+       something to do, their targets (evaluated now: new assets of a type join by themselves), the occurrences
+       due, the misfire policy and skip-if-open applied.
+    2. Apply, in chunks of PREVENTIVE_GENERATION_CHUNK, each one transaction: insert the occurrence rows with
+       ON CONFLICT DO NOTHING, each stamped with this pass's GenerationRun; the rows that carry our stamp
+       afterwards are the ones we really inserted (a row another pass inserted keeps its stamp). Work orders,
+       their history, checklists, part reservations, SLA clocks and `work-order:created` events are written in
+       bulk for those rows only. The unique key (schedule, target, due time) makes repeated ticks, two beat
+       processes and concurrent calls harmless; rows are inserted in key order, so concurrent passes cannot
+       deadlock.
+    3. Bookkeeping: each schedule's `generated_through`, `next_due_at` and `next_run_at`.
+
+    The number of queries of a pass does not depend on how many occurrences are due (up to the chunk size;
+    beyond it, a fixed number per chunk).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from inventory import services as inventory_services
+from inventory.models import Reservation, StockLevel
+from maintenance_site import audit
+from maintenance_site.events.services import publish_many
+from maintenance_site.recurrence import to_local
+from scheduling.preventive.bulk_writes import copy_checklists, history_by_select, link_orders
+from scheduling.preventive.models import GenerationRun, PreventiveOccurrence, PreventiveSchedule, ScheduleTemplatePart
+from scheduling.preventive.occurrences import format_local
+from scheduling.preventive.planning import Candidate, Plan, plan_generation
+from scheduling.preventive.targets import Target
+from sla import services as sla_services
+from workorders.models import WorkOrder
+from workorders.services import format_number, reserve_numbers
+
+Schedule = PreventiveSchedule
+Occurrence = PreventiveOccurrence
+
+
+@dataclass
+class GenerationResult:
+    """What a pass did: orders created, occurrences skipped, the orders' ids and the run rows."""
+
+    created: int = 0
+    skipped: int = 0
+    work_order_ids: list[int] = field(default_factory=list)
+    runs: list[int] = field(default_factory=list)
+    as_of: datetime | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.created,
+            "skipped": self.skipped,
+            "work_orders": self.work_order_ids,
+            "as_of": self.as_of,
+        }
+
+
+class _Safe(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def order_title(s: Schedule, target: Target, due_at: datetime) -> str:
+    """The work-order title: the schedule's title (or name) with {asset}, {asset_code} and {due_date} filled in."""
+    template = s.title or s.name
+    values = _Safe(
+        asset=target.asset_name or "",
+        asset_code=target.asset_code or "",
+        due_date=to_local(due_at, ZoneInfo(target.zone_name)).date().isoformat(),
+    )
+    try:
+        title = template.format_map(values)
+    except (ValueError, IndexError, AttributeError):
+        title = template
+    return title[:200]
+
+
+def _description(candidate: Candidate) -> str:
+    s, target = candidate.schedule, candidate.target
+    lines = [s.instructions.strip()] if s.instructions.strip() else []
+    lines.append(f"Preventive schedule “{s.name}”, due {format_local(candidate.due_at, target.zone_name)}.")
+    if candidate.note:
+        lines.append(candidate.note)
+    return "\n\n".join(lines)
+
+
+def _payload(order: WorkOrder, schedule: Schedule) -> dict:
+    return {
+        "id": order.pk,
+        "number": order.number,
+        "title": order.title,
+        "status": order.status,
+        "priority": order.priority,
+        "type": order.type,
+        "asset": order.asset_id,
+        "assignee": order.assignee_id,
+        "team": order.team_id,
+        "due_at": order.due_at,
+        "source": order.source,
+        "schedule": schedule.pk,
+    }
+
+
+class _Caches:
+    """What several chunks of one pass share: the template parts of the schedules."""
+
+    def __init__(self):
+        self.parts: dict[int, list[ScheduleTemplatePart]] = {}
+
+    def load_parts(self, schedule_ids):
+        missing = set(schedule_ids) - set(self.parts)
+        if missing:
+            for pk in missing:
+                self.parts[pk] = []
+            rows = ScheduleTemplatePart.objects.filter(schedule_id__in=missing).select_related("part", "stock_location")
+            for line in rows.order_by("schedule_id", "id"):
+                self.parts[line.schedule_id].append(line)
+
+
+def _reserve_parts(orders_with_schedules, caches: _Caches) -> list[str]:
+    """Reserve the templates' parts for new orders, in bulk: per (part, stock location) one UPDATE of the stock
+    level, one insert of all reservations with their history, one low-stock check per part. What cannot be
+    reserved (a part or location no longer in use) is reported, not fatal."""
+    caches.load_parts({s.pk for _, s in orders_with_schedules})
+    totals: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    reservations, problems, parts = [], [], {}
+    for order, s in orders_with_schedules:
+        for line in caches.parts[s.pk]:
+            if not line.part.is_active or not line.stock_location.is_active:
+                problems.append(f"{line.part.sku} at {line.stock_location.name} is no longer in use: not reserved.")
+                continue
+            totals[(line.part_id, line.stock_location_id)] += line.quantity
+            parts[line.part_id] = line.part
+            reservations.append(
+                Reservation(
+                    organization_id=order.organization_id,
+                    work_order=order,
+                    part_id=line.part_id,
+                    location_id=line.stock_location_id,
+                    quantity=line.quantity,
+                )
+            )
+    if not reservations:
+        return problems
+    organization_of = {pk: part.organization_id for pk, part in parts.items()}
+    StockLevel.objects.bulk_create(
+        [StockLevel(organization_id=organization_of[p], part_id=p, location_id=loc) for p, loc in totals],
+        ignore_conflicts=True,
+    )
+    now = timezone.now()
+    for (part_id, location_id), quantity in sorted(totals.items()):
+        StockLevel.objects.filter(part_id=part_id, location_id=location_id).update(
+            reserved=F("reserved") + quantity, updated_at=now
+        )
+    reservations = Reservation.objects.bulk_create(reservations, batch_size=settings.PREVENTIVE_GENERATION_CHUNK)
+    history_by_select(Reservation, [r.pk for r in reservations], reason="reserved for a preventive order")
+    for part in parts.values():
+        inventory_services.check_low_stock(part)
+    return problems
+
+
+def _apply_chunk(candidates: list[Candidate], run: GenerationRun, caches: _Caches, result: GenerationResult) -> None:
+    with transaction.atomic():
+        before = Occurrence.objects.filter(run=run).order_by("-pk").values_list("pk", flat=True).first() or 0
+        rows = [
+            Occurrence(
+                organization_id=c.schedule.organization_id,
+                schedule_id=c.schedule.pk,
+                asset_id=c.target.asset_id,
+                target_key=c.target.key,
+                due_at=c.due_at,
+                status=c.status,
+                skip_reason=c.skip_reason,
+                note=c.note,
+                missed_count=c.missed_count,
+                meter_value=c.meter_value,
+                run=run,
+            )
+            for c in candidates
+        ]
+        Occurrence.objects.bulk_create(rows, ignore_conflicts=True, batch_size=settings.PREVENTIVE_GENERATION_CHUNK)
+        # The rows stamped with this run are the ones this pass inserted; a conflicting row kept its own stamp.
+        mine = {
+            (sid, key, due): (pk, status)
+            for pk, sid, key, due, status in Occurrence.objects.filter(run=run, pk__gt=before).values_list(
+                "pk", "schedule_id", "target_key", "due_at", "status"
+            )
+        }
+        to_create = [(c, mine[c.key][0]) for c in candidates if c.key in mine and c.status == Occurrence.Status.CREATED]
+        result.skipped += sum(1 for _, status in mine.values() if status == Occurrence.Status.SKIPPED)
+        if not to_create:
+            return
+        by_org: dict[int, list] = defaultdict(list)
+        for c, occurrence_id in to_create:
+            by_org[c.schedule.organization_id].append((c, occurrence_id))
+        orders, sources = [], []
+        for organization_id, items in sorted(by_org.items()):
+            organization = items[0][0].schedule.organization
+            numbers = reserve_numbers(organization, len(items))
+            for (c, occurrence_id), number in zip(items, numbers, strict=True):
+                s, target = c.schedule, c.target
+                orders.append(
+                    WorkOrder(
+                        organization_id=organization_id,
+                        number=format_number(number),
+                        title=order_title(s, target, c.due_at),
+                        description=_description(c),
+                        type=s.work_type,
+                        priority=s.priority,
+                        status=WorkOrder.Status.ASSIGNED if s.assignee_id else WorkOrder.Status.OPEN,
+                        asset_id=target.asset_id,
+                        location_id=target.location_id,
+                        assignee_id=s.assignee_id,
+                        team_id=s.team_id,
+                        due_at=c.due_at,
+                        estimated_minutes=s.estimated_minutes,
+                        source=WorkOrder.Source.PREVENTIVE,
+                    )
+                )
+                sources.append((c, occurrence_id))
+        orders = WorkOrder.objects.bulk_create(orders, batch_size=settings.PREVENTIVE_GENERATION_CHUNK)
+        order_ids = [order.pk for order in orders]
+        history_by_select(WorkOrder, order_ids, reason="generated by a preventive schedule")
+        link_orders([(occurrence_id, order.pk) for (_, occurrence_id), order in zip(sources, orders, strict=True)])
+        if any(c.schedule.procedure_id for c, _ in sources):
+            copy_checklists(order_ids)
+        _reserve_parts([(order, c.schedule) for (c, _), order in zip(sources, orders, strict=True)], caches)
+        sla_services.on_work_orders_created(orders)
+        per_org: dict[int, list] = defaultdict(list)
+        for (c, _), order in zip(sources, orders, strict=True):
+            per_org[order.organization_id].append((order, c.schedule))
+        for items_of_org in per_org.values():
+            organization = items_of_org[0][1].organization
+            publish_many(
+                organization,
+                "work-order:created",
+                [_payload(order, s) for order, s in items_of_org],
+                user_ids=[order.assignee_id for order, _ in items_of_org],
+            )
+        result.created += len(orders)
+        result.work_order_ids.extend(order.pk for order in orders)
+
+
+def _save_bookkeeping(plan: Plan) -> None:
+    """Record each schedule's cursor and next dates in one UPDATE; a schedule edited meanwhile (its
+    `updated_at` moved) is left alone: its edit recomputed them."""
+    if not plan.bookkeeping:
+        return
+    ids = list(plan.bookkeeping)
+    unchanged = Q()
+    for pk in ids:
+        unchanged |= Q(pk=pk, updated_at=plan.schedules[pk].updated_at)
+
+    def case(name):
+        whens = [When(pk=pk, then=Value(book[name])) for pk, book in plan.bookkeeping.items()]
+        return Case(*whens, default=F(name), output_field=Schedule._meta.get_field(name))
+
+    Schedule.objects.filter(unchanged).update(
+        generated_through=case("generated_through"),
+        next_due_at=case("next_due_at"),
+        next_run_at=case("next_run_at"),
+        last_run_at=Value(plan.now),
+    )
+
+
+def generate_due_work_orders(
+    now=None, organization=None, *, schedule_ids=None, days_ahead: int = 0, actor=None
+) -> GenerationResult:
+    """Create the work orders that are due (and record the skips), exactly once, however often and from however
+    many processes this runs. `organization` limits it to one; `schedule_ids` to some schedules (then their
+    bookkeeping is not waited for); `days_ahead` also creates what falls due within that many days."""
+    now = now or timezone.now()
+    horizon = now + timedelta(days=days_ahead)
+    user = actor or audit.system_user()
+    result = GenerationResult(as_of=now)
+    with audit.acting_as(user, reason="preventive generation"):
+        plan = plan_generation(now, horizon, organization, schedule_ids)
+        if plan.candidates:
+            run = GenerationRun.objects.create(organization=organization, as_of=now, triggered_by=user)
+            result.runs.append(run.pk)
+            caches = _Caches()
+            size = settings.PREVENTIVE_GENERATION_CHUNK
+            for start in range(0, len(plan.candidates), size):
+                _apply_chunk(plan.candidates[start : start + size], run, caches, result)
+            GenerationRun.objects.filter(pk=run.pk).update(
+                finished_at=timezone.now(), created_count=result.created, skipped_count=result.skipped
+            )
+        _save_bookkeeping(plan)
+    return result

@@ -1,0 +1,315 @@
+"""The only writers of preventive schedules and their calendar feeds: create, update, delete, pause, resume,
+"generate now", and the secret .ics feed URLs. One transaction each, refused with a DomainError a person can
+act on (bad expressions and inconsistent coverage: an InvalidInput saying, per field, what is wrong)."""
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from inventory.models import Part, StockLocation
+from inventory.services import parse_quantity
+from maintenance_site import audit
+from maintenance_site.errors import Conflict, InvalidInput, NotFound
+from maintenance_site.recurrence import normalize_cron
+from maintenance_site.tenancy import services as tenancy_services
+from maintenance_site.tenancy.roles import Action
+from maintenance_site.validation import delete_or_conflict, validated
+from scheduling.preventive.generation import GenerationResult, generate_due_work_orders
+from scheduling.preventive.models import CalendarFeed, PreventiveSchedule, ScheduleTemplatePart
+from scheduling.preventive.occurrences import next_occurrence
+from scheduling.preventive.targets import schedule_zone
+from workorders.services import validate_assignee
+
+Schedule = PreventiveSchedule
+Trigger = PreventiveSchedule.Trigger
+
+SCHEDULE_FIELDS = {
+    "name",
+    "description",
+    "coverage",
+    "asset",
+    "asset_type",
+    "location",
+    "trigger",
+    "cron_expression",
+    "rrule",
+    "interval_count",
+    "interval_unit",
+    "time_of_day",
+    "meter_name",
+    "meter_mode",
+    "meter_interval",
+    "meter_threshold",
+    "cooldown_minutes",
+    "mode",
+    "lead_days",
+    "skip_if_open",
+    "misfire_policy",
+    "misfire_cap",
+    "start_date",
+    "end_date",
+    "title",
+    "instructions",
+    "priority",
+    "work_type",
+    "procedure",
+    "estimated_minutes",
+    "assignee",
+    "team",
+}
+TRIGGER_FIELDS = {
+    "trigger",
+    "cron_expression",
+    "rrule",
+    "interval_count",
+    "interval_unit",
+    "time_of_day",
+    "mode",
+    "lead_days",
+    "start_date",
+    "end_date",
+    "coverage",
+    "asset",
+    "asset_type",
+    "location",
+}
+
+
+def _require(organization_id, actor, action: Action = Action.MANAGE_SCHEDULES) -> None:
+    tenancy_services.require_role(organization_id, actor, action)
+
+
+def _parse_parts(organization_id, parts) -> list[dict]:
+    """Template part lines: dicts of part, stock_location, quantity (objects or ids)."""
+    lines, seen = [], set()
+    for index, raw in enumerate(parts or ()):
+        prefix = f"parts[{index}]"
+        part, location = raw.get("part"), raw.get("stock_location")
+        if not isinstance(part, Part):
+            part = Part.objects.filter(organization_id=organization_id, pk=part).first() if part else None
+        if not isinstance(location, StockLocation):
+            location = (
+                StockLocation.objects.filter(organization_id=organization_id, pk=location).first() if location else None
+            )
+        if part is None or part.organization_id != organization_id:
+            raise InvalidInput(f"Part line {index + 1}: no such part.", fields={f"{prefix}.part": ["No such part."]})
+        if location is None or location.organization_id != organization_id:
+            raise InvalidInput(
+                f"Part line {index + 1}: no such stock location.",
+                fields={f"{prefix}.stock_location": ["No such stock location."]},
+            )
+        try:
+            quantity = parse_quantity(part, raw.get("quantity"))
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"Part line {index + 1}: {exc.message}", fields={f"{prefix}.quantity": [exc.message]}
+            ) from None
+        if (part.pk, location.pk) in seen:
+            raise InvalidInput(
+                f"Part line {index + 1}: {part.sku} at {location.name} is listed twice; add the quantities up.",
+                fields={f"{prefix}.part": ["Listed twice."]},
+            )
+        seen.add((part.pk, location.pk))
+        lines.append({"part": part, "stock_location": location, "quantity": quantity})
+    return lines
+
+
+def _replace_parts(schedule: Schedule, lines: list[dict]) -> None:
+    existing = list(schedule.template_parts.all())
+    for line in existing:
+        line.delete()
+    audit.bulk_create_with_history(
+        [ScheduleTemplatePart(organization_id=schedule.organization_id, schedule=schedule, **line) for line in lines],
+        ScheduleTemplatePart,
+    )
+
+
+def _refresh_next(schedule: Schedule, now=None) -> None:
+    """After an edit: the next pass looks at the schedule (`next_run_at` = now) and computes the exact moments
+    per target zone; `next_due_at` is filled for display (in the schedule's own zone)."""
+    now = now or timezone.now()
+    schedule.next_run_at = now
+    schedule.next_due_at = None
+    if schedule.trigger != Trigger.METER and schedule.mode == Schedule.Mode.FIXED:
+        after = max(filter(None, [schedule.generated_through, now - timedelta(days=schedule.lead_days)]))
+        schedule.next_due_at = next_occurrence(
+            schedule, ZoneInfo(schedule_zone(schedule)), after + timedelta(days=schedule.lead_days)
+        )
+
+
+def _owed_from(schedule: Schedule, now) -> datetime:
+    """The generation cursor of a schedule that starts (or resumes) now: occurrences due before now are not
+    owed; those due later are, even when their lead time has begun already."""
+    return now - timedelta(days=schedule.lead_days)
+
+
+def _apply_fields(schedule: Schedule, fields: dict) -> None:
+    unknown = set(fields) - SCHEDULE_FIELDS
+    if unknown:
+        raise InvalidInput(
+            f"A preventive schedule has no field(s) {', '.join(sorted(unknown))}.",
+            fields={name: ["Unknown field."] for name in unknown},
+        )
+    for name, value in fields.items():
+        if name == "cron_expression" and isinstance(value, str):
+            value = normalize_cron(value)
+        elif name in ("rrule", "name", "meter_name", "title") and isinstance(value, str):
+            value = value.strip()
+        setattr(schedule, name, value)
+
+
+@audit.attributed
+@transaction.atomic
+def create_schedule(organization, *, actor=None, parts=None, **fields) -> Schedule:
+    """Add a preventive schedule (`parts`: list of {part, stock_location, quantity}). Bad expressions and
+    inconsistent coverage are an InvalidInput saying, per field, what is wrong."""
+    _require(organization.pk, actor)
+    fields.setdefault("start_date", timezone.localdate(timezone.now(), organization.zone))
+    schedule = Schedule(organization=organization)
+    _apply_fields(schedule, fields)
+    validated(schedule)
+    validate_assignee(organization.pk, schedule.assignee)
+    lines = _parse_parts(organization.pk, parts)
+    now = timezone.now()
+    schedule.generated_through = _owed_from(schedule, now)
+    _refresh_next(schedule, now)
+    schedule.save()
+    if lines:
+        _replace_parts(schedule, lines)
+    return schedule
+
+
+def _locked(schedule: Schedule) -> Schedule:
+    return Schedule.objects.select_for_update(of=("self",)).select_related("organization", "asset").get(pk=schedule.pk)
+
+
+@audit.attributed
+@transaction.atomic
+def update_schedule(schedule: Schedule, *, actor=None, parts=None, **changes) -> Schedule:
+    """Edit a schedule; `parts`, when given, replaces its part list. Occurrences already generated stay."""
+    schedule = _locked(schedule)
+    _require(schedule.organization_id, actor)
+    _apply_fields(schedule, changes)
+    validated(schedule)
+    if "assignee" in changes:
+        validate_assignee(schedule.organization_id, schedule.assignee)
+    if set(changes) & TRIGGER_FIELDS:
+        _refresh_next(schedule)
+    schedule.save()
+    if parts is not None:
+        _replace_parts(schedule, _parse_parts(schedule.organization_id, parts))
+    return schedule
+
+
+@audit.attributed
+@transaction.atomic
+def delete_schedule(schedule: Schedule, *, actor=None) -> None:
+    """Delete a schedule that never generated anything; one with history must be paused or ended (409)."""
+    schedule = _locked(schedule)
+    _require(schedule.organization_id, actor)
+    generated = schedule.occurrences.count()
+    if generated:
+        raise Conflict(
+            f"“{schedule.name}” has {generated} generated occurrence(s): pause it or give it an end date instead, "
+            "so its history and statistics stay.",
+            code="in_use",
+        )
+    schedule.template_parts.all().delete()
+    delete_or_conflict(schedule, "preventive schedule")
+
+
+@audit.attributed
+@transaction.atomic
+def pause_schedule(schedule: Schedule, *, actor=None, reason: str = "") -> Schedule:
+    """Stop generating (nothing is owed for the paused time: resuming does not catch up)."""
+    schedule = _locked(schedule)
+    _require(schedule.organization_id, actor)
+    if schedule.status == Schedule.Status.PAUSED:
+        raise Conflict(f"“{schedule.name}” is already paused.", code="already_paused")
+    schedule.status = Schedule.Status.PAUSED
+    schedule.paused_at = timezone.now()
+    schedule.pause_reason = (reason or "").strip()[:300]
+    schedule._change_reason = f"paused: {schedule.pause_reason}" if schedule.pause_reason else "paused"
+    schedule.save()
+    return schedule
+
+
+@audit.attributed
+@transaction.atomic
+def resume_schedule(schedule: Schedule, *, actor=None, now=None) -> Schedule:
+    """Generate again from now on; occurrences that fell in the pause are not created."""
+    schedule = _locked(schedule)
+    _require(schedule.organization_id, actor)
+    if schedule.status == Schedule.Status.ACTIVE:
+        raise Conflict(f"“{schedule.name}” is not paused.", code="not_paused")
+    now = now or timezone.now()
+    schedule.status = Schedule.Status.ACTIVE
+    schedule.paused_at = None
+    schedule.pause_reason = ""
+    schedule.generated_through = max(filter(None, [schedule.generated_through, _owed_from(schedule, now)]))
+    schedule.last_run_at = max(filter(None, [schedule.last_run_at, now]))
+    _refresh_next(schedule, now)
+    schedule._change_reason = "resumed"
+    schedule.save()
+    return schedule
+
+
+def generate_now(schedule: Schedule, *, actor=None, days_ahead: int = 0, now=None) -> GenerationResult:
+    """“Generate now” (admin action, API): create what this schedule has due, or due within `days_ahead` days."""
+    _require(schedule.organization_id, actor)
+    if schedule.status != Schedule.Status.ACTIVE:
+        raise Conflict(f"“{schedule.name}” is paused: resume it to generate.", code="paused")
+    if not 0 <= int(days_ahead) <= 366:
+        raise InvalidInput("Generate at most 366 days ahead.", fields={"days_ahead": ["From 0 to 366."]})
+    return generate_due_work_orders(
+        now, schedule.organization, schedule_ids=[schedule.pk], days_ahead=int(days_ahead), actor=actor
+    )
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@audit.attributed
+@transaction.atomic
+def create_calendar_feed(organization, *, name: str, actor=None) -> tuple[CalendarFeed, str]:
+    """A new secret feed URL token; returned once (only its hash is kept)."""
+    _require(organization.pk, actor)
+    token = secrets.token_urlsafe(24)
+    feed = CalendarFeed(
+        organization=organization,
+        name=(name or "").strip() or "Calendar feed",
+        token_hash=_hash(token),
+        token_prefix=token[:8],
+        created_by=actor,
+    )
+    validated(feed, exclude=["token_hash"]).save()
+    return feed, token
+
+
+@audit.attributed
+@transaction.atomic
+def revoke_calendar_feed(feed: CalendarFeed, *, actor=None) -> CalendarFeed:
+    """Retire a feed URL at once (calendar apps get a 404 from then on)."""
+    feed = CalendarFeed.objects.select_for_update().get(pk=feed.pk)
+    _require(feed.organization_id, actor)
+    if feed.revoked_at is None:
+        feed.revoked_at = timezone.now()
+        feed._change_reason = "revoked"
+        feed.save()
+    return feed
+
+
+def calendar_feed_for_token(token: str) -> CalendarFeed:
+    """The active feed of a token, or NotFound (the same answer for unknown and revoked tokens)."""
+    if not token or len(token) > 100:
+        raise NotFound("No such calendar feed.")
+    feed = CalendarFeed.objects.select_related("organization").filter(token_hash=_hash(token)).first()
+    if feed is None or feed.revoked_at is not None:
+        raise NotFound("No such calendar feed.")
+    CalendarFeed.objects.filter(pk=feed.pk).update(last_used_at=timezone.now())
+    return feed
