@@ -28,6 +28,7 @@ from maintenance_site.errors import InvalidInput, NotFound
 from maintenance_site.tenancy.roles import Action
 from scheduling.windows import ical, mode, reports, services
 from scheduling.windows.models import MaintenanceWindow
+from workorders.models import WorkOrder
 
 User = get_user_model()
 
@@ -216,8 +217,6 @@ class MaintenanceWindowViewSet(TenantModelViewSet):
     )
     @action(detail=False, methods=["get"])
     def fit(self, request):
-        from workorders.models import WorkOrder
-
         try:
             work_order_id = int(request.query_params.get("work_order", ""))
             count = int(request.query_params.get("count", 5))

@@ -1,5 +1,6 @@
-"""Reading maintenance windows: the seed's metrics, the windows long enough for a work order, and the schedule
-and history as the seed's Python API returns them (with `a…` async wrappers)."""
+"""Reading maintenance windows: their metrics, the windows long enough for a work order, and the schedule and
+history as plain records for Python callers (`get_maintenance_schedule`, `get_maintenance_history`, with `a…`
+async wrappers)."""
 
 from datetime import timedelta
 
@@ -27,7 +28,7 @@ def _stats(values: list[float]) -> dict:
 
 
 def window_metrics(organization, now=None) -> dict:
-    """The seed's metrics: how many windows are scheduled, their durations, actual versus scheduled timing,
+    """The windows' metrics: how many windows are scheduled, their durations, actual versus scheduled timing,
     and the distribution by type (and by status)."""
     now = now or timezone.now()
     windows = MaintenanceWindow.objects.for_tenant(organization).occurrences()
@@ -88,7 +89,7 @@ def windows_that_fit(work_order, count: int = 5, now=None) -> list[MaintenanceWi
 
 
 def as_record(window: MaintenanceWindow) -> dict:
-    """A window as the seed's service describes one."""
+    """A window as a plain record (start_time, end_time, duration in minutes, status, whether it recurs…)."""
     return {
         "id": window.pk,
         "maintenance_type": window.maintenance_type,

@@ -1,5 +1,5 @@
 """The only writers of maintenance windows: `create_window` / `update_window` / `delete_window` / `end_window` /
-`cancel_window` / `fail_window`, the calendar feed's token, and the seed's `schedule_maintenance`. One
+`cancel_window` / `fail_window`, the calendar feed's token, and `schedule_maintenance` for Python callers. One
 transaction each, under the organisation's lock (`scheduling.windows.mode.lock_organization`), refused with a
 DomainError a person can act on. A window that overlaps a scheduled or active window with an intersecting scope
 is a 409 naming that window, unless it is an emergency with a reason (audited). Times are UTC; recurrences are

@@ -1,7 +1,7 @@
 """Business-time arithmetic on its own (no database): weekends, holidays, several spans a day, and both
 daylight-saving changes in Europe/Berlin and America/New_York."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -195,6 +195,30 @@ def test_new_york_24_7_through_both_changes():
     autumn_eve = local(NEW_YORK, 2026, 11, 1, 0, 0)
     assert business_minutes_between(always, autumn_eve, local(NEW_YORK, 2026, 11, 2, 0, 0)) == 25 * 60
     assert add_business_minutes(always, spring_eve, 3 * 60) == local(NEW_YORK, 2026, 3, 8, 4, 0)
+
+
+def test_new_york_a_span_starting_in_the_missing_hour_starts_a_gap_later():
+    # 02:30 does not exist on 8 March 2026 in New York: shifted forward by the gap, to 03:30 EDT
+    schedule = Schedule.build(NEW_YORK, [(6, time(2, 30), time(4, 0))])
+    [(start, end)] = intervals_on(schedule, date(2026, 3, 8))
+    assert start == local(NEW_YORK, 2026, 3, 8, 3, 30) == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+    assert (end - start).total_seconds() == 30 * 60
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "repeated", "first", "hours"),
+    [
+        # 02:30 CEST; until 04:00 CET: 1.5 hours on the wall clock, plus the repeated hour
+        (BERLIN, date(2026, 10, 25), time(2, 30), datetime(2026, 10, 25, 0, 30, tzinfo=UTC), 2.5),
+        # 01:30 EDT; until 04:00 EST: 2.5 hours on the wall clock, plus the repeated hour
+        (NEW_YORK, date(2026, 11, 1), time(1, 30), datetime(2026, 11, 1, 5, 30, tzinfo=UTC), 3.5),
+    ],
+)
+def test_a_span_starting_at_a_repeated_time_starts_at_its_first_occurrence(zone, day, repeated, first, hours):
+    schedule = Schedule.build(zone, [(6, repeated, time(4, 0))])
+    [(start, end)] = intervals_on(schedule, day)
+    assert start == first
+    assert end - start == timedelta(hours=hours)
 
 
 def test_the_same_instant_is_office_time_in_one_zone_and_not_in_the_other():

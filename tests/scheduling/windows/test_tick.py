@@ -1,7 +1,7 @@
 """The tick: windows start and end on time and once, late ticks catch up, missed windows fail, the mode
 follows the system windows and a mismatch is reconciled; assets go into maintenance and come back;
 recurring windows keep their local time across daylight-saving changes; reminders, notifications, events,
-history cleanup, metrics, windows that fit a work order, and the seed's Python API."""
+history cleanup, metrics, windows that fit a work order, and the Python API."""
 
 import logging
 from datetime import UTC, datetime, timedelta
@@ -12,6 +12,7 @@ from asgiref.sync import async_to_sync
 from assets.models import Asset
 from maintenance_site.events.models import Event
 from maintenance_site.notifications.models import Notification
+from maintenance_site.tenancy.models import Organization
 from scheduling import tasks
 from scheduling.windows.mode import ais_in_maintenance_mode, is_in_maintenance_mode, mode_state
 from scheduling.windows.models import MaintenanceMode, MaintenanceWindow, WindowAssetState
@@ -301,6 +302,30 @@ def test_local_times_that_do_not_exist_or_happen_twice(org_a):
     assert starts == [_utc(2026, 10, 18, 0, 30), _utc(2026, 10, 25, 0, 30), _utc(2026, 11, 1, 1, 30)]
 
 
+def test_local_times_that_do_not_exist_or_happen_twice_in_new_york(org_a):
+    # Sundays at 02:30 New York time: on 14 March 2027 that time does not exist (moved forward to 03:30 EDT).
+    Organization.objects.filter(pk=org_a.pk).update(time_zone="America/New_York")
+    org_a.refresh_from_db()
+    spring = make_window(
+        org_a,
+        _utc(2027, 3, 7, 7, 30),
+        _utc(2027, 3, 7, 8),
+        recurrence="FREQ=WEEKLY;BYDAY=SU;COUNT=3",
+        now=_utc(2027, 3, 1),
+        title="Spring",
+    )
+    assert list(spring.occurrences.order_by("starts_at").values_list("starts_at", flat=True)) == [
+        _utc(2027, 3, 7, 7, 30),  # 02:30 EST
+        _utc(2027, 3, 14, 7, 30),  # "02:30" that night = 03:30 EDT
+        _utc(2027, 3, 21, 6, 30),  # 02:30 EDT
+    ]
+    # Sundays at 01:30: on 7 November 2027 that time happens twice (the first, EDT, is used).
+    zone = org_a.zone
+    rule = parse_recurrence("FREQ=WEEKLY;BYDAY=SU", _utc(2027, 10, 31, 5, 30), zone)
+    starts = occurrence_starts(rule, zone, _utc(2027, 10, 30), _utc(2027, 11, 15))
+    assert starts == [_utc(2027, 10, 31, 5, 30), _utc(2027, 11, 7, 5, 30), _utc(2027, 11, 14, 6, 30)]
+
+
 def test_occurrences_are_created_once_and_ahead_as_time_passes(org_a, settings):
     settings.MAINTENANCE_RECURRENCE_DAYS = 10
     series = make_window(org_a, T0 + H, T0 + 2 * H, recurrence="FREQ=DAILY", title="Daily")
@@ -424,7 +449,7 @@ def test_windows_that_fit_a_work_order(org_a, site, planner_a):
     assert windows_that_fit(order, now=T0 + 3 * H + timedelta(minutes=45))[0] == plant
 
 
-# --- the seed's Python API -------------------------------------------------------------------------------
+# --- the Python API ------------------------------------------------------------------------------------
 
 
 def test_python_api_mirrors_the_seed(org_a):
