@@ -137,8 +137,8 @@ class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
                     "next_five",
                 ],
                 "description": "Times are local to the asset's site (else the organisation's time zone). A time "
-                "that does not exist on the spring-forward night runs at the first minute after the gap (03:00); "
-                "a time that happens twice in the autumn runs once, the first time.",
+                "that does not exist on the spring-forward night runs a gap later (02:30 runs at 03:30); a time "
+                "that happens twice in the autumn runs once, the first time.",
             },
         ),
         (
