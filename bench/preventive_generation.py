@@ -6,7 +6,8 @@ It sets up its own organisation (N pumps of one type under one site, a daily sch
 three-step procedure and one part to reserve per order), runs `generate_due_work_orders` once, prints the time
 and rows per second, checks the result, runs the same pass again (it must create nothing), and deletes
 everything it made. The after-commit event dispatch (numbering and delivering the events) is not part of
-generation and is switched off here.
+generation and is switched off here. With --sla an SLA policy on office hours covers the pumps, so each order
+also gets its SLA clock.
 """
 
 import argparse
@@ -15,6 +16,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,12 +39,13 @@ from scheduling.preventive.generation import generate_due_work_orders  # noqa: E
 from scheduling.preventive.models import PreventiveOccurrence, PreventiveSchedule  # noqa: E402
 from scheduling.preventive.planning import plan_generation  # noqa: E402
 from scheduling.preventive.services import create_schedule  # noqa: E402
+from sla.models import BusinessCalendar, SLAClock, SLAPolicy, WorkingHours  # noqa: E402
 from workorders.models import ChecklistItem, Procedure, ProcedureItem, WorkOrder  # noqa: E402
 
 DUE = datetime(2030, 1, 7, 5, 0, tzinfo=UTC)  # 06:00 in Europe/Berlin
 
 
-def set_up(n: int) -> tuple[Organization, PreventiveSchedule]:
+def set_up(n: int, sla: bool = False) -> tuple[Organization, PreventiveSchedule]:
     slug = f"bench-{uuid.uuid4().hex[:8]}"
     with transaction.atomic():
         org = Organization.objects.create(name=f"Benchmark {slug}", slug=slug, time_zone="Europe/Berlin")
@@ -61,6 +64,19 @@ def set_up(n: int) -> tuple[Organization, PreventiveSchedule]:
         store = StockLocation.objects.create(organization=org, name="Bench store")
         part = Part.objects.create(organization=org, sku="BENCH-SEAL", name="Seal kit", unit="each")
         StockLevel.objects.create(organization=org, part=part, location=store, on_hand=Decimal(n))
+        if sla:  # every order gets an SLA clock on office hours
+            calendar = BusinessCalendar.objects.create(organization=org, name="Office hours")
+            WorkingHours.objects.bulk_create(
+                [
+                    WorkingHours(
+                        organization=org, calendar=calendar, weekday=day, start=time_of_day(8), end=time_of_day(17)
+                    )
+                    for day in range(5)
+                ]
+            )
+            SLAPolicy.objects.create(
+                organization=org, name="Pumps", calendar=calendar, response_minutes=240, resolution_minutes=960
+            )
     schedule = create_schedule(
         org,
         name="Daily pump check",
@@ -97,6 +113,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="due occurrences to create (default 100000)")
     parser.add_argument("--keep", action="store_true", help="keep the data (for inspection)")
+    parser.add_argument("--sla", action="store_true", help="with an SLA policy: every order gets a clock")
     parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (figures not comparable)")
     args = parser.parse_args()
     if connection.vendor != "postgresql" and not args.allow_sqlite:
@@ -106,7 +123,7 @@ def main() -> int:
 
     print(f"database: {connection.vendor}, chunk: {settings.PREVENTIVE_GENERATION_CHUNK} occurrences per transaction")
     started = time.perf_counter()
-    org, schedule = set_up(args.n)
+    org, schedule = set_up(args.n, sla=args.sla)
     print(f"set-up: {args.n} assets in {time.perf_counter() - started:.1f} s")
     try:
         started = time.perf_counter()
@@ -129,6 +146,10 @@ def main() -> int:
             f"{items} checklist items, with history, reservations and events"
         )
         assert orders == occurrences == result.created == args.n, (orders, occurrences, result.created)
+        if args.sla:
+            clocks = SLAClock.objects.filter(organization=org).count()
+            print(f"SLA clocks: {clocks}")
+            assert clocks == args.n, clocks
 
         started = time.perf_counter()
         PreventiveSchedule.objects.filter(pk=schedule.pk).update(
