@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from inventory import technician_views as parts
 from workorders import technician_api as api
 from workorders import technician_views as views
 
@@ -20,9 +21,9 @@ urlpatterns = [
     path("orders/<int:pk>/notes/", views.add_note, name="note"),
     path("orders/<int:pk>/time/", views.log_time, name="time"),
     path("orders/<int:pk>/timer/<slug:action>/", views.timer, name="timer"),
-    path("orders/<int:pk>/parts/", views.use_part, name="part"),
+    path("orders/<int:pk>/parts/", parts.use_part, name="part"),
     path("orders/<int:pk>/photos/", views.add_photo, name="photo"),
-    path("parts/search/", views.part_search, name="part-search"),
+    path("parts/search/", parts.part_search, name="part-search"),
     path("attachments/<slug:token>/", views.attachment_download, name="attachment"),
     path("assets/<slug:public_token>/", views.asset_page, name="asset"),
     path("assets/<slug:public_token>/meters/<int:meter_pk>/", views.meter_reading, name="meter-reading"),
