@@ -1,3 +1,4 @@
+import segno
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
@@ -221,8 +222,6 @@ class AssetAdmin(ImportExportMixin, ActiveOrganizationFormMixin, TenantAdmin):
     def label_view(self, request, object_id):
         """A printable label: a QR code to the technician's asset page and the public problem-report
         address, both by the asset's public token (never its id)."""
-        import segno
-
         asset = self.get_object(request, unquote(object_id))
         if asset is None:
             raise Http404(f"No asset with id {object_id}.")

@@ -11,6 +11,7 @@ run statuses.
 """
 
 import zoneinfo
+from datetime import UTC, datetime
 
 from croniter import croniter
 from django.conf import settings
@@ -21,8 +22,9 @@ from django.db import models
 from django.db.models import Q
 
 from maintenance_site.audit import history
+from scenarios import registry
+from scenarios.choices import KEY_PATTERN, Category, Weight
 
-KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,79}$"
 # Paths of the API and the admin under /scenarios/ and /presets/: no scenario or preset may take them.
 RESERVED_KEYS = frozenset({"stop-all", "import", "export", "board", "apply", "activity", "runs", "new", "add"})
 MAX_DURATION_MINUTES = 60 * 24 * 31
@@ -55,8 +57,6 @@ def validate_cron(value: str) -> None:
 def cron_previous(cron: str, time_zone: str, now):
     """The latest cron time at or before `now` (strictly before when `now` is one), in UTC. A wall-clock time
     that happens twice when clocks go back counts once (its first instance)."""
-    from datetime import UTC, datetime
-
     iterator = croniter(cron, now.astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")))
     latest = iterator.get_prev(datetime)
     earlier = iterator.get_prev(datetime)
@@ -67,8 +67,6 @@ def cron_previous(cron: str, time_zone: str, now):
 
 def cron_next(cron: str, time_zone: str, after, count: int = 1) -> list:
     """The next `count` cron times after `after`, in UTC, each wall-clock time once (see cron_previous)."""
-    from datetime import UTC, datetime
-
     iterator = croniter(cron, after.astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")))
     found, last = [], None
     while len(found) < count:
@@ -88,23 +86,6 @@ def validate_key_list(value) -> None:
         raise ValidationError(f"Not scenario keys: {', '.join(bad)}.")
     if len(set(value)) != len(value):
         raise ValidationError("A scenario is listed twice.")
-
-
-class Category(models.TextChoices):
-    MONITORING = "monitoring", "Monitoring"
-    HOUSEKEEPING = "housekeeping", "Housekeeping"
-    DATA = "data", "Data"
-    SECURITY = "security", "Security"
-    PERFORMANCE = "performance", "Performance"
-    OTHER = "other", "Other"
-
-
-class Weight(models.TextChoices):
-    """Heavy scenarios load the database or the disk: SCENARIOS_MAX_HEAVY limits how many are active,
-    and the runner never runs two heavy ones at the same time."""
-
-    LIGHT = "light", "Light"
-    HEAVY = "heavy", "Heavy"
 
 
 class Priority(models.TextChoices):
@@ -308,14 +289,11 @@ class Scenario(models.Model):
                 errors["cron"] = "Give either an interval or a cron schedule, not both."
             elif not self.interval_seconds and not self.cron:
                 errors["interval_seconds"] = "An internal scenario needs an interval or a cron schedule."
-        from scenarios.registry import get as registered
-        from scenarios.registry import validate_config
-
-        definition = registered(self.executor or self.key) if self.kind == self.Kind.INTERNAL else None
+        definition = registry.get(self.executor or self.key) if self.kind == self.Kind.INTERNAL else None
         if self.executor and definition is None:
             errors["executor"] = f"No function is registered under “{self.executor}”."
         if definition is not None:
-            problems = validate_config(self.config, definition.schema)
+            problems = registry.validate_config(self.config, definition.schema)
             if problems:
                 errors["config"] = " ".join(problems)
         if errors:

@@ -440,6 +440,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
     def get_queryset(self):
         # The SLA state and deadlines (and the clock, for the detail's summary) joined in: no query per order.
         return services.with_extensions(super().get_queryset())
+
     delete_with = staticmethod(services.delete_work_order)
 
     def get_serializer_class(self):

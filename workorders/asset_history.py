@@ -4,8 +4,8 @@
 `{"at": <ISO 8601>, "kind": "work_order" | "downtime" | "change", "summary": <one line>, "details": {...}}`.
 
 It lives with the work orders because it reads the assets and the orders done on them (assets come first in the
-apps' order and know nothing of work orders). A fixed number of queries whatever the asset's past: each source is read once, at most `limit` rows, with what it
-refers to joined in.
+apps' order and know nothing of work orders). A fixed number of queries whatever the asset's past: each source is
+read once, at most `limit` rows, with what it refers to joined in.
 """
 
 from django.db.models.functions import Coalesce

@@ -13,6 +13,7 @@ offline and `static/technician/technician.js` queues what is entered offline.
 import functools
 import json
 from datetime import datetime, time, timedelta
+from importlib import import_module
 from importlib import util as importlib_util
 
 from django.contrib import messages
@@ -32,7 +33,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from assets.models import Asset
 from maintenance_site import hooks
-from maintenance_site.errors import DomainError, PermissionDeniedError
+from maintenance_site.errors import DomainError, NotFound, PermissionDeniedError
 from maintenance_site.events import services as event_services
 from maintenance_site.tenancy.middleware import SESSION_KEY
 from maintenance_site.tenancy.roles import Action, role_allows
@@ -81,6 +82,15 @@ STATIC_FILES = ("workorders/public.css", "technician/technician.css", "technicia
 def meters_available() -> bool:
     """Meter readings are entered here once `assets.meters` (record_readings) exists."""
     return importlib_util.find_spec("assets.meters") is not None
+
+
+def record_meter_reading(meter, user, value, read_at=None):
+    """A reading entered by hand, through `assets.meters`. A replay (same meter, moment and value: the client
+    sends the moment it was entered) is ignored by the service, so it applies once."""
+    if not meters_available():
+        raise NotFound("Meter readings are not available here yet.")
+    meters = import_module("assets.meters")
+    return meters.record_reading(meter, value, read_at or None, actor=user, source="manual")
 
 
 # --- access -------------------------------------------------------------------------------------------
@@ -605,8 +615,6 @@ def asset_page(request, public_token):
 @require_POST
 @technician_view
 def meter_reading(request, public_token, meter_pk):
-    from workorders import technician_api
-
     asset = get_object_or_404(Asset.objects.for_tenant(request.organization), public_token=public_token)
     if not meters_available():
         raise Http404
@@ -616,9 +624,7 @@ def meter_reading(request, public_token, meter_pk):
         messages.error(request, "Enter the reading as a number.")
         return redirect("technician:asset", public_token=public_token)
     try:
-        technician_api.record_meter_reading(
-            meter, request.user, form.cleaned_data["value"], form.cleaned_data["read_at"]
-        )
+        record_meter_reading(meter, request.user, form.cleaned_data["value"], form.cleaned_data["read_at"])
     except DomainError as exc:
         if isinstance(exc, PermissionDeniedError):
             raise
