@@ -27,7 +27,7 @@ from django.utils.html import format_html, format_html_join
 
 from assets.admin import ActiveOrganizationFormMixin, LocationTreeFilter, OrganizationBoundForm
 from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, _back_office_role
+from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, back_office_role
 from maintenance_site.tenancy.roles import Action, Role, role_allows, roles_allowed
 from workorders import services
 from workorders.models import (
@@ -76,7 +76,7 @@ def _listed(items: list[str]) -> str:
 def _role_allows(request, action: Action) -> bool:
     if request.user.is_superuser:
         return True
-    role = _back_office_role(request)
+    role = back_office_role(request)
     return bool(role) and role_allows(role, action)
 
 
