@@ -1,4 +1,4 @@
-"""The technician's parts (`/t/`, wired by `workorders.technician_urls`): recording a part used on a work order,
+"""The technician's parts (`/t/`, wired by `maintenance_site/urls.py`): recording a part used on a work order,
 searching parts, and the "Parts" section of the work-order page (the `technician_order_page` hook point).
 Same rules as the rest of the technician's view (`workorders.technician_views`): a signed-in member, the
 session's organisation, the service's refusal shown next to the form."""

@@ -1,8 +1,8 @@
-"""The technician's view, mounted at `t/` by the site's URLs: `path("t/", include("workorders.technician_urls"))`."""
+"""The technician's view of work orders, mounted at `t/` by the site's URLs (`maintenance_site/urls.py`), which adds
+the inventory's parts pages (`inventory.technician_views`) to the same `technician` namespace."""
 
 from django.urls import path
 
-from inventory import technician_views as parts
 from workorders import technician_api as api
 from workorders import technician_views as views
 
@@ -21,9 +21,7 @@ urlpatterns = [
     path("orders/<int:pk>/notes/", views.add_note, name="note"),
     path("orders/<int:pk>/time/", views.log_time, name="time"),
     path("orders/<int:pk>/timer/<slug:action>/", views.timer, name="timer"),
-    path("orders/<int:pk>/parts/", parts.use_part, name="part"),
     path("orders/<int:pk>/photos/", views.add_photo, name="photo"),
-    path("parts/search/", parts.part_search, name="part-search"),
     path("attachments/<slug:token>/", views.attachment_download, name="attachment"),
     path("assets/<slug:public_token>/", views.asset_page, name="asset"),
     path("assets/<slug:public_token>/meters/<int:meter_pk>/", views.meter_reading, name="meter-reading"),
