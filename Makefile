@@ -21,6 +21,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports  # the apps' dependency order (pyproject.toml [tool.importlinter])
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 

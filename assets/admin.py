@@ -1,3 +1,4 @@
+import segno
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
@@ -121,11 +122,13 @@ class AssetTypeAdmin(ActiveOrganizationFormMixin, TenantAdmin):
 
 
 class DowntimeInline(TenantInline):
-    """The asset's downtime, newest first; written only by the services (marking down, work orders)."""
+    """The asset's downtime, newest first; written only by the services (marking down, work orders). Work that
+    took the asset down names its order in the reason; the orders tied to each downtime are in the asset's
+    history (`workorders.asset_history`)."""
 
     model = Downtime
     fk_name = "asset"
-    fields = ["started_at", "ended_at", "duration_display", "reason", "caused_by", "work_order"]
+    fields = ["started_at", "ended_at", "duration_display", "reason"]
     readonly_fields = fields
     ordering = ["-started_at"]
     can_delete = False
@@ -133,7 +136,7 @@ class DowntimeInline(TenantInline):
     verbose_name_plural = "downtime (newest first)"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("caused_by", "work_order").order_by("-started_at")
+        return super().get_queryset(request).order_by("-started_at")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -219,8 +222,6 @@ class AssetAdmin(ImportExportMixin, ActiveOrganizationFormMixin, TenantAdmin):
     def label_view(self, request, object_id):
         """A printable label: a QR code to the technician's asset page and the public problem-report
         address, both by the asset's public token (never its id)."""
-        import segno
-
         asset = self.get_object(request, unquote(object_id))
         if asset is None:
             raise Http404(f"No asset with id {object_id}.")

@@ -4,6 +4,7 @@ import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel, TenantQuerySet, validate_time_zone
@@ -177,29 +178,14 @@ class Asset(TenantModel):
 
 
 class Downtime(TenantModel):
-    """A period during which an asset was down: opened when it is marked down, closed when it is back up
-    (by the work order that ended it, if any). Availability, MTBF and MTTR are computed from these."""
+    """A period during which an asset was down: opened when it is marked down, closed when it is back up.
+    Availability, MTBF and MTTR are computed from these. The work orders that caused or ended it, if any, are
+    recorded by the work orders (`workorders.DowntimeLink`)."""
 
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="downtimes")
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=300)
-    work_order = models.ForeignKey(
-        "workorders.WorkOrder",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="ended_downtimes",
-        help_text="The work order whose completion ended this downtime.",
-    )
-    caused_by = models.ForeignKey(
-        "workorders.WorkOrder",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="caused_downtimes",
-        help_text="The work order that took the asset down (planned downtime).",
-    )
 
     history = history()
 
@@ -220,8 +206,6 @@ class Downtime(TenantModel):
 
     @property
     def duration(self):
-        from django.utils import timezone
-
         return (self.ended_at or timezone.now()) - self.started_at
 
 

@@ -111,9 +111,9 @@ def delete_asset(asset: Asset) -> None:
 
 
 @transaction.atomic
-def mark_asset_down(asset: Asset, *, reason: str, at=None, caused_by=None) -> Downtime:
+def mark_asset_down(asset: Asset, *, reason: str, at=None) -> Downtime:
     """Record that an asset stopped working (or was taken down for work). Idempotent: an asset already
-    down keeps its open downtime."""
+    down keeps its open downtime (and it is the one returned)."""
     if not reason.strip():
         raise InvalidInput("Say why the asset is down.", fields={"reason": ["Required."]})
     asset = Asset.objects.select_for_update().get(pk=asset.pk)
@@ -125,7 +125,6 @@ def mark_asset_down(asset: Asset, *, reason: str, at=None, caused_by=None) -> Do
         asset=asset,
         started_at=at or timezone.now(),
         reason=reason.strip(),
-        caused_by=caused_by,
     )
     asset.status = Asset.Status.DOWN
     asset.save(update_fields=["status", "updated_at"])
@@ -133,8 +132,8 @@ def mark_asset_down(asset: Asset, *, reason: str, at=None, caused_by=None) -> Do
 
 
 @transaction.atomic
-def mark_asset_up(asset: Asset, *, at=None, work_order=None, status=Asset.Status.OPERATIONAL) -> Downtime | None:
-    """Close the asset's open downtime (if any) and set it back in service."""
+def mark_asset_up(asset: Asset, *, at=None, status=Asset.Status.OPERATIONAL) -> Downtime | None:
+    """Close the asset's open downtime (if any) and set it back in service; returns the downtime closed."""
     asset = Asset.objects.select_for_update().get(pk=asset.pk)
     downtime = asset.downtimes.filter(ended_at__isnull=True).first()
     ended = at or timezone.now()
@@ -142,8 +141,7 @@ def mark_asset_up(asset: Asset, *, at=None, work_order=None, status=Asset.Status
         if ended < downtime.started_at:
             raise InvalidInput("The asset cannot be back up before it went down.")
         downtime.ended_at = ended
-        downtime.work_order = work_order
-        downtime.save(update_fields=["ended_at", "work_order", "updated_at"])
+        downtime.save(update_fields=["ended_at", "updated_at"])
     if asset.status in (Asset.Status.DOWN, Asset.Status.IN_MAINTENANCE):
         asset.status = status
         asset.save(update_fields=["status", "updated_at"])

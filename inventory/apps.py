@@ -1,8 +1,20 @@
 from django.apps import AppConfig
 
+from maintenance_site import hooks
+
 
 class InventoryConfig(AppConfig):
     """Spare parts, stock locations, the stock ledger, reservations, vendors and purchasing."""
 
     name = "inventory"
     verbose_name = "Inventory"
+
+    def ready(self):
+        # The services and views import models, which exist only once the app registry is ready: Django's place
+        # for these imports is here, in ready().
+        from inventory import services, technician_views
+
+        hooks.work_order_closing.register(services.release_reservations_for)
+        hooks.work_order_cancelling.register(services.settle_parts_on_cancel)
+        hooks.work_order_parts_cost.register(services.parts_cost_for)
+        hooks.technician_order_page.register(technician_views.order_page_parts)

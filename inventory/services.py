@@ -32,6 +32,8 @@ from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, Role, role_allows
 from maintenance_site.validation import delete_or_conflict, validated
+from workorders.models import WorkOrder
+from workorders.services import check_may_work_on
 
 ZERO = Decimal("0")
 QUANTUM = Decimal("0.001")
@@ -238,14 +240,10 @@ def _may_use_parts_on(work_order, actor) -> None:
     role = _require(work_order.organization_id, actor, Action.USE_PARTS)
     if role is None or role_allows(role, Action.ASSIGN_WORK) or role_allows(role, Action.ADJUST_STOCK):
         return
-    from workorders.services import check_may_work_on
-
     check_may_work_on(work_order, actor)
 
 
 def _open_work_order(work_order):
-    from workorders.models import WorkOrder
-
     work_order = WorkOrder.objects.select_for_update().get(pk=work_order.pk)
     if not work_order.is_open:
         raise Conflict(
@@ -322,8 +320,6 @@ def return_from_work_order(
 
 
 def _return_parts(work_order, part, location, quantity: Decimal, *, actor=None, reason: str = "") -> StockMovement:
-    from workorders.models import WorkOrder
-
     work_order = WorkOrder.objects.select_for_update().get(pk=work_order.pk)  # one return at a time per order
     issued = net_issued(work_order, part)
     if quantity > issued:
@@ -508,7 +504,8 @@ def _consume_reservation(work_order, part, location, quantity: Decimal) -> None:
 
 
 def release_reservations_for(work_order) -> int:
-    """Release what is still reserved for an order that completes or is cancelled (called by its service)."""
+    """Release what is still reserved for an order that completes or is cancelled (the `work_order_closing`
+    hook point)."""
     released = 0
     parts = set()
     for reservation in Reservation.objects.select_for_update().filter(
@@ -526,7 +523,7 @@ def release_reservations_for(work_order) -> int:
     return released
 
 
-# --- work-order hooks -----------------------------------------------------------------------------------
+# --- work-order hook points (registered in inventory.apps) ------------------------------------------------------------
 
 PARTS_DISPOSITIONS = ("return", "write_off")
 

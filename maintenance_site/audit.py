@@ -36,6 +36,18 @@ def acting_as(user, reason: str | None = None):
             _change_reason.reset(reason_token)
 
 
+def start_acting_as(user):
+    """Attribute history written from now on in this context to `user`, until `stop_acting_as(token)` with the
+    token returned. For code that enters and leaves in two calls (Celery's task_prerun and task_postrun
+    signals); everywhere else the `acting_as` block."""
+    return _acting_user.set(user)
+
+
+def stop_acting_as(token) -> None:
+    """End what `start_acting_as` started (restores who acted before)."""
+    _acting_user.reset(token)
+
+
 def attributed(service):
     """Service decorator: history written inside names the `actor=` keyword argument, when one is given."""
 
@@ -127,5 +139,7 @@ __all__ = [
     "current_user",
     "history",
     "save_with_reason",
+    "start_acting_as",
+    "stop_acting_as",
     "system_user",
 ]

@@ -6,7 +6,8 @@ import os
 from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
-from maintenance_site.ops import celery_metrics  # noqa: F401  (connects the task metrics receivers)
+from maintenance_site import audit
+from maintenance_site.ops.correlation import correlation_id, get_correlation_id, new_correlation_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_site.settings")
 
@@ -20,8 +21,6 @@ CORRELATION_HEADER = "x_correlation_id"
 
 @before_task_publish.connect
 def _attach_correlation_id(headers=None, **kwargs):
-    from maintenance_site.ops.correlation import get_correlation_id
-
     # Not "correlation_id": Celery fills task.request.correlation_id with the task id and drops such a header.
     current = get_correlation_id()
     if headers is not None and CORRELATION_HEADER not in headers and current != "-":  # "-": no request
@@ -30,25 +29,19 @@ def _attach_correlation_id(headers=None, **kwargs):
 
 @task_prerun.connect
 def _enter_task_context(task=None, **kwargs):
-    from maintenance_site import audit
-    from maintenance_site.ops.correlation import correlation_id, new_correlation_id
-
     incoming = (
         getattr(task.request, CORRELATION_HEADER, None)
         or (task.request.headers or {}).get(CORRELATION_HEADER)
         or new_correlation_id()
     )
-    tokens = (correlation_id.set(incoming), audit._acting_user.set(audit.system_user()))
+    tokens = (correlation_id.set(incoming), audit.start_acting_as(audit.system_user()))
     setattr(task.request, _TOKENS, tokens)
 
 
 @task_postrun.connect
 def _leave_task_context(task=None, **kwargs):
-    from maintenance_site import audit
-    from maintenance_site.ops.correlation import correlation_id
-
     tokens = getattr(task.request, _TOKENS, None)
     if tokens:
         correlation_token, user_token = tokens
-        audit._acting_user.reset(user_token)
+        audit.stop_acting_as(user_token)
         correlation_id.reset(correlation_token)

@@ -5,14 +5,23 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from inventory import technician_views as technician_parts
 from maintenance_site.ops import views as ops_views
 from maintenance_site.tenancy.views import switch_organization
 from scheduling.preventive.ical import calendar_feed as preventive_calendar_feed
+from workorders import technician_urls
 from workorders import views as workorder_views
 
 admin.site.site_header = "Maintenance back office"
 admin.site.site_title = "Maintenance"
 admin.site.index_title = "Back office"
+
+# The technician's view (/t/): the work orders' pages and the inventory's parts pages, one namespace.
+technician_urlpatterns = [
+    *technician_urls.urlpatterns,
+    path("orders/<int:pk>/parts/", technician_parts.use_part, name="part"),
+    path("parts/search/", technician_parts.part_search, name="part-search"),
+]
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -21,7 +30,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("organization/switch/", switch_organization, name="switch-organization"),
     path("report/", include("workorders.public_urls")),
-    path("t/", include("workorders.technician_urls")),
+    path("t/", include((technician_urlpatterns, technician_urls.app_name))),
     path("attachments/<str:token>/", workorder_views.download_attachment, name="attachment-file"),
     path("api/v1/", include("maintenance_site.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -21,8 +21,8 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from maintenance_site.errors import DomainError
+from scenarios import metrics, registry, rollback, services
 from scenarios import presets as preset_services
-from scenarios import services
 from scenarios.models import (
     Category,
     DiscoveredService,
@@ -32,7 +32,9 @@ from scenarios.models import (
     Scenario,
     ScenarioActivity,
     ScenarioRun,
+    dependency_cycle,
 )
+from scenarios.priority import analyze_priority
 
 VIA = ScenarioActivity.Via.ADMIN
 CONFIRM_TEMPLATE = "admin/confirm_action.html"
@@ -187,8 +189,6 @@ class ScheduleForm(forms.ModelForm):
         return cleaned
 
     def clean_depends_on(self):
-        from scenarios.models import dependency_cycle
-
         wanted = self.cleaned_data.get("depends_on")
         if self.instance.pk and wanted:
             cycle = dependency_cycle(self.instance, {other.pk for other in wanted})
@@ -208,8 +208,6 @@ class TaskCreateForm(forms.Form):
     cron = forms.CharField(required=False, help_text="Empty: the executor's default schedule.")
 
     def __init__(self, *args, **kwargs):
-        from scenarios import registry
-
         super().__init__(*args, **kwargs)
         self.fields["executor"].choices = [(d.key, f"{d.key} — {d.name}") for d in registry.definitions()]
 
@@ -271,8 +269,6 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
 
     @admin.display(description="priority score")
     def priority_analysis(self, obj):
-        from scenarios.priority import analyze_priority
-
         analysis = analyze_priority(obj)
         terms = ", ".join(
             f"{name} {value:.0f} × {analysis['weights'][name]}" for name, value in analysis["terms"].items()
@@ -544,7 +540,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
                     reason=data["reason"],
                     duration_minutes=data.get("duration_minutes"),
                 ),
-                lambda changes: f"Preset {preset.key} applied: {services._describe(changes)}.",
+                lambda changes: f"Preset {preset.key} applied: {services.describe_changes(changes)}.",
             )
             return self._back()
         wanted = preset_services.preset_keys(preset)
@@ -609,7 +605,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
                 reason=form.cleaned_data["reason"],
                 duration_minutes=form.cleaned_data.get("duration_minutes"),
             ),
-            lambda changes: f"Done: {services._describe(changes)}.",
+            lambda changes: f"Done: {services.describe_changes(changes)}.",
         )
         return None
 
@@ -636,7 +632,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
                 reason=form.cleaned_data["reason"],
                 action=ScenarioActivity.Action.DEACTIVATE,
             ),
-            lambda changes: f"Done: {services._describe(changes)}.",
+            lambda changes: f"Done: {services.describe_changes(changes)}.",
         )
         return None
 
@@ -948,8 +944,6 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
         return own + super().get_urls()
 
     def changelist_view(self, request, extra_context=None):
-        from scenarios import metrics
-
         extra_context = extra_context or {}
         if self._platform(request):
             days = 30
@@ -958,8 +952,6 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def rollback_view(self, request, pk):
-        from scenarios import rollback
-
         run = get_object_or_404(ScenarioRun.objects.select_related("scenario"), pk=pk)
         form = RollbackForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():

@@ -26,9 +26,10 @@ from rest_framework.response import Response
 
 from maintenance_site.api.routers import router
 from maintenance_site.tenancy.models import OrganizationAPIKey
+from scenarios import metrics, rollback, services
 from scenarios import presets as preset_services
-from scenarios import services
 from scenarios.models import Category, Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun, Weight
+from scenarios.priority import analyze_priority
 
 VIA = ScenarioActivity.Via.API
 KEY_REGEX = r"[a-z0-9][a-z0-9-]*"
@@ -313,15 +314,11 @@ class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Platform
     @extend_schema(summary="A task's priority score, term by term, with the inputs of each")
     @action(detail=True, methods=["get"])
     def priority(self, request, key=None):
-        from scenarios.priority import analyze_priority
-
         return Response(analyze_priority(self.get_object()))
 
     @extend_schema(parameters=[DaysSerializer], summary="A task's success rate, duration and trend")
     @action(detail=True, methods=["get"], url_path="metrics")
     def task_metrics(self, request, key=None):
-        from scenarios import metrics
-
         query = DaysSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(metrics.task_metrics(self.get_object(), query.validated_data["days"]))
@@ -492,8 +489,6 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewS
     @extend_schema(parameters=[DaysSerializer], summary="Success rate, duration, trend per task")
     @action(detail=False, methods=["get"])
     def metrics(self, request):
-        from scenarios import metrics
-
         query = DaysSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(metrics.all_metrics(query.validated_data["days"]))
@@ -501,15 +496,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewS
     @extend_schema(responses=RunSerializer(many=True), summary="Runs that offer a rollback point")
     @action(detail=False, methods=["get"])
     def rollbacks(self, request):
-        from scenarios import rollback
-
         return Response(RunSerializer(rollback.points(), many=True).data)
 
     @extend_schema(request=RollbackSerializer, summary="Roll back what a run changed")
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
-        from scenarios import rollback
-
         run = self.get_object()
         data = self.valid(RollbackSerializer)
         return Response(rollback.rollback(run, data["reason"], force=data["force"], actor=self.actor(), via=VIA))

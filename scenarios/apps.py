@@ -9,22 +9,10 @@ class ScenariosConfig(AppConfig):
     verbose_name = "Maintenance scenarios"
 
     def ready(self):
-        # Registers the internal scenarios and the notification kinds; changes no state. Scenarios are
-        # switched off by the scheduler start (`manage.py maintenance scheduler-start`), never here, so a
-        # web restart keeps what operators set.
-        from scenarios import internal  # noqa: F401
+        # Registers the internal scenarios (importing `internal` runs their decorators) and the notification
+        # kinds; changes no state. Scenarios are switched off by the scheduler start (`manage.py maintenance
+        # scheduler-start`), never here, so a web restart keeps what operators set. These modules import models,
+        # which exist only once the app registry is ready: Django's place for these imports is here, in ready().
+        from scenarios import internal, sync  # noqa: F401
 
-        post_migrate.connect(_sync_registry, sender=self, dispatch_uid="scenarios-sync-registry")
-
-
-def _sync_registry(sender, using="default", **kwargs):
-    """Copy the registry into the database after migrations (never activates anything)."""
-    from django.db import connections
-
-    from scenarios.models import Scenario
-
-    if using != "default" or Scenario._meta.db_table not in connections[using].introspection.table_names():
-        return
-    from scenarios.services import sync_registry
-
-    sync_registry()
+        post_migrate.connect(sync.after_migrate, sender=self, dispatch_uid="scenarios-sync-registry")

@@ -25,8 +25,7 @@ deactivate are POSTed `{"state": …, "reason": …}` and answer 2xx. Every call
 
 import json
 import logging
-import urllib.error
-import urllib.request
+import re
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
@@ -45,7 +44,8 @@ from scenarios.models import (
     ScenarioActivity,
     Weight,
 )
-from scenarios.services import ExternalScenarioError, _lock_all, _mark_inactive, log_activity
+from scenarios.remote import ExternalScenarioError, http_json
+from scenarios.services import lock_all, log_activity, mark_inactive
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,6 @@ DEFAULT_PATHS = {
     "deactivate": "/api/v1/maintenance/deactivate",
 }
 
-# No proxies from the environment: the services are reached directly.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
 
 class ServiceFileError(Exception):
     """A service.json that cannot become a scenario; the message says why."""
@@ -73,67 +70,6 @@ class ServiceFileError(Exception):
 
 class NotTagged(Exception):
     """A service.json without the "maintenance" tag."""
-
-
-# --- HTTP -----------------------------------------------------------------------------------------------
-
-
-def _describe_failure(url: str, exc: Exception, timeout: float) -> str:
-    reason = getattr(exc, "reason", exc)
-    if isinstance(exc, urllib.error.HTTPError):
-        body = ""
-        try:
-            body = exc.read(300).decode(errors="replace").strip()
-        except Exception:  # the body is only a hint
-            body = ""
-        return f"{url} answered HTTP {exc.code}" + (f": {body}" if body else "")
-    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-        return f"{url} did not answer within {timeout:g} s"
-    if isinstance(reason, ConnectionRefusedError):
-        return f"{url} refused the connection (is the service running?)"
-    return f"{url} could not be reached: {reason}"
-
-
-def http_json(method: str, url: str, payload: dict | None = None) -> dict:
-    """Call an endpoint and return its JSON object (empty when it sent none). Raises ExternalScenarioError."""
-    timeout = conf.get("EXTERNAL_SCENARIO_TIMEOUT") or 5.0
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http(s) checked at discovery)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            body = response.read(MAX_FILE_BYTES)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise ExternalScenarioError(_describe_failure(url, exc, timeout)) from None
-    if not body.strip():
-        return {}
-    try:
-        value = json.loads(body)
-    except ValueError:
-        raise ExternalScenarioError(f"{url} did not answer with JSON.") from None
-    if not isinstance(value, dict):
-        raise ExternalScenarioError(f"{url} answered with JSON that is not an object.")
-    return value
-
-
-def record_error(scenario: Scenario, message: str) -> None:
-    Scenario.objects.filter(pk=scenario.pk).update(last_error=message[:2000], last_error_at=timezone.now())
-
-
-def toggle_remote(scenario: Scenario, active: bool, *, reason: str = "") -> None:
-    """Switch the external service on or off. Raises ExternalScenarioError naming the scenario."""
-    url = scenario.activate_url if active else scenario.deactivate_url
-    verb = "activate" if active else "deactivate"
-    if not url:
-        raise ExternalScenarioError(f"Could not {verb} {scenario.key}: it declares no {verb} endpoint.")
-    try:
-        answer = http_json("POST", url, {"state": "active" if active else "inactive", "reason": reason})
-    except ExternalScenarioError as exc:
-        raise ExternalScenarioError(f"Could not {verb} {scenario.key}: {exc.message}", scenario=scenario.key) from None
-    remote_state = str(answer.get("maintenanceState") or ("active" if active else "inactive"))[:40]
-    Scenario.objects.filter(pk=scenario.pk).update(remote_state=remote_state, last_error="", last_error_at=None)
 
 
 def poll(scenario: Scenario) -> dict | None:
@@ -213,7 +149,6 @@ def parse_service(path: Path, document) -> dict:
     folder = path.parent.parent if path.parent.name == ".vrooli" else path.parent
     raw_key = maintenance.get("key") or service.get("name") or document.get("name") or folder.name
     key = slugify(str(raw_key))[:80]
-    import re
 
     if not re.match(KEY_PATTERN, key) or key in RESERVED_KEYS:
         raise ServiceFileError(f"“{raw_key}” does not make a usable scenario key")
@@ -312,7 +247,7 @@ def discover() -> dict:
 
     created, retired = [], []
     with transaction.atomic():
-        locked = _lock_all()
+        locked = lock_all()
         for key, spec in declared.items():
             fields = {
                 "name": spec["name"],
@@ -341,7 +276,7 @@ def discover() -> dict:
         for key, scenario in locked.items():
             if scenario.kind == Scenario.Kind.EXTERNAL and scenario.is_present and key not in declared:
                 if scenario.is_active:
-                    _mark_inactive(scenario, "no longer discovered", now)
+                    mark_inactive(scenario, "no longer discovered", now)
                 scenario.is_present = False
                 audit.save_with_reason(scenario, "no longer discovered")
                 retired.append(key)

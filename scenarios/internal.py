@@ -12,6 +12,7 @@ backup-manager) are heavy, and the runner never runs two heavy scenarios at once
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -19,18 +20,43 @@ import sqlite3
 import statistics
 import subprocess
 import time
+import urllib.request
 from datetime import timedelta
+from importlib import import_module
 from pathlib import Path
 
+import redis
+from celery import current_task
 from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.core import checks
+from django.core.cache import cache, caches
+from django.core.cache.backends.filebased import FileBasedCache
+from django.core.cache.backends.redis import RedisCache
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 
+from inventory.services import reconcile
+from maintenance_site import audit
+from maintenance_site.api.idempotency import prune_expired
+from maintenance_site.celery import app
+from maintenance_site.events import services as event_services
+from maintenance_site.events.models import Event
 from maintenance_site.notifications.kinds import register_kind
-from maintenance_site.notifications.models import Channel
+from maintenance_site.notifications.models import Channel, Notification, NotificationDelivery
+from maintenance_site.notifications.services import notify
+from maintenance_site.ops import health, metrics
+from maintenance_site.tenancy.models import Membership, Organization, OrganizationAPIKey
+from maintenance_site.tenancy.roles import Role
 from scenarios import conf
-from scenarios.models import Category, ScenarioRun, Weight
+from scenarios.models import Category, ScenarioActivity, ScenarioRun, Weight
 from scenarios.registry import RunContext, RunResult, scenario
+from scenarios.services import KIND_RUN_FAILED
+from workorders import services as work_orders
+from workorders.models import WorkOrder
 
 KIND_LEDGER_MISMATCH = "inventory:ledger-mismatch"
 KIND_SECURITY_FINDINGS = "security:audit-findings"
@@ -38,7 +64,6 @@ KIND_ESCALATED = "work-order:escalated"
 
 
 def register_notification_kinds() -> None:
-    from scenarios.services import KIND_RUN_FAILED
 
     register_kind(KIND_RUN_FAILED, "Maintenance scenario failed", [Channel.EMAIL])
     register_kind(KIND_LEDGER_MISMATCH, "Stock levels disagree with the ledger", [Channel.EMAIL])
@@ -66,9 +91,6 @@ def _previous_by_organization(context: RunContext, field: str) -> dict[int, str]
 
 
 def _fingerprint(value) -> str:
-    import json
-
-    from django.core.serializers.json import DjangoJSONEncoder
 
     return hashlib.sha256(json.dumps(value, sort_keys=True, cls=DjangoJSONEncoder).encode()).hexdigest()[:16]
 
@@ -99,9 +121,6 @@ def _human_bytes(size: float) -> str:
 
 def ping_workers(timeout: float = 1.0) -> list[str]:
     """The Celery workers that answer a ping (the one running this code counts as alive)."""
-    from celery import current_task
-
-    from maintenance_site.celery import app
 
     alive = set()
     if current_task and getattr(current_task.request, "hostname", None) and not current_task.request.is_eager:
@@ -117,7 +136,6 @@ def ping_workers(timeout: float = 1.0) -> list[str]:
 def health_checker(context: RunContext) -> RunResult:
     """Checks the database, the cache, the broker, the workers and the beat heartbeat; every result is
     recorded on the run, and the platform's administrators are told when a check starts failing."""
-    from maintenance_site.ops import health
 
     results = health.as_dict(health.run_checks())
     context.checkpoint()
@@ -158,12 +176,6 @@ def log_cleanup(context: RunContext) -> RunResult:
     deliveries are done (NOTIFICATION_RETENTION_DAYS), finished scenario runs and the scenario activity
     log (SCENARIO_RUN_RETENTION_DAYS, SCENARIO_ACTIVITY_RETENTION_DAYS), expired idempotency keys and
     Celery results. The audit history is never touched."""
-    from django_celery_results.models import TaskResult
-
-    from maintenance_site.api.idempotency import prune_expired
-    from maintenance_site.events.models import Event
-    from maintenance_site.notifications.models import Notification, NotificationDelivery
-    from scenarios.models import ScenarioActivity
 
     now = timezone.now()
     counts = {}
@@ -464,7 +476,6 @@ def db_latency_ms() -> float:
 
 
 def cache_latency_ms() -> float:
-    from django.core.cache import cache
 
     def round_trip():
         cache.set("scenarios:performance-probe", "1", 30)
@@ -475,7 +486,6 @@ def cache_latency_ms() -> float:
 
 def request_latency_ms() -> float | None:
     """Time to fetch SCENARIO_PROBE_URL (e.g. the web server's /health), None when none is configured."""
-    import urllib.request
 
     url = conf.get("SCENARIO_PROBE_URL")
     if not url:
@@ -490,8 +500,6 @@ def request_latency_ms() -> float | None:
 def queue_depth() -> int | None:
     """Messages waiting in the default Celery queue (Redis list length, or files of the filesystem broker)."""
     if settings.REDIS_URL:
-        import redis
-
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
         return int(client.llen("celery"))
     folder = (getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}).get("data_folder_in")
@@ -502,19 +510,16 @@ def queue_depth() -> int | None:
 
 def task_runtime_totals() -> dict:
     """Celery task runs and their total runtime, from the counters every worker keeps in the shared cache."""
-    from django.core.cache import cache
-
-    from maintenance_site.ops import metrics
 
     names = cache.get(metrics.TASK_NAMES_KEY) or []
-    keys = [metrics._task_key(name, "runtime-sum-us") for name in names]
+    keys = [metrics.task_key(name, "runtime-sum-us") for name in names]
     keys += [
-        metrics._task_key(name, f"runtime:{metrics._bucket_label(b)}")
+        metrics.task_key(name, f"runtime:{metrics.bucket_label(b)}")
         for name in names
         for b in metrics.TASK_RUNTIME_BUCKETS
     ]
     values = cache.get_many(keys)
-    total_us = sum(values.get(metrics._task_key(name, "runtime-sum-us"), 0) for name in names)
+    total_us = sum(values.get(metrics.task_key(name, "runtime-sum-us"), 0) for name in names)
     runs = sum(value for key, value in values.items() if ":runtime:" in key)
     return {"runs": runs, "runtime_us": total_us}
 
@@ -547,7 +552,6 @@ def database_statistics() -> dict:
 
 
 def _sample(previous: dict) -> dict:
-    from maintenance_site.events.services import outbox_lag_seconds
 
     sample, notes = {}, []
     readers = {
@@ -555,7 +559,7 @@ def _sample(previous: dict) -> dict:
         "cache_latency_ms": cache_latency_ms,
         "request_latency_ms": request_latency_ms,
         "queue_depth": queue_depth,
-        "outbox_lag_seconds": lambda: round(outbox_lag_seconds(), 1),
+        "outbox_lag_seconds": lambda: round(event_services.outbox_lag_seconds(), 1),
     }
     for name, reader in readers.items():
         try:
@@ -644,18 +648,11 @@ def _stray_throttle_keys(backend) -> int:
 def cache_optimizer(context: RunContext) -> RunResult:
     """Deletes expired sessions, expired cache entries (the file cache keeps them until someone reads them,
     throttle counters included) and, in Redis, throttle keys that were written without an expiry."""
-    from importlib import import_module
-
-    from django.core.cache import caches
-    from django.core.cache.backends.filebased import FileBasedCache
-    from django.core.cache.backends.redis import RedisCache
 
     counts = {}
     engine = import_module(settings.SESSION_ENGINE)
     before = None
     if settings.SESSION_ENGINE.endswith(".db") or settings.SESSION_ENGINE.endswith("cached_db"):
-        from django.contrib.sessions.models import Session
-
         before = Session.objects.filter(expire_date__lt=timezone.now()).count()
     engine.SessionStore.clear_expired()
     counts["sessions"] = before or 0
@@ -736,7 +733,6 @@ def query_analyzer(context: RunContext) -> RunResult:
 
 
 def deploy_check_messages() -> list[dict]:
-    from django.core import checks
 
     return [
         {"id": message.id, "level": message.level, "message": message.msg}
@@ -746,9 +742,6 @@ def deploy_check_messages() -> list[dict]:
 
 
 def organization_findings(organization, now) -> list[str]:
-    from django.db.models import Q
-
-    from maintenance_site.tenancy.models import Membership, OrganizationAPIKey
 
     findings = []
     unused_before = now - timedelta(days=conf.get("API_KEY_UNUSED_DAYS"))
@@ -788,9 +781,6 @@ def security_audit(context: RunContext) -> RunResult:
     """Django's deployment checks; in every organisation, API keys unused for API_KEY_UNUSED_DAYS, older than
     API_KEY_MAX_AGE_DAYS or expired but not revoked, and members who have not logged in for
     MEMBER_INACTIVE_DAYS. An organisation's managers are told when its findings change."""
-    from maintenance_site.notifications.services import notify
-    from maintenance_site.tenancy.models import Organization
-    from maintenance_site.tenancy.roles import Role
 
     now = timezone.now()
     deploy = deploy_check_messages()
@@ -849,10 +839,6 @@ def security_audit(context: RunContext) -> RunResult:
 def inventory_reconciliation(context: RunContext) -> RunResult:
     """Compares every stock level with the sum of its ledger in every organisation; the differences are
     recorded per organisation, and the organisation's managers and storekeepers told when they change."""
-    from inventory.services import reconcile
-    from maintenance_site.notifications.services import notify
-    from maintenance_site.tenancy.models import Organization
-    from maintenance_site.tenancy.roles import Role
 
     previous = _previous_by_organization(context, "fingerprint")
     organizations = []
@@ -908,12 +894,6 @@ def stale_work_order_escalation(context: RunContext) -> RunResult:
     """Open work orders nobody has touched for STALE_WORK_ORDER_DAYS, in every organisation: priority raised
     one step (critical stays critical), a comment saying why, and the planners, managers and assignee told.
     The escalation touches the order, so it is escalated again only after another quiet period."""
-    from maintenance_site import audit
-    from maintenance_site.notifications.services import notify
-    from maintenance_site.tenancy.models import Organization
-    from maintenance_site.tenancy.roles import Role
-    from workorders import services as work_orders
-    from workorders.models import WorkOrder
 
     days = conf.get("STALE_WORK_ORDER_DAYS")
     cutoff = timezone.now() - timedelta(days=days)

@@ -8,6 +8,7 @@ from django.db.models import Avg, Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from maintenance_site.errors import InvalidInput
 from scenarios import runner
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun
 from scenarios.services import log_activity
@@ -77,8 +78,6 @@ def cleanup(history_days: int, rollback_days: int, *, actor=None, via=ScenarioAc
     """Delete finished runs older than `history_days`; forget the rollback points older than `rollback_days`
     (the run is kept, marked as no longer offering one: its history rows stay, as the audit does)."""
     if history_days < 1 or rollback_days < 1:
-        from maintenance_site.errors import InvalidInput
-
         raise InvalidInput("Give --history-days and --rollback-days of at least 1 day.")
     now = timezone.now()
     with transaction.atomic():

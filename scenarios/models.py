@@ -21,8 +21,9 @@ from django.db.models import Q
 
 from maintenance_site.audit import history
 from maintenance_site.recurrence import RecurrenceError, cron_series, next_instants, parse_cron, previous_instant
+from scenarios import registry
+from scenarios.choices import KEY_PATTERN, Category, Weight
 
-KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,79}$"
 # Paths of the API and the admin under /scenarios/ and /presets/: no scenario or preset may take them.
 RESERVED_KEYS = frozenset({"stop-all", "import", "export", "board", "apply", "activity", "runs", "new", "add"})
 MAX_DURATION_MINUTES = 60 * 24 * 31
@@ -71,23 +72,6 @@ def validate_key_list(value) -> None:
         raise ValidationError(f"Not scenario keys: {', '.join(bad)}.")
     if len(set(value)) != len(value):
         raise ValidationError("A scenario is listed twice.")
-
-
-class Category(models.TextChoices):
-    MONITORING = "monitoring", "Monitoring"
-    HOUSEKEEPING = "housekeeping", "Housekeeping"
-    DATA = "data", "Data"
-    SECURITY = "security", "Security"
-    PERFORMANCE = "performance", "Performance"
-    OTHER = "other", "Other"
-
-
-class Weight(models.TextChoices):
-    """Heavy scenarios load the database or the disk: SCENARIOS_MAX_HEAVY limits how many are active,
-    and the runner never runs two heavy ones at the same time."""
-
-    LIGHT = "light", "Light"
-    HEAVY = "heavy", "Heavy"
 
 
 class Priority(models.TextChoices):
@@ -291,14 +275,11 @@ class Scenario(models.Model):
                 errors["cron"] = "Give either an interval or a cron schedule, not both."
             elif not self.interval_seconds and not self.cron:
                 errors["interval_seconds"] = "An internal scenario needs an interval or a cron schedule."
-        from scenarios.registry import get as registered
-        from scenarios.registry import validate_config
-
-        definition = registered(self.executor or self.key) if self.kind == self.Kind.INTERNAL else None
+        definition = registry.get(self.executor or self.key) if self.kind == self.Kind.INTERNAL else None
         if self.executor and definition is None:
             errors["executor"] = f"No function is registered under “{self.executor}”."
         if definition is not None:
-            problems = validate_config(self.config, definition.schema)
+            problems = registry.validate_config(self.config, definition.schema)
             if problems:
                 errors["config"] = " ".join(problems)
         if errors:

@@ -8,6 +8,7 @@ The safety rules of `scenarios.services` apply to the result; one refusal leaves
 """
 
 import json
+import re
 from datetime import datetime, timedelta
 from itertools import pairwise
 
@@ -22,13 +23,13 @@ from scenarios.services import (
     Action,
     Result,
     Via,
-    _apply,
-    _describe,
-    _lock_all,
-    _logged,
-    _names,
+    apply_states,
+    describe_changes,
     iso,
+    joined_names,
+    lock_all,
     log_activity,
+    run_logged,
     until_from,
 )
 
@@ -121,19 +122,19 @@ def preset_keys(preset: Preset, scenarios: dict[str, Scenario] | None = None) ->
 
 
 def _apply_locked(preset: Preset, *, actor, reason: str, now: datetime, until=None, duration_minutes=None):
-    locked = _lock_all()
+    locked = lock_all()
     wanted = preset_keys(preset, locked)
     unknown = sorted(set(wanted) - set(locked))
     if unknown:
         raise InvalidInput(
-            f"Preset {preset.key} names scenario(s) that do not exist here: {_names(unknown)}. "
+            f"Preset {preset.key} names scenario(s) that do not exist here: {joined_names(unknown)}. "
             "Edit the preset or wait for their discovery.",
             code="unknown_scenario",
         )
     end = until_from(until, duration_minutes, now=now)
     activate = {key: (end if not locked[key].is_active else None) for key in wanted}
     deactivate = {key for key, s in locked.items() if s.is_active and key not in wanted}
-    return _apply(locked, activate=activate, deactivate=deactivate, actor=actor, reason=reason, now=now)
+    return apply_states(locked, activate=activate, deactivate=deactivate, actor=actor, reason=reason, now=now)
 
 
 def apply_preset(
@@ -152,17 +153,15 @@ def apply_preset(
             until=until,
             duration_minutes=duration_minutes,
         )
-        return changes, f"preset {preset.key}: {_describe(changes)}", changes
+        return changes, f"preset {preset.key}: {describe_changes(changes)}", changes
 
-    return _logged(Action.PRESET_APPLY, change, actor=actor, via=via, subject=preset.key, reason=reason)
+    return run_logged(Action.PRESET_APPLY, change, actor=actor, via=via, subject=preset.key, reason=reason)
 
 
 # --- custom presets ------------------------------------------------------------------------------------
 
 
 def _check_key(key: str, field: str = "key") -> str:
-    import re
-
     key = (key or "").strip()
     if not re.match(KEY_PATTERN, key) or key in RESERVED_KEYS:
         raise InvalidInput(
@@ -201,9 +200,9 @@ def save_preset(
     def change():
         active = sorted(Scenario.objects.active().values_list("key", flat=True))
         preset = _store(key, name=name, description=description, scenario_keys=active, actor=actor, replace=replace)
-        return preset, f"saved {key} with {_names(active) if active else 'no scenario'}", {"scenarios": active}
+        return preset, f"saved {key} with {joined_names(active) if active else 'no scenario'}", {"scenarios": active}
 
-    return _logged(Action.PRESET_SAVE, change, actor=actor, via=via, subject=key)
+    return run_logged(Action.PRESET_SAVE, change, actor=actor, via=via, subject=key)
 
 
 def define_preset(
@@ -232,11 +231,11 @@ def define_preset(
         )
         return (
             preset,
-            f"saved {preset.key} with {_names(preset.scenario_keys) if preset.scenario_keys else 'no scenario'}",
+            f"saved {preset.key} with {joined_names(preset.scenario_keys) if preset.scenario_keys else 'no scenario'}",
             {},
         )
 
-    return _logged(Action.PRESET_SAVE, change, actor=actor, via=via, subject=parsed["key"])
+    return run_logged(Action.PRESET_SAVE, change, actor=actor, via=via, subject=parsed["key"])
 
 
 def export_preset(preset) -> dict:
@@ -338,7 +337,7 @@ def import_preset(document, *, actor=None, via: str = Via.SYSTEM, replace: bool 
         )
         return preset, f"imported {preset.key}", {"scenarios": parsed["scenario_keys"]}
 
-    return _logged(Action.PRESET_IMPORT, change, actor=actor, via=via, subject=parsed["key"])
+    return run_logged(Action.PRESET_IMPORT, change, actor=actor, via=via, subject=parsed["key"])
 
 
 def delete_preset(preset, *, actor=None, via: str = Via.SYSTEM) -> None:
@@ -355,7 +354,7 @@ def delete_preset(preset, *, actor=None, via: str = Via.SYSTEM) -> None:
         preset.delete()
         return None, f"deleted {preset.key}", {}
 
-    return _logged(Action.PRESET_DELETE, change, actor=actor, via=via, subject=preset.key)
+    return run_logged(Action.PRESET_DELETE, change, actor=actor, via=via, subject=preset.key)
 
 
 # --- preset windows ------------------------------------------------------------------------------------
@@ -363,8 +362,6 @@ def delete_preset(preset, *, actor=None, via: str = Via.SYSTEM) -> None:
 
 def parse_duration(value) -> int:
     """“2h”, “90m”, “1h30m”, “120” (minutes) → minutes."""
-    import re
-
     text = str(value).strip().lower()
     match = re.fullmatch(r"(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?", text) if text else None
     if text.isdigit():
@@ -432,7 +429,7 @@ def create_schedule(
         message = f"window {schedule.pk}: {preset.key} at “{schedule.cron}” ({schedule.time_zone}) for {minutes} min, next {iso(upcoming[0])}"  # noqa: E501
         return schedule, message, {"schedule": schedule.pk, "next": iso(upcoming[0])}
 
-    return _logged(Action.SCHEDULE, change, actor=actor, via=via, subject=subject)
+    return run_logged(Action.SCHEDULE, change, actor=actor, via=via, subject=subject)
 
 
 def delete_schedule(schedule: PresetSchedule, *, actor=None, via: str = Via.SYSTEM) -> None:
@@ -444,7 +441,7 @@ def delete_schedule(schedule: PresetSchedule, *, actor=None, via: str = Via.SYST
         PresetSchedule.objects.filter(pk=schedule.pk).delete()
         return None, f"window schedule {schedule.pk} deleted", {}
 
-    _logged(Action.SCHEDULE, change, actor=actor, via=via, subject=f"{schedule.preset_id} schedule {schedule.pk}")
+    run_logged(Action.SCHEDULE, change, actor=actor, via=via, subject=f"{schedule.preset_id} schedule {schedule.pk}")
 
 
 def _snapshot(locked: dict[str, Scenario]) -> dict:
@@ -462,7 +459,7 @@ def _open_window(schedule: PresetSchedule, start: datetime, now: datetime) -> No
             return  # another tick got here first
         try:
             with transaction.atomic():
-                locked = _lock_all()
+                locked = lock_all()
                 snapshot = _snapshot(locked)
                 changes = _apply_locked(preset, actor=actor, reason=reason, now=now)
         except DomainError as exc:
@@ -485,7 +482,7 @@ def _open_window(schedule: PresetSchedule, start: datetime, now: datetime) -> No
             window_end=end,
             snapshot=snapshot,
             last_occurrence=start,
-            last_result=f"applied at {iso(now)}: {_describe(changes)}"[:500],
+            last_result=f"applied at {iso(now)}: {describe_changes(changes)}"[:500],
         )
         log_activity(
             Action.WINDOW_START,
@@ -493,7 +490,7 @@ def _open_window(schedule: PresetSchedule, start: datetime, now: datetime) -> No
             via=Via.SCHEDULER,
             subject=preset.key,
             reason=reason,
-            message=f"preset {preset.key} applied until {iso(end)}: {_describe(changes)}",
+            message=f"preset {preset.key} applied until {iso(end)}: {describe_changes(changes)}",
             details={"schedule": schedule.pk, "snapshot": snapshot, **changes},
         )
 
@@ -512,14 +509,14 @@ def _close_window(schedule: PresetSchedule, now: datetime, *, why: str = "the wi
         result, message = Result.OK, ""
         try:
             with transaction.atomic():
-                locked = _lock_all()
+                locked = lock_all()
                 activate = {}
                 for key, until in snapshot.items():
                     end = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None
                     if key in locked and (end is None or end > now):
                         activate[key] = end
                 deactivate = {key for key, s in locked.items() if s.is_active and key not in activate}
-                changes = _apply(
+                changes = apply_states(
                     locked,
                     activate=activate,
                     deactivate=deactivate,
@@ -529,11 +526,11 @@ def _close_window(schedule: PresetSchedule, now: datetime, *, why: str = "the wi
                     load_check=False,
                     force_remote=True,
                 )
-                message = f"state before the window restored: {_describe(changes)}"
+                message = f"state before the window restored: {describe_changes(changes)}"
         except DomainError as exc:
-            locked = _lock_all()
+            locked = lock_all()
             off = {key for key, s in locked.items() if s.is_active}
-            changes = _apply(
+            changes = apply_states(
                 locked, activate={}, deactivate=off, actor=actor, reason=reason, now=now, force_remote=True
             )
             result = Result.FAILED

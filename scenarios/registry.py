@@ -6,19 +6,20 @@
         ...
         return RunResult(f"deleted {n} rows", changed=n)
 
-The docstring's first paragraph is the scenario's description. `sync_registry()` (scenarios.services)
+The docstring's first paragraph is the scenario's description. `sync_registry()` (scenarios.sync)
 copies the registry into Scenario rows. A scenario's function does real work, calls
 `context.checkpoint()` between steps (that is where a cancel request stops it) and returns a RunResult.
 """
 
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from scenarios.models import KEY_PATTERN, Category, Weight
+from scenarios.choices import KEY_PATTERN, Category, Weight
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +129,6 @@ def scenario(
     reversible: bool = True,
 ):
     """Register the decorated `run(context) -> RunResult` function as the internal scenario `key`."""
-    import re
-
     if not re.match(KEY_PATTERN, key):
         raise ValueError(f"Scenario key {key!r} must be lower-case letters, digits and hyphens.")
     if category not in Category.values:
@@ -208,16 +207,9 @@ def unregister(key: str) -> None:
     _REGISTRY.pop(key, None)
 
 
-def load() -> None:
-    """Import the modules whose decorators fill the registry."""
-    import scenarios.internal  # noqa: F401
-
-
 def get(key: str) -> Definition | None:
-    load()
     return _REGISTRY.get(key)
 
 
 def definitions() -> list[Definition]:
-    load()
     return sorted(_REGISTRY.values(), key=lambda definition: definition.key)

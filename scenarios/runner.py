@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from maintenance_site import audit
+from maintenance_site.errors import Conflict
 from scenarios import conf, priority, registry
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight, cron_previous
 from scenarios.registry import RunCancelled, RunContext, RunResult, RunTimedOut
@@ -416,8 +417,6 @@ def run_due(now: datetime | None = None, *, limit: int = 50, budget_seconds: flo
 def run_now(run: ScenarioRun) -> ScenarioRun:
     """Claim and execute one run in this process (the command line's `run KEY --wait`). Raises Conflict
     when it cannot start now."""
-    from maintenance_site.errors import Conflict
-
     if not _claim(run, timezone.now()):
         run.refresh_from_db()
         raise Conflict(

@@ -22,15 +22,20 @@ from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
+import psutil
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import DatabaseError, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFound
-from scenarios import conf
+from maintenance_site.notifications.services import notify
+from maintenance_site.tenancy.models import Membership
+from maintenance_site.validation import validated
+from scenarios import conf, registry, remote
 from scenarios.models import (
     MAX_DURATION_MINUTES,
     PresetSchedule,
@@ -38,7 +43,9 @@ from scenarios.models import (
     ScenarioActivity,
     ScenarioRun,
     Weight,
+    dependency_cycle,
 )
+from scenarios.remote import ExternalScenarioError
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +55,6 @@ Via = ScenarioActivity.Via
 RunStatus = ScenarioRun.Status
 
 KIND_RUN_FAILED = "scenario:run-failed"
-
-
-class ExternalScenarioError(DomainError):
-    """An external scenario's service could not be reached, or refused the change."""
-
-    status_code = 502
-    default_code = "external_scenario_failed"
 
 
 # --- small helpers --------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def log_activity(
     )
 
 
-def _logged(action: str, change: Callable, *, actor, via, subject: str = "", scenario=None, reason: str = ""):
+def run_logged(action: str, change: Callable, *, actor, via, subject: str = "", scenario=None, reason: str = ""):
     """Run `change()` in a transaction. Success: it returns (value, message, details), logged with the change.
     Refusal: the change rolls back, the refusal is logged (outside it), the error goes on."""
     attributed = audit.acting_as(actor) if getattr(actor, "pk", None) else nullcontext()
@@ -151,8 +151,6 @@ def get_scenario(key_or_scenario) -> Scenario:
 def measure_load(interval: float = 0.1) -> dict:
     """The machine's CPU (over `interval` seconds) and memory use now, in percent, as the load ceiling and
     the board read them."""
-    import psutil
-
     return {
         "cpu_percent": float(psutil.cpu_percent(interval=interval)),
         "memory_percent": float(psutil.virtual_memory().percent),
@@ -161,8 +159,6 @@ def measure_load(interval: float = 0.1) -> dict:
 
 def resource_usage() -> dict:
     """What the board shows: CPU, memory, load average, and the disk holding the data and backups."""
-    import psutil
-
     usage = measure_load()
     try:
         usage["load_average"] = [round(value, 2) for value in os.getloadavg()]
@@ -213,7 +209,9 @@ def until_from(until=None, duration_minutes=None, *, now=None, use_default=True)
 # --- the core: change which scenarios are active --------------------------------------------------------
 
 
-def _lock_all() -> dict[str, Scenario]:
+def lock_all() -> dict[str, Scenario]:
+    """Every scenario row, locked (pk order), by key: what every change of which scenarios are active starts
+    with (the table holds tens of rows), so that the safety rules see the state the change leaves."""
     return {s.key: s for s in Scenario.objects.select_for_update().order_by("pk")}
 
 
@@ -226,7 +224,8 @@ def _conflict_pairs() -> dict[int, set[int]]:
     return pairs
 
 
-def _names(keys: Iterable[str]) -> str:
+def joined_names(keys: Iterable[str]) -> str:
+    """Keys as a sentence names them, sorted: “a”, “a and b”, “a, b and c”."""
     keys = sorted(keys)
     return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
 
@@ -276,7 +275,7 @@ def check_load() -> None:
         )
 
 
-def _apply(
+def apply_states(
     locked: dict[str, Scenario],
     *,
     activate: dict[str, datetime | None],
@@ -292,7 +291,7 @@ def _apply(
     Returns {"activated": [...], "extended": [...], "deactivated": [...]}."""
     unknown = sorted((set(activate) | deactivate) - set(locked))
     if unknown:
-        raise NotFound(f"Unknown scenario(s): {_names(unknown)}.", code="unknown_scenario")
+        raise NotFound(f"Unknown scenario(s): {joined_names(unknown)}.", code="unknown_scenario")
     newly = {key for key in activate if not locked[key].is_active}
     for key in sorted(newly):
         check_activation(locked[key])
@@ -307,12 +306,12 @@ def _apply(
             also = sorted(k for k in clashing if k in newly)
             parts = []
             if already:
-                parts.append(f"{_names(already)}, which {'is' if len(already) == 1 else 'are'} active")
+                parts.append(f"{joined_names(already)}, which {'is' if len(already) == 1 else 'are'} active")
             if also:
-                parts.append(f"{_names(also)}, also being activated")
+                parts.append(f"{joined_names(also)}, also being activated")
             raise Conflict(
                 f"{key} conflicts with {' and with '.join(parts)}: they must not be active together. "
-                f"Deactivate {_names(clashing)} first.",
+                f"Deactivate {joined_names(clashing)} first.",
                 code="scenario_conflict",
                 conflicts=sorted(clashing),
             )
@@ -322,7 +321,7 @@ def _apply(
     if len(heavy) > max_heavy and any(locked[key].weight == Weight.HEAVY for key in newly):
         raise Conflict(
             f"At most {max_heavy} heavy scenario{'s' if max_heavy != 1 else ''} may be active at once "
-            f"(SCENARIOS_MAX_HEAVY); this would make {len(heavy)} active: {_names(heavy)}. "
+            f"(SCENARIOS_MAX_HEAVY); this would make {len(heavy)} active: {joined_names(heavy)}. "
             "Deactivate one first.",
             code="too_many_heavy",
             heavy=heavy,
@@ -358,7 +357,7 @@ def _apply(
         scenario = locked[key]
         if not scenario.is_active:
             continue
-        _mark_inactive(scenario, reason or "deactivated", now)
+        mark_inactive(scenario, reason or "deactivated", now)
         changes["deactivated"].append(key)
         if scenario.kind == Scenario.Kind.EXTERNAL and scenario.is_present:
             toggled_remote.append((scenario, False))
@@ -366,7 +365,9 @@ def _apply(
     return changes
 
 
-def _mark_inactive(scenario: Scenario, reason: str, now: datetime) -> None:
+def mark_inactive(scenario: Scenario, reason: str, now: datetime) -> None:
+    """Switch a locked scenario row off (history with `reason`) and cancel its pending scheduled runs; the
+    caller holds the rows' lock (`lock_all`) and logs the change."""
     scenario.state = Scenario.State.INACTIVE
     scenario.active_since = None
     scenario.active_until = None
@@ -383,27 +384,26 @@ def _call_remotes(toggles: list[tuple[Scenario, bool]], *, reason: str, force: b
     services already switched are switched back and the error raised, so the transaction rolls back:
     all or nothing. With `force` (stop-all, timers, the reset) failures are recorded on the scenario
     (its board shows the drift) and nothing is rolled back."""
-    from scenarios import discovery
-
     done: list[tuple[Scenario, bool]] = []
     for scenario, active in toggles:
         try:
-            discovery.toggle_remote(scenario, active, reason=reason)
+            remote.toggle_remote(scenario, active, reason=reason)
         except ExternalScenarioError as exc:
             if force:
-                discovery.record_error(scenario, exc.message)
+                remote.record_error(scenario, exc.message)
                 continue
             for undo_scenario, undo_active in reversed(done):
                 try:
-                    discovery.toggle_remote(undo_scenario, not undo_active, reason=f"undo: {exc.message}")
+                    remote.toggle_remote(undo_scenario, not undo_active, reason=f"undo: {exc.message}")
                 except ExternalScenarioError as undo_exc:
-                    discovery.record_error(undo_scenario, f"could not be switched back: {undo_exc.message}")
+                    remote.record_error(undo_scenario, f"could not be switched back: {undo_exc.message}")
             raise
         done.append((scenario, active))
 
 
-def _describe(changes: dict[str, list[str]]) -> str:
-    parts = [f"{what} {_names(keys)}" for what, keys in changes.items() if keys]
+def describe_changes(changes: dict[str, list[str]]) -> str:
+    """What `apply_states` did, in a sentence (“activated a and b; deactivated c”, or “nothing to change”)."""
+    parts = [f"{what} {joined_names(keys)}" for what, keys in changes.items() if keys]
     return "; ".join(parts) if parts else "nothing to change"
 
 
@@ -420,12 +420,14 @@ def activate_scenario(
 
     def change():
         end = until_from(until, duration_minutes, now=now)
-        locked = _lock_all()
-        changes = _apply(locked, activate={scenario.key: end}, deactivate=set(), actor=actor, reason=reason, now=now)
-        message = _describe(changes) if any(changes.values()) else f"{scenario.key} was already active"
+        locked = lock_all()
+        changes = apply_states(
+            locked, activate={scenario.key: end}, deactivate=set(), actor=actor, reason=reason, now=now
+        )
+        message = describe_changes(changes) if any(changes.values()) else f"{scenario.key} was already active"
         return locked[scenario.key], message, {"until": iso(end)}
 
-    return _logged(Action.ACTIVATE, change, actor=actor, via=via, scenario=scenario, reason=reason)
+    return run_logged(Action.ACTIVATE, change, actor=actor, via=via, scenario=scenario, reason=reason)
 
 
 def deactivate_scenario(scenario, *, actor=None, via: str = Via.SYSTEM, reason: str = "") -> Scenario:
@@ -434,12 +436,12 @@ def deactivate_scenario(scenario, *, actor=None, via: str = Via.SYSTEM, reason: 
     now = timezone.now()
 
     def change():
-        locked = _lock_all()
-        changes = _apply(locked, activate={}, deactivate={scenario.key}, actor=actor, reason=reason, now=now)
-        message = _describe(changes) if any(changes.values()) else f"{scenario.key} was already inactive"
+        locked = lock_all()
+        changes = apply_states(locked, activate={}, deactivate={scenario.key}, actor=actor, reason=reason, now=now)
+        message = describe_changes(changes) if any(changes.values()) else f"{scenario.key} was already inactive"
         return locked[scenario.key], message, {}
 
-    return _logged(Action.DEACTIVATE, change, actor=actor, via=via, scenario=scenario, reason=reason)
+    return run_logged(Action.DEACTIVATE, change, actor=actor, via=via, scenario=scenario, reason=reason)
 
 
 def set_states(
@@ -460,14 +462,14 @@ def set_states(
 
     def change():
         end = until_from(until, duration_minutes, now=now) if activate else None
-        locked = _lock_all()
-        changes = _apply(
+        locked = lock_all()
+        changes = apply_states(
             locked, activate=dict.fromkeys(activate, end), deactivate=deactivate, actor=actor, reason=reason, now=now
         )
-        return changes, _describe(changes), changes
+        return changes, describe_changes(changes), changes
 
-    return _logged(
-        action, change, actor=actor, via=via, subject=subject or _names(activate or deactivate), reason=reason
+    return run_logged(
+        action, change, actor=actor, via=via, subject=subject or joined_names(activate or deactivate), reason=reason
     )
 
 
@@ -475,7 +477,6 @@ def update_schedule(
     scenario, *, interval_seconds=None, cron: str = "", time_zone: str = "UTC", actor=None, via: str = Via.SYSTEM
 ) -> Scenario:
     """Change when an internal scenario runs while active: every `interval_seconds`, or at `cron` times."""
-    from maintenance_site.validation import validated
 
     scenario = get_scenario(scenario)
 
@@ -490,7 +491,7 @@ def update_schedule(
         audit.save_with_reason(locked, "schedule changed")
         return locked, f"{locked.key} now runs {locked.schedule_display}", {}
 
-    return _logged(Action.RESCHEDULE, change, actor=actor, via=via, scenario=scenario)
+    return run_logged(Action.RESCHEDULE, change, actor=actor, via=via, scenario=scenario)
 
 
 def create_task(
@@ -510,10 +511,6 @@ def create_task(
 ) -> Scenario:
     """Create a maintenance task (an internal scenario, inactive) that runs the function registered as
     `executor` with its own settings and configuration (checked against that function's schema)."""
-    from django.utils.text import slugify
-
-    from maintenance_site.validation import validated
-    from scenarios import registry
 
     definition = registry.get(executor)
     if definition is None:
@@ -543,7 +540,7 @@ def create_task(
         audit.save_with_reason(scenario, "task created")
         return scenario, f"task {key} created (runs {executor})", {"executor": executor}
 
-    return _logged(Action.TASK_CREATE, change, actor=actor, via=via, subject=key)
+    return run_logged(Action.TASK_CREATE, change, actor=actor, via=via, subject=key)
 
 
 TASK_SETTINGS = (
@@ -568,8 +565,6 @@ TASK_SETTINGS = (
 def update_task_settings(scenario, *, actor=None, via: str = Via.SYSTEM, depends_on=None, **values) -> Scenario:
     """Change a task's run settings (TASK_SETTINGS) and, when given, the tasks it depends on (a cycle is
     refused, named)."""
-    from maintenance_site.validation import validated
-    from scenarios.models import dependency_cycle
 
     scenario = get_scenario(scenario)
     unknown = set(values) - set(TASK_SETTINGS)
@@ -593,7 +588,7 @@ def update_task_settings(scenario, *, actor=None, via: str = Via.SYSTEM, depends
             locked.depends_on.set(wanted)
         return locked, f"{locked.key}: task settings changed", {"changed": sorted(values)}
 
-    return _logged(Action.RESCHEDULE, change, actor=actor, via=via, scenario=scenario)
+    return run_logged(Action.RESCHEDULE, change, actor=actor, via=via, scenario=scenario)
 
 
 # --- timers, stop-all, the reset on scheduler start -----------------------------------------------------
@@ -601,7 +596,9 @@ def update_task_settings(scenario, *, actor=None, via: str = Via.SYSTEM, depends
 
 def _switch_everything_off(locked: dict[str, Scenario], *, reason: str, now: datetime) -> list[str]:
     active = {key for key, s in locked.items() if s.is_active}
-    changes = _apply(locked, activate={}, deactivate=active, actor=None, reason=reason, now=now, force_remote=True)
+    changes = apply_states(
+        locked, activate={}, deactivate=active, actor=None, reason=reason, now=now, force_remote=True
+    )
     return changes["deactivated"]
 
 
@@ -627,7 +624,7 @@ def stop_all(*, actor=None, via: str = Via.SYSTEM, reason: str = "") -> dict:
     now = timezone.now()
 
     def change():
-        locked = _lock_all()
+        locked = lock_all()
         cancelled, asked = _cancel_runs(now, "emergency stop")
         deactivated = _switch_everything_off(locked, reason=reason or "stop-all", now=now)
         windows = _close_windows("stop-all")
@@ -643,7 +640,7 @@ def stop_all(*, actor=None, via: str = Via.SYSTEM, reason: str = "") -> dict:
         )
         return summary, message, summary
 
-    return _logged(Action.STOP_ALL, change, actor=actor, via=via, subject="all scenarios", reason=reason)
+    return run_logged(Action.STOP_ALL, change, actor=actor, via=via, subject="all scenarios", reason=reason)
 
 
 def reset_on_start() -> dict:
@@ -653,7 +650,7 @@ def reset_on_start() -> dict:
     actor = audit.system_user()
 
     def change():
-        locked = _lock_all()
+        locked = lock_all()
         cancelled, asked = _cancel_runs(now, "the scheduler restarted")
         deactivated = _switch_everything_off(locked, reason="scheduler start: every scenario starts inactive", now=now)
         windows = _close_windows("the scheduler restart")
@@ -665,7 +662,7 @@ def reset_on_start() -> dict:
         }
         return summary, f"every scenario inactive ({len(deactivated)} deactivated)", summary
 
-    return _logged(Action.RESET, change, actor=actor, via=Via.SCHEDULER, subject="all scenarios")
+    return run_logged(Action.RESET, change, actor=actor, via=Via.SCHEDULER, subject="all scenarios")
 
 
 def expire_timers(now: datetime | None = None) -> list[str]:
@@ -676,12 +673,12 @@ def expire_timers(now: datetime | None = None) -> list[str]:
     actor = audit.system_user()
     for key in expired:
         with transaction.atomic():
-            locked = _lock_all()
+            locked = lock_all()
             scenario = locked.get(key)
             if scenario is None or not scenario.is_active or not scenario.active_until or scenario.active_until > now:
                 continue
             until = scenario.active_until
-            _apply(
+            apply_states(
                 locked, activate={}, deactivate={key}, actor=None, reason="timer ran out", now=now, force_remote=True
             )
             log_activity(
@@ -715,7 +712,7 @@ def request_run(scenario, *, actor=None, via: str = Via.SYSTEM, reason: str = ""
         )
         return run, f"run #{run.pk} of {scenario.key} requested", {"run": run.pk}
 
-    return _logged(Action.RUN, change, actor=actor, via=via, scenario=scenario, reason=reason)
+    return run_logged(Action.RUN, change, actor=actor, via=via, scenario=scenario, reason=reason)
 
 
 def cancel_run(run: ScenarioRun, *, actor=None, via: str = Via.SYSTEM, reason: str = "") -> ScenarioRun:
@@ -734,7 +731,7 @@ def cancel_run(run: ScenarioRun, *, actor=None, via: str = Via.SYSTEM, reason: s
         run.refresh_from_db()
         return run, message, {"run": run.pk}
 
-    return _logged(Action.RUN_CANCEL, change, actor=actor, via=via, scenario=run.scenario, reason=reason)
+    return run_logged(Action.RUN_CANCEL, change, actor=actor, via=via, scenario=run.scenario, reason=reason)
 
 
 # --- notifications to the platform's operators -----------------------------------------------------------
@@ -744,8 +741,6 @@ def notify_operators(title: str, body: str, **data) -> int:
     """Tell the platform's administrators (active superusers): in-app (and their channels) in the first
     organisation they belong to, by e-mail for those who belong to none. Runs in the caller's transaction;
     mail goes after commit. Returns how many people were told."""
-    from maintenance_site.notifications.services import notify
-    from maintenance_site.tenancy.models import Membership
 
     operators = list(get_user_model().objects.filter(is_superuser=True, is_active=True).order_by("pk"))
     first_org = {}
@@ -765,98 +760,6 @@ def notify_operators(title: str, body: str, **data) -> int:
 
         transaction.on_commit(mail_operators)
     return len([u for u in operators if u.pk in first_org]) + len(emails)
-
-
-# --- the registry in the database -------------------------------------------------------------------------
-
-
-def sync_registry() -> dict:
-    """Copy the code's registry into Scenario rows: new ones created inactive with their default schedule,
-    descriptions and weights updated (an operator's schedule kept), scenarios no longer in code marked not
-    present (and switched off); conflicts between internal scenarios as the code declares them; the
-    built-in presets. Never activates anything. Called on post_migrate and by the scheduler start."""
-    from scenarios import presets, registry
-
-    definitions = {d.key: d for d in registry.definitions()}
-    created, updated, missing = [], [], []
-    now = timezone.now()
-    with transaction.atomic():
-        locked = _lock_all()
-        for key, definition in definitions.items():
-            scenario = locked.get(key)
-            if scenario is not None and scenario.kind != Scenario.Kind.INTERNAL:
-                logger.warning("scenario %s: an external service uses the key of an internal scenario", key)
-                continue
-            fields = {
-                "name": definition.name,
-                "description": definition.description,
-                "category": definition.category,
-                "weight": definition.weight,
-                "tags": list(definition.tags),
-                "is_present": True,
-            }
-            if scenario is None:
-                scenario = Scenario(
-                    key=key,
-                    kind=Scenario.Kind.INTERNAL,
-                    interval_seconds=definition.default_interval,
-                    cron=definition.default_cron,
-                    **fields,
-                )
-                scenario.save()
-                locked[key] = scenario
-                created.append(key)
-            elif any(getattr(scenario, name) != value for name, value in fields.items()):
-                for name, value in fields.items():
-                    setattr(scenario, name, value)
-                audit.save_with_reason(scenario, "registry sync")
-                updated.append(key)
-        for key, scenario in locked.items():
-            if (
-                scenario.kind == Scenario.Kind.INTERNAL
-                and key not in definitions
-                and scenario.executor not in definitions
-                and scenario.is_present
-            ):
-                if scenario.is_active:
-                    _mark_inactive(scenario, "no longer registered in code", now)
-                scenario.is_present = False
-                audit.save_with_reason(scenario, "no longer registered in code")
-                missing.append(key)
-        _sync_internal_conflicts(locked, definitions)
-        presets.ensure_builtin_presets()
-        if created or missing:
-            log_activity(
-                Action.SYNC,
-                via=Via.SYSTEM,
-                subject="registry",
-                message=f"registered {len(created)} new, {len(missing)} no longer in code",
-                details={"created": created, "updated": updated, "missing": missing},
-            )
-    return {"created": created, "updated": updated, "missing": missing}
-
-
-def _sync_internal_conflicts(locked: dict[str, Scenario], definitions: dict) -> None:
-    wanted: set[frozenset[str]] = set()
-    for key, definition in definitions.items():
-        for other in definition.conflicts:
-            if other in locked:
-                wanted.add(frozenset((key, other)))
-    internal_ids = {s.pk: key for key, s in locked.items() if s.kind == Scenario.Kind.INTERNAL}
-    through = Scenario.conflicts.through
-    existing = {
-        frozenset((internal_ids[a], internal_ids[b]))
-        for a, b in through.objects.filter(
-            from_scenario_id__in=internal_ids, to_scenario_id__in=internal_ids
-        ).values_list("from_scenario_id", "to_scenario_id")
-    }
-    for pair in wanted - existing:
-        left, right = sorted(pair)
-        locked[left].conflicts.add(locked[right])
-    for pair in existing - wanted:
-        left, right = sorted(pair)
-        if left in definitions or right in definitions:
-            locked[left].conflicts.remove(locked[right])
 
 
 # --- what the status endpoint, the command line and the board show --------------------------------------
@@ -910,5 +813,4 @@ __all__ = [
     "scenarios_status",
     "set_states",
     "stop_all",
-    "sync_registry",
 ]

@@ -5,14 +5,14 @@ import logging
 
 from celery import shared_task
 
+from scenarios import discovery, presets, runner, services
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
 def scheduler_tick() -> dict:
     """Switch off expired timers, open and close preset windows, record the runs that are due."""
-    from scenarios import presets, runner, services
-
     expired = services.expire_timers()
     windows = presets.tick_windows()
     recorded = runner.record_due_runs()
@@ -28,14 +28,10 @@ RUNNER_SOFT_TIME_LIMIT = 6 * 3600
 def runner_tick() -> list[int]:
     """Mark timed-out runs, then execute the runs that are due (claimed one by one with a conditional update,
     highest priority score first)."""
-    from scenarios import runner
-
     return [run.pk for run in runner.run_due()]
 
 
 @shared_task(ignore_result=True)
 def discovery_tick() -> dict:
     """Scan the discovery folder and poll the external scenarios' status endpoints."""
-    from scenarios import discovery
-
     return discovery.discover_and_poll()

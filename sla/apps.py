@@ -1,8 +1,21 @@
 from django.apps import AppConfig
 
+from maintenance_site import hooks
+
 
 class SlaConfig(AppConfig):
     """SLA policies, business calendars, clocks, violations and escalation."""
 
     name = "sla"
     verbose_name = "SLAs"
+
+    def ready(self):
+        # The services import models, which exist only once the app registry is ready: Django's place for this
+        # import is here, in ready().
+        from sla import services
+
+        hooks.work_order_created.register(services.on_work_order_created)
+        hooks.work_order_edited.register(services.on_work_order_edited)
+        hooks.work_order_transitioned.register(services.on_work_order_transition)
+        hooks.work_order_sla.register(services.clock_summary)
+        hooks.work_order_list.register(services.for_work_order_lists)

@@ -3,15 +3,18 @@
 - Configuration: `create_calendar` / `update_calendar` / `delete_calendar`, `create_policy` / `update_policy` /
   `delete_policy`. Each runs in one transaction, validates with the models' own rules (the admin and the API
   show the same sentences) and records history with the acting user.
-- Clocks: the work-order services call the three hooks (`on_work_order_created`, `on_work_order_transition`,
-  `on_work_order_edited`) inside their own transaction, after locking the work order. A clock copies its
-  policy's targets when it starts; deadlines are `started_at` + target + time paused, in business time on
-  the policy's calendar (`sla.business_hours`).
+- Clocks: the work-order services call three hook points (`maintenance_site.hooks`: work_order_created,
+  work_order_transitioned, work_order_edited), which `sla.apps` connects to `on_work_order_created`,
+  `on_work_order_transition` and `on_work_order_edited`; they run inside the work order's transaction, after it
+  is locked. A clock copies its policy's targets when it starts; deadlines are `started_at` + target + time
+  paused, in business time on the policy's calendar (`sla.business_hours`).
 - Monitoring: `monitor_clocks()` (the beat task) claims each warning and breach with a conditional UPDATE
   and a row-count check, so however often and on however many machines it runs, one `SLAViolation`, one
   `sla:warning` / `sla:violation` event and one run of the escalation steps exist per warning or breach.
   Lock order everywhere: the work order, then its clock.
-- Reading: `clock_summary(work_order)`, `with_sla(queryset)` (no N+1) and `performance(...)`.
+- Escalation runs downward: it calls the work-order services directly (acting as the system user).
+- Reading: `clock_summary(work_order)`, `with_sla(queryset)` and `for_work_order_lists(queryset)` (no N+1; the
+  last is what work-order lists get through the `work_order_list` hook point) and `performance(...)`.
 """
 
 import logging
@@ -20,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Case, CharField, F, Q, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
 from assets.models import Asset, Location
@@ -48,6 +51,7 @@ from sla.models import (
     overall_state,
     overlapping_spans,
 )
+from workorders import services as work_orders
 from workorders.models import WorkOrder
 
 logger = logging.getLogger(__name__)
@@ -763,8 +767,6 @@ def _higher_priority(current: str, wanted: str) -> str | None:
 def _escalate(clock: SLAClock, work_order: WorkOrder, target: str, level: str, *, notify_only: bool) -> list[dict]:
     """Run the policy's steps for this target and level, in order, through the notification and work-order
     services (acting as the system user). Returns what each did, for the violation record."""
-    from workorders import services as work_orders  # imports sla.services at load: import here
-
     system = audit.system_user()
     steps = [step for step in clock.policy.escalation_steps.all() if step.applies_to(target, level)]
     outcomes = []
@@ -880,6 +882,27 @@ def with_sla(queryset):
             default=Value("on_track"),
             output_field=CharField(),
         ),
+    )
+
+
+# The SLA deadline that comes next: the response target until it is met, then the resolution target.
+NEXT_DUE = Case(
+    When(sla_clock__response_met_at__isnull=True, then=F("sla_clock__response_due_at")),
+    default=F("sla_clock__resolution_due_at"),
+    output_field=DateTimeField(),
+)
+NEXT_WARNING = Case(
+    When(sla_clock__response_met_at__isnull=True, then=F("sla_clock__response_warning_at")),
+    default=F("sla_clock__resolution_warning_at"),
+    output_field=DateTimeField(),
+)
+
+
+def for_work_order_lists(queryset):
+    """`with_sla`, the clock and its policy joined in (for `clock_summary` without a query), and the next
+    deadline `sla_due_at` with its warning time `sla_warning_at`: the `work_order_list` hook point."""
+    return with_sla(queryset.select_related("sla_clock__policy")).annotate(
+        sla_due_at=NEXT_DUE, sla_warning_at=NEXT_WARNING
     )
 
 
@@ -1014,6 +1037,7 @@ __all__ = [
     "create_policy",
     "delete_calendar",
     "delete_policy",
+    "for_work_order_lists",
     "match_policy",
     "monitor_clocks",
     "on_work_order_created",

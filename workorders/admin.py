@@ -27,9 +27,8 @@ from django.utils.html import format_html, format_html_join
 
 from assets.admin import ActiveOrganizationFormMixin, LocationTreeFilter, OrganizationBoundForm
 from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, _back_office_role
+from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, back_office_role
 from maintenance_site.tenancy.roles import Action, Role, role_allows, roles_allowed
-from sla import services as sla_services
 from workorders import services
 from workorders.models import (
     Attachment,
@@ -77,7 +76,7 @@ def _listed(items: list[str]) -> str:
 def _role_allows(request, action: Action) -> bool:
     if request.user.is_superuser:
         return True
-    role = _back_office_role(request)
+    role = back_office_role(request)
     return bool(role) and role_allows(role, action)
 
 
@@ -535,7 +534,10 @@ class WorkOrderAdmin(ServiceAdmin):
     CLOSED_EDITABLE = {"completion_notes", "failure_cause", "remedy"}
 
     def get_queryset(self, request):
-        return sla_services.with_sla(super().get_queryset(request))
+        # The changelist applies list_select_related only to a queryset without select_related: the SLA join
+        # adds one, so name them here.
+        queryset = super().get_queryset(request).select_related(*self.list_select_related)
+        return services.with_extensions(queryset)
 
     @admin.display(description="SLA", ordering="sla_state")
     def sla(self, obj):

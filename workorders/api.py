@@ -25,7 +25,6 @@ from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimar
 from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
 from maintenance_site.errors import InvalidInput, NotFound
 from maintenance_site.tenancy.roles import Action
-from sla import services as sla_services
 from workorders import services
 from workorders.filters import WorkOrderFilter, WorkOrderOrdering, WorkRequestFilter
 from workorders.models import (
@@ -145,12 +144,12 @@ class WorkOrderSerializer(TenantModelSerializer):
         ]
         read_only_fields = ["requested_by"]
 
-    # Lists annotate these in one join (sla.services.with_sla); an order just written has no annotation
+    # Lists annotate these in one join (services.with_extensions); an order just written has no annotation
     # and reads its clock instead.
     def _sla(self, obj, annotation: str, pick):
         if hasattr(obj, annotation):
             return getattr(obj, annotation)
-        summary = sla_services.clock_summary(obj)
+        summary = services.sla_summary(obj)
         return pick(summary) if summary else None
 
     def get_sla_state(self, obj) -> str | None:
@@ -184,7 +183,7 @@ class WorkOrderDetailSerializer(WorkOrderSerializer):
         fields = [*WorkOrderSerializer.Meta.fields, "costs", "sla"]
 
     def get_sla(self, obj) -> dict | None:
-        return sla_services.clock_summary(obj)
+        return services.sla_summary(obj)
 
     def get_costs(self, obj) -> dict[str, str]:
         return {name: str(amount) for name, amount in services.cost_totals(obj).items()}
@@ -408,9 +407,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
     through the action endpoints (`assign`, `start`, `complete`, …), each checked against the status
     (409 with `current_status` and `allowed_actions`) and the caller's role and assignment."""
 
-    queryset = sla_services.with_sla(
-        WorkOrder.objects.select_related("organization", "asset", "location", "assignee", "team", "sla_clock__policy")
-    )
+    queryset = WorkOrder.objects.select_related("organization", "asset", "location", "assignee", "team")
     serializer_class = WorkOrderDetailSerializer
     filterset_class = WorkOrderFilter
     filter_backends = [DjangoFilterBackend, UpdatedAfterFilter, SearchFilter, WorkOrderOrdering]
@@ -439,6 +436,11 @@ class WorkOrderViewSet(ActorServiceViewSet):
         "add_attachment": Action.REQUEST_WORK,
     }
     create_with = staticmethod(services.create_work_order)
+
+    def get_queryset(self):
+        # The SLA state and deadlines (and the clock, for the detail's summary) joined in: no query per order.
+        return services.with_extensions(super().get_queryset())
+
     delete_with = staticmethod(services.delete_work_order)
 
     def get_serializer_class(self):

@@ -426,3 +426,35 @@ class WorkRequest(TenantModel):
 
     def __str__(self) -> str:
         return self.description[:60]
+
+
+class DowntimeLink(TenantModel):
+    """The work orders tied to one period of asset downtime: the order whose work took the asset down (planned
+    downtime) and the order whose completion brought it back. Kept here, not on `assets.Downtime`, because assets
+    come before work orders: an asset knows nothing of the work done on it."""
+
+    downtime = models.OneToOneField("assets.Downtime", on_delete=models.CASCADE, related_name="work_order_link")
+    caused_by = models.ForeignKey(
+        WorkOrder,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="caused_downtime_links",
+        help_text="The work order that took the asset down (planned downtime).",
+    )
+    ended_by = models.ForeignKey(
+        WorkOrder,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="ended_downtime_links",
+        help_text="The work order whose completion ended this downtime.",
+    )
+
+    history = history()
+
+    class Meta:
+        ordering = ["-downtime__started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.downtime}: caused by {self.caused_by or '—'}, ended by {self.ended_by or '—'}"

@@ -11,24 +11,25 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import CharField, DateTimeField, Sum, Value
 from django.utils import timezone
 
 from assets import services as asset_services
-from maintenance_site import audit
+from assets.models import Downtime
+from maintenance_site import audit, hooks
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import validated
-from sla import services as sla_services
 from workorders.models import (
     TRANSITIONS,
     Attachment,
     ChecklistItem,
     Comment,
     CostLine,
+    DowntimeLink,
     ItemKind,
     Procedure,
     TimeEntry,
@@ -199,7 +200,7 @@ def create_work_order(
     work_order.save()
     if procedure is not None:
         apply_procedure(work_order, procedure)
-    sla_services.on_work_order_created(work_order)
+    hooks.work_order_created(work_order)
     publish(organization, "work-order:created", _payload(work_order), user=work_order.assignee)
     return work_order
 
@@ -233,7 +234,7 @@ def update_work_order(work_order: WorkOrder, *, actor=None, **changes) -> WorkOr
     validated(work_order)
     work_order.save()
     if changed:
-        sla_services.on_work_order_edited(work_order, sorted(changed), actor)
+        hooks.work_order_edited(work_order, sorted(changed), actor)
         _publish_updated(work_order, "edited", fields=sorted(changed))
     return work_order
 
@@ -296,9 +297,7 @@ def transition(
         _start(work_order, membership, actor)
         work_order.started_at = work_order.started_at or now
         if work_order.needs_downtime and work_order.asset_id:
-            asset_services.mark_asset_down(
-                work_order.asset, reason=f"{work_order.number}: {work_order.title}", at=now, caused_by=work_order
-            )
+            _start_downtime(work_order, now)
     elif action in ("hold", "resume", "complete"):
         if membership is not None and not _supervises(membership) and not _is_on_it(work_order, actor):
             raise PermissionDeniedError(f"{work_order.number} is not assigned to you.", code="not_your_work")
@@ -312,7 +311,7 @@ def transition(
             if notes:
                 work_order.completion_notes = notes
             _end_downtime(work_order, now)
-            _release_reservations(work_order)
+            hooks.work_order_closing(work_order)
     elif action in ("verify", "reject"):
         if not organization.require_verification:
             raise Conflict(
@@ -333,10 +332,10 @@ def transition(
         work_order.completed_at = None
         work_order.verified_at = None
     elif action == "cancel":
-        _cancel_parts(work_order, parts_disposition, actor)
+        hooks.work_order_cancelling(work_order, parts_disposition, actor=actor)
         work_order.cancel_reason = reason
         work_order.cancelled_at = now
-        _release_reservations(work_order)
+        hooks.work_order_closing(work_order)
         if work_order.status == Status.IN_PROGRESS and work_order.needs_downtime:
             _end_downtime(work_order, now)
 
@@ -344,7 +343,7 @@ def transition(
         work_order.status = target
     work_order._change_reason = f"{action}: {reason}" if reason else action
     work_order.save()
-    sla_services.on_work_order_transition(work_order, action, previous_status)
+    hooks.work_order_transitioned(work_order, action, previous_status)
     extra = {"change": action, "from_status": previous_status}
     if reason:
         extra["reason"] = reason
@@ -387,31 +386,45 @@ def _check_checklist_complete(work_order: WorkOrder) -> None:
         )
 
 
+def _start_downtime(work_order: WorkOrder, at) -> None:
+    """Work that needs downtime marks its asset down; a downtime it opens records the order as its cause."""
+    already_down = work_order.asset.downtimes.filter(ended_at__isnull=True).exists()
+    downtime = asset_services.mark_asset_down(
+        work_order.asset, reason=f"{work_order.number}: {work_order.title}", at=at
+    )
+    if not already_down:
+        link_downtime(downtime, caused_by=work_order)
+
+
 def _end_downtime(work_order: WorkOrder, at) -> None:
     if work_order.asset_id and work_order.asset.downtimes.filter(ended_at__isnull=True).exists():
-        asset_services.mark_asset_up(work_order.asset, at=at, work_order=work_order)
+        downtime = asset_services.mark_asset_up(work_order.asset, at=at)
+        if downtime is not None:
+            link_downtime(downtime, ended_by=work_order)
 
 
-def _release_reservations(work_order: WorkOrder) -> None:
-    """Hook for the inventory: planned parts are released when the order closes."""
-    try:
-        from inventory import services as inventory_services
-    except ImportError:  # pragma: no cover - inventory always installed
-        return
-    release = getattr(inventory_services, "release_reservations_for", None)
-    if release is not None:
-        release(work_order)
-
-
-def _cancel_parts(work_order: WorkOrder, disposition: str | None, actor) -> None:
-    """Parts issued to an order being cancelled go back to stock or are written off: never silently."""
-    try:
-        from inventory import services as inventory_services
-    except ImportError:  # pragma: no cover
-        return
-    settle = getattr(inventory_services, "settle_parts_on_cancel", None)
-    if settle is not None:
-        settle(work_order, disposition, actor=actor)
+@transaction.atomic
+def link_downtime(downtime: Downtime, *, caused_by: WorkOrder | None = None, ended_by=None) -> DowntimeLink:
+    """Record the work order that took an asset down (`caused_by`) or brought it back (`ended_by`). A cause
+    already recorded is kept (two orders starting on one asset: the first took it down). Callers hold the
+    asset's lock (the asset services take it), so one downtime gets one link."""
+    link = DowntimeLink.objects.select_for_update().filter(downtime=downtime).first()
+    if link is None:
+        link = DowntimeLink(
+            organization_id=downtime.organization_id, downtime=downtime, caused_by=caused_by, ended_by=ended_by
+        )
+        link.save()
+        return link
+    changed = []
+    if caused_by is not None and link.caused_by_id is None:
+        link.caused_by = caused_by
+        changed.append("caused_by")
+    if ended_by is not None and link.ended_by_id != ended_by.pk:
+        link.ended_by = ended_by
+        changed.append("ended_by")
+    if changed:
+        link.save(update_fields=[*changed, "updated_at"])
+    return link
 
 
 def assign(work_order, assignee, *, actor=None):
@@ -733,13 +746,36 @@ def add_cost_line(work_order: WorkOrder, *, actor, description: str, amount) -> 
 
 
 def parts_cost(work_order: WorkOrder) -> Decimal:
-    """What the parts issued to the order cost, from the stock ledger (0 before inventory exists)."""
-    try:
-        from inventory import services as inventory_services
-    except ImportError:  # pragma: no cover
-        return Decimal("0.00")
-    compute = getattr(inventory_services, "parts_cost_for", None)
-    return compute(work_order) if compute else Decimal("0.00")
+    """What the parts issued to the order cost, from the stock ledger (the inventory answers the
+    `work_order_parts_cost` hook; 0 without it)."""
+    return sum(hooks.work_order_parts_cost(work_order), Decimal("0.00"))
+
+
+# What higher apps show per order in lists (the `work_order_list` hook point), with the type each has.
+LIST_EXTENSIONS = {
+    "sla_state": CharField(),
+    "response_due_at": DateTimeField(),
+    "resolution_due_at": DateTimeField(),
+    "sla_due_at": DateTimeField(),
+    "sla_warning_at": DateTimeField(),
+}
+
+
+def with_extensions(queryset):
+    """Work orders with what higher apps show per order joined in (SLA state and deadlines, through the
+    `work_order_list` hook point) in the same query; an annotation no app adds is None."""
+    queryset = hooks.work_order_list.pipe(queryset)
+    missing = {
+        name: Value(None, output_field=field)
+        for name, field in LIST_EXTENSIONS.items()
+        if name not in queryset.query.annotations
+    }
+    return queryset.annotate(**missing) if missing else queryset
+
+
+def sla_summary(work_order: WorkOrder) -> dict | None:
+    """The order's SLA for display (the `work_order_sla` hook point): None when no policy covers it."""
+    return next((summary for summary in hooks.work_order_sla(work_order) if summary is not None), None)
 
 
 def cost_totals(work_order: WorkOrder) -> dict[str, Decimal]:

@@ -1,4 +1,5 @@
-"""The technician's view, mounted at `t/` by the site's URLs: `path("t/", include("workorders.technician_urls"))`."""
+"""The technician's view of work orders, mounted at `t/` by the site's URLs (`maintenance_site/urls.py`), which adds
+the inventory's parts pages (`inventory.technician_views`) to the same `technician` namespace."""
 
 from django.urls import path
 
@@ -20,9 +21,7 @@ urlpatterns = [
     path("orders/<int:pk>/notes/", views.add_note, name="note"),
     path("orders/<int:pk>/time/", views.log_time, name="time"),
     path("orders/<int:pk>/timer/<slug:action>/", views.timer, name="timer"),
-    path("orders/<int:pk>/parts/", views.use_part, name="part"),
     path("orders/<int:pk>/photos/", views.add_photo, name="photo"),
-    path("parts/search/", views.part_search, name="part-search"),
     path("attachments/<slug:token>/", views.attachment_download, name="attachment"),
     path("assets/<slug:public_token>/", views.asset_page, name="asset"),
     path("assets/<slug:public_token>/meters/<int:meter_pk>/", views.meter_reading, name="meter-reading"),

@@ -13,12 +13,13 @@ offline and `static/technician/technician.js` queues what is entered offline.
 import functools
 import json
 from datetime import datetime, time, timedelta
+from importlib import import_module
 from importlib import util as importlib_util
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import Case, DateTimeField, F, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,16 +31,15 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from assets.history import asset_history
 from assets.models import Asset
-from inventory import services as inventory_services
-from inventory.models import MovementKind, Reservation, StockLevel, StockLocation, StockMovement
-from maintenance_site.errors import DomainError, PermissionDeniedError
+from maintenance_site import hooks
+from maintenance_site.errors import DomainError, NotFound, PermissionDeniedError
 from maintenance_site.events import services as event_services
 from maintenance_site.tenancy.middleware import SESSION_KEY
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.tenancy.services import memberships_of
 from workorders import services
+from workorders.asset_history import asset_history
 from workorders.images import prepare_photo
 from workorders.models import Attachment, ChecklistItem, Team, TimeEntry, WorkOrder
 from workorders.technician_forms import (
@@ -48,11 +48,9 @@ from workorders.technician_forms import (
     HoldForm,
     MeterReadingForm,
     NoteForm,
-    PartUseForm,
     PhotoForm,
     TimeForm,
     new_client_id,
-    search_parts,
 )
 
 Status = WorkOrder.Status
@@ -84,6 +82,15 @@ STATIC_FILES = ("workorders/public.css", "technician/technician.css", "technicia
 def meters_available() -> bool:
     """Meter readings are entered here once `assets.meters` (record_readings) exists."""
     return importlib_util.find_spec("assets.meters") is not None
+
+
+def record_meter_reading(meter, user, value, read_at=None):
+    """A reading entered by hand, through `assets.meters`. A replay (same meter, moment and value: the client
+    sends the moment it was entered) is ignored by the service, so it applies once."""
+    if not meters_available():
+        raise NotFound("Meter readings are not available here yet.")
+    meters = import_module("assets.meters")
+    return meters.record_reading(meter, value, read_at or None, actor=user, source="manual")
 
 
 # --- access -------------------------------------------------------------------------------------------
@@ -186,24 +193,14 @@ PRIORITY_RANK = Case(
     default=Value(len(WorkOrder.PRIORITY_RANK)),
     output_field=IntegerField(),
 )
-# The SLA deadline that comes next: the response target until work starts, then the resolution target.
-SLA_DUE = Case(
-    When(sla_clock__response_met_at__isnull=True, then=F("sla_clock__response_due_at")),
-    default=F("sla_clock__resolution_due_at"),
-    output_field=DateTimeField(),
-)
-SLA_WARNING = Case(
-    When(sla_clock__response_met_at__isnull=True, then=F("sla_clock__response_warning_at")),
-    default=F("sla_clock__resolution_warning_at"),
-    output_field=DateTimeField(),
-)
 
 
 def _urgent_first(queryset):
-    """Most urgent first: priority, then the next SLA deadline, then the due date (none last)."""
+    """Most urgent first: priority, then the next SLA deadline, then the due date (none last). The queryset has
+    the SLA deadlines joined in (`services.with_extensions`)."""
     return (
         queryset.select_related("asset", "location", "team")
-        .annotate(priority_rank=PRIORITY_RANK, sla_due_at=SLA_DUE, sla_warning_at=SLA_WARNING)
+        .annotate(priority_rank=PRIORITY_RANK)
         .order_by(
             "priority_rank",
             F("sla_due_at").asc(nulls_last=True),
@@ -236,13 +233,11 @@ def my_work_context(request, when: str) -> dict:
     Two queries whatever the number of orders."""
     organization, user = request.organization, request.user
     my_teams = Team.objects.for_tenant(organization).filter(members=user).values("pk")
-    open_orders = WorkOrder.objects.for_tenant(organization).open()
+    open_orders = services.with_extensions(WorkOrder.objects.for_tenant(organization).open())
     mine = open_orders.filter(Q(assignee=user) | Q(team__in=my_teams))
     end = _period_end(when, organization)
     if end is not None:
-        mine = mine.annotate(next_sla_due=SLA_DUE).filter(
-            Q(due_at__lt=end) | Q(next_sla_due__lt=end) | Q(status=Status.IN_PROGRESS)
-        )
+        mine = mine.filter(Q(due_at__lt=end) | Q(sla_due_at__lt=end) | Q(status=Status.IN_PROGRESS))
     now = timezone.now()
     claimable = []
     membership = request.membership
@@ -335,13 +330,18 @@ def order_context(
         actions = ["start"] if claimable and "start" in actions else []
     entries = list(work_order.time_entries.select_related("technician").order_by("-created_at"))
     running = TimeEntry.objects.filter(technician=user, minutes__isnull=True).select_related("work_order").first()
+    # What higher apps add to the page (the inventory: the parts planned and used, the part-use form).
+    extensions, extension_forms = {}, {}
+    for contribution in hooks.technician_order_page(request, work_order):
+        extension_forms.update(contribution.get("forms", {}))
+        extensions.update({key: value for key, value in contribution.items() if key != "forms"})
     forms = {
         "hold": HoldForm(),
         "complete": CompleteForm(),
         "note": NoteForm(initial={"client_id": new_client_id()}),
         "time": TimeForm(initial={"client_id": new_client_id()}),
-        "part": PartUseForm(organization=request.organization, user=user),
         "photo": PhotoForm(),
+        **extension_forms,
         **(forms or {}),
     }
     return {
@@ -354,16 +354,6 @@ def order_context(
         "checklist": list(work_order.checklist.select_related("done_by", "follow_up")),
         "attachments": list(work_order.attachments.all()),
         "comments": list(work_order.comments.select_related("author")),
-        "planned": list(
-            Reservation.objects.filter(work_order=work_order, status=Reservation.Status.ACTIVE).select_related(
-                "part", "location"
-            )
-        ),
-        "used": list(
-            StockMovement.objects.filter(
-                work_order=work_order, kind__in=(MovementKind.ISSUE, MovementKind.RETURN)
-            ).select_related("part", "location", "user")
-        ),
         "history": _history(work_order),
         "time_entries": entries,
         "total_minutes": sum(entry.minutes or 0 for entry in entries),
@@ -373,6 +363,7 @@ def order_context(
         "error": error,
         "error_form": error_form,
         "own_changes": request.session.get(OWN_CHANGES_KEY, []),
+        **extensions,
     }
 
 
@@ -380,7 +371,7 @@ def render_order(request, work_order: WorkOrder, *, status: int = 200, **kwargs)
     return render(request, "technician/order.html", order_context(request, work_order, **kwargs), status=status)
 
 
-def _refused(request, pk, exc: DomainError, *, form_name: str = "", forms: dict | None = None):
+def refused(request, pk, exc: DomainError, *, form_name: str = "", forms: dict | None = None):
     """Show the order again with the service's refusal next to the form that caused it."""
     if isinstance(exc, PermissionDeniedError):
         raise exc
@@ -389,7 +380,7 @@ def _refused(request, pk, exc: DomainError, *, form_name: str = "", forms: dict 
     )
 
 
-def _done(request, work_order: WorkOrder, message: str, anchor: str = ""):
+def done(request, work_order: WorkOrder, message: str, anchor: str = ""):
     remember_own_change(request)
     messages.success(request, message)
     return redirect(reverse("technician:order", args=[work_order.pk]) + (f"#{anchor}" if anchor else ""))
@@ -430,8 +421,8 @@ def order_action(request, pk, action):
             complete_form.is_valid()
             work_order = services.complete(work_order, notes=complete_form.cleaned_data.get("notes", ""), actor=user)
     except DomainError as exc:
-        return _refused(request, pk, exc, form_name=action, forms={"hold": hold_form, "complete": complete_form})
-    return _done(request, work_order, DONE_MESSAGES[action].format(number=work_order.number))
+        return refused(request, pk, exc, form_name=action, forms={"hold": hold_form, "complete": complete_form})
+    return done(request, work_order, DONE_MESSAGES[action].format(number=work_order.number))
 
 
 def item_or_404(request, pk, item_pk) -> ChecklistItem:
@@ -451,9 +442,9 @@ def checklist_result(request, pk, item_pk):
     try:
         item = services.record_checklist_result(item, actor=request.user, **form.service_kwargs())
     except DomainError as exc:
-        return _refused(request, pk, exc, form_name=f"item-{item_pk}")
+        return refused(request, pk, exc, form_name=f"item-{item_pk}")
     state = "done" if item.done else "not done"
-    return _done(request, item.work_order, f"“{item.text}”: {state}.", anchor=f"item-{item.pk}")
+    return done(request, item.work_order, f"“{item.text}”: {state}.", anchor=f"item-{item.pk}")
 
 
 @require_POST
@@ -464,8 +455,8 @@ def checklist_follow_up(request, pk, item_pk):
     try:
         follow_up = services.raise_follow_up(item, actor=request.user)
     except DomainError as exc:
-        return _refused(request, pk, exc, form_name=f"item-{item_pk}")
-    return _done(request, item.work_order, f"Follow-up {follow_up.number} opened.", anchor=f"item-{item.pk}")
+        return refused(request, pk, exc, form_name=f"item-{item_pk}")
+    return done(request, item.work_order, f"Follow-up {follow_up.number} opened.", anchor=f"item-{item.pk}")
 
 
 @require_POST
@@ -487,8 +478,8 @@ def add_note(request, pk):
             work_order, actor=request.user, body=form.cleaned_data["body"], client_id=form.cleaned_data["client_id"]
         )
     except DomainError as exc:
-        return _refused(request, pk, exc, form_name="note", forms={"note": form})
-    return _done(request, work_order, "Note added.", anchor="notes")
+        return refused(request, pk, exc, form_name="note", forms={"note": form})
+    return done(request, work_order, "Note added.", anchor="notes")
 
 
 @require_POST
@@ -514,8 +505,8 @@ def log_time(request, pk):
             client_id=form.cleaned_data["client_id"],
         )
     except DomainError as exc:
-        return _refused(request, pk, exc, form_name="time", forms={"time": form})
-    return _done(request, work_order, f"{entry.minutes} min logged.", anchor="time")
+        return refused(request, pk, exc, form_name="time", forms={"time": form})
+    return done(request, work_order, f"{entry.minutes} min logged.", anchor="time")
 
 
 @require_POST
@@ -532,56 +523,8 @@ def timer(request, pk, action):
             entry = services.stop_timer(work_order, actor=request.user)
             message = f"Timer stopped: {entry.minutes} min logged."
     except DomainError as exc:
-        return _refused(request, pk, exc, form_name="time")
-    return _done(request, work_order, message, anchor="time")
-
-
-@require_POST
-@technician_view
-def use_part(request, pk):
-    """Record a part used: taken from a stock location (my van by default) for this order."""
-    work_order = order_or_404(request, pk)
-    form = PartUseForm(request.POST, organization=request.organization, user=request.user)
-    if not form.is_valid():
-        return render_order(
-            request, work_order, status=400, forms={"part": form}, error_form="part", error="Say which part you used."
-        )
-    data = form.cleaned_data
-    part = data["part_obj"]
-    try:
-        movement = inventory_services.issue_to_work_order(
-            work_order, part, data["location"], data["quantity"], actor=request.user, client_id=data["client_id"]
-        )
-    except DomainError as exc:
-        return _refused(request, pk, exc, form_name="part", forms={"part": form})
-    quantity = f"{-movement.quantity.normalize():f}"
-    return _done(
-        request, work_order, f"{quantity} × {part.sku} {part.name} from {data['location'].name}.", anchor="parts"
-    )
-
-
-@never_cache
-@require_GET
-@technician_view
-def part_search(request):
-    """Parts matching `q` (SKU or name) in the organisation, with how many are in my van."""
-    van = StockLocation.objects.for_tenant(request.organization).filter(holder=request.user, is_active=True).first()
-    parts = search_parts(request.organization, request.GET.get("q", ""))
-    if van is not None:
-        parts = parts.annotate(
-            in_van=Subquery(StockLevel.objects.filter(part=OuterRef("pk"), location=van).values("on_hand")[:1])
-        )
-    results = [
-        {
-            "id": part.pk,
-            "sku": part.sku,
-            "name": part.name,
-            "unit": part.get_unit_display().lower(),
-            "in_van": None if van is None or part.in_van is None else f"{part.in_van.normalize():f}",
-        }
-        for part in parts
-    ]
-    return JsonResponse({"results": results, "van": van.name if van else None})
+        return refused(request, pk, exc, form_name="time")
+    return done(request, work_order, message, anchor="time")
 
 
 @require_POST
@@ -603,8 +546,8 @@ def add_photo(request, pk):
         photo = prepare_photo(form.cleaned_data["photo"])
         services.add_attachment(uploaded=photo, actor=request.user, work_order=work_order)
     except DomainError as exc:
-        return _refused(request, pk, exc, form_name="photo")
-    return _done(request, work_order, "Photo attached.", anchor="attachments")
+        return refused(request, pk, exc, form_name="photo")
+    return done(request, work_order, "Photo attached.", anchor="attachments")
 
 
 @require_GET
@@ -647,7 +590,11 @@ def asset_page(request, public_token):
         public_token=public_token,
     )
     open_orders = _mark(
-        list(_urgent_first(WorkOrder.objects.for_tenant(request.organization).open().filter(asset=asset))),
+        list(
+            _urgent_first(
+                services.with_extensions(WorkOrder.objects.for_tenant(request.organization).open()).filter(asset=asset)
+            )
+        ),
         timezone.now(),
     )
     return render(
@@ -668,8 +615,6 @@ def asset_page(request, public_token):
 @require_POST
 @technician_view
 def meter_reading(request, public_token, meter_pk):
-    from workorders import technician_api
-
     asset = get_object_or_404(Asset.objects.for_tenant(request.organization), public_token=public_token)
     if not meters_available():
         raise Http404
@@ -679,9 +624,7 @@ def meter_reading(request, public_token, meter_pk):
         messages.error(request, "Enter the reading as a number.")
         return redirect("technician:asset", public_token=public_token)
     try:
-        technician_api.record_meter_reading(
-            meter, request.user, form.cleaned_data["value"], form.cleaned_data["read_at"]
-        )
+        record_meter_reading(meter, request.user, form.cleaned_data["value"], form.cleaned_data["read_at"])
     except DomainError as exc:
         if isinstance(exc, PermissionDeniedError):
             raise

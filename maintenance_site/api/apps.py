@@ -9,4 +9,6 @@ class ApiConfig(AppConfig):
     verbose_name = "API"
 
     def ready(self):
-        from maintenance_site.api import schema  # noqa: F401  (OpenAPI extensions register on import)
+        # The OpenAPI extensions register on import; drf-spectacular's modules need the app registry ready, and
+        # Django's place for such an import is here, in ready().
+        from maintenance_site.api import schema  # noqa: F401

@@ -2,6 +2,7 @@
 `clean()` runs so the API and the admin refuse the same things with the same words."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import UniqueConstraint
 from rest_framework import serializers
 
 
@@ -46,8 +47,6 @@ class TenantModelSerializer(serializers.ModelSerializer):
 
     def _check_unique_per_organization(self, instance):
         """Unique-per-organisation constraints, checked here so a duplicate is a 400, not a 500."""
-        from django.db.models import UniqueConstraint
-
         model = type(instance)
         for constraint in model._meta.constraints:
             if not isinstance(constraint, UniqueConstraint) or constraint.condition is not None:

@@ -14,10 +14,10 @@ import scenarios.api  # noqa: E402,F401
 import scheduling.preventive.api  # noqa: E402,F401
 import sla.api  # noqa: E402,F401
 import workorders.api  # noqa: E402,F401
-from assets.history import AssetHistoryView
 from maintenance_site.api.routers import router
 from maintenance_site.ops.views import StatusView
 from maintenance_site.tenancy.api import MeView
+from workorders.asset_history import AssetHistoryView
 
 urlpatterns = [
     re_path(r"^status/?$", StatusView.as_view(), name="api-status"),

@@ -7,21 +7,34 @@ Redis is configured, the `maintenance:<type>` pub/sub channel. A periodic sweep 
 whatever a failed or missed dispatch left behind, so an outage delays events but loses none.
 """
 
+import hashlib
 import json
 import logging
 import re
+import secrets
+import time
 from datetime import timedelta
+from urllib.parse import urlparse
 
+import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from maintenance_site.errors import InvalidInput, PermissionDeniedError
+from maintenance_site.events import tasks  # tasks call these services, and these services queue tasks
 from maintenance_site.events.models import Event, EventSequence
 from maintenance_site.ops.correlation import get_correlation_id
+from maintenance_site.tenancy.middleware import SESSION_KEY
+from maintenance_site.tenancy.models import Membership
+from maintenance_site.tenancy.roles import Action, role_allows
+from maintenance_site.tenancy.services import resolve_membership
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +70,7 @@ def publish(organization, event_type: str, payload: dict | None = None, *, user=
 
 
 def _start_dispatch():
-    from maintenance_site.events.tasks import dispatch_events
-
-    dispatch_events.delay()
+    tasks.dispatch_events.delay()
 
 
 def schedule_dispatch() -> None:
@@ -113,8 +124,6 @@ def _redis():
     if not settings.REDIS_URL:
         return None
     if _redis_client is None:
-        import redis
-
         _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     return _redis_client
 
@@ -198,8 +207,6 @@ def parse_sequence_number(value, field: str = "after", *, default: int | None = 
 
     Missing or empty gives `default`.
     """
-    from maintenance_site.errors import InvalidInput
-
     if value is None or value == "":
         return default
     try:
@@ -216,8 +223,6 @@ def parse_sequence_number(value, field: str = "after", *, default: int | None = 
 
 def parse_catch_up_limit(value, field: str = "limit") -> int:
     """How many events one catch-up page holds: 1 to CATCH_UP_MAX_LIMIT, default CATCH_UP_DEFAULT_LIMIT."""
-    from maintenance_site.errors import InvalidInput
-
     if value is None or value == "":
         return CATCH_UP_DEFAULT_LIMIT
     try:
@@ -274,14 +279,10 @@ def catch_up(organization, *, after=None, limit=None) -> dict:
 
 def _ticket_clock() -> float:
     """Now, for ticket expiry (a function so that tests can move time)."""
-    import time
-
     return time.time()
 
 
 def _ticket_cache_key(ticket: str) -> str:
-    import hashlib
-
     # The cache holds a hash only: whoever can read the cache cannot open sockets with it.
     return _TICKET_CACHE_PREFIX + hashlib.sha256(ticket.encode()).hexdigest()
 
@@ -289,10 +290,6 @@ def _ticket_cache_key(ticket: str) -> str:
 def issue_websocket_ticket(user, organization) -> dict:
     """A single-use ticket opening the event socket (`/ws/events/?ticket=…`) as `user` in `organization`,
     for clients that cannot send the session cookie. Valid WEBSOCKET_TICKET_TTL_SECONDS seconds."""
-    import secrets
-
-    from django.core.cache import cache
-
     ticket = secrets.token_urlsafe(32)
     value = {
         "user_id": user.pk,
@@ -305,8 +302,6 @@ def issue_websocket_ticket(user, organization) -> dict:
 
 def active_membership(user_id: int, organization_id: int):
     """The user's active membership of the organisation (user active too), else None."""
-    from maintenance_site.tenancy.models import Membership
-
     return (
         Membership.objects.active()
         .select_related("organization")
@@ -317,8 +312,6 @@ def active_membership(user_id: int, organization_id: int):
 
 def may_receive_events(user_id: int, organization_id: int) -> bool:
     """Whether the user may still receive the organisation's events: an active member whose role may view."""
-    from maintenance_site.tenancy.roles import Action, role_allows
-
     membership = active_membership(user_id, organization_id)
     return membership is not None and role_allows(membership.role, Action.VIEW)
 
@@ -327,8 +320,6 @@ def redeem_websocket_ticket(ticket: str):
     """Use up a ticket: the membership it was issued for if the ticket is valid, unexpired, not used
     before and the membership still allows viewing; else None. A ticket works once, even when two
     connections present it at the same moment (only one cache delete succeeds)."""
-    from django.core.cache import cache
-
     if not ticket or len(ticket) > 200:
         return None
     key = _ticket_cache_key(ticket)
@@ -345,10 +336,6 @@ def redeem_websocket_ticket(ticket: str):
 def websocket_origin_allowed(origin: str | None) -> bool:
     """Whether a browser page at `origin` may use the session cookie on the event socket: its host is one
     of ALLOWED_HOSTS (as asgi.py's AllowedHostsOriginValidator checks) or it is one of ALLOWED_ORIGINS."""
-    from urllib.parse import urlparse
-
-    from channels.security.websocket import OriginValidator
-
     patterns = list(settings.ALLOWED_HOSTS) + list(getattr(settings, "ALLOWED_ORIGINS", []) or [])
     if settings.DEBUG and not settings.ALLOWED_HOSTS:
         patterns += ["localhost", "127.0.0.1", "[::1]"]
@@ -360,11 +347,6 @@ def websocket_membership(user, requested: str | None = None, session=None):
     """The membership a session user's event socket acts through: the organisation named by slug or id
     (validated against the user's memberships), else the session's remembered one, else the only one.
     Raises PermissionDeniedError / InvalidInput like resolve_membership."""
-    from maintenance_site.errors import PermissionDeniedError
-    from maintenance_site.tenancy.middleware import SESSION_KEY
-    from maintenance_site.tenancy.roles import Action, role_allows
-    from maintenance_site.tenancy.services import resolve_membership
-
     remembered = session.get(SESSION_KEY) if session is not None else None
     membership = resolve_membership(user, requested, default_organization_id=remembered)
     if not role_allows(membership.role, Action.VIEW):

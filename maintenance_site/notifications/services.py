@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from maintenance_site.errors import InvalidInput
 from maintenance_site.events.services import publish
+from maintenance_site.notifications import tasks  # tasks call these services, and these services queue tasks
 from maintenance_site.notifications.kinds import (
     all_kinds,
     enabled_channels,
@@ -174,9 +175,7 @@ def enqueue_deliveries(delivery_ids: list[int]) -> None:
     costs the committing request one failed publish, not one per delivery)."""
     if not delivery_ids:
         return
-    from maintenance_site.notifications.tasks import send_deliveries
-
-    send_deliveries.delay(list(delivery_ids))
+    tasks.send_deliveries.delay(list(delivery_ids))
 
 
 # --- sending (Celery tasks call these) -----------------------------------------------------------------

@@ -10,10 +10,9 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self):
-        post_migrate.connect(_ensure_core_tasks, sender=self, dispatch_uid="ops-core-periodic-tasks")
+        # These modules import models (the metrics collector reads the outbox and the heartbeats), which exist
+        # only once the app registry is ready: Django's place for these imports is here, in ready(). Importing
+        # celery_metrics connects the Celery task metrics receivers.
+        from maintenance_site.ops import celery_metrics, schedules  # noqa: F401
 
-
-def _ensure_core_tasks(sender, using="default", **kwargs):
-    from maintenance_site.ops.schedules import ensure_core_periodic_tasks
-
-    ensure_core_periodic_tasks(using=using)
+        post_migrate.connect(schedules.after_migrate, sender=self, dispatch_uid="ops-core-periodic-tasks")

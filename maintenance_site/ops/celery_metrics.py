@@ -1,9 +1,9 @@
 """Celery signal receivers that feed /metrics: task outcomes and runtimes, counted in the shared cache.
 
-maintenance_site/celery.py imports this module, so every process that loads the Celery app (worker, beat,
-web) connects the receivers. Outcomes come from task_success, task_failure and task_retry, which the worker
-also sends for hard time limits and lost child processes; the runtime of every attempt comes from
-task_prerun and task_postrun. A receiver never lets a metrics failure reach the task.
+The ops app's `ready()` imports this module, so every process that sets Django up (the worker does, through
+Celery's Django fix-up; the web) connects the receivers. Outcomes come from task_success, task_failure and
+task_retry, which the worker also sends for hard time limits and lost child processes; the runtime of every
+attempt comes from task_prerun and task_postrun. A receiver never lets a metrics failure reach the task.
 """
 
 import logging

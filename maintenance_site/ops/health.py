@@ -5,9 +5,12 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.utils import timezone
+
+from maintenance_site.celery import app
+from maintenance_site.ops.models import Heartbeat
 
 
 @dataclass
@@ -41,22 +44,16 @@ def check_cache() -> str:
     if cache.get(key) != "1":
         raise RuntimeError("value written to the cache could not be read back")
     cache.delete(key)
-    from django.core.cache import caches
-
     return caches["default"].__class__.__name__
 
 
 def check_broker() -> str:
-    from maintenance_site.celery import app
-
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         return conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_type
 
 
 def check_beat() -> str:
-    from maintenance_site.ops.models import Heartbeat
-
     beat = Heartbeat.objects.filter(component="beat").first()
     if beat is None:
         raise RuntimeError("no beat heartbeat recorded yet: is the worker with beat running?")

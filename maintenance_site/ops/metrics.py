@@ -21,6 +21,7 @@ from contextlib import contextmanager, nullcontext
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.filebased import FileBasedCache
+from django.utils import timezone
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -31,6 +32,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
+
+from maintenance_site.celery import app
+from maintenance_site.events import services as event_services
+from maintenance_site.events.models import Event
+from maintenance_site.ops.models import Heartbeat
 
 try:
     import fcntl
@@ -136,11 +142,13 @@ def _incr(key: str, delta: int = 1) -> int:
         return backend.incr(key, delta)
 
 
-def _task_key(task_name: str, what: str) -> str:
+def task_key(task_name: str, what: str) -> str:
+    """The shared-cache key of one Celery task counter (`what`: a state, a runtime bucket or the runtime sum)."""
     return f"{KEY_PREFIX}:celery:{task_name}:{what}"
 
 
-def _bucket_label(bound: float) -> str:
+def bucket_label(bound: float) -> str:
+    """A runtime histogram bucket's label, as in the counter's key and Prometheus' `le`."""
     return "+Inf" if math.isinf(bound) else repr(bound)
 
 
@@ -165,7 +173,7 @@ def record_task_state(task_name: str, state: str) -> None:
     if state not in TASK_STATES:
         raise ValueError(f"Unknown task state {state!r}; expected one of {TASK_STATES}.")
     _remember_task_name(task_name)
-    _incr(_task_key(task_name, state))
+    _incr(task_key(task_name, state))
 
 
 def record_task_runtime(task_name: str, seconds: float) -> None:
@@ -173,8 +181,8 @@ def record_task_runtime(task_name: str, seconds: float) -> None:
     seconds = max(0.0, seconds)
     bound = next(b for b in TASK_RUNTIME_BUCKETS if seconds <= b)
     _remember_task_name(task_name)
-    _incr(_task_key(task_name, f"runtime:{_bucket_label(bound)}"))
-    _incr(_task_key(task_name, "runtime-sum-us"), round(seconds * 1_000_000))
+    _incr(task_key(task_name, f"runtime:{bucket_label(bound)}"))
+    _incr(task_key(task_name, "runtime-sum-us"), round(seconds * 1_000_000))
 
 
 def websocket_opened() -> None:
@@ -203,8 +211,6 @@ _tasks_discovered = False
 def _registered_task_names() -> set[str]:
     """The app's own tasks (so they show 0 before they first run); Celery's built-ins only once seen."""
     global _tasks_discovered
-    from maintenance_site.celery import app
-
     if not _tasks_discovered:
         # Only a worker imports every app's tasks module at start; the web process does it once here.
         app.autodiscover_tasks(force=True)
@@ -247,13 +253,13 @@ class SharedStateCollector:
         names = sorted(registered | set(remembered))
 
         first = [WEBSOCKETS_KEY]
-        first += [_task_key(name, state) for name in names for state in TASK_STATES]
-        first += [_task_key(name, "runtime-sum-us") for name in names]
+        first += [task_key(name, state) for name in names for state in TASK_STATES]
+        first += [task_key(name, "runtime-sum-us") for name in names]
         values = backend.get_many(first)
         # Buckets only for the tasks that have run: a scrape reads few keys per idle task.
-        ran = [name for name in names if _task_key(name, "runtime-sum-us") in values]
+        ran = [name for name in names if task_key(name, "runtime-sum-us") in values]
         buckets = backend.get_many(
-            [_task_key(name, f"runtime:{_bucket_label(b)}") for name in ran for b in TASK_RUNTIME_BUCKETS]
+            [task_key(name, f"runtime:{bucket_label(b)}") for name in ran for b in TASK_RUNTIME_BUCKETS]
         )
 
         tasks = CounterMetricFamily(
@@ -263,7 +269,7 @@ class SharedStateCollector:
         )
         for name in names:
             for state in TASK_STATES:
-                tasks.add_metric([name, state], values.get(_task_key(name, state), 0))
+                tasks.add_metric([name, state], values.get(task_key(name, state), 0))
         runtime = HistogramMetricFamily(
             "maintenance_celery_task_runtime_seconds",
             "Duration of Celery task runs (every attempt), by task name, from every worker.",
@@ -272,10 +278,10 @@ class SharedStateCollector:
         for name in ran:
             cumulative, points = 0, []
             for bound in TASK_RUNTIME_BUCKETS:
-                label = _bucket_label(bound)
-                cumulative += buckets.get(_task_key(name, f"runtime:{label}"), 0)
+                label = bucket_label(bound)
+                cumulative += buckets.get(task_key(name, f"runtime:{label}"), 0)
                 points.append((label, cumulative))
-            runtime.add_metric([name], points, sum_value=values[_task_key(name, "runtime-sum-us")] / 1_000_000)
+            runtime.add_metric([name], points, sum_value=values[task_key(name, "runtime-sum-us")] / 1_000_000)
         websockets = GaugeMetricFamily(
             "maintenance_websocket_connections",
             "Websocket connections open across all web processes.",
@@ -284,16 +290,10 @@ class SharedStateCollector:
         return [tasks, runtime, websockets]
 
     def _from_database(self) -> list:
-        from django.utils import timezone
-
-        from maintenance_site.events.models import Event
-        from maintenance_site.events.services import outbox_lag_seconds
-        from maintenance_site.ops.models import Heartbeat
-
         lag = GaugeMetricFamily(
             "maintenance_outbox_lag_seconds",
             "Age of the oldest undelivered event (0 when the outbox is empty).",
-            value=outbox_lag_seconds(),
+            value=event_services.outbox_lag_seconds(),
         )
         undelivered = GaugeMetricFamily(
             "maintenance_outbox_undelivered_events",

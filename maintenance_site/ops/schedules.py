@@ -7,6 +7,7 @@ restarts and migrations. Later apps add their jobs to CORE_PERIODIC_TASKS.
 from dataclasses import dataclass
 
 from django.conf import settings
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,6 @@ def core_periodic_tasks() -> list[CoreTask]:
 
 def ensure_core_periodic_tasks(using: str = "default") -> int:
     """Create the missing core periodic tasks; returns how many were created."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
     created = 0
     for core in core_periodic_tasks():
         if PeriodicTask.objects.using(using).filter(name=core.name).exists():
@@ -112,3 +111,8 @@ def ensure_core_periodic_tasks(using: str = "default") -> int:
         )
         created += 1
     return created
+
+
+def after_migrate(sender, using="default", **kwargs):
+    """post_migrate receiver (connected by the ops app): the core periodic tasks exist after every migrate."""
+    ensure_core_periodic_tasks(using=using)

@@ -1,18 +1,20 @@
+import hmac
+
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from maintenance_site.ops import health
+from maintenance_site.ops import health, metrics
+from scenarios.services import scenarios_status
+from scheduling.windows.mode import platform_status
 
 
 def maintenance_mode_status() -> dict:
     """The platform-wide maintenance switch and how many organisations are in maintenance mode (these
     endpoints know no organisation; an organisation's own mode is at /api/v1/maintenance/mode)."""
-    from scheduling.windows.mode import platform_status
-
     return platform_status()
 
 
@@ -25,8 +27,6 @@ class StatusView(APIView):
 
     @extend_schema(responses={200: dict}, summary="Platform status")
     def get(self, request):
-        from scenarios.services import scenarios_status
-
         results = health.run_checks()
         return Response(
             {
@@ -59,13 +59,6 @@ def readiness(request):
 
 def prometheus_metrics(request):
     """Prometheus metrics. With METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
-    # Imported here so that this view is a pure addition to the module.
-    import hmac
-
-    from django.http import HttpResponse, HttpResponseNotAllowed
-
-    from maintenance_site.ops import metrics
-
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     token = getattr(settings, "METRICS_TOKEN", "") or ""

@@ -14,7 +14,9 @@ def _has_organization(model) -> bool:
     return any(field.name == "organization" for field in model._meta.get_fields())
 
 
-def _back_office_role(request) -> str | None:
+def back_office_role(request) -> str | None:
+    """The role through which the request's user works in the back office (manager, planner or storekeeper of
+    the active organisation), or None."""
     membership = getattr(request, "membership", None)
     if not membership or membership.role not in BACK_OFFICE_ROLES:
         return None
@@ -65,7 +67,7 @@ class TenantScopingMixin:
     def has_view_permission(self, request, obj=None):
         if request.user.is_superuser:
             return True
-        role = _back_office_role(request)
+        role = back_office_role(request)
         return bool(role) and role_allows(role, Action.VIEW) and self._in_tenant(request, obj)
 
     def has_module_permission(self, request):
@@ -74,7 +76,7 @@ class TenantScopingMixin:
     def _may_write(self, request, obj=None):
         if request.user.is_superuser:
             return True
-        role = _back_office_role(request)
+        role = back_office_role(request)
         return bool(role) and role_allows(role, self.write_action) and self._in_tenant(request, obj)
 
     def has_add_permission(self, request, *args):

@@ -1,12 +1,14 @@
 """Services that change organisations, memberships and API keys, and resolve the active organisation."""
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
+from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.tenancy.models import (
     ApiKeyScope,
@@ -16,14 +18,12 @@ from maintenance_site.tenancy.models import (
     OrganizationCounter,
     validate_time_zone,
 )
-from maintenance_site.tenancy.roles import Role
+from maintenance_site.tenancy.roles import Role, role_allows
 
 User = get_user_model()
 
 
 def _validated(instance):
-    from django.core.exceptions import ValidationError
-
     try:
         instance.full_clean()
     except ValidationError as exc:
@@ -123,8 +123,6 @@ def reserve_numbers(organization, name: str, count: int = 1) -> range:
 def acting_membership(organization_id: int, actor, *, not_member: str = "You are not a member of this organisation."):
     """The membership through which `actor` acts in the organisation, or None for automation (no actor, or
     the system user: allowed, and history names the system user). A non-member is refused."""
-    from maintenance_site import audit
-
     if actor is None or actor.get_username() == audit.SYSTEM_USERNAME:
         return None
     membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
@@ -135,8 +133,6 @@ def acting_membership(organization_id: int, actor, *, not_member: str = "You are
 
 def check_role(membership: Membership | None, action) -> None:
     """Refuse when the membership's role may not do `action` (the role table); automation may."""
-    from maintenance_site.tenancy.roles import role_allows
-
     if membership is not None and not role_allows(membership.role, action):
         raise PermissionDeniedError(
             f"Your role ({membership.get_role_display()}) may not {action.label}.", code="role_forbids"

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('assets', '0002_initial'),
+        ('assets', '0001_initial'),
         ('tenancy', '0001_initial'),
         ('workorders', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -9,10 +9,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import re_path
 
 from assets import services as asset_services
-from assets.history import AssetHistoryView, asset_history
 from assets.models import Asset, Downtime
 from maintenance_site import audit
 from workorders import services as wo_services
+from workorders.asset_history import AssetHistoryView, asset_history
 from workorders.models import WorkOrder
 
 
@@ -72,8 +72,10 @@ def story(org_a, planner_a, rooms, pump):
     with audit.acting_as(planner_a):
         asset_services.update_asset(pump, name="Feed pump", location=rooms[1])
     order = wo_services.create_work_order(org_a, title="Replace seal", asset=pump, actor=planner_a)
-    asset_services.mark_asset_down(pump, reason="Seal leaking", at=at(30), caused_by=order)
-    asset_services.mark_asset_up(pump, at=at(41), work_order=order)
+    downtime = asset_services.mark_asset_down(pump, reason="Seal leaking", at=at(30))
+    wo_services.link_downtime(downtime, caused_by=order)
+    asset_services.mark_asset_up(pump, at=at(41))
+    wo_services.link_downtime(downtime, ended_by=order)
     WorkOrder.objects.filter(pk=order.pk).update(
         created_at=at(20), completed_at=at(40), status=WorkOrder.Status.COMPLETED, completion_notes="New seal"
     )
@@ -180,15 +182,14 @@ def test_query_count_does_not_grow_with_the_history(api, org_a, planner_a, viewe
     def add_history(n):
         order = wo_services.create_work_order(org_a, title=f"Job {n}", asset=pump, actor=planner_a)
         WorkOrder.objects.filter(pk=order.pk).update(completed_at=at(n), status="completed")
-        Downtime.objects.create(
+        downtime = Downtime.objects.create(
             organization=org_a,
             asset=pump,
             started_at=at(n),
             ended_at=at(n) + timedelta(minutes=5),
             reason=f"Trip {n}",
-            work_order=order,
-            caused_by=order,
         )
+        wo_services.link_downtime(downtime, caused_by=order, ended_by=order)
         with audit.acting_as(planner_a):
             asset_services.update_asset(pump, name=f"Pump {n}", location=rooms[(n + 1) % 2])
 

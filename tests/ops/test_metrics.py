@@ -183,7 +183,7 @@ def test_shared_counters_do_not_expire():
     metrics.record_task_state("tests.ops.kept", "succeeded")
     metrics.record_task_state("tests.ops.kept", "succeeded")  # the second goes through the increment path
     metrics.websocket_opened()
-    keys = [metrics._task_key("tests.ops.kept", "succeeded"), metrics.WEBSOCKETS_KEY, metrics.TASK_NAMES_KEY]
+    keys = [metrics.task_key("tests.ops.kept", "succeeded"), metrics.WEBSOCKETS_KEY, metrics.TASK_NAMES_KEY]
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         client = backend._cache.get_client(None)

@@ -14,7 +14,7 @@ import pytest
 from scenarios import registry
 from scenarios.models import Category, Scenario, Weight
 from scenarios.registry import RunResult
-from scenarios.services import sync_registry
+from scenarios.sync import sync_registry
 from tests.conftest import make_user
 
 Memory = namedtuple("Memory", "percent total available")

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from maintenance_site.errors import Conflict
 from scenarios import discovery, presets, services
 from scenarios.models import DiscoveredService, Scenario, ScenarioActivity
-from scenarios.services import ExternalScenarioError
+from scenarios.remote import ExternalScenarioError
 from tests.scenarios.conftest import fresh, service_json
 
 

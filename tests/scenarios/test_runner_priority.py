@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from maintenance_site.errors import InvalidInput
-from scenarios import priority, registry, runner, services
+from scenarios import priority, registry, runner, services, sync
 from scenarios.models import Category, Priority, Scenario, ScenarioRun
 from scenarios.registry import RunResult, validate_config
 from tests.scenarios.conftest import fresh
@@ -95,7 +95,7 @@ def test_a_custom_executor_registered_in_code_runs_a_task_created_from_the_comma
         "housekeeping",
     )
     assert task.state == "inactive" and task.interval_seconds == 3600
-    services.sync_registry()  # not a registered key, but its executor is: still present
+    sync.sync_registry()  # not a registered key, but its executor is: still present
     assert fresh("nightly-purge").is_present
     run = runner.run_now(services.request_run("nightly-purge"))
     assert run.status == Status.SUCCEEDED and calls == ["nightly-purge"]

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, NotFound
-from scenarios import runner, services
+from scenarios import runner, services, sync
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight
 from tests.scenarios.conftest import INTERNAL_KEYS, fresh
 
@@ -152,7 +152,7 @@ def test_a_scenario_gone_from_code_is_switched_off_and_cannot_be_activated(test_
     from scenarios import registry
 
     registry.unregister("test-temporary")
-    services.sync_registry()
+    sync.sync_registry()
     gone = fresh("test-temporary")
     assert not gone.is_present and not gone.is_active
     with pytest.raises(Conflict, match="no longer registered in code"):

@@ -322,7 +322,8 @@ def test_work_needing_downtime_records_it(org_a, planner_a, technician_a, pump):
     pump.refresh_from_db()
     downtime = pump.downtimes.get()
     assert pump.status == Asset.Status.OPERATIONAL
-    assert downtime.ended_at and downtime.work_order == order and downtime.caused_by == order
+    assert downtime.ended_at
+    assert downtime.work_order_link.caused_by == order and downtime.work_order_link.ended_by == order
 
 
 def test_marking_an_asset_down_and_up_records_downtime(org_a, pump):

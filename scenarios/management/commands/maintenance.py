@@ -27,12 +27,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.text import slugify
 
 from maintenance_site import audit
 from maintenance_site.commands import AuditedCommand
 from maintenance_site.errors import InvalidInput, NotFound
-from scenarios import conf, discovery, presets, runner, services
+from scenarios import conf, discovery, metrics, presets, rollback, runner, services, sync, tasks
 from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun
+from scenarios.priority import analyze_priority
 
 VIA = ScenarioActivity.Via.CLI
 
@@ -307,7 +309,7 @@ class Command(AuditedCommand):
         changes = presets.apply_preset(
             key, actor=self.actor, via=VIA, reason=self.default_reason(), duration_minutes=minutes
         )
-        self.say(self.style.SUCCESS(f"Preset {key} applied: {services._describe(changes)}."))
+        self.say(self.style.SUCCESS(f"Preset {key} applied: {services.describe_changes(changes)}."))
 
     def preset_create(self, key, name="", description="", replace=False, **options):
         preset = presets.save_preset(
@@ -429,8 +431,6 @@ class Command(AuditedCommand):
         )
 
     def do_tick(self, **options):
-        from scenarios import tasks
-
         scheduled = tasks.scheduler_tick()
         executed = runner.run_due()
         self.say(
@@ -442,7 +442,7 @@ class Command(AuditedCommand):
             self.say(f"  #{run.pk} {run.scenario.key}: {run.status}: {run.summary}")
 
     def do_scheduler_start(self, no_reset=False, **options):
-        synced = services.sync_registry()
+        synced = sync.sync_registry()
         self.say(f"Registry: {len(synced['created'])} new, {len(synced['missing'])} no longer in code.")
         found = discovery.discover()
         if found.get("enabled"):
@@ -468,8 +468,6 @@ class Command(AuditedCommand):
         return found
 
     def do_list_tasks(self, json=False, **options):
-        from scenarios.priority import analyze_priority
-
         tasks = list(Scenario.objects.internal().prefetch_related("depends_on").order_by("key"))
         analyses = {t.pk: analyze_priority(t) for t in tasks}
         if json:
@@ -513,8 +511,6 @@ class Command(AuditedCommand):
         self.say(_table(rows, [*headers, "schedule", "depends on"]))
 
     def do_create_task(self, name, executor="", key="", category="other", priority="medium", timeout=3600, **options):
-        from django.utils.text import slugify
-
         try:
             config = json.loads(options.get("config") or "{}")
         except ValueError as exc:
@@ -563,8 +559,6 @@ class Command(AuditedCommand):
         self.say(_table(rows, headers) if rows else f"{scenario.key} has no runs yet.")
 
     def do_metrics(self, days=30, json=False, **options):
-        from scenarios import metrics
-
         if days < 1:
             raise InvalidInput("--days must be at least 1.")
         found = metrics.all_metrics(days)
@@ -588,8 +582,6 @@ class Command(AuditedCommand):
         self.say(_table(rows, headers))
 
     def do_list_rollbacks(self, **options):
-        from scenarios import rollback
-
         found = rollback.points()
         rows = [
             [str(r.pk), r.scenario.key, _when(r.finished_at), r.status, str(r.changed), r.summary[:60]] for r in found
@@ -598,8 +590,6 @@ class Command(AuditedCommand):
         self.say(_table(rows, headers) if rows else "No rollback points.")
 
     def do_rollback(self, run, reason, force=False, **options):
-        from scenarios import rollback
-
         found = ScenarioRun.objects.filter(pk=run).first()
         if found is None:
             raise NotFound(f"No run #{run}: see `maintenance list-rollbacks`.")
@@ -612,8 +602,6 @@ class Command(AuditedCommand):
         )
 
     def do_analyze_priority(self, task, **options):
-        from scenarios.priority import analyze_priority
-
         analysis = analyze_priority(self.task(task))
         self.say(f"{analysis['task']}: score {analysis['score']}")
         for name, value in analysis["terms"].items():
@@ -623,8 +611,6 @@ class Command(AuditedCommand):
         self.say(f"  × priority {analysis['priority']} {analysis['priority_adjustment']}")
 
     def do_cleanup(self, history_days=90, rollback_days=30, **options):
-        from scenarios import metrics
-
         outcome = metrics.cleanup(history_days, rollback_days, actor=self.actor, via=VIA)
         self.say(
             self.style.SUCCESS(

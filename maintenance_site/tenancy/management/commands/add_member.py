@@ -1,5 +1,6 @@
 from decimal import Decimal, InvalidOperation
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from maintenance_site.commands import AuditedCommand
@@ -31,7 +32,6 @@ class Command(AuditedCommand):
                 rate = Decimal(hourly_rate)
             except InvalidOperation:
                 raise CommandError(f"--hourly-rate “{hourly_rate}” is not a number.") from None
-        from django.contrib.auth import get_user_model
 
         user = get_user_model().objects.filter(username=username).first()
         if user is None:

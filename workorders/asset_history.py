@@ -3,8 +3,9 @@
 `GET /api/v1/assets/{id}/history?limit=100` (`AssetHistoryView`). Every entry is
 `{"at": <ISO 8601>, "kind": "work_order" | "downtime" | "change", "summary": <one line>, "details": {...}}`.
 
-A fixed number of queries whatever the asset's past: each source is read once, at most `limit` rows, with what it
-refers to joined in.
+It lives with the work orders because it reads the assets and the orders done on them (assets come first in the
+apps' order and know nothing of work orders). A fixed number of queries whatever the asset's past: each source is
+read once, at most `limit` rows, with what it refers to joined in.
 """
 
 from django.db.models.functions import Coalesce
@@ -20,6 +21,7 @@ from maintenance_site.api.permissions import RolePermission
 from maintenance_site.api.viewsets import TenantAPIMixin
 from maintenance_site.errors import InvalidInput
 from maintenance_site.tenancy.roles import Action
+from workorders.models import DowntimeLink, WorkOrder
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -45,8 +47,6 @@ def _duration_text(seconds: int) -> str:
 
 
 def _work_order_entries(asset, limit: int) -> list[dict]:
-    from workorders.models import WorkOrder
-
     # The `limit` orders with the newest last event (completion, else creation) hold all of the newest
     # `limit` work-order events.
     orders = (
@@ -100,13 +100,14 @@ def _work_order_entries(asset, limit: int) -> list[dict]:
 def _downtime_entries(asset, limit: int) -> list[dict]:
     downtimes = (
         Downtime.objects.filter(organization_id=asset.organization_id, asset=asset)
-        .select_related("work_order", "caused_by")
+        .select_related("work_order_link__caused_by", "work_order_link__ended_by")
         .annotate(last_event_at=Coalesce("ended_at", "started_at"))
         .order_by("-last_event_at", "-pk")[:limit]
     )
     entries = []
     for downtime in downtimes:
-        caused_by = downtime.caused_by.number if downtime.caused_by else None
+        link = _link(downtime)
+        caused_by = link.caused_by.number if link and link.caused_by else None
         base = {"id": downtime.pk, "reason": downtime.reason, "caused_by_work_order": caused_by}
         entries.append(
             {
@@ -118,7 +119,7 @@ def _downtime_entries(asset, limit: int) -> list[dict]:
         )
         if downtime.ended_at:
             seconds = int((downtime.ended_at - downtime.started_at).total_seconds())
-            ended_by = downtime.work_order.number if downtime.work_order else None
+            ended_by = link.ended_by.number if link and link.ended_by else None
             entries.append(
                 {
                     "at": downtime.ended_at,
@@ -135,6 +136,13 @@ def _downtime_entries(asset, limit: int) -> list[dict]:
                 }
             )
     return entries
+
+
+def _link(downtime: Downtime) -> DowntimeLink | None:
+    try:
+        return downtime.work_order_link
+    except DowntimeLink.DoesNotExist:
+        return None
 
 
 def _display(field, value, names: dict):

@@ -1,0 +1,80 @@
+"""The technician's parts (`/t/`, wired by `maintenance_site/urls.py`): recording a part used on a work order,
+searching parts, and the "Parts" section of the work-order page (the `technician_order_page` hook point).
+Same rules as the rest of the technician's view (`workorders.technician_views`): a signed-in member, the
+session's organisation, the service's refusal shown next to the form."""
+
+from django.db.models import OuterRef, Subquery
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from inventory import services as inventory_services
+from inventory.models import MovementKind, Reservation, StockLevel, StockLocation, StockMovement
+from inventory.technician_forms import PartUseForm, search_parts
+from maintenance_site.errors import DomainError
+from workorders.technician_views import done, order_or_404, refused, render_order, technician_view
+
+
+def order_page_parts(request, work_order) -> dict:
+    """The work-order page's parts: reserved (`planned`), issued and returned (`used`), and the part-use form."""
+    return {
+        "planned": list(
+            Reservation.objects.filter(work_order=work_order, status=Reservation.Status.ACTIVE).select_related(
+                "part", "location"
+            )
+        ),
+        "used": list(
+            StockMovement.objects.filter(
+                work_order=work_order, kind__in=(MovementKind.ISSUE, MovementKind.RETURN)
+            ).select_related("part", "location", "user")
+        ),
+        "forms": {"part": PartUseForm(organization=request.organization, user=request.user)},
+    }
+
+
+@require_POST
+@technician_view
+def use_part(request, pk):
+    """Record a part used: taken from a stock location (my van by default) for this order."""
+    work_order = order_or_404(request, pk)
+    form = PartUseForm(request.POST, organization=request.organization, user=request.user)
+    if not form.is_valid():
+        return render_order(
+            request, work_order, status=400, forms={"part": form}, error_form="part", error="Say which part you used."
+        )
+    data = form.cleaned_data
+    part = data["part_obj"]
+    try:
+        movement = inventory_services.issue_to_work_order(
+            work_order, part, data["location"], data["quantity"], actor=request.user, client_id=data["client_id"]
+        )
+    except DomainError as exc:
+        return refused(request, pk, exc, form_name="part", forms={"part": form})
+    quantity = f"{-movement.quantity.normalize():f}"
+    return done(
+        request, work_order, f"{quantity} × {part.sku} {part.name} from {data['location'].name}.", anchor="parts"
+    )
+
+
+@never_cache
+@require_GET
+@technician_view
+def part_search(request):
+    """Parts matching `q` (SKU or name) in the organisation, with how many are in my van."""
+    van = StockLocation.objects.for_tenant(request.organization).filter(holder=request.user, is_active=True).first()
+    parts = search_parts(request.organization, request.GET.get("q", ""))
+    if van is not None:
+        parts = parts.annotate(
+            in_van=Subquery(StockLevel.objects.filter(part=OuterRef("pk"), location=van).values("on_hand")[:1])
+        )
+    results = [
+        {
+            "id": part.pk,
+            "sku": part.sku,
+            "name": part.name,
+            "unit": part.get_unit_display().lower(),
+            "in_van": None if van is None or part.in_van is None else f"{part.in_van.normalize():f}",
+        }
+        for part in parts
+    ]
+    return JsonResponse({"results": results, "van": van.name if van else None})
