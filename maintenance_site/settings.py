@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "channels",
+    "axes",
+    "maintenance_site.security",
     "maintenance_site.tenancy",
     "maintenance_site.api",
     "maintenance_site.ops",
@@ -93,6 +95,7 @@ MIDDLEWARE = [
     "maintenance_site.tenancy.middleware.ActiveOrganizationMiddleware",
     "scheduling.middleware.MaintenanceModeMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "maintenance_site.security.logins.LoginLockoutMiddleware",  # last, as django-axes wants
 ]
 
 ROOT_URLCONF = "maintenance_site.urls"
@@ -210,6 +213,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed sign-ins are counted per (username, client address) in the database (axes' database handler: it keeps
+# working while Redis is down); the pair is refused for LOGIN_COOLOFF_MINUTES after LOGIN_FAILURE_LIMIT failures.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not kept (an ever-growing table); failures are
+AXES_CLIENT_IP_CALLABLE = "maintenance_site.security.addresses.client_ip"
+AXES_LOCKOUT_CALLABLE = "maintenance_site.security.logins.lockout_response"
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]  # its middleware is there, as LoginLockoutMiddleware (a subclass)
+# Reverse proxies in front of the web server that append the client's address to X-Forwarded-For; the client is
+# that many entries from the right (0: the header is ignored). Throttles, lockouts and public reports use it.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 30, minimum=60)  # phones stay logged in
@@ -245,6 +263,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "maintenance_site.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "PAGE_SIZE": 50,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200, minimum=1)
 # The import's confirm step finds the uploaded file in the shared cache, whichever web process answers.
