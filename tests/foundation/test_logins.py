@@ -193,3 +193,11 @@ def test_failed_sign_ins_and_the_lockout_are_logged(manager_a, caplog):
 def test_every_login_page_renders(client, db, url):
     """`/accounts/login/` (where attachment downloads send a signed-out visitor) had no template: a 500."""
     assert client.get(url).status_code == 200
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_public_reports_count_the_same_client_address():
+    from workorders.public_views import client_address
+
+    request = RequestFactory().post("/report/x/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7", REMOTE_ADDR="172.18.0.2")
+    assert client_address(request) == "203.0.113.7"
