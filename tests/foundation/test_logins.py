@@ -201,3 +201,17 @@ def test_public_reports_count_the_same_client_address():
 
     request = RequestFactory().post("/report/x/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7", REMOTE_ADDR="172.18.0.2")
     assert client_address(request) == "203.0.113.7"
+
+
+def test_under_asgi_the_lockout_shows_the_login_page_with_the_reason(manager_a):
+    """daphne runs the middleware chain asynchronously, where axes' own middleware would lose the page."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    client = AsyncClient()
+    post = async_to_sync(client.post)
+    for attempt in range(LIMIT):
+        response = post("/admin/login/", {"username": "manager-a", "password": f"guess-{attempt}"})
+    assert response.status_code == 429
+    html = response.content.decode()
+    assert 'id="login-form"' in html and "Too many failed sign-ins for “manager-a”" in html
