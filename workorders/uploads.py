@@ -84,7 +84,7 @@ DESCRIPTIONS = {
     "application/vnd.rar": "a RAR archive",
     "application/x-7z-compressed": "a 7-Zip archive",
     "application/gzip": "a gzip archive",
-    UNKNOWN: "a file of unknown type",
+    UNKNOWN: "of a type we do not recognise",
 }
 # Other names clients use for the same types.
 ALIASES = {
@@ -161,18 +161,26 @@ def _pillow_type(uploaded) -> str | None:
     return _PILLOW_TYPES.get(image_format or "", f"image/{(image_format or 'unknown').lower()}")
 
 
-def _is_text(uploaded) -> bool:
-    """UTF-8 (with or without a byte-order mark), no NUL and no control characters other than tab, CR, LF, FF."""
-    sample = _read_head(uploaded, TEXT_SAMPLE_BYTES)
-    if not sample:
-        return False
+def _decoded(sample: bytes) -> str | None:
+    """The sample as text: UTF-8 (with or without a byte-order mark), else Windows-1252 (spreadsheets and logs
+    saved on Windows); None when it is neither."""
     try:
-        text = sample.decode("utf-8-sig")
+        return sample.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        # The sample may end inside a multi-byte character: only an error in the last 3 bytes is forgiven.
-        if exc.start < len(sample) - 3:
-            return False
-        text = sample[: exc.start].decode("utf-8-sig")
+        if exc.start >= len(sample) - 3:  # the sample ends inside a multi-byte character
+            return sample[: exc.start].decode("utf-8-sig")
+    try:
+        return sample.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+
+
+def _is_text(uploaded) -> bool:
+    """Readable text: no NUL and no control characters other than tab, CR, LF and FF (programs, archives and
+    pictures are full of them)."""
+    text = _decoded(_read_head(uploaded, TEXT_SAMPLE_BYTES))
+    if not text:
+        return False
     return not any(ord(char) < 32 and char not in "\t\n\r\f" or char == "\x7f" for char in text)
 
 

@@ -22,7 +22,6 @@ from axes.utils import reset as reset_attempts
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
-from django.forms.utils import ErrorDict
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.template.response import TemplateResponse
@@ -87,7 +86,7 @@ def lockout_response(request, original_response=None, credentials=None):
     if isinstance(original_response, TemplateResponse):
         form = (original_response.context_data or {}).get("form")
     if form is not None and hasattr(form, "cleaned_data"):
-        form._errors = ErrorDict()
+        form.errors.clear()  # "wrong password" would be misleading: the password was not even checked
         form.add_error(None, message)
         original_response.content = original_response.rendered_content
         original_response.status_code = LOCKED_STATUS

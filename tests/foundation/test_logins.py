@@ -66,7 +66,7 @@ def assert_locked(login: Login, response, username: str) -> None:
 
 
 @pytest.mark.parametrize("login", LOGINS, ids=repr)
-def test_thirty_wrong_passwords_then_the_right_one_is_refused(login, request):
+def test_thirty_wrong_passwords_then_the_right_one_is_refused(login, request, db):
     user = request.getfixturevalue(login.persona)
     for attempt in range(30):
         response = login.post(user.username, f"guess-{attempt}")
@@ -83,7 +83,7 @@ def test_thirty_wrong_passwords_then_the_right_one_is_refused(login, request):
 
 
 @pytest.mark.parametrize("login", LOGINS, ids=repr)
-def test_a_successful_sign_in_clears_the_count(login, request):
+def test_a_successful_sign_in_clears_the_count(login, request, db):
     user = request.getfixturevalue(login.persona)
     for round_ in range(3):
         for attempt in range(LIMIT - 1):

@@ -74,6 +74,7 @@ def order(org_a, planner_a, technician_a, pump):
         (MOV, "video/quicktime"),
         (CSV, "text/plain"),
         ("Ölwechsel erledigt.\r\n".encode("utf-8-sig"), "text/plain"),
+        ("Pièce;Quantité\r\nJoint;2\r\n".encode("cp1252"), "text/plain"),  # a CSV saved by Excel on Windows
         (EXE, "application/x-msdownload"),
         (b"\x7fELF\x02\x01\x01" + bytes(100), "application/x-executable"),
         (b"PK\x03\x04" + bytes(100), "application/zip"),
