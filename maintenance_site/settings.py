@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from maintenance_site.env import (
@@ -65,6 +66,9 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "channels",
+    "axes",
+    "csp",
+    "maintenance_site.security",
     "maintenance_site.tenancy",
     "maintenance_site.api",
     "maintenance_site.ops",
@@ -82,6 +86,7 @@ MIDDLEWARE = [
     "maintenance_site.ops.middleware.RequestMetricsMiddleware",  # first: times the whole chain
     "maintenance_site.ops.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "maintenance_site.security.csp.PathPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -93,6 +98,7 @@ MIDDLEWARE = [
     "maintenance_site.tenancy.middleware.ActiveOrganizationMiddleware",
     "scheduling.windows.middleware.MaintenanceModeMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "maintenance_site.security.logins.LoginLockoutMiddleware",  # last, as django-axes wants
 ]
 
 ROOT_URLCONF = "maintenance_site.urls"
@@ -210,6 +216,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed sign-ins are counted per (username, client address) in the database (axes' database handler: it keeps
+# working while Redis is down); the pair is refused for LOGIN_COOLOFF_MINUTES after LOGIN_FAILURE_LIMIT failures.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not kept (an ever-growing table); failures are
+AXES_CLIENT_IP_CALLABLE = "maintenance_site.security.addresses.client_ip"
+AXES_LOCKOUT_CALLABLE = "maintenance_site.security.logins.lockout_response"
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]  # its middleware is there, as LoginLockoutMiddleware (a subclass)
+# Reverse proxies in front of the web server that append the client's address to X-Forwarded-For; the client is
+# that many entries from the right (0: the header is ignored). Throttles, lockouts and public reports use it.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 30, minimum=60)  # phones stay logged in
@@ -245,6 +266,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "maintenance_site.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "PAGE_SIZE": 50,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200, minimum=1)
 # The import's confirm step finds the uploaded file in the shared cache, whichever web process answers.
@@ -388,6 +410,29 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp 4.x): strict on every page; CONTENT_SECURITY_POLICY_PATHS adds sources for
+# one path's pages only. README "Security headers" says why each addition is there.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],  # the event websocket too: CSP 3 lets 'self' match ws(s) on our own host
+        "worker-src": [SELF],
+        "manifest-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+CONTENT_SECURITY_POLICY_PATHS = {
+    # Style attributes only (no <style> block, no script): django-import-export's export page, simple-history's
+    # history page and some change-list columns write style="…".
+    "/admin/": {"style-src-attr": [UNSAFE_INLINE]},
+}
 
 # --- Logging --------------------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))

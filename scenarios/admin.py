@@ -99,8 +99,8 @@ class ReasonForm(forms.Form):
 
 
 def _state_badge(state: str) -> str:
-    colour = "#1a7f37" if state == Scenario.State.ACTIVE else "#6e7781"
-    return format_html('<strong style="color:{}">{}</strong>', colour, state)
+    status_class = "status-good" if state == Scenario.State.ACTIVE else "status-neutral"  # backoffice.css
+    return format_html('<strong class="{}">{}</strong>', status_class, state)
 
 
 class ConfirmMixin:
@@ -403,7 +403,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
         if obj.kind != Scenario.Kind.EXTERNAL:
             return "-"
         if obj.last_error:
-            return format_html('<span style="color:#cf222e">{}</span>', obj.last_error[:160])
+            return format_html('<span class="status-bad">{}</span>', obj.last_error[:160])
         return f"{obj.remote_health or '?'}, {obj.remote_state or '?'}" + ("" if obj.can_toggle else ", cannot toggle")
 
     def save_model(self, request, obj, form, change):

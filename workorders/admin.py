@@ -621,7 +621,7 @@ class WorkOrderAdmin(ServiceAdmin):
     @admin.display(description="overdue", ordering="due_at")
     def overdue(self, work_order):
         if work_order.is_overdue:
-            return format_html('<strong style="color: var(--error-fg, #ba2121)">{}</strong>', "Overdue")
+            return format_html('<strong class="status-overdue">{}</strong>', "Overdue")
         return ""
 
     @admin.display(description="costs")

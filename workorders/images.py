@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maintenance_site.errors import InvalidInput
+from workorders import uploads
 
 MAX_SIDE = 1600
 MAX_UPLOAD_BYTES = 40 * 1024 * 1024  # a raw phone photo; what is stored is far smaller
@@ -40,7 +41,9 @@ def prepare_photo(uploaded, *, max_side: int = MAX_SIDE) -> SimpleUploadedFile:
             image.draft("RGB", (max_side, max_side))  # decode at a reduced scale: far faster on big photos
         image.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
-        raise _refuse("This file is not a photo we can read: send a JPEG, PNG or WebP picture.") from None
+        found = uploads.describe(uploads.detect(uploaded).content_type)
+        message = f"This file is not a photo we can read: it is {found}. Send a JPEG, PNG or WebP picture."
+        raise _refuse(message) from None
 
     icc_profile = image.info.get("icc_profile")
     image = ImageOps.exif_transpose(image)  # upright, before the orientation tag goes with the metadata

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from assets.models import Asset
 from maintenance_site.errors import InvalidInput, NotFound
+from maintenance_site.security.addresses import client_ip
 from maintenance_site.tenancy.models import Organization
 from workorders import services
 from workorders.forms import ProblemReportForm, location_paths
@@ -55,9 +56,10 @@ def parse_rate(name: str, raw: str) -> tuple[int, int]:
 def client_address(request) -> str:
     """The client's address as the rate limit counts it: IPv6 by /64, which one subscriber usually has whole.
 
-    REMOTE_ADDR must be the browser's address: behind a reverse proxy, run daphne with --proxy-headers.
+    Behind reverse proxies, TRUSTED_PROXY_COUNT says which X-Forwarded-For entry is the browser's
+    (`maintenance_site.security.addresses`).
     """
-    raw = request.META.get("REMOTE_ADDR") or "unknown"
+    raw = client_ip(request) or "unknown"
     try:
         address = ipaddress.ip_address(raw)
     except ValueError:

@@ -23,6 +23,7 @@ from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import validated
+from workorders import uploads
 from workorders.models import (
     TRANSITIONS,
     Attachment,
@@ -79,6 +80,7 @@ ATTACHMENT_TYPES = {
     "video/mp4",
 }
 ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
+ATTACHMENT_OFFER = "a photo (JPEG, PNG, WebP, HEIC), a PDF, a text or CSV file, or an MP4 video"
 
 
 # --- who acts -------------------------------------------------------------------------------------------
@@ -792,13 +794,7 @@ def cost_totals(work_order: WorkOrder) -> dict[str, Decimal]:
 
 
 def _check_upload(uploaded) -> str:
-    content_type = getattr(uploaded, "content_type", "") or "application/octet-stream"
-    if content_type not in ATTACHMENT_TYPES:
-        raise InvalidInput(
-            f"Files of type {content_type} are not accepted; send a photo (JPEG, PNG, WebP, HEIC), a PDF, "
-            "a text or CSV file, or an MP4 video.",
-            fields={"file": ["Type not accepted."]},
-        )
+    """The type to store: detected from the content (`workorders.uploads`), never taken from the client."""
     if uploaded.size > ATTACHMENT_MAX_BYTES:
         raise InvalidInput(
             f"The file is {uploaded.size // 2**20} MB; the limit is {ATTACHMENT_MAX_BYTES // 2**20} MB.",
@@ -806,7 +802,7 @@ def _check_upload(uploaded) -> str:
         )
     if uploaded.size == 0:
         raise InvalidInput("The file is empty.", fields={"file": ["Empty."]})
-    return content_type
+    return uploads.accepted_type(uploaded, allowed=ATTACHMENT_TYPES, offer=ATTACHMENT_OFFER)
 
 
 @audit.attributed

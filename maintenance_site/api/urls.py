@@ -1,7 +1,7 @@
 """`/api/v1/`: every app registers its viewsets in `router` from its own `api` module."""
 
 from django.urls import include, path, re_path
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenRefreshView
 
 # Each import registers that app's viewsets on the shared router.
 import assets.api  # noqa: E402,F401,I001
@@ -16,13 +16,14 @@ import sla.api  # noqa: E402,F401
 import workorders.api  # noqa: E402,F401
 from maintenance_site.api.routers import router
 from maintenance_site.ops.views import StatusView
+from maintenance_site.security.logins import TokenObtainView
 from maintenance_site.tenancy.api import MeView
 from workorders.asset_history import AssetHistoryView
 
 urlpatterns = [
     re_path(r"^status/?$", StatusView.as_view(), name="api-status"),
     re_path(r"^me/?$", MeView.as_view(), name="api-me"),
-    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("auth/token/", TokenObtainView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     re_path(r"^assets/(?P<pk>[0-9]+)/history/?$", AssetHistoryView.as_view(), name="asset-history"),
     path("maintenance/", include("scheduling.windows.api")),

@@ -19,24 +19,27 @@ def maintenance_mode_status() -> dict:
 
 
 class StatusView(APIView):
-    """Version, maintenance mode and component health. Public, so monitors need no credentials."""
+    """Platform status. Anyone (a monitor without credentials) gets the overall health and the maintenance
+    mode; a signed-in user, token or API key also gets the version, each component's check and the scenarios."""
 
     permission_classes = [AllowAny]
-    authentication_classes = []
     throttle_classes = []  # it reports the cache's health, so it must not depend on the cache
 
     @extend_schema(responses={200: dict}, summary="Platform status")
     def get(self, request):
         results = health.run_checks()
-        return Response(
-            {
-                "version": settings.VERSION,
-                "healthy": all(r.ok for r in results),
-                "maintenance_mode": maintenance_mode_status(),
-                "components": health.as_dict(results),
-                "scenarios": scenarios_status(),
-            }
+        mode = maintenance_mode_status()
+        body = {"healthy": all(r.ok for r in results)}
+        if not (request.user and request.user.is_authenticated):
+            body["maintenance_mode"] = {"active": mode["active"], "expected_end": mode["platform"]["expected_end"]}
+            return Response(body)
+        body.update(
+            version=settings.VERSION,
+            maintenance_mode=mode,
+            components=health.as_dict(results),
+            scenarios=scenarios_status(),
         )
+        return Response(body)
 
 
 def liveness(request):
@@ -58,10 +61,17 @@ def readiness(request):
 
 
 def prometheus_metrics(request):
-    """Prometheus metrics. With METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
+    """Prometheus metrics. With METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`; without it,
+    open while DEBUG is on (development) and closed when it is off."""
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     token = getattr(settings, "METRICS_TOKEN", "") or ""
+    if not token and not settings.DEBUG:
+        return HttpResponse(
+            "/metrics is closed: set METRICS_TOKEN and send it as 'Authorization: Bearer <token>'.\n",
+            status=403,
+            content_type="text/plain",
+        )
     if token:
         scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip().encode(), token.encode()):

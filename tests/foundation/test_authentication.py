@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
@@ -111,7 +112,8 @@ def test_manager_creates_and_revokes_keys_over_the_api(api, manager_a):
 
 
 def test_session_login_works_for_the_browsable_api(client, manager_a):
-    assert client.login(username="manager-a", password="pw-manager-a")
+    # django-axes counts sign-ins per client address, so authenticate() needs a request
+    assert client.login(request=HttpRequest(), username="manager-a", password="pw-manager-a")
     assert client.get("/api/v1/assets/", HTTP_ACCEPT="application/json").status_code == 200
 
 

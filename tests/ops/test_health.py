@@ -68,8 +68,9 @@ def test_not_ready_when_the_broker_is_unreachable(client, beat_alive, broker_dow
     assert body["checks"]["broker"]["ok"] is False
 
 
-def test_status_agrees_with_readiness_when_all_is_up(client, beat_alive):
+def test_status_agrees_with_readiness_when_all_is_up(client, beat_alive, manager_a):
     ready = client.get("/health/ready").json()
+    client.force_login(manager_a)  # components are for signed-in users
     status = client.get("/api/v1/status").json()
     assert status["healthy"] is True
     assert {name: c["ok"] for name, c in status["components"].items()} == {
@@ -85,11 +86,12 @@ def test_status_agrees_with_readiness_when_all_is_up(client, beat_alive):
         "cache_down",
     ],
 )
-def test_status_agrees_with_readiness_when_a_component_is_down(client, request, failure):
+def test_status_agrees_with_readiness_when_a_component_is_down(client, request, failure, manager_a):
     if failure != "no-beat":
         request.getfixturevalue("beat_alive")
         request.getfixturevalue(failure)
     ready = client.get("/health/ready")
+    client.force_login(manager_a)  # components are for signed-in users
     status = client.get("/api/v1/status")
     assert ready.status_code == 503
     assert status.status_code == 200  # the status endpoint reports; it does not fail

@@ -22,6 +22,14 @@ from maintenance_site.ops import metrics
 from maintenance_site.ops.tasks import beat_heartbeat, record_heartbeat
 from tests.ops.conftest import is_inf
 
+
+@pytest.fixture(autouse=True)
+def _open_as_in_development(settings):
+    """pytest-django runs with DEBUG off, where /metrics wants METRICS_TOKEN; these tests scrape it as a developer
+    would (the token's own tests set one)."""
+    settings.DEBUG = True
+
+
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.ops.urls")]
 
 REQUESTS = "maintenance_http_requests_total"
@@ -288,9 +296,19 @@ def test_only_get_and_head(client):
 # --- The token ------------------------------------------------------------------------------------------
 
 
-def test_no_token_configured_means_open(client, settings):
+def test_no_token_configured_means_open_in_development(client, settings):
     settings.METRICS_TOKEN = ""
+    settings.DEBUG = True
     assert client.get("/metrics").status_code == 200
+
+
+def test_no_token_configured_means_closed_in_production(client, settings):
+    settings.METRICS_TOKEN = ""
+    settings.DEBUG = False
+    response = client.get("/metrics")
+    assert response.status_code == 403
+    assert b"set METRICS_TOKEN" in response.content
+    assert b"maintenance_" not in response.content
 
 
 @pytest.mark.parametrize(

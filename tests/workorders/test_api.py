@@ -50,7 +50,11 @@ pytestmark = [pytest.mark.urls(__name__)]
 
 S = WorkOrder.Status
 URL = "/api/v1/work-orders/"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+# A valid 1×1 PNG (uploads are recognised by their content).
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005"
+    "0001ff89993d1d0000000049454e44ae426082"
+)
 
 
 def url(order, tail=""):

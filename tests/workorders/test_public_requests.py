@@ -1,6 +1,7 @@
 """Public problem reports: the organisation's form, the QR-label form of one asset, the requester's status page,
 validation, photos, the rate limit."""
 
+import io
 import re
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
+from PIL import Image
 
 from assets import services as asset_services
 from assets.models import Asset
@@ -21,9 +23,15 @@ pytestmark = [pytest.mark.urls("tests.workorders.public_test_urls"), pytest.mark
 
 # A valid 1×1 PNG.
 PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005"
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005"
     "0001ff89993d1d0000000049454e44ae426082"
 )
+
+
+def jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), (200, 30, 30)).save(buffer, format="JPEG")
+    return buffer.getvalue()
 
 
 def photo(name="leak.png", content=PNG, content_type="image/png"):
@@ -199,7 +207,7 @@ def test_asset_form_fixes_the_asset_and_its_location(client, pump, site):
 def test_photos_are_stored_as_attachments_of_the_request(client, org_a, pump, media):
     response = client.post(
         asset_url(pump),
-        {"description": "Cracked housing", "photos": [photo("one.png"), photo("two.jpg", content_type="image/jpeg")]},
+        {"description": "Cracked housing", "photos": [photo("one.png"), photo("two.jpg", jpeg(), "image/jpeg")]},
     )
     assert response.status_code == 302
     work_request = WorkRequest.objects.get()
@@ -234,17 +242,22 @@ def test_another_organisations_asset_cannot_be_chosen(client, org_a, foreign_ass
 
 
 @pytest.mark.parametrize(
-    "files",
+    ("files", "message"),
     [
-        [photo("setup.exe", b"MZ\x90\x00", "application/x-msdownload")],
-        [photo("ok.png"), photo("page.html", b"<script>", "text/html")],  # a bad second file: not even the first
+        (
+            [photo("setup.exe", b"MZ\x90\x00", "application/x-msdownload")],
+            "a Windows program (application/x-msdownload)",
+        ),
+        ([photo("photo.png", b"MZ\x90\x00" + bytes(200), "image/png")], "a Windows program (application/x-msdownload)"),
+        # a bad second file: not even the first is stored
+        ([photo("ok.png"), photo("page.html", b"<script>", "text/html")], "its content is a text file (text/plain)"),
     ],
 )
-def test_a_file_of_a_refused_type_stores_nothing(client, pump, media, files):
+def test_a_file_of_a_refused_type_stores_nothing(client, pump, media, files, message):
     response = client.post(asset_url(pump), {"description": "Sparks", "photos": files})
     assert response.status_code == 400
     html = response.content.decode()
-    assert "are not accepted; send a photo" in html  # the service's message
+    assert message in html  # the service's message names the type found in the content
     assert 'id="id_photos_error"' in html
     assert nothing_stored(media)
 

@@ -159,8 +159,10 @@ def test_the_platform_switch_is_for_superusers_and_stops_everyone_else(api, org_
 # --- status endpoints -------------------------------------------------------------------------------------
 
 
-def test_status_and_readiness_report_the_platform_and_how_many_organisations(client, api, org_a, system_window):
-    status = client.get("/api/v1/status").json()["maintenance_mode"]
+def test_status_and_readiness_report_the_platform_and_how_many_organisations(
+    client, api, org_a, manager_a, system_window
+):
+    status = api(manager_a).get("/api/v1/status").json()["maintenance_mode"]  # the details need a signed-in user
     assert status["active"] is False and status["organizations_in_maintenance"] == 1
     enter_maintenance_mode(None, reason="Cluster move")
     ready = client.get("/health/ready").json()["maintenance_mode"]
