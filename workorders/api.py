@@ -29,6 +29,7 @@ from sla import services as sla_services
 from workorders import services
 from workorders.filters import WorkOrderFilter, WorkOrderOrdering, WorkRequestFilter
 from workorders.models import (
+    REASON_MAX_LENGTH,
     Attachment,
     ChecklistItem,
     Comment,
@@ -294,7 +295,7 @@ class AssignInput(serializers.Serializer):
 
 
 class ReasonInput(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_MAX_LENGTH)
 
 
 class CompleteInput(serializers.Serializer):

@@ -170,8 +170,8 @@ class WorkOrder(TenantModel):
         related_name="follow_ups",
         help_text="The work order this one follows up.",
     )
-    hold_reason = models.CharField(max_length=500, blank=True, editable=False)
-    cancel_reason = models.CharField(max_length=500, blank=True, editable=False)
+    hold_reason = models.TextField(blank=True, editable=False)
+    cancel_reason = models.TextField(blank=True, editable=False)
     completion_notes = models.TextField(blank=True)
     failure_cause = models.CharField(max_length=60, blank=True, help_text="Failure cause code.")
     remedy = models.CharField(max_length=60, blank=True, help_text="Remedy code.")
@@ -219,6 +219,10 @@ class WorkOrder(TenantModel):
     def is_overdue(self) -> bool:
         return self.is_open and self.due_at is not None and self.due_at < timezone.now()
 
+
+# The longest reason (hold, cancel, reject, reopen, a rejected request) a person may give: stored in text
+# columns, so this is a limit on what a person is asked to read, not on what the database holds.
+REASON_MAX_LENGTH = 2000
 
 # The lifecycle, as data: action -> (statuses it starts from, status it leads to).
 # None as the target keeps the current status (reassigning work already under way).
@@ -410,7 +414,7 @@ class WorkRequest(TenantModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    rejection_reason = models.CharField(max_length=500, blank=True)
+    rejection_reason = models.TextField(blank=True)
     work_order = models.OneToOneField(
         WorkOrder, on_delete=models.SET_NULL, null=True, blank=True, related_name="request"
     )

@@ -24,6 +24,7 @@ from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import validated
 from sla import services as sla_services
 from workorders.models import (
+    REASON_MAX_LENGTH,
     TRANSITIONS,
     Attachment,
     ChecklistItem,
@@ -279,7 +280,7 @@ def transition(
         )
     membership = _membership(work_order, actor)
     _require(membership, ACTION_PERMISSION[action])
-    reason = (reason or "").strip()
+    reason = _checked_reason(reason)
     if action in ACTIONS_NEEDING_REASON and not reason:
         raise InvalidInput(f"Give a reason to {action} {work_order.number}.", fields={"reason": ["Required."]})
     now = timezone.now()
@@ -353,6 +354,17 @@ def transition(
     else:
         publish(organization, "work-order:updated", _payload(work_order, **extra), user=work_order.assignee)
     return work_order
+
+
+def _checked_reason(reason: str | None) -> str:
+    """The reason stripped; longer than REASON_MAX_LENGTH is refused (every edge gets the same sentence)."""
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX_LENGTH:
+        raise InvalidInput(
+            f"Keep the reason under {REASON_MAX_LENGTH} characters (it has {len(reason)}).",
+            fields={"reason": [f"At most {REASON_MAX_LENGTH} characters."]},
+        )
+    return reason
 
 
 def _start(work_order: WorkOrder, membership: Membership | None, actor) -> None:
@@ -882,7 +894,7 @@ def approve_request(work_request: WorkRequest, *, actor, **work_order_fields) ->
 @transaction.atomic
 def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequest:
     """Decline a request; the reason is shown to the requester through their link."""
-    if not (reason or "").strip():
+    if not _checked_reason(reason):
         raise InvalidInput("Give the requester a reason.", fields={"reason": ["Required."]})
     work_request = _pending_request(work_request)
     _require(_membership(work_request.organization, actor), Action.APPROVE_REQUESTS)
