@@ -288,12 +288,21 @@ class Comment(TenantModel):
     work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="comments")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     body = models.TextField()
-    client_id = models.CharField(max_length=64, blank=True)
+    client_id = models.CharField(
+        max_length=64, blank=True, help_text="Set by offline clients: unique per author, a replay applies once."
+    )
 
     history = history()
 
     class Meta:
         ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "author", "client_id"],
+                condition=~Q(client_id=""),
+                name="workorders_comment_unique_client_id",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.body[:50]
@@ -305,18 +314,32 @@ class TimeEntry(TenantModel):
 
     work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="time_entries")
     technician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+        help_text="Who recorded it: the technician, or a planner logging time for them.",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Empty while a timer runs.")
     hourly_rate = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
     note = models.CharField(max_length=300, blank=True)
-    client_id = models.CharField(max_length=64, blank=True)
+    client_id = models.CharField(
+        max_length=64, blank=True, help_text="Set by offline clients: unique per author, a replay applies once."
+    )
 
     history = history()
 
     class Meta:
         ordering = ["work_order", "created_at"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "entered_by", "client_id"],
+                condition=~Q(client_id=""),
+                name="workorders_timeentry_unique_client_id",
+            ),
             models.CheckConstraint(
                 condition=Q(minutes__isnull=True) | Q(minutes__gt=0), name="workorders_timeentry_minutes_positive"
             ),
