@@ -257,6 +257,7 @@ class TimeEntrySerializer(serializers.ModelSerializer):
             "id",
             "technician",
             "technician_name",
+            "entered_by",
             "started_at",
             "ended_at",
             "minutes",
