@@ -185,7 +185,7 @@ class Downtime(TenantModel):
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="downtimes")
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
-    reason = models.CharField(max_length=300)
+    reason = models.TextField()
 
     history = history()
 

@@ -51,6 +51,7 @@ from inventory.models import (
     Vendor,
     VendorPart,
 )
+from maintenance_site import client_ids
 from maintenance_site.api.filters import parse_query_datetime
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
@@ -897,21 +898,22 @@ class PartViewSet(InputMixin, ActorServiceViewSet):
         return self.get_paginated_response(rows)
 
     @usage.mapping.post
-    @_post(PartUsageInput, StockMovementSerializer)
+    @_post(PartUsageInput, {201: StockMovementSerializer, 200: StockMovementSerializer})
     def record_usage(self, request, pk=None):
         """Issue the part to a work order from a location (`issue_to_work_order`). More than is there is a 409
-        saying how many are left there and where else there are some."""
+        saying how many are left there and where else there are some. A `client_id` you used before: 200 with
+        the movement it recorded when the usage is the same, 409 naming that movement when it is not."""
         part = self._part()
         data = self.input(PartUsageInput)
-        client_id = data.get("client_id", "")
-        replay = (
-            bool(client_id)
-            and StockMovement.objects.filter(organization=self.organization, client_id=client_id).exists()
-        )
         movement = services.issue_to_work_order(
-            data["work_order"], part, data["location"], data["quantity"], actor=request.user, client_id=client_id
+            data["work_order"],
+            part,
+            data["location"],
+            data["quantity"],
+            actor=request.user,
+            client_id=data.get("client_id", ""),
         )
-        return self.one(StockMovementSerializer, movement, status=200 if replay else 201)
+        return self.one(StockMovementSerializer, movement, status=200 if client_ids.was_replayed(movement) else 201)
 
     @_post(PartReturnInput, StockMovementSerializer)
     @action(detail=True, methods=["post"], url_path="return")

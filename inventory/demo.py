@@ -1,6 +1,7 @@
-"""Demo inventory for one organisation: two vendors and what they sell, nine maintenance spares (counted in
-each, litres and metres), a warehouse and two vans, stock received through the ledger, one part below its
-reorder point, parts used on the work order in progress, a reservation and a placed purchase order.
+"""Demo inventory for one organisation: two vendors and what they sell, ten maintenance spares (counted in
+each, litres and metres), a warehouse and two vans, stock received through the ledger (every level is the sum
+of its movements, so the inventory-reconciliation scenario finds nothing), one part below its reorder point,
+parts used on the work order in progress, a reservation and a placed purchase order.
 
 Runs after assets.demo and workorders.demo (it uses their work order in progress); idempotent: it does
 nothing when the organisation already has parts."""
@@ -70,6 +71,19 @@ PARTS = [
         14,
         "Rhein Industrial Supply",
         "142.50",
+    ),
+    (  # the monthly pump service of the preventive demo uses it (scheduling/demo.py finds it by SKU)
+        "SEAL-CR32",
+        "Mechanical seal kit CR 32",
+        "Seals",
+        "each",
+        "Grundfos",
+        "96525459",
+        2,
+        6,
+        14,
+        "Rhein Industrial Supply",
+        "186.00",
     ),
     (
         "BELT-SPA-1250",
@@ -156,6 +170,7 @@ STOCK = {
     "BRG-6205-2RS": (10, 2, 1, "8.10"),
     "BRG-22210": (2, 0, 0, "94.00"),
     "SEAL-M7N-35": (1, 0, 0, "139.00"),  # below its reorder point of 2: the low part
+    "SEAL-CR32": (8, 0, 0, "182.00"),
     "BELT-SPA-1250": (14, 2, 2, "10.90"),
     "OIL-HLP-46": (180, 10, 0, "3.05"),
     "FLT-HYD-10": (6, 0, 0, "37.50"),

@@ -244,7 +244,9 @@ class StockMovement(TenantModel):
     )
     transfer_id = models.UUIDField(null=True, blank=True, help_text="Pairs the two halves of a transfer.")
     reason = models.CharField(max_length=300, blank=True)
-    client_id = models.CharField(max_length=64, blank=True, help_text="Offline clients: a replay applies once.")
+    client_id = models.CharField(
+        max_length=64, blank=True, help_text="Offline clients: unique per author and kind, a replay applies once."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -252,9 +254,9 @@ class StockMovement(TenantModel):
             models.CheckConstraint(condition=~Q(quantity=0), name="inventory_movement_quantity_not_zero"),
             models.CheckConstraint(condition=Q(unit_cost__gte=0), name="inventory_movement_cost_gte_0"),
             models.UniqueConstraint(
-                fields=["organization", "client_id"],
+                fields=["organization", "user", "kind", "client_id"],
                 condition=~Q(client_id=""),
-                name="inventory_movement_unique_client_id",
+                name="inventory_movement_unique_client_id_per_author",
             ),
         ]
         indexes = [

@@ -24,7 +24,7 @@ from inventory.models import (
     VendorPart,
     new_transfer_id,
 )
-from maintenance_site import audit
+from maintenance_site import audit, client_ids
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish
 from maintenance_site.notifications.services import notify
@@ -95,6 +95,11 @@ def _level(part: Part, location: StockLocation) -> StockLevel:
     return level
 
 
+def _author(actor):
+    """The user a ledger line names: the actor, or whoever the code runs for."""
+    return actor if actor is not None else audit.current_user()
+
+
 def _ledger(part, location, kind, quantity, unit_cost, *, actor=None, **extra) -> StockMovement:
     return StockMovement.objects.create(
         organization_id=part.organization_id,
@@ -103,7 +108,7 @@ def _ledger(part, location, kind, quantity, unit_cost, *, actor=None, **extra) -
         kind=kind,
         quantity=quantity,
         unit_cost=unit_cost,
-        user=actor if actor is not None else audit.current_user(),
+        user=_author(actor),
         **extra,
     )
 
@@ -259,43 +264,60 @@ def issue_to_work_order(
     work_order, part: Part, location: StockLocation, quantity, *, actor=None, client_id: str = ""
 ) -> StockMovement:
     """Take parts from a location for a work order. More than is there is a Conflict saying how many are
-    left there and where else there are some; a replay with the same client id applies once."""
+    left there and where else there are some. A client id is the actor's own: sent again with the same order,
+    part, location and quantity it applies once; with anything else it is a Conflict naming the movement."""
     _same_organization(work_order.organization_id, part, location)
-    if client_id:
-        existing = StockMovement.objects.filter(organization_id=part.organization_id, client_id=client_id).first()
-        if existing is not None:
-            return existing
     quantity = parse_quantity(part, quantity)
-    part = _check_location(part, location)
-    _may_use_parts_on(work_order, actor)
-    work_order = _open_work_order(work_order)
-    _take(part, location, quantity)
-    movement = _ledger(
-        part,
-        location,
-        MovementKind.ISSUE,
-        -quantity,
-        part.average_cost,
-        actor=actor,
-        work_order=work_order,
+
+    def issue() -> StockMovement:
+        nonlocal part, work_order
+        part = _check_location(part, location)
+        _may_use_parts_on(work_order, actor)
+        work_order = _open_work_order(work_order)
+        _take(part, location, quantity)
+        movement = _ledger(
+            part,
+            location,
+            MovementKind.ISSUE,
+            -quantity,
+            part.average_cost,
+            actor=actor,
+            work_order=work_order,
+            client_id=client_id,
+        )
+        _consume_reservation(work_order, part, location, quantity)
+        check_low_stock(part)
+        publish(
+            work_order.organization,
+            "work-order:updated",
+            {
+                "id": work_order.pk,
+                "number": work_order.number,
+                "status": work_order.status,
+                "change": "parts",
+                "part": part.pk,
+                "quantity": str(quantity),
+            },
+            user=work_order.assignee,
+        )
+        return movement
+
+    return client_ids.apply_once(
+        StockMovement,
         client_id=client_id,
+        scope={"organization_id": part.organization_id, "user": _author(actor), "kind": MovementKind.ISSUE},
+        sent={"work_order_id": work_order.pk, "part_id": part.pk, "location_id": location.pk, "quantity": -quantity},
+        create=issue,
+        describe=_described_movement,
     )
-    _consume_reservation(work_order, part, location, quantity)
-    check_low_stock(part)
-    publish(
-        work_order.organization,
-        "work-order:updated",
-        {
-            "id": work_order.pk,
-            "number": work_order.number,
-            "status": work_order.status,
-            "change": "parts",
-            "part": part.pk,
-            "quantity": str(quantity),
-        },
-        user=work_order.assignee,
+
+
+def _described_movement(movement: StockMovement) -> dict:
+    label = (
+        f"stock movement #{movement.pk} ({-movement.quantity.normalize():f} × {movement.part.sku} "
+        f"from {movement.location.name}" + (f" on {movement.work_order.number})" if movement.work_order_id else ")")
     )
-    return movement
+    return {"kind": "stock_movement", "id": movement.pk, "label": label}
 
 
 def net_issued(work_order, part: Part, location: StockLocation | None = None) -> Decimal:

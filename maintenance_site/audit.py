@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.contrib.auth import get_user_model
+from django.db import models
 from simple_history import utils as history_utils
 from simple_history.models import HistoricalRecords
 from simple_history.signals import pre_create_historical_record
@@ -86,8 +87,13 @@ def _history_user(instance=None, request=None, **kwargs):
 
 
 def history(**kwargs) -> HistoricalRecords:
-    """History for a domain model, recording the acting user."""
+    """History for a domain model, recording the acting user and why, at any length.
+
+    simple-history's default reason column is `varchar(100)`: a hold reason or a note built from two policy
+    names overflows it on PostgreSQL (SQLite ignores the length), so every model gets a text column instead.
+    """
     kwargs.setdefault("get_user", _history_user)
+    kwargs.setdefault("history_change_reason_field", models.TextField(null=True))
     return HistoricalRecords(**kwargs)
 
 

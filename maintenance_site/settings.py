@@ -186,7 +186,14 @@ else:
 
 # --- Celery ---------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost//"  # kombu warns without a host
-if not REDIS_URL:
+# Redis keeps a delivered, unacknowledged task aside and gives it to a worker again this many seconds later:
+# how long the task of a killed worker waits (kombu's default is an hour). One value per transport, so a task
+# running longer than it would be delivered twice: the short tasks acknowledge late (below) and the long
+# scenario runner acknowledges early and relies on its run lease (scenarios/tasks.py).
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=1)
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+else:
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
@@ -199,6 +206,9 @@ CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = timedelta(days=env_int("CELERY_RESULT_DAYS", 7, minimum=1))
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Ticks, dispatch, deliveries, sweeps and generation are short and safe to run twice: acknowledged when done,
+# so a worker that dies mid-task leaves it to be delivered again (a lost child at once, a killed worker after
+# CELERY_VISIBILITY_TIMEOUT).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -17,6 +17,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -391,10 +392,11 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
     def last_run(self, obj):
         if not obj.last_run_at:
             return "-"
+        # format_html escapes its arguments first (a datetime becomes a string): format the moment before.
         return format_html(
-            "{} <small>{:%Y-%m-%d %H:%M}</small><br><small>{}</small>",
+            "{} <small>{}</small><br><small>{}</small>",
             obj.last_run_status,
-            obj.last_run_at,
+            f"{timezone.localtime(obj.last_run_at):%Y-%m-%d %H:%M}",
             obj.last_run_summary[:120],
         )
 
@@ -674,7 +676,10 @@ class PresetForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["scenarios"].choices = [(s.key, f"{s.key} ({s.weight})") for s in Scenario.objects.present()]
         if self.instance.pk:
-            self.fields["key"].disabled = True
+            # A built-in preset's page is read-only (no change permission): the admin then builds the form
+            # without the fields it shows as text, so "key" may be absent.
+            if "key" in self.fields:
+                self.fields["key"].disabled = True
             self.initial["scenarios"] = list(self.instance.scenario_keys)
 
     def validate_unique(self):

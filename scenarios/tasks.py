@@ -24,7 +24,16 @@ def scheduler_tick() -> dict:
 RUNNER_SOFT_TIME_LIMIT = 6 * 3600
 
 
-@shared_task(ignore_result=True, soft_time_limit=RUNNER_SOFT_TIME_LIMIT, time_limit=RUNNER_SOFT_TIME_LIMIT + 120)
+# Acknowledged on receipt, unlike the short tasks: a run may last longer than the broker's visibility timeout
+# (CELERY_VISIBILITY_TIMEOUT), after which a late-acknowledged tick would be delivered again. Its runs need no
+# redelivery: each is claimed once (pending → running), and one whose worker died is marked failed ("abandoned")
+# once its heartbeat is older than the run lease (SCENARIO_RUN_LEASE_MINUTES); the next due slot runs again.
+@shared_task(
+    ignore_result=True,
+    acks_late=False,
+    soft_time_limit=RUNNER_SOFT_TIME_LIMIT,
+    time_limit=RUNNER_SOFT_TIME_LIMIT + 120,
+)
 def runner_tick() -> list[int]:
     """Mark timed-out runs, then execute the runs that are due (claimed one by one with a conditional update,
     highest priority score first)."""

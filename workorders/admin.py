@@ -31,6 +31,7 @@ from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, back_
 from maintenance_site.tenancy.roles import Action, Role, role_allows, roles_allowed
 from workorders import services
 from workorders.models import (
+    REASON_MAX_LENGTH,
     Attachment,
     ChecklistItem,
     Comment,
@@ -362,7 +363,9 @@ class AssignForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+    reason = forms.CharField(
+        label="Reason", max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
+    )
 
     def __init__(self, *args, candidates=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -19,6 +19,7 @@ from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from maintenance_site import client_ids
 from maintenance_site.api.filters import UpdatedAfterFilter
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
@@ -28,6 +29,7 @@ from maintenance_site.tenancy.roles import Action
 from workorders import services
 from workorders.filters import WorkOrderFilter, WorkOrderOrdering, WorkRequestFilter
 from workorders.models import (
+    REASON_MAX_LENGTH,
     Attachment,
     ChecklistItem,
     Comment,
@@ -254,6 +256,7 @@ class TimeEntrySerializer(serializers.ModelSerializer):
             "id",
             "technician",
             "technician_name",
+            "entered_by",
             "started_at",
             "ended_at",
             "minutes",
@@ -293,7 +296,7 @@ class AssignInput(serializers.Serializer):
 
 
 class ReasonInput(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_MAX_LENGTH)
 
 
 class CompleteInput(serializers.Serializer):
@@ -577,26 +580,28 @@ class WorkOrderViewSet(ActorServiceViewSet):
     def comments(self, request, pk=None):
         return self._many(CommentSerializer, self.get_object().comments.select_related("author"))
 
-    @_post(CommentSerializer, CommentSerializer)
+    @_post(CommentSerializer, {201: CommentSerializer, 200: CommentSerializer})
     @comments.mapping.post
     def add_comment(self, request, pk=None):
+        """Add a comment. A `client_id` you used before: 200 with that comment when the body and the order are the
+        same (a replay), 409 naming it when they are not."""
         work_order = self.get_object()
-        return self._one(
-            CommentSerializer, services.add_comment(work_order, actor=request.user, **self._input(CommentSerializer))
-        )
+        comment = services.add_comment(work_order, actor=request.user, **self._input(CommentSerializer))
+        return self._one(CommentSerializer, comment, status=200 if client_ids.was_replayed(comment) else 201)
 
     @extend_schema(responses=TimeEntrySerializer(many=True))
     @action(detail=True, methods=["get"], url_path="time-entries")
     def time_entries(self, request, pk=None):
         return self._many(TimeEntrySerializer, self.get_object().time_entries.select_related("technician"))
 
-    @_post(TimeEntryInput, TimeEntrySerializer)
+    @_post(TimeEntryInput, {201: TimeEntrySerializer, 200: TimeEntrySerializer})
     @time_entries.mapping.post
     def log_time(self, request, pk=None):
+        """Log minutes worked. A `client_id` you used before: 200 with that entry when the order, technician,
+        minutes and note are the same (a replay), 409 naming it when they are not."""
         work_order = self.get_object()
-        return self._one(
-            TimeEntrySerializer, services.log_time(work_order, actor=request.user, **self._input(TimeEntryInput))
-        )
+        entry = services.log_time(work_order, actor=request.user, **self._input(TimeEntryInput))
+        return self._one(TimeEntrySerializer, entry, status=200 if client_ids.was_replayed(entry) else 201)
 
     @_post(None, TimeEntrySerializer)
     @action(detail=True, methods=["post"], url_path="time-entries/start")

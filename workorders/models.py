@@ -170,8 +170,8 @@ class WorkOrder(TenantModel):
         related_name="follow_ups",
         help_text="The work order this one follows up.",
     )
-    hold_reason = models.CharField(max_length=500, blank=True, editable=False)
-    cancel_reason = models.CharField(max_length=500, blank=True, editable=False)
+    hold_reason = models.TextField(blank=True, editable=False)
+    cancel_reason = models.TextField(blank=True, editable=False)
     completion_notes = models.TextField(blank=True)
     failure_cause = models.CharField(max_length=60, blank=True, help_text="Failure cause code.")
     remedy = models.CharField(max_length=60, blank=True, help_text="Remedy code.")
@@ -219,6 +219,10 @@ class WorkOrder(TenantModel):
     def is_overdue(self) -> bool:
         return self.is_open and self.due_at is not None and self.due_at < timezone.now()
 
+
+# The longest reason (hold, cancel, reject, reopen, a rejected request) a person may give: stored in text
+# columns, so this is a limit on what a person is asked to read, not on what the database holds.
+REASON_MAX_LENGTH = 2000
 
 # The lifecycle, as data: action -> (statuses it starts from, status it leads to).
 # None as the target keeps the current status (reassigning work already under way).
@@ -284,12 +288,21 @@ class Comment(TenantModel):
     work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="comments")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     body = models.TextField()
-    client_id = models.CharField(max_length=64, blank=True)
+    client_id = models.CharField(
+        max_length=64, blank=True, help_text="Set by offline clients: unique per author, a replay applies once."
+    )
 
     history = history()
 
     class Meta:
         ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "author", "client_id"],
+                condition=~Q(client_id=""),
+                name="workorders_comment_unique_client_id",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.body[:50]
@@ -301,18 +314,32 @@ class TimeEntry(TenantModel):
 
     work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="time_entries")
     technician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+        help_text="Who recorded it: the technician, or a planner logging time for them.",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Empty while a timer runs.")
     hourly_rate = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
     note = models.CharField(max_length=300, blank=True)
-    client_id = models.CharField(max_length=64, blank=True)
+    client_id = models.CharField(
+        max_length=64, blank=True, help_text="Set by offline clients: unique per author, a replay applies once."
+    )
 
     history = history()
 
     class Meta:
         ordering = ["work_order", "created_at"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "entered_by", "client_id"],
+                condition=~Q(client_id=""),
+                name="workorders_timeentry_unique_client_id",
+            ),
             models.CheckConstraint(
                 condition=Q(minutes__isnull=True) | Q(minutes__gt=0), name="workorders_timeentry_minutes_positive"
             ),
@@ -410,7 +437,7 @@ class WorkRequest(TenantModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    rejection_reason = models.CharField(max_length=500, blank=True)
+    rejection_reason = models.TextField(blank=True)
     work_order = models.OneToOneField(
         WorkOrder, on_delete=models.SET_NULL, null=True, blank=True, related_name="request"
     )

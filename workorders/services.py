@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from assets import services as asset_services
 from assets.models import Downtime
-from maintenance_site import audit, hooks
+from maintenance_site import audit, client_ids, hooks
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish
 from maintenance_site.tenancy import services as tenancy_services
@@ -25,6 +25,7 @@ from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import validated
 from workorders import uploads
 from workorders.models import (
+    REASON_MAX_LENGTH,
     TRANSITIONS,
     Attachment,
     ChecklistItem,
@@ -282,7 +283,7 @@ def transition(
         )
     membership = _membership(work_order, actor)
     _require(membership, ACTION_PERMISSION[action])
-    reason = (reason or "").strip()
+    reason = _checked_reason(reason)
     if action in ACTIONS_NEEDING_REASON and not reason:
         raise InvalidInput(f"Give a reason to {action} {work_order.number}.", fields={"reason": ["Required."]})
     now = timezone.now()
@@ -354,6 +355,17 @@ def transition(
     else:
         publish(organization, "work-order:updated", _payload(work_order, **extra), user=work_order.assignee)
     return work_order
+
+
+def _checked_reason(reason: str | None) -> str:
+    """The reason stripped; longer than REASON_MAX_LENGTH is refused (every edge gets the same sentence)."""
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX_LENGTH:
+        raise InvalidInput(
+            f"Keep the reason under {REASON_MAX_LENGTH} characters (it has {len(reason)}).",
+            fields={"reason": [f"At most {REASON_MAX_LENGTH} characters."]},
+        )
+    return reason
 
 
 def _start(work_order: WorkOrder, membership: Membership | None, actor) -> None:
@@ -621,19 +633,31 @@ def add_comment(work_order: WorkOrder, *, actor, body: str, client_id: str = "")
     if not (body or "").strip():
         raise InvalidInput("A comment needs some text.", fields={"body": ["Required."]})
     _require(_membership(work_order, actor), Action.VIEW)
-    if client_id:
-        existing = Comment.objects.filter(work_order=work_order, client_id=client_id).first()
-        if existing:
-            return existing
-    comment = Comment.objects.create(
-        organization_id=work_order.organization_id,
-        work_order=work_order,
-        author=actor,
-        body=body.strip(),
+
+    def create() -> Comment:
+        comment = Comment.objects.create(
+            organization_id=work_order.organization_id,
+            work_order=work_order,
+            author=actor,
+            body=body.strip(),
+            client_id=client_id,
+        )
+        _publish_updated(work_order, "comment", comment=comment.pk)
+        return comment
+
+    return client_ids.apply_once(
+        Comment,
         client_id=client_id,
+        scope={"organization_id": work_order.organization_id, "author": actor},
+        sent={"work_order_id": work_order.pk, "body": body.strip()},
+        create=create,
+        describe=_described_comment,
     )
-    _publish_updated(work_order, "comment", comment=comment.pk)
-    return comment
+
+
+def _described_comment(comment: Comment) -> dict:
+    number = comment.work_order.number
+    return {"kind": "comment", "id": comment.pk, "work_order": number, "label": f"comment #{comment.pk} on {number}"}
 
 
 def _hourly_rate(work_order: WorkOrder, technician) -> Decimal:
@@ -666,23 +690,41 @@ def log_time(
         if not _supervises(membership):
             raise PermissionDeniedError("Only planners and managers log time for someone else.")
         validate_assignee(work_order.organization_id, technician)
-    if client_id:
-        existing = TimeEntry.objects.filter(work_order=work_order, client_id=client_id).first()
-        if existing:
-            return existing
-    if work_order.status in (Status.CANCELLED,):
-        raise Conflict(f"{work_order.number} is cancelled: no more time can be logged.", code="work_order_closed")
-    entry = TimeEntry.objects.create(
-        organization_id=work_order.organization_id,
-        work_order=work_order,
-        technician=technician,
-        minutes=minutes,
-        hourly_rate=_hourly_rate(work_order, technician),
-        note=note,
+
+    def create() -> TimeEntry:
+        if work_order.status in (Status.CANCELLED,):
+            raise Conflict(f"{work_order.number} is cancelled: no more time can be logged.", code="work_order_closed")
+        entry = TimeEntry.objects.create(
+            organization_id=work_order.organization_id,
+            work_order=work_order,
+            technician=technician,
+            entered_by=actor,
+            minutes=minutes,
+            hourly_rate=_hourly_rate(work_order, technician),
+            note=note,
+            client_id=client_id,
+        )
+        _publish_updated(work_order, "time", time_entry=entry.pk)
+        return entry
+
+    return client_ids.apply_once(
+        TimeEntry,
         client_id=client_id,
+        scope={"organization_id": work_order.organization_id, "entered_by": actor},
+        sent={"work_order_id": work_order.pk, "technician_id": technician.pk, "minutes": minutes, "note": note},
+        create=create,
+        describe=_described_time_entry,
     )
-    _publish_updated(work_order, "time", time_entry=entry.pk)
-    return entry
+
+
+def _described_time_entry(entry: TimeEntry) -> dict:
+    number = entry.work_order.number
+    return {
+        "kind": "time_entry",
+        "id": entry.pk,
+        "work_order": number,
+        "label": f"time entry #{entry.pk} ({entry.minutes} min on {number})",
+    }
 
 
 @audit.attributed
@@ -700,6 +742,7 @@ def start_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
         organization_id=work_order.organization_id,
         work_order=work_order,
         technician=actor,
+        entered_by=actor,
         started_at=timezone.now(),
         hourly_rate=_hourly_rate(work_order, actor),
     )
@@ -914,7 +957,7 @@ def approve_request(work_request: WorkRequest, *, actor, **work_order_fields) ->
 @transaction.atomic
 def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequest:
     """Decline a request; the reason is shown to the requester through their link."""
-    if not (reason or "").strip():
+    if not _checked_reason(reason):
         raise InvalidInput("Give the requester a reason.", fields={"reason": ["Required."]})
     work_request = _pending_request(work_request)
     _require(_membership(work_request.organization, actor), Action.APPROVE_REQUESTS)

@@ -20,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from assets.models import Asset
+from maintenance_site import client_ids
 from maintenance_site.errors import DomainError, InvalidInput
 from workorders import services
 from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, TimeForm
@@ -32,8 +33,9 @@ from workorders.technician_views import (
 )
 
 
-def error(message: str, status: int, code: str = "invalid", fields: dict | None = None) -> JsonResponse:
-    return JsonResponse({"error": {"message": message, "code": code, "fields": fields or {}}}, status=status)
+def error(message: str, status: int, code: str = "invalid", fields: dict | None = None, **extra) -> JsonResponse:
+    """`extra`: what the service's refusal adds (e.g. `existing`, the record that already has a client id)."""
+    return JsonResponse({"error": {"message": message, "code": code, "fields": fields or {}, **extra}}, status=status)
 
 
 def ok(message: str, status: int = 200, **extra) -> JsonResponse:
@@ -74,7 +76,7 @@ def json_endpoint(view):
             except Http404:
                 return error("This is not in your organisation, or it no longer exists.", 404, "not_found")
             except DomainError as exc:
-                return error(exc.message, exc.status_code, exc.code, exc.fields)
+                return error(exc.message, exc.status_code, exc.code, exc.fields, **exc.extra)
         return response
 
     return wrapper
@@ -106,6 +108,8 @@ def add_note(request, payload, pk):
         work_order, actor=request.user, body=form.cleaned_data["body"], client_id=form.cleaned_data["client_id"]
     )
     html = render_to_string("technician/_note.html", {"comment": comment}, request=request)
+    if client_ids.was_replayed(comment):
+        return ok("Note already added.", html=html)
     return ok("Note added.", status=201, html=html)
 
 
@@ -123,6 +127,8 @@ def log_time(request, payload, pk):
         client_id=form.cleaned_data["client_id"],
     )
     total = sum(minutes or 0 for minutes in work_order.time_entries.values_list("minutes", flat=True))
+    if client_ids.was_replayed(entry):
+        return ok(f"{entry.minutes} min already logged on {work_order.number}.", total_minutes=total)
     return ok(f"{entry.minutes} min logged on {work_order.number}.", status=201, total_minutes=total)
 
 

@@ -6,6 +6,8 @@ import uuid
 
 from django import forms
 
+from workorders.models import REASON_MAX_LENGTH
+
 CLIENT_ID_MAX = 64
 
 
@@ -41,7 +43,7 @@ class HoldForm(TechnicianForm):
     reason = forms.CharField(
         label="Why are you putting it on hold?",
         required=False,
-        max_length=500,
+        max_length=REASON_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "e.g. waiting for a part"}),
     )
 

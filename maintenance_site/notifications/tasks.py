@@ -25,7 +25,9 @@ class DeliveryTask(Task):
     ignore_result=True,
     autoretry_for=(DeliveryFailed,),
     retry_backoff=True,  # 1 s, 2 s, 4 s, ... with full jitter, at most retry_backoff_max
-    retry_backoff_max=600,
+    # A retry waits in a worker, unacknowledged, until its time: kept under the broker's visibility timeout
+    # (CELERY_VISIBILITY_TIMEOUT, 600 s) so that Redis does not hand the waiting retry to a second worker.
+    retry_backoff_max=300,
     retry_jitter=True,
 )
 def send_delivery(delivery_id: int) -> str | None:
