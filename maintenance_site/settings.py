@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "maintenance_site.ops.middleware.RequestMetricsMiddleware",  # first: times the whole chain
     "maintenance_site.ops.middleware.CorrelationIdMiddleware",
+    "maintenance_site.ops.http_errors.UnsupportedMethodMiddleware",  # TRACE, CONNECT…: 405 on every route
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -223,6 +224,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "maintenance_site.api.permissions.RolePermission",
         "scheduling.permissions.NotInMaintenanceMode",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "maintenance_site.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "maintenance_site.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [

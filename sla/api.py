@@ -14,9 +14,10 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from maintenance_site.api.filters import UpdatedAfterFilter, parse_query_datetime
+from maintenance_site.api.filters import MomentFilter, UpdatedAfterFilter, parse_query_datetime
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantAPIMixin, TenantModelViewSet, TenantReadOnlyViewSet
@@ -232,8 +233,8 @@ class SLAViolationSerializer(serializers.ModelSerializer):
 class SLAViolationFilter(django_filters.FilterSet):
     policy = django_filters.NumberFilter(field_name="policy_id")
     work_order = django_filters.NumberFilter(field_name="work_order_id")
-    detected_after = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="gte")
-    detected_before = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="lt")
+    detected_after = MomentFilter(field_name="detected_at", lookup_expr="gte", param="detected_after")
+    detected_before = MomentFilter(field_name="detected_at", lookup_expr="lt", param="detected_before")
 
     class Meta:
         model = SLAViolation
@@ -258,7 +259,10 @@ class SLAViolationViewSet(TenantReadOnlyViewSet):
 def _date_or_datetime(name: str, raw: str | None):
     if not raw:
         return None
-    day = parse_date(raw.strip())
+    try:
+        day = parse_date(raw.strip())
+    except ValueError:  # well-formed but not a day of the calendar, such as 2026-02-30
+        raise ValidationError({name: [f"“{raw}” is not a date of the calendar."]}) from None
     return day if day is not None else parse_query_datetime(name, raw)
 
 
