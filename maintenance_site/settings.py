@@ -240,14 +240,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "maintenance_site.api.throttling.OrganizationRateThrottle",
         "maintenance_site.api.throttling.PrincipalRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "maintenance_site.api.throttling.AnonymousRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "organization": env_rate("THROTTLE_ORGANIZATION_RATE", "3000/min"),
         "principal": env_rate("THROTTLE_PRINCIPAL_RATE", "1200/min"),
         "anon": env_rate("THROTTLE_ANON_RATE", "60/min"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "maintenance_site.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "maintenance_site.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "PAGE_SIZE": 50,

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.utils.dateparse import parse_date
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -286,6 +286,7 @@ class GroupFiguresSerializer(FiguresSerializer):
     label = serializers.CharField()
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object, not a list
 class PerformanceSerializer(serializers.Serializer):
     group_by = serializers.CharField()
     interval = serializers.CharField(allow_null=True)

@@ -403,6 +403,10 @@ def _post(request_serializer, response_serializer, **kwargs):
 ITEM_ID = OpenApiParameter("item_id", int, OpenApiParameter.PATH, description="The checklist item.")
 
 
+# The order's comments, time entries, cost lines and attachments come whole: not paged, not filtered.
+WHOLE_LIST = {"pagination_class": None, "filter_backends": []}
+
+
 class WorkOrderViewSet(ActorServiceViewSet):
     """Work orders: list and read for every member; create and edit with `create_work`; the lifecycle
     through the action endpoints (`assign`, `start`, `complete`, …), each checked against the status
@@ -571,7 +575,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
 
     # --- comments, time, costs, attachments ---
     @extend_schema(responses=CommentSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], **WHOLE_LIST)
     def comments(self, request, pk=None):
         return self._many(CommentSerializer, self.get_object().comments.select_related("author"))
 
@@ -584,7 +588,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
         )
 
     @extend_schema(responses=TimeEntrySerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="time-entries")
+    @action(detail=True, methods=["get"], **WHOLE_LIST, url_path="time-entries")
     def time_entries(self, request, pk=None):
         return self._many(TimeEntrySerializer, self.get_object().time_entries.select_related("technician"))
 
@@ -607,7 +611,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
         return self._one(TimeEntrySerializer, services.stop_timer(self.get_object(), actor=request.user), status=200)
 
     @extend_schema(responses=CostLineSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="cost-lines")
+    @action(detail=True, methods=["get"], **WHOLE_LIST, url_path="cost-lines")
     def cost_lines(self, request, pk=None):
         return self._many(CostLineSerializer, self.get_object().cost_lines.all())
 
@@ -619,7 +623,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
         return self._one(CostLineSerializer, line)
 
     @extend_schema(responses=AttachmentSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], **WHOLE_LIST)
     def attachments(self, request, pk=None):
         return self._many(AttachmentSerializer, self.get_object().attachments.all())
 

@@ -26,7 +26,7 @@ SEED = 16
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": SEED,
-        "generation": {"max-examples": 3, "no-shrink": True, "database": "none"},
+        "generation": {"max-examples": int(os.environ.get("FUZZ_EXAMPLES", 3)), "no-shrink": True, "database": "none"},
         "phases": {
             "examples": {"enabled": True},
             "coverage": {"enabled": False},
