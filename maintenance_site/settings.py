@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
 from maintenance_site.env import (
     env_bool,
@@ -22,6 +21,7 @@ from maintenance_site.env import (
     env_rate,
     env_str,
     env_url,
+    read_or_create_secret,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -33,13 +33,19 @@ VERSION = "0.1.0"
 for _folder in ("", "cache", "broker/queue", "broker/control", "media", "static"):
     (VAR_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DEBUG", True)
-_DEV_SECRET = "embedded-development-secret-key-do-not-use-in-production-0123456789"
-SECRET_KEY = env_str("SECRET_KEY") or (_DEV_SECRET if DEBUG else "")
-if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+# Off unless asked for (`DEBUG=1 make run`): Django's debug pages show settings and source to whoever gets one.
+DEBUG = env_bool("DEBUG", False)
+# Without SECRET_KEY, a key generated once into VAR_DIR: the embedded run needs no configuration, and web and
+# worker (same VAR_DIR) share it. Several machines need one SECRET_KEY: `check --deploy` warns while it is unset.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+SECRET_KEY = env_str("SECRET_KEY") or read_or_create_secret(SECRET_KEY_FILE)
+SECRET_KEY_GENERATED = not env_str("SECRET_KEY")
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+_LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", _LOOPBACK_HOSTS)
+# Reachable from this machine only (the embedded run's default): plain HTTP is all there is, so the HTTPS
+# hardening below defaults off; naming any other host turns it on.
+_LOOPBACK_ONLY = all(host in _LOOPBACK_HOSTS or host.endswith(".localhost") for host in ALLOWED_HOSTS)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Seed 004's ALLOWED_ORIGINS: browser origins allowed to call the API and open the event socket.
 ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS")
@@ -384,20 +390,22 @@ PUSH_API_KEY = env_str("PUSH_API_KEY")
 NOTIFICATION_HTTP_TIMEOUT = env_float("NOTIFICATION_HTTP_TIMEOUT", 5.0, minimum=0.1)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 
-# --- Security (production values when DEBUG is off) -----------------------------------------------------
+# --- Security (production values when DEBUG is off and the site is reachable from other machines) ------
+_HARDENED = not DEBUG and not _LOOPBACK_ONLY
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HARDENED)
 SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HARDENED else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _HARDENED)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _HARDENED)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _HARDENED)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _HARDENED)
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging --------------------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
-LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ("text", "json"))
+# JSON for log collectors in a deployment; readable lines in a terminal (DEBUG, or the embedded run).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG or not DATABASE_URL else "json", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

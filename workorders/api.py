@@ -539,7 +539,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
 
     # --- checklist ---
     @extend_schema(responses=ChecklistItemSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], **WHOLE_LIST)
     def checklist(self, request, pk=None):
         return self._many(ChecklistItemSerializer, self.get_object().checklist.all())
 

@@ -10,6 +10,8 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self):
+        from maintenance_site.ops import checks  # noqa: F401  (registers the deploy checks)
+
         post_migrate.connect(_ensure_core_tasks, sender=self, dispatch_uid="ops-core-periodic-tasks")
 
 

@@ -70,7 +70,9 @@ def test_requests_are_served_and_writes_commit_with_redis_unreachable(
 def test_rate_limits_still_apply_from_the_local_count(api, org_a, manager_a, cache_down, settings, monkeypatch):
     from rest_framework.throttling import SimpleRateThrottle
 
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"organization": None, "principal": "3/min", "anon": None})
+    monkeypatch.setattr(
+        SimpleRateThrottle, "THROTTLE_RATES", {"organization": None, "principal": "3/min", "anon": None}
+    )
     client = api(manager_a)
     statuses = [client.get("/api/v1/me/").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
