@@ -238,7 +238,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "maintenance_site.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "maintenance_site.api.filters.FilterBackend",
         "maintenance_site.api.filters.UpdatedAfterFilter",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",

@@ -10,14 +10,13 @@ overlapping policy) with the same sentence as the admin, as a 400 naming the fie
 import django_filters
 from django.contrib.auth import get_user_model
 from django.utils.dateparse import parse_date
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from maintenance_site.api.filters import MomentFilter, UpdatedAfterFilter, parse_query_datetime
+from maintenance_site.api.filters import FilterBackend, MomentFilter, UpdatedAfterFilter, parse_query_datetime
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantAPIMixin, TenantModelViewSet, TenantReadOnlyViewSet
@@ -195,7 +194,7 @@ class SLAPolicyViewSet(ActorViewSet):
 
     queryset = SLAPolicy.objects.select_related("organization", "calendar").prefetch_related("escalation_steps")
     serializer_class = SLAPolicySerializer
-    filter_backends = [DjangoFilterBackend, UpdatedAfterFilter]
+    filter_backends = [FilterBackend, UpdatedAfterFilter]
     filterset_fields = ["is_active", "priority", "work_order_type", "asset_criticality", "calendar"]
     write_action = Action.MANAGE_SLA
     create_with = staticmethod(services.create_policy)
@@ -248,7 +247,7 @@ class SLAViolationViewSet(TenantReadOnlyViewSet):
 
     queryset = SLAViolation.objects.select_related("work_order", "policy")
     serializer_class = SLAViolationSerializer
-    filter_backends = [DjangoFilterBackend, UpdatedAfterFilter]
+    filter_backends = [FilterBackend, UpdatedAfterFilter]
     filterset_class = SLAViolationFilter
     write_action = Action.MANAGE_SLA  # no write exists: a permitted write is a 405
 

@@ -11,7 +11,6 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -19,7 +18,7 @@ from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from maintenance_site.api.filters import UpdatedAfterFilter
+from maintenance_site.api.filters import FilterBackend, UpdatedAfterFilter
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
@@ -417,7 +416,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
     )
     serializer_class = WorkOrderDetailSerializer
     filterset_class = WorkOrderFilter
-    filter_backends = [DjangoFilterBackend, UpdatedAfterFilter, SearchFilter, WorkOrderOrdering]
+    filter_backends = [FilterBackend, UpdatedAfterFilter, SearchFilter, WorkOrderOrdering]
     search_fields = ["number", "title", "asset__code"]
     ordering_fields = ["created_at", "due_at", "priority", "number", "updated_at"]
     write_action = Action.CREATE_WORK

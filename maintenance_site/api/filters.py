@@ -3,6 +3,7 @@ from datetime import UTC
 import django_filters
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
@@ -22,6 +23,23 @@ def parse_query_datetime(name: str, raw: str):
         return value.astimezone(UTC)
     except (ValueError, OverflowError):
         raise invalid from None
+
+
+BOOLEAN_VALUES = {"", "true", "false", "True", "False", "1", "0"}
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, which answers an invalid filter value with a 400 naming it, except for yes/no
+    filters, which read anything but true/false as "no filter": those are refused here the same way."""
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            for name, field in filterset.filters.items():
+                raw = request.query_params.get(name)
+                if isinstance(field, django_filters.BooleanFilter) and raw is not None and raw not in BOOLEAN_VALUES:
+                    raise ValidationError({name: [f"“{raw}” is not a yes/no value; use true or false."]})
+        return filterset
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
