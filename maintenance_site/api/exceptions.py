@@ -9,7 +9,7 @@ import logging
 import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import got_request_exception
 from django.http import Http404
@@ -19,6 +19,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from maintenance_site.errors import DomainError
+from maintenance_site.ops.http_errors import describe_refusal
 
 
 class IdempotentReplay(Exception):
@@ -103,10 +104,8 @@ def exception_handler(exc, context):
         return error_response(404, "not_found", message)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
-    if isinstance(exc, RequestDataTooBig):
-        return error_response(
-            413, "request_too_large", "The request body is larger than this server accepts; send less per request."
-        )
+    if isinstance(exc, SuspiciousOperation):  # a body too large, too many fields: Django's refusals
+        return error_response(*describe_refusal(exc))
 
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -66,17 +66,19 @@ class UnsupportedMethodMiddleware:
         return HttpResponse(message, status=405, content_type="text/plain; charset=utf-8", headers=headers)
 
 
+def describe_refusal(exception) -> tuple[int, str, str]:
+    """Status, code and message for what Django refuses before (or while) reading a request."""
+    if isinstance(exception, RequestDataTooBig | TooManyFilesSent):
+        return 413, "request_too_large", "The request body is larger than this server accepts; send less per request."
+    if isinstance(exception, TooManyFieldsSent):
+        return 400, "too_many_fields", "The request has more fields or query parameters than this server accepts."
+    return 400, "bad_request", "The request is malformed and cannot be processed."
+
+
 def bad_request(request, exception=None):
     """400 for what Django refuses before a view runs (a host not in ALLOWED_HOSTS, a malformed body), and
     413 for a body over the size limit."""
-    if isinstance(exception, RequestDataTooBig):
-        status, code = 413, "request_too_large"
-        message = "The request body is larger than this server accepts; send less data per request."
-    elif isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
-        status, code = 413, "request_too_large"
-        message = "The request has more fields or files than this server accepts; send fewer per request."
-    else:
-        status, code, message = 400, "bad_request", "The request is malformed and cannot be processed."
+    status, code, message = describe_refusal(exception)
     if is_api_request(request):
         return json_error(status, code, message)
     return _page(request, "400.html", status, {"message": message})

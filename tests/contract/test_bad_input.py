@@ -87,6 +87,12 @@ def test_a_body_over_the_size_limit_is_a_413_in_the_envelope(api, org_a, manager
     assert response.status_code in (400, 413) and response["Content-Type"].startswith("application/json")
 
 
+def test_a_query_string_with_too_many_parameters_is_a_400_in_the_envelope(api, org_a, manager_a, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
+    query = "&".join(f"p{i}=1" for i in range(200))
+    assert error_of(api(manager_a).get(f"/api/v1/work-orders/?{query}"), 400)["code"] == "too_many_fields"
+
+
 # --- paging and filter values (finding 10) -----------------------------------------------------------------
 
 
