@@ -390,9 +390,10 @@ PUSH_API_KEY = env_str("PUSH_API_KEY")
 NOTIFICATION_HTTP_TIMEOUT = env_float("NOTIFICATION_HTTP_TIMEOUT", 5.0, minimum=0.1)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 
-# --- Security (production values when DEBUG is off and the site is reachable from other machines) ------
-_HARDENED = not DEBUG and not _LOOPBACK_ONLY
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+# --- Security (production values when DEBUG is off, unless the site is plain HTTP on loopback) ------------
+_BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+_HARDENED = not DEBUG and (_BEHIND_TLS_PROXY or not _LOOPBACK_ONLY)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _BEHIND_TLS_PROXY else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HARDENED)
 SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HARDENED else 0, minimum=0)

@@ -59,6 +59,9 @@ def test_debug_is_off_by_default_and_the_embedded_run_stays_on_plain_http(tmp_pa
     assert result.stdout.split() == ["False", "False", "False"]
     result = run_manage("shell", "-v", "0", "-c", code, VAR_DIR=str(tmp_path), DEBUG="1")
     assert result.stdout.split() == ["True", "False", "False"]
+    # behind the compose file's TLS proxy, even with loopback host names only: secure cookies
+    result = run_manage("shell", "-v", "0", "-c", code, VAR_DIR=str(tmp_path), BEHIND_TLS_PROXY="true")
+    assert result.stdout.split() == ["False", "True", "True"]
 
 
 def test_without_secret_key_one_is_generated_once_and_check_deploy_says_so(tmp_path):
