@@ -39,6 +39,7 @@ def _allowed_methods(request) -> list[str] | None:
         match = resolve(request.path_info)
     except Resolver404:
         return None
+    request.resolver_match = match  # the request metrics label the route, as for any other request
     actions = getattr(match.func, "actions", None)  # a DRF viewset route: {"get": "list", ...}
     if actions:
         return sorted({method.upper() for method in actions} | {"OPTIONS"} | ({"HEAD"} if "get" in actions else set()))

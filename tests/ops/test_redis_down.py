@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
 from maintenance_site.api.throttling import throttle_cache
@@ -39,12 +40,23 @@ def _fresh_throttle_fallback():
     throttle_cache.local.clear()
 
 
+def _forget_broker_connections():
+    """Celery keeps its connection and producer pools: without this a pool opened on the real broker by an
+    earlier test would still deliver."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def broker_really_used(settings, broker_down):
     """Tasks are sent to the (unreachable) broker instead of running in the test process."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
+    _forget_broker_connections()
     yield
+    _forget_broker_connections()
     app.conf.task_always_eager = True
 
 
@@ -123,6 +135,9 @@ def _request(url, *, method="GET", body=None, token=None):
 def test_live_server_without_redis(tmp_path):
     organization = tenancy.create_organization(name="Outage Ltd", slug="outage", time_zone="UTC")
     manager = make_user("outage-manager")
+    hasher = PBKDF2PasswordHasher()  # the server's default hasher (the tests' own is MD5, for speed)
+    manager.password = hasher.encode("pw-outage-manager", hasher.salt())
+    manager.save(update_fields=["password"])
     tenancy.add_member(organization, manager, Role.MANAGER)
     database = connection.settings_dict
     port, redis_port = _closed_port(), _closed_port()
