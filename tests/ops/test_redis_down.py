@@ -41,10 +41,8 @@ def _fresh_throttle_fallback():
 
 
 def _forget_broker_connections():
-    """Celery keeps its connection and producer pools: without this a pool opened on the real broker by an
-    earlier test would still deliver."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Celery caches its pools of the broker in use: forget them (kombu keeps them, by URL, for whoever asks
+    for that broker again), else the pool opened on the real broker by an earlier test would still deliver."""
     app._pool = None
     app.amqp._producer_pool = None
 
