@@ -44,7 +44,7 @@ SECRET_KEY_GENERATED = not env_str("SECRET_KEY")
 _LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", _LOOPBACK_HOSTS)
 # Reachable from this machine only (the embedded run's default): plain HTTP is all there is, so the HTTPS
-# hardening below defaults off; naming any other host turns it on.
+# hardening below defaults off; naming any other host, or BEHIND_TLS_PROXY, turns it on.
 _LOOPBACK_ONLY = all(host in _LOOPBACK_HOSTS or host.endswith(".localhost") for host in ALLOWED_HOSTS)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Seed 004's ALLOWED_ORIGINS: browser origins allowed to call the API and open the event socket.
