@@ -105,6 +105,25 @@ def test_health_says_which_dependency_is_down(client, cache_down, broker_down):
     assert {"cache", "broker"} <= set(response.json()["down"])
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_event_socket_closes_with_try_again_later_when_the_channel_layer_is_down(settings, org_a, manager_a):
+    from asgiref.sync import async_to_sync
+
+    from maintenance_site.events.consumers import CLOSE_TRY_AGAIN_LATER
+    from tests.events.support import expect_refusal, session_cookie, socket
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    cookie = session_cookie(manager_a)
+
+    async def scenario():
+        message = await expect_refusal(socket(cookie=cookie), CLOSE_TRY_AGAIN_LATER, "events_unavailable")
+        assert "/api/v1/events/?after=" in message["message"]
+
+    async_to_sync(scenario)()
+
+
 # --- a live server ------------------------------------------------------------------------------------------
 
 
