@@ -2,10 +2,10 @@
 `/api/v1/meters/{id}/readings` (list; post one reading or a list) and `/api/v1/meters/readings` (post readings of
 several meters at once). Posting readings needs `ingest_telemetry`; meters themselves `manage_assets`."""
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from assets import meters as services
@@ -83,6 +83,7 @@ class AssetMeterViewSet(mixins.ListModelMixin, TenantGenericViewSet):
     write_action = Action.MANAGE_ASSETS
 
     def _asset(self) -> Asset:
+        # DRF's get_object_or_404: an id that is not a number is a 404 like a missing one, not a ValueError.
         return get_object_or_404(Asset.objects.filter(organization=self.organization), pk=self.kwargs["asset_pk"])
 
     def get_queryset(self):
@@ -146,5 +147,5 @@ class MeterViewSet(mixins.ListModelMixin, mixins.UpdateModelMixin, mixins.Destro
         return _recorded(services.record_readings(self.organization, items, actor=request.user))
 
 
-router.register(r"assets/(?P<asset_pk>[^/.]+)/meters", AssetMeterViewSet, basename="asset-meter")
+router.register(r"assets/(?P<asset_pk>[0-9]+)/meters", AssetMeterViewSet, basename="asset-meter")
 router.register("meters", MeterViewSet, basename="meter")

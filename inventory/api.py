@@ -30,7 +30,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -1127,6 +1127,17 @@ class ReorderSuggestionSerializer(serializers.Serializer):
     vendor_name = serializers.CharField(source="vendor.name", default=None)
 
 
+class PartSummarySerializer(serializers.Serializer):
+    part = serializers.IntegerField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+
+
+class SuggestedOrdersSerializer(serializers.Serializer):
+    purchase_orders = PurchaseOrderSerializer(many=True, help_text="Drafted, one per preferred vendor.")
+    without_vendor = PartSummarySerializer(many=True, help_text="Parts to reorder that have no preferred vendor.")
+
+
 class ReorderSuggestionViewSet(InputMixin, TenantAPIMixin, viewsets.GenericViewSet):
     """What to buy: parts whose available stock plus what is on order is at or below the reorder point.
     POST `purchase-orders` drafts one purchase order per preferred vendor (`manage_purchasing`)."""
@@ -1140,7 +1151,7 @@ class ReorderSuggestionViewSet(InputMixin, TenantAPIMixin, viewsets.GenericViewS
     def list(self, request):
         return Response(ReorderSuggestionSerializer(services.reorder_suggestions(self.organization), many=True).data)
 
-    @_post(SuggestedOrdersInput, PurchaseOrderSerializer(many=True))
+    @_post(SuggestedOrdersInput, {200: SuggestedOrdersSerializer, 201: SuggestedOrdersSerializer})
     @action(detail=False, methods=["post"], url_path="purchase-orders")
     def purchase_orders(self, request):
         data = self.input(SuggestedOrdersInput)
@@ -1189,6 +1200,7 @@ class StockDifferenceSerializer(serializers.Serializer):
     difference = serializers.DecimalField(**QUANTITY_OUTPUT)
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object, not a list
 class StockReconciliationSerializer(serializers.Serializer):
     balanced = serializers.BooleanField()
     differences = StockDifferenceSerializer(many=True)

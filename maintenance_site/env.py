@@ -1,7 +1,9 @@
 """Reading settings from the environment, failing loudly (naming the variable) on a malformed value."""
 
 import os
+import secrets
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -94,3 +96,20 @@ def env_parsed(name: str, default, parse: Callable[[str], object], what: str):
         return parse(raw)
     except (ValueError, TypeError) as exc:
         raise ImproperlyConfigured(f"{name}={raw!r} is not {what}: {exc}") from None
+
+
+def read_or_create_secret(path: Path) -> str:
+    """The secret stored in `path`, created (readable by its owner only) the first time. Processes starting at
+    once all end up with the one linked into place first."""
+    if not path.exists():
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(50) + "\n")
+        try:
+            os.link(temporary, path)  # atomic, and refuses to replace a key another process put there first
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_text().strip()

@@ -45,3 +45,10 @@ class PreconditionFailed(DomainError):
 class Unprocessable(DomainError):
     status_code = 422
     default_code = "unprocessable"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency the request needs (Redis, the broker) is unreachable: worth retrying later."""
+
+    status_code = 503
+    default_code = "unavailable"

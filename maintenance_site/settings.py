@@ -11,7 +11,6 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
-from django.core.exceptions import ImproperlyConfigured
 
 from maintenance_site.env import (
     env_bool,
@@ -23,6 +22,7 @@ from maintenance_site.env import (
     env_rate,
     env_str,
     env_url,
+    read_or_create_secret,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -34,13 +34,19 @@ VERSION = "0.1.0"
 for _folder in ("", "cache", "broker/queue", "broker/control", "media", "static"):
     (VAR_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DEBUG", True)
-_DEV_SECRET = "embedded-development-secret-key-do-not-use-in-production-0123456789"
-SECRET_KEY = env_str("SECRET_KEY") or (_DEV_SECRET if DEBUG else "")
-if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+# Off unless asked for (`DEBUG=1 make run`): Django's debug pages show settings and source to whoever gets one.
+DEBUG = env_bool("DEBUG", False)
+# Without SECRET_KEY, a key generated once into VAR_DIR: the embedded run needs no configuration, and web and
+# worker (same VAR_DIR) share it. Several machines need one SECRET_KEY: `check --deploy` warns while it is unset.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+SECRET_KEY = env_str("SECRET_KEY") or read_or_create_secret(SECRET_KEY_FILE)
+SECRET_KEY_GENERATED = not env_str("SECRET_KEY")
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+_LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", _LOOPBACK_HOSTS)
+# Reachable from this machine only (the embedded run's default): plain HTTP is all there is, so the HTTPS
+# hardening below defaults off; naming any other host, or BEHIND_TLS_PROXY, turns it on.
+_LOOPBACK_ONLY = all(host in _LOOPBACK_HOSTS or host.endswith(".localhost") for host in ALLOWED_HOSTS)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Seed 004's ALLOWED_ORIGINS: browser origins allowed to call the API and open the event socket.
 ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS")
@@ -85,6 +91,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "maintenance_site.ops.middleware.RequestMetricsMiddleware",  # first: times the whole chain
     "maintenance_site.ops.middleware.CorrelationIdMiddleware",
+    "maintenance_site.ops.http_errors.UnsupportedMethodMiddleware",  # TRACE, CONNECT…: 405 on every route
     "django.middleware.security.SecurityMiddleware",
     "maintenance_site.security.csp.PathPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -255,9 +262,14 @@ REST_FRAMEWORK = {
         "maintenance_site.api.permissions.RolePermission",
         "scheduling.windows.permissions.NotInMaintenanceMode",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "maintenance_site.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "maintenance_site.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "maintenance_site.api.filters.FilterBackend",
         "maintenance_site.api.filters.UpdatedAfterFilter",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
@@ -265,14 +277,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "maintenance_site.api.throttling.OrganizationRateThrottle",
         "maintenance_site.api.throttling.PrincipalRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "maintenance_site.api.throttling.AnonymousRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "organization": env_rate("THROTTLE_ORGANIZATION_RATE", "3000/min"),
         "principal": env_rate("THROTTLE_PRINCIPAL_RATE", "1200/min"),
         "anon": env_rate("THROTTLE_ANON_RATE", "60/min"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "maintenance_site.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "maintenance_site.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "PAGE_SIZE": 50,
@@ -410,15 +422,17 @@ PUSH_API_KEY = env_str("PUSH_API_KEY")
 NOTIFICATION_HTTP_TIMEOUT = env_float("NOTIFICATION_HTTP_TIMEOUT", 5.0, minimum=0.1)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 
-# --- Security (production values when DEBUG is off) -----------------------------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# --- Security (production values when DEBUG is off, unless the site is plain HTTP on loopback) ------------
+_BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+_HARDENED = not DEBUG and (_BEHIND_TLS_PROXY or not _LOOPBACK_ONLY)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _BEHIND_TLS_PROXY else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HARDENED)
 SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HARDENED else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _HARDENED)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _HARDENED)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _HARDENED)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _HARDENED)
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (django-csp 4.x): strict on every page; CONTENT_SECURITY_POLICY_PATHS adds sources for
 # one path's pages only. README "Security headers" says why each addition is there.
@@ -446,7 +460,8 @@ CONTENT_SECURITY_POLICY_PATHS = {
 
 # --- Logging --------------------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
-LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ("text", "json"))
+# JSON for log collectors in a deployment; readable lines in a terminal (DEBUG, or the embedded run).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG or not DATABASE_URL else "json", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -46,5 +45,8 @@ urlpatterns = [
     path("metrics", ops_views.prometheus_metrics, name="metrics"),
 ]
 
-if settings.DEBUG:
-    urlpatterns += []
+# The API's JSON envelope under /api/, the project's own pages elsewhere (maintenance_site/ops/http_errors.py).
+handler400 = "maintenance_site.ops.http_errors.bad_request"
+handler403 = "maintenance_site.ops.http_errors.permission_denied"
+handler404 = "maintenance_site.ops.http_errors.page_not_found"
+handler500 = "maintenance_site.ops.http_errors.server_error"

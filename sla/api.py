@@ -10,13 +10,13 @@ overlapping policy) with the same sentence as the admin, as a 400 naming the fie
 import django_filters
 from django.contrib.auth import get_user_model
 from django.utils.dateparse import parse_date
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from maintenance_site.api.filters import UpdatedAfterFilter, parse_query_datetime
+from maintenance_site.api.filters import FilterBackend, MomentFilter, UpdatedAfterFilter, parse_query_datetime
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantAPIMixin, TenantModelViewSet, TenantReadOnlyViewSet
@@ -194,7 +194,7 @@ class SLAPolicyViewSet(ActorViewSet):
 
     queryset = SLAPolicy.objects.select_related("organization", "calendar").prefetch_related("escalation_steps")
     serializer_class = SLAPolicySerializer
-    filter_backends = [DjangoFilterBackend, UpdatedAfterFilter]
+    filter_backends = [FilterBackend, UpdatedAfterFilter]
     filterset_fields = ["is_active", "priority", "work_order_type", "asset_criticality", "calendar"]
     write_action = Action.MANAGE_SLA
     create_with = staticmethod(services.create_policy)
@@ -232,8 +232,8 @@ class SLAViolationSerializer(serializers.ModelSerializer):
 class SLAViolationFilter(django_filters.FilterSet):
     policy = django_filters.NumberFilter(field_name="policy_id")
     work_order = django_filters.NumberFilter(field_name="work_order_id")
-    detected_after = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="gte")
-    detected_before = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="lt")
+    detected_after = MomentFilter(field_name="detected_at", lookup_expr="gte", param="detected_after")
+    detected_before = MomentFilter(field_name="detected_at", lookup_expr="lt", param="detected_before")
 
     class Meta:
         model = SLAViolation
@@ -247,7 +247,7 @@ class SLAViolationViewSet(TenantReadOnlyViewSet):
 
     queryset = SLAViolation.objects.select_related("work_order", "policy")
     serializer_class = SLAViolationSerializer
-    filter_backends = [DjangoFilterBackend, UpdatedAfterFilter]
+    filter_backends = [FilterBackend, UpdatedAfterFilter]
     filterset_class = SLAViolationFilter
     write_action = Action.MANAGE_SLA  # no write exists: a permitted write is a 405
 
@@ -258,7 +258,10 @@ class SLAViolationViewSet(TenantReadOnlyViewSet):
 def _date_or_datetime(name: str, raw: str | None):
     if not raw:
         return None
-    day = parse_date(raw.strip())
+    try:
+        day = parse_date(raw.strip())
+    except ValueError:  # well-formed but not a day of the calendar, such as 2026-02-30
+        raise ValidationError({name: [f"“{raw}” is not a date of the calendar."]}) from None
     return day if day is not None else parse_query_datetime(name, raw)
 
 
@@ -282,6 +285,7 @@ class GroupFiguresSerializer(FiguresSerializer):
     label = serializers.CharField()
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object, not a list
 class PerformanceSerializer(serializers.Serializer):
     group_by = serializers.CharField()
     interval = serializers.CharField(allow_null=True)

@@ -30,6 +30,15 @@ def _redis_reachable() -> tuple[bool, str]:
     return True, ""
 
 
+def pytest_configure(config):
+    # DEBUG is off by default, which picks the manifest storage that only `collectstatic` fills: tests render
+    # templates without running it, so they resolve static files the way DEBUG does.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 def pytest_sessionstart(session):
     if not IN_CI:
         return

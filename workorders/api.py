@@ -11,7 +11,6 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -20,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from maintenance_site import client_ids
-from maintenance_site.api.filters import UpdatedAfterFilter
+from maintenance_site.api.filters import FilterBackend, UpdatedAfterFilter
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
@@ -405,6 +404,10 @@ def _post(request_serializer, response_serializer, **kwargs):
 ITEM_ID = OpenApiParameter("item_id", int, OpenApiParameter.PATH, description="The checklist item.")
 
 
+# The order's comments, time entries, cost lines and attachments come whole: not paged, not filtered.
+WHOLE_LIST = {"pagination_class": None, "filter_backends": []}
+
+
 class WorkOrderViewSet(ActorServiceViewSet):
     """Work orders: list and read for every member; create and edit with `create_work`; the lifecycle
     through the action endpoints (`assign`, `start`, `complete`, …), each checked against the status
@@ -413,7 +416,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
     queryset = WorkOrder.objects.select_related("organization", "asset", "location", "assignee", "team")
     serializer_class = WorkOrderDetailSerializer
     filterset_class = WorkOrderFilter
-    filter_backends = [DjangoFilterBackend, UpdatedAfterFilter, SearchFilter, WorkOrderOrdering]
+    filter_backends = [FilterBackend, UpdatedAfterFilter, SearchFilter, WorkOrderOrdering]
     search_fields = ["number", "title", "asset__code"]
     ordering_fields = ["created_at", "due_at", "priority", "number", "updated_at"]
     write_action = Action.CREATE_WORK
@@ -540,7 +543,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
 
     # --- checklist ---
     @extend_schema(responses=ChecklistItemSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], **WHOLE_LIST)
     def checklist(self, request, pk=None):
         return self._many(ChecklistItemSerializer, self.get_object().checklist.all())
 
@@ -576,7 +579,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
 
     # --- comments, time, costs, attachments ---
     @extend_schema(responses=CommentSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], **WHOLE_LIST)
     def comments(self, request, pk=None):
         return self._many(CommentSerializer, self.get_object().comments.select_related("author"))
 
@@ -590,7 +593,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
         return self._one(CommentSerializer, comment, status=200 if client_ids.was_replayed(comment) else 201)
 
     @extend_schema(responses=TimeEntrySerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="time-entries")
+    @action(detail=True, methods=["get"], **WHOLE_LIST, url_path="time-entries")
     def time_entries(self, request, pk=None):
         return self._many(TimeEntrySerializer, self.get_object().time_entries.select_related("technician"))
 
@@ -614,7 +617,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
         return self._one(TimeEntrySerializer, services.stop_timer(self.get_object(), actor=request.user), status=200)
 
     @extend_schema(responses=CostLineSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="cost-lines")
+    @action(detail=True, methods=["get"], **WHOLE_LIST, url_path="cost-lines")
     def cost_lines(self, request, pk=None):
         return self._many(CostLineSerializer, self.get_object().cost_lines.all())
 
@@ -626,7 +629,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
         return self._one(CostLineSerializer, line)
 
     @extend_schema(responses=AttachmentSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], **WHOLE_LIST)
     def attachments(self, request, pk=None):
         return self._many(AttachmentSerializer, self.get_object().attachments.all())
 

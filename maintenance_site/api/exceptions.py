@@ -5,14 +5,21 @@
 `message` is a sentence a person can act on; `fields` says, per field, what was wrong.
 """
 
+import logging
+import sys
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import got_request_exception
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from maintenance_site.errors import DomainError
+from maintenance_site.ops.http_errors import describe_refusal
 
 
 class IdempotentReplay(Exception):
@@ -55,6 +62,30 @@ def error_response(status_code: int, code: str, message: str, fields=None, heade
 
 
 _KEPT_HEADERS = ("WWW-Authenticate", "Retry-After", "Allow")
+logger = logging.getLogger("django.request")
+
+
+def _server_error(exc, context) -> Response:
+    """Anything a view did not expect: logged with its traceback (as Django logs a 500), the transaction
+    rolled back, and the client gets the envelope, never an HTML page (even with DEBUG on)."""
+    request = context.get("request")
+    django_request = getattr(request, "_request", request)
+    logger.error(
+        "Internal Server Error: %s",
+        getattr(django_request, "path", "?"),
+        exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"status_code": 500, "request": django_request},
+    )
+    set_rollback()
+    # The test client re-raises what this signal carries, so tests still see the original exception.
+    if sys.exc_info()[1] is exc:
+        got_request_exception.send(sender=None, request=django_request)
+    message = "Something went wrong on our side; it has been logged. Try again, and tell us if it persists."
+    extra = {}
+    correlation_id = getattr(django_request, "correlation_id", None)
+    if correlation_id:
+        extra["correlation_id"] = correlation_id
+    return error_response(500, "server_error", message, **extra)
 
 
 def exception_handler(exc, context):
@@ -73,10 +104,12 @@ def exception_handler(exc, context):
         return error_response(404, "not_found", message)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, SuspiciousOperation):  # a body too large, too many fields: Django's refusals
+        return error_response(*describe_refusal(exc))
 
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        return _server_error(exc, context)
     headers = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
     if isinstance(exc, exceptions.ValidationError):
         fields = dict(_flatten(exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}))

@@ -1,18 +1,59 @@
 from datetime import UTC
 
+import django_filters
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import BaseFilterBackend
 
 
 def parse_query_datetime(name: str, raw: str):
-    value = parse_datetime(raw.strip().replace(" ", "+"))
-    if value is None:
-        raise ValidationError({name: [f"“{raw}” is not an ISO 8601 date-time; write e.g. 2026-01-31T12:00:00Z."]})
-    if timezone.is_naive(value):
-        value = value.replace(tzinfo=UTC)
-    return value
+    """An ISO 8601 date-time from the query string, in UTC (PostgreSQL refuses offsets beyond ±15:59, and a
+    year-1 moment west of UTC does not exist): a 400 naming the parameter when it is not one."""
+    invalid = ValidationError({name: [f"“{raw}” is not an ISO 8601 date-time; write e.g. 2026-01-31T12:00:00Z."]})
+    try:
+        value = parse_datetime(raw.strip().replace(" ", "+"))
+        if value is None:
+            raise invalid
+        if timezone.is_naive(value):
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid from None
+
+
+BOOLEAN_VALUES = {"", "true", "false", "True", "False", "1", "0"}
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, which answers an invalid filter value with a 400 naming it, except for yes/no
+    filters, which read anything but true/false as "no filter": those are refused here the same way."""
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            for name, field in filterset.filters.items():
+                raw = request.query_params.get(name)
+                if isinstance(field, django_filters.BooleanFilter) and raw is not None and raw not in BOOLEAN_VALUES:
+                    raise ValidationError({name: [f"“{raw}” is not a yes/no value; use true or false."]})
+        return filterset
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class MomentFilter(django_filters.CharFilter):
+    """A filterset field taking an ISO 8601 moment, read like `updated_after` (400 naming `param` if it is not)."""
+
+    def __init__(self, *args, param: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.param = param
+
+    def filter(self, queryset, value):
+        if not value:
+            return queryset
+        return queryset.filter(**{f"{self.field_name}__{self.lookup_expr}": parse_query_datetime(self.param, value)})
 
 
 class UpdatedAfterFilter(BaseFilterBackend):

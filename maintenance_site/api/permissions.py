@@ -35,6 +35,8 @@ def resolve_request_tenant(request):
 
 
 def required_action(request, view) -> Action | None:
+    if not hasattr(view, request.method.lower()):
+        return None  # a method the view does not handle: DRF answers 405 once the checks pass
     per_action = getattr(view, "action_permissions", {})
     action_name = getattr(view, "action", None)
     if action_name in per_action:

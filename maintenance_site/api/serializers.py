@@ -25,6 +25,17 @@ class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 class TenantModelSerializer(serializers.ModelSerializer):
     serializer_related_field = TenantPrimaryKeyRelatedField
 
+    @property
+    def data(self):
+        # A PATCH validates partially, but answers the whole object: DRF would leave out every field whose
+        # value falls back to its default (`CharField(source="site.name", default=None)` with no site), so
+        # the response would lack fields the schema says are always there.
+        partial, self.partial = self.partial, False
+        try:
+            return super().data
+        finally:
+            self.partial = partial
+
     def validate(self, attrs):
         attrs = super().validate(attrs)
         model = self.Meta.model

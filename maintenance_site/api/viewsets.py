@@ -17,10 +17,24 @@ def etag_for(instance) -> str:
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
 
 
+WRITE_METHODS = ("PUT", "PATCH", "DELETE")
+
+
 class TenantAPIMixin:
     """Everything an API view of the platform shares, viewset or not."""
 
     _idempotency_record = None
+
+    def dispatch(self, request, *args, **kwargs):
+        """PUT, PATCH and DELETE run in one transaction, so that the row `get_object` locks stays locked until
+        the write commits, whatever the view (a refused write rolls back whatever it had begun)."""
+        if request.method not in WRITE_METHODS:
+            return super().dispatch(request, *args, **kwargs)
+        with transaction.atomic():
+            response = super().dispatch(request, *args, **kwargs)
+            if response.status_code >= 400:
+                transaction.set_rollback(True)
+            return response
 
     @property
     def organization(self):
@@ -53,12 +67,13 @@ class TenantGenericViewSet(TenantAPIMixin, viewsets.GenericViewSet):
 
     # --- ETag / If-Match ---------------------------------------------------------------------------
     def get_object(self):
-        if self.request.method in ("PUT", "PATCH", "DELETE"):
-            # Lock the row for the check-then-write below (the view runs inside atomic()).
+        if self.request.method in WRITE_METHODS and self.action != "metadata":
+            # Lock the row for the check-then-write below (dispatch runs writes inside atomic()). OPTIONS asks
+            # get_object whether a PUT would be allowed, through a copy of the request whose method is PUT: no lock.
             self.queryset = self.queryset.select_for_update(of=("self",))
         instance = super().get_object()
         if_match = self.request.headers.get("If-Match")
-        if if_match and self.request.method in ("PUT", "PATCH", "DELETE"):
+        if if_match and self.request.method in WRITE_METHODS:
             current = etag_for(instance)
             offered = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
             if "*" not in offered and current not in offered:
@@ -94,14 +109,6 @@ class TenantModelViewSet(
     create_with = None  # (organization, **validated_data) -> instance
     update_with = None  # (instance, **validated_data) -> instance
     delete_with = None  # (instance) -> None
-
-    def update(self, request, *args, **kwargs):
-        with transaction.atomic():
-            return super().update(request, *args, **kwargs)
-
-    def destroy(self, request, *args, **kwargs):
-        with transaction.atomic():
-            return super().destroy(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         serializer.instance = self.create_with(self.organization, **serializer.validated_data)

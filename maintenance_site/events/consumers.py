@@ -31,6 +31,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from maintenance_site.errors import DomainError
 from maintenance_site.events import services
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot take the connection now (Redis unreachable)
 
 CATCH_UP_BATCH = services.CATCH_UP_MAX_LIMIT
 
@@ -91,7 +93,20 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             services.user_group(self.user_id),
         )
         self.embedded = self.channel_layer is None or isinstance(self.channel_layer, InMemoryChannelLayer)
-        await self._join_groups()  # before reading the database: nothing falls between the two
+        try:
+            await self._join_groups()  # before reading the database: nothing falls between the two
+        except (RedisError, OSError) as exc:  # the channel layer's Redis is down: no live events to offer
+            logger.warning("event socket refused: the channel layer is unreachable (%s: %s)", type(exc).__name__, exc)
+            self.group_names = ()
+            await self._reject(
+                Rejected(
+                    CLOSE_TRY_AGAIN_LATER,
+                    "events_unavailable",
+                    "Live events are unavailable right now: catch up with GET /api/v1/events/?after=<sequence> "
+                    "and reconnect in a minute.",
+                )
+            )
+            return
         await self.accept()
         self._opened = True
         metrics.websocket_opened()

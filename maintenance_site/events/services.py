@@ -26,8 +26,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from redis.exceptions import RedisError
 
-from maintenance_site.errors import InvalidInput, PermissionDeniedError
+from maintenance_site.errors import InvalidInput, PermissionDeniedError, ServiceUnavailable
 from maintenance_site.events import tasks  # tasks call these services, and these services queue tasks
 from maintenance_site.events.models import Event, EventSequence
 from maintenance_site.ops.correlation import get_correlation_id
@@ -296,7 +297,14 @@ def issue_websocket_ticket(user, organization) -> dict:
         "organization_id": organization.pk,
         "expires_at": _ticket_clock() + WEBSOCKET_TICKET_TTL_SECONDS,
     }
-    cache.set(_ticket_cache_key(ticket), value, timeout=WEBSOCKET_TICKET_TTL_SECONDS)
+    try:
+        cache.set(_ticket_cache_key(ticket), value, timeout=WEBSOCKET_TICKET_TTL_SECONDS)
+    except (RedisError, OSError):  # tickets live in the shared cache: without it the socket is down as well
+        raise ServiceUnavailable(
+            "Live events are unavailable right now (the shared cache is unreachable): catch up with "
+            "GET /api/v1/events/?after=<sequence> and ask for a ticket again in a minute.",
+            code="events_unavailable",
+        ) from None
     return {"ticket": ticket, "expires_in": WEBSOCKET_TICKET_TTL_SECONDS}
 
 

@@ -38,6 +38,8 @@ class MeView(APIView):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
+    # The model's field has default=None, which DRF would read as "optional": a key always needs a name.
+    name = serializers.CharField(max_length=50, help_text="Who or what uses the key.")
     scope = serializers.ChoiceField(choices=ApiKeyScope.choices, default=ApiKeyScope.READ)
     key = serializers.SerializerMethodField(help_text="Shown once, in the response that creates the key.")
 

@@ -52,9 +52,29 @@ def test_malformed_setting_stops_start_up_naming_the_variable(variable, value, t
     assert variable in result.stderr.splitlines()[-1]
 
 
-def test_debug_off_needs_a_secret_key(tmp_path):
-    result = run_manage("check", VAR_DIR=str(tmp_path), DEBUG="false", SECRET_KEY="")
-    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+def test_debug_is_off_by_default_and_the_embedded_run_stays_on_plain_http(tmp_path):
+    code = "from django.conf import settings as s; print(s.DEBUG, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE)"
+    result = run_manage("shell", "-v", "0", "-c", code, VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False"]
+    result = run_manage("shell", "-v", "0", "-c", code, VAR_DIR=str(tmp_path), DEBUG="1")
+    assert result.stdout.split() == ["True", "False", "False"]
+    # behind the compose file's TLS proxy, even with loopback host names only: secure cookies
+    result = run_manage("shell", "-v", "0", "-c", code, VAR_DIR=str(tmp_path), BEHIND_TLS_PROXY="true")
+    assert result.stdout.split() == ["False", "True", "True"]
+
+
+def test_without_secret_key_one_is_generated_once_and_check_deploy_says_so(tmp_path):
+    code = "from django.conf import settings; print(settings.SECRET_KEY)"
+    first = run_manage("shell", "-v", "0", "-c", code, VAR_DIR=str(tmp_path), SECRET_KEY="")
+    second = run_manage("shell", "-v", "0", "-c", code, VAR_DIR=str(tmp_path), SECRET_KEY="")
+    assert first.returncode == 0, first.stderr
+    assert len(first.stdout.strip()) >= 50 and first.stdout == second.stdout  # web and worker agree
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # readable by its owner only
+    result = run_manage(
+        "check", "--deploy", VAR_DIR=str(tmp_path), SECRET_KEY="", ALLOWED_HOSTS="maintenance.example.com"
+    )
+    assert "ops.W001" in result.stderr + result.stdout and "Set SECRET_KEY" in result.stderr + result.stdout
 
 
 def test_check_deploy_is_clean_with_production_values(tmp_path):
