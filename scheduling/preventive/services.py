@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inventory.models import Part, StockLocation
@@ -27,6 +28,7 @@ from workorders.services import validate_assignee
 Schedule = PreventiveSchedule
 Trigger = PreventiveSchedule.Trigger
 MAX_DAYS_AHEAD = 366  # "generate now" looks at most this many days ahead
+FEED_USE_STAMP = timedelta(hours=1)  # how precisely a calendar feed's last use is recorded
 
 SCHEDULE_FIELDS = {
     "name",
@@ -356,12 +358,18 @@ def revoke_calendar_feed(feed: CalendarFeed, *, actor=None) -> CalendarFeed:
     return feed
 
 
-def calendar_feed_for_token(token: str) -> CalendarFeed:
-    """The active feed of a token, or NotFound (the same answer for unknown and revoked tokens)."""
+def calendar_feed_for_token(token: str, *, now=None) -> CalendarFeed:
+    """The active feed of a token, or NotFound (the same answer for unknown and revoked tokens). Reading a feed
+    changes nothing a client relies on; it only stamps `last_used_at`, at most once per FEED_USE_STAMP (calendar
+    apps poll every few minutes), so that unused feeds can be found and revoked."""
     if not token or len(token) > 100:
         raise NotFound("No such calendar feed.")
     feed = CalendarFeed.objects.select_related("organization").filter(token_hash=_hash(token)).first()
     if feed is None or feed.revoked_at is not None:
         raise NotFound("No such calendar feed.")
-    CalendarFeed.objects.filter(pk=feed.pk).update(last_used_at=timezone.now())
+    now = now or timezone.now()
+    if feed.last_used_at is None or feed.last_used_at < now - FEED_USE_STAMP:
+        CalendarFeed.objects.filter(pk=feed.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - FEED_USE_STAMP)
+        ).update(last_used_at=now)
     return feed

@@ -1,9 +1,9 @@
 """The only writers of maintenance windows: `create_window` / `update_window` / `delete_window` / `end_window` /
-`cancel_window` / `fail_window`, the calendar feed's token, and `schedule_maintenance` for Python callers. One
-transaction each, under the organisation's lock (`scheduling.windows.mode.lock_organization`), refused with a
-DomainError a person can act on. A window that overlaps a scheduled or active window with an intersecting scope
-is a 409 naming that window, unless it is an emergency with a reason (audited). Times are UTC; recurrences are
-computed in the organisation's time zone (`scheduling.windows.series`).
+`cancel_window` / `fail_window`, the calendar feed's token (`issue_feed_token`), and `schedule_maintenance` for
+Python callers. One transaction each, under the organisation's lock (`scheduling.windows.mode.lock_organization`),
+refused with a DomainError a person can act on. A window that overlaps a scheduled or active window with an
+intersecting scope is a 409 naming that window, unless it is an emergency with a reason (audited). Times are UTC;
+recurrences are computed in the organisation's time zone (`scheduling.windows.series`).
 """
 
 import logging
@@ -456,14 +456,21 @@ def cancel_window(window: MaintenanceWindow, *, reason: str, actor=None, now=Non
     return window
 
 
-def feed_token(organization, *, regenerate: bool = False) -> WindowFeedToken:
-    """The organisation's calendar-feed token (created on first use; `regenerate` retires the old one)."""
-    with transaction.atomic():
-        token, created = WindowFeedToken.objects.get_or_create(organization=organization)
-        if regenerate and not created:
+def current_feed_token(organization) -> WindowFeedToken | None:
+    """The organisation's calendar-feed token, or None while nobody has created one (reads only)."""
+    return WindowFeedToken.objects.filter(organization=organization).first()
+
+
+def issue_feed_token(organization, *, actor=None) -> tuple[WindowFeedToken, bool]:
+    """Create the organisation's calendar-feed token, or replace it (every copy of the old address stops
+    working). Returns the token and whether it was created (rather than replaced)."""
+    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+        token, created = WindowFeedToken.objects.select_for_update().get_or_create(organization=organization)
+        if not created:
             token.token = new_feed_token()
+            token._change_reason = "Address replaced: the old one stops working"
             token.save()
-    return token
+    return token, created
 
 
 def schedule_maintenance(
