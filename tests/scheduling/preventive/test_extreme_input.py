@@ -159,3 +159,56 @@ def test_statistics_over_the_ends_of_the_calendar_answer(planner, schedule, quer
     response = planner.get(f"{STATISTICS}?{query}")
     assert response.status_code == 200, response.content[:500]
     assert response.json()["totals"]["generated"] == 0
+
+
+# --- the back office -------------------------------------------------------------------------------------
+
+
+ADMIN = "/admin/scheduling/preventiveschedule/"
+
+
+def admin_form(pump, **extra) -> dict:
+    data = {
+        "name": "Far",
+        "coverage": "asset",
+        "asset": pump.pk,
+        "trigger": "rrule",
+        "rrule": "FREQ=HOURLY",
+        "time_of_day": "06:00",
+        "mode": "fixed",
+        "lead_days": 0,
+        "misfire_policy": "coalesce",
+        "misfire_cap": 10,
+        "start_date": "2027-01-01",
+        "priority": "medium",
+        "work_type": "preventive",
+        "cooldown_minutes": 0,
+        "template_parts-TOTAL_FORMS": 0,
+        "template_parts-INITIAL_FORMS": 0,
+        "occurrences-TOTAL_FORMS": 0,
+        "occurrences-INITIAL_FORMS": 0,
+    }
+    return {**data, **extra}
+
+
+@pytest.mark.parametrize(
+    "extra", [{"start_date": "0001-01-01"}, {"start_date": "9999-12-31"}, {"end_date": "9999-12-31"}]
+)
+def test_the_back_office_form_refuses_dates_beyond_the_range_next_to_the_field(client, org_a, planner_a, pump, extra):
+    from maintenance_site.tenancy.middleware import SESSION_KEY
+
+    client.force_login(planner_a)
+    session = client.session
+    session[SESSION_KEY] = org_a.pk
+    session.save()
+    client.raise_request_exception = False
+    response = client.post(f"{ADMIN}add/", admin_form(pump, **extra))
+    assert response.status_code == 200 and f"Give a date from {EARLIEST_DATE}" in response.content.decode()
+    assert not Schedule.objects.exists()
+    assert client.get(f"{ADMIN}?next_due_at__year=0").status_code == 302
+    assert (
+        client.get(
+            "/admin/scheduling/preventiveoccurrence/?due_at__year=9999&due_at__month=12&due_at__day=31"
+        ).status_code
+        == 302
+    )

@@ -254,3 +254,33 @@ def test_the_back_office_mode_switch_refuses_year_9999(client, manager_a, org_a)
     response = client.post("/admin/scheduling/maintenancewindow/mode/", data)
     assert response.status_code == 200 and "ten years" in response.content.decode()
     assert not MaintenanceMode.objects.filter(organization=org_a, active=True).exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "starts_at__year=9999&starts_at__month=12&starts_at__day=31",  # the drill-down's next day overflowed
+        "starts_at__year=0",
+        "starts_at__year=99999",
+        "starts_at__year=abc",
+        "ends_at__year=0",  # a hand-written filter on another date
+        "starts_at__year=2030&starts_at__month=13",
+    ],
+)
+@pytest.mark.parametrize("page", ["/admin/scheduling/maintenancewindow/", "/admin/scheduling/maintenancehistoryentry/"])
+def test_back_office_lists_start_afresh_on_dates_outside_the_calendar(client, manager_a, org_a, page, query):
+    client.force_login(manager_a)
+    client.raise_request_exception = False
+    response = client.get(f"{page}?{query}")
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+    assert client.get(f"{page}?starts_at__year=2030&starts_at__month=1&starts_at__day=7").status_code == 200
+
+
+def test_a_back_office_action_on_ids_that_are_not_ids_leaves_them_out(client, manager_a, scheduled):
+    client.force_login(manager_a)
+    client.raise_request_exception = False
+    data = {"action": "cancel_windows", "_selected_action": ["abc", str(2**70), str(scheduled.pk)]}
+    response = client.post("/admin/scheduling/maintenancewindow/", data)
+    assert response.status_code == 200 and "Scheduled" in response.content.decode()  # the confirmation page
+    response = client.post("/admin/scheduling/maintenancewindow/", {**data, "_selected_action": ["abc"]})
+    assert response.status_code in (200, 302)
