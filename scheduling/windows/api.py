@@ -43,9 +43,20 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
     serializer_related_field = TenantPrimaryKeyRelatedField
 
     assets = TenantPrimaryKeyRelatedField(many=True, queryset=Asset.objects.all(), required=False)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = serializers.DateTimeField(
+        help_text="ISO 8601 (without an offset: UTC); within the next ten years, at most a year back."
+    )
+    ends_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Exclusive; at most 366 days after the start. ISO 8601 (without an offset: UTC).",
+    )
     duration_minutes = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Instead of ends_at: the length in minutes (at least 1)."
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=services.MAX_DURATION_MINUTES,
+        help_text=f"Instead of ends_at: the length in minutes (1 to {services.MAX_DURATION_MINUTES}, 366 days).",
     )
     is_series = serializers.BooleanField(read_only=True)
     created_by_name = serializers.SerializerMethodField()
