@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from maintenance_site.tenancy.middleware import SESSION_KEY
 from scheduling.preventive.models import EARLIEST_DATE, LATEST_DATE
 from tests.scheduling.preventive.support import Schedule, make_schedule
 
@@ -26,7 +27,7 @@ def schedule(org_a, pump):
     return make_schedule(org_a, asset=pump, cron_expression="0 6 * * 1", name="Weekly", start_date=date(2026, 1, 1))
 
 
-def body(pump, **extra):
+def body(pump):
     return {"name": "Pump service", "coverage": "asset", "asset": pump.pk, "trigger": "rrule", "rrule": "FREQ=WEEKLY"}
 
 
@@ -195,8 +196,6 @@ def admin_form(pump, **extra) -> dict:
     "extra", [{"start_date": "0001-01-01"}, {"start_date": "9999-12-31"}, {"end_date": "9999-12-31"}]
 )
 def test_the_back_office_form_refuses_dates_beyond_the_range_next_to_the_field(client, org_a, planner_a, pump, extra):
-    from maintenance_site.tenancy.middleware import SESSION_KEY
-
     client.force_login(planner_a)
     session = client.session
     session[SESSION_KEY] = org_a.pk

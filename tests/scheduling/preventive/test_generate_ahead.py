@@ -10,7 +10,7 @@ import pytest
 
 from maintenance_site.errors import InvalidInput
 from scheduling.preventive.generation import generate_due_work_orders
-from scheduling.preventive.services import generate_now
+from scheduling.preventive.services import generate_now, pause_schedule, resume_schedule
 from tests.scheduling.preventive.support import (
     Occurrence,
     Schedule,
@@ -107,8 +107,6 @@ def test_what_beat_really_missed_is_still_a_misfire(org_a, pump):
 
 
 def test_a_resumed_schedule_with_a_lead_time_is_not_a_misfire(org_a, pump, planner_a):
-    from scheduling.preventive.services import pause_schedule, resume_schedule
-
     schedule = daily(org_a, pump, skip_if_open=False, lead_days=2, misfire_policy=Schedule.Misfire.SKIP)
     pause_schedule(schedule, actor=planner_a)
     resume_schedule(schedule, actor=planner_a, now=BEFORE_SIX)
