@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from croniter.croniter import CroniterError
-from dateutil.rrule import MINUTELY, SECONDLY, rrule, rrulestr
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, WEEKLY, rrule, rrulestr
 
 LocalSeries = Callable[[datetime, datetime], Iterable[datetime]]
 
@@ -245,9 +245,30 @@ def rrule_series(rule: rrule) -> LocalSeries:
     """The local series of a parsed rule."""
 
     def times(start: datetime, end: datetime) -> Iterator[datetime]:
-        for moment in rule.xafter(start, inc=True):
+        for moment in rebased(rule, start).xafter(start, inc=True):
             if moment > end:
                 return
             yield moment
 
     return times
+
+
+# Rules whose occurrences repeat every INTERVAL of these units whatever the calendar does (a shift by whole
+# periods keeps the weekday, the time of day and the weeks counted from WKST that the rule's defaults take from
+# DTSTART); monthly and yearly periods differ in length, so those rules are read from their DTSTART.
+_PERIODS = {WEEKLY: timedelta(weeks=1), DAILY: timedelta(days=1), HOURLY: HOUR, MINUTELY: timedelta(minutes=1)}
+_PERIODS[SECONDLY] = timedelta(seconds=1)
+
+
+def rebased(rule: rrule, start: datetime) -> rrule:
+    """The rule with its DTSTART moved forward by whole periods to just before `start`: the same occurrences from
+    `start` on, without enumerating every one since DTSTART (an hourly rule from 2000 took seconds). A rule with
+    COUNT counts from its DTSTART and is returned as it is."""
+    period = _PERIODS.get(rule._freq)
+    if period is None or rule._count is not None or rule._dtstart is None:
+        return rule
+    step = period * rule._interval
+    periods = (start - rule._dtstart) // step - 1  # a whole period of margin before `start`
+    if periods < 1:
+        return rule
+    return rule.replace(dtstart=rule._dtstart + step * periods)

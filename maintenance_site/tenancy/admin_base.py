@@ -2,12 +2,27 @@
 rows, and what they may change follows the role table."""
 
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES, Action, role_allows
+
+# Date parts a list's query string may give (`?starts_at__year=2027&starts_at__month=3`, the date drill-down or a
+# hand-written filter): beyond these Django's changelist overflows into a 500 (year 0, or the day after 9999-12-31).
+DATE_PART_BOUNDS = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
+LARGEST_ID = 2**63 - 1
+
+
+def _date_part_within(value: str, bounds: tuple[int, int]) -> bool:
+    try:
+        return bounds[0] <= int(value) <= bounds[1]
+    except ValueError:
+        return False
 
 
 def _has_organization(model) -> bool:
@@ -127,6 +142,32 @@ class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
                 instance.organization = form.instance.organization
             instance.save()
         formset.save_m2m()
+
+    def get_changelist_instance(self, request):
+        """A date part outside the calendar (`?ends_at__year=0`, the drill-down to 9999-12-31) is a wrong lookup
+        parameter: the list starts afresh (Django's `?e=1`) instead of overflowing into a 500."""
+        for name, values in request.GET.lists():
+            bounds = DATE_PART_BOUNDS.get(name.rsplit("__", 1)[-1]) if "__" in name else None
+            if bounds and not all(_date_part_within(value, bounds) for value in values):
+                raise IncorrectLookupParameters(f"{name}: not a date in the calendar")
+        return super().get_changelist_instance(request)
+
+    def response_action(self, request, queryset):
+        """Selected ids that cannot be ids (a hand-made form) are left out instead of answering a 500."""
+        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        valid = [value for value in selected if self._is_id(value)]
+        if len(valid) != len(selected):
+            post = request.POST.copy()
+            post.setlist(ACTION_CHECKBOX_NAME, valid)
+            request.POST = post
+        return super().response_action(request, queryset)
+
+    def _is_id(self, value) -> bool:
+        try:
+            key = self.model._meta.pk.to_python(value)
+        except ValidationError:
+            return False
+        return not isinstance(key, int) or abs(key) <= LARGEST_ID
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Another organisation's object is a 404, never a hint that it exists.

@@ -252,10 +252,9 @@ class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
     @admin.action(description="Generate now what is due")
     def generate_now(self, request, queryset):
         def do(schedule):
-            result = services.generate_now(schedule, actor=request.user)
-            return f"{result.created} order(s) created, {result.skipped} skipped"
+            return services.generate_now(schedule, actor=request.user).message
 
-        self._each(request, queryset, do, "{name}: {result}.")
+        self._each(request, queryset, do, "{name}: {result}")
 
     @admin.action(description="Pause the selected schedules")
     def pause(self, request, queryset):

@@ -3,7 +3,7 @@
 .ics URLs). Reading needs `view`; everything else `manage_schedules`. A bad cron expression, RRULE or interval
 is a 400 saying, next to the field, what is wrong with it."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -137,14 +137,38 @@ class OccurrenceSerializer(serializers.ModelSerializer):
 
 
 class GenerateInput(serializers.Serializer):
-    days_ahead = serializers.IntegerField(min_value=0, max_value=366, default=0)
+    days_ahead = serializers.IntegerField(
+        min_value=0,
+        max_value=services.MAX_DAYS_AHEAD,
+        default=0,
+        help_text="Also create what falls due within this many days (plus the schedule's lead time).",
+    )
+
+
+class GenerationHorizon(serializers.Serializer):
+    days_ahead = serializers.IntegerField()
+    until = serializers.DateTimeField(help_text="What the schedule would create by this moment was created now.")
+    due_until = serializers.DateTimeField(help_text="`until` plus the lead time: occurrences due by then were covered.")
+
+
+class DeferredOccurrence(serializers.Serializer):
+    schedule = serializers.IntegerField()
+    asset = serializers.IntegerField(allow_null=True)
+    due_at = serializers.DateTimeField()
+    reason = serializers.CharField()
 
 
 class GenerateResult(serializers.Serializer):
     created = serializers.IntegerField()
-    skipped = serializers.IntegerField()
+    skipped = serializers.IntegerField(help_text="Occurrences recorded as skipped (misfire, or an order still open).")
     work_orders = serializers.ListField(child=serializers.IntegerField())
     as_of = serializers.DateTimeField()
+    horizon = GenerationHorizon()
+    already_generated = serializers.IntegerField(help_text="Occurrences in the horizon generated before.")
+    deferred = DeferredOccurrence(
+        many=True, help_text="Occurrences in the horizon left until they fall due (skip if open), with the reason."
+    )
+    message = serializers.CharField(help_text="What was covered and, when fewer orders were made, why.")
 
 
 class PauseInput(serializers.Serializer):
@@ -159,6 +183,21 @@ def _int_param(request, name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise InvalidInput(f"“{raw}” is not a whole number.", fields={name: ["A whole number."]}) from None
+
+
+def _moment_param(request, name: str) -> datetime | None:
+    """An ISO 8601 moment from the query string, in UTC; a moment outside the calendar once in UTC (year 9999 west
+    of it, year 1 east of it) is a 400 naming the parameter, like a malformed one."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_query_datetime(name, raw).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidInput(
+            f"“{raw}” is not a moment in the calendar; write e.g. 2026-01-31T12:00:00Z.",
+            fields={name: ["Out of range."]},
+        ) from None
 
 
 DAYS = OpenApiParameter("days", int, description="How many days ahead (1–366, default 30).")
@@ -278,8 +317,8 @@ class StatisticsViewSet(_ReportViewSet):
     def list(self, request):
         """Generated, completed on time, completed late, overdue, skipped, and PM compliance (%)."""
         params = request.query_params
-        start = parse_query_datetime("start", params["start"]) if params.get("start") else None
-        end = parse_query_datetime("end", params["end"]) if params.get("end") else None
+        start = _moment_param(request, "start")
+        end = _moment_param(request, "end")
         schedule = asset = None
         if params.get("schedule"):
             schedule = (

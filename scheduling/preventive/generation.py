@@ -48,13 +48,23 @@ Occurrence = PreventiveOccurrence
 
 @dataclass
 class GenerationResult:
-    """What a pass did: orders created, occurrences skipped, the orders' ids and the run rows."""
+    """What a pass did: orders created, occurrences skipped, the orders' ids and the run rows; the horizon it
+    covered (what falls due by `horizon` plus each schedule's lead time), the occurrences within it that existed
+    already, those left for later (skip-if-open decides them when their orders are due to be created) and the
+    schedules it could not compute. `message` (set by "generate now") says it in sentences."""
 
     created: int = 0
     skipped: int = 0
     work_order_ids: list[int] = field(default_factory=list)
     runs: list[int] = field(default_factory=list)
     as_of: datetime | None = None
+    horizon: datetime | None = None
+    days_ahead: int = 0
+    due_until: datetime | None = None
+    already_generated: int = 0
+    deferred: list[dict] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    message: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -62,6 +72,10 @@ class GenerationResult:
             "skipped": self.skipped,
             "work_orders": self.work_order_ids,
             "as_of": self.as_of,
+            "horizon": {"days_ahead": self.days_ahead, "until": self.horizon, "due_until": self.due_until},
+            "already_generated": self.already_generated,
+            "deferred": self.deferred,
+            "message": self.message,
         }
 
 
@@ -198,6 +212,7 @@ def _apply_chunk(candidates: list[Candidate], run: GenerationRun, caches: _Cache
         }
         to_create = [(c, mine[c.key][0]) for c in candidates if c.key in mine and c.status == Occurrence.Status.CREATED]
         result.skipped += sum(1 for _, status in mine.values() if status == Occurrence.Status.SKIPPED)
+        result.already_generated += sum(1 for c in candidates if c.key not in mine)
         if not to_create:
             return
         by_org: dict[int, list] = defaultdict(list)
@@ -282,9 +297,11 @@ def generate_due_work_orders(
     now = now or timezone.now()
     horizon = now + timedelta(days=days_ahead)
     user = actor or audit.system_user()
-    result = GenerationResult(as_of=now)
+    result = GenerationResult(as_of=now, horizon=horizon, days_ahead=days_ahead)
     with audit.acting_as(user, reason="preventive generation"):
         plan = plan_generation(now, horizon, organization, schedule_ids)
+        result.failed = dict(plan.failed)
+        result.already_generated = plan.already_generated
         if plan.candidates:
             run = GenerationRun.objects.create(organization=organization, as_of=now, triggered_by=user)
             result.runs.append(run.pk)
@@ -296,4 +313,18 @@ def generate_due_work_orders(
                 finished_at=timezone.now(), created_count=result.created, skipped_count=result.skipped
             )
         _save_bookkeeping(plan)
+    _report_deferred(plan, result)
     return result
+
+
+def _report_deferred(plan: Plan, result: GenerationResult) -> None:
+    """The occurrences the plan left for later (skip if open), soonest first, each with why."""
+    for item in sorted(plan.deferred, key=lambda d: (d.due_at, d.schedule.pk, d.target.key)):
+        result.deferred.append(
+            {
+                "schedule": item.schedule.pk,
+                "asset": item.target.asset_id,
+                "due_at": item.due_at,
+                "reason": f"skip if open: decided when its order is due to be created ({item.blocker} is open)",
+            }
+        )

@@ -22,12 +22,19 @@ from maintenance_site.tenancy.models import TenantModel, TenantQuerySet
 from workorders.models import WorkOrder
 
 QUANTITY = {"max_digits": 14, "decimal_places": 3}
+# The dates a schedule may start and end on. Beyond them a date is a typing mistake (a schedule from year 1 or until
+# 9999), and what is computed from it would leave the calendar (an occurrence in year 9999 west of UTC does not
+# exist in UTC) or take minutes to enumerate (an hourly RRULE from year 1).
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
 METER_VALUE = {"max_digits": 18, "decimal_places": 4}
 # The work-order types a schedule may produce (not corrective or emergency work).
 _PLANNED = (WorkOrder.Type.PREVENTIVE, WorkOrder.Type.INSPECTION, WorkOrder.Type.ROUTINE, WorkOrder.Type.PREDICTIVE)
 WORK_TYPES = [(value, label) for value, label in WorkOrder.Type.choices if value in _PLANNED]
 
 __all__ = [
+    "EARLIEST_DATE",
+    "LATEST_DATE",
     "CalendarFeed",
     "GenerationRun",
     "PreventiveOccurrence",
@@ -223,6 +230,10 @@ class PreventiveSchedule(TenantModel):
         """Field → what is wrong (empty when nothing is): what `clean()` raises, the admin form and the API show."""
         errors = self._coverage_problems()
         errors.update(self._trigger_problems())
+        for name in ("start_date", "end_date"):
+            value = getattr(self, name)
+            if isinstance(value, date) and not EARLIEST_DATE <= value <= LATEST_DATE:
+                errors[name] = f"Give a date from {EARLIEST_DATE} to {LATEST_DATE} (not {value.isoformat()})."
         if self.mode == self.Mode.FLOATING and not (
             self.trigger == self.Trigger.INTERVAL
             or (self.trigger == self.Trigger.METER and self.meter_mode == self.MeterMode.EVERY)

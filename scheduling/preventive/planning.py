@@ -2,9 +2,19 @@
 to do, their targets as of now, the occurrences due on each, the misfire policy and skip-if-open applied. The
 result, a `Plan`, is what `scheduling.preventive.generation` inserts.
 
-Misfires (beat was not running): per schedule, `coalesce` (default) folds all late occurrences of a target into
-one order at the latest of them; `catch_up` creates each of them, the most recent `misfire_cap` ones; `skip`
-records the missed ones (older than PREVENTIVE_MISFIRE_GRACE) as one skipped row and goes on with the next.
+Misfires (beat was not running): an occurrence is *missed* when it was owed (its lead time had begun and the
+generator had been told to look: the schedule's `next_run_at`) longer than PREVENTIVE_MISFIRE_GRACE ago. An
+occurrence whose lead time began before the schedule was created, resumed or re-timed is owed from that moment,
+not missed. When something was missed, per schedule: `coalesce` (default) folds all late occurrences of a target
+into one order at the latest of them; `catch_up` creates each of them, the most recent `misfire_cap` missed ones;
+`skip` records the missed ones as one skipped row and goes on with the next. Nothing missed: each is created.
+
+Skip-if-open keeps at most one open order per schedule and target: an occurrence that falls due while the
+previous order is open is recorded as skipped; one whose order is not due to be created yet (a "generate now"
+ahead of time) is left for later, and the plan says so (`Plan.deferred`): whether it is skipped is decided then.
+
+A schedule whose occurrences cannot be computed (dates beyond the calendar written before they were refused) is
+left out of the pass and logged (`Plan.failed`), so that it cannot stop the generation of every other schedule.
 
 Nights generated before the daylight-saving rule of `maintenance_site.recurrence`: a local time in the
 spring-forward gap used to run at the first valid instant after the gap (the instant the clocks jumped); it now
@@ -12,6 +22,7 @@ runs a gap later. An occurrence already stored at the jump for the same schedule
 is done, so the shifted time is not generated again (the unique key holds the instant, which differs).
 """
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +44,8 @@ from scheduling.preventive.occurrences import (
 )
 from scheduling.preventive.targets import Places, Target, latest_occurrences, resolve_targets
 from workorders.models import WorkOrder
+
+logger = logging.getLogger(__name__)
 
 Schedule = PreventiveSchedule
 Occurrence = PreventiveOccurrence
@@ -72,47 +85,69 @@ class Due:
 
 
 @dataclass
+class Deferred:
+    """An occurrence within the pass's horizon that is left for later: skip-if-open decides it when its order is
+    due to be created, and `blocker` is the open order that would make it a skip today."""
+
+    schedule: Schedule
+    target: Target
+    due_at: datetime
+    blocker: str
+
+
+@dataclass
 class Plan:
-    """What a pass will insert (sorted by key), and each schedule's bookkeeping afterwards."""
+    """What a pass will insert (sorted by key), each schedule's bookkeeping afterwards, what it leaves for later
+    within the horizon, and the schedules it could not compute (id → why)."""
 
     now: datetime
     horizon: datetime
     candidates: list[Candidate] = field(default_factory=list)
     bookkeeping: dict[int, dict] = field(default_factory=dict)
     schedules: dict[int, Schedule] = field(default_factory=dict)
+    deferred: list[Deferred] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    already_generated: int = 0
+
+
+def _owed_at(schedule: Schedule, due_at: datetime, lead: timedelta) -> datetime:
+    """When the generator owed an occurrence: when its lead time began, or, if later, when the generator was told
+    to look at the schedule (`next_run_at`: its creation, resumption or change of trigger, else its next
+    occurrence's creation time)."""
+    begun = due_at - lead
+    return max(begun, schedule.next_run_at) if schedule.next_run_at is not None else begun
 
 
 def _apply_misfire(schedule: Schedule, dues: list[datetime], now: datetime, zone_name: str) -> list[Due]:
-    """The misfire policy over one target's due times (ascending)."""
+    """The misfire policy over one target's due times (ascending); see the module docstring."""
     lead = timedelta(days=schedule.lead_days)
     late = [d for d in dues if d - lead <= now]
     ahead = [Due(d) for d in dues if d - lead > now]
-    if not late:
-        return ahead
+    cutoff = now - timedelta(seconds=settings.PREVENTIVE_MISFIRE_GRACE)
+    missed = [d for d in late if _owed_at(schedule, d, lead) < cutoff]  # a prefix of `late`
+    if not missed:
+        return [Due(d) for d in late] + ahead
     policy = schedule.misfire_policy
     if policy == Schedule.Misfire.CATCH_UP:
-        kept = late[-schedule.misfire_cap :]
-        dropped = len(late) - len(kept)
+        kept = missed[-schedule.misfire_cap :]
+        dropped = len(missed) - len(kept)
         note = (
             f"{dropped} older missed occurrence(s) beyond the cap of {schedule.misfire_cap} dropped." if dropped else ""
         )
         planned = [
             Due(d, missed_count=dropped if i == 0 else 0, note=note if i == 0 else "") for i, d in enumerate(kept)
         ]
+        planned += [Due(d) for d in late[len(missed) :]]
     elif policy == Schedule.Misfire.SKIP:
-        cutoff = now - timedelta(seconds=settings.PREVENTIVE_MISFIRE_GRACE)
-        missed = [d for d in late if d - lead < cutoff]
-        planned = []
-        if missed:
-            planned.append(
-                Due(
-                    missed[-1],
-                    Occurrence.Status.SKIPPED,
-                    Occurrence.SkipReason.MISFIRE,
-                    missed_count=len(missed) - 1,
-                    note=f"{len(missed)} occurrence(s) missed since {format_local(missed[0], zone_name)} skipped.",
-                )
+        planned = [
+            Due(
+                missed[-1],
+                Occurrence.Status.SKIPPED,
+                Occurrence.SkipReason.MISFIRE,
+                missed_count=len(missed) - 1,
+                note=f"{len(missed)} occurrence(s) missed since {format_local(missed[0], zone_name)} skipped.",
             )
+        ]
         planned += [Due(d) for d in late[len(missed) :]]
     else:  # coalesce
         folded = len(late) - 1
@@ -123,14 +158,16 @@ def _apply_misfire(schedule: Schedule, dues: list[datetime], now: datetime, zone
     return planned + ahead
 
 
-def _skip_if_open(schedule: Schedule, planned: list[Due], open_number: str | None, now: datetime) -> list[Due]:
+def _skip_if_open(
+    schedule: Schedule, planned: list[Due], open_number: str | None, now: datetime
+) -> tuple[list[Due], list[tuple[Due, str]]]:
     """No stacking: while this schedule's previous order on the target is open, a due occurrence is recorded as
     skipped; within one pass only the first of several new ones is created. Future ones (a "generate now" ahead
-    of time) are left for later instead of being recorded."""
+    of time) are left for later instead of being recorded: returned apart, each with the order that blocks it."""
     if not schedule.skip_if_open:
-        return planned
+        return planned, []
     lead = timedelta(days=schedule.lead_days)
-    result, blocker = [], open_number
+    result, deferred, blocker = [], [], open_number
     for due in planned:
         if due.status != Occurrence.Status.CREATED:
             result.append(due)
@@ -140,7 +177,8 @@ def _skip_if_open(schedule: Schedule, planned: list[Due], open_number: str | Non
             blocker = "the order created for " + due.due_at.strftime("%Y-%m-%d %H:%M UTC")
             continue
         if due.due_at - lead > now:
-            continue  # not due yet: decided when it is
+            deferred.append((due, blocker))  # not due yet: decided when it is
+            continue
         result.append(
             Due(
                 due.due_at,
@@ -150,7 +188,7 @@ def _skip_if_open(schedule: Schedule, planned: list[Due], open_number: str | Non
                 note=f"Skipped: {blocker} is still open.",
             )
         )
-    return result
+    return result, deferred
 
 
 def _open_orders(schedule_ids) -> dict[tuple[int, int], str]:
@@ -191,26 +229,37 @@ def plan_generation(now, horizon, organization=None, schedule_ids=None) -> Plan:
     latest = latest_occurrences([(s.pk, t.key) for s in stateful for t in targets[s.pk]])
     meter_plans = plan_meters([s for s in schedules if s.trigger == Trigger.METER], targets, latest, now)
     fixed = [s for s in schedules if s.trigger != Trigger.METER and s.mode == Schedule.Mode.FIXED]
-    fixed_dues = {s.pk: _fixed_dues(s, by_zone(targets[s.pk]), now, horizon) for s in fixed}
-    done_at_jumps = _generated_at_jumps(
-        {(sid, jump) for sid, zones in fixed_dues.items() for _, jumps in zones.values() for jump in jumps.values()}
-    )
+    fixed_dues = {}
+    for s in fixed:
+        try:
+            fixed_dues[s.pk] = _fixed_dues(s, by_zone(targets[s.pk]), now, horizon)
+        except (ArithmeticError, ValueError) as error:
+            _failed(plan, s, error)
+    stored = _stored_occurrences(fixed_dues)
 
     for s in schedules:
+        if s.pk in plan.failed:
+            continue
         book = {"generated_through": s.generated_through, "next_due_at": None, "next_run_at": None}
+        try:
+            if s.trigger == Trigger.METER:
+                per_target = {
+                    target: [Due(read_at, note=note, meter_value=value)]
+                    for target, (read_at, note, value) in meter_plans.get(s.pk, {}).items()
+                }
+                book["generated_through"] = max(filter(None, [s.generated_through, now]))
+            elif s.mode == Schedule.Mode.FLOATING:
+                per_target = _plan_floating(s, targets[s.pk], latest, now, horizon, book)
+            else:
+                groups = by_zone(targets[s.pk])
+                per_target = _plan_fixed(s, groups, fixed_dues[s.pk], stored, now, horizon, book, plan)
+        except (ArithmeticError, ValueError) as error:
+            _failed(plan, s, error)
+            continue
         plan.bookkeeping[s.pk] = book
-        if s.trigger == Trigger.METER:
-            per_target = {
-                target: [Due(read_at, note=note, meter_value=value)]
-                for target, (read_at, note, value) in meter_plans.get(s.pk, {}).items()
-            }
-            book["generated_through"] = max(filter(None, [s.generated_through, now]))
-        elif s.mode == Schedule.Mode.FLOATING:
-            per_target = _plan_floating(s, targets[s.pk], latest, now, horizon, book)
-        else:
-            per_target = _plan_fixed(s, by_zone(targets[s.pk]), fixed_dues[s.pk], done_at_jumps, now, horizon, book)
         for target, dues in per_target.items():
-            dues = _skip_if_open(s, dues, open_orders.get((s.pk, target.key)), now)
+            dues, deferred = _skip_if_open(s, dues, open_orders.get((s.pk, target.key)), now)
+            plan.deferred += [Deferred(s, target, due.due_at, blocker) for due, blocker in deferred]
             for due in dues:
                 plan.candidates.append(
                     Candidate(
@@ -226,6 +275,13 @@ def plan_generation(now, horizon, organization=None, schedule_ids=None) -> Plan:
                 )
     plan.candidates.sort(key=lambda c: c.key)  # one global order: concurrent passes cannot deadlock
     return plan
+
+
+def _failed(plan: Plan, s: Schedule, error: Exception) -> None:
+    """Leave a schedule whose occurrences cannot be computed out of the pass (its bookkeeping untouched, so the
+    next pass tries again) and say why in the log."""
+    plan.failed[s.pk] = str(error) or type(error).__name__
+    logger.error("preventive schedule %s (“%s”) left out of generation: %s", s.pk, s.name, plan.failed[s.pk])
 
 
 def by_zone(targets: list[Target]) -> dict[str, list[Target]]:
@@ -248,19 +304,26 @@ def _fixed_dues(s: Schedule, groups, now, horizon) -> dict[str, tuple[list[datet
     return found
 
 
-def _generated_at_jumps(pairs: set[tuple[int, datetime]]) -> set[tuple[int, int, datetime]]:
-    """(schedule id, target key, due time) of the occurrences stored at the instants the clocks jumped, for the
-    schedules that have a shifted due time (one query, none when there is none)."""
-    if not pairs:
+def _stored_occurrences(fixed_dues) -> set[tuple[int, int, datetime]]:
+    """(schedule id, target key, due time) of the occurrences already stored at the due times a pass plans (an
+    earlier "generate now" ahead of time made them), or at the instants the clocks jumped for the due times a
+    spring-forward gap shifted: one query, none when nothing is planned."""
+    moments = {
+        (sid, moment)
+        for sid, zones in fixed_dues.items()
+        for dues, jumps in zones.values()
+        for moment in [*dues, *jumps.values()]
+    }
+    if not moments:
         return set()
     return set(
         Occurrence.objects.filter(
-            schedule_id__in={sid for sid, _ in pairs}, due_at__in={jump for _, jump in pairs}
+            schedule_id__in={sid for sid, _ in moments}, due_at__in={moment for _, moment in moments}
         ).values_list("schedule_id", "target_key", "due_at")
     )
 
 
-def _plan_fixed(s: Schedule, groups, zone_dues, done_at_jumps, now, horizon, book) -> dict[Target, list[Due]]:
+def _plan_fixed(s: Schedule, groups, zone_dues, stored, now, horizon, book, plan) -> dict[Target, list[Due]]:
     lead = timedelta(days=s.lead_days)
     result = {}
     next_dues = []
@@ -270,8 +333,14 @@ def _plan_fixed(s: Schedule, groups, zone_dues, done_at_jumps, now, horizon, boo
         if dues:
             planned = _apply_misfire(s, dues, now, zone_name)
             for target in group:
-                # A night generated at the jump (before the rule shifted its time) is not generated again.
-                kept = [due for due in dues if (s.pk, target.key, jumps.get(due)) not in done_at_jumps]
+                # Stored already (generated ahead), or a night generated at the jump before the rule shifted its
+                # time: not planned again, and not a misfire.
+                kept = [
+                    due
+                    for due in dues
+                    if (s.pk, target.key, due) not in stored and (s.pk, target.key, jumps.get(due)) not in stored
+                ]
+                plan.already_generated += len(dues) - len(kept)
                 result[target] = list(planned) if len(kept) == len(dues) else _apply_misfire(s, kept, now, zone_name)
         upcoming = next_occurrence(s, zone, now + lead)
         if upcoming is not None:
@@ -318,9 +387,9 @@ def _plan_floating(s: Schedule, targets, latest, now, horizon, book) -> dict[Tar
             upcoming.append(due)
             continue
         planned = []
-        if s.misfire_policy == Schedule.Misfire.SKIP and due - lead < cutoff:
+        if s.misfire_policy == Schedule.Misfire.SKIP and _owed_at(s, due, lead) < cutoff:
             skipped, first = 0, due
-            while due - lead < cutoff and skipped < 100_000:
+            while _owed_at(s, due, lead) < cutoff and skipped < 100_000:
                 previous, due, skipped = due, _interval_after(s, due, zone), skipped + 1
             planned.append(
                 Due(

@@ -26,6 +26,7 @@ Trigger = PreventiveSchedule.Trigger
 MAX_FORECAST_DAYS = 366
 MAX_FORECAST_ROWS = 5000
 ON_TIME_TOLERANCE = timedelta(hours=24)  # statistics: completed within a day of the due time is on time
+DEFAULT_STATISTICS_SPAN = timedelta(days=90)  # statistics without a start: this long before the end
 
 
 def _parts_of(schedules) -> dict[int, list[ScheduleTemplatePart]]:
@@ -172,7 +173,15 @@ def statistics(
     aggregate query; the same SQL on SQLite and PostgreSQL."""
     now = now or timezone.now()
     end = end or now
-    start = start or end - timedelta(days=90)
+    if start is None:
+        try:
+            start = end - DEFAULT_STATISTICS_SPAN
+        except OverflowError:
+            raise InvalidInput(
+                f"With no start the period is the {DEFAULT_STATISTICS_SPAN.days} days before the end, and "
+                f"{end.isoformat()} leaves no room for them: give a later end or a start.",
+                fields={"end": ["Too early without a start."]},
+            ) from None
     if start >= end:
         raise InvalidInput("The start of the period must be before its end.", fields={"start": ["After the end."]})
     if group_by not in GROUPS:

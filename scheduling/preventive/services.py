@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inventory.models import Part, StockLocation
@@ -20,12 +21,14 @@ from maintenance_site.tenancy.roles import Action
 from maintenance_site.validation import delete_or_conflict, validated
 from scheduling.preventive.generation import GenerationResult, generate_due_work_orders
 from scheduling.preventive.models import CalendarFeed, PreventiveSchedule, ScheduleTemplatePart
-from scheduling.preventive.occurrences import next_occurrence
+from scheduling.preventive.occurrences import format_local, next_occurrence
 from scheduling.preventive.targets import schedule_zone
 from workorders.services import validate_assignee
 
 Schedule = PreventiveSchedule
 Trigger = PreventiveSchedule.Trigger
+MAX_DAYS_AHEAD = 366  # "generate now" looks at most this many days ahead
+FEED_USE_STAMP = timedelta(hours=1)  # how precisely a calendar feed's last use is recorded
 
 SCHEDULE_FIELDS = {
     "name",
@@ -259,15 +262,66 @@ def resume_schedule(schedule: Schedule, *, actor=None, now=None) -> Schedule:
 
 
 def generate_now(schedule: Schedule, *, actor=None, days_ahead: int = 0, now=None) -> GenerationResult:
-    """“Generate now” (admin action, API): create what this schedule has due, or due within `days_ahead` days."""
+    """“Generate now” (admin action, API): create what this schedule has due, or due within `days_ahead` days (plus
+    its lead time), by its rules (misfire policy, skip-if-open). The result says which horizon was covered and, in
+    `message`, why fewer orders than occurrences were made when some were."""
     _require(schedule.organization_id, actor)
     if schedule.status != Schedule.Status.ACTIVE:
         raise Conflict(f"“{schedule.name}” is paused: resume it to generate.", code="paused")
-    if not 0 <= int(days_ahead) <= 366:
-        raise InvalidInput("Generate at most 366 days ahead.", fields={"days_ahead": ["From 0 to 366."]})
-    return generate_due_work_orders(
-        now, schedule.organization, schedule_ids=[schedule.pk], days_ahead=int(days_ahead), actor=actor
+    if isinstance(days_ahead, bool) or not isinstance(days_ahead, int) or not 0 <= days_ahead <= MAX_DAYS_AHEAD:
+        raise InvalidInput(
+            f"Generate from 0 to {MAX_DAYS_AHEAD} days ahead (got {days_ahead!r}).",
+            fields={"days_ahead": [f"From 0 to {MAX_DAYS_AHEAD}."]},
+        )
+    now = now or timezone.now()
+    result = generate_due_work_orders(
+        now, schedule.organization, schedule_ids=[schedule.pk], days_ahead=days_ahead, actor=actor
     )
+    if schedule.pk in result.failed:
+        raise InvalidInput(
+            f"The occurrences of “{schedule.name}” cannot be computed ({result.failed[schedule.pk]}): check its start "
+            "and end dates and its trigger.",
+            code="not_computable",
+        )
+    schedule.refresh_from_db()
+    result.due_until = result.horizon + timedelta(days=schedule.lead_days)
+    result.message = _generation_message(schedule, result)
+    return result
+
+
+def _generation_message(schedule: Schedule, result: GenerationResult) -> str:
+    """What a “generate now” covered and did, and why fewer orders than occurrences were made, in sentences."""
+    zone = schedule_zone(schedule)
+    ahead = f"{result.days_ahead} day(s) ahead" if result.days_ahead else "now"
+    if schedule.lead_days:
+        ahead += f", plus the schedule's lead time of {schedule.lead_days} day(s)"
+    done = [f"{result.created} order(s) created"]
+    if result.skipped:
+        done.append(f"{result.skipped} occurrence(s) recorded as skipped (see the occurrences for why)")
+    if result.already_generated:
+        done.append(f"{result.already_generated} generated before")
+    text = f"Covered what falls due by {format_local(result.due_until, zone)} ({ahead}): {', '.join(done)}."
+    if result.deferred:
+        text += (
+            f" {len(result.deferred)} later occurrence(s) in that time are left for later: this schedule skips an "
+            "occurrence while its previous order is open (“skip if open”), which is decided when the occurrence's "
+            "order is due to be created, so at most one open order per asset is created ahead. Turn off “skip if "
+            "open” to create them all now."
+        )
+    if schedule.trigger == Trigger.METER:
+        text += " A meter schedule falls due on meter readings, not on dates: nothing is created ahead of them."
+    elif schedule.mode == Schedule.Mode.FLOATING and result.days_ahead:
+        text += (
+            " A floating schedule counts each occurrence from the completion of the previous one, so only the "
+            "next one per asset can be created ahead."
+        )
+    if not (result.created or result.skipped or result.already_generated or result.deferred):
+        if schedule.next_due_at is not None:
+            next_due = format_local(schedule.next_due_at, zone)
+            text += f" Nothing falls due in that time; the next occurrence is due {next_due}."
+        elif schedule.trigger != Trigger.METER:
+            text += " Nothing falls due in that time."
+    return text
 
 
 def _hash(token: str) -> str:
@@ -304,12 +358,18 @@ def revoke_calendar_feed(feed: CalendarFeed, *, actor=None) -> CalendarFeed:
     return feed
 
 
-def calendar_feed_for_token(token: str) -> CalendarFeed:
-    """The active feed of a token, or NotFound (the same answer for unknown and revoked tokens)."""
+def calendar_feed_for_token(token: str, *, now=None) -> CalendarFeed:
+    """The active feed of a token, or NotFound (the same answer for unknown and revoked tokens). Reading a feed
+    changes nothing a client relies on; it only stamps `last_used_at`, at most once per FEED_USE_STAMP (calendar
+    apps poll every few minutes), so that unused feeds can be found and revoked."""
     if not token or len(token) > 100:
         raise NotFound("No such calendar feed.")
     feed = CalendarFeed.objects.select_related("organization").filter(token_hash=_hash(token)).first()
     if feed is None or feed.revoked_at is not None:
         raise NotFound("No such calendar feed.")
-    CalendarFeed.objects.filter(pk=feed.pk).update(last_used_at=timezone.now())
+    now = now or timezone.now()
+    if feed.last_used_at is None or feed.last_used_at < now - FEED_USE_STAMP:
+        CalendarFeed.objects.filter(pk=feed.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - FEED_USE_STAMP)
+        ).update(last_used_at=now)
     return feed

@@ -18,7 +18,7 @@ from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import TenantAdmin
 from maintenance_site.tenancy.roles import Action
 from scheduling.windows import mode, services
-from scheduling.windows.models import MaintenanceHistoryEntry, MaintenanceMode, MaintenanceWindow
+from scheduling.windows.models import MAX_DURATION, MaintenanceHistoryEntry, MaintenanceMode, MaintenanceWindow
 
 Status = MaintenanceWindow.Status
 STATUS_COLOURS = {
@@ -103,8 +103,16 @@ class WindowForm(forms.ModelForm):
                 self.add_error("duration_minutes", "The duration must be at least one minute.")
             elif end is not None and "ends_at" in self.changed_data:
                 self.add_error("duration_minutes", "Give either the end or the duration, not both.")
+            elif minutes > services.MAX_DURATION_MINUTES:
+                self.add_error(
+                    "duration_minutes",
+                    f"A window lasts at most {services.MAX_DURATION_MINUTES} minutes ({MAX_DURATION.days} days).",
+                )
             elif start is not None:
-                data["ends_at"] = start + timedelta(minutes=minutes)
+                try:
+                    data["ends_at"] = start + timedelta(minutes=minutes)
+                except OverflowError:
+                    self.add_error("starts_at", "A window starts within the next ten years.")
         elif start is not None and end is None and "ends_at" in self.fields:
             self.add_error("ends_at", "Give the end or a duration.")
         refusal = getattr(self.request, "_window_refusal", None)

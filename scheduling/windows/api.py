@@ -13,7 +13,7 @@ from django.db import transaction
 from django.urls import path, re_path
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers
+from rest_framework import generics, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -43,9 +43,20 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
     serializer_related_field = TenantPrimaryKeyRelatedField
 
     assets = TenantPrimaryKeyRelatedField(many=True, queryset=Asset.objects.all(), required=False)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = serializers.DateTimeField(
+        help_text="ISO 8601 (without an offset: UTC); within the next ten years, at most a year back."
+    )
+    ends_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Exclusive; at most 366 days after the start. ISO 8601 (without an offset: UTC).",
+    )
     duration_minutes = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Instead of ends_at: the length in minutes (at least 1)."
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=services.MAX_DURATION_MINUTES,
+        help_text=f"Instead of ends_at: the length in minutes (1 to {services.MAX_DURATION_MINUTES}, 366 days).",
     )
     is_series = serializers.BooleanField(read_only=True)
     created_by_name = serializers.SerializerMethodField()
@@ -303,23 +314,51 @@ class MaintenanceMetricsView(TenantAPIMixin, APIView):
         return Response(reports.window_metrics(self.organization))
 
 
+class CalendarFeedStatus(serializers.Serializer):
+    exists = serializers.BooleanField(help_text="Whether the organisation has a feed address.")
+    url = serializers.URLField(allow_null=True, help_text="The secret address of the .ics feed; null: none yet.")
+    created_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True, help_text="When the address was last replaced.")
+    how = serializers.CharField(help_text="How to create or replace the address.")
+
+
 class CalendarFeedView(TenantAPIMixin, APIView):
-    """GET: the secret address of the organisation's iCalendar feed of upcoming windows. POST: a new
-    address (the old one stops working)."""
+    """The secret address of the organisation's iCalendar feed of upcoming windows. GET says whether there is one
+    (and its address); it never creates one. POST (`manage_windows`) creates it, or replaces it: every copy of
+    the old address stops working."""
 
     write_action = Action.MANAGE_WINDOWS
 
-    @extend_schema(responses={200: dict}, summary="The calendar feed's address")
+    @extend_schema(responses={200: CalendarFeedStatus}, summary="Whether the calendar feed exists, and its address")
     def get(self, request):
-        return Response(self._body(services.feed_token(self.organization)))
+        return Response(self._body(services.current_feed_token(self.organization)))
 
-    @extend_schema(request=None, responses={200: dict}, summary="Retire the feed's address and get a new one")
+    @extend_schema(
+        request=None,
+        responses={201: CalendarFeedStatus, 200: CalendarFeedStatus},
+        summary="Create the calendar feed's address, or replace it (201 created, 200 replaced)",
+    )
     def post(self, request):
-        return Response(self._body(services.feed_token(self.organization, regenerate=True)))
+        token, created = services.issue_feed_token(self.organization, actor=request.user)
+        return Response(self._body(token), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def _body(self, token) -> dict:
+        if token is None:
+            return {
+                "exists": False,
+                "url": None,
+                "created_at": None,
+                "updated_at": None,
+                "how": "No feed address yet: a manager creates one with POST to this address.",
+            }
         url = reverse("maintenance-calendar-feed", kwargs={"token": token.token}, request=self.request)
-        return {"url": url, "created_at": token.created_at, "updated_at": token.updated_at}
+        return {
+            "exists": True,
+            "url": url,
+            "created_at": token.created_at,
+            "updated_at": token.updated_at,
+            "how": "POST to this address (managers) replaces it: every copy of the old address stops working.",
+        }
 
 
 router = SimpleRouter()

@@ -21,7 +21,7 @@ from maintenance_site.errors import InvalidInput, PermissionDeniedError
 from maintenance_site.events.services import publish
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import Action, role_allows
-from scheduling.windows.models import MaintenanceMode, MaintenanceWindow
+from scheduling.windows.models import MAX_AHEAD, MaintenanceMode, MaintenanceWindow
 from scheduling.windows.notifications import format_utc, notify_about
 
 logger = logging.getLogger(__name__)
@@ -231,6 +231,12 @@ def enter_maintenance_mode(organization, *, reason: str, actor=None, until: date
         raise InvalidInput("Say why maintenance mode is switched on (it is audited).", fields={"reason": ["Required."]})
     if until is not None and until <= now:
         raise InvalidInput("The expected end must be in the future.", fields={"until": ["In the past."]})
+    if until is not None and until > now + MAX_AHEAD:
+        raise InvalidInput(
+            f"The expected end is at most ten years ahead (by {format_utc(now + MAX_AHEAD)}); leave it empty when "
+            "nobody knows.",
+            fields={"until": ["At most ten years ahead."]},
+        )
     with transaction.atomic(), acting_as(actor or current_user() or system_user()):
         mode = lock_organization(organization.pk if organization else None)
         mode.manual = True

@@ -16,12 +16,21 @@ from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel, TenantQuerySet
 
 __all__ = [
+    "MAX_AHEAD",
+    "MAX_DURATION",
     "MaintenanceHistoryEntry",
     "MaintenanceMode",
     "MaintenanceWindow",
     "WindowAssetState",
     "WindowFeedToken",
 ]
+
+
+# How far from now people may place a window, and how long it may last. Beyond these a date is a typing mistake
+# (a window in year 9999, a duration of a billion minutes), and the arithmetic on it (its end, the occurrences of a
+# series, the overlap check, Retry-After) would leave the calendar that Python and PostgreSQL represent.
+MAX_DURATION = timedelta(days=366)
+MAX_AHEAD = timedelta(days=3653)  # ten years
 
 
 class MaintenanceWindowQuerySet(TenantQuerySet):

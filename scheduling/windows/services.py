@@ -1,12 +1,13 @@
 """The only writers of maintenance windows: `create_window` / `update_window` / `delete_window` / `end_window` /
-`cancel_window` / `fail_window`, the calendar feed's token, and `schedule_maintenance` for Python callers. One
-transaction each, under the organisation's lock (`scheduling.windows.mode.lock_organization`), refused with a
-DomainError a person can act on. A window that overlaps a scheduled or active window with an intersecting scope
-is a 409 naming that window, unless it is an emergency with a reason (audited). Times are UTC; recurrences are
-computed in the organisation's time zone (`scheduling.windows.series`).
+`cancel_window` / `fail_window`, the calendar feed's token (`issue_feed_token`), and `schedule_maintenance` for
+Python callers. One transaction each, under the organisation's lock (`scheduling.windows.mode.lock_organization`),
+refused with a DomainError a person can act on. A window that overlaps a scheduled or active window with an
+intersecting scope is a 409 naming that window, unless it is an emergency with a reason (audited). Times are UTC;
+recurrences are computed in the organisation's time zone (`scheduling.windows.series`).
 """
 
 import logging
+import math
 from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
@@ -21,7 +22,7 @@ from maintenance_site.recurrence import normalize_rrule
 from maintenance_site.validation import validated
 from scheduling.windows import lifecycle
 from scheduling.windows.mode import lock_organization, refresh_mode
-from scheduling.windows.models import MaintenanceWindow, WindowFeedToken, new_feed_token
+from scheduling.windows.models import MAX_AHEAD, MAX_DURATION, MaintenanceWindow, WindowFeedToken, new_feed_token
 from scheduling.windows.notifications import format_utc, notify_about, window_payload, write_history
 from scheduling.windows.overlap import check_series_shape, find_collisions, planned_intervals, refuse_or_override
 from scheduling.windows.scope import OrganizationTree, check_scope, scope_label
@@ -33,7 +34,28 @@ Status = MaintenanceWindow.Status
 Scope = MaintenanceWindow.Scope
 
 
+MAX_DURATION_MINUTES = int(MAX_DURATION.total_seconds() // 60)
+
+
+def _check_start(starts_at: datetime, now: datetime) -> None:
+    """A start people typed: within the next ten years, and at most a year back (a window already due starts at
+    once; a series may begin in the recent past)."""
+    if starts_at > now + MAX_AHEAD:
+        raise InvalidInput(
+            f"A window starts within the next ten years (by {format_utc(now + MAX_AHEAD)}); "
+            f"{format_utc(starts_at)} is further ahead.",
+            fields={"starts_at": ["At most ten years ahead."]},
+        )
+    if starts_at < now - MAX_DURATION:
+        raise InvalidInput(
+            f"A window starts at most a year in the past (not before {format_utc(now - MAX_DURATION)}); "
+            f"{format_utc(starts_at)} is earlier.",
+            fields={"starts_at": ["At most a year in the past."]},
+        )
+
+
 def _resolve_end(starts_at, ends_at, duration_minutes):
+    """The end, from the end or the duration in minutes (one of them), at most MAX_DURATION after the start."""
     if starts_at is None:
         raise InvalidInput("A window needs a start.", fields={"starts_at": ["Required."]})
     if ends_at is not None and duration_minutes is not None:
@@ -42,12 +64,22 @@ def _resolve_end(starts_at, ends_at, duration_minutes):
             fields={"duration_minutes": ["Leave empty when the end is given."]},
         )
     if duration_minutes is not None:
-        if isinstance(duration_minutes, bool) or not isinstance(duration_minutes, int | float):
+        if (
+            isinstance(duration_minutes, bool)
+            or not isinstance(duration_minutes, int | float)
+            or not math.isfinite(duration_minutes)
+        ):
             raise InvalidInput("The duration is a number of minutes.", fields={"duration_minutes": ["A number."]})
         if duration_minutes <= 0:
             raise InvalidInput(
                 f"The duration must be at least one minute (got {duration_minutes}).",
                 fields={"duration_minutes": ["At least 1 minute."]},
+            )
+        if duration_minutes > MAX_DURATION_MINUTES:
+            raise InvalidInput(
+                f"A window lasts at most {MAX_DURATION.days} days ({MAX_DURATION_MINUTES} minutes); "
+                f"got {duration_minutes} minutes.",
+                fields={"duration_minutes": [f"At most {MAX_DURATION_MINUTES} minutes."]},
             )
         return starts_at + timedelta(minutes=duration_minutes)
     if ends_at is None:
@@ -58,6 +90,12 @@ def _resolve_end(starts_at, ends_at, duration_minutes):
         raise InvalidInput(
             f"The end ({format_utc(ends_at)}) must be after the start ({format_utc(starts_at)}).",
             fields={"ends_at": ["The end must be after the start."]},
+        )
+    if ends_at - starts_at > MAX_DURATION:
+        raise InvalidInput(
+            f"A window lasts at most {MAX_DURATION.days} days: the end ({format_utc(ends_at)}) is further than that "
+            f"from the start ({format_utc(starts_at)}).",
+            fields={"ends_at": [f"At most {MAX_DURATION.days} days after the start."]},
         )
     return ends_at
 
@@ -84,6 +122,8 @@ def create_window(
     """Schedule a window (or, with `recurrence`, a series of them). Refuses bad input (400) and overlaps
     with intersecting scope (409) unless `emergency` with a reason. A window already due starts at once."""
     now = now or timezone.now()
+    if starts_at is not None:
+        _check_start(starts_at, now)
     ends_at = _resolve_end(starts_at, ends_at, duration_minutes)
     assets = check_scope(organization, scope, location, assets)
     recurrence = normalize_rrule(recurrence)
@@ -215,6 +255,8 @@ def update_window(window: MaintenanceWindow, *, actor=None, now=None, **changes)
             )
         current_assets = list(window.assets.all())
         starts_at = changes.get("starts_at", window.starts_at)
+        if "starts_at" in changes and starts_at is not None:
+            _check_start(starts_at, now)
         if "duration_minutes" in changes and changes["duration_minutes"] is not None:
             ends_at = _resolve_end(starts_at, None, changes["duration_minutes"])
         elif "ends_at" in changes or "starts_at" in changes:
@@ -414,14 +456,21 @@ def cancel_window(window: MaintenanceWindow, *, reason: str, actor=None, now=Non
     return window
 
 
-def feed_token(organization, *, regenerate: bool = False) -> WindowFeedToken:
-    """The organisation's calendar-feed token (created on first use; `regenerate` retires the old one)."""
-    with transaction.atomic():
-        token, created = WindowFeedToken.objects.get_or_create(organization=organization)
-        if regenerate and not created:
+def current_feed_token(organization) -> WindowFeedToken | None:
+    """The organisation's calendar-feed token, or None while nobody has created one (reads only)."""
+    return WindowFeedToken.objects.filter(organization=organization).first()
+
+
+def issue_feed_token(organization, *, actor=None) -> tuple[WindowFeedToken, bool]:
+    """Create the organisation's calendar-feed token, or replace it (every copy of the old address stops
+    working). Returns the token and whether it was created (rather than replaced)."""
+    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+        token, created = WindowFeedToken.objects.select_for_update().get_or_create(organization=organization)
+        if not created:
             token.token = new_feed_token()
+            token._change_reason = "Address replaced: the old one stops working"
             token.save()
-    return token
+    return token, created
 
 
 def schedule_maintenance(

@@ -1,7 +1,8 @@
 """The one recurrence module: its daylight-saving rule in Europe/Berlin and America/New_York across both changes
 (a time in the spring-forward gap shifts forward by the gap; a repeated time runs once, the first time), series
 turned into instants (each once, in order, even where the gap puts a shifted time after later wall-clock times),
-and one error style for cron expressions and RRULEs."""
+one error style for cron expressions and RRULEs, and RRULE series read from near the asked start rather than
+enumerated from a DTSTART years back."""
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from maintenance_site.recurrence import (
     parse_cron,
     parse_rrule,
     previous_instant,
+    rebased,
     rrule_series,
     shifted_from_gap,
     to_local,
@@ -169,3 +171,43 @@ def test_rrule_errors_say_what_is_wrong(rule, message):
 def test_a_leading_rrule_prefix_is_accepted():
     rule = parse_rrule("RRULE:FREQ=DAILY;COUNT=2", datetime(2027, 1, 1, 6, 0))
     assert list(rule) == [datetime(2027, 1, 1, 6, 0), datetime(2027, 1, 2, 6, 0)]
+
+
+# --- RRULEs with a DTSTART long ago --------------------------------------------------------------------------
+
+
+REBASED_RULES = [
+    "FREQ=HOURLY",
+    "FREQ=HOURLY;INTERVAL=7;BYHOUR=1,2,3,13",
+    "FREQ=HOURLY;INTERVAL=3;BYMINUTE=0,30",
+    "FREQ=DAILY;INTERVAL=3",
+    "FREQ=DAILY;INTERVAL=2;BYMONTH=2;BYMONTHDAY=29",
+    "FREQ=DAILY;BYHOUR=6,18;BYSETPOS=2",
+    "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR",
+    "FREQ=WEEKLY;INTERVAL=3;WKST=SU;BYDAY=SU,SA",
+    "FREQ=WEEKLY;BYDAY=MO,TU,WE;BYSETPOS=-1",
+    "FREQ=WEEKLY;INTERVAL=2;UNTIL=20300101T000000",
+    "FREQ=MONTHLY;BYMONTHDAY=31",
+]
+
+
+@pytest.mark.parametrize("text", REBASED_RULES)
+@pytest.mark.parametrize("dtstart", [datetime(2000, 2, 29, 6, 30), datetime(2003, 8, 31, 23, 15, 17)])
+def test_a_series_from_long_ago_gives_the_occurrences_its_dtstart_gives(text, dtstart):
+    rule = parse_rrule(text, dtstart)
+    for start, days in [(datetime(2026, 12, 6, 13, 7), 9), (datetime(2028, 2, 27), 40), (datetime(2029, 12, 30), 3)]:
+        end = start + timedelta(days=days)
+        enumerated = []
+        for moment in rule.xafter(start, inc=True):  # every occurrence since DTSTART, the slow way
+            if moment > end:
+                break
+            enumerated.append(moment)
+        assert list(rrule_series(rule)(start, end)) == enumerated
+
+
+def test_an_hourly_rule_from_long_ago_is_read_from_near_the_start():
+    start = datetime(2026, 12, 6, 12, 0)
+    moved = rebased(parse_rrule("FREQ=HOURLY;INTERVAL=5", datetime(2000, 1, 1, 6, 0)), start)
+    assert start - timedelta(hours=10) <= moved._dtstart <= start and moved._dtstart.minute == 0
+    counted = parse_rrule("FREQ=HOURLY;COUNT=999999", datetime(2000, 1, 1, 6, 0))
+    assert rebased(counted, start) is counted  # COUNT counts from DTSTART

@@ -260,7 +260,8 @@ def test_calendar_feed(api, client, org_a, manager_a, viewer_a, scheduled, runni
     start = timezone.now() + timedelta(days=2)
     cancelled = create_window(org_a, title="Cancelled", starts_at=start, ends_at=start + timedelta(hours=1))
     cancel_window(cancelled, reason="no")
-    url = api(viewer_a).get("/api/v1/maintenance/calendar").json()["url"]
+    url = api(manager_a).post("/api/v1/maintenance/calendar").json()["url"]
+    assert api(viewer_a).get("/api/v1/maintenance/calendar").json()["url"] == url  # every member reads it
     response = client.get(url)
     assert response.status_code == 200 and response["Content-Type"].startswith("text/calendar")
     calendar = Calendar.from_ical(response.content)
