@@ -21,7 +21,7 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from assets.models import Asset
-from maintenance_site.api.filters import parse_query_datetime
+from maintenance_site.api.filters import MomentFilter
 from maintenance_site.api.serializers import TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantAPIMixin, TenantModelViewSet, etag_for
 from maintenance_site.errors import InvalidInput, NotFound
@@ -123,17 +123,6 @@ class MaintenanceModeInput(serializers.Serializer):
 
 
 # --- filters ---------------------------------------------------------------------------------------------
-
-
-class MomentFilter(filters.CharFilter):
-    def __init__(self, *args, param: str, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.param = param
-
-    def filter(self, queryset, value):
-        if not value:
-            return queryset
-        return queryset.filter(**{f"{self.field_name}__{self.lookup_expr}": parse_query_datetime(self.param, value)})
 
 
 class WindowFilter(filters.FilterSet):
