@@ -11,7 +11,6 @@ allowed (the order was reassigned), 404 not in my organisation, 409 conflict (th
 
 import functools
 import json
-from importlib import import_module
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -21,10 +20,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from assets.models import Asset
-from maintenance_site.errors import DomainError, InvalidInput, NotFound
+from maintenance_site.errors import DomainError, InvalidInput
 from workorders import services
 from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, TimeForm
-from workorders.technician_views import item_or_404, may_work_on, meters_available, order_or_404
+from workorders.technician_views import item_or_404, may_work_on, order_or_404, record_meter_reading
 
 
 def error(message: str, status: int, code: str = "invalid", fields: dict | None = None) -> JsonResponse:
@@ -121,19 +120,8 @@ def log_time(request, payload, pk):
     return ok(f"{entry.minutes} min logged on {work_order.number}.", status=201, total_minutes=total)
 
 
-def record_meter_reading(meter, user, value, read_at=None):
-    """A reading entered by hand, through `assets.meters`. A replay (same meter, moment and value: the client
-    sends the moment it was entered) is ignored by the service, so it applies once."""
-    if not meters_available():
-        raise NotFound("Meter readings are not available here yet.")
-    meters = import_module("assets.meters")
-    return meters.record_reading(meter, value, read_at or None, actor=user, source="manual")
-
-
 @json_endpoint
 def meter_reading(request, payload, public_token, meter_pk):
-    if not meters_available():
-        raise Http404
     asset = get_object_or_404(Asset.objects.for_tenant(request.organization), public_token=public_token)
     meter = get_object_or_404(asset.meters.all(), pk=meter_pk)
     form = MeterReadingForm(payload)
