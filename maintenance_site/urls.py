@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -31,6 +30,3 @@ urlpatterns = [
     path("health/ready", ops_views.readiness, name="health-ready"),
     path("metrics", ops_views.prometheus_metrics, name="metrics"),
 ]
-
-if settings.DEBUG:
-    urlpatterns += []

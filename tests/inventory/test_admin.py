@@ -26,8 +26,6 @@ from inventory.resources import PartResource
 from tests.conftest import make_user
 from workorders import services as wo_services
 
-pytestmark = pytest.mark.urls("tests.inventory.urls")
-
 D = Decimal
 PARTS = "/admin/inventory/part/"
 ORDERS = "/admin/inventory/purchaseorder/"

@@ -26,8 +26,6 @@ from maintenance_site.errors import InvalidInput
 from tests.conftest import _member
 from workorders import services as wo_services
 
-pytestmark = pytest.mark.urls("tests.inventory.urls")
-
 D = Decimal
 BASE = "/api/v1/inventory"
 

@@ -13,8 +13,6 @@ from scenarios import services
 from scenarios.models import Preset, PresetSchedule, ScenarioActivity, ScenarioRun
 from tests.scenarios.conftest import fresh
 
-pytestmark = pytest.mark.urls("tests.scenarios.urls")
-
 
 @pytest.fixture
 def admin_api(api, operator):

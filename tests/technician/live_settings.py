@@ -13,7 +13,6 @@ if not _database:  # never fall back to the development database
     raise RuntimeError("TECHNICIAN_LIVE_DATABASE is not set: these settings are for the browser tests only.")
 DATABASES = {"default": {**DATABASES["default"], **json.loads(_database)}}
 
-ROOT_URLCONF = "tests.technician.urls"
 DEBUG = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

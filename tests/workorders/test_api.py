@@ -11,7 +11,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-import workorders.api  # noqa: F401  (registers its viewsets on the shared router)
 from assets import services as asset_services
 from maintenance_site.errors import InvalidInput, PermissionDeniedError
 from maintenance_site.events import services as event_services
@@ -22,31 +21,6 @@ from maintenance_site.tenancy.roles import Role
 from tests.conftest import make_user
 from workorders import services
 from workorders.models import TRANSITIONS, ItemKind, Procedure, Team, TimeEntry, WorkOrder, WorkRequest
-
-
-def __getattr__(name):
-    """This module is the tests' URLconf: the work-order API mounted in front of the site's URLs, until
-    maintenance_site/api/urls.py imports workorders.api (then both give the same views). Built on first use, not
-    at collection: importing the site's URLs turns the shared router into patterns, which must wait until every
-    test module has registered its viewsets; and this module's routes come from a router of their own, in case
-    the shared one was turned into patterns before workorders.api registered."""
-    if name != "urlpatterns":
-        raise AttributeError(name)
-    from django.urls import include, path
-
-    from maintenance_site.api.routers import Router, router
-    from maintenance_site.urls import urlpatterns as site_urlpatterns
-
-    own = Router()
-    own.include_root_view = False
-    for prefix, viewset, basename in router.registry:
-        if viewset.__module__ == "workorders.api":
-            own.register(prefix, viewset, basename=basename)
-    globals()["urlpatterns"] = [path("api/v1/", include(own.urls)), *site_urlpatterns]
-    return globals()["urlpatterns"]
-
-
-pytestmark = [pytest.mark.urls(__name__)]
 
 S = WorkOrder.Status
 URL = "/api/v1/work-orders/"

@@ -17,7 +17,7 @@ from maintenance_site.errors import InvalidInput
 from workorders import public_views, services
 from workorders.models import Attachment, WorkOrder, WorkRequest
 
-pytestmark = [pytest.mark.urls("tests.workorders.public_test_urls"), pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 # A valid 1×1 PNG.
 PNG = bytes.fromhex(
