@@ -41,7 +41,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-# Seed 004's ALLOWED_ORIGINS: browser origins allowed to call the API and open the event socket.
+# Browser origins allowed to call the API and open the event socket.
 ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS")
 CORS_ALLOWED_ORIGINS = ALLOWED_ORIGINS
 CORS_URLS_REGEX = r"^/api/.*$"
@@ -369,7 +369,7 @@ SCENARIO_PRIORITY_WEIGHTS = env_parsed(
     "SCENARIO_PRIORITY_WEIGHTS", {}, lambda raw: {k: float(v) for k, v in json.loads(raw).items()}, "a JSON object"
 )
 
-# --- Notification channels (seed 004's variables); a channel is enabled when its URL is set ----------
+# --- Notification channels; a channel is enabled when its URL is set -----------------------------------
 SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", schemes=("http", "https"))
 SMS_API_URL = env_url("SMS_API_URL", schemes=("http", "https"))
 SMS_API_KEY = env_str("SMS_API_KEY")

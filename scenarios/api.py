@@ -1,4 +1,4 @@
-"""REST API of the maintenance scenarios (the seed's endpoints, plus stop-all, preset create / import /
+"""REST API of the maintenance scenarios (list, activate, deactivate, stop-all, preset create / import /
 export, windows, the activity log and the runs).
 
 Scenarios are platform-wide: one organisation's manager switching them would act for every tenant, so

@@ -21,7 +21,7 @@ DEFAULTS = {
     # Activation is refused while the machine's CPU or memory use (percent) is above these; 0 disables.
     "SCENARIOS_LOAD_CEILING_CPU": 85.0,
     "SCENARIOS_LOAD_CEILING_MEMORY": 90.0,
-    # Auto-deactivate timer in minutes for an activation that names none; 0 disables (the seed's default).
+    # Auto-deactivate timer in minutes for an activation that names none; 0 disables (the default).
     "DEFAULT_TIMEOUT": 0,
     # backup-manager: the folder, and how many backups it keeps.
     "BACKUP_DIR": "",  # empty: VAR_DIR/backups

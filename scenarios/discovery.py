@@ -1,9 +1,9 @@
 """External scenarios: discovered from service.json files, polled, and switched through their endpoints.
 
 Every DISCOVERY_INTERVAL seconds the folder SCENARIO_DISCOVERY_DIR is scanned for `service.json` files
-(also under `.vrooli/`, as the seed places them). A file tagged "maintenance" becomes an external
+(also under a service's `.vrooli/` folder). A file tagged "maintenance" becomes an external
 scenario; every file found is listed with its outcome (scenario, ignored and why, invalid and why), so
-"scenario not discovered" is answered on the board instead of in logs. The seed's format:
+"scenario not discovered" is answered on the board instead of in logs. The format:
 
     {
       "service": {"name": "code-smell", "displayName": "Code smell", "description": "…",

@@ -40,7 +40,7 @@ def user_group(user_id: int) -> str:
 def publish(organization, event_type: str, payload: dict | None = None, *, user=None) -> Event:
     """Record an event in the current transaction; it is delivered after commit.
 
-    `event_type` uses the seeds' names, `area:what-happened` (`work-order:created`). `user` is the person
+    `event_type` is `area:what-happened` (`work-order:created`). `user` is the person
     the event concerns (an assignee), who also receives it on their own channel.
     """
     if not EVENT_TYPE.match(event_type):

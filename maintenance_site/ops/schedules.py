@@ -1,7 +1,7 @@
 """The product's core periodic jobs, registered once as django-celery-beat periodic tasks.
 
 `get_or_create` by name: a row edited in the admin (interval, enabled) keeps its edits across
-restarts and migrations. Later apps add their jobs to CORE_PERIODIC_TASKS.
+restarts and migrations. A new core job is one more entry in `core_periodic_tasks()`.
 """
 
 from dataclasses import dataclass

@@ -1,11 +1,13 @@
+import hmac
+
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from maintenance_site.ops import health
+from maintenance_site.ops import health, metrics
 
 
 def maintenance_mode_status() -> dict:
@@ -59,16 +61,9 @@ def readiness(request):
 
 def prometheus_metrics(request):
     """Prometheus metrics. With METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
-    # Imported here so that this view is a pure addition to the module.
-    import hmac
-
-    from django.http import HttpResponse, HttpResponseNotAllowed
-
-    from maintenance_site.ops import metrics
-
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
-    token = getattr(settings, "METRICS_TOKEN", "") or ""
+    token = settings.METRICS_TOKEN
     if token:
         scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip().encode(), token.encode()):

@@ -1,5 +1,5 @@
-"""Fixtures of the ops tests: the metrics wiring (until settings and celery.py carry it), scraping, and
-real failures of the cache and the broker."""
+"""Fixtures of the ops tests: a cache of their own for the metrics, scraping, and real failures of the cache
+and the broker."""
 
 import math
 from urllib.parse import urlsplit, urlunsplit
@@ -8,11 +8,9 @@ import pytest
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-import maintenance_site.ops.celery_metrics  # noqa: F401  (connects the receivers; celery.py will import it too)
 from maintenance_site.celery import app
 from maintenance_site.ops.tasks import record_heartbeat
 
-METRICS_MIDDLEWARE = "maintenance_site.ops.middleware.RequestMetricsMiddleware"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # port 1: nothing listens, the connection is refused at once
 OWN_REDIS_DATABASE = 15
 
@@ -37,13 +35,6 @@ def private_cache(settings, tmp_path):
 @pytest.fixture
 def beat_alive(db):
     record_heartbeat("beat")
-
-
-@pytest.fixture
-def metrics_middleware(settings):
-    """The request metrics middleware, first, as settings.py will list it."""
-    if METRICS_MIDDLEWARE not in settings.MIDDLEWARE:
-        settings.MIDDLEWARE = [METRICS_MIDDLEWARE, *settings.MIDDLEWARE]
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def always_retry(self):
 # --- HTTP -----------------------------------------------------------------------------------------------
 
 
-def test_requests_are_counted_and_timed_by_route_name(client, metrics_middleware, scrape):
+def test_requests_are_counted_and_timed_by_route_name(client, scrape):
     before = scrape()
     client.get("/health")
     client.get("/health")
@@ -56,7 +56,7 @@ def test_requests_are_counted_and_timed_by_route_name(client, metrics_middleware
     assert after.value("maintenance_http_request_duration_seconds_bucket", method="GET", route="health", le="+Inf")
 
 
-def test_status_codes_are_labelled(client, metrics_middleware, scrape):
+def test_status_codes_are_labelled(client, scrape):
     before = scrape()
     client.get("/health/ready")  # 503: no beat heartbeat
     after = scrape()
@@ -64,7 +64,7 @@ def test_status_codes_are_labelled(client, metrics_middleware, scrape):
     assert after.count(REQUESTS, **labels) == before.count(REQUESTS, **labels) + 1
 
 
-def test_labels_never_contain_the_raw_path(client, metrics_middleware, scrape):
+def test_labels_never_contain_the_raw_path(client, scrape):
     client.get("/admin/auth/user/987654/change/")  # anonymous: redirected to the login page
     client.get("/no/such/page/123456")
     routes = scrape().label_values(REQUESTS, "route")
@@ -73,7 +73,7 @@ def test_labels_never_contain_the_raw_path(client, metrics_middleware, scrape):
     assert not any("987654" in route or "123456" in route or "/" in route for route in routes)
 
 
-def test_unknown_methods_share_one_label(client, metrics_middleware, scrape):
+def test_unknown_methods_share_one_label(client, scrape):
     before = scrape()
     client.generic("BREW", "/health")
     after = scrape()

@@ -1,4 +1,4 @@
-"""`manage.py maintenance`: the maintenance orchestrator on the command line (seed 001's verbs).
+"""`manage.py maintenance`: the maintenance orchestrator on the command line.
 
     maintenance list [--json]
     maintenance activate KEY [--duration 30|2h | --until 2026-01-31T18:00Z] [--reason TEXT]
@@ -128,7 +128,7 @@ class Command(AuditedCommand):
         runs.add_argument("--scenario", default="")
         runs.add_argument("--limit", type=int, default=20)
 
-        # The automated-task runner (seed 002's verbs); a task is named by its key or its id.
+        # The automated-task runner; a task is named by its key or its id.
         tasks = commands.add_parser("list-tasks", help="tasks with their settings, priority score and success rate")
         tasks.add_argument("--json", action="store_true")
         create_task = commands.add_parser("create-task", help="a new task running a registered function")
