@@ -30,12 +30,13 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from maintenance_site import audit
-from scenarios import conf, registry
+from scenarios import registry
 from scenarios.models import (
     KEY_PATTERN,
     RESERVED_KEYS,
@@ -96,7 +97,7 @@ def _describe_failure(url: str, exc: Exception, timeout: float) -> str:
 
 def http_json(method: str, url: str, payload: dict | None = None) -> dict:
     """Call an endpoint and return its JSON object (empty when it sent none). Raises ExternalScenarioError."""
-    timeout = conf.get("EXTERNAL_SCENARIO_TIMEOUT") or 5.0
+    timeout = settings.EXTERNAL_SCENARIO_TIMEOUT
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http(s) checked at discovery)
     request.add_header("Accept", "application/json")
@@ -281,7 +282,7 @@ def _read(path: Path) -> dict:
 def discover() -> dict:
     """Scan the discovery folder once: create, update and retire external scenarios, and record every file
     found with its outcome. Never activates anything."""
-    setting = conf.get("SCENARIO_DISCOVERY_DIR")
+    setting = settings.SCENARIO_DISCOVERY_DIR
     if not setting:
         return {"enabled": False}
     root = Path(setting)

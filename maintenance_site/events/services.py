@@ -349,7 +349,7 @@ def websocket_origin_allowed(origin: str | None) -> bool:
 
     from channels.security.websocket import OriginValidator
 
-    patterns = list(settings.ALLOWED_HOSTS) + list(getattr(settings, "ALLOWED_ORIGINS", []) or [])
+    patterns = list(settings.ALLOWED_HOSTS) + list(settings.ALLOWED_ORIGINS)
     if settings.DEBUG and not settings.ALLOWED_HOSTS:
         patterns += ["localhost", "127.0.0.1", "[::1]"]
     parsed = urlparse(origin) if origin else None

@@ -43,6 +43,7 @@ def run_manage(*args, timeout=120, **env_overrides):
         ("THROTTLE_ORGANIZATION_RATE", "fast"),
         ("LOG_LEVEL", "LOUD"),
         ("HEARTBEAT_INTERVAL", "0"),
+        ("SCENARIO_PRIORITY_WEIGHTS", '{"speed": 1}'),
     ],
 )
 def test_malformed_setting_stops_start_up_naming_the_variable(variable, value, tmp_path):

@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
@@ -31,7 +32,7 @@ from django.utils.dateparse import parse_datetime
 from maintenance_site import audit
 from maintenance_site.commands import AuditedCommand
 from maintenance_site.errors import InvalidInput, NotFound
-from scenarios import conf, discovery, presets, runner, services
+from scenarios import discovery, presets, runner, services
 from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun
 
 VIA = ScenarioActivity.Via.CLI
@@ -447,7 +448,7 @@ class Command(AuditedCommand):
         found = discovery.discover()
         if found.get("enabled"):
             self.say(f"Discovery: {found['files']} file(s), {len(found['created'])} new scenario(s).")
-        if no_reset or not conf.get("SCENARIOS_RESET_ON_START"):
+        if no_reset or not settings.SCENARIOS_RESET_ON_START:
             why = "--no-reset" if no_reset else "SCENARIOS_RESET_ON_START is off"
             self.say(self.style.WARNING(f"Scenarios keep their state ({why})."))
             return
