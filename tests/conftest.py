@@ -115,6 +115,12 @@ def technician_a(org_a):
 
 
 @pytest.fixture
+def technician2_a(org_a):
+    """A second technician of organisation A: work assigned to someone else."""
+    return _member(org_a, "technician2-a", Role.TECHNICIAN)
+
+
+@pytest.fixture
 def viewer_a(org_a):
     return _member(org_a, "viewer-a", Role.VIEWER)
 

@@ -498,11 +498,6 @@ def test_the_changelist_links_to_the_filtered_export(client, manager_a):
 # --- attachments -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
 def test_attachments_download_only_in_their_organisation(client, media, org_a, manager_a, manager_b, order_b):
     work_order = make_order(org_a, manager_a, "With a photo")
     attachment = services.add_attachment(

@@ -39,35 +39,13 @@ def private_cache(settings):
     }
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 def stored_files(media) -> list[Path]:
     return [p for p in Path(media).rglob("*") if p.is_file()] if Path(media).exists() else []
 
 
 @pytest.fixture
-def site(org_a):
-    hall = asset_services.create_location(org_a, name="Plant")
-    return asset_services.create_location(org_a, name="Boiler room", kind="building", parent=hall)
-
-
-@pytest.fixture
-def pump(org_a, site):
-    return asset_services.create_asset(org_a, code="PMP-1", name="Feed pump", location=site)
-
-
-@pytest.fixture
 def retired(org_a):
     return asset_services.create_asset(org_a, code="OLD-9", name="Scrapped compressor", status=Asset.Status.RETIRED)
-
-
-@pytest.fixture
-def foreign_asset(org_b):
-    return asset_services.create_asset(org_b, code="B-PUMP", name="Their pump")
 
 
 def form_url(org):
@@ -94,10 +72,10 @@ def test_organisation_form_lists_its_in_service_assets_only(client, org_a, pump,
     assert response.status_code == 200
     html = response.content.decode()
     assert "Org A" in html
-    assert f'<option value="{pump.pk}">PMP-1 — Feed pump</option>' in html
+    assert f'<option value="{pump.pk}">PMP-1 — Pump</option>' in html
     assert "OLD-9" not in html  # retired
     assert "B-PUMP" not in html  # another organisation's
-    assert "Plant › Boiler room" in html  # locations by path
+    assert "Plant › Hall 1 › Pump room" in html  # locations by path
     assert "csrfmiddlewaretoken" in html
     assert 'enctype="multipart/form-data"' in html
 
@@ -133,7 +111,7 @@ def test_asset_form_shows_the_asset_and_does_not_ask_for_one(client, pump):
     response = client.get(asset_url(pump))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "PMP-1" in html and "Feed pump" in html and "Plant › Boiler room" in html
+    assert "PMP-1" in html and "Pump" in html and "Plant › Hall 1 › Pump room" in html
     assert 'name="asset"' not in html and 'name="location"' not in html
 
 
@@ -166,7 +144,7 @@ def test_organisation_form_creates_a_pending_request(client, org_a, pump, site, 
         {
             "description": "  Leaking at the flange  ",
             "asset": pump.pk,
-            "location": site.pk,
+            "location": site["room"].pk,
             "contact_name": "Ann",
             "contact_email": "ann@example.com",
             "contact_phone": "+44 20 7946 0000",
@@ -180,7 +158,7 @@ def test_organisation_form_creates_a_pending_request(client, org_a, pump, site, 
     assert (work_request.description, work_request.asset, work_request.location) == (
         "Leaking at the flange",
         pump,
-        site,
+        site["room"],
     )
     assert (work_request.contact_name, work_request.contact_email, work_request.contact_phone) == (
         "Ann",
@@ -193,7 +171,11 @@ def test_asset_form_fixes_the_asset_and_its_location(client, pump, site):
     response = client.post(asset_url(pump), {"description": "Noisy bearing", "asset": "999", "location": "999"})
     assert response.status_code == 302
     work_request = WorkRequest.objects.get()
-    assert (work_request.asset, work_request.location, work_request.organization) == (pump, site, pump.organization)
+    assert (work_request.asset, work_request.location, work_request.organization) == (
+        pump,
+        site["room"],
+        pump.organization,
+    )
 
 
 def test_photos_are_stored_as_attachments_of_the_request(client, org_a, pump, media):
@@ -394,7 +376,7 @@ def test_status_page_shows_a_pending_request(client, org_a, pump):
     assert "Pending" in html and "waiting to be reviewed" in html
     assert "Door will not close" in html
     # nothing else: not the organisation, the asset, nor the contact details
-    for secret in ("Org A", "PMP-1", "Feed pump", "ann@example.com", "+44 1"):
+    for secret in ("Org A", "PMP-1", "Pump", "ann@example.com", "+44 1"):
         assert secret not in html
     assert response["Referrer-Policy"] == "no-referrer"
     assert "no-store" in response["Cache-Control"]
