@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def clean_env(**overrides) -> dict:
-    """The process environment without database/Redis, i.e. the embedded mode, plus overrides."""
+    """The process environment without database/Redis, i.e. the embedded mode, with the site's own settings
+    (not the test suite's), plus overrides."""
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CI")}
+    environment["DJANGO_SETTINGS_MODULE"] = "maintenance_site.settings"
     environment.update(overrides)
     return environment
 

@@ -1,8 +1,6 @@
-"""Fixtures of the ops tests: a cache of their own for the metrics, scraping, and real failures of the cache
-and the broker."""
+"""Fixtures of the ops tests: scraping /metrics, and real failures of the cache and the broker."""
 
 import math
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.test import override_settings
@@ -12,24 +10,6 @@ from maintenance_site.celery import app
 from maintenance_site.ops.tasks import record_heartbeat
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # port 1: nothing listens, the connection is refused at once
-OWN_REDIS_DATABASE = 15
-
-
-@pytest.fixture(autouse=True)
-def private_cache(settings, tmp_path):
-    """Same cache backend, own location. The metrics live in the shared cache, and every test run on the
-    machine shares var/cache (or Redis database 0) and clears it around each test: a concurrent run would
-    wipe these tests' counters mid-test. Gives the environment a subprocess needs to use the same cache."""
-    default = settings.CACHES["default"]
-    if default["BACKEND"].endswith(".FileBasedCache"):
-        location, env = str(tmp_path / "cache"), {"VAR_DIR": str(tmp_path)}
-    elif default["BACKEND"].endswith(".RedisCache"):
-        location = urlunsplit(urlsplit(default["LOCATION"])._replace(path=f"/{OWN_REDIS_DATABASE}"))
-        env = {"REDIS_URL": location}
-    else:
-        return {}
-    settings.CACHES = {**settings.CACHES, "default": {**default, "LOCATION": location}}
-    return env
 
 
 @pytest.fixture

@@ -145,7 +145,7 @@ def test_runtime_buckets_are_cumulative(scrape):
 
 
 @pytest.mark.slow
-def test_counts_recorded_by_another_process_are_served(scrape, private_cache):
+def test_counts_recorded_by_another_process_are_served(scrape):
     """The worker is another process (another container in the full run): it writes, the web reads."""
     code = (
         "import django; django.setup()\n"
@@ -154,7 +154,8 @@ def test_counts_recorded_by_another_process_are_served(scrape, private_cache):
         "metrics.record_task_runtime('tests.ops.elsewhere', 0.2)\n"
         "metrics.websocket_opened()\n"
     )
-    env = {**os.environ, **private_cache, "DJANGO_SETTINGS_MODULE": "maintenance_site.settings"}
+    # The test settings: the subprocess finds this process's cache namespace (tests/settings.py).
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     subprocess.run([sys.executable, "-c", code], cwd=django_settings.BASE_DIR, env=env, check=True, timeout=120)
     result = scrape()
     assert result.value(TASKS, task="tests.ops.elsewhere", state="succeeded") == 1

@@ -30,15 +30,6 @@ def photo(name="leak.png", content=PNG, content_type="image/png"):
     return SimpleUploadedFile(name, content, content_type=content_type)
 
 
-@pytest.fixture(autouse=True)
-def private_cache(settings):
-    """Rate-limit counters of this test only: the shared file cache or Redis is also used, and cleared, by other
-    test runs on the machine, whose organisations have the same ids."""
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"public-{uuid.uuid4()}"}
-    }
-
-
 def stored_files(media) -> list[Path]:
     return [p for p in Path(media).rglob("*") if p.is_file()] if Path(media).exists() else []
 
