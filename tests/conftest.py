@@ -49,6 +49,9 @@ def pytest_sessionstart(session):
 
 
 def pytest_collection_modifyitems(config, items):
+    # The tests that start processes (worker, live server, browser) take minutes on a busy machine: run them
+    # first, so that with several pytest-xdist workers the others run alongside instead of after them.
+    items.sort(key=lambda item: not ("slow" in item.keywords or "browser" in item.keywords))
     on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     redis_ok, redis_why = _redis_reachable() if any("redis" in i.keywords for i in items) else (True, "")
     for item in items:
