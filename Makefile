@@ -25,5 +25,10 @@ lint: $(STAMP)
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
+# The suite in TEST_WORKERS processes (pytest-xdist), each with its own test database and cache namespace
+# (tests/settings.py); a test file stays in one process, so module-scoped fixtures (the browser tests' live
+# server and Chromium) start once.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile

@@ -11,7 +11,6 @@ message and nothing of the batch is written.
 from decimal import Decimal, InvalidOperation
 
 from django import forms
-from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import models, transaction
@@ -20,6 +19,8 @@ from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from import_export.admin import ImportExportMixin
+from import_export.formats import base_formats
 
 from inventory import services
 from inventory.models import (
@@ -38,19 +39,6 @@ from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, TenantScopingMixin
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES, Action, role_allows
-
-if apps.is_installed("import_export"):
-    from import_export.admin import ImportExportMixin
-    from import_export.formats import base_formats
-
-    IMPORT_EXPORT = True
-else:  # pragma: no cover - the wiring waits for "import_export" in INSTALLED_APPS
-
-    class ImportExportMixin:
-        """Stands in for django-import-export's admin mixin until the app is installed."""
-
-    base_formats = None
-    IMPORT_EXPORT = False
 
 ACTION_TEMPLATE = "admin/inventory/action_form.html"
 
@@ -690,8 +678,8 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
 
     # CSV import / export (django-import-export, once "import_export" is in INSTALLED_APPS).
     resource_classes = [PartResource]
-    import_formats = [base_formats.CSV] if IMPORT_EXPORT else []
-    export_formats = [base_formats.CSV] if IMPORT_EXPORT else []
+    import_formats = [base_formats.CSV]
+    export_formats = [base_formats.CSV]
     import_export_change_list_template = "admin/inventory/part/change_list.html"
     import_error_display = ("message", "row")
 

@@ -48,7 +48,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", _LOOPBACK_HOSTS)
 # hardening below defaults off; naming any other host, or BEHIND_TLS_PROXY, turns it on.
 _LOOPBACK_ONLY = all(host in _LOOPBACK_HOSTS or host.endswith(".localhost") for host in ALLOWED_HOSTS)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-# Seed 004's ALLOWED_ORIGINS: browser origins allowed to call the API and open the event socket.
+# Browser origins allowed to call the API and open the event socket.
 ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS")
 CORS_ALLOWED_ORIGINS = ALLOWED_ORIGINS
 CORS_URLS_REGEX = r"^/api/.*$"
@@ -397,10 +397,25 @@ SCENARIOS_MAX_HEAVY = env_int("SCENARIOS_MAX_HEAVY", 3, minimum=0)
 SCENARIOS_LOAD_CEILING_CPU = env_float("SCENARIOS_LOAD_CEILING_CPU", 85.0, minimum=0.0)  # percent
 SCENARIOS_LOAD_CEILING_MEMORY = env_float("SCENARIOS_LOAD_CEILING_MEMORY", 90.0, minimum=0.0)  # percent
 DEFAULT_TIMEOUT = env_int("DEFAULT_TIMEOUT", 0, minimum=0)  # minutes until auto-deactivation; 0: none
-BACKUP_DIR = env_str("BACKUP_DIR", str(VAR_DIR / "backups"))
+BACKUP_DIR = env_str("BACKUP_DIR") or str(VAR_DIR / "backups")  # backup-manager's folder
 BACKUP_RETENTION = env_int("BACKUP_RETENTION", 7, minimum=1)  # backups kept
 LOG_FILE = env_str("LOG_FILE")  # file logging (rotated by the log-rotation scenario) when set
+LOG_ROTATION_KEEP = env_int("LOG_ROTATION_KEEP", 7, minimum=0)  # rotated log files kept; 0: all
+# log-cleanup: notifications whose deliveries are done, finished scenario runs, the scenario activity log (days)
+NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 180, minimum=1)
+SCENARIO_RUN_RETENTION_DAYS = env_int("SCENARIO_RUN_RETENTION_DAYS", 90, minimum=1)
+SCENARIO_ACTIVITY_RETENTION_DAYS = env_int("SCENARIO_ACTIVITY_RETENTION_DAYS", 365, minimum=1)
+STALE_WORK_ORDER_DAYS = env_int("STALE_WORK_ORDER_DAYS", 14, minimum=1)  # stale-work-order-escalation
+# security-audit: API keys unused this long or older than this, members not logged in this long (days)
+API_KEY_UNUSED_DAYS = env_int("API_KEY_UNUSED_DAYS", 90, minimum=1)
+API_KEY_MAX_AGE_DAYS = env_int("API_KEY_MAX_AGE_DAYS", 365, minimum=1)
+MEMBER_INACTIVE_DAYS = env_int("MEMBER_INACTIVE_DAYS", 90, minimum=1)
+SLOW_QUERY_MS = env_float("SLOW_QUERY_MS", 200.0, minimum=0.0)  # query-analyzer: mean time reported above this
+# performance-monitor: a sample this many times worse than the median of the previous ones is a regression
+PERFORMANCE_REGRESSION_FACTOR = env_float("PERFORMANCE_REGRESSION_FACTOR", 2.0, minimum=1.0)
 SCENARIO_TICK_INTERVAL = env_int("SCENARIO_TICK_INTERVAL", 15, minimum=1)
+# A running run with no sign of life for this long belongs to a dead worker: it is marked failed (minutes).
+SCENARIO_RUN_LEASE_MINUTES = env_int("SCENARIO_RUN_LEASE_MINUTES", 60, minimum=1)
 EXTERNAL_SCENARIO_TIMEOUT = env_float("EXTERNAL_SCENARIO_TIMEOUT", 5.0, minimum=0.1)
 SCENARIO_PROBE_URL = env_url("SCENARIO_PROBE_URL", schemes=("http", "https"))  # performance-monitor's probe
 SCENARIO_MAX_CONCURRENT = env_int("SCENARIO_MAX_CONCURRENT", 2, minimum=1)  # runs at once
@@ -408,12 +423,24 @@ SCENARIO_FAILURE_ALERT_THRESHOLD = env_int("SCENARIO_FAILURE_ALERT_THRESHOLD", 3
 SCENARIO_RETRY_BACKOFF_SECONDS = env_int("SCENARIO_RETRY_BACKOFF_SECONDS", 60, minimum=1)  # doubled per attempt
 SCENARIO_ROLLBACK_MAX = env_int("SCENARIO_ROLLBACK_MAX", 20, minimum=0)  # rollback points kept per task
 SCENARIO_ROLLBACK_DAYS = env_int("SCENARIO_ROLLBACK_DAYS", 30, minimum=1)  # age limit of rollback points
-# Priority score weights (impact, urgency, effort, success_rate); defaults 0.4 / 0.3 / 0.2 / 0.1.
-SCENARIO_PRIORITY_WEIGHTS = env_parsed(
-    "SCENARIO_PRIORITY_WEIGHTS", {}, lambda raw: {k: float(v) for k, v in json.loads(raw).items()}, "a JSON object"
-)
+# Priority score weights overriding scenarios.priority.WEIGHTS (impact 0.4, urgency 0.3, effort 0.2,
+# success_rate 0.1), e.g. {"impact": 0.6}.
+_PRIORITY_TERMS = ("impact", "urgency", "effort", "success_rate")
 
-# --- Notification channels (seed 004's variables); a channel is enabled when its URL is set ----------
+
+def _priority_weights(raw: str) -> dict:
+    weights = json.loads(raw)
+    if not isinstance(weights, dict):
+        raise ValueError("not an object")
+    unknown = sorted(set(weights) - set(_PRIORITY_TERMS))
+    if unknown:
+        raise ValueError(f"unknown terms {unknown}; use {list(_PRIORITY_TERMS)}")
+    return {term: float(weight) for term, weight in weights.items()}
+
+
+SCENARIO_PRIORITY_WEIGHTS = env_parsed("SCENARIO_PRIORITY_WEIGHTS", {}, _priority_weights, "a JSON object of weights")
+
+# --- Notification channels; a channel is enabled when its URL is set -----------------------------------
 SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", schemes=("http", "https"))
 SMS_API_URL = env_url("SMS_API_URL", schemes=("http", "https"))
 SMS_API_KEY = env_str("SMS_API_KEY")

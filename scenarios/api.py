@@ -1,4 +1,4 @@
-"""REST API of the maintenance scenarios (the seed's endpoints, plus stop-all, preset create / import /
+"""REST API of the maintenance scenarios (list, activate, deactivate, stop-all, preset create / import /
 export, windows, the activity log and the runs).
 
 Scenarios are platform-wide: one organisation's manager switching them would act for every tenant, so
@@ -514,18 +514,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewS
         return Response(RunSerializer(run).data)
 
 
-def register(target=router) -> None:
-    """Register the viewsets on the shared router (at import) or on another router (tests)."""
-    registered = {prefix for prefix, *_ in target.registry}
-    for prefix, viewset, basename in (
-        ("scenarios", ScenarioViewSet, "scenario"),
-        ("presets", PresetViewSet, "preset"),
-        ("preset-schedules", PresetScheduleViewSet, "preset-schedule"),
-        ("scenario-activity", ActivityViewSet, "scenario-activity"),
-        ("scenario-runs", RunViewSet, "scenario-run"),
-    ):
-        if prefix not in registered:
-            target.register(prefix, viewset, basename=basename)
-
-
-register()
+router.register("scenarios", ScenarioViewSet, basename="scenario")
+router.register("presets", PresetViewSet, basename="preset")
+router.register("preset-schedules", PresetScheduleViewSet, basename="preset-schedule")
+router.register("scenario-activity", ActivityViewSet, basename="scenario-activity")
+router.register("scenario-runs", RunViewSet, basename="scenario-run")

@@ -1,9 +1,9 @@
 """External scenarios: discovered from service.json files, polled, and switched through their endpoints.
 
 Every DISCOVERY_INTERVAL seconds the folder SCENARIO_DISCOVERY_DIR is scanned for `service.json` files
-(also under `.vrooli/`, as the seed places them). A file tagged "maintenance" becomes an external
+(also under a service's `.vrooli/` folder). A file tagged "maintenance" becomes an external
 scenario; every file found is listed with its outcome (scenario, ignored and why, invalid and why), so
-"scenario not discovered" is answered on the board instead of in logs. The seed's format:
+"scenario not discovered" is answered on the board instead of in logs. The format:
 
     {
       "service": {"name": "code-smell", "displayName": "Code smell", "description": "…",
@@ -29,12 +29,13 @@ import re
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from maintenance_site import audit
-from scenarios import conf, registry
+from scenarios import registry
 from scenarios.models import (
     KEY_PATTERN,
     RESERVED_KEYS,
@@ -216,7 +217,7 @@ def _read(path: Path) -> dict:
 def discover() -> dict:
     """Scan the discovery folder once: create, update and retire external scenarios, and record every file
     found with its outcome. Never activates anything."""
-    setting = conf.get("SCENARIO_DISCOVERY_DIR")
+    setting = settings.SCENARIO_DISCOVERY_DIR
     if not setting:
         return {"enabled": False}
     root = Path(setting)

@@ -51,7 +51,6 @@ from maintenance_site.notifications.services import notify
 from maintenance_site.ops import health, metrics
 from maintenance_site.tenancy.models import Membership, Organization, OrganizationAPIKey
 from maintenance_site.tenancy.roles import Role
-from scenarios import conf
 from scenarios.models import Category, ScenarioActivity, ScenarioRun, Weight
 from scenarios.registry import RunContext, RunResult, scenario
 from scenarios.services import KIND_RUN_FAILED
@@ -185,17 +184,17 @@ def log_cleanup(context: RunContext) -> RunResult:
     )
     unfinished = [NotificationDelivery.Status.PENDING, NotificationDelivery.Status.SENDING]
     notifications = Notification.objects.filter(
-        created_at__lt=now - timedelta(days=conf.get("NOTIFICATION_RETENTION_DAYS"))
+        created_at__lt=now - timedelta(days=settings.NOTIFICATION_RETENTION_DAYS)
     ).exclude(deliveries__status__in=unfinished)
     counts["notifications"] = _delete_in_batches(notifications, context)
     counts["scenario_runs"] = _delete_in_batches(
         ScenarioRun.objects.finished().filter(
-            finished_at__lt=now - timedelta(days=conf.get("SCENARIO_RUN_RETENTION_DAYS"))
+            finished_at__lt=now - timedelta(days=settings.SCENARIO_RUN_RETENTION_DAYS)
         ),
         context,
     )
     counts["scenario_activity"] = _delete_in_batches(
-        ScenarioActivity.objects.filter(at__lt=now - timedelta(days=conf.get("SCENARIO_ACTIVITY_RETENTION_DAYS"))),
+        ScenarioActivity.objects.filter(at__lt=now - timedelta(days=settings.SCENARIO_ACTIVITY_RETENTION_DAYS)),
         context,
     )
     counts["idempotency_keys"] = prune_expired()
@@ -226,7 +225,7 @@ def log_rotation(context: RunContext) -> RunResult:
     """Rotates the platform's log file when file logging is on (LOG_FILE): the file is compressed to
     LOG_FILE.<time>.gz and emptied in place (copy-truncate, so every process keeps writing to it), and
     only the newest LOG_ROTATION_KEEP rotated files are kept."""
-    setting = conf.get("LOG_FILE")
+    setting = settings.LOG_FILE
     if not setting:
         return RunResult.nothing_to_do("nothing to rotate: file logging is not configured (LOG_FILE is empty)")
     log_file = Path(setting)
@@ -248,7 +247,7 @@ def log_rotation(context: RunContext) -> RunResult:
                 copied += len(remainder)
                 writer.truncate(0)
         context.log(f"{log_file} ({_human_bytes(copied)}) rotated to {rotated.name}")
-    keep = conf.get("LOG_ROTATION_KEEP")
+    keep = settings.LOG_ROTATION_KEEP
     for old in _rotated_files(log_file)[:-keep] if keep else []:
         old.unlink(missing_ok=True)
         deleted.append(old.name)
@@ -394,7 +393,7 @@ def backup_manager(context: RunContext) -> RunResult:
     """A dump of the database into BACKUP_DIR (SQLite: the online backup API; PostgreSQL: pg_dump in its
     custom format), with a SHA-256 checksum file beside it; only the newest BACKUP_RETENTION backups are
     kept. Without pg_dump the run fails saying backups are unavailable, so nobody believes they exist."""
-    folder = conf.backup_dir()
+    folder = Path(settings.BACKUP_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     vendor = connection.vendor
@@ -426,7 +425,7 @@ def backup_manager(context: RunContext) -> RunResult:
     size = target.stat().st_size
     context.log(f"wrote {target} ({_human_bytes(size)}), sha256 {checksum}")
 
-    keep = max(conf.get("BACKUP_RETENTION"), 1)
+    keep = settings.BACKUP_RETENTION
     backups = sorted(path for path in folder.iterdir() if BACKUP_NAME.match(path.name))
     deleted = []
     for old in backups[:-keep]:
@@ -487,7 +486,7 @@ def cache_latency_ms() -> float:
 def request_latency_ms() -> float | None:
     """Time to fetch SCENARIO_PROBE_URL (e.g. the web server's /health), None when none is configured."""
 
-    url = conf.get("SCENARIO_PROBE_URL")
+    url = settings.SCENARIO_PROBE_URL
     if not url:
         return None
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -502,7 +501,7 @@ def queue_depth() -> int | None:
     if settings.REDIS_URL:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
         return int(client.llen("celery"))
-    folder = (getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}).get("data_folder_in")
+    folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
     if folder and Path(folder).is_dir():
         return sum(1 for entry in os.scandir(folder) if entry.is_file())
     return None
@@ -577,7 +576,7 @@ def _sample(previous: dict) -> dict:
         totals = {}
         sample["task_runtime_ms"] = None
         notes.append(f"task_runtime_ms: {type(exc).__name__}: {exc}"[:200])
-    if sample.get("request_latency_ms") is None and not conf.get("SCENARIO_PROBE_URL"):
+    if sample.get("request_latency_ms") is None and not settings.SCENARIO_PROBE_URL:
         notes.append("request latency not sampled: set SCENARIO_PROBE_URL (e.g. http://web:8000/health)")
     try:
         database = database_statistics()
@@ -598,7 +597,7 @@ def performance_monitor(context: RunContext) -> RunResult:
     history = [row for row in runs.order_by("-finished_at", "-pk").values_list("result", flat=True)[:5] if row]
     measured = _sample(history[0] if history else {})
     sample = measured["sample"]
-    factor = conf.get("PERFORMANCE_REGRESSION_FACTOR") or 2.0
+    factor = settings.PERFORMANCE_REGRESSION_FACTOR
     regressions = []
     for name, floor in WATCHED.items():
         value = sample.get(name)
@@ -710,7 +709,7 @@ def query_analyzer(context: RunContext) -> RunResult:
             "the pg_stat_statements extension is not installed in this database: add pg_stat_statements to "
             "shared_preload_libraries, restart PostgreSQL and run CREATE EXTENSION pg_stat_statements"
         )
-    threshold = conf.get("SLOW_QUERY_MS")
+    threshold = settings.SLOW_QUERY_MS
     try:
         with transaction.atomic():
             statements = slow_statements(threshold)
@@ -744,8 +743,8 @@ def deploy_check_messages() -> list[dict]:
 def organization_findings(organization, now) -> list[str]:
 
     findings = []
-    unused_before = now - timedelta(days=conf.get("API_KEY_UNUSED_DAYS"))
-    old_before = now - timedelta(days=conf.get("API_KEY_MAX_AGE_DAYS"))
+    unused_before = now - timedelta(days=settings.API_KEY_UNUSED_DAYS)
+    old_before = now - timedelta(days=settings.API_KEY_MAX_AGE_DAYS)
     keys = OrganizationAPIKey.objects.filter(organization=organization, revoked=False).order_by("prefix")
     for key in keys:
         label = f"API key “{key.name}” ({key.prefix})"
@@ -756,8 +755,8 @@ def organization_findings(organization, now) -> list[str]:
         elif key.last_used_at is not None and key.last_used_at < unused_before:
             findings.append(f"{label} has not been used since {key.last_used_at:%Y-%m-%d}")
         if key.created < old_before:
-            findings.append(f"{label} is older than {conf.get('API_KEY_MAX_AGE_DAYS')} days: rotate it")
-    inactive_before = now - timedelta(days=conf.get("MEMBER_INACTIVE_DAYS"))
+            findings.append(f"{label} is older than {settings.API_KEY_MAX_AGE_DAYS} days: rotate it")
+    inactive_before = now - timedelta(days=settings.MEMBER_INACTIVE_DAYS)
     members = (
         Membership.objects.active()
         .filter(organization=organization, user__api_key__isnull=True)
@@ -895,7 +894,7 @@ def stale_work_order_escalation(context: RunContext) -> RunResult:
     one step (critical stays critical), a comment saying why, and the planners, managers and assignee told.
     The escalation touches the order, so it is escalated again only after another quiet period."""
 
-    days = conf.get("STALE_WORK_ORDER_DAYS")
+    days = settings.STALE_WORK_ORDER_DAYS
     cutoff = timezone.now() - timedelta(days=days)
     system = audit.system_user()
     organizations, total = [], 0

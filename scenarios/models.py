@@ -164,7 +164,7 @@ class Scenario(models.Model):
         max_length=64, default="UTC", validators=[validate_time_zone], help_text="Time zone of the cron times."
     )
 
-    # Task settings (the automated-task runner, issue 10).
+    # Task settings: how the automated-task runner (scenarios.runner) claims and runs this scenario.
     executor = models.CharField(
         max_length=80,
         blank=True,

@@ -35,7 +35,7 @@ from scenarios.services import (
 
 EXPORT_FORMAT = "maintenance-preset/1"
 
-# The seed's five presets, mapped onto this platform's scenarios.
+# The five built-in presets, each a set of this platform's scenarios.
 BUILTIN_PRESETS = [
     {
         "key": "full",

@@ -20,10 +20,13 @@ and the priority adjustment (low 0.8, medium 1.0, high 1.2, critical 1.5) scale 
 
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 
-from scenarios import conf
 from scenarios.models import Category, Priority, Scenario, ScenarioRun
+
+# The score's weights; settings.SCENARIO_PRIORITY_WEIGHTS overrides any of them.
+WEIGHTS = {"impact": 0.4, "urgency": 0.3, "effort": 0.2, "success_rate": 0.1}
 
 CATEGORY_MULTIPLIER = {
     Category.SECURITY: 1.2,
@@ -53,7 +56,7 @@ def success_rate(scenario: Scenario, window: int = SUCCESS_WINDOW) -> float | No
 def analyze_priority(scenario: Scenario, run: ScenarioRun | None = None, now: datetime | None = None) -> dict:
     """Every term of the score with its inputs, and the score."""
     now = now or timezone.now()
-    weights = conf.priority_weights()
+    weights = {**WEIGHTS, **settings.SCENARIO_PRIORITY_WEIGHTS}
     impacts = {
         "code_quality": scenario.impact_code_quality,
         "security": scenario.impact_security,

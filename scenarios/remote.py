@@ -6,10 +6,10 @@ import json
 import urllib.error
 import urllib.request
 
+from django.conf import settings
 from django.utils import timezone
 
 from maintenance_site.errors import DomainError
-from scenarios import conf
 from scenarios.models import Scenario
 
 MAX_ANSWER_BYTES = 256 * 1024
@@ -44,7 +44,7 @@ def _describe_failure(url: str, exc: Exception, timeout: float) -> str:
 
 def http_json(method: str, url: str, payload: dict | None = None) -> dict:
     """Call an endpoint and return its JSON object (empty when it sent none). Raises ExternalScenarioError."""
-    timeout = conf.get("EXTERNAL_SCENARIO_TIMEOUT") or 5.0
+    timeout = settings.EXTERNAL_SCENARIO_TIMEOUT
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http(s) checked at discovery)
     request.add_header("Accept", "application/json")

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.apps import apps
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput
-from scenarios import conf, registry
+from scenarios import registry
 from scenarios.models import ScenarioActivity, ScenarioRun
 from scenarios.services import log_activity
 
@@ -91,7 +92,7 @@ def _is_reversible(run: ScenarioRun) -> bool:
 
 def points(scenario=None):
     """The runs that offer a rollback point now, newest first (the limits applied)."""
-    oldest = timezone.now() - timedelta(days=conf.get("SCENARIO_ROLLBACK_DAYS"))
+    oldest = timezone.now() - timedelta(days=settings.SCENARIO_ROLLBACK_DAYS)
     runs = (
         ScenarioRun.objects.finished()
         .filter(rolled_back_at__isnull=True, rollback_expired_at__isnull=True, finished_at__gte=oldest, changed__gt=0)
@@ -101,7 +102,7 @@ def points(scenario=None):
     )
     if scenario is not None:
         runs = runs.filter(scenario=scenario)
-    limit, per_task, found = conf.get("SCENARIO_ROLLBACK_MAX"), {}, []
+    limit, per_task, found = settings.SCENARIO_ROLLBACK_MAX, {}, []
     for run in runs:
         if not _is_reversible(run):
             continue
@@ -150,7 +151,7 @@ def rollback(
     if run not in points(run.scenario):
         raise Conflict(
             f"Run #{run.pk} offers no rollback point: it changed nothing, or it is older than "
-            f"{conf.get('SCENARIO_ROLLBACK_DAYS')} days or than the task's {conf.get('SCENARIO_ROLLBACK_MAX')} "
+            f"{settings.SCENARIO_ROLLBACK_DAYS} days or than the task's {settings.SCENARIO_ROLLBACK_MAX} "
             "latest rollback points."
         )
     text = f"rollback of run {run.pk}: {reason.strip()}"

@@ -21,12 +21,13 @@ import traceback
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict
-from scenarios import conf, priority, registry
+from scenarios import priority, registry
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight, cron_previous
 from scenarios.registry import RunCancelled, RunContext, RunResult, RunTimedOut
 from scenarios.services import iso, log_activity, notify_operators, worker_name
@@ -93,7 +94,7 @@ def record_due_runs(now: datetime | None = None) -> list[ScenarioRun]:
 def expire_abandoned_runs(now: datetime | None = None) -> int:
     """Mark failed the running runs whose worker stopped giving signs of life."""
     now = now or timezone.now()
-    lease = timedelta(minutes=conf.get("SCENARIO_RUN_LEASE_MINUTES") or 60)
+    lease = timedelta(minutes=settings.SCENARIO_RUN_LEASE_MINUTES)
     stale = ScenarioRun.objects.running().filter(heartbeat_at__lt=now - lease)
     count = 0
     for run in stale.select_related("scenario"):
@@ -157,7 +158,7 @@ def _waits(run: ScenarioRun, scenario: Scenario, now: datetime) -> str:
         ).exists()
     ):
         return "waiting for its dependencies' runs of the same slot"
-    if ScenarioRun.objects.running().count() >= conf.get("SCENARIO_MAX_CONCURRENT"):
+    if ScenarioRun.objects.running().count() >= settings.SCENARIO_MAX_CONCURRENT:
         return "the concurrency limit is reached"
     return ""
 
@@ -317,7 +318,7 @@ def _after_failure(run: ScenarioRun) -> None:
     alert the operators once per streak when consecutive failures reach SCENARIO_FAILURE_ALERT_THRESHOLD."""
     scenario = run.scenario
     if run.attempt <= scenario.max_retries:
-        delay = conf.get("SCENARIO_RETRY_BACKOFF_SECONDS") * 2 ** (run.attempt - 1)
+        delay = settings.SCENARIO_RETRY_BACKOFF_SECONDS * 2 ** (run.attempt - 1)
         not_before = (run.finished_at or timezone.now()) + timedelta(seconds=delay)
         ScenarioRun.objects.get_or_create(
             scenario=scenario,
@@ -330,7 +331,7 @@ def _after_failure(run: ScenarioRun) -> None:
                 "requested_by": run.requested_by,
             },
         )
-    threshold = conf.get("SCENARIO_FAILURE_ALERT_THRESHOLD")
+    threshold = settings.SCENARIO_FAILURE_ALERT_THRESHOLD
     streak = consecutive_failures(scenario.pk)
     if threshold and streak == threshold:
         with transaction.atomic():

@@ -35,7 +35,7 @@ from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFoun
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.validation import validated
-from scenarios import conf, registry, remote
+from scenarios import registry, remote
 from scenarios.models import (
     MAX_DURATION_MINUTES,
     PresetSchedule,
@@ -170,8 +170,8 @@ def resource_usage() -> dict:
         usage["disk_free_gb"] = round(disk.free / 1024**3, 1)
     except OSError:
         usage["disk_percent"] = usage["disk_free_gb"] = None
-    usage["cpu_ceiling"] = conf.get("SCENARIOS_LOAD_CEILING_CPU")
-    usage["memory_ceiling"] = conf.get("SCENARIOS_LOAD_CEILING_MEMORY")
+    usage["cpu_ceiling"] = settings.SCENARIOS_LOAD_CEILING_CPU
+    usage["memory_ceiling"] = settings.SCENARIOS_LOAD_CEILING_MEMORY
     return usage
 
 
@@ -200,7 +200,7 @@ def until_from(until=None, duration_minutes=None, *, now=None, use_default=True)
         if until > now + timedelta(minutes=MAX_DURATION_MINUTES):
             raise InvalidInput("The end time is more than 31 days away.", fields={"until": ["Too far."]})
         return until
-    default = conf.get("DEFAULT_TIMEOUT")
+    default = settings.DEFAULT_TIMEOUT
     if use_default and default:
         return now + timedelta(minutes=default)
     return None
@@ -254,8 +254,8 @@ def check_activation(scenario: Scenario) -> None:
 
 
 def check_load() -> None:
-    ceiling_cpu = conf.get("SCENARIOS_LOAD_CEILING_CPU")
-    ceiling_memory = conf.get("SCENARIOS_LOAD_CEILING_MEMORY")
+    ceiling_cpu = settings.SCENARIOS_LOAD_CEILING_CPU
+    ceiling_memory = settings.SCENARIOS_LOAD_CEILING_MEMORY
     if not ceiling_cpu and not ceiling_memory:
         return
     load = measure_load()
@@ -316,7 +316,7 @@ def apply_states(
                 conflicts=sorted(clashing),
             )
 
-    max_heavy = conf.get("SCENARIOS_MAX_HEAVY")
+    max_heavy = settings.SCENARIOS_MAX_HEAVY
     heavy = sorted(key for key in final if locked[key].weight == Weight.HEAVY)
     if len(heavy) > max_heavy and any(locked[key].weight == Weight.HEAVY for key in newly):
         raise Conflict(
@@ -795,8 +795,8 @@ def scenarios_status() -> dict:
         "active": [s.key for s in active],
         "active_count": len(active),
         "heavy_active": sum(1 for s in active if s.weight == Weight.HEAVY),
-        "max_heavy": conf.get("SCENARIOS_MAX_HEAVY"),
-        "reset_on_start": conf.get("SCENARIOS_RESET_ON_START"),
+        "max_heavy": settings.SCENARIOS_MAX_HEAVY,
+        "reset_on_start": settings.SCENARIOS_RESET_ON_START,
         "scenarios": [scenario_summary(s) for s in scenarios],
     }
 

@@ -327,11 +327,7 @@ class SLAPerformanceViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         return Response(PerformanceSerializer(result).data)
 
 
-ROUTES = [
-    ("sla/config", SLAPolicyViewSet, "sla-policy"),
-    ("sla/calendars", BusinessCalendarViewSet, "sla-calendar"),
-    ("sla/violations", SLAViolationViewSet, "sla-violation"),
-    ("sla/performance", SLAPerformanceViewSet, "sla-performance"),
-]
-for _prefix, _viewset, _basename in ROUTES:
-    router.register(_prefix, _viewset, basename=_basename)
+router.register("sla/config", SLAPolicyViewSet, basename="sla-policy")
+router.register("sla/calendars", BusinessCalendarViewSet, basename="sla-calendar")
+router.register("sla/violations", SLAViolationViewSet, basename="sla-violation")
+router.register("sla/performance", SLAPerformanceViewSet, basename="sla-performance")

@@ -3,13 +3,18 @@ and the rules for tests that need PostgreSQL or Redis.
 
 In CI (CI set) the suite must reach the real PostgreSQL and Redis: it stops at once, loudly, when it
 cannot. Outside CI a test marked `postgres` or `redis` is skipped with the reason printed.
+
+The suite may run in several processes at once (pytest-xdist): each has its own test database (pytest-django
+names it test_<name>_gw0, _gw1…) and its own namespace in the cache and the channel layer (tests/settings.py),
+which is all a test empties.
 """
 
 import os
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.test import APIClient
 
 from maintenance_site.tenancy import services
@@ -53,6 +58,9 @@ def pytest_sessionstart(session):
 
 
 def pytest_collection_modifyitems(config, items):
+    # The tests that start processes (worker, live server, browser) take minutes on a busy machine: run them
+    # first, so that with several pytest-xdist workers the others run alongside instead of after them.
+    items.sort(key=lambda item: not ("slow" in item.keywords or "browser" in item.keywords))
     on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     redis_ok, redis_why = _redis_reachable() if any("redis" in i.keywords for i in items) else (True, "")
     for item in items:
@@ -61,6 +69,26 @@ def pytest_collection_modifyitems(config, items):
         # In CI an unreachable Redis has already stopped the session (pytest_sessionstart).
         if "redis" in item.keywords and not redis_ok and not IN_CI:
             item.add_marker(pytest.mark.skip(reason=f"needs Redis: {redis_why}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_by_delete_on_postgresql():
+    """Transactional tests (django_db(transaction=True)) empty every table afterwards. On PostgreSQL Django does
+    it with one TRUNCATE of all ~130 tables, which makes new files for every table and index: about 5 s each
+    time on this machine. DELETE of the few rows a test leaves takes milliseconds. The order of the DELETEs does
+    not matter: Django's foreign keys are DEFERRABLE INITIALLY DEFERRED, checked when the flush commits."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade:
+            return truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return [f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))};" for table in tables]
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = truncate
 
 
 @pytest.fixture(autouse=True)
@@ -73,9 +101,23 @@ def _isolated_run(settings):
 
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
-    cache.clear()
+    clear_cache()
     yield
-    cache.clear()
+    clear_cache()
+
+
+def clear_cache():
+    """Empty this process's cache. In Redis only the keys under its prefix: RedisCache.clear() empties the whole
+    Redis database, the other pytest-xdist workers' keys (and another run's) included."""
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)
+    prefix = "".join(f"\\{c}" if c in "*?[]\\" else c for c in cache.key_prefix)  # glob-escaped
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))  # Django's keys are PREFIX:VERSION:KEY
+    if keys:
+        client.delete(*keys)
 
 
 # --- personas ---------------------------------------------------------------------------------------
@@ -121,6 +163,12 @@ def storekeeper_a(org_a):
 @pytest.fixture
 def technician_a(org_a):
     return _member(org_a, "technician-a", Role.TECHNICIAN)
+
+
+@pytest.fixture
+def technician2_a(org_a):
+    """A second technician of organisation A: work assigned to someone else."""
+    return _member(org_a, "technician2-a", Role.TECHNICIAN)
 
 
 @pytest.fixture

@@ -31,8 +31,6 @@ from workorders import services
 from workorders.forms import ProblemReportForm, location_paths
 from workorders.models import WorkRequest
 
-DEFAULT_RATE = "5/600"
-DEFAULT_ORGANIZATION_RATE = "60/600"
 logger = logging.getLogger(__name__)
 
 KEPT_ON_REFUSAL = ("description", "asset", "location", "contact_name", "contact_email", "contact_phone")
@@ -96,11 +94,8 @@ def rate_limited(request, organization) -> int:
 
     Fails open: with the cache unreachable a problem can still be reported (it may be about the outage).
     """
-    per_address = parse_rate("PUBLIC_REPORT_RATE", getattr(settings, "PUBLIC_REPORT_RATE", DEFAULT_RATE))
-    per_organization = parse_rate(
-        "PUBLIC_REPORT_ORGANIZATION_RATE",
-        getattr(settings, "PUBLIC_REPORT_ORGANIZATION_RATE", DEFAULT_ORGANIZATION_RATE),
-    )
+    per_address = parse_rate("PUBLIC_REPORT_RATE", settings.PUBLIC_REPORT_RATE)
+    per_organization = parse_rate("PUBLIC_REPORT_ORGANIZATION_RATE", settings.PUBLIC_REPORT_ORGANIZATION_RATE)
     address = client_address(request)
     try:
         wait = _hit(f"address:{address}", *per_address)

@@ -13,8 +13,6 @@ offline and `static/technician/technician.js` queues what is entered offline.
 import functools
 import json
 from datetime import datetime, time, timedelta
-from importlib import import_module
-from importlib import util as importlib_util
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -31,9 +29,10 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from assets.models import Asset
+from assets import meters
+from assets.models import Asset, MeterReading
 from maintenance_site import hooks
-from maintenance_site.errors import DomainError, NotFound, PermissionDeniedError
+from maintenance_site.errors import DomainError, PermissionDeniedError
 from maintenance_site.events import services as event_services
 from maintenance_site.tenancy.middleware import SESSION_KEY
 from maintenance_site.tenancy.roles import Action, role_allows
@@ -79,18 +78,10 @@ SERVICE_WORKER_VERSION = "1"
 STATIC_FILES = ("workorders/public.css", "technician/technician.css", "technician/technician.js")
 
 
-def meters_available() -> bool:
-    """Meter readings are entered here once `assets.meters` (record_readings) exists."""
-    return importlib_util.find_spec("assets.meters") is not None
-
-
 def record_meter_reading(meter, user, value, read_at=None):
-    """A reading entered by hand, through `assets.meters`. A replay (same meter, moment and value: the client
-    sends the moment it was entered) is ignored by the service, so it applies once."""
-    if not meters_available():
-        raise NotFound("Meter readings are not available here yet.")
-    meters = import_module("assets.meters")
-    return meters.record_reading(meter, value, read_at or None, actor=user, source="manual")
+    """A reading entered by hand. A replay (same meter, moment and value: the client sends the moment it was
+    entered) is ignored by the service, so it applies once."""
+    return meters.record_reading(meter, value, read_at or None, actor=user, source=MeterReading.Source.MANUAL)
 
 
 # --- access -------------------------------------------------------------------------------------------
@@ -575,12 +566,6 @@ def attachment_download(request, token):
 # --- assets (the QR label) ----------------------------------------------------------------------------
 
 
-def _meters(asset):
-    if not meters_available():
-        return []
-    return list(asset.meters.order_by("name"))
-
-
 @never_cache
 @technician_view
 def asset_page(request, public_token):
@@ -604,9 +589,8 @@ def asset_page(request, public_token):
             "asset": asset,
             "open_orders": open_orders,
             "history": asset_history(asset, limit=20),
-            "meters": _meters(asset),
+            "meters": list(asset.meters.order_by("name")),
             "meter_form": MeterReadingForm(initial={"client_id": new_client_id()}),
-            "meters_enabled": meters_available(),
             "report_url": reverse("public-report-asset", args=[asset.public_token]),
         },
     )
@@ -616,8 +600,6 @@ def asset_page(request, public_token):
 @technician_view
 def meter_reading(request, public_token, meter_pk):
     asset = get_object_or_404(Asset.objects.for_tenant(request.organization), public_token=public_token)
-    if not meters_available():
-        raise Http404
     meter = get_object_or_404(asset.meters.all(), pk=meter_pk)
     form = MeterReadingForm(request.POST)
     if not form.is_valid():

@@ -2,7 +2,7 @@ from rest_framework.routers import DefaultRouter
 
 
 class Router(DefaultRouter):
-    """Paths work with and without the trailing slash (`/api/v1/status` as in the seeds)."""
+    """Paths work with and without the trailing slash (`/api/v1/status` and `/api/v1/status/`)."""
 
     def __init__(self):
         super().__init__()

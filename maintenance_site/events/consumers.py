@@ -47,8 +47,9 @@ CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot take the connection 
 CATCH_UP_BATCH = services.CATCH_UP_MAX_LIMIT
 
 
-def _setting(name: str, default: float, minimum: float) -> float:
-    return max(minimum, float(getattr(settings, name, default)))
+def _setting(name: str, minimum: float) -> float:
+    """A websocket timing from settings.py, never below `minimum` (a busy loop would hog the event loop)."""
+    return max(minimum, float(getattr(settings, name)))
 
 
 class Rejected(Exception):
@@ -282,7 +283,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         return not self._closed
 
     def _recheck_seconds(self) -> float:
-        return _setting("EVENTS_PERMISSION_RECHECK_SECONDS", 5.0, 0.0)
+        return _setting("EVENTS_PERMISSION_RECHECK_SECONDS", 0.0)
 
     async def _still_allowed(self) -> bool:
         """Whether the membership still allows receiving events; checked at most every few seconds.
@@ -304,8 +305,8 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     async def _maintain(self):
         """Background: re-join the groups now and then (and look in the database for anything missed);
         in embedded mode, poll the database for new events."""
-        poll_interval = _setting("EVENTS_POLL_INTERVAL", 1.0, 0.01)
-        rejoin_interval = _setting("EVENTS_GROUP_REJOIN_SECONDS", 60.0, 0.05)
+        poll_interval = _setting("EVENTS_POLL_INTERVAL", 0.01)
+        rejoin_interval = _setting("EVENTS_GROUP_REJOIN_SECONDS", 0.05)
         next_rejoin = time.monotonic() + rejoin_interval
         while not self._closed:
             wait = next_rejoin - time.monotonic()

@@ -54,7 +54,7 @@ def user_group(user_id: int) -> str:
 def publish(organization, event_type: str, payload: dict | None = None, *, user=None) -> Event:
     """Record an event in the current transaction; it is delivered after commit.
 
-    `event_type` uses the seeds' names, `area:what-happened` (`work-order:created`). `user` is the person
+    `event_type` is `area:what-happened` (`work-order:created`). `user` is the person
     the event concerns (an assignee), who also receives it on their own channel.
     """
     if not EVENT_TYPE.match(event_type):
@@ -344,7 +344,7 @@ def redeem_websocket_ticket(ticket: str):
 def websocket_origin_allowed(origin: str | None) -> bool:
     """Whether a browser page at `origin` may use the session cookie on the event socket: its host is one
     of ALLOWED_HOSTS (as asgi.py's AllowedHostsOriginValidator checks) or it is one of ALLOWED_ORIGINS."""
-    patterns = list(settings.ALLOWED_HOSTS) + list(getattr(settings, "ALLOWED_ORIGINS", []) or [])
+    patterns = list(settings.ALLOWED_HOSTS) + list(settings.ALLOWED_ORIGINS)
     if settings.DEBUG and not settings.ALLOWED_HOSTS:
         patterns += ["localhost", "127.0.0.1", "[::1]"]
     parsed = urlparse(origin) if origin else None

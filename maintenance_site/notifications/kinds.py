@@ -83,7 +83,7 @@ def enabled_channels() -> list[str]:
     return [str(channel) for channel in channels]
 
 
-# The kinds the seeds and the design already name; later issues add theirs with register_kind().
+# The platform's notification kinds; an app may add its own with register_kind().
 _C = Channel
 for _name, _label, _channels in [
     ("work-order:assigned", "Work order assigned to you", [_C.EMAIL, _C.PUSH]),

@@ -6,7 +6,7 @@ from django.core.checks import Tags, Warning, register
 
 @register(Tags.security, deploy=True)
 def secret_key_is_set(app_configs, **kwargs):
-    if not getattr(settings, "SECRET_KEY_GENERATED", False):
+    if not settings.SECRET_KEY_GENERATED:
         return []
     return [
         Warning(

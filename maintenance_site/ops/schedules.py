@@ -1,7 +1,7 @@
 """The product's core periodic jobs, registered once as django-celery-beat periodic tasks.
 
 `get_or_create` by name: a row edited in the admin (interval, enabled) keeps its edits across
-restarts and migrations. Later apps add their jobs to CORE_PERIODIC_TASKS.
+restarts and migrations. A new core job is one more entry in `core_periodic_tasks()`.
 """
 
 from dataclasses import dataclass
@@ -53,13 +53,13 @@ def core_periodic_tasks() -> list[CoreTask]:
         CoreTask(
             name="core: SLA monitor",
             task="sla.tasks.monitor_sla_clocks",
-            every_seconds=getattr(settings, "SLA_MONITOR_INTERVAL", 60),
+            every_seconds=settings.SLA_MONITOR_INTERVAL,
             description="Raises SLA warnings and breaches once each: violation, event, escalation steps.",
         ),
         CoreTask(
             name="core: maintenance windows tick",
             task="scheduling.tasks.maintenance_windows_tick",
-            every_seconds=getattr(settings, "MAINTENANCE_CHECK_INTERVAL", 60),
+            every_seconds=settings.MAINTENANCE_CHECK_INTERVAL,
             description="Starts due maintenance windows, ends finished ones, reconciles maintenance mode.",
         ),
         CoreTask(
@@ -71,27 +71,27 @@ def core_periodic_tasks() -> list[CoreTask]:
         CoreTask(
             name="core: preventive generation",
             task="scheduling.tasks.generate_preventive_work_orders",
-            every_seconds=getattr(settings, "PREVENTIVE_GENERATION_INTERVAL", 60),
+            every_seconds=settings.PREVENTIVE_GENERATION_INTERVAL,
             description="Creates the preventive work orders that are due, exactly once (unique per schedule, "
             "asset and due time).",
         ),
         CoreTask(
             name="core: scenario scheduler",
             task="scenarios.tasks.scheduler_tick",
-            every_seconds=getattr(settings, "SCENARIO_TICK_INTERVAL", 15),
+            every_seconds=settings.SCENARIO_TICK_INTERVAL,
             description="Switches off expired scenario timers, opens and closes preset windows, records due "
             "scenario runs (once per slot).",
         ),
         CoreTask(
             name="core: scenario runner",
             task="scenarios.tasks.runner_tick",
-            every_seconds=getattr(settings, "SCENARIO_TICK_INTERVAL", 15),
+            every_seconds=settings.SCENARIO_TICK_INTERVAL,
             description="Executes due scenario runs, each claimed once with a conditional update.",
         ),
         CoreTask(
             name="core: scenario discovery",
             task="scenarios.tasks.discovery_tick",
-            every_seconds=getattr(settings, "DISCOVERY_INTERVAL", 60),
+            every_seconds=settings.DISCOVERY_INTERVAL,
             description="Scans SCENARIO_DISCOVERY_DIR for external scenarios and polls their status endpoints.",
         ),
     ]

@@ -65,7 +65,7 @@ def prometheus_metrics(request):
     open while DEBUG is on (development) and closed when it is off."""
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
-    token = getattr(settings, "METRICS_TOKEN", "") or ""
+    token = settings.METRICS_TOKEN
     if not token and not settings.DEBUG:
         return HttpResponse(
             "/metrics is closed: set METRICS_TOKEN and send it as 'Authorization: Bearer <token>'.\n",

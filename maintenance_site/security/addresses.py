@@ -16,7 +16,7 @@ def client_ip(request) -> str:
     """The client's IP address as the trusted proxies saw it; REMOTE_ADDR when the header is absent or garbled."""
     meta = request.META
     remote = meta.get("REMOTE_ADDR") or ""
-    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    proxies = settings.TRUSTED_PROXY_COUNT
     forwarded = meta.get("HTTP_X_FORWARDED_FOR")
     if not proxies or not forwarded:
         return remote

@@ -18,7 +18,7 @@ class PathPolicyMiddleware(CSPMiddleware):
         parts = super().get_policy_parts(request, response, report_only=report_only)
         if report_only or parts.config is not None:
             return parts
-        for prefix, additions in getattr(settings, "CONTENT_SECURITY_POLICY_PATHS", {}).items():
+        for prefix, additions in settings.CONTENT_SECURITY_POLICY_PATHS.items():
             if request.path_info.startswith(prefix):
                 merged = {key: list(value) for key, value in additions.items()}
                 for key, value in (parts.update or {}).items():

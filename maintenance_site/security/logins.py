@@ -39,7 +39,7 @@ LOCKED_CODE = "locked_out"
 
 
 def cool_off_seconds() -> int:
-    cool_off = getattr(settings, "AXES_COOLOFF_TIME", None)
+    cool_off = settings.AXES_COOLOFF_TIME
     return int(cool_off.total_seconds()) if cool_off else 0
 
 
@@ -126,7 +126,7 @@ class TokenObtainView(TokenObtainPairView):
                 headers = {"Retry-After": str(cool_off_seconds())} if cool_off_seconds() else None
                 return Response(api_lockout_body(username), status=LOCKED_STATUS, headers=headers)
             raise
-        if getattr(settings, "AXES_RESET_ON_SUCCESS", False):
+        if settings.AXES_RESET_ON_SUCCESS:
             # What axes does for a session sign-in (user_logged_in), without creating a session for a token client.
             reset_attempts(ip=client_ip(request), username=serializer.user.get_username())
         return Response(serializer.validated_data, status=200)

@@ -2,7 +2,6 @@
 CSV import / export, all within the active organisation."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import segno
@@ -106,32 +105,11 @@ def test_other_organisations_label_is_404(client, manager_a, org_b):
 # --- CSV import and export -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def import_export_pages(settings):
-    """The import and export pages need the import_export app's templates and template tags. Until
-    "import_export" is in INSTALLED_APPS, lend them to the template engine for the test."""
-    from django.apps import apps
-
-    if apps.is_installed("import_export"):
-        return
-    import import_export
-
-    templates = [dict(engine) for engine in settings.TEMPLATES]
-    templates[0]["DIRS"] = [*templates[0]["DIRS"], Path(import_export.__file__).parent / "templates"]
-    templates[0]["OPTIONS"] = {
-        **templates[0]["OPTIONS"],
-        "libraries": {"import_export_tags": "import_export.templatetags.import_export_tags"},
-    }
-    settings.TEMPLATES = templates
-
-
 def csv_file(*lines):
     return SimpleUploadedFile("assets.csv", ("\n".join(lines) + "\n").encode(), content_type="text/csv")
 
 
-def test_import_with_a_bad_row_reports_it_and_imports_nothing(
-    client, import_export_pages, manager_a, org_a, org_b, tree
-):
+def test_import_with_a_bad_row_reports_it_and_imports_nothing(client, manager_a, org_a, org_b, tree):
     services.create_asset_type(org_a, name="Pump")
     services.create_location(org_b, name="Hall of B")
     asset_b = services.create_asset(org_b, code="SHARED-1", name="B's pump")
@@ -161,9 +139,7 @@ def test_import_with_a_bad_row_reports_it_and_imports_nothing(
     assert asset_b.name == "B's pump" and asset_b.organization == org_b
 
 
-def test_import_creates_and_updates_in_the_active_organisation(
-    client, import_export_pages, manager_a, org_a, org_b, tree
-):
+def test_import_creates_and_updates_in_the_active_organisation(client, manager_a, org_a, org_b, tree):
     services.create_asset_type(org_a, name="Pump")
     asset_b = services.create_asset(org_b, code="SHARED-1", name="B's pump")
     existing = services.create_asset(org_a, code="OLD-1", name="Old name")
@@ -191,7 +167,7 @@ def test_import_creates_and_updates_in_the_active_organisation(
     assert asset_b.name == "B's pump"
 
 
-def test_only_holders_of_the_write_action_import(client, import_export_pages, storekeeper_a, org_a):
+def test_only_holders_of_the_write_action_import(client, storekeeper_a, org_a):
     client.force_login(storekeeper_a)
     assert f"{ASSETS}import/" not in client.get(ASSETS).content.decode()
     assert client.get(f"{ASSETS}import/").status_code == 403
@@ -201,9 +177,7 @@ def test_only_holders_of_the_write_action_import(client, import_export_pages, st
     assert not Asset.objects.filter(code="X-1").exists()
 
 
-def test_export_has_the_organisations_assets_with_location_paths(
-    client, import_export_pages, manager_a, org_a, org_b, tree
-):
+def test_export_has_the_organisations_assets_with_location_paths(client, manager_a, org_a, org_b, tree):
     services.create_asset(org_a, code="E-1", name="Exported", location=tree[2])
     services.create_asset(org_b, code="B-1", name="Pump of B")
     client.force_login(manager_a)

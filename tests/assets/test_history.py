@@ -6,32 +6,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import re_path
 
 from assets import services as asset_services
 from assets.models import Asset, Downtime
 from maintenance_site import audit
 from workorders import services as wo_services
-from workorders.asset_history import AssetHistoryView, asset_history
+from workorders.asset_history import asset_history
 from workorders.models import WorkOrder
 
-
-def __getattr__(name):
-    """This module is the tests' URLconf: the site's URLs plus the endpoint until maintenance_site/api/urls.py routes
-    it (then the real route answers first). Built on first use, not at collection: importing the site's URLs builds
-    the shared API router's URLs, which must wait until every test module has registered its viewsets."""
-    if name != "urlpatterns":
-        raise AttributeError(name)
-    from maintenance_site.urls import urlpatterns as site_urlpatterns
-
-    globals()["urlpatterns"] = [
-        *site_urlpatterns,
-        re_path(r"^api/v1/assets/(?P<pk>[0-9]+)/history/?$", AssetHistoryView.as_view(), name="asset-history-fallback"),
-    ]
-    return globals()["urlpatterns"]
-
-
-pytestmark = [pytest.mark.urls(__name__), pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

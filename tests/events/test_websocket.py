@@ -14,6 +14,7 @@ from maintenance_site.events.models import Event
 from maintenance_site.ops import metrics
 from maintenance_site.tenancy.models import Membership
 from tests.events.support import (
+    WAIT,
     apublish,
     connected,
     expect_close,
@@ -254,7 +255,7 @@ def test_a_removed_member_stops_receiving(manager_a, technician_a, org_a, settin
             lambda: Membership.objects.filter(user=technician_a, organization=org_a).update(is_active=False)
         )()
         await apublish(org_a, 1)
-        error = await ws.receive_json_from(timeout=3)
+        error = await ws.receive_json_from(timeout=WAIT)
         assert error["type"] == "error"
         assert error["code"] == "membership_ended"
         await expect_close(ws, 4403)

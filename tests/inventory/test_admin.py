@@ -24,9 +24,8 @@ from inventory.models import (
 )
 from inventory.resources import PartResource
 from tests.conftest import make_user
+from tests.inventory.conftest import ledger_state, on_hand
 from workorders import services as wo_services
-
-pytestmark = pytest.mark.urls("tests.inventory.urls")
 
 D = Decimal
 PARTS = "/admin/inventory/part/"
@@ -37,59 +36,9 @@ ORDERS = "/admin/inventory/purchaseorder/"
 
 
 @pytest.fixture
-def warehouse(org_a):
-    return StockLocation.objects.create(organization=org_a, name="Warehouse", kind="warehouse")
-
-
-@pytest.fixture
-def van(org_a, technician_a):
-    return StockLocation.objects.create(organization=org_a, name="Van 3", kind="van", holder=technician_a)
-
-
-@pytest.fixture
-def bearing(org_a):
-    return Part.objects.create(
-        organization=org_a, sku="BRG-6205", name="Ball bearing 6205", unit="each", reorder_point=5, reorder_quantity=20
-    )
-
-
-@pytest.fixture
-def oil(org_a):
-    return Part.objects.create(
-        organization=org_a,
-        sku="OIL-46",
-        name="Hydraulic oil ISO 46",
-        unit="litre",
-        reorder_point=10,
-        reorder_quantity=60,
-    )
-
-
-@pytest.fixture
-def stocked(bearing, oil, warehouse, van, storekeeper_a):
-    """Bearings: 12 in the warehouse, 2 in van 3; oil: 30 l in the warehouse."""
-    services.receive_stock(bearing, warehouse, 12, "4.00", actor=storekeeper_a)
-    services.receive_stock(bearing, van, 2, "4.00", actor=storekeeper_a)
-    services.receive_stock(oil, warehouse, 30, "3.00", actor=storekeeper_a)
-    return bearing
-
-
-@pytest.fixture
 def store_client(client, storekeeper_a):
     client.force_login(storekeeper_a)
     return client
-
-
-def ledger_state():
-    return (
-        StockMovement.objects.count(),
-        sorted(StockLevel.objects.values_list("pk", "on_hand", "reserved", "min_quantity", "max_quantity")),
-    )
-
-
-def on_hand(part, location):
-    level = StockLevel.objects.filter(part=part, location=location).first()
-    return level.on_hand if level else D("0")
 
 
 class _FormScraper(HTMLParser):
@@ -285,7 +234,7 @@ def test_deleting_a_part_without_movements(store_client, bearing):
 # --- stock actions ---------------------------------------------------------------------------------------------------
 
 
-def test_receive_stock_through_the_admin_form(store_client, storekeeper_a, stocked, oil, warehouse):
+def test_receive_stock_through_the_admin_form(store_client, storekeeper_a, stocked, oil_in_stock, oil, warehouse):
     first, review, done = run_action(
         store_client,
         "receive_stock",
@@ -334,13 +283,20 @@ def test_invalid_action_form_shows_errors_and_writes_nothing(store_client, stock
     assert ledger_state() == before
 
 
-def test_refused_write_off_shows_the_message_and_changes_nothing(store_client, stocked, oil, van, warehouse):
+def test_refused_write_off_shows_the_message_and_changes_nothing(
+    store_client, stocked, oil_in_stock, oil, van, warehouse
+):
     before = ledger_state()
     _, review, done = run_action(
         store_client,
         "write_off",
         [stocked.pk, oil.pk],
-        {"location": van.pk, "reason": "Water damage", f"quantity-{stocked.pk}": "1", f"quantity-{oil.pk}": "5"},
+        {
+            "location": van.pk,
+            "reason": "Water damage",
+            f"quantity-{stocked.pk}": "1",
+            f"quantity-{oil.pk}": "5",
+        },
     )
     assert "Write off 1 each of BRG-6205" in page_text(review)
     # the bearing alone would have worked: nothing of the batch is written
@@ -363,7 +319,7 @@ def test_write_off(store_client, stocked, warehouse):
     assert StockMovement.objects.filter(kind=MovementKind.WRITE_OFF, reason="Rusty").count() == 1
 
 
-def test_adjust_by_count_and_by_change(store_client, stocked, oil, warehouse):
+def test_adjust_by_count_and_by_change(store_client, stocked, oil_in_stock, oil, warehouse):
     _, review, done = run_action(
         store_client,
         "adjust_stock",
@@ -652,7 +608,9 @@ def test_csv_import_creates_and_updates_through_the_services(org_a, storekeeper_
     assert Part.objects.get(organization=org_b, sku="NEW-1").name == "B's part with the same SKU"
 
 
-def test_csv_export_has_the_stock_and_only_the_organisations_parts(org_a, org_b, stocked, warehouse, storekeeper_a):
+def test_csv_export_has_the_stock_and_only_the_organisations_parts(
+    org_a, org_b, stocked, oil_in_stock, warehouse, storekeeper_a
+):
     Part.objects.create(organization=org_b, sku="B-1", name="B's part")
     order = wo_services.create_work_order(org_a, title="Job")
     services.reserve(order, stocked, warehouse, 3)

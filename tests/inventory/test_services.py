@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from inventory import services
-from inventory.models import MovementKind, Part, PurchaseOrder, Reservation, StockLevel, StockMovement, Vendor
+from inventory.models import MovementKind, Part, PurchaseOrder, Reservation, StockLevel, StockMovement
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.models import Event
 from maintenance_site.notifications.models import Notification
@@ -184,11 +184,6 @@ def test_low_stock_fires_once_per_crossing(org_a, bearing, warehouse, job, store
 
 
 # --- purchasing ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def vendor(org_a):
-    return Vendor.objects.create(organization=org_a, name="SKF Distribution")
 
 
 def test_purchase_order_received_in_two_parts(bearing, warehouse, vendor, storekeeper_a):

@@ -1,49 +1,20 @@
-"""Fixtures of the ops tests: the metrics wiring (until settings and celery.py carry it), scraping, and
-real failures of the cache and the broker."""
+"""Fixtures of the ops tests: scraping /metrics, and real failures of the cache and the broker."""
 
 import math
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-import maintenance_site.ops.celery_metrics  # noqa: F401  (connects the receivers; celery.py will import it too)
 from maintenance_site.celery import app
 from maintenance_site.ops.tasks import record_heartbeat
 
-METRICS_MIDDLEWARE = "maintenance_site.ops.middleware.RequestMetricsMiddleware"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # port 1: nothing listens, the connection is refused at once
-OWN_REDIS_DATABASE = 15
-
-
-@pytest.fixture(autouse=True)
-def private_cache(settings, tmp_path):
-    """Same cache backend, own location. The metrics live in the shared cache, and every test run on the
-    machine shares var/cache (or Redis database 0) and clears it around each test: a concurrent run would
-    wipe these tests' counters mid-test. Gives the environment a subprocess needs to use the same cache."""
-    default = settings.CACHES["default"]
-    if default["BACKEND"].endswith(".FileBasedCache"):
-        location, env = str(tmp_path / "cache"), {"VAR_DIR": str(tmp_path)}
-    elif default["BACKEND"].endswith(".RedisCache"):
-        location = urlunsplit(urlsplit(default["LOCATION"])._replace(path=f"/{OWN_REDIS_DATABASE}"))
-        env = {"REDIS_URL": location}
-    else:
-        return {}
-    settings.CACHES = {**settings.CACHES, "default": {**default, "LOCATION": location}}
-    return env
 
 
 @pytest.fixture
 def beat_alive(db):
     record_heartbeat("beat")
-
-
-@pytest.fixture
-def metrics_middleware(settings):
-    """The request metrics middleware, first, as settings.py will list it."""
-    if METRICS_MIDDLEWARE not in settings.MIDDLEWARE:
-        settings.MIDDLEWARE = [METRICS_MIDDLEWARE, *settings.MIDDLEWARE]
 
 
 @pytest.fixture

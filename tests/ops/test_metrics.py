@@ -51,7 +51,7 @@ def always_retry(self):
 # --- HTTP -----------------------------------------------------------------------------------------------
 
 
-def test_requests_are_counted_and_timed_by_route_name(client, metrics_middleware, scrape):
+def test_requests_are_counted_and_timed_by_route_name(client, scrape):
     before = scrape()
     client.get("/health")
     client.get("/health")
@@ -64,7 +64,7 @@ def test_requests_are_counted_and_timed_by_route_name(client, metrics_middleware
     assert after.value("maintenance_http_request_duration_seconds_bucket", method="GET", route="health", le="+Inf")
 
 
-def test_status_codes_are_labelled(client, metrics_middleware, scrape):
+def test_status_codes_are_labelled(client, scrape):
     before = scrape()
     client.get("/health/ready")  # 503: no beat heartbeat
     after = scrape()
@@ -72,7 +72,7 @@ def test_status_codes_are_labelled(client, metrics_middleware, scrape):
     assert after.count(REQUESTS, **labels) == before.count(REQUESTS, **labels) + 1
 
 
-def test_labels_never_contain_the_raw_path(client, metrics_middleware, scrape):
+def test_labels_never_contain_the_raw_path(client, scrape):
     client.get("/admin/auth/user/987654/change/")  # anonymous: redirected to the login page
     client.get("/no/such/page/123456")
     routes = scrape().label_values(REQUESTS, "route")
@@ -81,7 +81,7 @@ def test_labels_never_contain_the_raw_path(client, metrics_middleware, scrape):
     assert not any("987654" in route or "123456" in route or "/" in route for route in routes)
 
 
-def test_unknown_methods_share_one_label(client, metrics_middleware, scrape):
+def test_unknown_methods_share_one_label(client, scrape):
     before = scrape()
     client.generic("BREW", "/health")  # refused with 405 on every route (issue 16)
     after = scrape()
@@ -153,7 +153,7 @@ def test_runtime_buckets_are_cumulative(scrape):
 
 
 @pytest.mark.slow
-def test_counts_recorded_by_another_process_are_served(scrape, private_cache):
+def test_counts_recorded_by_another_process_are_served(scrape):
     """The worker is another process (another container in the full run): it writes, the web reads."""
     code = (
         "import django; django.setup()\n"
@@ -162,8 +162,9 @@ def test_counts_recorded_by_another_process_are_served(scrape, private_cache):
         "metrics.record_task_runtime('tests.ops.elsewhere', 0.2)\n"
         "metrics.websocket_opened()\n"
     )
-    env = {**os.environ, **private_cache, "DJANGO_SETTINGS_MODULE": "maintenance_site.settings"}
-    subprocess.run([sys.executable, "-c", code], cwd=django_settings.BASE_DIR, env=env, check=True, timeout=120)
+    # The test settings: the subprocess finds this process's cache namespace (tests/settings.py).
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run([sys.executable, "-c", code], cwd=django_settings.BASE_DIR, env=env, check=True, timeout=600)
     result = scrape()
     assert result.value(TASKS, task="tests.ops.elsewhere", state="succeeded") == 1
     assert result.value(f"{RUNTIME}_count", task="tests.ops.elsewhere") == 1

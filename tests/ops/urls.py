@@ -1,5 +1,4 @@
-"""The site's URLs plus what the ops tests need: /metrics (until maintenance_site/urls.py routes it) and two
-views that log and publish a Celery task, as any view might."""
+"""The site's URLs plus two views the ops tests need: one logs, one publishes a Celery task, as any view might."""
 
 import logging
 
@@ -8,7 +7,6 @@ from django.urls import path
 from kombu import Connection
 
 from maintenance_site.ops.tasks import beat_heartbeat
-from maintenance_site.ops.views import prometheus_metrics
 from maintenance_site.urls import urlpatterns as site_urlpatterns
 
 logger = logging.getLogger("tests.ops")
@@ -34,5 +32,3 @@ urlpatterns = [
     path("ops-tests/log", log_something, name="ops-tests-log"),
     path("ops-tests/publish", publish_task, name="ops-tests-publish"),
 ]
-if not any(getattr(pattern, "name", None) == "metrics" for pattern in site_urlpatterns):
-    urlpatterns.append(path("metrics", prometheus_metrics, name="metrics"))

@@ -72,6 +72,13 @@ def operator(db):
     return make_user("platform-admin", is_staff=True, is_superuser=True)
 
 
+@pytest.fixture
+def operator_client(client, operator):
+    """The test client signed in as the platform administrator."""
+    client.force_login(operator)
+    return client
+
+
 def fresh(key: str) -> Scenario:
     return Scenario.objects.get(key=key)
 

@@ -3,7 +3,6 @@ away, resource usage, the activity log; every change behind a confirmation page.
 
 import json
 
-import pytest
 from django.contrib.admin import helpers
 
 from scenarios import services
@@ -11,12 +10,6 @@ from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity,
 from tests.scenarios.conftest import fresh
 
 BOARD = "/admin/scenarios/scenario/"
-
-
-@pytest.fixture
-def browser(client, operator):
-    client.force_login(operator)
-    return client
 
 
 def test_a_tenants_staff_cannot_see_the_board(client, synced, manager_a):
@@ -28,9 +21,9 @@ def test_a_tenants_staff_cannot_see_the_board(client, synced, manager_a):
     assert not fresh("health-checker").is_active
 
 
-def test_the_board_shows_state_presets_resources_and_activity(browser, synced):
+def test_the_board_shows_state_presets_resources_and_activity(operator_client, synced):
     services.activate_scenario("health-checker", reason="watching")
-    page = browser.get(BOARD).content.decode()
+    page = operator_client.get(BOARD).content.decode()
     assert "Scenario board" in page
     assert "CPU <strong>5%</strong>" in page and "Memory <strong>30%</strong>" in page
     assert "heavy 0 of at most 3" in page
@@ -41,66 +34,66 @@ def test_the_board_shows_state_presets_resources_and_activity(browser, synced):
     assert "activate health-checker" in page
 
 
-def test_a_toggle_asks_first(browser, synced, operator):
+def test_a_toggle_asks_first(operator_client, synced, operator):
     url = BOARD + "board/toggle/health-checker/"
-    page = browser.get(url)
+    page = operator_client.get(url)
     assert page.status_code == 200 and b"Activate health-checker?" in page.content
     assert not fresh("health-checker").is_active
-    response = browser.post(url, {"apply": "1", "duration_minutes": "15", "reason": "from the board"})
+    response = operator_client.post(url, {"apply": "1", "duration_minutes": "15", "reason": "from the board"})
     assert response.status_code == 302
     scenario = fresh("health-checker")
     assert scenario.is_active and scenario.activated_by == operator
     entry = ScenarioActivity.objects.get(action="activate")
     assert (entry.via, entry.reason) == ("admin", "from the board")
-    assert b"Deactivate health-checker?" in browser.get(url).content
-    browser.post(url, {"apply": "1"})
+    assert b"Deactivate health-checker?" in operator_client.get(url).content
+    operator_client.post(url, {"apply": "1"})
     assert not fresh("health-checker").is_active
 
 
-def test_a_refusal_is_shown_as_a_message(browser, synced, load):
+def test_a_refusal_is_shown_as_a_message(operator_client, synced, load):
     load.cpu = 99.0
-    response = browser.post(BOARD + "board/toggle/health-checker/", {"apply": "1"}, follow=True)
+    response = operator_client.post(BOARD + "board/toggle/health-checker/", {"apply": "1"}, follow=True)
     assert "The machine is busy" in response.content.decode()
     assert not fresh("health-checker").is_active
 
 
-def test_bulk_activation_has_a_confirmation_page(browser, synced):
+def test_bulk_activation_has_a_confirmation_page(operator_client, synced):
     ids = [str(fresh(key).pk) for key in ("health-checker", "log-cleanup")]
     data = {"action": "activate_selected", helpers.ACTION_CHECKBOX_NAME: ids, "index": 0}
-    page = browser.post(BOARD, data)
+    page = operator_client.post(BOARD, data)
     assert page.status_code == 200 and b"Activate these scenarios?" in page.content
     assert not Scenario.objects.active().exists()
-    response = browser.post(BOARD, {**data, "apply": "1", "reason": "bulk"})
+    response = operator_client.post(BOARD, {**data, "apply": "1", "reason": "bulk"})
     assert response.status_code == 302
     assert set(Scenario.objects.active().values_list("key", flat=True)) == {"health-checker", "log-cleanup"}
     data["action"] = "deactivate_selected"
-    browser.post(BOARD, {**data, "apply": "1"})
+    operator_client.post(BOARD, {**data, "apply": "1"})
     assert not Scenario.objects.active().exists()
 
 
-def test_a_preset_is_one_click_and_a_confirmation_away(browser, synced):
+def test_a_preset_is_one_click_and_a_confirmation_away(operator_client, synced):
     services.activate_scenario("security-audit")
     url = BOARD + "board/preset/minimal/"
-    page = browser.get(url).content.decode()
+    page = operator_client.get(url).content.decode()
     assert "Apply preset minimal?" in page
     assert "activate health-checker" in page and "deactivate security-audit" in page
-    browser.post(url, {"apply": "1", "reason": "evening"})
+    operator_client.post(url, {"apply": "1", "reason": "evening"})
     assert set(Scenario.objects.active().values_list("key", flat=True)) == {"health-checker", "log-cleanup"}
 
 
-def test_stop_all_asks_first(browser, synced):
+def test_stop_all_asks_first(operator_client, synced):
     services.activate_scenario("log-cleanup")
     url = BOARD + "board/stop-all/"
-    page = browser.get(url).content.decode()
+    page = operator_client.get(url).content.decode()
     assert "Stop every scenario?" in page and "log-cleanup" in page
     assert fresh("log-cleanup").is_active
-    browser.post(url, {"apply": "1", "reason": "drill"})
+    operator_client.post(url, {"apply": "1", "reason": "drill"})
     assert not Scenario.objects.active().exists()
 
 
-def test_changing_a_schedule(browser, synced):
+def test_changing_a_schedule(operator_client, synced):
     scenario = fresh("health-checker")
-    response = browser.post(
+    response = operator_client.post(
         f"/admin/scenarios/scenario/{scenario.pk}/change/",
         {"interval_seconds": "", "cron": "*/10 * * * *", "time_zone": "Europe/Berlin"},
     )
@@ -110,29 +103,29 @@ def test_changing_a_schedule(browser, synced):
     assert ScenarioActivity.objects.filter(action="reschedule").exists()
 
 
-def test_presets_pages(browser, synced):
-    assert browser.get("/admin/scenarios/preset/").status_code == 200
-    response = browser.post(
+def test_presets_pages(operator_client, synced):
+    assert operator_client.get("/admin/scenarios/preset/").status_code == 200
+    response = operator_client.post(
         "/admin/scenarios/preset/add/",
         {"key": "night", "name": "Night", "description": "", "scenarios": ["log-cleanup", "backup-manager"]},
     )
     assert response.status_code == 302
     assert Preset.objects.get(key="night").scenario_keys == ["log-cleanup", "backup-manager"]
-    exported = browser.get("/admin/scenarios/preset/night/export/")
+    exported = operator_client.get("/admin/scenarios/preset/night/export/")
     assert exported["Content-Disposition"] == 'attachment; filename="preset-night.json"'
     document = json.loads(exported.content)
     document["key"] = "night-2"
-    assert browser.get("/admin/scenarios/preset/import/").status_code == 200
-    response = browser.post("/admin/scenarios/preset/import/", {"apply": "1", "document": json.dumps(document)})
+    assert operator_client.get("/admin/scenarios/preset/import/").status_code == 200
+    response = operator_client.post("/admin/scenarios/preset/import/", {"apply": "1", "document": json.dumps(document)})
     assert response.status_code == 302 and Preset.objects.filter(key="night-2").exists()
-    response = browser.post("/admin/scenarios/preset/import/", {"apply": "1", "document": "{oops"})
+    response = operator_client.post("/admin/scenarios/preset/import/", {"apply": "1", "document": "{oops"})
     assert response.status_code == 200 and "not valid JSON" in response.content.decode()
     full = Preset.objects.get(key="full")
-    assert browser.post(f"/admin/scenarios/preset/{full.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert operator_client.post(f"/admin/scenarios/preset/{full.pk}/delete/", {"post": "yes"}).status_code == 403
 
 
-def test_windows_runs_and_activity_pages(browser, synced):
-    response = browser.post(
+def test_windows_runs_and_activity_pages(operator_client, synced):
+    response = operator_client.post(
         "/admin/scenarios/presetschedule/add/",
         {
             "preset": Preset.objects.get(key="security").pk,
@@ -144,20 +137,20 @@ def test_windows_runs_and_activity_pages(browser, synced):
     )
     assert response.status_code == 302 and PresetSchedule.objects.count() == 1
     run = services.request_run("log-cleanup")
-    assert browser.get("/admin/scenarios/scenariorun/").status_code == 200
+    assert operator_client.get("/admin/scenarios/scenariorun/").status_code == 200
     data = {"action": "cancel_selected", helpers.ACTION_CHECKBOX_NAME: [str(run.pk)], "index": 0}
-    assert b"Cancel these runs?" in browser.post("/admin/scenarios/scenariorun/", data).content
-    browser.post("/admin/scenarios/scenariorun/", {**data, "apply": "1"})
+    assert b"Cancel these runs?" in operator_client.post("/admin/scenarios/scenariorun/", data).content
+    operator_client.post("/admin/scenarios/scenariorun/", {**data, "apply": "1"})
     assert ScenarioRun.objects.get(pk=run.pk).status == "cancelled"
-    page = browser.get("/admin/scenarios/scenarioactivity/").content.decode()
+    page = operator_client.get("/admin/scenarios/scenarioactivity/").content.decode()
     assert "run-cancel" in page
-    assert browser.get("/admin/scenarios/discoveredservice/").status_code == 200
+    assert operator_client.get("/admin/scenarios/discoveredservice/").status_code == 200
 
 
-def test_forms_show_the_services_refusals_next_to_the_field(browser, synced):
-    response = browser.post("/admin/scenarios/preset/add/", {"key": "minimal", "name": "", "scenarios": []})
+def test_forms_show_the_services_refusals_next_to_the_field(operator_client, synced):
+    response = operator_client.post("/admin/scenarios/preset/add/", {"key": "minimal", "name": "", "scenarios": []})
     assert response.status_code == 200 and "A preset “minimal” already exists." in response.content.decode()
-    response = browser.post(
+    response = operator_client.post(
         "/admin/scenarios/presetschedule/add/",
         {
             "preset": Preset.objects.get(key="security").pk,

@@ -1,6 +1,6 @@
 """The REST API: platform administrators only (one tenant's manager must not switch the platform's jobs
-for every tenant), the seed's endpoints, refusals as JSON an operator can act on, and the status endpoint
-agreeing with the command line."""
+for every tenant), the scenario, preset and run endpoints, refusals as JSON an operator can act on, and the
+status endpoint agreeing with the command line."""
 
 import io
 import json
@@ -12,8 +12,6 @@ from maintenance_site.tenancy.services import create_api_key
 from scenarios import services
 from scenarios.models import Preset, PresetSchedule, ScenarioActivity, ScenarioRun
 from tests.scenarios.conftest import fresh
-
-pytestmark = pytest.mark.urls("tests.scenarios.urls")
 
 
 @pytest.fixture
@@ -68,7 +66,7 @@ def test_a_superuser_without_any_organisation_may(admin_api, synced):
 
 
 def test_list_and_detail(admin_api, synced, django_assert_max_num_queries):
-    # session-less JWT user, count, scenarios, their conflicts, their dependencies (issue 10), activator
+    # session-less JWT user, count, scenarios, their conflicts, their dependencies, activator
     with django_assert_max_num_queries(7):
         response = admin_api.get("/api/v1/scenarios?page_size=100")
     body = response.json()

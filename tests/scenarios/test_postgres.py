@@ -84,7 +84,7 @@ def test_a_real_web_process_start_keeps_the_state(synced):
         "print(sorted(Scenario.objects.active().values_list('key', flat=True)))"
     )
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "maintenance_site.settings"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)  # noqa: S603
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)  # noqa: S603
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "['health-checker', 'log-cleanup']"
     assert set(Scenario.objects.active().values_list("key", flat=True)) == {"health-checker", "log-cleanup"}

@@ -1,4 +1,4 @@
-"""Presets: the seed's five on this platform's scenarios, applied in one transaction (one refusal leaves
+"""Presets: the five built-in ones on this platform's scenarios, applied in one transaction (one refusal leaves
 nothing half-applied); saved from the current state; exported and imported as validated JSON; and preset
 windows applied at their cron time and restored at their end."""
 

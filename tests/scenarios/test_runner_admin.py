@@ -1,8 +1,6 @@
 """The runner in the admin: task settings on the scenario page (cycles refused), a task created from the
 admin, the run history with its chart, a rollback behind a confirmation page."""
 
-import pytest
-
 from assets.models import Asset
 from scenarios import runner, services
 from scenarios.models import ScenarioActivity, ScenarioRun
@@ -12,24 +10,18 @@ from tests.scenarios.conftest import fresh
 RUNS = "/admin/scenarios/scenariorun/"
 
 
-@pytest.fixture
-def browser(client, operator):
-    client.force_login(operator)
-    return client
-
-
 def test_a_tenants_staff_cannot_reach_the_runner_pages(client, test_scenarios, manager_a):
     client.force_login(manager_a)
     assert client.get("/admin/scenarios/scenario/tasks/new/").status_code == 403
     assert client.get(RUNS + "1/rollback/").status_code == 403
 
 
-def test_a_task_is_created_from_the_admin(browser, test_scenarios):
+def test_a_task_is_created_from_the_admin(operator_client, test_scenarios):
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    page = browser.get("/admin/scenarios/scenario/tasks/new/")
+    page = operator_client.get("/admin/scenarios/scenario/tasks/new/")
     assert page.status_code == 200 and "test-job" in page.content.decode()
-    response = browser.post(
+    response = operator_client.post(
         "/admin/scenarios/scenario/tasks/new/",
         {
             "name": "Weekly job",
@@ -47,12 +39,12 @@ def test_a_task_is_created_from_the_admin(browser, test_scenarios):
     assert (task.executor, task.priority, task.timeout_seconds, task.cron) == ("test-job", "critical", 90, "0 4 * * 1")
 
 
-def test_task_settings_on_the_scenario_page_refuse_a_cycle(browser, test_scenarios):
+def test_task_settings_on_the_scenario_page_refuse_a_cycle(operator_client, test_scenarios):
     test_scenarios.add("test-a")
     test_scenarios.add("test-b")
     tasks = test_scenarios.sync()
     tasks["test-a"].depends_on.add(tasks["test-b"])
-    page = browser.get(f"/admin/scenarios/scenario/{tasks['test-b'].pk}/change/")
+    page = operator_client.get(f"/admin/scenarios/scenario/{tasks['test-b'].pk}/change/")
     assert "priority score" in page.content.decode().lower()
     data = {
         "interval_seconds": "60",
@@ -75,15 +67,15 @@ def test_task_settings_on_the_scenario_page_refuse_a_cycle(browser, test_scenari
         "risk": "5",
         "depends_on": [str(tasks["test-a"].pk)],
     }
-    refused = browser.post(f"/admin/scenarios/scenario/{tasks['test-b'].pk}/change/", data)
+    refused = operator_client.post(f"/admin/scenarios/scenario/{tasks['test-b'].pk}/change/", data)
     assert refused.status_code == 200 and "test-b → test-a → test-b" in refused.content.decode()
     data["depends_on"] = []
-    saved = browser.post(f"/admin/scenarios/scenario/{tasks['test-b'].pk}/change/", data)
+    saved = operator_client.post(f"/admin/scenarios/scenario/{tasks['test-b'].pk}/change/", data)
     assert saved.status_code == 302
     assert (fresh("test-b").priority, fresh("test-b").timeout_seconds) == ("high", 100)
 
 
-def test_the_run_history_draws_a_chart_and_a_rollback_asks_first(browser, test_scenarios, org_a):
+def test_the_run_history_draws_a_chart_and_a_rollback_asks_first(operator_client, test_scenarios, org_a):
     pump = Asset.objects.create(organization=org_a, code="P-1", name="Pump")
 
     def rename(context):
@@ -95,13 +87,13 @@ def test_the_run_history_draws_a_chart_and_a_rollback_asks_first(browser, test_s
     test_scenarios.add("test-rename", func=rename)
     test_scenarios.sync()
     run = runner.run_now(services.request_run("test-rename"))
-    page = browser.get(RUNS).content.decode()
+    page = operator_client.get(RUNS).content.decode()
     assert "<svg" in page and "test-rename" in page and "100.0%" in page
-    confirm = browser.get(RUNS + f"{run.pk}/rollback/").content.decode()
+    confirm = operator_client.get(RUNS + f"{run.pk}/rollback/").content.decode()
     assert "Roll back run" in confirm and f"assets.Asset #{pump.pk}: restore" in confirm
     pump.refresh_from_db()
     assert pump.name == "Renamed"  # nothing happens before the confirmation
-    response = browser.post(RUNS + f"{run.pk}/rollback/", {"apply": "1", "reason": "wrong"})
+    response = operator_client.post(RUNS + f"{run.pk}/rollback/", {"apply": "1", "reason": "wrong"})
     assert response.status_code == 302
     pump.refresh_from_db()
     assert pump.name == "Pump"

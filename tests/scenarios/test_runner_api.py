@@ -8,8 +8,6 @@ from scenarios import runner, services
 from scenarios.models import ScenarioRun
 from scenarios.registry import RunResult
 
-pytestmark = pytest.mark.urls("tests.scenarios.urls")
-
 ENDPOINTS = [
     ("get", "/api/v1/scenario-runs/metrics"),
     ("get", "/api/v1/scenario-runs/rollbacks"),

@@ -1,4 +1,4 @@
-"""The automated-task runner (issue 10): task settings, the priority order of the claim, dependencies and
+"""The automated-task runner: task settings, the priority order of the claim, dependencies and
 their cycles, the concurrency limit, execution windows and cooldown, retries with backoff."""
 
 from datetime import UTC, datetime, timedelta

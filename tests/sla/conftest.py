@@ -1,4 +1,4 @@
-"""SLA fixtures: a controllable clock, the business calendar of the issue (Mon–Fri 07:00–12:00 and
+"""SLA fixtures: a controllable clock, an office calendar (Mon–Fri 07:00–12:00 and
 12:30–16:00 in the organisation's zone, Europe/Berlin), a 24/7 calendar, a location tree and a pump."""
 
 from datetime import datetime, time, timedelta

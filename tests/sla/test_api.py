@@ -13,8 +13,6 @@ from sla.models import SLAPolicy
 from tests.sla.conftest import WORKING_HOURS, berlin
 from workorders import services as work_orders
 
-pytestmark = pytest.mark.urls("tests.sla.urls")
-
 CONFIG = "/api/v1/sla/config/"
 CALENDARS = "/api/v1/sla/calendars/"
 VIOLATIONS = "/api/v1/sla/violations/"

@@ -7,9 +7,6 @@ from django.test import Client
 from assets import services as asset_services
 from inventory import services as inventory_services
 from inventory.models import Part, StockLocation
-from maintenance_site.tenancy import services as tenancy
-from maintenance_site.tenancy.roles import Role
-from tests.conftest import make_user
 from workorders import services
 from workorders.models import ItemKind
 
@@ -36,13 +33,6 @@ def client_of():
 def pump(org_a):
     location = asset_services.create_location(org_a, name="Plant room")
     return asset_services.create_asset(org_a, code="PMP-1", name="Cooling pump", location=location)
-
-
-@pytest.fixture
-def technician2_a(org_a):
-    user = make_user("technician2-a")
-    tenancy.add_member(org_a, user, Role.TECHNICIAN)
-    return user
 
 
 @pytest.fixture

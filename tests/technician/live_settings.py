@@ -1,19 +1,18 @@
-"""Settings of the ASGI server (daphne) that the browser tests start in a subprocess: the site's settings on
+"""Settings of the ASGI server (daphne) that the browser tests start in a subprocess: the test settings on
 the browser tests' own database (named in TECHNICIAN_LIVE_DATABASE), with Celery tasks run in-process (the
 event dispatcher numbers and delivers right after each commit) and static files served by WhiteNoise."""
 
 import json
 import os
 
-from maintenance_site.settings import *  # noqa: F403
-from maintenance_site.settings import DATABASES
+from tests.settings import *  # noqa: F403
+from tests.settings import DATABASES
 
 _database = os.environ.get("TECHNICIAN_LIVE_DATABASE")
 if not _database:  # never fall back to the development database
     raise RuntimeError("TECHNICIAN_LIVE_DATABASE is not set: these settings are for the browser tests only.")
 DATABASES = {"default": {**DATABASES["default"], **json.loads(_database)}}
 
-ROOT_URLCONF = "tests.technician.urls"
 DEBUG = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -58,7 +58,7 @@ def _missing() -> str:
 MISSING = _missing()
 # django_db: so that the test database exists (it is what the browser database is copied from) even when this
 # module runs alone; the tests themselves use the browser database only.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(600)]
 if MISSING and not IN_CI:
     print(f"\ntests/technician/test_browser.py skipped: {MISSING}", file=sys.stderr)
     pytestmark.append(pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}"))
@@ -111,7 +111,7 @@ class World:
         connections["default"] = backend.DatabaseWrapper(settings_dict, "default")
 
     def __call__(self, function, *args, **kwargs):
-        return self.executor.submit(function, *args, **kwargs).result(timeout=60)
+        return self.executor.submit(function, *args, **kwargs).result(timeout=180)
 
     def close(self):
         from django.db import connections
@@ -144,7 +144,7 @@ def _start_server(database: BrowserDatabase, folder: Path):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # Django's start-up on a busy machine; a hang is what this guards
     while True:
         try:
             with urllib.request.urlopen(f"{url}/t/login/", timeout=2) as response:  # noqa: S310 (our server)
@@ -220,11 +220,11 @@ def browser():
 def page(live, browser):
     from playwright.sync_api import expect
 
-    expect.set_options(timeout=10_000)
+    expect.set_options(timeout=30_000)  # waits for what must appear: only a failing test waits this long
     context = browser.new_context(
         viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, service_workers="allow"
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     page = context.new_page()
     page.problems = []
     page.on("requestfailed", lambda request: page.problems.append(f"failed {request.url}: {request.failure}"))
@@ -399,7 +399,7 @@ def sign_in(page, url: str, username: str = "tech") -> None:
     page.wait_for_url(f"{url}/t/")
 
 
-def wait_until(condition, timeout: float = 10.0):
+def wait_until(condition, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

@@ -22,7 +22,7 @@ from maintenance_site.tenancy.middleware import SESSION_KEY
 from workorders import services
 from workorders.models import Attachment, ChecklistItem, Comment, ItemKind, TimeEntry, WorkOrder
 
-pytestmark = [pytest.mark.urls("tests.technician.urls"), pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 S = WorkOrder.Status
 

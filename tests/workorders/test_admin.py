@@ -11,22 +11,13 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from assets import services as asset_services
-from maintenance_site.urls import urlpatterns as site_urlpatterns
 from tests.conftest import _member
 from workorders import services
 from workorders.models import Procedure, Team, WorkOrder, WorkRequest
-from workorders.views import download_attachment
-
-# The site's URLs plus the attachment download, until maintenance_site/urls.py mounts it.
-urlpatterns = [*site_urlpatterns]
-if not any(getattr(pattern, "name", None) == "attachment-file" for pattern in site_urlpatterns):
-    urlpatterns.append(path("attachments/<str:token>/", download_attachment, name="attachment-file"))
-
-pytestmark = pytest.mark.urls(__name__)
 
 CHANGELIST = "/admin/workorders/workorder/"
 INLINE_PREFIXES = ["checklist", "time_entries", "comments", "attachments", "cost_lines"]
@@ -505,11 +496,6 @@ def test_the_changelist_links_to_the_filtered_export(client, manager_a):
 
 
 # --- attachments -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
 
 
 def test_attachments_download_only_in_their_organisation(client, media, org_a, manager_a, manager_b, order_b):

@@ -11,7 +11,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-import workorders.api  # noqa: F401  (registers its viewsets on the shared router)
 from assets import services as asset_services
 from maintenance_site.errors import InvalidInput, PermissionDeniedError
 from maintenance_site.events import services as event_services
@@ -22,31 +21,6 @@ from maintenance_site.tenancy.roles import Role
 from tests.conftest import make_user
 from workorders import services
 from workorders.models import TRANSITIONS, ItemKind, Procedure, Team, TimeEntry, WorkOrder, WorkRequest
-
-
-def __getattr__(name):
-    """This module is the tests' URLconf: the work-order API mounted in front of the site's URLs, until
-    maintenance_site/api/urls.py imports workorders.api (then both give the same views). Built on first use, not
-    at collection: importing the site's URLs turns the shared router into patterns, which must wait until every
-    test module has registered its viewsets; and this module's routes come from a router of their own, in case
-    the shared one was turned into patterns before workorders.api registered."""
-    if name != "urlpatterns":
-        raise AttributeError(name)
-    from django.urls import include, path
-
-    from maintenance_site.api.routers import Router, router
-    from maintenance_site.urls import urlpatterns as site_urlpatterns
-
-    own = Router()
-    own.include_root_view = False
-    for prefix, viewset, basename in router.registry:
-        if viewset.__module__ == "workorders.api":
-            own.register(prefix, viewset, basename=basename)
-    globals()["urlpatterns"] = [path("api/v1/", include(own.urls)), *site_urlpatterns]
-    return globals()["urlpatterns"]
-
-
-pytestmark = [pytest.mark.urls(__name__)]
 
 S = WorkOrder.Status
 URL = "/api/v1/work-orders/"
@@ -65,43 +39,11 @@ def error(response):
     return response.json()["error"]
 
 
-@pytest.fixture(autouse=True)
-def _private_media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture
-def site(org_a):
-    """Plant (site) > Hall 1 (building) > Pump room (area), with a pump in the pump room."""
-    plant = asset_services.create_location(org_a, name="Plant")
-    hall = asset_services.create_location(org_a, name="Hall 1", kind="building", parent=plant)
-    room = asset_services.create_location(org_a, name="Pump room", kind="area", parent=hall)
-    pump = asset_services.create_asset(org_a, code="PMP-1", name="Pump", location=room)
-    return {"plant": plant, "hall": hall, "room": room, "pump": pump}
-
-
-@pytest.fixture
-def pump(site):
-    return site["pump"]
-
-
-@pytest.fixture
-def technician_2(org_a):
-    user = make_user("technician-2")
-    tenancy.add_member(org_a, user, Role.TECHNICIAN)
-    return user
-
-
 @pytest.fixture
 def technician_b(org_b):
     user = make_user("technician-b")
     tenancy.add_member(org_b, user, Role.TECHNICIAN)
     return user
-
-
-@pytest.fixture
-def order(org_a, planner_a, pump):
-    return services.create_work_order(org_a, title="Replace seal", asset=pump, actor=planner_a)
 
 
 def set_org(org, **flags):
@@ -396,21 +338,21 @@ def test_cancel_records_reason(api, order, planner_a):
 
 
 class TestTechnicians:
-    def test_act_on_their_own_orders_only(self, api, order, planner_a, technician_a, technician_2):
-        walk(order, S.ASSIGNED, planner_a, technician_2)
+    def test_act_on_their_own_orders_only(self, api, order, planner_a, technician_a, technician2_a):
+        walk(order, S.ASSIGNED, planner_a, technician2_a)
         response = api(technician_a).post(url(order, "start/"))
         assert response.status_code == 403
         assert error(response)["code"] == "not_your_work"
-        assert api(technician_2).post(url(order, "start/")).status_code == 200
+        assert api(technician2_a).post(url(order, "start/")).status_code == 200
         for action in ("hold", "complete"):
             response = api(technician_a).post(url(order, f"{action}/"), BODIES[action])
             assert response.status_code == 403, action
-        assert api(technician_2).post(url(order, "hold/"), BODIES["hold"]).status_code == 200
+        assert api(technician2_a).post(url(order, "hold/"), BODIES["hold"]).status_code == 200
 
-    def test_team_members_act_on_their_teams_orders(self, api, org_a, order, planner_a, technician_a, technician_2):
+    def test_team_members_act_on_their_teams_orders(self, api, org_a, order, planner_a, technician_a, technician2_a):
         team = services.create_team(org_a, name="Mechanics", actor=planner_a, members=[technician_a])
         services.update_work_order(order, actor=planner_a, team=team)
-        walk(order, S.ASSIGNED, planner_a, technician_2)
+        walk(order, S.ASSIGNED, planner_a, technician2_a)
         assert api(technician_a).post(url(order, "start/")).status_code == 200
 
     def test_claim_unassigned_work_when_allowed(self, api, order, technician_a):
@@ -501,9 +443,9 @@ class TestChecklist:
         assert added.json()["position"] == 5
         assert api(planner_a).post(url(checked_order, "checklist/"), {"text": "x", "kind": "dance"}).status_code == 400
 
-    def test_only_the_assignee_records_results(self, api, checked_order, technician_2):
+    def test_only_the_assignee_records_results(self, api, checked_order, technician2_a):
         item = items_by_text(checked_order)["Isolate"]
-        response = api(technician_2).patch(url(checked_order, f"checklist/{item.pk}/"), {})
+        response = api(technician2_a).patch(url(checked_order, f"checklist/{item.pk}/"), {})
         assert response.status_code == 403
 
     def test_item_of_another_order_is_404(self, api, org_a, checked_order, planner_a, technician_a):
@@ -558,11 +500,11 @@ class TestTimeAndCosts:
         assert response.status_code == 201
         assert (response.json()["technician"], response.json()["cost"]) == (technician_a.pk, "40.00")
 
-    def test_technicians_log_only_their_own_time(self, api, order, planner_a, technician_a, technician_2):
+    def test_technicians_log_only_their_own_time(self, api, order, planner_a, technician_a, technician2_a):
         walk(order, S.IN_PROGRESS, planner_a, technician_a)
-        body = {"minutes": 10, "technician": technician_2.pk}
+        body = {"minutes": 10, "technician": technician2_a.pk}
         assert api(technician_a).post(url(order, "time-entries/"), body).status_code == 403
-        assert api(technician_2).post(url(order, "time-entries/"), {"minutes": 10}).status_code == 403  # not theirs
+        assert api(technician2_a).post(url(order, "time-entries/"), {"minutes": 10}).status_code == 403  # not theirs
 
     def test_minutes_are_checked_and_client_ids_apply_once(self, api, order, planner_a, technician_a):
         walk(order, S.IN_PROGRESS, planner_a, technician_a)
@@ -785,13 +727,13 @@ class TestProcedures:
 
 
 class TestTeams:
-    def test_crud(self, api, planner_a, technician_a, technician_2, viewer_a):
+    def test_crud(self, api, planner_a, technician_a, technician2_a, viewer_a):
         client = api(planner_a)
         response = client.post("/api/v1/teams/", {"name": "Mechanics", "members": [technician_a.pk]})
         assert response.status_code == 201, response.json()
         path = f"/api/v1/teams/{response.json()['id']}/"
-        changed = client.patch(path, {"members": [technician_a.pk, technician_2.pk]}).json()
-        assert sorted(changed["members"]) == sorted([technician_a.pk, technician_2.pk])
+        changed = client.patch(path, {"members": [technician_a.pk, technician2_a.pk]}).json()
+        assert sorted(changed["members"]) == sorted([technician_a.pk, technician2_a.pk])
         assert api(viewer_a).get("/api/v1/teams/").json()["results"][0]["name"] == "Mechanics"
         assert api(technician_a).post("/api/v1/teams/", {"name": "Mine"}).status_code == 403
         assert client.delete(path).status_code == 204
@@ -814,7 +756,7 @@ class TestTeams:
 
 
 @pytest.fixture
-def many(org_a, site, planner_a, technician_a, technician_2):
+def many(org_a, site, planner_a, technician_a, technician2_a):
     team = services.create_team(org_a, name="Crew", actor=planner_a, members=[technician_a])
     other = asset_services.create_asset(org_a, code="FAN-9", name="Fan", location=site["plant"])
     now = timezone.now()
@@ -825,10 +767,10 @@ def many(org_a, site, planner_a, technician_a, technician_2):
     orders = {
         "mine": make("Mine", asset=site["pump"], assignee=technician_a, priority="low", due_at=now - timedelta(days=1)),
         "team": make("Team's", team=team, priority="critical", due_at=now + timedelta(days=2)),
-        "theirs": make("Theirs", asset=other, assignee=technician_2, priority="high", type="inspection"),
+        "theirs": make("Theirs", asset=other, assignee=technician2_a, priority="high", type="inspection"),
         "hall": make("Hall lights", location=site["hall"], priority="medium", source="predictive"),
     }
-    walk(orders["theirs"], S.IN_PROGRESS, planner_a, technician_2)
+    walk(orders["theirs"], S.IN_PROGRESS, planner_a, technician2_a)
     return orders
 
 

@@ -19,17 +19,6 @@ from workorders.models import TRANSITIONS, ItemKind, Procedure, ProcedureItem, W
 S = WorkOrder.Status
 
 
-@pytest.fixture
-def pump(org_a):
-    location = asset_services.create_location(org_a, name="Plant room")
-    return asset_services.create_asset(org_a, code="PMP-1", name="Pump", location=location)
-
-
-@pytest.fixture
-def order(org_a, planner_a, pump):
-    return services.create_work_order(org_a, title="Replace seal", asset=pump, actor=planner_a)
-
-
 def in_status(order, status, planner, technician, **extra):
     """Walk an order to `status` through the services."""
     path = {

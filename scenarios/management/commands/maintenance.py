@@ -1,4 +1,4 @@
-"""`manage.py maintenance`: the maintenance orchestrator on the command line (seed 001's verbs).
+"""`manage.py maintenance`: the maintenance orchestrator on the command line.
 
     maintenance list [--json]
     maintenance activate KEY [--duration 30|2h | --until 2026-01-31T18:00Z] [--reason TEXT]
@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
@@ -32,7 +33,7 @@ from django.utils.text import slugify
 from maintenance_site import audit
 from maintenance_site.commands import AuditedCommand
 from maintenance_site.errors import InvalidInput, NotFound
-from scenarios import conf, discovery, metrics, presets, rollback, runner, services, sync, tasks
+from scenarios import discovery, metrics, presets, rollback, runner, services, sync, tasks
 from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun
 from scenarios.priority import analyze_priority
 
@@ -130,7 +131,7 @@ class Command(AuditedCommand):
         runs.add_argument("--scenario", default="")
         runs.add_argument("--limit", type=int, default=20)
 
-        # The automated-task runner (seed 002's verbs); a task is named by its key or its id.
+        # The automated-task runner; a task is named by its key or its id.
         tasks = commands.add_parser("list-tasks", help="tasks with their settings, priority score and success rate")
         tasks.add_argument("--json", action="store_true")
         create_task = commands.add_parser("create-task", help="a new task running a registered function")
@@ -447,7 +448,7 @@ class Command(AuditedCommand):
         found = discovery.discover()
         if found.get("enabled"):
             self.say(f"Discovery: {found['files']} file(s), {len(found['created'])} new scenario(s).")
-        if no_reset or not conf.get("SCENARIOS_RESET_ON_START"):
+        if no_reset or not settings.SCENARIOS_RESET_ON_START:
             why = "--no-reset" if no_reset else "SCENARIOS_RESET_ON_START is off"
             self.say(self.style.WARNING(f"Scenarios keep their state ({why})."))
             return
