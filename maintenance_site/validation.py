@@ -5,6 +5,21 @@ from django.db.models import ProtectedError, RestrictedError
 
 from maintenance_site.errors import Conflict, InvalidInput
 
+# The longest reason (hold, cancel, reject, reopen, a rejected request, a paused schedule…) a person may give:
+# stored in text columns, so this is a limit on what a person is asked to read, not on what the database holds.
+REASON_MAX_LENGTH = 2000
+
+
+def checked_reason(reason: str | None, field: str = "reason") -> str:
+    """The reason stripped; longer than REASON_MAX_LENGTH is refused (every edge gets the same sentence)."""
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX_LENGTH:
+        raise InvalidInput(
+            f"Keep the reason under {REASON_MAX_LENGTH} characters (it has {len(reason)}).",
+            fields={field: [f"At most {REASON_MAX_LENGTH} characters."]},
+        )
+    return reason
+
 
 def validated(instance, *, exclude=None):
     """Run the model's field validation and `clean()`; a failure is an InvalidInput keyed by field."""

@@ -29,9 +29,9 @@ from assets.admin import ActiveOrganizationFormMixin, LocationTreeFilter, Organi
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, back_office_role
 from maintenance_site.tenancy.roles import Action, Role, role_allows, roles_allowed
+from maintenance_site.validation import REASON_MAX_LENGTH
 from workorders import services
 from workorders.models import (
-    REASON_MAX_LENGTH,
     Attachment,
     ChecklistItem,
     Comment,

@@ -25,10 +25,10 @@ from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimar
 from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
 from maintenance_site.errors import InvalidInput, NotFound
 from maintenance_site.tenancy.roles import Action
+from maintenance_site.validation import REASON_MAX_LENGTH
 from workorders import services
 from workorders.filters import WorkOrderFilter, WorkOrderOrdering, WorkRequestFilter
 from workorders.models import (
-    REASON_MAX_LENGTH,
     Attachment,
     ChecklistItem,
     Comment,

@@ -33,7 +33,7 @@ class PhotosField(forms.FileField):
         problems = []
         for uploaded in files:
             try:
-                services._check_upload(uploaded)
+                services.check_upload(uploaded)
             except InvalidInput as exc:
                 problems.append(f"{uploaded.name}: {exc.message}" if len(files) > 1 else exc.message)
         if problems:

@@ -220,10 +220,6 @@ class WorkOrder(TenantModel):
         return self.is_open and self.due_at is not None and self.due_at < timezone.now()
 
 
-# The longest reason (hold, cancel, reject, reopen, a rejected request) a person may give: stored in text
-# columns, so this is a limit on what a person is asked to read, not on what the database holds.
-REASON_MAX_LENGTH = 2000
-
 # The lifecycle, as data: action -> (statuses it starts from, status it leads to).
 # None as the target keeps the current status (reassigning work already under way).
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {

@@ -22,10 +22,9 @@ from maintenance_site.events.services import publish
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, role_allows
-from maintenance_site.validation import validated
+from maintenance_site.validation import checked_reason, validated
 from workorders import uploads
 from workorders.models import (
-    REASON_MAX_LENGTH,
     TRANSITIONS,
     Attachment,
     ChecklistItem,
@@ -283,7 +282,7 @@ def transition(
         )
     membership = _membership(work_order, actor)
     _require(membership, ACTION_PERMISSION[action])
-    reason = _checked_reason(reason)
+    reason = checked_reason(reason)
     if action in ACTIONS_NEEDING_REASON and not reason:
         raise InvalidInput(f"Give a reason to {action} {work_order.number}.", fields={"reason": ["Required."]})
     now = timezone.now()
@@ -355,17 +354,6 @@ def transition(
     else:
         publish(organization, "work-order:updated", _payload(work_order, **extra), user=work_order.assignee)
     return work_order
-
-
-def _checked_reason(reason: str | None) -> str:
-    """The reason stripped; longer than REASON_MAX_LENGTH is refused (every edge gets the same sentence)."""
-    reason = (reason or "").strip()
-    if len(reason) > REASON_MAX_LENGTH:
-        raise InvalidInput(
-            f"Keep the reason under {REASON_MAX_LENGTH} characters (it has {len(reason)}).",
-            fields={"reason": [f"At most {REASON_MAX_LENGTH} characters."]},
-        )
-    return reason
 
 
 def _start(work_order: WorkOrder, membership: Membership | None, actor) -> None:
@@ -836,7 +824,7 @@ def cost_totals(work_order: WorkOrder) -> dict[str, Decimal]:
     }
 
 
-def _check_upload(uploaded) -> str:
+def check_upload(uploaded) -> str:
     """The type to store: detected from the content (`workorders.uploads`), never taken from the client."""
     if uploaded.size > ATTACHMENT_MAX_BYTES:
         raise InvalidInput(
@@ -859,7 +847,7 @@ def add_attachment(
         raise InvalidInput("An attachment belongs to a work order or a request.")
     if work_order is not None:
         _require(_membership(work_order, actor), Action.VIEW)
-    content_type = _check_upload(uploaded)
+    content_type = check_upload(uploaded)
     attachment = Attachment(
         organization_id=owner.organization_id,
         work_order=work_order,
@@ -957,7 +945,7 @@ def approve_request(work_request: WorkRequest, *, actor, **work_order_fields) ->
 @transaction.atomic
 def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequest:
     """Decline a request; the reason is shown to the requester through their link."""
-    if not _checked_reason(reason):
+    if not checked_reason(reason):
         raise InvalidInput("Give the requester a reason.", fields={"reason": ["Required."]})
     work_request = _pending_request(work_request)
     _require(_membership(work_request.organization, actor), Action.APPROVE_REQUESTS)

@@ -6,7 +6,7 @@ import uuid
 
 from django import forms
 
-from workorders.models import REASON_MAX_LENGTH
+from maintenance_site.validation import REASON_MAX_LENGTH
 
 CLIENT_ID_MAX = 64
 

@@ -19,6 +19,7 @@ from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimar
 from maintenance_site.api.viewsets import TenantAPIMixin, TenantGenericViewSet, TenantModelViewSet
 from maintenance_site.errors import InvalidInput
 from maintenance_site.tenancy.roles import Action
+from maintenance_site.validation import REASON_MAX_LENGTH
 from scheduling.preventive import reports, services
 from scheduling.preventive.ical import feed_url
 from scheduling.preventive.models import CalendarFeed, PreventiveOccurrence, PreventiveSchedule, ScheduleTemplatePart
@@ -172,7 +173,7 @@ class GenerateResult(serializers.Serializer):
 
 
 class PauseInput(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_MAX_LENGTH, default="")
 
 
 def _int_param(request, name: str, default: int) -> int:

@@ -64,7 +64,7 @@ def history_by_select(model, ids: list[int], *, reason: str) -> None:
         f"SELECT {select}, %s, %s, %s, %s FROM {_quoted(model._meta.db_table)} t "
         f"WHERE t.{_quoted(model._meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"
     )
-    params = [_db_value(date_field, timezone.now()), reason[:100], "+", user.pk if user is not None else None, *ids]
+    params = [_db_value(date_field, timezone.now()), reason, "+", user.pk if user is not None else None, *ids]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from assets import meters
 from assets.models import Asset, AssetType, Location, Meter
-from inventory.models import Part, StockLevel, StockLocation
+from inventory import services as inventory_services
+from inventory.models import Part, StockLocation
 from maintenance_site.tenancy.roles import Role
 from scheduling.preventive import services
 from scheduling.preventive.models import PreventiveSchedule
@@ -18,22 +19,27 @@ from workorders.models import Procedure
 Schedule = PreventiveSchedule
 
 
-def _part_and_store(organization):
+def _part_and_store(organization, storekeeper):
+    """The seal kit the pump service reserves, and the store it is kept in: the inventory demo's, or (when this
+    demo runs alone) made through the inventory services, so the stock ledger accounts for every unit."""
     store = StockLocation.objects.filter(organization=organization).order_by("pk").first()
     if store is None:
-        store = StockLocation.objects.create(organization=organization, name="Main store")
+        store = inventory_services.create_stock_location(
+            organization, name="Main store", kind="warehouse", actor=storekeeper
+        )
     part = Part.objects.filter(organization=organization, sku="SEAL-CR32").first()
     if part is None:
-        part = Part.objects.create(
-            organization=organization,
+        part = inventory_services.create_part(
+            organization,
             sku="SEAL-CR32",
             name="Mechanical seal kit CR 32",
             unit="each",
             reorder_point=Decimal("2"),
             reorder_quantity=Decimal("6"),
+            actor=storekeeper,
         )
-        StockLevel.objects.get_or_create(
-            organization=organization, part=part, location=store, defaults={"on_hand": Decimal("8")}
+        inventory_services.receive_stock(
+            part, store, Decimal("8"), Decimal("45"), actor=storekeeper, reason="Opening stock"
         )
     return part, store
 
@@ -81,7 +87,7 @@ def seed(organization, users):
         )
     pump_type = AssetType.objects.for_tenant(organization).filter(name="Pump").first()
     if pump_type is not None:
-        part, store = _part_and_store(organization)
+        part, store = _part_and_store(organization, users[Role.STOREKEEPER])
         services.create_schedule(
             organization,
             actor=planner,

@@ -95,7 +95,7 @@ class PreventiveSchedule(TenantModel):
     description = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, editable=False)
     paused_at = models.DateTimeField(null=True, blank=True, editable=False)
-    pause_reason = models.CharField(max_length=300, blank=True, editable=False)
+    pause_reason = models.TextField(blank=True, editable=False)
 
     # --- what it covers: evaluated at every generation, so new assets of the type join by themselves
     coverage = models.CharField(max_length=20, choices=Coverage.choices, default=Coverage.ASSET)

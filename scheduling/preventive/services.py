@@ -18,7 +18,7 @@ from maintenance_site.errors import Conflict, InvalidInput, NotFound
 from maintenance_site.recurrence import normalize_cron
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.roles import Action
-from maintenance_site.validation import delete_or_conflict, validated
+from maintenance_site.validation import checked_reason, delete_or_conflict, validated
 from scheduling.preventive.generation import GenerationResult, generate_due_work_orders
 from scheduling.preventive.models import CalendarFeed, PreventiveSchedule, ScheduleTemplatePart
 from scheduling.preventive.occurrences import format_local, next_occurrence
@@ -235,7 +235,7 @@ def pause_schedule(schedule: Schedule, *, actor=None, reason: str = "") -> Sched
         raise Conflict(f"“{schedule.name}” is already paused.", code="already_paused")
     schedule.status = Schedule.Status.PAUSED
     schedule.paused_at = timezone.now()
-    schedule.pause_reason = (reason or "").strip()[:300]
+    schedule.pause_reason = checked_reason(reason)
     schedule._change_reason = f"paused: {schedule.pause_reason}" if schedule.pause_reason else "paused"
     schedule.save()
     return schedule

@@ -1,25 +1,32 @@
 """Text longer than simple-history's old `varchar(100)` reason column, on PostgreSQL (SQLite ignores lengths,
 which is why the default run never saw these 500s): the whole work-order lifecycle with 1,000-character
 reasons, a priority change that re-targets the SLA clock between two policies with long names, a rejected
-request, a schedule paused with a long reason, maintenance mode and a scenario switched on with long reasons.
+request, a schedule paused with a long reason, windows cancelled, failed and overlapping with long reasons,
+maintenance mode and a scenario switched on with long reasons.
 Every history row keeps the whole reason."""
+
+from datetime import timedelta
 
 import psutil
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from assets import services as asset_services
+from maintenance_site.errors import InvalidInput
 from maintenance_site.tenancy.models import Organization
+from maintenance_site.validation import REASON_MAX_LENGTH
 from scenarios import services as scenario_services
 from scenarios import sync
 from scenarios.models import Scenario
 from scheduling.preventive import services as preventive
 from scheduling.preventive.models import PreventiveSchedule
 from scheduling.windows import mode as windows
+from scheduling.windows import services as window_services
 from sla import services as sla_services
 from workorders import services
-from workorders.models import REASON_MAX_LENGTH, WorkOrder, WorkRequest
+from workorders.models import WorkOrder, WorkRequest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -163,10 +170,44 @@ def test_a_schedule_paused_with_a_long_reason(org_a, planner_a):
         cron_expression="30 7 * * 1-5",
         title="Walk-round",
     )
+    with pytest.raises(InvalidInput) as refused:
+        preventive.pause_schedule(schedule, actor=planner_a, reason="x" * (REASON_MAX_LENGTH + 1))
+    assert refused.value.fields == {"reason": [f"At most {REASON_MAX_LENGTH} characters."]}
     paused = preventive.pause_schedule(schedule, actor=planner_a, reason=long_text("Paused."))
-    assert paused.pause_reason and long_text("Paused.").startswith(paused.pause_reason)
-    assert latest_history(paused).history_change_reason == f"paused: {paused.pause_reason}"
-    assert len(latest_history(paused).history_change_reason) > 100
+    assert paused.pause_reason == long_text("Paused.")  # kept whole, not cut
+    assert latest_history(paused).history_change_reason == f"paused: {long_text('Paused.')}"
+
+
+def test_windows_cancelled_failed_and_overlapping_with_long_reasons(org_a, manager_a):
+    start = timezone.now() + timedelta(days=2)
+    planned = window_services.create_window(
+        org_a, title="Planned", starts_at=start, duration_minutes=60, actor=manager_a
+    )
+    urgent = window_services.create_window(
+        org_a,
+        title="Urgent",
+        starts_at=start + timedelta(minutes=30),
+        duration_minutes=60,
+        emergency=True,
+        emergency_reason=long_text("Emergency."),
+        actor=manager_a,
+    )
+    assert urgent.emergency_reason == long_text("Emergency.")
+    cancelled = window_services.cancel_window(planned, reason=long_text("Cancelled."), actor=manager_a)
+    assert cancelled.status_reason == long_text("Cancelled.")
+    running = window_services.create_window(
+        org_a,
+        title="Now",
+        starts_at=timezone.now(),
+        duration_minutes=60,
+        emergency=True,
+        emergency_reason="overlaps on purpose",
+        actor=manager_a,
+    )
+    running.refresh_from_db()
+    failed = window_services.fail_window(running, reason=long_text("Failed."), actor=manager_a)
+    assert failed.status_reason == long_text("Failed.")
+    assert latest_history(failed).history_user == manager_a
 
 
 def test_maintenance_mode_and_a_scenario_with_long_reasons(org_a, manager_a, monkeypatch):
