@@ -102,10 +102,10 @@ def test_a_declared_alias_or_a_generic_type_takes_the_type_found():
 
 def test_a_mismatch_is_refused_naming_the_type_found():
     with pytest.raises(InvalidInput) as refused:
-        services._check_upload(upload("photo.png", picture("JPEG"), "image/png"))
+        services.check_upload(upload("photo.png", picture("JPEG"), "image/png"))
     assert "sent as image/png but its content is a JPEG image (image/jpeg)" in refused.value.message
     with pytest.raises(InvalidInput) as refused:
-        services._check_upload(upload("clip.mp4", MOV, "video/mp4"))
+        services.check_upload(upload("clip.mp4", MOV, "video/mp4"))
     assert "a QuickTime video (video/quicktime), which is not accepted" in refused.value.message
 
 
