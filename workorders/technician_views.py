@@ -138,7 +138,7 @@ def order_or_404(request, pk) -> WorkOrder:
 
 def may_work_on(work_order: WorkOrder, user) -> bool:
     try:
-        services.check_may_work_on(work_order, user)
+        services.check_may_work_on(work_order, actor=user)
     except PermissionDeniedError:
         return False
     return True
