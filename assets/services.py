@@ -7,24 +7,23 @@ from assets.models import Asset, AssetType, Downtime, Location
 from maintenance_site.errors import InvalidInput
 from maintenance_site.validation import delete_or_conflict, validated
 
-_UPDATABLE = {
-    Location: {"name", "kind", "parent", "time_zone", "address"},
-    AssetType: {"name", "description"},
-    Asset: {
-        "code",
-        "name",
-        "asset_type",
-        "location",
-        "parent",
-        "criticality",
-        "status",
-        "manufacturer",
-        "model",
-        "serial_number",
-        "install_date",
-        "notes",
-    },
+LOCATION_FIELDS = {"name", "kind", "parent", "time_zone", "address"}
+ASSET_TYPE_FIELDS = {"name", "description"}
+ASSET_FIELDS = {
+    "code",
+    "name",
+    "asset_type",
+    "location",
+    "parent",
+    "criticality",
+    "status",
+    "manufacturer",
+    "model",
+    "serial_number",
+    "install_date",
+    "notes",
 }
+_UPDATABLE = {Location: LOCATION_FIELDS, AssetType: ASSET_TYPE_FIELDS, Asset: ASSET_FIELDS}
 
 
 def _apply(instance, changes: dict):

@@ -1,7 +1,6 @@
 """Services that change organisations, memberships and API keys, and resolve the active organisation."""
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -18,19 +17,22 @@ from maintenance_site.tenancy.models import (
     OrganizationCounter,
     validate_time_zone,
 )
-from maintenance_site.tenancy.roles import Role, role_allows
+from maintenance_site.tenancy.roles import Action, Role, role_allows
+from maintenance_site.validation import delete_or_conflict, validated
 
 User = get_user_model()
 
-
-def _validated(instance):
-    try:
-        instance.full_clean()
-    except ValidationError as exc:
-        fields = exc.message_dict
-        summary = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in fields.items())
-        raise InvalidInput(summary, fields=fields) from None
-    return instance
+ORGANIZATION_FIELDS = {
+    "name",
+    "slug",
+    "time_zone",
+    "currency",
+    "technicians_can_claim",
+    "require_verification",
+    "reopen_period_days",
+}
+MEMBERSHIP_FIELDS = {"role", "hourly_rate", "is_active"}
+API_KEY_FIELDS = {"name", "scope", "expiry_date"}
 
 
 @transaction.atomic
@@ -39,9 +41,80 @@ def create_organization(*, name: str, slug: str = "", time_zone: str = "UTC", **
     slug = slug or slugify(name)
     if Organization.objects.filter(slug=slug).exists():
         raise Conflict(f"An organisation with the slug “{slug}” already exists.", code="duplicate_slug")
-    organization = _validated(Organization(name=name, slug=slug, time_zone=time_zone, **settings))
+    organization = validated(Organization(name=name, slug=slug, time_zone=time_zone, **settings))
     organization.save()
     return organization
+
+
+def _require_platform(actor, what: str) -> None:
+    if not getattr(actor, "is_superuser", False):
+        raise PermissionDeniedError(f"Only a platform administrator may {what}.", code="platform_only")
+
+
+def _require_for(organization_id: int, actor, action: Action) -> None:
+    """The role table's check for the back office and the API; a platform administrator (superuser) may act in
+    any organisation."""
+    if not getattr(actor, "is_superuser", False):
+        require_role(organization_id, actor, action)
+
+
+def _apply(instance, changes: dict, allowed: set, what: str):
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(
+            f"{what} has no editable field(s) {', '.join(sorted(unknown))}.",
+            fields={name: ["Not editable."] for name in unknown},
+        )
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    return instance
+
+
+@audit.attributed
+@transaction.atomic
+def update_organization(organization: Organization, *, actor, **changes) -> Organization:
+    """Change an organisation's name, time zone, currency or work rules (`manage_settings`)."""
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    _require_for(organization.pk, actor, Action.MANAGE_SETTINGS)
+    validated(_apply(organization, changes, ORGANIZATION_FIELDS, "An organisation")).save()
+    return organization
+
+
+@audit.attributed
+@transaction.atomic
+def delete_organization(organization: Organization, *, actor) -> None:
+    """Remove an organisation that holds nothing any more (platform administrators only)."""
+    _require_platform(actor, "delete an organisation")
+    delete_or_conflict(organization, "organisation")
+
+
+@audit.attributed
+@transaction.atomic
+def create_membership(organization: Organization, *, actor, user, role: str, **fields) -> Membership:
+    """Make `user` a member of the organisation with `role` (`manage_users`); a second membership of the same
+    person is refused (change the one they have)."""
+    _require_for(organization.pk, actor, Action.MANAGE_USERS)
+    membership = Membership(organization=organization, user=user, role=role)
+    validated(_apply(membership, fields, MEMBERSHIP_FIELDS, "A membership")).save()
+    return membership
+
+
+@audit.attributed
+@transaction.atomic
+def update_membership(membership: Membership, *, actor, **changes) -> Membership:
+    """Change a member's role, hourly rate or whether the membership is active (`manage_users`)."""
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    _require_for(membership.organization_id, actor, Action.MANAGE_USERS)
+    validated(_apply(membership, changes, MEMBERSHIP_FIELDS, "A membership")).save()
+    return membership
+
+
+@audit.attributed
+@transaction.atomic
+def remove_membership(membership: Membership, *, actor) -> None:
+    """Take a person out of the organisation (`manage_users`); their past work keeps naming them."""
+    _require_for(membership.organization_id, actor, Action.MANAGE_USERS)
+    delete_or_conflict(membership, "membership")
 
 
 @transaction.atomic
@@ -58,7 +131,7 @@ def add_member(organization: Organization, user, role: str, *, hourly_rate=None)
     membership.role = role
     membership.hourly_rate = hourly_rate
     membership.is_active = True
-    _validated(membership).save()
+    validated(membership).save()
     return membership
 
 
@@ -89,6 +162,18 @@ def create_api_key(
             expiry_date=expiry_date,
         )
     return api_key, key
+
+
+@audit.attributed
+@transaction.atomic
+def update_api_key(api_key: OrganizationAPIKey, *, actor, **changes) -> OrganizationAPIKey:
+    """Rename a key, change its scope or its expiry date (`manage_keys`)."""
+    api_key = OrganizationAPIKey.objects.select_for_update().get(pk=api_key.pk)
+    _require_for(api_key.organization_id, actor, Action.MANAGE_KEYS)
+    if changes.get("expiry_date") is not None and changes["expiry_date"] <= timezone.now():
+        raise InvalidInput("The expiry date must be in the future.", fields={"expiry_date": ["In the past."]})
+    validated(_apply(api_key, changes, API_KEY_FIELDS, "An API key")).save()
+    return api_key
 
 
 @transaction.atomic
@@ -200,11 +285,17 @@ def create_user(username: str, *, email: str = "", password: str | None = None, 
 __all__ = [
     "add_member",
     "create_api_key",
+    "create_membership",
     "create_organization",
     "create_user",
+    "delete_organization",
     "get_user_by_username",
     "memberships_of",
+    "remove_membership",
     "resolve_membership",
     "revoke_api_key",
+    "update_api_key",
+    "update_membership",
+    "update_organization",
     "validate_time_zone",
 ]

@@ -225,16 +225,12 @@ class ScheduleViewSet(TenantModelViewSet):
         return ScheduleDetailSerializer if self.action == "retrieve" else ScheduleSerializer
 
     def perform_create(self, serializer):
-        serializer.instance = services.create_schedule(
-            self.organization, actor=self.request.user, **serializer.validated_data
-        )
-        self._written_instance = serializer.instance
+        data = serializer.validated_data
+        self.written(serializer, services.create_schedule(self.organization, actor=self.request.user, **data))
 
     def perform_update(self, serializer):
-        serializer.instance = services.update_schedule(
-            serializer.instance, actor=self.request.user, **serializer.validated_data
-        )
-        self._written_instance = serializer.instance
+        data = serializer.validated_data
+        self.written(serializer, services.update_schedule(serializer.instance, actor=self.request.user, **data))
 
     def perform_destroy(self, instance):
         services.delete_schedule(instance, actor=self.request.user)

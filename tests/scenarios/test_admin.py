@@ -163,3 +163,31 @@ def test_forms_show_the_services_refusals_next_to_the_field(operator_client, syn
     assert response.status_code == 200
     assert "Longer than the gap between two occurrences." in response.content.decode()
     assert not PresetSchedule.objects.exists()
+
+
+def test_preset_window_schedules_are_written_through_the_service_with_history(operator_client, operator, synced):
+    """Adding and switching off a preset window from the admin: the service's rows, each history row naming the
+    operator and each change in the activity log (switching used to be an UPDATE that left no history)."""
+    response = operator_client.post(
+        "/admin/scenarios/presetschedule/add/",
+        {
+            "preset": Preset.objects.get(key="security").pk,
+            "cron": "0 2 * * 0",
+            "duration_minutes": "120",
+            "time_zone": "UTC",
+        },
+    )
+    assert response.status_code == 302
+    schedule = PresetSchedule.objects.get()
+    assert not schedule.enabled  # created as the form said: switched off
+    assert (schedule.history.latest().history_type, schedule.history.latest().history_user) == ("+", operator)
+
+    response = operator_client.post(f"/admin/scenarios/presetschedule/{schedule.pk}/change/", {"enabled": "on"})
+    assert response.status_code == 302
+    schedule.refresh_from_db()
+    assert schedule.enabled
+    latest = schedule.history.latest()
+    assert (latest.history_type, latest.history_user, latest.enabled) == ("~", operator, True)
+    logged = ScenarioActivity.objects.filter(action="schedule").order_by("at")
+    assert [(entry.via, entry.actor) for entry in logged] == [("admin", operator)] * 2
+    assert "enabled" in logged.last().message
