@@ -12,16 +12,14 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from import_export.admin import ImportExportMixin
-from import_export.formats import base_formats
 
 from assets import meters, services
 from assets.models import Asset, AssetType, Downtime, Location, Meter, MeterReading
 from assets.resources import AssetResource, location_paths
 from maintenance_site.tenancy.admin_base import (
+    CsvImportExportMixin,
     ReadOnlyTenantInline,
     ServiceAdmin,
-    active_organization,
     adopt,
     submitted,
 )
@@ -149,7 +147,7 @@ class DowntimeInline(ReadOnlyTenantInline):
 
 
 @admin.register(Asset)
-class AssetAdmin(ImportExportMixin, ServiceAdmin):
+class AssetAdmin(CsvImportExportMixin, ServiceAdmin):
     write_action = Action.MANAGE_ASSETS
     list_display = ["code", "name", "asset_type", "location", "criticality", "status"]
     list_filter = ["status", "criticality", "asset_type", LocationTreeFilter]
@@ -159,14 +157,11 @@ class AssetAdmin(ImportExportMixin, ServiceAdmin):
     show_full_result_count = False
     inlines = [DowntimeInline]
 
-    # CSV import / export (django-import-export), scoped to the active organisation.
+    # CSV import / export, scoped to the active organisation (rows written through the services).
     resource_classes = [AssetResource]
-    import_formats = [base_formats.CSV]
-    export_formats = [base_formats.CSV]
     # Our own changelist template adds the Import / Export links: it works whether or not the
     # import_export app's templates are installed (only the import and export pages need them).
     import_export_change_list_template = "admin/assets/asset/change_list.html"
-    import_error_display = ("message", "row")
 
     def get_inlines(self, request, obj):
         # The downtime inline is read-only: shown on the change page, left out of the add page (a new asset
@@ -187,26 +182,6 @@ class AssetAdmin(ImportExportMixin, ServiceAdmin):
 
     def delete_model(self, request, obj):
         services.delete_asset(obj)
-
-    def has_import_permission(self, request):
-        """Importing writes assets: only holders of the write action, into their active organisation."""
-        return self._may_write(request) and active_organization(request) is not None
-
-    def has_export_permission(self, request):
-        return self.has_view_permission(request)
-
-    def get_import_resource_kwargs(self, request, **kwargs):
-        return {"organization": active_organization(request)}
-
-    def get_export_resource_kwargs(self, request, **kwargs):
-        # Superusers export what their changelist shows (every organisation); others their own.
-        organization = None if request.user.is_superuser else active_organization(request)
-        return {"organization": organization}
-
-    def get_import_data_kwargs(self, **kwargs):
-        kwargs = super().get_import_data_kwargs(**kwargs)
-        kwargs.setdefault("rollback_on_validation_errors", True)  # all rows or none
-        return kwargs
 
     # --- printable QR label ------------------------------------------------------------------------
     def get_urls(self):

@@ -9,7 +9,8 @@ from maintenance_site.validation import delete_or_conflict, validated
 
 LOCATION_FIELDS = {"name", "kind", "parent", "time_zone", "address"}
 ASSET_TYPE_FIELDS = {"name", "description"}
-ASSET_FIELDS = {
+# In the order of the CSV columns (assets.resources).
+ASSET_FIELDS = (
     "code",
     "name",
     "asset_type",
@@ -22,13 +23,13 @@ ASSET_FIELDS = {
     "serial_number",
     "install_date",
     "notes",
-}
+)
 _UPDATABLE = {Location: LOCATION_FIELDS, AssetType: ASSET_TYPE_FIELDS, Asset: ASSET_FIELDS}
 
 
 def _apply(instance, changes: dict):
     allowed = _UPDATABLE[type(instance)]
-    unknown = set(changes) - allowed
+    unknown = set(changes).difference(allowed)
     if unknown:
         raise TypeError(f"{type(instance).__name__} has no editable field(s) {', '.join(sorted(unknown))}")
     for name, value in changes.items():

@@ -17,8 +17,6 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
-from import_export.admin import ImportExportMixin
-from import_export.formats import base_formats
 
 from inventory import services
 from inventory.models import (
@@ -35,12 +33,12 @@ from inventory.models import (
 from inventory.resources import PartResource
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import (
+    CsvImportExportMixin,
     ReadOnlyTenantAdmin,
     ReadOnlyTenantInline,
     ServiceAdmin,
     ServiceForm,
     TenantInline,
-    active_organization,
     adopt,
     request_may,
     submitted,
@@ -562,7 +560,7 @@ class VendorOfferInline(ReadOnlyTenantInline):
 
 
 @admin.register(Part)
-class PartAdmin(ImportExportMixin, ServiceAdmin):
+class PartAdmin(CsvImportExportMixin, ServiceAdmin):
     write_action = Action.ADJUST_STOCK
     form = PartForm
     list_display = [
@@ -606,10 +604,7 @@ class PartAdmin(ImportExportMixin, ServiceAdmin):
 
     # CSV import / export (django-import-export, once "import_export" is in INSTALLED_APPS).
     resource_classes = [PartResource]
-    import_formats = [base_formats.CSV]
-    export_formats = [base_formats.CSV]
     import_export_change_list_template = "admin/inventory/part/change_list.html"
-    import_error_display = ("message", "row")
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -690,25 +685,10 @@ class PartAdmin(ImportExportMixin, ServiceAdmin):
     def write_off(self, request, queryset):
         return run_action_form(self, request, WriteOffForm, self._parts(queryset), title="Write off stock")
 
-    # --- CSV (used once import_export is installed) ---------------------------------------------------------
-    def has_import_permission(self, request):
-        return self._may_write(request) and active_organization(request) is not None
-
-    def has_export_permission(self, request):
-        return self.has_view_permission(request)
-
+    # --- CSV: rows written through the services, as the signed-in user ----------------------------------------
     def get_import_resource_kwargs(self, request, **kwargs):
-        organization = active_organization(request)
-        return {"organization": organization, "actor": actor_for(request, getattr(organization, "pk", None))}
-
-    def get_export_resource_kwargs(self, request, **kwargs):
-        organization = None if request.user.is_superuser else active_organization(request)
-        return {"organization": organization}
-
-    def get_import_data_kwargs(self, **kwargs):
-        kwargs = super().get_import_data_kwargs(**kwargs)
-        kwargs.setdefault("rollback_on_validation_errors", True)  # all rows or none
-        return kwargs
+        kwargs = super().get_import_resource_kwargs(request, **kwargs)
+        return {**kwargs, "actor": actor_for(request, getattr(kwargs["organization"], "pk", None))}
 
 
 # --- locations ------------------------------------------------------------------------------------------------

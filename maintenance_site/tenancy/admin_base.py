@@ -19,6 +19,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
+from import_export.admin import ImportExportMixin
+from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
 
 from maintenance_site.errors import DomainError, InvalidInput
@@ -395,6 +397,34 @@ class ServiceAdminMixin:
 
 class ServiceAdmin(ServiceAdminMixin, TenantAdmin):
     """Base of the admin pages that write an organisation's rows (see ServiceAdminMixin)."""
+
+
+class CsvImportExportMixin(ImportExportMixin):
+    """CSV import and export (django-import-export) on a ServiceAdmin page, within the active organisation. Importing
+    writes: the page's write action, into the active organisation, all rows or none, through the page's resource
+    (which calls the services). Exporting reads: a superuser exports what their list shows (every organisation),
+    others their organisation's rows. Set `resource_classes` and the changelist template with the links."""
+
+    import_formats = [base_formats.CSV]
+    export_formats = [base_formats.CSV]
+    import_error_display = ("message", "row")
+
+    def has_import_permission(self, request):
+        return self._may_write(request) and active_organization(request) is not None
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {"organization": active_organization(request)}
+
+    def get_export_resource_kwargs(self, request, **kwargs):
+        return {"organization": None if request.user.is_superuser else active_organization(request)}
+
+    def get_import_data_kwargs(self, **kwargs):
+        kwargs = super().get_import_data_kwargs(**kwargs)
+        kwargs.setdefault("rollback_on_validation_errors", True)  # all rows or none
+        return kwargs
 
 
 # --- pages that only show ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from maintenance_site.tenancy.models import (
     validate_time_zone,
 )
 from maintenance_site.tenancy.roles import Action, Role, role_allows
-from maintenance_site.validation import delete_or_conflict, validated
+from maintenance_site.validation import assign_editable, delete_or_conflict, validated
 
 User = get_user_model()
 
@@ -58,25 +58,13 @@ def _require_for(organization_id: int, actor, action: Action) -> None:
         require_role(organization_id, actor, action)
 
 
-def _apply(instance, changes: dict, allowed: set, what: str):
-    unknown = set(changes) - allowed
-    if unknown:
-        raise InvalidInput(
-            f"{what} has no editable field(s) {', '.join(sorted(unknown))}.",
-            fields={name: ["Not editable."] for name in unknown},
-        )
-    for name, value in changes.items():
-        setattr(instance, name, value)
-    return instance
-
-
 @audit.attributed
 @transaction.atomic
 def update_organization(organization: Organization, *, actor, **changes) -> Organization:
     """Change an organisation's name, time zone, currency or work rules (`manage_settings`)."""
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
     _require_for(organization.pk, actor, Action.MANAGE_SETTINGS)
-    validated(_apply(organization, changes, ORGANIZATION_FIELDS, "An organisation")).save()
+    validated(assign_editable(organization, changes, ORGANIZATION_FIELDS, "An organisation")).save()
     return organization
 
 
@@ -95,7 +83,7 @@ def create_membership(organization: Organization, *, actor, user, role: str, **f
     person is refused (change the one they have)."""
     _require_for(organization.pk, actor, Action.MANAGE_USERS)
     membership = Membership(organization=organization, user=user, role=role)
-    validated(_apply(membership, fields, MEMBERSHIP_FIELDS, "A membership")).save()
+    validated(assign_editable(membership, fields, MEMBERSHIP_FIELDS, "A membership")).save()
     return membership
 
 
@@ -105,7 +93,7 @@ def update_membership(membership: Membership, *, actor, **changes) -> Membership
     """Change a member's role, hourly rate or whether the membership is active (`manage_users`)."""
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     _require_for(membership.organization_id, actor, Action.MANAGE_USERS)
-    validated(_apply(membership, changes, MEMBERSHIP_FIELDS, "A membership")).save()
+    validated(assign_editable(membership, changes, MEMBERSHIP_FIELDS, "A membership")).save()
     return membership
 
 
@@ -172,7 +160,7 @@ def update_api_key(api_key: OrganizationAPIKey, *, actor, **changes) -> Organiza
     _require_for(api_key.organization_id, actor, Action.MANAGE_KEYS)
     if changes.get("expiry_date") is not None and changes["expiry_date"] <= timezone.now():
         raise InvalidInput("The expiry date must be in the future.", fields={"expiry_date": ["In the past."]})
-    validated(_apply(api_key, changes, API_KEY_FIELDS, "An API key")).save()
+    validated(assign_editable(api_key, changes, API_KEY_FIELDS, "An API key")).save()
     return api_key
 
 
