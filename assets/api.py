@@ -28,25 +28,8 @@ class AssetSerializer(TenantModelSerializer):
 
     class Meta:
         model = Asset
-        fields = [
-            "id",
-            "code",
-            "name",
-            "asset_type",
-            "asset_type_name",
-            "location",
-            "location_name",
-            "parent",
-            "criticality",
-            "status",
-            "manufacturer",
-            "model",
-            "serial_number",
-            "install_date",
-            "notes",
-            "created_at",
-            "updated_at",
-        ]
+        # What the service writes, and the names of the type and location alongside.
+        fields = ["id", *services.ASSET_FIELDS, "asset_type_name", "location_name", "created_at", "updated_at"]
 
 
 class LocationViewSet(TenantModelViewSet):

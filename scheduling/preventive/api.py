@@ -247,18 +247,15 @@ class ScheduleViewSet(TenantModelViewSet):
     def generate(self, request, pk=None):
         """Create now what is due (or due within `days_ahead` days); nothing twice."""
         schedule = self.get_object()
-        data = GenerateInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = services.generate_now(schedule, actor=request.user, days_ahead=data.validated_data["days_ahead"])
+        days_ahead = self.input(GenerateInput)["days_ahead"]
+        result = services.generate_now(schedule, actor=request.user, days_ahead=days_ahead)
         return Response(GenerateResult(result.as_dict()).data)
 
     @extend_schema(request=PauseInput, responses=ScheduleDetailSerializer)
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         schedule = self.get_object()
-        data = PauseInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        return self._schedule_response(services.pause_schedule(schedule, actor=request.user, **data.validated_data))
+        return self._schedule_response(services.pause_schedule(schedule, actor=request.user, **self.input(PauseInput)))
 
     @extend_schema(request=None, responses=ScheduleDetailSerializer)
     @action(detail=True, methods=["post"])

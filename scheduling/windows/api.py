@@ -185,9 +185,7 @@ class MaintenanceWindowViewSet(TenantModelViewSet):
         return Response(self.get_serializer(window).data, headers={"ETag": etag_for(window)})
 
     def _reason(self, request) -> str:
-        data = WindowReasonInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        return data.validated_data.get("reason", "")
+        return self.input(WindowReasonInput).get("reason", "")
 
     @extend_schema(request=WindowReasonInput, responses=MaintenanceWindowSerializer, summary="End a running window now")
     @action(detail=True, methods=["post"])
