@@ -1,50 +1,29 @@
+"""The back office of locations, asset types, assets (with their downtime, CSV import and export, QR labels) and
+meters. Every write goes through `assets.services` and `assets.meters`, as in the API: an asset marked down from
+its form opens a downtime record, brought back it closes it."""
+
+from datetime import timedelta
+
 import segno
-from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
-from import_export.admin import ImportExportMixin
-from import_export.formats import base_formats
+from django.utils import timezone
 
-from assets.models import Asset, AssetType, Downtime, Location
+from assets import meters, services
+from assets.models import Asset, AssetType, Downtime, Location, Meter, MeterReading
 from assets.resources import AssetResource, location_paths
-from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline
+from maintenance_site.tenancy.admin_base import (
+    CsvImportExportMixin,
+    ReadOnlyTenantInline,
+    ServiceAdmin,
+    adopt,
+    submitted,
+)
 from maintenance_site.tenancy.roles import Action
-
-# --- shared admin helpers (also used by workorders/admin.py) ------------------------------------------------
-
-
-class OrganizationBoundForm(forms.ModelForm):
-    """A new row belongs to the active organisation *before* it is validated, so the model's
-    cross-organisation checks (`clean()`) and the per-organisation unique constraints run on the form:
-    a duplicate code is a form error, not an IntegrityError."""
-
-    request = None  # set by ActiveOrganizationFormMixin.get_form
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        organization = getattr(self.request, "organization", None) if self.request is not None else None
-        if self.instance.pk is None and not self.instance.organization_id and organization:
-            self.instance.organization = organization
-
-    def _get_validation_exclusions(self):
-        exclusions = super()._get_validation_exclusions()
-        if self.instance.organization_id:
-            exclusions.discard("organization")
-        return exclusions
-
-
-class ActiveOrganizationFormMixin:
-    """Admin mixin: the form knows the request (see OrganizationBoundForm)."""
-
-    form = OrganizationBoundForm
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"request": request})
 
 
 class LocationTreeFilter(admin.SimpleListFilter):
@@ -102,7 +81,7 @@ class LocationTreeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Location)
-class LocationAdmin(ActiveOrganizationFormMixin, TenantAdmin):
+class LocationAdmin(ServiceAdmin):
     write_action = Action.MANAGE_ASSETS
     list_display = ["name", "kind", "parent", "time_zone"]
     list_filter = ["kind"]
@@ -110,18 +89,40 @@ class LocationAdmin(ActiveOrganizationFormMixin, TenantAdmin):
     search_fields = ["name"]
     autocomplete_fields = ["parent"]
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = services.update_location(obj, **submitted(form, services.LOCATION_FIELDS, changed=True))
+        else:
+            organization = self.new_organization(request, form)
+            saved = services.create_location(organization, **submitted(form, services.LOCATION_FIELDS))
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_location(obj)
+
 
 @admin.register(AssetType)
-class AssetTypeAdmin(ActiveOrganizationFormMixin, TenantAdmin):
+class AssetTypeAdmin(ServiceAdmin):
     write_action = Action.MANAGE_ASSETS
     list_display = ["name"]
     search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = services.update_asset_type(obj, **submitted(form, services.ASSET_TYPE_FIELDS, changed=True))
+        else:
+            organization = self.new_organization(request, form)
+            saved = services.create_asset_type(organization, **submitted(form, services.ASSET_TYPE_FIELDS))
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_asset_type(obj)
 
 
 # --- assets ---------------------------------------------------------------------------------------------
 
 
-class DowntimeInline(TenantInline):
+class DowntimeInline(ReadOnlyTenantInline):
     """The asset's downtime, newest first; written only by the services (marking down, work orders). Work that
     took the asset down names its order in the reason; the orders tied to each downtime are in the asset's
     history (`workorders.asset_history`)."""
@@ -129,23 +130,12 @@ class DowntimeInline(TenantInline):
     model = Downtime
     fk_name = "asset"
     fields = ["started_at", "ended_at", "duration_display", "reason"]
-    readonly_fields = fields
     ordering = ["-started_at"]
-    can_delete = False
     show_change_link = False
     verbose_name_plural = "downtime (newest first)"
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-started_at")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="duration")
     def duration_display(self, downtime):
@@ -157,7 +147,7 @@ class DowntimeInline(TenantInline):
 
 
 @admin.register(Asset)
-class AssetAdmin(ImportExportMixin, ActiveOrganizationFormMixin, TenantAdmin):
+class AssetAdmin(CsvImportExportMixin, ServiceAdmin):
     write_action = Action.MANAGE_ASSETS
     list_display = ["code", "name", "asset_type", "location", "criticality", "status"]
     list_filter = ["status", "criticality", "asset_type", LocationTreeFilter]
@@ -167,14 +157,11 @@ class AssetAdmin(ImportExportMixin, ActiveOrganizationFormMixin, TenantAdmin):
     show_full_result_count = False
     inlines = [DowntimeInline]
 
-    # CSV import / export (django-import-export), scoped to the active organisation.
+    # CSV import / export, scoped to the active organisation (rows written through the services).
     resource_classes = [AssetResource]
-    import_formats = [base_formats.CSV]
-    export_formats = [base_formats.CSV]
     # Our own changelist template adds the Import / Export links: it works whether or not the
     # import_export app's templates are installed (only the import and export pages need them).
     import_export_change_list_template = "admin/assets/asset/change_list.html"
-    import_error_display = ("message", "row")
 
     def get_inlines(self, request, obj):
         # The downtime inline is read-only: shown on the change page, left out of the add page (a new asset
@@ -183,29 +170,18 @@ class AssetAdmin(ImportExportMixin, ActiveOrganizationFormMixin, TenantAdmin):
             return []
         return self.inlines
 
-    def _import_organization(self, request):
-        organization = getattr(request, "organization", None)
-        return organization if organization else None
+    def save_model(self, request, obj, form, change):
+        """Through the services, as in the API: marking the asset down opens its downtime, bringing it back
+        closes it (`services.update_asset`)."""
+        if change:
+            saved = services.update_asset(obj, **submitted(form, services.ASSET_FIELDS, changed=True))
+        else:
+            organization = self.new_organization(request, form)
+            saved = services.create_asset(organization, **submitted(form, services.ASSET_FIELDS))
+        adopt(obj, saved)
 
-    def has_import_permission(self, request):
-        """Importing writes assets: only holders of the write action, into their active organisation."""
-        return self._may_write(request) and self._import_organization(request) is not None
-
-    def has_export_permission(self, request):
-        return self.has_view_permission(request)
-
-    def get_import_resource_kwargs(self, request, **kwargs):
-        return {"organization": self._import_organization(request)}
-
-    def get_export_resource_kwargs(self, request, **kwargs):
-        # Superusers export what their changelist shows (every organisation); others their own.
-        organization = None if request.user.is_superuser else self._import_organization(request)
-        return {"organization": organization}
-
-    def get_import_data_kwargs(self, **kwargs):
-        kwargs = super().get_import_data_kwargs(**kwargs)
-        kwargs.setdefault("rollback_on_validation_errors", True)  # all rows or none
-        return kwargs
+    def delete_model(self, request, obj):
+        services.delete_asset(obj)
 
     # --- printable QR label ------------------------------------------------------------------------
     def get_urls(self):
@@ -243,3 +219,48 @@ class AssetAdmin(ImportExportMixin, ActiveOrganizationFormMixin, TenantAdmin):
             "qr_svg": qr_svg,
         }
         return TemplateResponse(request, "admin/assets/asset_label.html", context)
+
+
+# --- meters ---------------------------------------------------------------------------------------------
+
+
+class ReadingInline(ReadOnlyTenantInline):
+    model = MeterReading
+    fields = ["read_at", "value", "source", "recorded_by"]
+    ordering = ["-read_at"]
+    verbose_name_plural = "latest readings (last 30 days)"
+
+    def get_queryset(self, request):
+        since = timezone.now() - timedelta(days=30)
+        return super().get_queryset(request).filter(read_at__gte=since).select_related("recorded_by")
+
+
+@admin.register(Meter)
+class MeterAdmin(ServiceAdmin):
+    """Asset meters (run hours, temperatures…) that meter-based schedules watch; readings come from the API."""
+
+    write_action = Action.MANAGE_ASSETS
+    list_display = ["asset", "name", "kind", "last_value", "unit", "last_read_at"]
+    list_select_related = ["asset"]
+    list_filter = ["kind"]
+    search_fields = ["name", "asset__code", "asset__name"]
+    autocomplete_fields = ["asset"]
+    readonly_fields = ["last_value", "last_read_at"]
+    inlines = [ReadingInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return (
+            [*self.readonly_fields, "asset"] if obj is not None else self.readonly_fields
+        )  # a meter stays on its asset
+
+    def save_model(self, request, obj, form, change):
+        fields = submitted(form, meters.METER_FIELDS, changed=change)
+        if change:
+            saved = meters.update_meter(obj, actor=request.user, **fields)
+        else:
+            organization = self.new_organization(request, form)
+            saved = meters.create_meter(organization, asset=form.cleaned_data["asset"], actor=request.user, **fields)
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        meters.delete_meter(obj, actor=request.user)

@@ -28,25 +28,8 @@ class AssetSerializer(TenantModelSerializer):
 
     class Meta:
         model = Asset
-        fields = [
-            "id",
-            "code",
-            "name",
-            "asset_type",
-            "asset_type_name",
-            "location",
-            "location_name",
-            "parent",
-            "criticality",
-            "status",
-            "manufacturer",
-            "model",
-            "serial_number",
-            "install_date",
-            "notes",
-            "created_at",
-            "updated_at",
-        ]
+        # What the service writes, and the names of the type and location alongside.
+        fields = ["id", *services.ASSET_FIELDS, "asset_type_name", "location_name", "created_at", "updated_at"]
 
 
 class LocationViewSet(TenantModelViewSet):
@@ -56,9 +39,15 @@ class LocationViewSet(TenantModelViewSet):
     filterset_fields = ["kind", "parent"]
     search_fields = ["name"]
     ordering_fields = ["name", "updated_at"]
-    create_with = staticmethod(services.create_location)
-    update_with = staticmethod(services.update_location)
-    delete_with = staticmethod(services.delete_location)
+
+    def perform_create(self, serializer):
+        self.written(serializer, services.create_location(self.organization, **serializer.validated_data))
+
+    def perform_update(self, serializer):
+        self.written(serializer, services.update_location(serializer.instance, **serializer.validated_data))
+
+    def perform_destroy(self, instance):
+        services.delete_location(instance)
 
 
 class AssetTypeViewSet(TenantModelViewSet):
@@ -67,9 +56,15 @@ class AssetTypeViewSet(TenantModelViewSet):
     write_action = Action.MANAGE_ASSETS
     search_fields = ["name"]
     ordering_fields = ["name", "updated_at"]
-    create_with = staticmethod(services.create_asset_type)
-    update_with = staticmethod(services.update_asset_type)
-    delete_with = staticmethod(services.delete_asset_type)
+
+    def perform_create(self, serializer):
+        self.written(serializer, services.create_asset_type(self.organization, **serializer.validated_data))
+
+    def perform_update(self, serializer):
+        self.written(serializer, services.update_asset_type(serializer.instance, **serializer.validated_data))
+
+    def perform_destroy(self, instance):
+        services.delete_asset_type(instance)
 
 
 class AssetViewSet(TenantModelViewSet):
@@ -79,9 +74,15 @@ class AssetViewSet(TenantModelViewSet):
     filterset_fields = ["status", "criticality", "location", "asset_type", "parent"]
     search_fields = ["code", "name", "serial_number", "manufacturer", "model"]
     ordering_fields = ["code", "name", "criticality", "status", "updated_at"]
-    create_with = staticmethod(services.create_asset)
-    update_with = staticmethod(services.update_asset)
-    delete_with = staticmethod(services.delete_asset)
+
+    def perform_create(self, serializer):
+        self.written(serializer, services.create_asset(self.organization, **serializer.validated_data))
+
+    def perform_update(self, serializer):
+        self.written(serializer, services.update_asset(serializer.instance, **serializer.validated_data))
+
+    def perform_destroy(self, instance):
+        services.delete_asset(instance)
 
 
 router.register("locations", LocationViewSet, basename="location")

@@ -19,7 +19,7 @@ from maintenance_site import audit
 from maintenance_site.errors import InvalidInput, NotFound
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.roles import Action
-from maintenance_site.validation import delete_or_conflict, validated
+from maintenance_site.validation import assign_editable, delete_or_conflict, validated
 
 MAX_BATCH = 5000
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of devices run a little fast
@@ -56,15 +56,10 @@ def create_meter(
 def update_meter(meter: Meter, *, actor, **changes) -> Meter:
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     _require(meter.organization_id, actor, Action.MANAGE_ASSETS)
-    unknown = set(changes) - METER_FIELDS
-    if unknown:
-        raise InvalidInput(
-            f"A meter has no editable field(s) {', '.join(sorted(unknown))}.",
-            fields={name: ["Not editable."] for name in unknown},
-        )
-    for name, value in changes.items():
-        setattr(meter, name, value.strip() if isinstance(value, str) and name != "kind" else value)
-    validated(meter).save()
+    changes = {
+        name: value.strip() if isinstance(value, str) and name != "kind" else value for name, value in changes.items()
+    }
+    validated(assign_editable(meter, changes, METER_FIELDS, "A meter")).save()
     return meter
 
 

@@ -109,10 +109,8 @@ class MeterViewSet(mixins.ListModelMixin, mixins.UpdateModelMixin, mixins.Destro
     ordering_fields = ["name", "updated_at"]
 
     def perform_update(self, serializer):
-        serializer.instance = services.update_meter(
-            serializer.instance, actor=self.request.user, **serializer.validated_data
-        )
-        self._written_instance = serializer.instance
+        data = serializer.validated_data
+        self.written(serializer, services.update_meter(serializer.instance, actor=self.request.user, **data))
 
     def perform_destroy(self, instance):
         services.delete_meter(instance, actor=self.request.user)

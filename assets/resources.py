@@ -19,21 +19,8 @@ from maintenance_site.errors import DomainError
 
 PATH_SEPARATOR = " / "
 
-# The columns of the file, in order; all are written through services.create_asset / update_asset.
-COLUMNS = [
-    "code",
-    "name",
-    "asset_type",
-    "location",
-    "parent",
-    "criticality",
-    "status",
-    "manufacturer",
-    "model",
-    "serial_number",
-    "install_date",
-    "notes",
-]
+# The columns of the file, in order: the fields services.create_asset / update_asset write.
+COLUMNS = list(services.ASSET_FIELDS)
 
 
 def location_paths(organization_id) -> dict[int, str]:

@@ -7,29 +7,29 @@ from assets.models import Asset, AssetType, Downtime, Location
 from maintenance_site.errors import InvalidInput
 from maintenance_site.validation import delete_or_conflict, validated
 
-_UPDATABLE = {
-    Location: {"name", "kind", "parent", "time_zone", "address"},
-    AssetType: {"name", "description"},
-    Asset: {
-        "code",
-        "name",
-        "asset_type",
-        "location",
-        "parent",
-        "criticality",
-        "status",
-        "manufacturer",
-        "model",
-        "serial_number",
-        "install_date",
-        "notes",
-    },
-}
+LOCATION_FIELDS = {"name", "kind", "parent", "time_zone", "address"}
+ASSET_TYPE_FIELDS = {"name", "description"}
+# In the order of the CSV columns (assets.resources).
+ASSET_FIELDS = (
+    "code",
+    "name",
+    "asset_type",
+    "location",
+    "parent",
+    "criticality",
+    "status",
+    "manufacturer",
+    "model",
+    "serial_number",
+    "install_date",
+    "notes",
+)
+_UPDATABLE = {Location: LOCATION_FIELDS, AssetType: ASSET_TYPE_FIELDS, Asset: ASSET_FIELDS}
 
 
 def _apply(instance, changes: dict):
     allowed = _UPDATABLE[type(instance)]
-    unknown = set(changes) - allowed
+    unknown = set(changes).difference(allowed)
     if unknown:
         raise TypeError(f"{type(instance).__name__} has no editable field(s) {', '.join(sorted(unknown))}")
     for name, value in changes.items():

@@ -16,11 +16,7 @@ from django.contrib.admin import helpers
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.forms.models import BaseInlineFormSet
-from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
-from import_export.admin import ImportExportMixin
-from import_export.formats import base_formats
 
 from inventory import services
 from inventory.models import (
@@ -36,32 +32,23 @@ from inventory.models import (
 )
 from inventory.resources import PartResource
 from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, TenantScopingMixin
-from maintenance_site.tenancy.models import Membership
-from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES, Action, role_allows
+from maintenance_site.tenancy.admin_base import (
+    CsvImportExportMixin,
+    ReadOnlyTenantAdmin,
+    ReadOnlyTenantInline,
+    ServiceAdmin,
+    ServiceForm,
+    TenantInline,
+    adopt,
+    request_may,
+    submitted,
+)
+from maintenance_site.tenancy.roles import Action
 
 ACTION_TEMPLATE = "admin/inventory/action_form.html"
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-
-
-def actor_for(request, organization_id):
-    """The user the services act for: the signed-in member. A superuser who is no member of the row's
-    organisation acts as the platform (no role check; history still names them through the request)."""
-    user = request.user
-    if user.is_superuser and not Membership.objects.filter(organization_id=organization_id, user=user).exists():
-        return None
-    return user
-
-
-def adopt(target, saved):
-    """Copy a row a service saved onto the admin's instance (so the log entry, redirect and inlines see it)."""
-    for field in type(saved)._meta.concrete_fields:
-        setattr(target, field.attname, getattr(saved, field.attname))
-    target._state.adding = False
-    target._state.db = saved._state.db
-    return target
 
 
 def add_domain_error(form, exc: DomainError):
@@ -75,55 +62,6 @@ def fmt(value) -> str:
     return f"{Decimal(value).normalize():f}" if value is not None else ""
 
 
-class OrganizationBoundForm(forms.ModelForm):
-    """A new row belongs to the active organisation *before* it is validated, so the model's checks that
-    compare organisations and the per-organisation unique constraints run on the form."""
-
-    request = None  # set by ActiveOrganizationFormMixin.get_form
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        organization = getattr(self.request, "organization", None) if self.request is not None else None
-        if self.instance.pk is None and not self.instance.organization_id and organization:
-            self.instance.organization = organization
-
-    def _get_validation_exclusions(self):
-        exclusions = super()._get_validation_exclusions()
-        if self.instance.organization_id:
-            exclusions.discard("organization")
-        return exclusions
-
-
-class ActiveOrganizationFormMixin:
-    form = OrganizationBoundForm
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"request": request})
-
-
-class ServiceDeleteMixin:
-    """Deleting goes through the service; its refusal is a message on the object's page, not a 500."""
-
-    delete_service = None
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # a bulk delete would bypass the service's checks
-        return actions
-
-    def delete_model(self, request, obj):
-        self.delete_service(obj, actor=actor_for(request, obj.organization_id))
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except DomainError as exc:  # the atomic block around the delete has rolled back
-            self.message_user(request, exc.message, messages.ERROR)
-            opts = self.model._meta
-            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
-
-
 class ParentAwareFormSet(BaseInlineFormSet):
     """Inline forms know their parent (`form.parent`), saved or not, for checks that need it (the part's
     unit, the order's vendor) before anything is saved."""
@@ -132,19 +70,6 @@ class ParentAwareFormSet(BaseInlineFormSet):
         form = super()._construct_form(i, **kwargs)
         form.parent = self.instance
         return form
-
-
-class ReadOnlyAdminMixin:
-    """No add, change or delete for anyone, superusers included: the row is written by the services."""
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- intermediate action pages ------------------------------------------------------------------------------
@@ -503,7 +428,6 @@ def run_action_form(modeladmin, request, form_class, items, *, title, **form_kwa
     if len(organizations) != 1:
         modeladmin.message_user(request, "Select rows of one organisation at a time.", messages.ERROR)
         return None
-    organization_id = organizations.pop()
     organization = items[0].organization
     step = request.POST.get("step", "")
     bound = step in ("review", "confirm", "edit")
@@ -514,7 +438,7 @@ def run_action_form(modeladmin, request, form_class, items, *, title, **form_kwa
             if step == "confirm":
                 try:
                     with transaction.atomic():
-                        done = form.perform(actor_for(request, organization_id))
+                        done = form.perform(request.user)
                 except DomainError as exc:
                     modeladmin.message_user(request, f"Nothing was changed: {exc.message}", messages.ERROR)
                 else:
@@ -557,7 +481,7 @@ class LowStockFilter(admin.SimpleListFilter):
         return queryset
 
 
-class PartForm(OrganizationBoundForm):
+class PartForm(ServiceForm):
     def clean(self):
         cleaned = super().clean()
         unit = cleaned.get("unit")
@@ -612,31 +536,22 @@ class StockLevelInline(TenantInline):
         return fmt(level.available) if level.pk else "–"
 
 
-class VendorOfferInline(TenantInline):
+class VendorOfferInline(ReadOnlyTenantInline):
     """Who sells the part (read-only here: edit offers on the vendor's page)."""
 
     model = VendorPart
     fk_name = "part"
     fields = ["vendor", "vendor_sku", "price", "lead_time_days"]
-    readonly_fields = fields
-    can_delete = False
     verbose_name_plural = "vendors (edit on the vendor's page)"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("vendor")
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Part)
-class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMixin, TenantAdmin):
+class PartAdmin(CsvImportExportMixin, ServiceAdmin):
     write_action = Action.ADJUST_STOCK
     form = PartForm
-    delete_service = staticmethod(services.delete_part)
     list_display = [
         "sku",
         "name",
@@ -678,10 +593,7 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
 
     # CSV import / export (django-import-export, once "import_export" is in INSTALLED_APPS).
     resource_classes = [PartResource]
-    import_formats = [base_formats.CSV]
-    export_formats = [base_formats.CSV]
     import_export_change_list_template = "admin/inventory/part/change_list.html"
-    import_error_display = ("message", "row")
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -706,21 +618,22 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
 
     # --- writes through the services -------------------------------------------------------------------
     def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in services.PART_FIELDS if name in form.cleaned_data}
+        fields = submitted(form, services.PART_FIELDS)
         types = form.cleaned_data.get("compatible_asset_types")
         if change:
-            saved = services.update_part(
-                obj, actor=actor_for(request, obj.organization_id), compatible_asset_types=types, **fields
-            )
+            saved = services.update_part(obj, actor=request.user, compatible_asset_types=types, **fields)
         else:
-            organization = obj.organization if obj.organization_id else request.organization
+            organization = self.new_organization(request, form)
             saved = services.create_part(
                 organization,
-                actor=actor_for(request, organization.pk),
+                actor=request.user,
                 compatible_asset_types=list(types or ()),
                 **fields,
             )
         adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_part(obj, actor=request.user)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not StockLevel:
@@ -734,7 +647,7 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
             services.set_stock_limits(
                 part,
                 location,
-                actor=actor_for(request, part.organization_id),
+                actor=request.user,
                 min_quantity=level_form.cleaned_data.get("min_quantity"),
                 max_quantity=level_form.cleaned_data.get("max_quantity"),
             )
@@ -759,77 +672,37 @@ class PartAdmin(ImportExportMixin, ServiceDeleteMixin, ActiveOrganizationFormMix
     def write_off(self, request, queryset):
         return run_action_form(self, request, WriteOffForm, self._parts(queryset), title="Write off stock")
 
-    # --- CSV (used once import_export is installed) ---------------------------------------------------------
-    def _import_organization(self, request):
-        organization = getattr(request, "organization", None)
-        return organization if organization else None
-
-    def has_import_permission(self, request):
-        return self._may_write(request) and self._import_organization(request) is not None
-
-    def has_export_permission(self, request):
-        return self.has_view_permission(request)
-
+    # --- CSV: rows written through the services, as the signed-in user ----------------------------------------
     def get_import_resource_kwargs(self, request, **kwargs):
-        organization = self._import_organization(request)
-        return {"organization": organization, "actor": actor_for(request, getattr(organization, "pk", None))}
-
-    def get_export_resource_kwargs(self, request, **kwargs):
-        organization = None if request.user.is_superuser else self._import_organization(request)
-        return {"organization": organization}
-
-    def get_import_data_kwargs(self, **kwargs):
-        kwargs = super().get_import_data_kwargs(**kwargs)
-        kwargs.setdefault("rollback_on_validation_errors", True)  # all rows or none
-        return kwargs
+        kwargs = super().get_import_resource_kwargs(request, **kwargs)
+        return {**kwargs, "actor": request.user}
 
 
 # --- locations ------------------------------------------------------------------------------------------------
 
 
 @admin.register(StockLocation)
-class StockLocationAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, TenantAdmin):
+class StockLocationAdmin(ServiceAdmin):
     write_action = Action.ADJUST_STOCK
-    delete_service = staticmethod(services.delete_stock_location)
     list_display = ["name", "kind", "site", "holder", "is_active"]
     list_filter = ["kind", "is_active"]
     list_select_related = ["site", "holder"]
     search_fields = ["name"]
 
     def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in services.LOCATION_FIELDS if name in form.cleaned_data}
+        fields = submitted(form, services.LOCATION_FIELDS)
         if change:
-            saved = services.update_stock_location(obj, actor=actor_for(request, obj.organization_id), **fields)
+            saved = services.update_stock_location(obj, actor=request.user, **fields)
         else:
-            organization = obj.organization if obj.organization_id else request.organization
-            saved = services.create_stock_location(organization, actor=actor_for(request, organization.pk), **fields)
+            organization = self.new_organization(request, form)
+            saved = services.create_stock_location(organization, actor=request.user, **fields)
         adopt(obj, saved)
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as exc:  # e.g. retiring a location that still holds stock; rolled back
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+    def delete_model(self, request, obj):
+        services.delete_stock_location(obj, actor=request.user)
 
 
 # --- the ledger and reservations (read-only) ---------------------------------------------------------------------
-
-
-class ReadOnlyTenantAdmin(ReadOnlyAdminMixin, TenantScopingMixin, admin.ModelAdmin):
-    """For models without history: scoped like TenantAdmin, another organisation's row a 404."""
-
-    def get_list_filter(self, request):
-        filters = []
-        for item in super().get_list_filter(request):
-            if isinstance(item, str) and "__" not in item and self.model._meta.get_field(item).is_relation:
-                filters.append((item, admin.RelatedOnlyFieldListFilter))
-            else:
-                filters.append(item)
-        return filters
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404(f"No {opts.verbose_name} with id {object_id}.")
 
 
 @admin.register(StockMovement)
@@ -860,7 +733,7 @@ class StockMovementAdmin(ReadOnlyTenantAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnlyAdminMixin, TenantAdmin):
+class ReservationAdmin(ReadOnlyTenantAdmin):
     """Parts held for open work orders (reserved and released by the services)."""
 
     list_display = ["work_order", "part", "location", "quantity", "status", "created_at"]
@@ -884,9 +757,8 @@ class VendorPartInline(TenantInline):
 
 
 @admin.register(Vendor)
-class VendorAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, TenantAdmin):
+class VendorAdmin(ServiceAdmin):
     write_action = Action.MANAGE_PURCHASING
-    delete_service = staticmethod(services.delete_vendor)
     list_display = ["name", "contact_name", "email", "phone", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name", "contact_name", "email"]
@@ -898,19 +770,22 @@ class VendorAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, TenantAdmin):
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in services.VENDOR_FIELDS if name in form.cleaned_data}
+        fields = submitted(form, services.VENDOR_FIELDS)
         if change:
-            saved = services.update_vendor(obj, actor=actor_for(request, obj.organization_id), **fields)
+            saved = services.update_vendor(obj, actor=request.user, **fields)
         else:
-            organization = obj.organization if obj.organization_id else request.organization
-            saved = services.create_vendor(organization, actor=actor_for(request, organization.pk), **fields)
+            organization = self.new_organization(request, form)
+            saved = services.create_vendor(organization, actor=request.user, **fields)
         adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_vendor(obj, actor=request.user)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not VendorPart:
             return super().save_formset(request, form, formset, change)
         vendor = form.instance
-        actor = actor_for(request, vendor.organization_id)
+        actor = request.user
         formset.save(commit=False)
         for offer in formset.deleted_objects:
             services.delete_vendor_part(offer, actor=actor)
@@ -1000,9 +875,8 @@ class PurchaseOrderLineInline(TenantInline):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, TenantAdmin):
+class PurchaseOrderAdmin(ServiceAdmin):
     write_action = Action.MANAGE_PURCHASING
-    delete_service = staticmethod(services.delete_purchase_order)
     list_display = ["number", "vendor", "status", "ordered_at", "expected_at", "received_at", "created_by"]
     list_filter = ["status", "vendor"]
     list_select_related = ["vendor", "created_by"]
@@ -1049,22 +923,14 @@ class PurchaseOrderAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, Tenant
                 fields.pop("vendor")
             if lines is not None and stored.status != PurchaseOrder.Status.DRAFT:
                 lines = None
-            saved = services.update_purchase_order(
-                stored, actor=actor_for(request, stored.organization_id), lines=lines, **fields
-            )
+            saved = services.update_purchase_order(stored, actor=request.user, lines=lines, **fields)
         else:
-            organization = order.organization if order.organization_id else request.organization
-            saved = services.create_purchase_order(
-                organization, actor=actor_for(request, organization.pk), lines=lines or [], **fields
-            )
+            organization = self.new_organization(request, form)
+            saved = services.create_purchase_order(organization, actor=request.user, lines=lines or [], **fields)
         adopt(order, saved)
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as exc:  # refused by the service after the form checks; rolled back
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+    def delete_model(self, request, obj):
+        services.delete_purchase_order(obj, actor=request.user)
 
     # --- actions ---------------------------------------------------------------------------------------
     @admin.action(description="Place (send to the vendor)", permissions=["change"])
@@ -1073,7 +939,7 @@ class PurchaseOrderAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, Tenant
         try:
             with transaction.atomic():
                 for order in orders:
-                    services.place_purchase_order(order, actor=actor_for(request, order.organization_id))
+                    services.place_purchase_order(order, actor=request.user)
         except DomainError as exc:
             self.message_user(request, f"Nothing was placed: {exc.message}", messages.ERROR)
             return
@@ -1106,11 +972,7 @@ class PurchaseOrderAdmin(ServiceDeleteMixin, ActiveOrganizationFormMixin, Tenant
 
     def has_receive_permission(self, request):
         """Receiving puts stock on the shelves: the storekeeper's `adjust_stock`."""
-        if request.user.is_superuser:
-            return True
-        membership = getattr(request, "membership", None)
-        role = membership.role if membership else None
-        return role in BACK_OFFICE_ROLES and role_allows(role, Action.ADJUST_STOCK)
+        return request_may(request, Action.ADJUST_STOCK)
 
     @admin.action(description="Cancel…", permissions=["change"])
     def cancel_orders(self, request, queryset):

@@ -52,10 +52,11 @@ from inventory.models import (
     VendorPart,
 )
 from maintenance_site import client_ids
-from maintenance_site.api.filters import parse_query_datetime
+from maintenance_site.api.filters import MomentFilter
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import (
+    InputMixin,
     TenantAPIMixin,
     TenantGenericViewSet,
     TenantModelViewSet,
@@ -638,19 +639,6 @@ def _id_filter(model, field_name=None, **kwargs):
     return TenantIdFilter(queryset=_tenant_rows(model), field_name=field_name, **kwargs)
 
 
-class DateTimeFilter(filters.CharFilter):
-    """An ISO 8601 moment, read like `updated_after`."""
-
-    def __init__(self, *args, param: str, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.param = param
-
-    def filter(self, queryset, value):
-        if not value:
-            return queryset
-        return queryset.filter(**{f"{self.field_name}__{self.lookup_expr}": parse_query_datetime(self.param, value)})
-
-
 class PartFilter(filters.FilterSet):
     category = filters.CharFilter(field_name="category", lookup_expr="iexact")
     unit = filters.ChoiceFilter(choices=Unit.choices)
@@ -689,8 +677,8 @@ class MovementFilter(filters.FilterSet):
     location = _id_filter(StockLocation)
     work_order = _id_filter(WorkOrder)
     purchase_order = _id_filter(PurchaseOrder)
-    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte", param="created_after")
-    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt", param="created_before")
+    created_after = MomentFilter(field_name="created_at", lookup_expr="gte", param="created_after")
+    created_before = MomentFilter(field_name="created_at", lookup_expr="lt", param="created_before")
 
     class Meta:
         model = StockMovement
@@ -752,52 +740,11 @@ class PurchaseOrderFilter(filters.FilterSet):
 # --- viewsets -----------------------------------------------------------------------------------------------------
 
 
-class ActorServiceViewSet(TenantModelViewSet):
-    """CRUD whose services take the acting user (`actor=`) and re-check the role; the response is the row
-    read back through `output()` (annotations included)."""
-
-    def output(self, instance):
-        return instance
-
-    def perform_create(self, serializer):
-        instance = self.create_with(self.organization, actor=self.request.user, **serializer.validated_data)
-        serializer.instance = self._written_instance = self.output(instance)
-
-    def perform_update(self, serializer):
-        instance = self.update_with(serializer.instance, actor=self.request.user, **serializer.validated_data)
-        serializer.instance = self._written_instance = self.output(instance)
-
-    def perform_destroy(self, instance):
-        self.delete_with(instance, actor=self.request.user)
-
-
-class InputMixin:
-    def input(self, serializer_class, **kwargs) -> dict:
-        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        context["organization"] = getattr(self.request, "organization", None)
-        return context
-
-    def many(self, serializer_class, rows, paginate=False) -> Response:
-        context = self.get_serializer_context()
-        if paginate:
-            page = self.paginate_queryset(rows)
-            return self.get_paginated_response(serializer_class(page, many=True, context=context).data)
-        return Response(serializer_class(rows, many=True, context=context).data)
-
-    def one(self, serializer_class, instance, status=200) -> Response:
-        return Response(serializer_class(instance, context=self.get_serializer_context()).data, status=status)
-
-
 def _post(request_serializer, response_serializer, **kwargs):
     return extend_schema(request=request_serializer, responses=response_serializer, **kwargs)
 
 
-class PartViewSet(InputMixin, ActorServiceViewSet):
+class PartViewSet(TenantModelViewSet):
     """Parts with their stock: `available` (on hand − reserved over every location) in the list, the stock
     per location and the vendors' offers in the detail. Writes need `adjust_stock`; `usage` and `return`
     need `use_parts` (technicians on their own work)."""
@@ -809,9 +756,6 @@ class PartViewSet(InputMixin, ActorServiceViewSet):
     ordering_fields = ["sku", "name", "category", "available", "reorder_point", "updated_at"]
     write_action = Action.ADJUST_STOCK
     action_permissions = {"record_usage": Action.USE_PARTS, "return_parts": Action.USE_PARTS}
-    create_with = staticmethod(services.create_part)
-    update_with = staticmethod(services.update_part)
-    delete_with = staticmethod(services.delete_part)
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -829,6 +773,17 @@ class PartViewSet(InputMixin, ActorServiceViewSet):
 
     def output(self, instance):
         return with_stock(Part.objects.filter(pk=instance.pk)).select_related("preferred_vendor").get()
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_part(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_part(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_part(instance, actor=self.request.user)
 
     def _part(self):
         return self.get_object()  # another organisation's part: 404, whatever the body says
@@ -942,19 +897,27 @@ class PartViewSet(InputMixin, ActorServiceViewSet):
         return self.many(StockMovementSerializer, ledger, paginate=True)
 
 
-class StockLocationViewSet(ActorServiceViewSet):
+class StockLocationViewSet(TenantModelViewSet):
     queryset = StockLocation.objects.select_related("site", "holder")
     serializer_class = StockLocationSerializer
     filterset_class = StockLocationFilter
     search_fields = ["name"]
     ordering_fields = ["name", "kind", "updated_at"]
     write_action = Action.ADJUST_STOCK
-    create_with = staticmethod(services.create_stock_location)
-    update_with = staticmethod(services.update_stock_location)
-    delete_with = staticmethod(services.delete_stock_location)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_stock_location(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_stock_location(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_stock_location(instance, actor=self.request.user)
 
 
-class StockLevelViewSet(InputMixin, mixins.ListModelMixin, TenantGenericViewSet):
+class StockLevelViewSet(mixins.ListModelMixin, TenantGenericViewSet):
     """Stock per part and location; PATCH sets the location's minimum and maximum (`adjust_stock`)."""
 
     # `unreserved` (= the model's `available` property) for the below_min filter and ordering
@@ -1092,7 +1055,7 @@ class WriteOffViewSet(ServiceViewSet):
         )
 
 
-class ReservationViewSet(InputMixin, TenantReadOnlyViewSet):
+class ReservationViewSet(TenantReadOnlyViewSet):
     """Parts held for open work orders; POST reserves (`create_work`)."""
 
     queryset = Reservation.objects.select_related("work_order", "part", "location")
@@ -1221,7 +1184,7 @@ class ReconciliationViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         return Response({"balanced": not differences, "differences": rows})
 
 
-class VendorViewSet(ActorServiceViewSet):
+class VendorViewSet(TenantModelViewSet):
     queryset = Vendor.objects.prefetch_related(
         Prefetch("parts", queryset=VendorPart.objects.select_related("part").order_by("part__sku"))
     )
@@ -1230,32 +1193,48 @@ class VendorViewSet(ActorServiceViewSet):
     search_fields = ["name", "contact_name", "email"]
     ordering_fields = ["name", "updated_at"]
     write_action = Action.MANAGE_PURCHASING
-    create_with = staticmethod(services.create_vendor)
-    update_with = staticmethod(services.update_vendor)
-    delete_with = staticmethod(services.delete_vendor)
 
     def output(self, instance):
         return self.queryset.model.objects.prefetch_related(*self.queryset._prefetch_related_lookups).get(
             pk=instance.pk
         )
 
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_vendor(self.organization, actor=self.request.user, **data))
 
-class VendorPartViewSet(ActorServiceViewSet):
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_vendor(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_vendor(instance, actor=self.request.user)
+
+
+class VendorPartViewSet(TenantModelViewSet):
     queryset = VendorPart.objects.select_related("vendor", "part")
     serializer_class = VendorPartSerializer
     filterset_class = VendorPartFilter
     search_fields = ["vendor_sku", "part__sku", "part__name"]
     ordering_fields = ["price", "updated_at"]
     write_action = Action.MANAGE_PURCHASING
-    create_with = staticmethod(services.create_vendor_part)
-    update_with = staticmethod(services.update_vendor_part)
-    delete_with = staticmethod(services.delete_vendor_part)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_vendor_part(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_vendor_part(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_vendor_part(instance, actor=self.request.user)
 
 
 PURCHASE_LINES = Prefetch("lines", queryset=PurchaseOrderLine.objects.select_related("part").order_by("id"))
 
 
-class PurchaseOrderViewSet(InputMixin, ActorServiceViewSet):
+class PurchaseOrderViewSet(TenantModelViewSet):
     """Purchase orders with their lines: created as drafts (`lines` required), edited while draft (once
     ordered, only `expected_at` and `notes`); `place`, `cancel` {reason} and `receive` {location, lines:
     {line id: quantity}} move them on (receiving needs `adjust_stock`, the rest `manage_purchasing`)."""
@@ -1267,9 +1246,6 @@ class PurchaseOrderViewSet(InputMixin, ActorServiceViewSet):
     ordering_fields = ["created_at", "expected_at", "number", "updated_at"]
     write_action = Action.MANAGE_PURCHASING
     action_permissions = {"receive": Action.ADJUST_STOCK}
-    create_with = staticmethod(services.create_purchase_order)
-    update_with = staticmethod(services.update_purchase_order)
-    delete_with = staticmethod(services.delete_purchase_order)
 
     def output(self, instance):
         return (
@@ -1294,7 +1270,7 @@ class PurchaseOrderViewSet(InputMixin, ActorServiceViewSet):
             expected_at=data.get("expected_at"),
             notes=data.get("notes", ""),
         )
-        serializer.instance = self._written_instance = self.output(order)
+        self.written(serializer, order)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
@@ -1306,7 +1282,10 @@ class PurchaseOrderViewSet(InputMixin, ActorServiceViewSet):
         order = services.update_purchase_order(
             stored, actor=self.request.user, lines=None if lines is None else self._lines(lines), **data
         )
-        serializer.instance = self._written_instance = self.output(order)
+        self.written(serializer, order)
+
+    def perform_destroy(self, instance):
+        services.delete_purchase_order(instance, actor=self.request.user)
 
     def _respond(self, order):
         order = self.output(order)

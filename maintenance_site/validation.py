@@ -21,6 +21,20 @@ def checked_reason(reason: str | None, field: str = "reason") -> str:
     return reason
 
 
+def assign_editable(instance, changes: dict, editable, what: str):
+    """Set the fields `changes` names on `instance`; one that is not in `editable` is an InvalidInput naming it
+    ("A meter has no editable field(s) …")."""
+    unknown = set(changes) - set(editable)
+    if unknown:
+        raise InvalidInput(
+            f"{what} has no editable field(s) {', '.join(sorted(unknown))}.",
+            fields={name: ["Not editable."] for name in unknown},
+        )
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    return instance
+
+
 def validated(instance, *, exclude=None):
     """Run the model's field validation and `clean()`; a failure is an InvalidInput keyed by field."""
     try:

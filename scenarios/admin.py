@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from maintenance_site.errors import DomainError
+from maintenance_site.tenancy.admin_base import ReadOnlyAdminMixin, ServiceAdminMixin, adopt, submitted
 from scenarios import metrics, registry, rollback, services
 from scenarios import presets as preset_services
 from scenarios.models import (
@@ -74,15 +75,8 @@ class PlatformOnly:
         return self._platform(request)
 
 
-class ReadOnly(PlatformOnly):
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnly(ReadOnlyAdminMixin, PlatformOnly):
+    """Platform pages that only show (runs, activity, discovered files)."""
 
 
 class TimerForm(forms.Form):
@@ -214,7 +208,7 @@ class TaskCreateForm(forms.Form):
 
 
 @admin.register(Scenario)
-class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
+class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, SimpleHistoryAdmin):
     change_list_template = "admin/scenarios/scenario/change_list.html"
     form = ScheduleForm
     list_display = [
@@ -361,11 +355,6 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     @admin.display(description="conflicts with")
     def conflict_list(self, obj):
         return ", ".join(sorted(other.key for other in obj.conflicts.all())) or "-"
@@ -417,9 +406,10 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
             actor=request.user,
             via=VIA,
         )
-        settings = {name: form.cleaned_data[name] for name in services.TASK_SETTINGS if name in form.cleaned_data}
-        if settings:
-            services.update_task_settings(obj, actor=request.user, via=VIA, **settings)
+        settings = submitted(form, services.TASK_SETTINGS)
+        depends_on = form.cleaned_data.get("depends_on")
+        if settings or depends_on is not None:
+            services.update_task_settings(obj, actor=request.user, via=VIA, depends_on=depends_on, **settings)
 
     def add_task_view(self, request):
         form = TaskCreateForm(request.POST or None)
@@ -708,7 +698,7 @@ class PresetForm(forms.ModelForm):
 
 
 @admin.register(Preset)
-class PresetAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
+class PresetAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, SimpleHistoryAdmin):
     form = PresetForm
     list_display = ["key", "name", "builtin", "scenario_list", "apply_link", "export_link"]
     actions = ["apply_selected"]
@@ -734,33 +724,20 @@ class PresetAdmin(PlatformOnly, ConfirmMixin, SimpleHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return self._platform(request) and not (obj is not None and obj.builtin)
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     def save_model(self, request, obj, form, change):
-        try:
-            saved = preset_services.define_preset(
-                form.cleaned_data.get("key") or obj.key,
-                scenario_keys=form.cleaned_data["scenarios"],
-                name=form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-                actor=request.user,
-                via=VIA,
-                replace=change,
-            )
-        except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return
-        obj.pk = saved.pk
+        saved = preset_services.define_preset(
+            form.cleaned_data.get("key") or obj.key,
+            scenario_keys=form.cleaned_data["scenarios"],
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            actor=request.user,
+            via=VIA,
+            replace=change,
+        )
+        adopt(obj, saved)
 
     def delete_model(self, request, obj):
-        self.report(
-            request,
-            lambda: preset_services.delete_preset(obj, actor=request.user, via=VIA),
-            f"Preset {obj.key} deleted.",
-        )
+        preset_services.delete_preset(obj, actor=request.user, via=VIA)
 
     def get_urls(self):
         own = [
@@ -843,7 +820,7 @@ class ScheduleCreateForm(forms.ModelForm):
 
 
 @admin.register(PresetSchedule)
-class PresetScheduleAdmin(PlatformOnly, SimpleHistoryAdmin):
+class PresetScheduleAdmin(PlatformOnly, ServiceAdminMixin, SimpleHistoryAdmin):
     form = ScheduleCreateForm
     list_display = ["id", "preset", "cron", "time_zone", "duration_minutes", "enabled", "window_state", "last_result"]
     list_select_related = ["preset"]
@@ -859,29 +836,23 @@ class PresetScheduleAdmin(PlatformOnly, SimpleHistoryAdmin):
         return f"open until {obj.window_end:%Y-%m-%d %H:%M}" if obj.is_open else "-"
 
     def save_model(self, request, obj, form, change):
-        if change:
-            PresetSchedule.objects.filter(pk=obj.pk).update(enabled=obj.enabled)
+        if change:  # only `enabled` is editable once created
+            if "enabled" in form.changed_data:
+                adopt(obj, preset_services.set_schedule_enabled(obj, enabled=obj.enabled, actor=request.user, via=VIA))
             return
-        try:
-            created = preset_services.create_schedule(
-                obj.preset,
-                cron=obj.cron,
-                duration=obj.duration_minutes,
-                time_zone=obj.time_zone,
-                actor=request.user,
-                via=VIA,
-            )
-        except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return
-        obj.pk = created.pk
+        created = preset_services.create_schedule(
+            obj.preset,
+            cron=obj.cron,
+            duration=obj.duration_minutes,
+            time_zone=obj.time_zone,
+            enabled=obj.enabled,
+            actor=request.user,
+            via=VIA,
+        )
+        adopt(obj, created)
 
     def delete_model(self, request, obj):
         preset_services.delete_schedule(obj, actor=request.user, via=VIA)
-
-    def delete_queryset(self, request, queryset):
-        for schedule in queryset:
-            preset_services.delete_schedule(schedule, actor=request.user, via=VIA)
 
 
 # --- runs, activity, discovered files (read-only) -------------------------------------------------------

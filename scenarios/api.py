@@ -25,6 +25,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from maintenance_site.api.routers import router
+from maintenance_site.api.viewsets import InputMixin
 from maintenance_site.tenancy.models import OrganizationAPIKey
 from scenarios import metrics, rollback, services
 from scenarios import presets as preset_services
@@ -283,16 +284,11 @@ class ActivitySerializer(serializers.ModelSerializer):
 # --- views ----------------------------------------------------------------------------------------------
 
 
-class PlatformViewSet(viewsets.GenericViewSet):
+class PlatformViewSet(InputMixin, viewsets.GenericViewSet):
     permission_classes = [IsPlatformAdministrator]
 
     def actor(self):
         return self.request.user
-
-    def valid(self, serializer_class):
-        serializer = serializer_class(data=self.request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
 
 
 class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
@@ -327,7 +323,7 @@ class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Platform
     @action(detail=True, methods=["post"])
     def activate(self, request, key=None):
         scenario = self.get_object()
-        data = self.valid(TimerSerializer)
+        data = self.input(TimerSerializer)
         services.activate_scenario(
             scenario,
             actor=self.actor(),
@@ -342,7 +338,7 @@ class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Platform
     @action(detail=True, methods=["post"])
     def deactivate(self, request, key=None):
         scenario = self.get_object()
-        data = self.valid(ReasonSerializer)
+        data = self.input(ReasonSerializer)
         services.deactivate_scenario(scenario, actor=self.actor(), via=VIA, reason=data["reason"])
         return Response(self._fresh(scenario.key))
 
@@ -350,14 +346,14 @@ class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Platform
     @action(detail=True, methods=["post"])
     def run(self, request, key=None):
         scenario = self.get_object()
-        data = self.valid(ReasonSerializer)
+        data = self.input(ReasonSerializer)
         run = services.request_run(scenario, actor=self.actor(), via=VIA, reason=data["reason"])
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ReasonSerializer, responses={200: dict}, summary="Emergency stop: every scenario off")
     @action(detail=False, methods=["post"], url_path="stop-all")
     def stop_all(self, request):
-        data = self.valid(ReasonSerializer)
+        data = self.input(ReasonSerializer)
         return Response(services.stop_all(actor=self.actor(), via=VIA, reason=data["reason"]))
 
 
@@ -378,7 +374,7 @@ class PresetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         request=PresetCreateSerializer, responses={201: PresetSerializer}, summary="Save the current state as a preset"
     )
     def create(self, request):
-        data = self.valid(PresetCreateSerializer)
+        data = self.input(PresetCreateSerializer)
         preset = preset_services.save_preset(
             data["key"],
             name=data["name"],
@@ -396,7 +392,7 @@ class PresetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     @action(detail=True, methods=["post"])
     def apply(self, request, key=None):
         preset = self.get_object()
-        data = self.valid(TimerSerializer)
+        data = self.input(TimerSerializer)
         changes = preset_services.apply_preset(
             preset,
             actor=self.actor(),
@@ -437,7 +433,7 @@ class PresetScheduleViewSet(
         summary="Schedule a preset window",
     )
     def create(self, request):
-        data = self.valid(PresetScheduleCreateSerializer)
+        data = self.input(PresetScheduleCreateSerializer)
         schedule = preset_services.create_schedule(
             data["preset"],
             cron=data["cron"],
@@ -502,14 +498,14 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewS
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         run = self.get_object()
-        data = self.valid(RollbackSerializer)
+        data = self.input(RollbackSerializer)
         return Response(rollback.rollback(run, data["reason"], force=data["force"], actor=self.actor(), via=VIA))
 
     @extend_schema(request=ReasonSerializer, responses=RunSerializer, summary="Cancel a run")
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         run = self.get_object()
-        data = self.valid(ReasonSerializer)
+        data = self.input(ReasonSerializer)
         run = services.cancel_run(run, actor=self.actor(), via=VIA, reason=data["reason"])
         return Response(RunSerializer(run).data)
 

@@ -411,11 +411,12 @@ def check_schedule(schedule: PresetSchedule, now: datetime | None = None) -> lis
 
 @audit.attributed
 def create_schedule(
-    preset, *, cron: str, duration, time_zone: str = "UTC", actor, via: str = Via.SYSTEM
+    preset, *, cron: str, duration, time_zone: str = "UTC", enabled: bool = True, actor, via: str = Via.SYSTEM
 ) -> PresetSchedule:
     """Schedule a preset window: applied at each cron time (in `time_zone`) for `duration` (minutes, or
     “2h”), the state before it restored at the end. A window already under way when the schedule is
-    created is not applied: the first is the next occurrence."""
+    created is not applied: the first is the next occurrence. A schedule created disabled opens no window
+    until it is enabled."""
     preset = get_preset(preset)
     minutes = duration if isinstance(duration, int) else parse_duration(duration)
     subject = f"{preset.key} at “{cron}”"
@@ -427,6 +428,7 @@ def create_schedule(
             cron=(cron or "").strip(),
             duration_minutes=minutes,
             time_zone=(time_zone or "UTC").strip(),
+            enabled=enabled,
             created_by=actor if getattr(actor, "pk", None) else None,
         )
         upcoming = check_schedule(schedule, now)
@@ -436,6 +438,22 @@ def create_schedule(
         return schedule, message, {"schedule": schedule.pk, "next": iso(upcoming[0])}
 
     return run_logged(Action.SCHEDULE, change, actor=actor, via=via, subject=subject)
+
+
+@audit.attributed
+def set_schedule_enabled(schedule: PresetSchedule, *, enabled: bool, actor, via: str = Via.SYSTEM) -> PresetSchedule:
+    """Switch a window schedule on or off: off, it opens no further window (one open now ends at its time)."""
+
+    def change():
+        locked = PresetSchedule.objects.select_for_update().get(pk=schedule.pk)
+        locked.enabled = enabled
+        locked.save()  # with its history row, naming the actor
+        state = "enabled" if enabled else "disabled"
+        return locked, f"window schedule {locked.pk} {state}", {"schedule": locked.pk, "enabled": enabled}
+
+    return run_logged(
+        Action.SCHEDULE, change, actor=actor, via=via, subject=f"{schedule.preset_id} schedule {schedule.pk}"
+    )
 
 
 @audit.attributed

@@ -9,16 +9,22 @@ form again with nothing written.
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from assets.admin import ActiveOrganizationFormMixin, OrganizationBoundForm
-from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline
+from maintenance_site.tenancy.admin_base import (
+    ReadOnlyTenantAdmin,
+    ServiceAdmin,
+    ServiceForm,
+    TenantInline,
+    adopt,
+    inline_rows,
+    kept_rows,
+    submitted,
+)
 from maintenance_site.tenancy.roles import Action, Role
 from sla import services
 from sla.models import (
@@ -34,97 +40,14 @@ from sla.models import (
 )
 from workorders.models import WorkOrder
 
-
-class _Refused(Exception):
-    """A service refused the save: carries its DomainError out of the admin's transaction (rolled back)."""
-
-    def __init__(self, error: DomainError):
-        super().__init__(error.message)
-        self.error = error
+CALENDAR_FIELDS = ("name", "time_zone", "always_open")
+HOURS_FIELDS = ("weekday", "start", "end")
+HOLIDAY_FIELDS = ("date", "name")
 
 
-class RefusalAwareForm(OrganizationBoundForm):
-    """Shows a service's refusal (kept on the request by SLAServiceAdmin) as form errors."""
-
-    def clean(self):
-        cleaned_data = super().clean()
-        refusal = getattr(self.request, "_sla_refusal", None)
-        if refusal is not None:
-            for name, errors in (refusal.fields or {}).items():
-                if name in self.fields and name not in self.errors:
-                    self.add_error(name, errors if isinstance(errors, list) else [str(errors)])
-            self.add_error(None, refusal.message)
-        return cleaned_data
-
-
-def _rows(formset, fields) -> list[dict]:
-    """The rows a formset will hold once saved: kept and new forms, not the deleted or the empty extra ones."""
-    rows = []
-    for form in formset.forms:
-        if not getattr(form, "cleaned_data", None) or formset._should_delete_form(form):
-            continue
-        rows.append({name: form.cleaned_data.get(name) for name in fields})
-    return rows
-
-
-class SLAServiceAdmin(ActiveOrganizationFormMixin, TenantAdmin):
-    """A parent saved together with its inline rows by one service call (`save_with`), in `save_related`."""
-
-    write_action = Action.MANAGE_SLA
-    form = RefusalAwareForm
-    fields_for_service: tuple[str, ...] = ()
-    rows_for_service: dict = {}  # inline model -> (service keyword, fields)
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _Refused as refused:
-            request._sla_refusal = refused.error
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except _Refused as refused:
-            self.message_user(request, refused.error.message, messages.ERROR)
-            return HttpResponseRedirect(
-                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id])
-            )
-
-    def save_model(self, request, obj, form, change):
-        """Nothing yet: the object is saved with its rows in save_related, through the service."""
-
-    def save_related(self, request, form, formsets, change):
-        fields = {name: form.cleaned_data[name] for name in self.fields_for_service if name in form.cleaned_data}
-        rows = {}
-        for formset in formsets:
-            keyword, row_fields = self.rows_for_service[formset.model]
-            rows[keyword] = _rows(formset, row_fields)
-            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        try:
-            if change:
-                saved = self.update_with(form.instance, actor=request.user, **rows, **fields)
-            else:
-                saved = self.create_with(form.instance.organization, actor=request.user, **rows, **fields)
-        except DomainError as exc:
-            raise _Refused(exc) from exc
-        for field in saved._meta.concrete_fields:
-            setattr(form.instance, field.attname, getattr(saved, field.attname))
-        form.instance._state.adding = False
-        form.instance._state.db = saved._state.db
-
-    def delete_model(self, request, obj):
-        try:
-            self.delete_with(obj, actor=request.user)
-        except DomainError as exc:
-            raise _Refused(exc) from exc
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            try:
-                self.delete_with(obj, actor=request.user)
-            except DomainError as exc:
-                self.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+def _rows_of(formsets, model, fields) -> list[dict]:
+    formset = next(formset for formset in formsets if formset.model is model)
+    return inline_rows(formset, fields)
 
 
 # --- calendars ---------------------------------------------------------------------------------------------
@@ -137,7 +60,7 @@ class WorkingHoursFormSet(BaseInlineFormSet):
         super().clean()
         if any(self.errors):
             return
-        rows = [(row["weekday"], row["start"], row["end"]) for row in _rows(self, ("weekday", "start", "end"))]
+        rows = [(row["weekday"], row["start"], row["end"]) for row in kept_rows(self, HOURS_FIELDS)]
         problems = overlapping_spans(rows)
         if problems:
             raise ValidationError(problems)
@@ -162,16 +85,33 @@ class HolidayInline(TenantInline):
 
 
 @admin.register(BusinessCalendar)
-class BusinessCalendarAdmin(SLAServiceAdmin):
+class BusinessCalendarAdmin(ServiceAdmin):
+    """A calendar is saved with its working hours and holidays by one service call."""
+
+    write_action = Action.MANAGE_SLA
     list_display = ["name", "zone_display", "always_open", "updated_at"]
     search_fields = ["name"]
     inlines = [WorkingHoursInline, HolidayInline]
-    fields_for_service = ("name", "time_zone", "always_open")
-    rows_for_service = {WorkingHours: ("hours", ("weekday", "start", "end")), Holiday: ("holidays", ("date", "name"))}
-    create_with = staticmethod(services.create_calendar)
-    update_with = staticmethod(services.update_calendar)
-    delete_with = staticmethod(services.delete_calendar)
     list_select_related = ["organization"]
+
+    def save_model(self, request, obj, form, change):
+        """Nothing yet: saved with its rows in save_related."""
+
+    def save_related(self, request, form, formsets, change):
+        fields = submitted(form, CALENDAR_FIELDS)
+        hours = _rows_of(formsets, WorkingHours, HOURS_FIELDS)
+        holidays = _rows_of(formsets, Holiday, HOLIDAY_FIELDS)
+        if change:
+            saved = services.update_calendar(
+                form.instance, actor=request.user, hours=hours, holidays=holidays, **fields
+            )
+        else:
+            organization = self.new_organization(request, form)
+            saved = services.create_calendar(organization, actor=request.user, hours=hours, holidays=holidays, **fields)
+        adopt(form.instance, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_calendar(obj, actor=request.user)
 
     @admin.display(description="time zone")
     def zone_display(self, calendar):
@@ -203,7 +143,7 @@ class EscalationStepInline(TenantInline):
     verbose_name_plural = "escalation steps (run in order when a warning or breach is recorded)"
 
 
-class SLAPolicyForm(RefusalAwareForm):
+class SLAPolicyForm(ServiceForm):
     pause_statuses = forms.MultipleChoiceField(
         choices=[(status, WorkOrder.Status(status).label) for status in PAUSABLE_STATUSES],
         required=False,
@@ -230,7 +170,10 @@ class SLAPolicyForm(RefusalAwareForm):
 
 
 @admin.register(SLAPolicy)
-class SLAPolicyAdmin(SLAServiceAdmin):
+class SLAPolicyAdmin(ServiceAdmin):
+    """A policy is saved with its escalation steps by one service call."""
+
+    write_action = Action.MANAGE_SLA
     form = SLAPolicyForm
     list_display = [
         "name",
@@ -248,11 +191,22 @@ class SLAPolicyAdmin(SLAServiceAdmin):
     list_select_related = ["location", "calendar"]
     search_fields = ["name"]
     inlines = [EscalationStepInline]
-    fields_for_service = tuple(sorted(services.POLICY_FIELDS))
-    rows_for_service = {EscalationStep: ("escalation_steps", tuple(services.STEP_FIELDS))}
-    create_with = staticmethod(services.create_policy)
-    update_with = staticmethod(services.update_policy)
-    delete_with = staticmethod(services.delete_policy)
+
+    def save_model(self, request, obj, form, change):
+        """Nothing yet: saved with its steps in save_related."""
+
+    def save_related(self, request, form, formsets, change):
+        fields = submitted(form, services.POLICY_FIELDS)
+        steps = _rows_of(formsets, EscalationStep, services.STEP_FIELDS)
+        if change:
+            saved = services.update_policy(form.instance, actor=request.user, escalation_steps=steps, **fields)
+        else:
+            organization = self.new_organization(request, form)
+            saved = services.create_policy(organization, actor=request.user, escalation_steps=steps, **fields)
+        adopt(form.instance, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_policy(obj, actor=request.user)
 
     def get_fieldsets(self, request, obj=None):
         return [
@@ -276,17 +230,6 @@ class SLAPolicyAdmin(SLAServiceAdmin):
 
 
 # --- read-only: violations and clocks ----------------------------------------------------------------------
-
-
-class ReadOnlyTenantAdmin(TenantAdmin):
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _work_order_link(work_order):

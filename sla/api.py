@@ -49,22 +49,6 @@ class ChoiceAsString(serializers.ChoiceField):
         super().__init__(**kwargs)
 
 
-class ActorViewSet(TenantModelViewSet):
-    """CRUD whose services take the acting user (`actor=`) and check the role table again."""
-
-    def perform_create(self, serializer):
-        serializer.instance = self.create_with(self.organization, actor=self.request.user, **serializer.validated_data)
-        self._written_instance = serializer.instance
-
-    def perform_update(self, serializer):
-        changes = serializer.validated_data
-        serializer.instance = self.update_with(serializer.instance, actor=self.request.user, **changes)
-        self._written_instance = serializer.instance
-
-    def perform_destroy(self, instance):
-        self.delete_with(instance, actor=self.request.user)
-
-
 class NestedRowsMixin:
     """Child rows (hours, holidays, steps) are handed to the service whole; the parent's clean() runs
     without them (assigning a reverse relation to an unsaved instance is not possible)."""
@@ -106,7 +90,7 @@ class BusinessCalendarSerializer(NestedRowsMixin, TenantModelSerializer):
         fields = ["id", "name", "time_zone", "always_open", "hours", "holidays", "created_at", "updated_at"]
 
 
-class BusinessCalendarViewSet(ActorViewSet):
+class BusinessCalendarViewSet(TenantModelViewSet):
     """Business calendars: when SLA clocks run (working hours per weekday, holidays, time zone; or 24/7).
     Sending `hours` or `holidays` replaces them all."""
 
@@ -114,9 +98,17 @@ class BusinessCalendarViewSet(ActorViewSet):
     serializer_class = BusinessCalendarSerializer
     filter_backends = [UpdatedAfterFilter]
     write_action = Action.MANAGE_SLA
-    create_with = staticmethod(services.create_calendar)
-    update_with = staticmethod(services.update_calendar)
-    delete_with = staticmethod(services.delete_calendar)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_calendar(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_calendar(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_calendar(instance, actor=self.request.user)
 
 
 # --- policies ----------------------------------------------------------------------------------------------
@@ -188,7 +180,7 @@ class SLAPolicySerializer(NestedRowsMixin, TenantModelSerializer):
         ]
 
 
-class SLAPolicyViewSet(ActorViewSet):
+class SLAPolicyViewSet(TenantModelViewSet):
     """SLA configurations (policies): which work orders they cover, response and resolution targets in
     business minutes on a calendar, pause statuses, warning threshold and escalation steps."""
 
@@ -197,9 +189,17 @@ class SLAPolicyViewSet(ActorViewSet):
     filter_backends = [FilterBackend, UpdatedAfterFilter]
     filterset_fields = ["is_active", "priority", "work_order_type", "asset_criticality", "calendar"]
     write_action = Action.MANAGE_SLA
-    create_with = staticmethod(services.create_policy)
-    update_with = staticmethod(services.update_policy)
-    delete_with = staticmethod(services.delete_policy)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_policy(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_policy(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_policy(instance, actor=self.request.user)
 
 
 # --- violations --------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
@@ -25,10 +24,19 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from assets.admin import ActiveOrganizationFormMixin, LocationTreeFilter, OrganizationBoundForm
+from assets.admin import LocationTreeFilter
 from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline, back_office_role
-from maintenance_site.tenancy.roles import Action, Role, role_allows, roles_allowed
+from maintenance_site.tenancy.admin_base import (
+    ReadOnlyAdminMixin,
+    ReadOnlyTenantAdmin,
+    ServiceAdmin,
+    ServiceForm,
+    TenantInline,
+    active_organization,
+    adopt,
+    request_may,
+)
+from maintenance_site.tenancy.roles import Action, roles_allowed
 from maintenance_site.validation import REASON_MAX_LENGTH
 from workorders import services
 from workorders.models import (
@@ -50,40 +58,9 @@ User = get_user_model()
 MAX_LISTED = 20  # orders named in one message; beyond that "… and N more"
 
 
-# --- shared: saving through services ---------------------------------------------------------------------
-
-
-class _Refused(Exception):
-    """A service refused a save: carries the DomainError out of the admin's transaction (rolling it back)."""
-
-    def __init__(self, error: DomainError):
-        super().__init__(error.message)
-        self.error = error
-
-
-def _adopt(target, source) -> None:
-    """Give the form's instance the state of the row the service wrote (pk, number, status...)."""
-    for field in source._meta.concrete_fields:
-        setattr(target, field.attname, getattr(source, field.attname))
-    target._state.adding = False
-    target._state.db = source._state.db
-
-
 def _listed(items: list[str]) -> str:
     shown = ", ".join(items[:MAX_LISTED])
     return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
-
-
-def _role_allows(request, action: Action) -> bool:
-    if request.user.is_superuser:
-        return True
-    role = back_office_role(request)
-    return bool(role) and role_allows(role, action)
-
-
-def _active_organization(request):
-    organization = getattr(request, "organization", None)
-    return organization if organization else None
 
 
 def workers(organization_ids):
@@ -105,99 +82,6 @@ class PersonChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
         full_name = obj.get_full_name()
         return f"{full_name} ({obj.get_username()})" if full_name else obj.get_username()
-
-
-class ServiceForm(OrganizationBoundForm):
-    """Shows a service's refusal (kept on the request by ServiceAdmin) as form errors."""
-
-    def clean(self):
-        cleaned_data = super().clean()
-        refusal = getattr(self.request, "_service_refusal", None)
-        if refusal is not None:
-            for name, errors in (refusal.fields or {}).items():
-                if name in self.fields and name not in self.errors:
-                    self.add_error(name, errors if isinstance(errors, list) else [str(errors)])
-            self.add_error(None, refusal.message)
-        return cleaned_data
-
-
-class ServiceAdmin(ActiveOrganizationFormMixin, TenantAdmin):
-    """Base of admins whose model is written only by services: `save_model` / `save_related` /
-    `delete_model` call them and turn a DomainError into `_Refused`, which `changeform_view` catches
-    *outside* the admin's transaction (so nothing stays half-written) before showing the form again."""
-
-    form = ServiceForm
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _Refused as refused:
-            request._service_refusal = refused.error
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except _Refused as refused:
-            self.message_user(request, refused.error.message, messages.ERROR)
-            return HttpResponseRedirect(
-                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id])
-            )
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # deletes go one by one through the service
-        return actions
-
-    def _organization_for_new(self, request, form):
-        return form.cleaned_data.get("organization") or _active_organization(request)
-
-
-# --- the User admin: autocompletes list members of the active organisation ----------------------------
-
-# Autocomplete fields whose choices must be able to carry out work.
-WORKER_FIELDS = {("workorders", "workorder", "assignee"), ("workorders", "timeentry", "technician")}
-
-_BaseUserAdmin = type(admin.site.get_model_admin(User)) if admin.site.is_registered(User) else UserAdmin
-
-
-class MemberScopedUserAdmin(_BaseUserAdmin):
-    """The stock user admin, plus: staff who are not superusers may use the user autocomplete (work-order
-    assignee, membership user...) of the back office, and it lists only active members of their active
-    organisation (only those who may carry out work, for an assignee). Nothing else changes: the user
-    pages themselves still need Django's own permissions."""
-
-    def _autocomplete_source(self, request):
-        match = getattr(request, "resolver_match", None)
-        if match is None or match.view_name != f"{self.admin_site.name}:autocomplete":
-            return None
-        return request.GET.get("app_label"), request.GET.get("model_name"), request.GET.get("field_name")
-
-    def has_view_permission(self, request, obj=None):
-        if super().has_view_permission(request, obj):
-            return True
-        return obj is None and self._autocomplete_source(request) is not None and _role_allows(request, Action.VIEW)
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        source = self._autocomplete_source(request)
-        if source is None or request.user.is_superuser:
-            return queryset
-        organization = _active_organization(request)
-        if organization is None:
-            return queryset.none()
-        roles = roles_allowed(Action.EXECUTE_WORK) if source in WORKER_FIELDS else list(Role)
-        return queryset.filter(
-            is_active=True,
-            memberships__organization=organization,
-            memberships__is_active=True,
-            memberships__role__in=[role.value for role in roles],
-        )
-
-
-if admin.site.is_registered(User):
-    admin.site.unregister(User)
-admin.site.register(User, MemberScopedUserAdmin)
 
 
 # --- work orders: inlines ------------------------------------------------------------------------------
@@ -264,7 +148,7 @@ class TimeEntryInline(WorkOrderChildInline):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "technician":
             if not request.user.is_superuser:
-                organization = _active_organization(request)
+                organization = active_organization(request)
                 kwargs["queryset"] = workers([organization.pk] if organization else [])
             kwargs["initial"] = request.user.pk
             kwargs["form_class"] = PersonChoiceField
@@ -297,7 +181,7 @@ class CostLineInline(WorkOrderChildInline):
         return services.add_cost_line(work_order, actor=request.user, description=row.description, amount=row.amount)
 
 
-class AttachmentInline(WorkOrderChildInline):
+class AttachmentInline(ReadOnlyAdminMixin, WorkOrderChildInline):
     """Files are uploaded from the technician's view and the API; here they are listed and downloaded
     through the authenticated download view."""
 
@@ -306,9 +190,6 @@ class AttachmentInline(WorkOrderChildInline):
     fields = ["download", "content_type", "size_display", "uploaded_by", "created_at"]
     readonly_fields = fields
     related = ("uploaded_by",)
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="file")
     def download(self, attachment):
@@ -380,16 +261,20 @@ class Lifecycle:
     label: str  # the action's and the button's
     verb: str  # for the confirmation page: "Assign these work orders"
     done: str  # for the success message: "Assigned 2 work order(s)"
-    permission: Action
     form: type[forms.Form] | None = None
+
+    @property
+    def permission(self) -> Action:
+        """Who may: the service's own table (`services.ACTION_PERMISSION`)."""
+        return services.ACTION_PERMISSION[self.action]
 
 
 LIFECYCLE = {
-    "assign": Lifecycle("assign", "Assign to…", "Assign", "Assigned", Action.ASSIGN_WORK, AssignForm),
-    "start": Lifecycle("start", "Start", "Start", "Started", Action.EXECUTE_WORK),
-    "complete": Lifecycle("complete", "Complete", "Complete", "Completed", Action.EXECUTE_WORK),
-    "cancel": Lifecycle("cancel", "Cancel with reason…", "Cancel", "Cancelled", Action.CREATE_WORK, ReasonForm),
-    "verify": Lifecycle("verify", "Verify", "Verify", "Verified", Action.VERIFY_WORK),
+    "assign": Lifecycle("assign", "Assign to…", "Assign", "Assigned", AssignForm),
+    "start": Lifecycle("start", "Start", "Start", "Started"),
+    "complete": Lifecycle("complete", "Complete", "Complete", "Completed"),
+    "cancel": Lifecycle("cancel", "Cancel with reason…", "Cancel", "Cancelled", ReasonForm),
+    "verify": Lifecycle("verify", "Verify", "Verify", "Verified"),
 }
 
 CSV_HEADER = [
@@ -453,7 +338,7 @@ class WorkOrderForm(ServiceForm):
         if self.instance.pk is not None:
             self.fields.pop("procedure", None)
         elif self.request is not None and not self.request.user.is_superuser:
-            organization = _active_organization(self.request)
+            organization = active_organization(self.request)
             self.fields["procedure"].queryset = Procedure.objects.filter(organization=organization)
         else:
             self.fields["procedure"].queryset = Procedure.objects.all()
@@ -572,28 +457,22 @@ class WorkOrderAdmin(ServiceAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "assignee" and not request.user.is_superuser:
-            organization = _active_organization(request)
+            organization = active_organization(request)
             kwargs["queryset"] = workers([organization.pk] if organization else [])
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        try:
-            if change:
-                changes = {name: data[name] for name in form.changed_data if name in services.EDITABLE_FIELDS}
-                saved = services.update_work_order(obj, actor=request.user, **changes) if changes else None
-            else:
-                fields = {name: data[name] for name in (*services.EDITABLE_FIELDS, "assignee") if name in form.fields}
-                saved = services.create_work_order(
-                    self._organization_for_new(request, form),
-                    actor=request.user,
-                    procedure=data.get("procedure"),
-                    **fields,
-                )
-        except DomainError as exc:
-            raise _Refused(exc) from exc
-        if saved is not None:
-            _adopt(obj, saved)
+        if change:
+            changes = {name: data[name] for name in form.changed_data if name in services.EDITABLE_FIELDS}
+            if changes:
+                adopt(obj, services.update_work_order(obj, actor=request.user, **changes))
+        else:
+            fields = {name: data[name] for name in (*services.EDITABLE_FIELDS, "assignee") if name in form.fields}
+            saved = services.create_work_order(
+                self.new_organization(request, form), actor=request.user, procedure=data.get("procedure"), **fields
+            )
+            adopt(obj, saved)
 
     def save_formset(self, request, form, formset, change):
         """New inline rows are added through the services; existing rows are read-only."""
@@ -603,19 +482,10 @@ class WorkOrderAdmin(ServiceAdmin):
         if inline is None or not hasattr(inline, "add_through_service"):
             formset.new_objects = []
             return
-        created = []
-        for row in new_rows:
-            try:
-                created.append(inline.add_through_service(request, form.instance, row))
-            except DomainError as exc:
-                raise _Refused(exc) from exc
-        formset.new_objects = created
+        formset.new_objects = [inline.add_through_service(request, form.instance, row) for row in new_rows]
 
     def delete_model(self, request, obj):
-        try:
-            services.delete_work_order(obj, actor=request.user)
-        except DomainError as exc:
-            raise _Refused(exc) from exc
+        services.delete_work_order(obj, actor=request.user)
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and (obj is None or obj.status in ("open", "assigned"))
@@ -642,21 +512,24 @@ class WorkOrderAdmin(ServiceAdmin):
             format_html_join("", "<tr><th>{}</th><td>{} {}</td></tr>", rows),
         )
 
-    # --- permissions for the actions ----------------------------------------------------------------
+    # --- permissions for the actions: the service's table ----------------------------------------------
     def has_assign_permission(self, request):
-        return _role_allows(request, Action.ASSIGN_WORK)
+        return self._may(request, LIFECYCLE["assign"])
 
-    def has_execute_permission(self, request):
-        return _role_allows(request, Action.EXECUTE_WORK)
+    def has_start_permission(self, request):
+        return self._may(request, LIFECYCLE["start"])
+
+    def has_complete_permission(self, request):
+        return self._may(request, LIFECYCLE["complete"])
 
     def has_cancel_permission(self, request):
-        return _role_allows(request, Action.CREATE_WORK)
+        return self._may(request, LIFECYCLE["cancel"])
 
     def has_verify_permission(self, request):
-        return _role_allows(request, Action.VERIFY_WORK)
+        return self._may(request, LIFECYCLE["verify"])
 
     def _may(self, request, lifecycle: Lifecycle) -> bool:
-        return _role_allows(request, lifecycle.permission)
+        return request_may(request, lifecycle.permission)
 
     # --- lifecycle: shared by the bulk actions and the per-order buttons ---------------------------
     def _lifecycle_form(self, request, lifecycle, work_orders, data=None):
@@ -667,7 +540,7 @@ class WorkOrderAdmin(ServiceAdmin):
             if request.user.is_superuser:
                 organization_ids = {work_order.organization_id for work_order in work_orders}
             else:
-                organization = _active_organization(request)
+                organization = active_organization(request)
                 organization_ids = {organization.pk} if organization else set()
             candidates = workers(organization_ids)
         return lifecycle.form(data, candidates=candidates)
@@ -735,11 +608,11 @@ class WorkOrderAdmin(ServiceAdmin):
     def assign_selected(self, request, queryset):
         return self._run_action(request, queryset, "assign", "assign_selected")
 
-    @admin.action(description="Start", permissions=["execute"])
+    @admin.action(description="Start", permissions=["start"])
     def start_selected(self, request, queryset):
         return self._run_action(request, queryset, "start", "start_selected")
 
-    @admin.action(description="Complete", permissions=["execute"])
+    @admin.action(description="Complete", permissions=["complete"])
     def complete_selected(self, request, queryset):
         return self._run_action(request, queryset, "complete", "complete_selected")
 
@@ -792,17 +665,6 @@ class WorkOrderAdmin(ServiceAdmin):
                 if lifecycle.action in possible and self._may(request, lifecycle)
             ]
         return super().change_view(request, object_id, form_url, extra_context)
-
-    # --- history: view it, never revert through it (status moves only through the services) --------
-    def revert_disabled(self, request, obj=None):
-        return True
-
-    def history_form_view(self, request, object_id, version_id, extra_context=None):
-        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
-            raise Http404(f"No work order with id {object_id}.")
-        if request.method == "POST":
-            raise PermissionDenied("Work orders change through their form and lifecycle actions, not by reverting.")
-        return super().history_form_view(request, object_id, version_id, extra_context)
 
     # --- CSV export -------------------------------------------------------------------------------------
     def get_urls(self):
@@ -909,7 +771,7 @@ class DecisionFilter(admin.SimpleListFilter):
 
 
 @admin.register(WorkRequest)
-class WorkRequestAdmin(TenantAdmin):
+class WorkRequestAdmin(ReadOnlyTenantAdmin):
     """Problems reported from the public form: approve them into work orders or reject them with a reason
     the requester sees. The request itself is never edited here."""
 
@@ -937,17 +799,8 @@ class WorkRequestAdmin(TenantAdmin):
     ]
     fields = readonly_fields
 
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_approve_permission(self, request):
-        return _role_allows(request, Action.APPROVE_REQUESTS)
+        return request_may(request, Action.APPROVE_REQUESTS)
 
     @admin.display(description="request", ordering="description")
     def summary(self, work_request):
@@ -1076,32 +929,15 @@ class ProcedureAdmin(ServiceAdmin):
             for number, (_, data) in enumerate(sorted(steps, key=lambda step: step[0]), start=1)
         ]
         data = form.cleaned_data
-        try:
-            if change:
-                saved = services.update_procedure(
-                    form.instance,
-                    actor=request.user,
-                    name=data["name"],
-                    description=data.get("description", ""),
-                    items=items,
-                )
-            else:
-                saved = services.create_procedure(
-                    self._organization_for_new(request, form),
-                    actor=request.user,
-                    name=data["name"],
-                    description=data.get("description", ""),
-                    items=items,
-                )
-        except DomainError as exc:
-            raise _Refused(exc) from exc
-        _adopt(form.instance, saved)
+        fields = {"name": data["name"], "description": data.get("description", ""), "items": items}
+        if change:
+            saved = services.update_procedure(form.instance, actor=request.user, **fields)
+        else:
+            saved = services.create_procedure(self.new_organization(request, form), actor=request.user, **fields)
+        adopt(form.instance, saved)
 
     def delete_model(self, request, obj):
-        try:
-            services.delete_procedure(obj, actor=request.user)
-        except DomainError as exc:
-            raise _Refused(exc) from exc
+        services.delete_procedure(obj, actor=request.user)
 
 
 # --- teams ----------------------------------------------------------------------------------------------
@@ -1123,26 +959,12 @@ class TeamAdmin(ServiceAdmin):
         return team.member_count
 
     def save_model(self, request, obj, form, change):
-        data = form.cleaned_data
-        try:
-            if change:
-                saved = services.update_team(obj, actor=request.user, name=data["name"], members=data["members"])
-            else:
-                saved = services.create_team(
-                    self._organization_for_new(request, form),
-                    actor=request.user,
-                    name=data["name"],
-                    members=data["members"],
-                )
-        except DomainError as exc:
-            raise _Refused(exc) from exc
-        _adopt(obj, saved)
-
-    def save_related(self, request, form, formsets, change):
-        """The members were set by the service."""
+        fields = {"name": form.cleaned_data["name"], "members": form.cleaned_data["members"]}
+        if change:
+            saved = services.update_team(obj, actor=request.user, **fields)
+        else:
+            saved = services.create_team(self.new_organization(request, form), actor=request.user, **fields)
+        adopt(obj, saved)
 
     def delete_model(self, request, obj):
-        try:
-            services.delete_team(obj, actor=request.user)
-        except DomainError as exc:
-            raise _Refused(exc) from exc
+        services.delete_team(obj, actor=request.user)

@@ -380,23 +380,6 @@ class TeamSerializer(TenantModelSerializer):
 # --- viewsets ---------------------------------------------------------------------------------------------
 
 
-class ActorServiceViewSet(TenantModelViewSet):
-    """CRUD whose services also take the acting user (`actor=`), so they can re-check the role."""
-
-    def perform_create(self, serializer):
-        serializer.instance = self.create_with(self.organization, actor=self.request.user, **serializer.validated_data)
-        self._written_instance = serializer.instance
-
-    def perform_update(self, serializer):
-        serializer.instance = self.update_with(
-            serializer.instance, actor=self.request.user, **serializer.validated_data
-        )
-        self._written_instance = serializer.instance
-
-    def perform_destroy(self, instance):
-        self.delete_with(instance, actor=self.request.user)
-
-
 def _post(request_serializer, response_serializer, **kwargs):
     return extend_schema(request=request_serializer, responses=response_serializer, **kwargs)
 
@@ -408,7 +391,7 @@ ITEM_ID = OpenApiParameter("item_id", int, OpenApiParameter.PATH, description="T
 WHOLE_LIST = {"pagination_class": None, "filter_backends": []}
 
 
-class WorkOrderViewSet(ActorServiceViewSet):
+class WorkOrderViewSet(TenantModelViewSet):
     """Work orders: list and read for every member; create and edit with `create_work`; the lifecycle
     through the action endpoints (`assign`, `start`, `complete`, …), each checked against the status
     (409 with `current_status` and `allowed_actions`) and the caller's role and assignment."""
@@ -421,16 +404,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
     ordering_fields = ["created_at", "due_at", "priority", "number", "updated_at"]
     write_action = Action.CREATE_WORK
     action_permissions = {
-        "assign": Action.ASSIGN_WORK,
-        "unassign": Action.ASSIGN_WORK,
-        "start": Action.EXECUTE_WORK,
-        "hold": Action.EXECUTE_WORK,
-        "resume": Action.EXECUTE_WORK,
-        "complete": Action.EXECUTE_WORK,
-        "verify": Action.VERIFY_WORK,
-        "reject": Action.VERIFY_WORK,
-        "reopen": Action.VERIFY_WORK,
-        "cancel": Action.CREATE_WORK,
+        **services.ACTION_PERMISSION,  # the lifecycle actions: the service's own table
         "add_checklist_item": Action.CREATE_WORK,
         "checklist_item": Action.EXECUTE_WORK,
         "follow_up": Action.EXECUTE_WORK,
@@ -441,16 +415,17 @@ class WorkOrderViewSet(ActorServiceViewSet):
         "add_cost_line": Action.CREATE_WORK,
         "add_attachment": Action.REQUEST_WORK,
     }
-    create_with = staticmethod(services.create_work_order)
 
     def get_queryset(self):
         # The SLA state and deadlines (and the clock, for the detail's summary) joined in: no query per order.
         return services.with_extensions(super().get_queryset())
 
-    delete_with = staticmethod(services.delete_work_order)
-
     def get_serializer_class(self):
         return WorkOrderSerializer if self.action == "list" else WorkOrderDetailSerializer
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_work_order(self.organization, actor=self.request.user, **data))
 
     def perform_update(self, serializer):
         changes = dict(serializer.validated_data)
@@ -463,15 +438,12 @@ class WorkOrderViewSet(ActorServiceViewSet):
         # Fields the service does not edit pass only when unchanged (a PUT repeats them).
         stored = WorkOrder.objects.get(pk=serializer.instance.pk)
         changes = {k: v for k, v in changes.items() if k in services.EDITABLE_FIELDS or getattr(stored, k) != v}
-        serializer.instance = services.update_work_order(stored, actor=self.request.user, **changes)
-        self._written_instance = serializer.instance
+        self.written(serializer, services.update_work_order(stored, actor=self.request.user, **changes))
+
+    def perform_destroy(self, instance):
+        services.delete_work_order(instance, actor=self.request.user)
 
     # --- helpers ---
-    def _input(self, serializer_class, **kwargs) -> dict:
-        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
     def _order(self, work_order, status=200) -> Response:
         work_order = self.get_queryset().get(pk=work_order.pk)
         self._written_instance = work_order
@@ -481,14 +453,8 @@ class WorkOrderViewSet(ActorServiceViewSet):
 
     def _transition(self, name, input_class=None) -> Response:
         work_order = self.get_object()  # first: another organisation's order is a 404 whatever the body
-        data = self._input(input_class) if input_class else {}
+        data = self.input(input_class) if input_class else {}
         return self._order(services.transition(work_order, name, actor=self.request.user, **data))
-
-    def _many(self, serializer_class, queryset) -> Response:
-        return Response(serializer_class(queryset, many=True, context=self.get_serializer_context()).data)
-
-    def _one(self, serializer_class, instance, status=201) -> Response:
-        return Response(serializer_class(instance, context=self.get_serializer_context()).data, status=status)
 
     # --- lifecycle ---
     @_post(AssignInput, WorkOrderDetailSerializer)
@@ -545,14 +511,14 @@ class WorkOrderViewSet(ActorServiceViewSet):
     @extend_schema(responses=ChecklistItemSerializer(many=True))
     @action(detail=True, methods=["get"], **WHOLE_LIST)
     def checklist(self, request, pk=None):
-        return self._many(ChecklistItemSerializer, self.get_object().checklist.all())
+        return self.many(ChecklistItemSerializer, self.get_object().checklist.all())
 
     @_post(ChecklistItemInput, ChecklistItemSerializer)
     @checklist.mapping.post
     def add_checklist_item(self, request, pk=None):
         work_order = self.get_object()
-        item = services.add_checklist_item(work_order, actor=request.user, **self._input(ChecklistItemInput))
-        return self._one(ChecklistItemSerializer, item)
+        item = services.add_checklist_item(work_order, actor=request.user, **self.input(ChecklistItemInput))
+        return self.one(ChecklistItemSerializer, item, status=201)
 
     @_post(ChecklistResultInput, ChecklistItemSerializer, parameters=[ITEM_ID], methods=["PATCH"])
     @_post(
@@ -566,22 +532,22 @@ class WorkOrderViewSet(ActorServiceViewSet):
     def checklist_item(self, request, pk=None, item_id=None):
         with transaction.atomic():  # get_object() locks the order on PATCH
             item = get_object_or_404(ChecklistItem, work_order=self.get_object(), pk=item_id)
-            item = services.record_checklist_result(item, actor=request.user, **self._input(ChecklistResultInput))
-        return self._one(ChecklistItemSerializer, item, status=200)
+            item = services.record_checklist_result(item, actor=request.user, **self.input(ChecklistResultInput))
+        return self.one(ChecklistItemSerializer, item)
 
     @_post(FollowUpInput, WorkOrderDetailSerializer, parameters=[ITEM_ID])
     @action(detail=True, methods=["post"], url_path=r"checklist/(?P<item_id>[0-9]+)/follow-up")
     def follow_up(self, request, pk=None, item_id=None):
         item = get_object_or_404(ChecklistItem, work_order=self.get_object(), pk=item_id)
         existed = item.follow_up_id is not None
-        follow_up = services.raise_follow_up(item, actor=request.user, **self._input(FollowUpInput))
+        follow_up = services.raise_follow_up(item, actor=request.user, **self.input(FollowUpInput))
         return self._order(follow_up, status=200 if existed else 201)
 
     # --- comments, time, costs, attachments ---
     @extend_schema(responses=CommentSerializer(many=True))
     @action(detail=True, methods=["get"], **WHOLE_LIST)
     def comments(self, request, pk=None):
-        return self._many(CommentSerializer, self.get_object().comments.select_related("author"))
+        return self.many(CommentSerializer, self.get_object().comments.select_related("author"))
 
     @_post(CommentSerializer, {201: CommentSerializer, 200: CommentSerializer})
     @comments.mapping.post
@@ -589,13 +555,13 @@ class WorkOrderViewSet(ActorServiceViewSet):
         """Add a comment. A `client_id` you used before: 200 with that comment when the body and the order are the
         same (a replay), 409 naming it when they are not."""
         work_order = self.get_object()
-        comment = services.add_comment(work_order, actor=request.user, **self._input(CommentSerializer))
-        return self._one(CommentSerializer, comment, status=200 if client_ids.was_replayed(comment) else 201)
+        comment = services.add_comment(work_order, actor=request.user, **self.input(CommentSerializer))
+        return self.one(CommentSerializer, comment, status=200 if client_ids.was_replayed(comment) else 201)
 
     @extend_schema(responses=TimeEntrySerializer(many=True))
     @action(detail=True, methods=["get"], **WHOLE_LIST, url_path="time-entries")
     def time_entries(self, request, pk=None):
-        return self._many(TimeEntrySerializer, self.get_object().time_entries.select_related("technician"))
+        return self.many(TimeEntrySerializer, self.get_object().time_entries.select_related("technician"))
 
     @_post(TimeEntryInput, {201: TimeEntrySerializer, 200: TimeEntrySerializer})
     @time_entries.mapping.post
@@ -603,43 +569,43 @@ class WorkOrderViewSet(ActorServiceViewSet):
         """Log minutes worked. A `client_id` you used before: 200 with that entry when the order, technician,
         minutes and note are the same (a replay), 409 naming it when they are not."""
         work_order = self.get_object()
-        entry = services.log_time(work_order, actor=request.user, **self._input(TimeEntryInput))
-        return self._one(TimeEntrySerializer, entry, status=200 if client_ids.was_replayed(entry) else 201)
+        entry = services.log_time(work_order, actor=request.user, **self.input(TimeEntryInput))
+        return self.one(TimeEntrySerializer, entry, status=200 if client_ids.was_replayed(entry) else 201)
 
     @_post(None, TimeEntrySerializer)
     @action(detail=True, methods=["post"], url_path="time-entries/start")
     def start_timer(self, request, pk=None):
-        return self._one(TimeEntrySerializer, services.start_timer(self.get_object(), actor=request.user))
+        return self.one(TimeEntrySerializer, services.start_timer(self.get_object(), actor=request.user), status=201)
 
     @_post(None, TimeEntrySerializer)
     @action(detail=True, methods=["post"], url_path="time-entries/stop")
     def stop_timer(self, request, pk=None):
-        return self._one(TimeEntrySerializer, services.stop_timer(self.get_object(), actor=request.user), status=200)
+        return self.one(TimeEntrySerializer, services.stop_timer(self.get_object(), actor=request.user))
 
     @extend_schema(responses=CostLineSerializer(many=True))
     @action(detail=True, methods=["get"], **WHOLE_LIST, url_path="cost-lines")
     def cost_lines(self, request, pk=None):
-        return self._many(CostLineSerializer, self.get_object().cost_lines.all())
+        return self.many(CostLineSerializer, self.get_object().cost_lines.all())
 
     @_post(CostLineSerializer, CostLineSerializer)
     @cost_lines.mapping.post
     def add_cost_line(self, request, pk=None):
         work_order = self.get_object()
-        line = services.add_cost_line(work_order, actor=request.user, **self._input(CostLineSerializer))
-        return self._one(CostLineSerializer, line)
+        line = services.add_cost_line(work_order, actor=request.user, **self.input(CostLineSerializer))
+        return self.one(CostLineSerializer, line, status=201)
 
     @extend_schema(responses=AttachmentSerializer(many=True))
     @action(detail=True, methods=["get"], **WHOLE_LIST)
     def attachments(self, request, pk=None):
-        return self._many(AttachmentSerializer, self.get_object().attachments.all())
+        return self.many(AttachmentSerializer, self.get_object().attachments.all())
 
     @extend_schema(request={"multipart/form-data": AttachmentInput}, responses=AttachmentSerializer)
     @attachments.mapping.post
     def add_attachment(self, request, pk=None):
         work_order = self.get_object()
-        uploaded = self._input(AttachmentInput)["file"]
+        uploaded = self.input(AttachmentInput)["file"]
         attachment = services.add_attachment(uploaded=uploaded, actor=request.user, work_order=work_order)
-        return self._one(AttachmentSerializer, attachment)
+        return self.one(AttachmentSerializer, attachment, status=201)
 
 
 class AttachmentViewSet(TenantGenericViewSet):
@@ -679,24 +645,20 @@ class WorkRequestViewSet(TenantReadOnlyViewSet):
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         work_request = self.get_object()
-        serializer = ApproveInput(data=request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        work_order = services.approve_request(work_request, actor=request.user, **serializer.validated_data)
+        work_order = services.approve_request(work_request, actor=request.user, **self.input(ApproveInput))
         self._written_instance = work_order
-        return Response(WorkOrderDetailSerializer(work_order, context=self.get_serializer_context()).data, status=201)
+        return self.one(WorkOrderDetailSerializer, work_order, status=201)
 
     @_post(ReasonInput, WorkRequestSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         work_request = self.get_object()
-        serializer = ReasonInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        reason = serializer.validated_data.get("reason", "")
+        reason = self.input(ReasonInput).get("reason", "")
         work_request = services.reject_request(work_request, actor=request.user, reason=reason)
         return Response(self.get_serializer(work_request).data)
 
 
-class ProcedureViewSet(ActorServiceViewSet):
+class ProcedureViewSet(TenantModelViewSet):
     """The procedure library: reusable checklists, written with their steps inline."""
 
     queryset = Procedure.objects.prefetch_related("items")
@@ -704,12 +666,20 @@ class ProcedureViewSet(ActorServiceViewSet):
     write_action = Action.CREATE_WORK
     search_fields = ["name", "description"]
     ordering_fields = ["name", "updated_at"]
-    create_with = staticmethod(services.create_procedure)
-    update_with = staticmethod(services.update_procedure)
-    delete_with = staticmethod(services.delete_procedure)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_procedure(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_procedure(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_procedure(instance, actor=self.request.user)
 
 
-class TeamViewSet(ActorServiceViewSet):
+class TeamViewSet(TenantModelViewSet):
     """Crews that work orders can be assigned to."""
 
     queryset = Team.objects.prefetch_related("members")
@@ -717,9 +687,17 @@ class TeamViewSet(ActorServiceViewSet):
     write_action = Action.ASSIGN_WORK
     search_fields = ["name"]
     ordering_fields = ["name", "updated_at"]
-    create_with = staticmethod(services.create_team)
-    update_with = staticmethod(services.update_team)
-    delete_with = staticmethod(services.delete_team)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_team(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_team(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_team(instance, actor=self.request.user)
 
 
 router.register("work-orders", WorkOrderViewSet, basename="work-order")

@@ -13,7 +13,7 @@ from django_filters import rest_framework as filters
 from rest_framework.filters import OrderingFilter
 
 from assets.models import Location
-from maintenance_site.api.filters import parse_query_datetime
+from maintenance_site.api.filters import MomentFilter
 from workorders.models import Team, WorkOrder, WorkRequest
 
 
@@ -37,20 +37,6 @@ class IdFilter(filters.Filter):
     field_class = forms.IntegerField
 
 
-class DateTimeFilter(filters.CharFilter):
-    """An ISO 8601 moment, read like `updated_after` (a "+" that became a space in the URL is fine)."""
-
-    def __init__(self, *args, param: str, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.param = param
-
-    def filter(self, queryset, value):
-        if not value:
-            return queryset
-        moment = parse_query_datetime(self.param, value)
-        return queryset.filter(**{f"{self.field_name}__{self.lookup_expr}": moment})
-
-
 class WorkOrderFilter(filters.FilterSet):
     status = ChoiceInFilter(choices=WorkOrder.Status.choices)
     priority = ChoiceInFilter(choices=WorkOrder.Priority.choices)
@@ -61,8 +47,8 @@ class WorkOrderFilter(filters.FilterSet):
     asset = IdFilter()
     parent = IdFilter()
     location = IdFilter(method="filter_location", help_text="The location or any location inside it.")
-    due_before = DateTimeFilter(param="due_before", field_name="due_at", lookup_expr="lt")
-    due_after = DateTimeFilter(param="due_after", field_name="due_at", lookup_expr="gte")
+    due_before = MomentFilter(param="due_before", field_name="due_at", lookup_expr="lt")
+    due_after = MomentFilter(param="due_after", field_name="due_at", lookup_expr="gte")
     overdue = filters.BooleanFilter(method="filter_overdue", help_text="Open and past its due date.")
     mine = filters.BooleanFilter(method="filter_mine", help_text="Assigned to me or to one of my teams.")
 

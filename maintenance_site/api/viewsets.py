@@ -1,8 +1,10 @@
 """Base classes for the API's views: tenant-scoped, role-checked, with ETags, If-Match and
-Idempotency-Key. App viewsets stay a few lines: queryset, serializer, filters, write action."""
+Idempotency-Key. App viewsets stay a few lines: queryset, serializer, filters, write action, and for writes a
+`perform_create` / `perform_update` / `perform_destroy` that each name the app's service."""
 
 import hashlib
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from rest_framework import mixins, viewsets
 from rest_framework.response import Response
@@ -53,17 +55,46 @@ class TenantAPIMixin:
         return response
 
 
-class TenantGenericViewSet(TenantAPIMixin, viewsets.GenericViewSet):
+class InputMixin:
+    """For a generic view's own actions: read the body with a serializer (`input`) and answer with one (`one`,
+    `many`); serializers see the active organisation in their context (for the tenant's related fields)."""
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["organization"] = getattr(self.request, "organization", None)
+        return context
+
+    def input(self, serializer_class, **kwargs) -> dict:
+        """The request body, validated by `serializer_class` (a 400 naming each field that is wrong)."""
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def many(self, serializer_class, rows, paginate=False) -> Response:
+        context = self.get_serializer_context()
+        if paginate:
+            page = self.paginate_queryset(rows)
+            return self.get_paginated_response(serializer_class(page, many=True, context=context).data)
+        return Response(serializer_class(rows, many=True, context=context).data)
+
+    def one(self, serializer_class, instance, status=200) -> Response:
+        return Response(serializer_class(instance, context=self.get_serializer_context()).data, status=status)
+
+
+class TenantGenericViewSet(InputMixin, TenantAPIMixin, viewsets.GenericViewSet):
     """A viewset over one tenant model. Subclasses set `queryset` (with its select_related),
     `serializer_class`, `write_action` (the role-table action for writes) and filters."""
 
     def get_queryset(self):
         return super().get_queryset().filter(organization=self.organization)
 
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        context["organization"] = getattr(self.request, "organization", None)
-        return context
+    def written(self, serializer, instance) -> None:
+        """The row a service wrote is the response's (read back through `output()`), and its ETag the response's."""
+        serializer.instance = self._written_instance = self.output(instance)
+
+    def output(self, instance):
+        """The row as responses show it: a subclass reads it back with its annotations or prefetches."""
+        return instance
 
     # --- ETag / If-Match ---------------------------------------------------------------------------
     def get_object(self):
@@ -103,23 +134,24 @@ class TenantModelViewSet(
     mixins.DestroyModelMixin,
     TenantGenericViewSet,
 ):
-    """CRUD over a tenant model. Writes go through the app's services, named by `create_with`,
-    `update_with` and `delete_with` (wrap them in `staticmethod`)."""
+    """CRUD over a tenant model, written only by the app's services. A subclass writes `perform_create`,
+    `perform_update` and `perform_destroy`, each calling its service by name (with `actor=self.request.user` where
+    the service takes one) and handing the row it wrote to `written()`:
 
-    create_with = None  # (organization, **validated_data) -> instance
-    update_with = None  # (instance, **validated_data) -> instance
-    delete_with = None  # (instance) -> None
+        def perform_create(self, serializer):
+            data = serializer.validated_data
+            self.written(serializer, services.create_team(self.organization, actor=self.request.user, **data))
+
+    DRF's own default (`serializer.save()`) would write around the service: here it is refused."""
 
     def perform_create(self, serializer):
-        serializer.instance = self.create_with(self.organization, **serializer.validated_data)
-        self._written_instance = serializer.instance
+        raise ImproperlyConfigured(f"{type(self).__name__}.perform_create must call its app's service.")
 
     def perform_update(self, serializer):
-        serializer.instance = self.update_with(serializer.instance, **serializer.validated_data)
-        self._written_instance = serializer.instance
+        raise ImproperlyConfigured(f"{type(self).__name__}.perform_update must call its app's service.")
 
     def perform_destroy(self, instance):
-        self.delete_with(instance)
+        raise ImproperlyConfigured(f"{type(self).__name__}.perform_destroy must call its app's service.")
 
 
 class TenantReadOnlyViewSet(mixins.ListModelMixin, TenantGenericViewSet):

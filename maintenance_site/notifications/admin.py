@@ -1,12 +1,11 @@
 """Back office: what was notified and how each delivery went (read-only), and retrying failed ones."""
 
 from django.contrib import admin, messages
-from django.contrib.admin import ModelAdmin
 
 from maintenance_site.notifications import services
 from maintenance_site.notifications.kinds import all_kinds
 from maintenance_site.notifications.models import Notification, NotificationDelivery
-from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline
+from maintenance_site.tenancy.admin_base import ReadOnlyTenantAdmin, ReadOnlyTenantInline
 from maintenance_site.tenancy.roles import Action
 
 
@@ -43,42 +42,16 @@ class ReadFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReadOnlyTenantAdmin(TenantAdmin):
-    """Rows written only by the notification services: viewable, never edited here. They have no
-    simple-history table, so the history page is Django's own."""
-
-    object_history_template = None
-    history_view = ModelAdmin.history_view
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class DeliveryInline(TenantInline):
+class DeliveryInline(ReadOnlyTenantInline):
     model = NotificationDelivery
     fields = ["channel", "status", "attempts", "last_error", "sent_at"]
-    readonly_fields = fields
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyTenantAdmin):
+    """What was notified (written only by the notification services; no history table of its own)."""
+
     list_display = ["title", "kind", "recipient", "organization", "created_at", "read_at"]
     list_filter = [KindFilter, ReadFilter]
     list_select_related = ["recipient", "organization"]

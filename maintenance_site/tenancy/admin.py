@@ -1,18 +1,31 @@
-from django import forms
+"""The back office of organisations, memberships and API keys (each written through `tenancy.services`), and the
+site-wide user admin, whose autocompletes list members of the active organisation."""
+
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from rest_framework_api_key.models import APIKey as _LibraryAPIKey
 
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy import services
-from maintenance_site.tenancy.admin_base import TenantAdmin
+from maintenance_site.tenancy.admin_base import (
+    ServiceAdmin,
+    ServiceForm,
+    active_organization,
+    adopt,
+    request_may,
+    submitted,
+)
 from maintenance_site.tenancy.models import ApiKeyScope, Membership, Organization, OrganizationAPIKey
-from maintenance_site.tenancy.roles import Action
+from maintenance_site.tenancy.roles import Action, Role, roles_allowed
+
+User = get_user_model()
 
 
 @admin.register(Organization)
-class OrganizationAdmin(TenantAdmin):
+class OrganizationAdmin(ServiceAdmin):
     write_action = Action.MANAGE_SETTINGS
     list_display = ["name", "slug", "time_zone", "currency", "technicians_can_claim", "require_verification"]
     search_fields = ["name", "slug"]
@@ -24,9 +37,19 @@ class OrganizationAdmin(TenantAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            changes = submitted(form, services.ORGANIZATION_FIELDS, changed=True)
+            adopt(obj, services.update_organization(obj, actor=request.user, **changes))
+        else:
+            adopt(obj, services.create_organization(**submitted(form, services.ORGANIZATION_FIELDS)))
+
+    def delete_model(self, request, obj):
+        services.delete_organization(obj, actor=request.user)
+
 
 @admin.register(Membership)
-class MembershipAdmin(TenantAdmin):
+class MembershipAdmin(ServiceAdmin):
     write_action = Action.MANAGE_USERS
     list_display = ["user", "organization", "role", "hourly_rate", "is_active"]
     list_filter = ["role", "is_active", "organization"]
@@ -34,15 +57,34 @@ class MembershipAdmin(TenantAdmin):
     search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
     autocomplete_fields = ["user"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["organization", "user"] if obj is not None else []  # a membership is one person in one place
 
-class ApiKeyCreateForm(forms.ModelForm):
+    def save_model(self, request, obj, form, change):
+        fields = submitted(form, services.MEMBERSHIP_FIELDS, changed=change)
+        if change:
+            saved = services.update_membership(obj, actor=request.user, **fields)
+        else:
+            organization = self.new_organization(request, form)
+            user = form.cleaned_data["user"]
+            saved = services.create_membership(organization, actor=request.user, user=user, **fields)
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        services.remove_membership(obj, actor=request.user)
+
+
+class ApiKeyCreateForm(ServiceForm):
     class Meta:
         model = OrganizationAPIKey
         fields = ["name", "scope", "expiry_date"]
 
 
 @admin.register(OrganizationAPIKey)
-class OrganizationAPIKeyAdmin(TenantAdmin):
+class OrganizationAPIKeyAdmin(ServiceAdmin):
+    """Keys are created (the key shown once), edited and revoked through the services; a revoked key stays as a
+    record of what acted (its service user is named in the history), so there is no delete."""
+
     write_action = Action.MANAGE_KEYS
     list_display = [
         "name",
@@ -68,6 +110,9 @@ class OrganizationAPIKeyAdmin(TenantAdmin):
     ]
     actions = ["revoke_selected"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead
+
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = ApiKeyCreateForm
@@ -92,19 +137,17 @@ class OrganizationAPIKeyAdmin(TenantAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            changes = submitted(form, services.API_KEY_FIELDS, changed=True)
+            adopt(obj, services.update_api_key(obj, actor=request.user, **changes))
             return
-        organization = request.organization if not request.user.is_superuser else None
-        organization = organization or request.organization
         api_key, key = services.create_api_key(
-            organization,
+            self.new_organization(request, form),
             name=form.cleaned_data["name"],
             scope=form.cleaned_data.get("scope") or ApiKeyScope.READ,
             created_by=request.user,
             expiry_date=form.cleaned_data.get("expiry_date"),
         )
-        form.instance = api_key
-        obj.pk = api_key.pk
+        adopt(obj, api_key)
         messages.warning(request, f"The new key is {key} — copy it now: it is shown only once.")
 
     def response_add(self, request, obj, post_url_continue=None):
@@ -125,3 +168,50 @@ class OrganizationAPIKeyAdmin(TenantAdmin):
 # The library's own key model is unused: keys here belong to an organisation (OrganizationAPIKey).
 if admin.site.is_registered(_LibraryAPIKey):
     admin.site.unregister(_LibraryAPIKey)
+
+
+# --- the site-wide user admin: autocompletes list members of the active organisation ----------------------------
+
+# Autocomplete fields whose choices must be able to carry out work (app label, model, field).
+WORKER_FIELDS = {("workorders", "workorder", "assignee"), ("workorders", "timeentry", "technician")}
+
+_BaseUserAdmin = type(admin.site.get_model_admin(User)) if admin.site.is_registered(User) else UserAdmin
+
+
+class MemberScopedUserAdmin(_BaseUserAdmin):
+    """The stock user admin, plus: staff who are not superusers may use the user autocomplete (work-order
+    assignee, membership user...) of the back office, and it lists only active members of their active
+    organisation (only those who may carry out work, for an assignee). Nothing else changes: the user
+    pages themselves still need Django's own permissions."""
+
+    def _autocomplete_source(self, request):
+        match = getattr(request, "resolver_match", None)
+        if match is None or match.view_name != f"{self.admin_site.name}:autocomplete":
+            return None
+        return request.GET.get("app_label"), request.GET.get("model_name"), request.GET.get("field_name")
+
+    def has_view_permission(self, request, obj=None):
+        if super().has_view_permission(request, obj):
+            return True
+        return obj is None and self._autocomplete_source(request) is not None and request_may(request, Action.VIEW)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        source = self._autocomplete_source(request)
+        if source is None or request.user.is_superuser:
+            return queryset
+        organization = active_organization(request)
+        if organization is None:
+            return queryset.none()
+        roles = roles_allowed(Action.EXECUTE_WORK) if source in WORKER_FIELDS else list(Role)
+        return queryset.filter(
+            is_active=True,
+            memberships__organization=organization,
+            memberships__is_active=True,
+            memberships__role__in=[role.value for role in roles],
+        )
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, MemberScopedUserAdmin)

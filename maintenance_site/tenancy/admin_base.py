@@ -1,14 +1,29 @@
 """The admin's base classes: staff who are not superusers see and pick only their active organisation's
-rows, and what they may change follows the role table."""
+rows, what they may change follows the role table, and nothing is written but through a service.
 
-from django.contrib import admin
+- `TenantAdmin`: scoping, 404s for another organisation's rows, permissions from the role table. It writes
+  nothing itself: an admin page that writes is a `ServiceAdmin`, one that does not is a `ReadOnlyTenantAdmin`.
+- `ServiceAdmin` (and `ServiceAdminMixin` for the platform's own pages): `save_model`, `save_related` and
+  `delete_model` call the app's service by name; a refusal (a DomainError) rolls the whole save back and shows
+  the form again with the person's input and the refusal (`ServiceForm`), or, for a delete, a message on the
+  object's page. History is viewed, never reverted (a revert would write around the service).
+- `ReadOnlyAdminMixin` / `ReadOnlyTenantAdmin` / `ReadOnlyTenantInline`: rows the services write, shown only.
+"""
+
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
+from import_export.admin import ImportExportMixin
+from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
 
+from maintenance_site.errors import DomainError, InvalidInput
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES, Action, role_allows
 
@@ -29,6 +44,15 @@ def _has_organization(model) -> bool:
     return any(field.name == "organization" for field in model._meta.get_fields())
 
 
+def _has_history(model) -> bool:
+    return getattr(model._meta, "simple_history_manager_attribute", None) is not None
+
+
+def active_organization(request):
+    """The organisation the request works in (the switcher's choice), or None."""
+    return getattr(request, "organization", None) or None
+
+
 def back_office_role(request) -> str | None:
     """The role through which the request's user works in the back office (manager, planner or storekeeper of
     the active organisation), or None."""
@@ -36,6 +60,15 @@ def back_office_role(request) -> str | None:
     if not membership or membership.role not in BACK_OFFICE_ROLES:
         return None
     return membership.role
+
+
+def request_may(request, action: Action) -> bool:
+    """Whether the request's user may do `action` in the back office: a superuser, or a back-office role of the
+    active organisation that the role table allows it."""
+    if request.user.is_superuser:
+        return True
+    role = back_office_role(request)
+    return bool(role) and role_allows(role, action)
 
 
 class TenantScopingMixin:
@@ -113,7 +146,13 @@ class TenantScopingMixin:
 
 
 class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
-    """Base for every domain model's admin."""
+    """Base for every domain model's admin. A model without history (an append-only table is its own audit) gets
+    Django's own history page."""
+
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        if not _has_history(model):
+            self.object_history_template = None
 
     def get_list_filter(self, request):
         """Foreign-key filters list only values used by the organisation's rows."""
@@ -127,21 +166,25 @@ class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
             filters.append(item)
         return filters
 
+    # --- no writes of its own: a page that writes is a ServiceAdmin --------------------------------------------
     def save_model(self, request, obj, form, change):
-        if not change and not request.user.is_superuser and _has_organization(type(obj)):
-            obj.organization = request.organization
-        super().save_model(request, obj, form, change)
+        raise ImproperlyConfigured(
+            f"{type(self).__name__} writes only through its app's service: make it a ServiceAdmin."
+        )
+
+    def delete_model(self, request, obj):
+        raise ImproperlyConfigured(
+            f"{type(self).__name__} deletes only through its app's service: make it a ServiceAdmin."
+        )
+
+    def delete_queryset(self, request, queryset):
+        raise ImproperlyConfigured(f"{type(self).__name__} deletes only through its app's service.")
+
+    def save_related(self, request, form, formsets, change):
+        raise ImproperlyConfigured(f"{type(self).__name__} writes related rows only through its app's service.")
 
     def save_formset(self, request, form, formset, change):
-        """New inline rows belong to the parent's organisation."""
-        instances = formset.save(commit=False)
-        for obj in formset.deleted_objects:
-            obj.delete()
-        for instance in instances:
-            if _has_organization(type(instance)) and not instance.organization_id:
-                instance.organization = form.instance.organization
-            instance.save()
-        formset.save_m2m()
+        raise ImproperlyConfigured(f"{type(self).__name__} writes related rows only through its app's service.")
 
     def get_changelist_instance(self, request):
         """A date part outside the calendar (`?ends_at__year=0`, the drill-down to 9999-12-31) is a wrong lookup
@@ -176,15 +219,239 @@ class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
     def history_view(self, request, object_id, extra_context=None):
         if not self.get_queryset(request).filter(pk=object_id).exists():
             raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
+        if not _has_history(self.model):
+            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        if not self.get_queryset(request).filter(pk=object_id).exists():
+        if not _has_history(self.model) or not self.get_queryset(request).filter(pk=object_id).exists():
             raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 class TenantInline(TenantScopingMixin, admin.TabularInline):
-    """Base for inlines of domain models: choices scoped like the parent page."""
+    """Base for inlines of domain models: choices scoped like the parent page. Its rows are written by the
+    parent page's service (ServiceAdmin.save_related / save_formset)."""
 
     extra = 0
+
+
+# --- pages that write: through the app's service ---------------------------------------------------------------
+
+REFUSAL = "_service_refusal"  # where ServiceAdminMixin keeps a refusal on the request for the form to show
+REVERT_REFUSED = "History is for reading here: changes go through the form and the actions, which use the services."
+
+
+def adopt(target, saved):
+    """Give the admin's instance the state of the row the service wrote (pk, number, status…), so that the log
+    entry, the redirect and the inlines see it."""
+    for field in type(saved)._meta.concrete_fields:
+        setattr(target, field.attname, getattr(saved, field.attname))
+    target._state.adding = False
+    target._state.db = saved._state.db
+    return target
+
+
+def submitted(form, names, *, changed: bool = False) -> dict:
+    """The form's cleaned values of those of `names` it has; with `changed`, only those the person changed."""
+    chosen = form.changed_data if changed else list(form.cleaned_data)
+    return {name: form.cleaned_data[name] for name in chosen if name in names and name in form.cleaned_data}
+
+
+def kept_rows(formset, fields) -> list[dict]:
+    """The rows an inline will hold once saved: kept and new forms, not the deleted nor the empty extra ones."""
+    rows = []
+    for form in formset.forms:
+        if getattr(form, "cleaned_data", None) and not formset._should_delete_form(form):
+            rows.append({name: form.cleaned_data.get(name) for name in fields})
+    return rows
+
+
+def inline_rows(formset, fields) -> list[dict]:
+    """`kept_rows`, for the service that writes them with their parent. Writes nothing (what changed is noted for
+    the change message)."""
+    formset.save(commit=False)
+    return kept_rows(formset, fields)
+
+
+def show_refusal(form, refusal: DomainError) -> None:
+    """A service's refusal on the form: its per-field errors next to the fields the form has, its sentence on top."""
+    for name, errors in (refusal.fields or {}).items():
+        if name in form.fields and name not in form.errors:
+            form.add_error(name, errors if isinstance(errors, list) else [str(errors)])
+    form.add_error(None, refusal.message)
+
+
+class ServiceFormMixin:
+    """What a ServiceAdmin page's form adds to a ModelForm. It knows its request; a new row of an organisation's
+    model belongs to the active organisation *before* it is validated, so the model's checks that compare
+    organisations and the per-organisation unique constraints run on the form (a duplicate code is a form error,
+    not an IntegrityError); and a refusal of the service is shown as errors (see ServiceAdminMixin)."""
+
+    request = None  # set by ServiceAdminMixin.get_form
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        organization = active_organization(self.request) if self.request is not None else None
+        instance = self.instance
+        if organization and _has_organization(type(instance)) and instance.pk is None and not instance.organization_id:
+            instance.organization = organization
+
+    def _get_validation_exclusions(self):
+        exclusions = super()._get_validation_exclusions()
+        if getattr(self.instance, "organization_id", None):
+            exclusions.discard("organization")
+        return exclusions
+
+    def clean(self):
+        cleaned_data = super().clean()
+        refusal = getattr(self.request, REFUSAL, None)
+        if refusal is not None:
+            show_refusal(self, refusal)
+        return cleaned_data
+
+
+class ServiceForm(ServiceFormMixin, forms.ModelForm):
+    """The default form of a ServiceAdmin page."""
+
+
+class ServiceAdminMixin:
+    """An admin page whose model is written only by its app's services. Subclasses name them: `save_model`
+    (create or update), `delete_model`, and `save_related` when the rows of an inline go to the service with their
+    parent in one call. A refusal (any DomainError) raised while saving rolls the admin's transaction back and the
+    form is shown again with the person's input and the refusal; a refused delete is a message on the object's page.
+    Deletes go one by one (no bulk delete), and history is never reverted (it would write around the service)."""
+
+    form = ServiceForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        bases = (form,) if issubclass(form, ServiceFormMixin) else (ServiceFormMixin, form)
+        return type(form.__name__, bases, {"request": request})
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as refusal:  # raised inside the admin's transaction: nothing of the save is left
+            if request.method != "POST" or getattr(request, REFUSAL, None) is not None:
+                raise
+            setattr(request, REFUSAL, refusal)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return HttpResponseRedirect(
+                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id])
+            )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deletes go one by one through the service
+        return actions
+
+    def new_organization(self, request, form):
+        """The organisation a new row goes to: the one a superuser chose on the form, else the active one."""
+        organization = form.cleaned_data.get("organization") or active_organization(request)
+        if organization is None:
+            raise InvalidInput(
+                "Choose the organisation first (the switcher at the top).", fields={"organization": ["Required."]}
+            )
+        return organization
+
+    def save_model(self, request, obj, form, change):
+        raise ImproperlyConfigured(f"{type(self).__name__}.save_model must call its app's service.")
+
+    def delete_model(self, request, obj):
+        raise ImproperlyConfigured(f"{type(self).__name__}.delete_model must call its app's service.")
+
+    def delete_queryset(self, request, queryset):
+        raise ImproperlyConfigured(f"{type(self).__name__} deletes one by one through delete_model.")
+
+    def save_related(self, request, form, formsets, change):
+        """Many-to-many values go to the service in `save_model`; inline rows in `save_formset` (or override this
+        to hand them over with their parent in one call)."""
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change):
+        """An inline shown only (nothing submitted) has nothing to save; rows that changed need a service."""
+        if formset.has_changed():
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} has no service for the rows of {formset.model.__name__}."
+            )
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def revert_disabled(self, request, obj=None):
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            if self.get_object(request, unquote(object_id)) is None:
+                raise Http404(f"No {self.opts.verbose_name} with id {object_id}.")
+            raise PermissionDenied(REVERT_REFUSED)
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class ServiceAdmin(ServiceAdminMixin, TenantAdmin):
+    """Base of the admin pages that write an organisation's rows (see ServiceAdminMixin)."""
+
+
+class CsvImportExportMixin(ImportExportMixin):
+    """CSV import and export (django-import-export) on a ServiceAdmin page, within the active organisation. Importing
+    writes: the page's write action, into the active organisation, all rows or none, through the page's resource
+    (which calls the services). Exporting reads: a superuser exports what their list shows (every organisation),
+    others their organisation's rows. Set `resource_classes` and the changelist template with the links."""
+
+    import_formats = [base_formats.CSV]
+    export_formats = [base_formats.CSV]
+    import_error_display = ("message", "row")
+
+    def has_import_permission(self, request):
+        return self._may_write(request) and active_organization(request) is not None
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {"organization": active_organization(request)}
+
+    def get_export_resource_kwargs(self, request, **kwargs):
+        return {"organization": None if request.user.is_superuser else active_organization(request)}
+
+    def get_import_data_kwargs(self, **kwargs):
+        kwargs = super().get_import_data_kwargs(**kwargs)
+        kwargs.setdefault("rollback_on_validation_errors", True)  # all rows or none
+        return kwargs
+
+
+# --- pages that only show ------------------------------------------------------------------------------------
+
+
+class ReadOnlyAdminMixin:
+    """Rows written only by the services (or the platform): shown, never added, changed or deleted here, superusers
+    included."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyTenantAdmin(ReadOnlyAdminMixin, TenantAdmin):
+    """An organisation's rows, shown only (their actions, if any, call services)."""
+
+
+class ReadOnlyTenantInline(ReadOnlyAdminMixin, TenantInline):
+    """Rows of the parent shown only; set `fields` (all read-only)."""
+
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return list(self.fields)

@@ -1,13 +1,13 @@
 """Services that change organisations, memberships and API keys, and resolve the active organisation."""
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
+from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.tenancy.actors import is_system
 from maintenance_site.tenancy.models import (
@@ -18,19 +18,22 @@ from maintenance_site.tenancy.models import (
     OrganizationCounter,
     validate_time_zone,
 )
-from maintenance_site.tenancy.roles import Role, role_allows
+from maintenance_site.tenancy.roles import Action, Role, role_allows
+from maintenance_site.validation import assign_editable, delete_or_conflict, validated
 
 User = get_user_model()
 
-
-def _validated(instance):
-    try:
-        instance.full_clean()
-    except ValidationError as exc:
-        fields = exc.message_dict
-        summary = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in fields.items())
-        raise InvalidInput(summary, fields=fields) from None
-    return instance
+ORGANIZATION_FIELDS = {
+    "name",
+    "slug",
+    "time_zone",
+    "currency",
+    "technicians_can_claim",
+    "require_verification",
+    "reopen_period_days",
+}
+MEMBERSHIP_FIELDS = {"role", "hourly_rate", "is_active"}
+API_KEY_FIELDS = {"name", "scope", "expiry_date"}
 
 
 @transaction.atomic
@@ -39,9 +42,61 @@ def create_organization(*, name: str, slug: str = "", time_zone: str = "UTC", **
     slug = slug or slugify(name)
     if Organization.objects.filter(slug=slug).exists():
         raise Conflict(f"An organisation with the slug “{slug}” already exists.", code="duplicate_slug")
-    organization = _validated(Organization(name=name, slug=slug, time_zone=time_zone, **settings))
+    organization = validated(Organization(name=name, slug=slug, time_zone=time_zone, **settings))
     organization.save()
     return organization
+
+
+def _require_platform(actor, what: str) -> None:
+    if not getattr(actor, "is_superuser", False):
+        raise PermissionDeniedError(f"Only a platform administrator may {what}.", code="platform_only")
+
+
+@audit.attributed
+@transaction.atomic
+def update_organization(organization: Organization, *, actor, **changes) -> Organization:
+    """Change an organisation's name, time zone, currency or work rules (`manage_settings`)."""
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    require_role(organization.pk, Action.MANAGE_SETTINGS, actor=actor)
+    validated(assign_editable(organization, changes, ORGANIZATION_FIELDS, "An organisation")).save()
+    return organization
+
+
+@audit.attributed
+@transaction.atomic
+def delete_organization(organization: Organization, *, actor) -> None:
+    """Remove an organisation that holds nothing any more (platform administrators only)."""
+    _require_platform(actor, "delete an organisation")
+    delete_or_conflict(organization, "organisation")
+
+
+@audit.attributed
+@transaction.atomic
+def create_membership(organization: Organization, *, actor, user, role: str, **fields) -> Membership:
+    """Make `user` a member of the organisation with `role` (`manage_users`); a second membership of the same
+    person is refused (change the one they have)."""
+    require_role(organization.pk, Action.MANAGE_USERS, actor=actor)
+    membership = Membership(organization=organization, user=user, role=role)
+    validated(assign_editable(membership, fields, MEMBERSHIP_FIELDS, "A membership")).save()
+    return membership
+
+
+@audit.attributed
+@transaction.atomic
+def update_membership(membership: Membership, *, actor, **changes) -> Membership:
+    """Change a member's role, hourly rate or whether the membership is active (`manage_users`)."""
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    require_role(membership.organization_id, Action.MANAGE_USERS, actor=actor)
+    validated(assign_editable(membership, changes, MEMBERSHIP_FIELDS, "A membership")).save()
+    return membership
+
+
+@audit.attributed
+@transaction.atomic
+def remove_membership(membership: Membership, *, actor) -> None:
+    """Take a person out of the organisation (`manage_users`); their past work keeps naming them."""
+    require_role(membership.organization_id, Action.MANAGE_USERS, actor=actor)
+    delete_or_conflict(membership, "membership")
 
 
 @transaction.atomic
@@ -58,7 +113,7 @@ def add_member(organization: Organization, user, role: str, *, hourly_rate=None)
     membership.role = role
     membership.hourly_rate = hourly_rate
     membership.is_active = True
-    _validated(membership).save()
+    validated(membership).save()
     return membership
 
 
@@ -89,6 +144,18 @@ def create_api_key(
             expiry_date=expiry_date,
         )
     return api_key, key
+
+
+@audit.attributed
+@transaction.atomic
+def update_api_key(api_key: OrganizationAPIKey, *, actor, **changes) -> OrganizationAPIKey:
+    """Rename a key, change its scope or its expiry date (`manage_keys`)."""
+    api_key = OrganizationAPIKey.objects.select_for_update().get(pk=api_key.pk)
+    require_role(api_key.organization_id, Action.MANAGE_KEYS, actor=actor)
+    if changes.get("expiry_date") is not None and changes["expiry_date"] <= timezone.now():
+        raise InvalidInput("The expiry date must be in the future.", fields={"expiry_date": ["In the past."]})
+    validated(assign_editable(api_key, changes, API_KEY_FIELDS, "An API key")).save()
+    return api_key
 
 
 @transaction.atomic
@@ -122,9 +189,10 @@ def reserve_numbers(organization, name: str, count: int = 1) -> range:
 
 def acting_membership(organization_id: int, *, actor, not_member: str = "You are not a member of this organisation."):
     """The membership through which `actor` acts in the organisation, or None for automation (`SYSTEM`, or the
-    system user it stands for: allowed, and history names the system user). A non-member is refused; a missing
-    actor (None) is a TypeError, never an allow."""
-    if is_system(actor):
+    system user it stands for: allowed, and history names the system user) and for a superuser, who operates the
+    platform from the admin (allowed, and history names them). A non-member is refused; a missing actor (None) is a
+    TypeError, never an allow."""
+    if is_system(actor) or getattr(actor, "is_superuser", False):
         return None
     membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
     if membership is None:
@@ -202,11 +270,17 @@ def create_user(username: str, *, email: str = "", password: str | None = None, 
 __all__ = [
     "add_member",
     "create_api_key",
+    "create_membership",
     "create_organization",
     "create_user",
+    "delete_organization",
     "get_user_by_username",
     "memberships_of",
+    "remove_membership",
     "resolve_membership",
     "revoke_api_key",
+    "update_api_key",
+    "update_membership",
+    "update_organization",
     "validate_time_zone",
 ]

@@ -1,24 +1,30 @@
 """Back office for preventive maintenance: schedules (the trigger in words, the next five due dates, the parts
 inline, what was generated inline, "generate now", "pause" and "resume" actions), what each generation pass
-did, the occurrences, calendar feeds, and asset meters with their readings.
+did, the occurrences and calendar feeds.
 
-Schedules are saved through `scheduling.preventive.services` (the form runs the same `clean()` as the API, so a bad
-cron expression or RRULE is shown next to its field with the same sentence)."""
+Schedules are saved with their parts through `scheduling.preventive.services` in one call (the form runs the same
+`clean()` as the API, so a bad cron expression or RRULE is shown next to its field with the same sentence, and a
+refusal of the service is shown on the form)."""
 
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from assets.admin import ActiveOrganizationFormMixin, OrganizationBoundForm
-from assets.models import Meter, MeterReading
 from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import TenantAdmin, TenantInline
+from maintenance_site.tenancy.admin_base import (
+    ReadOnlyAdminMixin,
+    ReadOnlyTenantAdmin,
+    ReadOnlyTenantInline,
+    ServiceAdmin,
+    ServiceForm,
+    TenantInline,
+    adopt,
+    inline_rows,
+)
 from maintenance_site.tenancy.roles import Action
 from scheduling.preventive import reports, services, targets
 from scheduling.preventive.ical import feed_url
@@ -34,7 +40,7 @@ from workorders.services import validate_assignee
 INLINE_DAYS = 90  # the generated-orders inline shows this many days back (and everything ahead)
 
 
-class ScheduleForm(OrganizationBoundForm):
+class ScheduleForm(ServiceForm):
     class Meta:
         model = PreventiveSchedule
         fields = "__all__"
@@ -60,29 +66,18 @@ class TemplatePartInline(TenantInline):
     verbose_name_plural = "parts reserved for each order"
 
 
-class GeneratedInline(TenantInline):
+class GeneratedInline(ReadOnlyTenantInline):
     """What the schedule generated or skipped in the last INLINE_DAYS days and ahead (read-only)."""
 
     model = PreventiveOccurrence
     fk_name = "schedule"
     fields = ["due_at", "asset", "status", "order_link", "order_status", "note"]
-    readonly_fields = fields
-    can_delete = False
     ordering = ["-due_at"]
     verbose_name_plural = f"generated orders and skips (last {INLINE_DAYS} days and ahead)"
 
     def get_queryset(self, request):
         since = timezone.now() - timedelta(days=INLINE_DAYS)
         return super().get_queryset(request).filter(due_at__gte=since).select_related("asset", "work_order")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="work order")
     def order_link(self, occurrence):
@@ -99,7 +94,7 @@ class GeneratedInline(TenantInline):
 
 
 @admin.register(PreventiveSchedule)
-class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
+class PreventiveScheduleAdmin(ServiceAdmin):
     form = ScheduleForm
     write_action = Action.MANAGE_SCHEDULES
     list_display = ["name", "status", "covers", "trigger_in_words", "next_due_at", "last_run_at"]
@@ -204,30 +199,29 @@ class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
     # --- saving through the services --------------------------------------------------------------------
 
     def save_model(self, request, obj, form, change):
-        fields = {name: getattr(obj, name) for name in services.SCHEDULE_FIELDS if name in form.fields}
+        """Saved with its parts in save_related: one service call for the schedule and its part list."""
+
+    def save_related(self, request, form, formsets, change):
+        parts = None
+        for formset in formsets:
+            if formset.model is ScheduleTemplatePart and (formset.has_changed() or not change):
+                parts = inline_rows(formset, ("part", "stock_location", "quantity"))
+            else:
+                self.save_formset(request, form, formset, change)
+        fields = {name: getattr(form.instance, name) for name in services.SCHEDULE_FIELDS if name in form.fields}
         if change:
             changed = {name: fields[name] for name in form.changed_data if name in fields}
-            saved = services.update_schedule(obj, actor=request.user, **changed)
+            saved = services.update_schedule(form.instance, actor=request.user, parts=parts, **changed)
         else:
-            organization = obj.organization if obj.organization_id else request.organization
-            saved = services.create_schedule(organization, actor=request.user, **fields)
-        for field in saved._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(saved, field.attname))
-        obj._state.adding = False
+            organization = self.new_organization(request, form)
+            saved = services.create_schedule(organization, actor=request.user, parts=parts, **fields)
+        adopt(form.instance, saved)
 
     def delete_model(self, request, obj):
         services.delete_schedule(obj, actor=request.user)
 
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:scheduling_preventiveschedule_change", args=[object_id]))
-
     def get_actions(self, request):
         actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # deletes go one by one through the service
         if not self._may_write(request):
             for name in ("generate_now", "pause", "resume"):
                 actions.pop(name, None)
@@ -271,19 +265,8 @@ class PreventiveScheduleAdmin(ActiveOrganizationFormMixin, TenantAdmin):
         self._each(request, queryset, lambda s: services.resume_schedule(s, actor=request.user), "{name} resumed.")
 
 
-class ReadOnlyMixin:
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(PreventiveOccurrence)
-class PreventiveOccurrenceAdmin(ReadOnlyMixin, TenantAdmin):
+class PreventiveOccurrenceAdmin(ReadOnlyTenantAdmin):
     """Every occurrence the generator created or skipped (its own audit: no history page of its own)."""
 
     list_display = ["due_at", "schedule", "asset", "status", "skip_reason", "work_order", "missed_count"]
@@ -292,12 +275,10 @@ class PreventiveOccurrenceAdmin(ReadOnlyMixin, TenantAdmin):
     search_fields = ["schedule__name", "asset__code", "work_order__number"]
     date_hierarchy = "due_at"
     show_full_result_count = False
-    object_history_template = None
-    history_view = admin.ModelAdmin.history_view
 
 
 @admin.register(GenerationRun)
-class GenerationRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class GenerationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The generation passes that wrote something (superusers: passes span organisations)."""
 
     list_display = [
@@ -319,14 +300,14 @@ class GenerationRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return request.user.is_superuser
 
 
-class CalendarFeedForm(forms.ModelForm):
+class CalendarFeedForm(ServiceForm):
     class Meta:
         model = CalendarFeed
         fields = ["name"]
 
 
 @admin.register(CalendarFeed)
-class CalendarFeedAdmin(ActiveOrganizationFormMixin, TenantAdmin):
+class CalendarFeedAdmin(ServiceAdmin):
     """Secret .ics URLs of upcoming preventive work: the URL is shown once, when the feed is added."""
 
     write_action = Action.MANAGE_SCHEDULES
@@ -340,15 +321,11 @@ class CalendarFeedAdmin(ActiveOrganizationFormMixin, TenantAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save()
+            adopt(obj, services.rename_calendar_feed(obj, actor=request.user, name=form.cleaned_data["name"]))
             return
-        organization = (
-            request.organization if not request.user.is_superuser or not obj.organization_id else (obj.organization)
-        )
-        feed, token = services.create_calendar_feed(organization, name=obj.name, actor=request.user)
-        for field in feed._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(feed, field.attname))
-        obj._state.adding = False
+        organization = self.new_organization(request, form)
+        feed, token = services.create_calendar_feed(organization, name=form.cleaned_data["name"], actor=request.user)
+        adopt(obj, feed)
         self.message_user(
             request, f"Subscribe to {feed_url(request, token)} — copy it now: it is not shown again.", messages.SUCCESS
         )
@@ -361,29 +338,3 @@ class CalendarFeedAdmin(ActiveOrganizationFormMixin, TenantAdmin):
         for feed in queryset:
             services.revoke_calendar_feed(feed, actor=request.user)
         self.message_user(request, f"{queryset.count()} feed(s) revoked.", messages.SUCCESS)
-
-
-class ReadingInline(ReadOnlyMixin, TenantInline):
-    model = MeterReading
-    fields = ["read_at", "value", "source", "recorded_by"]
-    readonly_fields = fields
-    ordering = ["-read_at"]
-    verbose_name_plural = "latest readings (last 30 days)"
-
-    def get_queryset(self, request):
-        since = timezone.now() - timedelta(days=30)
-        return super().get_queryset(request).filter(read_at__gte=since).select_related("recorded_by")
-
-
-@admin.register(Meter)
-class MeterAdmin(ActiveOrganizationFormMixin, TenantAdmin):
-    """Asset meters (run hours, temperatures…) that meter-based schedules watch; readings come from the API."""
-
-    write_action = Action.MANAGE_ASSETS
-    list_display = ["asset", "name", "kind", "last_value", "unit", "last_read_at"]
-    list_select_related = ["asset"]
-    list_filter = ["kind"]
-    search_fields = ["name", "asset__code", "asset__name"]
-    autocomplete_fields = ["asset"]
-    readonly_fields = ["last_value", "last_read_at"]
-    inlines = [ReadingInline]

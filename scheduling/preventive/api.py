@@ -225,16 +225,12 @@ class ScheduleViewSet(TenantModelViewSet):
         return ScheduleDetailSerializer if self.action == "retrieve" else ScheduleSerializer
 
     def perform_create(self, serializer):
-        serializer.instance = services.create_schedule(
-            self.organization, actor=self.request.user, **serializer.validated_data
-        )
-        self._written_instance = serializer.instance
+        data = serializer.validated_data
+        self.written(serializer, services.create_schedule(self.organization, actor=self.request.user, **data))
 
     def perform_update(self, serializer):
-        serializer.instance = services.update_schedule(
-            serializer.instance, actor=self.request.user, **serializer.validated_data
-        )
-        self._written_instance = serializer.instance
+        data = serializer.validated_data
+        self.written(serializer, services.update_schedule(serializer.instance, actor=self.request.user, **data))
 
     def perform_destroy(self, instance):
         services.delete_schedule(instance, actor=self.request.user)
@@ -251,18 +247,15 @@ class ScheduleViewSet(TenantModelViewSet):
     def generate(self, request, pk=None):
         """Create now what is due (or due within `days_ahead` days); nothing twice."""
         schedule = self.get_object()
-        data = GenerateInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = services.generate_now(schedule, actor=request.user, days_ahead=data.validated_data["days_ahead"])
+        days_ahead = self.input(GenerateInput)["days_ahead"]
+        result = services.generate_now(schedule, actor=request.user, days_ahead=days_ahead)
         return Response(GenerateResult(result.as_dict()).data)
 
     @extend_schema(request=PauseInput, responses=ScheduleDetailSerializer)
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         schedule = self.get_object()
-        data = PauseInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        return self._schedule_response(services.pause_schedule(schedule, actor=request.user, **data.validated_data))
+        return self._schedule_response(services.pause_schedule(schedule, actor=request.user, **self.input(PauseInput)))
 
     @extend_schema(request=None, responses=ScheduleDetailSerializer)
     @action(detail=True, methods=["post"])

@@ -348,6 +348,17 @@ def create_calendar_feed(organization, *, name: str, actor) -> tuple[CalendarFee
 
 @audit.attributed
 @transaction.atomic
+def rename_calendar_feed(feed: CalendarFeed, *, actor, name: str) -> CalendarFeed:
+    """Give a feed another name (its URL stays)."""
+    feed = CalendarFeed.objects.select_for_update().get(pk=feed.pk)
+    _require(feed.organization_id, actor)
+    feed.name = (name or "").strip() or "Calendar feed"
+    validated(feed, exclude=["token_hash"]).save()
+    return feed
+
+
+@audit.attributed
+@transaction.atomic
 def revoke_calendar_feed(feed: CalendarFeed, *, actor) -> CalendarFeed:
     """Retire a feed URL at once (calendar apps get a 404 from then on)."""
     feed = CalendarFeed.objects.select_for_update().get(pk=feed.pk)

@@ -15,7 +15,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import TenantAdmin
+from maintenance_site.tenancy.admin_base import (
+    ReadOnlyTenantAdmin,
+    ServiceAdmin,
+    ServiceForm,
+    active_organization,
+    adopt,
+)
 from maintenance_site.tenancy.roles import Action
 from scheduling.windows import mode, services
 from scheduling.windows.models import MAX_DURATION, MaintenanceHistoryEntry, MaintenanceMode, MaintenanceWindow
@@ -46,27 +52,13 @@ SERVICE_FIELDS = (
 MAX_LISTED = 20
 
 
-class _Refused(Exception):
-    """A service refused the save: carried out of the admin's transaction (rolling it back)."""
-
-    def __init__(self, error: DomainError):
-        super().__init__(error.message)
-        self.error = error
-
-
-def _active_organization(request):
-    organization = getattr(request, "organization", None)
-    return organization if organization else None
-
-
-class WindowForm(forms.ModelForm):
+class WindowForm(ServiceForm):
     """Start plus end or duration. A refusal of the service (overlap, bad scope...) comes back as errors
     on the fields it names."""
 
     duration_minutes = forms.IntegerField(
         required=False, help_text="Instead of the end: the length in minutes (at least 1)."
     )
-    request = None  # set by MaintenanceWindowAdmin.get_form
 
     class Meta:
         model = MaintenanceWindow
@@ -91,9 +83,6 @@ class WindowForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "ends_at" in self.fields:
             self.fields["ends_at"].required = False
-        organization = _active_organization(self.request) if self.request is not None else None
-        if self.instance.pk is None and not self.instance.organization_id and organization:
-            self.instance.organization = organization
 
     def clean(self):
         data = super().clean()
@@ -115,12 +104,6 @@ class WindowForm(forms.ModelForm):
                     self.add_error("starts_at", "A window starts within the next ten years.")
         elif start is not None and end is None and "ends_at" in self.fields:
             self.add_error("ends_at", "Give the end or a duration.")
-        refusal = getattr(self.request, "_window_refusal", None)
-        if refusal is not None:
-            for name, errors in (refusal.fields or {}).items():
-                if name in self.fields and name not in self.errors:
-                    self.add_error(name, errors if isinstance(errors, list) else [str(errors)])
-            self.add_error(None, refusal.message)
         return data
 
 
@@ -154,7 +137,7 @@ class ModeForm(forms.Form):
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(TenantAdmin):
+class MaintenanceWindowAdmin(ServiceAdmin):
     form = WindowForm
     write_action = Action.MANAGE_WINDOWS
     change_list_template = "scheduling/admin/window_change_list.html"
@@ -189,10 +172,6 @@ class MaintenanceWindowAdmin(TenantAdmin):
         "overridden_conflicts",
     ]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"request": request})
-
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.status == Status.ACTIVE:
@@ -222,11 +201,7 @@ class MaintenanceWindowAdmin(TenantAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # deletes go one by one through the service
-        if not self._may_write(request):
-            return {}
-        return actions
+        return super().get_actions(request) if self._may_write(request) else {}
 
     # --- list columns ---
     @admin.display(description="scope")
@@ -244,45 +219,23 @@ class MaintenanceWindowAdmin(TenantAdmin):
         )
 
     # --- saving through the services ---
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _Refused as refused:
-            request._window_refusal = refused.error
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data.get(name) for name in SERVICE_FIELDS if name in form.cleaned_data}
         if data.get("duration_minutes") is not None:
             data.pop("ends_at", None)
         else:
             data.pop("duration_minutes", None)
-        try:
-            if change:
-                changed = {name: data[name] for name in data if name in form.changed_data}
-                if "duration_minutes" in changed:
-                    changed.pop("ends_at", None)
-                window = services.update_window(MaintenanceWindow.objects.get(pk=obj.pk), actor=request.user, **changed)
-            else:
-                organization = form.cleaned_data.get("organization") or _active_organization(request)
-                if organization is None:
-                    raise DomainError("Choose the organisation first (the switcher at the top).")
-                window = services.create_window(organization, actor=request.user, **data)
-        except DomainError as error:
-            raise _Refused(error) from None
-        for field in window._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(window, field.attname))
-        obj._state.adding = False
-        obj._state.db = window._state.db
-
-    def save_related(self, request, form, formsets, change):
-        pass  # the service set the assets
+        if change:
+            changed = {name: data[name] for name in data if name in form.changed_data}
+            if "duration_minutes" in changed:
+                changed.pop("ends_at", None)
+            window = services.update_window(MaintenanceWindow.objects.get(pk=obj.pk), actor=request.user, **changed)
+        else:
+            window = services.create_window(self.new_organization(request, form), actor=request.user, **data)
+        adopt(obj, window)
 
     def delete_model(self, request, obj):
-        try:
-            services.delete_window(obj, actor=request.user)
-        except DomainError as error:
-            raise PermissionDenied(error.message) from None
+        services.delete_window(obj, actor=request.user)
 
     # --- actions with a confirmation page ---
     def _confirm(self, request, queryset, *, action_name, title, intro, submit, reason_required, run):
@@ -365,14 +318,14 @@ class MaintenanceWindowAdmin(TenantAdmin):
         ]
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "mode_state": mode.mode_state(_active_organization(request))}
+        extra_context = {**(extra_context or {}), "mode_state": mode.mode_state(active_organization(request))}
         extra_context["may_switch"] = self._may_write(request)
         return super().changelist_view(request, extra_context)
 
     def mode_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        organization = _active_organization(request)
+        organization = active_organization(request)
         platform_allowed = request.user.is_superuser
         may_switch = self._may_write(request) and (organization is not None or platform_allowed)
         form = ModeForm(request.POST or None, platform_allowed=platform_allowed)
@@ -422,7 +375,7 @@ class MaintenanceWindowAdmin(TenantAdmin):
 
 
 @admin.register(MaintenanceHistoryEntry)
-class MaintenanceHistoryAdmin(TenantAdmin):
+class MaintenanceHistoryAdmin(ReadOnlyTenantAdmin):
     """Finished windows (completed or failed), the latest first, with their actual timing."""
 
     write_action = Action.MANAGE_WINDOWS
@@ -453,29 +406,11 @@ class MaintenanceHistoryAdmin(TenantAdmin):
         seconds = int((obj.actual_start - obj.starts_at).total_seconds())
         return f"{seconds // 60} min {seconds % 60} s" if seconds >= 0 else f"{-seconds} s early"
 
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(MaintenanceMode)
-class MaintenanceModeAdmin(TenantAdmin):
+class MaintenanceModeAdmin(ReadOnlyTenantAdmin):
     """Read-only: each organisation's mode (and the platform's, for superusers) with its history; switch it
     from the maintenance windows page."""
 
     list_display = ["__str__", "active", "manual", "reason", "expected_end", "active_since", "updated_at"]
     write_action = Action.MANAGE_WINDOWS
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

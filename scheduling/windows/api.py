@@ -170,15 +170,12 @@ class MaintenanceWindowViewSet(TenantModelViewSet):
             return super().destroy(request, *args, **kwargs)
 
     def perform_create(self, serializer):
-        data = dict(serializer.validated_data)
-        serializer.instance = services.create_window(self.organization, actor=self.request.user, **data)
-        self._written_instance = serializer.instance
+        data = serializer.validated_data
+        self.written(serializer, services.create_window(self.organization, actor=self.request.user, **data))
 
     def perform_update(self, serializer):
-        serializer.instance = services.update_window(
-            serializer.instance, actor=self.request.user, **serializer.validated_data
-        )
-        self._written_instance = serializer.instance
+        data = serializer.validated_data
+        self.written(serializer, services.update_window(serializer.instance, actor=self.request.user, **data))
 
     def perform_destroy(self, instance):
         services.delete_window(instance, actor=self.request.user)
@@ -188,9 +185,7 @@ class MaintenanceWindowViewSet(TenantModelViewSet):
         return Response(self.get_serializer(window).data, headers={"ETag": etag_for(window)})
 
     def _reason(self, request) -> str:
-        data = WindowReasonInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        return data.validated_data.get("reason", "")
+        return self.input(WindowReasonInput).get("reason", "")
 
     @extend_schema(request=WindowReasonInput, responses=MaintenanceWindowSerializer, summary="End a running window now")
     @action(detail=True, methods=["post"])

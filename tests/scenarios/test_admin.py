@@ -11,6 +11,14 @@ from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity,
 from tests.scenarios.conftest import fresh
 
 BOARD = "/admin/scenarios/scenario/"
+PRESET_WINDOWS = "/admin/scenarios/presetschedule/"
+
+
+def add_security_window(client, **fields):
+    """Post the add form of a preset window: the security preset, Sundays 02:00 UTC for two hours, switched on."""
+    data = {"cron": "0 2 * * 0", "duration_minutes": "120", "time_zone": "UTC", "enabled": "on", **fields}
+    data["preset"] = Preset.objects.get(key="security").pk
+    return client.post(f"{PRESET_WINDOWS}add/", {name: value for name, value in data.items() if value is not None})
 
 
 def test_a_tenants_staff_cannot_see_the_board(client, synced, manager_a):
@@ -126,16 +134,7 @@ def test_presets_pages(operator_client, synced):
 
 
 def test_windows_runs_and_activity_pages(operator_client, synced):
-    response = operator_client.post(
-        "/admin/scenarios/presetschedule/add/",
-        {
-            "preset": Preset.objects.get(key="security").pk,
-            "cron": "0 2 * * 0",
-            "duration_minutes": "120",
-            "time_zone": "UTC",
-            "enabled": "on",
-        },
-    )
+    response = add_security_window(operator_client)
     assert response.status_code == 302 and PresetSchedule.objects.count() == 1
     run = services.request_run("log-cleanup", actor=SYSTEM)
     assert operator_client.get("/admin/scenarios/scenariorun/").status_code == 200
@@ -151,16 +150,27 @@ def test_windows_runs_and_activity_pages(operator_client, synced):
 def test_forms_show_the_services_refusals_next_to_the_field(operator_client, synced):
     response = operator_client.post("/admin/scenarios/preset/add/", {"key": "minimal", "name": "", "scenarios": []})
     assert response.status_code == 200 and "A preset “minimal” already exists." in response.content.decode()
-    response = operator_client.post(
-        "/admin/scenarios/presetschedule/add/",
-        {
-            "preset": Preset.objects.get(key="security").pk,
-            "cron": "0 * * * *",
-            "duration_minutes": "90",
-            "time_zone": "UTC",
-            "enabled": "on",
-        },
-    )
+    response = add_security_window(operator_client, cron="0 * * * *", duration_minutes="90")
     assert response.status_code == 200
     assert "Longer than the gap between two occurrences." in response.content.decode()
     assert not PresetSchedule.objects.exists()
+
+
+def test_preset_window_schedules_are_written_through_the_service_with_history(operator_client, operator, synced):
+    """Adding and switching off a preset window from the admin: the service's rows, each history row naming the
+    operator and each change in the activity log (switching used to be an UPDATE that left no history)."""
+    response = add_security_window(operator_client, enabled=None)  # the box left unticked
+    assert response.status_code == 302
+    schedule = PresetSchedule.objects.get()
+    assert not schedule.enabled  # created as the form said: switched off
+    assert (schedule.history.latest().history_type, schedule.history.latest().history_user) == ("+", operator)
+
+    response = operator_client.post(f"{PRESET_WINDOWS}{schedule.pk}/change/", {"enabled": "on"})
+    assert response.status_code == 302
+    schedule.refresh_from_db()
+    assert schedule.enabled
+    latest = schedule.history.latest()
+    assert (latest.history_type, latest.history_user, latest.enabled) == ("~", operator, True)
+    logged = ScenarioActivity.objects.filter(action="schedule").order_by("at")
+    assert [(entry.via, entry.actor) for entry in logged] == [("admin", operator)] * 2
+    assert "enabled" in logged.last().message

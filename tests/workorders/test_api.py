@@ -20,6 +20,8 @@ from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Role
 from tests.conftest import make_user
 from workorders import services
+from workorders.admin import LIFECYCLE
+from workorders.api import WorkOrderViewSet
 from workorders.models import TRANSITIONS, ItemKind, Procedure, Team, TimeEntry, WorkOrder, WorkRequest
 
 S = WorkOrder.Status
@@ -1010,3 +1012,11 @@ def test_delete_or_conflict_explains_what_still_uses_a_row(org_a, site):
 
     with pytest.raises(Conflict):
         asset_services.delete_location(site["room"])  # the pump is there
+
+
+def test_who_may_move_an_order_is_the_services_table_in_the_api_and_the_admin():
+    """One table (`services.ACTION_PERMISSION`): the API's permission check and the admin's buttons and actions
+    read it, so a change there changes every edge."""
+    for action, needed in services.ACTION_PERMISSION.items():
+        assert WorkOrderViewSet.action_permissions[action] is needed
+    assert all(lifecycle.permission is services.ACTION_PERMISSION[name] for name, lifecycle in LIFECYCLE.items())
