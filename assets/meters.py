@@ -29,7 +29,7 @@ METER_FIELDS = {"name", "unit", "kind"}
 
 
 def _require(organization_id: int, actor, action: Action) -> None:
-    tenancy_services.require_role(organization_id, actor, action)
+    tenancy_services.require_role(organization_id, action, actor=actor)
 
 
 # --- meters -----------------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def _require(organization_id: int, actor, action: Action) -> None:
 @audit.attributed
 @transaction.atomic
 def create_meter(
-    organization, *, asset: Asset, name: str, unit: str = "", kind: str = Meter.Kind.CUMULATIVE, actor=None
+    organization, *, asset: Asset, name: str, unit: str = "", kind: str = Meter.Kind.CUMULATIVE, actor
 ) -> Meter:
     """Add a meter to an asset (names are unique per asset: schedules find meters by name)."""
     _require(organization.pk, actor, Action.MANAGE_ASSETS)
@@ -53,7 +53,7 @@ def create_meter(
 
 @audit.attributed
 @transaction.atomic
-def update_meter(meter: Meter, *, actor=None, **changes) -> Meter:
+def update_meter(meter: Meter, *, actor, **changes) -> Meter:
     meter = Meter.objects.select_for_update().get(pk=meter.pk)
     _require(meter.organization_id, actor, Action.MANAGE_ASSETS)
     unknown = set(changes) - METER_FIELDS
@@ -70,7 +70,7 @@ def update_meter(meter: Meter, *, actor=None, **changes) -> Meter:
 
 @audit.attributed
 @transaction.atomic
-def delete_meter(meter: Meter, *, actor=None) -> None:
+def delete_meter(meter: Meter, *, actor) -> None:
     """Remove a meter and its readings."""
     _require(meter.organization_id, actor, Action.MANAGE_ASSETS)
     delete_or_conflict(meter, "meter")
@@ -132,7 +132,7 @@ def _fail(problems: list[tuple[str, str]]) -> InvalidInput:
 
 @audit.attributed
 @transaction.atomic
-def record_readings(organization, readings, *, actor=None, source: str = MeterReading.Source.API) -> RecordResult:
+def record_readings(organization, readings, *, actor, source: str = MeterReading.Source.API) -> RecordResult:
     """Record readings of the organisation's meters: `readings` is a list of dicts with `meter` (a Meter or its
     id), `value` and `read_at` (default now). All or nothing: any refused reading refuses the batch, naming
     each problem by position (`readings[3].value`). The meters are locked (in id order) while their counters'
@@ -229,7 +229,7 @@ def record_readings(organization, readings, *, actor=None, source: str = MeterRe
             value=value,
             read_at=read_at,
             source=source,
-            recorded_by=actor if actor is not None else audit.current_user(),
+            recorded_by=actor,
         )
         for _, meter, value, read_at in fresh
     ]
@@ -289,7 +289,8 @@ def _check_counters(fresh) -> list[tuple[str, str]]:
     return problems
 
 
-def record_reading(meter: Meter, value, read_at=None, *, actor=None, source: str = MeterReading.Source.API):
+@audit.attributed
+def record_reading(meter: Meter, value, read_at=None, *, actor, source: str = MeterReading.Source.API):
     """One reading (see `record_readings`). Returns the reading, or None when it repeated a stored one."""
     result = record_readings(
         meter.organization, [{"meter": meter, "value": value, "read_at": read_at}], actor=actor, source=source

@@ -20,6 +20,8 @@ from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
 
+from maintenance_site.tenancy import SYSTEM
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_site.settings")
 
@@ -88,6 +90,7 @@ def set_up(n: int, sla: bool = False) -> tuple[Organization, PreventiveSchedule]
         procedure=procedure,
         skip_if_open=False,
         parts=[{"part": part, "stock_location": store, "quantity": 1}],
+        actor=SYSTEM,
     )
     PreventiveSchedule.objects.filter(pk=schedule.pk).update(
         generated_through=DUE - timedelta(minutes=5), next_run_at=DUE
@@ -133,7 +136,7 @@ def main() -> int:
         PreventiveSchedule.objects.filter(pk=schedule.pk).update(next_run_at=DUE)
 
         started = time.perf_counter()
-        result = generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org)
+        result = generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org, actor=SYSTEM)
         elapsed = time.perf_counter() - started
         print(f"generation: {result.created} work orders in {elapsed:.2f} s = {result.created / elapsed:,.0f} orders/s")
         orders = WorkOrder.objects.filter(organization=org).count()
@@ -155,7 +158,7 @@ def main() -> int:
         PreventiveSchedule.objects.filter(pk=schedule.pk).update(
             generated_through=DUE - timedelta(minutes=5), next_run_at=DUE
         )
-        again = generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org)
+        again = generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org, actor=SYSTEM)
         print(f"the same pass again: {again.created} created in {time.perf_counter() - started:.2f} s")
         assert again.created == 0
     finally:

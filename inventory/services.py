@@ -84,7 +84,7 @@ def _same_organization(organization_id: int, *objects) -> None:
 
 def _require(organization_id: int, actor, action: Action) -> str | None:
     """The acting role after the role-table check (None for automation)."""
-    membership = tenancy_services.require_role(organization_id, actor, action)
+    membership = tenancy_services.require_role(organization_id, action, actor=actor)
     return membership.role if membership else None
 
 
@@ -96,11 +96,11 @@ def _level(part: Part, location: StockLocation) -> StockLevel:
 
 
 def _author(actor):
-    """The user a ledger line names: the actor, or whoever the code runs for."""
-    return actor if actor is not None else audit.current_user()
+    """The user a ledger line names: the actor (`SYSTEM` arrives from `audit.attributed` as the system user)."""
+    return actor
 
 
-def _ledger(part, location, kind, quantity, unit_cost, *, actor=None, **extra) -> StockMovement:
+def _ledger(part, location, kind, quantity, unit_cost, *, actor, **extra) -> StockMovement:
     return StockMovement.objects.create(
         organization_id=part.organization_id,
         part=part,
@@ -212,7 +212,7 @@ def _check_location(part: Part, location: StockLocation) -> Part:
 @audit.attributed
 @transaction.atomic
 def receive_stock(
-    part: Part, location: StockLocation, quantity, unit_cost, *, actor=None, purchase_order=None, reason: str = ""
+    part: Part, location: StockLocation, quantity, unit_cost, *, actor, purchase_order=None, reason: str = ""
 ) -> StockMovement:
     """Put received stock on the shelf and fold its price into the part's moving-average cost."""
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
@@ -245,7 +245,7 @@ def _may_use_parts_on(work_order, actor) -> None:
     role = _require(work_order.organization_id, actor, Action.USE_PARTS)
     if role is None or role_allows(role, Action.ASSIGN_WORK) or role_allows(role, Action.ADJUST_STOCK):
         return
-    check_may_work_on(work_order, actor)
+    check_may_work_on(work_order, actor=actor)
 
 
 def _open_work_order(work_order):
@@ -261,7 +261,7 @@ def _open_work_order(work_order):
 @audit.attributed
 @transaction.atomic
 def issue_to_work_order(
-    work_order, part: Part, location: StockLocation, quantity, *, actor=None, client_id: str = ""
+    work_order, part: Part, location: StockLocation, quantity, *, actor, client_id: str = ""
 ) -> StockMovement:
     """Take parts from a location for a work order. More than is there is a Conflict saying how many are
     left there and where else there are some. A client id is the actor's own: sent again with the same order,
@@ -332,7 +332,7 @@ def net_issued(work_order, part: Part, location: StockLocation | None = None) ->
 @audit.attributed
 @transaction.atomic
 def return_from_work_order(
-    work_order, part: Part, location: StockLocation, quantity, *, actor=None, reason: str = ""
+    work_order, part: Part, location: StockLocation, quantity, *, actor, reason: str = ""
 ) -> StockMovement:
     """Put unused parts back; never more than the order took. They return at the cost they left at."""
     _same_organization(work_order.organization_id, part, location)
@@ -341,7 +341,7 @@ def return_from_work_order(
     return _return_parts(work_order, part, location, quantity, actor=actor, reason=reason)
 
 
-def _return_parts(work_order, part, location, quantity: Decimal, *, actor=None, reason: str = "") -> StockMovement:
+def _return_parts(work_order, part, location, quantity: Decimal, *, actor, reason: str = "") -> StockMovement:
     work_order = WorkOrder.objects.select_for_update().get(pk=work_order.pk)  # one return at a time per order
     issued = net_issued(work_order, part)
     if quantity > issued:
@@ -365,7 +365,7 @@ def _return_parts(work_order, part, location, quantity: Decimal, *, actor=None, 
 @audit.attributed
 @transaction.atomic
 def adjust_stock(
-    part: Part, location: StockLocation, *, reason: str, actor=None, counted=None, change=None
+    part: Part, location: StockLocation, *, reason: str, actor, counted=None, change=None
 ) -> StockMovement | None:
     """Correct a level after a count (`counted`: what is really there) or by a signed `change`. The reason
     is required. Returns None when the count matches the books."""
@@ -398,9 +398,7 @@ def adjust_stock(
 
 @audit.attributed
 @transaction.atomic
-def write_off(
-    part: Part, location: StockLocation, quantity, *, reason: str, actor=None, work_order=None
-) -> StockMovement:
+def write_off(part: Part, location: StockLocation, quantity, *, reason: str, actor, work_order=None) -> StockMovement:
     """Remove damaged, expired or lost stock, with the reason."""
     if not (reason or "").strip():
         raise InvalidInput("Say why the stock is written off.", fields={"reason": ["Required."]})
@@ -423,7 +421,7 @@ def write_off(
     return movement
 
 
-def _check_van_refill(source: StockLocation, destination: StockLocation, actor) -> None:
+def _check_van_refill(source: StockLocation, destination: StockLocation, *, actor) -> None:
     """The one transfer `use_parts` allows without `adjust_stock`: refilling one's own van from a warehouse or a
     shelf. Stock in a van is its holder's to use: taking it out is a storekeeper's move."""
     if destination.kind != StockLocation.Kind.VAN or destination.holder_id != actor.pk:
@@ -445,7 +443,7 @@ def _check_van_refill(source: StockLocation, destination: StockLocation, actor) 
 @audit.attributed
 @transaction.atomic
 def transfer_stock(
-    part: Part, source: StockLocation, destination: StockLocation, quantity, *, actor=None, reason: str = ""
+    part: Part, source: StockLocation, destination: StockLocation, quantity, *, actor, reason: str = ""
 ) -> tuple[StockMovement, StockMovement]:
     """Move stock between locations (refill a van from the warehouse): two ledger rows, one transfer id."""
     if source.pk == destination.pk:
@@ -453,7 +451,7 @@ def transfer_stock(
     role = _require(part.organization_id, actor, Action.USE_PARTS)
     _same_organization(part.organization_id, source, destination)
     if role is not None and not role_allows(role, Action.ADJUST_STOCK):
-        _check_van_refill(source, destination, actor)
+        _check_van_refill(source, destination, actor=actor)
     part = _check_location(part, source)
     _check_location(part, destination)
     quantity = parse_quantity(part, quantity)
@@ -493,14 +491,13 @@ def transfer_stock(
 
 @audit.attributed
 @transaction.atomic
-def reserve(work_order, part: Part, location: StockLocation, quantity, *, actor=None) -> Reservation:
+def reserve(work_order, part: Part, location: StockLocation, quantity, *, actor) -> Reservation:
     """Hold parts at a location for an open work order. More than is available is allowed: it shows as a
     shortage and counts in reorder suggestions."""
     _same_organization(work_order.organization_id, part, location)
     quantity = parse_quantity(part, quantity)
     part = _check_location(part, location)
-    if actor is not None:
-        _require(work_order.organization_id, actor, Action.CREATE_WORK)
+    _require(work_order.organization_id, actor, Action.CREATE_WORK)
     work_order = _open_work_order(work_order)
     level = _level(part, location)
     reservation = (
@@ -569,7 +566,8 @@ def release_reservations_for(work_order) -> int:
 PARTS_DISPOSITIONS = ("return", "write_off")
 
 
-def settle_parts_on_cancel(work_order, disposition: str | None, *, actor=None) -> None:
+@audit.attributed
+def settle_parts_on_cancel(work_order, disposition: str | None, *, actor) -> None:
     """An order cancelled while holding issued parts must say where they go: back to stock (`return`, to
     the locations they came from) or written off (`write_off`, they stay consumed by the order)."""
     held = (
@@ -751,7 +749,7 @@ def transfer_suggestions(organization) -> list[dict]:
 @audit.attributed
 @transaction.atomic
 def create_purchase_order(
-    organization, *, vendor: Vendor, lines: list[dict], actor=None, expected_at=None, notes: str = ""
+    organization, *, vendor: Vendor, lines: list[dict], actor, expected_at=None, notes: str = ""
 ) -> PurchaseOrder:
     """A draft order to a vendor with its lines ({part, quantity, unit_price})."""
     _require(organization.pk, actor, Action.MANAGE_PURCHASING)
@@ -783,9 +781,7 @@ def _vendor_price(vendor: Vendor, part: Part) -> Decimal:
 
 @audit.attributed
 @transaction.atomic
-def purchase_orders_from_suggestions(
-    organization, *, actor=None, part_ids=None
-) -> tuple[list[PurchaseOrder], list[Part]]:
+def purchase_orders_from_suggestions(organization, *, actor, part_ids=None) -> tuple[list[PurchaseOrder], list[Part]]:
     """Draft one purchase order per preferred vendor from the reorder suggestions. Returns the orders and
     the parts left out because they have no preferred vendor."""
     by_vendor = defaultdict(list)
@@ -812,7 +808,7 @@ def _locked_order(order: PurchaseOrder) -> PurchaseOrder:
 
 @audit.attributed
 @transaction.atomic
-def place_purchase_order(order: PurchaseOrder, *, actor=None) -> PurchaseOrder:
+def place_purchase_order(order: PurchaseOrder, *, actor) -> PurchaseOrder:
     """Send a draft to the vendor: draft → ordered."""
     order = _locked_order(order)
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
@@ -828,7 +824,7 @@ def place_purchase_order(order: PurchaseOrder, *, actor=None) -> PurchaseOrder:
 
 @audit.attributed
 @transaction.atomic
-def cancel_purchase_order(order: PurchaseOrder, *, reason: str, actor=None) -> PurchaseOrder:
+def cancel_purchase_order(order: PurchaseOrder, *, reason: str, actor) -> PurchaseOrder:
     order = _locked_order(order)
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
     if not (reason or "").strip():
@@ -846,9 +842,7 @@ def cancel_purchase_order(order: PurchaseOrder, *, reason: str, actor=None) -> P
 
 @audit.attributed
 @transaction.atomic
-def receive_purchase_order(
-    order: PurchaseOrder, *, location: StockLocation, quantities: dict, actor=None
-) -> PurchaseOrder:
+def receive_purchase_order(order: PurchaseOrder, *, location: StockLocation, quantities: dict, actor) -> PurchaseOrder:
     """Receive some or all of an ordered purchase order at `location`: {line id: quantity}. Each line takes
     at most what is outstanding; receipts go in the ledger at the line's price."""
     order = _locked_order(order)
@@ -912,7 +906,7 @@ PART_FIELDS = {
 
 @audit.attributed
 @transaction.atomic
-def create_part(organization, *, actor=None, compatible_asset_types=(), **fields) -> Part:
+def create_part(organization, *, actor, compatible_asset_types=(), **fields) -> Part:
     _require(organization.pk, actor, Action.ADJUST_STOCK)
     unknown = set(fields) - PART_FIELDS
     if unknown:
@@ -927,7 +921,7 @@ def create_part(organization, *, actor=None, compatible_asset_types=(), **fields
 
 @audit.attributed
 @transaction.atomic
-def update_part(part: Part, *, actor=None, compatible_asset_types=None, **changes) -> Part:
+def update_part(part: Part, *, actor, compatible_asset_types=None, **changes) -> Part:
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
     part = Part.objects.select_for_update().get(pk=part.pk)
     unknown = set(changes) - PART_FIELDS
@@ -947,7 +941,7 @@ def update_part(part: Part, *, actor=None, compatible_asset_types=None, **change
 
 @audit.attributed
 @transaction.atomic
-def delete_part(part: Part, *, actor=None) -> None:
+def delete_part(part: Part, *, actor) -> None:
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
     if part.movements.exists():
         raise Conflict(f"{part.sku} has stock movements: mark it inactive instead.", code="has_movements")
@@ -998,7 +992,7 @@ def _holding(location: StockLocation) -> list[str]:
 
 @audit.attributed
 @transaction.atomic
-def create_stock_location(organization, *, actor=None, **fields) -> StockLocation:
+def create_stock_location(organization, *, actor, **fields) -> StockLocation:
     """Add a warehouse, shelf or van. A van's holder must be a member of the organisation."""
     _require(organization.pk, actor, Action.ADJUST_STOCK)
     _known_fields(fields, LOCATION_FIELDS, "stock location")
@@ -1011,7 +1005,7 @@ def create_stock_location(organization, *, actor=None, **fields) -> StockLocatio
 
 @audit.attributed
 @transaction.atomic
-def update_stock_location(location: StockLocation, *, actor=None, **changes) -> StockLocation:
+def update_stock_location(location: StockLocation, *, actor, **changes) -> StockLocation:
     """Rename, re-kind or retire a location; a location still holding stock cannot be retired."""
     _require(location.organization_id, actor, Action.ADJUST_STOCK)
     _known_fields(changes, LOCATION_FIELDS, "stock location")
@@ -1035,7 +1029,7 @@ def update_stock_location(location: StockLocation, *, actor=None, **changes) -> 
 
 @audit.attributed
 @transaction.atomic
-def delete_stock_location(location: StockLocation, *, actor=None) -> None:
+def delete_stock_location(location: StockLocation, *, actor) -> None:
     """Delete a location that never held stock; one with a ledger is retired (is_active=False) instead."""
     _require(location.organization_id, actor, Action.ADJUST_STOCK)
     if location.movements.exists():
@@ -1048,7 +1042,7 @@ def delete_stock_location(location: StockLocation, *, actor=None) -> None:
 
 @audit.attributed
 @transaction.atomic
-def create_vendor(organization, *, actor=None, **fields) -> Vendor:
+def create_vendor(organization, *, actor, **fields) -> Vendor:
     _require(organization.pk, actor, Action.MANAGE_PURCHASING)
     _known_fields(fields, VENDOR_FIELDS, "vendor")
     vendor = validated(Vendor(organization=organization, **fields))
@@ -1058,7 +1052,7 @@ def create_vendor(organization, *, actor=None, **fields) -> Vendor:
 
 @audit.attributed
 @transaction.atomic
-def update_vendor(vendor: Vendor, *, actor=None, **changes) -> Vendor:
+def update_vendor(vendor: Vendor, *, actor, **changes) -> Vendor:
     _require(vendor.organization_id, actor, Action.MANAGE_PURCHASING)
     _known_fields(changes, VENDOR_FIELDS, "vendor")
     vendor = Vendor.objects.select_for_update().get(pk=vendor.pk)
@@ -1070,7 +1064,7 @@ def update_vendor(vendor: Vendor, *, actor=None, **changes) -> Vendor:
 
 @audit.attributed
 @transaction.atomic
-def delete_vendor(vendor: Vendor, *, actor=None) -> None:
+def delete_vendor(vendor: Vendor, *, actor) -> None:
     """Delete a vendor nobody ordered from (its offers go with it); otherwise mark it inactive."""
     _require(vendor.organization_id, actor, Action.MANAGE_PURCHASING)
     delete_or_conflict(vendor, "vendor")
@@ -1078,7 +1072,7 @@ def delete_vendor(vendor: Vendor, *, actor=None) -> None:
 
 @audit.attributed
 @transaction.atomic
-def create_vendor_part(organization, *, actor=None, **fields) -> VendorPart:
+def create_vendor_part(organization, *, actor, **fields) -> VendorPart:
     """What a vendor sells a part as ({vendor, part, vendor_sku, price, lead_time_days})."""
     _require(organization.pk, actor, Action.MANAGE_PURCHASING)
     _known_fields(fields, VENDOR_PART_FIELDS, "vendor part")
@@ -1090,7 +1084,7 @@ def create_vendor_part(organization, *, actor=None, **fields) -> VendorPart:
 
 @audit.attributed
 @transaction.atomic
-def update_vendor_part(offer: VendorPart, *, actor=None, **changes) -> VendorPart:
+def update_vendor_part(offer: VendorPart, *, actor, **changes) -> VendorPart:
     _require(offer.organization_id, actor, Action.MANAGE_PURCHASING)
     _known_fields(changes, VENDOR_PART_FIELDS, "vendor part")
     offer = VendorPart.objects.select_for_update().get(pk=offer.pk)
@@ -1103,7 +1097,7 @@ def update_vendor_part(offer: VendorPart, *, actor=None, **changes) -> VendorPar
 
 @audit.attributed
 @transaction.atomic
-def delete_vendor_part(offer: VendorPart, *, actor=None) -> None:
+def delete_vendor_part(offer: VendorPart, *, actor) -> None:
     _require(offer.organization_id, actor, Action.MANAGE_PURCHASING)
     offer.delete()
 
@@ -1145,7 +1139,7 @@ def check_stock_limits(part: Part, min_quantity, max_quantity) -> tuple[Decimal 
 @audit.attributed
 @transaction.atomic
 def set_stock_limits(
-    part: Part, location: StockLocation, *, actor=None, min_quantity=_UNCHANGED, max_quantity=_UNCHANGED
+    part: Part, location: StockLocation, *, actor, min_quantity=_UNCHANGED, max_quantity=_UNCHANGED
 ) -> StockLevel:
     """Set the minimum / maximum kept of a part at a location (transfer suggestions refill below the
     minimum up to the maximum). A limit not given stays as it is; None clears it."""
@@ -1177,9 +1171,7 @@ def _purchase_lines(order: PurchaseOrder, lines: list[dict]) -> None:
 
 @audit.attributed
 @transaction.atomic
-def update_purchase_order(
-    order: PurchaseOrder, *, actor=None, lines: list[dict] | None = None, **changes
-) -> PurchaseOrder:
+def update_purchase_order(order: PurchaseOrder, *, actor, lines: list[dict] | None = None, **changes) -> PurchaseOrder:
     """Edit a purchase order. A draft: anything, `lines` ({part, quantity, unit_price}) replacing all its
     lines. Once ordered: only the expected date and the notes."""
     order = _locked_order(order)
@@ -1212,7 +1204,7 @@ def update_purchase_order(
 
 @audit.attributed
 @transaction.atomic
-def delete_purchase_order(order: PurchaseOrder, *, actor=None) -> None:
+def delete_purchase_order(order: PurchaseOrder, *, actor) -> None:
     """Delete a draft; an order sent to the vendor is cancelled instead (it stays on record)."""
     order = _locked_order(order)
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)

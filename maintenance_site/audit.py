@@ -4,11 +4,14 @@
 - The acting user comes from, in order: an explicit `acting_as(user)` block (management commands,
   Celery tasks, services acting for someone), then the request (admin, technician view, and the API,
   whose authenticated user, including an API key's service user, DRF copies onto the request).
-- `system_user()` is the account that Celery tasks and commands act as when nobody else does.
+- `system_user()` is the account that Celery tasks and commands act as when nobody else does; the `SYSTEM`
+  actor (`maintenance_site.tenancy`) stands for it: `acting_as(SYSTEM)` and `as_user(SYSTEM)` give that account.
+- `attributed` makes a service's `actor=` required (a user or `SYSTEM`; None is a TypeError).
 - `bulk_create_with_history` writes the history rows that `bulk_create` skips.
 """
 
 import functools
+import inspect
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -18,7 +21,7 @@ from simple_history import utils as history_utils
 from simple_history.models import HistoricalRecords
 from simple_history.signals import pre_create_historical_record
 
-SYSTEM_USERNAME = "system"
+from maintenance_site.tenancy.actors import SYSTEM, SYSTEM_USERNAME, check_actor
 
 _acting_user: ContextVar = ContextVar("acting_user", default=None)
 _change_reason: ContextVar = ContextVar("change_reason", default=None)
@@ -26,7 +29,9 @@ _change_reason: ContextVar = ContextVar("change_reason", default=None)
 
 @contextmanager
 def acting_as(user, reason: str | None = None):
-    """Attribute every history row written inside the block to `user` (and `reason`, if given)."""
+    """Attribute every history row written inside the block to `user` (and `reason`, if given); `SYSTEM`
+    stands for the system user."""
+    user = as_user(user)
     user_token = _acting_user.set(user)
     reason_token = _change_reason.set(reason) if reason is not None else None
     try:
@@ -50,17 +55,29 @@ def stop_acting_as(token) -> None:
 
 
 def attributed(service):
-    """Service decorator: history written inside names the `actor=` keyword argument, when one is given."""
+    """Service decorator: `actor=` is required (a user, or `SYSTEM` for automation: a missing actor or None is a
+    TypeError, never a silent allow), and history written inside names it. `SYSTEM` reaches the service as the
+    system user, which every role check lets through and every "by" column can hold."""
+    if "actor" not in inspect.signature(service).parameters:
+        raise TypeError(f"{service.__qualname__}() takes no actor: history names whoever its caller acts as.")
 
     @functools.wraps(service)
     def wrapper(*args, **kwargs):
-        actor = kwargs.get("actor")
-        if actor is None:
-            return service(*args, **kwargs)
+        if "actor" not in kwargs:
+            raise TypeError(
+                f"{service.__qualname__}() needs actor=: the acting user, or SYSTEM (maintenance_site.tenancy) "
+                "for automation."
+            )
+        actor = as_user(check_actor(kwargs["actor"], f"{service.__qualname__}()"))
         with acting_as(actor):
-            return service(*args, **kwargs)
+            return service(*args, **{**kwargs, "actor": actor})
 
     return wrapper
+
+
+def as_user(actor):
+    """The account an actor stands for: `SYSTEM` is the system user; a user (or None) is itself."""
+    return system_user() if actor is SYSTEM else actor
 
 
 def current_user():
@@ -138,7 +155,9 @@ def save_with_reason(instance, reason: str, **save_kwargs):
 
 
 __all__ = [
+    "SYSTEM_USERNAME",
     "acting_as",
+    "as_user",
     "attributed",
     "bulk_create_with_history",
     "bulk_update_with_history",

@@ -65,7 +65,7 @@ work_order_created = HookPoint(
 
 work_order_edited = HookPoint(
     "work_order_edited",
-    """Descriptive fields of a work order changed: `(work_order, changed_fields: list[str], actor)`, after the save,
+    """Descriptive fields of a work order changed: `(work_order, changed_fields: list[str], *, actor)`, after the save,
     in the editing transaction (the order is locked). The SLA app re-matches the policy when what it matches on
     changed. Return value ignored.""",
 )

@@ -35,6 +35,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from maintenance_site import audit
+from maintenance_site.tenancy import SYSTEM
 from scenarios import registry
 from scenarios.models import (
     KEY_PATTERN,
@@ -91,6 +92,7 @@ def poll(scenario: Scenario) -> dict | None:
                 scenario=scenario,
                 result=Result.FAILED,
                 message=f"status: {exc.message}",
+                actor=SYSTEM,
             )
         return None
     health = str(status.get("health") or "unknown")[:40]
@@ -105,7 +107,9 @@ def poll(scenario: Scenario) -> dict | None:
         last_error_at=None,
     )
     if was_failing:
-        log_activity(Action.EXTERNAL, via=Via.SCHEDULER, scenario=scenario, message=f"answers again ({health})")
+        log_activity(
+            Action.EXTERNAL, via=Via.SCHEDULER, scenario=scenario, message=f"answers again ({health})", actor=SYSTEM
+        )
     return status
 
 
@@ -289,6 +293,7 @@ def discover() -> dict:
                 via=Via.SCHEDULER,
                 scenario=locked[key],
                 message=f"discovered {key} in {declared[key]['path']}",
+                actor=SYSTEM,
             )
         for key in retired:
             log_activity(
@@ -298,6 +303,7 @@ def discover() -> dict:
                 result=Result.FAILED,
                 message=f"{key} is no longer discovered"
                 + (f": {problem}" if problem else " (its service.json is gone)"),
+                actor=SYSTEM,
             )
     return {"enabled": True, "created": created, "retired": retired, "files": len(outcomes), "problem": problem}
 
@@ -331,6 +337,7 @@ def _record_files(outcomes: dict, locked: dict[str, Scenario], now) -> None:
                     subject=path[-200:],
                     result=Result.FAILED,
                     message=f"{path}: {message}",
+                    actor=SYSTEM,
                 )
         else:
             if outcome == DiscoveredService.Outcome.INVALID and (row.outcome, row.message) != (outcome, message):
@@ -340,6 +347,7 @@ def _record_files(outcomes: dict, locked: dict[str, Scenario], now) -> None:
                     subject=path[-200:],
                     result=Result.FAILED,
                     message=f"{path}: {message}",
+                    actor=SYSTEM,
                 )
             DiscoveredService.objects.filter(pk=row.pk).update(
                 outcome=outcome, message=message, scenario=scenario, last_seen_at=now

@@ -8,6 +8,7 @@ from django.db.models import Avg, Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from maintenance_site import audit
 from maintenance_site.errors import InvalidInput
 from scenarios import runner
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun
@@ -74,7 +75,8 @@ def all_metrics(days: int = 30) -> list[dict]:
     return [task_metrics(scenario, days) for scenario in Scenario.objects.internal().order_by("key")]
 
 
-def cleanup(history_days: int, rollback_days: int, *, actor=None, via=ScenarioActivity.Via.SYSTEM) -> dict:
+@audit.attributed
+def cleanup(history_days: int, rollback_days: int, *, actor, via=ScenarioActivity.Via.SYSTEM) -> dict:
     """Delete finished runs older than `history_days`; forget the rollback points older than `rollback_days`
     (the run is kept, marked as no longer offering one: its history rows stay, as the audit does)."""
     if history_days < 1 or rollback_days < 1:

@@ -137,8 +137,9 @@ def _apply_locked(preset: Preset, *, actor, reason: str, now: datetime, until=No
     return apply_states(locked, activate=activate, deactivate=deactivate, actor=actor, reason=reason, now=now)
 
 
+@audit.attributed
 def apply_preset(
-    preset, *, actor=None, via: str = Via.SYSTEM, reason: str = "", until=None, duration_minutes=None
+    preset, *, actor, via: str = Via.SYSTEM, reason: str = "", until=None, duration_minutes=None
 ) -> dict[str, list[str]]:
     """Make exactly the preset's scenarios active, in one transaction: all or nothing."""
     preset = get_preset(preset)
@@ -191,8 +192,9 @@ def _store(key: str, *, name: str, description: str, scenario_keys: list[str], a
     return preset
 
 
+@audit.attributed
 def save_preset(
-    key: str, *, name: str = "", description: str = "", actor=None, via: str = Via.SYSTEM, replace: bool = False
+    key: str, *, name: str = "", description: str = "", actor, via: str = Via.SYSTEM, replace: bool = False
 ) -> Preset:
     """Save the scenarios active now as a preset."""
     key = _check_key(key)
@@ -205,13 +207,14 @@ def save_preset(
     return run_logged(Action.PRESET_SAVE, change, actor=actor, via=via, subject=key)
 
 
+@audit.attributed
 def define_preset(
     key: str,
     *,
     scenario_keys: list[str],
     name: str = "",
     description: str = "",
-    actor=None,
+    actor,
     via: str = Via.SYSTEM,
     replace: bool = False,
 ) -> Preset:
@@ -315,7 +318,8 @@ def parse_preset_document(document) -> dict:
     }
 
 
-def import_preset(document, *, actor=None, via: str = Via.SYSTEM, replace: bool = False) -> Preset:
+@audit.attributed
+def import_preset(document, *, actor, via: str = Via.SYSTEM, replace: bool = False) -> Preset:
     """Create (or with `replace`, overwrite) a custom preset from its JSON export."""
     try:
         parsed = parse_preset_document(document)
@@ -340,7 +344,8 @@ def import_preset(document, *, actor=None, via: str = Via.SYSTEM, replace: bool 
     return run_logged(Action.PRESET_IMPORT, change, actor=actor, via=via, subject=parsed["key"])
 
 
-def delete_preset(preset, *, actor=None, via: str = Via.SYSTEM) -> None:
+@audit.attributed
+def delete_preset(preset, *, actor, via: str = Via.SYSTEM) -> None:
     preset = get_preset(preset)
 
     def change():
@@ -404,8 +409,9 @@ def check_schedule(schedule: PresetSchedule, now: datetime | None = None) -> lis
     return upcoming
 
 
+@audit.attributed
 def create_schedule(
-    preset, *, cron: str, duration, time_zone: str = "UTC", actor=None, via: str = Via.SYSTEM
+    preset, *, cron: str, duration, time_zone: str = "UTC", actor, via: str = Via.SYSTEM
 ) -> PresetSchedule:
     """Schedule a preset window: applied at each cron time (in `time_zone`) for `duration` (minutes, or
     “2h”), the state before it restored at the end. A window already under way when the schedule is
@@ -432,7 +438,8 @@ def create_schedule(
     return run_logged(Action.SCHEDULE, change, actor=actor, via=via, subject=subject)
 
 
-def delete_schedule(schedule: PresetSchedule, *, actor=None, via: str = Via.SYSTEM) -> None:
+@audit.attributed
+def delete_schedule(schedule: PresetSchedule, *, actor, via: str = Via.SYSTEM) -> None:
     """Delete a window schedule; a window that is open is closed first, restoring the state before it."""
     if schedule.is_open:
         _close_window(schedule, timezone.now(), why="its schedule was deleted")

@@ -135,10 +135,10 @@ def integrity_problems(found: list[Change]) -> list[str]:
     return problems
 
 
-def rollback(
-    run: ScenarioRun, reason: str, *, force: bool = False, actor=None, via=ScenarioActivity.Via.SYSTEM
-) -> dict:
-    """Restore the records the run changed to their state before it. Returns what was restored."""
+@audit.attributed
+def rollback(run: ScenarioRun, reason: str, *, force: bool = False, actor, via=ScenarioActivity.Via.SYSTEM) -> dict:
+    """Restore the records the run changed to their state before it. Returns what was restored. History and the
+    log name the actor (`SYSTEM`: the system user)."""
     if not reason or not reason.strip():
         raise InvalidInput("Give a reason for the rollback.", fields={"reason": "Say why you roll back."})
     run = ScenarioRun.objects.select_related("scenario").get(pk=run.pk)
@@ -155,7 +155,6 @@ def rollback(
             "latest rollback points."
         )
     text = f"rollback of run {run.pk}: {reason.strip()}"
-    actor = actor or audit.system_user()
     with transaction.atomic():
         found = changes(run)
         if not found:

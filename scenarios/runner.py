@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict
+from maintenance_site.tenancy import SYSTEM
 from scenarios import priority, registry
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight, cron_previous
 from scenarios.registry import RunCancelled, RunContext, RunResult, RunTimedOut
@@ -342,6 +343,7 @@ def _after_failure(run: ScenarioRun) -> None:
                 result=ScenarioActivity.Result.FAILED,
                 message=f"{scenario.key} failed {streak} times in a row (last: run #{run.pk}: {run.summary})",
                 details={"run": run.pk, "consecutive_failures": streak},
+                actor=SYSTEM,
             )
             notify_operators(
                 f"Maintenance task {scenario.key} failed {streak} times in a row",
@@ -371,6 +373,7 @@ def _report_failure(run: ScenarioRun) -> None:
         result=ScenarioActivity.Result.FAILED,
         message=f"run #{run.pk}: {run.summary}",
         details={"run": run.pk},
+        actor=SYSTEM,
     )
     if previous == Status.FAILED:
         return

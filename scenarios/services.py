@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
 import psutil
@@ -33,6 +32,7 @@ from django.utils.text import slugify
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFound
 from maintenance_site.notifications.services import notify
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.validation import validated
 from scenarios import registry, remote
@@ -71,10 +71,11 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@audit.attributed
 def log_activity(
     action: str,
     *,
-    actor=None,
+    actor,
     via: str = Via.SYSTEM,
     scenario: Scenario | None = None,
     subject: str = "",
@@ -83,8 +84,8 @@ def log_activity(
     message: str = "",
     details: dict | None = None,
 ) -> ScenarioActivity:
-    """Append a line to the activity log."""
-    if actor is not None and not getattr(actor, "pk", None):
+    """Append a line to the activity log; it names the actor (`SYSTEM`: the system user)."""
+    if not getattr(actor, "pk", None):
         actor = None
     return ScenarioActivity.objects.create(
         action=action,
@@ -99,12 +100,13 @@ def log_activity(
     )
 
 
+@audit.attributed
 def run_logged(action: str, change: Callable, *, actor, via, subject: str = "", scenario=None, reason: str = ""):
     """Run `change()` in a transaction. Success: it returns (value, message, details), logged with the change.
-    Refusal: the change rolls back, the refusal is logged (outside it), the error goes on."""
-    attributed = audit.acting_as(actor) if getattr(actor, "pk", None) else nullcontext()
+    Refusal: the change rolls back, the refusal is logged (outside it), the error goes on. History and the log
+    name the actor (`SYSTEM`: the system user, from `audit.attributed`)."""
     try:
-        with attributed, transaction.atomic():
+        with transaction.atomic():
             value, message, details = change()
             log_activity(
                 action,
@@ -275,6 +277,7 @@ def check_load() -> None:
         )
 
 
+@audit.attributed
 def apply_states(
     locked: dict[str, Scenario],
     *,
@@ -410,8 +413,9 @@ def describe_changes(changes: dict[str, list[str]]) -> str:
 # --- one scenario ---------------------------------------------------------------------------------------
 
 
+@audit.attributed
 def activate_scenario(
-    scenario, *, actor=None, via: str = Via.SYSTEM, until=None, duration_minutes=None, reason: str = ""
+    scenario, *, actor, via: str = Via.SYSTEM, until=None, duration_minutes=None, reason: str = ""
 ) -> Scenario:
     """Switch one scenario on, until `until` or for `duration_minutes` (default DEFAULT_TIMEOUT minutes,
     none when 0). Activating an active scenario only changes its timer."""
@@ -430,7 +434,8 @@ def activate_scenario(
     return run_logged(Action.ACTIVATE, change, actor=actor, via=via, scenario=scenario, reason=reason)
 
 
-def deactivate_scenario(scenario, *, actor=None, via: str = Via.SYSTEM, reason: str = "") -> Scenario:
+@audit.attributed
+def deactivate_scenario(scenario, *, actor, via: str = Via.SYSTEM, reason: str = "") -> Scenario:
     """Switch one scenario off; its pending scheduled runs are cancelled (a running one finishes)."""
     scenario = get_scenario(scenario)
     now = timezone.now()
@@ -444,11 +449,12 @@ def deactivate_scenario(scenario, *, actor=None, via: str = Via.SYSTEM, reason: 
     return run_logged(Action.DEACTIVATE, change, actor=actor, via=via, scenario=scenario, reason=reason)
 
 
+@audit.attributed
 def set_states(
     *,
     activate: Iterable[str] = (),
     deactivate: Iterable[str] = (),
-    actor=None,
+    actor,
     via: str = Via.SYSTEM,
     reason: str = "",
     until=None,
@@ -473,8 +479,9 @@ def set_states(
     )
 
 
+@audit.attributed
 def update_schedule(
-    scenario, *, interval_seconds=None, cron: str = "", time_zone: str = "UTC", actor=None, via: str = Via.SYSTEM
+    scenario, *, interval_seconds=None, cron: str = "", time_zone: str = "UTC", actor, via: str = Via.SYSTEM
 ) -> Scenario:
     """Change when an internal scenario runs while active: every `interval_seconds`, or at `cron` times."""
 
@@ -494,6 +501,7 @@ def update_schedule(
     return run_logged(Action.RESCHEDULE, change, actor=actor, via=via, scenario=scenario)
 
 
+@audit.attributed
 def create_task(
     *,
     name: str,
@@ -505,7 +513,7 @@ def create_task(
     interval_seconds: int | None = None,
     cron: str = "",
     config: dict | None = None,
-    actor=None,
+    actor,
     via: str = Via.SYSTEM,
     **settings,
 ) -> Scenario:
@@ -562,7 +570,8 @@ TASK_SETTINGS = (
 )
 
 
-def update_task_settings(scenario, *, actor=None, via: str = Via.SYSTEM, depends_on=None, **values) -> Scenario:
+@audit.attributed
+def update_task_settings(scenario, *, actor, via: str = Via.SYSTEM, depends_on=None, **values) -> Scenario:
     """Change a task's run settings (TASK_SETTINGS) and, when given, the tasks it depends on (a cycle is
     refused, named)."""
 
@@ -597,7 +606,7 @@ def update_task_settings(scenario, *, actor=None, via: str = Via.SYSTEM, depends
 def _switch_everything_off(locked: dict[str, Scenario], *, reason: str, now: datetime) -> list[str]:
     active = {key for key, s in locked.items() if s.is_active}
     changes = apply_states(
-        locked, activate={}, deactivate=active, actor=None, reason=reason, now=now, force_remote=True
+        locked, activate={}, deactivate=active, actor=SYSTEM, reason=reason, now=now, force_remote=True
     )
     return changes["deactivated"]
 
@@ -617,7 +626,8 @@ def _close_windows(why: str) -> int:
     )
 
 
-def stop_all(*, actor=None, via: str = Via.SYSTEM, reason: str = "") -> dict:
+@audit.attributed
+def stop_all(*, actor, via: str = Via.SYSTEM, reason: str = "") -> dict:
     """Emergency stop: every scenario inactive, pending runs cancelled, running runs asked to stop, open
     preset windows closed without restoring. Never refused: an external service that cannot be reached
     is marked inactive anyway and its error shown on the board."""
@@ -679,7 +689,7 @@ def expire_timers(now: datetime | None = None) -> list[str]:
                 continue
             until = scenario.active_until
             apply_states(
-                locked, activate={}, deactivate={key}, actor=None, reason="timer ran out", now=now, force_remote=True
+                locked, activate={}, deactivate={key}, actor=SYSTEM, reason="timer ran out", now=now, force_remote=True
             )
             log_activity(
                 Action.EXPIRE,
@@ -696,7 +706,8 @@ def expire_timers(now: datetime | None = None) -> list[str]:
 # --- runs -----------------------------------------------------------------------------------------------
 
 
-def request_run(scenario, *, actor=None, via: str = Via.SYSTEM, reason: str = "") -> ScenarioRun:
+@audit.attributed
+def request_run(scenario, *, actor, via: str = Via.SYSTEM, reason: str = "") -> ScenarioRun:
     """Ask for a run now (whatever the scenario's state): the next runner tick executes it."""
     scenario = get_scenario(scenario)
 
@@ -715,7 +726,8 @@ def request_run(scenario, *, actor=None, via: str = Via.SYSTEM, reason: str = ""
     return run_logged(Action.RUN, change, actor=actor, via=via, scenario=scenario, reason=reason)
 
 
-def cancel_run(run: ScenarioRun, *, actor=None, via: str = Via.SYSTEM, reason: str = "") -> ScenarioRun:
+@audit.attributed
+def cancel_run(run: ScenarioRun, *, actor, via: str = Via.SYSTEM, reason: str = "") -> ScenarioRun:
     """Cancel a pending run, or ask a running one to stop at its next checkpoint."""
 
     def change():

@@ -8,6 +8,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from maintenance_site import audit
+from maintenance_site.tenancy import SYSTEM
 from scenarios import presets, registry
 from scenarios.models import Scenario, ScenarioActivity
 from scenarios.services import lock_all, log_activity, mark_inactive
@@ -78,6 +79,7 @@ def sync_registry() -> dict:
                 subject="registry",
                 message=f"registered {len(created)} new, {len(missing)} no longer in code",
                 details={"created": created, "updated": updated, "missing": missing},
+                actor=SYSTEM,
             )
     return {"created": created, "updated": updated, "missing": missing}
 

@@ -3,6 +3,7 @@
 
 from celery import shared_task
 
+from maintenance_site.tenancy import SYSTEM
 from scheduling.preventive.generation import generate_due_work_orders
 from scheduling.windows.tick import prune_history, tick
 
@@ -11,7 +12,7 @@ from scheduling.windows.tick import prune_history, tick
 def generate_preventive_work_orders() -> dict:
     """Periodic (beat, every PREVENTIVE_GENERATION_INTERVAL seconds): create the preventive work orders that are
     due. Running it twice, late, or on two machines at once creates nothing twice."""
-    result = generate_due_work_orders()
+    result = generate_due_work_orders(actor=SYSTEM)
     return {"created": result.created, "skipped": result.skipped}
 
 

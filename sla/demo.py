@@ -5,6 +5,7 @@ from datetime import date, time
 
 from django.utils import timezone
 
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.roles import Role
 from sla import services
 from sla.models import BusinessCalendar, EscalationStep
@@ -33,8 +34,9 @@ def seed(organization, users):
         name="Business hours",
         hours=[{"weekday": day, "start": start, "end": end} for day in WORKING_DAYS for start, end in SPANS],
         holidays=_holidays(),
+        actor=SYSTEM,
     )
-    around_the_clock = services.create_calendar(organization, name="24/7", always_open=True)
+    around_the_clock = services.create_calendar(organization, name="24/7", always_open=True, actor=SYSTEM)
     warn_assignee = {"level": L.WARNING, "kind": K.NOTIFY, "notify_assignee": True, "notify_roles": [Role.PLANNER]}
     policies = [
         {
@@ -82,5 +84,5 @@ def seed(organization, users):
         },
     ]
     for spec in policies:
-        services.create_policy(organization, **spec)
-    services.start_clocks_for_open_orders(organization)
+        services.create_policy(organization, actor=SYSTEM, **spec)
+    services.start_clocks_for_open_orders(organization, actor=SYSTEM)

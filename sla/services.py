@@ -34,6 +34,7 @@ from maintenance_site.notifications.kinds import is_registered, register_kind
 from maintenance_site.notifications.models import Channel
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
+from maintenance_site.tenancy.actors import is_system
 from maintenance_site.tenancy.models import Membership, Organization
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import delete_or_conflict, validated
@@ -92,15 +93,11 @@ HOLIDAY_FIELDS = {"date", "name"}
 # --- who acts ---------------------------------------------------------------------------------------------
 
 
-def _is_automation(actor) -> bool:
-    return actor is None or actor.get_username() == audit.SYSTEM_USERNAME
-
-
 def _require_manage(organization_id: int, actor) -> None:
     """A person changing SLA settings must be a member whose role may manage SLAs (automation and superusers may)."""
-    if _is_automation(actor) or actor.is_superuser:
+    if is_system(actor) or actor.is_superuser:
         return
-    tenancy_services.require_role(organization_id, actor, Action.MANAGE_SLA)
+    tenancy_services.require_role(organization_id, Action.MANAGE_SLA, actor=actor)
 
 
 def _unknown(given, allowed, what: str) -> None:
@@ -205,7 +202,7 @@ def _sync_holidays(calendar: BusinessCalendar, wanted: list[Holiday]) -> None:
 
 @audit.attributed
 @transaction.atomic
-def create_calendar(organization, *, actor=None, hours=(), holidays=(), **fields) -> BusinessCalendar:
+def create_calendar(organization, *, actor, hours=(), holidays=(), **fields) -> BusinessCalendar:
     """Add a business calendar: `hours` as dicts of weekday (Monday 0), start and end; `holidays` as dicts of
     date and name. A calendar without working hours must be 24/7 (`always_open`)."""
     _require_manage(organization.pk, actor)
@@ -222,7 +219,7 @@ def create_calendar(organization, *, actor=None, hours=(), holidays=(), **fields
 
 @audit.attributed
 @transaction.atomic
-def update_calendar(calendar: BusinessCalendar, *, actor=None, hours=None, holidays=None, **changes):
+def update_calendar(calendar: BusinessCalendar, *, actor, hours=None, holidays=None, **changes):
     """Edit a calendar; `hours` / `holidays`, when given, replace all its spans / holidays. Running clocks
     keep their deadlines until they next move (pause, resume, re-target)."""
     calendar = BusinessCalendar.objects.select_for_update().get(pk=calendar.pk)
@@ -244,7 +241,7 @@ def update_calendar(calendar: BusinessCalendar, *, actor=None, hours=None, holid
 
 @audit.attributed
 @transaction.atomic
-def delete_calendar(calendar: BusinessCalendar, *, actor=None) -> None:
+def delete_calendar(calendar: BusinessCalendar, *, actor) -> None:
     """Delete a calendar no policy or clock uses (409 otherwise)."""
     _require_manage(calendar.organization_id, actor)
     delete_or_conflict(calendar, "calendar")
@@ -308,7 +305,7 @@ def _sync_steps(policy: SLAPolicy, wanted: list[EscalationStep]) -> None:
 
 @audit.attributed
 @transaction.atomic
-def create_policy(organization, *, actor=None, escalation_steps=(), **fields) -> SLAPolicy:
+def create_policy(organization, *, actor, escalation_steps=(), **fields) -> SLAPolicy:
     """Add an SLA policy. Refused (InvalidInput, by field) when the resolution target is shorter than the
     response target, the calendar has no working time, or an active policy is just as specific and can
     match the same work orders. `escalation_steps`: dicts of the EscalationStep fields, in order."""
@@ -324,7 +321,7 @@ def create_policy(organization, *, actor=None, escalation_steps=(), **fields) ->
 
 @audit.attributed
 @transaction.atomic
-def update_policy(policy: SLAPolicy, *, actor=None, escalation_steps=None, **changes) -> SLAPolicy:
+def update_policy(policy: SLAPolicy, *, actor, escalation_steps=None, **changes) -> SLAPolicy:
     """Edit a policy (`escalation_steps`, when given, replaces its steps). Running clocks keep the targets they
     copied; new clocks (and re-targeted ones) take the new values."""
     _require_manage(policy.organization_id, actor)
@@ -343,7 +340,7 @@ def update_policy(policy: SLAPolicy, *, actor=None, escalation_steps=None, **cha
 
 @audit.attributed
 @transaction.atomic
-def delete_policy(policy: SLAPolicy, *, actor=None) -> None:
+def delete_policy(policy: SLAPolicy, *, actor) -> None:
     """Delete a policy no clock used; one that was used is retired instead (409 says so)."""
     _require_manage(policy.organization_id, actor)
     delete_or_conflict(policy, "SLA policy")
@@ -592,13 +589,14 @@ def on_work_order_transition(work_order: WorkOrder, action: str, previous_status
         _record(clock, target, Level.BREACH, now, escalate=False)
 
 
-def on_work_order_edited(work_order: WorkOrder, changed_fields: list[str], actor) -> None:
+@audit.attributed
+def on_work_order_edited(work_order: WorkOrder, changed_fields: list[str], *, actor) -> None:
     """A person changed priority, type, asset or location: re-evaluate which policy applies and, when another
     one does, re-target the clock to it (deadlines from the order's creation, time paused still excluded;
     targets already met, warnings and breaches already recorded stay). Automation (the system user: an
     escalation raising the priority) never re-targets, so an escalation cannot loop on its own clock. An order
     that no policy covers any more keeps the clock it has."""
-    if not RETARGET_FIELDS.intersection(changed_fields) or _is_automation(actor) or not work_order.is_open:
+    if not RETARGET_FIELDS.intersection(changed_fields) or is_system(actor) or not work_order.is_open:
         return
     policy = match_policy(work_order)
     clock = _locked_clock(work_order)
@@ -626,7 +624,7 @@ def on_work_order_edited(work_order: WorkOrder, changed_fields: list[str], actor
 
 @audit.attributed
 @transaction.atomic
-def start_clocks_for_open_orders(organization, *, actor=None) -> int:
+def start_clocks_for_open_orders(organization, *, actor) -> int:
     """Start clocks for the organisation's open orders that have none (orders created before the policies,
     e.g. the demo's). Each clock runs from its order's creation. Returns how many were started."""
     now = timezone.now()

@@ -590,7 +590,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
         """Add a comment. A `client_id` you used before: 200 with that comment when the body and the order are the
         same (a replay), 409 naming it when they are not."""
         work_order = self.get_object()
-        services.check_may_annotate(work_order, request.user)  # before the body: who may not comment learns that
+        services.check_may_annotate(work_order, actor=request.user)  # before the body: who may not comment learns that
         comment = services.add_comment(work_order, actor=request.user, **self._input(CommentSerializer))
         return self._one(CommentSerializer, comment, status=200 if client_ids.was_replayed(comment) else 201)
 
@@ -639,7 +639,7 @@ class WorkOrderViewSet(ActorServiceViewSet):
     @attachments.mapping.post
     def add_attachment(self, request, pk=None):
         work_order = self.get_object()
-        services.check_may_annotate(work_order, request.user)
+        services.check_may_annotate(work_order, actor=request.user)
         uploaded = self._input(AttachmentInput)["file"]
         attachment = services.add_attachment(uploaded=uploaded, actor=request.user, work_order=work_order)
         return self._one(AttachmentSerializer, attachment)

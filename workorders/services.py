@@ -20,6 +20,7 @@ from maintenance_site import audit, client_ids, hooks
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish
 from maintenance_site.tenancy import services as tenancy_services
+from maintenance_site.tenancy.actors import check_actor
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.validation import checked_reason, validated
@@ -87,9 +88,10 @@ ATTACHMENT_OFFER = "a photo (JPEG, PNG, WebP, HEIC), a PDF, a text or CSV file, 
 
 
 def _membership(work_order_or_org, actor) -> Membership | None:
+    check_actor(actor)
     organization_id = getattr(work_order_or_org, "organization_id", None) or work_order_or_org.pk
     return tenancy_services.acting_membership(
-        organization_id, actor, not_member="You are not a member of this work order's organisation."
+        organization_id, actor=actor, not_member="You are not a member of this work order's organisation."
     )
 
 
@@ -106,8 +108,9 @@ def _supervises(membership: Membership | None) -> bool:
     return membership is None or role_allows(membership.role, Action.ASSIGN_WORK)
 
 
-def check_may_work_on(work_order: WorkOrder, actor) -> Membership | None:
-    """Technicians act only on work assigned to them or their team; supervisors on any."""
+def check_may_work_on(work_order: WorkOrder, *, actor) -> Membership | None:
+    """Technicians act only on work assigned to them or their team; supervisors on any (and `SYSTEM`). A missing
+    actor is a TypeError."""
     membership = _membership(work_order, actor)
     _require(membership, Action.EXECUTE_WORK)
     if not _supervises(membership) and not _is_on_it(work_order, actor):
@@ -123,7 +126,7 @@ def check_may_work_on(work_order: WorkOrder, actor) -> Membership | None:
 ANNOTATING_ACTIONS = (Action.EXECUTE_WORK, Action.CREATE_WORK)
 
 
-def check_may_annotate(work_order: WorkOrder, actor) -> Membership | None:
+def check_may_annotate(work_order: WorkOrder, *, actor) -> Membership | None:
     """Refuse a comment or an attachment from a member whose role neither carries out nor edits work orders."""
     membership = _membership(work_order, actor)
     if membership is not None and not any(role_allows(membership.role, action) for action in ANNOTATING_ACTIONS):
@@ -197,7 +200,7 @@ def format_number(number: int) -> str:
 @audit.attributed
 @transaction.atomic
 def create_work_order(
-    organization, *, title: str, actor=None, procedure: Procedure | None = None, _raised_on_the_job=False, **fields
+    organization, *, title: str, actor, procedure: Procedure | None = None, _raised_on_the_job=False, **fields
 ) -> WorkOrder:
     """Open a work order. The location defaults to the asset's; a procedure's steps become its checklist;
     an assignee given here assigns it at once."""
@@ -233,7 +236,7 @@ def _locked(work_order: WorkOrder) -> WorkOrder:
 
 @audit.attributed
 @transaction.atomic
-def update_work_order(work_order: WorkOrder, *, actor=None, **changes) -> WorkOrder:
+def update_work_order(work_order: WorkOrder, *, actor, **changes) -> WorkOrder:
     """Edit the descriptive fields of a work order that is not closed."""
     work_order = _locked(work_order)
     membership = _membership(work_order, actor)
@@ -254,7 +257,7 @@ def update_work_order(work_order: WorkOrder, *, actor=None, **changes) -> WorkOr
     validated(work_order)
     work_order.save()
     if changed:
-        hooks.work_order_edited(work_order, sorted(changed), actor)
+        hooks.work_order_edited(work_order, sorted(changed), actor=actor)
         _publish_updated(work_order, "edited", fields=sorted(changed))
     return work_order
 
@@ -273,7 +276,7 @@ def transition(
     work_order: WorkOrder,
     action: str,
     *,
-    actor=None,
+    actor,
     reason: str = "",
     assignee=None,
     notes: str = "",
@@ -447,33 +450,39 @@ def link_downtime(downtime: Downtime, *, caused_by: WorkOrder | None = None, end
     return link
 
 
-def assign(work_order, assignee, *, actor=None):
+@audit.attributed
+def assign(work_order, assignee, *, actor):
     return transition(work_order, "assign", actor=actor, assignee=assignee)
 
 
-def start(work_order, *, actor=None):
+@audit.attributed
+def start(work_order, *, actor):
     return transition(work_order, "start", actor=actor)
 
 
-def hold(work_order, *, reason, actor=None):
+@audit.attributed
+def hold(work_order, *, reason, actor):
     return transition(work_order, "hold", actor=actor, reason=reason)
 
 
-def resume(work_order, *, actor=None):
+@audit.attributed
+def resume(work_order, *, actor):
     return transition(work_order, "resume", actor=actor)
 
 
-def complete(work_order, *, actor=None, notes=""):
+@audit.attributed
+def complete(work_order, *, actor, notes=""):
     return transition(work_order, "complete", actor=actor, notes=notes)
 
 
-def cancel(work_order, *, reason, actor=None, parts_disposition=None):
+@audit.attributed
+def cancel(work_order, *, reason, actor, parts_disposition=None):
     return transition(work_order, "cancel", actor=actor, reason=reason, parts_disposition=parts_disposition)
 
 
 @audit.attributed
 @transaction.atomic
-def delete_work_order(work_order: WorkOrder, *, actor=None) -> None:
+def delete_work_order(work_order: WorkOrder, *, actor) -> None:
     """Delete an order created by mistake; one with any activity must be cancelled instead (409)."""
     work_order = _locked(work_order)
     _require(_membership(work_order, actor), Action.CREATE_WORK)
@@ -503,7 +512,6 @@ def delete_work_order(work_order: WorkOrder, *, actor=None) -> None:
 # --- checklists -----------------------------------------------------------------------------------------
 
 
-@audit.attributed
 @transaction.atomic
 def apply_procedure(work_order: WorkOrder, procedure: Procedure) -> list[ChecklistItem]:
     """Copy a procedure's steps onto the work order's checklist (after any existing items)."""
@@ -527,7 +535,7 @@ def apply_procedure(work_order: WorkOrder, procedure: Procedure) -> list[Checkli
 
 @audit.attributed
 @transaction.atomic
-def add_checklist_item(work_order, *, text, kind=ItemKind.TICK, required=True, unit="", actor=None) -> ChecklistItem:
+def add_checklist_item(work_order, *, text, kind=ItemKind.TICK, required=True, unit="", actor) -> ChecklistItem:
     work_order = _locked(work_order)
     _require(_membership(work_order, actor), Action.CREATE_WORK)
     position = (work_order.checklist.order_by("-position").values_list("position", flat=True).first() or 0) + 1
@@ -549,7 +557,7 @@ def add_checklist_item(work_order, *, text, kind=ItemKind.TICK, required=True, u
 def record_checklist_result(
     item: ChecklistItem,
     *,
-    actor=None,
+    actor,
     done: bool | None = None,
     passed: bool | None = None,
     number_value=None,
@@ -561,7 +569,7 @@ def record_checklist_result(
     work_order = item.work_order
     if client_id and item.client_id == client_id:
         return item
-    check_may_work_on(work_order, actor)
+    check_may_work_on(work_order, actor=actor)
     if work_order.status not in (Status.IN_PROGRESS, Status.ASSIGNED, Status.OPEN, Status.ON_HOLD):
         raise Conflict(
             f"{work_order.number} is {work_order.get_status_display().lower()}: its checklist can no longer change.",
@@ -601,7 +609,7 @@ def record_checklist_result(
 
 @audit.attributed
 @transaction.atomic
-def raise_follow_up(item: ChecklistItem, *, actor=None, title: str = "", priority: str | None = None) -> WorkOrder:
+def raise_follow_up(item: ChecklistItem, *, actor, title: str = "", priority: str | None = None) -> WorkOrder:
     """A failed pass/fail item opens a corrective follow-up work order linked to the first."""
     item = ChecklistItem.objects.select_for_update(of=("self",)).select_related("work_order").get(pk=item.pk)
     original = item.work_order
@@ -609,7 +617,7 @@ def raise_follow_up(item: ChecklistItem, *, actor=None, title: str = "", priorit
         raise Conflict("Only a failed pass/fail item raises a follow-up.", code="not_failed")
     if item.follow_up_id:
         return item.follow_up
-    check_may_work_on(original, actor)
+    check_may_work_on(original, actor=actor)
     follow_up = create_work_order(
         original.organization,
         title=title or f"Follow-up: {item.text} failed on {original.number}",
@@ -636,7 +644,7 @@ def raise_follow_up(item: ChecklistItem, *, actor=None, title: str = "", priorit
 def add_comment(work_order: WorkOrder, *, actor, body: str, client_id: str = "") -> Comment:
     """Add a note (who may: `check_may_annotate`). A replayed client id applies once."""
     work_order = _locked(work_order)
-    check_may_annotate(work_order, actor)
+    check_may_annotate(work_order, actor=actor)
     if not (body or "").strip():
         raise InvalidInput("A comment needs some text.", fields={"body": ["Required."]})
 
@@ -691,7 +699,7 @@ def log_time(
         ) from None
     if minutes <= 0 or minutes > 24 * 60:
         raise InvalidInput("Minutes must be between 1 and 1440.", fields={"minutes": ["Between 1 and 1440."]})
-    membership = check_may_work_on(work_order, actor)
+    membership = check_may_work_on(work_order, actor=actor)
     if technician != actor:
         if not _supervises(membership):
             raise PermissionDeniedError("Only planners and managers log time for someone else.")
@@ -738,7 +746,7 @@ def _described_time_entry(entry: TimeEntry) -> dict:
 def start_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
     """Start the actor's timer on an order (one running timer per person)."""
     work_order = _locked(work_order)
-    check_may_work_on(work_order, actor)
+    check_may_work_on(work_order, actor=actor)
     running = TimeEntry.objects.filter(technician=actor, minutes__isnull=True).select_related("work_order").first()
     if running is not None:
         raise Conflict(
@@ -857,14 +865,21 @@ def check_upload(uploaded) -> str:
 @audit.attributed
 @transaction.atomic
 def add_attachment(
-    *, uploaded, actor=None, work_order: WorkOrder | None = None, request: WorkRequest | None = None
+    *, uploaded, actor, work_order: WorkOrder | None = None, request: WorkRequest | None = None
 ) -> Attachment:
     """Store a file on a work order or a request (type and size checked)."""
-    owner = work_order or request
-    if owner is None:
+    if work_order is None and request is None:
         raise InvalidInput("An attachment belongs to a work order or a request.")
     if work_order is not None:
-        check_may_annotate(work_order, actor)
+        check_may_annotate(work_order, actor=actor)
+    attachment = _store_attachment(uploaded, work_order=work_order, request=request, uploaded_by=actor)
+    if work_order is not None:
+        _publish_updated(work_order, "attachment", attachment=attachment.pk)
+    return attachment
+
+
+def _store_attachment(uploaded, *, work_order=None, request=None, uploaded_by=None) -> Attachment:
+    owner = work_order or request
     content_type = check_upload(uploaded)
     attachment = Attachment(
         organization_id=owner.organization_id,
@@ -874,19 +889,16 @@ def add_attachment(
         original_name=(uploaded.name or "file")[-255:],
         content_type=content_type,
         size=uploaded.size,
-        uploaded_by=actor,
+        uploaded_by=uploaded_by,
     )
     attachment.file.save(attachment.original_name.replace("/", "_"), uploaded, save=False)
     attachment.save()
-    if work_order is not None:
-        _publish_updated(work_order, "attachment", attachment=attachment.pk)
     return attachment
 
 
 # --- work requests --------------------------------------------------------------------------------------
 
 
-@audit.attributed
 @transaction.atomic
 def submit_request(
     organization,
@@ -917,7 +929,7 @@ def submit_request(
     )
     validated(work_request, exclude=["token"]).save()
     for uploaded in files:
-        add_attachment(uploaded=uploaded, request=work_request)
+        _store_attachment(uploaded, request=work_request)  # sent by someone without an account
     publish(organization, "work-request:submitted", {"id": work_request.pk, "asset": work_request.asset_id})
     return work_request
 
@@ -1031,7 +1043,7 @@ def _replace_procedure_items(procedure: Procedure, items) -> list[ProcedureItem]
 
 @audit.attributed
 @transaction.atomic
-def create_procedure(organization, *, name: str, actor=None, description: str = "", items=()) -> Procedure:
+def create_procedure(organization, *, name: str, actor, description: str = "", items=()) -> Procedure:
     """Add a procedure to the library with its steps (`items`: dicts of text, kind, unit, required, position)."""
     _require(_membership(organization, actor), Action.CREATE_WORK)
     procedure = validated(Procedure(organization=organization, name=(name or "").strip(), description=description))
@@ -1042,7 +1054,7 @@ def create_procedure(organization, *, name: str, actor=None, description: str = 
 
 @audit.attributed
 @transaction.atomic
-def update_procedure(procedure: Procedure, *, actor=None, items=None, **changes) -> Procedure:
+def update_procedure(procedure: Procedure, *, actor, items=None, **changes) -> Procedure:
     """Edit a procedure; `items`, when given, replaces all its steps. Work orders keep the copies they have."""
     procedure = Procedure.objects.select_for_update().get(pk=procedure.pk)
     _require(_membership(procedure, actor), Action.CREATE_WORK)
@@ -1057,7 +1069,7 @@ def update_procedure(procedure: Procedure, *, actor=None, items=None, **changes)
 
 @audit.attributed
 @transaction.atomic
-def delete_procedure(procedure: Procedure, *, actor=None) -> None:
+def delete_procedure(procedure: Procedure, *, actor) -> None:
     """Remove a procedure from the library (checklists already copied from it stay)."""
     _require(_membership(procedure, actor), Action.CREATE_WORK)
     _delete_unless_used(procedure, "procedure")
@@ -1080,7 +1092,7 @@ def _check_team_members(organization_id, members) -> list:
 
 @audit.attributed
 @transaction.atomic
-def create_team(organization, *, name: str, actor=None, members=()) -> Team:
+def create_team(organization, *, name: str, actor, members=()) -> Team:
     """Form a crew that work can be assigned to; every member must belong to the organisation."""
     _require(_membership(organization, actor), Action.ASSIGN_WORK)
     members = _check_team_members(organization.pk, members)
@@ -1092,7 +1104,7 @@ def create_team(organization, *, name: str, actor=None, members=()) -> Team:
 
 @audit.attributed
 @transaction.atomic
-def update_team(team: Team, *, actor=None, members=None, **changes) -> Team:
+def update_team(team: Team, *, actor, members=None, **changes) -> Team:
     """Rename a team or replace its members (`members`, when given, is the whole new list)."""
     team = Team.objects.select_for_update().get(pk=team.pk)
     _require(_membership(team, actor), Action.ASSIGN_WORK)
@@ -1107,7 +1119,7 @@ def update_team(team: Team, *, actor=None, members=None, **changes) -> Team:
 
 @audit.attributed
 @transaction.atomic
-def delete_team(team: Team, *, actor=None) -> None:
+def delete_team(team: Team, *, actor) -> None:
     """Disband a team; one that work orders name must be reassigned first (409)."""
     _require(_membership(team, actor), Action.ASSIGN_WORK)
     _delete_unless_used(team, "team")

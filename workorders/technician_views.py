@@ -138,7 +138,7 @@ def order_or_404(request, pk) -> WorkOrder:
 
 def may_work_on(work_order: WorkOrder, user) -> bool:
     try:
-        services.check_may_work_on(work_order, user)
+        services.check_may_work_on(work_order, actor=user)
     except PermissionDeniedError:
         return False
     return True
@@ -147,7 +147,7 @@ def may_work_on(work_order: WorkOrder, user) -> bool:
 def may_annotate(work_order: WorkOrder, user) -> bool:
     """Whether the page offers the note and photo forms (a viewer's or a storekeeper's does not)."""
     try:
-        services.check_may_annotate(work_order, user)
+        services.check_may_annotate(work_order, actor=user)
     except PermissionDeniedError:
         return False
     return True

@@ -8,8 +8,8 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
-from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
+from maintenance_site.tenancy.actors import is_system
 from maintenance_site.tenancy.models import (
     ApiKeyScope,
     Membership,
@@ -120,10 +120,11 @@ def reserve_numbers(organization, name: str, count: int = 1) -> range:
     return range(last - count + 1, last + 1)
 
 
-def acting_membership(organization_id: int, actor, *, not_member: str = "You are not a member of this organisation."):
-    """The membership through which `actor` acts in the organisation, or None for automation (no actor, or
-    the system user: allowed, and history names the system user). A non-member is refused."""
-    if actor is None or actor.get_username() == audit.SYSTEM_USERNAME:
+def acting_membership(organization_id: int, *, actor, not_member: str = "You are not a member of this organisation."):
+    """The membership through which `actor` acts in the organisation, or None for automation (`SYSTEM`, or the
+    system user it stands for: allowed, and history names the system user). A non-member is refused; a missing
+    actor (None) is a TypeError, never an allow."""
+    if is_system(actor):
         return None
     membership = Membership.objects.active().filter(organization_id=organization_id, user=actor).first()
     if membership is None:
@@ -132,16 +133,17 @@ def acting_membership(organization_id: int, actor, *, not_member: str = "You are
 
 
 def check_role(membership: Membership | None, action) -> None:
-    """Refuse when the membership's role may not do `action` (the role table); automation may."""
+    """Refuse when the membership's role may not do `action` (the role table); automation (None, from
+    `acting_membership`) may."""
     if membership is not None and not role_allows(membership.role, action):
         raise PermissionDeniedError(
             f"Your role ({membership.get_role_display()}) may not {action.label}.", code="role_forbids"
         )
 
 
-def require_role(organization_id: int, actor, action) -> Membership | None:
+def require_role(organization_id: int, action, *, actor) -> Membership | None:
     """`acting_membership` plus `check_role`: the one check services make before changing anything."""
-    membership = acting_membership(organization_id, actor)
+    membership = acting_membership(organization_id, actor=actor)
     check_role(membership, action)
     return membership
 

@@ -11,6 +11,7 @@ from assets import meters
 from assets.models import Asset, AssetType, Location, Meter
 from inventory import services as inventory_services
 from inventory.models import Part, StockLocation
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.roles import Role
 from scheduling.preventive import services
 from scheduling.preventive.models import PreventiveSchedule
@@ -111,12 +112,13 @@ def seed(organization, users):
         compressor = assets["CMP-001"]
         meter = Meter.objects.filter(asset=compressor, name="Run hours").first()
         if meter is None:
-            meter = meters.create_meter(organization, asset=compressor, name="Run hours", unit="h")
+            meter = meters.create_meter(organization, asset=compressor, name="Run hours", unit="h", actor=SYSTEM)
             now = timezone.now()
             meters.record_readings(
                 organization,
                 [{"meter": meter, "value": 4120 + 8 * n, "read_at": now - timedelta(days=10 - n)} for n in range(10)],
                 source="manual",
+                actor=SYSTEM,
             )
         services.create_schedule(
             organization,

@@ -288,15 +288,16 @@ def _save_bookkeeping(plan: Plan) -> None:
     )
 
 
+@audit.attributed
 def generate_due_work_orders(
-    now=None, organization=None, *, schedule_ids=None, days_ahead: int = 0, actor=None
+    now=None, organization=None, *, schedule_ids=None, days_ahead: int = 0, actor
 ) -> GenerationResult:
     """Create the work orders that are due (and record the skips), exactly once, however often and from however
     many processes this runs. `organization` limits it to one; `schedule_ids` to some schedules (then their
     bookkeeping is not waited for); `days_ahead` also creates what falls due within that many days."""
     now = now or timezone.now()
     horizon = now + timedelta(days=days_ahead)
-    user = actor or audit.system_user()
+    user = actor  # SYSTEM arrives as the system user (audit.attributed)
     result = GenerationResult(as_of=now, horizon=horizon, days_ahead=days_ahead)
     with audit.acting_as(user, reason="preventive generation"):
         plan = plan_generation(now, horizon, organization, schedule_ids)

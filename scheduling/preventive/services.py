@@ -83,7 +83,7 @@ TRIGGER_FIELDS = {
 
 
 def _require(organization_id, actor, action: Action = Action.MANAGE_SCHEDULES) -> None:
-    tenancy_services.require_role(organization_id, actor, action)
+    tenancy_services.require_role(organization_id, action, actor=actor)
 
 
 def _parse_parts(organization_id, parts) -> list[dict]:
@@ -167,7 +167,7 @@ def _apply_fields(schedule: Schedule, fields: dict) -> None:
 
 @audit.attributed
 @transaction.atomic
-def create_schedule(organization, *, actor=None, parts=None, **fields) -> Schedule:
+def create_schedule(organization, *, actor, parts=None, **fields) -> Schedule:
     """Add a preventive schedule (`parts`: list of {part, stock_location, quantity}). Bad expressions and
     inconsistent coverage are an InvalidInput saying, per field, what is wrong."""
     _require(organization.pk, actor)
@@ -192,7 +192,7 @@ def _locked(schedule: Schedule) -> Schedule:
 
 @audit.attributed
 @transaction.atomic
-def update_schedule(schedule: Schedule, *, actor=None, parts=None, **changes) -> Schedule:
+def update_schedule(schedule: Schedule, *, actor, parts=None, **changes) -> Schedule:
     """Edit a schedule; `parts`, when given, replaces its part list. Occurrences already generated stay."""
     schedule = _locked(schedule)
     _require(schedule.organization_id, actor)
@@ -210,7 +210,7 @@ def update_schedule(schedule: Schedule, *, actor=None, parts=None, **changes) ->
 
 @audit.attributed
 @transaction.atomic
-def delete_schedule(schedule: Schedule, *, actor=None) -> None:
+def delete_schedule(schedule: Schedule, *, actor) -> None:
     """Delete a schedule that never generated anything; one with history must be paused or ended (409)."""
     schedule = _locked(schedule)
     _require(schedule.organization_id, actor)
@@ -227,7 +227,7 @@ def delete_schedule(schedule: Schedule, *, actor=None) -> None:
 
 @audit.attributed
 @transaction.atomic
-def pause_schedule(schedule: Schedule, *, actor=None, reason: str = "") -> Schedule:
+def pause_schedule(schedule: Schedule, *, actor, reason: str = "") -> Schedule:
     """Stop generating (nothing is owed for the paused time: resuming does not catch up)."""
     schedule = _locked(schedule)
     _require(schedule.organization_id, actor)
@@ -243,7 +243,7 @@ def pause_schedule(schedule: Schedule, *, actor=None, reason: str = "") -> Sched
 
 @audit.attributed
 @transaction.atomic
-def resume_schedule(schedule: Schedule, *, actor=None, now=None) -> Schedule:
+def resume_schedule(schedule: Schedule, *, actor, now=None) -> Schedule:
     """Generate again from now on; occurrences that fell in the pause are not created."""
     schedule = _locked(schedule)
     _require(schedule.organization_id, actor)
@@ -261,7 +261,8 @@ def resume_schedule(schedule: Schedule, *, actor=None, now=None) -> Schedule:
     return schedule
 
 
-def generate_now(schedule: Schedule, *, actor=None, days_ahead: int = 0, now=None) -> GenerationResult:
+@audit.attributed
+def generate_now(schedule: Schedule, *, actor, days_ahead: int = 0, now=None) -> GenerationResult:
     """“Generate now” (admin action, API): create what this schedule has due, or due within `days_ahead` days (plus
     its lead time), by its rules (misfire policy, skip-if-open). The result says which horizon was covered and, in
     `message`, why fewer orders than occurrences were made when some were."""
@@ -330,7 +331,7 @@ def _hash(token: str) -> str:
 
 @audit.attributed
 @transaction.atomic
-def create_calendar_feed(organization, *, name: str, actor=None) -> tuple[CalendarFeed, str]:
+def create_calendar_feed(organization, *, name: str, actor) -> tuple[CalendarFeed, str]:
     """A new secret feed URL token; returned once (only its hash is kept)."""
     _require(organization.pk, actor)
     token = secrets.token_urlsafe(24)
@@ -347,7 +348,7 @@ def create_calendar_feed(organization, *, name: str, actor=None) -> tuple[Calend
 
 @audit.attributed
 @transaction.atomic
-def revoke_calendar_feed(feed: CalendarFeed, *, actor=None) -> CalendarFeed:
+def revoke_calendar_feed(feed: CalendarFeed, *, actor) -> CalendarFeed:
     """Retire a feed URL at once (calendar apps get a 404 from then on)."""
     feed = CalendarFeed.objects.select_for_update().get(pk=feed.pk)
     _require(feed.organization_id, actor)

@@ -16,9 +16,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from maintenance_site.audit import acting_as, current_user, system_user
+from maintenance_site.audit import attributed
 from maintenance_site.errors import InvalidInput, PermissionDeniedError
 from maintenance_site.events.services import publish
+from maintenance_site.tenancy.actors import is_system
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import Action, role_allows
 from scheduling.windows.models import MAX_AHEAD, MaintenanceMode, MaintenanceWindow
@@ -216,13 +217,14 @@ def platform_status() -> dict:
 
 
 def _check_manual_permission(organization, actor):
-    if actor is None:
+    if is_system(actor):
         return
     if organization is None and not actor.is_superuser:
         raise PermissionDeniedError("Only a superuser may switch the whole platform's maintenance mode.")
 
 
-def enter_maintenance_mode(organization, *, reason: str, actor=None, until: datetime | None = None, now=None):
+@attributed
+def enter_maintenance_mode(organization, *, reason: str, actor, until: datetime | None = None, now=None):
     """Switch maintenance mode on by hand (an emergency), for `organization` or, with None, the platform.
     `until` is the expected end, announced to clients as Retry-After; without it they get none."""
     now = now or timezone.now()
@@ -237,7 +239,7 @@ def enter_maintenance_mode(organization, *, reason: str, actor=None, until: date
             "nobody knows.",
             fields={"until": ["At most ten years ahead."]},
         )
-    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+    with transaction.atomic():
         mode = lock_organization(organization.pk if organization else None)
         mode.manual = True
         mode.reason = reason.strip()
@@ -261,12 +263,13 @@ def enter_maintenance_mode(organization, *, reason: str, actor=None, until: date
     return mode
 
 
-def exit_maintenance_mode(organization, *, reason: str = "", actor=None, now=None):
+@attributed
+def exit_maintenance_mode(organization, *, reason: str = "", actor, now=None):
     """Switch the manual maintenance mode off. The mode stays on while a system-scope window runs (end that
     window to leave it)."""
     now = now or timezone.now()
     _check_manual_permission(organization, actor)
-    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+    with transaction.atomic():
         mode = lock_organization(organization.pk if organization else None)
         if mode.manual:
             mode.manual = False

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from maintenance_site.audit import acting_as, current_user, system_user
+from maintenance_site.audit import attributed
 from maintenance_site.errors import Conflict, InvalidInput
 from maintenance_site.events.services import publish
 from maintenance_site.recurrence import normalize_rrule
@@ -100,6 +100,7 @@ def _resolve_end(starts_at, ends_at, duration_minutes):
     return ends_at
 
 
+@attributed
 def create_window(
     organization,
     *,
@@ -116,7 +117,7 @@ def create_window(
     notify_users: bool = True,
     emergency: bool = False,
     emergency_reason: str = "",
-    actor=None,
+    actor,
     now=None,
 ) -> MaintenanceWindow:
     """Schedule a window (or, with `recurrence`, a series of them). Refuses bad input (400) and overlaps
@@ -141,8 +142,7 @@ def create_window(
             f"This window ended already ({format_utc(ends_at)}); schedule one that ends in the future.",
             fields={"ends_at": ["In the past."]},
         )
-    actor_for_history = actor or current_user() or system_user()
-    with transaction.atomic(), acting_as(actor_for_history):
+    with transaction.atomic():
         mode = lock_organization(organization.pk)
         tree = OrganizationTree(organization.pk)
         footprint = tree.footprint(scope, location.pk if location else None, [asset.pk for asset in assets])
@@ -163,7 +163,7 @@ def create_window(
             emergency=emergency,
             emergency_reason=emergency_reason,
             overridden_conflicts=overridden,
-            created_by=actor if actor is not None and actor.is_authenticated else None,
+            created_by=actor,
         )
         validated(window)
         if overridden:
@@ -220,7 +220,8 @@ _SHAPE = {"starts_at", "ends_at", "duration_minutes", "scope", "location", "asse
 _PROPAGATED = ("title", "description", "maintenance_type", "notify_users")
 
 
-def update_window(window: MaintenanceWindow, *, actor=None, now=None, **changes) -> MaintenanceWindow:
+@attributed
+def update_window(window: MaintenanceWindow, *, actor, now=None, **changes) -> MaintenanceWindow:
     """Change a window. A scheduled window may change everything (its new time and scope are checked for
     overlaps again); a running one its title, description, notification flag and end (still in the future);
     a finished or cancelled one nothing. Changing a series changes its future scheduled occurrences."""
@@ -228,7 +229,7 @@ def update_window(window: MaintenanceWindow, *, actor=None, now=None, **changes)
     unknown = set(changes) - _UPDATABLE
     if unknown:
         raise TypeError(f"A maintenance window has no editable field(s) {', '.join(sorted(unknown))}")
-    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+    with transaction.atomic():
         lock_organization(window.organization_id)
         window = (
             MaintenanceWindow.objects.select_related("organization", "location")
@@ -354,10 +355,11 @@ def update_window(window: MaintenanceWindow, *, actor=None, now=None, **changes)
     return window
 
 
-def delete_window(window: MaintenanceWindow, *, actor=None) -> None:
+@attributed
+def delete_window(window: MaintenanceWindow, *, actor) -> None:
     """Delete a window that never started (or a series none of whose occurrences started). A started window
     stays, for the record: end it early or mark it failed instead."""
-    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+    with transaction.atomic():
         lock_organization(window.organization_id)
         window = MaintenanceWindow.objects.select_for_update(of=("self",)).get(pk=window.pk)
         if window.has_started:
@@ -382,10 +384,11 @@ def _transition_guard(window: MaintenanceWindow, allowed: tuple, verb: str):
         )
 
 
-def end_window(window: MaintenanceWindow, *, reason: str = "", actor=None, now=None) -> MaintenanceWindow:
+@attributed
+def end_window(window: MaintenanceWindow, *, reason: str = "", actor, now=None) -> MaintenanceWindow:
     """End a running window now (early, by hand): completed, assets given back, mode updated."""
     now = now or timezone.now()
-    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+    with transaction.atomic():
         mode = lock_organization(window.organization_id)
         window = MaintenanceWindow.objects.select_related("organization").get(pk=window.pk)
         _transition_guard(window, (Status.ACTIVE,), "ended")
@@ -395,12 +398,13 @@ def end_window(window: MaintenanceWindow, *, reason: str = "", actor=None, now=N
     return window
 
 
-def fail_window(window: MaintenanceWindow, *, reason: str, actor=None, now=None) -> MaintenanceWindow:
+@attributed
+def fail_window(window: MaintenanceWindow, *, reason: str, actor, now=None) -> MaintenanceWindow:
     """Mark a running (or completed) window failed, with the reason; a running one ends now."""
     now = now or timezone.now()
     if not (reason or "").strip():
         raise InvalidInput("Say why the maintenance failed.", fields={"reason": ["Required."]})
-    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+    with transaction.atomic():
         mode = lock_organization(window.organization_id)
         window = MaintenanceWindow.objects.select_related("organization").get(pk=window.pk)
         _transition_guard(window, (Status.ACTIVE, Status.COMPLETED), "marked failed")
@@ -425,12 +429,13 @@ def fail_window(window: MaintenanceWindow, *, reason: str, actor=None, now=None)
     return window
 
 
-def cancel_window(window: MaintenanceWindow, *, reason: str, actor=None, now=None) -> MaintenanceWindow:
+@attributed
+def cancel_window(window: MaintenanceWindow, *, reason: str, actor, now=None) -> MaintenanceWindow:
     """Cancel a scheduled window (a series: the series and its scheduled occurrences), with the reason."""
     now = now or timezone.now()
     if not (reason or "").strip():
         raise InvalidInput("Say why the window is cancelled.", fields={"reason": ["Required."]})
-    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+    with transaction.atomic():
         lock_organization(window.organization_id)
         window = MaintenanceWindow.objects.select_related("organization").get(pk=window.pk)
         _transition_guard(window, (Status.SCHEDULED,), "cancelled")
@@ -461,10 +466,11 @@ def current_feed_token(organization) -> WindowFeedToken | None:
     return WindowFeedToken.objects.filter(organization=organization).first()
 
 
-def issue_feed_token(organization, *, actor=None) -> tuple[WindowFeedToken, bool]:
+@attributed
+def issue_feed_token(organization, *, actor) -> tuple[WindowFeedToken, bool]:
     """Create the organisation's calendar-feed token, or replace it (every copy of the old address stops
     working). Returns the token and whether it was created (rather than replaced)."""
-    with transaction.atomic(), acting_as(actor or current_user() or system_user()):
+    with transaction.atomic():
         token, created = WindowFeedToken.objects.select_for_update().get_or_create(organization=organization)
         if not created:
             token.token = new_feed_token()
@@ -473,11 +479,19 @@ def issue_feed_token(organization, *, actor=None) -> tuple[WindowFeedToken, bool
     return token, created
 
 
+@attributed
 def schedule_maintenance(
-    organization, maintenance_type: str, start_time: datetime, duration: int, description: str = "", **options
+    organization,
+    maintenance_type: str,
+    start_time: datetime,
+    duration: int,
+    description: str = "",
+    *,
+    actor,
+    **options,
 ) -> int:
     """Schedule a system-wide window of `duration` minutes; returns its id. `options`: create_window's
-    keywords (title, scope, assets, location, recurrence, emergency, emergency_reason, actor...)."""
+    keywords (title, scope, assets, location, recurrence, emergency, emergency_reason...)."""
     if maintenance_type not in MaintenanceWindow.Type.values:
         raise InvalidInput(
             f"“{maintenance_type}” is not a maintenance type; "
@@ -495,6 +509,7 @@ def schedule_maintenance(
         starts_at=start_time,
         duration_minutes=duration,
         description=description,
+        actor=actor,
         **options,
     )
     return window.pk

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from assets import services as asset_services
 from maintenance_site.errors import InvalidInput
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.validation import REASON_MAX_LENGTH
 from scenarios import services as scenario_services
@@ -216,7 +217,7 @@ def test_maintenance_mode_and_a_scenario_with_long_reasons(org_a, manager_a, mon
 
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None, percpu=False: 5.0)  # a calm machine
     sync.sync_registry()
-    activated = scenario_services.activate_scenario("log-cleanup", reason=long_text("Scenario on.", 500))
+    activated = scenario_services.activate_scenario("log-cleanup", reason=long_text("Scenario on.", 500), actor=SYSTEM)
     assert activated.is_active
     assert latest_history(Scenario.objects.get(key="log-cleanup")).history_change_reason == long_text(
         "Scenario on.", 500

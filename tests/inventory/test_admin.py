@@ -23,6 +23,7 @@ from inventory.models import (
     Vendor,
 )
 from inventory.resources import PartResource
+from maintenance_site.tenancy import SYSTEM
 from tests.conftest import make_user
 from tests.inventory.conftest import ledger_state, on_hand
 from workorders import services as wo_services
@@ -118,7 +119,7 @@ def page_text(response) -> str:
 
 
 def test_changelist_shows_stock_and_its_query_count_does_not_grow(client, storekeeper_a, org_a, warehouse, van):
-    vendor = services.create_vendor(org_a, name="Bearings Ltd")
+    vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
     client.force_login(storekeeper_a)
 
     def add(start, count):
@@ -131,8 +132,8 @@ def test_changelist_shows_stock_and_its_query_count_does_not_grow(client, storek
                 preferred_vendor=vendor,
                 reorder_point=3,
             )
-            services.receive_stock(part, warehouse, 2 + i % 3, "1")
-            services.receive_stock(part, van, 1, "1")
+            services.receive_stock(part, warehouse, 2 + i % 3, "1", actor=SYSTEM)
+            services.receive_stock(part, van, 1, "1", actor=SYSTEM)
 
     def count_queries(query=""):
         with CaptureQueriesContext(connection) as ctx:
@@ -427,10 +428,10 @@ def test_ledger_changelist_query_count_does_not_grow(store_client, org_a, wareho
         return len(ctx.captured_queries)
 
     for _ in range(3):
-        services.receive_stock(bearing, warehouse, 1, "1")
+        services.receive_stock(bearing, warehouse, 1, "1", actor=SYSTEM)
     small = count_queries()
     for _ in range(30):
-        services.receive_stock(bearing, warehouse, 1, "1")
+        services.receive_stock(bearing, warehouse, 1, "1", actor=SYSTEM)
     assert count_queries() == small
 
 
@@ -478,8 +479,8 @@ def test_vendor_with_its_parts_through_the_services(store_client, storekeeper_a,
 
 @pytest.fixture
 def vendor(org_a, bearing):
-    vendor = services.create_vendor(org_a, name="Bearings Ltd")
-    services.create_vendor_part(org_a, vendor=vendor, part=bearing, price="3.50")
+    vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
+    services.create_vendor_part(org_a, vendor=vendor, part=bearing, price="3.50", actor=SYSTEM)
     return vendor
 
 
@@ -531,7 +532,8 @@ def test_purchase_order_created_with_lines_placed_received_and_cancelled(
     _, _, done = run_action(store_client, "cancel_orders", [order.pk], {"reason": "Supplier closed"}, url=ORDERS)
     assert done.status_code == 200 and "partly received: it can no longer be cancelled" in page_text(done)
     other = services.place_purchase_order(
-        services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": oil, "quantity": 5}])
+        services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": oil, "quantity": 5}], actor=SYSTEM),
+        actor=SYSTEM,
     )
     _, review, done = run_action(store_client, "cancel_orders", [other.pk], {"reason": "Supplier closed"}, url=ORDERS)
     assert f"Cancel {other.number}" in page_text(review)
@@ -572,7 +574,7 @@ def test_part_admin_offers_the_csv_resource():
 
 
 def test_csv_import_reports_row_errors_and_writes_nothing(org_a, storekeeper_a, vendor, org_b):
-    services.create_vendor(org_b, name="B's vendor")
+    services.create_vendor(org_b, name="B's vendor", actor=SYSTEM)
     dataset = tablib.Dataset(headers=["sku", "name", "unit", "preferred_vendor", "reorder_point", "reorder_quantity"])
     dataset.append(["NEW-1", "Bearing 6206", "each", "bearings ltd", "4", "10"])
     dataset.append(["NEW-2", "Unknown vendor", "each", "Nobody GmbH", "1", "1"])
@@ -612,8 +614,8 @@ def test_csv_export_has_the_stock_and_only_the_organisations_parts(
     org_a, org_b, stocked, oil_in_stock, warehouse, storekeeper_a
 ):
     Part.objects.create(organization=org_b, sku="B-1", name="B's part")
-    order = wo_services.create_work_order(org_a, title="Job")
-    services.reserve(order, stocked, warehouse, 3)
+    order = wo_services.create_work_order(org_a, title="Job", actor=SYSTEM)
+    services.reserve(order, stocked, warehouse, 3, actor=SYSTEM)
     exported = PartResource(organization=org_a).export()
     rows = {row["sku"]: row for row in exported.dict}
     assert set(rows) == {"BRG-6205", "OIL-46"}

@@ -23,6 +23,7 @@ from inventory.models import (
     Vendor,
 )
 from maintenance_site.errors import InvalidInput
+from maintenance_site.tenancy import SYSTEM
 from tests.conftest import _member
 from tests.inventory.conftest import ledger_state, on_hand
 from workorders import services as wo_services
@@ -42,7 +43,7 @@ class TestParts:
     def test_create_read_update_delete(self, api, storekeeper_a, org_a):
         client = api(storekeeper_a)
         kind = asset_services.create_asset_type(org_a, name="Pump")
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
         body = {
             "sku": "SEAL-35",
             "name": "Mechanical seal 35 mm",
@@ -74,8 +75,10 @@ class TestParts:
         assert not Part.objects.filter(pk=part.pk).exists()
 
     def test_detail_has_stock_per_location_and_the_vendors(self, api, viewer_a, stocked, warehouse, van, org_a):
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
-        services.create_vendor_part(org_a, vendor=vendor, part=stocked, vendor_sku="6205-2RS", price="3.90")
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
+        services.create_vendor_part(
+            org_a, vendor=vendor, part=stocked, vendor_sku="6205-2RS", price="3.90", actor=SYSTEM
+        )
         data = api(viewer_a).get(f"{BASE}/parts/{stocked.pk}/").json()
         assert (D(data["on_hand"]), D(data["reserved"]), D(data["available"])) == (14, 0, 14)
         assert D(data["average_cost"]) == D("4")
@@ -103,7 +106,7 @@ class TestParts:
         assert "already exists" in error_of(response)["fields"]["sku"][0]
 
     def test_another_organisations_vendor_does_not_exist(self, api, storekeeper_a, org_b):
-        vendor_b = services.create_vendor(org_b, name="B's vendor")
+        vendor_b = services.create_vendor(org_b, name="B's vendor", actor=SYSTEM)
         response = api(storekeeper_a).post(f"{BASE}/parts/", {"sku": "X", "name": "x", "preferred_vendor": vendor_b.pk})
         assert response.status_code == 400
         assert "does not exist" in error_of(response)["fields"]["preferred_vendor"][0]
@@ -119,10 +122,10 @@ class TestParts:
 
     def test_filters_and_search(self, api, viewer_a, org_a, stocked, oil, warehouse, storekeeper_a):
         kind = asset_services.create_asset_type(org_a, name="Conveyor")
-        vendor = services.create_vendor(org_a, name="Lubes Inc")
-        other_vendor = services.create_vendor(org_a, name="Seals Co")
-        services.update_part(oil, compatible_asset_types=[kind], preferred_vendor=other_vendor)
-        services.create_vendor_part(org_a, vendor=vendor, part=oil, price="3.10")
+        vendor = services.create_vendor(org_a, name="Lubes Inc", actor=SYSTEM)
+        other_vendor = services.create_vendor(org_a, name="Seals Co", actor=SYSTEM)
+        services.update_part(oil, compatible_asset_types=[kind], preferred_vendor=other_vendor, actor=SYSTEM)
+        services.create_vendor_part(org_a, vendor=vendor, part=oil, price="3.10", actor=SYSTEM)
         Part.objects.create(
             organization=org_a,
             sku="OLD-1",
@@ -151,21 +154,25 @@ class TestParts:
         # 14 bearings > 5; 40 l oil > 10; the retired gasket has 0 ≤ 0
         assert skus({"low_stock": "true"}) == ["OLD-1"]
         services.issue_to_work_order(
-            wo_services.create_work_order(org_a, title="Oil change"), oil, warehouse, 35, actor=storekeeper_a
+            wo_services.create_work_order(org_a, title="Oil change", actor=SYSTEM),
+            oil,
+            warehouse,
+            35,
+            actor=storekeeper_a,
         )
         assert skus({"low_stock": "true"}) == ["OIL-46", "OLD-1"]
         assert skus({"low_stock": "false"}) == ["BRG-6205"]
         assert [r["sku"] for r in client.get(f"{BASE}/parts/?ordering=-available").json()["results"]][0] == "BRG-6205"
 
     def test_another_organisations_filter_value_is_a_400(self, api, viewer_a, org_b, bearing):
-        vendor_b = services.create_vendor(org_b, name="B's vendor")
+        vendor_b = services.create_vendor(org_b, name="B's vendor", actor=SYSTEM)
         response = api(viewer_a).get(f"{BASE}/parts/", {"vendor": vendor_b.pk})
         assert response.status_code == 400
 
     def test_list_query_count_is_the_same_for_5_and_100_parts(self, api, viewer_a, org_a, warehouse, van):
         client = api(viewer_a)
         kind = asset_services.create_asset_type(org_a, name="Pump")
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
 
         def add(count, start):
             for i in range(start, start + count):
@@ -173,8 +180,8 @@ class TestParts:
                     organization=org_a, sku=f"P{i:04d}", name=f"part {i}", preferred_vendor=vendor
                 )
                 part.compatible_asset_types.add(kind)
-                services.receive_stock(part, warehouse, 3, "1")
-                services.receive_stock(part, van, 1, "1")
+                services.receive_stock(part, warehouse, 3, "1", actor=SYSTEM)
+                services.receive_stock(part, van, 1, "1", actor=SYSTEM)
 
         def count_queries():
             with CaptureQueriesContext(connection) as ctx:
@@ -199,10 +206,14 @@ class TestParts:
             return len(ctx.captured_queries)
 
         for i in range(2):
-            services.receive_stock(bearing, StockLocation.objects.create(organization=org_a, name=f"L{i}"), 1, "1")
+            services.receive_stock(
+                bearing, StockLocation.objects.create(organization=org_a, name=f"L{i}"), 1, "1", actor=SYSTEM
+            )
         small = count_queries()
         for i in range(2, 12):
-            services.receive_stock(bearing, StockLocation.objects.create(organization=org_a, name=f"L{i}"), 1, "1")
+            services.receive_stock(
+                bearing, StockLocation.objects.create(organization=org_a, name=f"L{i}"), 1, "1", actor=SYSTEM
+            )
         assert count_queries() == small
 
 
@@ -210,11 +221,13 @@ class TestLowStock:
     def test_lists_parts_at_or_below_reorder_point_with_reserved_and_on_order(
         self, api, viewer_a, org_a, stocked, oil, warehouse, job, planner_a, storekeeper_a
     ):
-        vendor = services.create_vendor(org_a, name="Lubes Inc")
+        vendor = services.create_vendor(org_a, name="Lubes Inc", actor=SYSTEM)
         services.receive_stock(oil, warehouse, 8, "3.00", actor=storekeeper_a)  # 8 ≤ 10
         services.reserve(job, oil, warehouse, 2, actor=planner_a)
-        order = services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": oil, "quantity": 60}])
-        services.place_purchase_order(order)
+        order = services.create_purchase_order(
+            org_a, vendor=vendor, lines=[{"part": oil, "quantity": 60}], actor=SYSTEM
+        )
+        services.place_purchase_order(order, actor=SYSTEM)
         Part.objects.create(organization=org_a, sku="RET-1", name="retired", is_active=False)
         response = api(viewer_a).get(f"{BASE}/parts/low-stock/")
         assert response.status_code == 200
@@ -352,7 +365,7 @@ class TestUsage:
     def test_usage_lists_issues_and_returns_per_work_order(
         self, api, viewer_a, org_a, storekeeper_a, stocked, warehouse, van, job
     ):
-        second = wo_services.create_work_order(org_a, title="Second job")
+        second = wo_services.create_work_order(org_a, title="Second job", actor=SYSTEM)
         services.issue_to_work_order(job, stocked, warehouse, 3, actor=storekeeper_a)
         services.issue_to_work_order(job, stocked, van, 1, actor=storekeeper_a)
         services.return_from_work_order(job, stocked, warehouse, 1, actor=storekeeper_a)
@@ -456,10 +469,10 @@ class TestPermissions:
         assert response.status_code == 401
 
     def test_another_organisation_sees_nothing(self, api, manager_b, stocked, warehouse, van, job, storekeeper_a):
-        services.reserve(job, stocked, warehouse, 1)
-        vendor = services.create_vendor(stocked.organization, name="A's vendor")
+        services.reserve(job, stocked, warehouse, 1, actor=SYSTEM)
+        vendor = services.create_vendor(stocked.organization, name="A's vendor", actor=SYSTEM)
         order = services.create_purchase_order(
-            stocked.organization, vendor=vendor, lines=[{"part": stocked, "quantity": 1}]
+            stocked.organization, vendor=vendor, lines=[{"part": stocked, "quantity": 1}], actor=SYSTEM
         )
         level = StockLevel.objects.get(part=stocked, location=warehouse)
         movement = StockMovement.objects.filter(part=stocked).first()
@@ -816,8 +829,8 @@ class TestVendors:
         assert not Vendor.objects.filter(pk=vendor_id).exists()
 
     def test_vendor_with_purchase_orders_cannot_be_deleted(self, api, storekeeper_a, org_a, stocked):
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
-        services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": stocked, "quantity": 2}])
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
+        services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": stocked, "quantity": 2}], actor=SYSTEM)
         response = api(storekeeper_a).delete(f"{BASE}/vendors/{vendor.pk}/")
         assert response.status_code == 409 and "purchase orders" in error_of(response)["message"]
 
@@ -829,9 +842,9 @@ class TestPurchasing:
     def test_reorder_suggestions_become_purchase_orders_per_vendor(
         self, api, storekeeper_a, viewer_a, org_a, stocked, oil, warehouse
     ):
-        lubes = services.create_vendor(org_a, name="Lubes Inc")
-        services.update_part(oil, preferred_vendor=lubes)
-        services.create_vendor_part(org_a, vendor=lubes, part=oil, price="2.75")
+        lubes = services.create_vendor(org_a, name="Lubes Inc", actor=SYSTEM)
+        services.update_part(oil, preferred_vendor=lubes, actor=SYSTEM)
+        services.create_vendor_part(org_a, vendor=lubes, part=oil, price="2.75", actor=SYSTEM)
         loose = Part.objects.create(
             organization=org_a, sku="FUSE-10", name="Fuse 10 A", reorder_point=10, reorder_quantity=50
         )
@@ -859,8 +872,8 @@ class TestPurchasing:
 
     def test_purchase_order_crud_and_lifecycle(self, api, storekeeper_a, org_a, stocked, oil, warehouse):
         client = api(storekeeper_a)
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
-        services.create_vendor_part(org_a, vendor=vendor, part=stocked, price="3.50")
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
+        services.create_vendor_part(org_a, vendor=vendor, part=stocked, price="3.50", actor=SYSTEM)
         created = client.post(
             f"{BASE}/purchase-orders/",
             {
@@ -902,7 +915,7 @@ class TestPurchasing:
 
     def test_invalid_purchase_orders(self, api, storekeeper_a, org_a, stocked, other):
         client = api(storekeeper_a)
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
         response = client.post(f"{BASE}/purchase-orders/", {"vendor": vendor.pk, "lines": []})
         assert response.status_code == 400
         response = client.post(f"{BASE}/purchase-orders/", {"vendor": vendor.pk})
@@ -917,8 +930,10 @@ class TestPurchasing:
         assert PurchaseOrder.objects.count() == 0
 
     def test_draft_can_be_deleted(self, api, storekeeper_a, org_a, stocked):
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
-        order = services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": stocked, "quantity": 2}])
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
+        order = services.create_purchase_order(
+            org_a, vendor=vendor, lines=[{"part": stocked, "quantity": 2}], actor=SYSTEM
+        )
         assert api(storekeeper_a).delete(f"{BASE}/purchase-orders/{order.pk}/").status_code == 204
         assert not PurchaseOrder.objects.filter(pk=order.pk).exists()
 
@@ -926,9 +941,9 @@ class TestPurchasing:
         self, api, storekeeper_a, org_a, stocked, warehouse, van
     ):
         client = api(storekeeper_a)
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
         lines = [{"part": stocked, "quantity": 20, "unit_price": "5.50"}]
-        order = services.create_purchase_order(org_a, vendor=vendor, lines=lines)
+        order = services.create_purchase_order(org_a, vendor=vendor, lines=lines, actor=SYSTEM)
         line = order.lines.get()
         url = f"{BASE}/purchase-orders/{order.pk}/"
         # not placed yet: cannot be received
@@ -960,9 +975,11 @@ class TestPurchasing:
     def test_receiving_needs_adjust_stock_and_an_own_location(
         self, api, planner_a, storekeeper_a, org_a, stocked, other
     ):
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
-        order = services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": stocked, "quantity": 2}])
-        services.place_purchase_order(order)
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
+        order = services.create_purchase_order(
+            org_a, vendor=vendor, lines=[{"part": stocked, "quantity": 2}], actor=SYSTEM
+        )
+        services.place_purchase_order(order, actor=SYSTEM)
         line = order.lines.get()
         url = f"{BASE}/purchase-orders/{order.pk}/receive/"
         assert api(planner_a).post(url, {"location": other["location"].pk, "lines": {line.pk: 1}}).status_code == 403
@@ -974,11 +991,16 @@ class TestPurchasing:
         assert response.status_code == 404
 
     def test_purchase_order_filters(self, api, viewer_a, org_a, stocked):
-        vendor = services.create_vendor(org_a, name="Bearings Ltd")
-        other_vendor = services.create_vendor(org_a, name="Other")
-        draft = services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": stocked, "quantity": 2}])
+        vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
+        other_vendor = services.create_vendor(org_a, name="Other", actor=SYSTEM)
+        draft = services.create_purchase_order(
+            org_a, vendor=vendor, lines=[{"part": stocked, "quantity": 2}], actor=SYSTEM
+        )
         placed = services.place_purchase_order(
-            services.create_purchase_order(org_a, vendor=other_vendor, lines=[{"part": stocked, "quantity": 2}])
+            services.create_purchase_order(
+                org_a, vendor=other_vendor, lines=[{"part": stocked, "quantity": 2}], actor=SYSTEM
+            ),
+            actor=SYSTEM,
         )
         client = api(viewer_a)
         rows = client.get(f"{BASE}/purchase-orders/", {"status": "ordered"}).json()["results"]
@@ -1046,9 +1068,10 @@ def test_reconciliation_is_empty_after_a_mixed_scenario(
         ).status_code
         == 201
     )
-    vendor = services.create_vendor(org_a, name="Lubes Inc")
+    vendor = services.create_vendor(org_a, name="Lubes Inc", actor=SYSTEM)
     order = services.place_purchase_order(
-        services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": oil, "quantity": 10}])
+        services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": oil, "quantity": 10}], actor=SYSTEM),
+        actor=SYSTEM,
     )
     line = order.lines.get()
     assert (
@@ -1077,8 +1100,8 @@ def test_reconciliation_is_empty_after_a_mixed_scenario(
 
 
 def test_deleting_a_part_on_a_draft_purchase_order_is_a_409(api, storekeeper_a, org_a, bearing):
-    vendor = services.create_vendor(org_a, name="Bearings Ltd")
-    services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": bearing, "quantity": 2}])
+    vendor = services.create_vendor(org_a, name="Bearings Ltd", actor=SYSTEM)
+    services.create_purchase_order(org_a, vendor=vendor, lines=[{"part": bearing, "quantity": 2}], actor=SYSTEM)
     response = api(storekeeper_a).delete(f"{BASE}/parts/{bearing.pk}/")
     assert response.status_code == 409
 

@@ -9,6 +9,7 @@ from inventory.models import MovementKind, Part, PurchaseOrder, Reservation, Sto
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.models import Event
 from maintenance_site.notifications.models import Notification
+from maintenance_site.tenancy import SYSTEM
 from workorders import services as wo_services
 
 D = Decimal
@@ -164,7 +165,7 @@ def test_ledger_reconciles_after_every_kind_of_movement(
 def test_database_refuses_negative_stock(bearing, warehouse):
     from django.db import IntegrityError, transaction
 
-    services.receive_stock(bearing, warehouse, 1, "1")
+    services.receive_stock(bearing, warehouse, 1, "1", actor=SYSTEM)
     with pytest.raises(IntegrityError), transaction.atomic():
         StockLevel.objects.filter(part=bearing).update(on_hand=-1)
 
@@ -219,7 +220,7 @@ def test_purchase_order_received_in_two_parts(bearing, warehouse, vendor, storek
     )
     assert order.number == "PO-000001"
     with pytest.raises(Conflict, match="only an ordered purchase order"):
-        services.receive_purchase_order(order, location=warehouse, quantities={order.lines.get().pk: 1})
+        services.receive_purchase_order(order, location=warehouse, quantities={order.lines.get().pk: 1}, actor=SYSTEM)
     services.place_purchase_order(order, actor=storekeeper_a)
     line = order.lines.get()
     order = services.receive_purchase_order(order, location=warehouse, quantities={line.pk: 10}, actor=storekeeper_a)

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 from maintenance_site.celery import app
+from maintenance_site.tenancy import SYSTEM
 from scenarios import registry, services, sync
 from scenarios.models import ScenarioRun
 from tests.ops import worker_tasks
@@ -202,7 +203,7 @@ class TestRealWorkers:
         worker_tasks.register()
         try:
             sync.sync_registry()
-            run = services.request_run(worker_tasks.SLOW_RUN_KEY)
+            run = services.request_run(worker_tasks.SLOW_RUN_KEY, actor=SYSTEM)
         finally:
             registry.unregister(worker_tasks.SLOW_RUN_KEY)
         marks = tmp_path / "slow-run"

@@ -5,6 +5,7 @@ import json
 
 from django.contrib.admin import helpers
 
+from maintenance_site.tenancy import SYSTEM
 from scenarios import services
 from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun
 from tests.scenarios.conftest import fresh
@@ -22,7 +23,7 @@ def test_a_tenants_staff_cannot_see_the_board(client, synced, manager_a):
 
 
 def test_the_board_shows_state_presets_resources_and_activity(operator_client, synced):
-    services.activate_scenario("health-checker", reason="watching")
+    services.activate_scenario("health-checker", reason="watching", actor=SYSTEM)
     page = operator_client.get(BOARD).content.decode()
     assert "Scenario board" in page
     assert "CPU <strong>5%</strong>" in page and "Memory <strong>30%</strong>" in page
@@ -72,7 +73,7 @@ def test_bulk_activation_has_a_confirmation_page(operator_client, synced):
 
 
 def test_a_preset_is_one_click_and_a_confirmation_away(operator_client, synced):
-    services.activate_scenario("security-audit")
+    services.activate_scenario("security-audit", actor=SYSTEM)
     url = BOARD + "board/preset/minimal/"
     page = operator_client.get(url).content.decode()
     assert "Apply preset minimal?" in page
@@ -82,7 +83,7 @@ def test_a_preset_is_one_click_and_a_confirmation_away(operator_client, synced):
 
 
 def test_stop_all_asks_first(operator_client, synced):
-    services.activate_scenario("log-cleanup")
+    services.activate_scenario("log-cleanup", actor=SYSTEM)
     url = BOARD + "board/stop-all/"
     page = operator_client.get(url).content.decode()
     assert "Stop every scenario?" in page and "log-cleanup" in page
@@ -136,7 +137,7 @@ def test_windows_runs_and_activity_pages(operator_client, synced):
         },
     )
     assert response.status_code == 302 and PresetSchedule.objects.count() == 1
-    run = services.request_run("log-cleanup")
+    run = services.request_run("log-cleanup", actor=SYSTEM)
     assert operator_client.get("/admin/scenarios/scenariorun/").status_code == 200
     data = {"action": "cancel_selected", helpers.ACTION_CHECKBOX_NAME: [str(run.pk)], "index": 0}
     assert b"Cancel these runs?" in operator_client.post("/admin/scenarios/scenariorun/", data).content

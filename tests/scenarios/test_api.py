@@ -8,6 +8,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.services import create_api_key
 from scenarios import services
 from scenarios.models import Preset, PresetSchedule, ScenarioActivity, ScenarioRun
@@ -129,8 +130,8 @@ def test_run_now_and_the_runs_list(admin_api, synced):
 
 
 def test_stop_all(admin_api, synced):
-    services.activate_scenario("health-checker")
-    services.activate_scenario("log-cleanup")
+    services.activate_scenario("health-checker", actor=SYSTEM)
+    services.activate_scenario("log-cleanup", actor=SYSTEM)
     response = admin_api.post("/api/v1/scenarios/stop-all", {"reason": "incident"})
     assert response.status_code == 200
     assert sorted(response.json()["deactivated"]) == ["health-checker", "log-cleanup"]
@@ -190,7 +191,7 @@ def test_preset_windows(admin_api, synced):
 
 
 def test_the_activity_log(admin_api, synced):
-    services.activate_scenario("health-checker", reason="why not")
+    services.activate_scenario("health-checker", reason="why not", actor=SYSTEM)
     admin_api.post("/api/v1/presets/minimal/apply")
     rows = admin_api.get("/api/v1/scenario-activity?action=activate").json()["results"]
     assert [(row["action"], row["scenario"], row["reason"], row["result"]) for row in rows] == [

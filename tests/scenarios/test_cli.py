@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from maintenance_site.tenancy import SYSTEM
 from scenarios import services
 from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun
 from tests.scenarios.conftest import fresh
@@ -53,12 +54,12 @@ def test_activate_deactivate_and_status(synced):
 
 
 def test_status_json_is_the_status_endpoints_scenarios(synced):
-    services.activate_scenario("log-cleanup")
+    services.activate_scenario("log-cleanup", actor=SYSTEM)
     assert json.loads(run("status", "--json")) == services.scenarios_status()
 
 
 def test_stop_all(synced):
-    services.activate_scenario("log-cleanup")
+    services.activate_scenario("log-cleanup", actor=SYSTEM)
     assert "Stopped: 1 scenario(s) deactivated" in run("stop-all", "--reason", "drill")
     assert not Scenario.objects.active().exists()
 
@@ -104,8 +105,10 @@ def test_schedule(synced):
 
 
 def test_logs_filter(synced):
-    services.activate_scenario("log-cleanup", reason="tidy up")
-    services.log_activity("discovery", subject="/srv/x/service.json", result="failed", message="invalid JSON")
+    services.activate_scenario("log-cleanup", reason="tidy up", actor=SYSTEM)
+    services.log_activity(
+        "discovery", subject="/srv/x/service.json", result="failed", message="invalid JSON", actor=SYSTEM
+    )
     output = run("logs", "--filter", "discovery")
     assert "invalid JSON" in output and "tidy up" not in output
     assert "[why: tidy up]" in run("logs", "--filter", "log-cleanup")
@@ -116,7 +119,7 @@ def test_logs_filter(synced):
 def test_tick_runs_what_is_due(test_scenarios):
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    services.request_run("test-job")
+    services.request_run("test-job", actor=SYSTEM)
     output = run("tick")
     assert "executed 1" in output and "test-job: succeeded: test-job ran" in output
 

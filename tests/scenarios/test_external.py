@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from maintenance_site.errors import Conflict
+from maintenance_site.tenancy import SYSTEM
 from scenarios import discovery, presets, services
 from scenarios.models import DiscoveredService, Scenario, ScenarioActivity
 from scenarios.remote import ExternalScenarioError
@@ -96,23 +97,23 @@ def test_a_service_that_times_out_is_not_activated(discovered, operator):
 
 def test_refused_connections_and_server_errors_are_named(discovered):
     with pytest.raises(ExternalScenarioError, match="refused the connection"):
-        services.activate_scenario("gone")
+        services.activate_scenario("gone", actor=SYSTEM)
     with pytest.raises(ExternalScenarioError, match="answered HTTP 500"):
-        services.activate_scenario("crashy")
+        services.activate_scenario("crashy", actor=SYSTEM)
     assert not Scenario.objects.active().exists()
 
 
 def test_a_service_that_cannot_toggle_is_refused(discovered):
     discovery.poll_all()
     with pytest.raises(Conflict, match="locked reports canToggle: false"):
-        services.activate_scenario("locked")
+        services.activate_scenario("locked", actor=SYSTEM)
 
 
 def test_a_preset_with_a_failing_service_is_all_or_nothing(discovered):
     discovery.poll_all()
-    presets.define_preset("mixed", scenario_keys=["health-checker", "alpha", "flaky"])
+    presets.define_preset("mixed", scenario_keys=["health-checker", "alpha", "flaky"], actor=SYSTEM)
     with pytest.raises(ExternalScenarioError, match="Could not activate flaky: .* answered HTTP 500"):
-        presets.apply_preset("mixed")
+        presets.apply_preset("mixed", actor=SYSTEM)
     assert not Scenario.objects.active().exists()
     assert discovered.state["ok"] == "inactive"  # alpha was switched on, then back off
     assert [req[2] for req in discovered.requests if req[1] == "ok" and req[0] == "POST"] == [
@@ -123,22 +124,22 @@ def test_a_preset_with_a_failing_service_is_all_or_nothing(discovered):
 
 def test_stop_all_is_never_refused_by_an_unreachable_service(discovered, services_server):
     discovery.poll_all()
-    services.activate_scenario("alpha")
+    services.activate_scenario("alpha", actor=SYSTEM)
     services_server.behaviour["ok"] = "broken"
-    result = services.stop_all(reason="now")
+    result = services.stop_all(reason="now", actor=SYSTEM)
     assert result["deactivated"] == ["alpha"] and not fresh("alpha").is_active
     assert "answered HTTP 500" in fresh("alpha").last_error  # the drift is shown on the board
 
 
 def test_a_removed_service_file_retires_its_scenario(discovered, discovery_dir):
     discovery.poll_all()
-    services.activate_scenario("alpha")
+    services.activate_scenario("alpha", actor=SYSTEM)
     (discovery_dir.folder / "alpha" / ".vrooli" / "service.json").unlink()
     discovery.discover()
     alpha = fresh("alpha")
     assert not alpha.is_present and not alpha.is_active
     with pytest.raises(Conflict, match="no longer found by the last discovery"):
-        services.activate_scenario("alpha")
+        services.activate_scenario("alpha", actor=SYSTEM)
     out = io.StringIO()
     call_command("maintenance", "logs", "--filter", "discovery", stdout=out)
     assert "alpha is no longer discovered (its service.json is gone)" in out.getvalue()
@@ -149,9 +150,9 @@ def test_declared_conflicts_with_internal_scenarios(synced, services_server, dis
     discovery.discover()
     discovery.poll_all()
     assert list(fresh("backup-manager").conflicts.values_list("key", flat=True)) == ["hog"]
-    services.activate_scenario("backup-manager")
+    services.activate_scenario("backup-manager", actor=SYSTEM)
     with pytest.raises(Conflict, match="hog conflicts with backup-manager, which is active"):
-        services.activate_scenario("hog")
+        services.activate_scenario("hog", actor=SYSTEM)
 
 
 def test_a_key_taken_by_an_internal_scenario_is_invalid(synced, services_server, discovery_dir):

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from maintenance_site.notifications.models import Notification
 from maintenance_site.ops.tasks import record_heartbeat
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.roles import Role
 from scenarios import internal, runner, services
 from scenarios.models import ScenarioActivity, ScenarioRun
@@ -22,7 +23,7 @@ POSTGRES = pytest.mark.postgres
 
 
 def execute(key: str) -> ScenarioRun:
-    return runner.run_now(services.request_run(key))
+    return runner.run_now(services.request_run(key, actor=SYSTEM))
 
 
 def succeeded(key: str) -> ScenarioRun:
@@ -80,7 +81,7 @@ def test_log_cleanup_deletes_only_what_is_past_retention(synced, org_a, manager_
     old_run = ScenarioRun.objects.create(
         scenario=synced["log-rotation"], slot=long_ago, status="succeeded", finished_at=long_ago
     )
-    old_entry = services.log_activity("activate", subject="old")
+    old_entry = services.log_activity("activate", subject="old", actor=SYSTEM)
     ScenarioActivity.objects.filter(pk=old_entry.pk).update(at=long_ago)
 
     run = succeeded("log-cleanup")
@@ -396,7 +397,7 @@ def test_inventory_reconciliation_reports_per_organisation(synced, org_a, org_b,
     def stocked(org):
         part = Part.objects.create(organization=org, sku="BRG-1", name="Bearing", unit="each")
         location = StockLocation.objects.create(organization=org, name="Store")
-        inventory.receive_stock(part, location, Decimal("10"), Decimal("2.50"))
+        inventory.receive_stock(part, location, Decimal("10"), Decimal("2.50"), actor=SYSTEM)
         return part
 
     stocked(org_a)

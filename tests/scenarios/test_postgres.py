@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, connections
 
 from maintenance_site.errors import Conflict
+from maintenance_site.tenancy import SYSTEM
 from scenarios import runner, services
 from scenarios.models import Scenario, ScenarioRun, Weight
 
@@ -42,7 +43,7 @@ def test_one_run_is_claimed_by_exactly_one_of_many_runners(test_scenarios):
 
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    run = services.request_run("test-job")
+    run = services.request_run("test-job", actor=SYSTEM)
     results = in_threads(8, lambda i: runner._claim(ScenarioRun.objects.get(pk=run.pk), timezone.now()))
     assert sorted(results) == [False] * 7 + [True]
 
@@ -52,7 +53,7 @@ def test_two_heavy_runs_are_never_claimed_together(test_scenarios):
 
     keys = [test_scenarios.add(f"test-heavy-{i}", weight=Weight.HEAVY) for i in range(6)]
     test_scenarios.sync()
-    runs = [services.request_run(key) for key in keys]
+    runs = [services.request_run(key, actor=SYSTEM) for key in keys]
     results = in_threads(6, lambda i: runner._claim(ScenarioRun.objects.get(pk=runs[i].pk), timezone.now()))
     assert results.count(True) == 1
     assert ScenarioRun.objects.running().count() == 1
@@ -62,15 +63,15 @@ def test_concurrent_activations_respect_the_heavy_limit(test_scenarios, settings
     settings.SCENARIOS_MAX_HEAVY = 2
     keys = [test_scenarios.add(f"test-heavy-{i}", weight=Weight.HEAVY) for i in range(6)]
     test_scenarios.sync()
-    results = in_threads(6, lambda i: services.activate_scenario(keys[i]))
+    results = in_threads(6, lambda i: services.activate_scenario(keys[i], actor=SYSTEM))
     assert sum(isinstance(r, Scenario) for r in results) == 2
     assert all(isinstance(r, Conflict) for r in results if not isinstance(r, Scenario))
     assert Scenario.objects.active().filter(weight=Weight.HEAVY).count() == 2
 
 
 def test_a_real_web_process_start_keeps_the_state(synced):
-    services.activate_scenario("health-checker", duration_minutes=60)
-    services.activate_scenario("log-cleanup")
+    services.activate_scenario("health-checker", duration_minutes=60, actor=SYSTEM)
+    services.activate_scenario("log-cleanup", actor=SYSTEM)
     database = connection.settings_dict
     url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     if database.get("PASSWORD"):

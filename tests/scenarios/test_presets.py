@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from maintenance_site.errors import Conflict, InvalidInput, NotFound
+from maintenance_site.tenancy import SYSTEM
 from scenarios import presets, services
 from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity
 from tests.scenarios.conftest import INTERNAL_KEYS, fresh
@@ -30,7 +31,7 @@ def test_the_five_builtin_presets(synced):
 
 
 def test_applying_a_preset_makes_exactly_its_scenarios_active(synced, operator):
-    services.activate_scenario("security-audit", duration_minutes=120)
+    services.activate_scenario("security-audit", duration_minutes=120, actor=SYSTEM)
     changes = presets.apply_preset("minimal", actor=operator, reason="quiet week")
     assert active_keys() == {"health-checker", "log-cleanup"}
     assert changes == {
@@ -40,23 +41,23 @@ def test_applying_a_preset_makes_exactly_its_scenarios_active(synced, operator):
     }
     entry = ScenarioActivity.objects.get(action="preset-apply")
     assert (entry.actor, entry.subject, entry.reason, entry.result) == (operator, "minimal", "quiet week", "ok")
-    presets.apply_preset("full")
+    presets.apply_preset("full", actor=SYSTEM)
     assert active_keys() == set(INTERNAL_KEYS)
 
 
 def test_a_scenario_already_active_keeps_its_timer(synced):
-    kept = services.activate_scenario("health-checker", duration_minutes=15)
-    presets.apply_preset("minimal", duration_minutes=600)
+    kept = services.activate_scenario("health-checker", duration_minutes=15, actor=SYSTEM)
+    presets.apply_preset("minimal", duration_minutes=600, actor=SYSTEM)
     assert fresh("health-checker").active_until == kept.active_until
     assert fresh("log-cleanup").active_until > timezone.now() + timedelta(minutes=590)
 
 
 def test_one_refusal_leaves_nothing_half_applied(synced, settings):
     settings.SCENARIOS_MAX_HEAVY = 2
-    services.activate_scenario("health-checker")
+    services.activate_scenario("health-checker", actor=SYSTEM)
     before = active_keys()
     with pytest.raises(Conflict, match="At most 2 heavy"):
-        presets.apply_preset("full")
+        presets.apply_preset("full", actor=SYSTEM)
     assert active_keys() == before  # not one scenario of the preset was switched on, none switched off
     assert ScenarioActivity.objects.filter(action="preset-apply", result="refused").count() == 1
 
@@ -65,36 +66,36 @@ def test_a_preset_respects_conflicts_atomically(test_scenarios):
     test_scenarios.add("test-a", conflicts=["test-b"])
     test_scenarios.add("test-b")
     test_scenarios.sync()
-    presets.define_preset("clash", scenario_keys=["health-checker", "test-a", "test-b"])
+    presets.define_preset("clash", scenario_keys=["health-checker", "test-a", "test-b"], actor=SYSTEM)
     with pytest.raises(Conflict, match="test-a conflicts with test-b, also being activated"):
-        presets.apply_preset("clash")
+        presets.apply_preset("clash", actor=SYSTEM)
     assert active_keys() == set()
 
 
 def test_the_load_ceiling_refuses_a_preset(synced, load):
     load.cpu = 99.0
     with pytest.raises(Conflict, match="busy"):
-        presets.apply_preset("minimal")
+        presets.apply_preset("minimal", actor=SYSTEM)
     assert active_keys() == set()
 
 
 def test_save_the_current_state_as_a_preset(synced, operator):
-    services.activate_scenario("health-checker")
-    services.activate_scenario("query-analyzer")
+    services.activate_scenario("health-checker", actor=SYSTEM)
+    services.activate_scenario("query-analyzer", actor=SYSTEM)
     preset = presets.save_preset("my-preset", name="Mine", actor=operator)
     assert preset.scenario_keys == ["health-checker", "query-analyzer"] and not preset.builtin
     assert preset.created_by == operator
     with pytest.raises(Conflict, match="already exists"):
-        presets.save_preset("my-preset")
+        presets.save_preset("my-preset", actor=SYSTEM)
     with pytest.raises(Conflict, match="built-in preset"):
-        presets.save_preset("minimal", replace=True)
-    services.stop_all()
-    presets.apply_preset("my-preset")
+        presets.save_preset("minimal", replace=True, actor=SYSTEM)
+    services.stop_all(actor=SYSTEM)
+    presets.apply_preset("my-preset", actor=SYSTEM)
     assert active_keys() == {"health-checker", "query-analyzer"}
 
 
 def test_export_then_import_round_trip(synced):
-    presets.define_preset("night", scenario_keys=["log-cleanup", "backup-manager"], name="Night")
+    presets.define_preset("night", scenario_keys=["log-cleanup", "backup-manager"], name="Night", actor=SYSTEM)
     exported = presets.export_preset("night")
     assert exported == {
         "format": "maintenance-preset/1",
@@ -103,8 +104,8 @@ def test_export_then_import_round_trip(synced):
         "description": "",
         "scenarios": ["log-cleanup", "backup-manager"],
     }
-    presets.delete_preset("night")
-    imported = presets.import_preset(json.dumps(exported))
+    presets.delete_preset("night", actor=SYSTEM)
+    imported = presets.import_preset(json.dumps(exported), actor=SYSTEM)
     assert (imported.key, imported.scenario_keys) == ("night", ["log-cleanup", "backup-manager"])
 
 
@@ -125,7 +126,7 @@ def test_export_then_import_round_trip(synced):
 )
 def test_invalid_imports_say_what_is_wrong(synced, document, field, message):
     with pytest.raises(InvalidInput) as refused:
-        presets.import_preset(document)
+        presets.import_preset(document, actor=SYSTEM)
     assert any(message in text for text in refused.value.fields[field]), refused.value.fields
     assert refused.value.message.startswith(
         ("The preset cannot be imported", "The preset is not valid JSON", "A preset")
@@ -135,13 +136,13 @@ def test_invalid_imports_say_what_is_wrong(synced, document, field, message):
 
 def test_builtin_presets_cannot_be_deleted_nor_scheduled_ones(synced):
     with pytest.raises(Conflict, match="built-in"):
-        presets.delete_preset("full")
-    presets.define_preset("night", scenario_keys=["log-cleanup"])
-    presets.create_schedule("night", cron="0 1 * * *", duration="1h")
+        presets.delete_preset("full", actor=SYSTEM)
+    presets.define_preset("night", scenario_keys=["log-cleanup"], actor=SYSTEM)
+    presets.create_schedule("night", cron="0 1 * * *", duration="1h", actor=SYSTEM)
     with pytest.raises(Conflict, match="window schedule"):
-        presets.delete_preset("night")
+        presets.delete_preset("night", actor=SYSTEM)
     with pytest.raises(NotFound, match="no preset “ghost”"):
-        presets.apply_preset("ghost")
+        presets.apply_preset("ghost", actor=SYSTEM)
 
 
 def test_full_includes_only_external_services_that_can_be_toggled(synced):
@@ -174,12 +175,12 @@ def test_durations_and_schedules_are_validated(synced):
     with pytest.raises(InvalidInput, match="not a duration"):
         presets.parse_duration("two hours")
     with pytest.raises(InvalidInput, match="cron"):
-        presets.create_schedule("security", cron="every sunday", duration="2h")
+        presets.create_schedule("security", cron="every sunday", duration="2h", actor=SYSTEM)
     with pytest.raises(InvalidInput, match="time zone"):
-        presets.create_schedule("security", cron="0 2 * * 0", duration="2h", time_zone="Mars/Olympus")
+        presets.create_schedule("security", cron="0 2 * * 0", duration="2h", time_zone="Mars/Olympus", actor=SYSTEM)
     with pytest.raises(InvalidInput, match="would overlap the next one"):
-        presets.create_schedule("security", cron="0 * * * *", duration="90m")
-    presets.create_schedule("security", cron="0 * * * *", duration="60m")  # back to back is fine
+        presets.create_schedule("security", cron="0 * * * *", duration="90m", actor=SYSTEM)
+    presets.create_schedule("security", cron="0 * * * *", duration="60m", actor=SYSTEM)  # back to back is fine
 
 
 def test_a_time_that_happens_twice_when_clocks_go_back_counts_once():
@@ -222,7 +223,7 @@ def test_a_scheduled_preset_is_applied_at_its_start_and_the_state_restored_at_it
 
 
 def test_a_window_that_cannot_be_applied_is_recorded_and_not_retried(synced, load):
-    schedule = presets.create_schedule("minimal", cron="0 3 * * *", duration="1h")
+    schedule = presets.create_schedule("minimal", cron="0 3 * * *", duration="1h", actor=SYSTEM)
     start = presets.next_occurrence(schedule)
     load.cpu = 99.0
     presets.tick_windows(start + timedelta(minutes=1))
@@ -234,7 +235,7 @@ def test_a_window_that_cannot_be_applied_is_recorded_and_not_retried(synced, loa
 
 
 def test_a_window_missed_entirely_is_skipped(synced):
-    schedule = presets.create_schedule("minimal", cron="0 3 * * *", duration="1h")
+    schedule = presets.create_schedule("minimal", cron="0 3 * * *", duration="1h", actor=SYSTEM)
     start = presets.next_occurrence(schedule)
     presets.tick_windows(start + timedelta(hours=1, minutes=5))
     schedule.refresh_from_db()
@@ -242,12 +243,12 @@ def test_a_window_missed_entirely_is_skipped(synced):
 
 
 def test_stop_all_closes_an_open_window_without_restoring(synced):
-    services.activate_scenario("health-checker")
-    schedule = presets.create_schedule("minimal", cron="0 3 * * *", duration="1h")
+    services.activate_scenario("health-checker", actor=SYSTEM)
+    schedule = presets.create_schedule("minimal", cron="0 3 * * *", duration="1h", actor=SYSTEM)
     start = presets.next_occurrence(schedule)
     presets.tick_windows(start + timedelta(seconds=10))
     assert active_keys() == {"health-checker", "log-cleanup"}
-    services.stop_all(reason="incident")
+    services.stop_all(reason="incident", actor=SYSTEM)
     schedule.refresh_from_db()
     assert not schedule.is_open and "stop-all" in schedule.last_result
     presets.tick_windows(start + timedelta(hours=2))
@@ -257,7 +258,7 @@ def test_stop_all_closes_an_open_window_without_restoring(synced):
 def test_the_scheduler_tick_drives_windows(synced):
     from scenarios.tasks import scheduler_tick
 
-    schedule = presets.create_schedule("minimal", cron="* * * * *", duration=1)
+    schedule = presets.create_schedule("minimal", cron="* * * * *", duration=1, actor=SYSTEM)
     PresetSchedule.objects.filter(pk=schedule.pk).update(last_occurrence=timezone.now() - timedelta(minutes=5))
     result = scheduler_tick.delay().get()
     assert result["windows"]["opened"] == [schedule.pk]

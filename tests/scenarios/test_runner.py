@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from maintenance_site.errors import Conflict, InvalidInput
 from maintenance_site.notifications.models import Notification
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.models import Organization
 from scenarios import runner, services
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight
@@ -19,7 +20,7 @@ Status = ScenarioRun.Status
 
 
 def activated(key, minutes_ago=0, **schedule):
-    scenario = services.activate_scenario(key)
+    scenario = services.activate_scenario(key, actor=SYSTEM)
     since = timezone.now() - timedelta(minutes=minutes_ago)
     Scenario.objects.filter(pk=scenario.pk).update(active_since=since, **schedule)
     return fresh(key)
@@ -28,7 +29,7 @@ def activated(key, minutes_ago=0, **schedule):
 def test_activation_does_not_run_at_once_but_after_one_interval(test_scenarios):
     test_scenarios.add("test-job", interval=600)
     test_scenarios.sync()
-    scenario = services.activate_scenario("test-job")
+    scenario = services.activate_scenario("test-job", actor=SYSTEM)
     assert runner.record_due_runs(scenario.active_since + timedelta(seconds=599)) == []
     [run] = runner.record_due_runs(scenario.active_since + timedelta(seconds=601))
     assert run.slot == scenario.active_since + timedelta(seconds=600)
@@ -57,7 +58,7 @@ def test_only_the_latest_slot_is_kept_pending(test_scenarios):
 
 
 def test_cron_slots_follow_the_time_zone(synced):
-    scenario = services.activate_scenario("backup-manager")
+    scenario = services.activate_scenario("backup-manager", actor=SYSTEM)
     Scenario.objects.filter(pk=scenario.pk).update(
         cron="0 2 * * *", time_zone="Europe/Berlin", active_since=datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
     )
@@ -91,7 +92,7 @@ def test_the_runner_executes_due_runs_and_records_them(test_scenarios):
 def test_a_run_is_claimed_once(test_scenarios):
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    run = services.request_run("test-job")
+    run = services.request_run("test-job", actor=SYSTEM)
     now = timezone.now()
     assert runner._claim(run, now) is True
     assert runner._claim(run, now) is False  # another runner: the conditional UPDATE finds it running
@@ -102,9 +103,9 @@ def test_heavy_scenarios_never_run_together(test_scenarios):
     test_scenarios.add("test-heavy-b", weight=Weight.HEAVY)
     test_scenarios.add("test-light")
     test_scenarios.sync()
-    first = services.request_run("test-heavy-a")
-    second = services.request_run("test-heavy-b")
-    light = services.request_run("test-light")
+    first = services.request_run("test-heavy-a", actor=SYSTEM)
+    second = services.request_run("test-heavy-b", actor=SYSTEM)
+    light = services.request_run("test-light", actor=SYSTEM)
     now = timezone.now()
     assert runner._claim(first, now)
     assert not runner._claim(second, now)  # waits for the first heavy run
@@ -125,12 +126,12 @@ def test_a_failing_run_is_recorded_and_the_operators_told_once(test_scenarios, o
 
     test_scenarios.add("test-broken", func=broken)
     test_scenarios.sync()
-    run = runner.run_now(services.request_run("test-broken"))
+    run = runner.run_now(services.request_run("test-broken", actor=SYSTEM))
     assert run.status == Status.FAILED and run.summary == "ValueError: the disk is full"
     assert "Traceback" in run.error and "the disk is full" in run.error
     notification = Notification.objects.get(recipient=operator)
     assert notification.kind == "scenario:run-failed" and "test-broken" in notification.title
-    runner.run_now(services.request_run("test-broken"))  # still failing: no second notification
+    runner.run_now(services.request_run("test-broken", actor=SYSTEM))  # still failing: no second notification
     assert Notification.objects.filter(recipient=operator).count() == 1
     assert ScenarioActivity.objects.filter(action="run-failed").count() == 2
 
@@ -150,7 +151,7 @@ def test_abandoned_runs_are_marked_failed(test_scenarios, settings):
     settings.SCENARIO_RUN_LEASE_MINUTES = 10
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    run = services.request_run("test-job")
+    run = services.request_run("test-job", actor=SYSTEM)
     runner._claim(run, timezone.now())
     ScenarioRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=11))
     assert runner.expire_abandoned_runs() == 1
@@ -162,20 +163,20 @@ def test_manual_runs_work_whatever_the_state_but_not_for_external_ones(test_scen
     test_scenarios.add("test-job")
     test_scenarios.sync()
     assert not fresh("test-job").is_active
-    run = runner.run_now(services.request_run("test-job"))
+    run = runner.run_now(services.request_run("test-job", actor=SYSTEM))
     assert run.status == Status.SUCCEEDED and run.trigger == "manual"
     external = Scenario.objects.create(key="outside", name="Outside", kind="external")
     with pytest.raises(InvalidInput, match="runs itself"):
-        services.request_run(external)
+        services.request_run(external, actor=SYSTEM)
 
 
 def test_run_now_refuses_while_the_same_scenario_runs(test_scenarios):
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    first = services.request_run("test-job")
+    first = services.request_run("test-job", actor=SYSTEM)
     runner._claim(first, timezone.now())
     with pytest.raises(Conflict, match="cannot start now"):
-        runner.run_now(services.request_run("test-job"))
+        runner.run_now(services.request_run("test-job", actor=SYSTEM))
 
 
 def test_history_written_by_a_run_names_the_run(test_scenarios, org_a):
@@ -187,7 +188,7 @@ def test_history_written_by_a_run_names_the_run(test_scenarios, org_a):
 
     test_scenarios.add("test-rename", func=rename)
     test_scenarios.sync()
-    run = runner.run_now(services.request_run("test-rename"))
+    run = runner.run_now(services.request_run("test-rename", actor=SYSTEM))
     record = org_a.history.first()
     assert record.history_change_reason == runner.change_reason(run.pk) == f"scenario-run:{run.pk}"
     assert record.history_user.username == "system"
@@ -196,7 +197,7 @@ def test_history_written_by_a_run_names_the_run(test_scenarios, org_a):
 def test_cancel_a_pending_run(test_scenarios, operator):
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    run = services.request_run("test-job")
+    run = services.request_run("test-job", actor=SYSTEM)
     run = services.cancel_run(run, actor=operator)
     assert run.status == Status.CANCELLED
     with pytest.raises(Conflict, match="already finished"):

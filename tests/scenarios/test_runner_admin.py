@@ -2,6 +2,7 @@
 admin, the run history with its chart, a rollback behind a confirmation page."""
 
 from assets.models import Asset
+from maintenance_site.tenancy import SYSTEM
 from scenarios import runner, services
 from scenarios.models import ScenarioActivity, ScenarioRun
 from scenarios.registry import RunResult
@@ -86,7 +87,7 @@ def test_the_run_history_draws_a_chart_and_a_rollback_asks_first(operator_client
 
     test_scenarios.add("test-rename", func=rename)
     test_scenarios.sync()
-    run = runner.run_now(services.request_run("test-rename"))
+    run = runner.run_now(services.request_run("test-rename", actor=SYSTEM))
     page = operator_client.get(RUNS).content.decode()
     assert "<svg" in page and "test-rename" in page and "100.0%" in page
     confirm = operator_client.get(RUNS + f"{run.pk}/rollback/").content.decode()

@@ -4,6 +4,7 @@ analysis; platform administrators only, like the rest of the scenario API."""
 import pytest
 
 from assets.models import Asset
+from maintenance_site.tenancy import SYSTEM
 from scenarios import runner, services
 from scenarios.models import ScenarioRun
 from scenarios.registry import RunResult
@@ -34,7 +35,7 @@ def test_priority_metrics_and_a_rollback_through_the_api(api, operator, test_sce
 
     test_scenarios.add("test-rename", func=rename)
     test_scenarios.sync()
-    run = runner.run_now(services.request_run("test-rename"))
+    run = runner.run_now(services.request_run("test-rename", actor=SYSTEM))
     assert run.issues_fixed == 1
     client = api(operator)
 
@@ -61,7 +62,7 @@ def test_priority_metrics_and_a_rollback_through_the_api(api, operator, test_sce
 def test_cancel_a_pending_run(api, operator, test_scenarios):
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    run = services.request_run("test-job")
+    run = services.request_run("test-job", actor=SYSTEM)
     response = api(operator).post(f"/api/v1/scenario-runs/{run.pk}/cancel", {"reason": "not now"}, format="json")
     assert response.status_code == 200
     run.refresh_from_db()

@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from maintenance_site.notifications.models import Notification
+from maintenance_site.tenancy import SYSTEM
 from scenarios import metrics, runner, services
 from scenarios.models import ScenarioActivity, ScenarioRun
 from scenarios.registry import RunResult
@@ -73,18 +74,18 @@ def test_the_operators_are_alerted_once_when_failures_in_a_row_reach_the_thresho
         return Notification.objects.filter(recipient=operator, title__contains="times in a row").count()
 
     for _ in range(2):
-        runner.run_now(services.request_run("test-flaky"))
+        runner.run_now(services.request_run("test-flaky", actor=SYSTEM))
     assert alerts() == 0
-    runner.run_now(services.request_run("test-flaky"))
+    runner.run_now(services.request_run("test-flaky", actor=SYSTEM))
     assert alerts() == 1
     assert ScenarioActivity.objects.filter(action="failure-alert").count() == 1
-    runner.run_now(services.request_run("test-flaky"))  # 4 in a row: the same streak, no second alert
+    runner.run_now(services.request_run("test-flaky", actor=SYSTEM))  # 4 in a row: the same streak, no second alert
     assert alerts() == 1
     outcome["ok"] = True
-    runner.run_now(services.request_run("test-flaky"))
+    runner.run_now(services.request_run("test-flaky", actor=SYSTEM))
     outcome["ok"] = False
     for _ in range(3):  # a new streak alerts again
-        runner.run_now(services.request_run("test-flaky"))
+        runner.run_now(services.request_run("test-flaky", actor=SYSTEM))
     assert alerts() == 2
     assert metrics.task_metrics(fresh("test-flaky"))["consecutive_failures"] == 3
 

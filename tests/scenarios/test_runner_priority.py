@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from maintenance_site.errors import InvalidInput
+from maintenance_site.tenancy import SYSTEM
 from scenarios import priority, registry, runner, services, sync
 from scenarios.models import Category, Priority, Scenario, ScenarioRun
 from scenarios.registry import RunResult, validate_config
@@ -57,7 +58,7 @@ def test_the_configuration_is_checked_against_the_tasks_schema(test_scenarios):
         task.full_clean()
     assert "“days” must be a whole number." in refused.value.message_dict["config"][0]
     set_task("test-schema", config={"days": 7})
-    run_row = runner.run_now(services.request_run("test-schema"))
+    run_row = runner.run_now(services.request_run("test-schema", actor=SYSTEM))
     assert run_row.summary == "kept 7 days"
 
 
@@ -97,7 +98,7 @@ def test_a_custom_executor_registered_in_code_runs_a_task_created_from_the_comma
     assert task.state == "inactive" and task.interval_seconds == 3600
     sync.sync_registry()  # not a registered key, but its executor is: still present
     assert fresh("nightly-purge").is_present
-    run = runner.run_now(services.request_run("nightly-purge"))
+    run = runner.run_now(services.request_run("nightly-purge", actor=SYSTEM))
     assert run.status == Status.SUCCEEDED and calls == ["nightly-purge"]
 
 
@@ -109,7 +110,7 @@ def test_create_task_errors_are_clear_and_exit_non_zero(test_scenarios):
     with pytest.raises(CommandError, match="priority"):
         call_command("maintenance", "create-task", "--name", "y", "--executor", "test-job", "--priority", "urgent")
     with pytest.raises(InvalidInput):
-        services.create_task(name="z", executor="test-job", timeout_seconds=0)
+        services.create_task(name="z", executor="test-job", timeout_seconds=0, actor=SYSTEM)
 
 
 # --- priority ----------------------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ def test_at_most_max_concurrent_runs_at_once(test_scenarios, settings):
         test_scenarios.add(key)
     test_scenarios.sync()
     now = timezone.now()
-    runs = [services.request_run(key) for key in ("test-a", "test-b", "test-c")]
+    runs = [services.request_run(key, actor=SYSTEM) for key in ("test-a", "test-b", "test-c")]
     assert runner._claim(runs[0], now) and runner._claim(runs[1], now)
     assert runner._claim(runs[2], now) is False
     runner.execute(runs[0])
@@ -229,8 +230,8 @@ def test_cooldown_between_two_starts(test_scenarios):
     test_scenarios.add("test-job")
     test_scenarios.sync()
     set_task("test-job", cooldown_minutes=30)
-    first = runner.run_now(services.request_run("test-job"))
-    second = services.request_run("test-job")
+    first = runner.run_now(services.request_run("test-job", actor=SYSTEM))
+    second = services.request_run("test-job", actor=SYSTEM)
     assert runner._claim(second, first.started_at + timedelta(minutes=10)) is False
     assert runner._claim(second, first.started_at + timedelta(minutes=31)) is True
 
@@ -247,7 +248,7 @@ def test_a_failed_run_is_retried_with_exponential_backoff(test_scenarios, settin
     test_scenarios.add("test-flaky", func=broken)
     test_scenarios.sync()
     set_task("test-flaky", max_retries=2)
-    first = runner.run_now(services.request_run("test-flaky"))
+    first = runner.run_now(services.request_run("test-flaky", actor=SYSTEM))
     second = ScenarioRun.objects.get(retry_of=first)
     assert (second.attempt, second.trigger, second.status) == (2, "retry", Status.PENDING)
     assert second.not_before == first.finished_at + timedelta(seconds=60)
@@ -264,7 +265,7 @@ def test_a_failed_run_is_retried_with_exponential_backoff(test_scenarios, settin
 def test_duplicate_scheduling_ticks_add_no_run(test_scenarios):
     test_scenarios.add("test-job", interval=60)
     test_scenarios.sync()
-    scenario = services.activate_scenario("test-job")
+    scenario = services.activate_scenario("test-job", actor=SYSTEM)
     moment = scenario.active_since + timedelta(seconds=90)
     assert len(runner.record_due_runs(moment)) == 1
     assert runner.record_due_runs(moment) == []
@@ -281,7 +282,7 @@ def test_a_retry_of_a_scheduled_run_is_cancelled_once_its_task_is_switched_off(t
     test_scenarios.add("test-flaky", func=broken, interval=60)
     test_scenarios.sync()
     set_task("test-flaky", max_retries=3)
-    scenario = services.activate_scenario("test-flaky")
+    scenario = services.activate_scenario("test-flaky", actor=SYSTEM)
     [scheduled] = runner.record_due_runs(scenario.active_since + timedelta(seconds=61))
     first = runner.execute(scheduled) if runner._claim(scheduled, timezone.now()) else None
     assert first.status == Status.FAILED
@@ -290,7 +291,7 @@ def test_a_retry_of_a_scheduled_run_is_cancelled_once_its_task_is_switched_off(t
     [ran] = runner.run_due(second.not_before + timedelta(seconds=1))
     third = ScenarioRun.objects.get(retry_of=ran)
     assert runner.run_origin(third) == "schedule"  # through the whole chain
-    services.deactivate_scenario("test-flaky")
+    services.deactivate_scenario("test-flaky", actor=SYSTEM)
     third.refresh_from_db()
     if third.status == Status.PENDING:  # deactivation may cancel it already; otherwise the claim does
         assert runner._claim(third, third.not_before + timedelta(seconds=1)) is False

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 
 from assets.models import Asset
 from maintenance_site.errors import Conflict
+from maintenance_site.tenancy import SYSTEM
 from scenarios import registry, rollback, runner, services
 from scenarios.models import Category, ScenarioActivity
 from scenarios.registry import RunResult
@@ -34,7 +35,7 @@ def editing_task(test_scenarios, assets, org_a):
 
     test_scenarios.add("test-editor", func=edit)
     test_scenarios.sync()
-    return runner.run_now(services.request_run("test-editor"))
+    return runner.run_now(services.request_run("test-editor", actor=SYSTEM))
 
 
 def test_a_rollback_restores_the_records_the_run_changed(editing_task, assets):
@@ -42,7 +43,7 @@ def test_a_rollback_restores_the_records_the_run_changed(editing_task, assets):
     run = editing_task
     assert run.status == "succeeded"
     assert run in rollback.points()
-    outcome = rollback.rollback(run, "wrong supplier data")
+    outcome = rollback.rollback(run, "wrong supplier data", actor=SYSTEM)
     assert len(outcome["restored"]) == 1 and len(outcome["recreated"]) == 1 and len(outcome["deleted"]) == 1
     pump.refresh_from_db()
     assert (pump.name, pump.manufacturer) == ("Pump", "Acme")
@@ -54,7 +55,7 @@ def test_a_rollback_restores_the_records_the_run_changed(editing_task, assets):
     run.refresh_from_db()
     assert run.rolled_back_at is not None and run not in rollback.points()
     with pytest.raises(Conflict, match="already rolled back"):
-        rollback.rollback(run, "again")
+        rollback.rollback(run, "again", actor=SYSTEM)
 
 
 def test_a_rollback_is_refused_listing_records_changed_after_the_run(editing_task, assets):
@@ -63,13 +64,13 @@ def test_a_rollback_is_refused_listing_records_changed_after_the_run(editing_tas
     pump.name = "Pump (edited by a planner)"
     pump.save()
     with pytest.raises(Conflict) as refused:
-        rollback.rollback(editing_task, "wrong data")
+        rollback.rollback(editing_task, "wrong data", actor=SYSTEM)
     assert f"assets.Asset #{pump.pk}" in refused.value.message
     pump.refresh_from_db()
     assert pump.name == "Pump (edited by a planner)"  # nothing touched
     with pytest.raises(CommandError, match="changed after run"):
         call_command("maintenance", "rollback", str(editing_task.pk), "--reason", "wrong data")
-    rollback.rollback(editing_task, "wrong data, overwrite", force=True)
+    rollback.rollback(editing_task, "wrong data, overwrite", force=True, actor=SYSTEM)
     pump.refresh_from_db()
     assert pump.name == "Pump"
 
@@ -86,10 +87,10 @@ def test_an_irreversible_task_offers_no_rollback_point(test_scenarios, assets):
     registry.scenario(key="test-vacuum", category=Category.HOUSEKEEPING, default_interval=60, reversible=False)(vacuum)
     test_scenarios.keys.append("test-vacuum")
     test_scenarios.sync()
-    run = runner.run_now(services.request_run("test-vacuum"))
+    run = runner.run_now(services.request_run("test-vacuum", actor=SYSTEM))
     assert run not in rollback.points()
     with pytest.raises(Conflict, match="irreversible"):
-        rollback.rollback(run, "undo")
+        rollback.rollback(run, "undo", actor=SYSTEM)
     for key in ("database-vacuum", "backup-manager", "log-cleanup"):
         assert registry.get(key).reversible is False
 
@@ -98,7 +99,7 @@ def test_rollback_points_are_limited_in_number(editing_task, settings, test_scen
     settings.SCENARIO_ROLLBACK_MAX = 0
     assert rollback.points() == []
     with pytest.raises(Conflict, match="offers no rollback point"):
-        rollback.rollback(editing_task, "too late")
+        rollback.rollback(editing_task, "too late", actor=SYSTEM)
 
 
 def test_list_rollbacks_and_rollback_from_the_command_line(editing_task, capsys):

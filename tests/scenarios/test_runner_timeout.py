@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from maintenance_site.tenancy import SYSTEM
 from scenarios import runner, services
 from scenarios.models import Scenario, ScenarioRun
 from scenarios.registry import RunResult, RunTimedOut
@@ -29,7 +30,7 @@ def test_a_timeout_stops_a_running_task_at_its_checkpoint(test_scenarios):
     test_scenarios.sync()
     Scenario.objects.filter(key="test-endless").update(timeout_seconds=1)
     began = time.monotonic()
-    run = runner.run_now(services.request_run("test-endless"))
+    run = runner.run_now(services.request_run("test-endless", actor=SYSTEM))
     assert time.monotonic() - began < 5
     assert run.status == Status.TIMED_OUT and "timed out after 1 seconds" in run.summary
     assert run.deadline_at == run.started_at + timedelta(seconds=1)
@@ -39,7 +40,7 @@ def test_a_timeout_stops_a_running_task_at_its_checkpoint(test_scenarios):
 def test_the_runner_tick_marks_a_run_past_its_deadline_and_sets_its_cancel_flag(test_scenarios):
     test_scenarios.add("test-job")
     test_scenarios.sync()
-    run = services.request_run("test-job")
+    run = services.request_run("test-job", actor=SYSTEM)
     assert runner._claim(run, timezone.now())
     ScenarioRun.objects.filter(pk=run.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
     assert runner.expire_timed_out_runs() == 1

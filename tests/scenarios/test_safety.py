@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, NotFound
+from maintenance_site.tenancy import SYSTEM
 from scenarios import runner, services, sync
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight
 from tests.scenarios.conftest import INTERNAL_KEYS, fresh
@@ -49,22 +50,22 @@ def test_deactivate_cancels_pending_scheduled_runs(synced, operator):
 
 def test_unknown_scenario_is_a_clear_error(synced):
     with pytest.raises(NotFound, match="There is no scenario “nope”"):
-        services.activate_scenario("nope")
+        services.activate_scenario("nope", actor=SYSTEM)
 
 
 def test_the_default_timer_comes_from_default_timeout(synced, settings):
     settings.DEFAULT_TIMEOUT = 45
-    scenario = services.activate_scenario("log-cleanup")
+    scenario = services.activate_scenario("log-cleanup", actor=SYSTEM)
     assert scenario.active_until == scenario.active_since + timedelta(minutes=45)
-    other = services.activate_scenario("health-checker", duration_minutes=5)  # a per-activation override
+    other = services.activate_scenario("health-checker", duration_minutes=5, actor=SYSTEM)  # a per-activation override
     assert other.active_until == other.active_since + timedelta(minutes=5)
 
 
 def test_bad_timers_are_refused(synced):
     with pytest.raises(InvalidInput, match="in the past"):
-        services.activate_scenario("log-cleanup", until=timezone.now() - timedelta(minutes=1))
+        services.activate_scenario("log-cleanup", until=timezone.now() - timedelta(minutes=1), actor=SYSTEM)
     with pytest.raises(InvalidInput, match="1 to 44640 minutes"):
-        services.activate_scenario("log-cleanup", duration_minutes=0)
+        services.activate_scenario("log-cleanup", duration_minutes=0, actor=SYSTEM)
 
 
 # --- safe by default ---------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ def test_scheduler_start_switches_every_scenario_off(synced, operator):
 
 def test_the_reset_can_be_switched_off(synced, settings):
     settings.SCENARIOS_RESET_ON_START = False
-    services.activate_scenario("health-checker")
+    services.activate_scenario("health-checker", actor=SYSTEM)
     call_command("maintenance", "scheduler-start")
     assert fresh("health-checker").is_active
 
@@ -106,13 +107,13 @@ def test_a_web_restart_keeps_what_operators_set(synced, operator, django_assert_
 
 def test_heavy_limit(synced, settings):
     settings.SCENARIOS_MAX_HEAVY = 2
-    services.activate_scenario("database-vacuum")
-    services.activate_scenario("backup-manager")
+    services.activate_scenario("database-vacuum", actor=SYSTEM)
+    services.activate_scenario("backup-manager", actor=SYSTEM)
     with pytest.raises(Conflict, match=r"At most 2 heavy scenarios may be active at once") as refused:
-        services.activate_scenario("inventory-reconciliation", reason="month end")
+        services.activate_scenario("inventory-reconciliation", reason="month end", actor=SYSTEM)
     assert "backup-manager, database-vacuum and inventory-reconciliation" in refused.value.message
     assert not fresh("inventory-reconciliation").is_active
-    services.activate_scenario("health-checker")  # light ones are not limited
+    services.activate_scenario("health-checker", actor=SYSTEM)  # light ones are not limited
     entry = ScenarioActivity.objects.filter(result="refused").get()
     assert entry.scenario.key == "inventory-reconciliation" and entry.reason == "month end"
     assert "At most 2 heavy" in entry.message
@@ -121,13 +122,13 @@ def test_heavy_limit(synced, settings):
 def test_load_ceiling(synced, load):
     load.cpu = 97.0
     with pytest.raises(Conflict, match=r"The machine is busy \(CPU at 97% \(ceiling 85%\)\)"):
-        services.activate_scenario("health-checker")
+        services.activate_scenario("health-checker", actor=SYSTEM)
     load.cpu, load.memory = 10.0, 95.0
     with pytest.raises(Conflict, match=r"memory at 95% \(ceiling 90%\)"):
-        services.activate_scenario("health-checker")
-    services.deactivate_scenario("health-checker")  # switching off is never refused
+        services.activate_scenario("health-checker", actor=SYSTEM)
+    services.deactivate_scenario("health-checker", actor=SYSTEM)  # switching off is never refused
     load.memory = 50.0
-    assert services.activate_scenario("health-checker").is_active
+    assert services.activate_scenario("health-checker", actor=SYSTEM).is_active
 
 
 def test_conflicts_are_refused_naming_them(test_scenarios):
@@ -136,19 +137,19 @@ def test_conflicts_are_refused_naming_them(test_scenarios):
     test_scenarios.add("test-other")
     made = test_scenarios.sync()
     assert list(made["test-reader"].conflicts.values_list("key", flat=True)) == ["test-writer"]  # symmetric
-    services.activate_scenario("test-reader")
+    services.activate_scenario("test-reader", actor=SYSTEM)
     with pytest.raises(Conflict, match="test-writer conflicts with test-reader, which is active") as refused:
-        services.activate_scenario("test-writer")
+        services.activate_scenario("test-writer", actor=SYSTEM)
     assert refused.value.extra["conflicts"] == ["test-reader"]
-    services.activate_scenario("test-other")
-    services.deactivate_scenario("test-reader")
-    assert services.activate_scenario("test-writer").is_active
+    services.activate_scenario("test-other", actor=SYSTEM)
+    services.deactivate_scenario("test-reader", actor=SYSTEM)
+    assert services.activate_scenario("test-writer", actor=SYSTEM).is_active
 
 
 def test_a_scenario_gone_from_code_is_switched_off_and_cannot_be_activated(test_scenarios):
     test_scenarios.add("test-temporary")
     test_scenarios.sync()
-    services.activate_scenario("test-temporary")
+    services.activate_scenario("test-temporary", actor=SYSTEM)
     from scenarios import registry
 
     registry.unregister("test-temporary")
@@ -156,15 +157,15 @@ def test_a_scenario_gone_from_code_is_switched_off_and_cannot_be_activated(test_
     gone = fresh("test-temporary")
     assert not gone.is_present and not gone.is_active
     with pytest.raises(Conflict, match="no longer registered in code"):
-        services.activate_scenario(gone)
+        services.activate_scenario(gone, actor=SYSTEM)
 
 
 # --- auto-deactivate and stop-all ----------------------------------------------------------------------
 
 
 def test_timers_switch_scenarios_off(synced):
-    services.activate_scenario("health-checker", duration_minutes=10)
-    services.activate_scenario("log-cleanup")  # no timer
+    services.activate_scenario("health-checker", duration_minutes=10, actor=SYSTEM)
+    services.activate_scenario("log-cleanup", actor=SYSTEM)  # no timer
     assert services.expire_timers(timezone.now() + timedelta(minutes=9)) == []
     assert services.expire_timers(timezone.now() + timedelta(minutes=11)) == ["health-checker"]
     assert not fresh("health-checker").is_active and fresh("log-cleanup").is_active
@@ -175,7 +176,7 @@ def test_timers_switch_scenarios_off(synced):
 def test_the_scheduler_tick_expires_timers(synced):
     from scenarios.tasks import scheduler_tick
 
-    scenario = services.activate_scenario("health-checker", duration_minutes=1)
+    scenario = services.activate_scenario("health-checker", duration_minutes=1, actor=SYSTEM)
     Scenario.objects.filter(pk=scenario.pk).update(
         active_since=timezone.now() - timedelta(minutes=5), active_until=timezone.now() - timedelta(seconds=1)
     )
@@ -210,12 +211,12 @@ def test_a_running_run_stops_at_its_next_checkpoint(test_scenarios):
             context.checkpoint(force=True)
             progress.append(step)
             if step == 1:
-                services.stop_all(reason="emergency")  # as if an operator pressed the button meanwhile
+                services.stop_all(reason="emergency", actor=SYSTEM)  # as if an operator pressed the button meanwhile
         return RunResult("finished")
 
     test_scenarios.add("test-long", func=long_job)
     test_scenarios.sync()
-    run = services.request_run("test-long")
+    run = services.request_run("test-long", actor=SYSTEM)
     run = runner.run_now(run)
     assert progress == [0, 1]
     assert run.status == "cancelled" and "cancel request" in run.summary

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.middleware import SESSION_KEY
 from scheduling.preventive.models import CalendarFeed
 from scheduling.preventive.services import create_calendar_feed, generate_now
@@ -79,14 +80,16 @@ def test_the_schema_documents_the_get_and_the_post(api, manager_a):
 def world(org_a, plant, manager_a):
     now = timezone.now()
     window = create_window(
-        org_a, title="Soon", starts_at=now + timedelta(days=1), ends_at=now + timedelta(days=1, hours=1)
+        org_a, title="Soon", starts_at=now + timedelta(days=1), ends_at=now + timedelta(days=1, hours=1), actor=SYSTEM
     )
-    done = create_window(org_a, title="Done", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1))
-    end_window(done)
+    done = create_window(
+        org_a, title="Done", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1), actor=SYSTEM
+    )
+    end_window(done, actor=SYSTEM)
     schedule = make_schedule(
         org_a, asset=plant["pump_1"], cron_expression="0 6 * * *", skip_if_open=False, start_date=date(2026, 1, 1)
     )
-    generate_now(schedule, days_ahead=2)
+    generate_now(schedule, days_ahead=2, actor=SYSTEM)
     feed, token = create_calendar_feed(org_a, name="Planner", actor=manager_a)
     return {"window": window, "schedule": schedule, "feed": feed, "token": token}
 

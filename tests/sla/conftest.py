@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from assets import services as asset_services
+from maintenance_site.tenancy import SYSTEM
 from sla import services
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -44,12 +45,12 @@ def clock(monkeypatch):
 
 @pytest.fixture
 def business(org_a):
-    return services.create_calendar(org_a, name="Business hours", hours=WORKING_HOURS)
+    return services.create_calendar(org_a, name="Business hours", hours=WORKING_HOURS, actor=SYSTEM)
 
 
 @pytest.fixture
 def always(org_a):
-    return services.create_calendar(org_a, name="24/7", always_open=True)
+    return services.create_calendar(org_a, name="24/7", always_open=True, actor=SYSTEM)
 
 
 @pytest.fixture
@@ -71,7 +72,13 @@ def pump(org_a, site):
 def medium_policy(org_a, business):
     """Medium priority: respond in 60 business minutes, resolve in 240, warn at 80 %."""
     return services.create_policy(
-        org_a, name="Medium", priority="medium", calendar=business, response_minutes=60, resolution_minutes=240
+        org_a,
+        name="Medium",
+        priority="medium",
+        calendar=business,
+        response_minutes=60,
+        resolution_minutes=240,
+        actor=SYSTEM,
     )
 
 
@@ -79,5 +86,5 @@ def medium_policy(org_a, business):
 def high_policy(org_a, always):
     """High priority, 24/7: respond in 30 minutes, resolve in 120."""
     return services.create_policy(
-        org_a, name="High", priority="high", calendar=always, response_minutes=30, resolution_minutes=120
+        org_a, name="High", priority="high", calendar=always, response_minutes=30, resolution_minutes=120, actor=SYSTEM
     )

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from maintenance_site.tenancy import SYSTEM
 from sla import services
 from sla.models import SLAPolicy
 from tests.sla.conftest import WORKING_HOURS, berlin
@@ -251,6 +252,7 @@ def test_policy_list_query_count_does_not_grow(api, viewer_a, org_a, business):
         response_minutes=1,
         resolution_minutes=2,
         escalation_steps=steps,
+        actor=SYSTEM,
     )
     few = queries()
     for index, kind in enumerate(["corrective", "preventive", "inspection", "emergency"]):
@@ -263,6 +265,7 @@ def test_policy_list_query_count_does_not_grow(api, viewer_a, org_a, business):
             response_minutes=1,
             resolution_minutes=2,
             escalation_steps=steps,
+            actor=SYSTEM,
         )
     assert queries() == few
 

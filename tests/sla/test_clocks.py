@@ -5,6 +5,7 @@ when a policy is edited later or an escalation raises the priority."""
 import pytest
 
 from maintenance_site.audit import system_user
+from maintenance_site.tenancy import SYSTEM
 from sla import services
 from sla.models import ClockState, SLAClock, SLAViolation
 from tests.sla.conftest import berlin
@@ -157,7 +158,7 @@ def test_an_automated_priority_change_does_not_retarget(clock, order, high_polic
 
 
 def test_editing_a_policy_does_not_rewrite_running_clocks(clock, org_a, planner_a, order, medium_policy):
-    services.update_policy(medium_policy, response_minutes=120, resolution_minutes=480)
+    services.update_policy(medium_policy, response_minutes=120, resolution_minutes=480, actor=SYSTEM)
     assert sla(order).response_due_at == berlin(2026, 3, 2, 10, 0)
     assert sla(order).response_minutes == 60
     newer = work_orders.create_work_order(org_a, title="Newer", actor=planner_a)
@@ -184,6 +185,7 @@ def test_custom_pause_statuses(clock, org_a, planner_a, technician_a, business):
         response_minutes=60,
         resolution_minutes=120,
         pause_statuses=["assigned", "on_hold"],
+        actor=SYSTEM,
     )
     order = work_orders.create_work_order(org_a, title="x", priority="low", actor=planner_a)
     clock.set(berlin(2026, 3, 2, 9, 15))
@@ -236,9 +238,11 @@ def test_start_clocks_for_open_orders(clock, org_a, planner_a, technician_a, bus
         actor=planner_a,
     )
     assert not SLAClock.objects.exists()
-    services.create_policy(org_a, name="All", calendar=business, response_minutes=60, resolution_minutes=240)
-    assert services.start_clocks_for_open_orders(org_a) == 3
-    assert services.start_clocks_for_open_orders(org_a) == 0  # again: nothing new
+    services.create_policy(
+        org_a, name="All", calendar=business, response_minutes=60, resolution_minutes=240, actor=SYSTEM
+    )
+    assert services.start_clocks_for_open_orders(org_a, actor=SYSTEM) == 3
+    assert services.start_clocks_for_open_orders(org_a, actor=SYSTEM) == 0  # again: nothing new
     assert sla(waiting).response_state == S.ON_TRACK
     assert sla(running).response_state == S.MET
     assert sla(held).is_paused

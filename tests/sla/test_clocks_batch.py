@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from maintenance_site import audit
+from maintenance_site.tenancy import SYSTEM
 from sla import services
 from sla.models import SLAClock, SLAPolicy
 from tests.sla.conftest import berlin
@@ -42,7 +43,7 @@ def _clocks(orders) -> list[tuple]:
 def _policies(org_a, business, always, site):
     def policy(name, calendar=business, **criteria):
         return services.create_policy(
-            org_a, name=name, calendar=calendar, response_minutes=60, resolution_minutes=240, **criteria
+            org_a, name=name, calendar=calendar, response_minutes=60, resolution_minutes=240, actor=SYSTEM, **criteria
         )
 
     policy("Default")
@@ -100,6 +101,7 @@ def test_an_order_started_or_on_hold_gets_the_same_clock_as_one_by_one(clock, or
         response_minutes=60,
         resolution_minutes=240,
         pause_statuses=["on_hold"],
+        actor=SYSTEM,
     )
     order = work_orders.create_work_order(org_a, title="Late start", actor=planner_a, assignee=technician_a)
     clock.set(berlin(2026, 3, 2, 11, 0))  # two business hours later: the response is late

@@ -11,6 +11,7 @@ from maintenance_site.audit import SYSTEM_USERNAME
 from maintenance_site.events.models import Event
 from maintenance_site.notifications.models import Notification
 from maintenance_site.ops.schedules import core_periodic_tasks
+from maintenance_site.tenancy import SYSTEM
 from sla import services, tasks
 from sla.models import ClockState, SLAClock, SLAViolation
 from tests.sla.conftest import berlin
@@ -35,6 +36,7 @@ def escalating_policy(org_a, business, technician2_a):
             {"level": "breach", "target": "response", "kind": "reassign", "reassign_to": technician2_a},
             {"level": "breach", "kind": "raise_priority"},
         ],
+        actor=SYSTEM,
     )
 
 
@@ -172,6 +174,7 @@ def test_monitors_running_at_once_raise_each_breach_once(clock, org_a, planner_a
             {"level": "breach", "kind": "notify", "notify_roles": ["manager"]},
             {"level": "breach", "kind": "raise_priority"},
         ],
+        actor=SYSTEM,
     )
     orders = [work_orders.create_work_order(org_a, title=f"Order {n}", actor=planner_a) for n in range(25)]
     clock.set(berlin(2026, 3, 2, 10, 5))  # every response past its warning and its deadline

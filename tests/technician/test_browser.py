@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from maintenance_site.tenancy import SYSTEM
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -259,7 +261,7 @@ def make_world() -> dict:
     pump = asset_services.create_asset(organization, code="PMP-1", name="Cooling pump", location=plant_room)
     van = StockLocation.objects.create(organization=organization, name="Van 3", kind="van", holder=people["tech"])
     seal = Part.objects.create(organization=organization, sku="SEAL-40", name="Mechanical seal 40 mm", unit="each")
-    inventory_services.receive_stock(seal, van, 2, "12.50")
+    inventory_services.receive_stock(seal, van, 2, "12.50", actor=SYSTEM)
     order = services.create_work_order(
         organization,
         title="Replace the seal",

@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from maintenance_site.tenancy import SYSTEM
 from scheduling.preventive.generation import generate_due_work_orders
 from scheduling.preventive.models import PreventiveOccurrence, PreventiveSchedule
 from scheduling.preventive.services import create_schedule
@@ -16,7 +17,7 @@ def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def make_schedule(org, *, actor=None, **fields) -> Schedule:
+def make_schedule(org, *, actor=SYSTEM, **fields) -> Schedule:
     """A schedule through the service, with a start date well before the test's moments."""
     fields.setdefault("name", f"Schedule {Schedule.objects.count() + 1}")
     fields.setdefault("start_date", date(2026, 1, 1))
@@ -40,7 +41,7 @@ def owed_from(schedule: Schedule, moment: datetime) -> Schedule:
 
 
 def tick(moment: datetime, **kwargs):
-    return generate_due_work_orders(now=moment, **kwargs)
+    return generate_due_work_orders(now=moment, actor=SYSTEM, **kwargs)
 
 
 def ticks(start: datetime, end: datetime, step: timedelta = timedelta(minutes=30), **kwargs):

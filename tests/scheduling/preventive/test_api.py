@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from maintenance_site.events.models import Event
+from maintenance_site.tenancy import SYSTEM
 from scheduling.preventive.models import CalendarFeed
 from scheduling.preventive.services import update_schedule
 from tests.scheduling.preventive.support import Schedule, make_schedule, tick, utc
@@ -147,7 +148,9 @@ def test_generate_pause_and_resume(api, org_a, planner_a, schedule):
 
 
 def test_statistics_and_forecast(api, org_a, viewer_a, schedule, stores):
-    update_schedule(schedule, parts=[{"part": stores["seal"], "stock_location": stores["warehouse"], "quantity": 1}])
+    update_schedule(
+        schedule, parts=[{"part": stores["seal"], "stock_location": stores["warehouse"], "quantity": 1}], actor=SYSTEM
+    )
     client = api(viewer_a, org_a)
     response = client.get("/api/v1/preventive-maintenance/forecast/?days=28")
     assert response.status_code == 200, response.json()

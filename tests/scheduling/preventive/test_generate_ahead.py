@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 import pytest
 
 from maintenance_site.errors import InvalidInput
+from maintenance_site.tenancy import SYSTEM
 from scheduling.preventive.generation import generate_due_work_orders
 from scheduling.preventive.services import generate_now, pause_schedule, resume_schedule
 from tests.scheduling.preventive.support import (
@@ -205,7 +206,7 @@ def test_a_schedule_beyond_the_calendar_is_left_out_and_the_others_generate(org_
     org_a.time_zone = "America/Los_Angeles"
     org_a.save()
     Schedule.objects.filter(pk=broken.pk).update(start_date=date(9999, 12, 31), time_of_day=time(23, 30))
-    result = generate_due_work_orders(utc(2027, 6, 7, 14, 0))  # 07:00 in Los Angeles
+    result = generate_due_work_orders(utc(2027, 6, 7, 14, 0), actor=SYSTEM)  # 07:00 in Los Angeles
     assert broken.pk in result.failed and orders_of(good).count() == 1
     broken.refresh_from_db()
     with pytest.raises(InvalidInput) as caught:

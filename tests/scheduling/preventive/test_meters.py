@@ -10,6 +10,7 @@ from django.utils import timezone
 from assets import meters
 from assets.models import Meter, MeterReading
 from maintenance_site.errors import InvalidInput, PermissionDeniedError
+from maintenance_site.tenancy import SYSTEM
 from tests.scheduling.preventive.support import (
     Occurrence,
     Schedule,
@@ -26,18 +27,20 @@ START = utc(2026, 6, 7, 0, 0)  # readings cannot be in the future
 
 @pytest.fixture
 def hours(org_a, pump):
-    return meters.create_meter(org_a, asset=pump, name="Run hours", unit="h")
+    return meters.create_meter(org_a, asset=pump, name="Run hours", unit="h", actor=SYSTEM)
 
 
 @pytest.fixture
 def temperature(org_a, pump):
-    return meters.create_meter(org_a, asset=pump, name="Bearing temperature", unit="°C", kind=Meter.Kind.GAUGE)
+    return meters.create_meter(
+        org_a, asset=pump, name="Bearing temperature", unit="°C", kind=Meter.Kind.GAUGE, actor=SYSTEM
+    )
 
 
 def read(meter, *values, start=START, step=timedelta(minutes=10)):
     """Readings at start, start + step, … (through the service, as telemetry would post them)."""
     items = [{"meter": meter, "value": value, "read_at": start + n * step} for n, value in enumerate(values)]
-    return meters.record_readings(meter.organization, items)
+    return meters.record_readings(meter.organization, items, actor=SYSTEM)
 
 
 # --- recording readings ---------------------------------------------------------------------------------
@@ -84,7 +87,7 @@ def test_a_gauge_goes_up_and_down(temperature):
 )
 def test_a_bad_reading_is_refused_with_its_position(hours, reading, where, words):
     with pytest.raises(InvalidInput) as refused:
-        meters.record_readings(hours.organization, [{"meter": hours, **reading}])
+        meters.record_readings(hours.organization, [{"meter": hours, **reading}], actor=SYSTEM)
     assert where in refused.value.fields and words in refused.value.message
     assert not MeterReading.objects.exists()
 
@@ -240,7 +243,7 @@ def test_a_meter_schedule_covers_every_asset_of_a_type(org_a, plant):
         START,
     )
     for pump in (plant["pump_1"], plant["pump_2"]):
-        meter = meters.create_meter(org_a, asset=pump, name="Run hours")
+        meter = meters.create_meter(org_a, asset=pump, name="Run hours", actor=SYSTEM)
         read(meter, 50, 90 if pump == plant["pump_1"] else 160)
     assert tick(START + timedelta(hours=1)).created == 1
     assert occurrences_of(schedule).get().asset == plant["pump_2"]

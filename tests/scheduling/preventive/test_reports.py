@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from maintenance_site.ops import schedules as core_schedules
+from maintenance_site.tenancy import SYSTEM
 from scheduling.preventive import ical
 from scheduling.preventive.generation import generate_due_work_orders
 from scheduling.preventive.models import GenerationRun
@@ -172,7 +173,7 @@ def test_the_demo_seeds_four_working_schedules(db, monkeypatch):
     }
     for schedule in Schedule.objects.all():
         assert not schedule.problems()
-    result = generate_due_work_orders(now=utc(2027, 1, 1))
+    result = generate_due_work_orders(now=utc(2027, 1, 1), actor=SYSTEM)
     assert result.created > 0 and GenerationRun.objects.exists()
 
 
@@ -200,7 +201,7 @@ def test_the_admin_shows_the_trigger_the_next_five_dates_and_what_was_generated(
         name="Pump daily",
         parts=[{"part": stores["seal"], "stock_location": stores["warehouse"], "quantity": 1}],
     )
-    generate_now(schedule, now=utc(2027, 6, 7, 5, 0))
+    generate_now(schedule, now=utc(2027, 6, 7, 5, 0), actor=SYSTEM)
     listing = back_office.get(ADMIN)
     assert listing.status_code == 200
     assert "cron “0 6 * * *”" in listing.content.decode()

@@ -3,6 +3,7 @@ Monday in 2030) so that service tests pass `now`."""
 
 from datetime import UTC, datetime, timedelta
 
+from maintenance_site.tenancy import SYSTEM
 from scheduling.windows.models import MaintenanceWindow
 from scheduling.windows.services import create_window
 
@@ -24,4 +25,5 @@ def scope_kwargs(site, scope: str) -> dict:
 
 
 def make_window(org, start: datetime, end: datetime, *, title="Window", now=T0, **options) -> MaintenanceWindow:
+    options.setdefault("actor", SYSTEM)
     return create_window(org, title=title, starts_at=start, ends_at=end, now=now, **options)

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from maintenance_site.tenancy import SYSTEM
 from scheduling.windows.mode import is_in_maintenance_mode
 from scheduling.windows.models import MaintenanceWindow
 from scheduling.windows.services import create_window, end_window
@@ -36,13 +37,17 @@ def form(title="Patch day", start=None, end=None, **extra):
 @pytest.fixture
 def running(org_a):
     now = timezone.now()
-    return create_window(org_a, title="Running", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1))
+    return create_window(
+        org_a, title="Running", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1), actor=SYSTEM
+    )
 
 
 @pytest.fixture
 def scheduled(org_a):
     now = timezone.now()
-    return create_window(org_a, title="Scheduled", starts_at=now + timedelta(hours=3), ends_at=now + timedelta(hours=4))
+    return create_window(
+        org_a, title="Scheduled", starts_at=now + timedelta(hours=3), ends_at=now + timedelta(hours=4), actor=SYSTEM
+    )
 
 
 def test_the_list_is_a_calendar_with_the_mode_switch_in_sight(client, manager_a, scheduled, running):
@@ -158,7 +163,7 @@ def test_the_platform_switch_is_offered_to_superusers_only(client, org_a, manage
 
 
 def test_history_lists_finished_windows(client, manager_a, running, scheduled):
-    end_window(running)
+    end_window(running, actor=SYSTEM)
     client.force_login(manager_a)
     page = client.get("/admin/scheduling/maintenancehistoryentry/").content.decode()
     assert f"/maintenancehistoryentry/{running.pk}/change/" in page
@@ -176,7 +181,7 @@ def test_the_header_keeps_the_organisation_switcher(client, member_of_both, org_
 
 
 def test_the_pages_render_for_every_status(client, org_a, manager_a, admin_user, running, scheduled):
-    finished = end_window(running)
+    finished = end_window(running, actor=SYSTEM)
     client.force_login(manager_a)
     for window in (finished, scheduled):
         assert client.get(f"{LIST}{window.pk}/change/").status_code == 200

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from icalendar import Calendar
 
+from maintenance_site.tenancy import SYSTEM
 from scheduling.windows.models import MaintenanceWindow
 from scheduling.windows.services import cancel_window, create_window, end_window
 
@@ -35,14 +36,16 @@ def window_body(**overrides):
 @pytest.fixture
 def scheduled(org_a):
     now = timezone.now()
-    return create_window(org_a, title="Scheduled", starts_at=now + timedelta(hours=5), ends_at=now + timedelta(hours=6))
+    return create_window(
+        org_a, title="Scheduled", starts_at=now + timedelta(hours=5), ends_at=now + timedelta(hours=6), actor=SYSTEM
+    )
 
 
 @pytest.fixture
 def running(org_a):
     now = timezone.now()
     return create_window(
-        org_a, title="Running", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(minutes=55)
+        org_a, title="Running", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(minutes=55), actor=SYSTEM
     )
 
 
@@ -141,7 +144,7 @@ def test_update_a_scheduled_window(api, org_a, manager_a, scheduled):
     assert response.json()["title"] == "Renamed" and response.json()["duration_minutes"] == 30
     later = timedelta(hours=2)
     other = create_window(
-        org_a, title="Later", starts_at=scheduled.starts_at + later, ends_at=scheduled.ends_at + later
+        org_a, title="Later", starts_at=scheduled.starts_at + later, ends_at=scheduled.ends_at + later, actor=SYSTEM
     )
     response = client.patch(f"{URL}{other.pk}/", {"starts_at": scheduled.starts_at.isoformat()}, format="json")
     assert response.status_code == 409 and error(response)["conflicting_window"]["id"] == scheduled.pk
@@ -190,6 +193,7 @@ def test_list_filters_and_query_count(api, org_a, manager_a, site):
             scope="assets",
             assets=[site["pump"], site["fan"]],
             maintenance_type="network" if day else "database",
+            actor=SYSTEM,
         )
     client = api(manager_a)
     assert [row["title"] for row in client.get(URL, {"maintenance_type": "network"}).json()["results"]] == ["W1", "W2"]
@@ -207,6 +211,7 @@ def test_list_filters_and_query_count(api, org_a, manager_a, site):
             ends_at=start + timedelta(hours=1),
             scope="assets",
             assets=[site["pump"]],
+            actor=SYSTEM,
         )
     with CaptureQueriesContext(connection) as large:
         assert len(client.get(URL).json()["results"]) == 10
@@ -227,9 +232,14 @@ def test_windows_that_fit_a_work_order(api, org_a, manager_a, planner_a, manager
         ends_at=now + timedelta(hours=2),
         scope="assets",
         assets=[site["pump"]],
+        actor=SYSTEM,
     )
     create_window(
-        org_a, title="Too short", starts_at=now + timedelta(hours=3), ends_at=now + timedelta(hours=3, minutes=30)
+        org_a,
+        title="Too short",
+        starts_at=now + timedelta(hours=3),
+        ends_at=now + timedelta(hours=3, minutes=30),
+        actor=SYSTEM,
     )
     response = api(planner_a).get(f"{URL}fit", {"work_order": order.pk})
     assert response.status_code == 200 and [row["id"] for row in response.json()] == [fits.pk]
@@ -241,7 +251,7 @@ def test_windows_that_fit_a_work_order(api, org_a, manager_a, planner_a, manager
 
 
 def test_history_and_metrics(api, org_a, viewer_a, running):
-    end_window(running)
+    end_window(running, actor=SYSTEM)
     history = api(viewer_a).get("/api/v1/maintenance/history")
     assert history.status_code == 200 and [row["id"] for row in history.json()["results"]] == [running.pk]
     metrics = api(viewer_a).get("/api/v1/maintenance/metrics").json()
@@ -258,8 +268,10 @@ def test_mode_reads_for_every_member(api, org_a, viewer_a, running):
 
 def test_calendar_feed(api, client, org_a, manager_a, viewer_a, scheduled, running):
     start = timezone.now() + timedelta(days=2)
-    cancelled = create_window(org_a, title="Cancelled", starts_at=start, ends_at=start + timedelta(hours=1))
-    cancel_window(cancelled, reason="no")
+    cancelled = create_window(
+        org_a, title="Cancelled", starts_at=start, ends_at=start + timedelta(hours=1), actor=SYSTEM
+    )
+    cancel_window(cancelled, reason="no", actor=SYSTEM)
     url = api(manager_a).post("/api/v1/maintenance/calendar").json()["url"]
     assert api(viewer_a).get("/api/v1/maintenance/calendar").json()["url"] == url  # every member reads it
     response = client.get(url)

@@ -11,6 +11,7 @@ from django.db import connection
 from assets.models import Asset
 from maintenance_site.errors import Conflict
 from maintenance_site.events.models import Event
+from maintenance_site.tenancy import SYSTEM
 from scheduling.windows.models import MaintenanceMode, MaintenanceWindow, WindowAssetState
 from scheduling.windows.services import create_window
 from scheduling.windows.tick import tick
@@ -71,7 +72,8 @@ def test_many_ticks_at_once_end_once_and_agree_on_the_mode(org_a, site):
 
 def test_concurrent_overlapping_creations_let_one_in(org_a):
     results = at_once(
-        THREADS, lambda: create_window(org_a, title="Same slot", starts_at=T0 + H, ends_at=T0 + 2 * H, now=T0)
+        THREADS,
+        lambda: create_window(org_a, title="Same slot", starts_at=T0 + H, ends_at=T0 + 2 * H, now=T0, actor=SYSTEM),
     )
     created = [r for r in results if isinstance(r, MaintenanceWindow)]
     refused = [r for r in results if isinstance(r, Conflict)]

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from maintenance_site.errors import InvalidInput
+from maintenance_site.tenancy import SYSTEM
 from scheduling.windows.mode import enter_maintenance_mode
 from scheduling.windows.models import MaintenanceMode, MaintenanceWindow
 from scheduling.windows.services import MAX_DURATION_MINUTES, create_window, schedule_maintenance, update_window
@@ -43,7 +44,11 @@ def manager(api, manager_a):
 def scheduled(org_a):
     now = timezone.now()
     return create_window(
-        org_a, title="Scheduled", starts_at=now + timedelta(days=2), ends_at=now + timedelta(days=2, hours=1)
+        org_a,
+        title="Scheduled",
+        starts_at=now + timedelta(days=2),
+        ends_at=now + timedelta(days=2, hours=1),
+        actor=SYSTEM,
     )
 
 
@@ -136,7 +141,7 @@ def test_changing_a_window_to_extreme_values_is_a_400(manager, scheduled, change
 
 def test_a_running_window_cannot_be_stretched_beyond_a_year(manager, org_a):
     now = timezone.now()
-    running = create_window(org_a, title="Running", starts_at=now - timedelta(minutes=5), ends_at=now + H)
+    running = create_window(org_a, title="Running", starts_at=now - timedelta(minutes=5), ends_at=now + H, actor=SYSTEM)
     refused(manager.patch(f"{URL}{running.pk}/", {"duration_minutes": 10**12}, format="json"), "duration_minutes")
     refused(manager.patch(f"{URL}{running.pk}/", {"ends_at": "9999-01-01T00:00:00Z"}, format="json"), "ends_at")
 
@@ -190,28 +195,34 @@ def test_the_mode_with_a_far_but_allowed_end_gives_a_retry_after(manager):
 
 def test_schedule_maintenance_refuses_year_9999_and_huge_durations(org_a):
     with pytest.raises(InvalidInput) as caught:
-        schedule_maintenance(org_a, "system_update", datetime(9999, 12, 31, 23, 0), 60)
+        schedule_maintenance(org_a, "system_update", datetime(9999, 12, 31, 23, 0), 60, actor=SYSTEM)
     assert "starts_at" in caught.value.fields
     with pytest.raises(InvalidInput) as caught:
-        schedule_maintenance(org_a, "system_update", timezone.now() + H, 10**30)
+        schedule_maintenance(org_a, "system_update", timezone.now() + H, 10**30, actor=SYSTEM)
     assert "duration_minutes" in caught.value.fields
     with pytest.raises(InvalidInput) as caught:
-        schedule_maintenance(org_a, "system_update", timezone.now() + H, float("nan"))
+        schedule_maintenance(org_a, "system_update", timezone.now() + H, float("nan"), actor=SYSTEM)
     assert "duration_minutes" in caught.value.fields
 
 
 def test_a_series_head_started_long_ago_can_still_be_edited(org_a):
     """The start bounds apply to a start people type, not to a series' first occurrence that lies in the past."""
     head = create_window(
-        org_a, title="Weekly", starts_at=T0, ends_at=T0 + H, recurrence="FREQ=WEEKLY", now=T0 - timedelta(days=1)
+        org_a,
+        title="Weekly",
+        starts_at=T0,
+        ends_at=T0 + H,
+        recurrence="FREQ=WEEKLY",
+        now=T0 - timedelta(days=1),
+        actor=SYSTEM,
     )
-    edited = update_window(head, duration_minutes=90, now=T0 + timedelta(days=500))
+    edited = update_window(head, duration_minutes=90, now=T0 + timedelta(days=500), actor=SYSTEM)
     assert edited.ends_at - edited.starts_at == timedelta(minutes=90)
 
 
 def test_enter_maintenance_mode_refuses_an_end_beyond_ten_years(org_a):
     with pytest.raises(InvalidInput) as caught:
-        enter_maintenance_mode(org_a, reason="x", until=timezone.now() + timedelta(days=3700))
+        enter_maintenance_mode(org_a, reason="x", until=timezone.now() + timedelta(days=3700), actor=SYSTEM)
     assert "until" in caught.value.fields
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from rest_framework.views import APIView
 
 from maintenance_site.api.permissions import RolePermission
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy import services as tenancy
 from scheduling.windows.mode import enter_maintenance_mode
 from scheduling.windows.models import MaintenanceWindow
@@ -37,7 +38,11 @@ def system_window(org_a):
     """A system-scope window running now, ending in 30 minutes (created due: it starts at once)."""
     now = timezone.now()
     window = create_window(
-        org_a, title="Database upgrade", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(minutes=30)
+        org_a,
+        title="Database upgrade",
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(minutes=30),
+        actor=SYSTEM,
     )
     assert window.status == MaintenanceWindow.Status.ACTIVE
     return window
@@ -164,7 +169,7 @@ def test_status_and_readiness_report_the_platform_and_how_many_organisations(
 ):
     status = api(manager_a).get("/api/v1/status").json()["maintenance_mode"]  # the details need a signed-in user
     assert status["active"] is False and status["organizations_in_maintenance"] == 1
-    enter_maintenance_mode(None, reason="Cluster move")
+    enter_maintenance_mode(None, reason="Cluster move", actor=SYSTEM)
     ready = client.get("/health/ready").json()["maintenance_mode"]
     assert ready["active"] is True and ready["platform"]["reason"] == "Cluster move"
     assert ready["organizations_in_maintenance"] == 1
@@ -188,7 +193,7 @@ def test_technician_view_writes_get_a_page_with_retry_after(client, org_a, techn
 def test_technician_view_bypass_and_mode_off(client, org_a, manager_a, technician_a):
     client.force_login(technician_a)
     assert client.post("/t/work/", {"note": "done"}).status_code == 200
-    enter_maintenance_mode(org_a, reason="Move")
+    enter_maintenance_mode(org_a, reason="Move", actor=SYSTEM)
     assert client.post("/t/work/", {"note": "done"}).status_code == 503
     client.force_login(manager_a)
     assert client.post("/t/work/", {"note": "done"}).status_code == 200

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from maintenance_site.errors import Conflict, InvalidInput
+from maintenance_site.tenancy import SYSTEM
 from scheduling.windows.models import MaintenanceWindow
 from scheduling.windows.services import cancel_window, create_window, delete_window, end_window
 from tests.scheduling.windows.support import T0, H, W, make_window, scope_kwargs
@@ -72,12 +73,12 @@ def test_scope_matrix_at_the_same_time(org_a, site, existing_scope, new_scope, c
 
 def test_cancelled_finished_and_other_organisations_windows_are_ignored(org_a, org_b, site):
     cancelled = make_window(org_a, START, END, title="Cancelled")
-    cancel_window(cancelled, reason="Vendor postponed", now=T0)
+    cancel_window(cancelled, reason="Vendor postponed", now=T0, actor=SYSTEM)
     make_window(org_b, START, END, title="Theirs")  # org B's system window: not org A's business
     assert make_window(org_a, START, END, title="New").pk  # system scope, same time: nothing left to collide
 
     ended_early = make_window(org_a, T0 - H, T0 + 2 * H, title="Ended early")  # running since 09:00
-    end_window(ended_early, now=T0 + 10 * M)
+    end_window(ended_early, now=T0 + 10 * M, actor=SYSTEM)
     assert make_window(org_a, T0 + 30 * M, T0 + H, title="In its old slot", now=T0 + 10 * M).pk
 
 
@@ -143,7 +144,7 @@ def test_a_new_series_collides_with_an_existing_window(org_a, site):
 def _refused(field, **kwargs):
     options = {"title": "Bad", "starts_at": START, "ends_at": END, "now": T0, **kwargs}
     with pytest.raises(InvalidInput) as refused:
-        create_window(options.pop("organization"), **options)
+        create_window(options.pop("organization"), actor=SYSTEM, **options)
     assert field in refused.value.fields, refused.value.fields
     return refused.value
 
@@ -205,7 +206,7 @@ def test_a_recurrence_whose_occurrences_overlap_each_other(org_a):
 def test_a_started_window_cannot_be_deleted(org_a):
     running = make_window(org_a, T0 - H, T0 + H)
     with pytest.raises(Conflict, match="end it early or mark it failed"):
-        delete_window(running)
+        delete_window(running, actor=SYSTEM)
     scheduled = make_window(org_a, START, END)
-    delete_window(scheduled)
+    delete_window(scheduled, actor=SYSTEM)
     assert not MaintenanceWindow.objects.filter(pk=scheduled.pk).exists()

@@ -12,6 +12,7 @@ from asgiref.sync import async_to_sync
 from assets.models import Asset
 from maintenance_site.events.models import Event
 from maintenance_site.notifications.models import Notification
+from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.models import Organization
 from scheduling import tasks
 from scheduling.windows.mode import ais_in_maintenance_mode, is_in_maintenance_mode, mode_state
@@ -238,10 +239,10 @@ def test_ending_early_failing_and_cancelling(org_a, manager_a):
     from maintenance_site.errors import Conflict, InvalidInput
 
     with pytest.raises(Conflict):
-        end_window(scheduled)
+        end_window(scheduled, actor=SYSTEM)
     with pytest.raises(InvalidInput):
-        cancel_window(scheduled, reason="")
-    cancel_window(scheduled, reason="Postponed")
+        cancel_window(scheduled, reason="", actor=SYSTEM)
+    cancel_window(scheduled, reason="Postponed", actor=SYSTEM)
     assert tick(now=T0 + 2 * H)["started"] == []
 
 
@@ -341,18 +342,18 @@ def test_occurrences_are_created_once_and_ahead_as_time_passes(org_a, settings):
 def test_a_moved_occurrence_is_not_recreated_and_a_cancelled_series_stops(org_a):
     series = make_window(org_a, T0 + H, T0 + 2 * H, recurrence="FREQ=DAILY;COUNT=3", title="Daily")
     first = series.occurrences.order_by("starts_at").first()
-    update_window(first, starts_at=T0 + 3 * H, ends_at=T0 + 4 * H, now=T0)
+    update_window(first, starts_at=T0 + 3 * H, ends_at=T0 + 4 * H, now=T0, actor=SYSTEM)
     tick(now=T0)
     assert series.occurrences.count() == 3
-    cancel_window(series, reason="No longer needed", now=T0)
+    cancel_window(series, reason="No longer needed", now=T0, actor=SYSTEM)
     assert set(series.occurrences.values_list("status", flat=True)) == {S.CANCELLED}
 
 
 def test_changing_a_series_changes_its_future_occurrences(org_a):
     series = make_window(org_a, T0 + H, T0 + 2 * H, recurrence="FREQ=DAILY;COUNT=3", title="Daily")
-    update_window(series, title="Daily check", now=T0)
+    update_window(series, title="Daily check", now=T0, actor=SYSTEM)
     assert set(series.occurrences.values_list("title", flat=True)) == {"Daily check"}
-    update_window(series, starts_at=T0 + 2 * H, ends_at=T0 + 3 * H, now=T0)
+    update_window(series, starts_at=T0 + 2 * H, ends_at=T0 + 3 * H, now=T0, actor=SYSTEM)
     assert list(series.occurrences.order_by("starts_at").values_list("starts_at", flat=True)) == [
         T0 + 2 * H,
         T0 + 2 * H + timedelta(days=1),
@@ -386,7 +387,7 @@ def test_notifications_scheduled_starting_soon_started_ended(org_a, manager_a, t
 def test_without_notify_users_only_a_failure_is_told_and_only_to_managers(org_a, manager_a, technician_a):
     window = make_window(org_a, T0 + H, T0 + 2 * H, notify_users=False)
     tick(now=T0 + H)
-    fail_window(window, reason="Disk full", now=T0 + H + timedelta(minutes=5))
+    fail_window(window, reason="Disk full", now=T0 + H + timedelta(minutes=5), actor=SYSTEM)
     assert not Notification.objects.filter(recipient=technician_a).exists()
     assert list(Notification.objects.filter(recipient=manager_a).values_list("kind", flat=True)) == [
         "maintenance:window-failed"
@@ -413,7 +414,7 @@ def test_history_is_pruned_to_the_newest(org_a, org_b):
 def test_metrics(org_a):
     a = make_window(org_a, T0, T0 + H, maintenance_type=W.Type.DATABASE, now=T0)
     make_window(org_a, T0 + 2 * H, T0 + 4 * H, maintenance_type=W.Type.NETWORK, now=T0)
-    end_window(a, now=T0 + timedelta(minutes=30))
+    end_window(a, now=T0 + timedelta(minutes=30), actor=SYSTEM)
     metrics = window_metrics(org_a, now=T0 + H)
     assert metrics["windows_scheduled"] == 1 and metrics["total"] == 2
     assert metrics["by_type"]["database"] == 1 and metrics["by_type"]["network"] == 1
@@ -439,7 +440,7 @@ def test_windows_that_fit_a_work_order(org_a, site, planner_a):
     office = make_window(org_a, T0 + 6 * H, T0 + 9 * H, title="Office", **scope_kwargs(site, "location:office"))
     plant = make_window(org_a, T0 + 10 * H, T0 + 13 * H, title="Plant", **scope_kwargs(site, "location:plant"))
     cancelled = make_window(org_a, T0 + 14 * H, T0 + 17 * H, title="Cancelled")
-    cancel_window(cancelled, reason="no", now=T0)
+    cancel_window(cancelled, reason="no", now=T0, actor=SYSTEM)
     later = make_window(org_a, T0 + 20 * H, T0 + 23 * H, title="Later system")
     assert windows_that_fit(order, now=T0) == [pump, plant, later]
     assert windows_that_fit(order, count=1, now=T0) == [pump]
@@ -456,23 +457,23 @@ def test_python_api_mirrors_the_seed(org_a):
     from django.utils import timezone
 
     start = timezone.now() + timedelta(hours=1)
-    window_id = schedule_maintenance(org_a, "system_update", start, 30, "System update to version 2.0")
+    window_id = schedule_maintenance(org_a, "system_update", start, 30, "System update to version 2.0", actor=SYSTEM)
     schedule = get_maintenance_schedule(org_a)
     assert [(r["id"], r["maintenance_type"], r["duration"]) for r in schedule] == [(window_id, "system_update", 30)]
     assert schedule[0]["title"] == "System update to version 2.0"
     assert get_maintenance_history(org_a) == []
     assert is_in_maintenance_mode(org_a) is False
     assert async_to_sync(ais_in_maintenance_mode)(org_a) is False
-    second = async_to_sync(aschedule_maintenance)(org_a, "database", start + timedelta(hours=2), 15)
+    second = async_to_sync(aschedule_maintenance)(org_a, "database", start + timedelta(hours=2), 15, actor=SYSTEM)
     assert [r["id"] for r in async_to_sync(aget_maintenance_schedule)(org_a)] == [window_id, second]
     from maintenance_site.errors import InvalidInput
 
     with pytest.raises(InvalidInput):
-        schedule_maintenance(org_a, "coffee_break", start, 15)
+        schedule_maintenance(org_a, "coffee_break", start, 15, actor=SYSTEM)
 
 
 def test_a_naive_start_is_the_organisations_local_time(org_a):
-    window_id = schedule_maintenance(org_a, "network", datetime(2031, 7, 1, 2, 0), 60)
+    window_id = schedule_maintenance(org_a, "network", datetime(2031, 7, 1, 2, 0), 60, actor=SYSTEM)
     assert MaintenanceWindow.objects.get(pk=window_id).starts_at == _utc(2031, 7, 1, 0, 0)  # 02:00 CEST
 
 
