@@ -29,4 +29,5 @@ USER 10001:10001
 RUN DEBUG=false SECRET_KEY=collectstatic-build-only-not-a-secret python manage.py collectstatic --noinput
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "maintenance_site.asgi:application"]
+# daphne with 414/431 answers for over-long request lines and headers (maintenance_site/ops/webserver.py).
+CMD ["python", "-m", "maintenance_site.ops.webserver", "-b", "0.0.0.0", "-p", "8000", "maintenance_site.asgi:application"]

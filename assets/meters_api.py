@@ -90,11 +90,10 @@ class AssetMeterViewSet(mixins.ListModelMixin, TenantGenericViewSet):
         return super().get_queryset().filter(asset=self._asset())
 
     def create(self, request, *args, **kwargs):
+        asset = self._asset()  # first: another organisation's asset is a 404 whatever the body
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        meter = services.create_meter(
-            self.organization, asset=self._asset(), actor=request.user, **serializer.validated_data
-        )
+        meter = services.create_meter(self.organization, asset=asset, actor=request.user, **serializer.validated_data)
         return Response(self.get_serializer(meter).data, status=status.HTTP_201_CREATED)
 
 

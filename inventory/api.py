@@ -1014,7 +1014,8 @@ StockTransferSerializer = type(
 
 
 class TransferViewSet(ServiceViewSet):
-    """Move stock between locations: `{part, source, destination, quantity}` (technicians: into their van)."""
+    """Move stock between locations: `{part, source, destination, quantity}` (technicians: into their own van,
+    from a warehouse or shelf)."""
 
     input_class = StockTransferInput
     write_action = Action.USE_PARTS

@@ -421,6 +421,25 @@ def write_off(part: Part, location: StockLocation, quantity, *, reason: str, act
     return movement
 
 
+def _check_van_refill(source: StockLocation, destination: StockLocation, *, actor) -> None:
+    """The one transfer `use_parts` allows without `adjust_stock`: refilling one's own van from a warehouse or a
+    shelf. Stock in a van is its holder's to use: taking it out is a storekeeper's move."""
+    if destination.kind != StockLocation.Kind.VAN or destination.holder_id != actor.pk:
+        raise PermissionDeniedError(
+            f"You may only transfer stock into your own van, and {destination.name} is not it; "
+            "ask a storekeeper to move stock anywhere else.",
+            code="role_forbids",
+        )
+    if source.kind == StockLocation.Kind.VAN:
+        holder = source.holder
+        whose = f"{holder.get_full_name() or holder.get_username()}’s van" if holder else "a van"
+        raise PermissionDeniedError(
+            f"{source.name} is {whose}: refill your van from a warehouse or shelf, or ask a storekeeper to move "
+            "stock between vans.",
+            code="role_forbids",
+        )
+
+
 @audit.attributed
 @transaction.atomic
 def transfer_stock(
@@ -430,9 +449,9 @@ def transfer_stock(
     if source.pk == destination.pk:
         raise InvalidInput("Source and destination are the same location.", fields={"destination": ["Same as source."]})
     role = _require(part.organization_id, actor, Action.USE_PARTS)
-    # technicians may only move stock into their own van
-    if role is not None and not role_allows(role, Action.ADJUST_STOCK) and destination.holder_id != actor.pk:
-        raise PermissionDeniedError("Technicians may only transfer stock into their own van.")
+    _same_organization(part.organization_id, source, destination)
+    if role is not None and not role_allows(role, Action.ADJUST_STOCK):
+        _check_van_refill(source, destination, actor=actor)
     part = _check_location(part, source)
     _check_location(part, destination)
     quantity = parse_quantity(part, quantity)

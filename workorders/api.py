@@ -408,12 +408,13 @@ class WorkOrderViewSet(TenantModelViewSet):
         "add_checklist_item": Action.CREATE_WORK,
         "checklist_item": Action.EXECUTE_WORK,
         "follow_up": Action.EXECUTE_WORK,
-        "add_comment": Action.REQUEST_WORK,
+        # who may comment and attach is one rule with two actions: services.check_may_annotate, asked first
+        "add_comment": Action.VIEW,
         "log_time": Action.EXECUTE_WORK,
         "start_timer": Action.EXECUTE_WORK,
         "stop_timer": Action.EXECUTE_WORK,
         "add_cost_line": Action.CREATE_WORK,
-        "add_attachment": Action.REQUEST_WORK,
+        "add_attachment": Action.VIEW,
     }
 
     def get_queryset(self):
@@ -555,6 +556,7 @@ class WorkOrderViewSet(TenantModelViewSet):
         """Add a comment. A `client_id` you used before: 200 with that comment when the body and the order are the
         same (a replay), 409 naming it when they are not."""
         work_order = self.get_object()
+        services.check_may_annotate(work_order, actor=request.user)  # before the body: who may not comment learns that
         comment = services.add_comment(work_order, actor=request.user, **self.input(CommentSerializer))
         return self.one(CommentSerializer, comment, status=200 if client_ids.was_replayed(comment) else 201)
 
@@ -603,6 +605,7 @@ class WorkOrderViewSet(TenantModelViewSet):
     @attachments.mapping.post
     def add_attachment(self, request, pk=None):
         work_order = self.get_object()
+        services.check_may_annotate(work_order, actor=request.user)
         uploaded = self.input(AttachmentInput)["file"]
         attachment = services.add_attachment(uploaded=uploaded, actor=request.user, work_order=work_order)
         return self.one(AttachmentSerializer, attachment, status=201)

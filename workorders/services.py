@@ -120,6 +120,24 @@ def check_may_work_on(work_order: WorkOrder, *, actor) -> Membership | None:
     return membership
 
 
+# Who may comment on an order and attach files to it: those who carry out work (a technician on any order: a note
+# or a photo helps whoever does the job) or create and edit work orders. The role table grants storekeepers and
+# viewers neither.
+ANNOTATING_ACTIONS = (Action.EXECUTE_WORK, Action.CREATE_WORK)
+
+
+def check_may_annotate(work_order: WorkOrder, *, actor) -> Membership | None:
+    """Refuse a comment or an attachment from a member whose role neither carries out nor edits work orders."""
+    membership = _membership(work_order, actor)
+    if membership is not None and not any(role_allows(membership.role, action) for action in ANNOTATING_ACTIONS):
+        raise PermissionDeniedError(
+            f"Your role ({membership.get_role_display()}) may not comment on work orders or attach files to them: "
+            "that is for those who carry out or plan the work. Ask one of them, or raise a work request.",
+            code="role_forbids",
+        )
+    return membership
+
+
 def validate_assignee(organization_id: int, user) -> None:
     """Refuse an assignee who is not an active member able to carry out work (InvalidInput on `assignee`)."""
     if user is None:
@@ -624,11 +642,11 @@ def raise_follow_up(item: ChecklistItem, *, actor, title: str = "", priority: st
 @audit.attributed
 @transaction.atomic
 def add_comment(work_order: WorkOrder, *, actor, body: str, client_id: str = "") -> Comment:
-    """Add a note; every member who can see the order may comment. A replayed client id applies once."""
+    """Add a note (who may: `check_may_annotate`). A replayed client id applies once."""
     work_order = _locked(work_order)
+    check_may_annotate(work_order, actor=actor)
     if not (body or "").strip():
         raise InvalidInput("A comment needs some text.", fields={"body": ["Required."]})
-    _require(_membership(work_order, actor), Action.VIEW)
 
     def create() -> Comment:
         comment = Comment.objects.create(
@@ -853,7 +871,7 @@ def add_attachment(
     if work_order is None and request is None:
         raise InvalidInput("An attachment belongs to a work order or a request.")
     if work_order is not None:
-        _require(_membership(work_order, actor), Action.VIEW)
+        check_may_annotate(work_order, actor=actor)
     attachment = _store_attachment(uploaded, work_order=work_order, request=request, uploaded_by=actor)
     if work_order is not None:
         _publish_updated(work_order, "attachment", attachment=attachment.pk)

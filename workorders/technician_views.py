@@ -144,6 +144,15 @@ def may_work_on(work_order: WorkOrder, user) -> bool:
     return True
 
 
+def may_annotate(work_order: WorkOrder, user) -> bool:
+    """Whether the page offers the note and photo forms (a viewer's or a storekeeper's does not)."""
+    try:
+        services.check_may_annotate(work_order, actor=user)
+    except PermissionDeniedError:
+        return False
+    return True
+
+
 # --- signing in and out, the organisation -------------------------------------------------------------
 
 
@@ -338,6 +347,7 @@ def order_context(
     return {
         "wo": work_order,
         "may_act": may_act,
+        "may_annotate": work_order.is_open and may_annotate(work_order, user),
         "editable": may_act and work_order.is_open,
         "claimable": claimable,
         "actions": actions,

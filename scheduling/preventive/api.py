@@ -359,7 +359,12 @@ class CalendarFeedViewSet(mixins.ListModelMixin, TenantGenericViewSet):
     queryset = CalendarFeed.objects.all()
     serializer_class = CalendarFeedSerializer
     write_action = Action.MANAGE_SCHEDULES
-    action_permissions = {"list": Action.MANAGE_SCHEDULES, "revoke": Action.MANAGE_SCHEDULES}
+    # The feeds are managed by who manages schedules: listing them and reading one alike (the permission matrix).
+    action_permissions = {
+        "list": Action.MANAGE_SCHEDULES,
+        "retrieve": Action.MANAGE_SCHEDULES,
+        "revoke": Action.MANAGE_SCHEDULES,
+    }
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -718,6 +718,41 @@ class TestStockOperations:
         assert response.status_code == 403
         assert ledger_state() == before
 
+    # Issue 16, the permission matrix: only the destination was checked, so a technician could empty a colleague's
+    # van into their own. `use_parts` allows refilling one's own van from a warehouse or shelf, nothing else.
+    def test_technician_may_not_take_stock_from_a_colleagues_van(
+        self, api, org_a, technician_a, technician2_a, storekeeper_a, stocked, van
+    ):
+        colleagues = services.create_stock_location(
+            org_a, name="Van 7", kind="van", holder=technician2_a, actor=storekeeper_a
+        )
+        services.receive_stock(stocked, colleagues, 3, "4.00", actor=storekeeper_a)
+        before = ledger_state()
+        response = api(technician_a).post(
+            f"{BASE}/transfers/", {"part": stocked.pk, "source": colleagues.pk, "destination": van.pk, "quantity": 2}
+        )
+        assert response.status_code == 403
+        assert error_of(response)["code"] == "role_forbids"
+        assert error_of(response)["message"] == (
+            "Van 7 is technician2-a’s van: refill your van from a warehouse or shelf, or ask a storekeeper to move "
+            "stock between vans."
+        )
+        assert ledger_state() == before and on_hand(stocked, colleagues) == 3
+        # the storekeeper may
+        response = api(storekeeper_a).post(
+            f"{BASE}/transfers/", {"part": stocked.pk, "source": colleagues.pk, "destination": van.pk, "quantity": 2}
+        )
+        assert response.status_code == 201 and on_hand(stocked, colleagues) == 1
+
+    def test_technician_refills_their_van_from_a_shelf(self, api, org_a, technician_a, storekeeper_a, stocked, van):
+        shelf = services.create_stock_location(org_a, name="Shelf B2", kind="shelf", actor=storekeeper_a)
+        services.receive_stock(stocked, shelf, 3, "4.00", actor=storekeeper_a)
+        response = api(technician_a).post(
+            f"{BASE}/transfers/", {"part": stocked.pk, "source": shelf.pk, "destination": van.pk, "quantity": 3}
+        )
+        assert response.status_code == 201, response.json()
+        assert (on_hand(stocked, shelf), on_hand(stocked, van)) == (0, 5)
+
     def test_transfer_to_the_same_location_is_a_400(self, api, storekeeper_a, stocked, warehouse):
         response = api(storekeeper_a).post(
             f"{BASE}/transfers/",

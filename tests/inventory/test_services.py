@@ -124,6 +124,29 @@ def test_transfers_move_stock_with_two_ledger_rows(bearing, warehouse, van, stor
         services.transfer_stock(bearing, van, van, 1, actor=storekeeper_a)
 
 
+def test_a_technician_refills_only_their_own_van_and_only_from_a_store(
+    org_a, bearing, warehouse, van, storekeeper_a, technician_a, technician2_a
+):
+    """Issue 16: only the destination was checked, so stock could be taken from anywhere into one's van."""
+    colleagues = services.create_stock_location(
+        org_a, name="Van 7", kind="van", holder=technician2_a, actor=storekeeper_a
+    )
+    services.receive_stock(bearing, warehouse, 10, "1", actor=storekeeper_a)
+    services.receive_stock(bearing, colleagues, 4, "1", actor=storekeeper_a)
+    services.transfer_stock(bearing, warehouse, van, 2, actor=technician_a)  # the one thing use_parts allows
+    with pytest.raises(PermissionDeniedError, match="Van 7 is technician2-a’s van"):
+        services.transfer_stock(bearing, colleagues, van, 1, actor=technician_a)
+    with pytest.raises(PermissionDeniedError, match="only transfer stock into your own van"):
+        services.transfer_stock(bearing, van, colleagues, 1, actor=technician_a)
+    with pytest.raises(PermissionDeniedError, match="Warehouse is not it"):
+        services.transfer_stock(bearing, van, warehouse, 1, actor=technician_a)
+    assert (level(bearing, warehouse).on_hand, level(bearing, van).on_hand, level(bearing, colleagues).on_hand) == (
+        8,
+        2,
+        4,
+    )
+
+
 def test_ledger_reconciles_after_every_kind_of_movement(
     org_a, bearing, oil, warehouse, van, job, storekeeper_a, technician_a
 ):

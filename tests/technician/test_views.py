@@ -539,6 +539,25 @@ def test_acting_on_someone_elses_order_is_refused_with_the_services_message(clie
     assert order.status == S.ASSIGNED
 
 
+def test_a_storekeeper_reads_an_order_but_is_offered_no_note_or_photo_form(client_of, order, storekeeper_a):
+    # Issue 16: the note went through for any member; the role table gives storekeepers neither way to annotate
+    client = client_of(storekeeper_a)
+    page = client.get(url("order", order.pk))
+    assert page.status_code == 200 and not page.context["may_annotate"]
+    assert "add notes and photos" not in text(page) and url("note", order.pk) not in text(page)
+    response = client.post(url("note", order.pk), {"body": "Seal is on shelf B2", "client_id": "n-1"})
+    assert response.status_code == 403
+    assert "Your role (Storekeeper) may not comment on work orders" in text(response)
+    assert not order.comments.exists()
+
+
+def test_another_technician_may_still_add_a_note(client_of, order, technician2_a):
+    page = client_of(technician2_a).get(url("order", order.pk))
+    assert page.context["may_annotate"] and "add notes and photos" in text(page)
+    response = client_of(technician2_a).post(url("note", order.pk), {"body": "Heard it grind", "client_id": "n-2"})
+    assert response.status_code == 302 and order.comments.get().body == "Heard it grind"
+
+
 # --- the JSON endpoints of the offline queue -----------------------------------------------------------
 
 

@@ -552,6 +552,52 @@ def test_comments(api, order, technician_a, viewer_a):
     assert [c["body"] for c in api(viewer_a).get(url(order, "comments/")).json()] == ["Seal ordered"]
 
 
+# Issue 16, the permission matrix: storekeepers commented on and attached to any order, which the role table does
+# not grant them (comments and files are for who carries out work or creates and edits it).
+
+
+@pytest.mark.parametrize("persona", ["storekeeper_a", "viewer_a"])
+def test_who_neither_works_on_nor_edits_orders_may_not_comment_or_attach(api, order, persona, request):
+    client = api(request.getfixturevalue(persona))
+    refusals = [
+        client.post(url(order, "comments/"), {"body": "Seal is on the shelf"}),
+        client.post(url(order, "comments/"), {}),  # refused for the role, before the body is read
+        client.post(url(order, "attachments/"), {"file": upload()}, format="multipart"),
+        client.post(url(order, "attachments/"), {}, format="multipart"),
+    ]
+    assert [r.status_code for r in refusals] == [403] * 4
+    message = error(refusals[0])["message"]
+    role = "Storekeeper" if persona == "storekeeper_a" else "Viewer"
+    assert error(refusals[0])["code"] == "role_forbids"
+    assert message.startswith(f"Your role ({role}) may not comment on work orders or attach files to them")
+    assert not order.comments.exists() and not order.attachments.exists()
+    assert client.get(url(order, "comments/")).status_code == 200  # reading stays open to every member
+
+
+def test_the_storekeeper_is_refused_by_the_service_too(order, storekeeper_a):
+    with pytest.raises(PermissionDeniedError, match="may not comment on work orders"):
+        services.add_comment(order, actor=storekeeper_a, body="Seal is on the shelf")
+    with pytest.raises(PermissionDeniedError, match="attach files"):
+        services.add_attachment(uploaded=upload(), actor=storekeeper_a, work_order=order)
+
+
+@pytest.mark.parametrize("persona", ["technician_a", "planner_a", "manager_a", "integrator_a"])
+def test_who_works_on_or_edits_orders_comments_on_any_order(api, order, persona, request):
+    # the order is nobody's: a technician may still add a note or a photo (the phone view says so)
+    client = api(request.getfixturevalue(persona))
+    assert client.post(url(order, "comments/"), {"body": "Noted"}).status_code == 201
+    assert client.post(url(order, "attachments/"), {"file": upload()}, format="multipart").status_code == 201
+
+
+def test_another_organisations_order_is_a_404_before_the_role_is_looked_at(api, order, org_b):
+    storekeeper_b = make_user("storekeeper-b")
+    tenancy.add_member(org_b, storekeeper_b, Role.STOREKEEPER)
+    response = api(storekeeper_b).post(url(order, "comments/"), {"body": "x"})
+    assert response.status_code == 404
+    missing = api(storekeeper_b).post(f"{URL}999999/comments/", {"body": "x"})
+    assert (missing.status_code, error(missing)) == (404, error(response))
+
+
 # --- attachments ----------------------------------------------------------------------------------------
 
 

@@ -32,7 +32,17 @@ class Command(BaseCommand):
         call_command("maintenance", "scheduler-start")
         python = sys.executable
         commands = {
-            "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "maintenance_site.asgi:application"],
+            # daphne, answering over-long request lines with a 414 (maintenance_site/ops/webserver.py)
+            "web": [
+                python,
+                "-m",
+                "maintenance_site.ops.webserver",
+                "-b",
+                host,
+                "-p",
+                str(port),
+                "maintenance_site.asgi:application",
+            ],
             "worker": [
                 python,
                 "-m",
