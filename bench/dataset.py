@@ -659,20 +659,19 @@ def _stock(cursor, org: OrgInfo, s: dict, step) -> None:
         """,
         {"org": org.id, "start": END - SPAN - timedelta(days=1)},
     )
-    parts = _array(s["parts"])
+    parts, stores = _array(s["parts"]), _array(s["stores"])
     for lo, hi, count in _order_range(org):
+        # The i-th part is stocked first at store i % 5 (see _scaffold): the issue comes from there.
         _run(
             cursor,
             f"""
             INSERT INTO inventory_stockmovement (created_at, updated_at, kind, quantity, unit_cost, transfer_id,
                 reason, client_id, location_id, organization_id, part_id, purchase_order_id, user_id, work_order_id)
-            SELECT w.completed_at - interval '1 hour', w.completed_at - interval '1 hour', 'issue',
-                -(1 + pg_temp.h(w.id, 60) % 3), 12.5, NULL, '', '', l.location_id, w.organization_id, l.part_id,
-                NULL, w.assignee_id, w.id
-            FROM workorders_workorder w
-            JOIN inventory_stocklevel l ON l.part_id = {_pick(parts, "pg_temp.h(w.id, 61)")}
-            WHERE w.id BETWEEN %(lo)s AND %(hi)s AND w.completed_at IS NOT NULL AND pg_temp.h(w.id, 62) % 10 < 3
-              AND l.id = (SELECT min(id) FROM inventory_stocklevel WHERE part_id = l.part_id)
+            SELECT completed_at - interval '1 hour', completed_at - interval '1 hour', 'issue',
+                -(1 + pg_temp.h(id, 60) % 3), 12.5, NULL, '', '', ({stores})[1 + p % 5], organization_id,
+                ({parts})[1 + p], NULL, assignee_id, id
+            FROM (SELECT *, pg_temp.h(id, 61) % cardinality({parts}) AS p FROM workorders_workorder
+                  WHERE id BETWEEN %(lo)s AND %(hi)s AND completed_at IS NOT NULL AND pg_temp.h(id, 62) % 10 < 3) AS w
             """,
             {"lo": lo, "hi": hi},
         )
