@@ -4,8 +4,9 @@ from rest_framework import serializers
 
 from assets import services
 from assets.models import Asset, AssetType, Location
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
-from maintenance_site.api.serializers import TenantModelSerializer
+from maintenance_site.api.serializers import FastListSerializer, TenantModelSerializer
 from maintenance_site.api.viewsets import TenantModelViewSet
 from maintenance_site.tenancy.roles import Action
 
@@ -47,6 +48,7 @@ class AssetSerializer(TenantModelSerializer):
             "created_at",
             "updated_at",
         ]
+        list_serializer_class = FastListSerializer
 
 
 class LocationViewSet(TenantModelViewSet):
@@ -75,6 +77,7 @@ class AssetTypeViewSet(TenantModelViewSet):
 class AssetViewSet(TenantModelViewSet):
     queryset = Asset.objects.select_related("location", "asset_type")
     serializer_class = AssetSerializer
+    pagination_class = CursorPagination
     write_action = Action.MANAGE_ASSETS
     filterset_fields = ["status", "criticality", "location", "asset_type", "parent"]
     search_fields = ["code", "name", "serial_number", "manufacturer", "model"]

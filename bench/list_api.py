@@ -146,7 +146,9 @@ def _free_port() -> int:
 
 
 def start_servers(app: str, processes: int) -> tuple[list[subprocess.Popen], list[int]]:
-    env = {**os.environ, **UNTHROTTLED, "DJANGO_SETTINGS_MODULE": "maintenance_site.settings"}
+    # As docker-compose runs the web service: daphne with the connection pool (Django under ASGI opens a connection
+    # per request context otherwise).
+    env = {**os.environ, **UNTHROTTLED, "DJANGO_SETTINGS_MODULE": "maintenance_site.settings", "DATABASE_POOL": "true"}
     env["PYTHONPATH"] = str(ROOT)
     servers, ports = [], []
     log = open(ROOT / "var" / "bench-servers.log", "ab")  # noqa: SIM115 (the servers write to it until stopped)
