@@ -290,8 +290,8 @@ class PreventiveOccurrenceAdmin(ReadOnlyMixin, TenantAdmin):
     list_filter = ["status", "skip_reason"]
     list_select_related = ["schedule", "asset", "work_order"]
     search_fields = ["schedule__name", "asset__code", "work_order__number"]
-    date_hierarchy = "due_at"
-    show_full_result_count = False
+    # No date_hierarchy: one occurrence per asset and period (100,000 a pass), and its drill-down counts dates over
+    # all of them on every view (maintenance_site.admin_lists).
     object_history_template = None
     history_view = admin.ModelAdmin.history_view
 
