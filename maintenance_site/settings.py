@@ -267,6 +267,10 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "maintenance_site.api.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PAGINATION_CLASS": "maintenance_site.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "maintenance_site.api.filters.FilterBackend",
