@@ -295,8 +295,10 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200, minimum=1)
-# Lists and admin change lists count exactly up to this many rows; above, PostgreSQL's estimate (said so).
+# Lists and admin change lists count exactly up to this many rows, when the planner's cost of reading them is at
+# most EXACT_COUNT_COST; else they give PostgreSQL's estimate (and say so).
 EXACT_COUNT_LIMIT = env_int("EXACT_COUNT_LIMIT", 10_000, minimum=0)
+EXACT_COUNT_COST = env_int("EXACT_COUNT_COST", 10_000, minimum=0)
 # The import's confirm step finds the uploaded file in the shared cache, whichever web process answers.
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.CacheStorage"
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=1)

@@ -149,6 +149,17 @@ def test_no_list_counts_more_rows_than_the_exact_count_limit(api, planner_a, org
     assert all("LIMIT 6" in sql for sql in counts), counts  # at most limit + 1 rows, if counted at all
 
 
+@pytest.mark.postgres
+def test_a_count_the_planner_finds_costly_is_estimated_not_made(api, planner_a, org_a, settings):
+    """A few matches spread over a large list (a filter no index serves) would be a scan to count: estimated."""
+    settings.EXACT_COUNT_COST = 0
+    make_orders(org_a, 8)
+    with CaptureQueriesContext(connection) as queries:
+        body = api(planner_a).get(URL, {"page": 1, "page_size": 3}).json()
+    assert body["count_estimated"] is True and body["count"] >= 1
+    assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+
+
 class TestSearch:
     def test_words_match_the_number_the_title_or_the_assets_code(self, api, planner_a, org_a):
         pump = asset_services.create_asset(org_a, code="PMP-7781", name="Feed pump")
