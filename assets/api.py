@@ -4,8 +4,9 @@ from rest_framework import serializers
 
 from assets import services
 from assets.models import Asset, AssetType, Location
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
-from maintenance_site.api.serializers import TenantModelSerializer
+from maintenance_site.api.serializers import FastListSerializer, TenantModelSerializer
 from maintenance_site.api.viewsets import TenantModelViewSet
 from maintenance_site.tenancy.roles import Action
 
@@ -30,6 +31,7 @@ class AssetSerializer(TenantModelSerializer):
         model = Asset
         # What the service writes, and the names of the type and location alongside.
         fields = ["id", *services.ASSET_FIELDS, "asset_type_name", "location_name", "created_at", "updated_at"]
+        list_serializer_class = FastListSerializer
 
 
 class LocationViewSet(TenantModelViewSet):
@@ -70,6 +72,7 @@ class AssetTypeViewSet(TenantModelViewSet):
 class AssetViewSet(TenantModelViewSet):
     queryset = Asset.objects.select_related("location", "asset_type")
     serializer_class = AssetSerializer
+    pagination_class = CursorPagination
     write_action = Action.MANAGE_ASSETS
     filterset_fields = ["status", "criticality", "location", "asset_type", "parent"]
     search_fields = ["code", "name", "serial_number", "manufacturer", "model"]

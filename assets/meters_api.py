@@ -10,8 +10,9 @@ from rest_framework.response import Response
 
 from assets import meters as services
 from assets.models import Asset, Meter, MeterReading
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
-from maintenance_site.api.serializers import TenantModelSerializer
+from maintenance_site.api.serializers import FastListSerializer, TenantModelSerializer
 from maintenance_site.api.viewsets import TenantGenericViewSet
 from maintenance_site.errors import InvalidInput
 from maintenance_site.tenancy.roles import Action
@@ -42,6 +43,7 @@ class MeterReadingSerializer(serializers.ModelSerializer):
         model = MeterReading
         fields = ["id", "meter", "value", "read_at", "source", "recorded_by", "created_at"]
         read_only_fields = fields
+        list_serializer_class = FastListSerializer
 
 
 class ReadingInput(serializers.Serializer):
@@ -115,9 +117,9 @@ class MeterViewSet(mixins.ListModelMixin, mixins.UpdateModelMixin, mixins.Destro
         services.delete_meter(instance, actor=self.request.user)
 
     @extend_schema(responses=MeterReadingSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=CursorPagination)
     def readings(self, request, pk=None):
-        """The meter's readings, newest first (paginated)."""
+        """The meter's readings, newest first (by cursor: `next`)."""
         queryset = MeterReading.objects.filter(meter=self.get_object()).order_by("-read_at")
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(MeterReadingSerializer(page, many=True).data)

@@ -130,8 +130,12 @@ class Asset(TenantModel):
 
     code = models.CharField(max_length=60)
     name = models.CharField(max_length=200)
-    asset_type = models.ForeignKey(AssetType, on_delete=models.PROTECT, null=True, blank=True, related_name="assets")
-    location = models.ForeignKey(Location, on_delete=models.PROTECT, null=True, blank=True, related_name="assets")
+    asset_type = models.ForeignKey(  # indexed by assets_asset_type_code_idx
+        AssetType, on_delete=models.PROTECT, null=True, blank=True, related_name="assets", db_index=False
+    )
+    location = models.ForeignKey(  # indexed by assets_asset_location_code_idx
+        Location, on_delete=models.PROTECT, null=True, blank=True, related_name="assets", db_index=False
+    )
     parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="components")
     criticality = models.CharField(max_length=20, choices=Criticality.choices, default=Criticality.MEDIUM)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPERATIONAL)
@@ -155,11 +159,24 @@ class Asset(TenantModel):
                 violation_error_message="An asset with this code already exists.",
             ),
         ]
+        # The list pages by cursor in its order (maintenance_site.api.pagination); each index is an order after the
+        # filter it serves. ?ordering=code and the default: the unique (organization, code) index.
         indexes = [
-            # API sync: WHERE organization_id = ? AND updated_at > ?
-            models.Index(fields=["organization", "updated_at"], name="assets_asset_org_updated_idx"),
-            # list filters: WHERE organization_id = ? AND status = ?
-            models.Index(fields=["organization", "status"], name="assets_asset_org_status_idx"),
+            # sync and ?ordering=updated_at: WHERE organization_id = ? AND (updated_at, id) > (?, ?)
+            #   ORDER BY updated_at, id
+            models.Index(fields=["organization", "updated_at", "id"], name="assets_asset_org_updated_idx"),
+            # ?status=X: WHERE organization_id = ? AND status = ? ORDER BY code, id
+            models.Index(fields=["organization", "status", "code"], name="assets_asset_org_status_idx"),
+            # ?criticality=X: WHERE organization_id = ? AND criticality = ? ORDER BY code, id
+            models.Index(fields=["organization", "criticality", "code"], name="assets_asset_org_crit_idx"),
+            # ?ordering=name: ORDER BY name, id
+            models.Index(fields=["organization", "name", "id"], name="assets_asset_org_name_idx"),
+            # ?ordering=status / ?ordering=criticality: ORDER BY status, id / criticality, id
+            models.Index(fields=["organization", "status", "id"], name="assets_asset_org_status_id_idx"),
+            models.Index(fields=["organization", "criticality", "id"], name="assets_asset_org_crit_id_idx"),
+            # ?location=ID, ?asset_type=ID: WHERE location_id = ? ORDER BY code, id
+            models.Index(fields=["location", "code"], name="assets_asset_location_code_idx"),
+            models.Index(fields=["asset_type", "code"], name="assets_asset_type_code_idx"),
         ]
 
     def __str__(self) -> str:

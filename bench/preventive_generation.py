@@ -35,6 +35,7 @@ from django.db import connection, transaction  # noqa: E402
 
 from assets.models import Asset, AssetType, Location  # noqa: E402
 from inventory.models import Part, StockLevel, StockLocation  # noqa: E402
+from maintenance_site import progress  # noqa: E402
 from maintenance_site.events import services as event_services  # noqa: E402
 from maintenance_site.tenancy.models import Organization  # noqa: E402
 from scheduling.preventive.generation import generate_due_work_orders  # noqa: E402
@@ -126,7 +127,8 @@ def main() -> int:
 
     print(f"database: {connection.vendor}, chunk: {settings.PREVENTIVE_GENERATION_CHUNK} occurrences per transaction")
     started = time.perf_counter()
-    org, schedule = set_up(args.n, sla=args.sla)
+    with progress.bars(stream=sys.stdout) as bars, bars.step("set-up"):  # a spinner while it runs
+        org, schedule = set_up(args.n, sla=args.sla)
     print(f"set-up: {args.n} assets in {time.perf_counter() - started:.1f} s")
     try:
         started = time.perf_counter()
@@ -136,7 +138,8 @@ def main() -> int:
         PreventiveSchedule.objects.filter(pk=schedule.pk).update(next_run_at=DUE)
 
         started = time.perf_counter()
-        result = generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org, actor=SYSTEM)
+        with progress.bars(stream=sys.stdout) as bars, bars.step("generation"):
+            result = generate_due_work_orders(now=DUE + timedelta(minutes=1), organization=org, actor=SYSTEM)
         elapsed = time.perf_counter() - started
         print(f"generation: {result.created} work orders in {elapsed:.2f} s = {result.created / elapsed:,.0f} orders/s")
         orders = WorkOrder.objects.filter(organization=org).count()

@@ -53,8 +53,9 @@ from inventory.models import (
 )
 from maintenance_site import client_ids
 from maintenance_site.api.filters import MomentFilter
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
-from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
+from maintenance_site.api.serializers import FastListSerializer, TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import (
     InputMixin,
     TenantAPIMixin,
@@ -165,12 +166,28 @@ class StockMovementSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+        list_serializer_class = FastListSerializer
 
     def get_user_name(self, obj) -> str | None:
         return person(obj.user)
 
 
 MOVEMENT_RELATED = ("part", "location", "user", "work_order", "purchase_order")
+# What a ledger line shows of the rows it refers to (a work order's whole row is kilobytes; its number is enough).
+MOVEMENT_COLUMNS = (
+    *(field.name for field in StockMovement._meta.concrete_fields),
+    "part__sku",
+    "location__name",
+    "user__username",
+    "user__first_name",
+    "user__last_name",
+    "work_order__number",
+    "purchase_order__number",
+)
+
+
+def _with_related(movements):
+    return movements.select_related(*MOVEMENT_RELATED).only(*MOVEMENT_COLUMNS)
 
 
 class StockLevelSerializer(serializers.ModelSerializer):
@@ -672,7 +689,7 @@ class PartFilter(filters.FilterSet):
 
 
 class MovementFilter(filters.FilterSet):
-    kind = filters.MultipleChoiceFilter(choices=MovementKind.choices)
+    kind = filters.MultipleChoiceFilter(choices=MovementKind.choices, distinct=False)  # no DISTINCT: a sort
     part = _id_filter(Part)
     location = _id_filter(StockLocation)
     work_order = _id_filter(WorkOrder)
@@ -828,9 +845,7 @@ class PartViewSet(TenantModelViewSet):
         )
         page = self.paginate_queryset(per_order)
         movements = {}
-        for movement in ledger.filter(work_order__in=[row["work_order"] for row in page]).select_related(
-            *MOVEMENT_RELATED
-        ):
+        for movement in _with_related(ledger.filter(work_order__in=[row["work_order"] for row in page])):
             movements.setdefault(movement.work_order_id, []).append(movement)
         context = self.get_serializer_context()
         rows = []
@@ -887,13 +902,11 @@ class PartViewSet(TenantModelViewSet):
         return self.one(StockMovementSerializer, movement, status=201)
 
     @extend_schema(responses=StockMovementSerializer(many=True))
-    @action(detail=True)
+    @action(detail=True, pagination_class=CursorPagination)
     def history(self, request, pk=None):
         """The part's ledger, newest first."""
         part = self._part()
-        ledger = (
-            StockMovement.objects.filter(part=part).select_related(*MOVEMENT_RELATED).order_by("-created_at", "-id")
-        )
+        ledger = _with_related(StockMovement.objects.filter(part=part)).order_by("-created_at", "-id")
         return self.many(StockMovementSerializer, ledger, paginate=True)
 
 
@@ -942,8 +955,9 @@ class StockLevelViewSet(mixins.ListModelMixin, TenantGenericViewSet):
 class MovementViewSet(TenantReadOnlyViewSet):
     """The stock ledger (append-only), newest first."""
 
-    queryset = StockMovement.objects.select_related(*MOVEMENT_RELATED)
+    queryset = _with_related(StockMovement.objects.all())
     serializer_class = StockMovementSerializer
+    pagination_class = CursorPagination
     filterset_class = MovementFilter
     ordering_fields = ["created_at", "quantity"]
     write_action = Action.ADJUST_STOCK  # there is no write: 405 for those who could write, 403 for the others

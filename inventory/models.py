@@ -228,8 +228,12 @@ class StockMovement(TenantModel):
     with the unit cost at that moment, who did it and why. Stock levels always equal the ledger's sum.
     The ledger is its own audit: rows are never edited or deleted."""
 
-    part = models.ForeignKey(Part, on_delete=models.PROTECT, related_name="movements")
-    location = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="movements")
+    part = models.ForeignKey(  # indexed by inv_move_part_created_idx
+        Part, on_delete=models.PROTECT, related_name="movements", db_index=False
+    )
+    location = models.ForeignKey(  # indexed by inv_move_location_created_idx
+        StockLocation, on_delete=models.PROTECT, related_name="movements", db_index=False
+    )
     kind = models.CharField(max_length=20, choices=MovementKind.choices)
     quantity = models.DecimalField(**QUANTITY, help_text="Signed: positive adds stock, negative removes it.")
     unit_cost = models.DecimalField(**MONEY)
@@ -259,11 +263,24 @@ class StockMovement(TenantModel):
                 name="inventory_movement_unique_client_id_per_author",
             ),
         ]
+        # The ledger list pages newest first (by cursor, maintenance_site.api.pagination); each index is that
+        # order after the filter it serves, so a page is an index range however long the ledger grows.
         indexes = [
-            # part history: WHERE part_id = ? ORDER BY created_at DESC
-            models.Index(fields=["part", "-created_at"], name="inv_move_part_created_idx"),
-            # parts cost of a work order: WHERE work_order_id = ?
+            # the ledger, ?created_after/?created_before: WHERE organization_id = ? [AND created_at >= ?]
+            #   ORDER BY created_at DESC, id DESC LIMIT 51
+            models.Index(fields=["organization", "created_at", "id"], name="inv_move_org_created_idx"),
+            # a part's history, ?part=ID: WHERE part_id = ? ORDER BY created_at DESC, id DESC
+            models.Index(fields=["part", "created_at", "id"], name="inv_move_part_created_idx"),
+            # ?location=ID: WHERE location_id = ? ORDER BY created_at DESC, id DESC
+            models.Index(fields=["location", "created_at", "id"], name="inv_move_location_created_idx"),
+            # ?kind=X: WHERE organization_id = ? AND kind IN (...) ORDER BY created_at DESC, id DESC
+            models.Index(fields=["organization", "kind", "created_at", "id"], name="inv_move_org_kind_created_idx"),
+            # ?ordering=quantity: WHERE organization_id = ? ORDER BY quantity, id
+            models.Index(fields=["organization", "quantity", "id"], name="inv_move_org_quantity_idx"),
+            # parts cost of a work order, ?work_order=ID: WHERE work_order_id = ?
             models.Index(fields=["work_order"], name="inv_move_work_order_idx"),
+            # ?transfer_id=…: the two halves of a transfer
+            models.Index(fields=["transfer_id"], condition=Q(transfer_id__isnull=False), name="inv_move_transfer_idx"),
         ]
 
     def __str__(self) -> str:

@@ -267,11 +267,15 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "maintenance_site.api.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PAGINATION_CLASS": "maintenance_site.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "maintenance_site.api.filters.FilterBackend",
         "maintenance_site.api.filters.UpdatedAfterFilter",
-        "rest_framework.filters.SearchFilter",
+        "maintenance_site.api.search.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
@@ -291,6 +295,10 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200, minimum=1)
+# Lists and admin change lists count exactly up to this many rows, when the planner's cost of reading them is at
+# most EXACT_COUNT_COST; else they give PostgreSQL's estimate (and say so).
+EXACT_COUNT_LIMIT = env_int("EXACT_COUNT_LIMIT", 10_000, minimum=0)
+EXACT_COUNT_COST = env_int("EXACT_COUNT_COST", 10_000, minimum=0)
 # The import's confirm step finds the uploaded file in the shared cache, whichever web process answers.
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.CacheStorage"
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=1)

@@ -363,6 +363,9 @@ class WorkOrderAdmin(ServiceAdmin):
         "resolution_due",
     ]
     list_select_related = ["asset", "assignee"]
+    # What the columns read (the SLA ones are annotations): not the description, notes or the clock's row.
+    list_columns = ["number", "title", "status", "priority", "type", "due_at", "created_at", "organization_id"]
+    list_columns += ["asset__code", "asset__name", "assignee__username", "assignee__first_name", "assignee__last_name"]
     list_filter = [
         "status",
         "priority",

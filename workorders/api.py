@@ -14,14 +14,15 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from maintenance_site import client_ids
 from maintenance_site.api.filters import FilterBackend, UpdatedAfterFilter
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
-from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
+from maintenance_site.api.search import SearchFilter
+from maintenance_site.api.serializers import FastListSerializer, TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
 from maintenance_site.errors import InvalidInput, NotFound
 from maintenance_site.tenancy.roles import Action
@@ -174,6 +175,71 @@ class WorkOrderSerializer(TenantModelSerializer):
                 "Follow-ups are raised from a failed checklist item and requests are approved: not created here."
             )
         return value
+
+
+class WorkOrderListSerializer(serializers.ModelSerializer):
+    """A work order in a list: what a list shows. The detail has the rest (description, close-out, costs, the SLA
+    clock) and the lifecycle actions allowed from its status."""
+
+    asset_code = serializers.CharField(source="asset.code", read_only=True, default=None)
+    assignee_name = serializers.SerializerMethodField()
+    is_overdue = serializers.BooleanField(read_only=True)
+    sla_state = serializers.CharField(
+        read_only=True, allow_null=True, help_text="breached, warning, on_track, met, or null (no SLA)."
+    )
+    response_due_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    resolution_due_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    # The columns a list reads (the rest of the row, ~4 kB with the description and notes, stays in the table).
+    COLUMNS = [
+        "id",
+        "organization_id",
+        "number",
+        "title",
+        "type",
+        "priority",
+        "status",
+        "asset_id",
+        "asset__code",
+        "location_id",
+        "assignee_id",
+        "assignee__username",
+        "assignee__first_name",
+        "assignee__last_name",
+        "team_id",
+        "due_at",
+        "created_at",
+        "updated_at",
+    ]
+
+    class Meta:
+        model = WorkOrder
+        fields = [
+            "id",
+            "number",
+            "title",
+            "type",
+            "priority",
+            "status",
+            "asset",
+            "asset_code",
+            "location",
+            "assignee",
+            "assignee_name",
+            "team",
+            "due_at",
+            "is_overdue",
+            "sla_state",
+            "response_due_at",
+            "resolution_due_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+        list_serializer_class = FastListSerializer
+
+    def get_assignee_name(self, obj) -> str | None:
+        return person(obj.assignee) if obj.assignee_id else None
 
 
 class WorkOrderDetailSerializer(WorkOrderSerializer):
@@ -398,6 +464,7 @@ class WorkOrderViewSet(TenantModelViewSet):
 
     queryset = WorkOrder.objects.select_related("organization", "asset", "location", "assignee", "team")
     serializer_class = WorkOrderDetailSerializer
+    pagination_class = CursorPagination
     filterset_class = WorkOrderFilter
     filter_backends = [FilterBackend, UpdatedAfterFilter, SearchFilter, WorkOrderOrdering]
     search_fields = ["number", "title", "asset__code"]
@@ -419,10 +486,14 @@ class WorkOrderViewSet(TenantModelViewSet):
 
     def get_queryset(self):
         # The SLA state and deadlines (and the clock, for the detail's summary) joined in: no query per order.
-        return services.with_extensions(super().get_queryset())
+        queryset = services.with_extensions(super().get_queryset())
+        if self.action == "list":  # the list's columns only: the SLA annotations, not the clock's row
+            queryset = queryset.select_related(None).select_related("asset", "assignee")
+            queryset = queryset.only(*WorkOrderListSerializer.COLUMNS)
+        return queryset
 
     def get_serializer_class(self):
-        return WorkOrderSerializer if self.action == "list" else WorkOrderDetailSerializer
+        return WorkOrderListSerializer if self.action == "list" else WorkOrderDetailSerializer
 
     def perform_create(self, serializer):
         data = serializer.validated_data

@@ -7,14 +7,14 @@ urgency (critical first), `-priority` the reverse.
 """
 
 from django import forms
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 from django_filters import rest_framework as filters
 from rest_framework.filters import OrderingFilter
 
 from assets.models import Location
 from maintenance_site.api.filters import MomentFilter
-from workorders.models import Team, WorkOrder, WorkRequest
+from workorders.models import PRIORITY_URGENCY, Team, WorkOrder, WorkRequest
 
 
 class CommaSeparatedChoiceField(forms.MultipleChoiceField):
@@ -86,20 +86,15 @@ class WorkRequestFilter(filters.FilterSet):
         fields = []
 
 
-PRIORITY_RANK = Case(
-    *[When(priority=priority, then=Value(rank)) for priority, rank in WorkOrder.PRIORITY_RANK.items()],
-    output_field=IntegerField(),
-)
-
-
 class WorkOrderOrdering(OrderingFilter):
-    """The standard `?ordering=`, except that priority sorts by urgency rather than alphabetically."""
+    """The standard `?ordering=`, except that priority sorts by urgency rather than alphabetically. Ties go by id in
+    the direction of the last term, so that one index (organization, term, id) serves the order both ways."""
 
     def filter_queryset(self, request, queryset, view):
         ordering = self.get_ordering(request, queryset, view)
         if not ordering:
             return queryset
         if any(term.lstrip("-") == "priority" for term in ordering):
-            queryset = queryset.annotate(priority_rank=PRIORITY_RANK)
+            queryset = queryset.annotate(priority_rank=PRIORITY_URGENCY)
             ordering = [term.replace("priority", "priority_rank") for term in ordering]
-        return queryset.order_by(*ordering, "-pk")
+        return queryset.order_by(*ordering, "-pk" if ordering[-1].startswith("-") else "pk")

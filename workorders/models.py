@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from maintenance_site.audit import history
@@ -83,6 +83,16 @@ class ProcedureItem(TenantModel):
         return self.text
 
 
+# Priorities by urgency (critical first): `?ordering=priority` sorts by this, and an index holds it.
+PRIORITY_URGENCY = Case(
+    When(priority="critical", then=Value(0)),
+    When(priority="high", then=Value(1)),
+    When(priority="medium", then=Value(2)),
+    When(priority="low", then=Value(3)),
+    output_field=IntegerField(),
+)
+
+
 class WorkOrderQuerySet(TenantQuerySet):
     def open(self):
         return self.filter(status__in=WorkOrder.OPEN_STATUSES)
@@ -141,16 +151,23 @@ class WorkOrder(TenantModel):
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.CORRECTIVE)
     priority = models.CharField(max_length=20, choices=Priority.choices, default=Priority.MEDIUM)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, editable=False)
-    asset = models.ForeignKey(
-        "assets.Asset", on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders"
+    asset = models.ForeignKey(  # indexed by wo_asset_created_idx
+        "assets.Asset", on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders", db_index=False
     )
     location = models.ForeignKey(
         "assets.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders"
     )
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_work_orders"
+    assignee = models.ForeignKey(  # indexed by wo_assignee_created_idx
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_work_orders",
+        db_index=False,
     )
-    team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders")
+    team = models.ForeignKey(  # indexed by wo_team_created_idx
+        Team, on_delete=models.PROTECT, null=True, blank=True, related_name="work_orders", db_index=False
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -188,15 +205,42 @@ class WorkOrder(TenantModel):
                 name="workorders_workorder_estimate_positive",
             ),
         ]
+        # The list (API and admin) reads one page of an organisation's orders in the order asked for; each index
+        # below is that order, after the filter it serves, so a page is an index range at any size. Ties go by id
+        # in the direction of the order (workorders.filters.WorkOrderOrdering), cursors seek in the same range
+        # (maintenance_site.api.pagination). Searches use the trigram indexes (migration 0005_list_indexes).
         indexes = [
-            # list filters: WHERE organization_id = ? AND status IN (...) ORDER BY created_at DESC
-            models.Index(fields=["organization", "status", "-created_at"], name="wo_org_status_created_idx"),
-            # my work: WHERE assignee_id = ? AND status IN (...)
+            # the default list, newest first, and ?ordering=created_at: WHERE organization_id = ?
+            #   [AND created_at <= ? AND (created_at, id) < (?, ?)] ORDER BY created_at DESC, id DESC LIMIT 51
+            models.Index(fields=["organization", "created_at", "id"], name="wo_org_created_idx"),
+            # ?status=X: WHERE organization_id = ? AND status = ? ORDER BY created_at DESC, id DESC
+            models.Index(fields=["organization", "status", "created_at", "id"], name="wo_org_status_created_idx"),
+            # ?status=open,assigned (any open statuses), ?overdue=true, the admin's open work:
+            #   WHERE organization_id = ? AND status IN (<open statuses>) ORDER BY created_at DESC, id DESC
+            models.Index(
+                fields=["organization", "created_at", "id"],
+                condition=Q(status__in=["open", "assigned", "in_progress", "on_hold"]),
+                name="wo_org_open_created_idx",
+            ),
+            # ?priority=X (also with ?status=Y): WHERE organization_id = ? AND priority = ? ORDER BY created_at DESC
+            models.Index(fields=["organization", "priority", "created_at", "id"], name="wo_org_priority_created_idx"),
+            # ?assignee=ID and ?mine=true: WHERE assignee_id = ? ORDER BY created_at DESC, id DESC
+            models.Index(fields=["assignee", "created_at", "id"], name="wo_assignee_created_idx"),
+            # the technician's work: WHERE assignee_id = ? AND status IN (...)
             models.Index(fields=["assignee", "status"], name="wo_assignee_status_idx"),
-            # overdue: WHERE organization_id = ? AND due_at < now() AND status IN (...)
-            models.Index(fields=["organization", "due_at"], name="wo_org_due_idx"),
-            # sync: WHERE organization_id = ? AND updated_at > ?
-            models.Index(fields=["organization", "updated_at"], name="wo_org_updated_idx"),
+            # ?asset=ID, an asset's orders: WHERE asset_id = ? ORDER BY created_at DESC, id DESC
+            models.Index(fields=["asset", "created_at", "id"], name="wo_asset_created_idx"),
+            # ?team=ID and ?mine=true: WHERE team_id = ? ORDER BY created_at DESC, id DESC
+            models.Index(fields=["team", "created_at", "id"], name="wo_team_created_idx"),
+            # ?ordering=due_at, ?due_before/?due_after, overdue: WHERE organization_id = ? AND due_at < ?
+            #   ORDER BY due_at, id
+            models.Index(fields=["organization", "due_at", "id"], name="wo_org_due_idx"),
+            # sync and ?ordering=updated_at: WHERE organization_id = ? AND (updated_at, id) > (?, ?)
+            #   ORDER BY updated_at, id
+            models.Index(fields=["organization", "updated_at", "id"], name="wo_org_updated_idx"),
+            # ?ordering=priority (by urgency): ORDER BY <the rank of the priority>, id
+            models.Index(F("organization"), PRIORITY_URGENCY, F("id"), name="wo_org_priority_rank_idx"),
+            # ?ordering=number: the unique (organization, number) index above.
         ]
 
     def __str__(self) -> str:

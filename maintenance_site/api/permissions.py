@@ -4,6 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework import permissions
 from rest_framework.exceptions import PermissionDenied
 
+from maintenance_site.api.authentication import membership_of
 from maintenance_site.tenancy.middleware import SESSION_KEY
 from maintenance_site.tenancy.models import OrganizationAPIKey
 from maintenance_site.tenancy.roles import Action, role_allows
@@ -26,7 +27,10 @@ def resolve_request_tenant(request):
         requested = str(api_key.organization_id)  # a key acts in its own organisation only
     session = getattr(request._request, "session", None)
     remembered = session.get(SESSION_KEY) if session is not None else None
-    membership = resolve_membership(request.user, requested, default_organization_id=remembered)
+    # A key's membership came with the key (one query); a user's, or a key without one, is resolved (and refused).
+    membership = membership_of(api_key) if api_key is not None else None
+    if membership is None:
+        membership = resolve_membership(request.user, requested, default_organization_id=remembered)
     for target in (request, request._request):
         target.membership = membership
         target.organization = membership.organization

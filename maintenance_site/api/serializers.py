@@ -1,9 +1,16 @@
 """Serializer base: related fields only accept the organisation's own objects, and the model's
 `clean()` runs so the API and the admin refuse the same things with the same words."""
 
+from datetime import datetime
+
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.db.models import UniqueConstraint
-from rest_framework import serializers
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
+from rest_framework.relations import PKOnlyObject
+from rest_framework.settings import api_settings
 
 
 class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
@@ -80,3 +87,112 @@ class TenantModelSerializer(serializers.ModelSerializer):
                 noun = str(model._meta.verbose_name)
                 article = "An" if noun[:1].lower() in "aeiou" else "A"
                 raise serializers.ValidationError({named[0]: [f"{article} {noun} with {described} already exists."]})
+
+
+# --- lists ---------------------------------------------------------------------------------------------------
+
+
+def _datetime_text(field, zone):
+    def text(value):
+        # DRF's DateTimeField: in the current time zone, ISO 8601, UTC written "Z" (anything unusual: DRF itself).
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            return field.to_representation(value)
+        try:
+            value = value.astimezone(zone).isoformat()
+        except OverflowError:
+            return field.to_representation(value)
+        return value[:-6] + "Z" if value.endswith("+00:00") else value
+
+    return text
+
+
+def _walk(attrs: list[str]):
+    """A reader of `obj.a.b.c`: None when a link of the chain is None or missing (as DRF reads `source="a.b"`)."""
+    if len(attrs) == 1:
+        name = attrs[0]
+
+        def read_one(obj):
+            try:
+                return getattr(obj, name)
+            except (AttributeError, ObjectDoesNotExist):
+                return None
+
+        return read_one
+
+    def read(obj):
+        for name in attrs:
+            if obj is None:
+                return None
+            try:
+                obj = getattr(obj, name)
+            except (AttributeError, ObjectDoesNotExist):
+                return None
+        return obj
+
+    return read
+
+
+def _row_plan(serializer) -> list[tuple[str, object, object]]:
+    """(name, read, format) per readable field of `serializer`: `format(read(obj))` is what DRF would give for a
+    non-null value (None stays None), with DRF's own `to_representation` for anything not plain."""
+    zone = timezone.get_current_timezone()
+    plan = []
+    for field in serializer._readable_fields:
+        if isinstance(field, serializers.SerializerMethodField):
+            plan.append((field.field_name, getattr(serializer, field.method_name), None))
+            continue
+        if (
+            type(field) in (serializers.PrimaryKeyRelatedField, TenantPrimaryKeyRelatedField)
+            and field.pk_field is None
+            and len(field.source_attrs) == 1
+        ):
+            model_field = serializer.Meta.model._meta.get_field(field.source_attrs[0])
+            plan.append((field.field_name, _walk([model_field.attname]), None))  # the id, without the row
+            continue
+        read = _walk(field.source_attrs)
+        if type(field) in (serializers.CharField, serializers.ChoiceField, serializers.ReadOnlyField):
+            text = type(field) is serializers.CharField
+            plan.append((field.field_name, read, str if text else None))
+        elif type(field) in (serializers.IntegerField, serializers.BooleanField):
+            plan.append((field.field_name, read, int if type(field) is serializers.IntegerField else bool))
+        elif type(field) is serializers.DateTimeField and _iso_8601(field):
+            plan.append((field.field_name, read, _datetime_text(field, zone)))
+        else:
+            plan.append((field.field_name, _drf_read(field), None))
+    return plan
+
+
+def _iso_8601(field) -> bool:
+    output = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    return isinstance(output, str) and output.lower() == ISO_8601 and not hasattr(field, "timezone")
+
+
+def _drf_read(field):
+    """DRF's own way, for a field that is not plain."""
+
+    def read(obj):
+        attribute = field.get_attribute(obj)
+        check = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+        return None if check is None else field.to_representation(attribute)
+
+    return read
+
+
+class FastListSerializer(serializers.ListSerializer):
+    """A list of a read-only serializer's rows, built without DRF's per-field machinery (which costs more than the
+    query on a page of 50): each field becomes one attribute read and, where DRF converts, the same conversion. The
+    output is DRF's to the byte (a test compares them); the schema is the child serializer's. Use it with
+    `Meta.list_serializer_class = FastListSerializer` on a serializer whose fields are model attributes, dotted
+    sources, method fields and plain types."""
+
+    def to_representation(self, data):
+        rows = data.all() if isinstance(data, models.manager.BaseManager) else data
+        plan = _row_plan(self.child)
+        out = []
+        for row in rows:
+            item = {}
+            for name, read, convert in plan:
+                value = read(row)
+                item[name] = value if value is None or convert is None else convert(value)
+            out.append(item)
+        return out

@@ -23,7 +23,9 @@ from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
 
+from maintenance_site import admin_lists
 from maintenance_site.errors import DomainError, InvalidInput
+from maintenance_site.pagination import EstimatingPaginator
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES, Action, role_allows
 
@@ -147,24 +149,49 @@ class TenantScopingMixin:
 
 class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
     """Base for every domain model's admin. A model without history (an append-only table is its own audit) gets
-    Django's own history page."""
+    Django's own history page. Change lists cost the same at any size (maintenance_site.admin_lists): counts
+    estimated above EXACT_COUNT_LIMIT, only `list_columns` read when given, foreign-key filters as search boxes."""
+
+    paginator = EstimatingPaginator
+    show_full_result_count = False  # the unfiltered total would be a second count of the whole list
+    list_columns = None  # the columns the change list reads (`only()`), e.g. ["number", "asset__code"]
 
     def __init__(self, model, admin_site):
         super().__init__(model, admin_site)
         if not _has_history(model):
             self.object_history_template = None
 
+    def get_changelist(self, request, **kwargs):
+        return admin_lists.ChangeList
+
     def get_list_filter(self, request):
-        """Foreign-key filters list only values used by the organisation's rows."""
+        """A foreign-key filter is a search box when the related model's admin can search (no scan for the values
+        in use, no link per value), else a list of the values the organisation's rows use."""
         filters = []
         for item in super().get_list_filter(request):
             if isinstance(item, str) and "__" not in item:
                 field = self.model._meta.get_field(item)
+                if field.is_relation and field.many_to_one and self._searchable(field.related_model):
+                    filters.append((item, admin_lists.AutocompleteFilter))
+                    continue
                 if field.is_relation and field.many_to_one or (field.is_relation and field.many_to_many):
                     filters.append((item, admin.RelatedOnlyFieldListFilter))
                     continue
             filters.append(item)
         return filters
+
+    def _searchable(self, model) -> bool:
+        related_admin = self.admin_site._registry.get(model)
+        return bool(related_admin and related_admin.search_fields)
+
+    @property
+    def media(self):
+        media = super().media
+        for item in self.list_filter:
+            field = self.model._meta.get_field(item) if isinstance(item, str) and "__" not in item else None
+            if field is not None and field.many_to_one and self._searchable(field.related_model):
+                return media + admin_lists.autocomplete_filter_media()
+        return media
 
     # --- no writes of its own: a page that writes is a ServiceAdmin --------------------------------------------
     def save_model(self, request, obj, form, change):

@@ -26,9 +26,9 @@ def test_page_size_is_capped(api, manager_a, org_a, settings):
     for i in range(5):
         asset_services.create_asset(org_a, code=f"A{i}", name=f"a{i}")
     body = api(manager_a).get("/api/v1/assets/?page_size=1000").json()
-    assert body["count"] == 5
     assert len(body["results"]) == 3
     assert body["next"]
+    assert api(manager_a).get("/api/v1/assets/?page=1&page_size=1000").json()["count"] == 5
 
 
 def test_updated_after_returns_only_later_changes(api, manager_a, org_a):

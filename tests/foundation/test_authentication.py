@@ -95,6 +95,23 @@ def test_key_records_last_use(org_a):
     assert api_key.last_used_at is not None
 
 
+def test_a_key_used_again_within_a_minute_sends_no_update(org_a):
+    """The stamp has a minute's resolution, decided on the key just read: no UPDATE statement at all (not even one
+    matching no row) on a busy key's requests."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api_key, key = services.create_api_key(org_a, name="ERP")
+    client = key_client(key)
+    with CaptureQueriesContext(connection) as first:
+        client.get("/api/v1/assets/")
+    with CaptureQueriesContext(connection) as second:
+        client.get("/api/v1/assets/")
+    updates = [q["sql"] for q in second.captured_queries if "UPDATE" in q["sql"] and "apikey" in q["sql"]]
+    assert [q for q in first.captured_queries if "UPDATE" in q["sql"] and "apikey" in q["sql"]]
+    assert updates == []
+
+
 def test_key_is_stored_hashed(org_a):
     api_key, key = services.create_api_key(org_a, name="ERP")
     assert key not in api_key.hashed_key and key.split(".")[1] not in api_key.id

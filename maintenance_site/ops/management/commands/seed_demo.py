@@ -6,6 +6,7 @@ from importlib import import_module
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from maintenance_site import progress
 from maintenance_site.commands import AuditedCommand
 from maintenance_site.tenancy import services
 from maintenance_site.tenancy.models import Organization
@@ -40,7 +41,9 @@ class Command(AuditedCommand):
     def handle(self, **options):
         User = get_user_model()
         logins = []
-        with transaction.atomic():
+        bars = progress.bars(stream=self.stderr, quiet=options["verbosity"] == 0)
+        steps = len(ORGANIZATIONS) * len(DEMO_MODULES)
+        with bars as display, display.step("demo data", total=steps) as step, transaction.atomic():
             if not User.objects.filter(username="admin").exists():
                 User.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD)
             logins.append(("admin", "superuser, every organisation"))
@@ -65,6 +68,7 @@ class Command(AuditedCommand):
                     logins.append((username, f"{role.label} in {organization.slug}"))
                 for module in DEMO_MODULES:
                     import_module(module).seed(organization, users)
+                    step.advance()
             consultant = User.objects.filter(username="consultant").first()
             if consultant is None:
                 consultant = User.objects.create_user(

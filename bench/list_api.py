@@ -1,0 +1,397 @@
+"""Benchmark: the work-order list (API and admin) on the shared dataset, side by side with its floor in one run.
+
+    DATABASE_URL=postgres://…/maint_bench1m python bench/list_api.py --small postgres://…/maint_bench10k
+
+On the big organisation of `bench/dataset.py` (300,000 orders at 1M), it measures
+
+- in-process (the median of --repeat calls, after a warm-up), the platform through Django's test client with an
+  API key, the floor by `bench.floor.floor_list` (psycopg + orjson, the same SQL, nothing else): the first page;
+  page 2000 (by cursor when the list offers one, else `?page=2000`; the floor by keyset); `?status=open&priority=high`;
+  a search for one asset's code (≤ 50 matches); the admin changelist, here and on the --small database;
+- over HTTP, the first page under --connections concurrent keep-alive connections for --seconds, the platform
+  (`maintenance_site.asgi`) and the floor (`bench.floor`) each served by --processes daphne processes:
+  throughput and p50 / p99 latency;
+
+and prints the table with the issue's targets (API throughput and p99 within 3× the floor; a cursor page 2000 at
+most 2× the first page; search ≤ 100 ms and ≤ 3× the floor; the admin changelist at 1M ≤ 1.5× at 10k).
+`--json FILE` also writes the figures. `--only admin` measures the changelist alone (what --small runs).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# The benchmark's own requests must not be throttled, in-process or in the servers it starts.
+UNTHROTTLED = {
+    "THROTTLE_ORGANIZATION_RATE": "10000000/min",
+    "THROTTLE_PRINCIPAL_RATE": "10000000/min",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(UNTHROTTLED)
+
+import psycopg  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from bench import dataset  # noqa: E402  (sets Django up)
+from bench.floor import floor_list  # noqa: E402
+from maintenance_site import progress  # noqa: E402
+from maintenance_site.tenancy import services as tenancy_services  # noqa: E402
+from maintenance_site.tenancy.models import OrganizationAPIKey  # noqa: E402
+from maintenance_site.tenancy.roles import Role  # noqa: E402
+
+# Pages render without `collectstatic` (the manifest storage wants it): static URLs as DEBUG resolves them.
+settings.STORAGES = {
+    **settings.STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+LIST = "/api/v1/work-orders/"
+ADMIN_LIST = "/admin/workorders/workorder/"
+DEEP_PAGE = 2000
+
+
+def median_ms(call, repeat: int) -> float:
+    for _ in range(max(2, repeat // 5)):  # warm-up: caches, plans, imports
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def _get(client: Client, path: str, **headers):
+    response = client.get(path, **headers)
+    if response.status_code != 200:
+        raise SystemExit(f"GET {path}: {response.status_code} {response.content[:500]!r}")
+    return response
+
+
+def search_term(org_id: int) -> tuple[str, int]:
+    """An asset code of the organisation with 40–50 orders: a search that finds ≤ 50 orders among all."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.code, count(*) FROM workorders_workorder w JOIN assets_asset a ON a.id = w.asset_id
+            WHERE w.organization_id = %s GROUP BY a.code HAVING count(*) BETWEEN 30 AND 50 ORDER BY a.code LIMIT 1
+            """,
+            [org_id],
+        )
+        row = cursor.fetchone()
+    if row is None:  # a small dataset: any asset
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.code, count(*) FROM workorders_workorder w JOIN assets_asset a ON a.id = w.asset_id "
+                "WHERE w.organization_id = %s GROUP BY a.code ORDER BY count(*) LIMIT 1",
+                [org_id],
+            )
+            row = cursor.fetchone()
+    return row[0], row[1]
+
+
+def deep_key(org_id: int, page: int) -> tuple:
+    """(created_at, id) of the last order of page `page` - 1 in the list's order: where that page starts."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT created_at, id FROM workorders_workorder WHERE organization_id = %s "
+            "ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
+            [org_id, (page - 1) * 50 - 1],
+        )
+        return cursor.fetchone()
+
+
+def deep_page_path(first_page: dict, key: tuple, page: int) -> tuple[str, str]:
+    """The platform's path to page `page`: by cursor when its list pages by cursor, else by number."""
+    following = first_page.get("next") or ""
+    if "cursor=" in following:
+        from maintenance_site.api.pagination import cursor_for  # the list's own encoding of a position
+
+        return f"{LIST}?cursor={cursor_for(key)}", "cursor"
+    return f"{LIST}?page={page}", "offset"
+
+
+def measure_admin(username: str, repeat: int) -> dict:
+    from django.contrib.auth import get_user_model
+
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(get_user_model().objects.get(username=username))
+    response = _get(client, ADMIN_LIST)
+    if b"WO-" not in response.content:
+        raise SystemExit("The admin changelist shows no work orders: is the user a back-office member?")
+    figures = {"admin_ms": median_ms(lambda: _get(client, ADMIN_LIST), repeat), "admin_bytes": len(response.content)}
+    filtered = f"{ADMIN_LIST}?status__exact=open&priority__exact=high"
+    figures["admin_filtered_ms"] = median_ms(lambda: _get(client, filtered), repeat)
+    return figures
+
+
+# --- HTTP under load ------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_servers(app: str, processes: int) -> tuple[list[subprocess.Popen], list[int]]:
+    # As docker-compose runs the web service: daphne with the connection pool (Django under ASGI opens a connection
+    # per request context otherwise).
+    env = {**os.environ, **UNTHROTTLED, "DJANGO_SETTINGS_MODULE": "maintenance_site.settings", "DATABASE_POOL": "true"}
+    env["PYTHONPATH"] = str(ROOT)
+    servers, ports = [], []
+    log = open(ROOT / "var" / "bench-servers.log", "ab")  # noqa: SIM115 (the servers write to it until stopped)
+    for _ in range(processes):
+        port = _free_port()
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        servers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log))  # noqa: S603
+        ports.append(port)
+    return servers, ports
+
+
+def stop_servers(servers: list[subprocess.Popen]) -> None:
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+async def _request(reader, writer, raw: bytes) -> int:
+    writer.write(raw)
+    status = int((await reader.readline()).split()[1])
+    length, chunked = None, False
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while (size := int((await reader.readline()).strip(), 16)) > 0:
+            await reader.readexactly(size + 2)
+        await reader.readline()
+    elif length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _connection_loop(port: int, raw: bytes, until: float, warm_until: float, latencies: list, failures: list):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while (now := time.perf_counter()) < until:
+            status = await _request(reader, writer, raw)
+            if status != 200:
+                failures.append(status)
+            if now >= warm_until:
+                latencies.append(time.perf_counter() - now)
+    finally:
+        writer.close()
+
+
+def load(ports: list[int], path: str, headers: dict, connections: int, seconds: float, warm: float = 3.0) -> dict:
+    lines = [f"GET {path} HTTP/1.1", "Host: localhost", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+    raw = "\r\n".join(lines).encode()
+
+    async def run():
+        latencies, failures = [], []
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(
+                _connection_loop(ports[i % len(ports)], raw, start + warm + seconds, start + warm, latencies, failures)
+                for i in range(connections)
+            )
+        )
+        return latencies, failures
+
+    latencies, failures = asyncio.run(run())
+    latencies.sort()
+    if failures:
+        raise SystemExit(f"GET {path}: {len(failures)} answers were not 200 (e.g. {failures[0]})")
+    return {
+        "rps": len(latencies) / seconds,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "requests": len(latencies),
+    }
+
+
+def wait_until_serving(ports: list[int], path: str, headers: dict, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            try:
+                load([port], path, headers, connections=1, seconds=0.01, warm=0)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"no server answered on port {port}: see var/bench-servers.log") from None
+                time.sleep(0.5)
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", help="DATABASE_URL of the small dataset (the admin changelist's comparison)")
+    parser.add_argument("--processes", type=int, default=2, help="server processes each side (default 2)")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument("--seconds", type=float, default=15, help="measured seconds of load per side (default 15)")
+    parser.add_argument("--repeat", type=int, default=20, help="in-process calls per figure (default 20)")
+    parser.add_argument("--only", choices=["admin"], help="measure the admin changelist only (JSON on stdout)")
+    parser.add_argument("--no-http", action="store_true", help="skip the measurements under load")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        raise SystemExit("Set DATABASE_URL=postgres://… to a database built by bench/dataset.py.")
+    data = dataset.load()
+    if data is None:
+        raise SystemExit("No dataset here: build one with bench/dataset.py first.")
+    big = data.big
+    manager = big.users[Role.MANAGER][0]
+    if args.only == "admin":
+        print(json.dumps({"orders": big.orders, **measure_admin(manager, args.repeat)}))
+        return 0
+
+    figures: dict = {"dataset_orders": data.orders, "organisation_orders": big.orders}
+    api_key, key = tenancy_services.create_api_key(_org(big.id), name="list benchmark")
+    headers = {"Authorization": f"Api-Key {key}"}
+    client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=headers["Authorization"])
+    floor_db = psycopg.connect(os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1), autocommit=True)
+    term, matches = search_term(big.id)
+    deep_page = min(DEEP_PAGE, big.orders // 50 - 1)  # page 2000 of the 300,000; the last but one when smaller
+    key_row = deep_key(big.id, deep_page)
+    try:
+        with progress.bars() as bars, bars.step("in-process figures", total=6) as step:
+            first = json.loads(_get(client, LIST).content)
+            deep_path, deep_kind = deep_page_path(first, key_row, deep_page)
+            after = f"{key_row[0].isoformat()},{key_row[1]}"
+            cases = {
+                "first page": (LIST, {}),
+                f"page {deep_page} ({deep_kind})": (deep_path, {"after": after}),
+                "?status=open&priority=high": (
+                    f"{LIST}?status=open&priority=high",
+                    {"status": "open", "priority": "high"},
+                ),
+                f"search “{term}” ({matches} matches)": (f"{LIST}?search={term}", {"search": term}),
+            }
+            for name, (path, filters) in cases.items():
+                figures[name] = {
+                    "platform_ms": median_ms(lambda path=path: _get(client, path), args.repeat),
+                    "floor_ms": median_ms(lambda f=filters: floor_list(floor_db, big.id, **f), args.repeat),
+                }
+                step.advance()
+            figures["admin"] = measure_admin(manager, max(5, args.repeat // 4))
+            step.advance()
+            if args.small:
+                env = {**os.environ, "DATABASE_URL": args.small}
+                command = [sys.executable, __file__, "--only", "admin", "--repeat", str(args.repeat)]
+                output = subprocess.run(command, env=env, capture_output=True, text=True, check=True)  # noqa: S603
+                figures["admin_small"] = json.loads(output.stdout.strip().splitlines()[-1])
+            step.advance()
+        if not args.no_http:
+            figures["http"] = http_figures(args, big.id, headers)
+    finally:
+        floor_db.close()
+        tenancy_services.revoke_api_key(api_key)
+        OrganizationAPIKey.objects.filter(pk=api_key.pk).update(name="list benchmark (done)")
+    print_table(figures, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
+    return 0
+
+
+def _org(pk):
+    from maintenance_site.tenancy.models import Organization
+
+    return Organization.objects.get(pk=pk)
+
+
+def http_figures(args, org_id: int, headers: dict) -> dict:
+    results = {}
+    sides = {
+        "platform": ("maintenance_site.asgi:application", LIST, headers),
+        "floor": ("bench.floor:application", f"/work-orders/?organization={org_id}", {}),
+    }
+    with progress.bars() as bars:
+        for side, (app, path, side_headers) in sides.items():
+            with bars.step(f"HTTP, {side}: {args.connections} connections, {args.processes} processes"):
+                servers, ports = start_servers(app, args.processes)
+                try:
+                    wait_until_serving(ports, path, side_headers)
+                    results[side] = load(ports, path, side_headers, args.connections, args.seconds)
+                finally:
+                    stop_servers(servers)
+    return results
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}×" if b else "—"
+
+
+def print_table(figures: dict, args) -> None:
+    rows = [("work", "platform", "floor", "ratio", "target")]
+    http = figures.get("http")
+    if http:
+        p, f = http["platform"], http["floor"]
+        head = f"API first page, {args.connections} connections, {args.processes} processes"
+        rows.append(
+            (
+                head,
+                f"{p['rps']:.0f} req/s, p99 {p['p99_ms']:.0f} ms",
+                f"{f['rps']:.0f} req/s, p99 {f['p99_ms']:.0f} ms",
+                f"{_ratio(f['rps'], p['rps'])} / {_ratio(p['p99_ms'], f['p99_ms'])}",
+                "≤ 3× / ≤ 3×",
+            )
+        )
+    first_ms = None
+    for name, value in figures.items():
+        if not isinstance(value, dict) or "platform_ms" not in value:
+            continue
+        first_ms = first_ms or value["platform_ms"]
+        target = {"first page": "", "search": "≤ 100 ms, ≤ 3×"}.get(name.split(" “")[0], "")
+        if name.startswith("page"):
+            target = f"≤ 2× first page ({_ratio(value['platform_ms'], first_ms)})"
+        label = name if name != "first page" else "API first page, in-process"
+        rows.append(
+            (
+                label,
+                f"{value['platform_ms']:.1f} ms",
+                f"{value['floor_ms']:.1f} ms",
+                _ratio(value["platform_ms"], value["floor_ms"]),
+                target,
+            )
+        )
+    admin, small = figures.get("admin"), figures.get("admin_small")
+    if admin:
+        at = f"{figures['organisation_orders']:,} orders"
+        rows.append((f"admin changelist ({at})", f"{admin['admin_ms']:.0f} ms", "", "", ""))
+        rows.append(("admin, status=open & priority=high", f"{admin['admin_filtered_ms']:.0f} ms", "", "", ""))
+        if small:
+            ratio = _ratio(admin["admin_ms"], small["admin_ms"])
+            rows.append(
+                (f"admin changelist ({small['orders']:,} orders)", f"{small['admin_ms']:.0f} ms", "", ratio, "≤ 1.5×")
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for index, row in enumerate(rows):
+        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if index == 0:
+            print("-+-".join("-" * width for width in widths))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
