@@ -598,10 +598,20 @@ def reserve_bulk(lines, *, actor) -> BulkReservation:
     if not wanted:
         return result
     order_ids = sorted({order_id for order_id, _, _ in wanted})
-    locked = WorkOrder.objects.select_for_update().filter(pk__in=order_ids).order_by("pk").values_list("pk", "status")
-    closed = [pk for pk, status in locked if status not in WorkOrder.OPEN_STATUSES]
-    if closed:
-        _check_open(WorkOrder.objects.get(pk=closed[0]))
+    orders_table, reservations_table = (connection.ops.quote_name(m._meta.db_table) for m in (WorkOrder, Reservation))
+    with connection.cursor() as cursor:
+        where, params = id_in("id", order_ids)
+        cursor.execute(f"SELECT id, status FROM {orders_table} WHERE {where} ORDER BY id FOR UPDATE", params)  # noqa: S608
+        closed = [pk for pk, status in cursor.fetchall() if status not in WorkOrder.OPEN_STATUSES]
+        if closed:
+            _check_open(WorkOrder.objects.get(pk=closed[0]))
+        # the orders are locked: no `reserve` of theirs can add a reservation meanwhile
+        where, params = id_in("work_order_id", order_ids)
+        cursor.execute(
+            f"SELECT id FROM {reservations_table} WHERE {where} AND status = %s",  # noqa: S608
+            [*params, Reservation.Status.ACTIVE],
+        )
+        active_ids = [row[0] for row in cursor.fetchall()]
     organization_of = {order.pk: order.organization_id for order, _, _, _ in lines}
     pairs = sorted({(part_id, location_id) for _, part_id, location_id in wanted})
     StockLevel.objects.bulk_create(
@@ -610,13 +620,13 @@ def reserve_bulk(lines, *, actor) -> BulkReservation:
     )
     active = {
         (r.work_order_id, r.part_id, r.location_id): r
-        for r in Reservation.objects.select_for_update()
-        .filter(work_order_id__in=order_ids, status=Reservation.Status.ACTIVE)
-        .order_by("pk")
+        for r in Reservation.objects.select_for_update().filter(pk__in=active_ids).order_by("pk")
     }
+    now = timezone.now()
     grown = [active[key] for key in wanted if key in active]
     for reservation in grown:
         reservation.quantity += wanted[(reservation.work_order_id, reservation.part_id, reservation.location_id)]
+        reservation.updated_at = now
     if grown:
         audit.bulk_update_with_history(grown, Reservation, ["quantity", "updated_at"])
     new = [
@@ -631,7 +641,6 @@ def reserve_bulk(lines, *, actor) -> BulkReservation:
     totals: dict[tuple[int, int], Decimal] = {}
     for (_, part_id, location_id), quantity in wanted.items():
         totals[(part_id, location_id)] = totals.get((part_id, location_id), ZERO) + quantity
-    now = timezone.now()
     for (part_id, location_id), quantity in sorted(totals.items()):
         StockLevel.objects.filter(part_id=part_id, location_id=location_id).update(
             reserved=F("reserved") + quantity, updated_at=now

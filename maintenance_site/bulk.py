@@ -3,12 +3,12 @@
 the tools, not a way around the services, which stay the only writers of their tables.
 
 - `insert_rows`: rows given as tuples of values, written with their ids known in advance. PostgreSQL: the ids come
-  from the table's sequence in one query and the rows go in by COPY; with `ignore_conflicts`, one
-  INSERT … SELECT FROM unnest(<one array per column>) ON CONFLICT DO NOTHING. Elsewhere (SQLite): `bulk_create`.
+  from the table's sequence in one query and the rows go in by COPY (with `ignore_conflicts`, into a temporary
+  table first, then INSERT … SELECT … ON CONFLICT DO NOTHING). Elsewhere (SQLite): `bulk_create`.
   No Python model instance, no SQL text per row.
 - `history_by_select`: the "+" history rows of rows just inserted, written by the database itself
   (INSERT INTO <history> SELECT <the row's columns>, <date>, <reason>, '+', <user> FROM <table> WHERE …).
-- `values_table`: a list of tuples as a table to join in SQL (unnest of arrays on PostgreSQL, VALUES elsewhere).
+- `int_table` and `id_in`: ids as a table to join, or a set to test, in one parameter per column on PostgreSQL.
 
 Each writes in a fixed number of statements whatever the number of rows (on SQLite, one per batch of what its
 parameter limit allows). A COPY does not pass through Django's cursor wrapper, so it is logged here when queries
@@ -71,8 +71,9 @@ def _constant(field, value):
 def insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence], *, ignore_conflicts: bool = False) -> list:
     """Insert `rows` (tuples of the values of `fields`, attnames such as `asset_id`; a JSON column's value given as
     its JSON text) into the model's table; the columns not in `fields` get their default (now for automatic
-    timestamps). Returns the new ids in the order of `rows` (with `ignore_conflicts`, the ids tried: a row that met
-    a conflict was not inserted and its id stays unused). Values must be valid already: the caller validated them."""
+    timestamps). Returns the new ids in the order of `rows`. With `ignore_conflicts` a row that meets a unique
+    conflict is left out (ON CONFLICT DO NOTHING) and the ids are not returned: find the rows by their own key.
+    Values must be valid already: the caller validated them."""
     if not rows:
         return []
     columns = _columns(model, fields)
@@ -88,30 +89,24 @@ def insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence], *, ignor
             [model._meta.db_table, pk.column, len(rows)],
         )
         ids = sorted(row[0] for row in cursor.fetchall())
-        if ignore_conflicts:
-            arrays, types = [ids], [pk.db_type(connection)]
-            for index, constant in plan:
-                arrays.append([constant] * len(rows) if index is None else [row[index] for row in rows])
-            casts = ["v0"]
-            for n, (field, _, _) in enumerate(columns, start=1):
-                kind = field.db_type(connection)
-                types.append("text" if isinstance(field, JSONField) else kind)
-                casts.append(f"CAST(v{n} AS {kind})" if isinstance(field, JSONField) else f"v{n}")
-            aliases = ", ".join(f"v{n}" for n in range(len(types)))
-            arrays_sql = ", ".join(f"%s::{kind}[]" for kind in types)
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT {', '.join(casts)} "  # noqa: S608 - names are quoted
-                f"FROM unnest({arrays_sql}) AS t({aliases}) ON CONFLICT DO NOTHING",
-                arrays,
-            )
-            return ids
+        target = table
+        if ignore_conflicts:  # COPY knows no ON CONFLICT: the rows go through a temporary table
+            target = _quoted(f"bulk_{model._meta.db_table}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {target} (LIKE {table}) ON COMMIT DROP")
         started = time.monotonic()
-        sql = f"COPY {table} ({names}) FROM STDIN"
+        sql = f"COPY {target} ({names}) FROM STDIN"
         with cursor.cursor.copy(sql) as copy:
             write = copy.write_row
             for pk_value, row in zip(ids, rows, strict=True):
                 write((pk_value, *[constant if index is None else row[index] for index, constant in plan]))
         _log(f"{sql} -- {len(rows)} rows", started)
+        if ignore_conflicts:
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {target} "  # noqa: S608 - names are quoted
+                f"ORDER BY {_quoted(pk.column)} ON CONFLICT DO NOTHING"
+            )
+            cursor.execute(f"DROP TABLE {target}")
+            return []
     return ids
 
 
@@ -130,17 +125,21 @@ def _insert_rows_elsewhere(model, columns, rows, ignore_conflicts: bool) -> list
     return [obj.pk for obj in created]
 
 
-def values_table(types: Sequence[str], rows: Sequence[Sequence], alias: str, names: Sequence[str]) -> tuple[str, list]:
-    """`rows` as a table for a FROM clause, named `alias` with the columns `names`, and its parameters: on
-    PostgreSQL unnest(%s::type[], …) (one parameter per column, whatever the number of rows), elsewhere a VALUES
-    list.
-    `types` are SQL types (bigint, text, timestamp with time zone…)."""
-    columns = ", ".join(names)
+def _int_array(values) -> str:
+    """Integers as one PostgreSQL array literal ('{1,2,NULL}'): a single text parameter, whatever their number
+    (psycopg's client-side binding would quote each element in Python, and the planner hashes a constant array)."""
+    return "{" + ",".join("NULL" if value is None else str(int(value)) for value in values) + "}"
+
+
+def int_table(rows: Sequence[Sequence[int | None]], alias: str, names: Sequence[str]) -> tuple[str, list]:
+    """Rows of integers (ids) as a table for a FROM clause, named `alias` with the columns `names`, and its
+    parameters: on PostgreSQL unnest('{…}'::bigint[], …), one parameter per column whatever the number of rows;
+    elsewhere a VALUES list."""
     if connection.vendor == "postgresql":
-        arrays = [[row[n] for row in rows] for n in range(len(types))]
-        unnest = ", ".join(f"%s::{kind}[]" for kind in types)
-        return f"unnest({unnest}) AS {alias}({columns})", arrays
-    one = "(" + ", ".join(f"CAST(%s AS {kind})" for kind in types) + ")"
+        arrays = [_int_array(row[n] for row in rows) for n in range(len(names))]
+        unnest = ", ".join(["%s::bigint[]"] * len(names))
+        return f"unnest({unnest}) AS {alias}({', '.join(names)})", arrays
+    one = "(" + ", ".join(["CAST(%s AS bigint)"] * len(names)) + ")"
     renamed = ", ".join(f"column{n} AS {name}" for n, name in enumerate(names, start=1))
     sql = f"(SELECT {renamed} FROM (VALUES {', '.join([one] * len(rows))})) AS {alias}"  # noqa: S608
     return sql, [value for row in rows for value in row]
@@ -171,8 +170,8 @@ def history_by_select(model, where: str, params: Sequence, *, reason=None, user=
 
 
 def id_in(column: str, ids: Sequence[int]) -> tuple[str, list]:
-    """`<column> = ANY(%s)` with one array parameter on PostgreSQL (no SQL text per id), `<column> IN (…)`
+    """`<column> = ANY('{…}'::bigint[])` with one parameter on PostgreSQL (no SQL text per id), `<column> IN (…)`
     elsewhere."""
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [list(ids)]
+        return f"{column} = ANY(%s::bigint[])", [_int_array(ids)]
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)

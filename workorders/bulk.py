@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from django.db import connection
 from django.utils import timezone
 
-from maintenance_site.bulk import history_by_select, id_in, values_table
+from maintenance_site.bulk import history_by_select, id_in, int_table
 from workorders.models import ChecklistItem, ProcedureItem
 
 # How a procedure's step becomes a checklist item, for `apply_procedure` and the bulk copy alike: these fields are
@@ -46,9 +46,7 @@ def copy_procedure_steps(pairs: Sequence[tuple[int, int, int]], *, reason) -> in
         columns.append(_quoted(field.column))
         expressions.append(expression)
         params.extend(values)
-    table, table_params = values_table(
-        ["bigint", "bigint", "bigint"], pairs, "w", ["id", "organization_id", "procedure_id"]
-    )
+    table, table_params = int_table(pairs, "w", ["id", "organization_id", "procedure_id"])
     sql = (
         f"INSERT INTO {_quoted(item.db_table)} ({', '.join(columns)}) "  # noqa: S608 - names are quoted
         f"SELECT {', '.join(expressions)} FROM {table} "

@@ -5,7 +5,7 @@ written by their services' batch functions (`workorders.services.create_work_ord
 
 from django.db import connection
 
-from maintenance_site.bulk import values_table
+from maintenance_site.bulk import int_table
 from scheduling.preventive.models import PreventiveOccurrence
 
 Occurrence = PreventiveOccurrence
@@ -16,7 +16,7 @@ def link_orders(pairs: list[tuple[int, int]]) -> None:
     if not pairs:
         return
     table = connection.ops.quote_name(Occurrence._meta.db_table)
-    pairs_sql, params = values_table(["bigint", "bigint"], pairs, "v", ["id", "wo"])
+    pairs_sql, params = int_table(pairs, "v", ["id", "wo"])
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
