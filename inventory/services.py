@@ -571,30 +571,42 @@ def reserve_bulk(lines, *, actor) -> BulkReservation:
     `refused` (index of the line, why). The number of queries does not grow with the lines: the levels are made
     sure of in one insert, changed with one UPDATE per (part, location) in key order (so concurrent batches
     cannot deadlock), the reservations written by COPY and their history by INSERT … SELECT."""
-    lines = [(order, part, location, quantity) for order, part, location, quantity in lines]
+    lines = list(lines)
     result = BulkReservation()
     if not lines:
         return result
-    for order, part, location, _ in lines:
-        _same_organization(order.organization_id, part, location)
+    organization_ids = {order.organization_id for order, _, _, _ in lines}
     if actor is not None:
-        for organization_id in sorted({order.organization_id for order, _, _, _ in lines}):
+        for organization_id in sorted(organization_ids):
             _require(organization_id, actor, Action.CREATE_WORK)
     parts = Part.objects.in_bulk({part.pk for _, part, _, _ in lines})
     locations = StockLocation.objects.in_bulk({location.pk for _, _, location, _ in lines})
-    quantities: dict[tuple[int, object], Decimal] = {}
+    # each distinct (part, location, quantity) is checked once: (organisation, part id, location id, quantity) or why
+    checked: dict[tuple, tuple | str] = {}
     wanted: dict[tuple[int, int, int], Decimal] = {}
+    organization_of: dict[int, int] = {}
     for index, (order, part, location, quantity) in enumerate(lines):
-        part, location = parts[part.pk], locations[location.pk]
-        problem = _unavailable(part, location)
-        if problem is not None:
-            result.refused.append((index, f"{part.sku} at {location.name}: {problem.message}"))
+        key = (id(part), id(location), quantity)  # the lines hold them: same objects, checked once
+        if key not in checked:
+            _same_organization(part.organization_id, location)
+            part, location = parts[part.pk], locations[location.pk]
+            problem = _unavailable(part, location)
+            checked[key] = (
+                f"{part.sku} at {location.name}: {problem.message}"
+                if problem is not None
+                else (part.organization_id, part.pk, location.pk, parse_quantity(part, quantity))
+            )
+        outcome = checked[key]
+        if isinstance(outcome, str):
+            result.refused.append((index, outcome))
             continue
-        key = (part.pk, quantity)
-        if key not in quantities:
-            quantities[key] = parse_quantity(part, quantity)
-        line_key = (order.pk, part.pk, location.pk)
-        wanted[line_key] = wanted.get(line_key, ZERO) + quantities[key]
+        organization_id, part_id, location_id, amount = outcome
+        order_id = order.pk
+        if order.organization_id != organization_id:
+            raise NotFound(f"No such {Part._meta.verbose_name}.")
+        organization_of[order_id] = organization_id
+        line_key = (order_id, part_id, location_id)
+        wanted[line_key] = wanted.get(line_key, ZERO) + amount
     if not wanted:
         return result
     order_ids = sorted({order_id for order_id, _, _ in wanted})
@@ -612,7 +624,6 @@ def reserve_bulk(lines, *, actor) -> BulkReservation:
             [*params, Reservation.Status.ACTIVE],
         )
         active_ids = [row[0] for row in cursor.fetchall()]
-    organization_of = {order.pk: order.organization_id for order, _, _, _ in lines}
     pairs = sorted({(part_id, location_id) for _, part_id, location_id in wanted})
     StockLevel.objects.bulk_create(
         [StockLevel(organization_id=parts[p].organization_id, part_id=p, location_id=loc) for p, loc in pairs],

@@ -2,12 +2,14 @@
 `inventory.services.reserve_bulk`, `maintenance_site.events.services.publish_many`, the preventive generator):
 the tools, not a way around the services, which stay the only writers of their tables.
 
-- `insert_rows`: rows given as tuples of values, written with their ids known in advance. PostgreSQL: the ids come
-  from the table's sequence in one query and the rows go in by COPY (with `ignore_conflicts`, into a temporary
-  table first, then INSERT … SELECT … ON CONFLICT DO NOTHING). Elsewhere (SQLite): `bulk_create`.
-  No Python model instance, no SQL text per row.
+- `take_ids`: ids of new rows taken in advance (so that rows pointing at them can be written first).
+- `insert_rows`: rows given as tuples of values, written with their ids known in advance. PostgreSQL: by COPY
+  (with `ignore_conflicts`, into a temporary table first, then INSERT … SELECT … ON CONFLICT DO NOTHING).
+  Elsewhere (SQLite): `bulk_create`. No Python model instance, no SQL text per row.
+- `loaded`: the instances of rows just inserted, without reading them back.
 - `history_by_select`: the "+" history rows of rows just inserted, written by the database itself
-  (INSERT INTO <history> SELECT <the row's columns>, <date>, <reason>, '+', <user> FROM <table> WHERE …).
+  (INSERT INTO <history> SELECT <the row's columns>, <date>, <reason>, '+', <user> FROM <table> WHERE …);
+  `insert_select_with_history`: an INSERT … SELECT and the history of its rows, in one statement on PostgreSQL.
 - `int_table` and `id_in`: ids as a table to join, or a set to test, in one parameter per column on PostgreSQL.
 
 Each writes in a fixed number of statements whatever the number of rows (on SQLite, one per batch of what its
@@ -20,7 +22,8 @@ import time
 from collections.abc import Sequence
 
 from django.db import connection
-from django.db.models import JSONField
+from django.db.models import JSONField, signals
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from maintenance_site import audit
@@ -68,27 +71,67 @@ def _constant(field, value):
     return field.get_db_prep_save(value, connection)
 
 
-def insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence], *, ignore_conflicts: bool = False) -> list:
+def take_ids(model, count: int) -> list[int]:
+    """`count` new ids of the model's table, taken now and never given to anyone else, so that rows pointing at
+    the new rows can be written before them (foreign keys are checked at commit). PostgreSQL: from the table's
+    sequence, one query; SQLite: by moving its AUTOINCREMENT counter past them, one statement (the transaction
+    holds the database's write lock from there on)."""
+    if count <= 0:
+        return []
+    table, pk = model._meta.db_table, model._meta.pk.column
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # one row back: the first and last id, and the whole list only when other sessions took ids in between
+            cursor.execute(
+                "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v) END "
+                "FROM (SELECT nextval(pg_get_serial_sequence(%s, %s)) AS v FROM generate_series(1, %s)) AS taken",
+                [table, pk, count],
+            )
+            first, last, scattered = cursor.fetchone()
+            return sorted(scattered) if scattered is not None else list(range(first, last + 1))
+        highest = f"(SELECT COALESCE(MAX({_quoted(pk)}), 0) FROM {_quoted(table)})"  # noqa: S608
+        cursor.execute(
+            f"INSERT INTO sqlite_sequence (name, seq) SELECT %s, {highest} "  # noqa: S608
+            "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = %s)",
+            [table, table],
+        )
+        cursor.execute(
+            f"UPDATE sqlite_sequence SET seq = MAX(seq, {highest}) + %s WHERE name = %s RETURNING seq",  # noqa: S608
+            [count, table],
+        )
+        last = cursor.fetchone()[0]
+    return list(range(last - count + 1, last + 1))
+
+
+def insert_rows(
+    model,
+    fields: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    ids: Sequence[int] | None = None,
+    with_ids: bool = True,
+    ignore_conflicts: bool = False,
+) -> list:
     """Insert `rows` (tuples of the values of `fields`, attnames such as `asset_id`; a JSON column's value given as
     its JSON text) into the model's table; the columns not in `fields` get their default (now for automatic
-    timestamps). Returns the new ids in the order of `rows`. With `ignore_conflicts` a row that meets a unique
-    conflict is left out (ON CONFLICT DO NOTHING) and the ids are not returned: find the rows by their own key.
-    Values must be valid already: the caller validated them."""
+    timestamps). The rows take `ids` when given (from `take_ids`), else new ids taken for them; the ids are returned
+    in the order of `rows`. `with_ids=False` lets the database number the rows and returns nothing (one query
+    less, when nobody needs the ids). With `ignore_conflicts` a row that meets a unique conflict is left out (ON
+    CONFLICT DO NOTHING): find the rows by their own key. Values must be valid already: the caller validated them."""
     if not rows:
         return []
     columns = _columns(model, fields)
+    if ids is None and with_ids:
+        ids = take_ids(model, len(rows))
     if connection.vendor != "postgresql":
-        return _insert_rows_elsewhere(model, columns, rows, ignore_conflicts)
+        return _insert_rows_elsewhere(model, columns, rows, ids, ignore_conflicts)
     table = _quoted(model._meta.db_table)
     pk = model._meta.pk
-    names = ", ".join(_quoted(c) for c in [pk.column, *(field.column for field, _, _ in columns)])
+    names = ", ".join(
+        _quoted(c) for c in [*([pk.column] if ids is not None else []), *(f.column for f, _, _ in columns)]
+    )
     plan = [(index, None if index is not None else _constant(field, value)) for field, index, value in columns]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [model._meta.db_table, pk.column, len(rows)],
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
         target = table
         if ignore_conflicts:  # COPY knows no ON CONFLICT: the rows go through a temporary table
             target = _quoted(f"bulk_{model._meta.db_table}")
@@ -97,8 +140,16 @@ def insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence], *, ignor
         sql = f"COPY {target} ({names}) FROM STDIN"
         with cursor.cursor.copy(sql) as copy:
             write = copy.write_row
-            for pk_value, row in zip(ids, rows, strict=True):
-                write((pk_value, *[constant if index is None else row[index] for index, constant in plan]))
+            whole = [index for index, _ in plan] == list(range(len(fields)))  # every column given, in order
+            if ids is not None and whole:
+                for pk_value, row in zip(ids, rows, strict=True):
+                    write((pk_value, *row))
+            elif ids is not None:
+                for pk_value, row in zip(ids, rows, strict=True):
+                    write((pk_value, *[constant if index is None else row[index] for index, constant in plan]))
+            else:
+                for row in rows:
+                    write([constant if index is None else row[index] for index, constant in plan])
         _log(f"{sql} -- {len(rows)} rows", started)
         if ignore_conflicts:
             cursor.execute(
@@ -106,23 +157,43 @@ def insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence], *, ignor
                 f"ORDER BY {_quoted(pk.column)} ON CONFLICT DO NOTHING"
             )
             cursor.execute(f"DROP TABLE {target}")
-            return []
-    return ids
+    return list(ids) if ids is not None else []
 
 
-def _insert_rows_elsewhere(model, columns, rows, ignore_conflicts: bool) -> list:
-    """SQLite: `bulk_create` of instances built from the rows (the ids come back from the database)."""
+def loaded(model, fields: Sequence[str], rows: Sequence[Sequence], ids: Sequence[int]) -> list:
+    """Instances of rows just written (`insert_rows`' fields, rows and ids), as if read back from the database
+    without the query: built the way unpickling builds them (attributes set directly, `_state` saved), which costs
+    a fraction of `Model.from_db`. A model with post_init receivers gets `from_db`."""
+    names = [model._meta.pk.attname, *fields]
+    if signals.post_init.has_listeners(model):
+        return [model.from_db(connection.alias, names, (pk, *row)) for pk, row in zip(ids, rows, strict=True)]
+    made = []
+    new = model.__new__
+    for pk, row in zip(ids, rows, strict=True):
+        instance = new(model)
+        state = ModelState()
+        state.adding, state.db = False, connection.alias
+        values = instance.__dict__
+        values["_state"] = state
+        values.update(zip(names, (pk, *row), strict=True))
+        made.append(instance)
+    return made
+
+
+def _insert_rows_elsewhere(model, columns, rows, ids, ignore_conflicts: bool) -> list:
+    """SQLite: `bulk_create` of instances built from the rows (with their ids when taken)."""
     objects = []
-    for row in rows:
-        values = {}
+    pk = model._meta.pk.attname
+    for n, row in enumerate(rows):
+        values = {pk: ids[n]} if ids is not None else {}
         for field, index, value in columns:
             value = row[index] if index is not None else value
             if isinstance(field, JSONField) and index is not None and value is not None:
                 value = json.loads(value)
             values[field.attname] = value
         objects.append(model(**values))
-    created = model.objects.bulk_create(objects, batch_size=SQLITE_BATCH, ignore_conflicts=ignore_conflicts)
-    return [obj.pk for obj in created]
+    model.objects.bulk_create(objects, batch_size=SQLITE_BATCH, ignore_conflicts=ignore_conflicts)
+    return list(ids) if ids is not None else []
 
 
 def _int_array(values) -> str:
@@ -145,33 +216,59 @@ def int_table(rows: Sequence[Sequence[int | None]], alias: str, names: Sequence[
     return sql, [value for row in rows for value in row]
 
 
-def history_by_select(model, where: str, params: Sequence, *, reason=None, user=None) -> int:
-    """The "+" history rows of the rows of `model` that `where` selects (SQL on the table's alias `t`, e.g.
-    `t.id = ANY(%s)`), written by one INSERT … SELECT: the row's columns, now, `reason`, '+' and `user` (default:
-    whoever the code acts for, `audit.current_user()`). Returns how many were written. simple-history's history
-    model has the model's columns plus history_id / history_date / history_change_reason / history_type /
-    history_user_id."""
+def _history_sql(model, source: str, reason, user) -> tuple[str, list]:
+    """INSERT INTO <history> (…) SELECT <the row's columns>, <now>, <reason>, '+', <user> FROM <source> t."""
     history_model = model.history.model
     columns = [f.column for f in history_model._meta.concrete_fields if f.column not in HISTORY_OWN_COLUMNS]
     user = user if user is not None else audit.current_user()
-    date_field = history_model._meta.get_field("history_date")
     insert = ", ".join(
         _quoted(c) for c in [*columns, "history_date", "history_change_reason", "history_type", "history_user_id"]
     )
     select = ", ".join(f"t.{_quoted(c)}" for c in columns)
     sql = (
         f"INSERT INTO {_quoted(history_model._meta.db_table)} ({insert}) "  # noqa: S608 - names are quoted
-        f"SELECT {select}, %s, %s, %s, %s FROM {_quoted(model._meta.db_table)} t WHERE {where}"
+        f"SELECT {select}, %s, %s, %s, %s FROM {source} t"
     )
-    now = date_field.get_db_prep_save(timezone.now(), connection)
+    now = history_model._meta.get_field("history_date").get_db_prep_save(timezone.now(), connection)
+    return sql, [now, reason, "+", user.pk if user is not None else None]
+
+
+def history_by_select(model, where: str, params: Sequence, *, reason=None, user=None) -> int:
+    """The "+" history rows of the rows of `model` that `where` selects (SQL on the table's alias `t`, e.g. from
+    `id_in("t.id", ids)`), written by one INSERT … SELECT: the row's columns, now, `reason`, '+' and `user`
+    (default: whoever the code acts for, `audit.current_user()`). Returns how many were written. simple-history's
+    history model has the model's columns plus history_id / history_date / history_change_reason / history_type /
+    history_user_id."""
+    sql, history_params = _history_sql(model, _quoted(model._meta.db_table), reason, user)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, reason, "+", user.pk if user is not None else None, *params])
+        cursor.execute(f"{sql} WHERE {where}", [*history_params, *params])
         return cursor.rowcount
 
 
+def insert_select_with_history(model, insert_sql: str, params: Sequence, *, where, reason=None, user=None) -> int:
+    """Run `insert_sql` (an INSERT INTO the model's table … SELECT …) and write the "+" history rows of what it
+    inserted, as `history_by_select` would. On PostgreSQL in one statement (the INSERT … RETURNING in a WITH, its
+    rows copied into the history: no second look-up); elsewhere the INSERT, then `history_by_select(model,
+    *where)`. Returns how many rows were inserted."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sql, history_params = _history_sql(model, "inserted", reason, user)
+            cursor.execute(f"WITH inserted AS ({insert_sql} RETURNING *) {sql}", [*params, *history_params])
+            return cursor.rowcount
+        cursor.execute(insert_sql, params)
+        written = cursor.rowcount
+    if written:
+        history_by_select(model, where[0], where[1], reason=reason, user=user)
+    return written
+
+
 def id_in(column: str, ids: Sequence[int]) -> tuple[str, list]:
-    """`<column> = ANY('{…}'::bigint[])` with one parameter on PostgreSQL (no SQL text per id), `<column> IN (…)`
-    elsewhere."""
+    """SQL that `column` is one of `ids`, and its parameters: `<column> BETWEEN first AND last` when the ids are a
+    run without gaps (ids just taken together usually are: a range scan of the index instead of one probe per id),
+    else `<column> = ANY('{…}'::bigint[])` with one parameter on PostgreSQL, `<column> IN (…)` elsewhere."""
+    ids = sorted(set(ids))
+    if ids and ids[-1] - ids[0] + 1 == len(ids):
+        return f"{column} BETWEEN %s AND %s", [ids[0], ids[-1]]
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s::bigint[])", [_int_array(ids)]
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)

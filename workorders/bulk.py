@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from django.db import connection
 from django.utils import timezone
 
-from maintenance_site.bulk import history_by_select, id_in, int_table
+from maintenance_site.bulk import id_in, insert_select_with_history, int_table
 from workorders.models import ChecklistItem, ProcedureItem
 
 # How a procedure's step becomes a checklist item, for `apply_procedure` and the bulk copy alike: these fields are
@@ -23,7 +23,8 @@ def _quoted(name: str) -> str:
 def copy_procedure_steps(pairs: Sequence[tuple[int, int, int]], *, reason) -> int:
     """Copy each procedure's steps onto the checklist of a new order (which has none yet): `pairs` of (order id,
     organisation id, procedure id). One INSERT … SELECT joining the pairs to the steps (positions 1, 2, … in
-    STEP_ORDER, as `apply_procedure` numbers them), then one INSERT … SELECT of their history with `reason`.
+    STEP_ORDER, as `apply_procedure` numbers them) with their history (`reason`) in the same statement on
+    PostgreSQL.
     Columns this code does not copy get their model default. Returns how many items were written."""
     if not pairs:
         return 0
@@ -52,13 +53,8 @@ def copy_procedure_steps(pairs: Sequence[tuple[int, int, int]], *, reason) -> in
         f"SELECT {', '.join(expressions)} FROM {table} "
         f"JOIN {_quoted(ProcedureItem._meta.db_table)} p ON p.procedure_id = w.procedure_id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *table_params])
-        written = cursor.rowcount
-    if written:
-        where, where_params = id_in("t.work_order_id", [order_id for order_id, _, _ in pairs])
-        history_by_select(ChecklistItem, where, where_params, reason=reason)
-    return written
+    where = id_in("t.work_order_id", [order_id for order_id, _, _ in pairs])
+    return insert_select_with_history(ChecklistItem, sql, [*params, *table_params], where=where, reason=reason)
 
 
 def owners(model, ids, *extra: str) -> dict[int, tuple]:

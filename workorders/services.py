@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import CharField, DateTimeField, Sum, Value
 from django.utils import timezone
 
 from assets import services as asset_services
 from assets.models import Asset, Downtime, Location
 from maintenance_site import audit, client_ids, hooks
-from maintenance_site.bulk import history_by_select, id_in, insert_rows
+from maintenance_site.bulk import history_by_select, id_in, insert_rows, loaded, take_ids
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish, publish_many
 from maintenance_site.tenancy import services as tenancy_services
@@ -231,7 +231,9 @@ def create_work_order(
 class NewWorkOrder:
     """One order for `create_work_orders_bulk`: what `create_work_order` takes, with related rows by id.
     `procedure_id` names the procedure whose steps become its checklist; `event` holds extra keys of its
-    `work-order:created` payload (the preventive generator adds the schedule)."""
+    `work-order:created` payload (the preventive generator adds the schedule); `id`, when given, is an id taken
+    beforehand with `maintenance_site.bulk.take_ids(WorkOrder, n)`, so that rows pointing at the order could be
+    written before it (the preventive generator's occurrences)."""
 
     organization_id: int
     title: str
@@ -252,10 +254,11 @@ class NewWorkOrder:
     remedy: str = ""
     procedure_id: int | None = None
     event: dict | None = None
+    id: int | None = None
 
 
 # NewWorkOrder's fields that are the work order's columns, and the related rows they name: (field, model, label).
-_NEW_ORDER_COLUMNS = tuple(f.name for f in fields(NewWorkOrder) if f.name not in ("procedure_id", "event"))
+_NEW_ORDER_COLUMNS = tuple(f.name for f in fields(NewWorkOrder) if f.name not in ("procedure_id", "event", "id"))
 _NEW_ORDER_RELATIONS = (
     ("asset_id", Asset, "asset"),
     ("location_id", Location, "location"),
@@ -338,9 +341,9 @@ def create_work_orders_bulk(orders: Sequence[NewWorkOrder], *, actor) -> list[Wo
         if order.location_id is None and order.asset_id is not None:
             row[at["location_id"]] = asset_locations.get(order.asset_id)
         rows.append(row)
-    ids = insert_rows(WorkOrder, names, rows)
-    every = ["id", *names]
-    created = [WorkOrder.from_db(connection.alias, every, (pk, *row)) for pk, row in zip(ids, rows, strict=True)]
+    fresh = iter(take_ids(WorkOrder, sum(1 for order in orders if order.id is None)))
+    ids = insert_rows(WorkOrder, names, rows, ids=[order.id or next(fresh) for order in orders])
+    created = loaded(WorkOrder, names, rows, ids)
     where, params = id_in("t.id", ids)
     history_by_select(WorkOrder, where, params, reason=audit.current_change_reason())
     copy_procedure_steps(

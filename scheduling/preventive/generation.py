@@ -5,19 +5,21 @@
        something to do, their targets (evaluated now: new assets of a type join by themselves), the occurrences
        due, the misfire policy and skip-if-open applied.
     2. Apply, in chunks of PREVENTIVE_GENERATION_CHUNK, each one transaction: insert the occurrence rows with
-       ON CONFLICT DO NOTHING, each stamped with this pass's GenerationRun; the rows that carry our stamp
-       afterwards are the ones we really inserted (a row another pass inserted keeps its stamp). For those rows
-       only, the work orders (with their history, checklists, SLA clocks and `work-order:created` events) come
-       from one call of `workorders.services.create_work_orders_bulk`, and the templates' parts are reserved by
-       one call of `inventory.services.reserve_bulk`: the services stay the only writers of their tables. The
-       unique key (schedule, target, due time) makes repeated ticks, two beat processes and concurrent calls
-       harmless; rows are inserted in key order, so concurrent passes cannot deadlock.
+       ON CONFLICT DO NOTHING, each stamped with this pass's GenerationRun and pointing at the id its order will
+       have; the rows that carry our stamp afterwards are the ones we really inserted (a row another pass
+       inserted keeps its stamp). For those rows only, the work orders (with their history, checklists, SLA
+       clocks and `work-order:created` events) come from one call of `workorders.services.create_work_orders_bulk`,
+       and the templates' parts are reserved by one call of `inventory.services.reserve_bulk`: the services stay
+       the only writers of their tables. The unique key (schedule, target, due time) makes repeated ticks, two
+       beat processes and concurrent calls harmless; rows are inserted in key order, so concurrent passes cannot
+       deadlock.
     3. Bookkeeping: each schedule's `generated_through`, `next_due_at` and `next_run_at`.
 
     The number of queries of a pass does not depend on how many occurrences are due (up to the chunk size;
     beyond it, a fixed number per chunk).
 """
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -29,9 +31,8 @@ from django.utils import timezone
 
 from inventory import services as inventory_services
 from maintenance_site import audit
-from maintenance_site.bulk import insert_rows
+from maintenance_site.bulk import insert_rows, take_ids
 from maintenance_site.recurrence import to_local
-from scheduling.preventive.bulk_writes import link_orders
 from scheduling.preventive.models import GenerationRun, PreventiveOccurrence, PreventiveSchedule, ScheduleTemplatePart
 from scheduling.preventive.occurrences import format_local
 from scheduling.preventive.planning import Candidate, Plan, plan_generation
@@ -52,6 +53,7 @@ OCCURRENCE_FIELDS = (
     "note",
     "missed_count",
     "meter_value",
+    "work_order_id",
     "run_id",
 )
 
@@ -94,13 +96,19 @@ class _Safe(dict):
         return "{" + key + "}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _local_date(due_at: datetime, zone_name: str) -> str:
+    """The local date of a due time (a pass has few distinct due times for many orders)."""
+    return to_local(due_at, ZoneInfo(zone_name)).date().isoformat()
+
+
 def order_title(s: Schedule, target: Target, due_at: datetime) -> str:
     """The work-order title: the schedule's title (or name) with {asset}, {asset_code} and {due_date} filled in."""
     template = s.title or s.name
     values = _Safe(
         asset=target.asset_name or "",
         asset_code=target.asset_code or "",
-        due_date=to_local(due_at, ZoneInfo(target.zone_name)).date().isoformat(),
+        due_date=_local_date(due_at, target.zone_name),
     )
     try:
         title = template.format_map(values)
@@ -113,17 +121,18 @@ class _Caches:
     """What several chunks of one pass share: the template parts of the schedules, and the due times in words."""
 
     def __init__(self):
-        self.parts: dict[int, list[ScheduleTemplatePart]] = {}
+        self.parts: dict[int, list[tuple]] = {}
         self.local: dict[tuple[datetime, str], str] = {}
 
     def load_parts(self, schedule_ids):
+        """Each schedule's template parts as (part, stock location, quantity)."""
         missing = set(schedule_ids) - set(self.parts)
         if missing:
             for pk in missing:
                 self.parts[pk] = []
             rows = ScheduleTemplatePart.objects.filter(schedule_id__in=missing).select_related("part", "stock_location")
             for line in rows.order_by("schedule_id", "id"):
-                self.parts[line.schedule_id].append(line)
+                self.parts[line.schedule_id].append((line.part, line.stock_location, line.quantity))
 
     def format_local(self, instant: datetime, zone_name: str) -> str:
         key = (instant, zone_name)
@@ -141,9 +150,10 @@ def _description(candidate: Candidate, caches: _Caches) -> str:
     return "\n\n".join(lines)
 
 
-def _new_order(candidate: Candidate, caches: _Caches) -> NewWorkOrder:
+def _new_order(candidate: Candidate, caches: _Caches, order_id: int) -> NewWorkOrder:
     s, target = candidate.schedule, candidate.target
     return NewWorkOrder(
+        id=order_id,
         organization_id=s.organization_id,
         title=order_title(s, target, candidate.due_at),
         description=_description(candidate, caches),
@@ -165,11 +175,8 @@ def _reserve_parts(orders_with_schedules, caches: _Caches, actor) -> list[str]:
     """Reserve the templates' parts for the new orders, all in one call of `inventory.services.reserve_bulk`.
     What cannot be reserved (a part or location no longer in use) is reported, not fatal."""
     caches.load_parts({s.pk for _, s in orders_with_schedules})
-    lines = [
-        (order, line.part, line.stock_location, line.quantity)
-        for order, s in orders_with_schedules
-        for line in caches.parts[s.pk]
-    ]
+    parts = caches.parts
+    lines = [(order, *line) for order, s in orders_with_schedules for line in parts[s.pk]]
     reserved = inventory_services.reserve_bulk(lines, actor=actor)
     return [f"{lines[index][0].number}: {why}: not reserved." for index, why in reserved.refused]
 
@@ -179,6 +186,10 @@ def _apply_chunk(
 ) -> None:
     with transaction.atomic():
         before = Occurrence.objects.filter(run=run).order_by("-pk").values_list("pk", flat=True).first() or 0
+        # Each occurrence to be created points at its order from the start: the order's id is taken now and the
+        # order written below, in the same transaction (foreign keys are checked at commit). An occurrence that
+        # meets a conflict is not inserted, and the id taken for it stays unused.
+        order_ids = iter(take_ids(WorkOrder, sum(1 for c in candidates if c.status == Occurrence.Status.CREATED)))
         insert_rows(
             Occurrence,
             OCCURRENCE_FIELDS,
@@ -194,6 +205,7 @@ def _apply_chunk(
                     c.note,
                     c.missed_count,
                     c.meter_value,
+                    next(order_ids) if c.status == Occurrence.Status.CREATED else None,
                     run.pk,
                 )
                 for c in candidates
@@ -202,20 +214,20 @@ def _apply_chunk(
         )
         # The rows stamped with this run are the ones this pass inserted; a conflicting row kept its own stamp.
         mine = {
-            (sid, key, due): (pk, status)
-            for pk, sid, key, due, status in Occurrence.objects.filter(run=run, pk__gt=before).values_list(
-                "pk", "schedule_id", "target_key", "due_at", "status"
+            (sid, key, due): (order_id, status)
+            for order_id, sid, key, due, status in Occurrence.objects.filter(run=run, pk__gt=before).values_list(
+                "work_order_id", "schedule_id", "target_key", "due_at", "status"
             )
         }
-        to_create = [(c, mine[c.key][0]) for c in candidates if c.key in mine and c.status == Occurrence.Status.CREATED]
+        keyed = [(c, c.key) for c in candidates]
+        to_create = [(c, mine[key][0]) for c, key in keyed if key in mine and c.status == Occurrence.Status.CREATED]
         result.skipped += sum(1 for _, status in mine.values() if status == Occurrence.Status.SKIPPED)
-        result.already_generated += sum(1 for c in candidates if c.key not in mine)
+        result.already_generated += sum(1 for _, key in keyed if key not in mine)
         if not to_create:
             return
         # numbers are taken per organisation in this order (the orders of one organisation in candidate order)
         to_create.sort(key=lambda item: item[0].schedule.organization_id)
-        orders = create_work_orders_bulk([_new_order(c, caches) for c, _ in to_create], actor=actor)
-        link_orders([(occurrence_id, order.pk) for (_, occurrence_id), order in zip(to_create, orders, strict=True)])
+        orders = create_work_orders_bulk([_new_order(c, caches, order_id) for c, order_id in to_create], actor=actor)
         _reserve_parts([(order, c.schedule) for (c, _), order in zip(to_create, orders, strict=True)], caches, actor)
         result.created += len(orders)
         result.work_order_ids.extend(order.pk for order in orders)
