@@ -16,8 +16,10 @@ What it does and prints:
     2. the pass: `generate_due_work_orders` once, its time, rows per second and the ratio to the floor per row;
     3. the same pass again (its cursor rewound): it must create nothing; its time and share of the first pass's;
     4. the floor again, after the pass, so that a change in the machine's load shows.
-The load average of the machine is printed with the figures (the benchmark is only as quiet as the machine). The
-after-commit event dispatch (numbering and delivering events) is not part of generation and is switched off here.
+Each step is timed by the wall clock and by the CPU seconds it took in this process and in the database process
+(read from /proc when the database runs on this machine): on a shared, loaded machine the wall clock says how long
+we waited, the CPU seconds how much work it was; the load average is printed with the figures. The after-commit
+event dispatch (numbering and delivering events) is not part of generation and is switched off here.
 """
 
 import argparse
@@ -199,9 +201,9 @@ def _history_select(cursor, model, where: str, params, user_id, reason: str) -> 
     return cursor.rowcount
 
 
-def insert_select_floor(data: Dataset) -> tuple[float, int]:
+def insert_select_floor(data: Dataset) -> int:
     """Write, for every pump of `data`, the rows a generation pass writes, with INSERT … SELECT only, in one
-    transaction. Returns (seconds, rows)."""
+    transaction. Returns how many rows it wrote."""
     org, schedule = data.organization.pk, data.schedule.pk
     user = audit.system_user().pk
     now = timezone.now()
@@ -209,7 +211,6 @@ def insert_select_floor(data: Dataset) -> tuple[float, int]:
     orders = f"FROM {_q(WorkOrder._meta.db_table)} w WHERE w.organization_id = %s"
     reason = "preventive generation"
     rows = 0
-    started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         run = GenerationRun.objects.create(organization_id=org, as_of=NOW, triggered_by_id=user)
         rows += _insert_select(
@@ -328,7 +329,7 @@ def insert_select_floor(data: Dataset) -> tuple[float, int]:
                 [org],
             )
             rows += _history_select(cursor, SLAClock, "t.organization_id = %s", [org], user, "started")
-    return time.perf_counter() - started, rows
+    return rows
 
 
 # --- the run ------------------------------------------------------------------------------------------------
@@ -356,6 +357,57 @@ def load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} CPUs)"
 
 
+def _backend_cpu() -> float | None:
+    """CPU seconds the database process serving this connection has used (from /proc: a database on this
+    machine), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@dataclass
+class Measured:
+    """Wall-clock seconds of a step, and the CPU seconds it took here (Python) and in the database process: on a
+    loaded machine the wall clock says how long we waited, the CPU seconds how much work it was."""
+
+    wall: float = 0.0
+    python: float = 0.0
+    database: float | None = None
+
+    @property
+    def cpu(self) -> float | None:
+        return None if self.database is None else self.python + self.database
+
+    def __str__(self) -> str:
+        database = f", database {self.database:.2f} s" if self.database is not None else ""
+        return f"{self.wall:.2f} s (CPU: Python {self.python:.2f} s{database})"
+
+
+class measure:  # noqa: N801 - used as `with measure() as step:`
+    def __enter__(self) -> Measured:
+        self.step = Measured()
+        self.backend = _backend_cpu() if connection.vendor == "postgresql" else None
+        self.wall, self.python = time.perf_counter(), time.process_time()
+        return self.step
+
+    def __exit__(self, *exc) -> None:
+        self.step.wall = time.perf_counter() - self.wall
+        self.step.python = time.process_time() - self.python
+        if self.backend is not None:
+            after = _backend_cpu()
+            self.step.database = after - self.backend if after is not None else None
+
+
+def ratio(step: Measured, floor: Measured) -> str:
+    cpu = f", CPU {step.cpu / floor.cpu:.2f}×" if step.cpu is not None and floor.cpu else ""
+    return f"wall {step.wall / floor.wall:.2f}×{cpu}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="due occurrences to create (default 100000)")
@@ -376,25 +428,25 @@ def main() -> int:
     data = set_up(args.n, sla=args.sla)
     floor_data = set_up(args.n, sla=args.sla) if floor_sql else None
     print(f"set-up: {args.n} assets{' twice' if floor_sql else ''} in {time.perf_counter() - started:.1f} s")
-    floors = []
+    floors: list[Measured] = []
     try:
         if floor_data is not None:
-            seconds, rows = insert_select_floor(floor_data)
-            floors.append(seconds)
-            print(f"floor (INSERT … SELECT): {rows:,} rows in {seconds:.2f} s = {rows / seconds:,.0f} rows/s; {load()}")
+            with measure() as floor:
+                rows = insert_select_floor(floor_data)
+            floors.append(floor)
+            print(f"floor (INSERT … SELECT): {rows:,} rows in {floor} = {rows / floor.wall:,.0f} rows/s; {load()}")
 
-        started = time.perf_counter()
-        plan = plan_generation(NOW, NOW, data.organization)
-        print(f"planning alone: {len(plan.candidates)} due occurrences in {time.perf_counter() - started:.2f} s")
+        with measure() as planning:
+            plan = plan_generation(NOW, NOW, data.organization)
+        print(f"planning alone: {len(plan.candidates)} due occurrences in {planning}")
 
-        started = time.perf_counter()
-        result = generate_due_work_orders(now=NOW, organization=data.organization)
-        elapsed = time.perf_counter() - started
+        with measure() as generation:
+            result = generate_due_work_orders(now=NOW, organization=data.organization)
         written = rows_written(data.organization)
         rows = sum(written.values())
         print(
-            f"generation: {result.created} work orders in {elapsed:.2f} s = {result.created / elapsed:,.0f} orders/s, "
-            f"{rows:,} rows = {rows / elapsed:,.0f} rows/s; {load()}"
+            f"generation: {result.created} work orders in {generation} = {result.created / generation.wall:,.0f} "
+            f"orders/s, {rows:,} rows = {rows / generation.wall:,.0f} rows/s; {load()}"
         )
         print("  rows: " + ", ".join(f"{count:,} {name}" for name, count in written.items()))
         assert result.created == written["work orders"] == written["occurrences"] == args.n, (result.created, written)
@@ -402,25 +454,30 @@ def main() -> int:
             assert written.get("SLA clocks") == args.n, written
 
         rewind(data.schedule)
-        started = time.perf_counter()
-        again = generate_due_work_orders(now=NOW, organization=data.organization)
-        rerun = time.perf_counter() - started
+        with measure() as rerun:
+            again = generate_due_work_orders(now=NOW, organization=data.organization)
         print(
-            f"the same pass again: {again.created} created in {rerun:.2f} s = {rerun / elapsed:.1%} of the first pass"
+            f"the same pass again: {again.created} created in {rerun} = {rerun.wall / generation.wall:.1%} of the "
+            "first pass"
         )
         assert again.created == 0
 
         if floor_data is not None:
             clean_up(floor_data.organization)
             floor_data = set_up(args.n, sla=args.sla)
-            seconds, floor_rows = insert_select_floor(floor_data)
-            floors.append(seconds)
-            print(f"floor again: {floor_rows:,} rows in {seconds:.2f} s = {floor_rows / seconds:,.0f} rows/s; {load()}")
+            with measure() as floor:
+                floor_rows = insert_select_floor(floor_data)
+            floors.append(floor)
+            print(f"floor again: {floor_rows:,} rows in {floor} = {floor_rows / floor.wall:,.0f} rows/s; {load()}")
             assert floor_rows == rows, (floor_rows, rows)
-            per_row = [elapsed / seconds for seconds in floors]
+            mean = Measured(
+                wall=sum(f.wall for f in floors) / len(floors),
+                python=sum(f.python for f in floors) / len(floors),
+                database=None if any(f.database is None for f in floors) else sum(f.database for f in floors) / 2,
+            )
             print(
-                f"generation / floor per row: {per_row[0]:.2f}× (floor before), {per_row[1]:.2f}× (floor after), "
-                f"{elapsed / (sum(floors) / len(floors)):.2f}× (their mean)"
+                f"generation / floor per row (same rows): {ratio(generation, floors[0])} (floor before), "
+                f"{ratio(generation, floors[1])} (floor after), {ratio(generation, mean)} (their mean)"
             )
     finally:
         if not args.keep:

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from inventory import services as inventory_services
 from maintenance_site import audit
-from maintenance_site.bulk import insert_rows, take_ids
+from maintenance_site.bulk import collector_paused, insert_rows, take_ids
 from maintenance_site.recurrence import to_local
 from scheduling.preventive.models import GenerationRun, PreventiveOccurrence, PreventiveSchedule, ScheduleTemplatePart
 from scheduling.preventive.occurrences import format_local
@@ -210,6 +210,7 @@ def _apply_chunk(
                 )
                 for c in candidates
             ],
+            with_ids=False,
             ignore_conflicts=True,
         )
         # The rows stamped with this run are the ones this pass inserted; a conflicting row kept its own stamp.
@@ -265,7 +266,7 @@ def generate_due_work_orders(
     horizon = now + timedelta(days=days_ahead)
     user = actor or audit.system_user()
     result = GenerationResult(as_of=now, horizon=horizon, days_ahead=days_ahead)
-    with audit.acting_as(user, reason="preventive generation"):
+    with audit.acting_as(user, reason="preventive generation"), collector_paused():
         plan = plan_generation(now, horizon, organization, schedule_ids)
         result.failed = dict(plan.failed)
         result.already_generated = plan.already_generated
