@@ -3,9 +3,9 @@
 the tools, not a way around the services, which stay the only writers of their tables.
 
 - `take_ids`: ids of new rows taken in advance (so that rows pointing at them can be written first).
-- `insert_rows`: rows given as tuples of values, written with their ids known in advance. PostgreSQL: by COPY
-  (with `ignore_conflicts`, into a temporary table first, then INSERT … SELECT … ON CONFLICT DO NOTHING).
-  Elsewhere (SQLite): `bulk_create`. No Python model instance, no SQL text per row.
+- `insert_rows`: rows given as tuples of values, written with their ids known in advance. PostgreSQL: by binary
+  COPY. Elsewhere (SQLite): `bulk_create`. No Python model instance, no SQL text per row. `insert_new_rows`: the
+  same for rows whose unique key may exist already (ON CONFLICT DO NOTHING).
 - `loaded`: the instances of rows just inserted, without reading them back.
 - `history_by_select`: the "+" history rows of rows just inserted, written by the database itself
   (INSERT INTO <history> SELECT <the row's columns>, <date>, <reason>, '+', <user> FROM <table> WHERE …);
@@ -121,57 +121,74 @@ def take_ids(model, count: int) -> list[int]:
     return list(range(last - count + 1, last + 1))
 
 
-def insert_rows(
-    model,
-    fields: Sequence[str],
-    rows: Sequence[Sequence],
-    *,
-    ids: Sequence[int] | None = None,
-    with_ids: bool = True,
-    ignore_conflicts: bool = False,
-) -> list:
-    """Insert `rows` (tuples of the values of `fields`, attnames such as `asset_id`; a JSON column's value given as
-    its JSON text) into the model's table; the columns not in `fields` get their default (now for automatic
-    timestamps). The rows take `ids` when given (from `take_ids`), else new ids taken for them; the ids are returned
-    in the order of `rows`. `with_ids=False` lets the database number the rows and returns nothing (one query
-    less, when nobody needs the ids). With `ignore_conflicts` a row that meets a unique conflict is left out (ON
-    CONFLICT DO NOTHING): find the rows by their own key. Values must be valid already: the caller validated them."""
-    if not rows:
-        return []
+def _prepared(model, fields, rows, ids):
+    """The COPY of `rows` into the model's table: (table, column names, their types, the rows' plan, the rows)."""
     columns = _columns(model, fields)
-    if ids is None and with_ids:
-        ids = take_ids(model, len(rows))
-    if connection.vendor != "postgresql":
-        return _insert_rows_elsewhere(model, columns, rows, ids, ignore_conflicts)
-    table = _quoted(model._meta.db_table)
     pk = model._meta.pk
     names = ", ".join(
         _quoted(c) for c in [*([pk.column] if ids is not None else []), *(f.column for f, _, _ in columns)]
     )
     plan = [(index, None if index is not None else _constant(field, value)) for field, index, value in columns]
-    if json_columns := [n for n, (field, _, _) in enumerate(columns) if isinstance(field, JSONField)]:
-        rows = _json_wrapped(rows, plan, json_columns)  # every column's value in the row, in order
-        plan = [(n, None) for n in range(len(plan))]
+    json_positions = [index for field, index, _ in columns if isinstance(field, JSONField) and index is not None]
+    if json_positions:
+        rows = [_json_wrapped(row, json_positions) for row in rows]
+    plan = [
+        (
+            index,
+            Jsonb(constant, dumps=_json_text) if isinstance(field, JSONField) and constant is not None else constant,
+        )
+        for (index, constant), (field, _, _) in zip(plan, columns, strict=True)
+    ]
     types = ([_copy_type(pk)] if ids is not None else []) + [_copy_type(f) for f, _, _ in columns]
-    if ignore_conflicts:
-        # Conflicts are rare (another pass writing the same keys): try the plain COPY first, in a savepoint; if a
-        # row conflicts it is rolled back and the rows go through a temporary table and ON CONFLICT DO NOTHING.
-        try:
-            with transaction.atomic():
-                _copy(table, names, types, plan, rows, ids)
-        except IntegrityError:
-            temporary = _quoted(f"bulk_{model._meta.db_table}")
-            with connection.cursor() as cursor:
-                cursor.execute(f"CREATE TEMPORARY TABLE {temporary} AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608
-                _copy(temporary, names, types, plan, rows, ids)
-                # a local temporary table is read in the order its rows were written: the rows' order (key order)
-                cursor.execute(
-                    f"INSERT INTO {table} ({names}) SELECT {names} FROM {temporary} ON CONFLICT DO NOTHING"  # noqa: S608
-                )
-                cursor.execute(f"DROP TABLE {temporary}")
+    return _quoted(model._meta.db_table), names, types, plan, rows
+
+
+def insert_rows(
+    model, fields: Sequence[str], rows: Sequence[Sequence], *, ids: Sequence[int] | None = None, with_ids: bool = True
+) -> list:
+    """Insert `rows` (tuples of the values of `fields`, attnames such as `asset_id`; a JSON column's value given as
+    its JSON text) into the model's table; the columns not in `fields` get their default (now for automatic
+    timestamps). The rows take `ids` when given (from `take_ids`), else new ids taken for them; the ids are returned
+    in the order of `rows`. `with_ids=False` lets the database number the rows and returns nothing (one query
+    less, when nobody needs the ids). Values must be valid already: the caller validated them."""
+    if not rows:
+        return []
+    if ids is None and with_ids:
+        ids = take_ids(model, len(rows))
+    if connection.vendor != "postgresql":
+        _insert_rows_elsewhere(model, _columns(model, fields), rows, ids, ignore_conflicts=False)
     else:
-        _copy(table, names, types, plan, rows, ids)
+        _copy(*_prepared(model, fields, rows, ids), ids)
     return list(ids) if ids is not None else []
+
+
+def insert_new_rows(model, fields: Sequence[str], rows: Sequence[Sequence]) -> bool:
+    """`insert_rows` for rows whose unique key another transaction may have written already (two passes of a
+    scheduler at once): a row that meets a unique conflict is left out (ON CONFLICT DO NOTHING), the others go
+    in, numbered by the database. Returns True when every row went in, False when some may have been left out
+    (the caller then reads back which are its own). PostgreSQL: a plain COPY first, in a savepoint; only if a row
+    conflicts is it rolled back and the rows go through a temporary table and INSERT … SELECT … ON CONFLICT DO
+    NOTHING, in the rows' order (a local temporary table is read in the order it was written), so that passes
+    writing the same keys in the same order cannot deadlock. Elsewhere `bulk_create(ignore_conflicts=True)`."""
+    if not rows:
+        return True
+    if connection.vendor != "postgresql":
+        _insert_rows_elsewhere(model, _columns(model, fields), rows, None, ignore_conflicts=True)
+        return False
+    table, names, types, plan, prepared = _prepared(model, fields, rows, None)
+    try:
+        with transaction.atomic():
+            _copy(table, names, types, plan, prepared, None)
+        return True
+    except IntegrityError:
+        pass
+    temporary = _quoted(f"bulk_{model._meta.db_table}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {temporary} AS SELECT {names} FROM {table} WITH NO DATA")  # noqa: S608
+        _copy(temporary, names, types, plan, prepared, None)
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {temporary} ON CONFLICT DO NOTHING")  # noqa: S608
+        cursor.execute(f"DROP TABLE {temporary}")
+    return False
 
 
 def loaded(model, fields: Sequence[str], rows: Sequence[Sequence], ids: Sequence[int]) -> list:
@@ -227,18 +244,13 @@ def _json_text(text: str) -> str:
     return text
 
 
-def _json_wrapped(rows, plan, json_columns) -> list:
-    """Rows whose JSON text is wrapped for psycopg's binary jsonb dumper (sent as it is, not encoded again), with
-    the constants filled in (so that every value comes from the row)."""
-    wanted = set(json_columns)
-    wrapped = []
-    for row in rows:
-        values = []
-        for n, (index, constant) in enumerate(plan):
-            value = constant if index is None else row[index]
-            values.append(Jsonb(value, dumps=_json_text) if n in wanted and value is not None else value)
-        wrapped.append(values)
-    return wrapped
+def _json_wrapped(row, positions) -> list:
+    """A row whose JSON texts are wrapped for psycopg's binary jsonb dumper (sent as they are, not encoded again)."""
+    row = list(row)
+    for position in positions:
+        if row[position] is not None:
+            row[position] = Jsonb(row[position], dumps=_json_text)
+    return row
 
 
 def _insert_rows_elsewhere(model, columns, rows, ids, ignore_conflicts: bool) -> list:

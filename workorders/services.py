@@ -5,6 +5,7 @@ technicians act on their own work), records history with the acting user, and pu
 `work-order:created`, `work-order:updated` or `work-order:completed` after commit.
 """
 
+import operator
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -259,6 +260,7 @@ class NewWorkOrder:
 
 # NewWorkOrder's fields that are the work order's columns, and the related rows they name: (field, model, label).
 _NEW_ORDER_COLUMNS = tuple(f.name for f in fields(NewWorkOrder) if f.name not in ("procedure_id", "event", "id"))
+_new_order_values = operator.attrgetter(*_NEW_ORDER_COLUMNS)
 _NEW_ORDER_RELATIONS = (
     ("asset_id", Asset, "asset"),
     ("location_id", Location, "location"),
@@ -307,7 +309,7 @@ def create_work_orders_bulk(orders: Sequence[NewWorkOrder], *, actor) -> list[Wo
     organizations = Organization.objects.in_bulk({order.organization_id for order in orders})
     for organization in organizations.values():
         _require(_membership(organization, actor), Action.CREATE_WORK)
-    values = [tuple(getattr(order, name) for name in _NEW_ORDER_COLUMNS) for order in orders]
+    values = list(map(_new_order_values, orders))
     validated_rows(WorkOrder, _NEW_ORDER_COLUMNS, values, what="order")
     asset_locations = _check_relations(orders)
     by_organization: dict[int, list[int]] = {}

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from inventory import services as inventory_services
 from maintenance_site import audit
-from maintenance_site.bulk import collector_paused, insert_rows, take_ids
+from maintenance_site.bulk import collector_paused, insert_new_rows, take_ids
 from maintenance_site.recurrence import to_local
 from scheduling.preventive.models import GenerationRun, PreventiveOccurrence, PreventiveSchedule, ScheduleTemplatePart
 from scheduling.preventive.occurrences import format_local
@@ -118,11 +118,13 @@ def order_title(s: Schedule, target: Target, due_at: datetime) -> str:
 
 
 class _Caches:
-    """What several chunks of one pass share: the template parts of the schedules, and the due times in words."""
+    """What several chunks of one pass share: the schedules' template parts and what their orders take from them,
+    and the due times in words."""
 
     def __init__(self):
         self.parts: dict[int, list[tuple]] = {}
         self.local: dict[tuple[datetime, str], str] = {}
+        self.templates: dict[int, dict] = {}
 
     def load_parts(self, schedule_ids):
         """Each schedule's template parts as (part, stock location, quantity)."""
@@ -133,6 +135,22 @@ class _Caches:
             rows = ScheduleTemplatePart.objects.filter(schedule_id__in=missing).select_related("part", "stock_location")
             for line in rows.order_by("schedule_id", "id"):
                 self.parts[line.schedule_id].append((line.part, line.stock_location, line.quantity))
+
+    def order_template(self, s: Schedule) -> dict:
+        """What every order of a schedule takes from it."""
+        if s.pk not in self.templates:
+            self.templates[s.pk] = {
+                "organization_id": s.organization_id,
+                "type": s.work_type,
+                "priority": s.priority,
+                "assignee_id": s.assignee_id,
+                "team_id": s.team_id,
+                "estimated_minutes": s.estimated_minutes,
+                "source": WorkOrder.Source.PREVENTIVE,
+                "procedure_id": s.procedure_id,
+                "event": {"source": WorkOrder.Source.PREVENTIVE, "schedule": s.pk},
+            }
+        return self.templates[s.pk]
 
     def format_local(self, instant: datetime, zone_name: str) -> str:
         key = (instant, zone_name)
@@ -154,20 +172,12 @@ def _new_order(candidate: Candidate, caches: _Caches, order_id: int) -> NewWorkO
     s, target = candidate.schedule, candidate.target
     return NewWorkOrder(
         id=order_id,
-        organization_id=s.organization_id,
         title=order_title(s, target, candidate.due_at),
         description=_description(candidate, caches),
-        type=s.work_type,
-        priority=s.priority,
         asset_id=target.asset_id,
         location_id=target.location_id,
-        assignee_id=s.assignee_id,
-        team_id=s.team_id,
         due_at=candidate.due_at,
-        estimated_minutes=s.estimated_minutes,
-        source=WorkOrder.Source.PREVENTIVE,
-        procedure_id=s.procedure_id,
-        event={"source": WorkOrder.Source.PREVENTIVE, "schedule": s.pk},
+        **caches.order_template(s),
     )
 
 
@@ -189,39 +199,38 @@ def _apply_chunk(
         # Each occurrence to be created points at its order from the start: the order's id is taken now and the
         # order written below, in the same transaction (foreign keys are checked at commit). An occurrence that
         # meets a conflict is not inserted, and the id taken for it stays unused.
-        order_ids = iter(take_ids(WorkOrder, sum(1 for c in candidates if c.status == Occurrence.Status.CREATED)))
-        insert_rows(
-            Occurrence,
-            OCCURRENCE_FIELDS,
-            [
-                (
-                    c.schedule.organization_id,
-                    c.schedule.pk,
-                    c.target.asset_id,
-                    c.target.key,
-                    c.due_at,
-                    c.status,
-                    c.skip_reason,
-                    c.note,
-                    c.missed_count,
-                    c.meter_value,
-                    next(order_ids) if c.status == Occurrence.Status.CREATED else None,
-                    run.pk,
-                )
-                for c in candidates
-            ],
-            with_ids=False,
-            ignore_conflicts=True,
-        )
-        # The rows stamped with this run are the ones this pass inserted; a conflicting row kept its own stamp.
-        mine = {
-            (sid, key, due): (order_id, status)
-            for order_id, sid, key, due, status in Occurrence.objects.filter(run=run, pk__gt=before).values_list(
-                "work_order_id", "schedule_id", "target_key", "due_at", "status"
+        created = Occurrence.Status.CREATED
+        order_ids = iter(take_ids(WorkOrder, sum(1 for c in candidates if c.status == created)))
+        rows = [
+            (
+                c.schedule.organization_id,
+                c.schedule.pk,
+                c.target.asset_id,
+                c.target.key,
+                c.due_at,
+                c.status,
+                c.skip_reason,
+                c.note,
+                c.missed_count,
+                c.meter_value,
+                next(order_ids) if c.status == created else None,
+                run.pk,
             )
-        }
+            for c in candidates
+        ]
         keyed = [(c, c.key) for c in candidates]
-        to_create = [(c, mine[key][0]) for c, key in keyed if key in mine and c.status == Occurrence.Status.CREATED]
+        if insert_new_rows(Occurrence, OCCURRENCE_FIELDS, rows):
+            # every row went in: all are this pass's
+            mine = {key: (row[-2], c.status) for (c, key), row in zip(keyed, rows, strict=True)}
+        else:
+            # The rows stamped with this run are the ones this pass inserted; a conflicting row kept its own stamp.
+            mine = {
+                (sid, key, due): (order_id, status)
+                for order_id, sid, key, due, status in Occurrence.objects.filter(run=run, pk__gt=before).values_list(
+                    "work_order_id", "schedule_id", "target_key", "due_at", "status"
+                )
+            }
+        to_create = [(c, mine[key][0]) for c, key in keyed if key in mine and c.status == created]
         result.skipped += sum(1 for _, status in mine.values() if status == Occurrence.Status.SKIPPED)
         result.already_generated += sum(1 for _, key in keyed if key not in mine)
         if not to_create:
