@@ -613,7 +613,8 @@ def reserve_bulk(lines, *, actor) -> BulkReservation:
     orders_table, reservations_table = (connection.ops.quote_name(m._meta.db_table) for m in (WorkOrder, Reservation))
     with connection.cursor() as cursor:
         where, params = id_in("id", order_ids)
-        cursor.execute(f"SELECT id, status FROM {orders_table} WHERE {where} ORDER BY id FOR UPDATE", params)  # noqa: S608
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""  # SQLite: the database is locked
+        cursor.execute(f"SELECT id, status FROM {orders_table} WHERE {where} ORDER BY id{lock}", params)  # noqa: S608
         closed = [pk for pk, status in cursor.fetchall() if status not in WorkOrder.OPEN_STATUSES]
         if closed:
             _check_open(WorkOrder.objects.get(pk=closed[0]))

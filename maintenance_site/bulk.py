@@ -4,17 +4,16 @@ the tools, not a way around the services, which stay the only writers of their t
 
 - `take_ids`: ids of new rows taken in advance (so that rows pointing at them can be written first).
 - `insert_rows`: rows given as tuples of values, written with their ids known in advance. PostgreSQL: by binary
-  COPY. Elsewhere (SQLite): `bulk_create`. No Python model instance, no SQL text per row. `insert_new_rows`: the
-  same for rows whose unique key may exist already (ON CONFLICT DO NOTHING).
+  COPY. Elsewhere (SQLite): one INSERT run for every row. No Python model instance, no SQL text per row.
+  `insert_new_rows`: the same for rows whose unique key may exist already (ON CONFLICT DO NOTHING).
 - `loaded`: the instances of rows just inserted, without reading them back.
 - `history_by_select`: the "+" history rows of rows just inserted, written by the database itself
   (INSERT INTO <history> SELECT <the row's columns>, <date>, <reason>, '+', <user> FROM <table> WHERE …);
   `insert_select_with_history`: an INSERT … SELECT and the history of its rows, in one statement on PostgreSQL.
 - `int_table` and `id_in`: ids as a table to join, or a set to test, in one parameter per column on PostgreSQL.
 
-Each writes in a fixed number of statements whatever the number of rows (on SQLite, one per batch of what its
-parameter limit allows). A COPY does not pass through Django's cursor wrapper, so it is logged here when queries
-are logged (tests count it like any other statement).
+Each writes in a fixed number of statements whatever the number of rows. A COPY does not pass through Django's
+cursor wrapper, so it is logged here when queries are logged (tests count it like any other statement).
 """
 
 import gc
@@ -26,13 +25,13 @@ from contextlib import contextmanager
 from django.db import IntegrityError, connection, transaction
 from django.db.models import JSONField, signals
 from django.db.models.base import ModelState
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from maintenance_site import audit
 
 HISTORY_OWN_COLUMNS = ("history_id", "history_date", "history_change_reason", "history_type", "history_user_id")
-SQLITE_BATCH = 500  # rows per statement on SQLite (its parameter limit)
 
 
 @contextmanager
@@ -169,12 +168,11 @@ def insert_new_rows(model, fields: Sequence[str], rows: Sequence[Sequence]) -> b
     (the caller then reads back which are its own). PostgreSQL: a plain COPY first, in a savepoint; only if a row
     conflicts is it rolled back and the rows go through a temporary table and INSERT … SELECT … ON CONFLICT DO
     NOTHING, in the rows' order (a local temporary table is read in the order it was written), so that passes
-    writing the same keys in the same order cannot deadlock. Elsewhere `bulk_create(ignore_conflicts=True)`."""
+    writing the same keys in the same order cannot deadlock. Elsewhere INSERT OR IGNORE."""
     if not rows:
         return True
     if connection.vendor != "postgresql":
-        _insert_rows_elsewhere(model, _columns(model, fields), rows, None, ignore_conflicts=True)
-        return False
+        return _insert_rows_elsewhere(model, _columns(model, fields), rows, None, ignore_conflicts=True) == len(rows)
     table, names, types, plan, prepared = _prepared(model, fields, rows, None)
     try:
         with transaction.atomic():
@@ -253,20 +251,41 @@ def _json_wrapped(row, positions) -> list:
     return row
 
 
-def _insert_rows_elsewhere(model, columns, rows, ids, ignore_conflicts: bool) -> list:
-    """SQLite: `bulk_create` of instances built from the rows (with their ids when taken)."""
-    objects = []
-    pk = model._meta.pk.attname
-    for n, row in enumerate(rows):
-        values = {pk: ids[n]} if ids is not None else {}
-        for field, index, value in columns:
-            value = row[index] if index is not None else value
-            if isinstance(field, JSONField) and index is not None and value is not None:
-                value = json.loads(value)
-            values[field.attname] = value
-        objects.append(model(**values))
-    model.objects.bulk_create(objects, batch_size=SQLITE_BATCH, ignore_conflicts=ignore_conflicts)
-    return list(ids) if ids is not None else []
+def _insert_rows_elsewhere(model, columns, rows, ids, ignore_conflicts: bool) -> int:
+    """SQLite: one INSERT executed for every row (executemany), each value prepared by its field as the ORM
+    would, the given timestamps kept as they are (`bulk_create` would stamp its own). Returns the rows written."""
+    pk = model._meta.pk
+    fields = ([pk] if ids is not None else []) + [field for field, _, _ in columns]
+    constants = [None if index is not None else _constant(field, value) for field, index, value in columns]
+    plan = [
+        (field, index, constant, isinstance(field, JSONField))
+        for (field, index, _), constant in zip(columns, constants, strict=True)
+    ]
+
+    def prepared(row):
+        values = []
+        for field, index, constant, is_json in plan:
+            if index is None:
+                values.append(constant)
+            else:
+                value = row[index]
+                values.append(value if is_json else field.get_db_prep_save(value, connection))
+        return values
+
+    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+    sql = (
+        f"{connection.ops.insert_statement(on_conflict=on_conflict)} {_quoted(model._meta.db_table)} "
+        f"({', '.join(_quoted(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))})"
+        f"{connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None)}"
+    )
+    params = (
+        [[pk_value, *prepared(row)] for pk_value, row in zip(ids, rows, strict=True)]
+        if ids is not None
+        else [prepared(row) for row in rows]
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        return cursor.rowcount
 
 
 def _int_array(values) -> str:

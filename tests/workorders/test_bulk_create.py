@@ -286,5 +286,10 @@ def test_the_queries_of_a_batch_do_not_grow_with_its_orders(org_a, pump, procedu
     the events' ids and COPY. Reserving (one savepoint): parts; locations; the orders locked; their active
     reservations; the stock levels made sure of; the reservations' ids, COPY and history; the stock level's
     UPDATE; the low-stock check (availability, re-arming)."""
-    few, many = _queries(org_a, pump, procedure, store, policy, 3), _queries(org_a, pump, procedure, store, policy, 40)
+    # SQLite: Django splits a bulk INSERT at 999 parameters (an SLA clock's history row has ~30 columns)
+    size = 40 if connection.vendor == "postgresql" else 20
+    few, many = (
+        _queries(org_a, pump, procedure, store, policy, 3),
+        _queries(org_a, pump, procedure, store, policy, size),
+    )
     assert len(few) == len(many), "\n".join(many)
