@@ -173,8 +173,9 @@ def check_low_stock(part: Part) -> bool:
 
 def check_low_stock_many(parts) -> list[Part]:
     """`check_low_stock` for several parts at once: their available stock in one query, one UPDATE re-arming those
-    above their reorder point, one conditional UPDATE … RETURNING disarming those at or below it (the parts whose
-    alert this call raises: once, whatever runs at the same time), then their alerts. Returns those parts."""
+    above their reorder point, and for each part at or below it the conditional UPDATE of its armed flag that
+    raises its alert once, whatever runs at the same time (one query per low part, none per order). Returns the
+    parts whose alert this call raised."""
     parts = sorted({part.pk: part for part in parts}.values(), key=lambda part: part.pk)
     if not parts:
         return []
@@ -188,21 +189,13 @@ def check_low_stock_many(parts) -> list[Part]:
     above = [part.pk for part in parts if available[part.pk] > part.reorder_point]
     if above:
         Part.objects.filter(pk__in=above, low_stock_armed=False).update(low_stock_armed=True)
-    below = [part.pk for part in parts if available[part.pk] <= part.reorder_point]
-    if not below:
-        return []
-    table = connection.ops.quote_name(Part._meta.db_table)
-    armed = connection.ops.quote_name(Part._meta.get_field("low_stock_armed").column)
-    where, params = id_in("id", below)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {armed} = %s WHERE {armed} = %s AND {where} RETURNING id",  # noqa: S608
-            [False, True, *params],
-        )
-        crossed = {row[0] for row in cursor.fetchall()}
-    alerted = [part for part in parts if part.pk in crossed]
-    for part in alerted:
-        _alert_low_stock(part, available[part.pk])
+    alerted = []
+    for part in parts:
+        if available[part.pk] <= part.reorder_point and (
+            Part.objects.filter(pk=part.pk, low_stock_armed=True).update(low_stock_armed=False)
+        ):
+            alerted.append(part)
+            _alert_low_stock(part, available[part.pk])
     return alerted
 
 

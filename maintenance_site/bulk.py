@@ -91,8 +91,8 @@ def _constant(field, value):
 def take_ids(model, count: int) -> list[int]:
     """`count` new ids of the model's table, taken now and never given to anyone else, so that rows pointing at
     the new rows can be written before them (foreign keys are checked at commit). PostgreSQL: from the table's
-    sequence, one query; SQLite: by moving its AUTOINCREMENT counter past them, one statement (the transaction
-    holds the database's write lock from there on)."""
+    sequence, one query; SQLite: by moving its AUTOINCREMENT counter past them (the transaction holds the
+    database's write lock from there on)."""
     if count <= 0:
         return []
     table, pk = model._meta.db_table, model._meta.pk.column
@@ -113,9 +113,10 @@ def take_ids(model, count: int) -> list[int]:
             [table, table],
         )
         cursor.execute(
-            f"UPDATE sqlite_sequence SET seq = MAX(seq, {highest}) + %s WHERE name = %s RETURNING seq",  # noqa: S608
+            f"UPDATE sqlite_sequence SET seq = MAX(seq, {highest}) + %s WHERE name = %s",  # noqa: S608
             [count, table],
         )
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
         last = cursor.fetchone()[0]
     return list(range(last - count + 1, last + 1))
 

@@ -20,6 +20,7 @@
 """
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -39,6 +40,8 @@ from scheduling.preventive.planning import Candidate, Plan, plan_generation
 from scheduling.preventive.targets import Target
 from workorders.models import WorkOrder
 from workorders.services import NewWorkOrder, create_work_orders_bulk
+
+logger = logging.getLogger(__name__)
 
 Schedule = PreventiveSchedule
 Occurrence = PreventiveOccurrence
@@ -188,7 +191,10 @@ def _reserve_parts(orders_with_schedules, caches: _Caches, actor) -> list[str]:
     parts = caches.parts
     lines = [(order, *line) for order, s in orders_with_schedules for line in parts[s.pk]]
     reserved = inventory_services.reserve_bulk(lines, actor=actor)
-    return [f"{lines[index][0].number}: {why}: not reserved." for index, why in reserved.refused]
+    problems = [f"{lines[index][0].number}: {why}: not reserved." for index, why in reserved.refused]
+    for problem in problems:
+        logger.warning("preventive generation: %s", problem)
+    return problems
 
 
 def _apply_chunk(
