@@ -3,10 +3,11 @@ plus one ledger row, in one transaction, so levels always equal the ledger and t
 take the same last unit. Errors say how many there are and where."""
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -25,6 +26,7 @@ from inventory.models import (
     new_transfer_id,
 )
 from maintenance_site import audit, client_ids
+from maintenance_site.bulk import history_by_select, id_in, insert_rows
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish
 from maintenance_site.notifications.services import notify
@@ -166,12 +168,38 @@ def check_low_stock(part: Part) -> bool:
     The conditional UPDATE of the armed flag makes the alert fire once even when two transactions cross
     the line at the same moment. Returns True when this call raised the alert.
     """
-    available = available_quantity(part)
-    if available > part.reorder_point:
-        Part.objects.filter(pk=part.pk, low_stock_armed=False).update(low_stock_armed=True)
-        return False
-    if not Part.objects.filter(pk=part.pk, low_stock_armed=True).update(low_stock_armed=False):
-        return False
+    return bool(check_low_stock_many([part]))
+
+
+def check_low_stock_many(parts) -> list[Part]:
+    """`check_low_stock` for several parts at once: their available stock in one query, one UPDATE re-arming those
+    above their reorder point, and for each part at or below it the conditional UPDATE of its armed flag that
+    raises its alert once, whatever runs at the same time (one query per low part, none per order). Returns the
+    parts whose alert this call raised."""
+    parts = sorted({part.pk: part for part in parts}.values(), key=lambda part: part.pk)
+    if not parts:
+        return []
+    totals = {
+        row["part"]: (row["on_hand"] or ZERO) - (row["reserved"] or ZERO)
+        for row in StockLevel.objects.filter(part__in=[part.pk for part in parts])
+        .values("part")
+        .annotate(on_hand=Sum("on_hand"), reserved=Sum("reserved"))
+    }
+    available = {part.pk: totals.get(part.pk, ZERO) for part in parts}
+    above = [part.pk for part in parts if available[part.pk] > part.reorder_point]
+    if above:
+        Part.objects.filter(pk__in=above, low_stock_armed=False).update(low_stock_armed=True)
+    alerted = []
+    for part in parts:
+        if available[part.pk] <= part.reorder_point and (
+            Part.objects.filter(pk=part.pk, low_stock_armed=True).update(low_stock_armed=False)
+        ):
+            alerted.append(part)
+            _alert_low_stock(part, available[part.pk])
+    return alerted
+
+
+def _alert_low_stock(part: Part, available: Decimal) -> None:
     payload = {
         "part": part.pk,
         "sku": part.sku,
@@ -192,20 +220,27 @@ def check_low_stock(part: Part) -> bool:
             "url": f"/admin/inventory/part/{part.pk}/change/",
         },
     )
-    return True
 
 
 # --- movements ------------------------------------------------------------------------------------------
+
+
+def _unavailable(part: Part, location: StockLocation) -> Conflict | None:
+    """Why stock of this part cannot move at this location (the location or the part is no longer in use)."""
+    if not location.is_active:
+        return Conflict(f"{location.name} is no longer in use.", code="location_inactive")
+    if not part.is_active:
+        return Conflict(f"{part.sku} is no longer active.", code="part_inactive")
+    return None
 
 
 def _check_location(part: Part, location: StockLocation) -> Part:
     """Refuse inactive or foreign locations and parts; return the part as it is now (current average cost)."""
     _same_organization(part.organization_id, location)
     part = Part.objects.get(pk=part.pk)
-    if not location.is_active:
-        raise Conflict(f"{location.name} is no longer in use.", code="location_inactive")
-    if not part.is_active:
-        raise Conflict(f"{part.sku} is no longer active.", code="part_inactive")
+    problem = _unavailable(part, location)
+    if problem is not None:
+        raise problem
     return part
 
 
@@ -250,12 +285,16 @@ def _may_use_parts_on(work_order, actor) -> None:
 
 def _open_work_order(work_order):
     work_order = WorkOrder.objects.select_for_update().get(pk=work_order.pk)
+    _check_open(work_order)
+    return work_order
+
+
+def _check_open(work_order) -> None:
     if not work_order.is_open:
         raise Conflict(
             f"{work_order.number} is {work_order.get_status_display().lower()}: parts can no longer be issued to it.",
             code="work_order_closed",
         )
-    return work_order
 
 
 @audit.attributed
@@ -519,6 +558,117 @@ def reserve(work_order, part: Part, location: StockLocation, quantity, *, actor)
     StockLevel.objects.filter(pk=level.pk).update(reserved=F("reserved") + quantity, updated_at=timezone.now())
     check_low_stock(part)
     return reservation
+
+
+@dataclass
+class BulkReservation:
+    """What `reserve_bulk` did: the reservations written (new, or active ones that grew), and the lines it left
+    out because their part or location is no longer in use, each with why."""
+
+    reservations: list[int] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+@audit.attributed
+@transaction.atomic
+def reserve_bulk(lines, *, actor) -> BulkReservation:
+    """`reserve` for many lines at once: `lines` of (work order, part, stock location, quantity), each checked
+    as `reserve` checks it (same organisation, a valid quantity, the actor may create work, the order open and
+    locked) and reserved the same way (the order's active reservation of that part there grows, else a new one
+    with its history; the stock level's reserved quantity grows; low stock is checked per part). Unlike `reserve`,
+    a line whose part or location is no longer in use does not refuse the batch: it is left out and reported in
+    `refused` (index of the line, why). The number of queries does not grow with the lines: the levels are made
+    sure of in one insert, changed with one UPDATE per (part, location) in key order (so concurrent batches
+    cannot deadlock), the reservations written by COPY and their history by INSERT … SELECT."""
+    lines = list(lines)
+    result = BulkReservation()
+    if not lines:
+        return result
+    organization_ids = {order.organization_id for order, _, _, _ in lines}
+    if actor is not None:
+        for organization_id in sorted(organization_ids):
+            _require(organization_id, actor, Action.CREATE_WORK)
+    parts = Part.objects.in_bulk({part.pk for _, part, _, _ in lines})
+    locations = StockLocation.objects.in_bulk({location.pk for _, _, location, _ in lines})
+    # each distinct (part, location, quantity) is checked once: (organisation, part id, location id, quantity) or why
+    checked: dict[tuple, tuple | str] = {}
+    wanted: dict[tuple[int, int, int], Decimal] = {}
+    organization_of: dict[int, int] = {}
+    for index, (order, part, location, quantity) in enumerate(lines):
+        key = (id(part), id(location), quantity)  # the lines hold them: same objects, checked once
+        if key not in checked:
+            _same_organization(part.organization_id, location)
+            part, location = parts[part.pk], locations[location.pk]
+            problem = _unavailable(part, location)
+            checked[key] = (
+                f"{part.sku} at {location.name}: {problem.message}"
+                if problem is not None
+                else (part.organization_id, part.pk, location.pk, parse_quantity(part, quantity))
+            )
+        outcome = checked[key]
+        if isinstance(outcome, str):
+            result.refused.append((index, outcome))
+            continue
+        organization_id, part_id, location_id, amount = outcome
+        order_id = order.pk
+        if order.organization_id != organization_id:
+            raise NotFound(f"No such {Part._meta.verbose_name}.")
+        organization_of[order_id] = organization_id
+        line_key = (order_id, part_id, location_id)
+        wanted[line_key] = wanted.get(line_key, ZERO) + amount
+    if not wanted:
+        return result
+    order_ids = sorted({order_id for order_id, _, _ in wanted})
+    orders_table, reservations_table = (connection.ops.quote_name(m._meta.db_table) for m in (WorkOrder, Reservation))
+    with connection.cursor() as cursor:
+        where, params = id_in("id", order_ids)
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""  # SQLite: the database is locked
+        cursor.execute(f"SELECT id, status FROM {orders_table} WHERE {where} ORDER BY id{lock}", params)  # noqa: S608
+        closed = [pk for pk, status in cursor.fetchall() if status not in WorkOrder.OPEN_STATUSES]
+        if closed:
+            _check_open(WorkOrder.objects.get(pk=closed[0]))
+        # the orders are locked: no `reserve` of theirs can add a reservation meanwhile
+        where, params = id_in("work_order_id", order_ids)
+        cursor.execute(
+            f"SELECT id FROM {reservations_table} WHERE {where} AND status = %s",  # noqa: S608
+            [*params, Reservation.Status.ACTIVE],
+        )
+        active_ids = [row[0] for row in cursor.fetchall()]
+    pairs = sorted({(part_id, location_id) for _, part_id, location_id in wanted})
+    StockLevel.objects.bulk_create(
+        [StockLevel(organization_id=parts[p].organization_id, part_id=p, location_id=loc) for p, loc in pairs],
+        ignore_conflicts=True,
+    )
+    active = {
+        (r.work_order_id, r.part_id, r.location_id): r
+        for r in Reservation.objects.select_for_update().filter(pk__in=active_ids).order_by("pk")
+    }
+    now = timezone.now()
+    grown = [active[key] for key in wanted if key in active]
+    for reservation in grown:
+        reservation.quantity += wanted[(reservation.work_order_id, reservation.part_id, reservation.location_id)]
+        reservation.updated_at = now
+    if grown:
+        audit.bulk_update_with_history(grown, Reservation, ["quantity", "updated_at"])
+    new = [
+        (organization_of[o], o, p, loc, quantity)
+        for (o, p, loc), quantity in wanted.items()
+        if (o, p, loc) not in active
+    ]
+    ids = insert_rows(Reservation, ["organization_id", "work_order_id", "part_id", "location_id", "quantity"], new)
+    if ids:
+        where, params = id_in("t.id", ids)
+        history_by_select(Reservation, where, params, reason=audit.current_change_reason())
+    totals: dict[tuple[int, int], Decimal] = {}
+    for (_, part_id, location_id), quantity in wanted.items():
+        totals[(part_id, location_id)] = totals.get((part_id, location_id), ZERO) + quantity
+    for (part_id, location_id), quantity in sorted(totals.items()):
+        StockLevel.objects.filter(part_id=part_id, location_id=location_id).update(
+            reserved=F("reserved") + quantity, updated_at=now
+        )
+    check_low_stock_many(parts[part_id] for part_id, _ in totals)
+    result.reservations = [r.pk for r in grown] + ids
+    return result
 
 
 def _consume_reservation(work_order, part, location, quantity: Decimal) -> None:

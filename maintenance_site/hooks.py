@@ -63,6 +63,15 @@ work_order_created = HookPoint(
     The SLA app matches a policy and starts the order's clock. Return value ignored.""",
 )
 
+work_orders_created = HookPoint(
+    "work_orders_created",
+    """Many work orders were created at once (`workorders.services.create_work_orders_bulk`): `(work_orders: list)`,
+    after they are inserted, in the creating transaction. A receiver does for each order what its receiver of
+    `work_order_created` does for one, in a number of queries that does not grow with the orders; an app that
+    receives one of the two receives both (a test checks it). The SLA app starts the orders' clocks. Return
+    value ignored.""",
+)
+
 work_order_edited = HookPoint(
     "work_order_edited",
     """Descriptive fields of a work order changed: `(work_order, changed_fields: list[str], *, actor)`, after the save,

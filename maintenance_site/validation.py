@@ -61,3 +61,26 @@ def delete_or_conflict(instance, what: str):
             " (or retire it instead).",
             code="in_use",
         ) from None
+
+
+def validated_rows(model, fields, rows, *, what: str = "row") -> None:
+    """Validate rows bound for a bulk insert (tuples of the values of `fields`) with the model's own field rules,
+    as `full_clean()` does per instance (type, choices, blank and null, max_length and the other validators), each
+    distinct value of a column once. Relations are not looked up here: the bulk service checks them in sets. The
+    first failure is an InvalidInput naming the row (`<index>.<field>`, counted from 0) and what was wrong."""
+    for position, name in enumerate(fields):
+        field = model._meta.get_field(name)
+        if field.is_relation:
+            continue
+        first_row: dict = {}
+        for index, row in enumerate(rows):
+            first_row.setdefault(row[position], index)
+        for value, index in first_row.items():
+            try:
+                field.clean(value, None)
+            except ValidationError as exc:
+                messages = exc.messages
+                raise InvalidInput(
+                    f"{what.capitalize()} {index + 1}: {name}: {' '.join(messages)}",
+                    fields={f"{index}.{name}": messages},
+                ) from None

@@ -15,6 +15,7 @@ class SlaConfig(AppConfig):
         from sla import services
 
         hooks.work_order_created.register(services.on_work_order_created)
+        hooks.work_orders_created.register(services.on_work_orders_created)
         hooks.work_order_edited.register(services.on_work_order_edited)
         hooks.work_order_transitioned.register(services.on_work_order_transition)
         hooks.work_order_sla.register(services.clock_summary)

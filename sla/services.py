@@ -500,10 +500,10 @@ def on_work_order_created(work_order: WorkOrder) -> None:
 
 
 def on_work_orders_created(work_orders) -> None:
-    """Many new orders at once (the preventive generator's batch): the same clocks as `on_work_order_created`
-    for each, in a number of queries that does not grow with the orders: the organisations' active policies,
-    the orders' assets, the location trees (when a policy names a location), each calendar's hours and
-    holidays, then one insert of the clocks and one of their history."""
+    """Many new orders at once (the `work_orders_created` hook point, called by `create_work_orders_bulk`): the
+    same clocks as `on_work_order_created` for each, in a number of queries that does not grow with the orders:
+    the organisations' active policies, the orders' assets, the location trees (when a policy names a location),
+    each calendar's hours and holidays, then one insert of the clocks and one of their history."""
     work_orders = list(work_orders)
     policies: dict[int, list[SLAPolicy]] = {}
     rows = SLAPolicy.objects.active().filter(organization_id__in={order.organization_id for order in work_orders})

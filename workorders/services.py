@@ -5,8 +5,11 @@ technicians act on their own work), records history with the acting user, and pu
 `work-order:created`, `work-order:updated` or `work-order:completed` after commit.
 """
 
+import operator
 import secrets
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
@@ -15,16 +18,18 @@ from django.db.models import CharField, DateTimeField, Sum, Value
 from django.utils import timezone
 
 from assets import services as asset_services
-from assets.models import Downtime
+from assets.models import Asset, Downtime, Location
 from maintenance_site import audit, client_ids, hooks
+from maintenance_site.bulk import history_by_select, id_in, insert_rows, loaded, take_ids
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
-from maintenance_site.events.services import publish
+from maintenance_site.events.services import publish, publish_many
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.actors import check_actor
-from maintenance_site.tenancy.models import Membership
-from maintenance_site.tenancy.roles import Action, role_allows
-from maintenance_site.validation import checked_reason, validated
+from maintenance_site.tenancy.models import Membership, Organization
+from maintenance_site.tenancy.roles import Action, Role, role_allows
+from maintenance_site.validation import checked_reason, validated, validated_rows
 from workorders import uploads
+from workorders.bulk import STEP_FIELDS, STEP_ORDER, copy_procedure_steps, owners
 from workorders.models import (
     TRANSITIONS,
     Attachment,
@@ -34,6 +39,7 @@ from workorders.models import (
     DowntimeLink,
     ItemKind,
     Procedure,
+    Team,
     TimeEntry,
     WorkOrder,
     WorkRequest,
@@ -140,18 +146,33 @@ def check_may_annotate(work_order: WorkOrder, *, actor) -> Membership | None:
 
 def validate_assignee(organization_id: int, user) -> None:
     """Refuse an assignee who is not an active member able to carry out work (InvalidInput on `assignee`)."""
-    if user is None:
+    if user is not None:
+        validate_assignees(organization_id, [user.pk])
+
+
+def validate_assignees(organization_id: int, user_ids) -> None:
+    """`validate_assignee` for several users of one organisation, in one query."""
+    user_ids = sorted({pk for pk in user_ids if pk is not None})
+    if not user_ids:
         return
-    membership = Membership.objects.active().filter(organization_id=organization_id, user=user).first()
-    if membership is None:
-        raise InvalidInput(
-            "The assignee is not a member of this organisation.", fields={"assignee": ["Unknown technician."]}
-        )
-    if not role_allows(membership.role, Action.EXECUTE_WORK):
-        raise InvalidInput(
-            f"{user.get_username()} is a {membership.get_role_display().lower()} and cannot carry out work.",
-            fields={"assignee": ["This person cannot carry out work."]},
-        )
+    username = f"user__{User.USERNAME_FIELD}"
+    found = {
+        user_id: (role, name)
+        for user_id, role, name in Membership.objects.active()
+        .filter(organization_id=organization_id, user_id__in=user_ids)
+        .values_list("user_id", "role", username)
+    }
+    for user_id in user_ids:
+        if user_id not in found:
+            raise InvalidInput(
+                "The assignee is not a member of this organisation.", fields={"assignee": ["Unknown technician."]}
+            )
+        role, name = found[user_id]
+        if not role_allows(role, Action.EXECUTE_WORK):
+            raise InvalidInput(
+                f"{name} is a {Role(role).label.lower()} and cannot carry out work.",
+                fields={"assignee": ["This person cannot carry out work."]},
+            )
 
 
 # --- events ---------------------------------------------------------------------------------------------
@@ -226,6 +247,145 @@ def create_work_order(
     hooks.work_order_created(work_order)
     publish(organization, "work-order:created", _payload(work_order), user=work_order.assignee)
     return work_order
+
+
+@dataclass(slots=True)
+class NewWorkOrder:
+    """One order for `create_work_orders_bulk`: what `create_work_order` takes, with related rows by id.
+    `procedure_id` names the procedure whose steps become its checklist; `event` holds extra keys of its
+    `work-order:created` payload (the preventive generator adds the schedule); `id`, when given, is an id taken
+    beforehand with `maintenance_site.bulk.take_ids(WorkOrder, n)`, so that rows pointing at the order could be
+    written before it (the preventive generator's occurrences)."""
+
+    organization_id: int
+    title: str
+    description: str = ""
+    type: str = WorkOrder._meta.get_field("type").default
+    priority: str = WorkOrder._meta.get_field("priority").default
+    asset_id: int | None = None
+    location_id: int | None = None
+    assignee_id: int | None = None
+    team_id: int | None = None
+    due_at: datetime | None = None
+    estimated_minutes: int | None = None
+    needs_downtime: bool = False
+    source: str = WorkOrder._meta.get_field("source").default
+    parent_id: int | None = None
+    completion_notes: str = ""
+    failure_cause: str = ""
+    remedy: str = ""
+    procedure_id: int | None = None
+    event: dict | None = None
+    id: int | None = None
+
+
+# NewWorkOrder's fields that are the work order's columns, and the related rows they name: (field, model, label).
+_NEW_ORDER_COLUMNS = tuple(f.name for f in fields(NewWorkOrder) if f.name not in ("procedure_id", "event", "id"))
+_new_order_values = operator.attrgetter(*_NEW_ORDER_COLUMNS)
+_NEW_ORDER_RELATIONS = (
+    ("asset_id", Asset, "asset"),
+    ("location_id", Location, "location"),
+    ("team_id", Team, "team"),
+    ("parent_id", WorkOrder, "parent"),
+    ("procedure_id", Procedure, "procedure"),
+)
+
+
+def _check_relations(orders: list[NewWorkOrder]) -> dict[int, int | None]:
+    """Refuse an order naming an asset, location, team, parent order or procedure of another organisation (or
+    none), as `WorkOrder.clean()` and `apply_procedure` do one by one: one query per kind of relation named.
+    Returns the location of each asset named (an order's location defaults to its asset's)."""
+    asset_locations: dict[int, int | None] = {}
+    for attname, model, label in _NEW_ORDER_RELATIONS:
+        wanted = {getattr(order, attname) for order in orders} - {None}
+        if not wanted:
+            continue
+        found = owners(model, wanted, "location_id") if model is Asset else owners(model, wanted)
+        for index, order in enumerate(orders):
+            value = getattr(order, attname)
+            if value is not None and (value not in found or found[value][0] != order.organization_id):
+                message = (
+                    "No such procedure." if model is Procedure else f"The {label} belongs to another organisation."
+                )
+                raise InvalidInput(f"Order {index + 1}: {message}", fields={f"{index}.{label}": [message]})
+        if model is Asset:
+            asset_locations = {pk: row[1] for pk, row in found.items()}
+    return asset_locations
+
+
+@audit.attributed
+@transaction.atomic
+def create_work_orders_bulk(orders: Sequence[NewWorkOrder], *, actor) -> list[WorkOrder]:
+    """Open many work orders at once, each exactly as `create_work_order` would: the actor's role checked in each
+    organisation, fields validated by the model's rules, related rows of the order's organisation, the location
+    defaulting to the asset's, a number from the organisation's counter (in the given order), assigned when an
+    assignee is given (a member who can carry out work), the procedure's steps as its checklist, history naming
+    who acts (and the reason of an `audit.acting_as` block), the `work_orders_created` hook point (SLA clocks) and
+    one `work-order:created` event per order. The number of queries does not grow with the orders: the orders go
+    in by COPY and their history, checklists and checklist history by INSERT … SELECT (`maintenance_site.bulk`),
+    the events by one `publish_many` per organisation. Returns the orders, saved, in the given order."""
+    orders = list(orders)
+    if not orders:
+        return []
+    organizations = Organization.objects.in_bulk({order.organization_id for order in orders})
+    for organization in organizations.values():
+        _require(_membership(organization, actor), Action.CREATE_WORK)
+    values = list(map(_new_order_values, orders))
+    validated_rows(WorkOrder, _NEW_ORDER_COLUMNS, values, what="order")
+    asset_locations = _check_relations(orders)
+    by_organization: dict[int, list[int]] = {}
+    for index, order in enumerate(orders):
+        by_organization.setdefault(order.organization_id, []).append(index)
+    numbers: list[str] = [""] * len(orders)
+    for organization_id, indexes in sorted(by_organization.items()):
+        validate_assignees(organization_id, {orders[index].assignee_id for index in indexes})
+        taken = reserve_numbers(organizations[organization_id], len(indexes))
+        for index, number in zip(indexes, taken, strict=True):
+            numbers[index] = format_number(number)
+
+    columns = [f for f in WorkOrder._meta.concrete_fields if not f.primary_key]
+    names = [f.attname for f in columns]
+    now = timezone.now()
+    template = [
+        now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default() for f in columns
+    ]
+    at = {name: position for position, name in enumerate(names)}
+    given = [(at[name], n) for n, name in enumerate(_NEW_ORDER_COLUMNS)]
+    requested_by = actor.pk if actor is not None else None
+    rows = []
+    for index, (order, row_values) in enumerate(zip(orders, values, strict=True)):
+        row = template.copy()
+        for position, n in given:
+            row[position] = row_values[n]
+        row[at["organization_id"]] = order.organization_id
+        row[at["number"]] = numbers[index]
+        row[at["status"]] = Status.ASSIGNED if order.assignee_id is not None else Status.OPEN
+        row[at["requested_by_id"]] = requested_by
+        if order.location_id is None and order.asset_id is not None:
+            row[at["location_id"]] = asset_locations.get(order.asset_id)
+        rows.append(row)
+    fresh = iter(take_ids(WorkOrder, sum(1 for order in orders if order.id is None)))
+    ids = insert_rows(WorkOrder, names, rows, ids=[order.id or next(fresh) for order in orders])
+    created = loaded(WorkOrder, names, rows, ids)
+    where, params = id_in("t.id", ids)
+    history_by_select(WorkOrder, where, params, reason=audit.current_change_reason())
+    copy_procedure_steps(
+        [
+            (o.pk, o.organization_id, order.procedure_id)
+            for o, order in zip(created, orders, strict=True)
+            if order.procedure_id is not None
+        ],
+        reason=audit.current_change_reason() or "",
+    )
+    hooks.work_orders_created(created)
+    for organization_id, indexes in sorted(by_organization.items()):
+        publish_many(
+            organizations[organization_id],
+            "work-order:created",
+            [_payload(created[index], **(orders[index].event or {})) for index in indexes],
+            user_ids=[created[index].assignee_id for index in indexes],
+        )
+    return created
 
 
 def _locked(work_order: WorkOrder) -> WorkOrder:
@@ -523,12 +683,9 @@ def apply_procedure(work_order: WorkOrder, procedure: Procedure) -> list[Checkli
             organization_id=work_order.organization_id,
             work_order=work_order,
             position=start_at + index,
-            text=step.text,
-            kind=step.kind,
-            unit=step.unit,
-            required=step.required,
+            **{name: getattr(step, name) for name in STEP_FIELDS},
         )
-        for index, step in enumerate(procedure.items.order_by("position", "id"))
+        for index, step in enumerate(procedure.items.order_by(*STEP_ORDER))
     ]
     return audit.bulk_create_with_history(items, ChecklistItem)
 
@@ -990,7 +1147,7 @@ def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequ
 
 from django.db.models import ProtectedError  # noqa: E402
 
-from workorders.models import ProcedureItem, Team  # noqa: E402
+from workorders.models import ProcedureItem  # noqa: E402
 
 PROCEDURE_FIELDS = {"name", "description"}
 PROCEDURE_ITEM_FIELDS = {"text", "kind", "unit", "required", "position"}

@@ -28,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from maintenance_site.bulk import insert_rows
 from maintenance_site.errors import InvalidInput, PermissionDeniedError, ServiceUnavailable
 from maintenance_site.events import tasks  # tasks call these services, and these services queue tasks
 from maintenance_site.events.models import Event, EventSequence
@@ -365,34 +366,29 @@ def websocket_membership(user, requested: str | None = None, session=None):
     return membership
 
 
-# --- Publishing in bulk (appended: batch generation) -------------------------------------------------------
-
-PUBLISH_MANY_BATCH = 2000
+# --- Publishing in bulk ---------------------------------------------------------------------------------------
 
 
-def publish_many(organization, event_type: str, payloads: list[dict], *, user_ids=None) -> list[Event]:
-    """`publish()` for a batch: one event per payload, inserted with bulk INSERTs in the caller's transaction
-    (one per PUBLISH_MANY_BATCH events) and delivered after commit by a single dispatch, like `publish()`.
-    `user_ids`, when given, holds per payload the id of the user the event concerns (or None)."""
+def publish_many(organization, event_type: str, payloads: list[dict], *, user_ids=None) -> int:
+    """`publish()` for a batch: one event per payload, written in the caller's transaction by one COPY (on
+    PostgreSQL; `maintenance_site.bulk.insert_rows`) and delivered after commit by a single dispatch, like
+    `publish()`. `user_ids`, when given, holds per payload the id of the user the event concerns (or None).
+    Returns how many events it published."""
     if not EVENT_TYPE.match(event_type):
         raise ValueError(f"Event type {event_type!r} must look like 'work-order:created'.")
     if user_ids is not None and len(user_ids) != len(payloads):
         raise ValueError("publish_many: give one user id (or None) per payload.")
     if not payloads:
-        return []
+        return 0
     correlation_id = get_correlation_id()
     correlation_id = correlation_id if correlation_id != "-" else ""
     organization_id = getattr(organization, "pk", organization)
-    events = [
-        Event(
-            organization_id=organization_id,
-            type=event_type,
-            payload=json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder)),
-            user_id=user_ids[index] if user_ids is not None else None,
-            correlation_id=correlation_id,
-        )
-        for index, payload in enumerate(payloads)
+    encode = DjangoJSONEncoder().encode
+    users = user_ids if user_ids is not None else [None] * len(payloads)
+    rows = [
+        (organization_id, event_type, encode(payload or {}), user_id, correlation_id)
+        for payload, user_id in zip(payloads, users, strict=True)
     ]
-    Event.objects.bulk_create(events, batch_size=PUBLISH_MANY_BATCH)
+    insert_rows(Event, ["organization_id", "type", "payload", "user_id", "correlation_id"], rows, with_ids=False)
     schedule_dispatch()
-    return events
+    return len(rows)

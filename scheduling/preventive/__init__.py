@@ -7,7 +7,6 @@ generator that turns each due occurrence into exactly one work order.
     meter_triggers.py  meter-based triggers, from the readings
     planning.py        what a generation pass will insert (misfires, skip-if-open)
     generation.py      the pass itself: occurrences, work orders, checklists, reservations, SLA clocks, events
-    bulk_writes.py     the generator's set-based SQL
     services.py        the only writers of schedules and calendar feeds
     reports.py         forecast, statistics, the trigger in words, next due dates
     admin.py, api.py, ical.py, demo.py

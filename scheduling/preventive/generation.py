@@ -5,11 +5,13 @@
        something to do, their targets (evaluated now: new assets of a type join by themselves), the occurrences
        due, the misfire policy and skip-if-open applied.
     2. Apply, in chunks of PREVENTIVE_GENERATION_CHUNK, each one transaction: insert the occurrence rows with
-       ON CONFLICT DO NOTHING, each stamped with this pass's GenerationRun; the rows that carry our stamp
-       afterwards are the ones we really inserted (a row another pass inserted keeps its stamp). Work orders,
-       their history, checklists, part reservations, SLA clocks and `work-order:created` events are written in
-       bulk for those rows only. The unique key (schedule, target, due time) makes repeated ticks, two beat
-       processes and concurrent calls harmless; rows are inserted in key order, so concurrent passes cannot
+       ON CONFLICT DO NOTHING, each stamped with this pass's GenerationRun and pointing at the id its order will
+       have; the rows that carry our stamp afterwards are the ones we really inserted (a row another pass
+       inserted keeps its stamp). For those rows only, the work orders (with their history, checklists, SLA
+       clocks and `work-order:created` events) come from one call of `workorders.services.create_work_orders_bulk`,
+       and the templates' parts are reserved by one call of `inventory.services.reserve_bulk`: the services stay
+       the only writers of their tables. The unique key (schedule, target, due time) makes repeated ticks, two
+       beat processes and concurrent calls harmless; rows are inserted in key order, so concurrent passes cannot
        deadlock.
     3. Bookkeeping: each schedule's `generated_through`, `next_due_at` and `next_run_at`.
 
@@ -17,10 +19,10 @@
     beyond it, a fixed number per chunk).
 """
 
-from collections import defaultdict
+import functools
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -29,21 +31,34 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from inventory import services as inventory_services
-from inventory.models import Reservation, StockLevel
 from maintenance_site import audit
-from maintenance_site.events.services import publish_many
+from maintenance_site.bulk import collector_paused, insert_new_rows, take_ids
 from maintenance_site.recurrence import to_local
-from scheduling.preventive.bulk_writes import copy_checklists, history_by_select, link_orders
 from scheduling.preventive.models import GenerationRun, PreventiveOccurrence, PreventiveSchedule, ScheduleTemplatePart
 from scheduling.preventive.occurrences import format_local
 from scheduling.preventive.planning import Candidate, Plan, plan_generation
 from scheduling.preventive.targets import Target
-from sla import services as sla_services
 from workorders.models import WorkOrder
-from workorders.services import format_number, reserve_numbers
+from workorders.services import NewWorkOrder, create_work_orders_bulk
+
+logger = logging.getLogger(__name__)
 
 Schedule = PreventiveSchedule
 Occurrence = PreventiveOccurrence
+OCCURRENCE_FIELDS = (
+    "organization_id",
+    "schedule_id",
+    "asset_id",
+    "target_key",
+    "due_at",
+    "status",
+    "skip_reason",
+    "note",
+    "missed_count",
+    "meter_value",
+    "work_order_id",
+    "run_id",
+)
 
 
 @dataclass
@@ -84,13 +99,19 @@ class _Safe(dict):
         return "{" + key + "}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _local_date(due_at: datetime, zone_name: str) -> str:
+    """The local date of a due time (a pass has few distinct due times for many orders)."""
+    return to_local(due_at, ZoneInfo(zone_name)).date().isoformat()
+
+
 def order_title(s: Schedule, target: Target, due_at: datetime) -> str:
     """The work-order title: the schedule's title (or name) with {asset}, {asset_code} and {due_date} filled in."""
     template = s.title or s.name
     values = _Safe(
         asset=target.asset_name or "",
         asset_code=target.asset_code or "",
-        due_date=to_local(due_at, ZoneInfo(target.zone_name)).date().isoformat(),
+        due_date=_local_date(due_at, target.zone_name),
     )
     try:
         title = template.format_map(values)
@@ -99,169 +120,131 @@ def order_title(s: Schedule, target: Target, due_at: datetime) -> str:
     return title[:200]
 
 
-def _description(candidate: Candidate) -> str:
-    s, target = candidate.schedule, candidate.target
-    lines = [s.instructions.strip()] if s.instructions.strip() else []
-    lines.append(f"Preventive schedule “{s.name}”, due {format_local(candidate.due_at, target.zone_name)}.")
-    if candidate.note:
-        lines.append(candidate.note)
-    return "\n\n".join(lines)
-
-
-def _payload(order: WorkOrder, schedule: Schedule) -> dict:
-    return {
-        "id": order.pk,
-        "number": order.number,
-        "title": order.title,
-        "status": order.status,
-        "priority": order.priority,
-        "type": order.type,
-        "asset": order.asset_id,
-        "assignee": order.assignee_id,
-        "team": order.team_id,
-        "due_at": order.due_at,
-        "source": order.source,
-        "schedule": schedule.pk,
-    }
-
-
 class _Caches:
-    """What several chunks of one pass share: the template parts of the schedules."""
+    """What several chunks of one pass share: the schedules' template parts and what their orders take from them,
+    and the due times in words."""
 
     def __init__(self):
-        self.parts: dict[int, list[ScheduleTemplatePart]] = {}
+        self.parts: dict[int, list[tuple]] = {}
+        self.local: dict[tuple[datetime, str], str] = {}
+        self.templates: dict[int, dict] = {}
 
     def load_parts(self, schedule_ids):
+        """Each schedule's template parts as (part, stock location, quantity)."""
         missing = set(schedule_ids) - set(self.parts)
         if missing:
             for pk in missing:
                 self.parts[pk] = []
             rows = ScheduleTemplatePart.objects.filter(schedule_id__in=missing).select_related("part", "stock_location")
             for line in rows.order_by("schedule_id", "id"):
-                self.parts[line.schedule_id].append(line)
+                self.parts[line.schedule_id].append((line.part, line.stock_location, line.quantity))
+
+    def order_template(self, s: Schedule) -> dict:
+        """What every order of a schedule takes from it."""
+        if s.pk not in self.templates:
+            self.templates[s.pk] = {
+                "organization_id": s.organization_id,
+                "type": s.work_type,
+                "priority": s.priority,
+                "assignee_id": s.assignee_id,
+                "team_id": s.team_id,
+                "estimated_minutes": s.estimated_minutes,
+                "source": WorkOrder.Source.PREVENTIVE,
+                "procedure_id": s.procedure_id,
+                "event": {"source": WorkOrder.Source.PREVENTIVE, "schedule": s.pk},
+            }
+        return self.templates[s.pk]
+
+    def format_local(self, instant: datetime, zone_name: str) -> str:
+        key = (instant, zone_name)
+        if key not in self.local:
+            self.local[key] = format_local(instant, zone_name)
+        return self.local[key]
 
 
-def _reserve_parts(orders_with_schedules, caches: _Caches) -> list[str]:
-    """Reserve the templates' parts for new orders, in bulk: per (part, stock location) one UPDATE of the stock
-    level, one insert of all reservations with their history, one low-stock check per part. What cannot be
-    reserved (a part or location no longer in use) is reported, not fatal."""
-    caches.load_parts({s.pk for _, s in orders_with_schedules})
-    totals: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
-    reservations, problems, parts = [], [], {}
-    for order, s in orders_with_schedules:
-        for line in caches.parts[s.pk]:
-            if not line.part.is_active or not line.stock_location.is_active:
-                problems.append(f"{line.part.sku} at {line.stock_location.name} is no longer in use: not reserved.")
-                continue
-            totals[(line.part_id, line.stock_location_id)] += line.quantity
-            parts[line.part_id] = line.part
-            reservations.append(
-                Reservation(
-                    organization_id=order.organization_id,
-                    work_order=order,
-                    part_id=line.part_id,
-                    location_id=line.stock_location_id,
-                    quantity=line.quantity,
-                )
-            )
-    if not reservations:
-        return problems
-    organization_of = {pk: part.organization_id for pk, part in parts.items()}
-    StockLevel.objects.bulk_create(
-        [StockLevel(organization_id=organization_of[p], part_id=p, location_id=loc) for p, loc in totals],
-        ignore_conflicts=True,
+def _description(candidate: Candidate, caches: _Caches) -> str:
+    s, target = candidate.schedule, candidate.target
+    lines = [s.instructions.strip()] if s.instructions.strip() else []
+    lines.append(f"Preventive schedule “{s.name}”, due {caches.format_local(candidate.due_at, target.zone_name)}.")
+    if candidate.note:
+        lines.append(candidate.note)
+    return "\n\n".join(lines)
+
+
+def _new_order(candidate: Candidate, caches: _Caches, order_id: int) -> NewWorkOrder:
+    s, target = candidate.schedule, candidate.target
+    return NewWorkOrder(
+        id=order_id,
+        title=order_title(s, target, candidate.due_at),
+        description=_description(candidate, caches),
+        asset_id=target.asset_id,
+        location_id=target.location_id,
+        due_at=candidate.due_at,
+        **caches.order_template(s),
     )
-    now = timezone.now()
-    for (part_id, location_id), quantity in sorted(totals.items()):
-        StockLevel.objects.filter(part_id=part_id, location_id=location_id).update(
-            reserved=F("reserved") + quantity, updated_at=now
-        )
-    reservations = Reservation.objects.bulk_create(reservations, batch_size=settings.PREVENTIVE_GENERATION_CHUNK)
-    history_by_select(Reservation, [r.pk for r in reservations], reason="reserved for a preventive order")
-    for part in parts.values():
-        inventory_services.check_low_stock(part)
+
+
+def _reserve_parts(orders_with_schedules, caches: _Caches, actor) -> list[str]:
+    """Reserve the templates' parts for the new orders, all in one call of `inventory.services.reserve_bulk`.
+    What cannot be reserved (a part or location no longer in use) is reported, not fatal."""
+    caches.load_parts({s.pk for _, s in orders_with_schedules})
+    parts = caches.parts
+    lines = [(order, *line) for order, s in orders_with_schedules for line in parts[s.pk]]
+    reserved = inventory_services.reserve_bulk(lines, actor=actor)
+    problems = [f"{lines[index][0].number}: {why}: not reserved." for index, why in reserved.refused]
+    for problem in problems:
+        logger.warning("preventive generation: %s", problem)
     return problems
 
 
-def _apply_chunk(candidates: list[Candidate], run: GenerationRun, caches: _Caches, result: GenerationResult) -> None:
+def _apply_chunk(
+    candidates: list[Candidate], run: GenerationRun, caches: _Caches, result: GenerationResult, actor
+) -> None:
     with transaction.atomic():
         before = Occurrence.objects.filter(run=run).order_by("-pk").values_list("pk", flat=True).first() or 0
+        # Each occurrence to be created points at its order from the start: the order's id is taken now and the
+        # order written below, in the same transaction (foreign keys are checked at commit). An occurrence that
+        # meets a conflict is not inserted, and the id taken for it stays unused.
+        created = Occurrence.Status.CREATED
+        order_ids = iter(take_ids(WorkOrder, sum(1 for c in candidates if c.status == created)))
         rows = [
-            Occurrence(
-                organization_id=c.schedule.organization_id,
-                schedule_id=c.schedule.pk,
-                asset_id=c.target.asset_id,
-                target_key=c.target.key,
-                due_at=c.due_at,
-                status=c.status,
-                skip_reason=c.skip_reason,
-                note=c.note,
-                missed_count=c.missed_count,
-                meter_value=c.meter_value,
-                run=run,
+            (
+                c.schedule.organization_id,
+                c.schedule.pk,
+                c.target.asset_id,
+                c.target.key,
+                c.due_at,
+                c.status,
+                c.skip_reason,
+                c.note,
+                c.missed_count,
+                c.meter_value,
+                next(order_ids) if c.status == created else None,
+                run.pk,
             )
             for c in candidates
         ]
-        Occurrence.objects.bulk_create(rows, ignore_conflicts=True, batch_size=settings.PREVENTIVE_GENERATION_CHUNK)
-        # The rows stamped with this run are the ones this pass inserted; a conflicting row kept its own stamp.
-        mine = {
-            (sid, key, due): (pk, status)
-            for pk, sid, key, due, status in Occurrence.objects.filter(run=run, pk__gt=before).values_list(
-                "pk", "schedule_id", "target_key", "due_at", "status"
-            )
-        }
-        to_create = [(c, mine[c.key][0]) for c in candidates if c.key in mine and c.status == Occurrence.Status.CREATED]
+        keyed = [(c, c.key) for c in candidates]
+        if insert_new_rows(Occurrence, OCCURRENCE_FIELDS, rows):
+            # every row went in: all are this pass's
+            mine = {key: (row[-2], c.status) for (c, key), row in zip(keyed, rows, strict=True)}
+        else:
+            # The rows stamped with this run are the ones this pass inserted; a conflicting row kept its own stamp.
+            mine = {
+                (sid, key, due): (order_id, status)
+                for order_id, sid, key, due, status in Occurrence.objects.filter(run=run, pk__gt=before).values_list(
+                    "work_order_id", "schedule_id", "target_key", "due_at", "status"
+                )
+            }
+        to_create = [(c, mine[key][0]) for c, key in keyed if key in mine and c.status == created]
         result.skipped += sum(1 for _, status in mine.values() if status == Occurrence.Status.SKIPPED)
-        result.already_generated += sum(1 for c in candidates if c.key not in mine)
+        result.already_generated += sum(1 for _, key in keyed if key not in mine)
         if not to_create:
             return
-        by_org: dict[int, list] = defaultdict(list)
-        for c, occurrence_id in to_create:
-            by_org[c.schedule.organization_id].append((c, occurrence_id))
-        orders, sources = [], []
-        for organization_id, items in sorted(by_org.items()):
-            organization = items[0][0].schedule.organization
-            numbers = reserve_numbers(organization, len(items))
-            for (c, occurrence_id), number in zip(items, numbers, strict=True):
-                s, target = c.schedule, c.target
-                orders.append(
-                    WorkOrder(
-                        organization_id=organization_id,
-                        number=format_number(number),
-                        title=order_title(s, target, c.due_at),
-                        description=_description(c),
-                        type=s.work_type,
-                        priority=s.priority,
-                        status=WorkOrder.Status.ASSIGNED if s.assignee_id else WorkOrder.Status.OPEN,
-                        asset_id=target.asset_id,
-                        location_id=target.location_id,
-                        assignee_id=s.assignee_id,
-                        team_id=s.team_id,
-                        due_at=c.due_at,
-                        estimated_minutes=s.estimated_minutes,
-                        source=WorkOrder.Source.PREVENTIVE,
-                    )
-                )
-                sources.append((c, occurrence_id))
-        orders = WorkOrder.objects.bulk_create(orders, batch_size=settings.PREVENTIVE_GENERATION_CHUNK)
-        order_ids = [order.pk for order in orders]
-        history_by_select(WorkOrder, order_ids, reason="generated by a preventive schedule")
-        link_orders([(occurrence_id, order.pk) for (_, occurrence_id), order in zip(sources, orders, strict=True)])
-        if any(c.schedule.procedure_id for c, _ in sources):
-            copy_checklists(order_ids)
-        _reserve_parts([(order, c.schedule) for (c, _), order in zip(sources, orders, strict=True)], caches)
-        sla_services.on_work_orders_created(orders)
-        per_org: dict[int, list] = defaultdict(list)
-        for (c, _), order in zip(sources, orders, strict=True):
-            per_org[order.organization_id].append((order, c.schedule))
-        for items_of_org in per_org.values():
-            organization = items_of_org[0][1].organization
-            publish_many(
-                organization,
-                "work-order:created",
-                [_payload(order, s) for order, s in items_of_org],
-                user_ids=[order.assignee_id for order, _ in items_of_org],
-            )
+        # numbers are taken per organisation in this order (the orders of one organisation in candidate order)
+        to_create.sort(key=lambda item: item[0].schedule.organization_id)
+        orders = create_work_orders_bulk([_new_order(c, caches, order_id) for c, order_id in to_create], actor=actor)
+        _reserve_parts([(order, c.schedule) for (c, _), order in zip(to_create, orders, strict=True)], caches, actor)
         result.created += len(orders)
         result.work_order_ids.extend(order.pk for order in orders)
 
@@ -299,7 +282,7 @@ def generate_due_work_orders(
     horizon = now + timedelta(days=days_ahead)
     user = actor  # SYSTEM arrives as the system user (audit.attributed)
     result = GenerationResult(as_of=now, horizon=horizon, days_ahead=days_ahead)
-    with audit.acting_as(user, reason="preventive generation"):
+    with audit.acting_as(user, reason="preventive generation"), collector_paused():
         plan = plan_generation(now, horizon, organization, schedule_ids)
         result.failed = dict(plan.failed)
         result.already_generated = plan.already_generated
@@ -309,7 +292,7 @@ def generate_due_work_orders(
             caches = _Caches()
             size = settings.PREVENTIVE_GENERATION_CHUNK
             for start in range(0, len(plan.candidates), size):
-                _apply_chunk(plan.candidates[start : start + size], run, caches, result)
+                _apply_chunk(plan.candidates[start : start + size], run, caches, result, actor)
             GenerationRun.objects.filter(pk=run.pk).update(
                 finished_at=timezone.now(), created_count=result.created, skipped_count=result.skipped
             )

@@ -48,6 +48,7 @@ def test_a_point_is_declared_once_and_says_when_it_fires():
 
 def test_the_higher_apps_register_in_ready():
     assert hooks.work_order_created.receivers == [sla_services.on_work_order_created]
+    assert hooks.work_orders_created.receivers == [sla_services.on_work_orders_created]
     assert hooks.work_order_edited.receivers == [sla_services.on_work_order_edited]
     assert hooks.work_order_transitioned.receivers == [sla_services.on_work_order_transition]
     assert hooks.work_order_sla.receivers == [sla_services.clock_summary]
@@ -55,6 +56,16 @@ def test_the_higher_apps_register_in_ready():
     assert hooks.work_order_closing.receivers == [inventory_services.release_reservations_for]
     assert hooks.work_order_cancelling.receivers == [inventory_services.settle_parts_on_cancel]
     assert hooks.work_order_parts_cost.receivers == [inventory_services.parts_cost_for]
+
+
+def test_whoever_reacts_to_one_new_order_reacts_to_a_batch_of_them():
+    """An app that receives `work_order_created` receives `work_orders_created` too (and the other way round):
+    an order created by `create_work_orders_bulk` gets what one created by `create_work_order` gets."""
+
+    def apps(point):
+        return sorted(receiver.__module__.split(".")[0] for receiver in point.receivers)
+
+    assert apps(hooks.work_order_created) == apps(hooks.work_orders_created)
 
 
 @pytest.mark.django_db

@@ -360,13 +360,15 @@ def _large() -> int:
 
 def test_the_queries_of_a_tick_do_not_grow_with_the_due_occurrences(org_a, stores, procedure, sla_policy):
     """The same tick, once with 3 and once with 30 due occurrences (one type-based schedule, a procedure to copy
-    and a part to reserve for each): the same number of queries. They are: schedules; locations; assets of the
-    type; open orders; the system user; the run; in the chunk's transaction: the run's last row, the insert
-    ON CONFLICT DO NOTHING, reading back our rows, the number counter (3), the orders and their history, the
-    link to the occurrences, the procedure steps, checklist items and their history, template parts, stock
-    levels, one reserve UPDATE, reservations and their history, the low-stock check (2); the SLA clocks (active
-    policies, the orders' assets, the calendar's holidays and hours, the clocks and their history); events; the
-    run's counts; the schedules' bookkeeping; and savepoints."""
+    and a part to reserve for each): the same number of queries. They are: the system user; schedules; locations;
+    assets of the type; latest occurrences (2); the run; in the chunk's transaction: the run's last row, the
+    orders' ids, the COPY of the occurrences (pointing at those ids); `create_work_orders_bulk`: organisations, the
+    assets and the procedure named, the number counter (2), the COPY of the orders, their history, the checklist
+    items with their history (one statement), the SLA clocks (policies, assets, the calendar's holidays and hours,
+    the clocks, their history), the COPY of the events; template parts; `reserve_bulk`: parts, locations, the
+    orders locked, their active reservations, the stock levels made sure of, the reservations' ids, COPY and
+    history, the stock level's UPDATE, the low-stock check (2); then the run's counts, the schedules' bookkeeping,
+    and savepoints."""
     counts = []
     for size, day in ((3, 7), (_large(), 8)):
         pump_type = asset_services.create_asset_type(org_a, name=f"Pump {size}")
