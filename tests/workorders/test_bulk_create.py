@@ -14,9 +14,9 @@ from django.utils import timezone
 from inventory import services as inventory_services
 from inventory.models import Part, Reservation, StockLevel, StockLocation
 from maintenance_site import audit
-from maintenance_site.tenancy import SYSTEM
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.models import Event
+from maintenance_site.tenancy import SYSTEM
 from sla import services as sla_services
 from sla.models import SLAClock
 from workorders import services
@@ -57,9 +57,15 @@ def store(org_a):
 
 @pytest.fixture
 def policy(org_a):
-    calendar = sla_services.create_calendar(org_a, name="24/7", always_open=True)
+    calendar = sla_services.create_calendar(org_a, name="24/7", always_open=True, actor=SYSTEM)
     return sla_services.create_policy(
-        org_a, name="High", priority="high", calendar=calendar, response_minutes=60, resolution_minutes=240
+        org_a,
+        name="High",
+        priority="high",
+        calendar=calendar,
+        response_minutes=60,
+        resolution_minutes=240,
+        actor=SYSTEM,
     )
 
 
@@ -152,14 +158,14 @@ def test_a_bulk_created_order_is_the_order_created_one_by_one(
 
 
 def test_the_orders_of_several_organisations_take_their_own_numbers(org_a, org_b, pump, technician_a):
-    mine = services.create_work_order(org_a, title="Before")
+    mine = services.create_work_order(org_a, title="Before", actor=SYSTEM)
     orders = services.create_work_orders_bulk(
         [
             NewWorkOrder(organization_id=org_a.pk, title="A 1", asset_id=pump.pk),
             NewWorkOrder(organization_id=org_b.pk, title="B 1"),
             NewWorkOrder(organization_id=org_a.pk, title="A 2", assignee_id=technician_a.pk),
         ],
-        actor=None,
+        actor=SYSTEM,
     )
     first = int(mine.number.removeprefix("WO-"))
     assert [o.number for o in orders] == [f"WO-{first + 1:06d}", "WO-000001", f"WO-{first + 2:06d}"]
