@@ -1,5 +1,7 @@
 """Shared helpers for services: validate with the model's own rules, refuse deletes that would orphan."""
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError, RestrictedError
 
@@ -84,3 +86,19 @@ def validated_rows(model, fields, rows, *, what: str = "row") -> None:
                     f"{what.capitalize()} {index + 1}: {name}: {' '.join(messages)}",
                     fields={f"{index}.{name}": messages},
                 ) from None
+
+
+def parse_duration(value) -> int:
+    """“2h”, “90m”, “1h30m”, “120” (minutes) → minutes."""
+    text = str(value).strip().lower()
+    match = re.fullmatch(r"(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?", text) if text else None
+    if text.isdigit():
+        minutes = int(text)
+    elif match and any(match.groups()):
+        minutes = int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+    else:
+        raise InvalidInput(
+            f"“{value}” is not a duration: write minutes (120) or hours and minutes (2h, 90m, 1h30m).",
+            fields={"duration": ["Such as 2h, 90m or 120."]},
+        )
+    return minutes

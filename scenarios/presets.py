@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFound
-from maintenance_site.validation import validated
+from maintenance_site.validation import parse_duration, validated
 from scenarios.models import KEY_PATTERN, RESERVED_KEYS, Preset, PresetSchedule, Scenario, cron_next, cron_previous
 from scenarios.services import (
     Action,
@@ -363,22 +363,6 @@ def delete_preset(preset, *, actor, via: str = Via.SYSTEM) -> None:
 
 
 # --- preset windows ------------------------------------------------------------------------------------
-
-
-def parse_duration(value) -> int:
-    """“2h”, “90m”, “1h30m”, “120” (minutes) → minutes."""
-    text = str(value).strip().lower()
-    match = re.fullmatch(r"(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?", text) if text else None
-    if text.isdigit():
-        minutes = int(text)
-    elif match and any(match.groups()):
-        minutes = int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
-    else:
-        raise InvalidInput(
-            f"“{value}” is not a duration: write minutes (120) or hours and minutes (2h, 90m, 1h30m).",
-            fields={"duration": ["Such as 2h, 90m or 120."]},
-        )
-    return minutes
 
 
 def _occurrences(cron: str, time_zone: str, start: datetime, count: int) -> list[datetime]:

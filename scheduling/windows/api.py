@@ -262,10 +262,7 @@ class MaintenanceModeView(TenantAPIMixin, APIView):
         return Response(self._state())
 
     def _state(self) -> dict:
-        state = mode.mode_state(self.organization)
-        body = state.as_dict()
-        body["retry_after"] = state.retry_after()
-        return body
+        return mode.mode_body(self.organization)
 
 
 class MaintenanceHistoryView(TenantAPIMixin, generics.ListAPIView):

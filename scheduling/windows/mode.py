@@ -189,6 +189,12 @@ def is_in_maintenance_mode(organization) -> bool:
     return mode_state(organization).active
 
 
+def mode_body(organization) -> dict:
+    """What GET /api/v1/maintenance/mode answers and `manage.py windows mode status --json` prints."""
+    state = mode_state(organization)
+    return {**state.as_dict(), "retry_after": state.retry_after()}
+
+
 def may_bypass(user, membership, state: ModeState) -> bool:
     """Superusers always; during an organisation's own mode, members whose role may BYPASS_MAINTENANCE.
     The platform switch is bypassed by superusers only."""

@@ -60,7 +60,7 @@ def test_status_json_is_the_status_endpoints_scenarios(synced):
 
 def test_stop_all(synced):
     services.activate_scenario("log-cleanup", actor=SYSTEM)
-    assert "Stopped: 1 scenario(s) deactivated" in run("stop-all", "--reason", "drill")
+    assert "Stopped: 1 scenario(s) deactivated" in run("stop-all", "--reason", "drill", "--yes")
     assert not Scenario.objects.active().exists()
 
 
@@ -73,7 +73,9 @@ def test_run_now(synced):
 
 def test_presets(synced, tmp_path):
     assert re.search(r"minimal\s+built-in\s+health-checker, log-cleanup", run("preset", "list"))
-    assert "Preset minimal applied: activated health-checker and log-cleanup." in run("preset", "apply", "minimal")
+    assert "Preset minimal applied: activated health-checker and log-cleanup." in run(
+        "preset", "apply", "minimal", "--yes"
+    )
     assert "Preset night saved: health-checker, log-cleanup." in run("preset", "create", "night", "--name", "Night")
     exported = tmp_path / "night.json"
     run("preset", "export", "night", "--output", str(exported))
@@ -141,6 +143,30 @@ def test_errors_are_clear_and_non_zero(synced, args, message, code):
     with pytest.raises(CommandError, match=message) as error:
         run(*args)
     assert error.value.returncode == code
+
+
+@pytest.mark.parametrize("args", [["stop-all"], ["preset", "apply", "minimal"]])
+def test_bulk_operations_ask_first_and_refuse_without_a_terminal(synced, args, monkeypatch):
+    active_before = set(Scenario.objects.filter(state="active").values_list("key", flat=True))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(CommandError, match="Add --yes to confirm") as refused:
+        run(*args)
+    assert refused.value.returncode == 2
+    assert set(Scenario.objects.filter(state="active").values_list("key", flat=True)) == active_before
+
+
+@pytest.mark.parametrize(("answer", "applied"), [("y\n", True), ("n\n", False)])
+def test_at_a_terminal_the_answer_decides(synced, answer, applied, monkeypatch):
+    stdin = io.StringIO(answer)
+    stdin.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", stdin)
+    if applied:
+        assert "Preset minimal applied" in run("preset", "apply", "minimal")
+    else:
+        with pytest.raises(CommandError, match="Nothing done"):
+            run("preset", "apply", "minimal")
+    active = set(Scenario.objects.filter(state="active").values_list("key", flat=True))
+    assert (active == {"health-checker", "log-cleanup"}) is applied
 
 
 def test_a_refusal_exits_non_zero(synced, load):

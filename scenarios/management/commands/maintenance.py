@@ -86,6 +86,7 @@ class Command(AuditedCommand):
 
         stop = commands.add_parser("stop-all", help="emergency stop: every scenario off, runs cancelled")
         stop.add_argument("--reason", default="")
+        stop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
         run = commands.add_parser("run", help="run an internal scenario now")
         run.add_argument("key")
@@ -99,6 +100,7 @@ class Command(AuditedCommand):
         apply.add_argument("key")
         apply.add_argument("--duration")
         apply.add_argument("--reason", default="")
+        apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         create = verbs.add_parser("create", help="save the current state as a preset")
         create.add_argument("key")
         create.add_argument("--name", default="")
@@ -193,6 +195,17 @@ class Command(AuditedCommand):
             who = "unknown"
         return self.reason or f"command line ({who})"
 
+    def confirm(self, question: str, yes: bool) -> None:
+        """Bulk operations ask first: `--yes` answers for a script; without a terminal to ask, they refuse."""
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise CommandError(f"{question} Add --yes to confirm (no terminal to ask).", returncode=2)
+        self.stdout.write(f"{question} [y/N] ", ending="")
+        self.stdout.flush()
+        if input().strip().lower() not in ("y", "yes"):
+            raise CommandError("Nothing done.", returncode=1)
+
     def print_json(self, value) -> None:
         self.stdout.write(json.dumps(value, indent=2, cls=DjangoJSONEncoder, ensure_ascii=False))
 
@@ -249,7 +262,14 @@ class Command(AuditedCommand):
         for window in windows:
             self.say(f"Preset window open: {window.preset.key} until {_when(window.window_end)}")
 
-    def do_stop_all(self, **options):
+    def do_stop_all(self, yes=False, **options):
+        active = list(
+            Scenario.objects.filter(state=Scenario.State.ACTIVE).order_by("key").values_list("key", flat=True)
+        )
+        self.confirm(
+            f"Stop every scenario ({', '.join(active) or 'none active'}) and cancel pending runs?",
+            yes,
+        )
         result = services.stop_all(actor=self.actor, via=VIA, reason=self.default_reason())
         self.say(
             self.style.WARNING(
@@ -305,8 +325,13 @@ class Command(AuditedCommand):
         rows = [[i["key"], "built-in" if i["builtin"] else "custom", ", ".join(i["scenarios"]) or "-"] for i in items]
         self.say(_table(rows, ["preset", "kind", "scenarios"]))
 
-    def preset_apply(self, key, duration=None, **options):
+    def preset_apply(self, key, duration=None, yes=False, **options):
         minutes = presets.parse_duration(duration) if duration else None
+        preset = presets.get_preset(key)
+        self.confirm(
+            f"Apply preset {key}: exactly {', '.join(preset.scenario_keys) or 'no scenario'} active, the rest off?",
+            yes,
+        )
         changes = presets.apply_preset(
             key, actor=self.actor, via=VIA, reason=self.default_reason(), duration_minutes=minutes
         )
