@@ -402,6 +402,7 @@ DISCOVERY_INTERVAL = env_int("DISCOVERY_INTERVAL", 60, minimum=5)  # seconds bet
 SCENARIO_DISCOVERY_DIR = env_str("SCENARIO_DISCOVERY_DIR")  # folder scanned for external scenarios
 SCENARIOS_RESET_ON_START = env_bool("SCENARIOS_RESET_ON_START", True)  # every scenario inactive at scheduler start
 SCENARIOS_MAX_HEAVY = env_int("SCENARIOS_MAX_HEAVY", 3, minimum=0)
+ENABLE_CALENDAR = env_bool("ENABLE_CALENDAR", True)  # seed 001's name: preset windows (cron schedules) open
 SCENARIOS_LOAD_CEILING_CPU = env_float("SCENARIOS_LOAD_CEILING_CPU", 85.0, minimum=0.0)  # percent
 SCENARIOS_LOAD_CEILING_MEMORY = env_float("SCENARIOS_LOAD_CEILING_MEMORY", 90.0, minimum=0.0)  # percent
 DEFAULT_TIMEOUT = env_int("DEFAULT_TIMEOUT", 0, minimum=0)  # minutes until auto-deactivation; 0: none

@@ -12,6 +12,7 @@ import re
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -564,12 +565,15 @@ def tick_windows(now: datetime | None = None) -> dict:
 
     Idempotent: each occurrence is handled once (`last_occurrence`, under a row lock), so a second tick
     or a second beat does nothing. Catch-up policy: an occurrence missed while the scheduler was down is
-    applied late if its window has not ended yet, else skipped (and said so)."""
+    applied late if its window has not ended yet, else skipped (and said so). With ENABLE_CALENDAR off, open
+    windows still close (restoring the state before them) but none opens."""
     now = now or timezone.now()
     opened, closed = [], []
     for schedule in PresetSchedule.objects.filter(window_start__isnull=False, window_end__lte=now):
         _close_window(schedule, now)
         closed.append(schedule.pk)
+    if not settings.ENABLE_CALENDAR:
+        return {"opened": opened, "closed": closed}
     for schedule in PresetSchedule.objects.filter(enabled=True, window_start__isnull=True).select_related("preset"):
         start = previous_occurrence(schedule, now)
         if schedule.last_occurrence and start <= schedule.last_occurrence:

@@ -222,6 +222,20 @@ def test_a_scheduled_preset_is_applied_at_its_start_and_the_state_restored_at_it
     assert actions == [("window-end", "ok"), ("window-start", "ok")]
 
 
+def test_with_the_calendar_off_no_window_opens_and_an_open_one_still_closes(synced, operator, settings):
+    schedule = presets.create_schedule("security", cron="0 2 * * 0", duration="2h", actor=operator)
+    start = datetime(2026, 7, 5, 2, 0, tzinfo=UTC)
+    PresetSchedule.objects.filter(pk=schedule.pk).update(last_occurrence=start - timedelta(days=7))
+    settings.ENABLE_CALENDAR = False
+    assert presets.tick_windows(start + timedelta(seconds=20)) == {"opened": [], "closed": []}
+    assert active_keys() == set()
+    settings.ENABLE_CALENDAR = True
+    assert presets.tick_windows(start + timedelta(seconds=30))["opened"] == [schedule.pk]
+    settings.ENABLE_CALENDAR = False
+    assert presets.tick_windows(start + timedelta(hours=2, seconds=5))["closed"] == [schedule.pk]
+    assert active_keys() == set()
+
+
 def test_a_window_that_cannot_be_applied_is_recorded_and_not_retried(synced, load):
     schedule = presets.create_schedule("minimal", cron="0 3 * * *", duration="1h", actor=SYSTEM)
     start = presets.next_occurrence(schedule)
