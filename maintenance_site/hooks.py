@@ -129,3 +129,10 @@ technician_order_page = HookPoint(
     context; its `forms` entry (a dict) is merged into the page's forms, under those a view passes explicitly.
     The inventory adds the part-use form and the parts planned (`planned`) and used (`used`) on the order.""",
 )
+
+technician_offline_urls = HookPoint(
+    "technician_offline_urls",
+    """The technician's phone is saving what it needs for a day offline: `(request)` → a list of URLs (under `/t/`)
+    that the service worker fetches and keeps besides My work, the orders and their assets. The inventory adds the
+    page of the technician's van parts (`inventory.technician_views.van_parts`).""",
+)

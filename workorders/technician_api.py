@@ -1,5 +1,5 @@
 """Small JSON endpoints of the technician's view (`/t/api/`), for what a phone may enter offline: checklist
-results, notes, time and meter readings. `static/technician/technician.js` posts to them directly when online
+results, notes, time, meter readings, and the lifecycle steps (start, hold, resume, complete) dated by the device. `static/technician/technician.js` posts to them directly when online
 and replays its queue through them when the connection returns.
 
 Session authentication with the CSRF header (`X-CSRFToken`, fetched fresh from `/t/csrf/` before a replay).
@@ -23,10 +23,12 @@ from assets.models import Asset
 from maintenance_site import client_ids
 from maintenance_site.errors import DomainError, InvalidInput
 from workorders import services
-from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, TimeForm
+from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, OfflineStepForm, TimeForm
 from workorders.technician_views import (
+    DONE_MESSAGES,
     item_or_404,
     may_work_on,
+    offline_bundle_context,
     order_or_404,
     record_meter_reading,
 )
@@ -41,7 +43,7 @@ def ok(message: str, status: int = 200, **extra) -> JsonResponse:
     return JsonResponse({"ok": True, "message": message, **extra}, status=status)
 
 
-def _form_error(form) -> JsonResponse:
+def form_error(form) -> JsonResponse:
     fields = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
     first = next(iter(fields.values()), ["Check what you entered."])[0]
     return error(first, 400, "invalid", fields)
@@ -86,7 +88,7 @@ def checklist_result(request, payload, pk, item_pk):
     item = item_or_404(request, pk, item_pk)
     form = ChecklistResultForm(payload)
     if not form.is_valid():
-        return _form_error(form)
+        return form_error(form)
     item = services.record_checklist_result(item, actor=request.user, **form.service_kwargs())
     work_order = order_or_404(request, pk)
     html = render_to_string(
@@ -102,7 +104,7 @@ def add_note(request, payload, pk):
     work_order = order_or_404(request, pk)
     form = NoteForm(payload)
     if not form.is_valid():
-        return _form_error(form)
+        return form_error(form)
     comment = services.add_comment(
         work_order, actor=request.user, body=form.cleaned_data["body"], client_id=form.cleaned_data["client_id"]
     )
@@ -117,7 +119,7 @@ def log_time(request, payload, pk):
     work_order = order_or_404(request, pk)
     form = TimeForm(payload)
     if not form.is_valid():
-        return _form_error(form)
+        return form_error(form)
     entry = services.log_time(
         work_order,
         actor=request.user,
@@ -137,9 +139,48 @@ def meter_reading(request, payload, public_token, meter_pk):
     meter = get_object_or_404(asset.meters.all(), pk=meter_pk)
     form = MeterReadingForm(payload)
     if not form.is_valid():
-        return _form_error(form)
+        return form_error(form)
     value = form.cleaned_data["value"]
     if value is None:
         raise InvalidInput("Enter the reading as a number.")
     record_meter_reading(meter, request.user, value, form.cleaned_data["read_at"])
     return ok(f"{meter.name}: {value.normalize():f} {meter.unit} recorded.", status=201)
+
+
+@json_endpoint
+def order_step(request, payload, pk, action):
+    """Start, hold (with `reason`), resume or complete (with `notes`) an order, at `occurred_at` (the device's time,
+    now when absent). Applied once per client id (`workorders.services.apply_offline_action`)."""
+    if action not in services.OFFLINE_STEPS:
+        raise Http404
+    work_order = order_or_404(request, pk)
+    form = OfflineStepForm(payload)
+    if not form.is_valid():
+        return form_error(form)
+    data = form.cleaned_data
+    record = services.apply_offline_action(
+        work_order,
+        action,
+        actor=request.user,
+        client_id=data["client_id"],
+        occurred_at=data["occurred_at"] or timezone.now(),
+        text=data["reason"] if action == "hold" else data["notes"] if action == "complete" else "",
+    )
+    work_order.refresh_from_db()
+    answer = {"status": work_order.status, "status_label": work_order.get_status_display()}
+    if client_ids.was_replayed(record):
+        return ok(f"{work_order.number}: already done.", **answer)
+    return ok(DONE_MESSAGES[action].format(number=work_order.number), status=201, **answer)
+
+
+@never_cache
+def offline_bundle(request):
+    """GET: what the phone keeps for offline use — the pages of my open orders, of their assets, and my van's
+    parts — as a list of URLs for the service worker to fetch and save (`technician.js`, "Save for offline")."""
+    if request.method != "GET":
+        return error("Use GET.", 405, "method_not_allowed")
+    if not request.user.is_authenticated:
+        return error("Your session has ended: sign in again.", 401, "not_authenticated")
+    if not request.organization:
+        return error("Your account is not a member of any organisation.", 403, "no_membership")
+    return JsonResponse(offline_bundle_context(request))

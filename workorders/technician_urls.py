@@ -31,5 +31,7 @@ urlpatterns = [
     path("api/orders/<int:pk>/checklist/<int:item_pk>/", api.checklist_result, name="api-checklist"),
     path("api/orders/<int:pk>/notes/", api.add_note, name="api-note"),
     path("api/orders/<int:pk>/time/", api.log_time, name="api-time"),
+    path("api/orders/<int:pk>/do/<slug:action>/", api.order_step, name="api-step"),
+    path("api/offline/", api.offline_bundle, name="api-offline"),
     path("api/assets/<slug:public_token>/meters/<int:meter_pk>/", api.meter_reading, name="api-meter-reading"),
 ]

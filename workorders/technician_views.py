@@ -255,6 +255,24 @@ def my_work_context(request, when: str) -> dict:
     }
 
 
+OFFLINE_ORDERS_LIMIT = 100
+
+
+def offline_bundle_context(request) -> dict:
+    """The URLs a phone saves for a day without signal: My work, each of my open orders (most urgent first, at
+    most OFFLINE_ORDERS_LIMIT) with its asset's page, and what the higher apps add (`technician_offline_urls`:
+    the van's parts). Two queries for the orders whatever their number."""
+    orders = my_work_context(request, "all")["orders"][:OFFLINE_ORDERS_LIMIT]
+    urls = [reverse("technician:my-work")]
+    for order in orders:
+        urls.append(reverse("technician:order", args=[order.pk]))
+    for token in dict.fromkeys(order.asset.public_token for order in orders if order.asset_id):
+        urls.append(reverse("technician:asset", args=[token]))
+    for extra in hooks.technician_offline_urls(request):
+        urls.extend(extra or [])
+    return {"orders": [order.pk for order in orders], "urls": urls, "saved_at": timezone.now().isoformat()}
+
+
 def _filter(request) -> str:
     when = request.GET.get("when", "all")
     return when if when in FILTERS else "all"
