@@ -24,6 +24,7 @@ from maintenance_site import audit, client_ids, hooks
 from maintenance_site.bulk import history_by_select, id_in, insert_rows, loaded, take_ids
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish, publish_many
+from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.actors import check_actor
 from maintenance_site.tenancy.models import Membership, Organization
@@ -248,6 +249,7 @@ def create_work_order(
         apply_procedure(work_order, procedure)
     hooks.work_order_created(work_order)
     publish(organization, "work-order:created", _payload(work_order), user=work_order.assignee)
+    notify_urgent_assignment(work_order, actor=actor)
     return work_order
 
 
@@ -543,7 +545,35 @@ def transition(
         publish(organization, "work-order:completed", _payload(work_order, **extra), user=work_order.assignee)
     else:
         publish(organization, "work-order:updated", _payload(work_order, **extra), user=work_order.assignee)
+    if action == "assign":
+        notify_urgent_assignment(work_order, actor=actor)
     return work_order
+
+
+def is_urgent(work_order: WorkOrder) -> bool:
+    """Critical priority or an emergency: what reaches the technician's phone even when the page is closed."""
+    return work_order.priority == WorkOrder.Priority.CRITICAL or work_order.type == WorkOrder.Type.EMERGENCY
+
+
+def notify_urgent_assignment(work_order: WorkOrder, *, actor) -> None:
+    """An urgent order was assigned: its assignee is notified (`work-order:assigned`), or, assigned to a team
+    only, the team's members (`work-order:urgent`), not the person who assigned it. Their channels (Web Push
+    on the phones they subscribed) are used after commit."""
+    if not is_urgent(work_order) or (work_order.assignee_id is None and work_order.team_id is None):
+        return
+    context = {
+        "title": f"{work_order.get_priority_display()}: {work_order.number} {work_order.title}"[:200],
+        "body": (work_order.description or "Open it to see what is needed.")[:500],
+        "url": f"/t/orders/{work_order.pk}/",
+        "work_order": work_order.pk,
+    }
+    if work_order.assignee_id is not None:
+        if work_order.assignee_id != getattr(actor, "pk", None):
+            notify(work_order.organization, [work_order.assignee], "work-order:assigned", context)
+        return
+    members = [user for user in work_order.team.members.all() if user.pk != getattr(actor, "pk", None)]
+    if members:
+        notify(work_order.organization, members, "work-order:urgent", context)
 
 
 def _start(work_order: WorkOrder, membership: Membership | None, actor) -> None:
@@ -652,25 +682,27 @@ def cancel(work_order, *, reason, actor, parts_disposition=None):
 OFFLINE_STEPS = ("start", "hold", "resume", "complete")
 
 
-def assigned_to_actor_since(work_order: WorkOrder, actor) -> datetime:
-    """Since when the order has been the actor's: the start of the latest unbroken run of history rows
+def assigned_since(work_order: WorkOrder, user) -> datetime:
+    """Since when the order has been `user`'s: the start of the latest unbroken run of history rows
     assigning it to them (or to a team of theirs), else its creation. A step done offline before that was done
     on somebody else's work."""
     since = work_order.created_at
-    team_ids = set(Team.objects.filter(organization_id=work_order.organization_id, members=actor).values_list("pk", flat=True))
+    team_ids = set(
+        Team.objects.filter(organization_id=work_order.organization_id, members=user).values_list("pk", flat=True)
+    )
     for record in work_order.history.order_by("-history_date", "-history_id").only(
         "history_date", "assignee_id", "team_id"
     )[:200]:
-        if record.assignee_id == actor.pk or (record.assignee_id is None and record.team_id in team_ids):
+        if record.assignee_id == user.pk or (record.assignee_id is None and record.team_id in team_ids):
             since = record.history_date
         else:
             break
     return since
 
 
-def check_occurred_at(work_order: WorkOrder, occurred_at: datetime, *, actor) -> None:
+def check_occurred_at(work_order: WorkOrder, occurred_at: datetime, user) -> None:
     """A device time is believed within bounds: not beyond the allowed clock skew in the future, not older than
-    OFFLINE_MAX_AGE days, not before the order became the actor's. Refusals name the field `occurred_at`."""
+    OFFLINE_MAX_AGE days, not before the order became `user`'s. Refusals name the field `occurred_at`."""
     now = timezone.now()
 
     def refuse(message):
@@ -682,7 +714,7 @@ def check_occurred_at(work_order: WorkOrder, occurred_at: datetime, *, actor) ->
         refuse(f"The time it happened ({occurred_at:%Y-%m-%d %H:%M} UTC) is in the future: check the phone's clock.")
     if occurred_at < now - timedelta(days=settings.OFFLINE_MAX_AGE_DAYS):
         refuse(f"This was done more than {settings.OFFLINE_MAX_AGE_DAYS} days ago: it is too old to apply.")
-    since = assigned_to_actor_since(work_order, actor)
+    since = assigned_since(work_order, user)
     if occurred_at < since - timedelta(seconds=settings.OFFLINE_MAX_SKEW_SECONDS):
         refuse(
             f"This was done at {occurred_at:%Y-%m-%d %H:%M} UTC, before {work_order.number} was yours "
@@ -708,7 +740,7 @@ def apply_offline_action(
     text = text or ""
 
     def apply() -> OfflineAction:
-        check_occurred_at(work_order, occurred_at, actor=actor)
+        check_occurred_at(work_order, occurred_at, actor)
         extra = {"reason": text} if action == "hold" else {"notes": text} if action == "complete" else {}
         transition(work_order, action, actor=actor, occurred_at=occurred_at, **extra)
         return OfflineAction.objects.create(

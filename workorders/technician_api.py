@@ -22,6 +22,8 @@ from django.views.decorators.http import require_POST
 from assets.models import Asset
 from maintenance_site import client_ids
 from maintenance_site.errors import DomainError, InvalidInput
+from maintenance_site.notifications import services as notification_services
+from maintenance_site.notifications import webpush
 from workorders import services
 from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, OfflineStepForm, TimeForm
 from workorders.technician_views import (
@@ -184,3 +186,51 @@ def offline_bundle(request):
     if not request.organization:
         return error("Your account is not a member of any organisation.", 403, "no_membership")
     return JsonResponse(offline_bundle_context(request))
+
+
+@never_cache
+def push_key(request):
+    """GET: the VAPID public key this phone subscribes with (`PushManager.subscribe`'s applicationServerKey)."""
+    if not request.user.is_authenticated:
+        return error("Your session has ended: sign in again.", 401, "not_authenticated")
+    return JsonResponse({"publicKey": webpush.application_server_key()})
+
+
+def _subscription_fields(payload) -> dict:
+    endpoint = payload.get("endpoint")
+    keys = payload.get("keys")
+    fields = {}
+    if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")) or len(endpoint) > 1000:
+        fields["endpoint"] = ["Send the subscription's endpoint URL."]
+    if not isinstance(keys, dict) or not all(isinstance(keys.get(name), str) and keys.get(name) for name in KEY_NAMES):
+        fields["keys"] = ["Send the subscription's keys p256dh and auth."]
+    elif len(keys["p256dh"]) > 200 or len(keys["auth"]) > 100:
+        fields["keys"] = ["These keys are too long for a Web Push subscription."]
+    if fields:
+        raise InvalidInput("This is not a Web Push subscription.", fields=fields)
+    return {"endpoint": endpoint, "p256dh": keys["p256dh"], "auth": keys["auth"]}
+
+
+KEY_NAMES = ("p256dh", "auth")
+
+
+@json_endpoint
+def push_subscribe(request, payload):
+    """This phone's push subscription (`PushSubscription.toJSON()`): Web Push for new urgent assignments, urgent
+    orders of my teams and SLA warnings on my orders, also when the page is closed."""
+    subscription = notification_services.subscribe_webpush(
+        request.organization,
+        actor=request.user,
+        user_agent=request.headers.get("User-Agent", ""),
+        **_subscription_fields(payload),
+    )
+    return ok("This phone will be notified of urgent work.", status=201, id=subscription.pk)
+
+
+@json_endpoint
+def push_unsubscribe(request, payload):
+    endpoint = payload.get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        raise InvalidInput("Send the subscription's endpoint.", fields={"endpoint": ["Required."]})
+    removed = notification_services.unsubscribe_webpush(request.organization, actor=request.user, endpoint=endpoint)
+    return ok("This phone will no longer be notified." if removed else "This phone was not subscribed.")
