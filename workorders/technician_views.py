@@ -75,7 +75,7 @@ HISTORY_FIELDS = {
     "completion_notes": "completion notes",
 }
 # Bump when sw.js changes what it caches: the new worker drops the old caches.
-SERVICE_WORKER_VERSION = "1"
+SERVICE_WORKER_VERSION = "2"
 # What the service worker keeps for offline use besides the pages.
 STATIC_FILES = ("workorders/public.css", "technician/technician.css", "technician/technician.js")
 
@@ -270,9 +270,20 @@ def offline_bundle_context(request) -> dict:
         urls.append(reverse("technician:order", args=[order.pk]))
     for token in dict.fromkeys(order.asset.public_token for order in orders if order.asset_id):
         urls.append(reverse("technician:asset", args=[token]))
+    urls.append(reverse("technician:manifest"))
     for extra in hooks.technician_offline_urls(request):
         urls.extend(extra or [])
-    return {"orders": [order.pk for order in orders], "urls": urls, "saved_at": timezone.now().isoformat()}
+    assets = {
+        order.asset.public_token: {"code": order.asset.code, "name": order.asset.name, "token": order.asset.public_token}
+        for order in orders
+        if order.asset_id
+    }
+    return {
+        "orders": [order.pk for order in orders],
+        "assets": list(assets.values()),  # what the scanner recognises offline by code
+        "urls": urls,
+        "saved_at": timezone.now().isoformat(),
+    }
 
 
 def _filter(request) -> str:
@@ -369,6 +380,8 @@ def order_context(
         "may_act": may_act,
         "may_annotate": work_order.is_open and may_annotate(work_order, user),
         "editable": may_act and work_order.is_open,
+        # every step's form is on the page (those not possible now hidden): offline, the phone moves between them
+        "offline_steps": may_act and work_order.is_open,
         "claimable": claimable,
         "actions": actions,
         "overdue": work_order.is_overdue,
