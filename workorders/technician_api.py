@@ -169,7 +169,7 @@ def order_step(request, payload, pk, action):
         text=data["reason"] if action == "hold" else data["notes"] if action == "complete" else "",
     )
     work_order.refresh_from_db()
-    answer = {"status": work_order.status, "status_label": work_order.get_status_display()}
+    answer = {"order_status": work_order.status, "status_label": work_order.get_status_display()}
     if client_ids.was_replayed(record):
         return ok(f"{work_order.number}: already done.", **answer)
     return ok(DONE_MESSAGES[action].format(number=work_order.number), status=201, **answer)

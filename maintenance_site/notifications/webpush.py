@@ -13,6 +13,8 @@ import functools
 import json
 import logging
 
+import requests
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
@@ -103,6 +105,10 @@ def send_webpush(notification: Notification) -> None:
                 continue
             errors.append(f"push service answered {status}" if status else "push service could not be reached")
             WebPushSubscription.objects.filter(pk=device.pk).update(last_error=errors[-1][:500])
+        except requests.RequestException as exc:  # refused, DNS, timeout, TLS
+            errors.append("push service could not be reached")
+            logger.info("web push to device %s failed: %s", device.pk, exc)
+            WebPushSubscription.objects.filter(pk=device.pk).update(last_error=errors[-1])
         except Exception as exc:  # noqa: BLE001 - bad keys, TLS, DNS...: a failed delivery, never a crash
             errors.append(f"could not send: {type(exc).__name__}")
             logger.info("web push to device %s failed: %s", device.pk, exc)

@@ -420,9 +420,9 @@
       if (pending) pending.replaceWith(fresh);
       else if ($("[data-notes]") && !document.getElementById(fresh.id)) $("[data-notes]").appendChild(fresh);
     }
-    if (entry.kind === "step" && entry.page === location.pathname && data.status) {
+    if (entry.kind === "step" && entry.page === location.pathname && data.order_status) {
       showStatus(data.status_label, false);
-      showSteps(data.status);
+      showSteps(data.order_status);
     }
     if (entry.kind === "part") {
       var pendingPart = document.querySelector('[data-pending="' + entry.id + '"]');
