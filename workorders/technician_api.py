@@ -1,6 +1,7 @@
 """Small JSON endpoints of the technician's view (`/t/api/`), for what a phone may enter offline: checklist
-results, notes, time, meter readings, and the lifecycle steps (start, hold, resume, complete) dated by the device. `static/technician/technician.js` posts to them directly when online
-and replays its queue through them when the connection returns.
+results, notes, time, meter readings, and the lifecycle steps (start, hold, resume, complete) dated by the
+device; also what the phone saves for offline use and its Web Push subscription. `static/technician/technician.js`
+posts to them directly when online and replays its queue through them when the connection returns.
 
 Session authentication with the CSRF header (`X-CSRFToken`, fetched fresh from `/t/csrf/` before a replay).
 Every body carries the entry's `client_id`, and the services apply a client id once, so a replay after a lost

@@ -11,9 +11,9 @@ offline and `static/technician/technician.js` queues what is entered offline.
 """
 
 import functools
-from io import BytesIO
 import json
 from datetime import datetime, time, timedelta
+from io import BytesIO
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -274,7 +274,11 @@ def offline_bundle_context(request) -> dict:
     for extra in hooks.technician_offline_urls(request):
         urls.extend(extra or [])
     assets = {
-        order.asset.public_token: {"code": order.asset.code, "name": order.asset.name, "token": order.asset.public_token}
+        order.asset.public_token: {
+            "code": order.asset.code,
+            "name": order.asset.name,
+            "token": order.asset.public_token,
+        }
         for order in orders
         if order.asset_id
     }
@@ -754,9 +758,7 @@ def _icon_png(size: int) -> bytes:
     jaw = side * 0.055
     centre_x, centre_y = side * 0.61, side * 0.39
     draw.ellipse((centre_x - jaw, centre_y - jaw, centre_x + jaw, centre_y + jaw), fill=ACCENT_COLOR)
-    draw.polygon(
-        [(centre_x, centre_y), (side * 0.70, side * 0.22), (side * 0.78, side * 0.30)], fill=ACCENT_COLOR
-    )
+    draw.polygon([(centre_x, centre_y), (side * 0.70, side * 0.22), (side * 0.78, side * 0.30)], fill=ACCENT_COLOR)
     image = image.resize((size, size), Image.Resampling.LANCZOS)
     buffer = BytesIO()
     image.save(buffer, format="PNG", optimize=True)

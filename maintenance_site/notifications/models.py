@@ -186,9 +186,7 @@ class WebPushSubscription(TenantModel):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "endpoint"], name="notifications_webpush_unique_endpoint"
-            ),
+            models.UniqueConstraint(fields=["organization", "endpoint"], name="notifications_webpush_unique_endpoint"),
         ]
         indexes = [
             # the sender: WHERE organization_id = ? AND user_id = ?

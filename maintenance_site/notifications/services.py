@@ -414,7 +414,9 @@ def subscribe_webpush(
     check_actor(actor)
     if not actor_is_member(organization, actor):
         raise PermissionDeniedError("Only a member of the organisation can receive its notifications.")
-    subscription = WebPushSubscription.objects.select_for_update().filter(organization=organization, endpoint=endpoint).first()
+    subscription = (
+        WebPushSubscription.objects.select_for_update().filter(organization=organization, endpoint=endpoint).first()
+    )
     if subscription is None:
         subscription = WebPushSubscription(organization=organization, endpoint=endpoint)
     subscription.user = actor

@@ -14,7 +14,6 @@ import json
 import logging
 
 import requests
-
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings

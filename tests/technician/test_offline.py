@@ -111,7 +111,9 @@ def test_device_times_out_of_bounds_are_refused_on_the_field(client_of, order, t
     future = step(client, order, "start", occurred_at=timezone.now() + timedelta(minutes=10))
     assert future.status_code == 400
     assert "in the future" in future.json()["error"]["fields"]["occurred_at"][0]
-    too_old = step(client, order, "start", occurred_at=timezone.now() - timedelta(days=settings.OFFLINE_MAX_AGE_DAYS + 1))
+    too_old = step(
+        client, order, "start", occurred_at=timezone.now() - timedelta(days=settings.OFFLINE_MAX_AGE_DAYS + 1)
+    )
     assert too_old.status_code == 400 and "too old" in too_old.json()["error"]["message"]
     before = step(client, order, "start", occurred_at=order.created_at - timedelta(hours=1))
     assert before.status_code == 400 and "before WO-" in before.json()["error"]["message"]
@@ -119,7 +121,9 @@ def test_device_times_out_of_bounds_are_refused_on_the_field(client_of, order, t
     assert order.status == S.ASSIGNED and not OfflineAction.objects.exists()
 
 
-def test_before_it_was_mine_means_before_the_latest_assignment_to_me(client_of, order, technician_a, technician2_a, planner_a):
+def test_before_it_was_mine_means_before_the_latest_assignment_to_me(
+    client_of, order, technician_a, technician2_a, planner_a
+):
     services.assign(order, technician2_a, actor=planner_a)
     services.assign(order, technician_a, actor=planner_a)
     mine_since = order.history.order_by("-history_date").first().history_date
@@ -128,7 +132,9 @@ def test_before_it_was_mine_means_before_the_latest_assignment_to_me(client_of, 
     assert services.assigned_since(order, technician_a) == mine_since
 
 
-def test_steps_that_no_longer_apply_are_refused_with_what_happened(client_of, order, technician_a, technician2_a, planner_a):
+def test_steps_that_no_longer_apply_are_refused_with_what_happened(
+    client_of, order, technician_a, technician2_a, planner_a
+):
     client = client_of(technician_a)
     services.assign(order, technician2_a, actor=planner_a)  # reassigned while I was offline
     reassigned = step(client, order, "start")
@@ -171,7 +177,9 @@ def test_a_part_used_offline_is_issued_once_and_stock_gone_is_refused(client_of,
 def test_the_van_parts_saved_for_offline(client_of, technician_a, van, seal):
     data = client_of(technician_a).get(url("van-parts")).json()
     assert data["van"]["name"] == "Van 3"
-    assert data["parts"] == [{"id": seal.pk, "sku": "SEAL-40", "name": "Mechanical seal 40 mm", "unit": "each", "in_van": "2"}]
+    assert data["parts"] == [
+        {"id": seal.pk, "sku": "SEAL-40", "name": "Mechanical seal 40 mm", "unit": "each", "in_van": "2"}
+    ]
 
 
 # --- what the phone saves for offline --------------------------------------------------------------------
@@ -191,8 +199,12 @@ def test_fifty_orders_saved_for_offline_stay_under_5_mb(client_of, org_a, planne
     """The measure of the issue's budget: every page the bundle names, as the service worker saves them."""
     for index in range(50):
         work_order = services.create_work_order(
-            org_a, title=f"Inspect line {index}", description="Check the seals and the coupling. " * 10,
-            asset=pump, actor=planner_a, assignee=technician_a,
+            org_a,
+            title=f"Inspect line {index}",
+            description="Check the seals and the coupling. " * 10,
+            asset=pump,
+            actor=planner_a,
+            assignee=technician_a,
         )
         for number in range(5):
             services.add_checklist_item(work_order, text=f"Step {number} of the procedure", actor=planner_a)

@@ -13,18 +13,16 @@ import re
 import time
 from datetime import timedelta
 
-import pytest
+from tests.technician import test_browser as browser_tests
+from tests.technician.test_browser import PASSWORD, make_world, sign_in, wait_until
 
-from tests.technician.test_browser import (  # noqa: F401 (fixtures)
-    _async_unsafe_allowed,
-    browser,
-    live,
-    make_world,
-    page,
-    pytestmark,
-    sign_in,
-    wait_until,
-)
+# The live server, Chromium and the phone-sized page of the technician browser tests, and their marks (browser,
+# skipped outside CI without Chromium).
+_async_unsafe_allowed = browser_tests._async_unsafe_allowed
+live = browser_tests.live
+browser = browser_tests.browser
+page = browser_tests.page
+pytestmark = browser_tests.pytestmark
 
 SAVED = "body[data-offline-saved]"
 
@@ -36,9 +34,10 @@ def add_technician(username: str) -> None:
     from maintenance_site.tenancy import services as tenancy
     from maintenance_site.tenancy.models import Organization
     from maintenance_site.tenancy.roles import Role
-    from tests.technician.test_browser import PASSWORD
 
-    tenancy.add_member(Organization.objects.get(slug="org-a"), tenancy.create_user(username, password=PASSWORD), Role.TECHNICIAN)
+    tenancy.add_member(
+        Organization.objects.get(slug="org-a"), tenancy.create_user(username, password=PASSWORD), Role.TECHNICIAN
+    )
 
 
 def backdate(order_id: int, hours: int = 2) -> None:
@@ -58,7 +57,9 @@ def reassign(order_id: int, username: str) -> None:
     from workorders.models import WorkOrder
 
     users = get_user_model().objects
-    services.assign(WorkOrder.objects.get(pk=order_id), users.get(username=username), actor=users.get(username="planner"))
+    services.assign(
+        WorkOrder.objects.get(pk=order_id), users.get(username=username), actor=users.get(username="planner")
+    )
 
 
 def server_state(order_id: int, item_id: int) -> dict:
@@ -78,7 +79,9 @@ def server_state(order_id: int, item_id: int) -> dict:
             StockMovement.objects.filter(work_order_id=order_id).values_list("quantity", "user__username", "client_id")
         ),
         "van": str(StockLevel.objects.get(location__name="Van 3").on_hand.normalize()),
-        "steps": list(OfflineAction.objects.filter(work_order_id=order_id).values_list("action", "occurred_at", "created_at")),
+        "steps": list(
+            OfflineAction.objects.filter(work_order_id=order_id).values_list("action", "occurred_at", "created_at")
+        ),
         "history": history,
         "comments": list(Comment.objects.filter(work_order_id=order_id).values_list("author__username", "body")),
     }
@@ -118,8 +121,10 @@ def test_a_whole_order_done_offline_reaches_the_server_as_it_happened(page, live
     complete_form = page.locator("[data-form-name=complete]")
     expect(complete_form.locator(".inline-error")).to_contain_text("“Isolate the pump”")
     expect(complete_form).to_have_class(re.compile(r"\bis-error-target\b"))
-    assert page.evaluate("(() => { const b = document.querySelector('[data-form-name=complete]').getBoundingClientRect();"
-                         " return b.top >= 0 && b.bottom <= innerHeight; })()")
+    assert page.evaluate(
+        "(() => { const b = document.querySelector('[data-form-name=complete]').getBoundingClientRect();"
+        " return b.top >= 0 && b.bottom <= innerHeight; })()"
+    )
 
     item = page.locator(f"#item-{ids['item']}")
     item.get_by_role("button", name="Mark done").click()
@@ -129,7 +134,9 @@ def test_a_whole_order_done_offline_reaches_the_server_as_it_happened(page, live
     page.locator(".part-result", has_text="SEAL-40").click()
     page.fill("#part_quantity", "1")
     page.get_by_role("button", name="Record part used").click()
-    expect(page.locator("[data-parts-used]")).to_contain_text("1 × SEAL-40 Mechanical seal 40 mm · Van 3 (my van) · waiting to send")
+    expect(page.locator("[data-parts-used]")).to_contain_text(
+        "1 × SEAL-40 Mechanical seal 40 mm · Van 3 (my van) · waiting to send"
+    )
 
     page.fill("#complete_notes", "Seal replaced offline")
     page.click("[data-action=complete]")
@@ -183,7 +190,9 @@ def test_a_step_refused_on_replay_is_shown_and_kept_as_a_note(page, live):
     expect(refused).to_contain_text("WO-000001: start — start")
     expect(refused).to_contain_text("WO-000001 is not assigned to you.")
     # the page reloaded with the server's order, the refusal beside what it concerns
-    expect(page.locator("[data-actions] .inline-error")).to_contain_text("Not applied — start: WO-000001 is not assigned to you.")
+    expect(page.locator("[data-actions] .inline-error")).to_contain_text(
+        "Not applied — start: WO-000001 is not assigned to you."
+    )
     assert world(server_state, ids["order"], ids["item"])["status"] == "assigned"
 
     refused.get_by_role("button", name="Keep as a note").click()
@@ -267,7 +276,9 @@ def test_scanning_falls_back_to_a_typed_code_and_opens_a_saved_asset_offline(pag
     save_for_offline(page, url)
     page.context.set_offline(True)
     page.get_by_role("button", name="Scan").click()
-    expect(page.locator("[data-scan-hint]")).to_contain_text("cannot read codes with the camera")  # no BarcodeDetector here
+    expect(page.locator("[data-scan-hint]")).to_contain_text(
+        "cannot read codes with the camera"
+    )  # no BarcodeDetector here
     page.fill("#scan-code", "nope-1")
     page.get_by_role("button", name="Open the asset").click()
     expect(page.locator("[data-scan-form] .inline-error")).to_contain_text("No asset “nope-1” is saved on this phone")
@@ -290,8 +301,9 @@ def test_the_service_worker_shows_a_pushed_notification_and_the_app_installs(pag
     worker = page.context.service_workers[0]
     shown = worker.evaluate(
         """async () => {
-            const data = JSON.stringify({title: 'Critical: WO-000009 Burst pipe', body: 'Plant room', url: '/t/orders/9/',
-                                         kind: 'work-order:assigned', tag: 'work-order:assigned:9'});
+            const data = JSON.stringify({title: 'Critical: WO-000009 Burst pipe', body: 'Plant room',
+                                         url: '/t/orders/9/', kind: 'work-order:assigned',
+                                         tag: 'work-order:assigned:9'});
             self.dispatchEvent(new PushEvent('push', {data}));
             for (let i = 0; i < 50; i++) {
               const shown = await self.registration.getNotifications();
@@ -302,6 +314,3 @@ def test_the_service_worker_shows_a_pushed_notification_and_the_app_installs(pag
         }"""
     )
     assert shown == [["Critical: WO-000009 Burst pipe", "Plant room", "/t/orders/9/"]]
-
-
-pytestmark = pytestmark  # the browser marks and skip rules of test_browser.py
