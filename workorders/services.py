@@ -249,7 +249,7 @@ def create_work_order(
         apply_procedure(work_order, procedure)
     hooks.work_order_created(work_order)
     publish(organization, "work-order:created", _payload(work_order), user=work_order.assignee)
-    notify_urgent_assignment(work_order, actor=actor)
+    _notify_urgent_assignment(work_order, assigned_by=actor)
     return work_order
 
 
@@ -546,7 +546,7 @@ def transition(
     else:
         publish(organization, "work-order:updated", _payload(work_order, **extra), user=work_order.assignee)
     if action == "assign":
-        notify_urgent_assignment(work_order, actor=actor)
+        _notify_urgent_assignment(work_order, assigned_by=actor)
     return work_order
 
 
@@ -555,7 +555,7 @@ def is_urgent(work_order: WorkOrder) -> bool:
     return work_order.priority == WorkOrder.Priority.CRITICAL or work_order.type == WorkOrder.Type.EMERGENCY
 
 
-def notify_urgent_assignment(work_order: WorkOrder, *, actor) -> None:
+def _notify_urgent_assignment(work_order: WorkOrder, *, assigned_by) -> None:
     """An urgent order was assigned: its assignee is notified (`work-order:assigned`), or, assigned to a team
     only, the team's members (`work-order:urgent`), not the person who assigned it. Their channels (Web Push
     on the phones they subscribed) are used after commit."""
@@ -568,10 +568,10 @@ def notify_urgent_assignment(work_order: WorkOrder, *, actor) -> None:
         "work_order": work_order.pk,
     }
     if work_order.assignee_id is not None:
-        if work_order.assignee_id != getattr(actor, "pk", None):
+        if work_order.assignee_id != getattr(assigned_by, "pk", None):
             notify(work_order.organization, [work_order.assignee], "work-order:assigned", context)
         return
-    members = [user for user in work_order.team.members.all() if user.pk != getattr(actor, "pk", None)]
+    members = [user for user in work_order.team.members.all() if user.pk != getattr(assigned_by, "pk", None)]
     if members:
         notify(work_order.organization, members, "work-order:urgent", context)
 

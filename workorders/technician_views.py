@@ -75,7 +75,7 @@ HISTORY_FIELDS = {
     "completion_notes": "completion notes",
 }
 # Bump when sw.js changes what it caches: the new worker drops the old caches.
-SERVICE_WORKER_VERSION = "2"
+SERVICE_WORKER_VERSION = "3"
 # What the service worker keeps for offline use besides the pages.
 STATIC_FILES = ("workorders/public.css", "technician/technician.css", "technician/technician.js")
 
@@ -270,7 +270,6 @@ def offline_bundle_context(request) -> dict:
         urls.append(reverse("technician:order", args=[order.pk]))
     for token in dict.fromkeys(order.asset.public_token for order in orders if order.asset_id):
         urls.append(reverse("technician:asset", args=[token]))
-    urls.append(reverse("technician:manifest"))
     for extra in hooks.technician_offline_urls(request):
         urls.extend(extra or [])
     assets = {
@@ -694,7 +693,10 @@ def service_worker(request):
             prefix + "attachments/",
             reverse("technician:part-search"),
         ],
-        "static": [static(path) for path in STATIC_FILES],
+        # the app's manifest and icons too: kept with the static files, not with the pages a sign-out deletes
+        "static": [static(path) for path in STATIC_FILES]
+        + [reverse("technician:manifest")]
+        + [reverse("technician:icon", args=[size]) for size in ICON_SIZES],
     }
     body = render_to_string("technician/sw.js", {"config": json.dumps(config)})
     response = HttpResponse(body, content_type="application/javascript; charset=utf-8")

@@ -81,7 +81,7 @@ def enabled_channels() -> list[str]:
         channels.append(Channel.SMS)
     if settings.PUSH_SERVICE_URL:
         channels.append(Channel.PUSH)
-    return [str(channel) for channel in channels]
+    return [str(channel) for channel in ordered_channels(channels)]
 
 
 # The platform's notification kinds; an app may add its own with register_kind().
