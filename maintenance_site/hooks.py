@@ -82,7 +82,8 @@ work_order_edited = HookPoint(
 work_order_transitioned = HookPoint(
     "work_order_transitioned",
     """A work order moved through its lifecycle: `(work_order, action: str, previous_status: str)`, after the new
-    status is saved, in the transition's transaction (the order is locked). The SLA app pauses, resumes, meets or
+    status is saved, in the transition's transaction (the order is locked); `work_order.transitioned_at` is when it
+    happened (now, or the device's time of a step done offline). The SLA app pauses, resumes, meets or
     stops the order's clock. Return value ignored.""",
 )
 

@@ -537,6 +537,7 @@ def transition(
         work_order._change_reason += f" (done offline, sent at {timezone.now():%Y-%m-%d %H:%M:%S} UTC)"
         work_order._history_date = occurred_at  # simple-history dates the row with the device's time
     work_order.save()
+    work_order.transitioned_at = now  # when it happened (the device's time for a step done offline), for the hooks
     hooks.work_order_transitioned(work_order, action, previous_status)
     extra = {"change": action, "from_status": previous_status}
     if reason:
