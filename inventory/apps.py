@@ -18,3 +18,4 @@ class InventoryConfig(AppConfig):
         hooks.work_order_cancelling.register(services.settle_parts_on_cancel)
         hooks.work_order_parts_cost.register(services.parts_cost_for)
         hooks.technician_order_page.register(technician_views.order_page_parts)
+        hooks.technician_offline_urls.register(technician_views.offline_urls)

@@ -98,14 +98,14 @@ def env_parsed(name: str, default, parse: Callable[[str], object], what: str):
         raise ImproperlyConfigured(f"{name}={raw!r} is not {what}: {exc}") from None
 
 
-def read_or_create_secret(path: Path) -> str:
-    """The secret stored in `path`, created (readable by its owner only) the first time. Processes starting at
-    once all end up with the one linked into place first."""
+def read_or_create_secret(path: Path, make: Callable[[], str] | None = None) -> str:
+    """The secret stored in `path`, created (readable by its owner only) the first time, by `make()` (a random
+    token by default). Processes starting at once all end up with the one linked into place first."""
     if not path.exists():
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(50) + "\n")
+            handle.write((make() if make else secrets.token_urlsafe(50)).strip() + "\n")
         try:
             os.link(temporary, path)  # atomic, and refuses to replace a key another process put there first
         except FileExistsError:

@@ -82,7 +82,8 @@ work_order_edited = HookPoint(
 work_order_transitioned = HookPoint(
     "work_order_transitioned",
     """A work order moved through its lifecycle: `(work_order, action: str, previous_status: str)`, after the new
-    status is saved, in the transition's transaction (the order is locked). The SLA app pauses, resumes, meets or
+    status is saved, in the transition's transaction (the order is locked); `work_order.transitioned_at` is when it
+    happened (now, or the device's time of a step done offline). The SLA app pauses, resumes, meets or
     stops the order's clock. Return value ignored.""",
 )
 
@@ -128,4 +129,11 @@ technician_order_page = HookPoint(
     """The technician's page of one work order is rendered: `(request, work_order)` → a dict merged into the page's
     context; its `forms` entry (a dict) is merged into the page's forms, under those a view passes explicitly.
     The inventory adds the part-use form and the parts planned (`planned`) and used (`used`) on the order.""",
+)
+
+technician_offline_urls = HookPoint(
+    "technician_offline_urls",
+    """The technician's phone is saving what it needs for a day offline: `(request)` → a list of URLs (under `/t/`)
+    that the service worker fetches and keeps besides My work, the orders and their assets. The inventory adds the
+    page of the technician's van parts (`inventory.technician_views.van_parts`).""",
 )

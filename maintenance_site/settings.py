@@ -456,6 +456,16 @@ SMS_API_KEY = env_str("SMS_API_KEY")
 PUSH_SERVICE_URL = env_url("PUSH_SERVICE_URL", schemes=("http", "https"))
 PUSH_API_KEY = env_str("PUSH_API_KEY")
 NOTIFICATION_HTTP_TIMEOUT = env_float("NOTIFICATION_HTTP_TIMEOUT", 5.0, minimum=0.1)
+# Web Push (the `webpush` channel) to the technicians' phones. The VAPID key pair signs what we send; without
+# WEBPUSH_VAPID_PRIVATE_KEY (a PEM, or its path) a key generated once into VAR_DIR, like SECRET_KEY: several
+# machines need one key (a subscription is bound to the public key it was made with).
+WEBPUSH_VAPID_PRIVATE_KEY_FILE = VAR_DIR / "vapid_private_key.pem"
+WEBPUSH_VAPID_PRIVATE_KEY = env_str("WEBPUSH_VAPID_PRIVATE_KEY").replace("\\n", "\n")
+WEBPUSH_VAPID_SUBJECT = env_str("WEBPUSH_VAPID_SUBJECT", "mailto:maintenance@localhost")
+WEBPUSH_TTL_SECONDS = env_int("WEBPUSH_TTL_SECONDS", 12 * 3600, minimum=0)
+# Offline work: a queued step older than this (days) or dated beyond the clock skew (seconds) is refused.
+OFFLINE_MAX_AGE_DAYS = env_int("OFFLINE_MAX_AGE", 7, minimum=1)
+OFFLINE_MAX_SKEW_SECONDS = env_int("OFFLINE_MAX_SKEW_SECONDS", 300, minimum=0)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 
 # --- Security (production values when DEBUG is off, unless the site is plain HTTP on loopback) ------------

@@ -20,6 +20,8 @@ technician_urlpatterns = [
     *technician_urls.urlpatterns,
     path("orders/<int:pk>/parts/", technician_parts.use_part, name="part"),
     path("parts/search/", technician_parts.part_search, name="part-search"),
+    path("parts/van.json", technician_parts.van_parts, name="van-parts"),
+    path("api/orders/<int:pk>/parts/", technician_parts.use_part_json, name="api-part"),
 ]
 
 urlpatterns = [

@@ -587,7 +587,9 @@ def on_work_order_transition(work_order: WorkOrder, action: str, previous_status
     clock = _locked_clock(work_order)
     if clock is None:
         return
-    now = timezone.now()
+    # When it happened: a step done offline is dated by the device (never before what the clock already holds).
+    now = getattr(work_order, "transitioned_at", None) or timezone.now()
+    now = max([now, *(moment for moment in (clock.paused_since, clock.stopped_at, clock.started_at) if moment)])
     schedule = clock.calendar.schedule()
     status = work_order.status
     late, reasons, moved = [], [], False

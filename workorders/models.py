@@ -525,3 +525,34 @@ class DowntimeLink(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.downtime}: caused by {self.caused_by or '—'}, ended by {self.ended_by or '—'}"
+
+
+class OfflineAction(TenantModel):
+    """A lifecycle step (start, hold, resume, complete) that a technician's phone queued offline and sent later
+    with a client id: the proof it was applied, so that a replay of the queue applies it once. `occurred_at` is
+    the device's time of the step (used for the order's started/completed times, its SLA and its history);
+    `created_at` is when it reached the server. Append-only: its own audit."""
+
+    class Kind(models.TextChoices):
+        START = "start", "Start"
+        HOLD = "hold", "Hold"
+        RESUME = "resume", "Resume"
+        COMPLETE = "complete", "Complete"
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="offline_actions")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=20, choices=Kind.choices)
+    text = models.TextField(blank=True, help_text="The hold reason or the completion notes sent with the step.")
+    occurred_at = models.DateTimeField(help_text="When it happened on the device.")
+    client_id = models.CharField(max_length=64, help_text="The phone's id of the step: a replay applies once.")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "author", "client_id"], name="workorders_offlineaction_unique_client_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.work_order_id} by {self.author_id} at {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import CharField, DateTimeField, Sum, Value
@@ -23,6 +24,7 @@ from maintenance_site import audit, client_ids, hooks
 from maintenance_site.bulk import history_by_select, id_in, insert_rows, loaded, take_ids
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish, publish_many
+from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.actors import check_actor
 from maintenance_site.tenancy.models import Membership, Organization
@@ -38,6 +40,7 @@ from workorders.models import (
     CostLine,
     DowntimeLink,
     ItemKind,
+    OfflineAction,
     Procedure,
     Team,
     TimeEntry,
@@ -246,6 +249,7 @@ def create_work_order(
         apply_procedure(work_order, procedure)
     hooks.work_order_created(work_order)
     publish(organization, "work-order:created", _payload(work_order), user=work_order.assignee)
+    _notify_urgent_assignment(work_order, assigned_by=actor)
     return work_order
 
 
@@ -441,8 +445,12 @@ def transition(
     assignee=None,
     notes: str = "",
     parts_disposition: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> WorkOrder:
     """Move a work order through its lifecycle (the table `workorders.models.TRANSITIONS`).
+
+    `occurred_at`: when it happened, for a step done offline (checked by `apply_offline_action`): the order's
+    started/completed times, its downtime, SLA met times and its history row carry it instead of now.
 
     A transition not allowed from the current status is a Conflict naming the status and the allowed
     actions; one the actor may not perform is a PermissionDeniedError.
@@ -466,7 +474,7 @@ def transition(
     reason = checked_reason(reason)
     if action in ACTIONS_NEEDING_REASON and not reason:
         raise InvalidInput(f"Give a reason to {action} {work_order.number}.", fields={"reason": ["Required."]})
-    now = timezone.now()
+    now = occurred_at or timezone.now()
     previous_status = work_order.status
 
     if action == "assign":
@@ -525,7 +533,11 @@ def transition(
     if target is not None:
         work_order.status = target
     work_order._change_reason = f"{action}: {reason}" if reason else action
+    if occurred_at is not None:
+        work_order._change_reason += f" (done offline, sent at {timezone.now():%Y-%m-%d %H:%M:%S} UTC)"
+        work_order._history_date = occurred_at  # simple-history dates the row with the device's time
     work_order.save()
+    work_order.transitioned_at = now  # when it happened (the device's time for a step done offline), for the hooks
     hooks.work_order_transitioned(work_order, action, previous_status)
     extra = {"change": action, "from_status": previous_status}
     if reason:
@@ -534,7 +546,35 @@ def transition(
         publish(organization, "work-order:completed", _payload(work_order, **extra), user=work_order.assignee)
     else:
         publish(organization, "work-order:updated", _payload(work_order, **extra), user=work_order.assignee)
+    if action == "assign":
+        _notify_urgent_assignment(work_order, assigned_by=actor)
     return work_order
+
+
+def is_urgent(work_order: WorkOrder) -> bool:
+    """Critical priority or an emergency: what reaches the technician's phone even when the page is closed."""
+    return work_order.priority == WorkOrder.Priority.CRITICAL or work_order.type == WorkOrder.Type.EMERGENCY
+
+
+def _notify_urgent_assignment(work_order: WorkOrder, *, assigned_by) -> None:
+    """An urgent order was assigned: its assignee is notified (`work-order:assigned`), or, assigned to a team
+    only, the team's members (`work-order:urgent`), not the person who assigned it. Their channels (Web Push
+    on the phones they subscribed) are used after commit."""
+    if not is_urgent(work_order) or (work_order.assignee_id is None and work_order.team_id is None):
+        return
+    context = {
+        "title": f"{work_order.get_priority_display()}: {work_order.number} {work_order.title}"[:200],
+        "body": (work_order.description or "Open it to see what is needed.")[:500],
+        "url": f"/t/orders/{work_order.pk}/",
+        "work_order": work_order.pk,
+    }
+    if work_order.assignee_id is not None:
+        if work_order.assignee_id != getattr(assigned_by, "pk", None):
+            notify(work_order.organization, [work_order.assignee], "work-order:assigned", context)
+        return
+    members = [user for user in work_order.team.members.all() if user.pk != getattr(assigned_by, "pk", None)]
+    if members:
+        notify(work_order.organization, members, "work-order:urgent", context)
 
 
 def _start(work_order: WorkOrder, membership: Membership | None, actor) -> None:
@@ -638,6 +678,94 @@ def complete(work_order, *, actor, notes=""):
 @audit.attributed
 def cancel(work_order, *, reason, actor, parts_disposition=None):
     return transition(work_order, "cancel", actor=actor, reason=reason, parts_disposition=parts_disposition)
+
+
+OFFLINE_STEPS = ("start", "hold", "resume", "complete")
+
+
+def assigned_since(work_order: WorkOrder, user) -> datetime:
+    """Since when the order has been `user`'s: the start of the latest unbroken run of history rows
+    assigning it to them (or to a team of theirs), else its creation. A step done offline before that was done
+    on somebody else's work."""
+    since = work_order.created_at
+    team_ids = set(
+        Team.objects.filter(organization_id=work_order.organization_id, members=user).values_list("pk", flat=True)
+    )
+    for record in work_order.history.order_by("-history_date", "-history_id").only(
+        "history_date", "assignee_id", "team_id"
+    )[:200]:
+        if record.assignee_id == user.pk or (record.assignee_id is None and record.team_id in team_ids):
+            since = record.history_date
+        else:
+            break
+    return since
+
+
+def check_occurred_at(work_order: WorkOrder, occurred_at: datetime, user) -> None:
+    """A device time is believed within bounds: not beyond the allowed clock skew in the future, not older than
+    OFFLINE_MAX_AGE days, not before the order became `user`'s. Refusals name the field `occurred_at`."""
+    now = timezone.now()
+
+    def refuse(message):
+        raise InvalidInput(message, fields={"occurred_at": [message]}, code="occurred_at_out_of_bounds")
+
+    if timezone.is_naive(occurred_at):
+        refuse("Send the time it happened with its UTC offset.")
+    if occurred_at > now + timedelta(seconds=settings.OFFLINE_MAX_SKEW_SECONDS):
+        refuse(f"The time it happened ({occurred_at:%Y-%m-%d %H:%M} UTC) is in the future: check the phone's clock.")
+    if occurred_at < now - timedelta(days=settings.OFFLINE_MAX_AGE_DAYS):
+        refuse(f"This was done more than {settings.OFFLINE_MAX_AGE_DAYS} days ago: it is too old to apply.")
+    since = assigned_since(work_order, user)
+    if occurred_at < since - timedelta(seconds=settings.OFFLINE_MAX_SKEW_SECONDS):
+        refuse(
+            f"This was done at {occurred_at:%Y-%m-%d %H:%M} UTC, before {work_order.number} was yours "
+            f"({since:%Y-%m-%d %H:%M} UTC)."
+        )
+
+
+@audit.attributed
+@transaction.atomic
+def apply_offline_action(
+    work_order: WorkOrder, action: str, *, actor, client_id: str, occurred_at: datetime, text: str = ""
+) -> OfflineAction:
+    """A lifecycle step a phone queued offline (start, hold with its reason, resume, complete with its notes),
+    applied once per client id through `transition`, dated `occurred_at` (checked by `check_occurred_at`).
+    The same client id with the same step is a replay (nothing happens); with another step a Conflict. A step
+    that no longer applies (the order reassigned, cancelled, completed meanwhile) is the transition's own
+    refusal, which the phone shows to the technician."""
+    check_actor(actor)
+    if action not in OFFLINE_STEPS:
+        raise InvalidInput(f"“{action}” cannot be done offline; use one of {', '.join(OFFLINE_STEPS)}.")
+    if not client_id:
+        raise InvalidInput("Send the step with its client id.", fields={"client_id": ["Required."]})
+    text = text or ""
+
+    def apply() -> OfflineAction:
+        check_occurred_at(work_order, occurred_at, actor)
+        extra = {"reason": text} if action == "hold" else {"notes": text} if action == "complete" else {}
+        transition(work_order, action, actor=actor, occurred_at=occurred_at, **extra)
+        return OfflineAction.objects.create(
+            organization_id=work_order.organization_id,
+            work_order=work_order,
+            author=actor,
+            action=action,
+            text=text,
+            occurred_at=occurred_at,
+            client_id=client_id,
+        )
+
+    return client_ids.apply_once(
+        OfflineAction,
+        client_id=client_id,
+        scope={"organization_id": work_order.organization_id, "author": actor},
+        sent={"work_order_id": work_order.pk, "action": action, "text": text, "occurred_at": occurred_at},
+        create=apply,
+        describe=lambda record: {
+            "kind": "offline_action",
+            "id": record.pk,
+            "label": f"offline {record.action} of {record.work_order.number}",
+        },
+    )
 
 
 @audit.attributed

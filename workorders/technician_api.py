@@ -1,6 +1,7 @@
 """Small JSON endpoints of the technician's view (`/t/api/`), for what a phone may enter offline: checklist
-results, notes, time and meter readings. `static/technician/technician.js` posts to them directly when online
-and replays its queue through them when the connection returns.
+results, notes, time, meter readings, and the lifecycle steps (start, hold, resume, complete) dated by the
+device; also what the phone saves for offline use and its Web Push subscription. `static/technician/technician.js`
+posts to them directly when online and replays its queue through them when the connection returns.
 
 Session authentication with the CSRF header (`X-CSRFToken`, fetched fresh from `/t/csrf/` before a replay).
 Every body carries the entry's `client_id`, and the services apply a client id once, so a replay after a lost
@@ -22,11 +23,15 @@ from django.views.decorators.http import require_POST
 from assets.models import Asset
 from maintenance_site import client_ids
 from maintenance_site.errors import DomainError, InvalidInput
+from maintenance_site.notifications import services as notification_services
+from maintenance_site.notifications import webpush
 from workorders import services
-from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, TimeForm
+from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, OfflineStepForm, TimeForm
 from workorders.technician_views import (
+    DONE_MESSAGES,
     item_or_404,
     may_work_on,
+    offline_bundle_context,
     order_or_404,
     record_meter_reading,
 )
@@ -41,7 +46,7 @@ def ok(message: str, status: int = 200, **extra) -> JsonResponse:
     return JsonResponse({"ok": True, "message": message, **extra}, status=status)
 
 
-def _form_error(form) -> JsonResponse:
+def form_error(form) -> JsonResponse:
     fields = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
     first = next(iter(fields.values()), ["Check what you entered."])[0]
     return error(first, 400, "invalid", fields)
@@ -86,7 +91,7 @@ def checklist_result(request, payload, pk, item_pk):
     item = item_or_404(request, pk, item_pk)
     form = ChecklistResultForm(payload)
     if not form.is_valid():
-        return _form_error(form)
+        return form_error(form)
     item = services.record_checklist_result(item, actor=request.user, **form.service_kwargs())
     work_order = order_or_404(request, pk)
     html = render_to_string(
@@ -102,7 +107,7 @@ def add_note(request, payload, pk):
     work_order = order_or_404(request, pk)
     form = NoteForm(payload)
     if not form.is_valid():
-        return _form_error(form)
+        return form_error(form)
     comment = services.add_comment(
         work_order, actor=request.user, body=form.cleaned_data["body"], client_id=form.cleaned_data["client_id"]
     )
@@ -117,7 +122,7 @@ def log_time(request, payload, pk):
     work_order = order_or_404(request, pk)
     form = TimeForm(payload)
     if not form.is_valid():
-        return _form_error(form)
+        return form_error(form)
     entry = services.log_time(
         work_order,
         actor=request.user,
@@ -137,9 +142,96 @@ def meter_reading(request, payload, public_token, meter_pk):
     meter = get_object_or_404(asset.meters.all(), pk=meter_pk)
     form = MeterReadingForm(payload)
     if not form.is_valid():
-        return _form_error(form)
+        return form_error(form)
     value = form.cleaned_data["value"]
     if value is None:
         raise InvalidInput("Enter the reading as a number.")
     record_meter_reading(meter, request.user, value, form.cleaned_data["read_at"])
     return ok(f"{meter.name}: {value.normalize():f} {meter.unit} recorded.", status=201)
+
+
+@json_endpoint
+def order_step(request, payload, pk, action):
+    """Start, hold (with `reason`), resume or complete (with `notes`) an order, at `occurred_at` (the device's time,
+    now when absent). Applied once per client id (`workorders.services.apply_offline_action`)."""
+    if action not in services.OFFLINE_STEPS:
+        raise Http404
+    work_order = order_or_404(request, pk)
+    form = OfflineStepForm(payload)
+    if not form.is_valid():
+        return form_error(form)
+    data = form.cleaned_data
+    record = services.apply_offline_action(
+        work_order,
+        action,
+        actor=request.user,
+        client_id=data["client_id"],
+        occurred_at=data["occurred_at"] or timezone.now(),
+        text=data["reason"] if action == "hold" else data["notes"] if action == "complete" else "",
+    )
+    work_order.refresh_from_db()
+    answer = {"order_status": work_order.status, "status_label": work_order.get_status_display()}
+    if client_ids.was_replayed(record):
+        return ok(f"{work_order.number}: already done.", **answer)
+    return ok(DONE_MESSAGES[action].format(number=work_order.number), status=201, **answer)
+
+
+@never_cache
+def offline_bundle(request):
+    """GET: what the phone keeps for offline use — the pages of my open orders, of their assets, and my van's
+    parts — as a list of URLs for the service worker to fetch and save (`technician.js`, "Save for offline")."""
+    if request.method != "GET":
+        return error("Use GET.", 405, "method_not_allowed")
+    if not request.user.is_authenticated:
+        return error("Your session has ended: sign in again.", 401, "not_authenticated")
+    if not request.organization:
+        return error("Your account is not a member of any organisation.", 403, "no_membership")
+    return JsonResponse(offline_bundle_context(request))
+
+
+@never_cache
+def push_key(request):
+    """GET: the VAPID public key this phone subscribes with (`PushManager.subscribe`'s applicationServerKey)."""
+    if not request.user.is_authenticated:
+        return error("Your session has ended: sign in again.", 401, "not_authenticated")
+    return JsonResponse({"publicKey": webpush.application_server_key()})
+
+
+def _subscription_fields(payload) -> dict:
+    endpoint = payload.get("endpoint")
+    keys = payload.get("keys")
+    fields = {}
+    if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")) or len(endpoint) > 1000:
+        fields["endpoint"] = ["Send the subscription's endpoint URL."]
+    if not isinstance(keys, dict) or not all(isinstance(keys.get(name), str) and keys.get(name) for name in KEY_NAMES):
+        fields["keys"] = ["Send the subscription's keys p256dh and auth."]
+    elif len(keys["p256dh"]) > 200 or len(keys["auth"]) > 100:
+        fields["keys"] = ["These keys are too long for a Web Push subscription."]
+    if fields:
+        raise InvalidInput("This is not a Web Push subscription.", fields=fields)
+    return {"endpoint": endpoint, "p256dh": keys["p256dh"], "auth": keys["auth"]}
+
+
+KEY_NAMES = ("p256dh", "auth")
+
+
+@json_endpoint
+def push_subscribe(request, payload):
+    """This phone's push subscription (`PushSubscription.toJSON()`): Web Push for new urgent assignments, urgent
+    orders of my teams and SLA warnings on my orders, also when the page is closed."""
+    subscription = notification_services.subscribe_webpush(
+        request.organization,
+        actor=request.user,
+        user_agent=request.headers.get("User-Agent", ""),
+        **_subscription_fields(payload),
+    )
+    return ok("This phone will be notified of urgent work.", status=201, id=subscription.pk)
+
+
+@json_endpoint
+def push_unsubscribe(request, payload):
+    endpoint = payload.get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        raise InvalidInput("Send the subscription's endpoint.", fields={"endpoint": ["Required."]})
+    removed = notification_services.unsubscribe_webpush(request.organization, actor=request.user, endpoint=endpoint)
+    return ok("This phone will no longer be notified." if removed else "This phone was not subscribed.")

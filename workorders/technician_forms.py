@@ -122,3 +122,14 @@ class MeterReadingForm(TechnicianForm):
     # and the meter service ignores a repeat of the same meter, moment and value.
     read_at = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
     client_id = ClientIdField()
+
+
+class OfflineStepForm(TechnicianForm):
+    """A lifecycle step sent by the phone (at once, or replayed from its offline queue): its client id, when it
+    happened on the device, and the hold reason or completion notes. The service checks the time's bounds."""
+
+    id_prefix = "step"
+    client_id = ClientIdField(required=True)
+    occurred_at = forms.DateTimeField(required=False)
+    reason = forms.CharField(required=False, max_length=REASON_MAX_LENGTH)
+    notes = forms.CharField(required=False, max_length=5000)

@@ -31,5 +31,12 @@ urlpatterns = [
     path("api/orders/<int:pk>/checklist/<int:item_pk>/", api.checklist_result, name="api-checklist"),
     path("api/orders/<int:pk>/notes/", api.add_note, name="api-note"),
     path("api/orders/<int:pk>/time/", api.log_time, name="api-time"),
+    path("api/orders/<int:pk>/do/<slug:action>/", api.order_step, name="api-step"),
+    path("api/offline/", api.offline_bundle, name="api-offline"),
+    path("api/push/key/", api.push_key, name="api-push-key"),
+    path("api/push/subscribe/", api.push_subscribe, name="api-push-subscribe"),
+    path("api/push/unsubscribe/", api.push_unsubscribe, name="api-push-unsubscribe"),
+    path("manifest.webmanifest", views.manifest, name="manifest"),
+    path("icons/<int:size>.png", views.icon, name="icon"),
     path("api/assets/<slug:public_token>/meters/<int:meter_pk>/", api.meter_reading, name="api-meter-reading"),
 ]

@@ -13,6 +13,7 @@ offline and `static/technician/technician.js` queues what is entered offline.
 import functools
 import json
 from datetime import datetime, time, timedelta
+from io import BytesIO
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -28,6 +29,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from PIL import Image, ImageDraw
 
 from assets import meters
 from assets.models import Asset, MeterReading
@@ -73,7 +75,7 @@ HISTORY_FIELDS = {
     "completion_notes": "completion notes",
 }
 # Bump when sw.js changes what it caches: the new worker drops the old caches.
-SERVICE_WORKER_VERSION = "1"
+SERVICE_WORKER_VERSION = "3"
 # What the service worker keeps for offline use besides the pages.
 STATIC_FILES = ("workorders/public.css", "technician/technician.css", "technician/technician.js")
 
@@ -255,6 +257,38 @@ def my_work_context(request, when: str) -> dict:
     }
 
 
+OFFLINE_ORDERS_LIMIT = 100
+
+
+def offline_bundle_context(request) -> dict:
+    """The URLs a phone saves for a day without signal: My work, each of my open orders (most urgent first, at
+    most OFFLINE_ORDERS_LIMIT) with its asset's page, and what the higher apps add (`technician_offline_urls`:
+    the van's parts). Two queries for the orders whatever their number."""
+    orders = my_work_context(request, "all")["orders"][:OFFLINE_ORDERS_LIMIT]
+    urls = [reverse("technician:my-work")]
+    for order in orders:
+        urls.append(reverse("technician:order", args=[order.pk]))
+    for token in dict.fromkeys(order.asset.public_token for order in orders if order.asset_id):
+        urls.append(reverse("technician:asset", args=[token]))
+    for extra in hooks.technician_offline_urls(request):
+        urls.extend(extra or [])
+    assets = {
+        order.asset.public_token: {
+            "code": order.asset.code,
+            "name": order.asset.name,
+            "token": order.asset.public_token,
+        }
+        for order in orders
+        if order.asset_id
+    }
+    return {
+        "orders": [order.pk for order in orders],
+        "assets": list(assets.values()),  # what the scanner recognises offline by code
+        "urls": urls,
+        "saved_at": timezone.now().isoformat(),
+    }
+
+
 def _filter(request) -> str:
     when = request.GET.get("when", "all")
     return when if when in FILTERS else "all"
@@ -349,6 +383,8 @@ def order_context(
         "may_act": may_act,
         "may_annotate": work_order.is_open and may_annotate(work_order, user),
         "editable": may_act and work_order.is_open,
+        # every step's form is on the page (those not possible now hidden): offline, the phone moves between them
+        "offline_steps": may_act and work_order.is_open,
         "claimable": claimable,
         "actions": actions,
         "overdue": work_order.is_overdue,
@@ -657,10 +693,84 @@ def service_worker(request):
             prefix + "attachments/",
             reverse("technician:part-search"),
         ],
-        "static": [static(path) for path in STATIC_FILES],
+        # the app's manifest and icons too: kept with the static files, not with the pages a sign-out deletes
+        "static": [static(path) for path in STATIC_FILES]
+        + [reverse("technician:manifest")]
+        + [reverse("technician:icon", args=[size]) for size in ICON_SIZES],
     }
     body = render_to_string("technician/sw.js", {"config": json.dumps(config)})
     response = HttpResponse(body, content_type="application/javascript; charset=utf-8")
     response["Service-Worker-Allowed"] = prefix
     response["Cache-Control"] = "no-cache"
+    return response
+
+
+# --- installing the app: manifest and icons -------------------------------------------------------------
+
+ICON_SIZES = (192, 512)
+THEME_COLOR = "#1b1f24"
+ACCENT_COLOR = "#0b57a4"
+
+
+@require_GET
+def manifest(request):
+    """The web app manifest: the technician's view installs as "My work", opening at /t/ full screen. Public
+    (browsers fetch it without cookies); it says nothing of anyone's work."""
+    prefix = reverse("technician:my-work")
+    icons = [
+        {"src": reverse("technician:icon", args=[size]), "sizes": f"{size}x{size}", "type": "image/png"}
+        for size in ICON_SIZES
+    ]
+    icons.append({**icons[-1], "purpose": "maskable"})
+    body = {
+        "name": "Maintenance — My work",
+        "short_name": "My work",
+        "description": "Your assigned work orders, also without signal.",
+        "id": prefix,
+        "start_url": prefix,
+        "scope": prefix,
+        "display": "standalone",
+        "orientation": "portrait",
+        "background_color": "#f3f4f6",
+        "theme_color": THEME_COLOR,
+        "icons": icons,
+    }
+    response = JsonResponse(body, content_type="application/manifest+json", json_dumps_params={"ensure_ascii": False})
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@functools.cache
+def _icon_png(size: int) -> bytes:
+    """The app's icon, drawn here (nothing copied from elsewhere): a blue disc on the dark theme colour, with a
+    white wrench — a ring and a handle — inside the maskable safe zone (the middle 80 %)."""
+    scale = 4  # drawn large and scaled down: smooth edges
+    side = size * scale
+    image = Image.new("RGB", (side, side), THEME_COLOR)
+    draw = ImageDraw.Draw(image)
+    margin = side * 0.14
+    draw.ellipse((margin, margin, side - margin, side - margin), fill=ACCENT_COLOR)
+    # the wrench: a handle from the lower left to the middle, a ring at its upper right end with its jaw open
+    width = side * 0.11
+    draw.line((side * 0.33, side * 0.67, side * 0.56, side * 0.44), fill="white", width=int(width))
+    end = width / 2
+    draw.ellipse((side * 0.33 - end, side * 0.67 - end, side * 0.33 + end, side * 0.67 + end), fill="white")
+    ring = (side * 0.50, side * 0.28, side * 0.72, side * 0.50)
+    draw.ellipse(ring, fill="white")
+    jaw = side * 0.055
+    centre_x, centre_y = side * 0.61, side * 0.39
+    draw.ellipse((centre_x - jaw, centre_y - jaw, centre_x + jaw, centre_y + jaw), fill=ACCENT_COLOR)
+    draw.polygon([(centre_x, centre_y), (side * 0.70, side * 0.22), (side * 0.78, side * 0.30)], fill=ACCENT_COLOR)
+    image = image.resize((size, size), Image.Resampling.LANCZOS)
+    buffer = BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+@require_GET
+def icon(request, size):
+    if size not in ICON_SIZES:
+        raise Http404
+    response = HttpResponse(_icon_png(size), content_type="image/png")
+    response["Cache-Control"] = "public, max-age=86400"
     return response

@@ -31,7 +31,7 @@ _KINDS: dict[str, Kind] = {}
 
 
 def ordered_channels(channels: Iterable[str]) -> list[str]:
-    """The channels in their canonical order (in_app, email, slack, sms, push), without duplicates."""
+    """The channels in their canonical order (in_app, email, slack, sms, push, webpush), without duplicates."""
     wanted = set(channels)
     return [channel for channel in Channel.values if channel in wanted]
 
@@ -71,22 +71,24 @@ def all_kinds() -> list[Kind]:
 
 
 def enabled_channels() -> list[str]:
-    """The channels this deployment can send through: in-app and e-mail always, the others when their
+    """The channels this deployment can send through: in-app, e-mail and Web Push always (its VAPID key is
+    generated when not configured; a person without a subscribed phone is skipped), the others when their
     endpoint is configured (SLACK_WEBHOOK_URL, SMS_API_URL, PUSH_SERVICE_URL)."""
-    channels = [Channel.IN_APP, Channel.EMAIL]
+    channels = [Channel.IN_APP, Channel.EMAIL, Channel.WEBPUSH]
     if settings.SLACK_WEBHOOK_URL:
         channels.append(Channel.SLACK)
     if settings.SMS_API_URL:
         channels.append(Channel.SMS)
     if settings.PUSH_SERVICE_URL:
         channels.append(Channel.PUSH)
-    return [str(channel) for channel in channels]
+    return [str(channel) for channel in ordered_channels(channels)]
 
 
 # The platform's notification kinds; an app may add its own with register_kind().
 _C = Channel
 for _name, _label, _channels in [
     ("work-order:assigned", "Work order assigned to you", [_C.EMAIL, _C.PUSH]),
+    ("work-order:urgent", "Urgent work order for your team", [_C.PUSH]),
     ("work-order:completed", "Work order completed", []),
     ("work-order:verification-needed", "Completed work waits for verification", [_C.EMAIL]),
     ("sla:warning", "SLA deadline approaching", [_C.EMAIL, _C.PUSH]),

@@ -18,6 +18,7 @@ class Channel(models.TextChoices):
     SLACK = "slack", "Slack"
     SMS = "sms", "SMS"
     PUSH = "push", "Push"
+    WEBPUSH = "webpush", "Web Push (the technician's phone)"
 
 
 class NotificationQuerySet(TenantQuerySet):
@@ -165,3 +166,32 @@ class NotificationProfile(models.Model):
 
     def __str__(self) -> str:
         return f"notification profile of {self.user_id}"
+
+
+class WebPushSubscription(TenantModel):
+    """One device (a phone's browser) of a member that receives Web Push notifications (the `webpush` channel):
+    the push service's endpoint and the keys the browser gave for encrypting to it. A subscription the push
+    service says is gone (404/410) is deleted when a notification meets it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webpush_subscriptions")
+    endpoint = models.URLField(max_length=1000, help_text="The push service's URL for this device.")
+    p256dh = models.CharField(max_length=200, help_text="The device's public key (base64url).")
+    auth = models.CharField(max_length=100, help_text="The device's authentication secret (base64url).")
+    user_agent = models.CharField(max_length=300, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "endpoint"], name="notifications_webpush_unique_endpoint"),
+        ]
+        indexes = [
+            # the sender: WHERE organization_id = ? AND user_id = ?
+            models.Index(fields=["organization", "user"], name="notif_webpush_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"web push device of {self.user_id}: {self.endpoint[:60]}"

@@ -19,7 +19,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from maintenance_site.errors import InvalidInput
+from maintenance_site import audit
+from maintenance_site.errors import InvalidInput, PermissionDeniedError
 from maintenance_site.events.services import publish
 from maintenance_site.notifications import tasks  # tasks call these services, and these services queue tasks
 from maintenance_site.notifications.kinds import (
@@ -35,11 +36,17 @@ from maintenance_site.notifications.models import (
     NotificationDelivery,
     NotificationPreference,
     NotificationProfile,
+    WebPushSubscription,
 )
-from maintenance_site.notifications.senders import SENDERS, DeliveryFailed, DeliverySkipped
+from maintenance_site.notifications.senders import SENDERS as OUTSIDE_SENDERS
+from maintenance_site.notifications.senders import DeliveryFailed, DeliverySkipped
+from maintenance_site.notifications.webpush import send_webpush
+from maintenance_site.tenancy.actors import check_actor
 from maintenance_site.tenancy.models import Membership, Organization
 from maintenance_site.tenancy.roles import Role
 from maintenance_site.validation import validated
+
+SENDERS = {**OUTSIDE_SENDERS, Channel.WEBPUSH: send_webpush}
 
 logger = logging.getLogger(__name__)
 
@@ -390,7 +397,56 @@ def set_phone_number(user, phone_number: str) -> NotificationProfile:
     return profile
 
 
+# The kinds a phone that subscribes to Web Push opts in to (the issue's "new assignment, an urgent order for my
+# team, SLA about to breach on my order").
+WEBPUSH_KINDS = ("work-order:assigned", "work-order:urgent", "sla:warning")
+
+
+@audit.attributed
+@transaction.atomic
+def subscribe_webpush(
+    organization: Organization, *, actor, endpoint: str, p256dh: str, auth: str, user_agent: str = ""
+) -> WebPushSubscription:
+    """This phone of `actor` receives Web Push in `organization`, and the actor opts in to the `webpush`
+    channel for WEBPUSH_KINDS (added to their preferences, the other channels kept). The same endpoint again
+    updates its keys (the browser renewed them); an endpoint another member had is theirs no more (the
+    phone changed hands)."""
+    check_actor(actor)
+    if not actor_is_member(organization, actor):
+        raise PermissionDeniedError("Only a member of the organisation can receive its notifications.")
+    subscription = (
+        WebPushSubscription.objects.select_for_update().filter(organization=organization, endpoint=endpoint).first()
+    )
+    if subscription is None:
+        subscription = WebPushSubscription(organization=organization, endpoint=endpoint)
+    subscription.user = actor
+    subscription.p256dh, subscription.auth, subscription.user_agent = p256dh, auth, (user_agent or "")[:300]
+    validated(subscription, exclude=["organization", "user"]).save()
+    current = {row["kind"]: row["channels"] for row in preferences_of(organization, actor)}
+    set_preferences(
+        organization,
+        actor,
+        {kind: [*current.get(kind, get_kind(kind).default_channels), Channel.WEBPUSH] for kind in WEBPUSH_KINDS},
+    )
+    return subscription
+
+
+@audit.attributed
+@transaction.atomic
+def unsubscribe_webpush(organization: Organization, *, actor, endpoint: str) -> int:
+    """This phone of `actor` receives no more Web Push; how many subscriptions were removed (0 or 1)."""
+    check_actor(actor)
+    deleted, _ = WebPushSubscription.objects.filter(organization=organization, user=actor, endpoint=endpoint).delete()
+    return deleted
+
+
+def actor_is_member(organization: Organization, user) -> bool:
+    return Membership.objects.filter(organization=organization, user=user, is_active=True).exists()
+
+
 __all__ = [
+    "subscribe_webpush",
+    "unsubscribe_webpush",
     "channels_for",
     "mark_all_read",
     "mark_read",

@@ -1,7 +1,10 @@
 /* The technician view's service worker (served by workorders.technician_views.service_worker at /t/sw.js).
    Pages under /t/ and the fragment of My work: network first, the saved copy when the network fails or is
    slower than NETWORK_TIMEOUT_MS (the network answer still refreshes the copy). Signing in and out, tokens,
-   the JSON endpoints and files are never cached. Logging out deletes every cache (technician.js). */
+   the JSON endpoints and files are never cached. Logging out deletes every cache (technician.js).
+   "save" messages (technician.js, "Save my orders for offline") fetch and keep a list of pages at once, so an
+   order never opened while online opens offline. "push" events (Web Push, sent by the server's webpush
+   channel) show a notification; tapping it opens the order. */
 "use strict";
 const CONFIG = {{ config|safe }};
 const PAGES = "technician-pages-v" + CONFIG.version;
@@ -101,7 +104,77 @@ self.addEventListener("fetch", (event) => {
   event.respondWith(networkFirst(request, PAGES));
 });
 
+const SAVE_AT_ONCE = 4;
+
+function saveOne(cache, url) {
+  return fetch(url, { credentials: "same-origin", cache: "no-store" }).then(
+    (response) => {
+      if (!response.ok || response.redirected || response.type !== "basic") return { failed: 1, bytes: 0 };
+      return response
+        .clone()
+        .arrayBuffer()
+        .then((buffer) => cache.put(url, response).then(() => ({ failed: 0, bytes: buffer.byteLength })));
+    },
+    () => ({ failed: 1, bytes: 0 })
+  );
+}
+
+function savePages(urls) {
+  // A few at a time: the phone's connection is shared with the page.
+  return caches.open(PAGES).then((cache) => {
+    const totals = { saved: 0, failed: 0, bytes: 0 };
+    let next = 0;
+    const worker = () => {
+      if (next >= urls.length) return Promise.resolve();
+      const url = urls[next++];
+      return saveOne(cache, url).then((result) => {
+        totals.failed += result.failed;
+        totals.saved += result.failed ? 0 : 1;
+        totals.bytes += result.bytes;
+        return worker();
+      });
+    };
+    return Promise.all(Array.from({ length: SAVE_AT_ONCE }, worker)).then(() => totals);
+  });
+}
+
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch (e) {
+    data = { title: "Maintenance", body: event.data ? event.data.text() : "" };
+  }
+  event.waitUntil(
+    self.registration.showNotification(data.title || "Maintenance", {
+      body: data.body || "",
+      tag: data.tag || undefined,
+      data: { url: data.url || CONFIG.prefix },
+      requireInteraction: data.kind === "work-order:assigned" || data.kind === "work-order:urgent",
+    })
+  );
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const url = new URL((event.notification.data && event.notification.data.url) || CONFIG.prefix, self.location.origin);
+  if (url.origin !== self.location.origin) return;
+  event.waitUntil(
+    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((windows) => {
+      const open = windows.find((client) => client.url === url.href);
+      if (open) return open.focus();
+      return self.clients.openWindow(url.href);
+    })
+  );
+});
+
 self.addEventListener("message", (event) => {
+  if (event.data && event.data.type === "save" && Array.isArray(event.data.urls)) {
+    const port = event.ports && event.ports[0];
+    const urls = event.data.urls.filter((url) => typeof url === "string" && url.startsWith(CONFIG.prefix));
+    event.waitUntil(savePages(urls).then((totals) => port && port.postMessage(totals)));
+    return;
+  }
   if (event.data && event.data.type === "clear") {
     event.waitUntil(
       caches.keys().then((keys) => Promise.all(keys.filter((k) => k.startsWith("technician-")).map((k) => caches.delete(k))))

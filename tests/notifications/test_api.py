@@ -160,7 +160,7 @@ def test_preferences_read(api, org_a, technician_a, settings):
     settings.SLACK_WEBHOOK_URL = "https://hooks.example.com/secret"
     body = api(technician_a).get(f"{URL}preferences").json()
     assert body["phone_number"] == ""
-    assert body["available_channels"] == ["in_app", "email", "slack"]
+    assert body["available_channels"] == ["in_app", "email", "slack", "webpush"]  # webpush: its key is generated
     kinds = {item["kind"]: item for item in body["kinds"]}
     assert kinds["sla:violation"] == {
         "kind": "sla:violation",

@@ -525,8 +525,6 @@ def test_an_offline_checklist_tick_is_sent_once_when_the_connection_returns(page
     item.get_by_role("button", name="Mark done").click()
     expect(item).to_contain_text("waiting to send")
     expect(page.locator("[data-sync-waiting-list]")).to_contain_text("Isolate the pump — done")
-    page.click("[data-action=complete]")  # needs the server's answer: said so, instead of a browser error page
-    expect(page.locator(".actions")).to_contain_text("You are offline: this needs a connection.")
     check_phone_page(page, "order-offline")
     assert world(order_state, ids["order"], ids["item"])["item_done"] is False
 

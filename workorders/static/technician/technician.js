@@ -4,8 +4,16 @@
    - Offline queue: the forms marked data-offline (checklist, notes, time, meter readings) post JSON to
      /t/api/…; when the phone is offline (or the server cannot be reached) the entry is kept in localStorage
      with a client id and replayed, in order, when the connection returns, after fetching a fresh CSRF token.
-     The server applies a client id once. A refusal on replay (order cancelled or reassigned) goes to the
-     "Not applied" list, with the server's message, until dismissed.
+     Offline, the lifecycle steps (start, hold, resume, complete: data-step forms) and parts used are queued
+     too, each with the device time it happened (occurred_at); completing checks the required items locally
+     from the saved checklist. The server applies a client id once. A refusal on replay (order cancelled,
+     reassigned, stock gone) goes to the "Not applied" list with the server's message and beside the thing it
+     concerns; the technician retries it, discards it, or keeps it as a note on the order.
+   - Saved for offline: My work saves the technician's open orders, their assets and the van's parts through
+     the service worker ("Save my orders for offline", and by itself when the list is loaded or changes).
+   - Errors where the eye is: a refused submit scrolls to the form or field that caused it and marks it.
+   - Scan: the masthead's Scan reads an asset's QR label with the camera (BarcodeDetector) or a typed code.
+   - Push: "Notify me on this phone" subscribes this phone to Web Push for urgent work.
    - Live: the event socket /ws/events/ refreshes My work when an order is assigned to me, tells me when the
      order I am looking at was changed by someone else, and shows or hides the maintenance banner.
    - Signing out (/t/logout/) empties the caches and the queue before posting. */
@@ -20,6 +28,12 @@
   var QUEUE_KEY = "technician.queue.v1";
   var REFUSED_KEY = "technician.refused.v1";
   var OWN_KEY = "technician.own.v1";
+  var OFFLINE_KEY = "technician.offline.v1";
+  var API_PREFIX = body.dataset.apiPrefix || "/t/api/";
+  var ASSET_PREFIX = body.dataset.assetPrefix || "/t/assets/";
+  var STATUS_LABELS = { open: "Open", assigned: "Assigned", in_progress: "In progress", on_hold: "On hold", completed: "Completed" };
+  var STEP_TARGET = { start: "in_progress", resume: "in_progress", hold: "on_hold", complete: "completed" };
+  var STEPS_FROM = { open: ["start"], assigned: ["start"], in_progress: ["hold", "complete"], on_hold: ["resume"] };
   var CACHE_PREFIX = "technician-";
 
   // --- small helpers --------------------------------------------------------------------------------
@@ -62,6 +76,55 @@
   function cookie(name) {
     var match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
     return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function loadObject(key) {
+    try {
+      return JSON.parse(localStorage.getItem(key)) || null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // --- errors where the eye is ----------------------------------------------------------------------
+
+  function showErrorAt(target, message) {
+    // The message beside what caused it, the place marked, scrolled into view and focused.
+    if (!target) return;
+    var details = target.closest("details") || (target.matches("details") ? target : null);
+    if (details) details.open = true;
+    $all(".inline-error", target).forEach(function (old) { old.remove(); });
+    var note = document.createElement("p");
+    note.className = "inline-error";
+    note.setAttribute("role", "alert");
+    note.textContent = message;
+    var anchor = target.matches("li.check") ? $(".check__text", target) : null;
+    if (anchor) anchor.after(note);
+    else if (target.matches("details")) $("summary", target).after(note);
+    else target.insertBefore(note, target.firstChild);
+    $all(".is-error-target").forEach(function (element) { element.classList.remove("is-error-target"); });
+    target.classList.add("is-error-target");
+    var field = $(".field--invalid input, .field--invalid textarea, .field--invalid select", target) ||
+      $("input:not([type=hidden]), textarea, select", target) || $("button", target);
+    if (field) field.focus({ preventScroll: true });
+    target.scrollIntoView({ block: "center" });
+  }
+
+  function markField(form, name, message) {
+    var input = form && form.querySelector('[name="' + name + '"]:not([type=hidden])');
+    var field = input && input.closest(".field");
+    if (!field) return;
+    field.classList.add("field--invalid");
+    var list = $(".field__errors", field);
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "field__errors";
+      field.insertBefore(list, input);
+    }
+    list.textContent = "";
+    var li = document.createElement("li");
+    li.textContent = message;
+    list.appendChild(li);
   }
 
   function fromHTML(html) {
@@ -173,7 +236,7 @@
         if (response.ok && data && data.ok) return { kind: "ok", data: data };
         if (response.status === 401) return { kind: "signed-out", message: message };
         if (data && data.error && [400, 403, 404, 409, 422].indexOf(response.status) >= 0) {
-          return { kind: "refused", message: message };
+          return { kind: "refused", message: message, fields: data.error.fields || {} };
         }
         // 5xx, 503 in maintenance mode, a CSRF page: keep it and try again later
         return { kind: "retry", message: message || "The server answered " + response.status + "." };
@@ -199,6 +262,11 @@
     if (entry.kind === "note") return "“" + (b.body || "").slice(0, 60) + "”";
     if (entry.kind === "time") return (b.minutes || "?") + " min";
     if (entry.kind === "meter") return "reading " + (b.value || "?");
+    if (entry.kind === "step") {
+      if (entry.step === "hold") return "put on hold" + (b.reason ? " (“" + b.reason.slice(0, 40) + "”)" : "");
+      return entry.step;
+    }
+    if (entry.kind === "part") return (b.quantity || "1") + " × " + (entry.partLabel || "part");
     return "";
   }
 
@@ -219,10 +287,27 @@
     refused.forEach(function (item) {
       var li = document.createElement("li");
       li.className = "sync__refused";
+      li.dataset.refused = item.id;
       var strong = document.createElement("strong");
       strong.textContent = item.label + " — " + item.what;
       li.appendChild(strong);
       li.appendChild(document.createTextNode(item.message));
+      if (item.entry) {
+        var actions = document.createElement("div");
+        actions.className = "sync__actions";
+        var buttons = [["retry", "Try again"], ["discard", "Discard"]];
+        if (item.entry.order) buttons.push(["note", "Keep as a note"]);
+        buttons.forEach(function (pair) {
+          var button = document.createElement("button");
+          button.type = "button";
+          button.className = "button button--secondary";
+          button.dataset.refusedAction = pair[0];
+          button.dataset.refusedId = item.id;
+          button.textContent = pair[1];
+          actions.appendChild(button);
+        });
+        li.appendChild(actions);
+      }
       refusedList.appendChild(li);
     });
     $("[data-sync-waiting]", panel).hidden = !waiting.length;
@@ -237,9 +322,59 @@
     status.className = "form-status" + (kind ? " is-" + kind : "");
   }
 
+  function showSteps(status) {
+    var possible = STEPS_FROM[status] || [];
+    $all("form[data-step]").forEach(function (form) {
+      var holder = form.closest("[data-form-name]") || form;
+      holder.hidden = possible.indexOf(form.dataset.step) < 0;
+    });
+    var actions = $("[data-actions]");
+    if (actions) actions.dataset.statusValue = status;
+    var reason = $("[data-hold-reason]");
+    if (reason && status !== "on_hold") reason.remove();
+  }
+
+  function showStatus(label, waiting) {
+    var badge = $("[data-status]");
+    if (badge) badge.textContent = label + (waiting ? " · waiting to send" : "");
+  }
+
+  function missingRequired() {
+    // The required items of the saved checklist not done, counting what is queued on this phone.
+    return $all("li.check").filter(function (li) {
+      if (!$(".req", li)) return false;
+      if (li.dataset.queuedDone) return li.dataset.queuedDone !== "1";
+      return !li.classList.contains("is-done");
+    }).map(function (li) {
+      var text = $(".check__text", li);
+      return text && text.firstChild ? text.firstChild.textContent.trim() : "?";
+    });
+  }
+
   function markQueued(entry, form) {
+    if (entry.kind === "step" && entry.page === location.pathname) {
+      var status = STEP_TARGET[entry.step];
+      showStatus(STATUS_LABELS[status], true);
+      showSteps(status);
+      var stepsStatus = $("[data-steps-status]");
+      if (stepsStatus) formStatus(stepsStatus.parentNode, "Saved on this phone (" + describe(entry) + "): sent when the connection returns.", "queued");
+    }
+    if (entry.kind === "part" && entry.page === location.pathname) {
+      var used = $("[data-parts-used]");
+      if (used && !used.querySelector('[data-pending="' + entry.id + '"]')) {
+        var line = document.createElement("li");
+        line.className = "is-queued-line";
+        line.dataset.pending = entry.id;
+        line.textContent = describe(entry) + " · " + (entry.locationLabel || "") + " · waiting to send";
+        used.appendChild(line);
+        used.hidden = false;
+        var none = $("[data-parts-none]");
+        if (none) none.hidden = true;
+      }
+    }
     var target = entry.target && document.getElementById(entry.target);
     if (target) {
+      if (entry.kind === "checklist") target.dataset.queuedDone = entry.body.done === "0" ? "0" : "1";
       target.classList.add("is-queued");
       var state = $("[data-check-state]", target);
       if (state) state.textContent = "Saved on this phone (" + describe(entry) + "): waiting to send.";
@@ -285,6 +420,18 @@
       if (pending) pending.replaceWith(fresh);
       else if ($("[data-notes]") && !document.getElementById(fresh.id)) $("[data-notes]").appendChild(fresh);
     }
+    if (entry.kind === "step" && entry.page === location.pathname && data.order_status) {
+      showStatus(data.status_label, false);
+      showSteps(data.order_status);
+    }
+    if (entry.kind === "part") {
+      var pendingPart = document.querySelector('[data-pending="' + entry.id + '"]');
+      if (pendingPart) {
+        pendingPart.className = "";
+        pendingPart.textContent = data.line || data.message;
+        delete pendingPart.dataset.pending;
+      }
+    }
     if (entry.kind === "time" && data.total_minutes !== undefined && $("[data-total-minutes]")) {
       $("[data-total-minutes]").textContent = String(data.total_minutes);
     }
@@ -317,9 +464,109 @@
     formStatus(form, "You are offline: this needs a connection. Try again when you are back online.", "error");
   }
 
+  function newEntry(form, fields, kind) {
+    fields.client_id = uuid();
+    fields.occurred_at = new Date().toISOString(); // when it happened on this phone
+    return {
+      id: fields.client_id,
+      user: USER,
+      url: form.dataset.api,
+      body: fields,
+      kind: kind,
+      label: form.dataset.label || "",
+      target: form.dataset.target || null,
+      page: location.pathname,
+      order: ORDER,
+      at: fields.occurred_at
+    };
+  }
+
+  function queueStep(form, submitter) {
+    var step = form.dataset.step;
+    var fields = formFields(form, submitter);
+    if (step === "complete") {
+      var missing = missingRequired();
+      if (missing.length) {
+        showErrorAt(form, "Cannot complete: " + missing.length + " required checklist item(s) are not done: " +
+          missing.map(function (text) { return "“" + text + "”"; }).join("; ") + ".");
+        return;
+      }
+    }
+    if (step === "hold" && !(fields.reason || "").trim()) {
+      markField(form, "reason", "Required.");
+      showErrorAt(form, "Say why you are putting it on hold.");
+      return;
+    }
+    var entry = newEntry(form, fields, "step");
+    entry.step = step;
+    $all(".inline-error", form).forEach(function (old) { old.remove(); });
+    enqueue(entry, form);
+  }
+
+  function vanParts(form) {
+    var url = form.dataset.vanUrl;
+    var read = function (response) {
+      if (!response || !response.ok) throw new Error("van");
+      return response.json();
+    };
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(read)
+      .catch(function () { return window.caches ? caches.match(url).then(read) : Promise.reject(new Error("van")); })
+      .then(function (data) { return data.parts || []; }, function () { return []; });
+  }
+
+  function queuePart(form) {
+    var fields = formFields(form, null);
+    var query = (fields.part_query || "").trim();
+    var quantity = (fields.quantity || "").trim();
+    if (!/^\d+([.,]\d+)?$/.test(quantity) || Number(quantity.replace(",", ".")) <= 0) {
+      markField(form, "quantity", "Enter how many, e.g. 1.");
+      showErrorAt(form, "Enter how many you used.");
+      return;
+    }
+    vanParts(form).then(function (parts) {
+      var part = null;
+      if (fields.part) {
+        part = parts.filter(function (p) { return String(p.id) === String(fields.part); })[0] ||
+          { id: fields.part, sku: "", name: query };
+      } else if (query) {
+        var lower = query.toLowerCase();
+        var matches = parts.filter(function (p) { return p.sku.toLowerCase() === lower; });
+        if (!matches.length) {
+          matches = parts.filter(function (p) { return (p.sku + " " + p.name).toLowerCase().indexOf(lower) >= 0; });
+        }
+        if (matches.length === 1) part = matches[0];
+      }
+      if (!part) {
+        var message = query ? "“" + query + "” is not one part of your van saved on this phone: pick it from the list." : "Type a part name or SKU.";
+        markField(form, "part_query", message);
+        showErrorAt(form, message);
+        return;
+      }
+      fields.part = String(part.id);
+      var entry = newEntry(form, fields, "part");
+      entry.partLabel = (part.sku ? part.sku + " " : "") + part.name;
+      var location_ = form.querySelector("select[name=location]");
+      entry.locationLabel = location_ && location_.selectedOptions[0] ? location_.selectedOptions[0].textContent : "";
+      $all(".inline-error", form).forEach(function (old) { old.remove(); });
+      enqueue(entry, form);
+    });
+  }
+
   function onSubmit(event) {
     var form = event.target;
     if (!form.matches) return;
+    if (form.matches("[data-scan-form]")) {
+      event.preventDefault();
+      openScanned($("input[name=code]", form).value, form);
+      return;
+    }
+    if (form.matches("form[data-step][data-api], form[data-part-search][data-api]")) {
+      if (navigator.onLine) return; // online: posted as usual, the page shows the server's answer
+      event.preventDefault();
+      if (form.dataset.step) queueStep(form, event.submitter);
+      else queuePart(form);
+      return;
+    }
     if (!form.matches("form[data-offline]")) {
       if (!navigator.onLine && form.method.toLowerCase() === "post" && !form.matches("[data-logout-form]")) {
         needsConnection(form, event);
@@ -328,19 +575,8 @@
     }
     event.preventDefault();
     var fields = formFields(form, event.submitter);
-    fields.client_id = uuid();
     if (form.dataset.offline === "meter" && !fields.read_at) fields.read_at = new Date().toISOString();
-    var entry = {
-      id: fields.client_id,
-      user: USER,
-      url: form.dataset.api,
-      body: fields,
-      kind: form.dataset.offline,
-      label: form.dataset.label || "",
-      target: form.dataset.target || null,
-      page: location.pathname,
-      at: new Date().toISOString()
-    };
+    var entry = newEntry(form, fields, form.dataset.offline);
     if (!navigator.onLine) {
       enqueue(entry, form);
       return;
@@ -358,7 +594,9 @@
         if (result.kind === "ok") {
           applied(entry, result.data, form);
         } else if (result.kind === "refused") {
+          Object.keys(result.fields || {}).forEach(function (name) { markField(form, name, result.fields[name][0]); });
           formStatus(form, result.message, "error");
+          showErrorAt(form.closest("li.check") || form, result.message);
         } else {
           enqueue(entry, form);
           if (result.kind === "signed-out") formStatus(form, "Saved on this phone: sign in again to send it.", "queued");
@@ -378,6 +616,8 @@
 
   function replay() {
     if (!navigator.onLine || !myQueue().length) return Promise.resolve();
+    var reloadAfter = false;
+    var newlyRefused = false;
     return fetchToken().then(function (got) {
       if (got.signedOut) return;
       var entries = myQueue();
@@ -391,8 +631,10 @@
             applied(entry, result.data, null);
           } else {
             var refused = load(REFUSED_KEY);
-            refused.push({ id: entry.id, user: USER, label: entry.label, what: describe(entry), message: result.message, at: entry.at });
+            refused.push({ id: entry.id, user: USER, label: entry.label, what: describe(entry), message: result.message, at: entry.at, entry: entry });
             save(REFUSED_KEY, refused);
+            if (entry.page === location.pathname && (entry.kind === "step" || entry.kind === "part")) reloadAfter = true;
+            newlyRefused = true;
             var target = entry.target && document.getElementById(entry.target);
             if (target) target.classList.remove("is-queued");
             var pending = document.querySelector('[data-pending="' + entry.id + '"]');
@@ -403,7 +645,62 @@
         });
       };
       return step(0);
-    }).catch(function () { /* still unreachable: try again later */ }).then(renderPanel);
+    }).catch(function () { /* still unreachable: try again later */ }).then(function () {
+      renderPanel();
+      if (reloadAfter && !myQueue().length) {
+        location.reload(); // the order as the server has it now; the refusals stay listed, beside what they concern
+      } else if (newlyRefused) {
+        showRefusalsHere();
+      }
+    });
+  }
+
+  function elementFor(entry) {
+    if (entry.target && document.getElementById(entry.target)) return document.getElementById(entry.target);
+    var name = entry.kind === "step" ? entry.step : entry.kind;
+    var holder = document.querySelector('[data-form-name="' + name + '"]');
+    if (holder && !holder.hidden) return holder;
+    return $("[data-actions]");
+  }
+
+  function showRefusalsHere() {
+    // Each refusal of an entry made on this page beside what it concerns; the list at the top says the rest.
+    var mine = load(REFUSED_KEY).filter(function (item) { return item.user === USER && item.entry && item.entry.page === location.pathname; });
+    mine.forEach(function (item) {
+      var element = elementFor(item.entry);
+      if (element) showErrorAt(element, "Not applied — " + item.what + ": " + item.message);
+    });
+    if (!mine.length && $("[data-sync-refused]") && !$("[data-sync-refused]").hidden) {
+      $("[data-sync-refused]").scrollIntoView({ block: "start" });
+    }
+  }
+
+  function resolveRefused(id, action) {
+    var all = load(REFUSED_KEY);
+    var item = all.filter(function (candidate) { return candidate.id === id && candidate.user === USER; })[0];
+    if (!item) return;
+    save(REFUSED_KEY, all.filter(function (candidate) { return candidate !== item && candidate.id !== id; }));
+    if (action === "retry" && item.entry) {
+      var entries = queue();
+      entries.push(item.entry);
+      save(QUEUE_KEY, entries);
+    } else if (action === "note" && item.entry && item.entry.order) {
+      var when = new Date(item.entry.at || item.at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+      var id_ = uuid();
+      var text = "Done offline on " + when + ", not applied: " + item.what + ". Refused: " + item.message;
+      var note = {
+        id: id_, user: USER, url: API_PREFIX + "orders/" + item.entry.order + "/notes/",
+        body: { body: text, client_id: id_ }, kind: "note", label: item.label.split(":")[0] + ": note",
+        target: null, page: item.entry.page, order: item.entry.order, at: new Date().toISOString()
+      };
+      var queued = queue();
+      queued.push(note);
+      save(QUEUE_KEY, queued);
+      markQueued(note, null);
+    }
+    $all(".inline-error").forEach(function (old) { old.remove(); });
+    renderPanel();
+    flush();
   }
 
   document.addEventListener("submit", onSubmit);
@@ -414,6 +711,12 @@
       renderPanel();
     }
     if (event.target.closest("[data-reload]")) location.reload();
+    var refusedButton = event.target.closest("[data-refused-action]");
+    if (refusedButton) resolveRefused(refusedButton.dataset.refusedId, refusedButton.dataset.refusedAction);
+    if (event.target.closest("[data-offline-sync]")) saveForOffline(true);
+    if (event.target.closest("[data-push-subscribe]")) subscribePush();
+    if (event.target.closest("[data-scan-open]")) openScanner();
+    if (event.target.closest("[data-scan-close]")) closeScanner();
   });
 
   // --- connection state -----------------------------------------------------------------------------
@@ -446,6 +749,7 @@
       .then(function (html) {
         list.innerHTML = html;
         refreshCopy();
+        saveForOffline(true); // a new assignment: saved for offline at once
       })
       .catch(function () { /* offline: the list stays as it is */ });
   }, 300);
@@ -553,7 +857,26 @@
           });
           results.hidden = !(data.results || []).length;
         })
-        .catch(function () { results.hidden = true; });
+        .catch(function () {
+          // offline: search the van's parts saved on this phone
+          vanParts(form).then(function (parts) {
+            var lower = q.toLowerCase();
+            var found = parts.filter(function (p) { return (p.sku + " " + p.name).toLowerCase().indexOf(lower) >= 0; }).slice(0, 10);
+            results.textContent = "";
+            found.forEach(function (part) {
+              var li = document.createElement("li");
+              var button = document.createElement("button");
+              button.type = "button";
+              button.className = "part-result";
+              button.dataset.id = part.id;
+              button.dataset.label = part.sku + " " + part.name;
+              button.textContent = part.sku + " · " + part.name + " (" + part.in_van + " in your van)";
+              li.appendChild(button);
+              results.appendChild(li);
+            });
+            results.hidden = !found.length;
+          });
+        });
     }, 250);
     input.addEventListener("input", function () {
       hidden.value = "";
@@ -568,6 +891,188 @@
     });
   }
 
+  // --- saved for offline ----------------------------------------------------------------------------
+
+  var SAVE_AGAIN_AFTER_MS = 5 * 60 * 1000;
+  var saving = null;
+
+  function showSaved(saved) {
+    var status = $("[data-offline-status]");
+    if (!status || !saved || saved.user !== USER) return;
+    var at = new Date(saved.saved_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    status.textContent = saved.orders + " open order(s), their assets and your van's parts saved on this phone at " + at +
+      " (" + Math.max(1, Math.round(saved.bytes / 1024)) + " kB)" + (saved.failed ? "; " + saved.failed + " could not be saved." : ".");
+    body.dataset.offlineSaved = String(saved.orders);
+  }
+
+  function saveInWorker(urls) {
+    return navigator.serviceWorker.ready.then(function (registration) {
+      return new Promise(function (resolve, reject) {
+        var channel = new MessageChannel();
+        var timer = setTimeout(function () { reject(new Error("timeout")); }, 120000);
+        channel.port1.onmessage = function (message) {
+          clearTimeout(timer);
+          resolve(message.data);
+        };
+        registration.active.postMessage({ type: "save", urls: urls }, [channel.port2]);
+      });
+    });
+  }
+
+  function saveForOffline(now) {
+    var section = $("#offline");
+    if (!section || !navigator.onLine || !("serviceWorker" in navigator)) return Promise.resolve();
+    var saved = loadObject(OFFLINE_KEY);
+    if (!now && saved && saved.user === USER && Date.now() - Date.parse(saved.saved_at) < SAVE_AGAIN_AFTER_MS) {
+      return Promise.resolve();
+    }
+    if (saving) return saving;
+    var status = $("[data-offline-status]", section);
+    status.textContent = "Saving your orders on this phone…";
+    saving = fetch(section.dataset.offlineUrl, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok || response.redirected) throw new Error("bundle " + response.status);
+        return response.json();
+      })
+      .then(function (bundle) {
+        return saveInWorker(bundle.urls).then(function (result) {
+          var record = {
+            user: USER, saved_at: bundle.saved_at, orders: bundle.orders.length, assets: bundle.assets || [],
+            bytes: result.bytes, failed: result.failed
+          };
+          save(OFFLINE_KEY, record);
+          showSaved(record);
+        });
+      })
+      .catch(function () {
+        status.textContent = "Could not save your orders for offline: try again when the connection is better.";
+      })
+      .then(function () { saving = null; });
+    return saving;
+  }
+
+  // --- scanning an asset's label --------------------------------------------------------------------
+
+  var scanStream = null;
+
+  function assetUrlFor(text) {
+    text = (text || "").trim();
+    if (!text) return null;
+    var link = text.match(/\/t\/assets\/([A-Za-z0-9_-]+)/);
+    if (link) return ASSET_PREFIX + link[1] + "/";
+    var saved = loadObject(OFFLINE_KEY);
+    var lower = text.toLowerCase();
+    var hit = ((saved && saved.user === USER && saved.assets) || []).filter(function (asset) {
+      return asset.code.toLowerCase() === lower || asset.token === text;
+    })[0];
+    return hit ? ASSET_PREFIX + hit.token + "/" : null;
+  }
+
+  function openScanned(text, form) {
+    var url = assetUrlFor(text);
+    if (url) {
+      closeScanner();
+      location.assign(url);
+      return;
+    }
+    if (form) {
+      var message = "No asset “" + text.trim() + "” is saved on this phone: scan the label's QR code, or type the code printed under it.";
+      markField(form, "code", message);
+      showErrorAt(form, message);
+    }
+  }
+
+  function closeScanner() {
+    if (scanStream) scanStream.getTracks().forEach(function (track) { track.stop(); });
+    scanStream = null;
+    var panel = $("#scan-panel");
+    if (panel) panel.hidden = true;
+  }
+
+  function openScanner() {
+    var panel = $("#scan-panel");
+    if (!panel) return;
+    panel.hidden = false;
+    panel.scrollIntoView({ block: "start" });
+    var hint = $("[data-scan-hint]", panel);
+    var video = $("[data-scan-video]", panel);
+    if (!("BarcodeDetector" in window) || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      hint.textContent = "This browser cannot read codes with the camera: type the code printed on the label.";
+      $("#scan-code").focus();
+      return;
+    }
+    var detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+    navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } }).then(function (stream) {
+      scanStream = stream;
+      video.srcObject = stream;
+      video.hidden = false;
+      return video.play();
+    }).then(function () {
+      var look = function () {
+        if (!scanStream) return;
+        detector.detect(video).then(function (codes) {
+          var url = codes.length && assetUrlFor(codes[0].rawValue);
+          if (url) openScanned(codes[0].rawValue, null);
+          else setTimeout(look, 250);
+        }, function () { setTimeout(look, 500); });
+      };
+      look();
+    }).catch(function () {
+      hint.textContent = "The camera could not be opened: type the code printed on the label.";
+      $("#scan-code").focus();
+    });
+  }
+
+  // --- web push -------------------------------------------------------------------------------------
+
+  function base64UrlBytes(text) {
+    var padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+    var raw = atob(padded);
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i += 1) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  }
+
+  function setUpPush() {
+    var section = $("#push");
+    if (!section || !("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) return;
+    section.hidden = false;
+    navigator.serviceWorker.ready.then(function (registration) {
+      return registration.pushManager.getSubscription();
+    }).then(function (subscription) {
+      if (subscription && Notification.permission === "granted") {
+        $("[data-push-status]", section).textContent = "This phone is told of urgent work, even when the page is closed.";
+      }
+    }).catch(function () {});
+  }
+
+  function subscribePush() {
+    var section = $("#push");
+    var status = $("[data-push-status]", section);
+    var registration = null;
+    Notification.requestPermission().then(function (permission) {
+      if (permission !== "granted") throw new Error("Notifications are blocked for this site: allow them in the browser's settings.");
+      return navigator.serviceWorker.ready;
+    }).then(function (ready) {
+      registration = ready;
+      return fetch(section.dataset.pushKeyUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    }).then(function (response) { return response.json(); }).then(function (key) {
+      return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlBytes(key.publicKey) });
+    }).then(function (subscription) {
+      return fetchToken().then(function (got) {
+        return fetch(section.dataset.pushSubscribeUrl, {
+          method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": got.token },
+          body: JSON.stringify(subscription.toJSON())
+        });
+      });
+    }).then(function (response) { return response.json(); }).then(function (data) {
+      status.textContent = data.ok ? data.message : (data.error && data.error.message) || "Could not subscribe.";
+    }).catch(function (error) {
+      status.textContent = error && error.message ? error.message : "This phone cannot receive push notifications.";
+    });
+  }
+
   // --- start ----------------------------------------------------------------------------------------
 
   function start() {
@@ -576,9 +1081,19 @@
     renderPanel();
     setUpPartSearch();
     var error = $("#error");
-    if (error) error.focus();
+    var errorTarget = body.dataset.errorForm &&
+      (document.querySelector('[data-form-name="' + body.dataset.errorForm + '"]') || document.getElementById(body.dataset.errorForm));
+    if (error && errorTarget && !errorTarget.hidden) {
+      showErrorAt(errorTarget, $("[data-error-message]", error).textContent);
+    } else if (error) {
+      error.focus();
+    }
+    showRefusalsHere();
+    showSaved(loadObject(OFFLINE_KEY));
+    setUpPush();
     connect();
     flush();
+    if (PAGE === "my-work") saveForOffline(false);
   }
 
   start();
