@@ -62,9 +62,7 @@ def task_metrics(scenario: Scenario, days: int = 30, now=None) -> dict:
         lines_removed=Sum("lines_removed"),
         issues_fixed=Sum("issues_fixed"),
     )
-    durations = list(
-        runs.filter(status__in=COUNTED, duration_ms__isnull=False).values_list("duration_ms", flat=True)
-    )
+    durations = list(runs.filter(status__in=COUNTED, duration_ms__isnull=False).values_list("duration_ms", flat=True))
     last_success = ScenarioRun.objects.filter(scenario=scenario, status=Status.SUCCEEDED).aggregate(
         at=Max("finished_at")
     )["at"]
@@ -127,9 +125,7 @@ def system_metrics(days: int = 30, now=None) -> dict:
         lines_removed=Sum("lines_removed"),
         issues_fixed=Sum("issues_fixed"),
     )
-    durations = list(
-        runs.filter(status__in=COUNTED, duration_ms__isnull=False).values_list("duration_ms", flat=True)
-    )
+    durations = list(runs.filter(status__in=COUNTED, duration_ms__isnull=False).values_list("duration_ms", flat=True))
     return {
         "days": days,
         "runs": totals["counted"],

@@ -204,7 +204,10 @@ class Scenario(models.Model):
     )
     max_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(10)])
     allowed_hours = models.JSONField(
-        default=list, blank=True, validators=[validate_hours], help_text="Hours (0–23, the platform's time zone) it may start; empty: any."
+        default=list,
+        blank=True,
+        validators=[validate_hours],
+        help_text="Hours (0–23, the platform's time zone) it may start; empty: any.",
     )
     allowed_weekdays = models.JSONField(
         default=list,

@@ -84,7 +84,9 @@ def analyze_priority(scenario: Scenario, run: ScenarioRun | None = None, now: da
     risk = (scenario.risk - 1) / 9 * 100
     duration = min(100.0, scenario.estimated_minutes / 120 * 100)
     dependents = scenario.dependents.count() if scenario.pk else 0
-    effort = min(100.0, 100.0 - (complexity + risk + duration) / 3 + min(DEPENDENT_BONUS_MAX, DEPENDENT_BONUS * dependents))
+    effort = min(
+        100.0, 100.0 - (complexity + risk + duration) / 3 + min(DEPENDENT_BONUS_MAX, DEPENDENT_BONUS * dependents)
+    )
     rate = success_rate(scenario)
     success = 50.0 if rate is None else rate
     terms = {"impact": impact, "urgency": urgency, "effort": effort, "success_rate": success}

@@ -12,6 +12,7 @@ Paths named by a task's configuration are confined to the workspace with `confin
 (`..`, an absolute path, a symlink pointing outside) is refused.
 """
 
+import contextlib
 import os
 import resource
 import selectors
@@ -100,19 +101,15 @@ def _limits(cpu_seconds: int, memory_mb: int):
         wanted = PROCESS_LIMIT if hard == resource.RLIM_INFINITY else min(PROCESS_LIMIT, hard)
         # NPROC counts every process of the user: never lower it below what the user already runs.
         if soft == resource.RLIM_INFINITY or soft > wanted:
-            try:
+            with contextlib.suppress(ValueError, OSError):
                 resource.setrlimit(resource.RLIMIT_NPROC, (max(wanted, 64), hard))
-            except (ValueError, OSError):
-                pass
 
     return apply
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run(

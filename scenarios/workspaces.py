@@ -34,11 +34,10 @@ from django.utils.text import slugify
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, PermissionDeniedError
 from maintenance_site.tenancy.actors import is_system
-from scenarios import sandbox
+from scenarios import sandbox, services
 from scenarios.choices import Category
 from scenarios.models import Scenario, ScenarioActivity, Workspace
 from scenarios.registry import RunContext, RunResult, RunTimedOut, scenario
-from scenarios import services
 from scenarios.services import log_activity
 
 SKIPPED_DIRECTORIES = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".ruff_cache", ".tox"}
@@ -138,7 +137,7 @@ def resolve_command(argv: list, root: Path) -> list[str]:
     """A configured command (a list of strings): "python" is the platform's interpreter, a path with a slash
     is a file of the workspace (confined to it), anything else is looked up on the platform's PATH."""
     if not argv or not all(isinstance(part, str) and part for part in argv):
-        raise InvalidInput("A command is a non-empty list of texts, e.g. [\"python\", \"-m\", \"pytest\"].")
+        raise InvalidInput('A command is a non-empty list of texts, e.g. ["python", "-m", "pytest"].')
     program = argv[0]
     if program in ("python", "python3"):
         return [sys.executable, *argv[1:]]
@@ -213,7 +212,12 @@ def code_quality(context: RunContext) -> RunResult:
     if config.get("check_type_hints"):
         check += ["--extend-select", "ANN"]
     if config.get("analyze_complexity"):
-        check += ["--extend-select", "C901", "--config", f"lint.mccabe.max-complexity = {config.get('max_complexity', 10)}"]
+        check += [
+            "--extend-select",
+            "C901",
+            "--config",
+            f"lint.mccabe.max-complexity = {config.get('max_complexity', 10)}",
+        ]
     exclude = _strings(config, "exclude_patterns")
     if exclude:
         check += ["--extend-exclude", ",".join(exclude)]
@@ -241,7 +245,11 @@ def code_quality(context: RunContext) -> RunResult:
             raise RuntimeError(f"ruff format failed: {_tail(formatted.stderr)}")
     else:
         formatted = _run_tool(context, [*format_command, "--check", "."])
-        unformatted = [line.split(":", 1)[1].strip() for line in formatted.stdout.splitlines() if line.startswith("Would reformat:")]
+        unformatted = [
+            line.split(":", 1)[1].strip()
+            for line in formatted.stdout.splitlines()
+            if line.startswith("Would reformat:")
+        ]
     issues = [
         {
             "file": Path(item.get("filename", "")).resolve().relative_to(context.workspace).as_posix()
@@ -296,7 +304,11 @@ def test_run(context: RunContext) -> RunResult:
     )
     output = completed.stdout + ("\n" + completed.stderr if completed.stderr else "")
     context.log(_tail(output, 20_000))
-    data = {"returncode": completed.returncode, "seconds": round(completed.seconds, 3), "truncated": completed.truncated}
+    data = {
+        "returncode": completed.returncode,
+        "seconds": round(completed.seconds, 3),
+        "truncated": completed.truncated,
+    }
     if completed.timed_out:
         return RunResult(f"the test run was killed at its timeout ({completed.seconds:.0f}s)", ok=False, data=data)
     last = next((line for line in reversed(completed.stdout.splitlines()) if line.strip()), "")
@@ -319,9 +331,9 @@ def stale_files(root: Path, config: dict, now: float | None = None) -> list[str]
     found = []
     for relative in workspace_files(root, exclude=_strings(config, "exclude_patterns")):
         name = relative.rsplit("/", 1)[-1]
-        if any(fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(relative, pattern) for pattern in patterns):
-            if now - (Path(root) / relative).stat().st_mtime >= older_than:
-                found.append(relative)
+        matches = any(fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(relative, pattern) for pattern in patterns)
+        if matches and now - (Path(root) / relative).stat().st_mtime >= older_than:
+            found.append(relative)
     return found
 
 
@@ -499,7 +511,9 @@ def security_scan(context: RunContext) -> RunResult:
     count = sum(len(d["vulns"]) for d in vulnerable)
     for dependency in vulnerable:
         for vuln in dependency["vulns"]:
-            context.log(f"{dependency['name']} {dependency['version']}: {vuln.get('id')} fixed in {vuln.get('fix_versions')}")
+            context.log(
+                f"{dependency['name']} {dependency['version']}: {vuln.get('id')} fixed in {vuln.get('fix_versions')}"
+            )
     return RunResult(
         f"{count} known vulnerabilit{'y' if count == 1 else 'ies'} in {len(vulnerable)} of {len(dependencies)} "
         "dependencies",
@@ -583,7 +597,14 @@ def benchmark(context: RunContext) -> RunResult:
 
 # The seed's default tasks: (key suffix, name, category, priority, config, impact figures)
 DEFAULT_TASKS = [
-    ("code-quality", "Code quality check", Category.CODE_QUALITY, "high", {"analyze_complexity": True}, {"impact_code_quality": 80}),
+    (
+        "code-quality",
+        "Code quality check",
+        Category.CODE_QUALITY,
+        "high",
+        {"analyze_complexity": True},
+        {"impact_code_quality": 80},
+    ),
     ("test-maintenance", "Test maintenance", Category.TEST_MAINTENANCE, "high", {}, {"impact_maintainability": 80}),
     ("config-cleanup", "Configuration cleanup", Category.CONFIG_CLEANUP, "low", {}, {"impact_maintainability": 60}),
     ("link-check", "Documentation link check", Category.DOCUMENTATION, "medium", {}, {"impact_user_experience": 60}),
@@ -602,7 +623,7 @@ def create_default_tasks(workspace: Workspace, *, actor, via=ScenarioActivity.Vi
     task whose key exists already is left as it is."""
     _require_superuser(actor)
     created, existing = [], []
-    for (suffix, name, category, priority, config, impacts), key in zip(
+    for (_suffix, name, category, priority, config, impacts), key in zip(
         DEFAULT_TASKS, default_task_keys(workspace), strict=True
     ):
         if Scenario.objects.filter(key=key).exists():
