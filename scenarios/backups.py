@@ -226,9 +226,11 @@ def evict(limit_mb: int | None = None) -> list[int]:
             if total <= limit:
                 break
             WorkspaceBackup.objects.filter(pk=backup.pk).update(evicted_at=now)
-            transaction.on_commit(lambda backup=backup: _drop(backup))
             total -= backup.size_bytes
-            evicted.append(backup.run_id)
+            evicted.append(backup)
+    for backup in evicted:  # once the rows say so (a copy missing without that reads as a damaged backup)
+        _drop(backup)
+    evicted = [backup.run_id for backup in evicted]
     if evicted:
         logger.info("rollback points evicted by the size limit: runs %s", evicted)
     return evicted

@@ -20,6 +20,7 @@ which makes the run a file-level rollback point.
 import fnmatch
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -178,6 +179,16 @@ def ruff_binary() -> str | None:
         return shutil.which("ruff")
 
 
+# `ruff format --check` names the files it would change: "Would reformat: a.py" (ruff < 0.9) or a diagnostic
+# whose location line reads " --> a.py:1:2" (later versions).
+_UNFORMATTED = re.compile(r"^(?:Would reformat: (?P<old>.+)|\s*--> (?P<new>.+?):\d+:\d+)$", re.MULTILINE)
+
+
+def unformatted_files(output: str) -> list[str]:
+    found = [match.group("old") or match.group("new") for match in _UNFORMATTED.finditer(output)]
+    return sorted({name.strip().removeprefix("./") for name in found})
+
+
 def _python_files(root: Path, config: dict) -> list[str] | None:
     if not (config.get("fix_formatting") or config.get("fix_lint")):
         return None  # a check changes nothing
@@ -245,11 +256,7 @@ def code_quality(context: RunContext) -> RunResult:
             raise RuntimeError(f"ruff format failed: {_tail(formatted.stderr)}")
     else:
         formatted = _run_tool(context, [*format_command, "--check", "."])
-        unformatted = [
-            line.split(":", 1)[1].strip()
-            for line in formatted.stdout.splitlines()
-            if line.startswith("Would reformat:")
-        ]
+        unformatted = unformatted_files(formatted.stdout + "\n" + formatted.stderr)
     issues = [
         {
             "file": Path(item.get("filename", "")).resolve().relative_to(context.workspace).as_posix()
