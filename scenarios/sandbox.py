@@ -53,6 +53,27 @@ def is_inside(root: Path, path: Path) -> bool:
     return resolved == root or resolved.is_relative_to(root)
 
 
+# What a tool that reaches the network (pip-audit) needs on a machine behind a proxy or with its own CA: passed
+# to that tool only, never to a workspace's own code.
+NETWORK_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "PIP_INDEX_URL",
+    "PIP_CERT",
+)
+
+
+def network_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in NETWORK_VARIABLES if name in os.environ}
+
+
 def clean_environment(home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a workspace command: nothing inherited from the platform's process."""
     env = {

@@ -51,6 +51,7 @@ NETWORK_ERRORS = (
     "Name or service not known",
     "Network is unreachable",
     "timed out",
+    "SSLError",
 )
 
 # --- the workspace registry ---------------------------------------------------------------------------------
@@ -147,15 +148,18 @@ def resolve_command(argv: list, root: Path) -> list[str]:
         if not path.is_file():
             raise InvalidInput(f"{program} is not a file of the workspace.")
         return [str(path), *argv[1:]]
-    found = shutil.which(program)
+    # on PATH, else installed beside the platform's interpreter (a virtual environment that is not activated)
+    found = shutil.which(program) or shutil.which(program, path=str(Path(sys.executable).parent))
     if found is None:
         raise FileNotFoundError(program)
     return [found, *argv[1:]]
 
 
-def _run_tool(context: RunContext, argv: list[str], *, memory_mb: int = sandbox.MEMORY_LIMIT_MB, timeout=None):
+def _run_tool(
+    context: RunContext, argv: list[str], *, memory_mb: int = sandbox.MEMORY_LIMIT_MB, timeout=None, env=None
+):
     limit = context.seconds_left()
-    completed = sandbox.run(argv, context.workspace, timeout=min(limit, timeout or limit), memory_mb=memory_mb)
+    completed = sandbox.run(argv, context.workspace, timeout=min(limit, timeout or limit), memory_mb=memory_mb, env=env)
     context.log(f"$ {' '.join(argv)} → {completed.returncode} in {completed.seconds:.2f}s")
     if completed.timed_out and context.deadline is not None and time.monotonic() >= context.deadline - 0.5:
         raise RunTimedOut(f"{argv[0]} was still running at the task's timeout: killed")
@@ -471,7 +475,7 @@ def pip_audit(context: RunContext) -> tuple[RunResult | None, list[dict]]:
     except FileNotFoundError:
         return RunResult.unavailable("pip-audit is not installed (pip install pip-audit)"), []
     argv += ["--format", "json", "--progress-spinner", "off", "--requirement", requirements]
-    completed = _run_tool(context, argv)
+    completed = _run_tool(context, argv, env=sandbox.network_environment())
     try:
         report = json.loads(completed.stdout)
     except ValueError:
@@ -516,15 +520,25 @@ def security_scan(context: RunContext) -> RunResult:
         if d.get("vulns")
     ]
     count = sum(len(d["vulns"]) for d in vulnerable)
+    not_audited = [{"name": d.get("name"), "why": d["skip_reason"]} for d in dependencies if d.get("skip_reason")]
     for dependency in vulnerable:
         for vuln in dependency["vulns"]:
-            context.log(
-                f"{dependency['name']} {dependency['version']}: {vuln.get('id')} fixed in {vuln.get('fix_versions')}"
-            )
-    return RunResult(
+            fixed_in = ", ".join(vuln.get("fix_versions") or []) or "no fixed version"
+            context.log(f"{dependency['name']} {dependency['version']}: {vuln.get('id')} ({fixed_in})")
+    summary = (
         f"{count} known vulnerabilit{'y' if count == 1 else 'ies'} in {len(vulnerable)} of {len(dependencies)} "
-        "dependencies",
-        data={"vulnerable": vulnerable[:FINDINGS_KEPT], "dependencies": len(dependencies), "vulnerabilities": count},
+        "dependencies"
+    )
+    if not_audited:
+        summary += f"; {len(not_audited)} could not be audited"
+    return RunResult(
+        summary,
+        data={
+            "vulnerable": vulnerable[:FINDINGS_KEPT],
+            "not_audited": not_audited[:FINDINGS_KEPT],
+            "dependencies": len(dependencies),
+            "vulnerabilities": count,
+        },
     )
 
 
