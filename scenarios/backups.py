@@ -54,7 +54,16 @@ def git(root: Path, *arguments: str) -> sandbox.Completed:
     """A git command in the workspace, neither its hooks nor an fsmonitor command configured by the workspace
     running (both execute programs)."""
     git_binary = shutil.which("git") or "git"
-    argv = [git_binary, "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", *arguments]
+    argv = [
+        git_binary,
+        "-c",
+        "core.fsmonitor=false",
+        "-c",
+        "core.hooksPath=/dev/null",
+        "-c",
+        f"safe.directory={Path(root).resolve()}",  # a checkout owned by another user than the worker's
+        *arguments,
+    ]
     return sandbox.run(argv, root, timeout=GIT_TIMEOUT_SECONDS)
 
 

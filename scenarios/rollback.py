@@ -165,6 +165,12 @@ def rollback(run: ScenarioRun, reason: str, *, force: bool = False, actor, via=S
         raise Conflict(f"Run #{run.pk} was already rolled back on {run.rolled_back_at:%Y-%m-%d %H:%M}.")
     if run.status not in ScenarioRun.FINISHED:
         raise Conflict(f"Run #{run.pk} is still {run.status}: roll it back when it has finished.")
+    backup = file_backup(run)
+    if backup is not None and backup.evicted_at is not None:
+        raise Conflict(
+            f"Run #{run.pk} offers no rollback point: its file backup was evicted on "
+            f"{backup.evicted_at:%Y-%m-%d %H:%M} (SCENARIO_MAX_BACKUP_SIZE_MB or --rollback-days)."
+        )
     if run not in points(run.scenario):
         raise Conflict(
             f"Run #{run.pk} offers no rollback point: it changed nothing, or it is older than "
@@ -172,7 +178,6 @@ def rollback(run: ScenarioRun, reason: str, *, force: bool = False, actor, via=S
             "latest rollback points."
         )
     text = f"rollback of run {run.pk}: {reason.strip()}"
-    backup = file_backup(run)
     if backup is not None:
         problems = backups.verify(backup)
         if problems:

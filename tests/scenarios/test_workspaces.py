@@ -188,6 +188,8 @@ def test_the_size_limit_evicts_the_oldest_rollback_point(workspace, repo, settin
     assert second.backup.evicted_at is None
     points = rollback.points()
     assert second in points and first not in points
+    with pytest.raises(Conflict, match="file backup was evicted"):
+        rollback.rollback(first, "too late", actor=SYSTEM)
     assert backups.storage()["bytes"] == 700_000
     # the kept point still restores the deleted file
     rollback.rollback(second, "still needed", actor=SYSTEM)
