@@ -31,6 +31,9 @@ from urllib.parse import unquote, urlsplit
 
 from django.db import transaction
 from django.utils.text import slugify
+from markdown_it import MarkdownIt
+from packaging.version import InvalidVersion, Version
+from ruff.__main__ import find_ruff_bin
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, PermissionDeniedError
@@ -176,10 +179,8 @@ def _tail(text: str, size: int = 2000) -> str:
 def ruff_binary() -> str | None:
     """The ruff executable: the one the `ruff` package ships, else one on PATH."""
     try:
-        from ruff.__main__ import find_ruff_bin  # the ruff package's own locator
-
         return str(find_ruff_bin())
-    except (ImportError, FileNotFoundError):
+    except FileNotFoundError:
         return shutil.which("ruff")
 
 
@@ -397,8 +398,6 @@ class _HtmlLinks(HTMLParser):
 
 
 def _markdown_links(text: str) -> list[tuple[str, int]]:
-    from markdown_it import MarkdownIt  # CommonMark parser (rich's dependency)
-
     links = []
     for token in MarkdownIt("commonmark").parse(text):
         line = (token.map[0] + 1) if token.map else 0
@@ -568,8 +567,6 @@ def dependency_updates(context: RunContext) -> RunResult:
 
 
 def _version_key(version: str):
-    from packaging.version import InvalidVersion, Version
-
     try:
         return (1, Version(version))
     except InvalidVersion:
