@@ -46,6 +46,7 @@ from scenarios.services import log_activity
 
 SKIPPED_DIRECTORIES = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".ruff_cache", ".tox"}
 FINDINGS_KEPT = 200
+REPORT_LIMIT = 32 * 1024 * 1024  # a tool's JSON report (ruff, pip-audit) is read whole, up to this size
 NETWORK_ERRORS = (
     "ConnectionError",
     "Max retries exceeded",
@@ -159,10 +160,23 @@ def resolve_command(argv: list, root: Path) -> list[str]:
 
 
 def _run_tool(
-    context: RunContext, argv: list[str], *, memory_mb: int = sandbox.MEMORY_LIMIT_MB, timeout=None, env=None
+    context: RunContext,
+    argv: list[str],
+    *,
+    memory_mb: int = sandbox.MEMORY_LIMIT_MB,
+    timeout=None,
+    env=None,
+    output_limit: int = sandbox.OUTPUT_LIMIT,
 ):
     limit = context.seconds_left()
-    completed = sandbox.run(argv, context.workspace, timeout=min(limit, timeout or limit), memory_mb=memory_mb, env=env)
+    completed = sandbox.run(
+        argv,
+        context.workspace,
+        timeout=min(limit, timeout or limit),
+        memory_mb=memory_mb,
+        env=env,
+        output_limit=output_limit,
+    )
     context.log(f"$ {' '.join(argv)} → {completed.returncode} in {completed.seconds:.2f}s")
     if completed.timed_out and context.deadline is not None and time.monotonic() >= context.deadline - 0.5:
         raise RunTimedOut(f"{argv[0]} was still running at the task's timeout: killed")
@@ -239,9 +253,11 @@ def code_quality(context: RunContext) -> RunResult:
         check += ["--extend-exclude", ",".join(exclude)]
 
     def findings() -> list[dict]:
-        completed = _run_tool(context, [*check, "."])
+        completed = _run_tool(context, [*check, "."], output_limit=REPORT_LIMIT)
         if completed.returncode != 0:
             raise RuntimeError(f"ruff check failed: {_tail(completed.stderr)}")
+        if completed.truncated:
+            raise RuntimeError(f"ruff's report is larger than {REPORT_LIMIT // 1024 // 1024} MiB: exclude some paths")
         return json.loads(completed.stdout or "[]")
 
     found = findings()
@@ -474,7 +490,7 @@ def pip_audit(context: RunContext) -> tuple[RunResult | None, list[dict]]:
     except FileNotFoundError:
         return RunResult.unavailable("pip-audit is not installed (pip install pip-audit)"), []
     argv += ["--format", "json", "--progress-spinner", "off", "--requirement", requirements]
-    completed = _run_tool(context, argv, env=sandbox.network_environment())
+    completed = _run_tool(context, argv, env=sandbox.network_environment(), output_limit=REPORT_LIMIT)
     try:
         report = json.loads(completed.stdout)
     except ValueError:
