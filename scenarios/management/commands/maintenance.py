@@ -515,7 +515,9 @@ class Command(AuditedCommand):
         return found
 
     def do_list_tasks(self, json=False, **options):
-        tasks = list(Scenario.objects.internal().prefetch_related("depends_on").order_by("key"))
+        tasks = list(
+            Scenario.objects.internal().select_related("workspace").prefetch_related("depends_on").order_by("key")
+        )
         analyses = {t.pk: analyze_priority(t) for t in tasks}
         if json:
             self.print_json(
@@ -531,6 +533,7 @@ class Command(AuditedCommand):
                         "max_retries": t.max_retries,
                         "schedule": t.schedule_display,
                         "depends_on": [d.key for d in t.depends_on.all()],
+                        "workspace": t.workspace.key if t.workspace else None,
                     }
                     for t in tasks
                 ]
@@ -601,11 +604,13 @@ class Command(AuditedCommand):
                 f"{r.duration_ms} ms" if r.duration_ms is not None else "-",
                 str(r.changed),
                 str(r.issues_fixed),
+                f"{r.files_modified} (+{r.lines_added} -{r.lines_removed})" if r.files_modified else "-",
                 (r.summary or "")[:80],
             ]
             for r in runs
         ]
-        headers = ["run", "started", "finished", "status", "attempt", "duration", "changed", "fixed", "summary"]
+        headers = ["run", "started", "finished", "status", "attempt", "duration", "changed", "fixed", "files"]
+        headers.append("summary")
         self.say(_table(rows, headers) if rows else f"{scenario.key} has no runs yet.")
 
     def do_metrics(self, days=30, json=False, **options):
