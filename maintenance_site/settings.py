@@ -432,6 +432,11 @@ SCENARIO_FAILURE_ALERT_THRESHOLD = env_int("SCENARIO_FAILURE_ALERT_THRESHOLD", 3
 SCENARIO_RETRY_BACKOFF_SECONDS = env_int("SCENARIO_RETRY_BACKOFF_SECONDS", 60, minimum=1)  # doubled per attempt
 SCENARIO_ROLLBACK_MAX = env_int("SCENARIO_ROLLBACK_MAX", 20, minimum=0)  # rollback points kept per task
 SCENARIO_ROLLBACK_DAYS = env_int("SCENARIO_ROLLBACK_DAYS", 30, minimum=1)  # age limit of rollback points
+# Workspace runs: file backups before each run (rollback points), their size limit (oldest evicted first), and
+# the timeout of a task created without one (minutes).
+SCENARIO_BACKUP_ROOT = env_str("SCENARIO_BACKUP_ROOT") or str(VAR_DIR / "rollbacks")
+SCENARIO_MAX_BACKUP_SIZE_MB = env_int("SCENARIO_MAX_BACKUP_SIZE_MB", 1000, minimum=1)
+SCENARIO_TASK_TIMEOUT_MINUTES = env_int("SCENARIO_TASK_TIMEOUT_MINUTES", 30, minimum=1)
 # Priority score weights overriding scenarios.priority.WEIGHTS (impact 0.4, urgency 0.3, effort 0.2,
 # success_rate 0.1), e.g. {"impact": 0.6}.
 _PRIORITY_TERMS = ("impact", "urgency", "effort", "success_rate")

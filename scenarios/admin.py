@@ -34,6 +34,8 @@ from scenarios.models import (
     Scenario,
     ScenarioActivity,
     ScenarioRun,
+    Workspace,
+    WorkspaceBackup,
     dependency_cycle,
 )
 from scenarios.priority import analyze_priority
@@ -195,8 +197,16 @@ class ScheduleForm(forms.ModelForm):
 class TaskCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     key = forms.SlugField(max_length=80, required=False, help_text="Empty: made from the name.")
-    executor = forms.ChoiceField(help_text="The function registered in code that does the work.")
+    executor = forms.ChoiceField(
+        required=False,
+        help_text="The function registered in code that does the work; empty: the category's built-in executor.",
+    )
     category = forms.ChoiceField(choices=Category.choices, initial=Category.OTHER)
+    workspace = forms.ModelChoiceField(
+        queryset=Workspace.objects.order_by("key"),
+        required=False,
+        help_text="The workspace a workspace executor (code quality, tests, links…) runs against.",
+    )
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.MEDIUM)
     timeout_seconds = forms.IntegerField(min_value=1, initial=3600)
     max_retries = forms.IntegerField(min_value=0, max_value=10, initial=0)
@@ -204,7 +214,9 @@ class TaskCreateForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["executor"].choices = [(d.key, f"{d.key} — {d.name}") for d in registry.definitions()]
+        self.fields["executor"].choices = [("", "— the category's built-in executor —")] + [
+            (d.key, f"{d.key} — {d.name}") for d in registry.definitions()
+        ]
 
 
 @admin.register(Scenario)
@@ -426,6 +438,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, SimpleHistory
                     timeout_seconds=data["timeout_seconds"],
                     max_retries=data["max_retries"],
                     cron=data["cron"],
+                    workspace=data["workspace"],
                     actor=request.user,
                     via=VIA,
                 ),
@@ -1006,3 +1019,22 @@ class DiscoveredServiceAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["path", "outcome", "message", "scenario", "last_seen_at"]
     list_filter = ["outcome"]
     list_select_related = ["scenario"]
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(ReadOnly, admin.ModelAdmin):
+    """Registered with `manage.py maintenance register-workspace` (superusers: its code runs on this machine)."""
+
+    list_display = ["key", "name", "path", "registered_by", "created_at"]
+    list_select_related = ["registered_by"]
+    search_fields = ["key", "name", "path"]
+
+
+@admin.register(WorkspaceBackup)
+class WorkspaceBackupAdmin(ReadOnly, admin.ModelAdmin):
+    """File rollback points of workspace runs; a rollback is made from the run's page."""
+
+    list_display = ["run", "workspace", "created_at", "size_bytes", "evicted_at", "restored_at"]
+    list_filter = ["workspace"]
+    list_select_related = ["run", "workspace"]
+    show_full_result_count = False

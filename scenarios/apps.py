@@ -13,6 +13,6 @@ class ScenariosConfig(AppConfig):
         # kinds; changes no state. Scenarios are switched off by the scheduler start (`manage.py maintenance
         # scheduler-start`), never here, so a web restart keeps what operators set. These modules import models,
         # which exist only once the app registry is ready: Django's place for these imports is here, in ready().
-        from scenarios import internal, sync  # noqa: F401
+        from scenarios import internal, sync, workspaces  # noqa: F401
 
         post_migrate.connect(sync.after_migrate, sender=self, dispatch_uid="scenarios-sync-registry")

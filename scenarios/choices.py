@@ -13,6 +13,14 @@ class Category(models.TextChoices):
     SECURITY = "security", "Security"
     PERFORMANCE = "performance", "Performance"
     OTHER = "other", "Other"
+    # Seed 002's categories: tasks that keep a workspace (a code base of the organisation) healthy.
+    CODE_QUALITY = "code_quality", "Code quality"
+    TEST_MAINTENANCE = "test_maintenance", "Test maintenance"
+    CONFIG_CLEANUP = "config_cleanup", "Configuration cleanup"
+    DOCUMENTATION = "documentation", "Documentation"
+    SECURITY_SCANNING = "security_scanning", "Security scanning"
+    PERFORMANCE_OPTIMIZATION = "performance_optimization", "Performance optimisation"
+    DEPENDENCY_UPDATES = "dependency_updates", "Dependency updates"
 
 
 class Weight(models.TextChoices):
@@ -21,3 +29,16 @@ class Weight(models.TextChoices):
 
     LIGHT = "light", "Light"
     HEAVY = "heavy", "Heavy"
+
+
+# The built-in executor of each workspace category (scenarios.workspaces): `create-task --category code_quality`
+# runs it unless --executor names another registered function.
+DEFAULT_EXECUTORS = {
+    Category.CODE_QUALITY: "workspace-code-quality",
+    Category.TEST_MAINTENANCE: "workspace-tests",
+    Category.CONFIG_CLEANUP: "workspace-config-cleanup",
+    Category.DOCUMENTATION: "workspace-link-check",
+    Category.SECURITY_SCANNING: "workspace-security-scan",
+    Category.DEPENDENCY_UPDATES: "workspace-dependency-updates",
+    Category.PERFORMANCE_OPTIMIZATION: "workspace-benchmark",
+}

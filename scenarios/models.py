@@ -95,6 +95,30 @@ def validate_weekdays(value) -> None:
         raise ValidationError("Give the allowed weekdays as a list of 0 (Monday) … 6 (Sunday), e.g. [5, 6].")
 
 
+class Workspace(models.Model):
+    """A directory the workspace executors maintain (usually a git checkout of an organisation's scripts,
+    configuration or documentation). Registered by a platform administrator only: a test run executes the
+    workspace's code (in a subprocess with a scrubbed environment and resource limits, `scenarios.sandbox`)."""
+
+    key = models.CharField(max_length=80, unique=True, validators=key_validators)
+    name = models.CharField(max_length=200)
+    path = models.CharField(max_length=1000, unique=True, help_text="Absolute path of the directory.")
+    description = models.TextField(blank=True)
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class ScenarioQuerySet(models.QuerySet):
     def active(self):
         return self.filter(state=Scenario.State.ACTIVE)
@@ -129,7 +153,7 @@ class Scenario(models.Model):
     key = models.CharField(max_length=80, unique=True, validators=key_validators)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    category = models.CharField(max_length=20, choices=Category.choices, default=Category.OTHER)
+    category = models.CharField(max_length=30, choices=Category.choices, default=Category.OTHER)
     tags = models.JSONField(default=list, blank=True)
     weight = models.CharField(max_length=10, choices=Weight.choices, default=Weight.LIGHT)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.INTERNAL, editable=False)
@@ -180,13 +204,16 @@ class Scenario(models.Model):
     )
     max_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(10)])
     allowed_hours = models.JSONField(
-        default=list, blank=True, validators=[validate_hours], help_text="Hours (0–23, UTC) it may start; empty: any."
+        default=list,
+        blank=True,
+        validators=[validate_hours],
+        help_text="Hours (0–23, the platform's time zone) it may start; empty: any.",
     )
     allowed_weekdays = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_weekdays],
-        help_text="Weekdays (0 = Monday … 6 = Sunday) it may start; empty: any.",
+        help_text="Weekdays (0 = Monday … 6 = Sunday, the platform's time zone) it may start; empty: any.",
     )
     cooldown_minutes = models.PositiveIntegerField(default=0, help_text="Minimum time between two starts.")
     impact_code_quality = models.PositiveSmallIntegerField(default=50, validators=percent)
@@ -203,6 +230,15 @@ class Scenario(models.Model):
         blank=True,
         related_name="dependents",
         help_text="Tasks whose run of the same slot must finish first.",
+    )
+
+    workspace = models.ForeignKey(
+        "Workspace",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tasks",
+        help_text="The workspace a workspace executor (code quality, tests, …) runs against.",
     )
 
     # External scenarios: where they were found and how to reach them; what the last poll said.
@@ -278,6 +314,8 @@ class Scenario(models.Model):
         definition = registry.get(self.executor or self.key) if self.kind == self.Kind.INTERNAL else None
         if self.executor and definition is None:
             errors["executor"] = f"No function is registered under “{self.executor}”."
+        if definition is not None and definition.needs_workspace and self.workspace_id is None:
+            errors["workspace"] = f"{definition.key} runs against a workspace: choose one."
         if definition is not None:
             problems = registry.validate_config(self.config, definition.schema)
             if problems:
@@ -378,6 +416,9 @@ class ScenarioRun(models.Model):
     changed = models.PositiveIntegerField(default=0, help_text="Records changed or deleted, files written.")
     result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     issues_fixed = models.PositiveIntegerField(default=0)
+    files_modified = models.PositiveIntegerField(default=0, help_text="Workspace files the run changed.")
+    lines_added = models.PositiveIntegerField(default=0)
+    lines_removed = models.PositiveIntegerField(default=0)
     not_before = models.DateTimeField(null=True, blank=True, help_text="A retry waits until then (backoff).")
     deadline_at = models.DateTimeField(null=True, blank=True, help_text="Stopped (timed out) when still running.")
     retry_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries")
@@ -419,6 +460,41 @@ class ScenarioRun(models.Model):
         return self.status in self.FINISHED
 
 
+class WorkspaceBackup(models.Model):
+    """A file-level rollback point: before a run that may change its workspace, the workspace's git state
+    (commit, branch, dirty files) and a copy of every file the task may touch, with SHA-256 checksums, under
+    SCENARIO_BACKUP_ROOT; after the run, the checksums of the same files (what a rollback expects to find).
+
+    `files`: [{"path", "existed", "sha256", "size"}] before the run; `after`: {"path": sha256 or null}.
+    A rollback verifies both and refuses when the workspace changed since or the copy is damaged. Evicted
+    (its copy deleted) when the backups pass SCENARIO_MAX_BACKUP_SIZE_MB, oldest first."""
+
+    run = models.OneToOneField(ScenarioRun, on_delete=models.CASCADE, related_name="backup")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="backups")
+    directory = models.CharField(max_length=1000, help_text="Where the copies are kept.")
+    git_state = models.JSONField(default=dict, blank=True)
+    files = models.JSONField(default=list, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    evicted_at = models.DateTimeField(null=True, blank=True, help_text="Its copy was deleted (size limit, age).")
+    restored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # storage and eviction: WHERE evicted_at IS NULL ORDER BY created_at
+            models.Index(fields=["created_at"], condition=Q(evicted_at__isnull=True), name="scenarios_backup_kept_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"backup of run {self.run_id} ({self.workspace_id})"
+
+    @property
+    def is_available(self) -> bool:
+        return self.evicted_at is None and self.restored_at is None
+
+
 class ScenarioActivity(models.Model):
     """One line of the activity log: who did what to which scenario or preset, when, why, and how it
     ended (done, refused with the reason, or failed). Refusals are logged too. Append-only."""
@@ -443,6 +519,7 @@ class ScenarioActivity(models.Model):
         ROLLBACK = "rollback", "Rollback"
         CLEANUP = "cleanup", "Cleanup"
         TASK_CREATE = "task-create", "Task created"
+        WORKSPACE = "workspace", "Workspace registered"
         DISCOVERY = "discovery", "Discovery"
         EXTERNAL = "external", "External service"
         SYNC = "sync", "Registry sync"

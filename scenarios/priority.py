@@ -11,10 +11,13 @@ on a 0–100 scale:
 - urgency: how long the run has waited past its slot, relative to the task's period (its interval, or
   one hour for a cron task): 0 when just due, 100 when a whole period late or more; a retry counts 100.
 - effort: cheaper is sooner: 100 minus the mean of complexity and risk (1–10, scaled to 0–100) and the
-  estimated duration (0 minutes → 0, two hours or more → 100).
+  estimated duration (0 minutes → 0, two hours or more → 100), plus 5 per task that depends on it (at most
+  20: a task others wait for goes first), capped at 100.
 - success_rate: the percentage of the task's last 20 finished runs that succeeded (50 with no history).
 
-The category multiplier (security 1.2, performance and data 1.1, monitoring 1.0, housekeeping 0.9, other 1.0)
+The category multiplier (security and security scanning 1.2; performance, performance optimisation, data and
+dependency updates 1.1; monitoring, code quality, test maintenance and other 1.0; housekeeping, documentation and
+configuration cleanup 0.9)
 and the priority adjustment (low 0.8, medium 1.0, high 1.2, critical 1.5) scale the sum.
 """
 
@@ -30,6 +33,13 @@ WEIGHTS = {"impact": 0.4, "urgency": 0.3, "effort": 0.2, "success_rate": 0.1}
 
 CATEGORY_MULTIPLIER = {
     Category.SECURITY: 1.2,
+    Category.SECURITY_SCANNING: 1.2,
+    Category.DEPENDENCY_UPDATES: 1.1,
+    Category.PERFORMANCE_OPTIMIZATION: 1.1,
+    Category.CODE_QUALITY: 1.0,
+    Category.TEST_MAINTENANCE: 1.0,
+    Category.DOCUMENTATION: 0.9,
+    Category.CONFIG_CLEANUP: 0.9,
     Category.PERFORMANCE: 1.1,
     Category.DATA: 1.1,
     Category.MONITORING: 1.0,
@@ -38,6 +48,7 @@ CATEGORY_MULTIPLIER = {
 }
 PRIORITY_ADJUSTMENT = {Priority.LOW: 0.8, Priority.MEDIUM: 1.0, Priority.HIGH: 1.2, Priority.CRITICAL: 1.5}
 SUCCESS_WINDOW = 20
+DEPENDENT_BONUS, DEPENDENT_BONUS_MAX = 5.0, 20.0  # effort points per dependent task, and their cap
 
 
 def success_rate(scenario: Scenario, window: int = SUCCESS_WINDOW) -> float | None:
@@ -72,7 +83,10 @@ def analyze_priority(scenario: Scenario, run: ScenarioRun | None = None, now: da
     complexity = (scenario.complexity - 1) / 9 * 100
     risk = (scenario.risk - 1) / 9 * 100
     duration = min(100.0, scenario.estimated_minutes / 120 * 100)
-    effort = 100.0 - (complexity + risk + duration) / 3
+    dependents = scenario.dependents.count() if scenario.pk else 0
+    effort = min(
+        100.0, 100.0 - (complexity + risk + duration) / 3 + min(DEPENDENT_BONUS_MAX, DEPENDENT_BONUS * dependents)
+    )
     rate = success_rate(scenario)
     success = 50.0 if rate is None else rate
     terms = {"impact": impact, "urgency": urgency, "effort": effort, "success_rate": success}
@@ -91,6 +105,7 @@ def analyze_priority(scenario: Scenario, run: ScenarioRun | None = None, now: da
                 "complexity": scenario.complexity,
                 "risk": scenario.risk,
                 "estimated_minutes": scenario.estimated_minutes,
+                "dependents": dependents,
             },
             "success_rate": {"rate": rate, "window": SUCCESS_WINDOW},
         },

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from scenarios.choices import KEY_PATTERN, Category, Weight
 
@@ -74,6 +75,15 @@ class RunContext:
     _check: Callable[[], None] | None = None
     _last_check: float = 0.0
     check_every_seconds: float = 1.0
+    # A workspace executor's workspace (its resolved path), and the run's deadline (time.monotonic()).
+    workspace: Path | None = None
+    deadline: float | None = None
+
+    def seconds_left(self, default: float = 3600.0) -> float:
+        """Time left before the run's deadline (`default` when it has none): a subprocess's timeout."""
+        if self.deadline is None:
+            return default
+        return max(0.1, self.deadline - time.monotonic())
 
     def log(self, message: str) -> None:
         self.lines.append(message)
@@ -105,6 +115,13 @@ class Definition:
     schema: dict = field(default_factory=dict)
     # False for work that cannot be undone (vacuum, backup, pruning): its runs offer no rollback point.
     reversible: bool = True
+    # A function tasks run (`create-task`), not a scenario of its own: the registry sync creates no row for it.
+    template: bool = False
+    # Runs against the task's workspace (context.workspace); a task without one is refused.
+    needs_workspace: bool = False
+    # (workspace root, config) -> the workspace files (relative paths) a run may change, backed up before it
+    # (scenarios.backups); None: the run changes no file.
+    touches: Callable[[Path, dict], list[str] | None] | None = None
 
 
 _REGISTRY: dict[str, Definition] = {}
@@ -127,6 +144,9 @@ def scenario(
     tags: list[str] | tuple[str, ...] = (),
     schema: dict | None = None,
     reversible: bool = True,
+    template: bool = False,
+    needs_workspace: bool = False,
+    touches: Callable[[Path, dict], list[str] | None] | None = None,
 ):
     """Register the decorated `run(context) -> RunResult` function as the internal scenario `key`."""
     if not re.match(KEY_PATTERN, key):
@@ -154,6 +174,9 @@ def scenario(
             func=func,
             schema=dict(schema or {}),
             reversible=reversible,
+            template=template,
+            needs_workspace=needs_workspace,
+            touches=touches,
         )
         existing = _REGISTRY.get(key)
         if existing is not None and existing.func.__qualname__ != func.__qualname__:

@@ -11,6 +11,10 @@ a record the run created is deleted, one it deleted is recreated, one it changed
 back, each through a save (or delete) whose history row says "rollback of run <id>: <reason>". It is refused,
 listing the records, when any of them changed after the run (unless `force`), and when the integrity check
 finds a record that cannot be restored (no earlier state, or a foreign key pointing at a row that is gone).
+
+A workspace run's rollback point also covers files (`scenarios.backups`): their checksums are verified first (a
+file changed since the run, or a damaged backup copy, refuses the rollback with the files named; `force` does not
+override it), then the exact bytes are put back and the files the run created are deleted.
 """
 
 from dataclasses import dataclass, field
@@ -18,13 +22,14 @@ from datetime import timedelta
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, transaction
 from django.utils import timezone
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput
-from scenarios import registry
-from scenarios.models import ScenarioActivity, ScenarioRun
+from scenarios import backups, registry
+from scenarios.models import ScenarioActivity, ScenarioRun, WorkspaceBackup
 from scenarios.services import log_activity
 
 
@@ -90,14 +95,23 @@ def _is_reversible(run: ScenarioRun) -> bool:
     return definition is not None and definition.reversible
 
 
+def file_backup(run: ScenarioRun) -> WorkspaceBackup | None:
+    """The run's file backup (a workspace run that may change files), or None."""
+    try:
+        return run.backup
+    except ObjectDoesNotExist:
+        return None
+
+
 def points(scenario=None):
-    """The runs that offer a rollback point now, newest first (the limits applied)."""
+    """The runs that offer a rollback point now, newest first (the limits applied). A workspace run offers
+    one while its file backup is kept (not evicted by the size limit, not restored)."""
     oldest = timezone.now() - timedelta(days=settings.SCENARIO_ROLLBACK_DAYS)
     runs = (
         ScenarioRun.objects.finished()
         .filter(rolled_back_at__isnull=True, rollback_expired_at__isnull=True, finished_at__gte=oldest, changed__gt=0)
         .exclude(status=ScenarioRun.Status.SKIPPED)
-        .select_related("scenario")
+        .select_related("scenario", "backup", "backup__workspace")
         .order_by("-finished_at", "-pk")
     )
     if scenario is not None:
@@ -105,6 +119,9 @@ def points(scenario=None):
     limit, per_task, found = settings.SCENARIO_ROLLBACK_MAX, {}, []
     for run in runs:
         if not _is_reversible(run):
+            continue
+        backup = file_backup(run)
+        if backup is not None and not backup.is_available:
             continue
         per_task[run.scenario_id] = per_task.get(run.scenario_id, 0) + 1
         if per_task[run.scenario_id] <= limit:
@@ -148,6 +165,12 @@ def rollback(run: ScenarioRun, reason: str, *, force: bool = False, actor, via=S
         raise Conflict(f"Run #{run.pk} was already rolled back on {run.rolled_back_at:%Y-%m-%d %H:%M}.")
     if run.status not in ScenarioRun.FINISHED:
         raise Conflict(f"Run #{run.pk} is still {run.status}: roll it back when it has finished.")
+    backup = file_backup(run)
+    if backup is not None and backup.evicted_at is not None:
+        raise Conflict(
+            f"Run #{run.pk} offers no rollback point: its file backup was evicted on "
+            f"{backup.evicted_at:%Y-%m-%d %H:%M} (SCENARIO_MAX_BACKUP_SIZE_MB or --rollback-days)."
+        )
     if run not in points(run.scenario):
         raise Conflict(
             f"Run #{run.pk} offers no rollback point: it changed nothing, or it is older than "
@@ -155,9 +178,15 @@ def rollback(run: ScenarioRun, reason: str, *, force: bool = False, actor, via=S
             "latest rollback points."
         )
     text = f"rollback of run {run.pk}: {reason.strip()}"
+    if backup is not None:
+        problems = backups.verify(backup)
+        if problems:
+            raise Conflict(
+                f"Refused: the files of run #{run.pk} cannot be restored: {'; '.join(problems)}.", code="files_changed"
+            )
     with transaction.atomic():
         found = changes(run)
-        if not found:
+        if not found and backup is None:
             raise Conflict(f"Run #{run.pk} wrote no history rows: nothing to roll back.")
         changed_later = [change.label for change in found if change.later]
         if changed_later and not force:
@@ -183,8 +212,16 @@ def rollback(run: ScenarioRun, reason: str, *, force: bool = False, actor, via=S
                 instance._change_reason = text
                 instance.save()
                 (recreated if current is None else restored).append(change.label)
+        files = backups.restore(backup) if backup is not None else {"files_restored": [], "files_deleted": []}
         ScenarioRun.objects.filter(pk=run.pk).update(rolled_back_at=timezone.now(), rollback_reason=text[:500])
-        outcome = {"run": run.pk, "restored": restored, "deleted": deleted, "recreated": recreated, "forced": force}
+        outcome = {
+            "run": run.pk,
+            "restored": restored,
+            "deleted": deleted,
+            "recreated": recreated,
+            "forced": force,
+            **files,
+        }
         log_activity(
             ScenarioActivity.Action.ROLLBACK,
             via=via,
@@ -192,7 +229,8 @@ def rollback(run: ScenarioRun, reason: str, *, force: bool = False, actor, via=S
             scenario=run.scenario,
             reason=reason.strip()[:500],
             message=f"rolled back run #{run.pk}: {len(restored)} restored, {len(deleted)} deleted, "
-            f"{len(recreated)} recreated" + (" (forced)" if force else ""),
+            f"{len(recreated)} recreated; files: {len(files['files_restored'])} restored, "
+            f"{len(files['files_deleted'])} deleted" + (" (forced)" if force else ""),
             details=outcome,
         )
     return outcome

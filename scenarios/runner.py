@@ -20,6 +20,7 @@ import time
 import traceback
 from contextvars import ContextVar
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -28,7 +29,7 @@ from django.utils import timezone
 from maintenance_site import audit
 from maintenance_site.errors import Conflict
 from maintenance_site.tenancy import SYSTEM
-from scenarios import priority, registry
+from scenarios import backups, priority, registry
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight, cron_previous
 from scenarios.registry import RunCancelled, RunContext, RunResult, RunTimedOut
 from scenarios.services import iso, log_activity, notify_operators, worker_name
@@ -129,9 +130,12 @@ def expire_timed_out_runs(now: datetime | None = None) -> int:
 
 
 def _in_window(scenario: Scenario, now: datetime) -> bool:
-    if scenario.allowed_hours and now.hour not in scenario.allowed_hours:
+    """Whether `now` is inside the task's execution window: its hours and weekdays in the platform's time zone
+    (settings.TIME_ZONE)."""
+    local = timezone.localtime(now)
+    if scenario.allowed_hours and local.hour not in scenario.allowed_hours:
         return False
-    return not (scenario.allowed_weekdays and now.weekday() not in scenario.allowed_weekdays)
+    return not (scenario.allowed_weekdays and local.weekday() not in scenario.allowed_weekdays)
 
 
 def _waits(run: ScenarioRun, scenario: Scenario, now: datetime) -> str:
@@ -223,21 +227,42 @@ def _remember_last_run(scenario_id: int, status: str, at: datetime, summary: str
     )
 
 
+def _prepare_workspace(run: ScenarioRun, definition, context: RunContext):
+    """A workspace executor's run: its workspace's path in the context and, when the executor may change files,
+    their backup (the run's file rollback point). Returns the backup, or None."""
+    scenario = run.scenario
+    if scenario.workspace is None:
+        raise LookupError(f"{scenario.key} runs {definition.key}, which needs a workspace: the task has none")
+    root = Path(scenario.workspace.path).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"the workspace {scenario.workspace.key} ({root}) is not a directory")
+    context.workspace = root
+    paths = definition.touches(root, context.config) if definition.touches else None
+    if paths is None:
+        return None
+    return backups.create(run, scenario.workspace, paths)
+
+
 def execute(run: ScenarioRun) -> ScenarioRun:
     """Execute a run this runner has claimed, and record how it ended."""
-    run = ScenarioRun.objects.select_related("scenario").get(pk=run.pk)
+    run = ScenarioRun.objects.select_related("scenario", "scenario__workspace").get(pk=run.pk)
     scenario = run.scenario
     definition = registry.get(scenario.executor_key)
     context = RunContext(
         scenario_key=scenario.key, now=run.started_at or timezone.now(), run_id=run.pk, config=dict(scenario.config)
     )
     context._check = _checker(run.pk)
+    if run.deadline_at is not None:
+        context.deadline = time.monotonic() + (run.deadline_at - timezone.now()).total_seconds()
     started = time.perf_counter()
     error, data, changed = "", {}, 0
+    backup, diff = None, {}
     token = current_run.set(run.pk)
     try:
         if definition is None:
             raise LookupError(f"{scenario.key} is no longer registered in code")
+        if definition.needs_workspace:
+            backup = _prepare_workspace(run, definition, context)
         with audit.acting_as(audit.system_user(), reason=change_reason(run.pk)):
             result = definition.func(context)
         if not isinstance(result, RunResult):
@@ -257,6 +282,15 @@ def execute(run: ScenarioRun) -> ScenarioRun:
         logger.exception("scenario run %s (%s) failed", run.pk, scenario.key)
     finally:
         current_run.reset(token)
+        if backup is not None:
+            try:
+                diff = backups.finish(backup)
+            except OSError:
+                logger.exception("run %s: the workspace's diff could not be taken", run.pk)
+            else:
+                changed = max(changed, diff["files_modified"])
+                if isinstance(data, dict):
+                    data = {**data, "files_changed": diff["files"][:200]}
     finished = timezone.now()
     output = "\n".join(context.lines)
     ScenarioRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
@@ -269,7 +303,17 @@ def execute(run: ScenarioRun) -> ScenarioRun:
         result=data,
         changed=changed,
         issues_fixed=int(data.get("issues_fixed", 0) or 0) if isinstance(data, dict) else 0,
+        files_modified=diff.get("files_modified", 0),
+        lines_added=diff.get("lines_added", 0),
+        lines_removed=diff.get("lines_removed", 0),
     )
+    if diff:  # the files it changed, whoever recorded its end (a rollback point needs them)
+        ScenarioRun.objects.filter(pk=run.pk).update(
+            changed=changed,
+            files_modified=diff["files_modified"],
+            lines_added=diff["lines_added"],
+            lines_removed=diff["lines_removed"],
+        )
     if status == Status.TIMED_OUT:  # the tick may have marked it already: keep its record, add the output
         ScenarioRun.objects.filter(pk=run.pk, status=Status.TIMED_OUT, output="").update(output=output[-OUTPUT_LIMIT:])
     run.refresh_from_db()

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 from django.conf import settings
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import DatabaseError, transaction
@@ -30,12 +31,14 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from maintenance_site import audit
-from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFound
+from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import SYSTEM
+from maintenance_site.tenancy.actors import is_system
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.validation import validated
 from scenarios import registry, remote
+from scenarios.choices import DEFAULT_EXECUTORS
 from scenarios.models import (
     MAX_DURATION_MINUTES,
     PresetSchedule,
@@ -43,6 +46,7 @@ from scenarios.models import (
     ScenarioActivity,
     ScenarioRun,
     Weight,
+    Workspace,
     dependency_cycle,
 )
 from scenarios.remote import ExternalScenarioError
@@ -505,26 +509,53 @@ def update_schedule(
 def create_task(
     *,
     name: str,
-    executor: str,
+    executor: str = "",
     category: str = "other",
     priority: str = "medium",
-    timeout_seconds: int = 3600,
+    timeout_seconds: int | None = None,
     key: str = "",
     interval_seconds: int | None = None,
     cron: str = "",
     config: dict | None = None,
+    workspace=None,
     actor,
     via: str = Via.SYSTEM,
     **settings,
 ) -> Scenario:
     """Create a maintenance task (an internal scenario, inactive) that runs the function registered as
-    `executor` with its own settings and configuration (checked against that function's schema)."""
+    `executor` (default: its category's built-in executor, for the workspace categories) with its own settings
+    and configuration (checked against that function's schema). A workspace executor needs `workspace` (a
+    Workspace or its key), and only superusers create such tasks: they run the workspace's code. The timeout
+    defaults to SCENARIO_TASK_TIMEOUT_MINUTES."""
 
+    if not executor:
+        executor = DEFAULT_EXECUTORS.get(category, "")
+        if not executor:
+            raise InvalidInput(
+                f"The category “{category}” has no built-in executor: name a registered function with --executor.",
+                fields={"executor": "Required for this category."},
+            )
+    if timeout_seconds is None:
+        timeout_seconds = django_settings.SCENARIO_TASK_TIMEOUT_MINUTES * 60
     definition = registry.get(executor)
     if definition is None:
         known = ", ".join(d.key for d in registry.definitions())
         raise InvalidInput(f"No function is registered as “{executor}”; use one of: {known}.")
     key = key or slugify(name)[:80]
+    if isinstance(workspace, str):
+        found = Workspace.objects.filter(key=workspace).first()
+        if found is None:
+            raise InvalidInput(f"No workspace “{workspace}”.", fields={"workspace": "Not a registered workspace."})
+        workspace = found
+    if definition.needs_workspace and workspace is None:
+        raise InvalidInput(
+            f"{executor} runs against a workspace: give one (--workspace KEY).",
+            fields={"workspace": "Required for this executor."},
+        )
+    if workspace is not None and not definition.needs_workspace:
+        raise InvalidInput(f"{executor} does not use a workspace.", fields={"workspace": "Not used by this executor."})
+    if workspace is not None and not (is_system(actor) or getattr(actor, "is_superuser", False)):
+        raise PermissionDeniedError("Only platform administrators create tasks that run a workspace's code.")
 
     def change():
         if Scenario.objects.filter(key=key).exists():
@@ -542,6 +573,7 @@ def create_task(
             cron=cron or ("" if interval_seconds else definition.default_cron),
             config=config or {},
             weight=definition.weight,
+            workspace=workspace,
             **settings,
         )
         validated(scenario)

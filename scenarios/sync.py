@@ -30,6 +30,8 @@ def sync_registry() -> dict:
     with transaction.atomic():
         locked = lock_all()
         for key, definition in definitions.items():
+            if definition.template:
+                continue  # a function tasks run (create-task), not a scenario of its own
             scenario = locked.get(key)
             if scenario is not None and scenario.kind != Scenario.Kind.INTERNAL:
                 logger.warning("scenario %s: an external service uses the key of an internal scenario", key)

@@ -135,7 +135,7 @@ def test_analyze_priority_shows_every_term_and_its_inputs(test_scenarios):
     assert analysis["terms"] == {"impact": 60.0, "urgency": 0.0, "effort": 100.0, "success_rate": 50.0}
     # (60 × 0.4 + 0 × 0.3 + 100 × 0.2 + 50 × 0.1) × 1.2 (security) × 1.2 (high)
     assert analysis["score"] == pytest.approx((24 + 0 + 20 + 5) * 1.2 * 1.2)
-    assert analysis["inputs"]["effort"] == {"complexity": 1, "risk": 1, "estimated_minutes": 0}
+    assert analysis["inputs"]["effort"] == {"complexity": 1, "risk": 1, "estimated_minutes": 0, "dependents": 0}
 
 
 def test_weights_are_configurable(test_scenarios, settings):

@@ -13,12 +13,17 @@
     maintenance runs [--scenario KEY] [--limit N]
     maintenance discover | tick
     maintenance scheduler-start [--no-reset]    (run before beat: every scenario starts inactive)
+    maintenance start [--daemon] | stop [--timeout S]   (the worker with beat; a pid file under VAR_DIR)
+    maintenance register-workspace KEY PATH | list-workspaces | create-default-tasks --workspace KEY
+    maintenance list-tasks | create-task | schedule-task | run-task | history | metrics | list-rollbacks |
+                rollback | analyze-priority | cleanup          (the automated-task runner)
 
 A refusal prints its reason and exits non-zero (2 for bad input, 1 otherwise).
 """
 
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -33,8 +38,9 @@ from django.utils.text import slugify
 from maintenance_site.commands import AuditedCommand
 from maintenance_site.errors import InvalidInput, NotFound
 from maintenance_site.tenancy import SYSTEM
-from scenarios import discovery, metrics, presets, rollback, runner, services, sync, tasks
-from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun
+from scenarios import daemon, discovery, metrics, presets, rollback, runner, services, sync, tasks, workspaces
+from scenarios.choices import DEFAULT_EXECUTORS
+from scenarios.models import Preset, PresetSchedule, Scenario, ScenarioActivity, ScenarioRun, Workspace
 from scenarios.priority import analyze_priority
 
 VIA = ScenarioActivity.Via.CLI
@@ -138,11 +144,18 @@ class Command(AuditedCommand):
         tasks.add_argument("--json", action="store_true")
         create_task = commands.add_parser("create-task", help="a new task running a registered function")
         create_task.add_argument("--name", required=True)
-        create_task.add_argument("--executor", default="", help="registered function (default: the name's key)")
+        create_task.add_argument(
+            "--executor",
+            default="",
+            help="registered function (default: the category's built-in executor, else the name's key)",
+        )
+        create_task.add_argument("--workspace", default="", help="the workspace a workspace executor runs against")
         create_task.add_argument("--key", default="")
         create_task.add_argument("--category", default="other")
         create_task.add_argument("--priority", default="medium", help="low, medium, high or critical")
-        create_task.add_argument("--timeout", type=int, default=3600, help="seconds")
+        create_task.add_argument(
+            "--timeout", type=int, default=None, help="seconds (default: SCENARIO_TASK_TIMEOUT_MINUTES)"
+        )
         create_task.add_argument("--max-retries", type=int, default=0)
         create_task.add_argument("--cron", default="")
         create_task.add_argument("--interval", type=int, default=None, help="seconds")
@@ -170,6 +183,26 @@ class Command(AuditedCommand):
         cleanup = commands.add_parser("cleanup", help="delete old runs, forget old rollback points")
         cleanup.add_argument("--history-days", type=int, default=90)
         cleanup.add_argument("--rollback-days", type=int, default=30)
+
+        register = commands.add_parser("register-workspace", help="register a directory as a workspace")
+        register.add_argument("key")
+        register.add_argument("path", help="absolute path of the directory")
+        register.add_argument("--name", default="")
+        register.add_argument("--description", default="")
+        commands.add_parser("list-workspaces", help="the registered workspaces and their tasks")
+        defaults = commands.add_parser("create-default-tasks", help="the seed's default tasks for a workspace")
+        defaults.add_argument("--workspace", required=True)
+
+        daemon_start = commands.add_parser("start", help="the worker with beat (detached with --daemon)")
+        daemon_start.add_argument(
+            "--daemon", dest="detach", action="store_true", help="detach; the pid file goes under VAR_DIR"
+        )
+        daemon_start.add_argument("--concurrency", type=int, default=2)
+        daemon_start.add_argument("--app", default="maintenance_site", help="the Celery application")
+        daemon_start.add_argument("--scheduler", default="", help="beat's scheduler (default: CELERY_BEAT_SCHEDULER)")
+        daemon_start.add_argument("--skip-setup", action="store_true", help="do not run scheduler-start first")
+        daemon_stop = commands.add_parser("stop", help="stop the daemon: SIGTERM, then wait for its warm shutdown")
+        daemon_stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
 
         commands.add_parser("discover", help="scan the discovery folder and poll the external scenarios now")
         commands.add_parser("tick", help="one scheduler tick and one runner tick, now")
@@ -261,6 +294,19 @@ class Command(AuditedCommand):
         windows = PresetSchedule.objects.filter(window_start__isnull=False).select_related("preset")
         for window in windows:
             self.say(f"Preset window open: {window.preset.key} until {_when(window.window_end)}")
+        self.say_daemon()
+
+    def say_daemon(self) -> None:
+        state = daemon.status()
+        if state["running"]:
+            self.say(f"Scheduler daemon: running (pid {state['pid']}, log {state['log_file']})")
+        else:
+            self.say(f"Scheduler daemon: not running (no live pid in {state['pid_file']})")
+        if state["beat_age_seconds"] is None:
+            self.say("Beat heartbeat: none recorded yet")
+        else:
+            stale = " (stale)" if state["beat_stale"] else ""
+            self.say(f"Beat heartbeat: {state['beat_age_seconds']}s ago{stale}")
 
     def do_stop_all(self, yes=False, **options):
         active = list(
@@ -494,7 +540,9 @@ class Command(AuditedCommand):
         return found
 
     def do_list_tasks(self, json=False, **options):
-        tasks = list(Scenario.objects.internal().prefetch_related("depends_on").order_by("key"))
+        tasks = list(
+            Scenario.objects.internal().select_related("workspace").prefetch_related("depends_on").order_by("key")
+        )
         analyses = {t.pk: analyze_priority(t) for t in tasks}
         if json:
             self.print_json(
@@ -510,6 +558,7 @@ class Command(AuditedCommand):
                         "max_retries": t.max_retries,
                         "schedule": t.schedule_display,
                         "depends_on": [d.key for d in t.depends_on.all()],
+                        "workspace": t.workspace.key if t.workspace else None,
                     }
                     for t in tasks
                 ]
@@ -536,14 +585,17 @@ class Command(AuditedCommand):
         headers = ["id", "key", "state", "category", "priority", "score", "success", "timeout", "retries"]
         self.say(_table(rows, [*headers, "schedule", "depends on"]))
 
-    def do_create_task(self, name, executor="", key="", category="other", priority="medium", timeout=3600, **options):
+    def do_create_task(self, name, executor="", key="", category="other", priority="medium", timeout=None, **options):
         try:
             config = json.loads(options.get("config") or "{}")
         except ValueError as exc:
             raise InvalidInput(f"--config is not JSON: {exc}.") from None
+        if not executor and category not in DEFAULT_EXECUTORS:
+            executor = key or slugify(name)
         task = services.create_task(
             name=name,
-            executor=executor or key or slugify(name),
+            executor=executor,
+            workspace=options.get("workspace") or None,
             key=key,
             category=category,
             priority=priority,
@@ -577,42 +629,84 @@ class Command(AuditedCommand):
                 f"{r.duration_ms} ms" if r.duration_ms is not None else "-",
                 str(r.changed),
                 str(r.issues_fixed),
+                f"{r.files_modified} (+{r.lines_added} -{r.lines_removed})" if r.files_modified else "-",
                 (r.summary or "")[:80],
             ]
             for r in runs
         ]
-        headers = ["run", "started", "finished", "status", "attempt", "duration", "changed", "fixed", "summary"]
+        headers = ["run", "started", "finished", "status", "attempt", "duration", "changed", "fixed", "files"]
+        headers.append("summary")
         self.say(_table(rows, headers) if rows else f"{scenario.key} has no runs yet.")
 
     def do_metrics(self, days=30, json=False, **options):
         if days < 1:
             raise InvalidInput("--days must be at least 1.")
         found = metrics.all_metrics(days)
+        system = metrics.system_metrics(days)
         if json:
-            self.print_json(found)
+            self.print_json({"system": system, "tasks": found})
             return
+
+        def ms(value) -> str:
+            return "-" if value is None else f"{value} ms"
+
         rows = [
             [
                 m["task"],
                 str(m["runs"]),
                 "-" if m["success_rate"] is None else f"{m['success_rate']:.0f}%",
-                "-" if m["average_duration_ms"] is None else f"{m['average_duration_ms']} ms",
+                ms(m["average_duration_ms"]),
+                f"{ms(m['duration']['p50_ms'])} / {ms(m['duration']['p90_ms'])} / {ms(m['duration']['p99_ms'])}",
+                str(m["files_modified"]),
+                str(m["lines_changed"]),
                 str(m["consecutive_failures"]),
                 _when(m["last_success"]),
                 " ".join(f"{d['success_rate']:.0f}" for d in m["trend"][-7:]) or "-",
             ]
             for m in found
         ]
-        headers = ["task", "runs", "success", "avg duration", "failing", "last success", "trend (7 days, %)"]
+        headers = ["task", "runs", "success", "avg duration", "p50 / p90 / p99", "files", "lines", "failing"]
         self.say(f"Last {days} days:")
-        self.say(_table(rows, headers))
+        self.say(_table(rows, [*headers, "last success", "trend (7 days, %)"]))
+        duration = system["duration"]
+        self.say(
+            f"All tasks: {system['runs']} runs, success "
+            + ("-" if system["success_rate"] is None else f"{system['success_rate']:.0f}%")
+            + f"; duration p50 {ms(duration['p50_ms'])}, p90 {ms(duration['p90_ms'])}, p99 {ms(duration['p99_ms'])}; "
+            f"{system['files_modified']} files modified, {system['lines_changed']} lines changed, "
+            f"{system['issues_fixed']} issues fixed"
+        )
+        buckets = []
+        for bucket in duration["histogram"]:
+            upper = f"<{bucket['to_ms']} ms" if bucket["to_ms"] is not None else f">={bucket['from_ms']} ms"
+            buckets.append(f"{upper}: {bucket['runs']}")
+        self.say("Execution time histogram: " + ", ".join(buckets))
+        storage = system["storage"]
+        self.say(
+            f"Rollback storage: {storage['megabytes']} MB in {storage['rollback_points']} file backup(s) "
+            f"(limit {storage['limit_megabytes']} MB)"
+        )
 
     def do_list_rollbacks(self, **options):
         found = rollback.points()
-        rows = [
-            [str(r.pk), r.scenario.key, _when(r.finished_at), r.status, str(r.changed), r.summary[:60]] for r in found
-        ]
-        headers = ["run", "task", "finished", "status", "changed", "summary"]
+        rows = []
+        for r in found:
+            backup = rollback.file_backup(r)
+            files = f"{len(backup.files)} ({backup.size_bytes} B)" if backup else "-"
+            git = (backup.git_state.get("commit") or "")[:10] if backup else ""
+            rows.append(
+                [
+                    str(r.pk),
+                    r.scenario.key,
+                    _when(r.finished_at),
+                    r.status,
+                    str(r.changed),
+                    files,
+                    git or "-",
+                    r.summary[:60],
+                ]
+            )
+        headers = ["run", "task", "finished", "status", "changed", "files backed up", "commit", "summary"]
         self.say(_table(rows, headers) if rows else "No rollback points.")
 
     def do_rollback(self, run, reason, force=False, **options):
@@ -623,7 +717,8 @@ class Command(AuditedCommand):
         self.say(
             self.style.SUCCESS(
                 f"Run #{run} rolled back: {len(outcome['restored'])} restored, {len(outcome['deleted'])} deleted, "
-                f"{len(outcome['recreated'])} recreated."
+                f"{len(outcome['recreated'])} recreated; files: {len(outcome['files_restored'])} restored, "
+                f"{len(outcome['files_deleted'])} deleted."
             )
         )
 
@@ -643,3 +738,51 @@ class Command(AuditedCommand):
                 f"Deleted {outcome['runs_deleted']} runs; forgot {outcome['rollback_points_expired']} rollback points."
             )
         )
+
+    # --- workspaces and the daemon ----------------------------------------------------------------------
+
+    def do_register_workspace(self, key, path, name="", description="", **options):
+        workspace = workspaces.register_workspace(
+            key=key, path=path, name=name, description=description, actor=self.actor, via=VIA
+        )
+        self.say(self.style.SUCCESS(f"Workspace {workspace.key} registered at {workspace.path}."))
+
+    def do_list_workspaces(self, **options):
+        found = Workspace.objects.prefetch_related("tasks").order_by("key")
+        rows = [[w.key, w.path, ", ".join(t.key for t in w.tasks.all()) or "-"] for w in found]
+        self.say(_table(rows, ["workspace", "path", "tasks"]) if rows else "No workspaces registered.")
+
+    def do_create_default_tasks(self, workspace, **options):
+        outcome = workspaces.create_default_tasks(workspaces.get_workspace(workspace), actor=self.actor, via=VIA)
+        self.say(
+            self.style.SUCCESS(
+                f"Created {len(outcome['created'])} task(s): {', '.join(outcome['created']) or 'none'}; "
+                f"{len(outcome['existing'])} existed already."
+            )
+        )
+
+    def do_start(self, detach=False, concurrency=2, app="maintenance_site", scheduler="", skip_setup=False, **opts):
+        if not skip_setup:
+            self.do_scheduler_start()
+        if not detach:
+            command = daemon.worker_command(
+                app=app, scheduler=scheduler or settings.CELERY_BEAT_SCHEDULER, concurrency=concurrency
+            )
+            os.execv(command[0], command)  # noqa: S606 (a fixed argument list: the worker replaces this process)
+        try:
+            pid = daemon.start(app=app, scheduler=scheduler, concurrency=concurrency)
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from None
+        self.say(self.style.SUCCESS(f"Scheduler started in the background (pid {pid}); `maintenance status` shows it."))
+
+    def do_stop(self, timeout=60.0, **options):
+        outcome = daemon.stop(timeout)
+        if not outcome["was_running"]:
+            self.say("The scheduler daemon is not running.")
+        elif outcome["stopped"]:
+            self.say(self.style.SUCCESS(f"Scheduler (pid {outcome['pid']}) stopped after its warm shutdown."))
+        else:
+            raise CommandError(
+                f"The scheduler (pid {outcome['pid']}) is still finishing its tasks after {timeout:.0f}s; "
+                "run stop again to keep waiting."
+            )
