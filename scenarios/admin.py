@@ -19,10 +19,16 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
 from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import ReadOnlyAdminMixin, ServiceAdminMixin, adopt, submitted
+from maintenance_site.tenancy.admin_base import (
+    HistoryAdmin,
+    ReadOnlyAdminMixin,
+    ServiceAdminMixin,
+    ThemeModelAdmin,
+    adopt,
+    submitted,
+)
 from scenarios import metrics, registry, rollback, services
 from scenarios import presets as preset_services
 from scenarios.models import (
@@ -208,7 +214,7 @@ class TaskCreateForm(forms.Form):
 
 
 @admin.register(Scenario)
-class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, SimpleHistoryAdmin):
+class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin):
     change_list_template = "admin/scenarios/scenario/change_list.html"
     form = ScheduleForm
     list_display = [
@@ -698,7 +704,7 @@ class PresetForm(forms.ModelForm):
 
 
 @admin.register(Preset)
-class PresetAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, SimpleHistoryAdmin):
+class PresetAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin):
     form = PresetForm
     list_display = ["key", "name", "builtin", "scenario_list", "apply_link", "export_link"]
     actions = ["apply_selected"]
@@ -820,7 +826,7 @@ class ScheduleCreateForm(forms.ModelForm):
 
 
 @admin.register(PresetSchedule)
-class PresetScheduleAdmin(PlatformOnly, ServiceAdminMixin, SimpleHistoryAdmin):
+class PresetScheduleAdmin(PlatformOnly, ServiceAdminMixin, HistoryAdmin):
     form = ScheduleCreateForm
     list_display = ["id", "preset", "cron", "time_zone", "duration_minutes", "enabled", "window_state", "last_result"]
     list_select_related = ["preset"]
@@ -888,7 +894,7 @@ def chart_rows(found: list[dict]) -> dict:
 
 
 @admin.register(ScenarioRun)
-class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
+class ScenarioRunAdmin(ReadOnly, ConfirmMixin, ThemeModelAdmin):
     change_list_template = "admin/scenarios/scenariorun/change_list.html"
     list_display = [
         "id",
@@ -992,7 +998,7 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
 
 
 @admin.register(ScenarioActivity)
-class ScenarioActivityAdmin(ReadOnly, admin.ModelAdmin):
+class ScenarioActivityAdmin(ReadOnly, ThemeModelAdmin):
     list_display = ["at", "actor", "via", "action", "subject", "result", "message", "reason"]
     list_filter = ["action", "result", "via"]
     list_select_related = ["actor"]
@@ -1002,7 +1008,7 @@ class ScenarioActivityAdmin(ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(DiscoveredService)
-class DiscoveredServiceAdmin(ReadOnly, admin.ModelAdmin):
+class DiscoveredServiceAdmin(ReadOnly, ThemeModelAdmin):
     list_display = ["path", "outcome", "message", "scenario", "last_seen_at"]
     list_filter = ["outcome"]
     list_select_related = ["scenario"]

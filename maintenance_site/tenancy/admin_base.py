@@ -8,6 +8,9 @@ rows, what they may change follows the role table, and nothing is written but th
   the form again with the person's input and the refusal (`ServiceForm`), or, for a delete, a message on the
   object's page. History is viewed, never reverted (a revert would write around the service).
 - `ReadOnlyAdminMixin` / `ReadOnlyTenantAdmin` / `ReadOnlyTenantInline`: rows the services write, shown only.
+
+Every base stands on the back office's theme (django-unfold): `ThemeModelAdmin` and `ThemeTabularInline` are its
+ModelAdmin and inline, so every page gets its widgets, list layout and history/import-export templates.
 """
 
 from django import forms
@@ -22,6 +25,9 @@ from django.urls import reverse
 from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin as ThemeModelAdmin
+from unfold.admin import TabularInline as ThemeTabularInline
+from unfold.contrib.import_export.forms import ExportForm, ImportForm
 
 from maintenance_site import admin_lists
 from maintenance_site.errors import DomainError, InvalidInput
@@ -71,6 +77,11 @@ def request_may(request, action: Action) -> bool:
         return True
     role = back_office_role(request)
     return bool(role) and role_allows(role, action)
+
+
+class HistoryAdmin(SimpleHistoryAdmin, ThemeModelAdmin):
+    """simple-history's admin (history list, one version's page) on the theme's ModelAdmin, for the platform's own
+    pages that are not an organisation's (scenarios, presets)."""
 
 
 class TenantScopingMixin:
@@ -147,7 +158,7 @@ class TenantScopingMixin:
         return organization_id == getattr(request.organization, "pk", None)
 
 
-class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
+class TenantAdmin(TenantScopingMixin, HistoryAdmin):
     """Base for every domain model's admin. A model without history (an append-only table is its own audit) gets
     Django's own history page. Change lists cost the same at any size (maintenance_site.admin_lists): counts
     estimated above EXACT_COUNT_LIMIT, only `list_columns` read when given, foreign-key filters as search boxes."""
@@ -247,7 +258,7 @@ class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
         if not self.get_queryset(request).filter(pk=object_id).exists():
             raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
         if not _has_history(self.model):
-            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+            return ThemeModelAdmin.history_view(self, request, object_id, extra_context)
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
@@ -256,7 +267,7 @@ class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
-class TenantInline(TenantScopingMixin, admin.TabularInline):
+class TenantInline(TenantScopingMixin, ThemeTabularInline):
     """Base for inlines of domain models: choices scoped like the parent page. Its rows are written by the
     parent page's service (ServiceAdmin.save_related / save_formset)."""
 
@@ -434,6 +445,8 @@ class CsvImportExportMixin(ImportExportMixin):
 
     import_formats = [base_formats.CSV]
     export_formats = [base_formats.CSV]
+    import_form_class = ImportForm  # the theme's styling of django-import-export's forms
+    export_form_class = ExportForm
     import_error_display = ("message", "row")
 
     def has_import_permission(self, request):
