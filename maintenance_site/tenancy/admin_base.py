@@ -13,6 +13,8 @@ Every base stands on the back office's theme (django-unfold): `ThemeModelAdmin` 
 ModelAdmin and inline, so every page gets its widgets, list layout and history/import-export templates.
 """
 
+from datetime import datetime
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -25,11 +27,13 @@ from django.urls import reverse
 from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
+from simple_history.template_utils import HistoricalRecordContextHelper
 from unfold.admin import ModelAdmin as ThemeModelAdmin
 from unfold.admin import TabularInline as ThemeTabularInline
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
 
-from maintenance_site import admin_lists
+from maintenance_site import admin_lists, formats
 from maintenance_site.errors import DomainError, InvalidInput
 from maintenance_site.pagination import EstimatingPaginator
 from maintenance_site.tenancy.models import Organization
@@ -79,9 +83,30 @@ def request_may(request, action: Action) -> bool:
     return bool(role) and role_allows(role, action)
 
 
+EMPTY_VALUE = "(none)"
+
+
+class HistoryContextHelper(HistoricalRecordContextHelper):
+    """The history list's "changes" column: an empty value (a foreign key set to nothing, a blank text, None) is
+    "(none)", never simple-history's "Deleted user (pk=None)" for an assignee that was simply not set; dates are in
+    the one format (maintenance_site.formats)."""
+
+    def prepare_delta_change_value(self, change, value):
+        if isinstance(value, DeletedObject) and value.pk is None:
+            return EMPTY_VALUE
+        if value is None or value == "" or value == []:
+            return EMPTY_VALUE
+        if isinstance(value, datetime):
+            return formats.date_time(value)
+        return super().prepare_delta_change_value(change, value)
+
+
 class HistoryAdmin(SimpleHistoryAdmin, ThemeModelAdmin):
     """simple-history's admin (history list, one version's page) on the theme's ModelAdmin, for the platform's own
-    pages that are not an organisation's (scenarios, presets)."""
+    pages that are not an organisation's (scenarios, presets); empty values read "(none)" (HistoryContextHelper)."""
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return HistoryContextHelper(self.model, historical_record)
 
 
 class TenantScopingMixin:

@@ -240,3 +240,11 @@ def test_a_closed_order_is_refused_by_the_reschedule_and_reported(manager_a, pla
     data = {"action": "reschedule_selected", "_selected_action": [done.pk], "apply": "1", "due_at": "2031-05-04T08:30"}
     page = signed_in(manager_a).post(LIST, data, follow=True).content.decode()
     assert done.number in page and "reopen it" in page
+
+
+def test_history_shows_an_empty_value_as_none(manager_a, planner_a, technician_a, order):
+    services.transition(order, "assign", actor=planner_a, assignee=technician_a)
+    page = signed_in(manager_a).get(reverse("admin:workorders_workorder_history", args=[order.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200 and "(none)" in html
+    assert "pk=None" not in html and "Deleted user" not in html
