@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+import segno
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -823,13 +824,37 @@ class WorkOrderAdmin(ServiceAdmin):
                 for name, lifecycle in LIFECYCLE.items()
                 if lifecycle.action in possible and self._may(request, lifecycle)
             ]
+            extra_context["lifecycle_buttons"].append(
+                {"label": "Print sheet", "url": reverse("admin:workorders_workorder_sheet", args=[work_order.pk])}
+            )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- the printable sheet ------------------------------------------------------------------------------
+    def sheet_view(self, request, object_id):
+        """A printable work-order sheet (A4): what, where, when, who, the checklist with boxes to tick and a QR code
+        to the order's page in the technician's view (an absolute link a phone can open)."""
+        work_order = self.get_object(request, unquote(object_id))
+        if work_order is None or not self.has_view_permission(request, work_order):
+            raise Http404(f"No work order with id {object_id}.")
+        technician_url = request.build_absolute_uri(reverse("technician:order", args=[work_order.pk]))
+        context = {
+            "title": f"Work order {work_order.number}",
+            "work_order": work_order,
+            "organization": work_order.organization,
+            "checklist": list(work_order.checklist.order_by("position", "pk")),
+            "technician_url": technician_url,
+            "qr_svg": segno.make(technician_url, error="m").svg_inline(scale=4, border=2),
+            "printed_at": formats.date_time(timezone.now()),
+            "due": formats.date_time(work_order.due_at) if work_order.due_at else "",
+        }
+        return TemplateResponse(request, "admin/workorders/workorder/sheet.html", context)
 
     # --- CSV export -------------------------------------------------------------------------------------
     def get_urls(self):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         urls = [
             path("export-csv/", self.admin_site.admin_view(self.export_csv_view), name=f"{prefix}_export_csv"),
+            path("<path:object_id>/sheet/", self.admin_site.admin_view(self.sheet_view), name=f"{prefix}_sheet"),
             path(
                 "<path:object_id>/lifecycle/<str:action>/",
                 self.admin_site.admin_view(self.lifecycle_view),

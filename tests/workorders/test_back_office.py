@@ -248,3 +248,20 @@ def test_history_shows_an_empty_value_as_none(manager_a, planner_a, technician_a
     html = page.content.decode()
     assert page.status_code == 200 and "(none)" in html
     assert "pk=None" not in html and "Deleted user" not in html
+
+
+def test_the_printable_sheet_has_the_checklist_and_a_qr_code_to_the_phone_view(manager_a, order):
+    from workorders.models import ChecklistItem
+
+    ChecklistItem.objects.create(organization=order.organization, work_order=order, position=1, text="Drain the pump")
+    client = signed_in(manager_a)
+    change = client.get(reverse("admin:workorders_workorder_change", args=[order.pk])).content.decode()
+    sheet_url = reverse("admin:workorders_workorder_sheet", args=[order.pk])
+    assert sheet_url in change
+    page = client.get(sheet_url).content.decode()
+    assert order.number in page and "Drain the pump" in page and "<svg" in page
+    assert f"http://testserver/t/orders/{order.pk}/" in page
+
+
+def test_another_organisations_sheet_is_a_404(manager_b, order):
+    assert signed_in(manager_b).get(reverse("admin:workorders_workorder_sheet", args=[order.pk])).status_code == 404
