@@ -945,7 +945,7 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, ThemeModelAdmin):
         if self._platform(request):
             days = 30
             extra_context["chart_days"] = days
-            extra_context["chart_days_text"] = str(days)
+            extra_context["chart_title"] = f"Last {days} days, per task: success rate and average duration"
             extra_context["chart"] = run_history_chart([m for m in metrics.all_metrics(days) if m["runs"]])
         return super().changelist_view(request, extra_context)
 

@@ -31,7 +31,7 @@ from simple_history.models import DeletedObject
 from simple_history.template_utils import HistoricalRecordContextHelper
 from unfold.admin import ModelAdmin as ThemeModelAdmin
 from unfold.admin import TabularInline as ThemeTabularInline
-from unfold.contrib.import_export.forms import ExportForm, ImportForm
+from unfold.contrib.import_export.forms import ImportForm, SelectableFieldsExportForm
 
 from maintenance_site import admin_lists, formats
 from maintenance_site.errors import DomainError, InvalidInput
@@ -471,7 +471,7 @@ class CsvImportExportMixin(ImportExportMixin):
     import_formats = [base_formats.CSV]
     export_formats = [base_formats.CSV]
     import_form_class = ImportForm  # the theme's styling of django-import-export's forms
-    export_form_class = ExportForm
+    export_form_class = SelectableFieldsExportForm  # import-export 4.x default: pick the columns
     import_error_display = ("message", "row")
 
     def has_import_permission(self, request):
