@@ -1,11 +1,11 @@
 """The SLA figures on the manager's dashboard (maintenance_site.dashboard): resolution compliance of the clocks
-started in the period, and the running clocks at risk. Registered by SLAConfig.ready(); one query each."""
+started in the period, and the breaches found in it. Registered by SLAConfig.ready(); one query each."""
 
 from django.db.models import Count, Q
 from django.urls import reverse
 
 from maintenance_site import dashboard
-from sla.models import ClockState, SLAClock
+from sla.models import ClockState, SLAClock, SLAViolation
 
 SLA_CLOCK = "sla.slaclock"
 
@@ -34,12 +34,17 @@ def sla_compliance(organization, period):
     )
 
 
-@dashboard.tile("sla_at_risk", title="SLA at risk now", order=50, model=SLA_CLOCK, icon="timer", lower_is_better=True)
-def sla_at_risk(organization, period):
-    """Running clocks in warning or breached (resolution)."""
-    count = SLAClock.objects.filter(
-        organization=organization,
-        stopped_at__isnull=True,
-        resolution_state__in=[ClockState.WARNING, ClockState.BREACHED],
-    ).count()
-    return dashboard.Figure(count, link=reverse("admin:sla_slaclock_changelist") + "?resolution_state__exact=warning")
+@dashboard.tile(
+    "sla_breaches", title="SLA breaches", order=50, model="sla.slaviolation", icon="timer", lower_is_better=True
+)
+def sla_breaches(organization, period):
+    """Deadlines passed (response or resolution) that the monitor found in the period, against the previous one."""
+    found = SLAViolation.objects.filter(
+        organization=organization, detected_at__gte=period.previous_start, level="breach"
+    ).aggregate(
+        now=Count("id", filter=Q(detected_at__gte=period.start)),
+        then=Count("id", filter=Q(detected_at__lt=period.start)),
+    )
+    return dashboard.Figure(
+        found["now"], found["then"], link=reverse("admin:sla_slaviolation_changelist") + "?level__exact=breach"
+    )

@@ -6,6 +6,7 @@ assets that fail most. Registered by WorkOrdersConfig.ready(); each function is 
 open now or was closed since (its completed_at or cancelled_at falls after the start, so its updated_at too — the
 (organization, updated_at) index finds those, the open-orders partial index the rest)."""
 
+import functools
 from datetime import timedelta
 
 from django.db.models import Count, Q, Sum
@@ -29,45 +30,64 @@ def open_query() -> str:
 
 
 def open_at(moment) -> Q:
-    """Orders that were open at `moment` (created before it, not completed nor cancelled by then)."""
-    return (
-        Q(created_at__lt=moment)
-        & (Q(completed_at__isnull=True) | Q(completed_at__gte=moment))
-        & (Q(cancelled_at__isnull=True) | Q(cancelled_at__gte=moment))
+    """Orders, closed now, that were open at `moment` (created before it, completed or cancelled after it)."""
+    return Q(created_at__lt=moment) & (Q(completed_at__gte=moment) | Q(cancelled_at__gte=moment))
+
+
+@functools.lru_cache(maxsize=16)
+def open_work(organization_id: int, period) -> dict:
+    """The open-work figures the open, overdue and backlog tiles share (two queries for the three): now, and at the
+    start of the period. An order open then is either still open (and created before the start: the open orders'
+    partial index holds created_at) or was closed since (its updated_at moved: the updated_at index's range)."""
+    before = Q(created_at__lt=period.start)
+    now = (
+        WorkOrder.objects.filter(organization_id=organization_id)
+        .filter(OPEN)
+        .aggregate(
+            open=Count("id"),
+            overdue=Count("id", filter=Q(due_at__lt=period.now)),
+            minutes=Sum("estimated_minutes"),
+            open_before=Count("id", filter=before),
+            overdue_before=Count("id", filter=before & Q(due_at__lt=period.start)),
+            minutes_before=Sum("estimated_minutes", filter=before),
+        )
     )
-
-
-def open_now_or_then(organization, period):
-    """The organisation's orders that are open now or were open at the start of the period."""
-    return WorkOrder.objects.filter(organization=organization).filter(OPEN | Q(updated_at__gte=period.start))
+    closed_since = (
+        WorkOrder.objects.filter(organization_id=organization_id, updated_at__gte=period.start)
+        .exclude(OPEN)
+        .filter(open_at(period.start))
+        .aggregate(
+            open=Count("id"), overdue=Count("id", filter=Q(due_at__lt=period.start)), minutes=Sum("estimated_minutes")
+        )
+    )
+    return {
+        "open": (now["open"], now["open_before"] + closed_since["open"]),
+        "overdue": (now["overdue"], now["overdue_before"] + closed_since["overdue"]),
+        "minutes": (
+            now["minutes"] or 0,
+            (now["minutes_before"] or 0) + (closed_since["minutes"] or 0),
+        ),
+    }
 
 
 @dashboard.tile("open", title="Open work orders", order=10, model=WORK_ORDER, icon="assignment", lower_is_better=True)
 def open_orders(organization, period):
-    found = open_now_or_then(organization, period).aggregate(
-        now=Count("id", filter=OPEN), then=Count("id", filter=open_at(period.start))
-    )
-    return dashboard.Figure(found["now"], found["then"], link=list_url(open_query()))
+    now, then = open_work(organization.pk, period)["open"]
+    return dashboard.Figure(now, then, link=list_url(open_query()))
 
 
 @dashboard.tile("overdue", title="Overdue", order=20, model=WORK_ORDER, icon="alarm", lower_is_better=True)
 def overdue_orders(organization, period):
-    found = open_now_or_then(organization, period).aggregate(
-        now=Count("id", filter=OPEN & Q(due_at__lt=period.now)),
-        then=Count("id", filter=open_at(period.start) & Q(due_at__lt=period.start)),
-    )
-    return dashboard.Figure(found["now"], found["then"], link=list_url("overdue=yes"))
+    now, then = open_work(organization.pk, period)["overdue"]
+    return dashboard.Figure(now, then, link=list_url("overdue=yes"))
 
 
 @dashboard.tile(
     "backlog_hours", title="Backlog (estimated hours)", order=30, model=WORK_ORDER, unit="h", lower_is_better=True
 )
 def backlog_hours(organization, period):
-    found = open_now_or_then(organization, period).aggregate(
-        now=Sum("estimated_minutes", filter=OPEN), then=Sum("estimated_minutes", filter=open_at(period.start))
-    )
-    to_hours = lambda minutes: round((minutes or 0) / 60, 1)  # noqa: E731
-    return dashboard.Figure(to_hours(found["now"]), to_hours(found["then"]), link=list_url(open_query()))
+    now, then = open_work(organization.pk, period)["minutes"]
+    return dashboard.Figure(round(now / 60, 1), round(then / 60, 1), link=list_url(open_query()))
 
 
 @dashboard.tile("completed", title="Completed (7 days)", order=60, model=WORK_ORDER, icon="task_alt")
