@@ -506,6 +506,12 @@ CONTENT_SECURITY_POLICY_PATHS = {
         "style-src-elem": [SELF, UNSAFE_INLINE],
         "style-src-attr": [UNSAFE_INLINE],
     },
+    # the one sign-in page (LOGIN_URL) is drawn by the same theme
+    "/accounts/": {
+        "script-src": [UNSAFE_EVAL],
+        "style-src-elem": [SELF, UNSAFE_INLINE],
+        "style-src-attr": [UNSAFE_INLINE],
+    },
 }
 
 # --- The back office's theme (django-unfold; README "Back office") --------------------------------------------
