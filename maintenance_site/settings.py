@@ -215,6 +215,8 @@ else:
         "polling_interval": 0.1,
     }
 CELERY_RESULT_BACKEND = "django-db"
+# What a task prints (the console e-mail backend of the embedded run) is logged at INFO, not as WARNING
+CELERY_WORKER_REDIRECTS_STDOUTS_LEVEL = "INFO"
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = timedelta(days=env_int("CELERY_RESULT_DAYS", 7, minimum=1))
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -265,3 +265,22 @@ def test_the_printable_sheet_has_the_checklist_and_a_qr_code_to_the_phone_view(m
 
 def test_another_organisations_sheet_is_a_404(manager_b, order):
     assert signed_in(manager_b).get(reverse("admin:workorders_workorder_sheet", args=[order.pk])).status_code == 404
+
+
+def test_readiness_says_starting_in_a_platform_starts_first_minute(client, monkeypatch):
+    import time
+
+    from maintenance_site.ops import health
+
+    beat_down = [
+        health.CheckResult("database", True, "ok", 1.0),
+        health.CheckResult("beat", False, "no beat heartbeat recorded yet", 1.0),
+    ]
+    monkeypatch.setattr(health, "run_checks", lambda names=None: beat_down)
+    monkeypatch.delenv("PLATFORM_STARTED_AT", raising=False)
+    assert client.get("/health/ready").json()["status"] == "unavailable"
+    monkeypatch.setenv("PLATFORM_STARTED_AT", str(time.time()))
+    response = client.get("/health/ready")
+    assert response.status_code == 503 and response.json()["status"] == "starting"
+    monkeypatch.setenv("PLATFORM_STARTED_AT", str(time.time() - 120))
+    assert client.get("/health/ready").json()["status"] == "unavailable"
