@@ -464,6 +464,8 @@ SMS_API_URL = env_url("SMS_API_URL", schemes=("http", "https"))
 SMS_API_KEY = env_str("SMS_API_KEY")
 PUSH_SERVICE_URL = env_url("PUSH_SERVICE_URL", schemes=("http", "https"))
 PUSH_API_KEY = env_str("PUSH_API_KEY")
+# The platform's address as people reach it: e-mails carry absolute links (maintenance_site.notifications.senders)
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 NOTIFICATION_HTTP_TIMEOUT = env_float("NOTIFICATION_HTTP_TIMEOUT", 5.0, minimum=0.1)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 

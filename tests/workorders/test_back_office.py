@@ -284,3 +284,19 @@ def test_readiness_says_starting_in_a_platform_starts_first_minute(client, monke
     assert response.status_code == 503 and response.json()["status"] == "starting"
     monkeypatch.setenv("PLATFORM_STARTED_AT", str(time.time() - 120))
     assert client.get("/health/ready").json()["status"] == "unavailable"
+
+
+def test_e_mails_carry_absolute_links_the_recipient_can_open(settings, manager_a, technician_a, org_a, order):
+    from maintenance_site.notifications.models import Notification
+    from maintenance_site.notifications.senders import plain_text
+
+    settings.PUBLIC_BASE_URL = "https://maint.example"
+    admin_url = f"/admin/workorders/workorder/{order.pk}/change/"
+
+    def mail_to(user):
+        return plain_text(
+            Notification(organization=org_a, recipient=user, kind="x", title="Late", body="Order late", url=admin_url)
+        )
+
+    assert mail_to(manager_a).endswith(f"https://maint.example{admin_url}")
+    assert mail_to(technician_a).endswith(f"https://maint.example/t/orders/{order.pk}/")
