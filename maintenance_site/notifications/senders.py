@@ -18,6 +18,8 @@ from django.core.mail import get_connection, send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 
 from maintenance_site.notifications.models import Channel, Notification, NotificationProfile
+from maintenance_site.tenancy.models import Membership
+from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES
 
 # HTTP statuses worth trying again; any other 4xx says the request itself is wrong.
 RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
@@ -83,9 +85,6 @@ def recipient_link(notification: Notification) -> str:
 
 
 def _works_in_back_office(notification: Notification) -> bool:
-    from maintenance_site.tenancy.models import Membership
-    from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES
-
     user = notification.recipient
     if user.is_superuser:
         return True

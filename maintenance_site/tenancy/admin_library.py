@@ -4,7 +4,10 @@ theme documents for django-celery-beat (a page on Django's plain ModelAdmin rend
 Imported by maintenance_site.tenancy.admin, whose app comes after those libraries in INSTALLED_APPS, so their
 registrations exist by then. Behaviour is the library's own: only the look changes (and the forms' widgets)."""
 
+from django.apps import apps
 from django.contrib import admin
+from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm, TaskSelectWidget
+from django_celery_beat.models import PeriodicTask
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
@@ -42,8 +45,6 @@ def reregister(model, model_admin_class: type | None = None) -> None:
 
 def theme_library_pages() -> None:
     """Every library page of LIBRARY_MODELS, and django-celery-beat's periodic tasks with the theme's widgets."""
-    from django.apps import apps
-
     for app_label, model_name in LIBRARY_MODELS:
         try:
             model = apps.get_model(app_label, model_name)
@@ -56,9 +57,6 @@ def theme_library_pages() -> None:
 
 
 def _theme_periodic_tasks() -> None:
-    from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm, TaskSelectWidget
-    from django_celery_beat.models import PeriodicTask
-
     class ThemeTaskSelectWidget(UnfoldAdminSelectWidget, TaskSelectWidget):
         pass
 

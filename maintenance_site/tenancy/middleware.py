@@ -4,6 +4,7 @@ The API does not rely on this: Bearer and Api-Key users are only known inside DR
 permission class resolves the organisation itself.
 """
 
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from maintenance_site.errors import DomainError
@@ -45,8 +46,6 @@ class BackOfficeTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from django.utils import timezone
-
         organization = getattr(request, "organization", None) if request.path_info.startswith(self.PREFIX) else None
         if not organization:
             return self.get_response(request)
