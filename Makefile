@@ -9,14 +9,19 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the platform's packages into $(VENV) (the first time takes a few minutes)…"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --progress-bar on -e '.[test]'  # not --quiet: each package shows as it is collected
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# `make run PORT=8080` (and HOST=0.0.0.0 to listen beyond this machine)
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
 run: $(STAMP)
-	$(PY) manage.py runplatform
+	$(PY) manage.py runplatform --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -12,7 +12,11 @@ class InventoryConfig(AppConfig):
     def ready(self):
         # The services and views import models, which exist only once the app registry is ready: Django's place
         # for these imports is here, in ready().
-        from inventory import services, technician_views
+        from inventory import (
+            dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
+            services,
+            technician_views,
+        )
 
         hooks.work_order_closing.register(services.release_reservations_for)
         hooks.work_order_cancelling.register(services.settle_parts_on_cancel)

@@ -14,13 +14,13 @@ these for every domain model):
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList as DjangoChangeList
 from django.contrib.admin.widgets import AutocompleteSelect
+from unfold.views import ChangeList as ThemeChangeList
 
 AUTOCOMPLETE_FILTER_JS = "backoffice/autocomplete_filter.js"
 
 
-class ChangeList(DjangoChangeList):
+class ChangeList(ThemeChangeList):
     def get_results(self, request):
         """The page with the admin's `list_columns` only, and of the joins only `list_select_related`'s (the admin's
         queryset may join more for its change form). Actions keep the whole rows (`get_queryset`)."""

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
+from csp.constants import NONCE, NONE, SELF, UNSAFE_EVAL, UNSAFE_INLINE
 
 from maintenance_site.env import (
     env_bool,
@@ -55,6 +55,11 @@ CORS_URLS_REGEX = r"^/api/.*$"
 
 INSTALLED_APPS = [
     "daphne",
+    # the back office's theme (django-unfold) and its integrations, before the admin and the apps they restyle
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.import_export",
+    "unfold.contrib.simple_history",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -103,6 +108,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "maintenance_site.tenancy.middleware.ActiveOrganizationMiddleware",
+    "maintenance_site.tenancy.middleware.BackOfficeTimeZoneMiddleware",
     "scheduling.windows.middleware.MaintenanceModeMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "maintenance_site.security.logins.LoginLockoutMiddleware",  # last, as django-axes wants
@@ -209,6 +215,8 @@ else:
         "polling_interval": 0.1,
     }
 CELERY_RESULT_BACKEND = "django-db"
+# What a task prints (the console e-mail backend of the embedded run) is logged at INFO, not as WARNING
+CELERY_WORKER_REDIRECTS_STDOUTS_LEVEL = "INFO"
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = timedelta(days=env_int("CELERY_RESULT_DAYS", 7, minimum=1))
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -356,6 +364,8 @@ LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date/time format everywhere ("Sat 5 Dec 2026, 19:04"; ISO YYYY-MM-DD in date inputs): maintenance_site.formats
+FORMAT_MODULE_PATH = ["maintenance_site.locale_formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -460,6 +470,8 @@ SMS_API_URL = env_url("SMS_API_URL", schemes=("http", "https"))
 SMS_API_KEY = env_str("SMS_API_KEY")
 PUSH_SERVICE_URL = env_url("PUSH_SERVICE_URL", schemes=("http", "https"))
 PUSH_API_KEY = env_str("PUSH_API_KEY")
+# The platform's address as people reach it: e-mails carry absolute links (maintenance_site.notifications.senders)
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 NOTIFICATION_HTTP_TIMEOUT = env_float("NOTIFICATION_HTTP_TIMEOUT", 5.0, minimum=0.1)
 # Web Push (the `webpush` channel) to the technicians' phones. The VAPID key pair signs what we send; without
 # WEBPUSH_VAPID_PRIVATE_KEY (a PEM, or its path) a key generated once into VAR_DIR, like SECRET_KEY: several
@@ -504,9 +516,59 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 CONTENT_SECURITY_POLICY_PATHS = {
-    # Style attributes only (no <style> block, no script): django-import-export's export page, simple-history's
-    # history page and some change-list columns write style="…".
-    "/admin/": {"style-src-attr": [UNSAFE_INLINE]},
+    # The back office's theme (django-unfold): Alpine.js's standard build evaluates its x-data/x-bind expressions
+    # with `new Function` ('unsafe-eval'); the theme writes its colour variables and a change-list rule as <style>
+    # blocks and style="…" attributes (style-src-elem/-attr; style-src keeps its nonce for everything else).
+    # django-import-export's export page and simple-history's history page write style="…" too. Still no inline
+    # script: every script is a file.
+    "/admin/": {
+        "script-src": [UNSAFE_EVAL],
+        "style-src-elem": [SELF, UNSAFE_INLINE],
+        "style-src-attr": [UNSAFE_INLINE],
+    },
+    # the one sign-in page (LOGIN_URL) is drawn by the same theme
+    "/accounts/": {
+        "script-src": [UNSAFE_EVAL],
+        "style-src-elem": [SELF, UNSAFE_INLINE],
+        "style-src-attr": [UNSAFE_INLINE],
+    },
+}
+
+# --- The back office's theme (django-unfold; README "Back office") --------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": "Maintenance",
+    "SITE_HEADER": "Maintenance back office",
+    "SITE_SYMBOL": "build",
+    # "View site": the technician's view (the root URL would bring staff back here)
+    "SITE_URL": "/t/",
+    "SITE_DROPDOWN": [
+        {"icon": "smartphone", "title": "Technician view", "link": "/t/"},
+        {"icon": "api", "title": "API documentation", "link": "/api/docs/"},
+    ],
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": True,
+    "DASHBOARD_CALLBACK": "maintenance_site.dashboard.dashboard_callback",
+    "COLORS": {
+        "primary": {  # Tailwind's blue, instead of the theme's purple
+            "50": "oklch(97% .014 254.604)",
+            "100": "oklch(93.2% .032 255.585)",
+            "200": "oklch(88.2% .059 254.128)",
+            "300": "oklch(80.9% .105 251.813)",
+            "400": "oklch(70.7% .165 254.624)",
+            "500": "oklch(62.3% .214 259.815)",
+            "600": "oklch(54.6% .245 262.881)",
+            "700": "oklch(48.8% .243 264.376)",
+            "800": "oklch(42.4% .199 265.638)",
+            "900": "oklch(37.9% .146 265.522)",
+            "950": "oklch(28.2% .091 267.935)",
+        },
+    },
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        # by job, filtered by role (maintenance_site.tenancy.navigation)
+        "navigation": "maintenance_site.tenancy.navigation.sidebar",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------------------

@@ -1,19 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from inventory import technician_views as technician_parts
 from maintenance_site.ops import views as ops_views
-from maintenance_site.tenancy.views import switch_organization
+from maintenance_site.tenancy.views import BackOfficeSignInForm, home, switch_organization
 from scheduling.preventive.ical import calendar_feed as preventive_calendar_feed
 from workorders import technician_urls
 from workorders import views as workorder_views
 
 admin.site.site_header = "Maintenance back office"
 admin.site.site_title = "Maintenance"
-admin.site.index_title = "Back office"
+admin.site.index_title = "Dashboard"
+admin.site.login_form = BackOfficeSignInForm  # a technician is sent to /t/login/, not told the password is wrong
 
 # The technician's view (/t/): the work orders' pages and the inventory's parts pages, one namespace.
 technician_urlpatterns = [
@@ -25,7 +25,7 @@ technician_urlpatterns = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", home, name="home"),  # technicians to /t/, staff to the admin, signed-out visitors to the sign-in page
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

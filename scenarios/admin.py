@@ -19,10 +19,16 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
 from maintenance_site.errors import DomainError
-from maintenance_site.tenancy.admin_base import ReadOnlyAdminMixin, ServiceAdminMixin, adopt, submitted
+from maintenance_site.tenancy.admin_base import (
+    HistoryAdmin,
+    ReadOnlyAdminMixin,
+    ServiceAdminMixin,
+    ThemeModelAdmin,
+    adopt,
+    submitted,
+)
 from scenarios import metrics, registry, rollback, services
 from scenarios import presets as preset_services
 from scenarios.models import (
@@ -220,7 +226,7 @@ class TaskCreateForm(forms.Form):
 
 
 @admin.register(Scenario)
-class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, SimpleHistoryAdmin):
+class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin):
     change_list_template = "admin/scenarios/scenario/change_list.html"
     form = ScheduleForm
     list_display = [
@@ -711,7 +717,7 @@ class PresetForm(forms.ModelForm):
 
 
 @admin.register(Preset)
-class PresetAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, SimpleHistoryAdmin):
+class PresetAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin):
     form = PresetForm
     list_display = ["key", "name", "builtin", "scenario_list", "apply_link", "export_link"]
     actions = ["apply_selected"]
@@ -833,7 +839,7 @@ class ScheduleCreateForm(forms.ModelForm):
 
 
 @admin.register(PresetSchedule)
-class PresetScheduleAdmin(PlatformOnly, ServiceAdminMixin, SimpleHistoryAdmin):
+class PresetScheduleAdmin(PlatformOnly, ServiceAdminMixin, HistoryAdmin):
     form = ScheduleCreateForm
     list_display = ["id", "preset", "cron", "time_zone", "duration_minutes", "enabled", "window_state", "last_result"]
     list_select_related = ["preset"]
@@ -876,32 +882,47 @@ class RollbackForm(forms.Form):
     force = forms.BooleanField(required=False, help_text="Even over records changed after the run.")
 
 
-def chart_rows(found: list[dict]) -> dict:
-    """Bars for the run-history chart (success rate and average duration per task), drawn as inline SVG."""
-    longest = max([m["average_duration_ms"] or 0 for m in found] + [1])
-    rows = []
-    for index, m in enumerate(found):
-        rate = m["success_rate"]
-        duration = m["average_duration_ms"] or 0
-        rows.append(
+def run_history_chart(found: list[dict]) -> dict:
+    """The run-history chart per task (success rate and average duration), for the theme's bar chart component
+    (Chart.js inside django-unfold: the admin's one chart approach): rate as bars, duration as a line on its own
+    axis. `rows` keeps the figures for the table under the chart."""
+    labels = [m["task"] for m in found]
+    rates = [m["success_rate"] if m["success_rate"] is not None else 0 for m in found]
+    durations = [m["average_duration_ms"] or 0 for m in found]
+    data = {
+        "labels": labels,
+        "datasets": [
+            {"label": "Success rate (%)", "data": rates, "backgroundColor": "var(--color-primary-600)", "yAxisID": "y"},
             {
-                "task": m["task"],
-                "y": index * 26,
-                "text_y": index * 26 + 14,
-                "rate": rate,
-                "rate_width": round(2.4 * (rate or 0)),
-                "rate_colour": "#1a7f37" if (rate or 0) >= 90 else "#bf8700" if (rate or 0) >= 60 else "#cf222e",
-                "duration": duration,
-                "duration_width": round(240 * duration / longest),
-                "runs": m["runs"],
-                "failing": m["consecutive_failures"],
-            }
-        )
-    return {"rows": rows, "height": max(len(rows), 1) * 26 + 4}
+                "label": "Average duration (ms)",
+                "data": durations,
+                "type": "line",
+                "borderColor": "#f59e0b",
+                "yAxisID": "y1",
+            },
+        ],
+    }
+    options = {
+        "scales": {
+            "y": {"min": 0, "max": 100, "position": "left"},
+            "y1": {"min": 0, "position": "right", "grid": {"drawOnChartArea": False}},
+        }
+    }
+    rows = [
+        {
+            "task": m["task"],
+            "rate": m["success_rate"],
+            "duration": m["average_duration_ms"] or 0,
+            "runs": m["runs"],
+            "failing": m["consecutive_failures"],
+        }
+        for m in found
+    ]
+    return {"data": json.dumps(data), "options": json.dumps(options), "rows": rows}
 
 
 @admin.register(ScenarioRun)
-class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
+class ScenarioRunAdmin(ReadOnly, ConfirmMixin, ThemeModelAdmin):
     change_list_template = "admin/scenarios/scenariorun/change_list.html"
     list_display = [
         "id",
@@ -937,7 +958,8 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
         if self._platform(request):
             days = 30
             extra_context["chart_days"] = days
-            extra_context["chart"] = chart_rows([m for m in metrics.all_metrics(days) if m["runs"]])
+            extra_context["chart_title"] = f"Last {days} days, per task: success rate and average duration"
+            extra_context["chart"] = run_history_chart([m for m in metrics.all_metrics(days) if m["runs"]])
         return super().changelist_view(request, extra_context)
 
     def rollback_view(self, request, pk):
@@ -1005,7 +1027,7 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, admin.ModelAdmin):
 
 
 @admin.register(ScenarioActivity)
-class ScenarioActivityAdmin(ReadOnly, admin.ModelAdmin):
+class ScenarioActivityAdmin(ReadOnly, ThemeModelAdmin):
     list_display = ["at", "actor", "via", "action", "subject", "result", "message", "reason"]
     list_filter = ["action", "result", "via"]
     list_select_related = ["actor"]
@@ -1015,7 +1037,7 @@ class ScenarioActivityAdmin(ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(DiscoveredService)
-class DiscoveredServiceAdmin(ReadOnly, admin.ModelAdmin):
+class DiscoveredServiceAdmin(ReadOnly, ThemeModelAdmin):
     list_display = ["path", "outcome", "message", "scenario", "last_seen_at"]
     list_filter = ["outcome"]
     list_select_related = ["scenario"]

@@ -6,3 +6,6 @@ class SchedulingConfig(AppConfig):
 
     name = "scheduling"
     verbose_name = "Scheduling"
+
+    def ready(self):
+        from scheduling import dashboard  # noqa: F401  (registers its tiles on the manager's dashboard)

@@ -12,7 +12,10 @@ class SlaConfig(AppConfig):
     def ready(self):
         # The services import models, which exist only once the app registry is ready: Django's place for this
         # import is here, in ready().
-        from sla import services
+        from sla import (
+            dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
+            services,
+        )
 
         hooks.work_order_created.register(services.on_work_order_created)
         hooks.work_orders_created.register(services.on_work_orders_created)

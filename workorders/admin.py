@@ -8,8 +8,10 @@ person's input and the refusal; in an action it is reported per order with the m
 
 import csv
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
+import segno
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -25,6 +27,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from assets.admin import LocationTreeFilter
+from maintenance_site import formats
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import (
     ReadOnlyAdminMixin,
@@ -39,6 +42,7 @@ from maintenance_site.tenancy.admin_base import (
 from maintenance_site.tenancy.roles import Action, roles_allowed
 from maintenance_site.validation import REASON_MAX_LENGTH
 from workorders import services
+from workorders.dashboard import AGE_BUCKETS
 from workorders.models import (
     Attachment,
     ChecklistItem,
@@ -52,6 +56,30 @@ from workorders.models import (
     WorkRequest,
 )
 from workorders.views import attachment_url
+
+# Colour badges of the list (backoffice.css .badge-*)
+STATUS_COLOURS = {
+    WorkOrder.Status.OPEN: "blue",
+    WorkOrder.Status.ASSIGNED: "indigo",
+    WorkOrder.Status.IN_PROGRESS: "teal",
+    WorkOrder.Status.ON_HOLD: "amber",
+    WorkOrder.Status.COMPLETED: "green",
+    WorkOrder.Status.VERIFIED: "green",
+    WorkOrder.Status.CANCELLED: "grey",
+}
+PRIORITY_COLOURS = {
+    WorkOrder.Priority.LOW: "grey",
+    WorkOrder.Priority.MEDIUM: "blue",
+    WorkOrder.Priority.HIGH: "amber",
+    WorkOrder.Priority.CRITICAL: "red",
+}
+SLA_COLOURS = {"on_track": "green", "warning": "amber", "breached": "red", "met": "teal", "paused": "grey"}
+SLA_LABELS = {"on_track": "On track", "warning": "At risk", "breached": "Breached", "met": "Met", "paused": "Paused"}
+
+
+def badge(label, colour: str):
+    return format_html('<span class="badge badge-{}">{}</span>', colour, label)
+
 
 User = get_user_model()
 
@@ -223,6 +251,55 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+class TeamScopeFilter(admin.SimpleListFilter):
+    """ "My teams": the orders of the teams the person belongs to (a saved filter of the sidebar)."""
+
+    title = "team scope"
+    parameter_name = "team_scope"
+
+    def lookups(self, request, model_admin):
+        return [("mine", "My teams")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "mine":
+            return queryset.filter(team__in=Team.objects.filter(members=request.user).values("pk"))
+        return queryset
+
+
+class WaitingFilter(admin.SimpleListFilter):
+    """ "Waiting for parts": on hold with a reason that names parts (a saved filter of the sidebar)."""
+
+    title = "waiting"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [("parts", "Waiting for parts")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "parts":
+            return queryset.filter(status=WorkOrder.Status.ON_HOLD, hold_reason__icontains="part")
+        return queryset
+
+
+class AgeFilter(admin.SimpleListFilter):
+    """The backlog-age buckets of the dashboard's chart (workorders.dashboard.AGE_BUCKETS)."""
+
+    title = "age"
+    parameter_name = "age"
+
+    def lookups(self, request, model_admin):
+        return [(str(index), label) for index, (label, _, _) in enumerate(AGE_BUCKETS)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None or not value.isdigit() or int(value) >= len(AGE_BUCKETS):
+            return queryset
+        _, youngest, oldest = AGE_BUCKETS[int(value)]
+        now = timezone.now()
+        queryset = queryset.filter(created_at__lte=now - timedelta(days=youngest))
+        return queryset.filter(created_at__gt=now - timedelta(days=oldest)) if oldest is not None else queryset
+
+
 class WorkOrderLocationFilter(LocationTreeFilter):
     """A location and everything in it (a site filters all its buildings' work)."""
 
@@ -255,6 +332,18 @@ class ReasonForm(forms.Form):
         return {"reason": self.cleaned_data["reason"].strip()}
 
 
+class RescheduleForm(forms.Form):
+    due_at = forms.DateTimeField(
+        label="New due date and time",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        help_text="In the organisation's time zone.",
+    )
+
+    def __init__(self, *args, candidates=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class Lifecycle:
     action: str  # the services.transition action
@@ -276,6 +365,9 @@ LIFECYCLE = {
     "cancel": Lifecycle("cancel", "Cancel with reason…", "Cancel", "Cancelled", ReasonForm),
     "verify": Lifecycle("verify", "Verify", "Verify", "Verified"),
 }
+
+# The reschedule action's wording on the confirmation page (not a lifecycle transition: an edit of due_at).
+RESCHEDULE = Lifecycle("update", "Reschedule…", "Reschedule", "Rescheduled", RescheduleForm)
 
 CSV_HEADER = [
     "number",
@@ -349,19 +441,20 @@ class WorkOrderAdmin(ServiceAdmin):
     write_action = Action.CREATE_WORK
     form = WorkOrderForm
     # SLA columns come from one LEFT JOIN annotation (get_queryset): no per-row query.
+    # What a manager needs at 1280 px without scrolling sideways: status, priority and SLA as colour badges, the
+    # due date and its overdue flag in one column, the title wrapping within its own (backoffice.css).
     list_display = [
         "number",
-        "title",
-        "status",
-        "priority",
-        "type",
+        "title_cell",
         "asset",
+        "status_badge",
+        "priority_badge",
         "assignee",
-        "due_at",
-        "overdue",
+        "due",
         "sla",
-        "resolution_due",
     ]
+    list_display_links = ["number", "title_cell"]
+    list_fullwidth = True  # the theme's full-width list: the columns above fit a 1280 px window
     list_select_related = ["asset", "assignee"]
     # What the columns read (the SLA ones are annotations): not the description, notes or the clock's row.
     list_columns = ["number", "title", "status", "priority", "type", "due_at", "created_at", "organization_id"]
@@ -371,6 +464,9 @@ class WorkOrderAdmin(ServiceAdmin):
         "priority",
         "type",
         OverdueFilter,
+        TeamScopeFilter,
+        WaitingFilter,
+        AgeFilter,
         "assignee",
         "team",
         "asset",
@@ -388,6 +484,7 @@ class WorkOrderAdmin(ServiceAdmin):
         "complete_selected",
         "cancel_selected",
         "verify_selected",
+        "reschedule_selected",
         "export_selected_csv",
     ]
 
@@ -430,13 +527,36 @@ class WorkOrderAdmin(ServiceAdmin):
         queryset = super().get_queryset(request).select_related(*self.list_select_related)
         return services.with_extensions(queryset)
 
+    @admin.display(description="title", ordering="title")
+    def title_cell(self, obj):
+        return obj.title
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "grey"))
+
+    @admin.display(description="priority", ordering="priority")
+    def priority_badge(self, obj):
+        return badge(obj.get_priority_display(), PRIORITY_COLOURS.get(obj.priority, "grey"))
+
+    @admin.display(description="due", ordering="due_at")
+    def due(self, obj):
+        if obj.due_at is None:
+            return "–"
+        when = formats.date_time(obj.due_at)
+        if obj.is_overdue:
+            return format_html("{} {}", when, badge("Overdue", "red"))
+        return when
+
     @admin.display(description="SLA", ordering="sla_state")
     def sla(self, obj):
-        return getattr(obj, "sla_state", None) or "-"
-
-    @admin.display(description="Resolution due", ordering="resolution_due_at")
-    def resolution_due(self, obj):
-        return getattr(obj, "resolution_due_at", None)
+        state = getattr(obj, "sla_state", None)
+        if not state:
+            return "–"
+        due = getattr(obj, "resolution_due_at", None)
+        label = SLA_LABELS.get(state, state.replace("_", " "))
+        title = f"resolution due {formats.date_time(due)}" if due else ""
+        return format_html('<span title="{}">{}</span>', title, badge(label, SLA_COLOURS.get(state, "grey")))
 
     # --- the form ----------------------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):
@@ -627,6 +747,43 @@ class WorkOrderAdmin(ServiceAdmin):
     def verify_selected(self, request, queryset):
         return self._run_action(request, queryset, "verify", "verify_selected")
 
+    def has_reschedule_permission(self, request):
+        return request_may(request, Action.CREATE_WORK)
+
+    @admin.action(description="Reschedule…", permissions=["reschedule"])
+    def reschedule_selected(self, request, queryset):
+        """A new due date for the selected orders, each through `services.update_work_order` (a closed order is
+        refused by the service and reported)."""
+        work_orders = list(queryset.select_related(None).only("pk", "number", "title", "organization"))
+        applying = "apply" in request.POST
+        form = RescheduleForm(request.POST if applying else None)
+        if not (applying and form.is_valid()):
+            return self._confirmation(
+                request,
+                RESCHEDULE,
+                work_orders,
+                form,
+                form_action=request.get_full_path(),
+                cancel_url=request.get_full_path(),
+                bulk="reschedule_selected",
+            )
+        done, refused = [], []
+        for work_order in work_orders:
+            try:
+                services.update_work_order(work_order, actor=request.user, due_at=form.cleaned_data["due_at"])
+            except DomainError as exc:
+                refused.append(
+                    exc.message if work_order.number in exc.message else f"{work_order.number}: {exc.message}"
+                )
+            else:
+                done.append(work_order.number)
+        if done:
+            when = formats.date_time(form.cleaned_data["due_at"])
+            self.message_user(request, f"Rescheduled {len(done)} work order(s) to {when}: {_listed(done)}.")
+        for message in refused[:MAX_LISTED]:
+            self.message_user(request, message, messages.ERROR)
+        return None
+
     def lifecycle_view(self, request, object_id, action):
         """One order's lifecycle button: a confirmation page (with its assignee or reason), then the
         transition through the services."""
@@ -667,13 +824,37 @@ class WorkOrderAdmin(ServiceAdmin):
                 for name, lifecycle in LIFECYCLE.items()
                 if lifecycle.action in possible and self._may(request, lifecycle)
             ]
+            extra_context["lifecycle_buttons"].append(
+                {"label": "Print sheet", "url": reverse("admin:workorders_workorder_sheet", args=[work_order.pk])}
+            )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- the printable sheet ------------------------------------------------------------------------------
+    def sheet_view(self, request, object_id):
+        """A printable work-order sheet (A4): what, where, when, who, the checklist with boxes to tick and a QR code
+        to the order's page in the technician's view (an absolute link a phone can open)."""
+        work_order = self.get_object(request, unquote(object_id))
+        if work_order is None or not self.has_view_permission(request, work_order):
+            raise Http404(f"No work order with id {object_id}.")
+        technician_url = request.build_absolute_uri(reverse("technician:order", args=[work_order.pk]))
+        context = {
+            "title": f"Work order {work_order.number}",
+            "work_order": work_order,
+            "organization": work_order.organization,
+            "checklist": list(work_order.checklist.order_by("position", "pk")),
+            "technician_url": technician_url,
+            "qr_svg": segno.make(technician_url, error="m").svg_inline(scale=4, border=2),
+            "printed_at": formats.date_time(timezone.now()),
+            "due": formats.date_time(work_order.due_at) if work_order.due_at else "",
+        }
+        return TemplateResponse(request, "admin/workorders/workorder/sheet.html", context)
 
     # --- CSV export -------------------------------------------------------------------------------------
     def get_urls(self):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         urls = [
             path("export-csv/", self.admin_site.admin_view(self.export_csv_view), name=f"{prefix}_export_csv"),
+            path("<path:object_id>/sheet/", self.admin_site.admin_view(self.sheet_view), name=f"{prefix}_sheet"),
             path(
                 "<path:object_id>/lifecycle/<str:action>/",
                 self.admin_site.admin_view(self.lifecycle_view),

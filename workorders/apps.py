@@ -6,3 +6,6 @@ class WorkOrdersConfig(AppConfig):
 
     name = "workorders"
     verbose_name = "Work orders"
+
+    def ready(self):
+        from workorders import dashboard  # noqa: F401  (registers its tiles on the manager's dashboard)

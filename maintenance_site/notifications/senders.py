@@ -7,6 +7,7 @@ transaction, and never put a secret (webhook URL, API key) into an error message
 """
 
 import json
+import re
 import smtplib
 import urllib.error
 import urllib.request
@@ -17,6 +18,8 @@ from django.core.mail import get_connection, send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 
 from maintenance_site.notifications.models import Channel, Notification, NotificationProfile
+from maintenance_site.tenancy.models import Membership
+from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES
 
 # HTTP statuses worth trying again; any other 4xx says the request itself is wrong.
 RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
@@ -63,10 +66,40 @@ def post_json(url: str, payload: dict, *, bearer: str = "") -> int:
     return status
 
 
+ADMIN_WORK_ORDER = re.compile(r"^/admin/workorders/workorder/(\d+)/")
+
+
+def recipient_link(notification: Notification) -> str:
+    """The notification's link as an absolute address (PUBLIC_BASE_URL) to a page its recipient can open: an admin
+    page for back-office staff; for anyone else (technicians) the order in the technician's view, or their work
+    list, instead of an admin page they cannot enter."""
+    url = notification.url
+    if not url:
+        return ""
+    if url.startswith("/admin/") and not _works_in_back_office(notification):
+        found = ADMIN_WORK_ORDER.match(url)
+        url = f"/t/orders/{found[1]}/" if found else "/t/"
+    if url.startswith("/"):
+        url = settings.PUBLIC_BASE_URL.rstrip("/") + url
+    return url
+
+
+def _works_in_back_office(notification: Notification) -> bool:
+    user = notification.recipient
+    if user.is_superuser:
+        return True
+    if not user.is_staff:
+        return False
+    return Membership.objects.filter(
+        user=user, organization_id=notification.organization_id, is_active=True, role__in=list(BACK_OFFICE_ROLES)
+    ).exists()
+
+
 def plain_text(notification: Notification) -> str:
     lines = [notification.title, "", notification.body]
-    if notification.url:
-        lines += ["", notification.url]
+    link = recipient_link(notification)
+    if link:
+        lines += ["", link]
     return "\n".join(lines)
 
 

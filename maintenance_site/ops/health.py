@@ -1,5 +1,6 @@
 """Checks of the platform's dependencies, shared by /health/ready and /api/v1/status."""
 
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -61,6 +62,18 @@ def check_beat() -> str:
     if age > settings.HEALTH_BEAT_STALE_SECONDS:
         raise RuntimeError(f"last beat heartbeat {age:.0f}s ago (limit {settings.HEALTH_BEAT_STALE_SECONDS:.0f}s)")
     return f"last heartbeat {age:.0f}s ago"
+
+
+STARTING_SECONDS = 60
+
+
+def starting() -> bool:
+    """Within the first minute of a platform start (`runplatform` sets PLATFORM_STARTED_AT for its processes)."""
+    started = os.environ.get("PLATFORM_STARTED_AT")
+    try:
+        return started is not None and time.time() - float(started) < STARTING_SECONDS
+    except ValueError:
+        return False
 
 
 CHECKS = {

@@ -13,11 +13,13 @@ from maintenance_site.tenancy import services
 from maintenance_site.tenancy.admin_base import (
     ServiceAdmin,
     ServiceForm,
+    ThemeModelAdmin,
     active_organization,
     adopt,
     request_may,
     submitted,
 )
+from maintenance_site.tenancy.admin_library import USER_FORMS, theme_library_pages
 from maintenance_site.tenancy.models import ApiKeyScope, Membership, Organization, OrganizationAPIKey
 from maintenance_site.tenancy.roles import Action, Role, roles_allowed
 
@@ -178,11 +180,15 @@ WORKER_FIELDS = {("workorders", "workorder", "assignee"), ("workorders", "timeen
 _BaseUserAdmin = type(admin.site.get_model_admin(User)) if admin.site.is_registered(User) else UserAdmin
 
 
-class MemberScopedUserAdmin(_BaseUserAdmin):
+class MemberScopedUserAdmin(_BaseUserAdmin, ThemeModelAdmin):
     """The stock user admin, plus: staff who are not superusers may use the user autocomplete (work-order
     assignee, membership user...) of the back office, and it lists only active members of their active
     organisation (only those who may carry out work, for an assignee). Nothing else changes: the user
-    pages themselves still need Django's own permissions."""
+    pages themselves still need Django's own permissions. On the theme, with its user forms."""
+
+    form = USER_FORMS["form"]
+    add_form = USER_FORMS["add_form"]
+    change_password_form = USER_FORMS["change_password_form"]
 
     def _autocomplete_source(self, request):
         match = getattr(request, "resolver_match", None)
@@ -215,3 +221,6 @@ class MemberScopedUserAdmin(_BaseUserAdmin):
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, MemberScopedUserAdmin)
+
+# The libraries' pages (groups, periodic tasks, task results, login attempts) on the back office's theme.
+theme_library_pages()

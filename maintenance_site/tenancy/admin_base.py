@@ -8,7 +8,12 @@ rows, what they may change follows the role table, and nothing is written but th
   the form again with the person's input and the refusal (`ServiceForm`), or, for a delete, a message on the
   object's page. History is viewed, never reverted (a revert would write around the service).
 - `ReadOnlyAdminMixin` / `ReadOnlyTenantAdmin` / `ReadOnlyTenantInline`: rows the services write, shown only.
+
+Every base stands on the back office's theme (django-unfold): `ThemeModelAdmin` and `ThemeTabularInline` are its
+ModelAdmin and inline, so every page gets its widgets, list layout and history/import-export templates.
 """
+
+from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,8 +27,13 @@ from django.urls import reverse
 from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
+from simple_history.template_utils import HistoricalRecordContextHelper
+from unfold.admin import ModelAdmin as ThemeModelAdmin
+from unfold.admin import TabularInline as ThemeTabularInline
+from unfold.contrib.import_export.forms import ImportForm, SelectableFieldsExportForm
 
-from maintenance_site import admin_lists
+from maintenance_site import admin_lists, formats
 from maintenance_site.errors import DomainError, InvalidInput
 from maintenance_site.pagination import EstimatingPaginator
 from maintenance_site.tenancy.models import Organization
@@ -71,6 +81,32 @@ def request_may(request, action: Action) -> bool:
         return True
     role = back_office_role(request)
     return bool(role) and role_allows(role, action)
+
+
+EMPTY_VALUE = "(none)"
+
+
+class HistoryContextHelper(HistoricalRecordContextHelper):
+    """The history list's "changes" column: an empty value (a foreign key set to nothing, a blank text, None) is
+    "(none)", never simple-history's "Deleted user (pk=None)" for an assignee that was simply not set; dates are in
+    the one format (maintenance_site.formats)."""
+
+    def prepare_delta_change_value(self, change, value):
+        if isinstance(value, DeletedObject) and value.pk is None:
+            return EMPTY_VALUE
+        if value is None or value == "" or value == []:
+            return EMPTY_VALUE
+        if isinstance(value, datetime):
+            return formats.date_time(value)
+        return super().prepare_delta_change_value(change, value)
+
+
+class HistoryAdmin(SimpleHistoryAdmin, ThemeModelAdmin):
+    """simple-history's admin (history list, one version's page) on the theme's ModelAdmin, for the platform's own
+    pages that are not an organisation's (scenarios, presets); empty values read "(none)" (HistoryContextHelper)."""
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return HistoryContextHelper(self.model, historical_record)
 
 
 class TenantScopingMixin:
@@ -147,7 +183,7 @@ class TenantScopingMixin:
         return organization_id == getattr(request.organization, "pk", None)
 
 
-class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
+class TenantAdmin(TenantScopingMixin, HistoryAdmin):
     """Base for every domain model's admin. A model without history (an append-only table is its own audit) gets
     Django's own history page. Change lists cost the same at any size (maintenance_site.admin_lists): counts
     estimated above EXACT_COUNT_LIMIT, only `list_columns` read when given, foreign-key filters as search boxes."""
@@ -247,7 +283,7 @@ class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
         if not self.get_queryset(request).filter(pk=object_id).exists():
             raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
         if not _has_history(self.model):
-            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+            return ThemeModelAdmin.history_view(self, request, object_id, extra_context)
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
@@ -256,7 +292,7 @@ class TenantAdmin(TenantScopingMixin, SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
-class TenantInline(TenantScopingMixin, admin.TabularInline):
+class TenantInline(TenantScopingMixin, ThemeTabularInline):
     """Base for inlines of domain models: choices scoped like the parent page. Its rows are written by the
     parent page's service (ServiceAdmin.save_related / save_formset)."""
 
@@ -434,6 +470,8 @@ class CsvImportExportMixin(ImportExportMixin):
 
     import_formats = [base_formats.CSV]
     export_formats = [base_formats.CSV]
+    import_form_class = ImportForm  # the theme's styling of django-import-export's forms
+    export_form_class = SelectableFieldsExportForm  # import-export 4.x default: pick the columns
     import_error_display = ("message", "row")
 
     def has_import_permission(self, request):

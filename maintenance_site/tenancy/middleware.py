@@ -4,6 +4,7 @@ The API does not rely on this: Bearer and Api-Key users are only known inside DR
 permission class resolves the organisation itself.
 """
 
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from maintenance_site.errors import DomainError
@@ -32,3 +33,21 @@ class ActiveOrganizationMiddleware:
         request.membership = SimpleLazyObject(lambda: session_membership(request))
         request.organization = SimpleLazyObject(lambda: request.membership.organization if request.membership else None)
         return self.get_response(request)
+
+
+class BackOfficeTimeZoneMiddleware:
+    """The back office shows dates in the active organisation's time zone (maintenance_site.formats): activated for
+    the admin's requests only. The API keeps answering in UTC with offsets, and the technician's view converts
+    explicitly."""
+
+    PREFIX = "/admin/"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        organization = getattr(request, "organization", None) if request.path_info.startswith(self.PREFIX) else None
+        if not organization:
+            return self.get_response(request)
+        with timezone.override(organization.zone):
+            return self.get_response(request)

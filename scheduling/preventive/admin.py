@@ -22,6 +22,7 @@ from maintenance_site.tenancy.admin_base import (
     ServiceAdmin,
     ServiceForm,
     TenantInline,
+    ThemeModelAdmin,
     adopt,
     inline_rows,
 )
@@ -279,7 +280,7 @@ class PreventiveOccurrenceAdmin(ReadOnlyTenantAdmin):
 
 
 @admin.register(GenerationRun)
-class GenerationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class GenerationRunAdmin(ReadOnlyAdminMixin, ThemeModelAdmin):
     """The generation passes that wrote something (superusers: passes span organisations)."""
 
     list_display = [

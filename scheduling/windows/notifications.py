@@ -22,8 +22,14 @@ for _name, _label, _channels in [
 
 
 def format_utc(moment: datetime | None) -> str:
-    """How windows' times are written in messages: “2027-03-28 01:30 UTC”."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "—"
+    """How windows' times are written in messages: “2027-03-28 01:30 UTC”. A moment at the calendar's edge that has
+    no UTC form (year 1 entered in a time zone east of UTC, as the back office reads its inputs) is written as given."""
+    if not moment:
+        return "—"
+    try:
+        return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    except OverflowError:
+        return f"{moment:%Y-%m-%d %H:%M %Z}"
 
 
 def _recipients(window: MaintenanceWindow | None, everyone: bool = False) -> list[str]:

@@ -3,6 +3,7 @@ actions behind a confirmation page with the reason, the maintenance-mode switch 
 the history, and the organisation switcher kept in the admin's header."""
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -20,7 +21,9 @@ S = MaintenanceWindow.Status
 
 
 def split(moment):
-    local = timezone.localtime(moment)
+    """The admin's date and time inputs, in the organisation's time zone (org_a: Europe/Berlin), as the back office
+    reads them."""
+    local = timezone.localtime(moment, ZoneInfo("Europe/Berlin"))
     return {"0": local.strftime("%Y-%m-%d"), "1": local.strftime("%H:%M:%S")}
 
 

@@ -2,16 +2,29 @@
 worker with embedded beat. Ctrl-C stops the worker with a warm shutdown, so a task that is running
 finishes instead of being killed mid-way."""
 
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from maintenance_site import progress
+
 SHUTDOWN_GRACE_SECONDS = 30
+READY_WAIT_SECONDS = 90  # how long the banner waits for the web server and the worker's first lines
+DEMO_LOGINS = [
+    ("admin", "superuser: every organisation, every page"),
+    ("acme-manager", "manager: the dashboard, everything in Acme"),
+    ("acme-planner", "planner: work, assets, preventive schedules"),
+    ("acme-storekeeper", "storekeeper: parts and stock"),
+    ("acme-technician", "technician: the phone view at /t/"),
+]
 
 
 class Command(BaseCommand):
@@ -25,9 +38,14 @@ class Command(BaseCommand):
 
     def handle(self, host, port, no_setup, concurrency, **options):
         if not no_setup:
-            call_command("migrate", interactive=False, verbosity=0)
-            call_command("collectstatic", interactive=False, verbosity=0)
-            call_command("seed_demo")
+            # the first start's slow part, with a bar per step (maintenance_site.progress)
+            with progress.bars() as bars:
+                with bars.step("Preparing the database (migrate)"):
+                    call_command("migrate", interactive=False, verbosity=0)
+                with bars.step("Collecting static files"):
+                    call_command("collectstatic", interactive=False, verbosity=0)
+                with bars.step("Loading the demo data"):
+                    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115 (the logins come last)
         # Before the worker's embedded beat starts, even with --no-setup: every scenario starts inactive.
         call_command("maintenance", "scheduler-start")
         python = sys.executable
@@ -61,14 +79,17 @@ class Command(BaseCommand):
         }
         # Own sessions: the terminal's Ctrl-C reaches only this process, which then stops the children
         # in order (a launcher that signals whole process groups kills prefork children mid-task).
-        processes = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}  # noqa: S603
+        # PLATFORM_STARTED_AT: /health/ready says "starting" (not "beat down") while beat has not yet reported in
+        # the first minute (maintenance_site.ops.views.readiness)
+        environment = {**os.environ, "PLATFORM_STARTED_AT": str(time.time())}
+        processes = {
+            name: subprocess.Popen(cmd, start_new_session=True, env=environment)  # noqa: S603
+            for name, cmd in commands.items()
+        }
         url = f"http://{host}:{port}"
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"\nThe platform runs at {url}/  (admin {url}/admin/, API docs {url}/api/docs/)\n"
-                "Log in as acme-manager / demo (more logins above). Ctrl-C stops everything.\n"
-            )
-        )
+        self.wait_until_answering(url, processes)
+        self.print_banner(url)
+        self.reprint_on_enter(url)
         stopping = {"flag": False}
 
         def request_stop(signum, frame):
@@ -96,3 +117,36 @@ class Command(BaseCommand):
                 process.kill()
         if exit_code:
             sys.exit(exit_code)
+
+    def wait_until_answering(self, url: str, processes: dict) -> None:
+        """Until the web server answers and the worker's start-up lines have passed (so the banner is last)."""
+        deadline = time.monotonic() + READY_WAIT_SECONDS
+        while time.monotonic() < deadline and all(process.poll() is None for process in processes.values()):
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310 (our own server)
+                    break
+            except OSError:
+                time.sleep(0.5)
+        time.sleep(3)  # the worker's and beat's banners
+
+    def print_banner(self, url: str) -> None:
+        lines = [
+            "",
+            f"The platform runs at {url}/   (sign in there: each role lands on its own page)",
+            f"  back office {url}/admin/   technician view {url}/t/   API docs {url}/api/docs/",
+            "  Demo logins (password: demo):",
+            *[f"    {username:<18} {what}" for username, what in DEMO_LOGINS],
+            "  Press Enter to show this again; Ctrl-C stops everything.",
+            "",
+        ]
+        self.stdout.write(self.style.SUCCESS("\n".join(lines)))
+
+    def reprint_on_enter(self, url: str) -> None:
+        if not sys.stdin or not sys.stdin.isatty():
+            return
+
+        def listen():
+            for _ in sys.stdin:
+                self.print_banner(url)
+
+        threading.Thread(target=listen, daemon=True).start()
