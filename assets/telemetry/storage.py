@@ -1,0 +1,301 @@
+"""Where points live: the monthly partitions of `iot_device_metrics` (PostgreSQL), the set-based write of a batch
+with its rollups, the rollups' rebuild, and retention. Called by the services (`assets.telemetry.services`), which
+stay the only writers; the tools here check no role and write no history (points are data, their audit is the
+ingest log).
+
+PostgreSQL: `iot_device_metrics` is partitioned by range of `ts`, one partition a month
+(`iot_device_metrics_YYYYMM`), each with the (series_id, ts) primary key and a BRIN index on `ts` inherited from the
+parent. `ensure_partitions` creates them ahead (periodic job, and on demand for a batch's months); retention
+drops whole partitions once every organisation's raw retention has passed them, and deletes by series before that
+for organisations that keep less. SQLite (embedded): one plain table, the same columns and key.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from assets.telemetry.models import Grain, TelemetryPoint, TelemetryRollup
+
+TABLE = TelemetryPoint._meta.db_table
+ROLLUPS = TelemetryRollup._meta.db_table
+PARTITION_LOCK = 0x10710719  # pg_advisory_xact_lock key: one process creates or drops partitions at a time
+
+_known_partitions: set[str] = set()
+
+
+def is_partitioned() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# --- partitions -------------------------------------------------------------------------------------------
+
+
+def month_start(moment: datetime | date) -> date:
+    return date(moment.year, moment.month, 1)
+
+
+def add_months(month: date, months: int) -> date:
+    index = month.year * 12 + month.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def partition_name(month: date) -> str:
+    return f"{TABLE}_{month:%Y%m}"
+
+
+def partitions() -> dict[str, date]:
+    """The partitions that exist now: name → first day of their month (PostgreSQL; empty elsewhere)."""
+    if not is_partitioned():
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+            [TABLE],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    found = {}
+    for name in names:
+        suffix = name.removeprefix(f"{TABLE}_")
+        if len(suffix) == 6 and suffix.isdigit():
+            found[name] = date(int(suffix[:4]), int(suffix[4:]), 1)
+    return found
+
+
+def _create(months: Iterable[date]) -> list[str]:
+    created = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
+        existing = partitions()
+        for month in sorted(set(months)):
+            name = partition_name(month)
+            if name in existing:
+                continue
+            upper = add_months(month, 1)
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {connection.ops.quote_name(name)} PARTITION OF {TABLE} "  # noqa: S608
+                f"FOR VALUES FROM ('{month.isoformat()} 00:00:00+00') TO ('{upper.isoformat()} 00:00:00+00')"
+            )
+            created.append(name)
+    _known_partitions.update(partition_name(month) for month in months)
+    return created
+
+
+def ensure_partitions(*, now: datetime | None = None, ahead: int | None = None, since: date | None = None) -> list:
+    """Create the monthly partitions from `since` (default: this month) to `ahead` months after this one
+    (TELEMETRY_PARTITIONS_AHEAD). Idempotent, and safe on two machines at once (an advisory lock, and IF NOT
+    EXISTS). Returns the names created (none on SQLite)."""
+    if not is_partitioned():
+        return []
+    now = now or datetime.now(UTC)
+    ahead = settings.TELEMETRY_PARTITIONS_AHEAD if ahead is None else ahead
+    first = since or month_start(now)
+    months, month = [], first
+    last = add_months(month_start(now), ahead)
+    while month <= last:
+        months.append(month)
+        month = add_months(month, 1)
+    return _create(months)
+
+
+def ensure_partitions_for(moments: Iterable[datetime]) -> None:
+    """Make sure the months of these moments have their partition (a batch's late points may reach back into a
+    month that was never created ahead). Costs nothing once this process has seen them."""
+    if not is_partitioned():
+        return
+    months = {month_start(moment.astimezone(UTC)) for moment in moments}
+    missing = {month for month in months if partition_name(month) not in _known_partitions}
+    if not missing:
+        return
+    existing = partitions()
+    _known_partitions.update(existing)
+    missing = {month for month in missing if partition_name(month) not in existing}
+    if missing:
+        _create(missing)
+
+
+def drop_partitions_before(cutoff: datetime) -> list[str]:
+    """Drop the partitions whose whole month ends at or before `cutoff` (retention): a DROP is instant, where a
+    DELETE of a month of points would write it all to the WAL."""
+    if not is_partitioned():
+        return []
+    dropped = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
+        for name, month in sorted(partitions().items(), key=lambda item: item[1]):
+            upper = add_months(month, 1)
+            if datetime(upper.year, upper.month, upper.day, tzinfo=UTC) <= cutoff:
+                cursor.execute(f"DROP TABLE IF EXISTS {connection.ops.quote_name(name)}")
+                dropped.append(name)
+                _known_partitions.discard(name)
+    return dropped
+
+
+# --- writing a batch ---------------------------------------------------------------------------------------
+
+
+def _array(values, cast=str) -> str:
+    return "{" + ",".join(map(cast, values)) + "}"
+
+
+def _ts_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+ROLLUP_UPSERT = """
+INSERT INTO {rollups} AS r (series_id, grain, bucket, count, total, minimum, maximum)
+SELECT series_id, '{grain}', date_trunc('{unit}', ts, 'UTC'), count(*), sum(value), min(value), max(value)
+FROM {source} GROUP BY series_id, date_trunc('{unit}', ts, 'UTC')
+ON CONFLICT (series_id, grain, bucket) DO UPDATE SET count = r.count + excluded.count,
+  total = r.total + excluded.total, minimum = LEAST(r.minimum, excluded.minimum),
+  maximum = GREATEST(r.maximum, excluded.maximum)
+"""
+
+
+def insert_points(rows: list[tuple[int, datetime, float]]) -> set[tuple[int, datetime]]:
+    """Store (series_id, ts, value) rows, unique by (series_id, ts) within `rows`, and add them to their hourly
+    and daily rollups. A row whose (series_id, ts) is stored already is left as it was (a duplicate) and not
+    counted again. Returns the keys actually stored. PostgreSQL: one statement (INSERT … ON CONFLICT DO NOTHING
+    RETURNING, the two rollup upserts reading what it returned). The caller holds its series' row locks, so two
+    batches never update the same rollup rows at once."""
+    if not rows:
+        return set()
+    ensure_partitions_for(ts for _, ts, _ in rows)
+    if not is_partitioned():
+        return _insert_points_elsewhere(rows)
+    series_ids, moments, values = zip(*rows, strict=True)
+    sql = (
+        f"WITH new AS (INSERT INTO {TABLE} (series_id, ts, value) "  # noqa: S608
+        "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) "
+        "ON CONFLICT DO NOTHING RETURNING series_id, ts, value), "
+        f"hourly AS ({ROLLUP_UPSERT.format(rollups=ROLLUPS, grain=Grain.HOUR, unit='hour', source='new')}), "
+        f"daily AS ({ROLLUP_UPSERT.format(rollups=ROLLUPS, grain=Grain.DAY, unit='day', source='new')}) "
+        "SELECT series_id, ts FROM new"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_array(series_ids), _array(map(_ts_text, moments)), _array(values, repr)])
+        return {(series_id, ts) for series_id, ts in cursor.fetchall()}
+
+
+def _bucket(moment: datetime, grain: str) -> datetime:
+    moment = moment.astimezone(UTC)
+    if grain == Grain.HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _insert_points_elsewhere(rows) -> set:
+    """SQLite: read which keys exist, insert the others, add them to their rollups (computed here)."""
+    by_series = defaultdict(list)
+    for series_id, ts, _ in rows:
+        by_series[series_id].append(ts)
+    existing = set()
+    for series_id, moments in by_series.items():
+        existing.update(
+            TelemetryPoint.objects.filter(series_id=series_id, ts__gte=min(moments), ts__lte=max(moments)).values_list(
+                "series_id", "ts"
+            )
+        )
+    fresh = [row for row in rows if (row[0], row[1]) not in existing]
+    ts_field = TelemetryPoint._meta.get_field("ts")
+    prep = ts_field.get_db_prep_save
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {TABLE} (series_id, ts, value) VALUES (%s, %s, %s)",  # noqa: S608
+            [(series_id, prep(ts, connection), value) for series_id, ts, value in fresh],
+        )
+        _add_to_rollups_elsewhere(cursor, fresh)
+    return {(series_id, ts) for series_id, ts, _ in fresh}
+
+
+def _add_to_rollups_elsewhere(cursor, rows) -> None:
+    sums: dict[tuple, list] = {}
+    for series_id, ts, value in rows:
+        for grain in (Grain.HOUR, Grain.DAY):
+            key = (series_id, str(grain), _bucket(ts, grain))
+            current = sums.get(key)
+            if current is None:
+                sums[key] = [1, value, value, value]
+            else:
+                current[0] += 1
+                current[1] += value
+                current[2] = min(current[2], value)
+                current[3] = max(current[3], value)
+    prep = TelemetryRollup._meta.get_field("bucket").get_db_prep_save
+    cursor.executemany(
+        f"INSERT INTO {ROLLUPS} (series_id, grain, bucket, count, total, minimum, maximum) "  # noqa: S608
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (series_id, grain, bucket) DO UPDATE SET "
+        "count = count + excluded.count, total = total + excluded.total, "
+        "minimum = min(minimum, excluded.minimum), maximum = max(maximum, excluded.maximum)",
+        [(s, g, prep(b, connection), *values) for (s, g, b), values in sums.items()],
+    )
+
+
+def rebuild_rollups(series_ids: list[int], start: datetime, end: datetime) -> int:
+    """Recompute the rollups of these series for the UTC days from `start`'s to `end`'s from the raw points (after a
+    raw load such as the benchmark's COPY, or to repair). Returns the buckets written."""
+    start = _bucket(start, Grain.DAY)
+    end = _bucket(end, Grain.DAY) + timedelta(days=1)
+    TelemetryRollup.objects.filter(series_id__in=series_ids, bucket__gte=start, bucket__lt=end).delete()
+    if not is_partitioned():
+        written = 0
+        with connection.cursor() as cursor:
+            for series_id in series_ids:
+                rows = list(
+                    TelemetryPoint.objects.filter(series_id=series_id, ts__gte=start, ts__lt=end).values_list(
+                        "series_id", "ts", "value"
+                    )
+                )
+                _add_to_rollups_elsewhere(cursor, rows)
+                written += len(rows)
+        return written
+    total = 0
+    with connection.cursor() as cursor:
+        for grain, unit in ((Grain.HOUR, "hour"), (Grain.DAY, "day")):
+            cursor.execute(
+                f"INSERT INTO {ROLLUPS} (series_id, grain, bucket, count, total, minimum, maximum) "  # noqa: S608
+                f"SELECT series_id, %s, date_trunc('{unit}', ts, 'UTC'), count(*), sum(value), min(value), max(value) "
+                f"FROM {TABLE} WHERE series_id = ANY(%s::bigint[]) AND ts >= %s AND ts < %s "
+                f"GROUP BY series_id, date_trunc('{unit}', ts, 'UTC')",
+                [str(grain), _array(series_ids), start, end],
+            )
+            total += cursor.rowcount
+    return total
+
+
+# --- retention -------------------------------------------------------------------------------------------
+
+
+def delete_points(series_ids: list[int], before: datetime) -> int:
+    """Delete the raw points of these series older than `before` (the rollups stay)."""
+    if not series_ids:
+        return 0
+    if not is_partitioned():
+        return TelemetryPoint.objects.filter(series_id__in=series_ids, ts__lt=before).delete()[0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {TABLE} WHERE series_id = ANY(%s::bigint[]) AND ts < %s",  # noqa: S608
+            [_array(series_ids), before],
+        )
+        return cursor.rowcount
+
+
+def delete_rollups(series_ids: list[int], grain: str, before: datetime) -> int:
+    if not series_ids:
+        return 0
+    return TelemetryRollup.objects.filter(series_id__in=series_ids, grain=grain, bucket__lt=before).delete()[0]
+
+
+def delete_series_data(series_ids: list[int]) -> None:
+    """All points and rollups of these series (the series are being deleted; the points have no FK to cascade)."""
+    if not series_ids:
+        return
+    TelemetryRollup.objects.filter(series_id__in=series_ids).delete()
+    if not is_partitioned():
+        TelemetryPoint.objects.filter(series_id__in=series_ids).delete()
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {TABLE} WHERE series_id = ANY(%s::bigint[])", [_array(series_ids)])  # noqa: S608
