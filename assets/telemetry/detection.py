@@ -156,9 +156,10 @@ class SeriesDetector:
         episode["last"] = finding.ts
         episode["points"] += 1
         episode["normal_since"] = None
-        if finding.severity == CRITICAL:
+        escalated = finding.severity == CRITICAL and episode["severity"] != CRITICAL
+        if escalated:
             episode["severity"] = CRITICAL
-        if finding.score > episode["score"]:
+        if escalated or (finding.severity == episode["severity"] and finding.score > episode["score"]):
             episode.update(
                 peak=finding.value,
                 peak_at=finding.ts,

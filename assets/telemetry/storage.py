@@ -266,6 +266,15 @@ def rebuild_rollups(series_ids: list[int], start: datetime, end: datetime) -> in
     return total
 
 
+def stored_points(series_id: int, since: datetime, until: datetime) -> list[tuple[datetime, float]]:
+    """The series' points from `since` to `until` (both included), in time order."""
+    return list(
+        TelemetryPoint.objects.filter(series_id=series_id, ts__gte=since, ts__lte=until)
+        .order_by("ts")
+        .values_list("ts", "value")
+    )
+
+
 # --- retention -------------------------------------------------------------------------------------------
 
 
