@@ -12,9 +12,11 @@ What each detector flags, at each point:
 - **spike** (warning; critical beyond twice the threshold): one point more than `spike_sigmas` standard deviations
   from the baseline (a Shewhart individuals chart). Spikes are outliers: they do not teach the baseline and do
   not move the drift chart.
-- **drift** (warning): the EWMA control chart (Roberts, 1959): z = λ·x + (1 − λ)·z over the non-spike points
-  leaves baseline ± `drift_sigmas`·σ·√(λ / (2 − λ)). It sees a small, persistent shift (a bearing warming up by a
-  degree a day) that no single point shows.
+- **drift** (warning): an EWMA control chart (Roberts, 1959): z = λ·x + (1 − λ)·z over the non-spike points
+  leaves the baseline by more than `drift_sigmas` times the chart's own learnt spread (at least the textbook
+  σ·√(λ / (2 − λ)) of independent points). Learning the spread keeps a daily cycle, which moves the recent average
+  every day, from flagging daily. It sees a persistent shift (a bearing warming up a degree a day) that no single
+  point shows. It flags nothing before twice `warmup_points` points.
 - **flatline** (warning): the same value (to a millionth) for `flatline_minutes`: a stuck or dead sensor.
 
 The baseline (mean and variance) is an exponentially weighted estimate (`baseline_alpha`; a plain running mean for
@@ -110,6 +112,7 @@ class SeriesDetector:
         self.mean = state.get("mean", 0.0)
         self.var = state.get("var", 0.0)
         self.ewma = state.get("ewma")
+        self.dvar = state.get("dvar", 0.0)
         self.prev_ts = state.get("prev_ts")
         self.prev_value = state.get("prev_value")
         self.interval = state.get("interval")
@@ -123,6 +126,7 @@ class SeriesDetector:
             "mean": self.mean,
             "var": self.var,
             "ewma": self.ewma,
+            "dvar": self.dvar,
             "prev_ts": self.prev_ts,
             "prev_value": self.prev_value,
             "interval": self.interval,
@@ -281,7 +285,13 @@ class SeriesDetector:
                     else:
                         judged[SPIKE] = None
                         self.ewma = value if self.ewma is None else lam * value + (1 - lam) * self.ewma
-                        shift = abs(self.ewma - self.mean) / sigma
+                        offset = self.ewma - self.mean
+                        shift = abs(offset) / sigma
+                        # the chart's own spread, learnt: a daily cycle moves the average every day, not a drift
+                        spread = max(config.drift_sigmas * math.sqrt(self.dvar), chart_width * sigma)
+                        learnt = self.n >= 2 * config.warmup_points
+                        if learn and DRIFT not in self.episodes:
+                            self.dvar = (1 - config.baseline_alpha) * self.dvar + config.baseline_alpha * offset**2
                         judged[DRIFT] = (
                             Finding(
                                 DRIFT,
@@ -289,11 +299,11 @@ class SeriesDetector:
                                 ts,
                                 value,
                                 self.mean,
-                                shift / chart_width,
+                                abs(offset) / spread,
                                 f"the recent average {self.ewma:g} drifted {shift:.1f} σ "
                                 f"from the baseline {self.mean:g}",
                             )
-                            if shift > chart_width
+                            if learnt and abs(offset) > spread
                             else None
                         )
                 if learn and not spike and not (judged.get(LIMIT) and judged[LIMIT].severity == CRITICAL):

@@ -135,7 +135,10 @@ def _moment(raw) -> datetime:
         raise ValueError
     if moment.tzinfo is None:
         raise TypeError
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        raise ValueError from None
 
 
 def _value(raw) -> float:
@@ -161,7 +164,9 @@ def _parse(points, now: datetime, oldest: datetime):
         if (asset_id is None) == (asset_code is None):
             problems.append((f"{where}.asset_id", "Give exactly one of asset_id and asset_code."))
             continue
-        if asset_id is not None and (isinstance(asset_id, bool) or not isinstance(asset_id, int)):
+        if asset_id is not None and (
+            isinstance(asset_id, bool) or not isinstance(asset_id, int) or not 0 < asset_id < 2**63
+        ):
             problems.append((f"{where}.asset_id", "An asset id is a whole number."))
             continue
         if asset_code is not None and (not isinstance(asset_code, str) or not asset_code.strip()):
