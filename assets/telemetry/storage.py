@@ -80,7 +80,9 @@ def _create(months: Iterable[date]) -> list[str]:
                 f"FOR VALUES FROM ('{month.isoformat()} 00:00:00+00') TO ('{upper.isoformat()} 00:00:00+00')"
             )
             created.append(name)
-    _known_partitions.update(partition_name(month) for month in months)
+    names = {partition_name(month) for month in months}
+    # remembered once committed: a rolled-back batch takes its new partition with it
+    transaction.on_commit(lambda: _known_partitions.update(names))
     return created
 
 
@@ -111,7 +113,7 @@ def ensure_partitions_for(moments: Iterable[datetime]) -> None:
     if not missing:
         return
     existing = partitions()
-    _known_partitions.update(existing)
+    transaction.on_commit(lambda: _known_partitions.update(existing))
     missing = {month for month in missing if partition_name(month) not in existing}
     if missing:
         _create(missing)
