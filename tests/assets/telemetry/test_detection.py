@@ -22,8 +22,8 @@ def opened(events, detector=None):
     return [e for kind, d, e in events if kind == "open" and (detector is None or d == detector)]
 
 
-def run(values, config=Config(), **kwargs):
-    detector = SeriesDetector(config)
+def run(values, config=None, **kwargs):
+    detector = SeriesDetector(config or Config())
     events = detector.run(series(values, **kwargs))
     return detector, events
 
