@@ -193,135 +193,106 @@ class SeriesDetector:
         has_limits = any(
             v is not None for v in (config.warning_low, config.warning_high, config.critical_low, config.critical_high)
         )
+        sensor_min, sensor_max = config.sensor_min, config.sensor_max
+        has_sensor = sensor_min is not None or sensor_max is not None
+        max_rate = config.max_rate_per_minute
+        statistical, warmup, spike_sigmas = config.statistical, config.warmup_points, config.spike_sigmas
+        drift_sigmas, alpha_base = config.drift_sigmas, config.baseline_alpha
+        episodes = self.episodes
+        abnormal, normal = self._abnormal, self._normal
+        sqrt = math.sqrt
         for ts, value in points:
-            judged: dict[str, Finding | None] = {}
             prev_ts = self.prev_ts
             dt = ts - prev_ts if prev_ts is not None else None
-            gap = dt is not None and dt > max(MIN_GAP_SECONDS, GAP_FACTOR * (self.interval or 0.0))
+            interval = self.interval
+            gap = dt is not None and dt > MIN_GAP_SECONDS and dt > GAP_FACTOR * (interval or 0.0)
             if dt is not None and dt > 0 and not gap:
-                self.interval = dt if self.interval is None else 0.9 * self.interval + 0.1 * dt
+                self.interval = dt if interval is None else 0.9 * interval + 0.1 * dt
 
             # sensor range: a reading the sensor cannot give tells nothing else
-            if (config.sensor_min is not None and value < config.sensor_min) or (
-                config.sensor_max is not None and value > config.sensor_max
+            if has_sensor and (
+                (sensor_min is not None and value < sensor_min) or (sensor_max is not None and value > sensor_max)
             ):
-                bound = (
-                    config.sensor_min
-                    if config.sensor_min is not None and value < config.sensor_min
-                    else config.sensor_max
-                )
-                self._abnormal(
-                    Finding(
-                        SENSOR,
-                        WARNING,
-                        ts,
-                        value,
-                        bound,
-                        abs(value - bound),
-                        f"{value:g} is outside the sensor's range: check the sensor and its wiring",
-                    ),
-                    events,
-                )
+                bound = sensor_min if sensor_min is not None and value < sensor_min else sensor_max
+                message = f"{value:g} is outside the sensor's range: check the sensor and its wiring"
+                abnormal(Finding(SENSOR, WARNING, ts, value, bound, abs(value - bound), message), events)
                 self.prev_ts, self.prev_value = ts, value
                 continue
-            judged[SENSOR] = None
+            if episodes and SENSOR in episodes:
+                normal(SENSOR, ts, events)
 
+            critical_limit = False
             if has_limits:
-                judged[LIMIT] = _limit_finding(config, ts, value)
+                finding = _limit_finding(config, ts, value)
+                if finding is not None:
+                    critical_limit = finding.severity == CRITICAL
+                    abnormal(finding, events)
+                elif LIMIT in episodes:
+                    normal(LIMIT, ts, events)
 
-            if config.max_rate_per_minute is not None and dt is not None and dt > 0 and not gap:
+            if max_rate is not None and dt is not None and dt > 0 and not gap:
                 rate = abs(value - self.prev_value) / (dt / 60.0)
-                judged[RATE] = (
-                    Finding(
-                        RATE,
-                        WARNING,
-                        ts,
-                        value,
-                        config.max_rate_per_minute,
-                        rate,
-                        f"changed by {rate:g} per minute (limit {config.max_rate_per_minute:g})",
-                    )
-                    if rate > config.max_rate_per_minute
-                    else None
-                )
+                if rate > max_rate:
+                    message = f"changed by {rate:g} per minute (limit {max_rate:g})"
+                    abnormal(Finding(RATE, WARNING, ts, value, max_rate, rate, message), events)
+                elif RATE in episodes:
+                    normal(RATE, ts, events)
 
             if flat_seconds is not None:
-                if gap or self.flat_since is None or abs(value - self.flat_value) > 1e-6 * max(1.0, abs(value)):
+                flat_since = self.flat_since
+                if gap or flat_since is None or abs(value - self.flat_value) > 1e-6 * max(1.0, abs(value)):
                     self.flat_since, self.flat_value = ts, value
-                    judged[FLATLINE] = None
-                elif ts - self.flat_since >= flat_seconds:
-                    minutes = (ts - self.flat_since) / 60
-                    judged[FLATLINE] = Finding(
-                        FLATLINE,
-                        WARNING,
-                        ts,
-                        value,
-                        None,
-                        minutes,
-                        f"{value:g} unchanged for {minutes:.0f} minutes: is the sensor stuck?",
-                    )
-                else:
-                    judged[FLATLINE] = None
+                    if FLATLINE in episodes:
+                        normal(FLATLINE, ts, events)
+                elif ts - flat_since >= flat_seconds:
+                    minutes = (ts - flat_since) / 60
+                    message = f"{value:g} unchanged for {minutes:.0f} minutes: is the sensor stuck?"
+                    abnormal(Finding(FLATLINE, WARNING, ts, value, None, minutes, message), events)
+                elif FLATLINE in episodes:
+                    normal(FLATLINE, ts, events)
 
-            spike = False
-            if config.statistical:
+            if statistical:
+                spike = False
                 if gap:
                     self.ewma = None
-                if self.n >= config.warmup_points:
-                    sigma = self.sigma()
-                    deviation = abs(value - self.mean) / sigma
-                    if deviation > config.spike_sigmas:
+                n, mean = self.n, self.mean
+                if n >= warmup:
+                    sigma = max(sqrt(self.var) if self.var > 0 else 0.0, 0.01 * abs(mean), 1e-9)
+                    deviation = abs(value - mean) / sigma
+                    if deviation > spike_sigmas:
                         spike = True
-                        severity = CRITICAL if deviation > 2 * config.spike_sigmas else WARNING
-                        judged[SPIKE] = Finding(
-                            SPIKE,
-                            severity,
-                            ts,
-                            value,
-                            self.mean,
-                            deviation,
-                            f"{value:g} is {deviation:.1f} σ from the baseline {self.mean:g}",
-                        )
+                        severity = CRITICAL if deviation > 2 * spike_sigmas else WARNING
+                        message = f"{value:g} is {deviation:.1f} σ from the baseline {mean:g}"
+                        abnormal(Finding(SPIKE, severity, ts, value, mean, deviation, message), events)
                     else:
-                        judged[SPIKE] = None
-                        self.ewma = value if self.ewma is None else lam * value + (1 - lam) * self.ewma
-                        offset = self.ewma - self.mean
-                        shift = abs(offset) / sigma
+                        if SPIKE in episodes:
+                            normal(SPIKE, ts, events)
+                        ewma = self.ewma
+                        ewma = self.ewma = value if ewma is None else lam * value + (1 - lam) * ewma
+                        offset = ewma - mean
                         # the chart's own spread, learnt: a daily cycle moves the average every day, not a drift
-                        spread = max(config.drift_sigmas * math.sqrt(self.dvar), chart_width * sigma)
-                        learnt = self.n >= 2 * config.warmup_points
-                        if learn and DRIFT not in self.episodes:
-                            self.dvar = (1 - config.baseline_alpha) * self.dvar + config.baseline_alpha * offset**2
-                        judged[DRIFT] = (
-                            Finding(
-                                DRIFT,
-                                WARNING,
-                                ts,
-                                value,
-                                self.mean,
-                                abs(offset) / spread,
-                                f"the recent average {self.ewma:g} drifted {shift:.1f} σ "
-                                f"from the baseline {self.mean:g}",
+                        spread = max(drift_sigmas * sqrt(self.dvar), chart_width * sigma)
+                        drifting = DRIFT in episodes
+                        if learn and not drifting:
+                            self.dvar = (1 - alpha_base) * self.dvar + alpha_base * offset * offset
+                        if n >= 2 * warmup and abs(offset) > spread:
+                            message = (
+                                f"the recent average {ewma:g} drifted {abs(offset) / sigma:.1f} σ "
+                                f"from the baseline {mean:g}"
                             )
-                            if learnt and abs(offset) > spread
-                            else None
-                        )
-                if learn and not spike and not (judged.get(LIMIT) and judged[LIMIT].severity == CRITICAL):
-                    self.n += 1
-                    alpha = max(config.baseline_alpha, 1.0 / self.n)
-                    if DRIFT in self.episodes and self.n > config.warmup_points:
+                            abnormal(Finding(DRIFT, WARNING, ts, value, mean, abs(offset) / spread, message), events)
+                        elif drifting:
+                            normal(DRIFT, ts, events)
+                if learn and not spike and not critical_limit:
+                    n += 1
+                    alpha = max(alpha_base, 1.0 / n)
+                    if n > warmup and DRIFT in episodes:
                         alpha /= 10
-                    diff = value - self.mean
+                    diff = value - mean
                     increment = alpha * diff
-                    self.mean += increment
+                    self.n, self.mean = n, mean + increment
                     self.var = (1 - alpha) * (self.var + diff * increment)
-                    if self.n <= config.warmup_points:
+                    if n <= warmup:
                         self.ewma = self.mean
-
-            for detector, finding in judged.items():
-                if finding is None:
-                    self._normal(detector, ts, events)
-                else:
-                    self._abnormal(finding, events)
             self.prev_ts, self.prev_value = ts, value
         return events

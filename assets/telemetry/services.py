@@ -133,6 +133,8 @@ def _moment(raw) -> datetime:
         moment = datetime.fromisoformat(raw.strip())  # ValueError when it is not ISO 8601
     else:
         raise ValueError
+    if moment.tzinfo is UTC:
+        return moment
     if moment.tzinfo is None:
         raise TypeError
     try:
@@ -369,12 +371,17 @@ def ingest_points(organization, points, *, actor) -> IngestResult:
         raise _refused(problems)
 
     stored = storage.insert_points(rows)
-    result.stored = len(stored)
-    result.duplicates += len(rows) - len(stored)
     new_by_series: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
-    for series_id, ts, value in rows:
-        if (series_id, ts) in stored:
+    if stored is storage.ALL:
+        for series_id, ts, value in rows:
             new_by_series[series_id].append((ts, value))
+        result.stored = len(rows)
+    else:
+        for series_id, ts, value in rows:
+            if (series_id, ts) in stored:
+                new_by_series[series_id].append((ts, value))
+        result.stored = len(stored)
+    result.duplicates += len(rows) - result.stored
 
     opened = _detect(organization, series_of, definitions, new_by_series, result)
     _feed_meters(organization, series_of, definitions, new_by_series, by_series, actor)
@@ -541,9 +548,7 @@ def _save_series(series_of, new_by_series) -> None:
             if series.last_ts is None or last[0] >= series.last_ts:
                 series.last_ts, series.last_value = last
         touched.append(series)
-    if touched:
-        fields = ["unit", "first_ts", "last_ts", "last_value", "analysed_until", "state", "updated_at"]
-        Series.objects.bulk_update(touched, fields)
+    storage.update_series(touched, timezone.now())
 
 
 def _feed_meters(organization, series_of, definitions, new_by_series, by_series, actor) -> None:

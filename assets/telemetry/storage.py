@@ -10,6 +10,7 @@ drops whole partitions once every organisation's raw retention has passed them, 
 for organisations that keep less. SQLite (embedded): one plain table, the same columns and key.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -17,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
-from assets.telemetry.models import Grain, TelemetryPoint, TelemetryRollup
+from assets.telemetry.models import Grain, Series, TelemetryPoint, TelemetryRollup
 
 TABLE = TelemetryPoint._meta.db_table
 ROLLUPS = TelemetryRollup._meta.db_table
@@ -144,7 +145,7 @@ def _array(values, cast=str) -> str:
 
 
 def _ts_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    return moment.isoformat()  # with its offset: PostgreSQL reads it as the same instant
 
 
 ROLLUP_UPSERT = """
@@ -157,12 +158,22 @@ ON CONFLICT (series_id, grain, bucket) DO UPDATE SET count = r.count + excluded.
 """
 
 
-def insert_points(rows: list[tuple[int, datetime, float]]) -> set[tuple[int, datetime]]:
+class _All:
+    """Every row went in (what `insert_points` answers instead of building the set of all their keys)."""
+
+    def __contains__(self, key) -> bool:
+        return True
+
+
+ALL = _All()
+
+
+def insert_points(rows: list[tuple[int, datetime, float]]):
     """Store (series_id, ts, value) rows, unique by (series_id, ts) within `rows`, and add them to their hourly
     and daily rollups. A row whose (series_id, ts) is stored already is left as it was (a duplicate) and not
-    counted again. Returns the keys actually stored. PostgreSQL: one statement (INSERT … ON CONFLICT DO NOTHING
-    RETURNING, the two rollup upserts reading what it returned). The caller holds its series' row locks, so two
-    batches never update the same rollup rows at once."""
+    counted again. Returns the keys actually stored (`ALL` when every row was). PostgreSQL: one statement
+    (INSERT … ON CONFLICT DO NOTHING RETURNING, the two rollup upserts reading what it returned). The caller holds
+    its series' row locks, so two batches never update the same rollup rows at once."""
     if not rows:
         return set()
     ensure_partitions_for(ts for _, ts, _ in rows)
@@ -175,11 +186,18 @@ def insert_points(rows: list[tuple[int, datetime, float]]) -> set[tuple[int, dat
         "ON CONFLICT DO NOTHING RETURNING series_id, ts, value), "
         f"hourly AS ({ROLLUP_UPSERT.format(rollups=ROLLUPS, grain=Grain.HOUR, unit='hour', source='new')}), "
         f"daily AS ({ROLLUP_UPSERT.format(rollups=ROLLUPS, grain=Grain.DAY, unit='day', source='new')}) "
-        "SELECT series_id, ts FROM new"
+        # every row new (the usual case): only the count comes back; else the keys that went in
+        "SELECT count(*), CASE WHEN count(*) = %s THEN NULL ELSE array_agg(series_id) END, "
+        "CASE WHEN count(*) = %s THEN NULL ELSE array_agg(ts) END FROM new"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_array(series_ids), _array(map(_ts_text, moments)), _array(values, repr)])
-        return {(series_id, ts) for series_id, ts in cursor.fetchall()}
+        cursor.execute(
+            sql, [_array(series_ids), _array(map(_ts_text, moments)), _array(values, repr), len(rows), len(rows)]
+        )
+        count, stored_ids, stored_moments = cursor.fetchone()
+    if count == len(rows):
+        return ALL
+    return set(zip(stored_ids or [], stored_moments or [], strict=True))
 
 
 def _bucket(moment: datetime, grain: str) -> datetime:
@@ -266,6 +284,48 @@ def rebuild_rollups(series_ids: list[int], start: datetime, end: datetime) -> in
             )
             total += cursor.rowcount
     return total
+
+
+def update_series(series_list, now: datetime) -> None:
+    """Write the series' newest point, unit, analysed time and detector state after a batch: one UPDATE … FROM
+    unnest(…) on PostgreSQL (Django's bulk_update builds a CASE per field and row: most of a batch's Python time)."""
+    if not series_list:
+        return
+    table = Series._meta.db_table
+    columns = ("unit", "first_ts", "last_ts", "last_value", "analysed_until", "state")
+    rows = [
+        (s.pk, s.unit, s.first_ts, s.last_ts, s.last_value, s.analysed_until, json.dumps(s.state)) for s in series_list
+    ]
+    with connection.cursor() as cursor:
+        if is_partitioned():
+            ids, units, firsts, lasts, values, analysed, states = (list(column) for column in zip(*rows, strict=True))
+            cursor.execute(
+                f"UPDATE {table} AS s SET unit = v.unit, first_ts = v.first_ts, last_ts = v.last_ts, "  # noqa: S608
+                "last_value = v.last_value, analysed_until = v.analysed_until, state = v.state::jsonb, "
+                "updated_at = %s FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+                "%s::float8[], %s::timestamptz[], %s::text[]) AS v(id, unit, first_ts, last_ts, last_value, "
+                "analysed_until, state) WHERE s.id = v.id",
+                [now, ids, units, firsts, lasts, values, analysed, states],
+            )
+            return
+        prep = Series._meta.get_field("last_ts").get_db_prep_save
+        assignments = ", ".join(f"{column} = %s" for column in columns)
+        cursor.executemany(
+            f"UPDATE {table} SET {assignments}, updated_at = %s WHERE id = %s",  # noqa: S608
+            [
+                (
+                    unit,
+                    prep(first, connection),
+                    prep(last, connection),
+                    value,
+                    prep(until, connection),
+                    state,
+                    prep(now, connection),
+                    pk,
+                )
+                for pk, unit, first, last, value, until, state in rows
+            ],
+        )
 
 
 def stored_points(series_id: int, since: datetime, until: datetime) -> list[tuple[datetime, float]]:
