@@ -420,9 +420,11 @@ def _detect(organization, series_of, definitions, new_by_series, result) -> list
         return []
     window = settings.TELEMETRY_REANALYSE_WINDOW
     key_of = {series.pk: key for key, series in series_of.items()}
+    # only series whose state holds an episode have an ongoing anomaly: no query for a healthy batch
+    with_episodes = [s.id for s in series_of.values() if s.id in new_by_series and s.state.get("episodes")]
     ongoing = {
         (anomaly.series_id, anomaly.detector): anomaly
-        for anomaly in Anomaly.objects.ongoing().filter(series_id__in=list(new_by_series))
+        for anomaly in (Anomaly.objects.ongoing().filter(series_id__in=with_episodes) if with_episodes else [])
     }
     created: list[Anomaly] = []
     changed: dict[int, Anomaly] = {}

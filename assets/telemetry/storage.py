@@ -11,12 +11,13 @@ for organisations that keep less. SQLite (embedded): one plain table, the same c
 """
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from assets.telemetry.models import Grain, Series, TelemetryPoint, TelemetryRollup
 
@@ -109,7 +110,12 @@ def ensure_partitions_for(moments: Iterable[datetime]) -> None:
     month that was never created ahead). Costs nothing once this process has seen them."""
     if not is_partitioned():
         return
-    months = {month_start(moment.astimezone(UTC)) for moment in moments}
+    moments = list(moments)
+    first, last = month_start(min(moments).astimezone(UTC)), month_start(max(moments).astimezone(UTC))
+    months, month = set(), first
+    while month <= last:
+        months.add(month)
+        month = add_months(month, 1)
     missing = {month for month in months if partition_name(month) not in _known_partitions}
     if not missing:
         return
@@ -171,14 +177,85 @@ ALL = _All()
 def insert_points(rows: list[tuple[int, datetime, float]]):
     """Store (series_id, ts, value) rows, unique by (series_id, ts) within `rows`, and add them to their hourly
     and daily rollups. A row whose (series_id, ts) is stored already is left as it was (a duplicate) and not
-    counted again. Returns the keys actually stored (`ALL` when every row was). PostgreSQL: one statement
-    (INSERT … ON CONFLICT DO NOTHING RETURNING, the two rollup upserts reading what it returned). The caller holds
-    its series' row locks, so two batches never update the same rollup rows at once."""
+    counted again. Returns the keys actually stored (`ALL` when every row was). The caller holds its series' row
+    locks, so two batches never write the same series (or rollup rows) at once.
+
+    PostgreSQL: first a binary COPY straight into the table, in a savepoint, and the rollups added from sums made
+    here (the usual case: new points); if a row was stored already the COPY fails whole, and the rows go in by one
+    statement instead (INSERT … ON CONFLICT DO NOTHING RETURNING, the two rollup upserts reading what it
+    returned)."""
     if not rows:
         return set()
-    ensure_partitions_for(ts for _, ts, _ in rows)
+    ensure_partitions_for([ts for _, ts, _ in rows])
     if not is_partitioned():
         return _insert_points_elsewhere(rows)
+    try:
+        with transaction.atomic():
+            _copy_points(rows)
+    except IntegrityError:
+        return _insert_points_on_conflict(rows)
+    _add_to_rollups(rows)
+    return ALL
+
+
+def _copy_points(rows) -> None:
+    started = time.monotonic()
+    sql = f"COPY {TABLE} (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        copy.set_types(["bigint", "timestamptz", "float8"])
+        write = copy.write_row
+        for row in rows:
+            write(row)
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
+        )
+
+
+def _add_to_rollups(rows) -> None:
+    """Add the rows to their hourly and daily rollups: sums made here, one upsert."""
+    hours: dict[tuple[int, int], list] = {}
+    for series_id, ts, value in rows:
+        key = (series_id, int(ts.timestamp()) // 3600)
+        current = hours.get(key)
+        if current is None:
+            hours[key] = [1, value, value, value]
+        else:
+            current[0] += 1
+            current[1] += value
+            if value < current[2]:
+                current[2] = value
+            elif value > current[3]:
+                current[3] = value
+    days: dict[tuple[int, int], list] = {}
+    for (series_id, hour), (count, total, low, high) in hours.items():
+        key = (series_id, hour // 24)
+        current = days.get(key)
+        if current is None:
+            days[key] = [count, total, low, high]
+        else:
+            current[0] += count
+            current[1] += total
+            current[2] = min(current[2], low)
+            current[3] = max(current[3], high)
+    buckets = [(s, Grain.HOUR.value, h * 3600, *v) for (s, h), v in hours.items()]
+    buckets += [(s, Grain.DAY.value, d * 86400, *v) for (s, d), v in days.items()]
+    columns = [list(column) for column in zip(*buckets, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ROLLUPS} AS r (series_id, grain, bucket, count, total, minimum, maximum) "  # noqa: S608
+            "SELECT s, g, to_timestamp(b), c, t, lo, hi FROM unnest(%s::bigint[], %s::text[], %s::bigint[], "
+            "%s::bigint[], %s::float8[], %s::float8[], %s::float8[]) AS v(s, g, b, c, t, lo, hi) "
+            "ON CONFLICT (series_id, grain, bucket) DO UPDATE SET count = r.count + excluded.count, "
+            "total = r.total + excluded.total, minimum = LEAST(r.minimum, excluded.minimum), "
+            "maximum = GREATEST(r.maximum, excluded.maximum)",
+            columns,
+        )
+
+
+def _insert_points_on_conflict(rows):
+    """The rows of a batch that holds points stored already: those go nowhere (ON CONFLICT DO NOTHING), the others
+    in, with their rollups, in one statement."""
     series_ids, moments, values = zip(*rows, strict=True)
     sql = (
         f"WITH new AS (INSERT INTO {TABLE} (series_id, ts, value) "  # noqa: S608
