@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from assets import meters
@@ -95,10 +95,36 @@ def _require(organization_id: int, action: Action, actor) -> None:
     tenancy_services.require_role(organization_id, action, actor=actor)
 
 
+# Settings and definitions change rarely and every batch reads them: each process keeps them CACHE_SECONDS (a
+# change made by this process applies at once; made by another, within CACHE_SECONDS).
+CACHE_SECONDS = 10.0
+_cache: dict[tuple[str, int], tuple[float, object]] = {}
+
+
+def _cached(kind: str, organization_id: int, load):
+    now = time.monotonic()
+    hit = _cache.get((kind, organization_id))
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    value = load()
+    _cache[(kind, organization_id)] = (now + CACHE_SECONDS, value)
+    return value
+
+
+def _forget(organization_id: int) -> None:
+    for kind in ("settings", "definitions"):
+        _cache.pop((kind, organization_id), None)
+    transaction.on_commit(lambda: [_cache.pop((kind, organization_id), None) for kind in ("settings", "definitions")])
+
+
 def settings_of(organization) -> TelemetrySettings:
     """The organisation's telemetry settings (defaults, unsaved, until someone changes them)."""
     found = TelemetrySettings.objects.filter(organization_id=organization.pk).first()
     return found or TelemetrySettings(organization=organization)
+
+
+def _settings_cached(organization) -> TelemetrySettings:
+    return _cached("settings", organization.pk, lambda: settings_of(organization))
 
 
 # --- ingest: checking a batch -----------------------------------------------------------------------------
@@ -236,6 +262,32 @@ def _assets(organization, parsed) -> dict:
     return found
 
 
+def _known_series(organization, parsed):
+    """The usual batch (every point for a series that exists) in one query: its series, locked in id order, and the
+    assets they name. (None, None) when a point's asset or series is not among them."""
+    ids = {ref for _, ref, *_ in parsed if isinstance(ref, int)}
+    codes = {ref for _, ref, *_ in parsed if isinstance(ref, str)}
+    metrics = {metric for _, _, metric, *_ in parsed}
+    if not metrics:
+        return {}, None
+    found = list(
+        Series.objects.select_for_update(of=("self",))
+        .filter(organization=organization, metric__in=metrics)
+        .filter(Q(asset_id__in=ids) | Q(asset__code__in=codes))
+        .annotate(asset_code=F("asset__code"), type_id=F("asset__asset_type_id"))
+        .order_by("pk")
+    )
+    assets, series_of = {}, {}
+    for series in found:
+        assets[series.asset_id] = assets[series.asset_code] = (series.asset_id, series.type_id)
+        series_of[(series.asset_id, series.metric)] = series
+    for _, ref, metric, *_ in parsed:
+        asset = assets.get(ref)
+        if asset is None or (asset[0], metric) not in series_of:
+            return None, None
+    return {ref: asset for ref, asset in assets.items() if ref in ids or ref in codes}, series_of
+
+
 def _series_locked(organization, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Series]:
     """The series of these (asset id, metric) pairs, created when new, locked in id order."""
     asset_ids = {asset_id for asset_id, _ in keys}
@@ -264,14 +316,10 @@ def _series_locked(organization, keys: set[tuple[int, str]]) -> dict[tuple[int, 
 def _definitions(organization, keys, type_of: dict[int, int | None]) -> dict[tuple[int, str], MetricDefinition]:
     """The definition that applies to each (asset id, metric): the asset's, else its type's, else the
     organisation's."""
-    metrics = {metric for _, metric in keys}
-    asset_ids = {asset_id for asset_id, _ in keys}
-    type_ids = {type_id for type_id in type_of.values() if type_id}
-    rows = MetricDefinition.objects.filter(organization=organization, metric__in=metrics).filter(
-        Q(asset_id__in=asset_ids) | Q(asset_type_id__in=type_ids) | Q(asset__isnull=True, asset_type__isnull=True)
-    )
     by_asset, by_type, by_org = {}, {}, {}
-    for definition in rows:
+    for definition in _cached(
+        "definitions", organization.pk, lambda: list(MetricDefinition.objects.filter(organization=organization))
+    ):
         if definition.asset_id:
             by_asset[(definition.asset_id, definition.metric)] = definition
         elif definition.asset_type_id:
@@ -316,10 +364,19 @@ def _units(parsed_by_series, series_of, definitions, problems) -> None:
 
 
 @audit.attributed
-@transaction.atomic
 def ingest_points(organization, points, *, actor) -> IngestResult:
     """Store a batch of points (dicts with `asset_id` or `asset_code`, `metric`, `ts`, `value`, optional `unit`),
-    all or nothing, and run detection over them (see the module's docstring)."""
+    all or nothing, and run detection over them (see the module's docstring). The points go in by a plain COPY;
+    when the batch holds points stored already, that transaction is rolled back and the batch runs again through
+    INSERT … ON CONFLICT DO NOTHING (a retried batch costs twice; a new one pays for no savepoint)."""
+    try:
+        return _ingest(organization, points, actor=actor, copy=True)
+    except storage.StoredAlready:
+        return _ingest(organization, points, actor=actor, copy=False)
+
+
+@transaction.atomic
+def _ingest(organization, points, *, actor, copy: bool) -> IngestResult:
     started = time.perf_counter()
     _require(organization.pk, Action.INGEST_TELEMETRY, actor)
     if not isinstance(points, list | tuple) or not points:
@@ -330,9 +387,11 @@ def ingest_points(organization, points, *, actor) -> IngestResult:
             fields={"points": [f"At most {MAX_POINTS}."]},
         )
     now = timezone.now()
-    options = settings_of(organization)
+    options = _settings_cached(organization)
     parsed, problems = _parse(points, now, now - timedelta(days=options.raw_retention_days))
-    assets = _assets(organization, parsed)
+    assets, series_of = _known_series(organization, parsed)
+    if series_of is None:  # a new series, or a reference no series answers: find the assets first
+        assets = _assets(organization, parsed)
     by_series: dict[tuple[int, str], list] = defaultdict(list)
     type_of: dict[int, int | None] = {}
     for index, asset_ref, metric, ts, value, unit in parsed:
@@ -346,7 +405,10 @@ def ingest_points(organization, points, *, actor) -> IngestResult:
     if problems:
         raise _refused(problems)
 
-    series_of = _series_locked(organization, set(by_series))
+    if series_of is None or not set(by_series) <= set(series_of):
+        series_of = _series_locked(organization, set(by_series))
+    else:
+        series_of = {key: series_of[key] for key in by_series}
     definitions = _definitions(organization, set(by_series), type_of)
     _units(by_series, series_of, definitions, problems)
     if problems:
@@ -370,7 +432,7 @@ def ingest_points(organization, points, *, actor) -> IngestResult:
     if problems:
         raise _refused(problems)
 
-    stored = storage.insert_points(rows)
+    stored = storage.insert_points(rows, copy=copy)
     new_by_series: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
     if stored is storage.ALL:
         for series_id, ts, value in rows:
@@ -385,7 +447,7 @@ def ingest_points(organization, points, *, actor) -> IngestResult:
 
     opened = _detect(organization, series_of, definitions, new_by_series, result)
     _feed_meters(organization, series_of, definitions, new_by_series, by_series, actor)
-    _save_series(series_of, new_by_series)
+    _save_series(series_of, new_by_series, rows if stored is storage.ALL else None)
     result.anomalies = len(opened)
     _announce(organization, options, opened)
     moments = [ts for _, ts, _ in rows]
@@ -539,7 +601,7 @@ def _save_anomalies(created: list[Anomaly], changed: list[Anomaly]) -> None:
         audit.bulk_create_with_history(created, Anomaly)
 
 
-def _save_series(series_of, new_by_series) -> None:
+def _save_series(series_of, new_by_series, rollup_rows) -> None:
     touched = []
     for series in series_of.values():
         points = new_by_series.get(series.pk)
@@ -550,7 +612,7 @@ def _save_series(series_of, new_by_series) -> None:
             if series.last_ts is None or last[0] >= series.last_ts:
                 series.last_ts, series.last_value = last
         touched.append(series)
-    storage.update_series(touched, timezone.now())
+    storage.update_series(touched, timezone.now(), rollup_rows=rollup_rows)
 
 
 def _feed_meters(organization, series_of, definitions, new_by_series, by_series, actor) -> None:
@@ -726,6 +788,7 @@ def create_definition(organization, *, actor, **fields) -> MetricDefinition:
         MetricDefinition(organization=organization), _clean_definition_changes(fields), DEFINITION_FIELDS, "A metric"
     )
     validated(definition).save()
+    _forget(organization.pk)
     return definition
 
 
@@ -736,6 +799,7 @@ def update_definition(definition: MetricDefinition, *, actor, **changes) -> Metr
     definition = MetricDefinition.objects.select_for_update().get(pk=definition.pk)
     _require(definition.organization_id, Action.MANAGE_ASSETS, actor)
     validated(assign_editable(definition, _clean_definition_changes(changes), DEFINITION_FIELDS, "A metric")).save()
+    _forget(definition.organization_id)
     return definition
 
 
@@ -745,6 +809,7 @@ def delete_definition(definition: MetricDefinition, *, actor) -> None:
     """Remove a definition: its series fall back to a broader one, or to the statistical detectors alone."""
     _require(definition.organization_id, Action.MANAGE_ASSETS, actor)
     definition.delete()
+    _forget(definition.organization_id)
 
 
 @audit.attributed
@@ -754,6 +819,7 @@ def update_settings(organization, *, actor, **changes) -> TelemetrySettings:
     _require(organization.pk, Action.MANAGE_SETTINGS, actor)
     current, _ = TelemetrySettings.objects.select_for_update().get_or_create(organization=organization)
     validated(assign_editable(current, changes, SETTINGS_FIELDS, "Telemetry settings")).save()
+    _forget(organization.pk)
     return current
 
 

@@ -174,27 +174,32 @@ class _All:
 ALL = _All()
 
 
-def insert_points(rows: list[tuple[int, datetime, float]]):
+class StoredAlready(Exception):
+    """The COPY met a point stored already: the transaction is lost; run the batch again with `copy=False`."""
+
+
+def insert_points(rows: list[tuple[int, datetime, float]], *, copy: bool = False):
     """Store (series_id, ts, value) rows, unique by (series_id, ts) within `rows`, and add them to their hourly
     and daily rollups. A row whose (series_id, ts) is stored already is left as it was (a duplicate) and not
     counted again. Returns the keys actually stored (`ALL` when every row was). The caller holds its series' row
     locks, so two batches never write the same series (or rollup rows) at once.
 
-    PostgreSQL: first a binary COPY straight into the table, in a savepoint, and the rollups added from sums made
-    here (the usual case: new points); if a row was stored already the COPY fails whole, and the rows go in by one
-    statement instead (INSERT … ON CONFLICT DO NOTHING RETURNING, the two rollup upserts reading what it
+    PostgreSQL, `copy=True`: a binary COPY straight into the table (the usual case: new points); it returns `ALL`
+    and the caller adds the rows to their rollups with `update_series(rollup_rows=…)`. A row stored already fails
+    the COPY, and the transaction with it: `StoredAlready` is raised and the caller runs the batch again with
+    `copy=False`: one statement (INSERT … ON CONFLICT DO NOTHING RETURNING, the two rollup upserts reading what it
     returned)."""
     if not rows:
         return set()
     ensure_partitions_for([ts for _, ts, _ in rows])
     if not is_partitioned():
         return _insert_points_elsewhere(rows)
-    try:
-        with transaction.atomic():
-            _copy_points(rows)
-    except IntegrityError:
+    if not copy:
         return _insert_points_on_conflict(rows)
-    _add_to_rollups(rows)
+    try:
+        _copy_points(rows)
+    except IntegrityError as exc:
+        raise StoredAlready from exc
     return ALL
 
 
@@ -212,8 +217,8 @@ def _copy_points(rows) -> None:
         )
 
 
-def _add_to_rollups(rows) -> None:
-    """Add the rows to their hourly and daily rollups: sums made here, one upsert."""
+def _rollup_sums(rows) -> list[list]:
+    """The rows' sums per series and UTC hour and day, as columns for the rollups' upsert."""
     hours: dict[tuple[int, int], list] = {}
     for series_id, ts, value in rows:
         key = (series_id, int(ts.timestamp()) // 3600)
@@ -240,17 +245,17 @@ def _add_to_rollups(rows) -> None:
             current[3] = max(current[3], high)
     buckets = [(s, Grain.HOUR.value, h * 3600, *v) for (s, h), v in hours.items()]
     buckets += [(s, Grain.DAY.value, d * 86400, *v) for (s, d), v in days.items()]
-    columns = [list(column) for column in zip(*buckets, strict=True)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {ROLLUPS} AS r (series_id, grain, bucket, count, total, minimum, maximum) "  # noqa: S608
-            "SELECT s, g, to_timestamp(b), c, t, lo, hi FROM unnest(%s::bigint[], %s::text[], %s::bigint[], "
-            "%s::bigint[], %s::float8[], %s::float8[], %s::float8[]) AS v(s, g, b, c, t, lo, hi) "
-            "ON CONFLICT (series_id, grain, bucket) DO UPDATE SET count = r.count + excluded.count, "
-            "total = r.total + excluded.total, minimum = LEAST(r.minimum, excluded.minimum), "
-            "maximum = GREATEST(r.maximum, excluded.maximum)",
-            columns,
-        )
+    return [list(column) for column in zip(*buckets, strict=True)]
+
+
+ROLLUP_SUMS_UPSERT = (
+    f"INSERT INTO {ROLLUPS} AS r (series_id, grain, bucket, count, total, minimum, maximum) "  # noqa: S608
+    "SELECT s, g, to_timestamp(b), c, t, lo, hi FROM unnest(%s::bigint[], %s::text[], %s::bigint[], "
+    "%s::bigint[], %s::float8[], %s::float8[], %s::float8[]) AS v(s, g, b, c, t, lo, hi) "
+    "ON CONFLICT (series_id, grain, bucket) DO UPDATE SET count = r.count + excluded.count, "
+    "total = r.total + excluded.total, minimum = LEAST(r.minimum, excluded.minimum), "
+    "maximum = GREATEST(r.maximum, excluded.maximum)"
+)
 
 
 def _insert_points_on_conflict(rows):
@@ -363,9 +368,11 @@ def rebuild_rollups(series_ids: list[int], start: datetime, end: datetime) -> in
     return total
 
 
-def update_series(series_list, now: datetime) -> None:
-    """Write the series' newest point, unit, analysed time and detector state after a batch: one UPDATE … FROM
-    unnest(…) on PostgreSQL (Django's bulk_update builds a CASE per field and row: most of a batch's Python time)."""
+def update_series(series_list, now: datetime, *, rollup_rows=None) -> None:
+    """Write the series' newest point, unit, analysed time and detector state after a batch (not `updated_at`: no
+    indexed column changes, so PostgreSQL updates the rows in place, HOT), and add `rollup_rows`
+    (the rows a COPY stored) to their rollups: one statement on PostgreSQL (an UPDATE … FROM unnest(…) beside the
+    rollups' upsert; Django's bulk_update builds a CASE per field and row, most of a batch's Python time)."""
     if not series_list:
         return
     table = Series._meta.db_table
@@ -376,30 +383,27 @@ def update_series(series_list, now: datetime) -> None:
     with connection.cursor() as cursor:
         if is_partitioned():
             ids, units, firsts, lasts, values, analysed, states = (list(column) for column in zip(*rows, strict=True))
-            cursor.execute(
+            update = (
                 f"UPDATE {table} AS s SET unit = v.unit, first_ts = v.first_ts, last_ts = v.last_ts, "  # noqa: S608
-                "last_value = v.last_value, analysed_until = v.analysed_until, state = v.state::jsonb, "
-                "updated_at = %s FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+                "last_value = v.last_value, analysed_until = v.analysed_until, state = v.state::jsonb "
+                "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
                 "%s::float8[], %s::timestamptz[], %s::text[]) AS v(id, unit, first_ts, last_ts, last_value, "
-                "analysed_until, state) WHERE s.id = v.id",
-                [now, ids, units, firsts, lasts, values, analysed, states],
+                "analysed_until, state) WHERE s.id = v.id"
             )
+            params = [ids, units, firsts, lasts, values, analysed, states]
+            if rollup_rows:
+                cursor.execute(
+                    f"WITH rollups AS ({ROLLUP_SUMS_UPSERT}) {update}", [*_rollup_sums(rollup_rows), *params]
+                )
+            else:
+                cursor.execute(update, params)
             return
         prep = Series._meta.get_field("last_ts").get_db_prep_save
         assignments = ", ".join(f"{column} = %s" for column in columns)
         cursor.executemany(
-            f"UPDATE {table} SET {assignments}, updated_at = %s WHERE id = %s",  # noqa: S608
+            f"UPDATE {table} SET {assignments} WHERE id = %s",  # noqa: S608
             [
-                (
-                    unit,
-                    prep(first, connection),
-                    prep(last, connection),
-                    value,
-                    prep(until, connection),
-                    state,
-                    prep(now, connection),
-                    pk,
-                )
+                (unit, prep(first, connection), prep(last, connection), value, prep(until, connection), state, pk)
                 for pk, unit, first, last, value, until, state in rows
             ],
         )
