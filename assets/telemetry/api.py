@@ -140,7 +140,10 @@ class DeviceViewSet(TenantAPIMixin, viewsets.GenericViewSet):
             body["series"] = queries.asset_series(asset)
             return Response(DeviceMetricsSerializer(body).data)
         end = parse_query_datetime("to", params["to"]) if params.get("to") else timezone.now()
-        start = parse_query_datetime("from", params["from"]) if params.get("from") else end - timedelta(hours=24)
+        try:
+            start = parse_query_datetime("from", params["from"]) if params.get("from") else end - timedelta(hours=24)
+        except OverflowError:
+            raise ValidationError({"from": ["Give from: a day before the year 1 does not exist."]}) from None
         if start >= end:
             raise ValidationError({"from": ["Must be before to."]})
         bucket = params.get("bucket") or "auto"

@@ -18,6 +18,7 @@ from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel
 from maintenance_site.tenancy.roles import Role
 
+MAX_RETENTION_DAYS = 36500
 METRIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
 
 
@@ -177,6 +178,9 @@ class TelemetrySettings(TenantModel):
         errors = {}
         if self.raw_retention_days is not None and self.raw_retention_days < 1:
             errors["raw_retention_days"] = "Keep raw points at least one day."
+        for name in ("raw_retention_days", "hourly_retention_days", "daily_retention_days"):
+            if (getattr(self, name) or 0) > MAX_RETENTION_DAYS:
+                errors[name] = f"At most {MAX_RETENTION_DAYS} days (a hundred years)."
         if (self.hourly_retention_days or 0) < (self.raw_retention_days or 0):
             errors["hourly_retention_days"] = "Keep hourly rollups at least as long as raw points."
         if (self.daily_retention_days or 0) < (self.hourly_retention_days or 0):

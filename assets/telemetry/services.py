@@ -98,23 +98,28 @@ def _require(organization_id: int, action: Action, actor) -> None:
 # Settings and definitions change rarely and every batch reads them: each process keeps them CACHE_SECONDS (a
 # change made by this process applies at once; made by another, within CACHE_SECONDS).
 CACHE_SECONDS = 10.0
-_cache: dict[tuple[str, int], tuple[float, object]] = {}
+_cache: dict[tuple[str, int], tuple[float, object, object]] = {}
 
 
-def _cached(kind: str, organization_id: int, load):
+def _cached(kind: str, organization, load):
+    """`load()`'s value for the organisation, kept CACHE_SECONDS (an id rolled back and given again, as SQLite
+    does, names another organisation: the creation time tells them apart)."""
     now = time.monotonic()
-    hit = _cache.get((kind, organization_id))
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    hit = _cache.get((kind, organization.pk))
+    if hit is not None and hit[0] > now and hit[1] == organization.created_at:
+        return hit[2]
     value = load()
-    _cache[(kind, organization_id)] = (now + CACHE_SECONDS, value)
+    _cache[(kind, organization.pk)] = (now + CACHE_SECONDS, organization.created_at, value)
     return value
 
 
 def _forget(organization_id: int) -> None:
-    for kind in ("settings", "definitions"):
-        _cache.pop((kind, organization_id), None)
-    transaction.on_commit(lambda: [_cache.pop((kind, organization_id), None) for kind in ("settings", "definitions")])
+    def forget():
+        for kind in ("settings", "definitions"):
+            _cache.pop((kind, organization_id), None)
+
+    forget()
+    transaction.on_commit(forget)
 
 
 def settings_of(organization) -> TelemetrySettings:
@@ -124,7 +129,7 @@ def settings_of(organization) -> TelemetrySettings:
 
 
 def _settings_cached(organization) -> TelemetrySettings:
-    return _cached("settings", organization.pk, lambda: settings_of(organization))
+    return _cached("settings", organization, lambda: settings_of(organization))
 
 
 # --- ingest: checking a batch -----------------------------------------------------------------------------
@@ -318,7 +323,7 @@ def _definitions(organization, keys, type_of: dict[int, int | None]) -> dict[tup
     organisation's."""
     by_asset, by_type, by_org = {}, {}, {}
     for definition in _cached(
-        "definitions", organization.pk, lambda: list(MetricDefinition.objects.filter(organization=organization))
+        "definitions", organization, lambda: list(MetricDefinition.objects.filter(organization=organization))
     ):
         if definition.asset_id:
             by_asset[(definition.asset_id, definition.metric)] = definition
