@@ -283,15 +283,16 @@ class SettingsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
     serializer_class = SettingsSerializer
     pagination_class = None
     filter_backends = []
-    action_permissions = {"settings": Action.VIEW, "change_settings": Action.MANAGE_SETTINGS}
+    action_permissions = {"current_settings": Action.VIEW, "change_settings": Action.MANAGE_SETTINGS}
 
+    # not named `settings`: a view's `settings` is DRF's api_settings
     @extend_schema(responses=SettingsSerializer, operation_id="iot_settings_retrieve")
-    @action(detail=False, methods=["get"])
-    def settings(self, request):
+    @action(detail=False, methods=["get"], url_path="settings", url_name="settings")
+    def current_settings(self, request):
         return Response(SettingsSerializer(services.settings_of(self.organization)).data)
 
     @extend_schema(request=SettingsSerializer, responses=SettingsSerializer, operation_id="iot_settings_update")
-    @settings.mapping.patch
+    @current_settings.mapping.patch
     def change_settings(self, request):
         serializer = SettingsSerializer(services.settings_of(self.organization), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)

@@ -219,3 +219,15 @@ def test_read_functions_for_asset_health(org_a, pump, anomalies):
     assert queries.recent_anomalies(org_a, asset=anomaly.asset) == [anomaly]
     stats = queries.series_stats(Series.objects.get(asset=pump).pk, timezone.now() - timedelta(hours=2), timezone.now())
     assert (stats["count"], stats["min"], stats["max"]) == (3, 1, 3)
+
+
+def test_settings_over_the_api(api, viewer_a, manager_a, planner_a):
+    assert api(viewer_a).get("/api/v1/iot/settings/").json()["raw_retention_days"] == 90
+    assert api(planner_a).patch("/api/v1/iot/settings/", {"notify": "warning"}, format="json").status_code == 403
+    response = api(manager_a).patch(
+        "/api/v1/iot/settings/", {"raw_retention_days": 30, "notify": "warning"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert api(viewer_a).get("/api/v1/iot/settings/").json()["raw_retention_days"] == 30
+    refused = api(manager_a).patch("/api/v1/iot/settings/", {"hourly_retention_days": 5}, format="json")
+    assert refused.status_code == 400 and "hourly_retention_days" in refused.json()["error"]["fields"]
