@@ -201,13 +201,15 @@ class SeriesDetector:
         episodes = self.episodes
         abnormal, normal = self._abnormal, self._normal
         sqrt = math.sqrt
+        # the state in locals for the loop (written back at the end): attribute access is most of a point's cost
+        n, mean, var, dvar, ewma = self.n, self.mean, self.var, self.dvar, self.ewma
+        prev_ts, prev_value, interval = self.prev_ts, self.prev_value, self.interval
+        flat_since, flat_value = self.flat_since, self.flat_value
         for ts, value in points:
-            prev_ts = self.prev_ts
             dt = ts - prev_ts if prev_ts is not None else None
-            interval = self.interval
             gap = dt is not None and dt > MIN_GAP_SECONDS and dt > GAP_FACTOR * (interval or 0.0)
             if dt is not None and dt > 0 and not gap:
-                self.interval = dt if interval is None else 0.9 * interval + 0.1 * dt
+                interval = dt if interval is None else 0.9 * interval + 0.1 * dt
 
             # sensor range: a reading the sensor cannot give tells nothing else
             if has_sensor and (
@@ -216,7 +218,7 @@ class SeriesDetector:
                 bound = sensor_min if sensor_min is not None and value < sensor_min else sensor_max
                 message = f"{value:g} is outside the sensor's range: check the sensor and its wiring"
                 abnormal(Finding(SENSOR, WARNING, ts, value, bound, abs(value - bound), message), events)
-                self.prev_ts, self.prev_value = ts, value
+                prev_ts, prev_value = ts, value
                 continue
             if episodes and SENSOR in episodes:
                 normal(SENSOR, ts, events)
@@ -231,7 +233,7 @@ class SeriesDetector:
                     normal(LIMIT, ts, events)
 
             if max_rate is not None and dt is not None and dt > 0 and not gap:
-                rate = abs(value - self.prev_value) / (dt / 60.0)
+                rate = abs(value - prev_value) / (dt / 60.0)
                 if rate > max_rate:
                     message = f"changed by {rate:g} per minute (limit {max_rate:g})"
                     abnormal(Finding(RATE, WARNING, ts, value, max_rate, rate, message), events)
@@ -239,9 +241,8 @@ class SeriesDetector:
                     normal(RATE, ts, events)
 
             if flat_seconds is not None:
-                flat_since = self.flat_since
-                if gap or flat_since is None or abs(value - self.flat_value) > 1e-6 * max(1.0, abs(value)):
-                    self.flat_since, self.flat_value = ts, value
+                if gap or flat_since is None or abs(value - flat_value) > 1e-6 * max(1.0, abs(value)):
+                    flat_since, flat_value = ts, value
                     if FLATLINE in episodes:
                         normal(FLATLINE, ts, events)
                 elif ts - flat_since >= flat_seconds:
@@ -254,10 +255,9 @@ class SeriesDetector:
             if statistical:
                 spike = False
                 if gap:
-                    self.ewma = None
-                n, mean = self.n, self.mean
+                    ewma = None
                 if n >= warmup:
-                    sigma = max(sqrt(self.var) if self.var > 0 else 0.0, 0.01 * abs(mean), 1e-9)
+                    sigma = max(sqrt(var) if var > 0 else 0.0, 0.01 * abs(mean), 1e-9)
                     deviation = abs(value - mean) / sigma
                     if deviation > spike_sigmas:
                         spike = True
@@ -267,14 +267,13 @@ class SeriesDetector:
                     else:
                         if SPIKE in episodes:
                             normal(SPIKE, ts, events)
-                        ewma = self.ewma
-                        ewma = self.ewma = value if ewma is None else lam * value + (1 - lam) * ewma
+                        ewma = value if ewma is None else lam * value + (1 - lam) * ewma
                         offset = ewma - mean
                         # the chart's own spread, learnt: a daily cycle moves the average every day, not a drift
-                        spread = max(drift_sigmas * sqrt(self.dvar), chart_width * sigma)
+                        spread = max(drift_sigmas * sqrt(dvar), chart_width * sigma)
                         drifting = DRIFT in episodes
                         if learn and not drifting:
-                            self.dvar = (1 - alpha_base) * self.dvar + alpha_base * offset * offset
+                            dvar = (1 - alpha_base) * dvar + alpha_base * offset * offset
                         if n >= 2 * warmup and abs(offset) > spread:
                             message = (
                                 f"the recent average {ewma:g} drifted {abs(offset) / sigma:.1f} σ "
@@ -290,9 +289,12 @@ class SeriesDetector:
                         alpha /= 10
                     diff = value - mean
                     increment = alpha * diff
-                    self.n, self.mean = n, mean + increment
-                    self.var = (1 - alpha) * (self.var + diff * increment)
+                    mean += increment
+                    var = (1 - alpha) * (var + diff * increment)
                     if n <= warmup:
-                        self.ewma = self.mean
-            self.prev_ts, self.prev_value = ts, value
+                        ewma = mean
+            prev_ts, prev_value = ts, value
+        self.n, self.mean, self.var, self.dvar, self.ewma = n, mean, var, dvar, ewma
+        self.prev_ts, self.prev_value, self.interval = prev_ts, prev_value, interval
+        self.flat_since, self.flat_value = flat_since, flat_value
         return events
