@@ -116,6 +116,7 @@ class DeviceViewSet(TenantAPIMixin, viewsets.GenericViewSet):
     holds more than TELEMETRY_MAX_POINTS_PER_RESPONSE points or buckets: a request that would is a 400 naming the
     bucket to ask instead. `from` defaults to 24 hours before `to` (default now)."""
 
+    queryset = Asset.objects.all()  # the schema's type of {id}; the view reads the organisation's assets only
     serializer_class = DeviceMetricsSerializer
     pagination_class = None
     filter_backends = []
