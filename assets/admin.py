@@ -264,3 +264,7 @@ class MeterAdmin(ServiceAdmin):
 
     def delete_model(self, request, obj):
         meters.delete_meter(obj, actor=request.user)
+
+
+# Telemetry's pages live in its package; importing them registers them.
+import assets.telemetry.admin  # noqa: E402, F401

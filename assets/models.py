@@ -305,3 +305,16 @@ class MeterReading(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.value} at {self.read_at:%Y-%m-%d %H:%M}"
+
+
+# --- Telemetry (its own package; imported here so that Django finds its models) -------------------------
+
+from assets.telemetry.models import (  # noqa: E402, F401
+    Anomaly,
+    IngestBatch,
+    MetricDefinition,
+    Series,
+    TelemetryPoint,
+    TelemetryRollup,
+    TelemetrySettings,
+)

@@ -608,6 +608,13 @@ PUBLIC_REPORT_RATE = env_str("PUBLIC_REPORT_RATE", "5/600")
 PUBLIC_REPORT_ORGANIZATION_RATE = env_str("PUBLIC_REPORT_ORGANIZATION_RATE", "60/600")
 DEFAULT_ORGANIZATION_TIME_ZONE = env_str("DEFAULT_ORGANIZATION_TIME_ZONE", "UTC")
 EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 30, minimum=1)
+# IoT telemetry (assets.telemetry): a point this far in the server's future is refused (seconds); a late point up to
+# this much older than its series' newest analysed point is re-analysed (seconds); at most this many points or
+# buckets in one response of /api/v1/iot/devices/{id}/metrics; monthly partitions created this many months ahead.
+TELEMETRY_MAX_CLOCK_SKEW = env_int("TELEMETRY_MAX_CLOCK_SKEW", 300, minimum=0)
+TELEMETRY_REANALYSE_WINDOW = env_int("TELEMETRY_REANALYSE_WINDOW", 24 * 3600, minimum=0)
+TELEMETRY_MAX_POINTS_PER_RESPONSE = env_int("TELEMETRY_MAX_POINTS_PER_RESPONSE", 5000, minimum=10)
+TELEMETRY_PARTITIONS_AHEAD = env_int("TELEMETRY_PARTITIONS_AHEAD", 3, minimum=1)
 EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)
 # Websocket: how often a socket polls the database in embedded mode (in-memory layer), re-joins its
 # groups (to outlive channels-redis group_expiry) and re-checks the member's permission.

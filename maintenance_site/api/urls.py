@@ -6,6 +6,7 @@ from rest_framework_simplejwt.views import TokenRefreshView
 # Each import registers that app's viewsets on the shared router.
 import assets.api  # noqa: E402,F401,I001
 import assets.meters_api  # noqa: E402,F401
+import assets.telemetry.api  # noqa: E402,F401
 import inventory.api  # noqa: E402,F401
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401

@@ -76,6 +76,20 @@ def core_periodic_tasks() -> list[CoreTask]:
             "asset and due time).",
         ),
         CoreTask(
+            name="core: telemetry partitions",
+            task="assets.telemetry.tasks.create_telemetry_partitions",
+            every_seconds=6 * 3600,
+            description="Creates the monthly partitions of IoT points TELEMETRY_PARTITIONS_AHEAD months ahead "
+            "(PostgreSQL; idempotent).",
+        ),
+        CoreTask(
+            name="core: telemetry retention",
+            task="assets.telemetry.tasks.apply_telemetry_retention",
+            every_seconds=3600,
+            description="Deletes raw IoT points and rollups older than each organisation keeps them; drops the "
+            "monthly partitions every retention has passed.",
+        ),
+        CoreTask(
             name="core: scenario scheduler",
             task="scenarios.tasks.scheduler_tick",
             every_seconds=settings.SCENARIO_TICK_INTERVAL,

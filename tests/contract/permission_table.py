@@ -87,6 +87,17 @@ TABLE: dict[str, dict[str, object]] = {
     "meters/{id}/": crud(A.MANAGE_ASSETS, detail=True),
     "meters/{id}/readings/": {"get": V, "post": A.INGEST_TELEMETRY},
     "meters/readings/": {"post": A.INGEST_TELEMETRY},
+    # IoT telemetry (issue 19): points in need ingest_telemetry; definitions and the anomalies' workflow (acknowledge,
+    # resolve: what a reliability engineer does with an asset's condition) manage_assets; settings manage_settings.
+    "iot/metrics/": {"post": A.INGEST_TELEMETRY},
+    "iot/devices/{id}/metrics/": {"get": V},
+    "iot/anomalies/": {"get": V},
+    "iot/anomalies/{id}/": {"get": V},
+    "iot/anomalies/{id}/acknowledge/": {"post": A.MANAGE_ASSETS},
+    "iot/anomalies/{id}/resolve/": {"post": A.MANAGE_ASSETS},
+    "iot/definitions/": crud(A.MANAGE_ASSETS, detail=False),
+    "iot/definitions/{id}/": crud(A.MANAGE_ASSETS, detail=True),
+    "iot/settings/": {"get": V, "patch": A.MANAGE_SETTINGS},
     # --- work orders ------------------------------------------------------------------------------------------
     "work-orders/": crud(A.CREATE_WORK, detail=False),
     "work-orders/{id}/": crud(A.CREATE_WORK, detail=True),

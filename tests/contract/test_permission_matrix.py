@@ -39,6 +39,7 @@ from django.utils import timezone
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework_simplejwt.tokens import AccessToken
 
+from assets.models import Asset
 from inventory import services as inventory_services
 from inventory.models import Part, StockLocation
 from maintenance_site.notifications.services import notify
@@ -255,6 +256,7 @@ def _seed() -> dict:
             "work-orders/{id}": str(order.pk),
             "attachments/{token}": attachment.token,
             "notifications/{id}": str(notification.pk),
+            "iot/devices/{id}": str(Asset.objects.filter(organization=org_a).order_by("pk").first().pk),
         },
         "references": {
             "part": part.pk,

@@ -27,6 +27,7 @@ HOURLY_RATES = {Role.TECHNICIAN: 48, Role.PLANNER: 55, Role.MANAGER: 70}
 # Each app that has demo data exposes `seed(organization, users)` in its `demo` module.
 DEMO_MODULES = [
     "assets.demo",
+    "assets.telemetry.demo",
     "workorders.demo",
     "inventory.demo",
     "sla.demo",
