@@ -12,9 +12,10 @@ class InventoryConfig(AppConfig):
     def ready(self):
         # The services and views import models, which exist only once the app registry is ready: Django's place
         # for these imports is here, in ready().
-        from inventory import services, technician_views
+        from inventory import analytics, services, technician_views
 
         hooks.work_order_closing.register(services.release_reservations_for)
         hooks.work_order_cancelling.register(services.settle_parts_on_cancel)
         hooks.work_order_parts_cost.register(services.parts_cost_for)
         hooks.technician_order_page.register(technician_views.order_page_parts)
+        analytics.register()  # its KPIs (maintenance_site.analytics.registry)

@@ -6,3 +6,9 @@ class SchedulingConfig(AppConfig):
 
     name = "scheduling"
     verbose_name = "Scheduling"
+
+    def ready(self):
+        # Analytics providers (maintenance_site.analytics.registry): this app's KPIs, computed by its own module.
+        from scheduling import analytics
+
+        analytics.register()

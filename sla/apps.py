@@ -12,7 +12,7 @@ class SlaConfig(AppConfig):
     def ready(self):
         # The services import models, which exist only once the app registry is ready: Django's place for this
         # import is here, in ready().
-        from sla import services
+        from sla import analytics, services
 
         hooks.work_order_created.register(services.on_work_order_created)
         hooks.work_orders_created.register(services.on_work_orders_created)
@@ -20,3 +20,4 @@ class SlaConfig(AppConfig):
         hooks.work_order_transitioned.register(services.on_work_order_transition)
         hooks.work_order_sla.register(services.clock_summary)
         hooks.work_order_list.register(services.for_work_order_lists)
+        analytics.register()  # its KPIs (maintenance_site.analytics.registry)

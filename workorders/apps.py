@@ -6,3 +6,9 @@ class WorkOrdersConfig(AppConfig):
 
     name = "workorders"
     verbose_name = "Work orders"
+
+    def ready(self):
+        # Analytics providers (maintenance_site.analytics.registry): this app's KPIs, computed by its own module.
+        from workorders import analytics
+
+        analytics.register()
