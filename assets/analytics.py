@@ -39,4 +39,5 @@ def exists(kind: str, organization, pk: int) -> bool:
 def register() -> None:
     registry.register_function("location_subtree", location_subtree)
     registry.register_function("group_labels", group_labels)
-    registry.register_function("exists", exists)
+    registry.register_function("exists:asset", lambda organization, pk: exists("asset", organization, pk))
+    registry.register_function("exists:asset_type", lambda organization, pk: exists("asset_type", organization, pk))

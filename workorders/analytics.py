@@ -29,6 +29,7 @@ from django.db.models.functions import Coalesce, Greatest, Least
 from assets.models import Asset, Downtime
 from maintenance_site.analytics import periods, registry
 from maintenance_site.analytics.definitions import PLANNED_TYPES, REACTIVE_TYPES, REWORK_DAYS
+from workorders import services
 from workorders.models import CostLine, DowntimeLink, TimeEntry, WorkOrder
 
 DONE = (WorkOrder.Status.COMPLETED, WorkOrder.Status.VERIFIED)
@@ -161,8 +162,7 @@ def work_kpis(scope, keys, *, interval=None, group_by=None) -> dict:
         "estimated": Sum("estimated_minutes"),
     }
     if {"rework_rate", "first_time_fix"} & keys:
-        done = done.annotate(reworked=Exists(follow_up))
-        measures["reworked"] = Count("pk", filter=reactive & Q(reworked=True))
+        measures["reworked"] = Count("pk", filter=reactive & Q(Exists(follow_up)))
     zone = scope.zone
     if interval:
         rows = done.annotate(bucket=periods.trunc("completed_at", interval, zone)).values("bucket")
@@ -294,7 +294,9 @@ def failure_pareto(scope, *, kind: str = "cause", limit: int = 20) -> list[dict]
         status__in=DONE, type__in=REACTIVE_TYPES, completed_at__gte=scope.start, completed_at__lt=scope.end
     )
     rows = list(
-        done.values(f"{field}_id", f"{field}__code", f"{field}__name").annotate(count=Count("pk")).order_by("-count")
+        done.values(f"{field}_id", f"{field}__code", f"{field}__name")
+        .annotate(count=Count("pk"))
+        .order_by("-count", F(f"{field}__code").asc(nulls_last=True))
     )
     total = sum(r["count"] for r in rows)
     out, running = [], 0
@@ -319,3 +321,5 @@ def register() -> None:
     registry.register_provider(BACKLOG_KPIS, backlog_kpis)
     registry.register_provider(COST_KPIS, cost_kpis, group_bys=GROUP_BYS)
     registry.register_function("failure_pareto", failure_pareto)
+    registry.register_function("exists:team", services.exists_team)
+    registry.register_function("budgets_overlapping", services.budgets_overlapping)
