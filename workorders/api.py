@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from maintenance_site import client_ids
+from maintenance_site.analytics.api import as_json
 from maintenance_site.api.filters import FilterBackend, UpdatedAfterFilter
 from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
@@ -876,7 +877,7 @@ class BudgetViewSet(TenantModelViewSet):
     @action(detail=True, methods=["get"])
     def status(self, request, pk=None):
         """The budget against its actual, committed and forecast spend (its own period and scope)."""
-        return Response(services.budget_figures(self.get_object(), timezone.now()))
+        return Response(as_json(services.budget_figures(self.get_object(), timezone.now())))
 
 
 router.register("work-orders", WorkOrderViewSet, basename="work-order")

@@ -7,6 +7,7 @@ the back-office dashboard calls); their definitions are in the OpenAPI descripti
 import csv
 import io
 from datetime import date
+from decimal import Decimal
 
 from django.utils.dateparse import parse_date
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -37,7 +38,8 @@ class CSVRenderer(renderers.BaseRenderer):
         if rows is None:
             rows = data.get("kpis")
         if rows is None:
-            rows = [{"message": data.get("message") or data.get("detail") or ""}]
+            error = data.get("error") if isinstance(data.get("error"), dict) else data
+            rows = [{"message": error.get("message") or error.get("detail") or ""}]
         flat = [_flatten(row) for row in rows if isinstance(row, dict)]
         columns = list(dict.fromkeys(key for row in flat for key in row))
         out = io.StringIO()
@@ -58,6 +60,17 @@ def _flatten(row: dict, prefix: str = "") -> dict:
         else:
             flat[name] = "" if value is None else value
     return flat
+
+
+def as_json(value):
+    """Money (Decimal) as text, as the rest of the API writes amounts ("215.75", never a float); the rest as is."""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, dict):
+        return {key: as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(item) for item in value]
+    return value
 
 
 def _day(params, name: str) -> date | None:
@@ -124,7 +137,7 @@ class _AnalyticsViewSet(TenantAPIMixin, viewsets.ViewSet):
         ):
             name = f"{self.name_for_download}-{body.get('from')}-{body.get('to')}.csv"
             headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return Response(body, headers=headers)
+        return Response(as_json(body), headers=headers)
 
 
 class DefinitionsViewSet(_AnalyticsViewSet):
