@@ -130,7 +130,7 @@ SELECT COUNT(*) FILTER (WHERE o.status = 'created'),
   COUNT(*) FILTER (WHERE o.status = 'skipped'),
   COUNT(*) FILTER (WHERE o.status = 'created' AND w.status IN ('open', 'assigned', 'in_progress', 'on_hold')
     AND o.due_at >= %(now)s - INTERVAL '24 hours')
-FROM preventive_occurrence o LEFT JOIN workorders_workorder w ON w.id = o.work_order_id
+FROM scheduling_preventiveoccurrence o LEFT JOIN workorders_workorder w ON w.id = o.work_order_id
 WHERE o.organization_id = %(org)s AND o.due_at >= %(start)s AND o.due_at < %(end)s
 """
 LABOUR = """

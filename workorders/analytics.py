@@ -12,6 +12,8 @@ from decimal import Decimal
 
 from django.db.models import (
     Avg,
+    BooleanField,
+    Case,
     Count,
     DateTimeField,
     DecimalField,
@@ -23,6 +25,7 @@ from django.db.models import (
     Q,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Greatest, Least
 
@@ -30,7 +33,7 @@ from assets.models import Asset, Downtime
 from maintenance_site.analytics import periods, registry
 from maintenance_site.analytics.definitions import PLANNED_TYPES, REACTIVE_TYPES, REWORK_DAYS
 from workorders import services
-from workorders.models import CostLine, DowntimeLink, TimeEntry, WorkOrder
+from workorders.models import CostLine, TimeEntry, WorkOrder
 
 DONE = (WorkOrder.Status.COMPLETED, WorkOrder.Status.VERIFIED)
 DOWNTIME_KPIS = (
@@ -78,7 +81,12 @@ def downtime_kpis(scope, keys, *, interval=None, group_by=None) -> dict:
     buckets = periods.buckets(scope, interval) if group_by is None else periods.buckets(scope, None)
     now = scope.now
     end = Coalesce("ended_at", Value(now), output_field=DateTimeField())  # an open downtime counts up to now
-    planned = Exists(DowntimeLink.objects.filter(downtime=OuterRef("pk"), caused_by__type__in=PLANNED_TYPES))
+    # A join, not a subquery: the flag is read in every bucket's filtered aggregate.
+    planned = Case(
+        When(work_order_link__caused_by__type__in=PLANNED_TYPES, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
     downtimes = (
         Downtime.objects.filter(organization=scope.organization, started_at__lt=min(scope.end, now))
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=scope.start))
@@ -171,6 +179,8 @@ def work_kpis(scope, keys, *, interval=None, group_by=None) -> dict:
         rows = {None: done.aggregate(**measures)}
     logged = {}
     if "wrench_time" in keys:
+        # The time entries of the same orders (those with an estimate), joined: one more query. Their estimates are
+        # the `estimated` sum above (orders without an estimate add nothing to it).
         entries = TimeEntry.objects.filter(
             work_order__in=done.filter(estimated_minutes__isnull=False).values("pk"), minutes__isnull=False
         )
@@ -180,15 +190,6 @@ def work_kpis(scope, keys, *, interval=None, group_by=None) -> dict:
                 logged[periods.bucket_key(r["bucket"], zone)] = r["minutes"]
         else:
             logged[None] = entries.aggregate(minutes=Sum("minutes"))["minutes"]
-        estimated = done.filter(estimated_minutes__isnull=False)
-        if interval:
-            estimated = estimated.annotate(bucket=periods.trunc("completed_at", interval, zone)).values("bucket")
-            estimates = {
-                periods.bucket_key(r["bucket"], zone): r["minutes"]
-                for r in estimated.annotate(minutes=Sum("estimated_minutes")).order_by()
-            }
-        else:
-            estimates = {None: estimated.aggregate(minutes=Sum("estimated_minutes"))["minutes"]}
     out = {key: {} for key in keys}
     for bucket, row in rows.items():
         rework = _ratio(row.get("reworked") or 0, row["reactive"])
@@ -196,7 +197,7 @@ def work_kpis(scope, keys, *, interval=None, group_by=None) -> dict:
             "planned_ratio": _ratio(row["planned"], row["completed"]),
             "rework_rate": rework,
             "first_time_fix": round(100 - rework, 4) if rework is not None else None,
-            "wrench_time": _ratio(logged.get(bucket) or 0, estimates.get(bucket)) if "wrench_time" in keys else None,
+            "wrench_time": _ratio(logged.get(bucket) or 0, row["estimated"]) if "wrench_time" in keys else None,
         }
         for key in keys:
             out[key][bucket] = figures[key]
@@ -209,9 +210,12 @@ def backlog_kpis(scope, keys, *, interval=None, group_by=None) -> dict:
     buckets = periods.buckets(scope, interval)
     moments = [min(b.end, scope.now) for b in buckets]
     first, last = min(moments), max(moments)
+    # Open at some moment: open now, or closed at or after the first moment (each side of the OR has its index:
+    # wo_org_open_created_idx, wo_org_completed_idx, wo_org_cancelled_idx); the aggregates say when exactly.
     orders = _orders(scope).filter(created_at__lt=last)
-    orders = orders.filter(Q(completed_at__isnull=True) | Q(completed_at__gte=first))
-    orders = orders.filter(Q(cancelled_at__isnull=True) | Q(cancelled_at__gte=first))
+    orders = orders.filter(
+        Q(status__in=WorkOrder.OPEN_STATUSES) | Q(completed_at__gte=first) | Q(cancelled_at__gte=first)
+    )
     measures = {}
     for i, moment in enumerate(moments):
         open_then = (

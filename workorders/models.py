@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from maintenance_site.analytics.definitions import REACTIVE_TYPES
@@ -321,6 +322,20 @@ class WorkOrder(TenantModel):
             # ?ordering=priority (by urgency): ORDER BY <the rank of the priority>, id
             models.Index(F("organization"), PRIORITY_URGENCY, F("id"), name="wo_org_priority_rank_idx"),
             # ?ordering=number: the unique (organization, number) index above.
+            # analytics, work completed in a period (planned ratio, rework, wrench time, failure codes):
+            #   WHERE organization_id = ? AND status IN ('completed', 'verified') AND completed_at >= ? AND < ?
+            #   and the backlog's "closed after the period's start": ... OR completed_at >= ?
+            models.Index(
+                fields=["organization", "completed_at"],
+                condition=Q(completed_at__isnull=False),
+                name="wo_org_completed_idx",
+            ),
+            # the backlog's "cancelled after the period's start": ... OR cancelled_at >= ?
+            models.Index(
+                fields=["organization", "cancelled_at"],
+                condition=Q(cancelled_at__isnull=False),
+                name="wo_org_cancelled_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -485,6 +500,11 @@ class TimeEntry(TenantModel):
                 fields=["technician"], condition=Q(minutes__isnull=True), name="workorders_timeentry_one_running_timer"
             ),
         ]
+        indexes = [
+            # analytics, labour cost of a period: WHERE organization_id = ? AND COALESCE(started_at, created_at)
+            #   >= ? AND < ? (workorders.analytics.cost_kpis: time without a start counts when it was entered)
+            models.Index(F("organization"), Coalesce("started_at", "created_at"), name="wo_time_org_moment_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.technician} {self.minutes or 'running'} min"
@@ -510,6 +530,10 @@ class CostLine(TenantModel):
         ordering = ["work_order", "created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="workorders_costline_amount_not_negative"),
+        ]
+        indexes = [
+            # analytics, external cost of a period: WHERE organization_id = ? AND created_at >= ? AND < ?
+            models.Index(fields=["organization", "created_at"], name="wo_costline_org_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -163,7 +163,9 @@ KPIS: dict[str, KPI] = {
             "count",
             "work orders open at the end of the period",
             "Created before the period's end (or now, if earlier) and neither completed nor cancelled by then.",
-            "An order reopened after its completion counts as closed from its first completion.",
+            "A reopened order counts as open from its creation until it is completed again (reopening clears the "
+            "completion time). Backlogs of the past are read from the orders' creation, completion and "
+            "cancellation times as they are now.",
             higher_is_better=False,
             link="/api/v1/work-orders?status=open,assigned,in_progress,on_hold",
         ),

@@ -370,3 +370,11 @@ def test_a_dst_day_has_23_hours(org_a):
     assert day.end - day.start == timedelta(hours=23)
     autumn = Scope(org_a, date(2026, 10, 25), date(2026, 10, 25), LATER)
     assert autumn.end - autumn.start == timedelta(hours=25)
+
+
+def test_a_dashboard_tile_has_the_value_the_previous_period_and_a_link(org_a, march):
+    tile = analytics.tile(org_a, "failures", first_day=date(2026, 4, 1), last_day=date(2026, 4, 30))
+    assert (tile["value"], tile["previous"]) == (0, 3)  # April after March (the 30 days before: 2–31 March)
+    assert tile["unit"] == "count" and tile["higher_is_better"] is False
+    mttr = analytics.tile(org_a, "mttr", first_day=date(2026, 4, 1), last_day=date(2026, 4, 30))
+    assert mttr["link"] == "/api/v1/analytics/device-performance" and mttr["value"] == 6.0
