@@ -36,8 +36,16 @@ def exists(kind: str, organization, pk: int) -> bool:
     return LABELS[kind][0].objects.filter(organization=organization, pk=pk).exists()
 
 
+def asset_exists(organization, pk: int) -> bool:
+    return exists("asset", organization, pk)
+
+
+def asset_type_exists(organization, pk: int) -> bool:
+    return exists("asset_type", organization, pk)
+
+
 def register() -> None:
     registry.register_function("location_subtree", location_subtree)
     registry.register_function("group_labels", group_labels)
-    registry.register_function("exists:asset", lambda organization, pk: exists("asset", organization, pk))
-    registry.register_function("exists:asset_type", lambda organization, pk: exists("asset_type", organization, pk))
+    registry.register_function("exists:asset", asset_exists)
+    registry.register_function("exists:asset_type", asset_type_exists)
