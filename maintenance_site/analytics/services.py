@@ -209,9 +209,10 @@ def costs(scope: Scope, group_by: str = "category", interval: str = "month", *, 
             fields={"group_by": [f"One of {', '.join(COST_GROUP_BYS)}."]},
         )
     categories = list(COST_CATEGORIES.values())
-    totals = kpi_values(scope, [*categories, "total_cost"])
-    body = {**_describe(scope), "group_by": group_by, "totals": totals}
+    keys = [*categories, "total_cost"]
+    body = {**_describe(scope), "group_by": group_by}
     if group_by == "category":
+        totals = body["totals"] = kpi_values(scope, keys)
         whole = totals["total_cost"]
         body["rows"] = [
             {
@@ -222,13 +223,19 @@ def costs(scope: Scope, group_by: str = "category", interval: str = "month", *, 
             for name, key in COST_CATEGORIES.items()
         ]
     elif group_by == "period":
-        body.update(trend(scope, [*categories, "total_cost"], interval), group_by="period")
+        body.update(trend(scope, keys, interval), group_by="period")
+        body["totals"] = _sum_rows(body["rows"], keys)  # every cost falls in one bucket: the buckets add up
     else:
-        results = _compute(scope, [*categories, "total_cost"], group_by=group_by)
-        rows = sorted(_labelled(scope, group_by, results, [*categories, "total_cost"]), key=lambda r: -r["total_cost"])
+        results = _compute(scope, keys, group_by=group_by)
+        rows = sorted(_labelled(scope, group_by, results, keys), key=lambda r: -r["total_cost"])
+        body["totals"] = _sum_rows(rows, keys)  # every cost is in one group ("(none)" included): they add up
         body["rows"], body["truncated"] = rows[:limit], len(rows) > limit
     body["budgets"] = budgets_against_actuals(scope)
     return body
+
+
+def _sum_rows(rows: list[dict], keys) -> dict:
+    return {key: sum((row[key] for row in rows), MONEY_ZERO) for key in keys}
 
 
 def budgets_against_actuals(scope: Scope) -> list[dict]:

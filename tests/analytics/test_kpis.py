@@ -378,3 +378,10 @@ def test_a_dashboard_tile_has_the_value_the_previous_period_and_a_link(org_a, ma
     assert tile["unit"] == "count" and tile["higher_is_better"] is False
     mttr = analytics.tile(org_a, "mttr", first_day=date(2026, 4, 1), last_day=date(2026, 4, 30))
     assert mttr["link"] == "/api/v1/analytics/device-performance" and mttr["value"] == 6.0
+
+
+def test_cost_groups_add_up_to_the_totals(org_a, costs):
+    period = scope(org_a, date(2026, 3, 1), date(2026, 3, 31))
+    whole = analytics.costs(period)["totals"]
+    for group_by in ("asset", "asset_type", "location", "period"):
+        assert analytics.costs(period, group_by)["totals"] == whole, group_by
