@@ -730,7 +730,9 @@ class Budget(TenantModel):
     def clean(self):
         errors = {}
         if self.starts_on:
-            if self.starts_on.day != 1:
+            if not 1970 <= self.starts_on.year <= 2199:
+                errors["starts_on"] = "A budget is for a period between 1970 and 2199."
+            elif self.starts_on.day != 1:
                 errors["starts_on"] = "A budget period starts on the first day of a month."
             elif self.period == self.Period.QUARTER and self.starts_on.month not in (1, 4, 7, 10):
                 errors["starts_on"] = "A quarter starts on 1 January, April, July or October."

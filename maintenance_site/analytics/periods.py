@@ -20,6 +20,7 @@ INTERVALS = ("day", "week", "month")
 MAX_BUCKETS = 400  # a trend's points: a year by day, eight years by week, thirty by month
 MAX_DAYS = 366 * 20  # twenty years: anything longer is a typing mistake
 DEFAULT_DAYS = 30
+EARLIEST, LATEST = date(1970, 1, 1), date(2199, 12, 31)  # the dates a period may name (no overflow at either end)
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -84,6 +85,11 @@ class Scope:
 def period(organization, first_day: date | None, last_day: date | None, now: datetime) -> tuple[date, date]:
     """The period's days: both given, or `DEFAULT_DAYS` ending today (local), or starting on `first_day`. A 400
     that says what to ask instead when `from` is after `to` or the period is absurdly long."""
+    for name, day in (("from", first_day), ("to", last_day)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise InvalidInput(
+                f"Give {name} between {EARLIEST} and {LATEST}.", fields={name: [f"Between {EARLIEST} and {LATEST}."]}
+            )
     today = now.astimezone(ZoneInfo(organization.time_zone)).date()
     if last_day is None:
         last_day = today if first_day is None else max(first_day, min(today, first_day + timedelta(days=364)))

@@ -91,6 +91,8 @@ def test_another_organisation_sees_none_of_a(api, org_a, technician_a, manager_b
         ("kpi=mttr&location=abc", "location"),
         ("kpi=mttr&location=999999", "location"),
         ("kpi=mttr&team=999999", "team"),
+        ("kpi=mttr&from=9999-12-31", "from"),
+        ("kpi=mttr&to=0001-01-01", "to"),
     ],
 )
 def test_bad_questions_get_a_400_that_says_what_to_ask(api, viewer_a, query, field):
