@@ -722,7 +722,7 @@ class Budget(TenantModel):
     @property
     def ends_on(self):
         """The last day of the budget's period."""
-        months = {"month": 1, "quarter": 3, "year": 12}[self.period]
+        months = {"month": 1, "quarter": 3, "year": 12}.get(self.period, 1)
         month = self.starts_on.month - 1 + months
         first_after = self.starts_on.replace(year=self.starts_on.year + month // 12, month=month % 12 + 1, day=1)
         return first_after - timedelta(days=1)

@@ -1450,7 +1450,7 @@ def budgets_overlapping(organization, first_day, last_day, now) -> list[dict]:
     """The budgets whose period overlaps [first_day, last_day], against their actuals (at most MAX_BUDGETS_SHOWN,
     the earliest first): the analytics `budgets_overlapping` function."""
     budgets = (
-        Budget.objects.filter(organization=organization, starts_on__lte=last_day)
+        Budget.objects.filter(organization=organization, starts_on__lte=last_day, period__in=Budget.Period.values)
         .select_related("organization")
         .order_by("starts_on", "name")
     )
@@ -1470,7 +1470,9 @@ def check_budget_thresholds(*, actor, now=None) -> int:
     recorded = 0
     today_utc = now.date()
     candidates = Budget.objects.filter(
-        starts_on__lte=today_utc + timedelta(days=1), starts_on__gte=today_utc - timedelta(days=366 + 1)
+        starts_on__lte=today_utc + timedelta(days=1),
+        starts_on__gte=today_utc - timedelta(days=366 + 1),
+        period__in=Budget.Period.values,
     ).select_related("organization")
     for budget in candidates.iterator():
         today = now.astimezone(budget.organization.zone).date()
