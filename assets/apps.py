@@ -6,3 +6,9 @@ class AssetsConfig(AppConfig):
 
     name = "assets"
     verbose_name = "Assets"
+
+    def ready(self):
+        # Analytics providers (maintenance_site.analytics.registry): this app's KPIs, computed by its own module.
+        from assets import analytics
+
+        analytics.register()

@@ -13,6 +13,7 @@ class InventoryConfig(AppConfig):
         # The services and views import models, which exist only once the app registry is ready: Django's place
         # for these imports is here, in ready().
         from inventory import (
+            analytics,
             dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
             services,
             technician_views,
@@ -23,3 +24,4 @@ class InventoryConfig(AppConfig):
         hooks.work_order_parts_cost.register(services.parts_cost_for)
         hooks.technician_order_page.register(technician_views.order_page_parts)
         hooks.technician_offline_urls.register(technician_views.offline_urls)
+        analytics.register()  # its KPIs (maintenance_site.analytics.registry)

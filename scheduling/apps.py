@@ -8,4 +8,10 @@ class SchedulingConfig(AppConfig):
     verbose_name = "Scheduling"
 
     def ready(self):
-        from scheduling import dashboard  # noqa: F401  (registers its tiles on the manager's dashboard)
+        # Analytics providers (maintenance_site.analytics.registry): this app's KPIs, computed by its own module.
+        from scheduling import (
+            analytics,
+            dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
+        )
+
+        analytics.register()

@@ -13,6 +13,7 @@ class SlaConfig(AppConfig):
         # The services import models, which exist only once the app registry is ready: Django's place for this
         # import is here, in ready().
         from sla import (
+            analytics,
             dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
             services,
         )
@@ -23,3 +24,4 @@ class SlaConfig(AppConfig):
         hooks.work_order_transitioned.register(services.on_work_order_transition)
         hooks.work_order_sla.register(services.clock_summary)
         hooks.work_order_list.register(services.for_work_order_lists)
+        analytics.register()  # its KPIs (maintenance_site.analytics.registry)

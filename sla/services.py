@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from assets.models import Asset, Location
 from maintenance_site import audit
+from maintenance_site.analytics.definitions import percent
 from maintenance_site.bulk import history_by_select, id_in, insert_rows
 from maintenance_site.errors import DomainError, InvalidInput
 from maintenance_site.events.services import publish
@@ -967,7 +968,7 @@ def _target_figures(rows: list[dict], target: str) -> dict:
     return {
         "met": met,
         "breached": breached,
-        "compliance_percent": round(100 * met / (met + breached), 1) if met + breached else None,
+        "compliance_percent": percent(met, met + breached),  # the analytics definition (response_compliance)
         "mean_minutes": round(mean, 1) if mean is not None else None,
         "p90_minutes": round(p90, 1) if p90 is not None else None,
         "measured": len(minutes),

@@ -45,9 +45,11 @@ from workorders import services
 from workorders.dashboard import AGE_BUCKETS
 from workorders.models import (
     Attachment,
+    Budget,
     ChecklistItem,
     Comment,
     CostLine,
+    FailureCode,
     Procedure,
     ProcedureItem,
     Team,
@@ -504,7 +506,7 @@ class WorkOrderAdmin(ServiceAdmin):
         "cancel_reason",
         ("source", "requested_by", "parent"),
     ]
-    CLOSE_OUT_FIELDS = ["completion_notes", ("failure_cause", "remedy")]
+    CLOSE_OUT_FIELDS = ["completion_notes", ("problem_code", "cause_code", "remedy_code"), ("failure_cause", "remedy")]
     ALWAYS_READONLY = [
         "number",
         "status",
@@ -519,7 +521,7 @@ class WorkOrderAdmin(ServiceAdmin):
         "parent",
         "cost_summary",
     ]
-    CLOSED_EDITABLE = {"completion_notes", "failure_cause", "remedy"}
+    CLOSED_EDITABLE = services.CLOSE_OUT_FIELDS
 
     def get_queryset(self, request):
         # The changelist applies list_select_related only to a queryset without select_related: the SLA join
@@ -1152,3 +1154,49 @@ class TeamAdmin(ServiceAdmin):
 
     def delete_model(self, request, obj):
         services.delete_team(obj, actor=request.user)
+
+
+@admin.register(FailureCode)
+class FailureCodeAdmin(ServiceAdmin):
+    """The failure-code library: problem, cause and remedy codes (written through `services.*_failure_code`)."""
+
+    write_action = Action.CREATE_WORK
+    list_display = ["code", "name", "kind", "asset_type", "is_active"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["code", "name"]
+    ordering = ["kind", "code"]
+    FIELDS = ["kind", "code", "name", "description", "asset_type", "is_active"]
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in self.FIELDS if name in form.cleaned_data}
+        if change:
+            saved = services.update_failure_code(obj, actor=request.user, **fields)
+        else:
+            saved = services.create_failure_code(self.new_organization(request, form), actor=request.user, **fields)
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_failure_code(obj, actor=request.user)
+
+
+@admin.register(Budget)
+class BudgetAdmin(ServiceAdmin):
+    """Budgets per period and scope (written through `services.*_budget`); actuals in /api/v1/analytics/costs."""
+
+    write_action = Action.MANAGE_SETTINGS
+    list_display = ["name", "period", "starts_on", "category", "amount", "location", "asset_type", "asset"]
+    list_filter = ["period", "category"]
+    search_fields = ["name"]
+    ordering = ["-starts_on", "name"]
+    FIELDS = sorted(services.BUDGET_FIELDS)
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in self.FIELDS if name in form.cleaned_data}
+        if change:
+            saved = services.update_budget(obj, actor=request.user, **fields)
+        else:
+            saved = services.create_budget(self.new_organization(request, form), actor=request.user, **fields)
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_budget(obj, actor=request.user)

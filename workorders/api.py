@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from maintenance_site import client_ids
+from maintenance_site.analytics.api import as_json
 from maintenance_site.api.filters import FilterBackend, UpdatedAfterFilter
 from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
@@ -31,9 +33,11 @@ from workorders import services
 from workorders.filters import WorkOrderFilter, WorkOrderOrdering, WorkRequestFilter
 from workorders.models import (
     Attachment,
+    Budget,
     ChecklistItem,
     Comment,
     CostLine,
+    FailureCode,
     Procedure,
     ProcedureItem,
     Team,
@@ -131,6 +135,9 @@ class WorkOrderSerializer(TenantModelSerializer):
             "needs_downtime",
             "parent",
             "completion_notes",
+            "problem_code",
+            "cause_code",
+            "remedy_code",
             "failure_cause",
             "remedy",
             "hold_reason",
@@ -364,8 +371,26 @@ class ReasonInput(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_MAX_LENGTH)
 
 
+def failure_code_field(kind: str):
+    return TenantPrimaryKeyRelatedField(
+        queryset=FailureCode.objects.filter(kind=kind),
+        required=False,
+        allow_null=True,
+        help_text=f"A {kind} code of the failure-code library (/api/v1/failure-codes?kind={kind}).",
+    )
+
+
 class CompleteInput(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True)
+    problem_code = failure_code_field("problem")
+    cause_code = failure_code_field("cause")
+    remedy_code = failure_code_field("remedy")
+
+    def validate(self, attrs):
+        codes = {name: attrs.pop(name) for name in ("problem_code", "cause_code", "remedy_code") if name in attrs}
+        if codes:
+            attrs["failure_codes"] = codes
+        return attrs
 
 
 class CancelInput(ReasonInput):
@@ -433,6 +458,34 @@ class ProcedureSerializer(TenantModelSerializer):
         if items is not None:
             attrs["items"] = items
         return attrs
+
+
+class FailureCodeSerializer(TenantModelSerializer):
+    class Meta:
+        model = FailureCode
+        fields = ["id", "kind", "code", "name", "description", "asset_type", "is_active", "created_at", "updated_at"]
+
+
+class BudgetSerializer(TenantModelSerializer):
+    ends_on = serializers.DateField(read_only=True)
+
+    class Meta:
+        model = Budget
+        fields = [
+            "id",
+            "name",
+            "period",
+            "starts_on",
+            "ends_on",
+            "category",
+            "amount",
+            "location",
+            "asset_type",
+            "asset",
+            "thresholds",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class TeamSerializer(TenantModelSerializer):
@@ -774,8 +827,63 @@ class TeamViewSet(TenantModelViewSet):
         services.delete_team(instance, actor=self.request.user)
 
 
+class FailureCodeViewSet(TenantModelViewSet):
+    """The failure-code library: problem, cause and remedy codes, optionally per asset type. Read by every member;
+    written by who edits work orders (`create_work`). A code in use is deactivated, not deleted (409)."""
+
+    queryset = FailureCode.objects.all()
+    serializer_class = FailureCodeSerializer
+    write_action = Action.CREATE_WORK
+    filterset_fields = ["kind", "asset_type", "is_active"]
+    search_fields = ["code", "name"]
+    ordering_fields = ["kind", "code", "name", "updated_at"]
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_failure_code(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_failure_code(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_failure_code(instance, actor=self.request.user)
+
+
+class BudgetViewSet(TenantModelViewSet):
+    """Budgets per month, quarter or year, for the organisation, a location subtree, an asset type or an asset, per
+    cost category. Read by every member; set by managers (`manage_settings`). Budget against actual:
+    `/api/v1/analytics/costs` and `{id}/status`."""
+
+    queryset = Budget.objects.all()
+    serializer_class = BudgetSerializer
+    write_action = Action.MANAGE_SETTINGS
+    filterset_fields = ["period", "category", "location", "asset_type", "asset"]
+    search_fields = ["name"]
+    ordering_fields = ["starts_on", "name", "updated_at"]
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.create_budget(self.organization, actor=self.request.user, **data))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        self.written(serializer, services.update_budget(serializer.instance, actor=self.request.user, **data))
+
+    def perform_destroy(self, instance):
+        services.delete_budget(instance, actor=self.request.user)
+
+    @extend_schema(responses=dict)
+    @action(detail=True, methods=["get"])
+    def status(self, request, pk=None):
+        """The budget against its actual, committed and forecast spend (its own period and scope)."""
+        return Response(as_json(services.budget_figures(self.get_object(), timezone.now())))
+
+
 router.register("work-orders", WorkOrderViewSet, basename="work-order")
 router.register("requests", WorkRequestViewSet, basename="work-request")
 router.register("procedures", ProcedureViewSet, basename="procedure")
 router.register("teams", TeamViewSet, basename="team")
+router.register("failure-codes", FailureCodeViewSet, basename="failure-code")
+router.register("budgets", BudgetViewSet, basename="budget")
 router.register("attachments", AttachmentViewSet, basename="attachment")

@@ -8,4 +8,10 @@ class WorkOrdersConfig(AppConfig):
     verbose_name = "Work orders"
 
     def ready(self):
-        from workorders import dashboard  # noqa: F401  (registers its tiles on the manager's dashboard)
+        # Analytics providers (maintenance_site.analytics.registry): this app's KPIs, computed by its own module.
+        from workorders import (
+            analytics,
+            dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
+        )
+
+        analytics.register()

@@ -25,6 +25,20 @@ PROCEDURES = {
 }
 
 
+FAILURE_CODES = [
+    ("problem", "LEAK", "Leak"),
+    ("problem", "NOISE", "Abnormal noise"),
+    ("problem", "NO-START", "Does not start"),
+    ("cause", "BRG-WEAR", "Bearing wear"),
+    ("cause", "SEAL-WEAR", "Seal wear"),
+    ("cause", "MISALIGN", "Misalignment"),
+    ("cause", "ELEC", "Electrical fault"),
+    ("remedy", "REPLACED", "Part replaced"),
+    ("remedy", "ADJUSTED", "Adjusted or realigned"),
+    ("remedy", "REPAIRED", "Repaired in place"),
+]
+
+
 def seed(organization, users):
     if Procedure.objects.for_tenant(organization).exists():
         return
@@ -92,3 +106,12 @@ def seed(organization, users):
     duplicate = order("Duplicate: pump 2 leak", "PMP-002")
     services.cancel(duplicate, reason="Duplicate of the quarterly service", actor=planner)
     order("Team job: conveyor alignment", "CNV-001", team=team, priority="medium")
+
+    # A small failure-code library and this month's budget, so analytics have something to show.
+    manager = users[Role.MANAGER]
+    for kind, code, name in FAILURE_CODES:
+        services.create_failure_code(organization, kind=kind, code=code, name=name, actor=manager)
+    month = timezone.localdate(now, organization.zone).replace(day=1)
+    services.create_budget(
+        organization, name="Maintenance", period="month", starts_on=month, amount=Decimal("5000.00"), actor=manager
+    )

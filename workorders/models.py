@@ -1,5 +1,6 @@
 """Work orders: the unit of maintenance work, its lifecycle, checklist, time, costs and requests."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -7,8 +8,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from maintenance_site.analytics.definitions import REACTIVE_TYPES
 from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel, TenantQuerySet
 
@@ -81,6 +84,55 @@ class ProcedureItem(TenantModel):
 
     def __str__(self) -> str:
         return self.text
+
+
+class FailureCode(TenantModel):
+    """One entry of the organisation's failure-code library: a problem (what was wrong), a cause (why) or a remedy
+    (what fixed it), optionally for one asset type only. Reactive work orders carry one of each; analytics count
+    failures by them (a Pareto of causes). A code in use is deactivated, not deleted."""
+
+    class Kind(models.TextChoices):
+        PROBLEM = "problem", "Problem"
+        CAUSE = "cause", "Cause"
+        REMEDY = "remedy", "Remedy"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    code = models.CharField(max_length=20, help_text="Short and unique per kind, such as BRG-WEAR.")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    asset_type = models.ForeignKey(
+        "assets.AssetType",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Only for assets of this type; empty: any asset.",
+    )
+    is_active = models.BooleanField(default=True, help_text="Inactive codes stay on past work but are not offered.")
+
+    history = history()
+
+    class Meta:
+        ordering = ["kind", "code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "kind", "code"],
+                name="workorders_failurecode_unique_code",
+                violation_error_message="A code of this kind with this code already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+    def clean(self):
+        if self.asset_type_id and self.asset_type.organization_id != self.organization_id:
+            raise ValidationError({"asset_type": "The asset type belongs to another organisation."})
+
+
+# The failure-code fields of a work order and the kind of code each takes. Reactive work orders
+# (`definitions.REACTIVE_TYPES`: corrective, emergency) record a failure and carry them.
+FAILURE_CODE_FIELDS = {"problem_code": "problem", "cause_code": "cause", "remedy_code": "remedy"}
 
 
 # Priorities by urgency (critical first): `?ordering=priority` sorts by this, and an index holds it.
@@ -190,8 +242,37 @@ class WorkOrder(TenantModel):
     hold_reason = models.TextField(blank=True, editable=False)
     cancel_reason = models.TextField(blank=True, editable=False)
     completion_notes = models.TextField(blank=True)
-    failure_cause = models.CharField(max_length=60, blank=True, help_text="Failure cause code.")
-    remedy = models.CharField(max_length=60, blank=True, help_text="Remedy code.")
+    # Free text from before the failure-code library (migration 0006 linked the values that were codes); kept as
+    # notes, readable and editable, next to the codes below.
+    failure_cause = models.CharField(max_length=60, blank=True, help_text="Failure cause, in words (a note).")
+    remedy = models.CharField(max_length=60, blank=True, help_text="Remedy, in words (a note).")
+    problem_code = models.ForeignKey(
+        "workorders.FailureCode",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        limit_choices_to={"kind": "problem"},
+        help_text="What was wrong (failure-code library).",
+    )
+    cause_code = models.ForeignKey(
+        "workorders.FailureCode",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        limit_choices_to={"kind": "cause"},
+        help_text="Why it failed (failure-code library).",
+    )
+    remedy_code = models.ForeignKey(
+        "workorders.FailureCode",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        limit_choices_to={"kind": "remedy"},
+        help_text="What fixed it (failure-code library).",
+    )
 
     objects = WorkOrderQuerySet.as_manager()
     history = history()
@@ -241,6 +322,20 @@ class WorkOrder(TenantModel):
             # ?ordering=priority (by urgency): ORDER BY <the rank of the priority>, id
             models.Index(F("organization"), PRIORITY_URGENCY, F("id"), name="wo_org_priority_rank_idx"),
             # ?ordering=number: the unique (organization, number) index above.
+            # analytics, work completed in a period (planned ratio, rework, wrench time, failure codes):
+            #   WHERE organization_id = ? AND status IN ('completed', 'verified') AND completed_at >= ? AND < ?
+            #   and the backlog's "closed after the period's start": ... OR completed_at >= ?
+            models.Index(
+                fields=["organization", "completed_at"],
+                condition=Q(completed_at__isnull=False),
+                name="wo_org_completed_idx",
+            ),
+            # the backlog's "cancelled after the period's start": ... OR cancelled_at >= ?
+            models.Index(
+                fields=["organization", "cancelled_at"],
+                condition=Q(cancelled_at__isnull=False),
+                name="wo_org_cancelled_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -252,8 +347,26 @@ class WorkOrder(TenantModel):
             related = getattr(self, field)
             if related is not None and related.organization_id != self.organization_id:
                 errors[field] = f"The {field} belongs to another organisation."
+        for field, kind in FAILURE_CODE_FIELDS.items():
+            code = getattr(self, field)
+            if code is None:
+                continue
+            if code.organization_id != self.organization_id:
+                errors[field] = "The code belongs to another organisation."
+            elif code.kind != kind:
+                errors[field] = f"“{code.code}” is a {code.get_kind_display().lower()} code, not a {kind} code."
+            elif code.asset_type_id and self.asset_id and self.asset.asset_type_id != code.asset_type_id:
+                errors[field] = f"“{code.code}” is for {code.asset_type}; this asset is of another type."
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def missing_failure_codes(self) -> list[str]:
+        """The failure-code fields a reactive order must fill before completion, when its organisation requires
+        codes (`Organization.require_failure_codes`)."""
+        if not self.organization.require_failure_codes or self.type not in REACTIVE_TYPES:
+            return []
+        return [field for field in FAILURE_CODE_FIELDS if getattr(self, f"{field}_id") is None]
 
     @property
     def is_open(self) -> bool:
@@ -387,6 +500,11 @@ class TimeEntry(TenantModel):
                 fields=["technician"], condition=Q(minutes__isnull=True), name="workorders_timeentry_one_running_timer"
             ),
         ]
+        indexes = [
+            # analytics, labour cost of a period: WHERE organization_id = ? AND COALESCE(started_at, created_at)
+            #   >= ? AND < ? (workorders.analytics.cost_kpis: time without a start counts when it was entered)
+            models.Index(F("organization"), Coalesce("started_at", "created_at"), name="wo_time_org_moment_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.technician} {self.minutes or 'running'} min"
@@ -412,6 +530,10 @@ class CostLine(TenantModel):
         ordering = ["work_order", "created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="workorders_costline_amount_not_negative"),
+        ]
+        indexes = [
+            # analytics, external cost of a period: WHERE organization_id = ? AND created_at >= ? AND < ?
+            models.Index(fields=["organization", "created_at"], name="wo_costline_org_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -556,3 +678,125 @@ class OfflineAction(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.action} of {self.work_order_id} by {self.author_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+def default_budget_thresholds() -> list:
+    return [80, 100]
+
+
+class Budget(TenantModel):
+    """A maintenance spending limit for one period (a month, a quarter or a year starting on `starts_on`): for the
+    whole organisation, a location and everything below it, an asset type or one asset, for one cost category or
+    all. Analytics set the actual spend (and the committed spend of open purchase orders) against it; crossing a
+    threshold (a percentage of the amount) raises `budget:threshold-crossed` once (`BudgetCrossing`)."""
+
+    class Period(models.TextChoices):
+        MONTH = "month", "Month"
+        QUARTER = "quarter", "Quarter"
+        YEAR = "year", "Year"
+
+    class Category(models.TextChoices):
+        ALL = "all", "All costs"
+        LABOUR = "labour", "Labour"
+        PARTS = "parts", "Parts"
+        EXTERNAL = "external", "External"
+
+    name = models.CharField(max_length=120)
+    period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTH)
+    starts_on = models.DateField(help_text="The first day of the month, quarter or year.")
+    category = models.CharField(max_length=10, choices=Category.choices, default=Category.ALL)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, validators=[MinValueValidator(0)])
+    location = models.ForeignKey(
+        "assets.Location",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="This location and everything below it; empty: the whole organisation.",
+    )
+    asset_type = models.ForeignKey(
+        "assets.AssetType", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    thresholds = models.JSONField(
+        default=default_budget_thresholds,
+        help_text="Percentages of the amount at which actual + committed spend raises an alert, such as [80, 100].",
+    )
+
+    history = history()
+
+    class Meta:
+        ordering = ["-starts_on", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name", "period", "starts_on"],
+                name="workorders_budget_unique_name_period",
+                violation_error_message="A budget with this name already exists for this period.",
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="workorders_budget_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(location__isnull=True, asset_type__isnull=True)
+                | Q(location__isnull=True, asset__isnull=True)
+                | Q(asset_type__isnull=True, asset__isnull=True),
+                name="workorders_budget_one_scope",
+                violation_error_message="A budget is for a location, an asset type or an asset: one of them at most.",
+            ),
+        ]
+        indexes = [
+            # budgets of a period: WHERE organization_id = ? AND starts_on <= ? (and the threshold check)
+            models.Index(fields=["organization", "starts_on"], name="wo_budget_org_starts_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_period_display().lower()} from {self.starts_on})"
+
+    @property
+    def ends_on(self):
+        """The last day of the budget's period."""
+        months = {"month": 1, "quarter": 3, "year": 12}.get(self.period, 1)
+        month = self.starts_on.month - 1 + months
+        first_after = self.starts_on.replace(year=self.starts_on.year + month // 12, month=month % 12 + 1, day=1)
+        return first_after - timedelta(days=1)
+
+    def clean(self):
+        errors = {}
+        if self.starts_on:
+            if not 1970 <= self.starts_on.year <= 2199:
+                errors["starts_on"] = "A budget is for a period between 1970 and 2199."
+            elif self.starts_on.day != 1:
+                errors["starts_on"] = "A budget period starts on the first day of a month."
+            elif self.period == self.Period.QUARTER and self.starts_on.month not in (1, 4, 7, 10):
+                errors["starts_on"] = "A quarter starts on 1 January, April, July or October."
+            elif self.period == self.Period.YEAR and self.starts_on.month != 1:
+                errors["starts_on"] = "A year starts on 1 January."
+        scopes = [name for name in ("location", "asset_type", "asset") if getattr(self, f"{name}_id")]
+        if len(scopes) > 1:
+            errors[scopes[1]] = "A budget is for a location, an asset type or an asset: one of them at most."
+        for name in scopes:
+            if getattr(self, name).organization_id != self.organization_id:
+                errors[name] = f"The {name.replace('_', ' ')} belongs to another organisation."
+        thresholds = self.thresholds
+        if not isinstance(thresholds, list) or not all(
+            isinstance(t, int | float) and not isinstance(t, bool) and 0 < t <= 1000 for t in thresholds
+        ):
+            errors["thresholds"] = "A list of percentages between 1 and 1000, such as [80, 100]."
+        if errors:
+            raise ValidationError(errors)
+
+
+class BudgetCrossing(TenantModel):
+    """A budget's threshold crossed by actual + committed spend: written once (the unique key), so the alert and its
+    notification go out once per budget, period and threshold, however often the check runs."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="crossings")
+    threshold = models.PositiveIntegerField()
+    spend = models.DecimalField(max_digits=14, decimal_places=2, help_text="Actual + committed when it crossed.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "threshold"], name="workorders_budgetcrossing_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget}: {self.threshold}% crossed"

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import CharField, DateTimeField, Sum, Value
 from django.utils import timezone
@@ -21,9 +22,12 @@ from django.utils import timezone
 from assets import services as asset_services
 from assets.models import Asset, Downtime, Location
 from maintenance_site import audit, client_ids, hooks
+from maintenance_site.analytics import registry as analytics_registry
+from maintenance_site.analytics import services as analytics_services
 from maintenance_site.bulk import history_by_select, id_in, insert_rows, loaded, take_ids
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish, publish_many
+from maintenance_site.notifications.kinds import is_registered, register_kind
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.actors import check_actor
@@ -33,12 +37,16 @@ from maintenance_site.validation import checked_reason, validated, validated_row
 from workorders import uploads
 from workorders.bulk import STEP_FIELDS, STEP_ORDER, copy_procedure_steps, owners
 from workorders.models import (
+    FAILURE_CODE_FIELDS,
     TRANSITIONS,
     Attachment,
+    Budget,
+    BudgetCrossing,
     ChecklistItem,
     Comment,
     CostLine,
     DowntimeLink,
+    FailureCode,
     ItemKind,
     OfflineAction,
     Procedure,
@@ -78,7 +86,12 @@ EDITABLE_FIELDS = {
     "completion_notes",
     "failure_cause",
     "remedy",
+    "problem_code",
+    "cause_code",
+    "remedy_code",
 }
+# What may still be written on a closed order: the close-out record.
+CLOSE_OUT_FIELDS = {"completion_notes", "failure_cause", "remedy", "problem_code", "cause_code", "remedy_code"}
 ATTACHMENT_TYPES = {
     "image/jpeg",
     "image/png",
@@ -411,7 +424,7 @@ def update_work_order(work_order: WorkOrder, *, actor, **changes) -> WorkOrder:
             f"These fields cannot be edited here: {', '.join(sorted(unknown))}; use the lifecycle actions.",
             fields={name: ["Not editable."] for name in unknown},
         )
-    if not work_order.is_open and set(changes) - {"completion_notes", "failure_cause", "remedy"}:
+    if not work_order.is_open and set(changes) - CLOSE_OUT_FIELDS:
         raise Conflict(f"{work_order.number} is {work_order.get_status_display().lower()}; reopen it to change it.")
     changed = [name for name, value in changes.items() if getattr(work_order, name) != value]
     for name, value in changes.items():
@@ -446,11 +459,16 @@ def transition(
     notes: str = "",
     parts_disposition: str | None = None,
     occurred_at: datetime | None = None,
+    failure_codes: dict | None = None,
 ) -> WorkOrder:
     """Move a work order through its lifecycle (the table `workorders.models.TRANSITIONS`).
 
     `occurred_at`: when it happened, for a step done offline (checked by `apply_offline_action`): the order's
     started/completed times, its downtime, SLA met times and its history row carry it instead of now.
+
+    Completing may set the failure codes (`failure_codes`: {"problem_code": FailureCode, ...}); an organisation
+    that requires them (`require_failure_codes`) refuses to complete a corrective or emergency order without all
+    three, with a 400 naming the missing fields.
 
     A transition not allowed from the current status is a Conflict naming the status and the allowed
     actions; one the actor may not perform is a PermissionDeniedError.
@@ -498,6 +516,7 @@ def transition(
             work_order.hold_reason = ""
         else:
             _check_checklist_complete(work_order)
+            _set_failure_codes(work_order, failure_codes or {})
             work_order.completed_at = now
             if notes:
                 work_order.completion_notes = notes
@@ -671,8 +690,34 @@ def resume(work_order, *, actor):
 
 
 @audit.attributed
-def complete(work_order, *, actor, notes=""):
-    return transition(work_order, "complete", actor=actor, notes=notes)
+def complete(work_order, *, actor, notes="", failure_codes=None):
+    return transition(work_order, "complete", actor=actor, notes=notes, failure_codes=failure_codes)
+
+
+def _set_failure_codes(work_order: WorkOrder, codes: dict) -> None:
+    """Put the failure codes given at completion on the order, then refuse completion if the organisation requires
+    codes and some are missing (`WorkOrder.missing_failure_codes`)."""
+    unknown = set(codes) - set(FAILURE_CODE_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"Failure codes are {', '.join(FAILURE_CODE_FIELDS)}.", fields={name: ["Unknown."] for name in unknown}
+        )
+    for field, code in codes.items():
+        if code is not None:
+            setattr(work_order, field, code)
+    errors = {}
+    try:
+        work_order.clean()
+    except ValidationError as error:
+        errors = {name: list(messages) for name, messages in error.message_dict.items() if name in FAILURE_CODE_FIELDS}
+    for field in work_order.missing_failure_codes:
+        errors.setdefault(field, ["Required to complete corrective and emergency work."])
+    if errors:
+        raise InvalidInput(
+            f"{work_order.number} needs a valid problem, cause and remedy code to be completed "
+            f"({work_order.organization.name} requires failure codes on corrective and emergency work).",
+            fields=errors,
+        )
 
 
 @audit.attributed
@@ -1408,3 +1453,201 @@ def delete_team(team: Team, *, actor) -> None:
     """Disband a team; one that work orders name must be reassigned first (409)."""
     _require(_membership(team, actor), Action.ASSIGN_WORK)
     _delete_unless_used(team, "team")
+
+
+# --- failure codes and budgets ----------------------------------------------------------------------------------
+
+FAILURE_CODE_EDITABLE = {"kind", "code", "name", "description", "asset_type", "is_active"}
+
+
+@audit.attributed
+@transaction.atomic
+def create_failure_code(organization, *, actor, **fields) -> FailureCode:
+    """Add a problem, cause or remedy code to the organisation's library (who edits work orders may)."""
+    _require(_membership(organization, actor), Action.CREATE_WORK)
+    _unknown_fields(fields, FAILURE_CODE_EDITABLE, "failure code")
+    code = FailureCode(organization=organization, **fields)
+    code.code = (code.code or "").strip().upper()
+    validated(code).save()
+    return code
+
+
+@audit.attributed
+@transaction.atomic
+def update_failure_code(code: FailureCode, *, actor, **changes) -> FailureCode:
+    """Rename, re-describe, restrict to an asset type or deactivate a code; its kind is fixed once used."""
+    code = FailureCode.objects.select_for_update().get(pk=code.pk)
+    _require(_membership(code, actor), Action.CREATE_WORK)
+    _unknown_fields(changes, FAILURE_CODE_EDITABLE, "failure code")
+    if "kind" in changes and changes["kind"] != code.kind and _code_in_use(code):
+        raise Conflict(f"“{code.code}” is on work orders: its kind cannot change (add a new code).", code="in_use")
+    for name, value in changes.items():
+        setattr(code, name, value.strip().upper() if name == "code" else value)
+    validated(code).save()
+    return code
+
+
+def _code_in_use(code: FailureCode) -> bool:
+    field = {"problem": "problem_code", "cause": "cause_code", "remedy": "remedy_code"}[code.kind]
+    return WorkOrder.objects.filter(**{field: code}).exists()
+
+
+@audit.attributed
+@transaction.atomic
+def delete_failure_code(code: FailureCode, *, actor) -> None:
+    """Delete a code no work order carries; one in use is deactivated instead (409 says so)."""
+    _require(_membership(code, actor), Action.CREATE_WORK)
+    if _code_in_use(code):
+        raise Conflict(f"“{code.code}” is on work orders: deactivate it instead (is_active=false).", code="in_use")
+    code.delete()
+
+
+BUDGET_FIELDS = {"name", "period", "starts_on", "category", "amount", "location", "asset_type", "asset", "thresholds"}
+
+
+@audit.attributed
+@transaction.atomic
+def create_budget(organization, *, actor, **fields) -> Budget:
+    """Set a spending limit for a month, quarter or year (managers: `manage_settings`)."""
+    _require(_membership(organization, actor), Action.MANAGE_SETTINGS)
+    _unknown_fields(fields, BUDGET_FIELDS, "budget")
+    budget = validated(Budget(organization=organization, **fields))
+    budget.save()
+    return budget
+
+
+@audit.attributed
+@transaction.atomic
+def update_budget(budget: Budget, *, actor, **changes) -> Budget:
+    """Change a budget; thresholds already crossed stay recorded (they alerted once)."""
+    budget = Budget.objects.select_for_update().get(pk=budget.pk)
+    _require(_membership(budget, actor), Action.MANAGE_SETTINGS)
+    _unknown_fields(changes, BUDGET_FIELDS, "budget")
+    for name, value in changes.items():
+        setattr(budget, name, value)
+    validated(budget).save()
+    return budget
+
+
+@audit.attributed
+@transaction.atomic
+def delete_budget(budget: Budget, *, actor) -> None:
+    _require(_membership(budget, actor), Action.MANAGE_SETTINGS)
+    budget.delete()
+
+
+MAX_BUDGETS_SHOWN = 20  # budgets set against actuals in one answer (each costs one query per category asked)
+
+
+def _budget_scope(budget: Budget) -> dict:
+    return {"location": budget.location_id, "asset_type": budget.asset_type_id, "asset": budget.asset_id}
+
+
+def budget_figures(budget: Budget, now, committed=None) -> dict:
+    """A budget against its actual spend (its own period and scope), the committed spend of open purchase orders
+    (organisation-wide budgets of all costs or parts only: purchase orders name no location or asset), the
+    forecast to the period's end, and the variance (amount − forecast − committed)."""
+    from_analytics = analytics_services.budget_status(
+        budget.organization, _budget_scope(budget), budget.category, budget.starts_on, budget.ends_on, now
+    )
+    takes_commitments = budget.category in ("all", "parts") and not any(_budget_scope(budget).values())
+    if takes_commitments and committed is None:
+        committed = analytics_registry.function("committed_spend")(budget.organization)
+    committed = committed if takes_commitments else Decimal("0.00")
+    actual, forecast = from_analytics["actual"], from_analytics["forecast"]
+    return {
+        "id": budget.pk,
+        "name": budget.name,
+        "period": budget.period,
+        "from": budget.starts_on,
+        "to": budget.ends_on,
+        "category": budget.category,
+        "scope": _budget_scope(budget),
+        "amount": budget.amount,
+        "actual": actual,
+        "committed": committed,
+        "forecast": forecast,
+        "variance": (budget.amount - forecast - committed).quantize(Decimal("0.01")),
+        "used_percent": float(round(100 * (actual + committed) / budget.amount, 1)) if budget.amount else None,
+        "thresholds": budget.thresholds,
+    }
+
+
+def budgets_overlapping(organization, first_day, last_day, now) -> list[dict]:
+    """The budgets whose period overlaps [first_day, last_day], against their actuals (at most MAX_BUDGETS_SHOWN,
+    the earliest first): the analytics `budgets_overlapping` function."""
+    budgets = (
+        Budget.objects.filter(organization=organization, starts_on__lte=last_day, period__in=Budget.Period.values)
+        .select_related("organization")
+        .order_by("starts_on", "name")
+    )
+    chosen = [b for b in budgets[: MAX_BUDGETS_SHOWN * 4] if b.ends_on >= first_day][:MAX_BUDGETS_SHOWN]
+    committed = analytics_registry.function("committed_spend")(organization) if chosen else None
+    return [budget_figures(budget, now, committed) for budget in chosen]
+
+
+@audit.attributed
+def check_budget_thresholds(*, actor, now=None) -> int:
+    """For every budget whose period includes today, record each threshold that actual + committed spend has crossed
+    and not yet recorded, and for each new one publish `budget:threshold-crossed` and notify the managers — once:
+    the unique (budget, threshold) row decides, so two runs at once or one after the other alert once. Returns the
+    crossings recorded. Run by beat (`workorders.tasks.check_budgets`)."""
+    check_actor(actor)
+    now = now or timezone.now()
+    recorded = 0
+    today_utc = now.date()
+    candidates = Budget.objects.filter(
+        starts_on__lte=today_utc + timedelta(days=1),
+        starts_on__gte=today_utc - timedelta(days=366 + 1),
+        period__in=Budget.Period.values,
+    ).select_related("organization")
+    for budget in candidates.iterator():
+        today = now.astimezone(budget.organization.zone).date()
+        if not budget.starts_on <= today <= budget.ends_on:
+            continue
+        figures = budget_figures(budget, now)
+        spend = figures["actual"] + figures["committed"]
+        for threshold in sorted(set(budget.thresholds)):
+            if budget.amount and spend * 100 >= budget.amount * Decimal(threshold):
+                recorded += _record_crossing(budget, int(threshold), spend)
+    return recorded
+
+
+def _record_crossing(budget: Budget, threshold: int, spend: Decimal) -> int:
+    with transaction.atomic():
+        crossing, created = BudgetCrossing.objects.get_or_create(
+            budget=budget, threshold=threshold, defaults={"organization": budget.organization, "spend": spend}
+        )
+        if not created:
+            return 0
+        payload = {
+            "budget": budget.pk,
+            "name": budget.name,
+            "threshold": threshold,
+            "amount": str(budget.amount),
+            "spend": str(spend),
+            "currency": budget.organization.currency,
+            "from": budget.starts_on.isoformat(),
+            "to": budget.ends_on.isoformat(),
+        }
+        publish(budget.organization, "budget:threshold-crossed", payload)
+        notify(
+            budget.organization,
+            [Role.MANAGER],
+            "budget:threshold-crossed",
+            {
+                "title": f"Budget “{budget.name}” at {threshold}%",
+                "body": f"Spent and committed {spend} {budget.organization.currency} of {budget.amount} "
+                f"({budget.starts_on} – {budget.ends_on}).",
+                **payload,
+            },
+        )
+    return 1
+
+
+if not is_registered("budget:threshold-crossed"):
+    register_kind("budget:threshold-crossed", "A budget's threshold was crossed")
+
+
+def exists_team(organization, pk: int) -> bool:
+    return Team.objects.filter(organization=organization, pk=pk).exists()

@@ -5,8 +5,11 @@ queued offline entry is checked exactly like a form post."""
 import uuid
 
 from django import forms
+from django.db.models import Q
 
+from maintenance_site.analytics.definitions import REACTIVE_TYPES
 from maintenance_site.validation import REASON_MAX_LENGTH
+from workorders.models import FailureCode
 
 CLIENT_ID_MAX = 64
 
@@ -49,10 +52,37 @@ class HoldForm(TechnicianForm):
 
 
 class CompleteForm(TechnicianForm):
+    """Completion notes and, on corrective and emergency work, the failure codes: the organisation's active codes of
+    each kind, for any asset or for this order's asset type (required or not: the service says)."""
+
     id_prefix = "complete"
     notes = forms.CharField(
         label="Completion notes (optional)", required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
+    CODE_FIELDS = (
+        ("problem_code", "problem", "What was wrong?"),
+        ("cause_code", "cause", "Why did it fail?"),
+        ("remedy_code", "remedy", "What fixed it?"),
+    )
+
+    def __init__(self, *args, work_order=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if work_order is None or work_order.type not in REACTIVE_TYPES:
+            return
+        asset_type = work_order.asset.asset_type_id if work_order.asset_id else None
+        codes = FailureCode.objects.filter(organization_id=work_order.organization_id, is_active=True).filter(
+            Q(asset_type__isnull=True) | Q(asset_type_id=asset_type)
+        )
+        for name, kind, label in self.CODE_FIELDS:
+            self.fields[name] = forms.ModelChoiceField(
+                queryset=codes.filter(kind=kind),
+                label=label,
+                required=False,
+                initial=getattr(work_order, f"{name}_id"),
+            )
+
+    def failure_codes(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name, _, _ in self.CODE_FIELDS if self.cleaned_data.get(name)}
 
 
 YES_NO = (("1", "Yes"), ("0", "No"))

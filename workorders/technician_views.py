@@ -371,7 +371,7 @@ def order_context(
         extensions.update({key: value for key, value in contribution.items() if key != "forms"})
     forms = {
         "hold": HoldForm(),
-        "complete": CompleteForm(),
+        "complete": CompleteForm(work_order=work_order),
         "note": NoteForm(initial={"client_id": new_client_id()}),
         "time": TimeForm(initial={"client_id": new_client_id()}),
         "photo": PhotoForm(),
@@ -445,7 +445,7 @@ def order_action(request, pk, action):
     if action not in DONE_MESSAGES:
         raise Http404
     work_order, user = order_or_404(request, pk), request.user
-    hold_form, complete_form = HoldForm(request.POST), CompleteForm(request.POST)
+    hold_form, complete_form = HoldForm(request.POST), CompleteForm(request.POST, work_order=work_order)
     try:
         if action in ("start", "claim"):
             work_order = services.start(work_order, actor=user)
@@ -456,7 +456,12 @@ def order_action(request, pk, action):
             work_order = services.resume(work_order, actor=user)
         else:
             complete_form.is_valid()
-            work_order = services.complete(work_order, notes=complete_form.cleaned_data.get("notes", ""), actor=user)
+            work_order = services.complete(
+                work_order,
+                notes=complete_form.cleaned_data.get("notes", ""),
+                failure_codes=complete_form.failure_codes(),
+                actor=user,
+            )
     except DomainError as exc:
         return refused(request, pk, exc, form_name=action, forms={"hold": hold_form, "complete": complete_form})
     return done(request, work_order, DONE_MESSAGES[action].format(number=work_order.number))

@@ -8,6 +8,7 @@ import assets.api  # noqa: E402,F401,I001
 import assets.meters_api  # noqa: E402,F401
 import assets.telemetry.api  # noqa: E402,F401
 import inventory.api  # noqa: E402,F401
+import maintenance_site.analytics.api  # noqa: E402,F401
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401

@@ -57,6 +57,12 @@ def core_periodic_tasks() -> list[CoreTask]:
             description="Raises SLA warnings and breaches once each: violation, event, escalation steps.",
         ),
         CoreTask(
+            name="core: budget thresholds",
+            task="workorders.tasks.check_budgets",
+            every_seconds=3600,
+            description="Announces each budget threshold crossed by actual + committed spend, once.",
+        ),
+        CoreTask(
             name="core: maintenance windows tick",
             task="scheduling.tasks.maintenance_windows_tick",
             every_seconds=settings.MAINTENANCE_CHECK_INTERVAL,

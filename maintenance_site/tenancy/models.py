@@ -43,6 +43,10 @@ class Organization(models.Model):
     require_verification = models.BooleanField(
         default=False, help_text="Completed work must be verified by a planner or manager."
     )
+    require_failure_codes = models.BooleanField(
+        default=False,
+        help_text="Corrective and emergency work orders need a problem, cause and remedy code to be completed.",
+    )
     # In the URL of the organisation's public problem-report form; regenerate it to retire old links.
     request_form_token = models.CharField(max_length=32, unique=True, default=new_public_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -10,6 +10,7 @@ from django.db.models import Count, F, Q, Value
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
+from maintenance_site.analytics.definitions import percent
 from maintenance_site.errors import InvalidInput
 from maintenance_site.recurrence import to_local
 from scheduling.preventive.generation import order_title
@@ -193,20 +194,7 @@ def statistics(
         rows = rows.filter(schedule=schedule)
     if asset is not None:
         rows = rows.filter(asset=asset)
-    deadline = F("due_at") + Value(ON_TIME_TOLERANCE)
-    created = Q(status=Occurrence.Status.CREATED)
-    done = created & Q(work_order__status__in=DONE_STATUSES)
-    on_time = done & Q(work_order__completed_at__lte=deadline)
-    is_open = created & Q(work_order__status__in=WorkOrder.OPEN_STATUSES)
-    measures = {
-        "generated": Count("pk", filter=created),
-        "completed_on_time": Count("pk", filter=on_time),
-        "completed_late": Count("pk", filter=done & Q(work_order__completed_at__gt=deadline)),
-        "overdue": Count("pk", filter=is_open & Q(due_at__lt=now - ON_TIME_TOLERANCE)),
-        "open": Count("pk", filter=is_open & Q(due_at__gte=now - ON_TIME_TOLERANCE)),
-        "cancelled": Count("pk", filter=created & Q(work_order__status=WorkOrder.Status.CANCELLED)),
-        "skipped": Count("pk", filter=Q(status=Occurrence.Status.SKIPPED)),
-    }
+    measures = compliance_measures(now)
     if group_by == "period":
         rows = rows.annotate(group=PERIODS[period]("due_at", tzinfo=organization.zone)).values("group")
     elif group_by == "schedule":
@@ -228,9 +216,33 @@ def statistics(
     return {"start": start, "end": end, "group_by": group_by, "period": period, "totals": totals, "groups": groups}
 
 
-def _with_compliance(entry: dict) -> dict:
+def compliance_measures(now) -> dict:
+    """The aggregates behind PM compliance (the `pm_compliance` definition of `maintenance_site.analytics`), over
+    occurrences: the statistics endpoint and the analytics provider (`scheduling.analytics`) both use these."""
+    deadline = F("due_at") + Value(ON_TIME_TOLERANCE)
+    created = Q(status=Occurrence.Status.CREATED)
+    done = created & Q(work_order__status__in=DONE_STATUSES)
+    on_time = done & Q(work_order__completed_at__lte=deadline)
+    is_open = created & Q(work_order__status__in=WorkOrder.OPEN_STATUSES)
+    return {
+        "generated": Count("pk", filter=created),
+        "completed_on_time": Count("pk", filter=on_time),
+        "completed_late": Count("pk", filter=done & Q(work_order__completed_at__gt=deadline)),
+        "overdue": Count("pk", filter=is_open & Q(due_at__lt=now - ON_TIME_TOLERANCE)),
+        "open": Count("pk", filter=is_open & Q(due_at__gte=now - ON_TIME_TOLERANCE)),
+        "cancelled": Count("pk", filter=created & Q(work_order__status=WorkOrder.Status.CANCELLED)),
+        "skipped": Count("pk", filter=Q(status=Occurrence.Status.SKIPPED)),
+    }
+
+
+def compliance(entry: dict):
+    """PM compliance (%) from `compliance_measures`: on time ÷ decided (generated + skipped − still open)."""
     decided = entry["generated"] + entry["skipped"] - entry["open"]
-    entry["compliance"] = round(100 * entry["completed_on_time"] / decided, 1) if decided > 0 else None
+    return percent(entry["completed_on_time"], decided) if decided > 0 else None
+
+
+def _with_compliance(entry: dict) -> dict:
+    entry["compliance"] = compliance(entry)
     return entry
 
 

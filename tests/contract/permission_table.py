@@ -130,6 +130,19 @@ TABLE: dict[str, dict[str, object]] = {
     "procedures/{id}/": crud(A.CREATE_WORK, detail=True),
     "teams/": crud(A.ASSIGN_WORK, detail=False),  # crews exist to be assigned work
     "teams/{id}/": crud(A.ASSIGN_WORK, detail=True),
+    # the failure-code library, like the procedure library: who creates and edits work orders keeps it
+    "failure-codes/": crud(A.CREATE_WORK, detail=False),
+    "failure-codes/{id}/": crud(A.CREATE_WORK, detail=True),
+    # budgets are the organisation's money settings: managers set them, everyone sees them (costs are visible too)
+    "budgets/": crud(A.MANAGE_SETTINGS, detail=False),
+    "budgets/{id}/": crud(A.MANAGE_SETTINGS, detail=True),
+    "budgets/{id}/status/": {"get": V},
+    # --- analytics: reads of the organisation's figures ---------------------------------------------------------
+    "analytics/definitions/": {"get": V},
+    "analytics/overview/": {"get": V},
+    "analytics/trends/": {"get": V},
+    "analytics/costs/": {"get": V},
+    "analytics/device-performance/": {"get": V},
     # --- inventory --------------------------------------------------------------------------------------------
     "inventory/parts/": crud(A.ADJUST_STOCK, detail=False),
     "inventory/parts/{id}/": crud(A.ADJUST_STOCK, detail=True),

@@ -267,3 +267,26 @@ def test_parts_reserved_quantity_decimal(org_a, pump, stores):
         org_a, pump, parts=[{"part": stores["grease"], "stock_location": stores["warehouse"], "quantity": "0.25"}]
     )
     assert schedule.template_parts.get().quantity == Decimal("0.25")
+
+
+def test_pm_statistics_and_analytics_agree(org_a, plant):
+    """`/preventive-maintenance/statistics` and the `pm_compliance` KPI of `/analytics/*` are one computation."""
+    from maintenance_site.analytics import services as analytics
+
+    schedule = daily(org_a, plant["pump_1"], name="pump daily")
+    tick(utc(2027, 6, 7, 4, 0))
+    complete(orders_of(schedule).get(), utc(2027, 6, 7, 9, 0))  # on time
+    tick(utc(2027, 6, 8, 4, 0))
+    complete(orders_of(schedule).last(), utc(2027, 6, 10, 9, 0))  # late
+    tick(utc(2027, 6, 9, 4, 0))  # left open
+    tick(utc(2027, 6, 10, 4, 0))  # skipped
+    now = utc(2027, 6, 11, 12, 0)
+    scope = analytics.scope_for(org_a, first_day=date(2027, 6, 7), last_day=date(2027, 6, 10), now=now)
+    stats = statistics(org_a, start=scope.start, end=scope.end, now=now)
+    figure = analytics.kpi_values(scope, ["pm_compliance"])["pm_compliance"]
+    assert figure == stats["totals"]["compliance"] == 25.0  # 1 on time of 4 decided
+    by_day = analytics.trend(scope, ["pm_compliance"], "day")["rows"]
+    daily_stats = statistics(org_a, start=scope.start, end=scope.end, period="day", now=now)["groups"]
+    assert {row["period"].isoformat(): row["pm_compliance"] for row in by_day if row["pm_compliance"] is not None} == {
+        group["period"]: group["compliance"] for group in daily_stats
+    }
