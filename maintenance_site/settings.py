@@ -210,7 +210,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "group_expiry": 86400},
+            "CONFIG": {
+                # A consumer waits for its messages with BZPOPMIN for 5 s (channels-redis' brpop_timeout); redis-py
+                # 8 reads with a 5 s socket timeout by default, so an idle socket's wait ended in a TimeoutError
+                # that closed it (1011). The read timeout stays above the blocking wait.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "capacity": 1000,
+                "group_expiry": 86400,
+            },
         }
     }
 else:
