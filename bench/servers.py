@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import list_api  # noqa: E402  (sets Django up, unthrottled)
-from bench.list_api import LIST, _free_port, load, stop_servers, wait_until_serving  # noqa: E402
+from bench.list_api import LIST, _free_port, load, stop_servers  # noqa: E402
 from maintenance_site import progress  # noqa: E402
 
 SERVERS = ("daphne", "uvicorn", "granian")
@@ -79,6 +79,25 @@ def start(server: str, app: str, processes: int, extra_env: dict | None = None):
         servers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log))  # noqa: S603
         ports.append(port)
     return servers, ports
+
+
+def wait_until_serving(ports: list[int], path: str, headers: dict, timeout: float = 180) -> None:
+    """Until every process answers `path` with a 200 (Django's start-up takes seconds on a busy machine)."""
+    import http.client
+
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                connection.request("GET", path, headers=headers)
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no server answered on port {port}: see var/bench-servers.log")
+            time.sleep(0.5)
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------------------
