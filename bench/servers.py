@@ -254,6 +254,14 @@ def _summary(latencies: list[float]) -> dict:
 # --- the run ------------------------------------------------------------------------------------------------------
 
 
+def _attempt(measure, server: str, *args) -> dict:
+    """A measurement, or what went wrong (a server that drops sockets under the load is a result too)."""
+    try:
+        return measure(server, *args)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
 def _med(rows: list[dict], key: str) -> float:
     return statistics.median(row[key] for row in rows)
 
@@ -263,7 +271,12 @@ def print_table(results: dict, args) -> None:
         print(f"\nHTTP, the list's first page: {args.connections} connections, {args.processes} processes per server")
         columns = (("platform req/s", 15), ("p50 ms", 8), ("p99 ms", 8), ("floor req/s", 12), ("p99 ms", 8))
         print(f"{'server':<9} " + " ".join(f"{name:>{width}}" for name, width in columns) + "  floor ÷ platform")
-        for server, rounds in results["http"].items():
+        for server, all_rounds in results["http"].items():
+            rounds = [r for r in all_rounds if "error" not in r]
+            for failed in (r for r in all_rounds if "error" in r):
+                print(f"{server:<9} failed: {failed['error']}")
+            if not rounds:
+                continue
             platform = [r["platform"] for r in rounds]
             floor = [r["floor"] for r in rounds]
             ratio = statistics.median(r["floor"]["rps"] / r["platform"]["rps"] for r in rounds)
@@ -278,7 +291,12 @@ def print_table(results: dict, args) -> None:
             f"{'server':<9} {'p50 ms':>8} {'p99 ms':>8} {'floor p50':>10} {'floor p99':>10} {'p99 × floor':>12}"
             "  failed handshakes"
         )
-        for server, rounds in results["ws"].items():
+        for server, all_rounds in results["ws"].items():
+            rounds = [r for r in all_rounds if "error" not in r]
+            for failed in (r for r in all_rounds if "error" in r):
+                print(f"{server:<9} failed: {failed['error']}")
+            if not rounds:
+                continue
             platform = [r["platform"] for r in rounds]
             floor = [r["floor"] for r in rounds]
             ratio = statistics.median(r["platform"]["p99_ms"] / r["floor"]["p99_ms"] for r in rounds)
@@ -322,17 +340,18 @@ def main() -> int:
                 order = servers[round_number % len(servers) :] + servers[: round_number % len(servers)]
                 for server in order:
                     if args.only in (None, "http"):
-                        results["http"][server].append(http_round(server, args, org.id, headers))
+                        results["http"][server].append(_attempt(http_round, server, args, org.id, headers))
                     if args.only in (None, "ws"):
                         if not settings.REDIS_URL:
                             raise SystemExit("The websocket part needs REDIS_URL (the channel layer).")
+                        floor = asyncio.run(ws_floor(args))
+                        platform = _attempt(ws_platform, server, args, org)
                         results["ws"][server].append(
-                            {
-                                "floor": asyncio.run(ws_floor(args)),
-                                "platform": ws_platform(server, args, org),
-                            }
+                            {"floor": floor, "platform": platform} if "error" not in platform else platform
                         )
                     step.advance()
+                    if args.json:  # as the run goes: a later failure keeps what was measured
+                        Path(args.json).write_text(json.dumps(results, indent=2))
     finally:
         tenancy_services.revoke_api_key(api_key)
     results = {part: rows for part, rows in results.items() if any(rows.values())}

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
 
 REPLICA = "replica"
 
@@ -31,8 +30,9 @@ _replica_reads: ContextVar[bool] = ContextVar("replica_reads", default=False)
 
 
 def replica_configured() -> bool:
-    """Whether settings name a replica database (DATABASE_REPLICA_URL)."""
-    return REPLICA in settings.DATABASES
+    """Whether a replica database is configured (DATABASE_REPLICA_URL): settings.DATABASES as the connections
+    know it."""
+    return REPLICA in connections.settings
 
 
 def replica_alias() -> str:
