@@ -47,7 +47,7 @@ def tables_read(captured) -> set[str]:
     return {
         table
         for query in captured.captured_queries
-        if query["sql"].startswith("SELECT")
+        if "SELECT" in query["sql"]
         for table in ("workorders_workorder", "assets_asset")
         if f'"{table}"' in query["sql"]
     }
