@@ -29,5 +29,6 @@ USER 10001:10001
 RUN DEBUG=false SECRET_KEY=collectstatic-build-only-not-a-secret python manage.py collectstatic --noinput
 
 EXPOSE 8000
-# daphne with 414/431 answers for over-long request lines and headers (maintenance_site/ops/webserver.py).
+# daphne with 414/431 answers for over-long request lines and headers (maintenance_site/ops/webserver.py);
+# chosen over uvicorn and granian on bench/servers.py's figures (README, "Scaling out").
 CMD ["python", "-m", "maintenance_site.ops.webserver", "-b", "0.0.0.0", "-p", "8000", "maintenance_site.asgi:application"]

@@ -15,6 +15,7 @@ from import_export import fields, resources, widgets
 
 from assets import services
 from assets.models import Asset, AssetType, Location
+from maintenance_site.db_routing import replica_alias
 from maintenance_site.errors import DomainError
 
 PATH_SEPARATOR = " / "
@@ -221,7 +222,8 @@ class AssetResource(resources.ModelResource):
     def filter_export(self, queryset, **kwargs):
         if self.organization is not None:
             queryset = queryset.filter(organization=self.organization)
-        return queryset.select_related("asset_type", "parent")
+        # An export is a replica-safe read (maintenance_site/db_routing.py): the replica when one is configured.
+        return queryset.using(replica_alias()).select_related("asset_type", "parent")
 
     def dehydrate_location(self, asset):
         if asset.location_id is None:

@@ -17,6 +17,7 @@ from import_export import fields, resources, widgets
 
 from inventory import services
 from inventory.models import Part, Unit, Vendor
+from maintenance_site.db_routing import replica_alias
 from maintenance_site.errors import DomainError
 
 # The columns written through the services, in order.
@@ -174,7 +175,8 @@ class PartResource(resources.ModelResource):
     def filter_export(self, queryset, **kwargs):
         if self.organization is not None:
             queryset = queryset.filter(organization=self.organization)
-        return services.parts_with_stock(queryset.select_related("preferred_vendor"))
+        # An export is a replica-safe read (maintenance_site/db_routing.py): the replica when one is configured.
+        return services.parts_with_stock(queryset.using(replica_alias()).select_related("preferred_vendor"))
 
     def _stock(self, part, name):
         value = getattr(part, name, None)

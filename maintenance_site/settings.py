@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_EVAL, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 from maintenance_site.env import (
     env_bool,
@@ -137,6 +138,13 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"))
+# DATABASE_URL (and DATABASE_REPLICA_URL) point at PgBouncer in transaction mode (README, "Scaling out"): a server
+# connection belongs to a client for one transaction only, so nothing may outlive a transaction on it.
+DATABASE_PGBOUNCER = env_bool("DATABASE_PGBOUNCER", False)
+# A replica (streaming replication of the primary) for replica-safe reads: analytics, reports, exports
+# (maintenance_site/db_routing.py). Unset: they read from the primary.
+DATABASE_REPLICA_URL = env_url("DATABASE_REPLICA_URL", schemes=("postgres", "postgresql"))
+DATABASE_ROUTERS = ["maintenance_site.db_routing.ReplicaRouter"]
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
@@ -145,13 +153,39 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", False):
+    _postgres = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    if _postgres and env_bool("DATABASE_POOL", False):
+        if DATABASE_PGBOUNCER:
+            raise ImproperlyConfigured(
+                "DATABASE_POOL and DATABASE_PGBOUNCER are both set: PgBouncer is the pool. Unset DATABASE_POOL "
+                "where the processes connect through PgBouncer."
+            )
         # The pool lives in web processes only: it does not survive a fork, so Celery's prefork workers
         # keep persistent connections with health checks instead.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+        }
+    if _postgres and DATABASE_PGBOUNCER:
+        # A server-side cursor (`.iterator()`) lives past the statement that opened it; in transaction mode the
+        # next FETCH may reach another server connection. Django then fetches in chunks from a client cursor.
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        # psycopg prepares a statement run 5 times on a connection; PgBouncer (before 1.21) cannot follow it
+        # to another server connection. Django's default client-side binding prepares nothing already: this
+        # keeps it so if binding is ever switched.
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+    if _postgres and DATABASE_REPLICA_URL:
+        DATABASES["replica"] = {
+            **dj_database_url.parse(
+                DATABASE_REPLICA_URL,
+                conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+                conn_health_checks=True,
+            ),
+            "DISABLE_SERVER_SIDE_CURSORS": DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS", False),
+            "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
+            # A test run does not create a test database on the replica: its reads go to the primary's.
+            "TEST": {"MIRROR": "default"},
         }
 else:
     DATABASES = {
@@ -182,7 +216,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "group_expiry": 86400},
+            "CONFIG": {
+                # A consumer waits for its messages with BZPOPMIN for 5 s (channels-redis' brpop_timeout); redis-py
+                # 8 reads with a 5 s socket timeout by default, so an idle socket's wait ended in a TimeoutError
+                # that closed it (1011). The read timeout stays above the blocking wait.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "capacity": 1000,
+                "group_expiry": 86400,
+            },
         }
     }
 else:

@@ -28,6 +28,7 @@ from django.utils.html import format_html, format_html_join
 
 from assets.admin import LocationTreeFilter
 from maintenance_site import formats
+from maintenance_site.db_routing import replica_alias
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import (
     ReadOnlyAdminMixin,
@@ -892,6 +893,8 @@ class WorkOrderAdmin(ServiceAdmin):
         return self._csv_response(queryset)
 
     def _csv_response(self, queryset):
+        # An export is a replica-safe read (maintenance_site/db_routing.py): the replica when one is configured.
+        queryset = queryset.using(replica_alias())
         response = StreamingHttpResponse(self._csv_lines(queryset), content_type="text/csv; charset=utf-8")
         filename = f"work-orders-{timezone.now():%Y-%m-%d}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

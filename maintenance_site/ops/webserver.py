@@ -13,6 +13,12 @@ that the answer is not destroyed by a connection reset).
 
 takes every option of `daphne` (docker-compose.yml and `manage.py runplatform` start the platform this way). A
 TLS proxy in front usually has a shorter limit of its own (nginx: 8 KiB) and answers 414 itself.
+
+Why daphne rather than uvicorn or granian: `bench/servers.py` measured the three on the work-order list and the
+event websocket fan-out (README, "Scaling out"): daphne served the list at least as fast as either (the platform's
+own cost dominates: one ORM thread per process whatever the server), the fan-out within the run's noise of the
+best, and of the three only this launcher answers every over-long request line with a 414 in the API's envelope
+(uvicorn answers 400 beyond its parser's buffer; granian 414 above 64 KiB but 431 for a longer line, in plain text).
 """
 
 import json

@@ -44,7 +44,9 @@ def compose():
 
 @pytest.fixture(scope="module")
 def services(compose):
-    return compose["services"]
+    """What `docker compose up` starts: the services of no profile (the `scale` profile's are checked by
+    tests/ops/test_scale_out.py)."""
+    return {name: service for name, service in compose["services"].items() if not service.get("profiles")}
 
 
 @pytest.fixture(scope="module")
@@ -182,20 +184,20 @@ def test_settings_env_names_are_collected(settings_env_names):
     assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DATABASE_POOL", "DEBUG"} <= settings_env_names
 
 
-def test_app_services_set_only_variables_settings_reads(services, settings_env_names):
+def test_app_services_set_only_variables_settings_reads(compose, settings_env_names):
     unknown = {
         f"{name}: {variable}"
-        for name, service in services.items()
-        if name not in ("postgres", "redis")
+        for name, service in compose["services"].items()
+        if "build" in service
         for variable in environment(service)
         if not variable.startswith("POSTGRES_") and variable not in settings_env_names
     }
     assert not unknown, f"variables settings.py never reads: {sorted(unknown)}"
 
 
-def test_environment_values_are_strings(services):
+def test_environment_values_are_strings(compose):
     # Compose rejects unquoted YAML booleans (true/false) in `environment`.
-    for name, service in services.items():
+    for name, service in compose["services"].items():
         for variable, value in environment(service).items():
             assert isinstance(value, str), f"{name}: {variable}={value!r} must be quoted"
 
@@ -232,7 +234,7 @@ def test_healthchecks(services):
 def test_volumes_are_declared(compose, services):
     declared = set(compose.get("volumes") or {})
     used = set()
-    for service in services.values():
+    for service in compose["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source", "")
             if source and not source.startswith(("/", ".", "~", "$")):
