@@ -221,6 +221,8 @@ def load(ports: list[int], path: str, headers: dict, connections: int, seconds: 
     latencies.sort()
     if failures:
         raise SystemExit(f"GET {path}: {len(failures)} answers were not 200 (e.g. {failures[0]})")
+    if not latencies:  # (a probe shorter than one answer on a busy machine)
+        return {"rps": 0.0, "p50_ms": None, "p99_ms": None, "requests": 0}
     return {
         "rps": len(latencies) / seconds,
         "p50_ms": latencies[len(latencies) // 2] * 1000,

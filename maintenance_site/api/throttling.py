@@ -109,6 +109,23 @@ def _redis_backend():
     return backend if isinstance(backend, RedisCache) else None
 
 
+_clients: dict[tuple, object] = {}
+
+
+def _process_client(backend):
+    """A Redis client over one connection pool for the whole process. Django keeps a cache backend, and with it its
+    connection pool, per thread/async context: under ASGI every request would open its own connection to Redis (a
+    TCP connect and handshake per request, more than the check itself). The pool is made from the cache's own
+    settings (location and options), so a change of those (tests) gets its own."""
+    cache_client = backend._cache
+    identity = (tuple(cache_client._servers), repr(sorted(cache_client._pool_options.items(), key=str)))
+    client = _clients.get(identity)
+    if client is None:
+        pool = cache_client._pool_class.from_url(cache_client._servers[0], **cache_client._pool_options)
+        client = _clients[identity] = cache_client._client(connection_pool=pool)
+    return client
+
+
 def check_together(request, view) -> None:
     """Check every shared-window throttle of the view at once, in one round trip to Redis, and leave each one's answer
     on the request for its `allow_request`. Without Redis as the cache, or when it fails: nothing (each throttle then
@@ -128,7 +145,7 @@ def check_together(request, view) -> None:
     if not windows:
         return
     try:
-        client = backend._cache.get_client(write=True)
+        client = _process_client(backend)
         script = _scripts.get("check")
         if script is None:  # the script's digest: EVALSHA, sending the text only when Redis does not know it yet
             script = _scripts["check"] = client.register_script(CHECK_TOGETHER)
