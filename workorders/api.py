@@ -789,6 +789,7 @@ class WorkRequestViewSet(TenantReadOnlyViewSet):
 
     queryset = WorkRequest.objects.select_related("asset", "location").prefetch_related("attachments")
     serializer_class = WorkRequestSerializer
+    pagination_class = CursorPagination
     filterset_class = WorkRequestFilter
     search_fields = ["description", "contact_name", "contact_email"]
     ordering_fields = ["created_at", "updated_at"]
