@@ -196,28 +196,6 @@ class WorkOrderListSerializer(serializers.ModelSerializer):
     response_due_at = serializers.DateTimeField(read_only=True, allow_null=True)
     resolution_due_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
-    # The columns a list reads (the rest of the row, ~4 kB with the description and notes, stays in the table).
-    COLUMNS = [
-        "id",
-        "organization_id",
-        "number",
-        "title",
-        "type",
-        "priority",
-        "status",
-        "asset_id",
-        "asset__code",
-        "location_id",
-        "assignee_id",
-        "assignee__username",
-        "assignee__first_name",
-        "assignee__last_name",
-        "team_id",
-        "due_at",
-        "created_at",
-        "updated_at",
-    ]
-
     class Meta:
         model = WorkOrder
         fields = [
@@ -557,9 +535,8 @@ class WorkOrderViewSet(TenantModelViewSet):
     def get_queryset(self):
         # The SLA state and deadlines (and the clock, for the detail's summary) joined in: no query per order.
         queryset = services.with_extensions(super().get_queryset())
-        if self.action == "list":  # the list's columns only: the SLA annotations, not the clock's row
-            queryset = queryset.select_related(None).select_related("asset", "assignee")
-            queryset = queryset.only(*WorkOrderListSerializer.COLUMNS)
+        if self.action == "list":  # list() reads VALUES rows: no whole rows joined (the SLA state is annotated)
+            queryset = queryset.select_related(None)
         return queryset
 
     def get_serializer_class(self):
