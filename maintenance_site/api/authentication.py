@@ -3,13 +3,14 @@
 from datetime import timedelta
 from functools import cache
 
+from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from maintenance_site.tenancy.models import Membership, OrganizationAPIKey
+from maintenance_site.tenancy.models import Membership, Organization, OrganizationAPIKey
 
 KEYWORD = "Api-Key"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -42,10 +43,6 @@ class _Loader:
 @cache
 def _key_query(alias: str):
     """The loaders and SQL of `key_by_prefix` (built once per process and database)."""
-    from django.contrib.auth import get_user_model
-
-    from maintenance_site.tenancy.models import Organization
-
     connection = connections[alias]
     key, org, user = (
         _Loader(OrganizationAPIKey, "k", connection),
