@@ -152,6 +152,8 @@ class AssetAdmin(CsvImportExportMixin, ServiceAdmin):
     list_display = ["code", "name", "asset_type", "location", "criticality", "status"]
     list_filter = ["status", "criticality", "asset_type", LocationTreeFilter]
     list_select_related = ["asset_type", "location"]
+    # What the columns read (the type's and the location's names): not the notes, specifications or the other joins.
+    list_columns = ["code", "name", "criticality", "status", "organization_id", "asset_type__name", "location__name"]
     search_fields = ["code", "name", "serial_number"]
     autocomplete_fields = ["asset_type", "location", "parent"]
     show_full_result_count = False

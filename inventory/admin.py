@@ -723,7 +723,11 @@ class StockMovementAdmin(ReadOnlyTenantAdmin):
         "reason",
     ]
     list_filter = ["kind", "location"]
-    list_select_related = ["part", "location", "user", "work_order", "purchase_order"]
+    list_select_related = ["part", "location", "user", "work_order", "purchase_order__vendor"]
+    # What the columns read: the linked rows' names (a purchase order shows its vendor's), not their whole rows.
+    list_columns = ["created_at", "kind", "quantity", "unit_cost", "reason", "organization_id", "part__sku"]
+    list_columns += ["part__name", "location__name", "user__username", "work_order__number", "work_order__title"]
+    list_columns += ["purchase_order__number", "purchase_order__vendor__name"]
     search_fields = ["part__sku", "part__name", "reason", "client_id"]
     show_full_result_count = False
     ordering = ["-created_at", "-id"]

@@ -163,6 +163,9 @@ if DATABASE_URL:
         # The pool lives in web processes only: it does not survive a fork, so Celery's prefork workers
         # keep persistent connections with health checks instead.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+        # The pool checks a connection before handing it out only when it has been idle a few seconds (Django's
+        # check would cost a round trip per request): maintenance_site.ops.db_pool.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),

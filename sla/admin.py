@@ -251,6 +251,8 @@ class SLAViolationAdmin(ReadOnlyTenantAdmin):
     ]
     list_filter = ["kind", "level", "priority", "policy"]
     list_select_related = ["work_order", "policy"]
+    list_columns = ["detected_at", "kind", "level", "priority", "threshold_at", "late_seconds", "organization_id"]
+    list_columns += ["work_order__number", "policy__name"]  # the link shows the number, the policy its name
     search_fields = ["work_order__number", "work_order__title"]
     show_full_result_count = False
     readonly_fields = [
@@ -290,6 +292,8 @@ class SLAClockAdmin(ReadOnlyTenantAdmin):
     ]
     list_filter = ["response_state", "resolution_state", "policy"]
     list_select_related = ["work_order", "policy"]
+    list_columns = ["response_state", "response_due_at", "resolution_state", "resolution_due_at", "paused_since"]
+    list_columns += ["stopped_at", "organization_id", "work_order__number", "policy__name"]
     search_fields = ["work_order__number", "work_order__title"]
     show_full_result_count = False
 

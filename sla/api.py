@@ -17,6 +17,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from maintenance_site.api.filters import FilterBackend, MomentFilter, UpdatedAfterFilter, parse_query_datetime
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantAPIMixin, TenantModelViewSet, TenantReadOnlyViewSet
@@ -247,6 +248,7 @@ class SLAViolationViewSet(TenantReadOnlyViewSet):
 
     queryset = SLAViolation.objects.select_related("work_order", "policy")
     serializer_class = SLAViolationSerializer
+    pagination_class = CursorPagination
     filter_backends = [FilterBackend, UpdatedAfterFilter]
     filterset_class = SLAViolationFilter
     write_action = Action.MANAGE_SLA  # no write exists: a permitted write is a 405

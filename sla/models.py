@@ -578,8 +578,9 @@ class SLAViolation(TenantModel):
             models.UniqueConstraint(fields=["clock", "kind", "level"], name="sla_slaviolation_once_per_clock"),
         ]
         indexes = [
-            # the violations list: WHERE organization_id = ? [AND kind/level/policy/priority] ORDER BY detected_at
-            models.Index(fields=["organization", "-detected_at"], name="sla_violation_org_detected_idx"),
+            # the violations list (cursor pages): WHERE organization_id = ? [AND kind/level/policy/priority]
+            # ORDER BY detected_at DESC, id DESC
+            models.Index(fields=["organization", "detected_at", "id"], name="sla_violation_org_det_id_idx"),
         ]
 
     def __str__(self) -> str:

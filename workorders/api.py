@@ -24,7 +24,12 @@ from maintenance_site.api.filters import FilterBackend, UpdatedAfterFilter
 from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
 from maintenance_site.api.search import SearchFilter
-from maintenance_site.api.serializers import FastListSerializer, TenantModelSerializer, TenantPrimaryKeyRelatedField
+from maintenance_site.api.serializers import (
+    FastListSerializer,
+    TenantModelSerializer,
+    TenantPrimaryKeyRelatedField,
+    datetime_text,
+)
 from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
 from maintenance_site.errors import InvalidInput, NotFound
 from maintenance_site.tenancy.roles import Action
@@ -197,28 +202,6 @@ class WorkOrderListSerializer(serializers.ModelSerializer):
     response_due_at = serializers.DateTimeField(read_only=True, allow_null=True)
     resolution_due_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
-    # The columns a list reads (the rest of the row, ~4 kB with the description and notes, stays in the table).
-    COLUMNS = [
-        "id",
-        "organization_id",
-        "number",
-        "title",
-        "type",
-        "priority",
-        "status",
-        "asset_id",
-        "asset__code",
-        "location_id",
-        "assignee_id",
-        "assignee__username",
-        "assignee__first_name",
-        "assignee__last_name",
-        "team_id",
-        "due_at",
-        "created_at",
-        "updated_at",
-    ]
-
     class Meta:
         model = WorkOrder
         fields = [
@@ -247,6 +230,70 @@ class WorkOrderListSerializer(serializers.ModelSerializer):
 
     def get_assignee_name(self, obj) -> str | None:
         return person(obj.assignee) if obj.assignee_id else None
+
+    # --- the lean read path: `WorkOrderViewSet.list` reads `VALUES` rows (no model instances) and `items` turns them
+    # into this serializer's items, the same bytes (tests.foundation.test_list_paging compares them row for row).
+    VALUES = [
+        "id",
+        "number",
+        "title",
+        "type",
+        "priority",
+        "status",
+        "asset_id",
+        "asset__code",
+        "location_id",
+        "assignee_id",
+        "assignee__username",
+        "assignee__first_name",
+        "assignee__last_name",
+        "team_id",
+        "due_at",
+        "created_at",
+        "updated_at",
+        "sla_state",
+        "response_due_at",
+        "resolution_due_at",
+    ]
+
+    @staticmethod
+    def items(rows) -> list[dict]:
+        """The list's items from `VALUES` rows (dicts), as the serializer would write them from the orders."""
+        text = datetime_text()
+        now, open_statuses = timezone.now(), WorkOrder.OPEN_STATUSES
+        items = []
+        for row in rows:
+            due_at, status, assignee = row["due_at"], row["status"], row["assignee_id"]
+            if assignee is not None:
+                name = f"{row['assignee__first_name']} {row['assignee__last_name']}".strip()
+                name = name or row["assignee__username"]
+            else:
+                name = None
+            response_due, resolution_due = row["response_due_at"], row["resolution_due_at"]
+            items.append(
+                {
+                    "id": row["id"],
+                    "number": row["number"],
+                    "title": row["title"],
+                    "type": row["type"],
+                    "priority": row["priority"],
+                    "status": status,
+                    "asset": row["asset_id"],
+                    "asset_code": row["asset__code"],
+                    "location": row["location_id"],
+                    "assignee": assignee,
+                    "assignee_name": name,
+                    "team": row["team_id"],
+                    "due_at": None if due_at is None else text(due_at),
+                    "is_overdue": status in open_statuses and due_at is not None and due_at < now,
+                    "sla_state": row["sla_state"],
+                    "response_due_at": None if response_due is None else text(response_due),
+                    "resolution_due_at": None if resolution_due is None else text(resolution_due),
+                    "created_at": text(row["created_at"]),
+                    "updated_at": text(row["updated_at"]),
+                }
+            )
+        return items
 
 
 class WorkOrderDetailSerializer(WorkOrderSerializer):
@@ -540,13 +587,21 @@ class WorkOrderViewSet(TenantModelViewSet):
     def get_queryset(self):
         # The SLA state and deadlines (and the clock, for the detail's summary) joined in: no query per order.
         queryset = services.with_extensions(super().get_queryset())
-        if self.action == "list":  # the list's columns only: the SLA annotations, not the clock's row
-            queryset = queryset.select_related(None).select_related("asset", "assignee")
-            queryset = queryset.only(*WorkOrderListSerializer.COLUMNS)
+        if self.action == "list":  # list() reads VALUES rows: no whole rows joined (the SLA state is annotated)
+            queryset = queryset.select_related(None)
         return queryset
 
     def get_serializer_class(self):
         return WorkOrderListSerializer if self.action == "list" else WorkOrderDetailSerializer
+
+    def list(self, request, *args, **kwargs):
+        """The hot read: rows as values (no model instances, only the list's columns and annotations compiled),
+        written straight into the list's items; filters, search, ordering and both paginations as on any list."""
+        queryset = self.filter_queryset(self.get_queryset())
+        ordered_by = {str(term).lstrip("-") for term in queryset.query.order_by}  # `priority_rank`: the cursor's
+        ordering = [name for name in queryset.query.annotations if name in ordered_by]
+        rows = self.paginate_queryset(queryset.values(*WorkOrderListSerializer.VALUES, *ordering))
+        return self.get_paginated_response(WorkOrderListSerializer.items(rows))
 
     def perform_create(self, serializer):
         data = serializer.validated_data
@@ -763,6 +818,7 @@ class WorkRequestViewSet(TenantReadOnlyViewSet):
 
     queryset = WorkRequest.objects.select_related("asset", "location").prefetch_related("attachments")
     serializer_class = WorkRequestSerializer
+    pagination_class = CursorPagination
     filterset_class = WorkRequestFilter
     search_fields = ["description", "contact_name", "contact_email"]
     ordering_fields = ["created_at", "updated_at"]

@@ -611,6 +611,10 @@ class WorkRequest(TenantModel):
         indexes = [
             # the approval queue: WHERE organization_id = ? AND status = 'pending'
             models.Index(fields=["organization", "status"], name="wo_request_org_status_idx"),
+            # the list (cursor pages): WHERE organization_id = ? ORDER BY created_at DESC, id DESC
+            models.Index(fields=["organization", "created_at", "id"], name="wo_request_org_created_idx"),
+            # sync and ?ordering=updated_at: WHERE organization_id = ? AND updated_at > ? ORDER BY updated_at, id
+            models.Index(fields=["organization", "updated_at", "id"], name="wo_request_org_updated_idx"),
         ]
 
     def __str__(self) -> str:

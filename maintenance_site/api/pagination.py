@@ -135,7 +135,7 @@ class Term:
         return f"-{self.name}" if self.descending else self.name
 
     def value_of(self, row):
-        return getattr(row, self.attname)
+        return row[self.attname] if isinstance(row, dict) else getattr(row, self.attname)  # an instance or values()
 
     def order_by(self):
         return F(self.attname).desc() if self.descending else F(self.attname).asc()

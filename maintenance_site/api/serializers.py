@@ -106,6 +106,12 @@ def _datetime_text(field, zone):
     return text
 
 
+def datetime_text(zone=None):
+    """A writer of date-times as DRF's DateTimeField writes them (ISO 8601 in the current time zone, UTC as "Z"), for
+    lists that build their items without serializer fields."""
+    return _datetime_text(serializers.DateTimeField(), zone or timezone.get_current_timezone())
+
+
 def _walk(attrs: list[str]):
     """A reader of `obj.a.b.c`: None when a link of the chain is None or missing (as DRF reads `source="a.b"`)."""
     if len(attrs) == 1:

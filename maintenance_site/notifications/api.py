@@ -18,6 +18,7 @@ from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
 from maintenance_site.api.viewsets import TenantGenericViewSet
 from maintenance_site.notifications import services
@@ -72,6 +73,7 @@ class NotificationFilter(django_filters.FilterSet):
 class NotificationViewSet(mixins.ListModelMixin, TenantGenericViewSet):
     queryset = Notification.objects.all()
     serializer_class = NotificationSerializer
+    pagination_class = CursorPagination
     filterset_class = NotificationFilter
     ordering_fields = ["created_at"]
     ordering = ["-created_at", "-id"]

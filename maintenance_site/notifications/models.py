@@ -49,8 +49,9 @@ class Notification(TenantModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            # the recipient's list: WHERE organization_id = ? AND recipient_id = ? ORDER BY created_at DESC
-            models.Index(fields=["organization", "recipient", "-created_at"], name="notif_recipient_list_idx"),
+            # the recipient's list (cursor pages): WHERE organization_id = ? AND recipient_id = ?
+            # ORDER BY created_at DESC, id DESC
+            models.Index(fields=["organization", "recipient", "created_at", "id"], name="notif_recipient_list_id_idx"),
             # unread count and ?unread=true: ... AND read_at IS NULL
             models.Index(
                 fields=["organization", "recipient"],

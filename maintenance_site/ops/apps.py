@@ -13,6 +13,8 @@ class OpsConfig(AppConfig):
         # These modules import models (the metrics collector reads the outbox and the heartbeats), which exist
         # only once the app registry is ready: Django's place for these imports is here, in ready(). Importing
         # celery_metrics connects the Celery task metrics receivers; checks registers the deploy checks.
-        from maintenance_site.ops import celery_metrics, checks, schedules  # noqa: F401
+        from maintenance_site.ops import celery_metrics, checks, db_pool, schedules  # noqa: F401
+
+        db_pool.install()
 
         post_migrate.connect(schedules.after_migrate, sender=self, dispatch_uid="ops-core-periodic-tasks")

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from assets.models import Asset
 from inventory.models import Part, StockLocation
 from maintenance_site.api.filters import parse_query_datetime
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
 from maintenance_site.api.serializers import TenantModelSerializer, TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantAPIMixin, TenantGenericViewSet, TenantModelViewSet
@@ -211,6 +212,7 @@ class ScheduleViewSet(TenantModelViewSet):
         "template_parts__part"
     )
     serializer_class = ScheduleSerializer
+    pagination_class = CursorPagination
     write_action = Action.MANAGE_SCHEDULES
     action_permissions = {
         "generate": Action.MANAGE_SCHEDULES,
@@ -263,11 +265,11 @@ class ScheduleViewSet(TenantModelViewSet):
         return self._schedule_response(services.resume_schedule(self.get_object(), actor=request.user))
 
     @extend_schema(responses=OccurrenceSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=CursorPagination)
     def occurrences(self, request, pk=None):
         """What the schedule generated and skipped, newest first (paginated)."""
         queryset = PreventiveOccurrence.objects.filter(schedule=self.get_object()).select_related("work_order")
-        page = self.paginate_queryset(queryset.order_by("-due_at"))
+        page = self.paginate_queryset(queryset.order_by("-due_at", "-pk"))
         return self.get_paginated_response(OccurrenceSerializer(page, many=True).data)
 
     @extend_schema(parameters=[DAYS], responses=dict)
@@ -284,9 +286,10 @@ class OccurrenceViewSet(mixins.ListModelMixin, TenantGenericViewSet):
 
     queryset = PreventiveOccurrence.objects.select_related("work_order")
     serializer_class = OccurrenceSerializer
+    pagination_class = CursorPagination
     filterset_fields = ["schedule", "asset", "status", "skip_reason"]
     ordering_fields = ["due_at", "created_at"]
-    ordering = ["-due_at"]
+    ordering = ["-due_at", "-id"]
 
 
 class _ReportViewSet(TenantAPIMixin, viewsets.ViewSet):

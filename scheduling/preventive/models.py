@@ -209,9 +209,12 @@ class PreventiveSchedule(TenantModel):
             models.Index(fields=["next_run_at"], condition=Q(status="active"), name="sched_pm_due_idx"),
             # the tick, re-evaluated every time: WHERE status = 'active' AND (trigger = 'meter' OR mode = 'floating')
             models.Index(fields=["trigger", "mode"], condition=Q(status="active"), name="sched_pm_watch_idx"),
-            # lists: WHERE organization_id = ? AND status = ?; sync: updated_at > ?
+            # lists: WHERE organization_id = ? AND status = ?; (ORDER BY name, id: the unique (organization, name))
             models.Index(fields=["organization", "status"], name="sched_pm_org_status_idx"),
-            models.Index(fields=["organization", "updated_at"], name="sched_pm_org_updated_idx"),
+            # sync and ?ordering=updated_at: WHERE organization_id = ? [AND updated_at > ?] ORDER BY updated_at, id
+            models.Index(fields=["organization", "updated_at", "id"], name="sched_pm_org_updated_id_idx"),
+            # ?ordering=next_due_at: WHERE organization_id = ? ORDER BY next_due_at, id
+            models.Index(fields=["organization", "next_due_at", "id"], name="sched_pm_org_next_due_idx"),
         ]
 
     def __str__(self) -> str:
@@ -428,8 +431,13 @@ class PreventiveOccurrence(TenantModel):
             ),
         ]
         indexes = [
+            # the occurrences list (cursor pages, both ways): WHERE organization_id = ? ORDER BY due_at DESC, id DESC;
             # statistics and forecast: WHERE organization_id = ? AND due_at BETWEEN ? AND ?
-            models.Index(fields=["organization", "due_at"], name="sched_occ_org_due_idx"),
+            models.Index(fields=["organization", "due_at", "id"], name="sched_occ_org_due_id_idx"),
+            # ?ordering=created_at: WHERE organization_id = ? ORDER BY created_at, id
+            models.Index(fields=["organization", "created_at", "id"], name="sched_occ_org_created_idx"),
+            # a schedule's occurrences: WHERE schedule_id = ? ORDER BY due_at DESC, id DESC
+            models.Index(fields=["schedule", "due_at", "id"], name="sched_occ_schedule_due_idx"),
             # "which rows did this pass insert": WHERE run_id = ? (the FK index)
         ]
 

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from assets.models import Asset
 from maintenance_site.api.filters import MomentFilter
+from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.serializers import TenantPrimaryKeyRelatedField
 from maintenance_site.api.viewsets import TenantAPIMixin, TenantModelViewSet, etag_for
 from maintenance_site.errors import InvalidInput, NotFound
@@ -152,6 +153,7 @@ class MaintenanceWindowViewSet(TenantModelViewSet):
         .order_by("starts_at", "pk")
     )
     serializer_class = MaintenanceWindowSerializer
+    pagination_class = CursorPagination
     filterset_class = WindowFilter
     search_fields = ["title", "description"]
     ordering_fields = ["starts_at", "ends_at", "updated_at", "status"]

@@ -183,10 +183,15 @@ class MaintenanceWindow(TenantModel):
             models.Index(fields=["status", "ends_at"], name="sched_window_status_end_idx"),
             # the mode: WHERE organization_id = ? AND status = 'active' AND scope = 'system'
             models.Index(fields=["organization", "status", "scope"], name="sched_window_org_status_idx"),
-            # the calendar list and the overlap check: WHERE organization_id = ? AND starts_at < ? ORDER BY starts_at
-            models.Index(fields=["organization", "starts_at"], name="sched_window_org_start_idx"),
-            # API sync: WHERE organization_id = ? AND updated_at > ?
-            models.Index(fields=["organization", "updated_at"], name="sched_window_org_updated_idx"),
+            # the list (cursor pages) and the overlap check: WHERE organization_id = ? AND starts_at < ?
+            # ORDER BY starts_at, id
+            models.Index(fields=["organization", "starts_at", "id"], name="sched_window_org_start_id_idx"),
+            # API sync and ?ordering=updated_at: WHERE organization_id = ? AND updated_at > ? ORDER BY updated_at, id
+            models.Index(fields=["organization", "updated_at", "id"], name="sched_window_org_upd_id_idx"),
+            # ?ordering=ends_at: WHERE organization_id = ? ORDER BY ends_at, id
+            models.Index(fields=["organization", "ends_at", "id"], name="sched_window_org_end_id_idx"),
+            # ?ordering=status: WHERE organization_id = ? ORDER BY status, id
+            models.Index(fields=["organization", "status", "id"], name="sched_window_org_stat_id_idx"),
         ]
 
     def __str__(self) -> str:

@@ -145,6 +145,48 @@ def test_throttle_does_not_cross_organisations(api, manager_a, manager_b, monkey
     assert api(manager_b).get("/api/v1/assets/").status_code == 200
 
 
+@pytest.fixture
+def redis_cache():
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("the shared cache is not Redis here")
+    return caches["default"]
+
+
+def test_a_requests_limits_are_checked_in_one_redis_round_trip(api, manager_a, monkeypatch, redis_cache):
+    import redis
+
+    client = api(manager_a)
+    assert client.get("/api/v1/assets/").status_code == 200  # the script is loaded once per Redis
+    commands = []
+    original = redis.Redis.execute_command
+
+    def counted(self, *args, **options):
+        commands.append(args[0])
+        return original(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    assert client.get("/api/v1/assets/").status_code == 200
+    assert commands == ["EVALSHA"]
+
+
+def test_a_refused_request_counts_against_no_limit(api, manager_a, planner_a, monkeypatch, redis_cache):
+    """The request is recorded in its windows only when none refuses it: a client held back by its own limit does
+    not use up its organisation's."""
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(
+        SimpleRateThrottle, "THROTTLE_RATES", {"organization": "3/min", "principal": "2/min", "anon": None}
+    )
+    statuses = [api(manager_a).get("/api/v1/assets/").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert api(planner_a).get("/api/v1/assets/").status_code == 200  # the organisation's third
+    refused = api(planner_a).get("/api/v1/assets/")
+    assert refused.status_code == 429 and 0 < int(refused["Retry-After"]) <= 60
+
+
 @pytest.mark.django_db
 def test_openapi_schema_documents_the_api(client):
     response = client.get("/api/schema/?format=json")

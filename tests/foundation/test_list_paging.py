@@ -19,6 +19,7 @@ from inventory.api import StockMovementSerializer
 from inventory.models import StockMovement
 from maintenance_site.api.pagination import cursor_for
 from maintenance_site.tenancy import services as tenancy_services
+from workorders import services as workorder_services
 from workorders.api import WorkOrderListSerializer
 from workorders.models import WorkOrder
 
@@ -200,6 +201,22 @@ class TestFastListsAreDRFsBytes:
         for row in rows:
             row.sla_state = row.response_due_at = row.resolution_due_at = None
         assert WorkOrderListSerializer(rows, many=True).data == self.drf(WorkOrderListSerializer, rows)
+
+    def test_work_order_list_from_values_rows(self, org_a, technician_a):
+        """The list's lean read path (values rows, no instances) writes what the serializer writes from the orders."""
+        pump = asset_services.create_asset(org_a, code="P-1", name="Pump")
+        make_orders(org_a, 3)
+        WorkOrder.objects.filter(number="WO-000001").update(
+            asset=pump, assignee=technician_a, due_at=timezone.now() - timedelta(days=1), status="assigned"
+        )
+        WorkOrder.objects.filter(number="WO-000002").update(due_at=timezone.now() + timedelta(days=1))
+        technician_a.first_name, technician_a.last_name = "", ""
+        technician_a.save()
+        queryset = workorder_services.with_extensions(WorkOrder.objects.filter(organization=org_a)).order_by("pk")
+        orders = list(queryset.select_related("asset", "assignee"))
+        rows = list(queryset.values(*WorkOrderListSerializer.VALUES))
+        assert WorkOrderListSerializer.items(rows) == self.drf(WorkOrderListSerializer, orders)
+        assert [item["is_overdue"] for item in WorkOrderListSerializer.items(rows)] == [False, True, False]
 
     def test_ledger_readings_and_assets(self, org_a, storekeeper_a):
         part = inventory_services.create_part(org_a, sku="S-1", name="Seal", actor=storekeeper_a)
