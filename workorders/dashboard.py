@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from maintenance_site import dashboard
+from maintenance_site.analytics import services as analytics
 from workorders.models import WorkOrder
 
 WORK_ORDER = "workorders.workorder"
@@ -204,3 +205,40 @@ def top_failing_assets(organization, period):
         ],
         links=[list_url(f"asset__id__exact={row['asset_id']}&type__in=corrective,emergency") for row in rows],
     )
+
+
+# --- the analytics KPIs (maintenance_site.analytics: the same definitions and numbers as /api/v1/analytics) ------
+
+
+ANALYTICS_TILES = ("mttr", "availability", "total_cost")
+
+
+@functools.lru_cache(maxsize=16)
+def analytics_figures(organization, period) -> dict:
+    """The analytics KPIs of the tiles over the period's local days and the same number of days just before,
+    computed together by the analytics providers (one aggregate per provider and period) so the tiles show what
+    /api/v1/analytics/overview shows."""
+    last_day = timezone.localdate(period.now, organization.zone)
+    first_day = last_day - timedelta(days=period.days - 1)
+    scope = analytics.scope_for(organization, first_day=first_day, last_day=last_day)
+    return {figure["kpi"]: figure for figure in analytics.tiles(scope, ANALYTICS_TILES)}
+
+
+def analytics_figure(organization, period, key: str, link: str) -> dashboard.Figure:
+    figure = analytics_figures(organization, period)[key]
+    return dashboard.Figure(figure["value"], figure["previous"], link=link)
+
+
+@dashboard.tile("mttr", title="MTTR (7 days)", order=37, model=WORK_ORDER, unit="h", lower_is_better=True)
+def mean_time_to_repair(organization, period):
+    return analytics_figure(organization, period, "mttr", list_url("type__exact=corrective"))
+
+
+@dashboard.tile("availability", title="Availability (7 days)", order=38, model=WORK_ORDER, unit="%")
+def availability(organization, period):
+    return analytics_figure(organization, period, "availability", reverse("admin:assets_asset_changelist"))
+
+
+@dashboard.tile("total_cost", title="Maintenance cost (7 days)", order=39, model=WORK_ORDER, lower_is_better=True)
+def maintenance_cost(organization, period):
+    return analytics_figure(organization, period, "total_cost", reverse("admin:workorders_budget_changelist"))

@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from maintenance_site import dashboard, formats
+from maintenance_site.analytics import registry
+from workorders import dashboard as workorders_dashboard
 from workorders import services
 from workorders.models import Team, WorkOrder
 
@@ -78,6 +80,7 @@ def test_the_admin_home_is_the_dashboard_with_tiles_and_charts_with_data(manager
     assert page.status_code == 200
     tiles = {tile["key"]: tile for tile in page.context["dashboard_tiles"]}
     assert {"open", "overdue", "backlog_hours", "completed", "sla_compliance", "low_stock", "pm_due"} <= set(tiles)
+    assert {"mttr", "availability", "total_cost"} <= set(tiles)  # the analytics KPIs, as /api/v1/analytics shows
     assert tiles["open"]["value"] == "6" and tiles["overdue"]["value"] == "3"
     assert tiles["backlog_hours"]["value"] == "9 h"
     assert tiles["open"]["link"].startswith(LIST) and "status__in=" in tiles["open"]["link"]
@@ -122,8 +125,31 @@ def test_the_dashboard_costs_the_same_number_of_queries_as_the_data_grows(
         assert client.get("/admin/").status_code == 200
     assert len(large.captured_queries) == len(small.captured_queries)
     figures = len(dashboard.TILES) + len(dashboard.CHARTS)
+    # the analytics tiles (MTTR, availability, cost) share one computation: one aggregate per analytics provider for
+    # each of the two periods, in place of a query per tile
+    computed = (*workorders_dashboard.ANALYTICS_TILES, "labour_cost", "parts_cost", "external_cost")  # total: their sum
+    providers = {registry.PROVIDERS[key][0] for key in computed if key in registry.PROVIDERS}
+    analytics_extra = 2 * len(providers) - len(workorders_dashboard.ANALYTICS_TILES)
     # the figures plus the page's own (session, user, membership, maintenance mode...)
-    assert len(large.captured_queries) <= figures + 12, [q["sql"][:80] for q in large.captured_queries]
+    assert len(large.captured_queries) <= figures + analytics_extra + 12, [
+        q["sql"][:80] for q in large.captured_queries
+    ]
+
+
+def test_the_analytics_tiles_show_what_the_analytics_api_shows(manager_a, planner_a, technician_a, org_a, pump, api):
+    order = services.create_work_order(org_a, title="Seal leak", asset=pump, assignee=technician_a, actor=planner_a)
+    services.transition(order, "start", actor=technician_a)
+    services.transition(order, "complete", actor=technician_a, notes="Seal replaced")
+    services.add_cost_line(order, description="Callout", amount="120.00", actor=planner_a)
+    today = timezone.localdate(timezone.now(), org_a.zone)
+    week = {"from": str(today - timedelta(days=6)), "to": str(today)}
+    overview = api(manager_a, org_a).get("/api/v1/analytics/overview", week).json()
+    from_api = {kpi["kpi"]: kpi["value"] for kpi in overview["kpis"]}
+    page = signed_in(manager_a).get("/admin/")
+    tiles = {tile["key"]: tile for tile in page.context["dashboard_tiles"]}
+    assert from_api["total_cost"] is not None and str(from_api["total_cost"]).rstrip("0").rstrip(".") in (
+        tiles["total_cost"]["value"].replace(",", "")
+    )
 
 
 def test_a_failing_tile_is_shown_unavailable_and_the_page_still_answers(manager_a, monkeypatch):
