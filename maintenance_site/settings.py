@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "maintenance_site.ops",
     "maintenance_site.events",
     "maintenance_site.notifications",
+    "maintenance_site.webhooks",
     "assets",
     "workorders",
     "inventory",
@@ -456,6 +457,25 @@ PUSH_SERVICE_URL = env_url("PUSH_SERVICE_URL", schemes=("http", "https"))
 PUSH_API_KEY = env_str("PUSH_API_KEY")
 NOTIFICATION_HTTP_TIMEOUT = env_float("NOTIFICATION_HTTP_TIMEOUT", 5.0, minimum=0.1)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
+
+# --- Webhooks (Standard Webhooks; README "Webhooks") ------------------------------------------------------
+# Fernet keys (comma-separated; the first encrypts, all decrypt) for the stored whsec_ secrets; unset: derived
+# from SECRET_KEY (then changing SECRET_KEY makes the secrets unreadable: set this in production).
+WEBHOOK_ENCRYPTION_KEYS = env_list("WEBHOOK_ENCRYPTION_KEYS")
+WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)  # seconds per attempt
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 256 * 1024, minimum=1024)
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 10, minimum=1)  # per subscription
+WEBHOOK_WORKER_THREADS = env_int("WEBHOOK_WORKER_THREADS", 16, minimum=1)  # parallel POSTs per job
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 5.0, minimum=0.0)  # doubled per attempt
+WEBHOOK_RETRY_HOURS = env_float("WEBHOOK_RETRY_HOURS", 24.0, minimum=0.0)  # a delivery is retried this long
+WEBHOOK_DISABLE_AFTER_DAYS = env_float("WEBHOOK_DISABLE_AFTER_DAYS", 5.0, minimum=0.0)  # failing with no success
+WEBHOOK_LOG_DAYS = env_int("WEBHOOK_LOG_DAYS", 30, minimum=1)
+WEBHOOK_SECRET_GRACE_HOURS = env_float("WEBHOOK_SECRET_GRACE_HOURS", 24.0, minimum=0.0)  # both secrets sign
+WEBHOOK_CLAIM_LEASE_SECONDS = env_int("WEBHOOK_CLAIM_LEASE_SECONDS", 60, minimum=1)  # a dead worker's claims
+WEBHOOK_SWEEP_INTERVAL = env_int("WEBHOOK_SWEEP_INTERVAL", 10, minimum=1)
+WEBHOOK_JOB_SECONDS = env_float("WEBHOOK_JOB_SECONDS", 50.0, minimum=1.0)  # one job's sending time
+# Targets on loopback/private/link-local addresses (on-premises receivers; the test suite's local server).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
 
 # --- Security (production values when DEBUG is off, unless the site is plain HTTP on loopback) ------------
 _BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)

@@ -30,3 +30,6 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {**CACHES["default"], "LOCATION": str(VAR_DIR / "cache" / f"test-{_WORKER}")}}
+
+# The webhook tests' receiver listens on 127.0.0.1 (the SSRF refusals are tested with the setting off).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = True

@@ -28,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from maintenance_site import hooks
 from maintenance_site.bulk import insert_rows
 from maintenance_site.errors import InvalidInput, PermissionDeniedError, ServiceUnavailable
 from maintenance_site.events import tasks  # tasks call these services, and these services queue tasks
@@ -172,6 +173,8 @@ def dispatch() -> dict:
     """Number what is committed, then deliver it: what the after-commit task runs."""
     numbered = number_pending_events()
     delivered, failed = deliver_numbered_events()
+    if numbered or delivered:
+        hooks.events_dispatched(numbered, delivered)
     return {"numbered": numbered, "delivered": delivered, "failed": failed}
 
 
