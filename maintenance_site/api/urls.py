@@ -10,6 +10,7 @@ import inventory.api  # noqa: E402,F401
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401
+import maintenance_site.webhooks.api  # noqa: E402,F401
 import scenarios.api  # noqa: E402,F401
 import scheduling.preventive.api  # noqa: E402,F401
 import sla.api  # noqa: E402,F401

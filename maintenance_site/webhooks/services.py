@@ -269,7 +269,9 @@ def fan_out(batch: int = FAN_OUT_BATCH) -> int:
     run twice or at once: a subscription being fanned out elsewhere is skipped, and (subscription, event) is
     unique."""
     written = 0
-    for subscription_id in WebhookSubscription.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True):
+    for subscription_id in (
+        WebhookSubscription.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)
+    ):
         with transaction.atomic():
             subscription = (
                 WebhookSubscription.objects.select_for_update(skip_locked=True)
@@ -280,7 +282,9 @@ def fan_out(batch: int = FAN_OUT_BATCH) -> int:
             if subscription is None:
                 continue
             events = list(
-                Event.objects.filter(organization_id=subscription.organization_id, sequence__gt=subscription.last_sequence)
+                Event.objects.filter(
+                    organization_id=subscription.organization_id, sequence__gt=subscription.last_sequence
+                )
                 .order_by("sequence")
                 .values_list("pk", "sequence", "type")[:batch]
             )
@@ -315,7 +319,9 @@ def claim_due(limit: int = 200) -> list[tuple[int, datetime]]:
     time)]. Each subscription is claimed under its row lock, skipped when another worker holds it."""
     claimed: list[tuple[int, datetime]] = []
     cap = settings.WEBHOOK_MAX_IN_FLIGHT
-    for subscription_id in WebhookSubscription.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True):
+    for subscription_id in (
+        WebhookSubscription.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)
+    ):
         if len(claimed) >= limit:
             break
         with transaction.atomic():
@@ -375,9 +381,7 @@ def signed_headers(delivery: WebhookDelivery, body: str, now: datetime | None = 
     (seconds), `webhook-signature` (`v1,<base64 HMAC-SHA256>`, space-separated during a rotation)."""
     now = (now or timezone.now()).astimezone(UTC).replace(microsecond=0)
     message_id = f"msg_{delivery.message_id.hex}"
-    signatures = [
-        Webhook(secret).sign(message_id, now, body) for secret in signing_secrets(delivery.subscription, now)
-    ]
+    signatures = [Webhook(secret).sign(message_id, now, body) for secret in signing_secrets(delivery.subscription, now)]
     return {
         "Content-Type": "application/json",
         "User-Agent": "maintenance-platform-webhooks",
@@ -441,7 +445,9 @@ def _record(delivery, claimed_at, result, body, headers, status_code, counts, er
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.SENDING, claimed_at=claimed_at)
     subscription = delivery.subscription
     if status_code is not None and 200 <= status_code < 300:
-        mine.update(status=Status.SUCCEEDED, succeeded_at=now, last_status_code=status_code, last_error="", updated_at=now)
+        mine.update(
+            status=Status.SUCCEEDED, succeeded_at=now, last_status_code=status_code, last_error="", updated_at=now
+        )
         WebhookSubscription.objects.filter(pk=subscription.pk, failing_since__isnull=False).update(failing_since=None)
         counts["succeeded"] += 1
         return
