@@ -326,9 +326,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package, no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # OpenAPI 3.1: the event types are published as `webhooks` (maintenance_site.api.schema.postprocess).
+    "OAS_VERSION": "3.1.0",
+    # Operations grouped by resource (`work-orders`, `webhooks`, …): the first path segment after /api/v1.
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "maintenance_site.api.schema.postprocess",
+    ],
     # Several models have a "status" or "kind": each choice set gets its own, stable component name.
     "ENUM_NAME_OVERRIDES": {
         "NotificationDeliveryStatusEnum": "maintenance_site.notifications.models.NotificationDelivery.Status",
+        "WebhookDeliveryStatusEnum": "maintenance_site.webhooks.models.WebhookDelivery.Status",
         "LocationKindEnum": "assets.models.Location.Kind",
         "AssetCriticalityEnum": "assets.models.Asset.Criticality",
         "AssetStatusEnum": "assets.models.Asset.Status",

@@ -20,6 +20,7 @@ from maintenance_site.ops.views import StatusView
 from maintenance_site.security.logins import TokenObtainView
 from maintenance_site.tenancy.api import MeView
 from workorders.asset_history import AssetHistoryView
+from workorders.order_history import WorkOrderHistoryView
 
 urlpatterns = [
     re_path(r"^status/?$", StatusView.as_view(), name="api-status"),
@@ -27,6 +28,7 @@ urlpatterns = [
     path("auth/token/", TokenObtainView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     re_path(r"^assets/(?P<pk>[0-9]+)/history/?$", AssetHistoryView.as_view(), name="asset-history"),
+    re_path(r"^work-orders/(?P<pk>[0-9]+)/history/?$", WorkOrderHistoryView.as_view(), name="work-order-history"),
     path("maintenance/", include("scheduling.windows.api")),
     path("", include(router.urls)),
 ]

@@ -99,6 +99,7 @@ TABLE: dict[str, dict[str, object]] = {
     # --- work orders ------------------------------------------------------------------------------------------
     "work-orders/": crud(A.CREATE_WORK, detail=False),
     "work-orders/{id}/": crud(A.CREATE_WORK, detail=True),
+    "work-orders/{id}/history/": {"get": V},  # the order's recorded changes: whoever may read the order
     "work-orders/{id}/assign/": {"post": A.ASSIGN_WORK},
     "work-orders/{id}/unassign/": {"post": A.ASSIGN_WORK},
     "work-orders/{id}/start/": {"post": A.EXECUTE_WORK},
