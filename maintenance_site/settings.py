@@ -565,5 +565,13 @@ EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)
 EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 1.0, minimum=0.1)
 EVENTS_GROUP_REJOIN_SECONDS = env_float("EVENTS_GROUP_REJOIN_SECONDS", 60.0, minimum=1.0)
 EVENTS_PERMISSION_RECHECK_SECONDS = env_float("EVENTS_PERMISSION_RECHECK_SECONDS", 5.0, minimum=0.0)
-METRICS_TOKEN = env_str("METRICS_TOKEN")  # when set, /metrics wants "Authorization: Bearer <token>"
+# Socket.IO (/socket.io/, seed 004 clients): the Redis pub/sub channel its web processes share rooms through.
+SOCKETIO_REDIS_CHANNEL = env_str("SOCKETIO_REDIS_CHANNEL", "maintenance-socketio")
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Business metrics (maintenance_site/ops/business_metrics.py): computed at most once per this many seconds (the
+# scrape interval); by organisation (slug label) only when METRICS_PER_ORGANIZATION is on.
+METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 15, minimum=0)
+METRICS_PER_ORGANIZATION = env_bool(
+    "METRICS_PER_ORGANIZATION", False
+)  # when set, /metrics wants "Authorization: Bearer <token>"
 HEALTH_BEAT_STALE_SECONDS = env_float("HEALTH_BEAT_STALE_SECONDS", 180.0, minimum=1.0)

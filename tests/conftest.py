@@ -112,7 +112,7 @@ def _offline_dns(monkeypatch):
     other name does not resolve (a test that needs one maps it: tests/webhooks)."""
     import socket
 
-    from maintenance_site.webhooks import targets
+    from maintenance_site.security import outbound as targets
 
     def resolve(host, port):
         if host == "localhost":

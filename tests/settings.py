@@ -20,6 +20,8 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8]
 TEST_NAMESPACE = "-".join(part for part in ("test", _RUN, _WORKER) if part)
 
+SOCKETIO_REDIS_CHANNEL = f"{TEST_NAMESPACE}:socketio"
+
 if REDIS_URL:
     CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": TEST_NAMESPACE}}
     CHANNEL_LAYERS = {

@@ -17,6 +17,7 @@ from datetime import timedelta
 from urllib.parse import urlparse
 
 import redis
+import socketio
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.security.websocket import OriginValidator
@@ -131,6 +132,23 @@ def _redis():
     return _redis_client
 
 
+_socketio_writer = None
+
+
+def emit_to_socketio(message: dict) -> None:
+    """Send one numbered event to its organisation's Socket.IO room (maintenance_site/events/socketio_server.py)
+    through Redis, where every web process's AsyncRedisManager picks it up. Without Redis the web processes poll
+    the database instead, and this does nothing."""
+    global _socketio_writer
+    if not settings.REDIS_URL:
+        return
+    if _socketio_writer is None:
+        _socketio_writer = socketio.RedisManager(
+            settings.REDIS_URL, channel=settings.SOCKETIO_REDIS_CHANNEL, write_only=True
+        )
+    _socketio_writer.emit(message["type"], message, room=organization_group(message["organization"]), namespace="/")
+
+
 def deliver(event: Event) -> None:
     """Send one numbered event to its listeners. Raises when a transport fails."""
     message = event.as_message()
@@ -143,6 +161,7 @@ def deliver(event: Event) -> None:
     client = _redis()
     if client is not None:
         client.publish(f"maintenance:{event.type}", json.dumps(message, cls=DjangoJSONEncoder))
+        emit_to_socketio(json.loads(json.dumps(message, cls=DjangoJSONEncoder)))
 
 
 def deliver_numbered_events(*, older_than: timedelta | None = None, limit: int = 1000) -> tuple[int, int]:

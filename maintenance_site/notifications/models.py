@@ -18,6 +18,7 @@ class Channel(models.TextChoices):
     SLACK = "slack", "Slack"
     SMS = "sms", "SMS"
     PUSH = "push", "Push"
+    CHAT = "chat", "Organisation chat channel"  # a ChatChannel of the organisation (routed by kind, not chosen)
 
 
 class NotificationQuerySet(TenantQuerySet):
@@ -86,6 +87,9 @@ class NotificationDelivery(TenantModel):
 
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=20, choices=Channel.choices)
+    chat_channel = models.ForeignKey(
+        "ChatChannel", on_delete=models.CASCADE, null=True, blank=True, related_name="+", help_text="For `chat`."
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -96,7 +100,16 @@ class NotificationDelivery(TenantModel):
         ordering = ["-id"]
         verbose_name_plural = "notification deliveries"
         constraints = [
-            models.UniqueConstraint(fields=["notification", "channel"], name="notifications_delivery_unique_channel"),
+            models.UniqueConstraint(
+                fields=["notification", "channel"],
+                condition=models.Q(chat_channel__isnull=True),
+                name="notifications_delivery_unique_channel",
+            ),
+            models.UniqueConstraint(
+                fields=["notification", "chat_channel"],
+                condition=models.Q(chat_channel__isnull=False),
+                name="notifications_delivery_unique_chat",
+            ),
         ]
         indexes = [
             # admin list: WHERE organization_id = ? AND status = ? ORDER BY id DESC
@@ -165,3 +178,38 @@ class NotificationProfile(models.Model):
 
     def __str__(self) -> str:
         return f"notification profile of {self.user_id}"
+
+
+class ChatChannel(TenantModel):
+    """One of the organisation's chat channels (a Slack incoming webhook, a Microsoft Teams Workflows webhook, or a
+    generic JSON webhook) and the notification kinds routed to it. When an organisation has chat channels, its
+    notifications go to those whose kinds match (once per notify, not per recipient); without any, the platform's
+    SLACK_WEBHOOK_URL stays the default for the people who chose Slack. The URL is a credential: stored encrypted
+    (maintenance_site.security.encryption), never shown whole again."""
+
+    class Kind(models.TextChoices):
+        SLACK = "slack", "Slack incoming webhook"
+        TEAMS = "teams", "Microsoft Teams (Workflows webhook, Adaptive Card)"
+        WEBHOOK = "webhook", "Generic JSON webhook"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    url_encrypted = models.TextField(editable=False)
+    url_hint = models.CharField(max_length=120, editable=False, help_text="The URL's host and the start of its path.")
+    kinds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Notification kinds or wildcards routed here (“sla:*”, “inventory:low-stock”); “*” for all.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    history = history(excluded_fields=["url_encrypted"])
+
+    class Meta:
+        ordering = ["organization", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="notifications_chatchannel_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"

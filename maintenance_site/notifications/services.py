@@ -8,9 +8,11 @@ sending ever happens inside it. A broker outage at commit leaves the rows pendin
 (`requeue_stuck_deliveries`, task `sweep_deliveries`) sends them later.
 """
 
+import fnmatch
 import json
 import logging
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -19,6 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from maintenance_site import audit
 from maintenance_site.errors import InvalidInput
 from maintenance_site.events.services import publish
 from maintenance_site.notifications import tasks  # tasks call these services, and these services queue tasks
@@ -31,12 +34,15 @@ from maintenance_site.notifications.kinds import (
 )
 from maintenance_site.notifications.models import (
     Channel,
+    ChatChannel,
     Notification,
     NotificationDelivery,
     NotificationPreference,
     NotificationProfile,
 )
-from maintenance_site.notifications.senders import SENDERS, DeliveryFailed, DeliverySkipped
+from maintenance_site.notifications.senders import SENDERS, DeliveryFailed, DeliverySkipped, send_chat
+from maintenance_site.security import encryption
+from maintenance_site.security.outbound import TargetRefused, resolve_target
 from maintenance_site.tenancy.models import Membership, Organization
 from maintenance_site.tenancy.roles import Role
 from maintenance_site.validation import validated
@@ -155,9 +161,25 @@ def notify(organization: Organization, recipients, kind: str, context: dict) -> 
                 deliveries.append(
                     NotificationDelivery(organization=organization, notification=notification, channel=channel)
                 )
+        chat_channels = routed_chat_channels(organization, kind)
+        if chat_channels:
+            # The organisation's own chat channels replace the platform's Slack webhook for it: once per notify().
+            deliveries = [delivery for delivery in deliveries if delivery.channel != Channel.SLACK]
+            deliveries += [
+                NotificationDelivery(
+                    organization=organization, notification=notifications[0], channel=Channel.CHAT, chat_channel=chat
+                )
+                for chat in chat_channels
+            ]
         NotificationDelivery.objects.bulk_create(deliveries)
         enqueue_after_commit([delivery.pk for delivery in deliveries])
     return notifications
+
+
+def routed_chat_channels(organization: Organization, kind: str) -> list[ChatChannel]:
+    """The organisation's active chat channels whose kinds cover `kind` (`sla:*`, `*`, or the kind itself)."""
+    channels = ChatChannel.objects.filter(organization=organization, is_active=True).order_by("pk")
+    return [chat for chat in channels if any(fnmatch.fnmatchcase(kind, pattern) for pattern in chat.kinds)]
 
 
 def enqueue_after_commit(delivery_ids: list[int]) -> None:
@@ -234,7 +256,9 @@ def send_delivery(delivery_id: int) -> str | None:
     NOTIFICATION_MAX_ATTEMPTS and not a permanent refusal): the task retries with backoff.
     """
     delivery = (
-        NotificationDelivery.objects.select_related("notification__organization", "notification__recipient")
+        NotificationDelivery.objects.select_related(
+            "notification__organization", "notification__recipient", "chat_channel"
+        )
         .filter(pk=delivery_id)
         .first()
     )
@@ -251,7 +275,10 @@ def send_delivery(delivery_id: int) -> str | None:
         return None  # sent, skipped, or being sent by another run
     attempt = NotificationDelivery.objects.values_list("attempts", flat=True).get(pk=delivery_id)
     try:
-        SENDERS[delivery.channel](delivery.notification)
+        if delivery.channel == Channel.CHAT:
+            send_chat(delivery.notification, delivery.chat_channel)
+        else:
+            SENDERS[delivery.channel](delivery.notification)
     except DeliverySkipped as exc:
         _finish(delivery_id, now, status=Status.SKIPPED, last_error=str(exc))
         return Status.SKIPPED
@@ -388,6 +415,84 @@ def set_phone_number(user, phone_number: str) -> NotificationProfile:
         profile.phone_number = phone_number.strip()
         validated(profile, exclude=["user"]).save()
     return profile
+
+
+# --- the organisation's chat channels ----------------------------------------------------------------------
+
+CHAT_CHANNEL_FIELDS = ("name", "kind", "url", "kinds", "is_active")
+
+
+def _check_chat_url(url: str) -> None:
+    try:
+        resolve_target(url)
+    except TargetRefused as exc:
+        raise InvalidInput(f"This URL cannot receive notifications: {exc}", fields={"url": [str(exc)]}) from None
+
+
+def _clean_kinds(kinds) -> list[str]:
+    if not isinstance(kinds, list) or not kinds or not all(isinstance(item, str) for item in kinds):
+        raise InvalidInput("Route at least one notification kind (or “*”).", fields={"kinds": ["At least one."]})
+    known = [kind.name for kind in all_kinds()]
+    cleaned = []
+    for pattern in (item.strip() for item in kinds):
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in known):
+            message = f"“{pattern[:80]}” matches no notification kind; the kinds are: {', '.join(known)}."
+            raise InvalidInput(message, fields={"kinds": [message]})
+        if pattern not in cleaned:
+            cleaned.append(pattern)
+    return cleaned
+
+
+def _url_hint(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{parts.path[:12]}…"[:120]
+
+
+@audit.attributed
+@transaction.atomic
+def create_chat_channel(
+    organization: Organization, *, actor, name: str, kind: str, url: str, kinds, is_active: bool = True
+) -> ChatChannel:
+    """A chat channel of the organisation; its URL is checked like a webhook target and stored encrypted."""
+    _check_chat_url(url)
+    channel = ChatChannel(
+        organization=organization,
+        name=name,
+        kind=kind,
+        url_encrypted=encryption.encrypt(url),
+        url_hint=_url_hint(url),
+        kinds=_clean_kinds(kinds),
+        is_active=is_active,
+    )
+    validated(channel).save()
+    return channel
+
+
+@audit.attributed
+@transaction.atomic
+def update_chat_channel(channel: ChatChannel, *, actor, **changes) -> ChatChannel:
+    """Change a chat channel (a new `url` replaces the stored one)."""
+    unknown = set(changes) - set(CHAT_CHANNEL_FIELDS)
+    if unknown:
+        raise TypeError(f"update_chat_channel() got unknown fields {sorted(unknown)}")
+    channel = ChatChannel.objects.select_for_update().get(pk=channel.pk)
+    url = changes.pop("url", None)
+    if url:
+        _check_chat_url(url)
+        channel.url_encrypted, channel.url_hint = encryption.encrypt(url), _url_hint(url)
+    if "kinds" in changes:
+        changes["kinds"] = _clean_kinds(changes["kinds"])
+    for name, value in changes.items():
+        setattr(channel, name, value)
+    validated(channel).save()
+    return channel
+
+
+@audit.attributed
+@transaction.atomic
+def delete_chat_channel(channel: ChatChannel, *, actor) -> None:
+    """Remove a chat channel (its past deliveries go with it)."""
+    ChatChannel.objects.filter(pk=channel.pk).delete()
 
 
 __all__ = [

@@ -35,10 +35,11 @@ from maintenance_site.events.types import matches, validate_patterns
 from maintenance_site.notifications.kinds import register_kind
 from maintenance_site.notifications.models import Channel
 from maintenance_site.notifications.services import notify
+from maintenance_site.security import outbound as targets
 from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.roles import Role
 from maintenance_site.validation import validated
-from maintenance_site.webhooks import crypto, targets, tasks  # tasks call these services, these queue tasks
+from maintenance_site.webhooks import crypto, tasks  # tasks call these services, these queue tasks
 from maintenance_site.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from maintenance_site.events import services as events
 from maintenance_site.notifications.models import Notification
-from maintenance_site.webhooks import services, targets
+from maintenance_site.security import outbound as targets
+from maintenance_site.webhooks import services
 from maintenance_site.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from workorders import services as work_orders
 

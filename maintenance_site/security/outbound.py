@@ -1,4 +1,4 @@
-"""Where a webhook may be sent (SSRF protection) and the HTTP client that sends it.
+"""Where the platform may POST (webhooks, chat channels): SSRF protection, and the HTTP client that sends webhooks.
 
 A target URL is http(s) and every address its host resolves to must be a public one: loopback, private,
 link-local (cloud metadata at 169.254.169.254), shared (100.64/10), multicast, reserved and unspecified addresses
