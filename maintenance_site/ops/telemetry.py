@@ -48,7 +48,8 @@ def _response_hook(span, request, response):
 
 
 def setup(*, exporter=None, force: bool = False):
-    """Install tracing once per process; returns the tracer provider, or None when it is off. `exporter` (tests:
+    """Install tracing once per process, before the first database connection (psycopg's `connect` is what is
+    traced); returns the tracer provider, or None when it is off. `exporter` (tests:
     an InMemorySpanExporter) replaces the OTLP exporter and is flushed span by span; the provider is then not
     made the global one."""
     if "provider" in _state:
