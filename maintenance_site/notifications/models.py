@@ -1,5 +1,7 @@
 """Notifications to people: the in-app list, one delivery row per channel, and each person's choices."""
 
+import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -7,7 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from maintenance_site.audit import history
-from maintenance_site.tenancy.models import TenantModel, TenantQuerySet
+from maintenance_site.tenancy.models import TenantModel, TenantQuerySet, validate_time_zone
 
 
 class Channel(models.TextChoices):
@@ -95,6 +97,10 @@ class NotificationDelivery(TenantModel):
     last_error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="Held until then: the recipient's quiet hours, or their daily digest."
+    )
+    digest = models.BooleanField(default=False, help_text="Goes out in the recipient's daily digest e-mail.")
 
     class Meta:
         ordering = ["-id"]
@@ -119,6 +125,12 @@ class NotificationDelivery(TenantModel):
                 fields=["status", "updated_at"],
                 condition=models.Q(status__in=["pending", "sending"]),
                 name="notif_delivery_unfinished_idx",
+            ),
+            # the digest job: WHERE digest AND status = 'pending' AND not_before <= ?
+            models.Index(
+                fields=["not_before"],
+                condition=models.Q(digest=True, status="pending"),
+                name="notif_delivery_digest_idx",
             ),
         ]
 
@@ -171,10 +183,31 @@ class NotificationProfile(models.Model):
         ],
         help_text="For SMS, in international form (E.164).",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="For quiet hours and the digest; empty: the organisation's time zone.",
+    )
+    quiet_hours_start = models.TimeField(null=True, blank=True, help_text="From then, non-urgent news waits…")
+    quiet_hours_end = models.TimeField(null=True, blank=True, help_text="…until then (may be past midnight).")
+    daily_digest = models.BooleanField(
+        default=False, help_text="Non-urgent e-mails come as one digest a day instead of one by one."
+    )
+    digest_time = models.TimeField(default=datetime.time(8, 0), help_text="When the digest is sent (local time).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = history()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quiet_hours_start__isnull=True, quiet_hours_end__isnull=True)
+                | models.Q(quiet_hours_start__isnull=False, quiet_hours_end__isnull=False),
+                name="notifications_profile_quiet_hours_both_or_none",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"notification profile of {self.user_id}"

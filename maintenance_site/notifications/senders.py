@@ -88,6 +88,25 @@ def send_email(notification: Notification) -> None:
         raise DeliveryFailed(f"The mail server refused or could not be reached: {exc}") from None
 
 
+def send_digest_email(notifications: list[Notification]) -> None:
+    """One e-mail with several notifications of one person in one organisation (their daily digest)."""
+    first = notifications[0]
+    address = first.recipient.email
+    if not address:
+        raise DeliverySkipped("The recipient has no e-mail address.")
+    sections = [plain_text(notification) for notification in notifications]
+    try:
+        send_mail(
+            subject=f"[{first.organization.name}] {len(notifications)} notification(s) today",
+            message="\n\n---\n\n".join(sections),
+            from_email=None,
+            recipient_list=[address],
+            connection=get_connection(timeout=settings.NOTIFICATION_HTTP_TIMEOUT),
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryFailed(f"The mail server refused or could not be reached: {exc}") from None
+
+
 def send_slack(notification: Notification) -> None:
     if not settings.SLACK_WEBHOOK_URL:
         raise DeliverySkipped("SLACK_WEBHOOK_URL is not set.")

@@ -24,7 +24,10 @@ from django.utils import timezone
 from maintenance_site import audit
 from maintenance_site.errors import InvalidInput
 from maintenance_site.events.services import publish
-from maintenance_site.notifications import tasks  # tasks call these services, and these services queue tasks
+from maintenance_site.notifications import (
+    quiet,
+    tasks,  # tasks call these services, and these services queue tasks
+)
 from maintenance_site.notifications.kinds import (
     all_kinds,
     enabled_channels,
@@ -40,7 +43,13 @@ from maintenance_site.notifications.models import (
     NotificationPreference,
     NotificationProfile,
 )
-from maintenance_site.notifications.senders import SENDERS, DeliveryFailed, DeliverySkipped, send_chat
+from maintenance_site.notifications.senders import (
+    SENDERS,
+    DeliveryFailed,
+    DeliverySkipped,
+    send_chat,
+    send_digest_email,
+)
 from maintenance_site.security import encryption
 from maintenance_site.security.outbound import TargetRefused, resolve_target
 from maintenance_site.tenancy.models import Membership, Organization
@@ -171,9 +180,38 @@ def notify(organization: Organization, recipients, kind: str, context: dict) -> 
                 )
                 for chat in chat_channels
             ]
+        if not (get_kind(kind).urgent or context.get("urgent")):
+            hold_for_quiet_hours_and_digest(organization, notifications, deliveries)
         NotificationDelivery.objects.bulk_create(deliveries)
-        enqueue_after_commit([delivery.pk for delivery in deliveries])
+        enqueue_after_commit([delivery.pk for delivery in deliveries if delivery.not_before is None])
     return notifications
+
+
+HELD_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)  # what reaches a person outside the platform
+
+
+def hold_for_quiet_hours_and_digest(organization, notifications, deliveries) -> None:
+    """A non-urgent notification's e-mail, SMS and push wait for the end of the recipient's quiet hours (in their
+    time zone), and with a daily digest its e-mail waits for the digest. In-app and chat channels never wait."""
+    recipients = {notification.pk: notification.recipient_id for notification in notifications}
+    profiles = {
+        profile.user_id: profile
+        for profile in NotificationProfile.objects.filter(user_id__in=set(recipients.values())).exclude(
+            quiet_hours_start__isnull=True, daily_digest=False
+        )
+    }
+    if not profiles:
+        return
+    now = timezone.now()
+    for delivery in deliveries:
+        profile = profiles.get(recipients.get(delivery.notification_id))
+        if profile is None or delivery.channel not in HELD_CHANNELS:
+            continue
+        zone = quiet.zone_of(profile, organization)
+        if profile.daily_digest and delivery.channel == Channel.EMAIL:
+            delivery.digest, delivery.not_before = True, quiet.next_digest(profile, zone, now)
+        else:
+            delivery.not_before = quiet.quiet_until(profile, zone, now)
 
 
 def routed_chat_channels(organization: Organization, kind: str) -> list[ChatChannel]:
@@ -204,7 +242,10 @@ def enqueue_deliveries(delivery_ids: list[int]) -> None:
 
 
 def _claimable(now) -> Q:
-    return Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE)
+    due = Q(digest=False) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
+    return due & (
+        Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE)
+    )
 
 
 def _in_app_message(notification: Notification) -> dict:
@@ -314,12 +355,52 @@ def retry_deliveries(deliveries) -> int:
 def requeue_stuck_deliveries(limit: int = 1000) -> int:
     """The sweep: queue deliveries whose task was lost (pending too long, or claimed by a dead worker)."""
     now = timezone.now()
-    stuck = Q(status=Status.PENDING, updated_at__lt=now - PENDING_GRACE) | Q(
-        status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE
+    due = Q(digest=False) & (Q(not_before__isnull=True) | Q(not_before__lte=now))  # held ones wait their time
+    stuck = due & (
+        Q(status=Status.PENDING, updated_at__lt=now - PENDING_GRACE)
+        | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE)
     )
     ids = list(NotificationDelivery.objects.filter(stuck).order_by("id").values_list("pk", flat=True)[:limit])
     enqueue_deliveries(ids)
     return len(ids)
+
+
+def send_due_digests(limit: int = 500) -> int:
+    """The digest job: for each person with digest deliveries due, one e-mail listing them; each delivery claimed
+    first (conditional UPDATE), so two runs never send a notification twice. Returns how many e-mails went."""
+    now = timezone.now()
+    due = NotificationDelivery.objects.filter(digest=True, status=Status.PENDING, not_before__lte=now)
+    groups = sorted(set(due.values_list("organization_id", "notification__recipient_id")[:limit]))
+    sent = 0
+    for organization_id, recipient_id in groups:
+        ids = list(
+            due.filter(organization_id=organization_id, notification__recipient_id=recipient_id).values_list(
+                "pk", flat=True
+            )
+        )
+        claimed_at = timezone.now()
+        NotificationDelivery.objects.filter(pk__in=ids, status=Status.PENDING).update(
+            status=Status.SENDING, claimed_at=claimed_at, attempts=F("attempts") + 1, updated_at=claimed_at
+        )
+        mine = NotificationDelivery.objects.filter(pk__in=ids, status=Status.SENDING, claimed_at=claimed_at)
+        notifications = [
+            delivery.notification
+            for delivery in mine.select_related("notification__organization", "notification__recipient").order_by(
+                "notification__created_at"
+            )
+        ]
+        if not notifications:
+            continue
+        try:
+            send_digest_email(notifications)
+        except (DeliveryFailed, DeliverySkipped) as exc:
+            retry_at = timezone.now() + timedelta(minutes=15)
+            status = Status.SKIPPED if isinstance(exc, DeliverySkipped) else Status.PENDING
+            mine.update(status=status, last_error=str(exc)[:2000], not_before=retry_at, updated_at=timezone.now())
+            continue
+        mine.update(status=Status.SENT, sent_at=timezone.now(), updated_at=timezone.now())
+        sent += 1
+    return sent
 
 
 # --- the in-app list -------------------------------------------------------------------------------------

@@ -51,6 +51,12 @@ def core_periodic_tasks() -> list[CoreTask]:
             description="Re-sends notification deliveries whose task was lost (broker or worker outage).",
         ),
         CoreTask(
+            name="core: notification digests",
+            task="maintenance_site.notifications.tasks.send_digests",
+            every_seconds=300,
+            description="Sends the daily digest e-mails that are due (people who chose a digest).",
+        ),
+        CoreTask(
             name="core: webhook deliveries",
             task="maintenance_site.webhooks.tasks.deliver_webhooks",
             every_seconds=settings.WEBHOOK_SWEEP_INTERVAL,
