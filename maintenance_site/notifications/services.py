@@ -576,6 +576,32 @@ def delete_chat_channel(channel: ChatChannel, *, actor) -> None:
     ChatChannel.objects.filter(pk=channel.pk).delete()
 
 
+DELIVERY_TIME_FIELDS = ("time_zone", "quiet_hours_start", "quiet_hours_end", "daily_digest", "digest_time")
+
+
+@transaction.atomic
+def set_delivery_times(user, **fields) -> NotificationProfile:
+    """A person's quiet hours (both ends, or neither), time zone and daily digest, the same in every organisation."""
+    unknown = set(fields) - set(DELIVERY_TIME_FIELDS)
+    if unknown:
+        raise TypeError(f"set_delivery_times() got unknown fields {sorted(unknown)}")
+    profile, _ = NotificationProfile.objects.select_for_update().get_or_create(user=user)
+    for name, value in fields.items():
+        setattr(profile, name, value)
+    if (profile.quiet_hours_start is None) != (profile.quiet_hours_end is None):
+        raise InvalidInput(
+            "Give both ends of the quiet hours, or neither.",
+            fields={"quiet_hours_end" if profile.quiet_hours_end is None else "quiet_hours_start": ["Required."]},
+        )
+    validated(profile, exclude=["user"]).save()
+    return profile
+
+
+def delivery_times_of(user) -> dict:
+    profile = NotificationProfile.objects.filter(user=user).first() or NotificationProfile(user=user)
+    return {name: getattr(profile, name) for name in DELIVERY_TIME_FIELDS}
+
+
 __all__ = [
     "channels_for",
     "mark_all_read",

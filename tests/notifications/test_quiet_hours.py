@@ -70,3 +70,16 @@ def test_the_daily_digest_collects_the_days_emails(org_a, manager_a, notify_now)
     [digest] = mail.outbox
     assert "2 notification(s)" in digest.subject and "Verify WO-9" in digest.body and "V-belt" in digest.body
     assert set(NotificationDelivery.objects.filter(channel=Channel.EMAIL).values_list("status", flat=True)) == {"sent"}
+
+
+def test_quiet_hours_and_digest_through_the_preferences_api(api, org_a, technician_a):
+    client = api(technician_a, org_a)
+    body = {"quiet_hours_start": "22:00", "quiet_hours_end": "06:30", "daily_digest": True, "time_zone": "Asia/Tokyo"}
+    response = client.put("/api/v1/notifications/preferences/", body, format="json")
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["quiet_hours_end"] == "06:30:00" and data["daily_digest"] is True and data["time_zone"] == "Asia/Tokyo"
+    half = client.put("/api/v1/notifications/preferences/", {"quiet_hours_end": None}, format="json")
+    assert half.status_code == 400 and "quiet_hours_end" in half.json()["error"]["fields"]
+    bad_zone = client.put("/api/v1/notifications/preferences/", {"time_zone": "Mars/Olympus"}, format="json")
+    assert bad_zone.status_code == 400
