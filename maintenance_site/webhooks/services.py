@@ -424,25 +424,54 @@ def send_claimed(claims: list[tuple[int, datetime]]) -> dict:
         body = message_body(delivery)
         prepared.append((pk, claimed_at[pk], delivery.subscription.url, body, signed_headers(delivery, body)))
     threads = max(1, min(settings.WEBHOOK_WORKER_THREADS, len(prepared)))
+    successes = []
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for delivery_id, claim, body, headers, result in pool.map(_send_one, prepared):
-            _record(deliveries[delivery_id], claim, result, body, headers, result.status_code, counts)
+            if result.status_code is not None and 200 <= result.status_code < 300:
+                successes.append((deliveries[delivery_id], claim, body, headers, result))
+            else:
+                _record(deliveries[delivery_id], claim, result, body, headers, result.status_code, counts)
+    _record_successes(successes, counts)
     return counts
+
+
+def _attempt(delivery, body, headers, result, error="") -> WebhookAttempt:
+    return WebhookAttempt(
+        organization_id=delivery.organization_id,
+        delivery=delivery,
+        request_headers={k: v for k, v in headers.items() if k != "webhook-signature"},
+        request_body=body[:2000],
+        status_code=result.status_code if result else None,
+        response_body=result.response_excerpt[:2000] if result else "",
+        latency_ms=result.latency_ms if result else 0,
+        error=error or (result.error if result else ""),
+    )
+
+
+def _record_successes(successes, counts) -> None:
+    """The 2xx answers of one batch, in a few queries whatever its size: the attempts in one INSERT, the deliveries
+    marked succeeded per (claim, status code) if their claim still holds, the subscriptions' failure streaks ended."""
+    if not successes:
+        return
+    now = timezone.now()
+    WebhookAttempt.objects.bulk_create(
+        [_attempt(delivery, body, headers, result) for delivery, _, body, headers, result in successes]
+    )
+    groups: dict[tuple, list[int]] = {}
+    for delivery, claim, _, _, result in successes:
+        groups.setdefault((claim, result.status_code), []).append(delivery.pk)
+    for (claim, status_code), ids in groups.items():
+        counts["succeeded"] += WebhookDelivery.objects.filter(
+            pk__in=ids, status=Status.SENDING, claimed_at=claim
+        ).update(status=Status.SUCCEEDED, succeeded_at=now, last_status_code=status_code, last_error="", updated_at=now)
+    subscriptions = {delivery.subscription_id for delivery, *_ in successes}
+    WebhookSubscription.objects.filter(pk__in=subscriptions, failing_since__isnull=False).update(failing_since=None)
 
 
 def _record(delivery, claimed_at, result, body, headers, status_code, counts, error="") -> None:
     now = timezone.now()
     error = error or (result.error if result else "")
-    WebhookAttempt.objects.create(
-        organization_id=delivery.organization_id,
-        delivery=delivery,
-        request_headers={k: v for k, v in headers.items() if k != "webhook-signature"},
-        request_body=body[:2000],
-        status_code=status_code,
-        response_body=result.response_excerpt[:2000] if result else "",
-        latency_ms=result.latency_ms if result else 0,
-        error=error,
-    )
+    _attempt(delivery, body, headers, result, error).save()
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.SENDING, claimed_at=claimed_at)
     subscription = delivery.subscription
     if status_code is not None and 200 <= status_code < 300:
