@@ -97,7 +97,7 @@ def publish(organization, count: int) -> dict[int, float]:
     """Publish and number `count` events; the commit time of each (by sequence)."""
     committed: dict[int, float] = {}
     batch = 500
-    with progress.bar("publishing events", total=count) as bar:
+    with progress.bars() as bars, bars.step("publishing events", total=count) as bar:
         for start in range(0, count, batch):
             size = min(batch, count - start)
             with transaction.atomic():
@@ -129,11 +129,13 @@ def run_platform(organization, args, receiver: Receiver) -> tuple[float, dict[in
     expected = args.events * args.subscriptions
     connections.close_all()
     started = time.time()
-    processes = [multiprocessing.Process(target=worker, args=(args.timeout, expected)) for _ in range(args.workers)]
+    processes = [
+        multiprocessing.Process(target=worker, args=(args.timeout, expected), daemon=True) for _ in range(args.workers)
+    ]
     for process in processes:
         process.start()
     committed = publish(organization, args.events)
-    with progress.bar("platform deliveries", total=expected) as bar:
+    with progress.bars() as bars, bars.step("platform deliveries", total=expected) as bar:
         seen = 0
         while any(process.is_alive() for process in processes):
             time.sleep(0.5)
