@@ -326,8 +326,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package, no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # OpenAPI 3.1: the event types are published as `webhooks` (maintenance_site.api.schema.postprocess).
-    "OAS_VERSION": "3.1.0",
+    # OpenAPI 3.0.3 still: the schema's hand-written parts (pagination, extensions) say `nullable`, which 3.1 dropped;
+    # the event types are published as `x-webhooks` meanwhile (`webhooks` once OAS_VERSION is 3.1.0; schema.py).
     # Operations grouped by resource (`work-orders`, `webhooks`, …): the first path segment after /api/v1.
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [

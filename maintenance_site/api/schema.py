@@ -118,7 +118,7 @@ def webhook_documents() -> dict:
 
 def postprocess(result, generator, request, public):
     """drf-spectacular's post-processing hook: the error envelope on every operation that can answer it, and the
-    event types as `webhooks`."""
+    event types as `webhooks` (OpenAPI 3.1) or `x-webhooks` (3.0)."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
     for path, item in result.get("paths", {}).items():
@@ -133,5 +133,6 @@ def postprocess(result, generator, request, public):
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                     },
                 )
-    result["webhooks"] = webhook_documents()
+    # OpenAPI 3.1's `webhooks`; a 3.0 document carries them as the extension `x-webhooks` (same content).
+    result["webhooks" if str(result.get("openapi", "")).startswith("3.1") else "x-webhooks"] = webhook_documents()
     return result
