@@ -168,9 +168,10 @@ class WebhookSubscriptionViewSet(TenantModelViewSet):
     @extend_schema(request=RotateSerializer, responses=WebhookSubscriptionSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, pk=None):
+        subscription = self.get_object()  # another organisation's is a 404 before the body is read
         data = self.input(RotateSerializer)
         subscription, secret = services.rotate_secret(
-            self.get_object(), actor=request.user, grace_hours=data.get("grace_hours")
+            subscription, actor=request.user, grace_hours=data.get("grace_hours")
         )
         context = {**self.get_serializer_context(), "new_secret": secret}
         return Response(WebhookSubscriptionSerializer(subscription, context=context).data)
@@ -196,8 +197,9 @@ class WebhookSubscriptionViewSet(TenantModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def replay(self, request, pk=None):
+        subscription = self.get_object()  # another organisation's is a 404 before the body is read
         after = parse_sequence_number(self.input(ReplaySerializer)["after"], "after")
-        result = services.replay_since(self.get_object(), actor=request.user, after=after)
+        result = services.replay_since(subscription, actor=request.user, after=after)
         return Response(result, status=202)
 
 
