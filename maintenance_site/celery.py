@@ -4,9 +4,10 @@ request that caused them."""
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_process_init
 
 from maintenance_site import audit
+from maintenance_site.ops import telemetry
 from maintenance_site.ops.correlation import correlation_id, get_correlation_id, new_correlation_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_site.settings")
@@ -45,3 +46,9 @@ def _leave_task_context(task=None, **kwargs):
         correlation_token, user_token = tokens
         audit.stop_acting_as(user_token)
         correlation_id.reset(correlation_token)
+
+
+@worker_process_init.connect(weak=False)
+def _start_tracing(**kwargs):
+    """OpenTelemetry in each worker process (after the fork: the exporter's thread must live in the child)."""
+    telemetry.setup()  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set

@@ -55,6 +55,16 @@ class HookPoint:
         return value
 
 
+# --- events: called by the outbox dispatcher (`maintenance_site.events`), received by webhooks -------------
+
+events_dispatched = HookPoint(
+    "events_dispatched",
+    """The outbox dispatcher numbered and delivered events: `(numbered: int, delivered: int)`, after both steps,
+    outside any transaction. The webhooks app queues its delivery job, which reads the numbered events itself
+    (a lost call only delays deliveries until its periodic run). A receiver must not raise. Return value
+    ignored.""",
+)
+
 # --- work orders: called by `workorders`, received by `sla` and `inventory` -----------------------------
 
 work_order_created = HookPoint(

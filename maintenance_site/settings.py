@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "maintenance_site.ops",
     "maintenance_site.events",
     "maintenance_site.notifications",
+    "maintenance_site.webhooks",
     "assets",
     "workorders",
     "inventory",
@@ -377,9 +378,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package, no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # OpenAPI 3.0.3 still: the schema's hand-written parts (pagination, extensions) say `nullable`, which 3.1 dropped;
+    # the event types are published as `x-webhooks` meanwhile (`webhooks` once OAS_VERSION is 3.1.0; schema.py).
+    # Operations grouped by resource (`work-orders`, `webhooks`, …): the first path segment after /api/v1.
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "maintenance_site.api.schema.postprocess",
+    ],
     # Several models have a "status" or "kind": each choice set gets its own, stable component name.
     "ENUM_NAME_OVERRIDES": {
         "NotificationDeliveryStatusEnum": "maintenance_site.notifications.models.NotificationDelivery.Status",
+        "WebhookDeliveryStatusEnum": "maintenance_site.webhooks.models.WebhookDelivery.Status",
         "LocationKindEnum": "assets.models.Location.Kind",
         "AssetCriticalityEnum": "assets.models.Asset.Criticality",
         "AssetStatusEnum": "assets.models.Asset.Status",
@@ -529,6 +539,25 @@ OFFLINE_MAX_AGE_DAYS = env_int("OFFLINE_MAX_AGE", 7, minimum=1)
 OFFLINE_MAX_SKEW_SECONDS = env_int("OFFLINE_MAX_SKEW_SECONDS", 300, minimum=0)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 
+# --- Webhooks (Standard Webhooks; README "Webhooks") ------------------------------------------------------
+# Fernet keys (comma-separated; the first encrypts, all decrypt) for the stored whsec_ secrets; unset: derived
+# from SECRET_KEY (then changing SECRET_KEY makes the secrets unreadable: set this in production).
+WEBHOOK_ENCRYPTION_KEYS = env_list("WEBHOOK_ENCRYPTION_KEYS")
+WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)  # seconds per attempt
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 256 * 1024, minimum=1024)
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 10, minimum=1)  # per subscription
+WEBHOOK_WORKER_THREADS = env_int("WEBHOOK_WORKER_THREADS", 16, minimum=1)  # parallel POSTs per job
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 5.0, minimum=0.0)  # doubled per attempt
+WEBHOOK_RETRY_HOURS = env_float("WEBHOOK_RETRY_HOURS", 24.0, minimum=0.0)  # a delivery is retried this long
+WEBHOOK_DISABLE_AFTER_DAYS = env_float("WEBHOOK_DISABLE_AFTER_DAYS", 5.0, minimum=0.0)  # failing with no success
+WEBHOOK_LOG_DAYS = env_int("WEBHOOK_LOG_DAYS", 30, minimum=1)
+WEBHOOK_SECRET_GRACE_HOURS = env_float("WEBHOOK_SECRET_GRACE_HOURS", 24.0, minimum=0.0)  # both secrets sign
+WEBHOOK_CLAIM_LEASE_SECONDS = env_int("WEBHOOK_CLAIM_LEASE_SECONDS", 60, minimum=1)  # a dead worker's claims
+WEBHOOK_SWEEP_INTERVAL = env_int("WEBHOOK_SWEEP_INTERVAL", 10, minimum=1)
+WEBHOOK_JOB_SECONDS = env_float("WEBHOOK_JOB_SECONDS", 50.0, minimum=1.0)  # one job's sending time
+# Targets on loopback/private/link-local addresses (on-premises receivers; the test suite's local server).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+
 # --- Security (production values when DEBUG is off, unless the site is plain HTTP on loopback) ------------
 _BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 _HARDENED = not DEBUG and (_BEHIND_TLS_PROXY or not _LOOPBACK_ONLY)
@@ -665,5 +694,13 @@ EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)
 EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 1.0, minimum=0.1)
 EVENTS_GROUP_REJOIN_SECONDS = env_float("EVENTS_GROUP_REJOIN_SECONDS", 60.0, minimum=1.0)
 EVENTS_PERMISSION_RECHECK_SECONDS = env_float("EVENTS_PERMISSION_RECHECK_SECONDS", 5.0, minimum=0.0)
-METRICS_TOKEN = env_str("METRICS_TOKEN")  # when set, /metrics wants "Authorization: Bearer <token>"
+# Socket.IO (/socket.io/, seed 004 clients): the Redis pub/sub channel its web processes share rooms through.
+SOCKETIO_REDIS_CHANNEL = env_str("SOCKETIO_REDIS_CHANNEL", "maintenance-socketio")
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Business metrics (maintenance_site/ops/business_metrics.py): computed at most once per this many seconds (the
+# scrape interval); by organisation (slug label) only when METRICS_PER_ORGANIZATION is on.
+METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 15, minimum=0)
+METRICS_PER_ORGANIZATION = env_bool(
+    "METRICS_PER_ORGANIZATION", False
+)  # when set, /metrics wants "Authorization: Bearer <token>"
 HEALTH_BEAT_STALE_SECONDS = env_float("HEALTH_BEAT_STALE_SECONDS", 180.0, minimum=1.0)

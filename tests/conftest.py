@@ -106,6 +106,27 @@ def _isolated_run(settings):
     clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def _offline_dns(monkeypatch):
+    """Webhook targets resolve without the network: IP literals are themselves, `localhost` is 127.0.0.1, any
+    other name does not resolve (a test that needs one maps it: tests/webhooks)."""
+    import socket
+
+    from maintenance_site.security import outbound as targets
+
+    def resolve(host, port):
+        if host == "localhost":
+            host = "127.0.0.1"
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            socket.inet_pton(family, host)
+        except OSError:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (tests resolve no names)") from None
+        return [(family, socket.SOCK_STREAM, 6, "", (host, port))]
+
+    monkeypatch.setattr(targets, "_getaddrinfo", resolve)
+
+
 def clear_cache():
     """Empty this process's cache. In Redis only the keys under its prefix: RedisCache.clear() empties the whole
     Redis database, the other pytest-xdist workers' keys (and another run's) included."""

@@ -20,6 +20,8 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8]
 TEST_NAMESPACE = "-".join(part for part in ("test", _RUN, _WORKER) if part)
 
+SOCKETIO_REDIS_CHANNEL = f"{TEST_NAMESPACE}:socketio"
+
 if REDIS_URL:
     CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": TEST_NAMESPACE}}
     CHANNEL_LAYERS = {
@@ -30,3 +32,6 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {**CACHES["default"], "LOCATION": str(VAR_DIR / "cache" / f"test-{_WORKER}")}}
+
+# The webhook tests' receiver listens on 127.0.0.1 (the SSRF refusals are tested with the setting off).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = True

@@ -27,6 +27,7 @@ from maintenance_site.analytics import services as analytics_services
 from maintenance_site.bulk import history_by_select, id_in, insert_rows, loaded, take_ids
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish, publish_many
+from maintenance_site.events.types import INTEGER, STRING, register_event_type
 from maintenance_site.notifications.kinds import is_registered, register_kind
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
@@ -1645,6 +1646,11 @@ def _record_crossing(budget: Budget, threshold: int, spend: Decimal) -> int:
     return 1
 
 
+register_event_type(
+    "budget:threshold-crossed",
+    "A budget's threshold was crossed",
+    {"budget": INTEGER, "name": STRING, "threshold": INTEGER, "amount": STRING, "spend": STRING, "currency": STRING},
+)
 if not is_registered("budget:threshold-crossed"):
     register_kind("budget:threshold-crossed", "A budget's threshold was crossed")
 

@@ -49,6 +49,7 @@ from assets.telemetry.units import converter
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput, NotFound
 from maintenance_site.events.services import publish, publish_many
+from maintenance_site.events.types import DATE_TIME, INTEGER, STRING, register_event_type
 from maintenance_site.notifications.kinds import register_kind
 from maintenance_site.notifications.models import Channel
 from maintenance_site.notifications.services import notify
@@ -63,6 +64,20 @@ EVENT_ANOMALY = "iot:anomaly"
 EVENT_ANOMALY_UPDATED = "iot:anomaly-updated"
 NOTIFY_ONE_BY_ONE = 5  # a batch opening more anomalies than this sends one summary notification instead
 register_kind(EVENT_ANOMALY, "Telemetry anomaly detected", [Channel.EMAIL, Channel.PUSH])
+_ANOMALY_PROPERTIES = {
+    "id": INTEGER,
+    "asset": INTEGER,
+    "metric": STRING,
+    "detector": STRING,
+    "severity": STRING,
+    "status": STRING,
+    "started_at": DATE_TIME,
+    "ended_at": DATE_TIME,
+    "peak_value": {"type": ["number", "null"]},
+    "message": STRING,
+}
+register_event_type(EVENT_ANOMALY, "Telemetry anomaly detected", _ANOMALY_PROPERTIES)
+register_event_type(EVENT_ANOMALY_UPDATED, "Telemetry anomaly acknowledged or resolved", _ANOMALY_PROPERTIES)
 
 DEFINITION_FIELDS = {
     "metric",

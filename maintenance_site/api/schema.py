@@ -37,3 +37,102 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Api-Key <key>`: a per-organisation key created by a manager.",
         }
+
+
+# --- the document as a whole: error responses per operation, the event types as OpenAPI 3.1 webhooks ----------
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "Every error of the API: a sentence a person can act on and, per field, what was wrong.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "status": {"type": "integer"},
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            },
+            "required": ["status", "code", "message"],
+        }
+    },
+    "required": ["error"],
+}
+ERRORS = {
+    "400": "The input is invalid: `fields` says what is wrong with each field.",
+    "401": "Not signed in: send `Authorization: Bearer <JWT>` or `Authorization: Api-Key <key>`.",
+    "403": "Signed in, but your role in the organisation may not do this.",
+    "404": "No such object in your organisation (another organisation's objects are not found either).",
+    "409": "The object's state does not allow this now (e.g. a work order's status); the message says why.",
+}
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+
+def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
+    public = {} in operation.get("security", [{}]) or operation.get("security") == []
+    statuses = []
+    if operation.get("requestBody") or operation.get("parameters") or method in WRITE_METHODS:
+        statuses.append("400")
+    if not public:
+        statuses += ["401", "403"]
+    if "{" in path or not public:
+        statuses.append("404")  # an object not found, or an organisation named by X-Organization not one's own
+    if method in WRITE_METHODS and not public:
+        statuses.append("409")
+    return statuses
+
+
+def webhook_documents() -> dict:
+    """Each registered event type as an OpenAPI 3.1 `webhooks` entry: what a subscription receives."""
+    from maintenance_site.events.types import all_event_types  # the registry is filled by the apps' imports
+
+    documents = {}
+    for event_type in all_event_types():
+        body = {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "const": event_type.name},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "organization": {"type": "string", "description": "The organisation's slug."},
+                "sequence": {
+                    "type": ["integer", "null"],
+                    "description": "The event's number in the organisation: order by it (delivery is unordered).",
+                },
+                "data": event_type.payload_schema(),
+            },
+            "required": ["type", "timestamp", "organization", "sequence", "data"],
+        }
+        documents[event_type.name] = {
+            "post": {
+                "summary": event_type.label,
+                "description": "Signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`"
+                " headers); at-least-once: de-duplicate by `webhook-id`. The websocket stream and "
+                "GET /api/v1/events/ carry the same `data` as `payload`.",
+                "tags": ["webhooks"],
+                "requestBody": {"content": {"application/json": {"schema": body}}, "required": True},
+                "responses": {"2XX": {"description": "Received; any other answer is retried (410 unsubscribes)."}},
+            }
+        }
+    return documents
+
+
+def postprocess(result, generator, request, public):
+    """drf-spectacular's post-processing hook: the error envelope on every operation that can answer it, and the
+    event types as `webhooks` (OpenAPI 3.1) or `x-webhooks` (3.0)."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
+    for path, item in result.get("paths", {}).items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for status in _error_statuses(path, method, operation):
+                operation["responses"].setdefault(
+                    status,
+                    {
+                        "description": ERRORS[status],
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                )
+    # OpenAPI 3.1's `webhooks`; a 3.0 document carries them as the extension `x-webhooks` (same content).
+    result["webhooks" if str(result.get("openapi", "")).startswith("3.1") else "x-webhooks"] = webhook_documents()
+    return result

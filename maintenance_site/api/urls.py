@@ -12,6 +12,7 @@ import maintenance_site.analytics.api  # noqa: E402,F401
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401
+import maintenance_site.webhooks.api  # noqa: E402,F401
 import scenarios.api  # noqa: E402,F401
 import scheduling.preventive.api  # noqa: E402,F401
 import sla.api  # noqa: E402,F401
@@ -21,6 +22,7 @@ from maintenance_site.ops.views import StatusView
 from maintenance_site.security.logins import TokenObtainView
 from maintenance_site.tenancy.api import MeView
 from workorders.asset_history import AssetHistoryView
+from workorders.order_history import WorkOrderHistoryView
 
 # URL resolution tries the patterns in order (~200 of them, with their format-suffix twins, before the work orders'
 # otherwise): the hottest list goes first. No other prefix begins like it, so nothing else resolves differently.
@@ -33,6 +35,7 @@ urlpatterns = [
     path("auth/token/", TokenObtainView.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     re_path(r"^assets/(?P<pk>[0-9]+)/history/?$", AssetHistoryView.as_view(), name="asset-history"),
+    re_path(r"^work-orders/(?P<pk>[0-9]+)/history/?$", WorkOrderHistoryView.as_view(), name="work-order-history"),
     path("maintenance/", include("scheduling.windows.api")),
     path("", include(router.urls)),
 ]

@@ -17,6 +17,7 @@ from datetime import timedelta
 from urllib.parse import urlparse
 
 import redis
+import socketio
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.security.websocket import OriginValidator
@@ -28,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from maintenance_site import hooks
 from maintenance_site.bulk import insert_rows
 from maintenance_site.errors import InvalidInput, PermissionDeniedError, ServiceUnavailable
 from maintenance_site.events import tasks  # tasks call these services, and these services queue tasks
@@ -130,6 +132,23 @@ def _redis():
     return _redis_client
 
 
+_socketio_writer = None
+
+
+def emit_to_socketio(message: dict) -> None:
+    """Send one numbered event to its organisation's Socket.IO room (maintenance_site/events/socketio_server.py)
+    through Redis, where every web process's AsyncRedisManager picks it up. Without Redis the web processes poll
+    the database instead, and this does nothing."""
+    global _socketio_writer
+    if not settings.REDIS_URL:
+        return
+    if _socketio_writer is None:
+        _socketio_writer = socketio.RedisManager(
+            settings.REDIS_URL, channel=settings.SOCKETIO_REDIS_CHANNEL, write_only=True
+        )
+    _socketio_writer.emit(message["type"], message, room=organization_group(message["organization"]), namespace="/")
+
+
 def deliver(event: Event) -> None:
     """Send one numbered event to its listeners. Raises when a transport fails."""
     message = event.as_message()
@@ -142,6 +161,7 @@ def deliver(event: Event) -> None:
     client = _redis()
     if client is not None:
         client.publish(f"maintenance:{event.type}", json.dumps(message, cls=DjangoJSONEncoder))
+        emit_to_socketio(json.loads(json.dumps(message, cls=DjangoJSONEncoder)))
 
 
 def deliver_numbered_events(*, older_than: timedelta | None = None, limit: int = 1000) -> tuple[int, int]:
@@ -172,6 +192,8 @@ def dispatch() -> dict:
     """Number what is committed, then deliver it: what the after-commit task runs."""
     numbered = number_pending_events()
     delivered, failed = deliver_numbered_events()
+    if numbered or delivered:
+        hooks.events_dispatched(numbered, delivered)
     return {"numbered": numbered, "delivered": delivered, "failed": failed}
 
 

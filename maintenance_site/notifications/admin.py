@@ -1,11 +1,19 @@
 """Back office: what was notified and how each delivery went (read-only), and retrying failed ones."""
 
+from django import forms
 from django.contrib import admin, messages
 
 from maintenance_site.notifications import services
 from maintenance_site.notifications.kinds import all_kinds
-from maintenance_site.notifications.models import Notification, NotificationDelivery
-from maintenance_site.tenancy.admin_base import ReadOnlyTenantAdmin, ReadOnlyTenantInline
+from maintenance_site.notifications.models import ChatChannel, Notification, NotificationDelivery
+from maintenance_site.tenancy.admin_base import (
+    ReadOnlyTenantAdmin,
+    ReadOnlyTenantInline,
+    ServiceAdmin,
+    ServiceForm,
+    adopt,
+    submitted,
+)
 from maintenance_site.tenancy.roles import Action
 
 
@@ -89,3 +97,72 @@ class NotificationDeliveryAdmin(ReadOnlyTenantAdmin):
             messages.success(request, f"Queued {count} failed deliveries for another round of attempts.")
         else:
             messages.warning(request, "None of the selected deliveries had failed; nothing to retry.")
+
+
+class KindsField(forms.CharField):
+    """Notification kinds routed to a chat channel as one line: `sla:*, inventory:low-stock`."""
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        return [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
+
+
+class ChatChannelForm(ServiceForm):
+    url = forms.URLField(
+        max_length=2000,
+        required=False,
+        assume_scheme="https",
+        help_text="The incoming webhook's URL (Slack, Teams Workflows, or any JSON receiver). Stored encrypted; "
+        "leave empty to keep the current one.",
+    )
+    kinds = KindsField(
+        help_text="Notification kinds routed here, comma-separated; wildcards such as sla:* or * for all. Kinds: "
+        + ", ".join(kind.name for kind in all_kinds())
+    )
+
+    class Meta:
+        model = ChatChannel
+        fields = ["name", "kind", "url", "kinds", "is_active"]
+
+    def clean_url(self):
+        url = self.cleaned_data.get("url")
+        if not url and self.instance.pk is None:
+            raise forms.ValidationError("A new channel needs its webhook URL.")
+        return url
+
+
+@admin.register(ChatChannel)
+class ChatChannelAdmin(ServiceAdmin):
+    """The organisation's Slack / Teams / JSON webhooks and the notification kinds each receives (managers)."""
+
+    form = ChatChannelForm
+    list_display = ["name", "kind", "url_hint", "routed", "is_active", "organization"]
+    list_filter = ["kind", "is_active"]
+    list_select_related = ["organization"]
+    search_fields = ["name"]
+    readonly_fields = ["url_hint", "created_at", "updated_at"]
+
+    @admin.display(description="kinds")
+    def routed(self, obj):
+        return ", ".join(obj.kinds)
+
+    def get_fields(self, request, obj=None):
+        fields = ["name", "kind", "url", "kinds", "is_active"]
+        if request.user.is_superuser and obj is None:
+            fields.insert(0, "organization")
+        return fields if obj is None else [*fields, *self.readonly_fields]
+
+    def save_model(self, request, obj, form, change):
+        fields = submitted(form, services.CHAT_CHANNEL_FIELDS, changed=change)
+        if not fields.get("url"):
+            fields.pop("url", None)
+        if change:
+            adopt(obj, services.update_chat_channel(obj, actor=request.user, **fields))
+        else:
+            adopt(obj, services.create_chat_channel(self.new_organization(request, form), actor=request.user, **fields))
+
+    def delete_model(self, request, obj):
+        services.delete_chat_channel(obj, actor=request.user)

@@ -56,6 +56,16 @@ class PreferencesSerializer(serializers.Serializer):
     phone_number = serializers.CharField(
         max_length=16, allow_blank=True, required=False, help_text="For SMS, in international form (+4915112345678)."
     )
+    time_zone = serializers.CharField(
+        max_length=64,
+        allow_blank=True,
+        required=False,
+        help_text="For quiet hours and the digest; empty: the organisation's.",
+    )
+    quiet_hours_start = serializers.TimeField(allow_null=True, required=False, help_text="Non-urgent news waits from…")
+    quiet_hours_end = serializers.TimeField(allow_null=True, required=False, help_text="…until (may be past midnight).")
+    daily_digest = serializers.BooleanField(required=False, help_text="Non-urgent e-mails as one a day.")
+    digest_time = serializers.TimeField(required=False, help_text="When the digest goes (local time).")
     available_channels = serializers.ListField(
         child=serializers.CharField(), read_only=True, help_text="The channels this deployment can send through."
     )
@@ -117,6 +127,9 @@ class NotificationViewSet(mixins.ListModelMixin, TenantGenericViewSet):
             with transaction.atomic():  # all of it or nothing
                 if "phone_number" in data:
                     services.set_phone_number(request.user, data["phone_number"])
+                times = {name: data[name] for name in services.DELIVERY_TIME_FIELDS if name in data}
+                if times:
+                    services.set_delivery_times(request.user, **times)
                 if "kinds" in data:
                     services.set_preferences(
                         self.organization, request.user, {item["kind"]: item["channels"] for item in data["kinds"]}
@@ -124,6 +137,7 @@ class NotificationViewSet(mixins.ListModelMixin, TenantGenericViewSet):
         return Response(
             {
                 "phone_number": services.phone_number_of(request.user),
+                **services.delivery_times_of(request.user),
                 "available_channels": enabled_channels(),
                 "kinds": services.preferences_of(self.organization, request.user),
             }

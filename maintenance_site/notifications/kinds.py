@@ -25,6 +25,7 @@ class Kind:
     name: str
     label: str
     default_channels: tuple[str, ...]
+    urgent: bool = False  # passes quiet hours and the daily digest (critical news)
 
 
 _KINDS: dict[str, Kind] = {}
@@ -36,15 +37,23 @@ def ordered_channels(channels: Iterable[str]) -> list[str]:
     return [channel for channel in Channel.values if channel in wanted]
 
 
-def register_kind(name: str, label: str, default_channels: Iterable[str] = (Channel.IN_APP, Channel.EMAIL)) -> Kind:
-    """Add a kind. Registering the same kind again with the same label and channels is harmless."""
+def register_kind(
+    name: str, label: str, default_channels: Iterable[str] = (Channel.IN_APP, Channel.EMAIL), *, urgent: bool = False
+) -> Kind:
+    """Add a kind. Registering the same kind again with the same label and channels is harmless. An `urgent` kind
+    reaches people during their quiet hours and is never held for the daily digest."""
     if not KIND_NAME.match(name):
         raise ValueError(f"Notification kind {name!r} must look like 'sla:violation' or 'inventory.low-stock'.")
     channels = list(default_channels)
     unknown = set(channels) - set(Channel.values)
     if unknown:
         raise ValueError(f"Unknown channel(s) {sorted(unknown)} for kind {name!r}; choose from {Channel.values}.")
-    kind = Kind(name=name, label=label, default_channels=tuple(ordered_channels([Channel.IN_APP, *channels])))
+    kind = Kind(
+        name=name,
+        label=label,
+        default_channels=tuple(ordered_channels([Channel.IN_APP, *channels])),
+        urgent=urgent,
+    )
     existing = _KINDS.get(name)
     if existing is not None and existing != kind:
         raise ValueError(f"Notification kind {name!r} is already registered differently: {existing}.")
@@ -84,6 +93,9 @@ def enabled_channels() -> list[str]:
     return [str(channel) for channel in ordered_channels(channels)]
 
 
+# Critical news: through quiet hours, never held for a digest.
+URGENT_KINDS = frozenset({"sla:violation", "maintenance:mode-changed"})
+
 # The platform's notification kinds; an app may add its own with register_kind().
 _C = Channel
 for _name, _label, _channels in [
@@ -101,4 +113,4 @@ for _name, _label, _channels in [
     ("scenario:activated", "Maintenance scenario activated", []),
     ("scenario:deactivated", "Maintenance scenario deactivated", []),
 ]:
-    register_kind(_name, _label, _channels)
+    register_kind(_name, _label, _channels, urgent=_name in URGENT_KINDS)

@@ -1,5 +1,7 @@
 """Notifications to people: the in-app list, one delivery row per channel, and each person's choices."""
 
+import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -7,7 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from maintenance_site.audit import history
-from maintenance_site.tenancy.models import TenantModel, TenantQuerySet
+from maintenance_site.tenancy.models import TenantModel, TenantQuerySet, validate_time_zone
 
 
 class Channel(models.TextChoices):
@@ -19,6 +21,7 @@ class Channel(models.TextChoices):
     SMS = "sms", "SMS"
     PUSH = "push", "Push"
     WEBPUSH = "webpush", "Web Push (the technician's phone)"
+    CHAT = "chat", "Organisation chat channel"  # a ChatChannel of the organisation (routed by kind, not chosen)
 
 
 class NotificationQuerySet(TenantQuerySet):
@@ -88,17 +91,33 @@ class NotificationDelivery(TenantModel):
 
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=20, choices=Channel.choices)
+    chat_channel = models.ForeignKey(
+        "ChatChannel", on_delete=models.CASCADE, null=True, blank=True, related_name="+", help_text="For `chat`."
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="Held until then: the recipient's quiet hours, or their daily digest."
+    )
+    digest = models.BooleanField(default=False, help_text="Goes out in the recipient's daily digest e-mail.")
 
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "notification deliveries"
         constraints = [
-            models.UniqueConstraint(fields=["notification", "channel"], name="notifications_delivery_unique_channel"),
+            models.UniqueConstraint(
+                fields=["notification", "channel"],
+                condition=models.Q(chat_channel__isnull=True),
+                name="notifications_delivery_unique_channel",
+            ),
+            models.UniqueConstraint(
+                fields=["notification", "chat_channel"],
+                condition=models.Q(chat_channel__isnull=False),
+                name="notifications_delivery_unique_chat",
+            ),
         ]
         indexes = [
             # admin list: WHERE organization_id = ? AND status = ? ORDER BY id DESC
@@ -108,6 +127,12 @@ class NotificationDelivery(TenantModel):
                 fields=["status", "updated_at"],
                 condition=models.Q(status__in=["pending", "sending"]),
                 name="notif_delivery_unfinished_idx",
+            ),
+            # the digest job: WHERE digest AND status = 'pending' AND not_before <= ?
+            models.Index(
+                fields=["not_before"],
+                condition=models.Q(digest=True, status="pending"),
+                name="notif_delivery_digest_idx",
             ),
         ]
 
@@ -160,10 +185,31 @@ class NotificationProfile(models.Model):
         ],
         help_text="For SMS, in international form (E.164).",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="For quiet hours and the digest; empty: the organisation's time zone.",
+    )
+    quiet_hours_start = models.TimeField(null=True, blank=True, help_text="From then, non-urgent news waits…")
+    quiet_hours_end = models.TimeField(null=True, blank=True, help_text="…until then (may be past midnight).")
+    daily_digest = models.BooleanField(
+        default=False, help_text="Non-urgent e-mails come as one digest a day instead of one by one."
+    )
+    digest_time = models.TimeField(default=datetime.time(8, 0), help_text="When the digest is sent (local time).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = history()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quiet_hours_start__isnull=True, quiet_hours_end__isnull=True)
+                | models.Q(quiet_hours_start__isnull=False, quiet_hours_end__isnull=False),
+                name="notifications_profile_quiet_hours_both_or_none",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"notification profile of {self.user_id}"
@@ -196,3 +242,38 @@ class WebPushSubscription(TenantModel):
 
     def __str__(self) -> str:
         return f"web push device of {self.user_id}: {self.endpoint[:60]}"
+
+
+class ChatChannel(TenantModel):
+    """One of the organisation's chat channels (a Slack incoming webhook, a Microsoft Teams Workflows webhook, or a
+    generic JSON webhook) and the notification kinds routed to it. When an organisation has chat channels, its
+    notifications go to those whose kinds match (once per notify, not per recipient); without any, the platform's
+    SLACK_WEBHOOK_URL stays the default for the people who chose Slack. The URL is a credential: stored encrypted
+    (maintenance_site.security.encryption), never shown whole again."""
+
+    class Kind(models.TextChoices):
+        SLACK = "slack", "Slack incoming webhook"
+        TEAMS = "teams", "Microsoft Teams (Workflows webhook, Adaptive Card)"
+        WEBHOOK = "webhook", "Generic JSON webhook"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    url_encrypted = models.TextField(editable=False)
+    url_hint = models.CharField(max_length=120, editable=False, help_text="The URL's host and the start of its path.")
+    kinds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Notification kinds or wildcards routed here (“sla:*”, “inventory:low-stock”); “*” for all.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    history = history(excluded_fields=["url_encrypted"])
+
+    class Meta:
+        ordering = ["organization", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="notifications_chatchannel_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"

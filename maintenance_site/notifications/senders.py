@@ -18,6 +18,8 @@ from django.core.mail import get_connection, send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 
 from maintenance_site.notifications.models import Channel, Notification, NotificationProfile
+from maintenance_site.security import encryption
+from maintenance_site.security.outbound import TargetRefused, resolve_target
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import BACK_OFFICE_ROLES
 
@@ -119,6 +121,25 @@ def send_email(notification: Notification) -> None:
         raise DeliveryFailed(f"The mail server refused or could not be reached: {exc}") from None
 
 
+def send_digest_email(notifications: list[Notification]) -> None:
+    """One e-mail with several notifications of one person in one organisation (their daily digest)."""
+    first = notifications[0]
+    address = first.recipient.email
+    if not address:
+        raise DeliverySkipped("The recipient has no e-mail address.")
+    sections = [plain_text(notification) for notification in notifications]
+    try:
+        send_mail(
+            subject=f"[{first.organization.name}] {len(notifications)} notification(s) today",
+            message="\n\n---\n\n".join(sections),
+            from_email=None,
+            recipient_list=[address],
+            connection=get_connection(timeout=settings.NOTIFICATION_HTTP_TIMEOUT),
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryFailed(f"The mail server refused or could not be reached: {exc}") from None
+
+
 def send_slack(notification: Notification) -> None:
     if not settings.SLACK_WEBHOOK_URL:
         raise DeliverySkipped("SLACK_WEBHOOK_URL is not set.")
@@ -158,6 +179,57 @@ def send_push(notification: Notification) -> None:
         "url": notification.url,
     }
     post_json(settings.PUSH_SERVICE_URL, payload, bearer=settings.PUSH_API_KEY)
+
+
+def chat_payload(notification: Notification, kind: str) -> dict:
+    """The message for one kind of chat webhook: Slack's `text`, a Teams Workflows Adaptive Card (the retired
+    Office 365 connectors' MessageCard is not used), or the notification as plain JSON."""
+    organization = notification.organization
+    if kind == "slack":
+        text = f"*[{organization.name}] {notification.title}*\n{notification.body}"
+        return {"text": text + (f"\n{notification.url}" if notification.url else "")}
+    if kind == "teams":
+        card = {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "body": [
+                {
+                    "type": "TextBlock",
+                    "text": f"[{organization.name}] {notification.title}",
+                    "weight": "Bolder",
+                    "wrap": True,
+                },
+                {"type": "TextBlock", "text": notification.body, "wrap": True},
+            ],
+        }
+        if notification.url:
+            card["actions"] = [{"type": "Action.OpenUrl", "title": "Open", "url": notification.url}]
+        return {
+            "type": "message",
+            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+        }
+    return {
+        "organization": organization.slug,
+        "kind": notification.kind,
+        "title": notification.title,
+        "body": notification.body,
+        "url": notification.url,
+        "data": notification.data,
+        "created_at": notification.created_at,
+    }
+
+
+def send_chat(notification: Notification, chat_channel) -> None:
+    """Post to one of the organisation's chat channels (its URL decrypted, checked again against SSRF)."""
+    if chat_channel is None or not chat_channel.is_active:
+        raise DeliverySkipped("The chat channel was removed or switched off.")
+    url = encryption.decrypt(chat_channel.url_encrypted)
+    try:
+        resolve_target(url)
+    except TargetRefused as exc:
+        raise DeliveryFailed(f"The chat channel's URL is refused: {exc}", permanent=True) from None
+    post_json(url, chat_payload(notification, chat_channel.kind))
 
 
 SENDERS = {

@@ -8,9 +8,11 @@ sending ever happens inside it. A broker outage at commit leaves the rows pendin
 (`requeue_stuck_deliveries`, task `sweep_deliveries`) sends them later.
 """
 
+import fnmatch
 import json
 import logging
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,7 +24,10 @@ from django.utils import timezone
 from maintenance_site import audit
 from maintenance_site.errors import InvalidInput, PermissionDeniedError
 from maintenance_site.events.services import publish
-from maintenance_site.notifications import tasks  # tasks call these services, and these services queue tasks
+from maintenance_site.notifications import (
+    quiet,
+    tasks,  # tasks call these services, and these services queue tasks
+)
 from maintenance_site.notifications.kinds import (
     all_kinds,
     enabled_channels,
@@ -32,6 +37,7 @@ from maintenance_site.notifications.kinds import (
 )
 from maintenance_site.notifications.models import (
     Channel,
+    ChatChannel,
     Notification,
     NotificationDelivery,
     NotificationPreference,
@@ -39,8 +45,10 @@ from maintenance_site.notifications.models import (
     WebPushSubscription,
 )
 from maintenance_site.notifications.senders import SENDERS as OUTSIDE_SENDERS
-from maintenance_site.notifications.senders import DeliveryFailed, DeliverySkipped
+from maintenance_site.notifications.senders import DeliveryFailed, DeliverySkipped, send_chat, send_digest_email
 from maintenance_site.notifications.webpush import send_webpush
+from maintenance_site.security import encryption
+from maintenance_site.security.outbound import TargetRefused, resolve_target
 from maintenance_site.tenancy.actors import check_actor
 from maintenance_site.tenancy.models import Membership, Organization
 from maintenance_site.tenancy.roles import Role
@@ -162,9 +170,54 @@ def notify(organization: Organization, recipients, kind: str, context: dict) -> 
                 deliveries.append(
                     NotificationDelivery(organization=organization, notification=notification, channel=channel)
                 )
+        chat_channels = routed_chat_channels(organization, kind)
+        if chat_channels:
+            # The organisation's own chat channels replace the platform's Slack webhook for it: once per notify().
+            deliveries = [delivery for delivery in deliveries if delivery.channel != Channel.SLACK]
+            deliveries += [
+                NotificationDelivery(
+                    organization=organization, notification=notifications[0], channel=Channel.CHAT, chat_channel=chat
+                )
+                for chat in chat_channels
+            ]
+        if not (get_kind(kind).urgent or context.get("urgent")):
+            hold_for_quiet_hours_and_digest(organization, notifications, deliveries)
         NotificationDelivery.objects.bulk_create(deliveries)
-        enqueue_after_commit([delivery.pk for delivery in deliveries])
+        enqueue_after_commit([delivery.pk for delivery in deliveries if delivery.not_before is None])
     return notifications
+
+
+HELD_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)  # what reaches a person outside the platform
+
+
+def hold_for_quiet_hours_and_digest(organization, notifications, deliveries) -> None:
+    """A non-urgent notification's e-mail, SMS and push wait for the end of the recipient's quiet hours (in their
+    time zone), and with a daily digest its e-mail waits for the digest. In-app and chat channels never wait."""
+    recipients = {notification.pk: notification.recipient_id for notification in notifications}
+    profiles = {
+        profile.user_id: profile
+        for profile in NotificationProfile.objects.filter(user_id__in=set(recipients.values())).exclude(
+            quiet_hours_start__isnull=True, daily_digest=False
+        )
+    }
+    if not profiles:
+        return
+    now = timezone.now()
+    for delivery in deliveries:
+        profile = profiles.get(recipients.get(delivery.notification_id))
+        if profile is None or delivery.channel not in HELD_CHANNELS:
+            continue
+        zone = quiet.zone_of(profile, organization)
+        if profile.daily_digest and delivery.channel == Channel.EMAIL:
+            delivery.digest, delivery.not_before = True, quiet.next_digest(profile, zone, now)
+        else:
+            delivery.not_before = quiet.quiet_until(profile, zone, now)
+
+
+def routed_chat_channels(organization: Organization, kind: str) -> list[ChatChannel]:
+    """The organisation's active chat channels whose kinds cover `kind` (`sla:*`, `*`, or the kind itself)."""
+    channels = ChatChannel.objects.filter(organization=organization, is_active=True).order_by("pk")
+    return [chat for chat in channels if any(fnmatch.fnmatchcase(kind, pattern) for pattern in chat.kinds)]
 
 
 def enqueue_after_commit(delivery_ids: list[int]) -> None:
@@ -189,7 +242,10 @@ def enqueue_deliveries(delivery_ids: list[int]) -> None:
 
 
 def _claimable(now) -> Q:
-    return Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE)
+    due = Q(digest=False) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
+    return due & (
+        Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE)
+    )
 
 
 def _in_app_message(notification: Notification) -> dict:
@@ -241,7 +297,9 @@ def send_delivery(delivery_id: int) -> str | None:
     NOTIFICATION_MAX_ATTEMPTS and not a permanent refusal): the task retries with backoff.
     """
     delivery = (
-        NotificationDelivery.objects.select_related("notification__organization", "notification__recipient")
+        NotificationDelivery.objects.select_related(
+            "notification__organization", "notification__recipient", "chat_channel"
+        )
         .filter(pk=delivery_id)
         .first()
     )
@@ -258,7 +316,10 @@ def send_delivery(delivery_id: int) -> str | None:
         return None  # sent, skipped, or being sent by another run
     attempt = NotificationDelivery.objects.values_list("attempts", flat=True).get(pk=delivery_id)
     try:
-        SENDERS[delivery.channel](delivery.notification)
+        if delivery.channel == Channel.CHAT:
+            send_chat(delivery.notification, delivery.chat_channel)
+        else:
+            SENDERS[delivery.channel](delivery.notification)
     except DeliverySkipped as exc:
         _finish(delivery_id, now, status=Status.SKIPPED, last_error=str(exc))
         return Status.SKIPPED
@@ -294,12 +355,52 @@ def retry_deliveries(deliveries) -> int:
 def requeue_stuck_deliveries(limit: int = 1000) -> int:
     """The sweep: queue deliveries whose task was lost (pending too long, or claimed by a dead worker)."""
     now = timezone.now()
-    stuck = Q(status=Status.PENDING, updated_at__lt=now - PENDING_GRACE) | Q(
-        status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE
+    due = Q(digest=False) & (Q(not_before__isnull=True) | Q(not_before__lte=now))  # held ones wait their time
+    stuck = due & (
+        Q(status=Status.PENDING, updated_at__lt=now - PENDING_GRACE)
+        | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE)
     )
     ids = list(NotificationDelivery.objects.filter(stuck).order_by("id").values_list("pk", flat=True)[:limit])
     enqueue_deliveries(ids)
     return len(ids)
+
+
+def send_due_digests(limit: int = 500) -> int:
+    """The digest job: for each person with digest deliveries due, one e-mail listing them; each delivery claimed
+    first (conditional UPDATE), so two runs never send a notification twice. Returns how many e-mails went."""
+    now = timezone.now()
+    due = NotificationDelivery.objects.filter(digest=True, status=Status.PENDING, not_before__lte=now)
+    groups = sorted(set(due.values_list("organization_id", "notification__recipient_id")[:limit]))
+    sent = 0
+    for organization_id, recipient_id in groups:
+        ids = list(
+            due.filter(organization_id=organization_id, notification__recipient_id=recipient_id).values_list(
+                "pk", flat=True
+            )
+        )
+        claimed_at = timezone.now()
+        NotificationDelivery.objects.filter(pk__in=ids, status=Status.PENDING).update(
+            status=Status.SENDING, claimed_at=claimed_at, attempts=F("attempts") + 1, updated_at=claimed_at
+        )
+        mine = NotificationDelivery.objects.filter(pk__in=ids, status=Status.SENDING, claimed_at=claimed_at)
+        notifications = [
+            delivery.notification
+            for delivery in mine.select_related("notification__organization", "notification__recipient").order_by(
+                "notification__created_at"
+            )
+        ]
+        if not notifications:
+            continue
+        try:
+            send_digest_email(notifications)
+        except (DeliveryFailed, DeliverySkipped) as exc:
+            retry_at = timezone.now() + timedelta(minutes=15)
+            status = Status.SKIPPED if isinstance(exc, DeliverySkipped) else Status.PENDING
+            mine.update(status=status, last_error=str(exc)[:2000], not_before=retry_at, updated_at=timezone.now())
+            continue
+        mine.update(status=Status.SENT, sent_at=timezone.now(), updated_at=timezone.now())
+        sent += 1
+    return sent
 
 
 # --- the in-app list -------------------------------------------------------------------------------------
@@ -402,6 +503,37 @@ def set_phone_number(user, phone_number: str) -> NotificationProfile:
 WEBPUSH_KINDS = ("work-order:assigned", "work-order:urgent", "sla:warning")
 
 
+# --- the organisation's chat channels ----------------------------------------------------------------------
+
+CHAT_CHANNEL_FIELDS = ("name", "kind", "url", "kinds", "is_active")
+
+
+def _check_chat_url(url: str) -> None:
+    try:
+        resolve_target(url)
+    except TargetRefused as exc:
+        raise InvalidInput(f"This URL cannot receive notifications: {exc}", fields={"url": [str(exc)]}) from None
+
+
+def _clean_kinds(kinds) -> list[str]:
+    if not isinstance(kinds, list) or not kinds or not all(isinstance(item, str) for item in kinds):
+        raise InvalidInput("Route at least one notification kind (or “*”).", fields={"kinds": ["At least one."]})
+    known = [kind.name for kind in all_kinds()]
+    cleaned = []
+    for pattern in (item.strip() for item in kinds):
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in known):
+            message = f"“{pattern[:80]}” matches no notification kind; the kinds are: {', '.join(known)}."
+            raise InvalidInput(message, fields={"kinds": [message]})
+        if pattern not in cleaned:
+            cleaned.append(pattern)
+    return cleaned
+
+
+def _url_hint(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{parts.path[:12]}…"[:120]
+
+
 @audit.attributed
 @transaction.atomic
 def subscribe_webpush(
@@ -433,6 +565,26 @@ def subscribe_webpush(
 
 @audit.attributed
 @transaction.atomic
+def create_chat_channel(
+    organization: Organization, *, actor, name: str, kind: str, url: str, kinds, is_active: bool = True
+) -> ChatChannel:
+    """A chat channel of the organisation; its URL is checked like a webhook target and stored encrypted."""
+    _check_chat_url(url)
+    channel = ChatChannel(
+        organization=organization,
+        name=name,
+        kind=kind,
+        url_encrypted=encryption.encrypt(url),
+        url_hint=_url_hint(url),
+        kinds=_clean_kinds(kinds),
+        is_active=is_active,
+    )
+    validated(channel).save()
+    return channel
+
+
+@audit.attributed
+@transaction.atomic
 def unsubscribe_webpush(organization: Organization, *, actor, endpoint: str) -> int:
     """This phone of `actor` receives no more Web Push; how many subscriptions were removed (0 or 1)."""
     check_actor(actor)
@@ -442,6 +594,59 @@ def unsubscribe_webpush(organization: Organization, *, actor, endpoint: str) -> 
 
 def actor_is_member(organization: Organization, user) -> bool:
     return Membership.objects.filter(organization=organization, user=user, is_active=True).exists()
+
+
+@audit.attributed
+@transaction.atomic
+def update_chat_channel(channel: ChatChannel, *, actor, **changes) -> ChatChannel:
+    """Change a chat channel (a new `url` replaces the stored one)."""
+    unknown = set(changes) - set(CHAT_CHANNEL_FIELDS)
+    if unknown:
+        raise TypeError(f"update_chat_channel() got unknown fields {sorted(unknown)}")
+    channel = ChatChannel.objects.select_for_update().get(pk=channel.pk)
+    url = changes.pop("url", None)
+    if url:
+        _check_chat_url(url)
+        channel.url_encrypted, channel.url_hint = encryption.encrypt(url), _url_hint(url)
+    if "kinds" in changes:
+        changes["kinds"] = _clean_kinds(changes["kinds"])
+    for name, value in changes.items():
+        setattr(channel, name, value)
+    validated(channel).save()
+    return channel
+
+
+@audit.attributed
+@transaction.atomic
+def delete_chat_channel(channel: ChatChannel, *, actor) -> None:
+    """Remove a chat channel (its past deliveries go with it)."""
+    ChatChannel.objects.filter(pk=channel.pk).delete()
+
+
+DELIVERY_TIME_FIELDS = ("time_zone", "quiet_hours_start", "quiet_hours_end", "daily_digest", "digest_time")
+
+
+@transaction.atomic
+def set_delivery_times(user, **fields) -> NotificationProfile:
+    """A person's quiet hours (both ends, or neither), time zone and daily digest, the same in every organisation."""
+    unknown = set(fields) - set(DELIVERY_TIME_FIELDS)
+    if unknown:
+        raise TypeError(f"set_delivery_times() got unknown fields {sorted(unknown)}")
+    profile, _ = NotificationProfile.objects.select_for_update().get_or_create(user=user)
+    for name, value in fields.items():
+        setattr(profile, name, value)
+    if (profile.quiet_hours_start is None) != (profile.quiet_hours_end is None):
+        raise InvalidInput(
+            "Give both ends of the quiet hours, or neither.",
+            fields={"quiet_hours_end" if profile.quiet_hours_end is None else "quiet_hours_start": ["Required."]},
+        )
+    validated(profile, exclude=["user"]).save()
+    return profile
+
+
+def delivery_times_of(user) -> dict:
+    profile = NotificationProfile.objects.filter(user=user).first() or NotificationProfile(user=user)
+    return {name: getattr(profile, name) for name in DELIVERY_TIME_FIELDS}
 
 
 __all__ = [

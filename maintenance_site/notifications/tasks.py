@@ -49,3 +49,9 @@ def send_deliveries(delivery_ids: list[int]) -> None:
 def sweep_deliveries() -> int:
     """Periodic: queue deliveries whose task was lost (broker down at commit, worker died mid-send)."""
     return services.requeue_stuck_deliveries()
+
+
+@shared_task(ignore_result=True)
+def send_digests() -> int:
+    """Periodic: the daily digest e-mails that are due."""
+    return services.send_due_digests()

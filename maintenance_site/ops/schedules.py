@@ -51,6 +51,25 @@ def core_periodic_tasks() -> list[CoreTask]:
             description="Re-sends notification deliveries whose task was lost (broker or worker outage).",
         ),
         CoreTask(
+            name="core: notification digests",
+            task="maintenance_site.notifications.tasks.send_digests",
+            every_seconds=300,
+            description="Sends the daily digest e-mails that are due (people who chose a digest).",
+        ),
+        CoreTask(
+            name="core: webhook deliveries",
+            task="maintenance_site.webhooks.tasks.deliver_webhooks",
+            every_seconds=settings.WEBHOOK_SWEEP_INTERVAL,
+            description="Fans out new events to webhook subscriptions and sends what is due (retries, dead workers' "
+            "claims).",
+        ),
+        CoreTask(
+            name="core: webhook log retention",
+            task="maintenance_site.webhooks.tasks.prune_webhook_log",
+            every_seconds=3600,
+            description="Forgets finished webhook deliveries older than WEBHOOK_LOG_DAYS.",
+        ),
+        CoreTask(
             name="core: SLA monitor",
             task="sla.tasks.monitor_sla_clocks",
             every_seconds=settings.SLA_MONITOR_INTERVAL,

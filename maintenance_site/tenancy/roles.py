@@ -36,6 +36,7 @@ class Action(models.TextChoices):
     INGEST_TELEMETRY = "ingest_telemetry", "post meter readings and telemetry"
     MANAGE_USERS = "manage_users", "manage members and their roles"
     MANAGE_KEYS = "manage_keys", "create and revoke API keys"
+    MANAGE_WEBHOOKS = "manage_webhooks", "manage webhook subscriptions and read their delivery log"
     MANAGE_SETTINGS = "manage_settings", "change the organisation's settings"
 
 
@@ -59,7 +60,9 @@ PERMISSIONS: dict[str, frozenset[Action]] = {
     Role.STOREKEEPER: frozenset({A.VIEW, A.REQUEST_WORK, A.USE_PARTS, A.ADJUST_STOCK, A.MANAGE_PURCHASING}),
     Role.TECHNICIAN: frozenset({A.VIEW, A.REQUEST_WORK, A.EXECUTE_WORK, A.USE_PARTS, A.INGEST_TELEMETRY}),
     Role.VIEWER: frozenset({A.VIEW}),
-    Role.INTEGRATOR: frozenset({A.VIEW, A.REQUEST_WORK, A.CREATE_WORK, A.MANAGE_ASSETS, A.INGEST_TELEMETRY}),
+    Role.INTEGRATOR: frozenset(
+        {A.VIEW, A.REQUEST_WORK, A.CREATE_WORK, A.MANAGE_ASSETS, A.INGEST_TELEMETRY, A.MANAGE_WEBHOOKS}
+    ),
 }
 
 # Roles whose members may sign in to the back office (the Django admin), given is_staff.

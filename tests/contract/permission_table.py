@@ -73,6 +73,15 @@ TABLE: dict[str, dict[str, object]] = {
     "notifications/read-all/": {"post": V},  # one's own notifications and preferences: every member
     "notifications/unread-count/": {"get": V},
     "notifications/preferences/": {"get": V, "put": V},
+    # Webhooks: target URLs, secrets and the delivery log are for managers and integrators (manage_webhooks).
+    "webhooks/": {"get": A.MANAGE_WEBHOOKS, "post": A.MANAGE_WEBHOOKS},
+    "webhooks/{id}/": {"get": A.MANAGE_WEBHOOKS, "patch": A.MANAGE_WEBHOOKS, "delete": A.MANAGE_WEBHOOKS},
+    "webhooks/{id}/rotate-secret/": {"post": A.MANAGE_WEBHOOKS},
+    "webhooks/{id}/test/": {"post": A.MANAGE_WEBHOOKS},
+    "webhooks/{id}/replay/": {"post": A.MANAGE_WEBHOOKS},
+    "webhook-deliveries/": {"get": A.MANAGE_WEBHOOKS},
+    "webhook-deliveries/{id}/": {"get": A.MANAGE_WEBHOOKS},
+    "webhook-deliveries/{id}/replay/": {"post": A.MANAGE_WEBHOOKS},
     # --- assets -----------------------------------------------------------------------------------------------
     "locations/": crud(A.MANAGE_ASSETS, detail=False),
     "locations/{id}/": crud(A.MANAGE_ASSETS, detail=True),
@@ -101,6 +110,7 @@ TABLE: dict[str, dict[str, object]] = {
     # --- work orders ------------------------------------------------------------------------------------------
     "work-orders/": crud(A.CREATE_WORK, detail=False),
     "work-orders/{id}/": crud(A.CREATE_WORK, detail=True),
+    "work-orders/{id}/history/": {"get": V},  # the order's recorded changes: whoever may read the order
     "work-orders/{id}/assign/": {"post": A.ASSIGN_WORK},
     "work-orders/{id}/unassign/": {"post": A.ASSIGN_WORK},
     "work-orders/{id}/start/": {"post": A.EXECUTE_WORK},

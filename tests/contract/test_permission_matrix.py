@@ -47,6 +47,7 @@ from maintenance_site.ops.management.commands.seed_demo import DEMO_MODULES
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import ApiKeyScope
 from maintenance_site.tenancy.roles import Action, Role, role_allows
+from maintenance_site.webhooks import services as webhook_services
 from scheduling.preventive import services as preventive_services
 from scheduling.preventive.models import PreventiveSchedule
 from sla import services as sla_services
@@ -226,6 +227,10 @@ def _seed() -> dict:
     preventive_services.create_calendar_feed(org_a, name=f"{CANARY} feed", actor=manager)
     sla_services.monitor_clocks(now=timezone.now() + timedelta(days=60))  # breaches: violations
     tenancy_services.create_api_key(org_a, name=f"{CANARY} key", scope=ApiKeyScope.READ_WRITE)
+    subscription, _ = webhook_services.create_subscription(
+        org_a, actor=manager, url="http://127.0.0.1:9/canary", event_types=["work-order:*"], description=CANARY
+    )
+    webhook_services.send_test_event(subscription, actor=manager)
     van = StockLocation.objects.get(organization=org_a, kind="van", holder=technician)
     colleague_van = inventory_services.create_stock_location(
         org_a, name="Colleague's van", kind="van", holder=colleague, actor=users[Role.STOREKEEPER]
