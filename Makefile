@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # `make run PORT=8080` (and HOST=0.0.0.0 to listen beyond this machine)
-PORT ?= 8000
+PORT ?= $(or $(MAINTENANCE_PORT),$(SERVICE_PORT),8000)
 HOST ?= 127.0.0.1
 
 run: $(STAMP)

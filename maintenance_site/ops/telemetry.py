@@ -65,7 +65,11 @@ def setup(*, exporter=None, force: bool = False):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    service_name = os.environ.get("OTEL_SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME
+    service_name = (
+        os.environ.get("OTEL_SERVICE_NAME", "").strip()
+        or os.environ.get("SERVICE_NAME", "").strip()  # seed 001's name
+        or DEFAULT_SERVICE_NAME
+    )
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(_correlation_processor())
     if exporter is None:

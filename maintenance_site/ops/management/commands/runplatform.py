@@ -12,7 +12,7 @@ import urllib.request
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from maintenance_site import progress
 
@@ -27,12 +27,28 @@ DEMO_LOGINS = [
 ]
 
 
+def default_port() -> int:
+    """The port seed 001's variables name (MAINTENANCE_PORT, then SERVICE_PORT), else 8000."""
+    for name in ("MAINTENANCE_PORT", "SERVICE_PORT"):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise CommandError(f"{name}={raw!r} is not a port (1 to 65535).", returncode=2)
+            return int(raw)
+    return 8000
+
+
 class Command(BaseCommand):
     help = "Migrate, load demo data and run web + worker + beat together (the embedded run)."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=default_port(),
+            help="default: MAINTENANCE_PORT or SERVICE_PORT (seed 001's names), else 8000",
+        )
         parser.add_argument("--no-setup", action="store_true", help="skip migrate, collectstatic and seed_demo")
         parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
 
