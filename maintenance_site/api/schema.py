@@ -5,6 +5,10 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
 
+from maintenance_site.events.types import (
+    all_event_types,  # filled by the apps as they load, read when the schema is built
+)
+
 # A wall-clock time such as 06:00 or 06:00:00 (business hours, schedule times): a local time with no offset,
 # which JSON Schema's "time" format (RFC 3339 full-time, offset required) would reject.
 LOCAL_TIME = {"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$", "example": "06:00:00"}
@@ -84,8 +88,6 @@ def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
 
 def webhook_documents() -> dict:
     """Each registered event type as an OpenAPI 3.1 `webhooks` entry: what a subscription receives."""
-    from maintenance_site.events.types import all_event_types  # the registry is filled by the apps' imports
-
     documents = {}
     for event_type in all_event_types():
         body = {

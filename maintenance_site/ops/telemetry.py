@@ -27,7 +27,7 @@ def enabled() -> bool:
 
 
 def _correlation_processor():
-    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace import SpanProcessor  # optional: loaded only when tracing is on
 
     class CorrelationIdProcessor(SpanProcessor):
         """Puts the current correlation id on every span as it starts (requests, tasks, queries, HTTP calls)."""
@@ -56,14 +56,17 @@ def setup(*, exporter=None, force: bool = False):
         return _state["provider"]
     if not (enabled() or force):
         return None
-    from opentelemetry import trace
-    from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-    from opentelemetry.instrumentation.urllib import URLLibInstrumentor
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry import trace  # optional: loaded only when tracing is on
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor  # optional: loaded only when tracing is on
+    from opentelemetry.instrumentation.django import DjangoInstrumentor  # optional: loaded only when tracing is on
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor  # optional: loaded only when tracing is on
+    from opentelemetry.instrumentation.urllib import URLLibInstrumentor  # optional: loaded only when tracing is on
+    from opentelemetry.sdk.resources import Resource  # optional: loaded only when tracing is on
+    from opentelemetry.sdk.trace import TracerProvider  # optional: loaded only when tracing is on
+    from opentelemetry.sdk.trace.export import (  # optional: loaded only when tracing is on
+        BatchSpanProcessor,
+        SimpleSpanProcessor,
+    )
 
     service_name = (
         os.environ.get("OTEL_SERVICE_NAME", "").strip()
@@ -73,7 +76,9 @@ def setup(*, exporter=None, force: bool = False):
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(_correlation_processor())
     if exporter is None:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http import trace_exporter  # optional: loaded only when tracing is on
+
+        OTLPSpanExporter = trace_exporter.OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # endpoint from the environment
         trace.set_tracer_provider(provider)
@@ -93,10 +98,10 @@ def teardown() -> None:
     provider = _state.pop("provider", None)
     if provider is None:
         return
-    from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-    from opentelemetry.instrumentation.urllib import URLLibInstrumentor
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor  # optional: loaded only when tracing is on
+    from opentelemetry.instrumentation.django import DjangoInstrumentor  # optional: loaded only when tracing is on
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor  # optional: loaded only when tracing is on
+    from opentelemetry.instrumentation.urllib import URLLibInstrumentor  # optional: loaded only when tracing is on
 
     for instrumentor in (DjangoInstrumentor(), CeleryInstrumentor(), PsycopgInstrumentor(), URLLibInstrumentor()):
         instrumentor.uninstrument()
