@@ -525,3 +525,14 @@ class DowntimeLink(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.downtime}: caused by {self.caused_by or '—'}, ended by {self.ended_by or '—'}"
+
+
+# Asset health (issue 20) keeps its models in its own package.
+from workorders.health.models import (  # noqa: E402, F401
+    AssetHealth,
+    DiagnosticResult,
+    DiagnosticRun,
+    HealthSnapshot,
+    PredictiveAlert,
+    PredictiveSettings,
+)
