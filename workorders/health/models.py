@@ -74,7 +74,9 @@ class DiagnosticResult(TenantModel):
 
     run = models.ForeignKey(DiagnosticRun, on_delete=models.CASCADE, related_name="results")
     asset = models.ForeignKey("assets.Asset", on_delete=models.CASCADE, related_name="diagnostic_results")
-    check_name = models.CharField(max_length=64)
+    check_name = models.CharField(
+        max_length=140, help_text="The check, and the metric it looked at: stale_data:temperature."
+    )
     status = models.CharField(max_length=10, choices=CheckStatus.choices)
     measured = models.JSONField(default=dict, blank=True)
     message = models.TextField(blank=True)
@@ -176,9 +178,7 @@ class PredictiveAlert(TenantModel):
 
     asset = models.ForeignKey("assets.Asset", on_delete=models.CASCADE, related_name="predictive_alerts")
     cause = models.CharField(max_length=40)
-    work_order = models.OneToOneField(
-        "workorders.WorkOrder", on_delete=models.CASCADE, related_name="predictive_alert"
-    )
+    work_order = models.OneToOneField("workorders.WorkOrder", on_delete=models.CASCADE, related_name="predictive_alert")
     score = models.FloatField()
     risk = models.CharField(max_length=20, choices=Risk.choices)
     reasons = models.JSONField(default=list)

@@ -117,9 +117,11 @@ def compute(assets: list[Asset], now: datetime) -> dict[int, Health]:
     )
 
     down_hours: dict[int, float] = {}
-    for asset_id, started_at, ended_at in Downtime.objects.filter(asset_id__in=ids, started_at__lt=now).filter(
-        Q(ended_at__isnull=True) | Q(ended_at__gt=since)
-    ).values_list("asset_id", "started_at", "ended_at"):
+    for asset_id, started_at, ended_at in (
+        Downtime.objects.filter(asset_id__in=ids, started_at__lt=now)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=since))
+        .values_list("asset_id", "started_at", "ended_at")
+    ):
         span = (min(ended_at or now, now) - max(started_at, since)).total_seconds() / 3600
         down_hours[asset_id] = down_hours.get(asset_id, 0.0) + max(span, 0.0)
 
