@@ -516,6 +516,11 @@ def _alert_payload(alert: PredictiveAlert, asset: Asset) -> dict:
     }
 
 
+def _title(asset: Asset, health: scoring.Health, cause: str) -> str:
+    label = scoring.RULES[cause].label
+    return f"Predictive: {asset.code} health {health.score:g} ({health.risk}), {label}"[:200]
+
+
 def _open_alert(asset: Asset, health: scoring.Health, options: PredictiveSettings, now: datetime) -> bool:
     """Open one predictive order for the asset's heaviest cause, unless one is open for it or its cooldown runs.
     The asset's health row is locked (a second run at once skips it); the unique constraint backs the lock."""
@@ -534,9 +539,7 @@ def _open_alert(asset: Asset, health: scoring.Health, options: PredictiveSetting
             with transaction.atomic():
                 order = work_orders.create_work_order(
                     Organization.objects.get(pk=asset.organization_id),
-                    title=f"Predictive: {asset.code} health {health.score:g} ({health.risk}) — {scoring.RULES[cause].label}"[
-                        :200
-                    ],
+                    title=_title(asset, health, cause),
                     description="The asset's health reached the predictive level.\n\n"
                     + "\n".join(f"- {reason}" for reason in health.reasons),
                     type=WorkOrder.Type.PREDICTIVE,
