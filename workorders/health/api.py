@@ -15,7 +15,6 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from assets.models import Asset
-from maintenance_site.api.filters import parse_query_datetime
 from maintenance_site.api.routers import router
 from maintenance_site.api.viewsets import TenantAPIMixin
 from maintenance_site.tenancy.roles import Action
