@@ -24,16 +24,16 @@ from workorders.health.models import DiagnosticRun, Risk
 MAX_HISTORY = 200
 
 
-class ResultSerializer(serializers.Serializer):
+class DiagnosticResultSerializer(serializers.Serializer):
     check = serializers.CharField(source="check_name")
     status = serializers.CharField()
     measured = serializers.JSONField()
     message = serializers.CharField()
 
 
-class RunSerializer(serializers.ModelSerializer):
+class DiagnosticRunSerializer(serializers.ModelSerializer):
     device_id = serializers.IntegerField(source="asset_id")
-    results = ResultSerializer(many=True, read_only=True)
+    results = DiagnosticResultSerializer(many=True, read_only=True)
 
     class Meta:
         model = DiagnosticRun
@@ -41,14 +41,14 @@ class RunSerializer(serializers.ModelSerializer):
         fields += ["error", "results"]
 
 
-class ResultInput(serializers.Serializer):
+class DiagnosticResultInput(serializers.Serializer):
     check = serializers.CharField(help_text="e.g. insulation_resistance or vibration:bearing_de")
     status = serializers.ChoiceField(choices=["pass", "warn", "fail"])
     measured = serializers.JSONField(required=False)
     message = serializers.CharField(required=False, allow_blank=True)
 
 
-class RunInput(serializers.Serializer):
+class DiagnosticRunInput(serializers.Serializer):
     device_id = serializers.IntegerField()
     deep = serializers.BooleanField(
         default=False, help_text="Also the trend checks over 30 days: queued, answered 202 with the run to poll."
@@ -61,7 +61,7 @@ class RunInput(serializers.Serializer):
     )
 
 
-class AnalyzeInput(serializers.Serializer):
+class DiagnosticAnalyzeInput(serializers.Serializer):
     device_id = serializers.IntegerField(required=False, help_text="One device; without it, every device.")
     days = serializers.IntegerField(default=30, min_value=1, max_value=3650, help_text="The period: the last N days.")
 
@@ -84,7 +84,7 @@ def _device(organization, raw) -> Asset:
 class DiagnosticsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
     """Device diagnostics: run them, read their history, analyse their trends."""
 
-    serializer_class = RunSerializer
+    serializer_class = DiagnosticRunSerializer
     pagination_class = None
     filter_backends = []
     action_permissions = {
@@ -97,10 +97,14 @@ class DiagnosticsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
     def _runs(self):
         return DiagnosticRun.objects.filter(organization=self.organization).prefetch_related("results")
 
-    @extend_schema(request=RunInput, responses={201: RunSerializer, 202: RunSerializer}, operation_id="diagnostics_run")
+    @extend_schema(
+        request=DiagnosticRunInput,
+        responses={201: DiagnosticRunSerializer, 202: DiagnosticRunSerializer},
+        operation_id="diagnostics_run",
+    )
     @action(detail=False, methods=["post"])
     def run(self, request):
-        given = RunInput(data=request.data)
+        given = DiagnosticRunInput(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
         asset = _device(self.organization, data["device_id"])
@@ -110,19 +114,23 @@ class DiagnosticsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
             run = services.run_diagnostic(asset, deep=data["deep"], actor=request.user)
         run = self._runs().get(pk=run.pk)
         code = status.HTTP_202_ACCEPTED if run.status == DiagnosticRun.Status.PENDING else status.HTTP_201_CREATED
-        return Response(RunSerializer(run).data, status=code)
+        return Response(DiagnosticRunSerializer(run).data, status=code)
 
-    @extend_schema(responses=RunSerializer, operation_id="diagnostics_runs_retrieve")
+    @extend_schema(
+        parameters=[OpenApiParameter("run_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses=DiagnosticRunSerializer,
+        operation_id="diagnostics_runs_retrieve",
+    )
     @action(detail=False, methods=["get"], url_path=r"runs/(?P<run_id>[0-9]+)")
     def run_detail(self, request, run_id=None):
-        return Response(RunSerializer(get_object_or_404(self._runs(), pk=run_id)).data)
+        return Response(DiagnosticRunSerializer(get_object_or_404(self._runs(), pk=run_id)).data)
 
     @extend_schema(
         parameters=[
             OpenApiParameter("device_id", OpenApiTypes.INT, OpenApiParameter.PATH),
             OpenApiParameter("limit", OpenApiTypes.INT, description=f"Newest runs (1–{MAX_HISTORY}, default 50)."),
         ],
-        responses=RunSerializer(many=True),
+        responses=DiagnosticRunSerializer(many=True),
         operation_id="diagnostics_history",
     )
     @action(detail=False, methods=["get"], url_path=r"history/(?P<device_id>[0-9]+)")
@@ -132,12 +140,14 @@ class DiagnosticsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
             raise ValidationError({"limit": [f"A whole number from 1 to {MAX_HISTORY}."]})
         runs = self._runs().filter(asset=asset).order_by("-created_at", "-id")[: int(raw)]
-        return Response(RunSerializer(runs, many=True).data)
+        return Response(DiagnosticRunSerializer(runs, many=True).data)
 
-    @extend_schema(request=AnalyzeInput, responses=CheckTrendSerializer(many=True), operation_id="diagnostics_analyze")
+    @extend_schema(
+        request=DiagnosticAnalyzeInput, responses=CheckTrendSerializer(many=True), operation_id="diagnostics_analyze"
+    )
     @action(detail=False, methods=["post"])
     def analyze(self, request):
-        given = AnalyzeInput(data=request.data)
+        given = DiagnosticAnalyzeInput(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
         asset = _device(self.organization, data["device_id"]) if "device_id" in data else None
@@ -147,7 +157,7 @@ class DiagnosticsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         return Response(CheckTrendSerializer(trends, many=True).data, status=status.HTTP_200_OK)
 
 
-class TermSerializer(serializers.Serializer):
+class HealthTermSerializer(serializers.Serializer):
     name = serializers.CharField()
     label = serializers.CharField()
     value = serializers.FloatField()
@@ -168,7 +178,7 @@ class HealthSerializer(serializers.Serializer):
     score = serializers.FloatField()
     risk = serializers.ChoiceField(choices=Risk.choices)
     computed_at = serializers.DateTimeField()
-    terms = TermSerializer(many=True)
+    terms = HealthTermSerializer(many=True)
     reasons = serializers.ListField(child=serializers.CharField())
     formula = serializers.CharField()
     history = HealthPointSerializer(many=True)
@@ -184,7 +194,10 @@ class DeviceHealthViewSet(TenantAPIMixin, viewsets.GenericViewSet):
     action_permissions = {"health": Action.VIEW}
 
     @extend_schema(
-        parameters=[OpenApiParameter("days", OpenApiTypes.INT, description="History: the last N days (1–365).")],
+        parameters=[
+            OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH),
+            OpenApiParameter("days", OpenApiTypes.INT, description="History: the last N days (1–365)."),
+        ],
         responses=HealthSerializer,
         operation_id="iot_devices_health",
     )
@@ -197,7 +210,7 @@ class DeviceHealthViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         return Response(HealthSerializer(services.health_of(asset, history_days=int(raw))).data)
 
 
-class PredictionSerializer(serializers.Serializer):
+class FailurePredictionSerializer(serializers.Serializer):
     expected_at = serializers.DateTimeField()
     earliest = serializers.DateTimeField()
     latest = serializers.DateTimeField()
@@ -207,7 +220,7 @@ class PredictionSerializer(serializers.Serializer):
     method = serializers.CharField(help_text="How the window was estimated.")
 
 
-class InsightSerializer(serializers.Serializer):
+class PredictiveInsightSerializer(serializers.Serializer):
     asset = serializers.IntegerField()
     asset_code = serializers.CharField()
     asset_name = serializers.CharField()
@@ -216,7 +229,7 @@ class InsightSerializer(serializers.Serializer):
     risk_since = serializers.DateTimeField()
     computed_at = serializers.DateTimeField()
     reasons = serializers.ListField(child=serializers.CharField())
-    prediction = PredictionSerializer(allow_null=True, help_text="Null when fewer than two failures are known.")
+    prediction = FailurePredictionSerializer(allow_null=True, help_text="Null when fewer than two failures are known.")
 
 
 class PredictiveInsightsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
@@ -224,7 +237,7 @@ class PredictiveInsightsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
     reasons and, where the failure history allows, a predicted next-failure window with its method and confidence.
     Scores are as the health job last stored them (at most HEALTH_RECOMPUTE_INTERVAL old after a change)."""
 
-    serializer_class = InsightSerializer
+    serializer_class = PredictiveInsightSerializer
     pagination_class = None
     filter_backends = []
     action_permissions = {"predictive_insights": Action.VIEW}
@@ -234,7 +247,7 @@ class PredictiveInsightsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
             OpenApiParameter("risk", str, enum=Risk.values, description="Only this risk level."),
             OpenApiParameter("limit", OpenApiTypes.INT, description="How many assets (1–200, default 50)."),
         ],
-        responses=InsightSerializer(many=True),
+        responses=PredictiveInsightSerializer(many=True),
         operation_id="analytics_predictive_insights",
     )
     @action(detail=False, methods=["get"], url_path="predictive-insights")
@@ -247,7 +260,7 @@ class PredictiveInsightsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         if not raw.isdigit() or not 1 <= int(raw) <= 200:
             raise ValidationError({"limit": ["A whole number from 1 to 200."]})
         rows = services.predictive_insights(self.organization, risk=risk, limit=int(raw))
-        return Response(InsightSerializer(rows, many=True).data)
+        return Response(PredictiveInsightSerializer(rows, many=True).data)
 
 
 router.register("diagnostics", DiagnosticsViewSet, basename="diagnostics")
