@@ -371,12 +371,15 @@ def _due_assets(now: datetime, organization_id: int | None, force: bool) -> list
 
 
 def _save_health(healths: dict[int, scoring.Health], assets: dict[int, Asset], now: datetime) -> None:
-    previous = dict(
-        AssetHealth.objects.filter(asset_id__in=list(healths)).values_list("asset_id", "risk", "risk_since")
-    )
+    previous = {
+        asset_id: (risk, since)
+        for asset_id, risk, since in AssetHealth.objects.filter(asset_id__in=list(healths)).values_list(
+            "asset_id", "risk", "risk_since"
+        )
+    }
     rows, snapshots = [], []
     for asset_id, health in healths.items():
-        old_risk, old_since = (previous.get(asset_id) or (None, None))[0:2] if asset_id in previous else (None, None)
+        old_risk, old_since = previous.get(asset_id, (None, None))
         risk_since = old_since if old_risk == health.risk else now
         organization_id = assets[asset_id].organization_id
         rows.append(
