@@ -971,3 +971,7 @@ class TeamAdmin(ServiceAdmin):
 
     def delete_model(self, request, obj):
         services.delete_team(obj, actor=request.user)
+
+
+# Asset health (issue 20) keeps its admin in its own package.
+import workorders.health.admin  # noqa: E402, F401

@@ -2,6 +2,7 @@
 its history, the organisation's predictive settings, and the predictive alerts that opened work orders."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from maintenance_site.audit import history
@@ -164,6 +165,18 @@ class PredictiveSettings(TenantModel):
 
     def __str__(self) -> str:
         return f"Predictive settings of {self.organization}"
+
+    def clean(self):
+        errors = {}
+        roles = self.notify_roles
+        if not isinstance(roles, list) or any(role not in Role.values for role in roles):
+            errors["notify_roles"] = f"A list of roles among {', '.join(Role.values)}."
+        if self.cooldown_hours is not None and self.cooldown_hours > 24 * 365:
+            errors["cooldown_hours"] = "At most a year (8,760 hours)."
+        if self.max_orders_per_run is not None and not 1 <= self.max_orders_per_run <= 1000:
+            errors["max_orders_per_run"] = "From 1 to 1,000."
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def roles_notified(self) -> list[str]:

@@ -26,6 +26,7 @@ from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import Action
+from maintenance_site.validation import assign_editable, validated
 from workorders import services as work_orders
 from workorders.health import reliability, scoring
 from workorders.health.models import (
@@ -56,6 +57,20 @@ def settings_of(organization_id: int) -> PredictiveSettings:
     return PredictiveSettings.objects.filter(organization_id=organization_id).first() or PredictiveSettings(
         organization_id=organization_id
     )
+
+
+SETTINGS_FIELDS = {"enabled", "risk_level", "delay_minutes", "cooldown_hours", "max_orders_per_run", "notify_roles"}
+
+
+@audit.attributed
+@transaction.atomic
+def update_predictive_settings(organization, *, actor, **changes) -> PredictiveSettings:
+    """Change when predictive work orders open (risk level, delay, cooldown, cap per run) and who hears of them
+    (created on first change)."""
+    tenancy_services.require_role(organization.pk, Action.MANAGE_SETTINGS, actor=actor)
+    current, _ = PredictiveSettings.objects.select_for_update().get_or_create(organization=organization)
+    validated(assign_editable(current, changes, SETTINGS_FIELDS, "Predictive settings")).save()
+    return current
 
 
 # --- diagnostics ------------------------------------------------------------------------------------------------
