@@ -127,7 +127,7 @@ def compute(assets: list[Asset], now: datetime) -> dict[int, Health]:
 
     anomalies: dict[int, dict] = {}
     for anomaly_id, asset_id, severity in Anomaly.objects.filter(
-        asset_id__in=ids, status__in=(Anomaly.Status.OPEN, Anomaly.Status.ACKNOWLEDGED)
+        asset_id__in=ids, status__in=(Anomaly.Status.OPEN, Anomaly.Status.ACKNOWLEDGED), started_at__lte=now
     ).values_list("id", "asset_id", "severity"):
         entry = anomalies.setdefault(asset_id, {"critical": 0, "warning": 0, "ids": []})
         entry[severity] = entry.get(severity, 0) + 1

@@ -29,6 +29,7 @@ DEMO_MODULES = [
     "assets.demo",
     "assets.telemetry.demo",
     "workorders.demo",
+    "workorders.health.demo",
     "inventory.demo",
     "sla.demo",
     "scheduling.preventive.demo",
