@@ -374,3 +374,17 @@ def test_another_organisations_device_is_not_found(api, manager_a, foreign):
     assert client.get("/api/v1/analytics/predictive-insights/").json() == []
     assert client.post("/api/v1/diagnostics/analyze/", {}, format="json").json() == []
     assert DiagnosticResult.objects.count() == 1
+
+
+def test_the_technicians_asset_page_shows_health_anomalies_and_a_trend(client, technician_a, pump):
+    from django.urls import reverse
+
+    anomaly(pump, "critical")
+    now = timezone.now()
+    services.refresh_health(now - timedelta(days=2), force=True)
+    services.refresh_health(now, force=True)
+    client.force_login(technician_a)
+    page = client.get(reverse("technician:asset", args=[pump.public_token])).content.decode()
+    assert "80</strong> / 100" in page and "Low risk" in page
+    assert "<polyline points=" in page and "<script" not in page.split("data-health")[1].split("</section>")[0]
+    assert "bearing" not in page and "temp: Limit crossed" in page
