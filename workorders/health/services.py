@@ -230,7 +230,7 @@ def run_diagnostic(asset: Asset, *, deep: bool = False, actor) -> DiagnosticRun:
         organization_id=asset.organization_id, asset=asset, deep=deep, requested_by=audit.as_user(actor)
     )
     if deep:
-        transaction.on_commit(lambda: _enqueue_deep_run(run.pk))
+        transaction.on_commit(lambda: _enqueue_deep_run(run.pk), robust=True)
         return run
     _store_results(run, builtin_checks(asset, timezone.now()))
     return run
