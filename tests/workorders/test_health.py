@@ -388,3 +388,13 @@ def test_the_technicians_asset_page_shows_health_anomalies_and_a_trend(client, t
     assert "80</strong> / 100" in page and "Low risk" in page
     assert "<polyline points=" in page and "<script" not in page.split("data-health")[1].split("</section>")[0]
     assert "bearing" not in page and "temp: Limit crossed" in page
+
+
+def test_assets_with_open_orders_never_starve_the_next_one(org_a):
+    assets = [asset_services.create_asset(org_a, code=f"Q-{n}", name="Pump") for n in range(7)]
+    for asset in assets:
+        make_critical(asset)
+    PredictiveSettings.objects.create(organization=org_a, max_orders_per_run=1)
+    services.refresh_health()
+    assert [services.run_predictive_checks()["opened"] for _ in range(8)] == [1] * 7 + [0]
+    assert set(PredictiveAlert.objects.values_list("asset_id", flat=True)) == {asset.pk for asset in assets}

@@ -620,21 +620,34 @@ def run_predictive_checks(now: datetime | None = None, *, organization_id: int |
                     risk_since__lte=now - timedelta(minutes=options.delay_minutes),
                 )
                 .select_related("asset")
-                .order_by("score", "asset_id")[: options.max_orders_per_run * 5]
+                .order_by("score", "asset_id")
             )
             if not rows:
                 continue
             candidates_seen += len(rows)
-            assets = [row.asset for row in rows]
-            healths = scoring.compute(assets, now)
+            # Assets whose cause has an open alert or runs its cooldown are passed over before any work (so a
+            # hundred assets with open orders never starve the hundred-and-first); `_open_alert` checks again.
+            cooled = now - timedelta(hours=options.cooldown_hours)
+            blocked = set(
+                PredictiveAlert.objects.filter(asset_id__in=[row.asset_id for row in rows])
+                .filter(Q(closed_at__isnull=True) | Q(closed_at__gt=cooled))
+                .values_list("asset_id", "cause")
+            )
             opened_here = 0
-            for asset in assets:
-                health = healths[asset.pk]
-                if RISK_RANK[Risk(health.risk)] < RISK_RANK[Risk(options.risk_level)]:
-                    continue  # better since the score was stored
+            for start in range(0, len(rows), CHUNK):
                 if opened_here >= options.max_orders_per_run:
                     break
-                if _open_alert(asset, health, options, now):
-                    opened_here += 1
+                assets = [row.asset for row in rows[start : start + CHUNK]]
+                healths = scoring.compute(assets, now)
+                for asset in assets:
+                    health = healths[asset.pk]
+                    if RISK_RANK[Risk(health.risk)] < RISK_RANK[Risk(options.risk_level)]:
+                        continue  # better since the score was stored
+                    if (asset.pk, health.heaviest) in blocked:
+                        continue
+                    if opened_here >= options.max_orders_per_run:
+                        break
+                    if _open_alert(asset, health, options, now):
+                        opened_here += 1
             opened += opened_here
     return {"opened": opened, "candidates": candidates_seen}
