@@ -3,6 +3,7 @@ with a run to poll at `diagnostics/runs/{id}`; `results` from an external tool: 
 diagnostics/history/{device_id}`, `POST diagnostics/analyze`, `GET iot/devices/{id}/health` and `GET
 analytics/predictive-insights`. Running or submitting diagnostics needs `ingest_telemetry`; reading, `view`."""
 
+import re
 from datetime import timedelta
 
 from django.utils import timezone
@@ -22,6 +23,7 @@ from workorders.health import services
 from workorders.health.models import DiagnosticRun, Risk
 
 MAX_HISTORY = 200
+_DIGITS = re.compile(r"[0-9]{1,6}")
 
 
 class DiagnosticResultSerializer(serializers.Serializer):
@@ -49,7 +51,7 @@ class DiagnosticResultInput(serializers.Serializer):
 
 
 class DiagnosticRunInput(serializers.Serializer):
-    device_id = serializers.IntegerField()
+    device_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     deep = serializers.BooleanField(
         default=False, help_text="Also the trend checks over 30 days: queued, answered 202 with the run to poll."
     )
@@ -62,7 +64,9 @@ class DiagnosticRunInput(serializers.Serializer):
 
 
 class DiagnosticAnalyzeInput(serializers.Serializer):
-    device_id = serializers.IntegerField(required=False, help_text="One device; without it, every device.")
+    device_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="One device; without it, every device."
+    )
     days = serializers.IntegerField(default=30, min_value=1, max_value=3650, help_text="The period: the last N days.")
 
 
@@ -137,7 +141,7 @@ class DiagnosticsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
     def history(self, request, device_id=None):
         asset = _device(self.organization, device_id)
         raw = request.query_params.get("limit", "50")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
+        if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_HISTORY:
             raise ValidationError({"limit": [f"A whole number from 1 to {MAX_HISTORY}."]})
         runs = self._runs().filter(asset=asset).order_by("-created_at", "-id")[: int(raw)]
         return Response(DiagnosticRunSerializer(runs, many=True).data)
@@ -205,7 +209,7 @@ class DeviceHealthViewSet(TenantAPIMixin, viewsets.GenericViewSet):
     def health(self, request, pk=None):
         asset = _device(self.organization, pk)
         raw = request.query_params.get("days", "30")
-        if not raw.isdigit() or not 1 <= int(raw) <= 365:
+        if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 365:
             raise ValidationError({"days": ["A whole number from 1 to 365."]})
         return Response(HealthSerializer(services.health_of(asset, history_days=int(raw))).data)
 
@@ -257,7 +261,7 @@ class PredictiveInsightsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         if risk is not None and risk not in Risk.values:
             raise ValidationError({"risk": [f"One of {', '.join(Risk.values)}."]})
         raw = params.get("limit", "50")
-        if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 200:
             raise ValidationError({"limit": ["A whole number from 1 to 200."]})
         rows = services.predictive_insights(self.organization, risk=risk, limit=int(raw))
         return Response(PredictiveInsightSerializer(rows, many=True).data)

@@ -287,7 +287,7 @@ def _checked_results(results) -> list[dict]:
             problems[f"{where}.check"] = ["1 to 140 letters, digits, “_”, “.”, “:”, “/” or “-”."]
         if status not in CheckStatus.values:
             problems[f"{where}.status"] = [f"One of {', '.join(CheckStatus.values)}."]
-        if not isinstance(measured, dict) or len(str(measured)) > 4000:
+        if not isinstance(measured, dict) or len(str(measured)) > 4000 or "\\x00" in repr(measured):
             problems[f"{where}.measured"] = ["An object of measured values (at most 4,000 characters)."]
         if not isinstance(message, str) or len(message) > 2000 or "\x00" in message:
             problems[f"{where}.message"] = ["Text of at most 2,000 characters."]
