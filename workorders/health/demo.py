@@ -36,5 +36,6 @@ def seed(organization, users):
                 )
             )
         HealthSnapshot.objects.bulk_create(snapshots)
+        services.run_diagnostic(pump, actor=SYSTEM)  # the last diagnostics the asset pages show
     services.refresh_health(now, organization_id=organization.pk, force=True)
     services.run_predictive_checks(now, organization_id=organization.pk)

@@ -29,7 +29,6 @@ DEMO_MODULES = [
     "assets.demo",
     "assets.telemetry.demo",
     "workorders.demo",
-    "workorders.health.demo",
     "inventory.demo",
     "sla.demo",
     "scheduling.preventive.demo",
