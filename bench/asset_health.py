@@ -9,8 +9,9 @@ orders per run (each opens 20 work orders through `create_work_order`). Everythi
 back at the end: nothing is left. Prints seconds and query counts.
 
 Measured 2026-12-07 on the shared 2-core machine (PostgreSQL 15), 2,000 assets: all scores in 0.63 s (45 queries:
-500 assets per chunk in a fixed number of queries); idle pass 8 ms (2 queries); predictive runs 0.44 s and 0.63 s
-(20 orders each, 2,000 candidates).
+500 assets per chunk in a fixed number of queries); idle pass 8 ms (2 queries); predictive runs 0.53 s each (20
+orders each out of 2,000 candidates; about 34 queries per order opened: the work-order service, history, event,
+notifications; the query count follows the cap, not the candidates).
 """
 
 import argparse
