@@ -704,3 +704,13 @@ METRICS_PER_ORGANIZATION = env_bool(
     "METRICS_PER_ORGANIZATION", False
 )  # when set, /metrics wants "Authorization: Bearer <token>"
 HEALTH_BEAT_STALE_SECONDS = env_float("HEALTH_BEAT_STALE_SECONDS", 180.0, minimum=1.0)
+
+# Asset health (workorders.health): an asset's score is recomputed at most once per HEALTH_RECOMPUTE_INTERVAL
+# seconds when its inputs changed, and at least every HEALTH_MAX_AGE seconds (time-based terms); failures and
+# downtime count over HEALTH_WINDOW_DAYS; the health job runs every HEALTH_JOB_INTERVAL seconds and then the
+# predictive check; a telemetry series silent this long fails the stale-data diagnostic (seconds).
+HEALTH_RECOMPUTE_INTERVAL = env_int("HEALTH_RECOMPUTE_INTERVAL", 300, minimum=1)
+HEALTH_MAX_AGE = env_int("HEALTH_MAX_AGE", 3600, minimum=60)
+HEALTH_WINDOW_DAYS = env_int("HEALTH_WINDOW_DAYS", 90, minimum=1)
+HEALTH_JOB_INTERVAL = env_int("HEALTH_JOB_INTERVAL", 60, minimum=1)
+HEALTH_STALE_SECONDS = env_int("HEALTH_STALE_SECONDS", 3600, minimum=60)

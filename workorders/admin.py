@@ -1203,3 +1203,7 @@ class BudgetAdmin(ServiceAdmin):
 
     def delete_model(self, request, obj):
         services.delete_budget(obj, actor=request.user)
+
+
+# Asset health (issue 20) keeps its admin in its own package.
+import workorders.health.admin  # noqa: E402, F401

@@ -8,6 +8,7 @@ from django.utils import timezone
 from assets.models import Asset
 from maintenance_site.tenancy.roles import Role
 from workorders import services
+from workorders.health import demo as health_demo
 from workorders.models import ItemKind, Procedure, ProcedureItem, Team
 
 PROCEDURES = {
@@ -40,6 +41,11 @@ FAILURE_CODES = [
 
 
 def seed(organization, users):
+    _seed_orders(organization, users)
+    health_demo.seed(organization, users)  # after the orders: the drifting pump's history counts them
+
+
+def _seed_orders(organization, users):
     if Procedure.objects.for_tenant(organization).exists():
         return
     planner, technician = users[Role.PLANNER], users[Role.TECHNICIAN]

@@ -804,3 +804,14 @@ class BudgetCrossing(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.budget}: {self.threshold}% crossed"
+
+
+# Asset health (issue 20) keeps its models in its own package.
+from workorders.health.models import (  # noqa: E402, F401
+    AssetHealth,
+    DiagnosticResult,
+    DiagnosticRun,
+    HealthSnapshot,
+    PredictiveAlert,
+    PredictiveSettings,
+)

@@ -41,6 +41,7 @@ from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.tenancy.services import memberships_of
 from workorders import services
 from workorders.asset_history import asset_history
+from workorders.health import charts as health_charts
 from workorders.images import prepare_photo
 from workorders.models import Attachment, ChecklistItem, Team, TimeEntry, WorkOrder
 from workorders.technician_forms import (
@@ -643,6 +644,7 @@ def asset_page(request, public_token):
             "meters": list(asset.meters.order_by("name")),
             "meter_form": MeterReadingForm(initial={"client_id": new_client_id()}),
             "report_url": reverse("public-report-asset", args=[asset.public_token]),
+            "health": health_charts.asset_panel(asset),
         },
     )
 

@@ -17,6 +17,7 @@ import scenarios.api  # noqa: E402,F401
 import scheduling.preventive.api  # noqa: E402,F401
 import sla.api  # noqa: E402,F401
 import workorders.api  # noqa: E402,F401
+import workorders.health.api  # noqa: E402,F401  (diagnostics, iot/devices/{id}/health, analytics/predictive-insights)
 from maintenance_site.api.routers import router
 from maintenance_site.ops.views import StatusView
 from maintenance_site.security.logins import TokenObtainView

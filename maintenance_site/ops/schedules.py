@@ -115,6 +115,14 @@ def core_periodic_tasks() -> list[CoreTask]:
             "monthly partitions every retention has passed.",
         ),
         CoreTask(
+            name="core: asset health",
+            task="workorders.health.tasks.refresh_asset_health",
+            every_seconds=settings.HEALTH_JOB_INTERVAL,
+            description="Recomputes the health scores whose inputs changed (at most once per asset per "
+            "HEALTH_RECOMPUTE_INTERVAL), opens predictive work orders exactly once per asset and cause, sweeps "
+            "deep diagnostics whose task was lost.",
+        ),
+        CoreTask(
             name="core: scenario scheduler",
             task="scenarios.tasks.scheduler_tick",
             every_seconds=settings.SCENARIO_TICK_INTERVAL,

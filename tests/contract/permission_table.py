@@ -107,6 +107,13 @@ TABLE: dict[str, dict[str, object]] = {
     "iot/definitions/": crud(A.MANAGE_ASSETS, detail=False),
     "iot/definitions/{id}/": crud(A.MANAGE_ASSETS, detail=True),
     "iot/settings/": {"get": V, "patch": A.MANAGE_SETTINGS},
+    # asset health (issue 20): running a diagnostic or submitting a tool's results is posting telemetry
+    "iot/devices/{id}/health/": {"get": V},
+    "diagnostics/run/": {"post": A.INGEST_TELEMETRY},
+    "diagnostics/runs/{run_id}/": {"get": V},
+    "diagnostics/history/{device_id}/": {"get": V},
+    "diagnostics/analyze/": {"post": V},  # a read: trends computed from stored results
+    "analytics/predictive-insights/": {"get": V},
     # --- work orders ------------------------------------------------------------------------------------------
     "work-orders/": crud(A.CREATE_WORK, detail=False),
     "work-orders/{id}/": crud(A.CREATE_WORK, detail=True),

@@ -55,6 +55,7 @@ from tests.contract import permission_table
 from tests.contract.permission_table import PLATFORM, PUBLIC, SIGNED_IN, Needs
 from tests.contract.routes import all_routes
 from workorders import services as workorder_services
+from workorders.health.models import DiagnosticRun
 
 pytestmark = [pytest.mark.postgres]
 
@@ -262,6 +263,10 @@ def _seed() -> dict:
             "attachments/{token}": attachment.token,
             "notifications/{id}": str(notification.pk),
             "iot/devices/{id}": str(Asset.objects.filter(organization=org_a).order_by("pk").first().pk),
+            "diagnostics/history/{device_id}": str(Asset.objects.filter(organization=org_a).order_by("pk").first().pk),
+            "diagnostics/runs/{run_id}": str(
+                DiagnosticRun.objects.filter(organization=org_a).order_by("pk").first().pk
+            ),
         },
         "references": {
             "part": part.pk,
