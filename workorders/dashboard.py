@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from maintenance_site import dashboard
 from maintenance_site.analytics import services as analytics
+from workorders.health.models import AssetHealth, Risk
 from workorders.models import WorkOrder
 
 WORK_ORDER = "workorders.workorder"
@@ -242,3 +243,13 @@ def availability(organization, period):
 @dashboard.tile("total_cost", title="Maintenance cost (7 days)", order=39, model=WORK_ORDER, lower_is_better=True)
 def maintenance_cost(organization, period):
     return analytics_figure(organization, period, "total_cost", reverse("admin:workorders_budget_changelist"))
+
+
+@dashboard.tile("at_risk", title="Assets at risk", order=65, model="workorders.assethealth", lower_is_better=True)
+def assets_at_risk(organization, period):
+    """Assets whose health risk is high or critical now (asset health: the score with its reasons)."""
+    risky = (Risk.HIGH, Risk.CRITICAL)
+    count = AssetHealth.objects.filter(organization=organization, risk__in=risky).count()
+    return dashboard.Figure(
+        count, None, link=reverse("admin:workorders_assethealth_changelist") + "?risk__in=" + ",".join(risky)
+    )

@@ -12,10 +12,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from assets import services as asset_services
 from maintenance_site import dashboard, formats
 from maintenance_site.analytics import registry
 from workorders import dashboard as workorders_dashboard
 from workorders import services
+from workorders.health.models import AssetHealth
 from workorders.models import Team, WorkOrder
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +152,23 @@ def test_the_analytics_tiles_show_what_the_analytics_api_shows(manager_a, planne
     assert from_api["total_cost"] is not None and str(from_api["total_cost"]).rstrip("0").rstrip(".") in (
         tiles["total_cost"]["value"].replace(",", "")
     )
+
+
+def test_the_assets_at_risk_tile_counts_high_and_critical_and_opens_their_list(manager_a, org_a, site):
+    now = timezone.now()
+    assets = [site["pump"]] + [
+        asset_services.create_asset(org_a, code=f"CMP-{n}", name=f"Compressor {n}", location=site["room"])
+        for n in (1, 2)
+    ]
+    for asset, risk in zip(assets, ("critical", "high", "medium"), strict=True):
+        AssetHealth.objects.create(
+            organization=org_a, asset=asset, score=30, risk=risk, computed_at=now, risk_since=now
+        )
+    client = signed_in(manager_a)
+    tiles = {tile["key"]: tile for tile in client.get("/admin/").context["dashboard_tiles"]}
+    assert tiles["at_risk"]["value"] == "2"
+    listed = client.get(tiles["at_risk"]["link"])
+    assert listed.status_code == 200 and listed.context["cl"].result_count == 2
 
 
 def test_a_failing_tile_is_shown_unavailable_and_the_page_still_answers(manager_a, monkeypatch):
