@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from maintenance_site import dashboard
 from maintenance_site.analytics import services as analytics
+from maintenance_site.analytics.definitions import COST_CATEGORIES
 from workorders.health.models import AssetHealth, Risk
 from workorders.models import WorkOrder
 
@@ -252,4 +253,24 @@ def assets_at_risk(organization, period):
     count = AssetHealth.objects.filter(organization=organization, risk__in=risky).count()
     return dashboard.Figure(
         count, None, link=reverse("admin:workorders_assethealth_changelist") + "?risk__in=" + ",".join(risky)
+    )
+
+
+@dashboard.chart("cost_by_category", title="Maintenance cost this month, by category", order=40, model=WORK_ORDER)
+def cost_by_category(organization, period):
+    """Labour, parts and external cost since the first of the month (local days), from the analytics providers:
+    the figures of /api/v1/analytics/costs?group_by=category."""
+    last_day = timezone.localdate(period.now, organization.zone)
+    scope = analytics.scope_for(organization, first_day=last_day.replace(day=1), last_day=last_day)
+    amounts = analytics.kpi_values(scope, list(COST_CATEGORIES.values()))
+    budgets = reverse("admin:workorders_budget_changelist")
+    return dashboard.ChartData(
+        labels=[name.capitalize() for name in COST_CATEGORIES],
+        datasets=[
+            {
+                "label": f"Cost ({organization.currency})",
+                "data": [float(amounts[key] or 0) for key in COST_CATEGORIES.values()],
+            }
+        ],
+        links=[budgets for _ in COST_CATEGORIES],
     )

@@ -15,6 +15,7 @@ from django.utils import timezone
 from assets import services as asset_services
 from maintenance_site import dashboard, formats
 from maintenance_site.analytics import registry
+from maintenance_site.analytics.definitions import COST_CATEGORIES
 from workorders import dashboard as workorders_dashboard
 from workorders import services
 from workorders.health.models import AssetHealth
@@ -132,6 +133,8 @@ def test_the_dashboard_costs_the_same_number_of_queries_as_the_data_grows(
     computed = (*workorders_dashboard.ANALYTICS_TILES, "labour_cost", "parts_cost", "external_cost")  # total: their sum
     providers = {registry.PROVIDERS[key][0] for key in computed if key in registry.PROVIDERS}
     analytics_extra = 2 * len(providers) - len(workorders_dashboard.ANALYTICS_TILES)
+    # and the cost chart: one aggregate per provider of the three categories
+    analytics_extra += len({registry.PROVIDERS[key][0] for key in COST_CATEGORIES.values()}) - 1
     # the figures plus the page's own (session, user, membership, maintenance mode...)
     assert len(large.captured_queries) <= figures + analytics_extra + 12, [
         q["sql"][:80] for q in large.captured_queries
@@ -149,6 +152,10 @@ def test_the_analytics_tiles_show_what_the_analytics_api_shows(manager_a, planne
     from_api = {kpi["kpi"]: kpi["value"] for kpi in overview["kpis"]}
     page = signed_in(manager_a).get("/admin/")
     tiles = {tile["key"]: tile for tile in page.context["dashboard_tiles"]}
+    charts = {chart["key"]: chart for chart in page.context["dashboard_charts"]}
+    by_category = json.loads(charts["cost_by_category"]["data"])
+    assert by_category["labels"] == ["Labour", "Parts", "External"]
+    assert by_category["datasets"][0]["data"][2] == 120.0
     assert from_api["total_cost"] is not None and str(from_api["total_cost"]).rstrip("0").rstrip(".") in (
         tiles["total_cost"]["value"].replace(",", "")
     )
