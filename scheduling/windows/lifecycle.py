@@ -12,7 +12,13 @@ from assets.models import Asset
 from maintenance_site.audit import acting_as, current_user, system_user
 from maintenance_site.events.services import publish
 from scheduling.windows.models import MaintenanceWindow, WindowAssetState
-from scheduling.windows.notifications import format_utc, notify_about, window_payload, write_history
+from scheduling.windows.notifications import (
+    format_local,
+    format_utc,
+    notify_about,
+    window_payload,
+    write_history,
+)
 from scheduling.windows.scope import OrganizationTree, scope_label
 
 logger = logging.getLogger(__name__)
@@ -45,7 +51,7 @@ def start(window: MaintenanceWindow, now: datetime) -> bool:
         "maintenance:window-started",
         f"Maintenance started: {window.title}",
         f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} has started; "
-        f"it should end at {format_utc(window.ends_at)}.",
+        f"it should end at {format_local(window.ends_at, window.organization)}.",
     )
     if late > 2 * settings.MAINTENANCE_CHECK_INTERVAL:
         logger.warning(

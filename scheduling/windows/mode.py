@@ -23,7 +23,7 @@ from maintenance_site.tenancy.actors import is_system
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import Action, role_allows
 from scheduling.windows.models import MAX_AHEAD, MaintenanceMode, MaintenanceWindow
-from scheduling.windows.notifications import format_utc, notify_about
+from scheduling.windows.notifications import format_local, format_utc, notify_about
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def enter_maintenance_mode(organization, *, reason: str, actor, until: datetime 
                 "maintenance:mode-changed",
                 "Maintenance mode switched on",
                 f"Maintenance mode is on: {mode.reason}. Changes are refused until it ends"
-                + (f" (expected {format_utc(until)})." if until else "."),
+                + (f" (expected {format_local(until, organization)})." if until else "."),
                 everyone=True,
             )
     return mode

@@ -3,6 +3,7 @@ the event payload of a window, and the history row a conditional UPDATE owes."""
 
 from datetime import UTC, datetime
 
+from maintenance_site import formats
 from maintenance_site.audit import current_user
 from maintenance_site.notifications.kinds import register_kind
 from maintenance_site.notifications.models import Channel
@@ -30,6 +31,14 @@ def format_utc(moment: datetime | None) -> str:
         return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     except OverflowError:
         return f"{moment:%Y-%m-%d %H:%M %Z}"
+
+
+def format_local(moment: datetime | None, organization) -> str:
+    """How windows' times are written to people (notifications, e-mails): the platform's one format, in the
+    organisation's time zone with its name, “Sun 28 Mar 2027, 03:30 (Europe/Berlin)”."""
+    if moment is None:
+        return "—"
+    return f"{formats.date_time(moment, organization.zone)} ({organization.time_zone})"
 
 
 def _recipients(window: MaintenanceWindow | None, everyone: bool = False) -> list[str]:

@@ -23,7 +23,13 @@ from maintenance_site.validation import validated
 from scheduling.windows import lifecycle
 from scheduling.windows.mode import lock_organization, refresh_mode
 from scheduling.windows.models import MAX_AHEAD, MAX_DURATION, MaintenanceWindow, WindowFeedToken, new_feed_token
-from scheduling.windows.notifications import format_utc, notify_about, window_payload, write_history
+from scheduling.windows.notifications import (
+    format_local,
+    format_utc,
+    notify_about,
+    window_payload,
+    write_history,
+)
 from scheduling.windows.overlap import check_series_shape, find_collisions, planned_intervals, refuse_or_override
 from scheduling.windows.scope import OrganizationTree, check_scope, scope_label
 from scheduling.windows.series import materialize
@@ -186,7 +192,7 @@ def create_window(
             "maintenance:window-scheduled",
             f"Maintenance scheduled: {window.title}",
             f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} from "
-            f"{format_utc(window.starts_at)} to {format_utc(window.ends_at)}"
+            f"{format_local(window.starts_at, organization)} to {format_local(window.ends_at, organization)}"
             + (f", repeating ({window.recurrence})" if recurrence else "")
             + ".",
         )
@@ -456,7 +462,8 @@ def cancel_window(window: MaintenanceWindow, *, reason: str, actor, now=None) ->
             window,
             "maintenance:window-cancelled",
             f"Maintenance cancelled: {window.title}",
-            f"The maintenance planned for {format_utc(window.starts_at)} is cancelled: {reason.strip()}",
+            f"The maintenance planned for {format_local(window.starts_at, window.organization)} is cancelled: "
+            f"{reason.strip()}",
         )
     return window
 

@@ -19,7 +19,7 @@ from maintenance_site.audit import acting_as, system_user
 from scheduling.windows import lifecycle
 from scheduling.windows.mode import lock_organization, refresh_mode
 from scheduling.windows.models import MaintenanceMode, MaintenanceWindow
-from scheduling.windows.notifications import format_utc, notify_about
+from scheduling.windows.notifications import format_local, notify_about
 from scheduling.windows.scope import scope_label
 from scheduling.windows.series import materialize
 
@@ -135,7 +135,8 @@ def _send_reminders(now: datetime) -> int:
                 "maintenance:window-starting-soon",
                 f"Maintenance in {minutes} min: {window.title}",
                 f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} starts at "
-                f"{format_utc(window.starts_at)} and should end at {format_utc(window.ends_at)}.",
+                f"{format_local(window.starts_at, window.organization)} and should end at "
+                f"{format_local(window.ends_at, window.organization)}.",
             )
             sent += 1
     return sent

@@ -493,3 +493,12 @@ def test_the_tick_is_a_core_periodic_task(settings):
     settings.MAINTENANCE_CHECK_INTERVAL = 45
     tick = next(task for task in core_periodic_tasks() if task.task == "scheduling.tasks.maintenance_windows_tick")
     assert tick.every_seconds == 45
+
+
+def test_people_read_a_windows_times_in_the_organisations_zone_in_the_one_format(org_a, technician_a):
+    make_window(org_a, T0 + H, T0 + 2 * H)  # T0 is 10:00 UTC, 11:00 in Berlin (org A's zone) in January
+    tick(now=T0 + timedelta(minutes=30))
+    scheduled, soon = Notification.objects.filter(recipient=technician_a).order_by("id")
+    assert "Mon 7 Jan 2030, 12:00 (Europe/Berlin) to Mon 7 Jan 2030, 13:00 (Europe/Berlin)" in scheduled.body
+    assert "starts at Mon 7 Jan 2030, 12:00 (Europe/Berlin)" in soon.body
+    assert "UTC" not in scheduled.body + soon.body
