@@ -16,8 +16,9 @@ The platform is multi-tenant, so `config` names the organisation (its slug, id o
 map onto the settings, which are their defaults: `maintenance_check_interval` (or the seed's YAML spelling
 `check_interval`) → MAINTENANCE_CHECK_INTERVAL, seconds between the ticks `start()` runs; `max_history_size` →
 MAINTENANCE_MAX_HISTORY, the most finished windows `get_maintenance_history()` returns (the beat job keeps no
-more than the setting). `notification_channels` (e.g. `["email", "slack"]`) are the channels the organisation's
-maintenance notices go out on; see `notification_channels` below. `actor` (a user) is who the history names;
+more than the setting). `notification_channels` (e.g. `["email", "slack"]`): the chat kinds among them (slack,
+teams, webhook) route the maintenance notices to the organisation's chat channels of that kind (see
+`_route_to_chat`); e-mail, in-app, SMS and push are the people's own choice. `actor` (a user) is who the history names;
 the system user without it.
 
 Everything writes through `scheduling.windows.services`, so the checks (overlaps, emergencies with a reason, a
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -39,7 +41,9 @@ from django.conf import settings
 from django.db import connections
 
 from maintenance_site.errors import InvalidInput
+from maintenance_site.notifications import services as notification_services
 from maintenance_site.notifications.kinds import enabled_channels
+from maintenance_site.notifications.models import ChatChannel
 from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.models import Organization
 from scheduling.windows import mode, services
@@ -48,6 +52,9 @@ from scheduling.windows.notifications import window_payload
 from scheduling.windows.tick import tick
 
 logger = logging.getLogger(__name__)
+
+MAINTENANCE_NOTICES = "maintenance:*"  # the notification kinds of windows and the mode
+MAINTENANCE_KIND = "maintenance:window-scheduled"  # one of them, to test whether a channel's routes cover them
 
 KNOWN_KEYS = {
     "organization",
@@ -123,23 +130,45 @@ class MaintenanceService:
         self.organization = _blocking(_organization, config.get("organization"))
         channels = config.get("notification_channels")
         self.notification_channels = None if channels is None else self._check_channels(channels)
+        if self.notification_channels:
+            _blocking(self._route_to_chat)
         self._loop_task: asyncio.Task | None = None
 
-    @staticmethod
-    def _check_channels(channels) -> list[str]:
+    def _check_channels(self, channels) -> list[str]:
         if isinstance(channels, str) or not all(isinstance(name, str) for name in channels):
             raise InvalidInput(
                 "config['notification_channels'] is a list of channel names, e.g. ['email', 'slack'].",
                 fields={"notification_channels": ["A list of names."]},
             )
-        available = enabled_channels()
-        missing = [name for name in channels if name not in available]
-        if missing:
+        known = set(enabled_channels()) | set(ChatChannel.Kind.values)
+        unknown = [name for name in channels if name not in known]
+        if unknown:
             raise InvalidInput(
-                f"Channel(s) {', '.join(missing)} cannot send here; this deployment has {', '.join(available)}.",
-                fields={"notification_channels": [f"Unavailable: {', '.join(missing)}."]},
+                f"Channel(s) {', '.join(unknown)} cannot send here; use {', '.join(sorted(known))}.",
+                fields={"notification_channels": [f"Unavailable: {', '.join(unknown)}."]},
             )
         return list(dict.fromkeys(channels))
+
+    def _route_to_chat(self) -> None:
+        """The chat kinds among `notification_channels` (slack, teams, webhook) are the organisation's own chat
+        channels (maintenance_site.notifications: one per organisation, routed by notification kind): each active
+        channel of those kinds gets the maintenance notices (`maintenance:*`) routed to it. A kind the organisation
+        has no channel of is refused, naming where to add one. People's channels (e-mail, in-app, SMS, push) stay
+        their own choice (notification preferences)."""
+        wanted = [name for name in self.notification_channels if name in ChatChannel.Kind.values]
+        channels = list(ChatChannel.objects.for_tenant(self.organization).filter(kind__in=wanted, is_active=True))
+        missing = sorted(set(wanted) - {channel.kind for channel in channels})
+        if missing:
+            raise InvalidInput(
+                f"{self.organization.slug} has no active {', '.join(missing)} chat channel: add one in the admin "
+                "(Settings › Chat channels), then name it here.",
+                fields={"notification_channels": [f"No {', '.join(missing)} channel."]},
+            )
+        for channel in channels:
+            if not any(fnmatch.fnmatchcase(MAINTENANCE_KIND, pattern) for pattern in channel.kinds):
+                notification_services.update_chat_channel(
+                    channel, kinds=[*channel.kinds, MAINTENANCE_NOTICES], actor=self.actor
+                )
 
     # --- running ----------------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ import pytest
 from django.utils import timezone
 
 from maintenance_site.errors import Conflict, InvalidInput
+from maintenance_site.notifications import services as notification_services
+from maintenance_site.notifications.models import NotificationDelivery
 from maintenance_site.tenancy import SYSTEM
 from scheduling.windows import services
 from scheduling.windows.facade import MaintenanceService
@@ -156,3 +158,32 @@ def test_config_defaults_come_from_the_settings(org_a, settings):
     service = MaintenanceService(config={"organization": "org-a", "notification_channels": ["email", "email"]})
     assert (service.check_interval, service.max_history_size) == (42, 7)
     assert service.notification_channels == ["email"]
+
+
+def test_chat_kinds_in_notification_channels_route_maintenance_notices_to_the_organisations_channels(org_a, manager_a):
+    slack = notification_services.create_chat_channel(
+        org_a, actor=SYSTEM, name="ops", kind="slack", url="http://127.0.0.1:9/hook", kinds=["sla:*"]
+    )
+    MaintenanceService(config={"organization": "org-a", "notification_channels": ["email", "slack"]})
+    slack.refresh_from_db()
+    assert slack.kinds == ["sla:*", "maintenance:*"]
+    MaintenanceService(config={"organization": "org-a", "notification_channels": ["slack"]})  # routed once only
+    slack.refresh_from_db()
+    assert slack.kinds == ["sla:*", "maintenance:*"]
+
+    async def schedule():
+        service = MaintenanceService(config={"organization": "org-a"})
+        await service.schedule_maintenance(
+            maintenance_type="network", start_time=timezone.now() + timedelta(hours=3), duration=20
+        )
+
+    asyncio.run(schedule())
+    assert NotificationDelivery.objects.filter(
+        chat_channel=slack, notification__kind="maintenance:window-scheduled"
+    ).exists()
+
+
+def test_a_chat_kind_the_organisation_has_no_channel_of_is_refused(org_a):
+    with pytest.raises(InvalidInput, match="has no active teams chat channel") as refused:
+        MaintenanceService(config={"organization": "org-a", "notification_channels": ["teams"]})
+    assert "notification_channels" in refused.value.fields
