@@ -138,6 +138,7 @@ class WebhookSubscriptionViewSet(TenantModelViewSet):
     ordering = ["id"]
     lookup_value_regex = r"\d+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    write_action = MANAGE  # a method outside http_method_names (PUT) passes the check and gets its 405
     action_permissions = {
         "list": MANAGE,
         "retrieve": MANAGE,
@@ -218,6 +219,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, TenantGenericViewSet):
     ordering_fields = ["id", "created_at"]
     ordering = ["-id"]
     lookup_value_regex = r"\d+"
+    write_action = MANAGE
     action_permissions = {"list": MANAGE, "retrieve": MANAGE, "replay": MANAGE}
 
     def get_queryset(self):
