@@ -31,7 +31,7 @@ if MISSING:
 
 def make_back_office() -> dict:
     """A fresh organisation: a manager (staff), a planner, two technicians, two pumps and a dozen orders over the
-    last weeks (some overdue, a few completed), so every chart has bars."""
+    last weeks (some overdue, a few completed with an external cost), so every chart has bars."""
     from datetime import timedelta
 
     from django.core.management import call_command
@@ -80,6 +80,7 @@ def make_back_office() -> dict:
         services.transition(order, "assign", actor=people["planner"], assignee=people["tech"])
         services.transition(order, "start", actor=people["tech"])
         services.transition(order, "complete", actor=people["tech"])
+        services.add_cost_line(order, description="Seal kit from the supplier", amount="85.00", actor=people["planner"])
     return {"organization": organization.pk, "orders": [order.pk for order in orders]}
 
 
