@@ -14,6 +14,7 @@ class InventoryConfig(AppConfig):
         # for these imports is here, in ready().
         from inventory import (
             analytics,
+            business_metrics,  # noqa: F401  (registers its family on /metrics)
             dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
             services,
             technician_views,

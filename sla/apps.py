@@ -14,6 +14,7 @@ class SlaConfig(AppConfig):
         # import is here, in ready().
         from sla import (
             analytics,
+            business_metrics,  # noqa: F401  (registers its family on /metrics)
             dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
             services,
         )

@@ -11,6 +11,7 @@ class WorkOrdersConfig(AppConfig):
         # Analytics providers (maintenance_site.analytics.registry): this app's KPIs, computed by its own module.
         from workorders import (
             analytics,
+            business_metrics,  # noqa: F401  (registers its families on /metrics)
             dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
         )
 

@@ -1,140 +1,111 @@
 """Business metrics on /metrics: what a manager or an on-call engineer watches, next to the technical ones.
 
-Open and overdue work orders, SLA breaches, low-stock parts, preventive orders generated, maintenance mode,
-webhook deliveries by result. Each family is at most one grouped query (the three work-order families share one
-pass over the table, with filtered counts); the whole set is computed at most once per
-METRICS_CACHE_SECONDS (the scrape interval) and kept in the shared cache, so several web processes and several
-scrapers cost one computation. Labels stay bounded: by organisation (its slug) only when
-METRICS_PER_ORGANIZATION is on, otherwise platform totals; never per object. A source that fails (the cache, a
-query) is logged and `maintenance_business_metrics_up` says 0.
+The figures belong to the apps that own the data: each registers its families here from its AppConfig.ready() (work
+orders: open, overdue, preventive generated; SLA: violations; inventory: low stock; webhooks: deliveries; scheduling:
+maintenance mode), the same direction as maintenance_site.hooks, so this module imports no app:
 
-Part of the roof (like the platform status view): it reads every app's tables.
+    @business_metrics.family("maintenance_parts_low_stock", "Parts at or below their reorder point.")
+    def low_stock(context):
+        return context.labelled(context.grouped(Part.objects.filter(low_stock_armed=False)))
+
+Each family is at most one grouped query (the three work-order families share one pass over the table through
+`context.memo`); the whole set is computed at most once per METRICS_CACHE_SECONDS (the scrape interval) and kept in
+the shared cache, so several web processes and several scrapers cost one computation. Labels stay bounded: by
+organisation (its slug) only when METRICS_PER_ORGANIZATION is on, otherwise platform totals; never per object. A
+source that fails (the cache, a query) is logged and `maintenance_business_metrics_up` says 0.
 """
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-from inventory.models import Part
 from maintenance_site.tenancy.models import Organization
-from maintenance_site.webhooks.models import WebhookDelivery
-from scheduling.windows.models import MaintenanceMode
-from sla.models import SLAViolation
-from workorders.models import WorkOrder
 
 logger = logging.getLogger(__name__)
 CACHE_KEY = "ops:metrics:business"
 
 
-def _grouped(queryset, *fields) -> list[tuple]:
-    """(organisation id or None, *fields, count) rows of one grouped query."""
-    per_org = settings.METRICS_PER_ORGANIZATION
-    keys = (["organization_id"] if per_org else []) + list(fields)
-    rows = queryset.values(*keys).annotate(n=Count("pk")).order_by() if keys else None
-    if rows is None:
-        return [(None, queryset.count())]
-    return [
-        ((row["organization_id"] if per_org else None), *(row[field] for field in fields), row["n"]) for row in rows
-    ]
+@dataclass
+class Context:
+    """What a family's function reads with: now, whether labels are per organisation, the organisations' slugs,
+    and a memo the families of one app share (one query for several families)."""
+
+    now: datetime
+    per_org: bool
+    slugs: dict
+    memo: dict = field(default_factory=dict)
+
+    @property
+    def base_labels(self) -> list[str]:
+        return ["organization"] if self.per_org else []
+
+    def grouped(self, queryset, *fields) -> list[tuple]:
+        """(organisation id or None, *fields, count) rows of one grouped query."""
+        keys = (["organization_id"] if self.per_org else []) + list(fields)
+        if not keys:
+            return [(None, queryset.count())]
+        rows = queryset.values(*keys).annotate(n=Count("pk")).order_by()
+        return [
+            ((row["organization_id"] if self.per_org else None), *(row[name] for name in fields), row["n"])
+            for row in rows
+        ]
+
+    def labelled(self, rows) -> list[tuple[list[str], float]]:
+        """Rows of (organisation id, *label values, count) as samples (label values, value)."""
+        samples = []
+        for row in rows:
+            org_id, *values, count = row
+            labels = ([self.slugs.get(org_id, str(org_id))] if self.per_org else []) + [str(v) for v in values]
+            samples.append((labels, float(count)))
+        return samples
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    help_text: str
+    labels: tuple[str, ...]  # after the organisation label, when there is one
+    read: Callable[[Context], list]
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def family(name: str, help_text: str, labels=()):
+    """Register a family: `function(context) -> [(label values, value)]`, one query at most."""
+
+    def register(function):
+        FAMILIES[name] = Family(name, help_text, tuple(labels), function)
+        return function
+
+    return register
 
 
 def compute() -> list[tuple[str, str, list[str], list[tuple[list[str], float]]]]:
     """The families as plain data (cacheable): (name, help, label names, [(label values, value)])."""
-    now = timezone.now()
     per_org = settings.METRICS_PER_ORGANIZATION
-    slugs = dict(Organization.objects.values_list("pk", "slug")) if per_org else {}
-
-    def labelled(rows, extra_labels=()):
-        samples = []
-        for row in rows:
-            org_id, *values, count = row
-            labels = ([slugs.get(org_id, str(org_id))] if per_org else []) + [str(value) for value in values]
-            samples.append((labels, float(count)))
-        return samples
-
-    base = ["organization"] if per_org else []
-
-    def mode_samples():
-        active = MaintenanceMode.objects.filter(active=True).values_list("organization_id", flat=True)
-        if not per_org:
-            return [([], float(active.exists()))]
-        return [([slugs.get(org_id, "platform") if org_id else "platform"], 1.0) for org_id in active]
-
-    orders: dict = {}
-
-    def order_counts(which: str):
-        """Open, overdue and preventive orders in one pass over the work orders (one query for three families)."""
-        if not orders:
-            keys = ["organization_id"] if per_org else []
-            open_ = Q(status__in=WorkOrder.OPEN_STATUSES)
-            counts = {
-                "open": Count("pk", filter=open_),
-                "overdue": Count("pk", filter=open_ & Q(due_at__lt=now)),
-                "preventive": Count("pk", filter=Q(source=WorkOrder.Source.PREVENTIVE)),
-            }
-            if keys:
-                rows = WorkOrder.objects.values(*keys).annotate(**counts).order_by()
-            else:
-                rows = [WorkOrder.objects.aggregate(**counts)]
-            orders["rows"] = list(rows)
-        return labelled([(row.get("organization_id"), row[which]) for row in orders["rows"]])
-
-    definitions = [
-        (
-            "maintenance_work_orders_open",
-            "Open work orders (not completed, verified or cancelled).",
-            base,
-            lambda: order_counts("open"),
-        ),
-        (
-            "maintenance_work_orders_overdue",
-            "Open work orders past their due time.",
-            base,
-            lambda: order_counts("overdue"),
-        ),
-        (
-            "maintenance_preventive_work_orders_generated",
-            "Work orders generated by preventive schedules (all time).",
-            base,
-            lambda: order_counts("preventive"),
-        ),
-        (
-            "maintenance_sla_violations",
-            "SLA warnings and breaches recorded (all time), by level.",
-            [*base, "level"],
-            lambda: labelled(_grouped(SLAViolation.objects.all(), "level")),
-        ),
-        (
-            "maintenance_parts_low_stock",
-            "Parts at or below their reorder point (their low-stock alert fired and was not re-armed).",
-            base,
-            lambda: labelled(_grouped(Part.objects.filter(low_stock_armed=False))),
-        ),
-        (
-            "maintenance_webhook_deliveries",
-            "Webhook deliveries in the log (WEBHOOK_LOG_DAYS), by status.",
-            [*base, "status"],
-            lambda: labelled(_grouped(WebhookDelivery.objects.all(), "status")),
-        ),
-        (
-            "maintenance_mode_active",
-            "1 while maintenance mode is on (the platform row has the organisation label “platform”).",
-            base,
-            mode_samples,
-        ),
-    ]
+    context = Context(
+        now=timezone.now(),
+        per_org=per_org,
+        slugs=dict(Organization.objects.values_list("pk", "slug")) if per_org else {},
+    )
     families = []
-    for name, help_text, labels, read in definitions:
+    for registered in FAMILIES.values():
         try:
-            families.append((name, help_text, labels, read()))
+            samples = registered.read(context)
         except DatabaseError as exc:  # one family's query failed: the others are still served
-            logger.warning("metrics: %s not computed: %s", name, exc)
+            logger.warning("metrics: %s not computed: %s", registered.name, exc)
+            continue
+        families.append((registered.name, registered.help_text, [*context.base_labels, *registered.labels], samples))
     return families
 
 

@@ -10,6 +10,6 @@ class WebhooksConfig(AppConfig):
 
     def ready(self):
         from maintenance_site import hooks
-        from maintenance_site.webhooks import services
+        from maintenance_site.webhooks import business_metrics, services  # noqa: F401  (its /metrics family)
 
         hooks.events_dispatched.register(services.on_events_dispatched)
