@@ -1,5 +1,12 @@
 # One image for every process of the full deployment: web (daphne), worker, beat and migrate
 # (see docker-compose.yml). Settings come from the environment (maintenance_site/settings.py).
+# The front-end libraries no Python package ships (package.json; README "Front-end dependencies"): npm ci checks
+# each tarball against package-lock.json's integrity hash and runs none of their scripts.
+FROM node:20-slim AS frontend
+WORKDIR /frontend
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -7,7 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DJANGO_SETTINGS_MODULE=maintenance_site.settings \
-    VAR_DIR=/app/var
+    VAR_DIR=/app/var \
+    NODE_MODULES_DIR=/app/node_modules
 
 RUN useradd --system --uid 10001 --user-group --create-home app
 WORKDIR /app
@@ -19,7 +27,10 @@ RUN pip install /tmp/src \
     && cp /tmp/src/manage.py /app/manage.py \
     && rm -rf /tmp/src \
     && mkdir -p /app/var \
+    && SECRET_KEY=compiletranslations-build-only python /app/manage.py compiletranslations --force \
     && chown app:app /app/var
+
+COPY --from=frontend /frontend/node_modules /app/node_modules
 
 # Numeric, so orchestrators can verify the image does not run as root (10001 is "app").
 USER 10001:10001

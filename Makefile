@@ -14,16 +14,33 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --progress-bar on -e '.[test]'  # not --quiet: each package shows as it is collected
 	touch $(STAMP)
 
-install: $(STAMP)
+# Front-end libraries no Python package ships (README "Front-end dependencies"): npm ci installs exactly what
+# package-lock.json names, checking each tarball against its integrity hash, and runs none of their scripts.
+NODE_STAMP := node_modules/.package-lock.json
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed for the front-end libraries (apt-get install npm)"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+# Translations: the .po catalogues are committed, their .mo files compiled here with Babel (no gettext needed) when
+# missing or older than their .po (README, "Languages").
+PO := $(wildcard maintenance_site/locale/*/LC_MESSAGES/*.po)
+MO := $(PO:.po=.mo)
+
+$(MO): %.mo: %.po $(STAMP)
+	$(PY) manage.py compiletranslations
+
+install: $(STAMP) $(NODE_STAMP) $(MO)
 
 # `make run PORT=8080` (and HOST=0.0.0.0 to listen beyond this machine)
 PORT ?= $(or $(MAINTENANCE_PORT),$(SERVICE_PORT),8000)
 HOST ?= 127.0.0.1
 
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP) $(MO)
 	$(PY) manage.py runplatform --host $(HOST) --port $(PORT)
 
-lint: $(STAMP)
+lint: $(STAMP) $(NODE_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports  # the apps' dependency order (pyproject.toml [tool.importlinter])
@@ -35,5 +52,5 @@ lint: $(STAMP)
 # server and Chromium) start once.
 TEST_WORKERS ?= 2
 
-test: lint
+test: lint $(MO)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile

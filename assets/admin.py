@@ -12,6 +12,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from assets import meters, services
 from assets.models import Asset, AssetType, Downtime, Location, Meter, MeterReading
@@ -30,7 +31,7 @@ class LocationTreeFilter(admin.SimpleListFilter):
     """The organisation's locations as an indented tree; choosing one keeps the rows in it and in every
     location below it. One query, whatever the size of the tree."""
 
-    title = "location"
+    title = _("location")
     parameter_name = "location_tree"
     field_path = "location"  # subclasses filter other models' location fields
     INDENT = "\u00a0\u00a0\u00a0"
@@ -132,12 +133,12 @@ class DowntimeInline(ReadOnlyTenantInline):
     fields = ["started_at", "ended_at", "duration_display", "reason"]
     ordering = ["-started_at"]
     show_change_link = False
-    verbose_name_plural = "downtime (newest first)"
+    verbose_name_plural = _("downtime (newest first)")
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-started_at")
 
-    @admin.display(description="duration")
+    @admin.display(description=_("duration"))
     def duration_display(self, downtime):
         total_minutes = int(downtime.duration.total_seconds() // 60)
         days, rest = divmod(total_minutes, 24 * 60)
@@ -202,7 +203,7 @@ class AssetAdmin(CsvImportExportMixin, ServiceAdmin):
         address, both by the asset's public token (never its id)."""
         asset = self.get_object(request, unquote(object_id))
         if asset is None:
-            raise Http404(f"No asset with id {object_id}.")
+            raise Http404(_("No asset with id %(id)s.") % {"id": object_id})
         if not self.has_view_permission(request, asset):
             raise PermissionDenied
         technician_url = request.build_absolute_uri(f"/t/assets/{asset.public_token}/")
@@ -212,7 +213,7 @@ class AssetAdmin(CsvImportExportMixin, ServiceAdmin):
         if asset.location_id:
             location = location_paths(asset.organization_id).get(asset.location_id, str(asset.location))
         context = {
-            "title": f"Label {asset.code}",
+            "title": _("Label %(code)s") % {"code": asset.code},
             "asset": asset,
             "organization": asset.organization,
             "location": location,
@@ -230,7 +231,7 @@ class ReadingInline(ReadOnlyTenantInline):
     model = MeterReading
     fields = ["read_at", "value", "source", "recorded_by"]
     ordering = ["-read_at"]
-    verbose_name_plural = "latest readings (last 30 days)"
+    verbose_name_plural = _("latest readings (last 30 days)")
 
     def get_queryset(self, request):
         since = timezone.now() - timedelta(days=30)

@@ -13,6 +13,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from assets.models import Asset, Meter, MeterReading
 from maintenance_site import audit
@@ -43,7 +45,7 @@ def create_meter(
     """Add a meter to an asset (names are unique per asset: schedules find meters by name)."""
     _require(organization.pk, actor, Action.MANAGE_ASSETS)
     if asset is None or asset.organization_id != organization.pk:
-        raise NotFound("No such asset.")
+        raise NotFound(_("No such asset."))
     meter = Meter(
         organization=organization, asset=asset, name=(name or "").strip(), unit=(unit or "").strip(), kind=kind
     )
@@ -59,7 +61,7 @@ def update_meter(meter: Meter, *, actor, **changes) -> Meter:
     changes = {
         name: value.strip() if isinstance(value, str) and name != "kind" else value for name, value in changes.items()
     }
-    validated(assign_editable(meter, changes, METER_FIELDS, "A meter")).save()
+    validated(assign_editable(meter, changes, METER_FIELDS, gettext_lazy("A meter"))).save()
     return meter
 
 
@@ -68,7 +70,7 @@ def update_meter(meter: Meter, *, actor, **changes) -> Meter:
 def delete_meter(meter: Meter, *, actor) -> None:
     """Remove a meter and its readings."""
     _require(meter.organization_id, actor, Action.MANAGE_ASSETS)
-    delete_or_conflict(meter, "meter")
+    delete_or_conflict(meter, gettext_lazy("meter"))
 
 
 # --- readings ---------------------------------------------------------------------------------------------
@@ -81,9 +83,13 @@ def parse_value(raw, field_name: str = "value") -> Decimal:
             raise InvalidOperation
         value = Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
-        raise InvalidInput(f"“{raw}” is not a number.", fields={field_name: ["Not a number."]}) from None
+        raise InvalidInput(
+            _("“%(raw)s” is not a number.") % {"raw": raw}, fields={field_name: [_("Not a number.")]}
+        ) from None
     if not value.is_finite() or abs(value) >= LIMIT:
-        raise InvalidInput(f"“{raw}” is not a usable reading.", fields={field_name: ["Out of range."]})
+        raise InvalidInput(
+            _("“%(raw)s” is not a usable reading.") % {"raw": raw}, fields={field_name: [_("Out of range.")]}
+        )
     return value.quantize(QUANTUM)
 
 
@@ -94,18 +100,19 @@ def parse_moment(raw, now: datetime, field_name: str = "read_at") -> datetime:
     moment = raw if isinstance(raw, datetime) else parse_datetime(str(raw).strip())
     if moment is None:
         raise InvalidInput(
-            f"“{raw}” is not a date-time; write ISO 8601 such as 2026-01-31T12:00:00Z.",
-            fields={field_name: ["Not an ISO 8601 date-time."]},
+            _("“%(raw)s” is not a date-time; write ISO 8601 such as 2026-01-31T12:00:00Z.") % {"raw": raw},
+            fields={field_name: [_("Not an ISO 8601 date-time.")]},
         )
     if timezone.is_naive(moment):
         raise InvalidInput(
-            f"“{raw}” has no time zone; add one (Z for UTC, or an offset such as +01:00).",
-            fields={field_name: ["Add a time zone."]},
+            _("“%(raw)s” has no time zone; add one (Z for UTC, or an offset such as +01:00).") % {"raw": raw},
+            fields={field_name: [_("Add a time zone.")]},
         )
     if moment > now + FUTURE_TOLERANCE:
         raise InvalidInput(
-            f"{moment.isoformat()} is in the future; a reading is of something already measured.",
-            fields={field_name: ["In the future."]},
+            _("%(moment)s is in the future; a reading is of something already measured.")
+            % {"moment": moment.isoformat()},
+            fields={field_name: [_("In the future.")]},
         )
     return moment
 
@@ -118,11 +125,14 @@ class RecordResult:
 
 def _fail(problems: list[tuple[str, str]]) -> InvalidInput:
     shown = "; ".join(f"{where}: {message}" for where, message in problems[:20])
-    more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+    more = _(" (and %(count)s more)") % {"count": len(problems) - 20} if len(problems) > 20 else ""
     fields: dict[str, list[str]] = {}
     for where, message in problems:
         fields.setdefault(where, []).append(message)
-    return InvalidInput(f"{len(problems)} reading(s) refused — {shown}{more}.", fields=fields)
+    return InvalidInput(
+        _("%(count)s reading(s) refused — %(shown)s%(more)s.") % {"count": len(problems), "shown": shown, "more": more},
+        fields=fields,
+    )
 
 
 @audit.attributed
@@ -136,14 +146,17 @@ def record_readings(organization, readings, *, actor, source: str = MeterReading
     _require(organization.pk, actor, Action.INGEST_TELEMETRY)
     readings = list(readings)
     if not readings:
-        raise InvalidInput("Send at least one reading.", fields={"readings": ["Empty."]})
+        raise InvalidInput(_("Send at least one reading."), fields={"readings": [_("Empty.")]})
     if len(readings) > MAX_BATCH:
         raise InvalidInput(
-            f"{len(readings)} readings in one request; send at most {MAX_BATCH} at a time.",
-            fields={"readings": [f"At most {MAX_BATCH}."]},
+            _("%(count)s readings in one request; send at most %(most)s at a time.")
+            % {"count": len(readings), "most": MAX_BATCH},
+            fields={"readings": [_("At most %(most)s.") % {"most": MAX_BATCH}]},
         )
     if source not in MeterReading.Source.values:
-        raise InvalidInput(f"“{source}” is not a reading source.", fields={"source": ["Unknown source."]})
+        raise InvalidInput(
+            _("“%(source)s” is not a reading source.") % {"source": source}, fields={"source": [_("Unknown source.")]}
+        )
     now = timezone.now()
     meter_ids = set()
     for raw in readings:
@@ -160,12 +173,12 @@ def record_readings(organization, readings, *, actor, source: str = MeterReading
     for index, raw in enumerate(readings):
         where = f"readings[{index}]"
         if not isinstance(raw, dict):
-            problems.append((where, "A reading is an object with meter, value and read_at."))
+            problems.append((where, _("A reading is an object with meter, value and read_at.")))
             continue
         meter_ref = raw.get("meter")
         meter = meters.get(meter_ref.pk if isinstance(meter_ref, Meter) else meter_ref)
         if meter is None:
-            problems.append((f"{where}.meter", "No such meter."))
+            problems.append((f"{where}.meter", _("No such meter.")))
             continue
         try:
             value = parse_value(raw.get("value"))
@@ -187,7 +200,10 @@ def record_readings(organization, readings, *, actor, source: str = MeterReading
         if earlier is not None:
             if earlier[1] != value:
                 problems.append(
-                    (f"readings[{index}].read_at", f"readings[{earlier[0]}] has the same meter and moment.")
+                    (
+                        f"readings[{index}].read_at",
+                        _("readings[%(earlier)s] has the same meter and moment.") % {"earlier": earlier[0]},
+                    )
                 )
             else:
                 result.duplicates += 1
@@ -229,7 +245,7 @@ def record_readings(organization, readings, *, actor, source: str = MeterReading
         for _, meter, value, read_at in fresh
     ]
     result.created = MeterReading.objects.bulk_create(rows, batch_size=1000)
-    for _, meter, value, read_at in sorted(fresh, key=lambda item: item[3]):
+    for _raw, meter, value, read_at in sorted(fresh, key=lambda item: item[3]):
         if meter.last_read_at is None or read_at >= meter.last_read_at:
             meter.last_value, meter.last_read_at = value, read_at
     touched = {meter.pk: meter for _, meter, _, _ in fresh}
@@ -296,7 +312,7 @@ def record_reading(meter: Meter, value, read_at=None, *, actor, source: str = Me
 def meter_of(organization, meter_id) -> Meter:
     meter = Meter.objects.filter(organization=organization, pk=meter_id).select_related("asset").first()
     if meter is None:
-        raise NotFound("No such meter.")
+        raise NotFound(_("No such meter."))
     return meter
 
 

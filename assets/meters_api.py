@@ -2,6 +2,7 @@
 `/api/v1/meters/{id}/readings` (list; post one reading or a list) and `/api/v1/meters/readings` (post readings of
 several meters at once). Posting readings needs `ingest_telemetry`; meters themselves `manage_assets`."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -142,7 +143,7 @@ class MeterViewSet(mixins.ListModelMixin, mixins.UpdateModelMixin, mixins.Destro
         """Readings of several meters at once: a list of {meter, value, read_at}."""
         items = _readings_of(request.data, with_meter=True)
         if not items:
-            raise InvalidInput("Send at least one reading.", fields={"readings": ["Empty."]})
+            raise InvalidInput(_("Send at least one reading."), fields={"readings": [_("Empty.")]})
         return _recorded(services.record_readings(self.organization, items, actor=request.user))
 
 

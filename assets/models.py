@@ -5,6 +5,8 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel, TenantQuerySet, validate_time_zone
@@ -19,9 +21,9 @@ class Location(TenantModel):
     an area in that."""
 
     class Kind(models.TextChoices):
-        SITE = "site", "Site"
-        BUILDING = "building", "Building"
-        AREA = "area", "Area"
+        SITE = "site", _("Site")
+        BUILDING = "building", _("Building")
+        AREA = "area", _("Area")
 
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SITE)
@@ -30,7 +32,7 @@ class Location(TenantModel):
         max_length=64,
         blank=True,
         validators=[validate_time_zone],
-        help_text="Sites only; empty: the organisation's.",
+        help_text=_("Sites only; empty: the organisation's."),
     )
     address = models.TextField(blank=True)
 
@@ -116,17 +118,17 @@ class Asset(TenantModel):
     """A piece of equipment the organisation maintains, identified by a code unique in the organisation."""
 
     class Criticality(models.TextChoices):
-        LOW = "low", "Low"
-        MEDIUM = "medium", "Medium"
-        HIGH = "high", "High"
-        CRITICAL = "critical", "Critical"
+        LOW = "low", _("Low")
+        MEDIUM = "medium", _("Medium")
+        HIGH = "high", _("High")
+        CRITICAL = "critical", _("Critical")
 
     class Status(models.TextChoices):
-        OPERATIONAL = "operational", "Operational"
-        DEGRADED = "degraded", "Degraded"
-        DOWN = "down", "Down"
-        IN_MAINTENANCE = "in_maintenance", "In maintenance"
-        RETIRED = "retired", "Retired"
+        OPERATIONAL = "operational", _("Operational")
+        DEGRADED = "degraded", _("Degraded")
+        DOWN = "down", _("Down")
+        IN_MAINTENANCE = "in_maintenance", _("In maintenance")
+        RETIRED = "retired", _("Retired")
 
     code = models.CharField(max_length=60)
     name = models.CharField(max_length=200)
@@ -239,11 +241,11 @@ class Meter(TenantModel):
     `last_value` / `last_read_at` are the newest reading, kept by `assets.meters.record_readings`."""
 
     class Kind(models.TextChoices):
-        CUMULATIVE = "cumulative", "Counter (only grows: run hours, km, cycles)"
-        GAUGE = "gauge", "Gauge (goes up and down: temperature, pressure)"
+        CUMULATIVE = "cumulative", _("Counter (only grows: run hours, km, cycles)")
+        GAUGE = "gauge", _("Gauge (goes up and down: temperature, pressure)")
 
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="meters")
-    name = models.CharField(max_length=80, help_text="Schedules find the meter by this name, e.g. “Run hours”.")
+    name = models.CharField(max_length=80, help_text=_("Schedules find the meter by this name, e.g. “Run hours”."))
     unit = models.CharField(max_length=20, blank=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CUMULATIVE)
     last_value = models.DecimalField(**METER_VALUE, null=True, blank=True, editable=False)
@@ -271,7 +273,7 @@ class Meter(TenantModel):
 
     def clean(self):
         if self.asset_id and self.asset.organization_id != self.organization_id:
-            raise ValidationError({"asset": "The asset belongs to another organisation."})
+            raise ValidationError({"asset": gettext("The asset belongs to another organisation.")})
 
 
 class MeterReading(TenantModel):
@@ -279,9 +281,9 @@ class MeterReading(TenantModel):
     later one, never edited. One reading per meter and moment, so a re-sent batch changes nothing."""
 
     class Source(models.TextChoices):
-        API = "api", "API / telemetry"
-        MANUAL = "manual", "Entered by hand"
-        IMPORT = "import", "Import"
+        API = "api", _("API / telemetry")
+        MANUAL = "manual", _("Entered by hand")
+        IMPORT = "import", _("Import")
 
     meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="readings")
     value = models.DecimalField(**METER_VALUE)

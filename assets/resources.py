@@ -11,6 +11,7 @@
 """
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy
 from import_export import fields, resources, widgets
 
 from assets import services
@@ -71,7 +72,10 @@ class ChoiceWidget(widgets.Widget):
         if not text:
             return None
         if text not in self.values:
-            raise ValueError(f"“{value}” is not a {self.what}; use one of: {', '.join(self.labels)}.")
+            raise ValueError(
+                gettext("“%(value)s” is not a %(what)s; use one of: %(choices)s.")
+                % {"value": value, "what": self.what, "choices": ", ".join(str(label) for label in self.labels)}
+            )
         return self.values[text]
 
 
@@ -91,7 +95,9 @@ class AssetTypeWidget(_OrganizationLookupWidget):
             return None
         found = list(AssetType.objects.filter(organization_id=self.organization_id, name__iexact=name)[:2])
         if len(found) != 1:
-            raise ValueError(f"No asset type named “{name}” in this organisation; add it first.")
+            raise ValueError(
+                gettext("No asset type named “%(name)s” in this organisation; add it first.") % {"name": name}
+            )
         return found[0]
 
     def render(self, value, obj=None, **kwargs):
@@ -117,11 +123,20 @@ class LocationWidget(_OrganizationLookupWidget):
             by_path = [pk for pk, path in paths.items() if path.rsplit(PATH_SEPARATOR, 1)[-1].lower() == wanted]
             if len(by_path) > 1:
                 listed = "; ".join(sorted(paths[pk] for pk in by_path))
-                raise ValueError(f"Several locations are named “{text}” ({listed}): give the full path.")
+                raise ValueError(
+                    gettext("Several locations are named “%(name)s” (%(paths)s): give the full path.")
+                    % {"name": text, "paths": listed}
+                )
         if not by_path:
             raise ValueError(
-                f"No location “{text}” in this organisation; add it first or give its full path, "
-                f"such as “Site{PATH_SEPARATOR}Building{PATH_SEPARATOR}Area”."
+                gettext(
+                    "No location “%(name)s” in this organisation; add it first or give its full path, such as "
+                    "“%(example)s”."
+                )
+                % {
+                    "name": text,
+                    "example": PATH_SEPARATOR.join([gettext("Site"), gettext("Building"), gettext("Area")]),
+                }
             )
         return Location.objects.get(pk=by_path[0], organization_id=self.organization_id)
 
@@ -133,7 +148,9 @@ class ParentAssetWidget(_OrganizationLookupWidget):
             return None
         parent = Asset.objects.filter(organization_id=self.organization_id, code=code).first()
         if parent is None:
-            raise ValueError(f"No asset with code “{code}” in this organisation to be the parent.")
+            raise ValueError(
+                gettext("No asset with code “%(code)s” in this organisation to be the parent.") % {"code": code}
+            )
         return parent
 
     def render(self, value, obj=None, **kwargs):
@@ -153,13 +170,13 @@ class AssetResource(resources.ModelResource):
         attribute="criticality",
         column_name="criticality",
         saves_null_values=False,
-        widget=ChoiceWidget(Asset.Criticality.choices, "criticality"),
+        widget=ChoiceWidget(Asset.Criticality.choices, gettext_lazy("criticality")),
     )
     status = fields.Field(
         attribute="status",
         column_name="status",
         saves_null_values=False,
-        widget=ChoiceWidget(Asset.Status.choices, "status"),
+        widget=ChoiceWidget(Asset.Status.choices, gettext_lazy("status")),
     )
     manufacturer = fields.Field(attribute="manufacturer", column_name="manufacturer", widget=StrippedCharWidget())
     model = fields.Field(attribute="model", column_name="model", widget=StrippedCharWidget())
@@ -197,10 +214,12 @@ class AssetResource(resources.ModelResource):
 
     def before_import(self, dataset, **kwargs):
         if self.organization is None:
-            raise ValueError("Choose the organisation to import into first.")
+            raise ValueError(gettext("Choose the organisation to import into first."))
         missing = {"code", "name"} - {str(header).strip() for header in dataset.headers or ()}
         if missing:
-            raise ValueError(f"The file needs the column(s) {', '.join(sorted(missing))}.")
+            raise ValueError(
+                gettext("The file needs the column(s) %(columns)s.") % {"columns": ", ".join(sorted(missing))}
+            )
 
     def init_instance(self, row=None):
         return Asset(organization=self.organization)

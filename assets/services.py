@@ -2,6 +2,8 @@
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from assets.models import Asset, AssetType, Downtime, Location
 from maintenance_site.errors import InvalidInput
@@ -54,7 +56,7 @@ def update_location(location: Location, **changes) -> Location:
 
 @transaction.atomic
 def delete_location(location: Location) -> None:
-    delete_or_conflict(location, "location")
+    delete_or_conflict(location, gettext_lazy("location"))
 
 
 @transaction.atomic
@@ -74,7 +76,7 @@ def update_asset_type(asset_type: AssetType, **changes) -> AssetType:
 
 @transaction.atomic
 def delete_asset_type(asset_type: AssetType) -> None:
-    delete_or_conflict(asset_type, "asset type")
+    delete_or_conflict(asset_type, gettext_lazy("asset type"))
 
 
 @transaction.atomic
@@ -107,7 +109,7 @@ def update_asset(asset: Asset, *, downtime_reason: str = "", **changes) -> Asset
 
 @transaction.atomic
 def delete_asset(asset: Asset) -> None:
-    delete_or_conflict(asset, "asset")
+    delete_or_conflict(asset, gettext_lazy("asset"))
 
 
 @transaction.atomic
@@ -115,7 +117,7 @@ def mark_asset_down(asset: Asset, *, reason: str, at=None) -> Downtime:
     """Record that an asset stopped working (or was taken down for work). Idempotent: an asset already
     down keeps its open downtime (and it is the one returned)."""
     if not reason.strip():
-        raise InvalidInput("Say why the asset is down.", fields={"reason": ["Required."]})
+        raise InvalidInput(_("Say why the asset is down."), fields={"reason": [_("Required.")]})
     asset = Asset.objects.select_for_update().get(pk=asset.pk)
     open_downtime = asset.downtimes.filter(ended_at__isnull=True).first()
     if open_downtime is not None:
@@ -139,7 +141,7 @@ def mark_asset_up(asset: Asset, *, at=None, status=Asset.Status.OPERATIONAL) -> 
     ended = at or timezone.now()
     if downtime is not None:
         if ended < downtime.started_at:
-            raise InvalidInput("The asset cannot be back up before it went down.")
+            raise InvalidInput(_("The asset cannot be back up before it went down."))
         downtime.ended_at = ended
         downtime.save(update_fields=["ended_at", "updated_at"])
     if asset.status in (Asset.Status.DOWN, Asset.Status.IN_MAINTENANCE):

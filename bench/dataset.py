@@ -16,7 +16,9 @@ What it writes, per organisation, sized with its share of the orders (N / 50 ass
   a checklist of 3 steps on preventive and inspection work, comments on half, a time entry on completed work,
   cost lines on 10%, downtime (and its link) on orders that needed it, parts issued from the ledger on 30% of
   completed work (stock levels equal the ledger's sum), and the events the services publish (created, completed),
-  numbered per organisation and delivered.
+  numbered per organisation and delivered; a monthly preventive schedule per asset type, and a due occurrence
+  behind each preventive and inspection order of an asset (due two days after the order was raised, so some are
+  done late, some still open or overdue), and 5% more skipped without an order (PM compliance has data).
 
 Rows are written with INSERT … SELECT over generate_series, in chunks (the progress bar advances per chunk), with
 fixed pseudo-random choices (hashes of the row number): the same N gives the same data. Ends with VACUUM ANALYZE,
@@ -50,6 +52,7 @@ from inventory.models import Part, StockLevel, StockLocation, Vendor  # noqa: E4
 from maintenance_site import progress  # noqa: E402
 from maintenance_site.tenancy.models import Membership, Organization, OrganizationCounter  # noqa: E402
 from maintenance_site.tenancy.roles import Role  # noqa: E402
+from scheduling.preventive.models import PreventiveSchedule  # noqa: E402
 from sla.models import BusinessCalendar, SLAPolicy, WorkingHours  # noqa: E402
 from workorders.models import Procedure, ProcedureItem, Team  # noqa: E402
 
@@ -287,6 +290,21 @@ def _scaffold(org: Organization, people: dict, parts: int) -> dict:
         "policies": {k: (v.pk, v.response_minutes, v.resolution_minutes) for k, v in policies.items()},
         "parts": [p.pk for p in part_rows],
         "stores": [s.pk for s in stores],
+        "pm_schedules": {
+            t.pk: PreventiveSchedule.objects.create(
+                organization=org,
+                name=f"Monthly {t.name} service",
+                title=f"Monthly {t.name} service",
+                coverage=PreventiveSchedule.Coverage.ASSETS,
+                asset_type=t,
+                trigger=PreventiveSchedule.Trigger.INTERVAL,
+                interval_count=1,
+                interval_unit=PreventiveSchedule.IntervalUnit.MONTHS,
+                start_date=(END - SPAN - timedelta(days=30)).date(),
+                work_type="preventive",
+            ).pk
+            for t in types
+        },
     }
 
 
@@ -783,11 +801,14 @@ BIG_TABLES = [
     "assets_downtime",
     "workorders_downtimelink",
     "inventory_stockmovement",
+    "scheduling_preventiveoccurrence",
     "events_event",
     "assets_asset",
     "assets_historicalasset",
     "assets_meter",
     "assets_meterreading",
+    # not big, but grown from a handful: unanalysed, the planner took ~40 people for ~240 (the lists' assignee join)
+    "auth_user",
 ]
 
 
@@ -809,6 +830,36 @@ def replace(bars) -> None:
         Organization.history.filter(id__in=ids).delete()
         Organization.objects.filter(pk__in=ids).delete()
         User.objects.filter(pk__in=users).delete()
+
+
+def _preventive(cursor, org: OrgInfo, s: dict, step) -> None:
+    """PM occurrences: one per preventive or inspection order of an asset (its asset type's schedule, due two days
+    after the order was raised), and a skipped one without an order for 5% of them (due a day later)."""
+    schedules = s["pm_schedules"]
+    cases = " ".join(f"WHEN {type_id} THEN {schedule_id}" for type_id, schedule_id in schedules.items())
+    for lo, hi, count in _order_range(org):
+        _run(
+            cursor,
+            f"""
+            INSERT INTO scheduling_preventiveoccurrence (created_at, updated_at, target_key, due_at, status,
+                skip_reason, note, missed_count, asset_id, organization_id, work_order_id, schedule_id)
+            SELECT w.created_at, w.created_at, w.asset_id, w.created_at + interval '2 days', 'created', '', '', 0,
+                w.asset_id, w.organization_id, w.id, CASE a.asset_type_id {cases} END
+            FROM workorders_workorder w JOIN assets_asset a ON a.id = w.asset_id
+            WHERE w.id BETWEEN %(lo)s AND %(hi)s AND w.type IN ('preventive', 'inspection')
+              AND a.asset_type_id IS NOT NULL
+            UNION ALL
+            SELECT w.created_at, w.created_at, w.asset_id, w.created_at + interval '3 days', 'skipped',
+                'open_order', 'Skipped: an order was still open', 0, w.asset_id, w.organization_id, NULL,
+                CASE a.asset_type_id {cases} END
+            FROM workorders_workorder w JOIN assets_asset a ON a.id = w.asset_id
+            WHERE w.id BETWEEN %(lo)s AND %(hi)s AND w.type IN ('preventive', 'inspection')
+              AND a.asset_type_id IS NOT NULL AND pg_temp.h(w.id, 60) % 100 < 5
+            ON CONFLICT DO NOTHING
+            """,
+            {"lo": lo, "hi": hi},
+        )
+        step.advance(count)
 
 
 def build(orders: int, *, bars, lists_only: bool = False, orders_per_asset: int = ORDERS_PER_ASSET) -> Dataset:
@@ -852,6 +903,7 @@ def build(orders: int, *, bars, lists_only: bool = False, orders_per_asset: int 
             ("SLA clocks and violations", orders, lambda o, s, st: _clocks(cursor, o, s, st)),
             ("checklists, comments, time, costs, downtime", orders, lambda o, s, st: _work_details(cursor, o, s, st)),
             ("stock ledger", orders, lambda o, s, st: _stock(cursor, o, s, st)),
+            ("preventive occurrences", orders, lambda o, s, st: _preventive(cursor, o, s, st)),
             ("events", orders, lambda o, s, st: _events(cursor, o, st)),
             ("meters, readings, asset history", total_assets, lambda o, s, st: _meters_and_history(cursor, o, st)),
         ]

@@ -11,8 +11,12 @@ A local receiver (http.server, threads, keep-alive) on 127.0.0.1 records when ea
 - **floor**: one process POSTs the same signed bodies (built beforehand) through a pool of keep-alive connections
   (`--floor-threads` threads, one `http.client` connection each): deliveries per second.
 
-The issue's targets: platform throughput ≥ 50% of the floor's, p99 commit → receipt ≤ 5 s. `--json FILE` writes the
-figures. The database is emptied of the benchmark's organisation first (it must be migrated: `manage.py migrate`).
+The issue's targets: platform throughput ≥ 50% of the floor's, p99 commit → receipt ≤ 5 s. With every event published
+at once (the default) the run is a backlog: its p99 is about the time to drain it (at the floor's own rate 100,000
+deliveries take 20 s or more), so the latency target is measured with `--rate` (events per second, below capacity).
+Also reported: each worker's time waiting for SQL (`sql_ms_per_delivery`, summed over workers), the load average, and
+every duplicate POST with what its attempt log says came before it. `--json FILE` writes the figures. The database is
+emptied of the benchmark's organisation first (it must be migrated: `manage.py migrate`).
 """
 
 import argparse
@@ -24,6 +28,7 @@ import statistics
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +60,7 @@ SLUG = "bench-webhooks"
 class Receiver:
     def __init__(self):
         self.arrivals: dict[str, float] = {}
+        self.posts: Counter = Counter()  # webhook-id -> POSTs received
         self.count = 0
         self.lock = threading.Lock()
         receiver = self
@@ -67,6 +73,7 @@ class Receiver:
                 now = time.time()
                 with receiver.lock:
                     receiver.arrivals.setdefault(self.headers.get("webhook-id", ""), now)
+                    receiver.posts[self.headers.get("webhook-id", "")] += 1
                     receiver.count += 1
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
@@ -96,12 +103,16 @@ def prepare(url: str, subscriptions: int) -> Organization:
     return organization
 
 
-def publish(organization, count: int) -> dict[int, float]:
-    """Publish and number `count` events; the commit time of each (by sequence)."""
+def publish(organization, count: int, rate: float = 0) -> dict[int, float]:
+    """Publish and number `count` events (at `rate` events per second, in ten commits a second; 0: as fast as
+    possible, 500 per commit); the commit time of each (by sequence)."""
     committed: dict[int, float] = {}
-    batch = 500
+    batch = max(1, round(rate / 10)) if rate else 500
+    began = time.time()
     with progress.bars() as bars, bars.step("publishing events", total=count) as bar:
         for start in range(0, count, batch):
+            if rate:
+                time.sleep(max(0.0, began + start / rate - time.time()))
             size = min(batch, count - start)
             with transaction.atomic():
                 events.publish_many(organization, "work-order:created", [{"id": start + i} for i in range(size)])
@@ -114,10 +125,43 @@ def publish(organization, count: int) -> dict[int, float]:
     return committed
 
 
-def worker(seconds: float, expected: int) -> None:
+def worker(seconds: float, expected: int, database_seconds=None) -> None:
     """One worker process: the delivery job again and again (as beat and the dispatcher's hook would start it),
-    until every delivery succeeded."""
+    until every delivery succeeded. `database_seconds` (a shared value) receives its time spent waiting for SQL."""
     connections.close_all()
+    spent = [0.0]
+
+    def timed(execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent[0] += time.perf_counter() - began
+
+    try:
+        with connections["default"].execute_wrapper(timed):
+            _profiled(seconds, expected)
+    finally:
+        if database_seconds is not None:
+            database_seconds.value = spent[0]
+
+
+def _profiled(seconds: float, expected: int) -> None:
+    if os.environ.get("BENCH_PROFILE"):  # a cProfile of each worker: BENCH_PROFILE=/tmp/prefix
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
+            _work(seconds, expected)
+        finally:
+            profile.disable()
+            profile.dump_stats(f"{os.environ['BENCH_PROFILE']}.{os.getpid()}")
+        return
+    _work(seconds, expected)
+
+
+def _work(seconds: float, expected: int) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         result = webhooks.deliver_due(seconds=30)
@@ -132,12 +176,14 @@ def run_platform(organization, args, receiver: Receiver) -> tuple[float, dict[in
     expected = args.events * args.subscriptions
     connections.close_all()
     started = time.time()
+    database_seconds = [multiprocessing.Value("d", 0.0) for _ in range(args.workers)]
     processes = [
-        multiprocessing.Process(target=worker, args=(args.timeout, expected), daemon=True) for _ in range(args.workers)
+        multiprocessing.Process(target=worker, args=(args.timeout, expected, spent), daemon=True)
+        for spent in database_seconds
     ]
     for process in processes:
         process.start()
-    committed = publish(organization, args.events)
+    committed = publish(organization, args.events, args.rate)
     with progress.bars() as bars, bars.step("platform deliveries", total=expected) as bar:
         seen = 0
         while any(process.is_alive() for process in processes):
@@ -147,7 +193,24 @@ def run_platform(organization, args, receiver: Receiver) -> tuple[float, dict[in
         bar.advance(receiver.count - seen)
     for process in processes:
         process.join()
+    run_platform.database_seconds = [round(spent.value, 2) for spent in database_seconds]
     return time.time() - started, committed
+
+
+def explain_duplicates(receiver: Receiver) -> dict[str, int]:
+    """The webhook-ids received more than once, each counted by what its attempt log says came before the extra
+    POST: a failed attempt (a timeout, an error answer: at-least-once retries it), or none (a second claim of a
+    delivery whose first POST succeeded: the lease ran out, or a bug)."""
+    causes: Counter = Counter()
+    extra = {key: n - 1 for key, n in receiver.posts.items() if n > 1}
+    for key, count in extra.items():
+        delivery = WebhookDelivery.objects.filter(message_id=key.removeprefix("msg_")).first()
+        attempts = list(delivery.attempt_log.order_by("id").values_list("status_code", "error")) if delivery else []
+        failed = [f"{code or ''} {error[:60]}".strip() for code, error in attempts if not (code and 200 <= code < 300)]
+        causes[f"after a failed attempt: {failed[0]}" if failed else f"no failed attempt ({len(attempts)} logged)"] += (
+            count
+        )
+    return dict(causes)
 
 
 def floor_bodies(organization) -> list[tuple[str, bytes, dict]]:
@@ -186,6 +249,9 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--floor-threads", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--rate", type=float, default=0, help="events published per second (0: all at once, a backlog: throughput)"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -201,6 +267,7 @@ def main():
         receiver.arrivals[key] - committed[sequence] for key, sequence in by_id.items() if key in receiver.arrivals
     )
     platform_rate = len(latencies) / seconds
+    duplicates = explain_duplicates(receiver)
 
     bodies = floor_bodies(organization)
     before = receiver.count
@@ -211,15 +278,21 @@ def main():
         "events": args.events,
         "subscriptions": args.subscriptions,
         "workers": args.workers,
+        "rate": args.rate,
         "deliveries": len(latencies),
         "expected": expected,
         "received_by_platform": before,
         "platform_seconds": round(seconds, 2),
+        "workers_sql_seconds": run_platform.database_seconds,  # each worker's time waiting for its SQL statements
+        "sql_ms_per_delivery": round(1000 * sum(run_platform.database_seconds) / max(1, expected), 3),
         "platform_per_second": round(platform_rate, 1),
         "floor_per_second": round(floor_rate, 1),
         "ratio": round(platform_rate / floor_rate, 3),
         "p50_commit_to_receipt_s": round(statistics.median(latencies), 3) if latencies else None,
         "p99_commit_to_receipt_s": round(latencies[int(len(latencies) * 0.99) - 1], 3) if latencies else None,
+        "duplicate_posts": sum(duplicates.values()),
+        "duplicates_by_cause": duplicates,
+        "load_average": os.getloadavg(),
         "at": timezone.now().isoformat(),
     }
     print(json.dumps(figures, indent=2))

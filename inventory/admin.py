@@ -17,6 +17,7 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
 
 from inventory import services
 from inventory.models import (
@@ -80,11 +81,12 @@ class ActionForm(forms.Form):
     one row of fields per item (named `<name>-<item pk>`). `perform(actor)` runs the services and returns the
     success message; `summary()` says what will happen, for the confirmation page."""
 
-    verb = "apply"
-    item_header = "Part"
+    verb = _("apply")
+    item_header = _("Part")
     row_headers = ()
     row_names = ()
     required_row = None  # the row field that must be given for the row to count
+    required_row_message = _("Enter a quantity for at least one row.")
 
     def __init__(self, *args, items, organization, **kwargs):
         super().__init__(*args, **kwargs)
@@ -125,7 +127,7 @@ class ActionForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         if self.required_row is not None and not self.errors and not self.entries():
-            raise forms.ValidationError(f"Enter a {self.required_row.replace('_', ' ')} for at least one row.")
+            raise forms.ValidationError(self.required_row_message)
         return cleaned
 
     def check_quantity(self, item, part, name="quantity", **kwargs):
@@ -153,17 +155,21 @@ def _locations():
 
 
 def _part_label(part) -> str:
-    return f"{part.sku} {part.name} ({part.get_unit_display().lower()})"
+    return _("%(sku)s %(name)s (%(unit)s)") % {"sku": part.sku, "name": part.name, "unit": unit_of(part)}
+
+
+def unit_of(part) -> str:
+    return str(part.get_unit_display()).lower()
 
 
 class ReceiveStockForm(ActionForm):
-    verb = "receive"
-    row_headers = ("Quantity", "Unit cost")
+    verb = _("receive")
+    row_headers = (_("Quantity"), _("Unit cost"))
     row_names = ("quantity", "unit_cost")
     required_row = "quantity"
 
-    location = forms.ModelChoiceField(queryset=_locations(), help_text="Where the stock is put.")
-    reason = forms.CharField(required=False, max_length=300, help_text="E.g. the delivery note number.")
+    location = forms.ModelChoiceField(queryset=_locations(), help_text=_("Where the stock is put."))
+    reason = forms.CharField(required=False, max_length=300, help_text=_("E.g. the delivery note number."))
 
     def row_fields(self, part):
         return {
@@ -194,8 +200,15 @@ class ReceiveStockForm(ActionForm):
     def summary(self):
         location = self.cleaned_data["location"]
         return [
-            f"Receive {fmt(self.row_value(part, 'quantity'))} {part.get_unit_display().lower()} of {part.sku} "
-            f"{part.name} at {location} (unit cost {fmt(self._cost(part))})"
+            _("Receive %(quantity)s %(unit)s of %(sku)s %(name)s at %(location)s (unit cost %(cost)s)")
+            % {
+                "quantity": fmt(self.row_value(part, "quantity")),
+                "unit": unit_of(part),
+                "sku": part.sku,
+                "name": part.name,
+                "location": location,
+                "cost": fmt(self._cost(part)),
+            }
             for part in self.entries()
         ]
 
@@ -205,22 +218,23 @@ class ReceiveStockForm(ActionForm):
             services.receive_stock(
                 part, location, self.row_value(part, "quantity"), self._cost(part), actor=actor, reason=reason
             )
-        return f"Received {len(self.entries())} part(s) at {location}."
+        return _("Received %(count)s part(s) at %(location)s.") % {"count": len(self.entries()), "location": location}
 
 
 class AdjustStockForm(ActionForm):
-    verb = "adjust"
-    row_headers = ("Counted / change",)
+    verb = _("adjust")
+    row_headers = (_("Counted / change"),)
+    required_row_message = _("Enter a value for at least one row.")
     row_names = ("value",)
     required_row = "value"
 
     location = forms.ModelChoiceField(queryset=_locations())
     mode = forms.ChoiceField(
-        choices=[("counted", "Counted: what is really there"), ("change", "Change: + or − a quantity")],
+        choices=[("counted", _("Counted: what is really there")), ("change", _("Change: + or − a quantity"))],
         initial="counted",
         widget=forms.RadioSelect,
     )
-    reason = forms.CharField(max_length=300, help_text="Why the books change (cycle count, found, damaged…).")
+    reason = forms.CharField(max_length=300, help_text=_("Why the books change (cycle count, found, damaged…)."))
 
     def row_fields(self, part):
         return {"value": _quantity_field()}
@@ -238,7 +252,7 @@ class AdjustStockForm(ActionForm):
             try:
                 value = Decimal(str(raw).strip())
             except InvalidOperation:
-                self.add_error(f"value-{part.pk}", f"“{raw}” is not a quantity.")
+                self.add_error(f"value-{part.pk}", _("“%(raw)s” is not a quantity.") % {"raw": raw})
                 continue
             if counted and value == 0:
                 continue  # counted nothing: allowed
@@ -256,8 +270,15 @@ class AdjustStockForm(ActionForm):
             books, value = self._level(part), Decimal(str(self.row_value(part, "value")).strip())
             after = value if counted else books + value
             lines.append(
-                f"{part.sku} {part.name} at {location}: {fmt(books)} on the books → {fmt(after)} "
-                f"({'+' if after >= books else ''}{fmt(after - books)})"
+                _("%(sku)s %(name)s at %(location)s: %(books)s on the books → %(after)s (%(change)s)")
+                % {
+                    "sku": part.sku,
+                    "name": part.name,
+                    "location": location,
+                    "books": fmt(books),
+                    "after": fmt(after),
+                    "change": f"{'+' if after >= books else ''}{fmt(after - books)}",
+                }
             )
         return lines
 
@@ -270,14 +291,18 @@ class AdjustStockForm(ActionForm):
                 part, location, reason=reason, actor=actor, **{mode: str(self.row_value(part, "value")).strip()}
             )
             changed += movement is not None
-        return f"Adjusted {changed} part(s) at {location}" + (
-            "." if changed == len(self.entries()) else f"; {len(self.entries()) - changed} matched the books."
-        )
+        if changed == len(self.entries()):
+            return _("Adjusted %(count)s part(s) at %(location)s.") % {"count": changed, "location": location}
+        return _("Adjusted %(count)s part(s) at %(location)s; %(matched)s matched the books.") % {
+            "count": changed,
+            "location": location,
+            "matched": len(self.entries()) - changed,
+        }
 
 
 class TransferStockForm(ActionForm):
-    verb = "transfer"
-    row_headers = ("Quantity",)
+    verb = _("transfer")
+    row_headers = (_("Quantity"),)
     row_names = ("quantity",)
     required_row = "quantity"
 
@@ -294,7 +319,7 @@ class TransferStockForm(ActionForm):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("source") and cleaned.get("source") == cleaned.get("destination"):
-            self.add_error("destination", "Choose another location than the source.")
+            self.add_error("destination", _("Choose another location than the source."))
         for part in self.action_items:
             self.check_quantity(part, part)
         return cleaned
@@ -302,8 +327,15 @@ class TransferStockForm(ActionForm):
     def summary(self):
         source, destination = self.cleaned_data["source"], self.cleaned_data["destination"]
         return [
-            f"Move {fmt(self.row_value(part, 'quantity'))} {part.get_unit_display().lower()} of {part.sku} "
-            f"{part.name} from {source} to {destination}"
+            _("Move %(quantity)s %(unit)s of %(sku)s %(name)s from %(source)s to %(destination)s")
+            % {
+                "quantity": fmt(self.row_value(part, "quantity")),
+                "unit": unit_of(part),
+                "sku": part.sku,
+                "name": part.name,
+                "source": source,
+                "destination": destination,
+            }
             for part in self.entries()
         ]
 
@@ -318,17 +350,21 @@ class TransferStockForm(ActionForm):
                 actor=actor,
                 reason=self.cleaned_data.get("reason", ""),
             )
-        return f"Transferred {len(self.entries())} part(s) from {source} to {destination}."
+        return _("Transferred %(count)s part(s) from %(source)s to %(destination)s.") % {
+            "count": len(self.entries()),
+            "source": source,
+            "destination": destination,
+        }
 
 
 class WriteOffForm(ActionForm):
-    verb = "write off"
-    row_headers = ("Quantity",)
+    verb = _("write off")
+    row_headers = (_("Quantity"),)
     row_names = ("quantity",)
     required_row = "quantity"
 
     location = forms.ModelChoiceField(queryset=_locations())
-    reason = forms.CharField(max_length=300, help_text="Damaged, expired, lost…")
+    reason = forms.CharField(max_length=300, help_text=_("Damaged, expired, lost…"))
 
     def row_fields(self, part):
         return {"quantity": _quantity_field()}
@@ -345,8 +381,15 @@ class WriteOffForm(ActionForm):
     def summary(self):
         location = self.cleaned_data["location"]
         return [
-            f"Write off {fmt(self.row_value(part, 'quantity'))} {part.get_unit_display().lower()} of {part.sku} "
-            f"{part.name} at {location} ({self.cleaned_data['reason']})"
+            _("Write off %(quantity)s %(unit)s of %(sku)s %(name)s at %(location)s (%(reason)s)")
+            % {
+                "quantity": fmt(self.row_value(part, "quantity")),
+                "unit": unit_of(part),
+                "sku": part.sku,
+                "name": part.name,
+                "location": location,
+                "reason": self.cleaned_data["reason"],
+            }
             for part in self.entries()
         ]
 
@@ -356,17 +399,17 @@ class WriteOffForm(ActionForm):
             services.write_off(
                 part, location, self.row_value(part, "quantity"), reason=self.cleaned_data["reason"], actor=actor
             )
-        return f"Wrote off {len(self.entries())} part(s) at {location}."
+        return _("Wrote off %(count)s part(s) at %(location)s.") % {"count": len(self.entries()), "location": location}
 
 
 class ReceivePurchaseOrderForm(ActionForm):
-    verb = "receive"
-    item_header = "Line"
-    row_headers = ("Received now",)
+    verb = _("receive")
+    item_header = _("Line")
+    row_headers = (_("Received now"),)
     row_names = ("quantity",)
     required_row = "quantity"
 
-    location = forms.ModelChoiceField(queryset=_locations(), help_text="Where the delivery is put.")
+    location = forms.ModelChoiceField(queryset=_locations(), help_text=_("Where the delivery is put."))
 
     def __init__(self, *args, order, **kwargs):
         self.order = order
@@ -376,10 +419,13 @@ class ReceivePurchaseOrderForm(ActionForm):
         return {"quantity": _quantity_field(initial=fmt(line.outstanding))}
 
     def item_label(self, line):
-        return (
-            f"{line.part.sku} {line.part.name}: {fmt(line.received_quantity)} of {fmt(line.quantity)} "
-            f"received, {fmt(line.outstanding)} outstanding"
-        )
+        return _("%(sku)s %(name)s: %(received)s of %(ordered)s received, %(outstanding)s outstanding") % {
+            "sku": line.part.sku,
+            "name": line.part.name,
+            "received": fmt(line.received_quantity),
+            "ordered": fmt(line.quantity),
+            "outstanding": fmt(line.outstanding),
+        }
 
     def clean(self):
         cleaned = super().clean()
@@ -390,8 +436,14 @@ class ReceivePurchaseOrderForm(ActionForm):
     def summary(self):
         location = self.cleaned_data["location"]
         return [
-            f"{self.order.number}: receive {fmt(self.row_value(line, 'quantity'))} × {line.part.sku} at {location} "
-            f"(unit cost {fmt(line.unit_price)})"
+            _("%(number)s: receive %(quantity)s × %(sku)s at %(location)s (unit cost %(cost)s)")
+            % {
+                "number": self.order.number,
+                "quantity": fmt(self.row_value(line, "quantity")),
+                "sku": line.part.sku,
+                "location": location,
+                "cost": fmt(line.unit_price),
+            }
             for line in self.entries()
         ]
 
@@ -400,24 +452,28 @@ class ReceivePurchaseOrderForm(ActionForm):
         order = services.receive_purchase_order(
             self.order, location=self.cleaned_data["location"], quantities=quantities, actor=actor
         )
-        return f"{order.number}: received ({order.get_status_display().lower()})."
+        return _("%(number)s: received (%(status)s).") % {
+            "number": order.number,
+            "status": str(order.get_status_display()).lower(),
+        }
 
 
 class CancelPurchaseOrdersForm(ActionForm):
-    verb = "cancel the orders"
-    item_header = "Purchase order"
-    reason = forms.CharField(max_length=500, help_text="Why the orders are cancelled (the vendor sees nothing).")
+    verb = _("cancel the orders")
+    item_header = _("Purchase order")
+    reason = forms.CharField(max_length=500, help_text=_("Why the orders are cancelled (the vendor sees nothing)."))
 
     def summary(self):
         return [
-            f"Cancel {order.number} ({order.vendor}, {order.get_status_display().lower()})"
+            _("Cancel %(number)s (%(vendor)s, %(status)s)")
+            % {"number": order.number, "vendor": order.vendor, "status": str(order.get_status_display()).lower()}
             for order in self.action_items
         ]
 
     def perform(self, actor):
         for order in self.action_items:
             services.cancel_purchase_order(order, reason=self.cleaned_data["reason"], actor=actor)
-        return f"Cancelled {', '.join(order.number for order in self.action_items)}."
+        return _("Cancelled %(numbers)s.") % {"numbers": ", ".join(order.number for order in self.action_items)}
 
 
 def run_action_form(modeladmin, request, form_class, items, *, title, **form_kwargs):
@@ -426,7 +482,7 @@ def run_action_form(modeladmin, request, form_class, items, *, title, **form_kwa
     items = list(items)
     organizations = {item.organization_id for item in items}
     if len(organizations) != 1:
-        modeladmin.message_user(request, "Select rows of one organisation at a time.", messages.ERROR)
+        modeladmin.message_user(request, _("Select rows of one organisation at a time."), messages.ERROR)
         return None
     organization = items[0].organization
     step = request.POST.get("step", "")
@@ -440,14 +496,16 @@ def run_action_form(modeladmin, request, form_class, items, *, title, **form_kwa
                     with transaction.atomic():
                         done = form.perform(request.user)
                 except DomainError as exc:
-                    modeladmin.message_user(request, f"Nothing was changed: {exc.message}", messages.ERROR)
+                    modeladmin.message_user(
+                        request, _("Nothing was changed: %(reason)s") % {"reason": exc.message}, messages.ERROR
+                    )
                 else:
                     modeladmin.message_user(request, done, messages.SUCCESS)
                     return None
             else:
                 confirming = True
         else:
-            modeladmin.message_user(request, "Please correct the errors below.", messages.ERROR)
+            modeladmin.message_user(request, _("Please correct the errors below."), messages.ERROR)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
@@ -466,11 +524,11 @@ def run_action_form(modeladmin, request, form_class, items, *, title, **form_kwa
 
 
 class LowStockFilter(admin.SimpleListFilter):
-    title = "stock"
+    title = _("stock")
     parameter_name = "stock"
 
     def lookups(self, request, model_admin):
-        return [("low", "Low: at or below the reorder point"), ("ok", "Above the reorder point")]
+        return [("low", _("Low: at or below the reorder point")), ("ok", _("Above the reorder point"))]
 
     def queryset(self, request, queryset):
         low = Q(available__lte=F("reorder_point"))
@@ -487,7 +545,10 @@ class PartForm(ServiceForm):
         unit = cleaned.get("unit")
         # At clean() time the instance still holds the stored values.
         if self.instance.pk and unit and unit != self.instance.unit and self.instance.movements.exists():
-            self.add_error("unit", f"{self.instance.sku} already has stock movements: its unit can no longer change.")
+            self.add_error(
+                "unit",
+                _("%(sku)s already has stock movements: its unit can no longer change.") % {"sku": self.instance.sku},
+            )
         return cleaned
 
 
@@ -525,13 +586,13 @@ class StockLevelInline(TenantInline):
     readonly_fields = ["on_hand", "reserved", "available"]
     write_action = Action.ADJUST_STOCK
     can_delete = False
-    verbose_name = "stock at a location"
-    verbose_name_plural = "stock per location"
+    verbose_name = _("stock at a location")
+    verbose_name_plural = _("stock per location")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("location").order_by("location__name")
 
-    @admin.display(description="available")
+    @admin.display(description=_("available"))
     def available(self, level):
         return fmt(level.available) if level.pk else "–"
 
@@ -542,7 +603,7 @@ class VendorOfferInline(ReadOnlyTenantInline):
     model = VendorPart
     fk_name = "part"
     fields = ["vendor", "vendor_sku", "price", "lead_time_days"]
-    verbose_name_plural = "vendors (edit on the vendor's page)"
+    verbose_name_plural = _("vendors (edit on the vendor's page)")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("vendor")
@@ -575,7 +636,7 @@ class PartAdmin(CsvImportExportMixin, ServiceAdmin):
     fieldsets = [
         (None, {"fields": ["sku", "name", "description", "category", "unit", "is_active"]}),
         (
-            "Supply",
+            _("Supply"),
             {
                 "fields": [
                     "manufacturer",
@@ -604,15 +665,15 @@ class PartAdmin(CsvImportExportMixin, ServiceAdmin):
     def get_queryset(self, request):
         return services.parts_with_stock(super().get_queryset(request))
 
-    @admin.display(description="on hand", ordering="on_hand")
+    @admin.display(description=_("on hand"), ordering="on_hand")
     def on_hand_display(self, part):
         return fmt(part.on_hand)
 
-    @admin.display(description="reserved", ordering="reserved")
+    @admin.display(description=_("reserved"), ordering="reserved")
     def reserved_display(self, part):
         return fmt(part.reserved)
 
-    @admin.display(description="available", ordering="available")
+    @admin.display(description=_("available"), ordering="available")
     def available_display(self, part):
         return fmt(part.available)
 
@@ -656,21 +717,21 @@ class PartAdmin(CsvImportExportMixin, ServiceAdmin):
     def _parts(self, queryset):
         return queryset.select_related("organization").order_by("sku")
 
-    @admin.action(description="Receive stock…", permissions=["change"])
+    @admin.action(description=_("Receive stock…"), permissions=["change"])
     def receive_stock(self, request, queryset):
-        return run_action_form(self, request, ReceiveStockForm, self._parts(queryset), title="Receive stock")
+        return run_action_form(self, request, ReceiveStockForm, self._parts(queryset), title=_("Receive stock"))
 
-    @admin.action(description="Adjust…", permissions=["change"])
+    @admin.action(description=_("Adjust…"), permissions=["change"])
     def adjust_stock(self, request, queryset):
-        return run_action_form(self, request, AdjustStockForm, self._parts(queryset), title="Adjust stock")
+        return run_action_form(self, request, AdjustStockForm, self._parts(queryset), title=_("Adjust stock"))
 
-    @admin.action(description="Transfer…", permissions=["change"])
+    @admin.action(description=_("Transfer…"), permissions=["change"])
     def transfer_stock(self, request, queryset):
-        return run_action_form(self, request, TransferStockForm, self._parts(queryset), title="Transfer stock")
+        return run_action_form(self, request, TransferStockForm, self._parts(queryset), title=_("Transfer stock"))
 
-    @admin.action(description="Write off…", permissions=["change"])
+    @admin.action(description=_("Write off…"), permissions=["change"])
     def write_off(self, request, queryset):
-        return run_action_form(self, request, WriteOffForm, self._parts(queryset), title="Write off stock")
+        return run_action_form(self, request, WriteOffForm, self._parts(queryset), title=_("Write off stock"))
 
     # --- CSV: rows written through the services, as the signed-in user ----------------------------------------
     def get_import_resource_kwargs(self, request, **kwargs):
@@ -810,7 +871,7 @@ class VendorAdmin(ServiceAdmin):
 class PurchaseOrderLineForm(forms.ModelForm):
     parent = None  # the purchase order (set by ParentAwareFormSet)
     unit_price = forms.DecimalField(
-        required=False, min_value=0, max_digits=14, decimal_places=4, help_text="Empty: the vendor's price."
+        required=False, min_value=0, max_digits=14, decimal_places=4, help_text=_("Empty: the vendor's price.")
     )
 
     class Meta:
@@ -842,7 +903,7 @@ class PurchaseOrderLineFormSet(ParentAwareFormSet):
                 if form.cleaned_data and not form.cleaned_data.get("DELETE") and form.cleaned_data.get("part")
             ]
             if not kept:
-                raise forms.ValidationError("A purchase order needs at least one line.")
+                raise forms.ValidationError(_("A purchase order needs at least one line."))
 
 
 class PurchaseOrderLineInline(TenantInline):
@@ -873,7 +934,7 @@ class PurchaseOrderLineInline(TenantInline):
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and self._draft(obj)
 
-    @admin.display(description="outstanding")
+    @admin.display(description=_("outstanding"))
     def outstanding(self, line):
         return fmt(line.outstanding) if line.pk else "–"
 
@@ -937,7 +998,7 @@ class PurchaseOrderAdmin(ServiceAdmin):
         services.delete_purchase_order(obj, actor=request.user)
 
     # --- actions ---------------------------------------------------------------------------------------
-    @admin.action(description="Place (send to the vendor)", permissions=["change"])
+    @admin.action(description=_("Place (send to the vendor)"), permissions=["change"])
     def place_orders(self, request, queryset):
         orders = list(queryset.select_related("organization").order_by("number"))
         try:
@@ -945,22 +1006,24 @@ class PurchaseOrderAdmin(ServiceAdmin):
                 for order in orders:
                     services.place_purchase_order(order, actor=request.user)
         except DomainError as exc:
-            self.message_user(request, f"Nothing was placed: {exc.message}", messages.ERROR)
+            self.message_user(request, _("Nothing was placed: %(reason)s") % {"reason": exc.message}, messages.ERROR)
             return
-        self.message_user(request, f"Placed {', '.join(order.number for order in orders)}.", messages.SUCCESS)
+        self.message_user(
+            request, _("Placed %(orders)s.") % {"orders": ", ".join(order.number for order in orders)}, messages.SUCCESS
+        )
 
-    @admin.action(description="Receive…", permissions=["receive"])
+    @admin.action(description=_("Receive…"), permissions=["receive"])
     def receive_order(self, request, queryset):
         orders = list(queryset.select_related("organization", "vendor")[:2])
         if len(orders) != 1:
-            self.message_user(request, "Receive one purchase order at a time.", messages.ERROR)
+            self.message_user(request, _("Receive one purchase order at a time."), messages.ERROR)
             return None
         order = orders[0]
         if order.status not in (PurchaseOrder.Status.ORDERED, PurchaseOrder.Status.PARTLY_RECEIVED):
             self.message_user(
                 request,
-                f"{order.number} is {order.get_status_display().lower()}: only an ordered "
-                "purchase order can be received.",
+                _("%(number)s is %(status)s: only an ordered purchase order can be received.")
+                % {"number": order.number, "status": str(order.get_status_display()).lower()},
                 messages.ERROR,
             )
             return None
@@ -971,14 +1034,14 @@ class PurchaseOrderAdmin(ServiceAdmin):
             ReceivePurchaseOrderForm,
             lines,
             order=order,
-            title=f"Receive {order.number} from {order.vendor}",
+            title=_("Receive %(number)s from %(vendor)s") % {"number": order.number, "vendor": order.vendor},
         )
 
     def has_receive_permission(self, request):
         """Receiving puts stock on the shelves: the storekeeper's `adjust_stock`."""
         return request_may(request, Action.ADJUST_STOCK)
 
-    @admin.action(description="Cancel…", permissions=["change"])
+    @admin.action(description=_("Cancel…"), permissions=["change"])
     def cancel_orders(self, request, queryset):
         orders = queryset.select_related("organization", "vendor").order_by("number")
-        return run_action_form(self, request, CancelPurchaseOrdersForm, orders, title="Cancel purchase orders")
+        return run_action_form(self, request, CancelPurchaseOrdersForm, orders, title=_("Cancel purchase orders"))

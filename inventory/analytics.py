@@ -40,7 +40,8 @@ def _issued(scope):
 ISSUED_VALUE = Sum(ExpressionWrapper(-F("quantity") * F("unit_cost"), output_field=MONEY))
 
 
-def parts_cost(scope, keys, *, interval=None, group_by=None) -> dict:
+def parts_cost(scope, keys, *, interval=None, group_by=None, money=_money) -> dict:
+    """Parts cost per group, per bucket, per bucket and group ({bucket: {group: amount}}), or in all: one query."""
     rows = _issued(scope).filter(
         periods.scope_q(
             scope,
@@ -50,18 +51,44 @@ def parts_cost(scope, keys, *, interval=None, group_by=None) -> dict:
             team="work_order__team_id",
         )
     )
-    if group_by is not None:
+    if group_by is not None and interval:
         field = GROUP[group_by]
-        answer = {r[field]: _money(r["amount"]) for r in rows.values(field).annotate(amount=ISSUED_VALUE).order_by()}
+        grouped = rows.annotate(bucket=periods.trunc("created_at", interval, scope.zone)).values("bucket", field)
+        answer = {}
+        for r in grouped.annotate(amount=ISSUED_VALUE).order_by():
+            answer.setdefault(periods.bucket_key(r["bucket"], scope.zone), {})[r[field]] = money(r["amount"])
+    elif group_by is not None:
+        field = GROUP[group_by]
+        answer = {r[field]: money(r["amount"]) for r in rows.values(field).annotate(amount=ISSUED_VALUE).order_by()}
     elif interval:
         grouped = rows.annotate(bucket=periods.trunc("created_at", interval, scope.zone)).values("bucket")
         answer = {
-            periods.bucket_key(r["bucket"], scope.zone): _money(r["amount"])
+            periods.bucket_key(r["bucket"], scope.zone): money(r["amount"])
             for r in grouped.annotate(amount=ISSUED_VALUE).order_by()
         }
     else:
-        answer = {None: _money(rows.aggregate(amount=ISSUED_VALUE)["amount"])}
+        answer = {None: money(rows.aggregate(amount=ISSUED_VALUE)["amount"])}
     return {"parts_cost": answer}
+
+
+def parts_measures(scope, keys, *, interval=None, group_by=None) -> dict:
+    """Parts cost per bucket (and group of `group_by`: {bucket: {group: sums}}), unrounded (rounded to cents over
+    the whole period in `parts_finish`)."""
+    answer = parts_cost(scope, keys, interval=interval, group_by=group_by, money=lambda value: value or 0)
+    answer = answer["parts_cost"]
+    if group_by is None:
+        return {bucket: {"parts_cost": value} for bucket, value in answer.items()}
+    if interval is None:  # a live segment of a grouped question: one bucket, the whole segment
+        answer = {None: answer}
+    return {
+        bucket: {group: {"parts_cost": value} for group, value in groups.items()} for bucket, groups in answer.items()
+    }
+
+
+def parts_finish(scope, keys, raw, *, group_by=None) -> dict:
+    if group_by is not None:
+        return {"parts_cost": {group: _money(sums.get("parts_cost")) for group, sums in raw.items()}}
+    return {"parts_cost": {None: _money(raw.get("parts_cost"))}}
 
 
 def stock_kpis(scope, keys, *, interval=None, group_by=None) -> dict:
@@ -122,6 +149,12 @@ def committed_spend(organization) -> Decimal:
 
 
 def register() -> None:
-    registry.register_provider(("parts_cost",), parts_cost, group_bys=tuple(GROUP))
+    registry.register_provider(
+        ("parts_cost",),
+        parts_cost,
+        group_bys=tuple(GROUP),
+        rollup=("parts", parts_measures, parts_finish),
+        rollup_breakdowns=("asset_type", "location"),
+    )
     registry.register_provider(("inventory_turns", "stock_outs"), stock_kpis)
     registry.register_function("committed_spend", committed_spend)

@@ -28,6 +28,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
@@ -116,7 +117,7 @@ class QuantityField(serializers.CharField):
         except (InvalidOperation, ValueError):
             return text
         if value.is_finite() and abs(value) > self.largest:
-            raise serializers.ValidationError(f"{text} is too large.")
+            raise serializers.ValidationError(_("%(number)s is too large.") % {"number": text})
         return text
 
     def to_representation(self, value):
@@ -163,6 +164,7 @@ class StockMovementSerializer(serializers.ModelSerializer):
             "transfer_id",
             "reason",
             "client_id",
+            "occurred_at",
             "created_at",
         ]
         read_only_fields = fields
@@ -535,7 +537,7 @@ class PurchaseOrderSerializer(TenantModelSerializer):
         if lines is not None:
             attrs["lines"] = lines
         elif self.instance is None:
-            raise serializers.ValidationError({"lines": ["A purchase order needs at least one line."]})
+            raise serializers.ValidationError({"lines": [_("A purchase order needs at least one line.")]})
         return attrs
 
 
@@ -583,9 +585,9 @@ class StockAdjustmentInput(serializers.Serializer):
         try:
             number = Decimal(value.strip())
         except (InvalidOperation, ValueError):
-            raise serializers.ValidationError(f"“{value}” is not a quantity.") from None
+            raise serializers.ValidationError(_("“%(raw)s” is not a quantity.") % {"raw": value}) from None
         if not number.is_finite():
-            raise serializers.ValidationError(f"“{value}” is not a quantity.")
+            raise serializers.ValidationError(_("“%(raw)s” is not a quantity.") % {"raw": value})
         return value
 
 
@@ -980,7 +982,7 @@ class ServiceViewSet(InputMixin, TenantAPIMixin, viewsets.GenericViewSet):
         data = self.input(self.input_class)
         result = self.perform(data)
         if result is None:
-            return Response({"movement": None, "message": "Nothing to change: the count matches the books."})
+            return Response({"movement": None, "message": _("Nothing to change: the count matches the books.")})
         return self.one(self.output_class, result, status=201)
 
 

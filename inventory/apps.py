@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 from maintenance_site import hooks
 
@@ -7,7 +8,7 @@ class InventoryConfig(AppConfig):
     """Spare parts, stock locations, the stock ledger, reservations, vendors and purchasing."""
 
     name = "inventory"
-    verbose_name = "Inventory"
+    verbose_name = gettext_lazy("Inventory")
 
     def ready(self):
         # The services and views import models, which exist only once the app registry is ready: Django's place
@@ -16,6 +17,7 @@ class InventoryConfig(AppConfig):
             analytics,
             business_metrics,  # noqa: F401  (registers its family on /metrics)
             dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
+            reports,  # noqa: F401  (its section of the status report)
             services,
             technician_views,
         )

@@ -3,13 +3,16 @@ point. Registered by InventoryConfig.ready(); one query."""
 
 from django.db.models import F
 from django.urls import reverse
+from django.utils.translation import gettext_lazy
 
 from inventory import services
 from inventory.models import Part
 from maintenance_site import dashboard
 
 
-@dashboard.tile("low_stock", title="Low-stock parts", order=70, model="inventory.part", icon="inventory_2")
+@dashboard.tile(
+    "low_stock", title=gettext_lazy("Low-stock parts"), order=70, model="inventory.part", icon="inventory_2"
+)
 def low_stock_parts(organization, period):
     count = (
         services.parts_with_stock(Part.objects.filter(organization=organization, is_active=True))

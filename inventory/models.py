@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel
@@ -17,14 +18,14 @@ MONEY = {"max_digits": 14, "decimal_places": 4}
 
 
 class Unit(models.TextChoices):
-    EACH = "each", "Each"
-    PAIR = "pair", "Pair"
-    SET = "set", "Set"
-    BOX = "box", "Box"
-    LITRE = "litre", "Litre"
-    METRE = "metre", "Metre"
-    KILOGRAM = "kilogram", "Kilogram"
-    SQUARE_METRE = "square_metre", "Square metre"
+    EACH = "each", _("Each")
+    PAIR = "pair", _("Pair")
+    SET = "set", _("Set")
+    BOX = "box", _("Box")
+    LITRE = "litre", _("Litre")
+    METRE = "metre", _("Metre")
+    KILOGRAM = "kilogram", _("Kilogram")
+    SQUARE_METRE = "square_metre", _("Square metre")
 
 
 # Countable units take whole numbers only; the others (liquids, lengths, weights) allow decimals.
@@ -69,7 +70,7 @@ class Part(TenantModel):
     category = models.CharField(max_length=80, blank=True)
     unit = models.CharField(max_length=20, choices=Unit.choices, default=Unit.EACH)
     average_cost = models.DecimalField(
-        **MONEY, default=Decimal("0"), editable=False, help_text="Moving-average unit cost of receipts."
+        **MONEY, default=Decimal("0"), editable=False, help_text=_("Moving-average unit cost of receipts.")
     )
     manufacturer = models.CharField(max_length=120, blank=True)
     manufacturer_part_number = models.CharField(max_length=120, blank=True)
@@ -146,9 +147,9 @@ class StockLocation(TenantModel):
     """Where stock is kept: a warehouse, a shelf, a technician's van."""
 
     class Kind(models.TextChoices):
-        WAREHOUSE = "warehouse", "Warehouse"
-        SHELF = "shelf", "Shelf"
-        VAN = "van", "Van"
+        WAREHOUSE = "warehouse", _("Warehouse")
+        SHELF = "shelf", _("Shelf")
+        VAN = "van", _("Van")
 
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.WAREHOUSE)
@@ -159,7 +160,7 @@ class StockLocation(TenantModel):
         null=True,
         blank=True,
         related_name="+",
-        help_text="The technician whose van this is.",
+        help_text=_("The technician whose van this is."),
     )
     is_active = models.BooleanField(default=True)
 
@@ -214,13 +215,13 @@ class StockLevel(TenantModel):
 
 
 class MovementKind(models.TextChoices):
-    RECEIPT = "receipt", "Receipt"
-    ISSUE = "issue", "Issue to a work order"
-    RETURN = "return", "Return from a work order"
-    ADJUSTMENT = "adjustment", "Adjustment"
-    TRANSFER_OUT = "transfer_out", "Transfer out"
-    TRANSFER_IN = "transfer_in", "Transfer in"
-    WRITE_OFF = "write_off", "Write-off"
+    RECEIPT = "receipt", _("Receipt")
+    ISSUE = "issue", _("Issue to a work order")
+    RETURN = "return", _("Return from a work order")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+    TRANSFER_OUT = "transfer_out", _("Transfer out")
+    TRANSFER_IN = "transfer_in", _("Transfer in")
+    WRITE_OFF = "write_off", _("Write-off")
 
 
 class StockMovement(TenantModel):
@@ -235,7 +236,7 @@ class StockMovement(TenantModel):
         StockLocation, on_delete=models.PROTECT, related_name="movements", db_index=False
     )
     kind = models.CharField(max_length=20, choices=MovementKind.choices)
-    quantity = models.DecimalField(**QUANTITY, help_text="Signed: positive adds stock, negative removes it.")
+    quantity = models.DecimalField(**QUANTITY, help_text=_("Signed: positive adds stock, negative removes it."))
     unit_cost = models.DecimalField(**MONEY)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -246,10 +247,15 @@ class StockMovement(TenantModel):
     purchase_order = models.ForeignKey(
         "inventory.PurchaseOrder", on_delete=models.PROTECT, null=True, blank=True, related_name="movements"
     )
-    transfer_id = models.UUIDField(null=True, blank=True, help_text="Pairs the two halves of a transfer.")
+    transfer_id = models.UUIDField(null=True, blank=True, help_text=_("Pairs the two halves of a transfer."))
     reason = models.CharField(max_length=300, blank=True)
     client_id = models.CharField(
-        max_length=64, blank=True, help_text="Offline clients: unique per author and kind, a replay applies once."
+        max_length=64, blank=True, help_text=_("Offline clients: unique per author and kind, a replay applies once.")
+    )
+    occurred_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("A part used offline: when it happened on the phone (created_at is when it reached the server)."),
     )
 
     class Meta:
@@ -296,9 +302,9 @@ class Reservation(TenantModel):
     completes or is cancelled (released)."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        CONSUMED = "consumed", "Consumed"
-        RELEASED = "released", "Released"
+        ACTIVE = "active", _("Active")
+        CONSUMED = "consumed", _("Consumed")
+        RELEASED = "released", _("Released")
 
     work_order = models.ForeignKey("workorders.WorkOrder", on_delete=models.CASCADE, related_name="reservations")
     part = models.ForeignKey(Part, on_delete=models.CASCADE, related_name="reservations")
@@ -328,11 +334,11 @@ class PurchaseOrder(TenantModel):
     against it writes receipts in the ledger and updates the parts' moving-average cost."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        ORDERED = "ordered", "Ordered"
-        PARTLY_RECEIVED = "partly_received", "Partly received"
-        RECEIVED = "received", "Received"
-        CANCELLED = "cancelled", "Cancelled"
+        DRAFT = "draft", _("Draft")
+        ORDERED = "ordered", _("Ordered")
+        PARTLY_RECEIVED = "partly_received", _("Partly received")
+        RECEIVED = "received", _("Received")
+        CANCELLED = "cancelled", _("Cancelled")
 
     number = models.CharField(max_length=20, editable=False)
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="purchase_orders")

@@ -13,6 +13,7 @@
 """
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from import_export import fields, resources, widgets
 
 from inventory import services
@@ -58,7 +59,10 @@ class UnitWidget(widgets.Widget):
         if not text:
             return None
         if text not in self.values:
-            raise ValueError(f"“{value}” is not a unit; use one of: {', '.join(Unit.values)}.")
+            raise ValueError(
+                gettext("“%(value)s” is not a unit; use one of: %(choices)s.")
+                % {"value": value, "choices": ", ".join(Unit.values)}
+            )
         return self.values[text]
 
 
@@ -73,7 +77,9 @@ class VendorWidget(widgets.Widget):
             return None
         vendor = Vendor.objects.filter(organization_id=self.organization_id, name__iexact=name).first()
         if vendor is None:
-            raise ValueError(f"No vendor named “{name}” in this organisation; add the vendor first.")
+            raise ValueError(
+                gettext("No vendor named “%(name)s” in this organisation; add the vendor first.") % {"name": name}
+            )
         return vendor
 
     def render(self, value, obj=None, **kwargs):
@@ -87,7 +93,7 @@ class QuantityWidget(widgets.DecimalWidget):
         try:
             return super().clean(value, row, **kwargs)
         except Exception:
-            raise ValueError(f"“{value}” is not a number.") from None
+            raise ValueError(gettext("“%(raw)s” is not a number.") % {"raw": value}) from None
 
 
 class PartResource(resources.ModelResource):
@@ -150,10 +156,12 @@ class PartResource(resources.ModelResource):
 
     def before_import(self, dataset, **kwargs):
         if self.organization is None:
-            raise ValueError("Choose the organisation to import into first.")
+            raise ValueError(gettext("Choose the organisation to import into first."))
         missing = {"sku", "name"} - {str(header).strip() for header in dataset.headers or ()}
         if missing:
-            raise ValueError(f"The file needs the column(s) {', '.join(sorted(missing))}.")
+            raise ValueError(
+                gettext("The file needs the column(s) %(columns)s.") % {"columns": ", ".join(sorted(missing))}
+            )
 
     def init_instance(self, row=None):
         return Part(organization=self.organization)

@@ -11,6 +11,9 @@ from django.db import connection, transaction
 from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from inventory.models import (
     MovementKind,
@@ -29,13 +32,14 @@ from maintenance_site import audit, client_ids
 from maintenance_site.bulk import history_by_select, id_in, insert_rows
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish
+from maintenance_site.i18n import lazy_number
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Action, Role, role_allows
 from maintenance_site.validation import delete_or_conflict, validated
 from workorders.models import WorkOrder
-from workorders.services import check_may_work_on
+from workorders.services import check_may_work_on, check_occurred_at, check_version
 
 ZERO = Decimal("0")
 QUANTUM = Decimal("0.001")
@@ -51,20 +55,23 @@ def parse_quantity(part: Part, raw, *, field: str = "quantity", allow_negative: 
     try:
         value = Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
-        raise InvalidInput(f"“{raw}” is not a quantity.", fields={field: ["Not a number."]}) from None
+        raise InvalidInput(
+            _("“%(raw)s” is not a quantity.") % {"raw": raw}, fields={field: [_("Not a number.")]}
+        ) from None
     if not value.is_finite():
-        raise InvalidInput(f"“{raw}” is not a quantity.", fields={field: ["Not a number."]})
+        raise InvalidInput(_("“%(raw)s” is not a quantity.") % {"raw": raw}, fields={field: [_("Not a number.")]})
     if abs(value) >= LARGEST_QUANTITY:
-        raise InvalidInput(f"{raw} is too large a quantity.", fields={field: ["Too large."]})
+        raise InvalidInput(_("%(raw)s is too large a quantity.") % {"raw": raw}, fields={field: [_("Too large.")]})
     if value == 0 or (value < 0 and not allow_negative):
-        raise InvalidInput("The quantity must be more than zero.", fields={field: ["Must be more than zero."]})
+        raise InvalidInput(_("The quantity must be more than zero."), fields={field: [_("Must be more than zero.")]})
     if part.is_countable and value != value.to_integral_value():
         raise InvalidInput(
-            f"{part.sku} is counted in whole units ({part.get_unit_display().lower()}): {value} is not a whole number.",
-            fields={field: ["Whole numbers only for this part."]},
+            _("%(sku)s is counted in whole units (%(unit)s): %(value)s is not a whole number.")
+            % {"sku": part.sku, "unit": part.get_unit_display().lower(), "value": value},
+            fields={field: [_("Whole numbers only for this part.")]},
         )
     if value != value.quantize(QUANTUM):
-        raise InvalidInput("Quantities have at most three decimals.", fields={field: ["At most three decimals."]})
+        raise InvalidInput(_("Quantities have at most three decimals."), fields={field: [_("At most three decimals.")]})
     return value
 
 
@@ -72,16 +79,18 @@ def parse_money(raw, *, field: str = "unit_cost") -> Decimal:
     try:
         value = Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
-        raise InvalidInput(f"“{raw}” is not an amount.", fields={field: ["Not a number."]}) from None
+        raise InvalidInput(
+            _("“%(raw)s” is not an amount.") % {"raw": raw}, fields={field: [_("Not a number.")]}
+        ) from None
     if not value.is_finite() or value < 0:
-        raise InvalidInput("An amount cannot be negative.", fields={field: ["Must be zero or more."]})
+        raise InvalidInput(_("An amount cannot be negative."), fields={field: [_("Must be zero or more.")]})
     return value
 
 
 def _same_organization(organization_id: int, *objects) -> None:
     for obj in objects:
         if obj is not None and obj.organization_id != organization_id:
-            raise NotFound(f"No such {obj._meta.verbose_name}.")
+            raise NotFound(_("No such %(what)s.") % {"what": obj._meta.verbose_name})
 
 
 def _require(organization_id: int, actor, action: Action) -> str | None:
@@ -124,11 +133,22 @@ def _shortage_message(part: Part, location: StockLocation, wanted: Decimal) -> C
     here = next((lvl.on_hand for lvl in levels if lvl.location_id == location.pk), ZERO)
     elsewhere = [f"{lvl.location.name} ({_fmt(lvl.on_hand)})" for lvl in levels if lvl.location_id != location.pk]
     unit = part.get_unit_display().lower()
-    message = (
-        f"Only {_fmt(here)} left in {location.name}" if here else f"None left in {location.name}"
-    ) + f" ({part.sku} {part.name}; you asked for {_fmt(wanted)} {unit})."
+    values = {
+        "here": _fmt(here),
+        "location": location.name,
+        "sku": part.sku,
+        "part": part.name,
+        "wanted": _fmt(wanted),
+        "unit": unit,
+    }
+    if here:
+        message = (
+            _("Only %(here)s left in %(location)s (%(sku)s %(part)s; you asked for %(wanted)s %(unit)s).") % values
+        )
+    else:
+        message = _("None left in %(location)s (%(sku)s %(part)s; you asked for %(wanted)s %(unit)s).") % values
     if elsewhere:
-        message += f" Also available: {', '.join(elsewhere)}."
+        message += " " + _("Also available: %(locations)s.") % {"locations": ", ".join(elsewhere)}
     return Conflict(
         message,
         code="insufficient_stock",
@@ -214,9 +234,14 @@ def _alert_low_stock(part: Part, available: Decimal) -> None:
         [Role.STOREKEEPER],
         "inventory:low-stock",
         {
-            "title": f"Low stock: {part.sku} {part.name}",
-            "body": f"{_fmt(available)} available, reorder point {_fmt(part.reorder_point)}: "
-            f"reorder {_fmt(part.reorder_quantity)}.",
+            # lazy: each storekeeper reads it in their own language, quantities in its locale
+            "title": format_lazy(gettext_lazy("Low stock: {sku} {name}"), sku=part.sku, name=part.name),
+            "body": format_lazy(
+                gettext_lazy("{available} available, reorder point {reorder_point}: reorder {reorder_quantity}."),
+                available=lazy_number(available),
+                reorder_point=lazy_number(part.reorder_point),
+                reorder_quantity=lazy_number(part.reorder_quantity),
+            ),
             "url": f"/admin/inventory/part/{part.pk}/change/",
         },
     )
@@ -228,9 +253,9 @@ def _alert_low_stock(part: Part, available: Decimal) -> None:
 def _unavailable(part: Part, location: StockLocation) -> Conflict | None:
     """Why stock of this part cannot move at this location (the location or the part is no longer in use)."""
     if not location.is_active:
-        return Conflict(f"{location.name} is no longer in use.", code="location_inactive")
+        return Conflict(_("%(location)s is no longer in use.") % {"location": location.name}, code="location_inactive")
     if not part.is_active:
-        return Conflict(f"{part.sku} is no longer active.", code="part_inactive")
+        return Conflict(_("%(sku)s is no longer active.") % {"sku": part.sku}, code="part_inactive")
     return None
 
 
@@ -292,7 +317,8 @@ def _open_work_order(work_order):
 def _check_open(work_order) -> None:
     if not work_order.is_open:
         raise Conflict(
-            f"{work_order.number} is {work_order.get_status_display().lower()}: parts can no longer be issued to it.",
+            _("%(number)s is %(status)s: parts can no longer be issued to it.")
+            % {"number": work_order.number, "status": work_order.get_status_display().lower()},
             code="work_order_closed",
         )
 
@@ -300,11 +326,23 @@ def _check_open(work_order) -> None:
 @audit.attributed
 @transaction.atomic
 def issue_to_work_order(
-    work_order, part: Part, location: StockLocation, quantity, *, actor, client_id: str = ""
+    work_order,
+    part: Part,
+    location: StockLocation,
+    quantity,
+    *,
+    actor,
+    client_id: str = "",
+    occurred_at=None,
+    version: str | None = None,
 ) -> StockMovement:
     """Take parts from a location for a work order. More than is there is a Conflict saying how many are
     left there and where else there are some. A client id is the actor's own: sent again with the same order,
-    part, location and quantity it applies once; with anything else it is a Conflict naming the movement."""
+    part, location and quantity it applies once; with anything else it is a Conflict naming the movement.
+    A part used offline (the phone's queue) comes with `occurred_at`, the device's time (bounds-checked, kept on
+    the ledger line beside its arrival time), and `version`, the order as the phone had it: a part used on an
+    order closed meanwhile is refused in the order's own words, on an order somebody else changed since as stale
+    (`workorders.services.check_version`), and the technician decides (apply anyway, discard, keep as a note)."""
     _same_organization(work_order.organization_id, part, location)
     quantity = parse_quantity(part, quantity)
 
@@ -313,6 +351,9 @@ def issue_to_work_order(
         part = _check_location(part, location)
         _may_use_parts_on(work_order, actor)
         work_order = _open_work_order(work_order)
+        if occurred_at is not None:
+            check_occurred_at(work_order, occurred_at, actor)
+        check_version(work_order, version, actor=actor)  # after: a closed order's refusal says why
         _take(part, location, quantity)
         movement = _ledger(
             part,
@@ -323,6 +364,7 @@ def issue_to_work_order(
             actor=actor,
             work_order=work_order,
             client_id=client_id,
+            occurred_at=occurred_at,
         )
         _consume_reservation(work_order, part, location, quantity)
         check_low_stock(part)
@@ -385,7 +427,8 @@ def _return_parts(work_order, part, location, quantity: Decimal, *, actor, reaso
     issued = net_issued(work_order, part)
     if quantity > issued:
         raise Conflict(
-            f"{work_order.number} holds {_fmt(issued)} of {part.sku}: that is the most that can be returned.",
+            _("%(number)s holds %(issued)s of %(sku)s: that is the most that can be returned.")
+            % {"number": work_order.number, "issued": _fmt(issued), "sku": part.sku},
             code="return_exceeds_issued",
         )
     issues = StockMovement.objects.filter(work_order=work_order, part=part, kind=MovementKind.ISSUE)
@@ -409,9 +452,9 @@ def adjust_stock(
     """Correct a level after a count (`counted`: what is really there) or by a signed `change`. The reason
     is required. Returns None when the count matches the books."""
     if not (reason or "").strip():
-        raise InvalidInput("Say why the stock is adjusted.", fields={"reason": ["Required."]})
+        raise InvalidInput(_("Say why the stock is adjusted."), fields={"reason": [_("Required.")]})
     if (counted is None) == (change is None):
-        raise InvalidInput("Give either the counted quantity or the change, not both.")
+        raise InvalidInput(_("Give either the counted quantity or the change, not both."))
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
     part = _check_location(part, location)
     level = StockLevel.objects.select_for_update().filter(pk=_level(part, location).pk).get()
@@ -440,7 +483,7 @@ def adjust_stock(
 def write_off(part: Part, location: StockLocation, quantity, *, reason: str, actor, work_order=None) -> StockMovement:
     """Remove damaged, expired or lost stock, with the reason."""
     if not (reason or "").strip():
-        raise InvalidInput("Say why the stock is written off.", fields={"reason": ["Required."]})
+        raise InvalidInput(_("Say why the stock is written off."), fields={"reason": [_("Required.")]})
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
     part = _check_location(part, location)
     _same_organization(part.organization_id, work_order)
@@ -465,16 +508,24 @@ def _check_van_refill(source: StockLocation, destination: StockLocation, *, acto
     shelf. Stock in a van is its holder's to use: taking it out is a storekeeper's move."""
     if destination.kind != StockLocation.Kind.VAN or destination.holder_id != actor.pk:
         raise PermissionDeniedError(
-            f"You may only transfer stock into your own van, and {destination.name} is not it; "
-            "ask a storekeeper to move stock anywhere else.",
+            _(
+                "You may only transfer stock into your own van, and %(location)s is not it; "
+                "ask a storekeeper to move stock anywhere else."
+            )
+            % {"location": destination.name},
             code="role_forbids",
         )
     if source.kind == StockLocation.Kind.VAN:
         holder = source.holder
-        whose = f"{holder.get_full_name() or holder.get_username()}’s van" if holder else "a van"
+        whose = (
+            _("%(name)s’s van") % {"name": holder.get_full_name() or holder.get_username()} if holder else _("a van")
+        )
         raise PermissionDeniedError(
-            f"{source.name} is {whose}: refill your van from a warehouse or shelf, or ask a storekeeper to move "
-            "stock between vans.",
+            _(
+                "%(location)s is %(whose)s: refill your van from a warehouse or shelf, or ask a storekeeper to move "
+                "stock between vans."
+            )
+            % {"location": source.name, "whose": whose},
             code="role_forbids",
         )
 
@@ -486,7 +537,9 @@ def transfer_stock(
 ) -> tuple[StockMovement, StockMovement]:
     """Move stock between locations (refill a van from the warehouse): two ledger rows, one transfer id."""
     if source.pk == destination.pk:
-        raise InvalidInput("Source and destination are the same location.", fields={"destination": ["Same as source."]})
+        raise InvalidInput(
+            _("Source and destination are the same location."), fields={"destination": [_("Same as source.")]}
+        )
     role = _require(part.organization_id, actor, Action.USE_PARTS)
     _same_organization(part.organization_id, source, destination)
     if role is not None and not role_allows(role, Action.ADJUST_STOCK):
@@ -612,7 +665,7 @@ def reserve_bulk(lines, *, actor) -> BulkReservation:
         organization_id, part_id, location_id, amount = outcome
         order_id = order.pk
         if order.organization_id != organization_id:
-            raise NotFound(f"No such {Part._meta.verbose_name}.")
+            raise NotFound(_("No such %(what)s.") % {"what": Part._meta.verbose_name})
         organization_of[order_id] = organization_id
         line_key = (order_id, part_id, location_id)
         wanted[line_key] = wanted.get(line_key, ZERO) + amount
@@ -660,7 +713,7 @@ def reserve_bulk(lines, *, actor) -> BulkReservation:
         where, params = id_in("t.id", ids)
         history_by_select(Reservation, where, params, reason=audit.current_change_reason())
     totals: dict[tuple[int, int], Decimal] = {}
-    for (_, part_id, location_id), quantity in wanted.items():
+    for (_order_id, part_id, location_id), quantity in wanted.items():
         totals[(part_id, location_id)] = totals.get((part_id, location_id), ZERO) + quantity
     for (part_id, location_id), quantity in sorted(totals.items()):
         StockLevel.objects.filter(part_id=part_id, location_id=location_id).update(
@@ -733,8 +786,11 @@ def settle_parts_on_cancel(work_order, disposition: str | None, *, actor) -> Non
         parts = Part.objects.in_bulk([row["part_id"] for row in held])
         listed = ", ".join(f"{_fmt(-row['total'])} × {parts[row['part_id']].sku}" for row in held)
         raise Conflict(
-            f"{work_order.number} has parts issued ({listed}): say whether they go back to stock "
-            "(parts_disposition=return) or are written off (parts_disposition=write_off).",
+            _(
+                "%(number)s has parts issued (%(listed)s): say whether they go back to stock "
+                "(parts_disposition=return) or are written off (parts_disposition=write_off)."
+            )
+            % {"number": work_order.number, "listed": listed},
             code="parts_disposition_required",
         )
     if disposition == "return":
@@ -905,7 +961,7 @@ def create_purchase_order(
     _require(organization.pk, actor, Action.MANAGE_PURCHASING)
     _same_organization(organization.pk, vendor)
     if not lines:
-        raise InvalidInput("A purchase order needs at least one line.", fields={"lines": ["Required."]})
+        raise InvalidInput(_("A purchase order needs at least one line."), fields={"lines": [_("Required.")]})
     number = f"PO-{tenancy_services.reserve_numbers(organization, 'purchase-order')[0]:06d}"
     order = PurchaseOrder.objects.create(
         organization=organization, number=number, vendor=vendor, expected_at=expected_at, notes=notes, created_by=actor
@@ -964,7 +1020,8 @@ def place_purchase_order(order: PurchaseOrder, *, actor) -> PurchaseOrder:
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
     if order.status != PurchaseOrder.Status.DRAFT:
         raise Conflict(
-            f"{order.number} is {order.get_status_display().lower()}: only a draft can be ordered.",
+            _("%(number)s is %(status)s: only a draft can be ordered.")
+            % {"number": order.number, "status": order.get_status_display().lower()},
             code="invalid_transition",
         )
     order.status, order.ordered_at = PurchaseOrder.Status.ORDERED, timezone.now()
@@ -978,10 +1035,11 @@ def cancel_purchase_order(order: PurchaseOrder, *, reason: str, actor) -> Purcha
     order = _locked_order(order)
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
     if not (reason or "").strip():
-        raise InvalidInput("Say why the order is cancelled.", fields={"reason": ["Required."]})
+        raise InvalidInput(_("Say why the order is cancelled."), fields={"reason": [_("Required.")]})
     if order.status not in (PurchaseOrder.Status.DRAFT, PurchaseOrder.Status.ORDERED):
         raise Conflict(
-            f"{order.number} is {order.get_status_display().lower()}: it can no longer be cancelled.",
+            _("%(number)s is %(status)s: it can no longer be cancelled.")
+            % {"number": order.number, "status": order.get_status_display().lower()},
             code="invalid_transition",
         )
     order.status = PurchaseOrder.Status.CANCELLED
@@ -1000,23 +1058,25 @@ def receive_purchase_order(order: PurchaseOrder, *, location: StockLocation, qua
     _same_organization(order.organization_id, location)
     if order.status not in (PurchaseOrder.Status.ORDERED, PurchaseOrder.Status.PARTLY_RECEIVED):
         raise Conflict(
-            f"{order.number} is {order.get_status_display().lower()}: only an ordered purchase order can be received.",
+            _("%(number)s is %(status)s: only an ordered purchase order can be received.")
+            % {"number": order.number, "status": order.get_status_display().lower()},
             code="invalid_transition",
         )
     if not quantities:
-        raise InvalidInput("Say how much of which line arrived.", fields={"lines": ["Required."]})
+        raise InvalidInput(_("Say how much of which line arrived."), fields={"lines": [_("Required.")]})
     lines = {line.pk: line for line in order.lines.select_related("part")}
     for line_id, raw in quantities.items():
         line = lines.get(int(line_id)) if str(line_id).isdigit() else None
         if line is None:
-            raise NotFound(f"{order.number} has no line {line_id}.")
+            raise NotFound(_("%(number)s has no line %(line)s.") % {"number": order.number, "line": line_id})
         quantity = parse_quantity(line.part, raw, field=f"lines.{line_id}")
         updated = PurchaseOrderLine.objects.filter(pk=line.pk, received_quantity__lte=F("quantity") - quantity).update(
             received_quantity=F("received_quantity") + quantity, updated_at=timezone.now()
         )
         if not updated:
             raise Conflict(
-                f"Line {line.part.sku}: {_fmt(line.outstanding)} outstanding, {_fmt(quantity)} received is too many.",
+                _("Line %(sku)s: %(outstanding)s outstanding, %(quantity)s received is too many.")
+                % {"sku": line.part.sku, "outstanding": _fmt(line.outstanding), "quantity": _fmt(quantity)},
                 code="over_receipt",
             )
         receive_stock(
@@ -1060,7 +1120,7 @@ def create_part(organization, *, actor, compatible_asset_types=(), **fields) -> 
     _require(organization.pk, actor, Action.ADJUST_STOCK)
     unknown = set(fields) - PART_FIELDS
     if unknown:
-        raise InvalidInput(f"Unknown part field(s): {', '.join(sorted(unknown))}.")
+        raise InvalidInput(_("Unknown part field(s): %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
     part = validated(Part(organization=organization, **fields))
     part.save()
     if compatible_asset_types:
@@ -1076,9 +1136,12 @@ def update_part(part: Part, *, actor, compatible_asset_types=None, **changes) ->
     part = Part.objects.select_for_update().get(pk=part.pk)
     unknown = set(changes) - PART_FIELDS
     if unknown:
-        raise InvalidInput(f"Unknown part field(s): {', '.join(sorted(unknown))}.")
+        raise InvalidInput(_("Unknown part field(s): %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
     if "unit" in changes and changes["unit"] != part.unit and part.movements.exists():
-        raise Conflict(f"{part.sku} already has stock movements: its unit can no longer change.", code="unit_locked")
+        raise Conflict(
+            _("%(sku)s already has stock movements: its unit can no longer change.") % {"sku": part.sku},
+            code="unit_locked",
+        )
     for name, value in changes.items():
         setattr(part, name, value)
     validated(part).save()
@@ -1094,8 +1157,10 @@ def update_part(part: Part, *, actor, compatible_asset_types=None, **changes) ->
 def delete_part(part: Part, *, actor) -> None:
     _require(part.organization_id, actor, Action.ADJUST_STOCK)
     if part.movements.exists():
-        raise Conflict(f"{part.sku} has stock movements: mark it inactive instead.", code="has_movements")
-    delete_or_conflict(part, "part")
+        raise Conflict(
+            _("%(sku)s has stock movements: mark it inactive instead.") % {"sku": part.sku}, code="has_movements"
+        )
+    delete_or_conflict(part, gettext_lazy("part"))
 
 
 def level_query_for(organization):
@@ -1122,14 +1187,18 @@ _UNCHANGED = object()
 def _known_fields(given, allowed, what: str) -> None:
     unknown = set(given) - set(allowed)
     if unknown:
-        raise InvalidInput(f"Unknown {what} field(s): {', '.join(sorted(unknown))}.")
+        raise InvalidInput(
+            _("Unknown %(what)s field(s): %(fields)s.") % {"what": what, "fields": ", ".join(sorted(unknown))}
+        )
 
 
 def _check_holder(organization_id: int, holder) -> None:
     if holder is None:
         return
     if not Membership.objects.active().filter(organization_id=organization_id, user=holder).exists():
-        raise InvalidInput("The holder is not a member of this organisation.", fields={"holder": ["Unknown member."]})
+        raise InvalidInput(
+            _("The holder is not a member of this organisation."), fields={"holder": [_("Unknown member.")]}
+        )
 
 
 def _holding(location: StockLocation) -> list[str]:
@@ -1145,7 +1214,7 @@ def _holding(location: StockLocation) -> list[str]:
 def create_stock_location(organization, *, actor, **fields) -> StockLocation:
     """Add a warehouse, shelf or van. A van's holder must be a member of the organisation."""
     _require(organization.pk, actor, Action.ADJUST_STOCK)
-    _known_fields(fields, LOCATION_FIELDS, "stock location")
+    _known_fields(fields, LOCATION_FIELDS, gettext_lazy("stock location"))
     location = StockLocation(organization=organization, **fields)
     _same_organization(organization.pk, location.site)
     _check_holder(organization.pk, location.holder)
@@ -1158,7 +1227,7 @@ def create_stock_location(organization, *, actor, **fields) -> StockLocation:
 def update_stock_location(location: StockLocation, *, actor, **changes) -> StockLocation:
     """Rename, re-kind or retire a location; a location still holding stock cannot be retired."""
     _require(location.organization_id, actor, Action.ADJUST_STOCK)
-    _known_fields(changes, LOCATION_FIELDS, "stock location")
+    _known_fields(changes, LOCATION_FIELDS, gettext_lazy("stock location"))
     location = StockLocation.objects.select_for_update().get(pk=location.pk)
     was_active = location.is_active
     for name, value in changes.items():
@@ -1169,8 +1238,8 @@ def update_stock_location(location: StockLocation, *, actor, **changes) -> Stock
         holding = _holding(location)
         if holding:
             raise Conflict(
-                f"{location.name} still holds {', '.join(holding)}: transfer or write it off before "
-                "retiring the location.",
+                _("%(location)s still holds %(holding)s: transfer or write it off before retiring the location.")
+                % {"location": location.name, "holding": ", ".join(holding)},
                 code="location_not_empty",
             )
     validated(location).save()
@@ -1183,18 +1252,24 @@ def delete_stock_location(location: StockLocation, *, actor) -> None:
     """Delete a location that never held stock; one with a ledger is retired (is_active=False) instead."""
     _require(location.organization_id, actor, Action.ADJUST_STOCK)
     if location.movements.exists():
-        raise Conflict(f"{location.name} has stock movements: mark it inactive instead.", code="has_movements")
+        raise Conflict(
+            _("%(location)s has stock movements: mark it inactive instead.") % {"location": location.name},
+            code="has_movements",
+        )
     holding = _holding(location)
     if holding:
-        raise Conflict(f"{location.name} still holds {', '.join(holding)}.", code="location_not_empty")
-    delete_or_conflict(location, "stock location")
+        raise Conflict(
+            _("%(location)s still holds %(holding)s.") % {"location": location.name, "holding": ", ".join(holding)},
+            code="location_not_empty",
+        )
+    delete_or_conflict(location, gettext_lazy("stock location"))
 
 
 @audit.attributed
 @transaction.atomic
 def create_vendor(organization, *, actor, **fields) -> Vendor:
     _require(organization.pk, actor, Action.MANAGE_PURCHASING)
-    _known_fields(fields, VENDOR_FIELDS, "vendor")
+    _known_fields(fields, VENDOR_FIELDS, gettext_lazy("vendor"))
     vendor = validated(Vendor(organization=organization, **fields))
     vendor.save()
     return vendor
@@ -1204,7 +1279,7 @@ def create_vendor(organization, *, actor, **fields) -> Vendor:
 @transaction.atomic
 def update_vendor(vendor: Vendor, *, actor, **changes) -> Vendor:
     _require(vendor.organization_id, actor, Action.MANAGE_PURCHASING)
-    _known_fields(changes, VENDOR_FIELDS, "vendor")
+    _known_fields(changes, VENDOR_FIELDS, gettext_lazy("vendor"))
     vendor = Vendor.objects.select_for_update().get(pk=vendor.pk)
     for name, value in changes.items():
         setattr(vendor, name, value)
@@ -1217,7 +1292,7 @@ def update_vendor(vendor: Vendor, *, actor, **changes) -> Vendor:
 def delete_vendor(vendor: Vendor, *, actor) -> None:
     """Delete a vendor nobody ordered from (its offers go with it); otherwise mark it inactive."""
     _require(vendor.organization_id, actor, Action.MANAGE_PURCHASING)
-    delete_or_conflict(vendor, "vendor")
+    delete_or_conflict(vendor, gettext_lazy("vendor"))
 
 
 @audit.attributed
@@ -1225,7 +1300,7 @@ def delete_vendor(vendor: Vendor, *, actor) -> None:
 def create_vendor_part(organization, *, actor, **fields) -> VendorPart:
     """What a vendor sells a part as ({vendor, part, vendor_sku, price, lead_time_days})."""
     _require(organization.pk, actor, Action.MANAGE_PURCHASING)
-    _known_fields(fields, VENDOR_PART_FIELDS, "vendor part")
+    _known_fields(fields, VENDOR_PART_FIELDS, gettext_lazy("vendor part"))
     offer = VendorPart(organization=organization, **fields)
     _same_organization(organization.pk, offer.vendor, offer.part)
     validated(offer).save()
@@ -1236,7 +1311,7 @@ def create_vendor_part(organization, *, actor, **fields) -> VendorPart:
 @transaction.atomic
 def update_vendor_part(offer: VendorPart, *, actor, **changes) -> VendorPart:
     _require(offer.organization_id, actor, Action.MANAGE_PURCHASING)
-    _known_fields(changes, VENDOR_PART_FIELDS, "vendor part")
+    _known_fields(changes, VENDOR_PART_FIELDS, gettext_lazy("vendor part"))
     offer = VendorPart.objects.select_for_update().get(pk=offer.pk)
     for name, value in changes.items():
         setattr(offer, name, value)
@@ -1258,18 +1333,21 @@ def _limit(part: Part, raw, field: str) -> Decimal | None:
     try:
         value = Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
-        raise InvalidInput(f"“{raw}” is not a quantity.", fields={field: ["Not a number."]}) from None
+        raise InvalidInput(
+            _("“%(raw)s” is not a quantity.") % {"raw": raw}, fields={field: [_("Not a number.")]}
+        ) from None
     if not value.is_finite() or value < 0:
-        raise InvalidInput("A minimum or maximum cannot be negative.", fields={field: ["Must be zero or more."]})
+        raise InvalidInput(_("A minimum or maximum cannot be negative."), fields={field: [_("Must be zero or more.")]})
     if value > LARGEST_QUANTITY:
-        raise InvalidInput(f"{_fmt(value)} is too large.", fields={field: ["Too large."]})
+        raise InvalidInput(_("%(value)s is too large.") % {"value": _fmt(value)}, fields={field: [_("Too large.")]})
     if part.is_countable and value != value.to_integral_value():
         raise InvalidInput(
-            f"{part.sku} is counted in whole units ({part.get_unit_display().lower()}): {value} is not a whole number.",
-            fields={field: ["Whole numbers only for this part."]},
+            _("%(sku)s is counted in whole units (%(unit)s): %(value)s is not a whole number.")
+            % {"sku": part.sku, "unit": part.get_unit_display().lower(), "value": value},
+            fields={field: [_("Whole numbers only for this part.")]},
         )
     if value != value.quantize(QUANTUM):
-        raise InvalidInput("Quantities have at most three decimals.", fields={field: ["At most three decimals."]})
+        raise InvalidInput(_("Quantities have at most three decimals."), fields={field: [_("At most three decimals.")]})
     return value
 
 
@@ -1280,8 +1358,8 @@ def check_stock_limits(part: Part, min_quantity, max_quantity) -> tuple[Decimal 
     high = _limit(part, max_quantity, "max_quantity")
     if low is not None and high is not None and high < low:
         raise InvalidInput(
-            f"The maximum ({_fmt(high)}) cannot be below the minimum ({_fmt(low)}).",
-            fields={"max_quantity": ["Below the minimum."]},
+            _("The maximum (%(high)s) cannot be below the minimum (%(low)s).") % {"high": _fmt(high), "low": _fmt(low)},
+            fields={"max_quantity": [_("Below the minimum.")]},
         )
     return low, high
 
@@ -1305,7 +1383,7 @@ def set_stock_limits(
 
 def _purchase_lines(order: PurchaseOrder, lines: list[dict]) -> None:
     if not lines:
-        raise InvalidInput("A purchase order needs at least one line.", fields={"lines": ["Required."]})
+        raise InvalidInput(_("A purchase order needs at least one line."), fields={"lines": [_("Required.")]})
     for index, line in enumerate(lines):
         part = line["part"]
         _same_organization(order.organization_id, part)
@@ -1326,18 +1404,21 @@ def update_purchase_order(order: PurchaseOrder, *, actor, lines: list[dict] | No
     lines. Once ordered: only the expected date and the notes."""
     order = _locked_order(order)
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
-    _known_fields(changes, PURCHASE_ORDER_FIELDS, "purchase order")
+    _known_fields(changes, PURCHASE_ORDER_FIELDS, gettext_lazy("purchase order"))
     status = order.get_status_display().lower()
     if order.status in (PurchaseOrder.Status.RECEIVED, PurchaseOrder.Status.CANCELLED):
-        raise Conflict(f"{order.number} is {status}: it can no longer be changed.", code="order_closed")
+        raise Conflict(
+            _("%(number)s is %(status)s: it can no longer be changed.") % {"number": order.number, "status": status},
+            code="order_closed",
+        )
     if order.status != PurchaseOrder.Status.DRAFT:
         frozen = [name for name in ("vendor",) if name in changes and changes[name] != getattr(order, name)]
         if lines is not None:
             frozen.append("lines")
         if frozen:
             raise Conflict(
-                f"{order.number} is {status}: only the expected date and the notes can change now "
-                f"(not {', '.join(frozen)}).",
+                _("%(number)s is %(status)s: only the expected date and the notes can change now (not %(frozen)s).")
+                % {"number": order.number, "status": status, "frozen": ", ".join(frozen)},
                 code="order_not_draft",
             )
     if changes.get("vendor") is not None:
@@ -1360,7 +1441,8 @@ def delete_purchase_order(order: PurchaseOrder, *, actor) -> None:
     _require(order.organization_id, actor, Action.MANAGE_PURCHASING)
     if order.status != PurchaseOrder.Status.DRAFT:
         raise Conflict(
-            f"{order.number} is {order.get_status_display().lower()}: only a draft can be deleted; cancel it instead.",
+            _("%(number)s is %(status)s: only a draft can be deleted; cancel it instead.")
+            % {"number": order.number, "status": order.get_status_display().lower()},
             code="order_not_draft",
         )
     order.delete()

@@ -3,6 +3,9 @@ inventory service decides, and its message is what the technician reads when som
 
 from django import forms
 from django.db.models import Q
+from django.utils.formats import sanitize_separators
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from inventory.models import Part, StockLocation
 from workorders.technician_forms import ClientIdField, TechnicianForm, new_client_id
@@ -29,17 +32,24 @@ class PartUseForm(TechnicianForm):
     id_prefix = "part"
 
     part_query = forms.CharField(
-        label="Part (name or SKU)",
+        label=gettext_lazy("Part (name or SKU)"),
         max_length=200,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}),
     )
     part = forms.IntegerField(required=False, widget=forms.HiddenInput)
     quantity = forms.CharField(
-        label="Quantity", max_length=20, initial="1", widget=forms.TextInput(attrs={"inputmode": "decimal"})
+        label=gettext_lazy("Quantity"),
+        max_length=20,
+        initial="1",
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
     )
-    location = forms.ModelChoiceField(label="Taken from", queryset=StockLocation.objects.none(), empty_label=None)
+    location = forms.ModelChoiceField(
+        label=gettext_lazy("Taken from"), queryset=StockLocation.objects.none(), empty_label=None
+    )
     client_id = ClientIdField()
+    occurred_at = forms.DateTimeField(required=False)  # offline: when it was used, on the phone's clock
+    version = forms.CharField(required=False, max_length=40)  # offline: the order as the phone had it
 
     def __init__(self, *args, organization, user, **kwargs):
         self.organization = organization
@@ -57,6 +67,10 @@ class PartUseForm(TechnicianForm):
         field.choices = [(location.pk, _location_label(location, user)) for location in locations]
         self.matches: list[Part] = []
 
+    def clean_quantity(self):
+        """ "1,5" in Spanish (the active language's decimal comma) is 1.5; "1.5" is understood in every language."""
+        return sanitize_separators((self.cleaned_data.get("quantity") or "").strip())
+
     def clean(self):
         data = super().clean()
         part_id, query = data.get("part"), (data.get("part_query") or "").strip()
@@ -64,10 +78,10 @@ class PartUseForm(TechnicianForm):
         if part_id:
             data["part_obj"] = parts.filter(pk=part_id).first()
             if data["part_obj"] is None:
-                self.add_error("part_query", "No such part.")
+                self.add_error("part_query", _("No such part."))
             return data
         if not query:
-            self.add_error("part_query", "Type a part name or SKU.")
+            self.add_error("part_query", _("Type a part name or SKU."))
             return data
         exact = parts.filter(sku__iexact=query).first()
         if exact is not None:
@@ -77,13 +91,18 @@ class PartUseForm(TechnicianForm):
         if len(self.matches) == 1:
             data["part_obj"] = self.matches[0]
         elif not self.matches:
-            self.add_error("part_query", f"No part matches “{query}”: try the SKU or another word.")
+            self.add_error(
+                "part_query", _("No part matches “%(query)s”: try the SKU or another word.") % {"query": query}
+            )
         else:
-            self.add_error("part_query", f"{len(self.matches)} parts match “{query}”: pick one below.")
+            self.add_error(
+                "part_query",
+                _("%(count)s parts match “%(query)s”: pick one below.") % {"count": len(self.matches), "query": query},
+            )
         return data
 
 
 def _location_label(location, user) -> str:
     if location.holder_id == user.pk:
-        return f"{location.name} (my van)"
+        return _("%(van)s (my van)") % {"van": location.name}
     return location.name

@@ -8,6 +8,8 @@ session's organisation, the service's refusal shown next to the form."""
 from django.db.models import OuterRef, Subquery
 from django.http import JsonResponse
 from django.urls import reverse
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -44,7 +46,12 @@ def use_part(request, pk):
     form = PartUseForm(request.POST, organization=request.organization, user=request.user)
     if not form.is_valid():
         return render_order(
-            request, work_order, status=400, forms={"part": form}, error_form="part", error="Say which part you used."
+            request,
+            work_order,
+            status=400,
+            forms={"part": form},
+            error_form="part",
+            error=_("Say which part you used."),
         )
     data = form.cleaned_data
     part = data["part_obj"]
@@ -54,10 +61,14 @@ def use_part(request, pk):
         )
     except DomainError as exc:
         return refused(request, pk, exc, form_name="part", forms={"part": form})
-    quantity = f"{-movement.quantity.normalize():f}"
-    return done(
-        request, work_order, f"{quantity} × {part.sku} {part.name} from {data['location'].name}.", anchor="parts"
-    )
+    quantity = number_format(-movement.quantity.normalize())
+    message = _("%(quantity)s × %(sku)s %(part)s from %(location)s.") % {
+        "quantity": quantity,
+        "sku": part.sku,
+        "part": part.name,
+        "location": data["location"].name,
+    }
+    return done(request, work_order, message, anchor="parts")
 
 
 @never_cache
@@ -86,9 +97,11 @@ def part_search(request):
 
 @json_endpoint
 def use_part_json(request, payload, pk):
-    """The phone's part used (`part` id, `quantity`, `location`, `client_id`): applied once per client id by
-    the inventory service, so a replayed queue issues it once; a refusal (not enough left in the van, the order
-    closed) is the service's sentence, shown in the phone's "Not applied" list."""
+    """The phone's part used (`part` id, `quantity`, `location`, `client_id`; from the offline queue also
+    `occurred_at`, the device's time, and `version`, the order as the phone had it): applied once per client id
+    by the inventory service, so a replayed queue issues it once; a refusal (not enough left in the van, the order
+    closed, or changed by somebody else since) is the service's sentence, shown in the phone's "Not applied"
+    list."""
     work_order = order_or_404(request, pk)
     form = PartUseForm(payload, organization=request.organization, user=request.user)
     if not form.is_valid():
@@ -96,12 +109,19 @@ def use_part_json(request, payload, pk):
     data = form.cleaned_data
     part = data["part_obj"]
     movement = inventory_services.issue_to_work_order(
-        work_order, part, data["location"], data["quantity"], actor=request.user, client_id=data["client_id"]
+        work_order,
+        part,
+        data["location"],
+        data["quantity"],
+        actor=request.user,
+        client_id=data["client_id"],
+        occurred_at=data["occurred_at"],
+        version=data["version"],
     )
-    line = f"{-movement.quantity.normalize():f} × {part.sku} {part.name} · {data['location'].name}"
+    line = f"{number_format(-movement.quantity.normalize())} × {part.sku} {part.name} · {data['location'].name}"
     if getattr(movement, "replayed", False):
-        return ok(f"Already recorded: {line}.", line=line)
-    return ok(f"Recorded: {line}.", status=201, line=line)
+        return ok(_("Already recorded: %(line)s.") % {"line": line}, line=line)
+    return ok(_("Recorded: %(line)s.") % {"line": line}, status=201, line=line)
 
 
 def _my_van(request):

@@ -2,10 +2,14 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_site.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what get_asgi_application() does, then our handler: the middleware in one thread hop
+
+from maintenance_site.ops.asgi_handler import SyncChainASGIHandler, freeze_startup_objects  # noqa: E402
+
+django_asgi_app = SyncChainASGIHandler()
 
 from maintenance_site.ops import telemetry  # noqa: E402
 
@@ -28,3 +32,4 @@ channels_application = ProtocolTypeRouter(
 )
 # /socket.io/ for the seed's Socket.IO clients (maintenance_site/events/socketio_server.py); the rest as before.
 application = socketio_app(channels_application)
+freeze_startup_objects()  # last: what startup loaded is never walked by a full collection

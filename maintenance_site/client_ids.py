@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from maintenance_site.errors import Conflict
 
@@ -51,9 +52,15 @@ def replayed(existing: Record, *, client_id: str, sent: dict, describe: Callable
     if differing:
         named = describe(existing)
         raise Conflict(
-            f"The client id “{client_id}” is already used by your {named['label']}, which differs in "
-            f"{', '.join(name.removesuffix('_id').replace('_', ' ') for name in differing)}: "
-            "send this entry with a new client id.",
+            gettext(
+                "The client id “%(client_id)s” is already used by your %(entry)s, which differs in %(fields)s: "
+                "send this entry with a new client id."
+            )
+            % {
+                "client_id": client_id,
+                "entry": named["label"],
+                "fields": ", ".join(name.removesuffix("_id").replace("_", " ") for name in differing),
+            },
             code="client_id_reused",
             existing=named,
         )

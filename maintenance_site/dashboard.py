@@ -27,6 +27,8 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +100,8 @@ CHARTS: dict[str, Chart] = {}
 
 
 def tile(key: str, *, title: str, order: int, model: str, unit: str = "", lower_is_better: bool = False, icon=""):
-    """Register a tile: `function(organization, period) -> Figure`, one query at most."""
+    """Register a tile: `function(organization, period) -> Figure`, one query at most. `title` lazy
+    (`gettext_lazy`), so each person reads it in their language; a footer is written when the tile is computed."""
 
     def register(function):
         TILES[key] = Tile(key, title, order, model, function, unit, lower_is_better, icon)
@@ -126,10 +129,15 @@ def _may_view(request, label: str) -> bool:
 
 
 def format_number(value, unit: str = "") -> str:
+    """A tile's figure with the active language's separators ("1,234.5 h", "1.234,5 h")."""
     if value is None:
         return "–"
     fractional = isinstance(value, float | Decimal) and value != int(value)
-    text = f"{value:,.1f}" if fractional else f"{int(value):,}"
+    text = (
+        number_format(round(value, 1), 1, force_grouping=True)
+        if fractional
+        else number_format(int(value), force_grouping=True)
+    )
     return f"{text}{unit if unit == '%' else (' ' + unit if unit else '')}"
 
 
@@ -139,13 +147,14 @@ def change_text(figure: Figure, tile_: Tile, period: Period) -> tuple[str, str]:
     if change is None:
         return "", ""
     if change == 0:
-        return f"same as the previous {period.days} days", "same"
+        return _("same as the previous %(days)s days") % {"days": period.days}, "same"
     better = (change < 0) if tile_.lower_is_better else (change > 0)
     sign = "+" if change > 0 else "−"
     amount = format_number(abs(change), tile_.unit if tile_.unit == "%" else "")
     if tile_.unit == "%":
-        amount = amount.replace("%", " pts")
-    return f"{sign}{amount} vs previous {period.days} days", "good" if better else "bad"
+        amount = amount.replace("%", " " + _("pts"))
+    text = _("%(change)s vs previous %(days)s days") % {"change": f"{sign}{amount}", "days": period.days}
+    return text, "good" if better else "bad"
 
 
 def tiles_for(request, organization, period: Period) -> list[dict]:
@@ -157,7 +166,7 @@ def tiles_for(request, organization, period: Period) -> list[dict]:
             figure = tile_.compute(organization, period)
         except Exception:  # one broken figure must not take the home page down
             logger.exception("dashboard tile %s failed", tile_.key)
-            figure = Figure(value=None, footer="unavailable")
+            figure = Figure(value=None, footer=_("unavailable"))
         text, tone = change_text(figure, tile_, period)
         shown.append(
             {

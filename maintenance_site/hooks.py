@@ -89,6 +89,15 @@ work_order_edited = HookPoint(
     changed. Return value ignored.""",
 )
 
+work_order_planning = HookPoint(
+    "work_order_planning",
+    """A person plans when a work order is done (created or edited with a planned start, or moved on the planner's
+    calendar or the dispatch board): `(work_order, starts_at, ends_at)` (ends_at: the start plus the estimate),
+    before the save, in the planning transaction. A receiver raises a DomainError to refuse the period: the
+    maintenance windows refuse one in which a window takes the order's asset out of service. Not called for
+    orders created in bulk (the preventive generator plans at the schedule's own time). Return value ignored.""",
+)
+
 work_order_transitioned = HookPoint(
     "work_order_transitioned",
     """A work order moved through its lifecycle: `(work_order, action: str, previous_status: str)`, after the new

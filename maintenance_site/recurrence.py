@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from croniter.croniter import CroniterError
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, WEEKLY, rrule, rrulestr
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 LocalSeries = Callable[[datetime, datetime], Iterable[datetime]]
 
@@ -34,11 +35,11 @@ LocalSeries = Callable[[datetime, datetime], Iterable[datetime]]
 MARGIN = timedelta(hours=3)
 HORIZON = timedelta(days=366 * 5)  # how far ahead a next occurrence is looked for
 HOUR = timedelta(hours=1)
-CRON_FORMAT = (
+CRON_FORMAT = gettext_lazy(
     "minute hour day-of-month month day-of-week, e.g. “30 2 * * *” for every day at 02:30 or “0 6 * * 1” for "
     "Mondays at 06:00"
 )
-RRULE_EXAMPLE = "e.g. FREQ=WEEKLY;BYDAY=MO or FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=7;BYMINUTE=0"
+RRULE_EXAMPLE = gettext_lazy("e.g. FREQ=WEEKLY;BYDAY=MO or FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=7;BYMINUTE=0")
 CHECKED_OCCURRENCES = 40  # how many occurrences "at most once an hour" and "never fires" look at
 
 
@@ -162,12 +163,16 @@ def parse_cron(expression: str, *, at_most_hourly: bool = False) -> str:
     `at_most_hourly` also refuses an expression that fires more than once an hour."""
     text = normalize_cron(expression)
     if not text:
-        raise RecurrenceError(f"Give a cron expression: {CRON_FORMAT}.")
+        raise RecurrenceError(gettext("Give a cron expression: %(format)s.") % {"format": CRON_FORMAT})
     fields = text.split(" ")
     if not text.startswith("@") and len(fields) != 5:
         raise RecurrenceError(
-            f"“{text}” is not a cron expression: it has {len(fields)} field{'s' if len(fields) != 1 else ''}; "
-            f"a cron expression has five: {CRON_FORMAT}."
+            ngettext(
+                "“%(text)s” is not a cron expression: it has %(count)s field; a cron expression has five: %(format)s.",
+                "“%(text)s” is not a cron expression: it has %(count)s fields; a cron expression has five: %(format)s.",
+                len(fields),
+            )
+            % {"text": text, "count": len(fields), "format": CRON_FORMAT}
         )
     try:
         iterator = croniter(text, datetime(2001, 1, 1))
@@ -175,13 +180,17 @@ def parse_cron(expression: str, *, at_most_hourly: bool = False) -> str:
     except (CroniterError, ValueError, KeyError, TypeError, OverflowError) as exc:
         reason = str(exc).strip().rstrip(".") or type(exc).__name__
         raise RecurrenceError(
-            f"“{text}” is not a valid cron expression ({reason}). Write it as {CRON_FORMAT}."
+            gettext("“%(text)s” is not a valid cron expression (%(reason)s). Write it as %(format)s.")
+            % {"text": text, "reason": reason, "format": CRON_FORMAT}
         ) from None
     for previous, current in zip(times, times[1:], strict=False):
         if current - previous < HOUR:
             raise RecurrenceError(
-                f"“{text}” fires every {int((current - previous).total_seconds() // 60)} minutes; it may fire at "
-                "most once an hour. Give the minute a single value, e.g. “0 */4 * * *”."
+                gettext(
+                    "“%(text)s” fires every %(minutes)s minutes; it may fire at most once an hour. Give the minute a "
+                    "single value, e.g. “0 */4 * * *”."
+                )
+                % {"text": text, "minutes": int((current - previous).total_seconds() // 60)}
             )
     return text
 
@@ -209,35 +218,48 @@ def normalize_rrule(text: str) -> str:
     return body
 
 
+def too_often(body: str) -> str:
+    return gettext("“%(text)s” fires more often than hourly; it may fire at most once an hour.") % {"text": body}
+
+
 def parse_rrule(text: str, dtstart: datetime, *, at_most_hourly: bool = False) -> rrule:
     """An RFC 5545 RRULE as a dateutil rule over naive local times from `dtstart` (the caller's start: the rule
     may not carry its own DTSTART, EXDATE or RDATE), or RecurrenceError saying what is wrong. A rule that never
     fires is refused; `at_most_hourly` also refuses one that fires more than once an hour."""
     body = normalize_rrule(text)
     if not body:
-        raise RecurrenceError(f"Give an RRULE, {RRULE_EXAMPLE}.")
+        raise RecurrenceError(gettext("Give an RRULE, %(example)s.") % {"example": RRULE_EXAMPLE})
     upper = body.upper()
     if "\n" in body or any(word in upper for word in ("DTSTART", "RRULE:", "EXDATE", "RDATE")):
         raise RecurrenceError(
-            f"Give a single RRULE without DTSTART ({RRULE_EXAMPLE}): where it starts is given separately."
+            gettext("Give a single RRULE without DTSTART (%(example)s): where it starts is given separately.")
+            % {"example": RRULE_EXAMPLE}
         )
     try:
         rule = rrulestr(body, dtstart=dtstart)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         reason = str(exc).strip() or type(exc).__name__
-        raise RecurrenceError(f"“{body}” is not a valid RRULE ({reason}). Write it as {RRULE_EXAMPLE}.") from None
+        raise RecurrenceError(
+            gettext("“%(text)s” is not a valid RRULE (%(reason)s). Write it as %(example)s.")
+            % {"text": body, "reason": reason, "example": RRULE_EXAMPLE}
+        ) from None
     if not isinstance(rule, rrule):  # pragma: no cover - a single RRULE line always gives an rrule
-        raise RecurrenceError(f"Give a single RRULE, {RRULE_EXAMPLE}.")
+        raise RecurrenceError(gettext("Give a single RRULE, %(example)s.") % {"example": RRULE_EXAMPLE})
     if at_most_hourly and rule._freq in (SECONDLY, MINUTELY):
-        raise RecurrenceError(f"“{body}” fires more often than hourly; it may fire at most once an hour.")
+        raise RecurrenceError(too_often(body))
     try:
         upcoming = [moment for _, moment in zip(range(CHECKED_OCCURRENCES), rule, strict=False)]
     except (ValueError, OverflowError) as exc:
-        raise RecurrenceError(f"“{body}” cannot be evaluated ({exc}).") from None
+        raise RecurrenceError(
+            gettext("“%(text)s” cannot be evaluated (%(reason)s).") % {"text": body, "reason": exc}
+        ) from None
     if not upcoming:
-        raise RecurrenceError(f"“{body}” never fires from its start on: check BYMONTHDAY, BYMONTH, COUNT and UNTIL.")
+        raise RecurrenceError(
+            gettext("“%(text)s” never fires from its start on: check BYMONTHDAY, BYMONTH, COUNT and UNTIL.")
+            % {"text": body}
+        )
     if at_most_hourly and any(later - earlier < HOUR for earlier, later in zip(upcoming, upcoming[1:], strict=False)):
-        raise RecurrenceError(f"“{body}” fires more often than hourly; it may fire at most once an hour.")
+        raise RecurrenceError(too_often(body))
     return rule
 
 

@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "maintenance_site.events",
     "maintenance_site.notifications",
     "maintenance_site.webhooks",
+    "maintenance_site.analytics",
+    "maintenance_site.reports",
     "assets",
     "workorders",
     "inventory",
@@ -110,6 +112,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "maintenance_site.tenancy.middleware.ActiveOrganizationMiddleware",
+    "maintenance_site.i18n.UserLanguageMiddleware",  # the person's language → Accept-Language → the organisation's
     "maintenance_site.tenancy.middleware.BackOfficeTimeZoneMiddleware",
     "scheduling.windows.middleware.MaintenanceModeMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -128,6 +131,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "maintenance_site.tenancy.context_processors.active_organization",
@@ -207,6 +211,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache, channel layer ------------------------------------------------------------------------
+# How often an event socket re-joins its channel-layer groups (and looks in the database for anything a dropped
+# message hid); the groups' expiry is 5 times this (below).
+EVENTS_GROUP_REJOIN_SECONDS = env_float("EVENTS_GROUP_REJOIN_SECONDS", 60.0, minimum=1.0)
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CACHES = {
@@ -217,16 +224,25 @@ if REDIS_URL:
             "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
         }
     }
+    # Long-lived sockets (maintenance_site/events/layer.py): a read timeout above the 5 s blocking wait, health checks,
+    # a bounded pool that waits for a free connection instead of failing (a thousand sockets closing at once), and
+    # short retries. A socket re-joins its groups every EVENTS_GROUP_REJOIN_SECONDS; group_expiry is 5 times that, so
+    # the channel of a socket that died without its group_discard leaves the groups within 5 minutes (default).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "maintenance_site.events.layer.LongLivedRedisChannelLayer",
             "CONFIG": {
-                # A consumer waits for its messages with BZPOPMIN for 5 s (channels-redis' brpop_timeout); redis-py
-                # 8 reads with a 5 s socket timeout by default, so an idle socket's wait ended in a TimeoutError
-                # that closed it (1011). The read timeout stays above the blocking wait.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "hosts": [REDIS_URL],
+                "socket_timeout": 15,
+                "socket_connect_timeout": 5,
+                "health_check_interval": 30,
+                "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 200, minimum=4),
+                # a starved process (the bench's 1,000 sockets on a loaded machine) held all 100 connections for
+                # over 10 s: "No connection available" closed sockets
+                "pool_timeout": 30,
+                "retries": 3,
                 "capacity": 1000,
-                "group_expiry": 86400,
+                "group_expiry": int(5 * EVENTS_GROUP_REJOIN_SECONDS),
             },
         }
     }
@@ -378,8 +394,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package, no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # OpenAPI 3.0.3 still: the schema's hand-written parts (pagination, extensions) say `nullable`, which 3.1 dropped;
-    # the event types are published as `x-webhooks` meanwhile (`webhooks` once OAS_VERSION is 3.1.0; schema.py).
+    # OpenAPI 3.1: the event types are published as `webhooks` (schema.py), and the schemas are JSON Schema 2020-12
+    # (`type: [..., "null"]`; a hand-written `nullable` is rewritten by schema.postprocess).
+    "OAS_VERSION": "3.1.0",
     # Operations grouped by resource (`work-orders`, `webhooks`, …): the first path segment after /api/v1.
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
@@ -410,11 +427,19 @@ SPECTACULAR_SETTINGS = {
         "ScenarioRunStatusEnum": "scenarios.models.ScenarioRun.Status",
         "EscalationStepKindEnum": "sla.models.EscalationStep.Kind",
         "SLATargetEnum": "sla.models.Target",
+        "ReportKindEnum": "maintenance_site.reports.models.KIND_CHOICES",
+        "ReportFormatEnum": "maintenance_site.reports.models.Format",
+        "ReportScheduleFormatEnum": "maintenance_site.reports.models.SCHEDULE_FORMATS",
+        "GeneratedReportStatusEnum": "maintenance_site.reports.models.GeneratedReport.Status",
     },
 }
 
 # --- Internationalisation, static, media ----------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
+# The languages the platform speaks (maintenance_site.i18n chooses one per person); named in their own language.
+LANGUAGES = [("en-gb", "English"), ("es", "Español")]
+# django.po and djangojs.po committed; .mo compiled from them (manage.py compiletranslations, Babel)
+LOCALE_PATHS = [BASE_DIR / "maintenance_site" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -434,6 +459,15 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# Front-end libraries that no Python package ships come from the npm registry (README "Front-end dependencies"):
+# package.json pins them, package-lock.json holds each tarball's integrity hash, `npm ci` (make install) fetches
+# them into node_modules/; only their built files are served, under static/vendor/.
+NODE_MODULES_DIR = Path(env_str("NODE_MODULES_DIR", str(BASE_DIR / "node_modules")))
+NODE_STATIC = {  # static prefix: the package's folder of built files
+    "vendor/barcode-detector": NODE_MODULES_DIR / "barcode-detector" / "dist" / "iife",
+    "vendor/zxing-wasm": NODE_MODULES_DIR / "zxing-wasm" / "dist" / "reader",
+}
+STATICFILES_DIRS = [(prefix, str(folder)) for prefix, folder in NODE_STATIC.items() if folder.is_dir()]
 # Uploaded files are never served from a public URL: views check permission and stream them.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
@@ -469,6 +503,10 @@ SCENARIOS_MAX_HEAVY = env_int("SCENARIOS_MAX_HEAVY", 3, minimum=0)
 ENABLE_CALENDAR = env_bool("ENABLE_CALENDAR", True)  # seed 001's name: preset windows (cron schedules) open
 SCENARIOS_LOAD_CEILING_CPU = env_float("SCENARIOS_LOAD_CEILING_CPU", 85.0, minimum=0.0)  # percent
 SCENARIOS_LOAD_CEILING_MEMORY = env_float("SCENARIOS_LOAD_CEILING_MEMORY", 90.0, minimum=0.0)  # percent
+# The board's resource charts: CPU, memory, disk and load sampled by a core job every this many seconds (one row
+# per host and slot), kept this many hours.
+RESOURCE_SAMPLE_INTERVAL = env_int("RESOURCE_SAMPLE_INTERVAL", 60, minimum=5)
+RESOURCE_SAMPLE_RETENTION_HOURS = env_int("RESOURCE_SAMPLE_RETENTION_HOURS", 168, minimum=1)
 DEFAULT_TIMEOUT = env_int("DEFAULT_TIMEOUT", 0, minimum=0)  # minutes until auto-deactivation; 0: none
 BACKUP_DIR = env_str("BACKUP_DIR") or str(VAR_DIR / "backups")  # backup-manager's folder
 BACKUP_RETENTION = env_int("BACKUP_RETENTION", 7, minimum=1)  # backups kept
@@ -545,8 +583,9 @@ NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 WEBHOOK_ENCRYPTION_KEYS = env_list("WEBHOOK_ENCRYPTION_KEYS")
 WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)  # seconds per attempt
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 256 * 1024, minimum=1024)
-WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 10, minimum=1)  # per subscription
-WEBHOOK_WORKER_THREADS = env_int("WEBHOOK_WORKER_THREADS", 16, minimum=1)  # parallel POSTs per job
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 100, minimum=1)  # per subscription, claimed and unanswered
+WEBHOOK_CONCURRENCY = env_int("WEBHOOK_CONCURRENCY", 64, minimum=1)  # POSTs on their way at once per job
+WEBHOOK_CLAIM_BATCH = env_int("WEBHOOK_CLAIM_BATCH", 500, minimum=1)  # deliveries a job holds claimed at once
 WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 5.0, minimum=0.0)  # doubled per attempt
 WEBHOOK_RETRY_HOURS = env_float("WEBHOOK_RETRY_HOURS", 24.0, minimum=0.0)  # a delivery is retried this long
 WEBHOOK_DISABLE_AFTER_DAYS = env_float("WEBHOOK_DISABLE_AFTER_DAYS", 5.0, minimum=0.0)  # failing with no success
@@ -557,6 +596,16 @@ WEBHOOK_SWEEP_INTERVAL = env_int("WEBHOOK_SWEEP_INTERVAL", 10, minimum=1)
 WEBHOOK_JOB_SECONDS = env_float("WEBHOOK_JOB_SECONDS", 50.0, minimum=1.0)  # one job's sending time
 # Targets on loopback/private/link-local addresses (on-premises receivers; the test suite's local server).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+
+# --- Reports (issue 22; README "Reports") ------------------------------------------------------------------
+# Daily rollups of the KPI sums (maintenance_site.analytics.rollups): organisation-wide figures read them; the beat
+# task refreshes them this often (seconds). Off: every figure is computed live (as on SQLite).
+ANALYTICS_ROLLUPS = env_bool("ANALYTICS_ROLLUPS", True)
+ANALYTICS_ROLLUP_INTERVAL = env_int("ANALYTICS_ROLLUP_INTERVAL", 300, minimum=10)
+REPORTS_RETENTION_DAYS = env_int("REPORTS_RETENTION_DAYS", 365, minimum=1)  # the archive keeps a report this long
+REPORTS_SEND_LEASE_SECONDS = env_int("REPORTS_SEND_LEASE_SECONDS", 900, minimum=60)  # a dead sender's claim
+REPORTS_SEND_ATTEMPTS = env_int("REPORTS_SEND_ATTEMPTS", 5, minimum=1)  # a scheduled send is tried this often
+REPORTS_MAX_ATTACHMENT_BYTES = env_int("REPORTS_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024, minimum=0)  # else a link
 
 # --- Security (production values when DEBUG is off, unless the site is plain HTTP on loopback) ------------
 _BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
@@ -599,6 +648,9 @@ CONTENT_SECURITY_POLICY_PATHS = {
         "style-src-elem": [SELF, UNSAFE_INLINE],
         "style-src-attr": [UNSAFE_INLINE],
     },
+    # the technician's view: Scan's fallback decoder is ZXing compiled to WebAssembly (static/vendor/zxing-wasm),
+    # which needs 'wasm-unsafe-eval' to be compiled; it allows WebAssembly only, never eval() of JavaScript
+    "/t/": {"script-src": ["'wasm-unsafe-eval'"]},
     # the one sign-in page (LOGIN_URL) is drawn by the same theme
     "/accounts/": {
         "script-src": [UNSAFE_EVAL],
@@ -689,11 +741,12 @@ TELEMETRY_REANALYSE_WINDOW = env_int("TELEMETRY_REANALYSE_WINDOW", 24 * 3600, mi
 TELEMETRY_MAX_POINTS_PER_RESPONSE = env_int("TELEMETRY_MAX_POINTS_PER_RESPONSE", 5000, minimum=10)
 TELEMETRY_PARTITIONS_AHEAD = env_int("TELEMETRY_PARTITIONS_AHEAD", 3, minimum=1)
 EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)
-# Websocket: how often a socket polls the database in embedded mode (in-memory layer), re-joins its
-# groups (to outlive channels-redis group_expiry) and re-checks the member's permission.
+# Websocket: how often a socket polls the database in embedded mode (in-memory layer). Permission: a membership
+# changed through the ORM (services, admin) closes that user's sockets at once (a push to the user's group); as a
+# safety net each web process re-checks all its sockets in one query every EVENTS_PERMISSION_RECHECK_SECONDS, the
+# bound for a change made behind the ORM's back. Nothing is checked per event.
 EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 1.0, minimum=0.1)
-EVENTS_GROUP_REJOIN_SECONDS = env_float("EVENTS_GROUP_REJOIN_SECONDS", 60.0, minimum=1.0)
-EVENTS_PERMISSION_RECHECK_SECONDS = env_float("EVENTS_PERMISSION_RECHECK_SECONDS", 5.0, minimum=0.0)
+EVENTS_PERMISSION_RECHECK_SECONDS = env_float("EVENTS_PERMISSION_RECHECK_SECONDS", 30.0, minimum=0.0)
 # Socket.IO (/socket.io/, seed 004 clients): the Redis pub/sub channel its web processes share rooms through.
 SOCKETIO_REDIS_CHANNEL = env_str("SOCKETIO_REDIS_CHANNEL", "maintenance-socketio")
 METRICS_TOKEN = env_str("METRICS_TOKEN")

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from inventory import technician_views as technician_parts
 from maintenance_site.ops import views as ops_views
 from maintenance_site.tenancy.views import BackOfficeSignInForm, home, switch_organization
+from scheduling.planning import views as planning_views
 from scheduling.preventive.ical import calendar_feed as preventive_calendar_feed
 from workorders import technician_urls
 from workorders import views as workorder_views
@@ -26,6 +27,11 @@ technician_urlpatterns = [
 
 urlpatterns = [
     path("", home, name="home"),  # technicians to /t/, staff to the admin, signed-out visitors to the sign-in page
+    # the planner's calendar and the dispatch board: back-office pages of the scheduling app (before the admin's
+    # own URLs, whose catch-all would take them for an app's index)
+    path("admin/planning/calendar/", planning_views.calendar_view, name="planning-calendar"),
+    path("admin/planning/board/", planning_views.board_view, name="planning-board"),
+    path("admin/planning/move/", planning_views.move_view, name="planning-move"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -4,6 +4,8 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError, RestrictedError
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
 
 from maintenance_site.errors import Conflict, InvalidInput
 
@@ -17,8 +19,9 @@ def checked_reason(reason: str | None, field: str = "reason") -> str:
     reason = (reason or "").strip()
     if len(reason) > REASON_MAX_LENGTH:
         raise InvalidInput(
-            f"Keep the reason under {REASON_MAX_LENGTH} characters (it has {len(reason)}).",
-            fields={field: [f"At most {REASON_MAX_LENGTH} characters."]},
+            _("Keep the reason under %(limit)s characters (it has %(length)s).")
+            % {"limit": REASON_MAX_LENGTH, "length": len(reason)},
+            fields={field: [_("At most %(limit)s characters.") % {"limit": REASON_MAX_LENGTH}]},
         )
     return reason
 
@@ -29,8 +32,8 @@ def assign_editable(instance, changes: dict, editable, what: str):
     unknown = set(changes) - set(editable)
     if unknown:
         raise InvalidInput(
-            f"{what} has no editable field(s) {', '.join(sorted(unknown))}.",
-            fields={name: ["Not editable."] for name in unknown},
+            _("%(what)s has no editable field(s) %(fields)s.") % {"what": what, "fields": ", ".join(sorted(unknown))},
+            fields={name: [_("Not editable.")] for name in unknown},
         )
     for name, value in changes.items():
         setattr(instance, name, value)
@@ -59,8 +62,8 @@ def delete_or_conflict(instance, what: str):
         blocking = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
         blockers = sorted({str(obj._meta.verbose_name_plural) for obj in blocking if obj is not None})
         raise Conflict(
-            f"This {what} is still used by {', '.join(blockers)}; remove or reassign those first"
-            " (or retire it instead).",
+            _("This %(what)s is still used by %(users)s; remove or reassign those first (or retire it instead).")
+            % {"what": what, "users": ", ".join(blockers)},
             code="in_use",
         ) from None
 
@@ -83,7 +86,7 @@ def validated_rows(model, fields, rows, *, what: str = "row") -> None:
             except ValidationError as exc:
                 messages = exc.messages
                 raise InvalidInput(
-                    f"{what.capitalize()} {index + 1}: {name}: {' '.join(messages)}",
+                    f"{capfirst(what)} {index + 1}: {name}: {' '.join(messages)}",
                     fields={f"{index}.{name}": messages},
                 ) from None
 
@@ -98,7 +101,8 @@ def parse_duration(value) -> int:
         minutes = int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
     else:
         raise InvalidInput(
-            f"“{value}” is not a duration: write minutes (120) or hours and minutes (2h, 90m, 1h30m).",
-            fields={"duration": ["Such as 2h, 90m or 120."]},
+            _("“%(value)s” is not a duration: write minutes (120) or hours and minutes (2h, 90m, 1h30m).")
+            % {"value": value},
+            fields={"duration": [_("Such as 2h, 90m or 120.")]},
         )
     return minutes

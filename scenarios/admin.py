@@ -8,8 +8,10 @@ come back as a message naming the reason.
 """
 
 import json
+import zoneinfo
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -17,10 +19,14 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from maintenance_site import formats
 from maintenance_site.errors import DomainError
+from maintenance_site.events import platform as platform_events
 from maintenance_site.tenancy.admin_base import (
     HistoryAdmin,
     ReadOnlyAdminMixin,
@@ -29,7 +35,7 @@ from maintenance_site.tenancy.admin_base import (
     adopt,
     submitted,
 )
-from scenarios import metrics, registry, rollback, services
+from scenarios import metrics, registry, resources, rollback, services
 from scenarios import presets as preset_services
 from scenarios.models import (
     Category,
@@ -91,14 +97,14 @@ class TimerForm(forms.Form):
     duration_minutes = forms.IntegerField(
         required=False,
         min_value=1,
-        label="Auto-deactivate after (minutes)",
-        help_text="Empty: the default timer (DEFAULT_TIMEOUT), none when that is 0.",
+        label=_("Auto-deactivate after (minutes)"),
+        help_text=_("Empty: the default timer (DEFAULT_TIMEOUT), none when that is 0."),
     )
-    reason = forms.CharField(required=False, max_length=500, help_text="Kept in the activity log.")
+    reason = forms.CharField(required=False, max_length=500, help_text=_("Kept in the activity log."))
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(required=False, max_length=500, help_text="Kept in the activity log.")
+    reason = forms.CharField(required=False, max_length=500, help_text=_("Kept in the activity log."))
 
 
 def _state_badge(state: str) -> str:
@@ -196,31 +202,33 @@ class ScheduleForm(forms.ModelForm):
         if self.instance.pk and wanted:
             cycle = dependency_cycle(self.instance, {other.pk for other in wanted})
             if cycle:
-                raise forms.ValidationError(f"These dependencies form a cycle: {' → '.join(cycle)}.")
+                raise forms.ValidationError(
+                    _("These dependencies form a cycle: %(cycle)s.") % {"cycle": " → ".join(cycle)}
+                )
         return wanted
 
 
 class TaskCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
-    key = forms.SlugField(max_length=80, required=False, help_text="Empty: made from the name.")
+    key = forms.SlugField(max_length=80, required=False, help_text=_("Empty: made from the name."))
     executor = forms.ChoiceField(
         required=False,
-        help_text="The function registered in code that does the work; empty: the category's built-in executor.",
+        help_text=_("The function registered in code that does the work; empty: the category's built-in executor."),
     )
     category = forms.ChoiceField(choices=Category.choices, initial=Category.OTHER)
     workspace = forms.ModelChoiceField(
         queryset=Workspace.objects.order_by("key"),
         required=False,
-        help_text="The workspace a workspace executor (code quality, tests, links…) runs against.",
+        help_text=_("The workspace a workspace executor (code quality, tests, links…) runs against."),
     )
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.MEDIUM)
     timeout_seconds = forms.IntegerField(min_value=1, initial=3600)
     max_retries = forms.IntegerField(min_value=0, max_value=10, initial=0)
-    cron = forms.CharField(required=False, help_text="Empty: the executor's default schedule.")
+    cron = forms.CharField(required=False, help_text=_("Empty: the executor's default schedule."))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["executor"].choices = [("", "— the category's built-in executor —")] + [
+        self.fields["executor"].choices = [("", _("— the category's built-in executor —"))] + [
             (d.key, f"{d.key} — {d.name}") for d in registry.definitions()
         ]
 
@@ -280,14 +288,14 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
     list_select_related = ["activated_by"]
     filter_horizontal = ["depends_on"]
 
-    @admin.display(description="priority score")
+    @admin.display(description=_("priority score"))
     def priority_analysis(self, obj):
         analysis = analyze_priority(obj)
         terms = ", ".join(
             f"{name} {value:.0f} × {analysis['weights'][name]}" for name, value in analysis["terms"].items()
         )
         return format_html(
-            "<strong>{}</strong> = ({}) × category {} × priority {}",
+            _("<strong>{}</strong> = ({}) × category {} × priority {}"),
             analysis["score"],
             terms,
             analysis["category_multiplier"],
@@ -312,12 +320,12 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                     ]
                 },
             ),
-            ("State", {"fields": ["state", "active_since", "active_until", "activated_by", "activation_reason"]}),
+            (_("State"), {"fields": ["state", "active_since", "active_until", "activated_by", "activation_reason"]}),
         ]
         if obj is not None and obj.kind == Scenario.Kind.EXTERNAL:
             fieldsets.append(
                 (
-                    "External service",
+                    _("External service"),
                     {
                         "fields": [
                             "source_path",
@@ -335,10 +343,10 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                 )
             )
         else:
-            fieldsets.append(("Schedule while active", {"fields": ["interval_seconds", "cron", "time_zone"]}))
+            fieldsets.append((_("Schedule while active"), {"fields": ["interval_seconds", "cron", "time_zone"]}))
             fieldsets.append(
                 (
-                    "Task settings",
+                    _("Task settings"),
                     {
                         "fields": [
                             "executor",
@@ -354,7 +362,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
             )
             fieldsets.append(
                 (
-                    "Impact (0–100) and effort",
+                    _("Impact (0–100) and effort"),
                     {
                         "fields": [
                             ("impact_code_quality", "impact_security", "impact_performance"),
@@ -364,7 +372,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                     },
                 )
             )
-            fieldsets.append(("Last run", {"fields": ["last_run_at", "last_run_status", "last_run_summary"]}))
+            fieldsets.append((_("Last run"), {"fields": ["last_run_at", "last_run_status", "last_run_summary"]}))
         return fieldsets
 
     def has_add_permission(self, request, *args):
@@ -373,11 +381,11 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="conflicts with")
+    @admin.display(description=_("conflicts with"))
     def conflict_list(self, obj):
         return ", ".join(sorted(other.key for other in obj.conflicts.all())) or "-"
 
-    @admin.display(description="state", ordering="state")
+    @admin.display(description=_("state"), ordering="state")
     def state_display(self, obj):
         return _state_badge(obj.state)
 
@@ -387,15 +395,15 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
         url = reverse("admin:scenarios_scenario_toggle", args=[obj.key])
         return format_html('<a class="button" href="{}">{}</a>', url, verb.capitalize())
 
-    @admin.display(description="schedule")
+    @admin.display(description=_("schedule"))
     def schedule(self, obj):
         return obj.schedule_display
 
-    @admin.display(description="until", ordering="active_until")
+    @admin.display(description=_("until"), ordering="active_until")
     def until(self, obj):
-        return obj.active_until or ("no timer" if obj.is_active else "-")
+        return obj.active_until or (_("no timer") if obj.is_active else "-")
 
-    @admin.display(description="last run", ordering="last_run_at")
+    @admin.display(description=_("last run"), ordering="last_run_at")
     def last_run(self, obj):
         if not obj.last_run_at:
             return "-"
@@ -407,13 +415,16 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
             obj.last_run_summary[:120],
         )
 
-    @admin.display(description="service")
+    @admin.display(description=_("service"))
     def remote(self, obj):
         if obj.kind != Scenario.Kind.EXTERNAL:
             return "-"
         if obj.last_error:
             return format_html('<span class="status-bad">{}</span>', obj.last_error[:160])
-        return f"{obj.remote_health or '?'}, {obj.remote_state or '?'}" + ("" if obj.can_toggle else ", cannot toggle")
+        state = {"health": obj.remote_health or "?", "state": obj.remote_state or "?"}
+        if obj.can_toggle:
+            return _("%(health)s, %(state)s") % state
+        return _("%(health)s, %(state)s, cannot toggle") % state
 
     def save_model(self, request, obj, form, change):
         services.update_schedule(
@@ -448,17 +459,17 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                     actor=request.user,
                     via=VIA,
                 ),
-                lambda created: f"Task {created.key} created (inactive).",
+                lambda created: _("Task %(key)s created (inactive).") % {"key": created.key},
             )
             if task is not None:
                 return HttpResponseRedirect(reverse("admin:scenarios_scenario_change", args=[task.pk]))
         return self.confirm(
             request,
-            title="New maintenance task",
-            intro="A task runs a function registered in code with its own settings; it starts inactive.",
+            title=_("New maintenance task"),
+            intro=_("A task runs a function registered in code with its own settings; it starts inactive."),
             objects=[],
             form=form,
-            submit_label="Create the task",
+            submit_label=_("Create the task"),
         )
 
     # --- board context and pages ---------------------------------------------------------------------
@@ -476,11 +487,20 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
+        # The resource charts' window is the board's own parameter, not a filter of the list.
+        window = request.GET.get(RESOURCE_WINDOW_PARAM, resources.DEFAULT_WINDOW)
+        if RESOURCE_WINDOW_PARAM in request.GET:
+            request.GET = request.GET.copy()
+            del request.GET[RESOURCE_WINDOW_PARAM]
         if self._platform(request):
+            # First: the page's live updates replay every platform event numbered after this, so nothing that
+            # commits while the page is being drawn is missed.
+            extra_context["platform_sequence"] = platform_events.last_sequence()
             scenarios = {s.key: s for s in Scenario.objects.all()}
             status = services.scenarios_status()
             extra_context.update(
                 {
+                    "resource_chart": resource_chart(resources.usage_history(window), request),
                     "usage": services.resource_usage(),
                     "status": status,
                     "board_presets": [
@@ -514,27 +534,31 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                         duration_minutes=data.get("duration_minutes"),
                         reason=data["reason"],
                     ),
-                    f"{scenario.key} activated.",
+                    _("%(key)s activated.") % {"key": scenario.key},
                 )
             else:
                 self.report(
                     request,
                     lambda: services.deactivate_scenario(scenario, actor=request.user, via=VIA, reason=data["reason"]),
-                    f"{scenario.key} deactivated.",
+                    _("%(key)s deactivated.") % {"key": scenario.key},
                 )
             return self._back()
-        verb = "Activate" if activating else "Deactivate"
+        if activating:
+            title, submit_label = _("Activate %(key)s?") % {"key": scenario.key}, _("Yes, activate")
+            if scenario.kind == Scenario.Kind.INTERNAL:
+                intro = _("It will run %(schedule)s while active.") % {"schedule": scenario.schedule_display}
+            else:
+                intro = _("Activate this scenario:")
+        else:
+            title, submit_label = _("Deactivate %(key)s?") % {"key": scenario.key}, _("Yes, deactivate")
+            intro = _("Deactivate this scenario:")
         return self.confirm(
             request,
-            title=f"{verb} {scenario.key}?",
+            title=title,
             objects=[f"{scenario.key}: {scenario.description}"],
-            intro=(
-                "It will run " + scenario.schedule_display + " while active."
-                if activating and scenario.kind == Scenario.Kind.INTERNAL
-                else f"{verb} this scenario:"
-            ),
+            intro=intro,
             form=form,
-            submit_label=f"Yes, {verb.lower()}",
+            submit_label=submit_label,
         )
 
     def preset_view(self, request, key):
@@ -551,21 +575,24 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                     reason=data["reason"],
                     duration_minutes=data.get("duration_minutes"),
                 ),
-                lambda changes: f"Preset {preset.key} applied: {services.describe_changes(changes)}.",
+                lambda changes: (
+                    _("Preset %(key)s applied: %(changes)s.")
+                    % {"key": preset.key, "changes": services.changes_text(changes)}
+                ),
             )
             return self._back()
         wanted = preset_services.preset_keys(preset)
         active = set(Scenario.objects.active().values_list("key", flat=True))
-        lines = [f"activate {key}" for key in wanted if key not in active]
-        lines += [f"keep {key}" for key in wanted if key in active]
-        lines += [f"deactivate {key}" for key in sorted(active - set(wanted))]
+        lines = [_("activate %(key)s") % {"key": key} for key in wanted if key not in active]
+        lines += [_("keep %(key)s") % {"key": key} for key in wanted if key in active]
+        lines += [_("deactivate %(key)s") % {"key": key} for key in sorted(active - set(wanted))]
         return self.confirm(
             request,
-            title=f"Apply preset {preset.key}?",
-            intro=f"{preset.description} Applying it changes, all or nothing:",
-            objects=lines or ["nothing"],
+            title=_("Apply preset %(key)s?") % {"key": preset.key},
+            intro=_("%(description)s Applying it changes, all or nothing:") % {"description": preset.description},
+            objects=lines or [_("nothing")],
             form=form,
-            submit_label="Yes, apply the preset",
+            submit_label=_("Yes, apply the preset"),
         )
 
     def stop_all_view(self, request):
@@ -575,34 +602,43 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                 request,
                 lambda: services.stop_all(actor=request.user, via=VIA, reason=form.cleaned_data["reason"]),
                 lambda result: (
-                    f"Emergency stop: {len(result['deactivated'])} scenario(s) deactivated, "
-                    f"{result['runs_cancelled']} run(s) cancelled, {result['runs_asked_to_stop']} asked to stop."
+                    _(
+                        "Emergency stop: %(deactivated)s scenario(s) deactivated, %(cancelled)s run(s) cancelled, "
+                        "%(asked)s asked to stop."
+                    )
+                    % {
+                        "deactivated": len(result["deactivated"]),
+                        "cancelled": result["runs_cancelled"],
+                        "asked": result["runs_asked_to_stop"],
+                    }
                 ),
             )
             return self._back()
         active = Scenario.objects.active()
         return self.confirm(
             request,
-            title="Stop every scenario?",
-            intro="Emergency stop: every scenario is deactivated, pending runs cancelled, running runs asked to stop "
-            "and open preset windows closed without restoring. Core jobs keep running.",
-            objects=[s.key for s in active] or ["no scenario is active"],
+            title=_("Stop every scenario?"),
+            intro=_(
+                "Emergency stop: every scenario is deactivated, pending runs cancelled, running runs asked to stop "
+                "and open preset windows closed without restoring. Core jobs keep running."
+            ),
+            objects=[s.key for s in active] or [_("no scenario is active")],
             form=form,
-            submit_label="Yes, stop everything",
+            submit_label=_("Yes, stop everything"),
         )
 
     # --- bulk actions, each with its confirmation page -------------------------------------------------
 
-    @admin.action(description="Activate the selected scenarios (all or nothing)")
+    @admin.action(description=_("Activate the selected scenarios (all or nothing)"))
     def activate_selected(self, request, queryset):
         response, form = self.bulk_confirm(
             request,
             queryset,
             name="activate_selected",
-            title="Activate these scenarios?",
-            intro="They are activated together, or none is if a rule refuses one:",
+            title=_("Activate these scenarios?"),
+            intro=_("They are activated together, or none is if a rule refuses one:"),
             form_class=TimerForm,
-            submit_label="Yes, activate",
+            submit_label=_("Yes, activate"),
         )
         if response is not None:
             return response
@@ -616,20 +652,20 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                 reason=form.cleaned_data["reason"],
                 duration_minutes=form.cleaned_data.get("duration_minutes"),
             ),
-            lambda changes: f"Done: {services.describe_changes(changes)}.",
+            lambda changes: _("Done: %(changes)s.") % {"changes": services.changes_text(changes)},
         )
         return None
 
-    @admin.action(description="Deactivate the selected scenarios")
+    @admin.action(description=_("Deactivate the selected scenarios"))
     def deactivate_selected(self, request, queryset):
         response, form = self.bulk_confirm(
             request,
             queryset,
             name="deactivate_selected",
-            title="Deactivate these scenarios?",
-            intro="Their pending scheduled runs are cancelled:",
+            title=_("Deactivate these scenarios?"),
+            intro=_("Their pending scheduled runs are cancelled:"),
             form_class=ReasonForm,
-            submit_label="Yes, deactivate",
+            submit_label=_("Yes, deactivate"),
         )
         if response is not None:
             return response
@@ -643,20 +679,20 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                 reason=form.cleaned_data["reason"],
                 action=ScenarioActivity.Action.DEACTIVATE,
             ),
-            lambda changes: f"Done: {services.describe_changes(changes)}.",
+            lambda changes: _("Done: %(changes)s.") % {"changes": services.changes_text(changes)},
         )
         return None
 
-    @admin.action(description="Run the selected scenarios now")
+    @admin.action(description=_("Run the selected scenarios now"))
     def run_selected(self, request, queryset):
         response, form = self.bulk_confirm(
             request,
             queryset,
             name="run_selected",
-            title="Run these scenarios now?",
-            intro="The runner starts them within a tick, whether they are active or not:",
+            title=_("Run these scenarios now?"),
+            intro=_("The runner starts them within a tick, whether they are active or not:"),
             form_class=ReasonForm,
-            submit_label="Yes, run them",
+            submit_label=_("Yes, run them"),
         )
         if response is not None:
             return response
@@ -666,7 +702,7 @@ class ScenarioAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin)
                 lambda s=scenario: services.request_run(
                     s, actor=request.user, via=VIA, reason=form.cleaned_data["reason"]
                 ),
-                f"Run of {scenario.key} requested.",
+                _("Run of %(key)s requested.") % {"key": scenario.key},
             )
         return None
 
@@ -712,7 +748,7 @@ class PresetForm(forms.ModelForm):
             if not exc.fields:
                 raise forms.ValidationError(exc.message) from None
         if not self.instance.pk and key and Preset.objects.filter(key=key).exists():
-            self.add_error("key", f"A preset “{key}” already exists.")
+            self.add_error("key", _("A preset “%(key)s” already exists.") % {"key": key})
         return data
 
 
@@ -723,19 +759,23 @@ class PresetAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin):
     actions = ["apply_selected"]
     change_list_template = "admin/scenarios/preset/change_list.html"
 
-    @admin.display(description="scenarios")
+    @admin.display(description=_("scenarios"))
     def scenario_list(self, obj):
-        return "every available scenario" if obj.includes_all else ", ".join(obj.scenario_keys) or "-"
+        return _("every available scenario") if obj.includes_all else ", ".join(obj.scenario_keys) or "-"
 
     @admin.display(description="")
     def apply_link(self, obj):
         return format_html(
-            '<a class="button" href="{}">Apply…</a>', reverse("admin:scenarios_scenario_apply_preset", args=[obj.key])
+            '<a class="button" href="{}">{}</a>',
+            reverse("admin:scenarios_scenario_apply_preset", args=[obj.key]),
+            _("Apply…"),
         )
 
     @admin.display(description="")
     def export_link(self, obj):
-        return format_html('<a href="{}">Export JSON</a>', reverse("admin:scenarios_preset_export", args=[obj.key]))
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:scenarios_preset_export", args=[obj.key]), _("Export JSON")
+        )
 
     def has_change_permission(self, request, obj=None):
         return self._platform(request) and not (obj is not None and obj.builtin)
@@ -782,22 +822,22 @@ class PresetAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin):
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                self.message_user(request, f"Preset {preset.key} imported.", messages.SUCCESS)
+                self.message_user(request, _("Preset %(key)s imported.") % {"key": preset.key}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:scenarios_preset_changelist"))
         return self.confirm(
             request,
-            title="Import a preset",
-            intro="Paste a preset exported as JSON, or upload its file:",
+            title=_("Import a preset"),
+            intro=_("Paste a preset exported as JSON, or upload its file:"),
             objects=[],
             form=form,
-            submit_label="Import",
+            submit_label=_("Import"),
             form_action="",
         )
 
-    @admin.action(description="Apply the selected preset")
+    @admin.action(description=_("Apply the selected preset"))
     def apply_selected(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, "Select exactly one preset to apply.", messages.ERROR)
+            self.message_user(request, _("Select exactly one preset to apply."), messages.ERROR)
             return None
         return HttpResponseRedirect(reverse("admin:scenarios_scenario_apply_preset", args=[queryset.get().key]))
 
@@ -805,12 +845,12 @@ class PresetAdmin(PlatformOnly, ConfirmMixin, ServiceAdminMixin, HistoryAdmin):
 class ImportForm(forms.Form):
     document = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 10, "cols": 80}))
     file = forms.FileField(required=False)
-    replace = forms.BooleanField(required=False, help_text="Overwrite a custom preset of the same key.")
+    replace = forms.BooleanField(required=False, help_text=_("Overwrite a custom preset of the same key."))
 
     def clean(self):
         data = super().clean()
         if not data.get("document") and not data.get("file"):
-            raise forms.ValidationError("Paste the JSON or choose a file.")
+            raise forms.ValidationError(_("Paste the JSON or choose a file."))
         return data
 
 
@@ -850,9 +890,9 @@ class PresetScheduleAdmin(PlatformOnly, ServiceAdminMixin, HistoryAdmin):
             return self.readonly_fields
         return ["preset", "cron", "duration_minutes", "time_zone", *self.readonly_fields]
 
-    @admin.display(description="window")
+    @admin.display(description=_("window"))
     def window_state(self, obj):
-        return f"open until {obj.window_end:%Y-%m-%d %H:%M}" if obj.is_open else "-"
+        return _("open until %(end)s") % {"end": f"{obj.window_end:%Y-%m-%d %H:%M}"} if obj.is_open else "-"
 
     def save_model(self, request, obj, form, change):
         if change:  # only `enabled` is editable once created
@@ -878,8 +918,105 @@ class PresetScheduleAdmin(PlatformOnly, ServiceAdminMixin, HistoryAdmin):
 
 
 class RollbackForm(forms.Form):
-    reason = forms.CharField(max_length=400, help_text="Kept in the activity log and the history rows.")
-    force = forms.BooleanField(required=False, help_text="Even over records changed after the run.")
+    reason = forms.CharField(max_length=400, help_text=_("Kept in the activity log and the history rows."))
+    force = forms.BooleanField(required=False, help_text=_("Even over records changed after the run."))
+
+
+RESOURCE_WINDOW_PARAM = "resources"
+
+
+def resource_chart(history: resources.History, request) -> dict:
+    """The board's resource chart, for the theme's line chart component (Chart.js inside django-unfold: the admin's
+    one chart approach, as in run_history_chart): CPU, memory and disk in percent on the left axis, the load average
+    on its own axis on the right; times in the platform's zone (TIME_ZONE). `live` tells the board's script how to
+    append the points that `platform:resources-sampled` brings (one per `step` seconds, at most `max_points`)."""
+    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    label_format = formats.TIME if WINDOW_HOURS[history.window] <= 24 else formats.DATE_TIME
+    labels = [dateformat.format(timezone.localtime(slot, zone), label_format) for slot in history.slots]
+    line = {"pointRadius": 0, "borderWidth": 2, "tension": 0.2, "spanGaps": True}
+    data = {
+        "labels": labels,
+        "datasets": [
+            {
+                "label": str(_("CPU (%)")),
+                "data": history.cpu,
+                "borderColor": "var(--color-primary-600)",
+                "yAxisID": "y",
+                **line,
+            },
+            {"label": str(_("Memory (%)")), "data": history.memory, "borderColor": "#f59e0b", "yAxisID": "y", **line},
+            {"label": str(_("Disk (%)")), "data": history.disk, "borderColor": "#6b7280", "yAxisID": "y", **line},
+            {"label": str(_("Load (1 min)")), "data": history.load, "borderColor": "#dc2626", "yAxisID": "y1", **line},
+        ],
+    }
+    options = {
+        "animation": False,
+        "responsive": True,
+        "maintainAspectRatio": False,
+        "interaction": {"mode": "index", "intersect": False},
+        "scales": {
+            "x": {"ticks": {"maxTicksLimit": 8, "autoSkip": True}},
+            "y": {"min": 0, "max": 100, "position": "left", "title": {"display": True, "text": "%"}},
+            "y1": {
+                "min": 0,
+                "position": "right",
+                "grid": {"drawOnChartArea": False},
+                "title": {"display": True, "text": str(_("load"))},
+            },
+        },
+    }
+    query = request.GET.copy()
+    windows = []
+    for key in resources.WINDOWS:
+        query[RESOURCE_WINDOW_PARAM] = key
+        windows.append({"key": key, "url": "?" + query.urlencode(), "current": key == history.window})
+    live = {
+        "step": history.step_seconds,
+        "max_points": resources.MAX_POINTS,
+        "host": history.host,
+        "label_format": "time" if label_format == formats.TIME else "date_time",
+        "last_slot": services.iso(history.slots[-1]) if history.slots else None,
+    }
+    return {
+        "data": json.dumps(data),
+        "options": json.dumps(options),
+        "live": json.dumps(live),
+        "windows": windows,
+        "host": history.host,
+        "points": len(labels),
+        "title": resource_title(history),
+    }
+
+
+WINDOW_HOURS = resources.WINDOWS
+WINDOW_TITLES = {"1h": _("hour"), "6h": _("6 hours"), "24h": _("24 hours"), "7d": _("7 days")}
+
+
+def resource_title(history) -> str:
+    """The chart's title: the window, and the machine when known."""
+    window = WINDOW_TITLES[history.window]
+    if history.host:
+        return _("Resource use, last %(window)s (%(host)s)") % {"window": window, "host": history.host}
+    return _("Resource use, last %(window)s") % {"window": window}
+
+
+def _rollback_line(change) -> str:
+    """One record of the rollback's confirmation: what happens to it, and a warning when it changed since."""
+    if change.created:
+        what = _("%(record)s: delete (the run created it)")
+    elif change.deleted:
+        what = _("%(record)s: recreate")
+    else:
+        what = _("%(record)s: restore")
+    line = what % {"record": change.label}
+    if change.later:
+        count = len(change.later)
+        line += ngettext(
+            " — CHANGED AFTER THE RUN (%(count)s later change)",
+            " — CHANGED AFTER THE RUN (%(count)s later changes)",
+            count,
+        ) % {"count": count}
+    return line
 
 
 def run_history_chart(found: list[dict]) -> dict:
@@ -892,9 +1029,14 @@ def run_history_chart(found: list[dict]) -> dict:
     data = {
         "labels": labels,
         "datasets": [
-            {"label": "Success rate (%)", "data": rates, "backgroundColor": "var(--color-primary-600)", "yAxisID": "y"},
             {
-                "label": "Average duration (ms)",
+                "label": str(_("Success rate (%)")),
+                "data": rates,
+                "backgroundColor": "var(--color-primary-600)",
+                "yAxisID": "y",
+            },
+            {
+                "label": str(_("Average duration (ms)")),
                 "data": durations,
                 "type": "line",
                 "borderColor": "#f59e0b",
@@ -938,14 +1080,14 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, ThemeModelAdmin):
         "rollback_link",
     ]
 
-    @admin.display(description="rollback")
+    @admin.display(description=_("rollback"))
     def rollback_link(self, obj):
         if obj.rolled_back_at:
-            return "rolled back"
+            return _("rolled back")
         if not obj.changed or obj.status not in ScenarioRun.FINISHED:
             return "-"
         url = reverse("admin:scenarios_scenariorun_rollback", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Roll back…</a>', url)
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Roll back…"))
 
     def get_urls(self):
         own = [
@@ -958,7 +1100,9 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, ThemeModelAdmin):
         if self._platform(request):
             days = 30
             extra_context["chart_days"] = days
-            extra_context["chart_title"] = f"Last {days} days, per task: success rate and average duration"
+            extra_context["chart_title"] = _("Last %(days)s days, per task: success rate and average duration") % {
+                "days": days
+            }
             extra_context["chart"] = run_history_chart([m for m in metrics.all_metrics(days) if m["runs"]])
         return super().changelist_view(request, extra_context)
 
@@ -972,28 +1116,28 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, ThemeModelAdmin):
                     run, form.cleaned_data["reason"], force=form.cleaned_data["force"], actor=request.user, via=VIA
                 ),
                 lambda outcome: (
-                    f"Run #{run.pk} rolled back: {len(outcome['restored'])} restored, "
-                    f"{len(outcome['deleted'])} deleted, {len(outcome['recreated'])} recreated."
+                    _("Run #%(run)s rolled back: %(restored)s restored, %(deleted)s deleted, %(recreated)s recreated.")
+                    % {
+                        "run": run.pk,
+                        "restored": len(outcome["restored"]),
+                        "deleted": len(outcome["deleted"]),
+                        "recreated": len(outcome["recreated"]),
+                    }
                 ),
             )
             if done is not None:
                 return HttpResponseRedirect(reverse("admin:scenarios_scenariorun_changelist"))
         changes = rollback.changes(run)
-        listed = [
-            f"{change.label}: "
-            + ("delete (the run created it)" if change.created else "recreate" if change.deleted else "restore")
-            + (f" — CHANGED AFTER THE RUN ({len(change.later)} later changes)" if change.later else "")
-            for change in changes
-        ]
+        listed = [_rollback_line(change) for change in changes]
         return self.confirm(
             request,
-            title=f"Roll back run #{run.pk} of {run.scenario.key}?",
-            intro="These records go back to their state before the run:"
+            title=_("Roll back run #%(run)s of %(key)s?") % {"run": run.pk, "key": run.scenario.key},
+            intro=_("These records go back to their state before the run:")
             if changes
-            else "This run wrote no history rows: there is nothing to roll back.",
+            else _("This run wrote no history rows: there is nothing to roll back."),
             objects=listed,
             form=form,
-            submit_label="Yes, roll back",
+            submit_label=_("Yes, roll back"),
         )
 
     list_filter = ["status", "trigger", "scenario"]
@@ -1003,17 +1147,17 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, ThemeModelAdmin):
     show_full_result_count = False
     actions = ["cancel_selected"]
 
-    @admin.action(description="Cancel the selected runs")
+    @admin.action(description=_("Cancel the selected runs"))
     def cancel_selected(self, request, queryset):
         queryset = queryset.filter(status__in=[ScenarioRun.Status.PENDING, ScenarioRun.Status.RUNNING])
         response, form = self.bulk_confirm(
             request,
             queryset,
             name="cancel_selected",
-            title="Cancel these runs?",
-            intro="Pending runs are cancelled; running ones stop at their next checkpoint:",
+            title=_("Cancel these runs?"),
+            intro=_("Pending runs are cancelled; running ones stop at their next checkpoint:"),
             form_class=ReasonForm,
-            submit_label="Yes, cancel",
+            submit_label=_("Yes, cancel"),
         )
         if response is not None:
             return response
@@ -1021,7 +1165,7 @@ class ScenarioRunAdmin(ReadOnly, ConfirmMixin, ThemeModelAdmin):
             self.report(
                 request,
                 lambda r=run: services.cancel_run(r, actor=request.user, via=VIA, reason=form.cleaned_data["reason"]),
-                f"Run #{run.pk} cancelled.",
+                _("Run #%(run)s cancelled.") % {"run": run.pk},
             )
         return None
 

@@ -18,6 +18,7 @@ the role table's ACTIVATE_SCENARIOS is not enough here. Every endpoint is for pl
 """
 
 from django.db.models import Q
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -37,7 +38,7 @@ KEY_REGEX = r"[a-z0-9][a-z0-9-]*"
 
 
 class IsPlatformAdministrator(BasePermission):
-    message = (
+    message = gettext_lazy(
         "Maintenance scenarios are platform-wide: only platform administrators (superusers) may see and manage them."
     )
 
@@ -158,7 +159,7 @@ class TimerSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if attrs.get("duration_minutes") is not None and attrs.get("until") is not None:
-            raise serializers.ValidationError({"until": ["Give either an end time or a duration, not both."]})
+            raise serializers.ValidationError({"until": [gettext("Give either an end time or a duration, not both.")]})
         return attrs
 
 

@@ -1,12 +1,13 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy
 
 
 class ScenariosConfig(AppConfig):
     """Maintenance scenarios of the platform itself: presets, the task runner, history and rollback."""
 
     name = "scenarios"
-    verbose_name = "Maintenance scenarios"
+    verbose_name = gettext_lazy("Maintenance scenarios")
 
     def ready(self):
         # Registers the internal scenarios (importing `internal` runs their decorators) and the notification

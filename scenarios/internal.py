@@ -37,6 +37,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 from django_celery_results.models import TaskResult
 
 from inventory.services import reconcile
@@ -800,7 +802,9 @@ def security_audit(context: RunContext) -> RunResult:
                         [Role.MANAGER],
                         KIND_SECURITY_FINDINGS,
                         {
-                            "title": f"Security audit: {len(findings)} finding(s)",
+                            "title": format_lazy(
+                                gettext_lazy("Security audit: {count} finding(s)"), count=len(findings)
+                            ),
                             "body": "\n".join(findings),
                             "findings": findings,
                         },
@@ -857,7 +861,9 @@ def inventory_reconciliation(context: RunContext) -> RunResult:
                         [Role.MANAGER, Role.STOREKEEPER],
                         KIND_LEDGER_MISMATCH,
                         {
-                            "title": f"{len(differences)} stock level(s) disagree with the ledger",
+                            "title": format_lazy(
+                                gettext_lazy("{count} stock level(s) disagree with the ledger"), count=len(differences)
+                            ),
                             "body": "\n".join(lines),
                         },
                     )
@@ -920,9 +926,15 @@ def stale_work_order_escalation(context: RunContext) -> RunResult:
                     recipients,
                     KIND_ESCALATED,
                     {
-                        "title": f"{work_order.number} escalated to {after}",
-                        "body": f"{work_order.number} “{work_order.title}” has not changed since "
-                        f"{quiet_since:%Y-%m-%d}.",
+                        "title": format_lazy(
+                            gettext_lazy("{number} escalated to {priority}"), number=work_order.number, priority=after
+                        ),
+                        "body": format_lazy(
+                            gettext_lazy("{number} “{title}” has not changed since {since}."),
+                            number=work_order.number,
+                            title=work_order.title,
+                            since=f"{quiet_since:%Y-%m-%d}",
+                        ),
                         "work_order": work_order.pk,
                     },
                 )

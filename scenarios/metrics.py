@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Avg, Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from maintenance_site import audit
 from maintenance_site.errors import InvalidInput
@@ -144,7 +145,7 @@ def cleanup(history_days: int, rollback_days: int, *, actor, via=ScenarioActivit
     (the run is kept, marked as no longer offering one: its history rows stay, as the audit does); delete the
     copies of file backups older than `rollback_days`."""
     if history_days < 1 or rollback_days < 1:
-        raise InvalidInput("Give --history-days and --rollback-days of at least 1 day.")
+        raise InvalidInput(gettext("Give --history-days and --rollback-days of at least 1 day."))
     now = timezone.now()
     with transaction.atomic():
         old_runs = ScenarioRun.objects.finished().filter(finished_at__lt=now - timedelta(days=history_days))

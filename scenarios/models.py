@@ -18,6 +18,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.audit import history
 from maintenance_site.recurrence import RecurrenceError, cron_series, next_instants, parse_cron, previous_instant
@@ -31,18 +33,20 @@ MAX_DURATION_MINUTES = 60 * 24 * 31
 
 def validate_key(value: str) -> None:
     if value in RESERVED_KEYS:
-        raise ValidationError(f"“{value}” is reserved; choose another key.")
+        raise ValidationError(gettext("“%(value)s” is reserved; choose another key.") % {"value": value})
 
 
 key_validators = [
-    RegexValidator(KEY_PATTERN, "Use lower-case letters, digits and hyphens (e.g. “log-cleanup”), at most 80."),
+    RegexValidator(KEY_PATTERN, _("Use lower-case letters, digits and hyphens (e.g. “log-cleanup”), at most 80.")),
     validate_key,
 ]
 
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
-        raise ValidationError(f"“{value}” is not a time zone name; use one such as Europe/Berlin.")
+        raise ValidationError(
+            gettext("“%(value)s” is not a time zone name; use one such as Europe/Berlin.") % {"value": value}
+        )
 
 
 def validate_cron(value: str) -> None:
@@ -66,19 +70,19 @@ def cron_next(cron: str, time_zone: str, after, count: int = 1) -> list:
 
 def validate_key_list(value) -> None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValidationError("Give the scenarios as a list of keys, e.g. [“log-cleanup”, “health-checker”].")
+        raise ValidationError(gettext("Give the scenarios as a list of keys, e.g. [“log-cleanup”, “health-checker”]."))
     bad = [item for item in value if not RegexValidator(KEY_PATTERN).regex.match(item)]
     if bad:
-        raise ValidationError(f"Not scenario keys: {', '.join(bad)}.")
+        raise ValidationError(gettext("Not scenario keys: %(keys)s.") % {"keys": ", ".join(bad)})
     if len(set(value)) != len(value):
-        raise ValidationError("A scenario is listed twice.")
+        raise ValidationError(gettext("A scenario is listed twice."))
 
 
 class Priority(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    CRITICAL = "critical", "Critical"
+    LOW = "low", _("Low")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High")
+    CRITICAL = "critical", _("Critical")
 
 
 percent = [MinValueValidator(0), MaxValueValidator(100)]
@@ -87,12 +91,12 @@ one_to_ten = [MinValueValidator(1), MaxValueValidator(10)]
 
 def validate_hours(value) -> None:
     if not isinstance(value, list) or not all(isinstance(h, int) and 0 <= h <= 23 for h in value):
-        raise ValidationError("Give the allowed hours as a list of whole hours 0–23, e.g. [1, 2, 3].")
+        raise ValidationError(gettext("Give the allowed hours as a list of whole hours 0–23, e.g. [1, 2, 3]."))
 
 
 def validate_weekdays(value) -> None:
     if not isinstance(value, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in value):
-        raise ValidationError("Give the allowed weekdays as a list of 0 (Monday) … 6 (Sunday), e.g. [5, 6].")
+        raise ValidationError(gettext("Give the allowed weekdays as a list of 0 (Monday) … 6 (Sunday), e.g. [5, 6]."))
 
 
 class Workspace(models.Model):
@@ -102,7 +106,7 @@ class Workspace(models.Model):
 
     key = models.CharField(max_length=80, unique=True, validators=key_validators)
     name = models.CharField(max_length=200)
-    path = models.CharField(max_length=1000, unique=True, help_text="Absolute path of the directory.")
+    path = models.CharField(max_length=1000, unique=True, help_text=_("Absolute path of the directory."))
     description = models.TextField(blank=True)
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -143,12 +147,12 @@ class Scenario(models.Model):
     """
 
     class Kind(models.TextChoices):
-        INTERNAL = "internal", "Internal"
-        EXTERNAL = "external", "External"
+        INTERNAL = "internal", _("Internal")
+        EXTERNAL = "external", _("External")
 
     class State(models.TextChoices):
-        INACTIVE = "inactive", "Inactive"
-        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", _("Inactive")
+        ACTIVE = "active", _("Active")
 
     key = models.CharField(max_length=80, unique=True, validators=key_validators)
     name = models.CharField(max_length=200)
@@ -158,19 +162,21 @@ class Scenario(models.Model):
     weight = models.CharField(max_length=10, choices=Weight.choices, default=Weight.LIGHT)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.INTERNAL, editable=False)
     conflicts = models.ManyToManyField(
-        "self", symmetrical=True, blank=True, help_text="Scenarios that must not be active at the same time."
+        "self", symmetrical=True, blank=True, help_text=_("Scenarios that must not be active at the same time.")
     )
     is_present = models.BooleanField(
         default=True,
         editable=False,
-        help_text="Registered in code (internal) or found by the last discovery (external); "
-        "a scenario that is not present cannot be activated.",
+        help_text=_(
+            "Registered in code (internal) or found by the last discovery (external); "
+            "a scenario that is not present cannot be activated."
+        ),
     )
 
     state = models.CharField(max_length=10, choices=State.choices, default=State.INACTIVE, editable=False)
     active_since = models.DateTimeField(null=True, blank=True, editable=False)
     active_until = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Deactivated automatically at this moment."
+        null=True, blank=True, editable=False, help_text=_("Deactivated automatically at this moment.")
     )
     activated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
@@ -179,49 +185,51 @@ class Scenario(models.Model):
 
     # Schedule of an internal scenario while active: every `interval_seconds`, or at the `cron` times.
     interval_seconds = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(10)], help_text="Run every this many seconds."
+        null=True, blank=True, validators=[MinValueValidator(10)], help_text=_("Run every this many seconds.")
     )
     cron = models.CharField(
-        max_length=120, blank=True, validators=[validate_cron], help_text="Or run at these times (cron)."
+        max_length=120, blank=True, validators=[validate_cron], help_text=_("Or run at these times (cron).")
     )
     time_zone = models.CharField(
-        max_length=64, default="UTC", validators=[validate_time_zone], help_text="Time zone of the cron times."
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text=_("Time zone of the cron times.")
     )
 
     # Task settings: how the automated-task runner (scenarios.runner) claims and runs this scenario.
     executor = models.CharField(
         max_length=80,
         blank=True,
-        help_text="Registered function that runs this task when its key is not one (a task made from the "
-        "command line or the admin); empty: the function registered under the task's key.",
+        help_text=_(
+            "Registered function that runs this task when its key is not one (a task made from the "
+            "command line or the admin); empty: the function registered under the task's key."
+        ),
     )
     config = models.JSONField(
-        default=dict, blank=True, help_text="Configuration, checked against the schema its function declares."
+        default=dict, blank=True, help_text=_("Configuration, checked against the schema its function declares.")
     )
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
     timeout_seconds = models.PositiveIntegerField(
-        default=3600, validators=[MinValueValidator(1)], help_text="A run still going after this long is stopped."
+        default=3600, validators=[MinValueValidator(1)], help_text=_("A run still going after this long is stopped.")
     )
     max_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(10)])
     allowed_hours = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_hours],
-        help_text="Hours (0–23, the platform's time zone) it may start; empty: any.",
+        help_text=_("Hours (0–23, the platform's time zone) it may start; empty: any."),
     )
     allowed_weekdays = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_weekdays],
-        help_text="Weekdays (0 = Monday … 6 = Sunday, the platform's time zone) it may start; empty: any.",
+        help_text=_("Weekdays (0 = Monday … 6 = Sunday, the platform's time zone) it may start; empty: any."),
     )
-    cooldown_minutes = models.PositiveIntegerField(default=0, help_text="Minimum time between two starts.")
+    cooldown_minutes = models.PositiveIntegerField(default=0, help_text=_("Minimum time between two starts."))
     impact_code_quality = models.PositiveSmallIntegerField(default=50, validators=percent)
     impact_security = models.PositiveSmallIntegerField(default=50, validators=percent)
     impact_performance = models.PositiveSmallIntegerField(default=50, validators=percent)
     impact_maintainability = models.PositiveSmallIntegerField(default=50, validators=percent)
     impact_user_experience = models.PositiveSmallIntegerField(default=50, validators=percent)
-    estimated_minutes = models.PositiveIntegerField(default=5, help_text="Estimated duration of a run.")
+    estimated_minutes = models.PositiveIntegerField(default=5, help_text=_("Estimated duration of a run."))
     complexity = models.PositiveSmallIntegerField(default=5, validators=one_to_ten)
     risk = models.PositiveSmallIntegerField(default=5, validators=one_to_ten)
     depends_on = models.ManyToManyField(
@@ -229,7 +237,7 @@ class Scenario(models.Model):
         symmetrical=False,
         blank=True,
         related_name="dependents",
-        help_text="Tasks whose run of the same slot must finish first.",
+        help_text=_("Tasks whose run of the same slot must finish first."),
     )
 
     workspace = models.ForeignKey(
@@ -238,7 +246,7 @@ class Scenario(models.Model):
         null=True,
         blank=True,
         related_name="tasks",
-        help_text="The workspace a workspace executor (code quality, tests, …) runs against.",
+        help_text=_("The workspace a workspace executor (code quality, tests, …) runs against."),
     )
 
     # External scenarios: where they were found and how to reach them; what the last poll said.
@@ -250,7 +258,7 @@ class Scenario(models.Model):
     remote_health = models.CharField(max_length=40, blank=True, editable=False)
     remote_state = models.CharField(max_length=40, blank=True, editable=False)
     last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.TextField(blank=True, editable=False, help_text="The last failure to reach or toggle it.")
+    last_error = models.TextField(blank=True, editable=False, help_text=_("The last failure to reach or toggle it."))
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # The last finished run (internal scenarios), kept here for the board.
@@ -337,16 +345,25 @@ class Scenario(models.Model):
 
     @property
     def schedule_display(self) -> str:
+        """How often it runs, in the active language: “every 5 minutes”, “cron “0 3 * * *” (Europe/Madrid)”."""
         if self.kind == self.Kind.EXTERNAL:
-            return "its own"
+            return str(_("its own"))
         if self.cron:
-            return f"cron “{self.cron}” ({self.time_zone})"
+            return str(_("cron “%(cron)s” (%(zone)s)")) % {"cron": self.cron, "zone": self.time_zone}
         seconds = self.interval_seconds or 0
-        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-            if seconds >= size and seconds % size == 0:
-                count = seconds // size
-                return f"every {count} {unit}{'s' if count != 1 else ''}"
-        return f"every {seconds} seconds"
+        if seconds >= 86400 and seconds % 86400 == 0:
+            return ngettext("every %(count)s day", "every %(count)s days", seconds // 86400) % {
+                "count": seconds // 86400
+            }
+        if seconds >= 3600 and seconds % 3600 == 0:
+            return ngettext("every %(count)s hour", "every %(count)s hours", seconds // 3600) % {
+                "count": seconds // 3600
+            }
+        if seconds >= 60 and seconds % 60 == 0:
+            return ngettext("every %(count)s minute", "every %(count)s minutes", seconds // 60) % {
+                "count": seconds // 60
+            }
+        return ngettext("every %(count)s second", "every %(count)s seconds", seconds) % {"count": seconds}
 
 
 class ScenarioRunQuerySet(models.QuerySet):
@@ -379,23 +396,23 @@ class ScenarioRun(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        SKIPPED = "skipped", "Skipped"
-        CANCELLED = "cancelled", "Cancelled"
-        TIMED_OUT = "timed_out", "Timed out"
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+        CANCELLED = "cancelled", _("Cancelled")
+        TIMED_OUT = "timed_out", _("Timed out")
 
     class Trigger(models.TextChoices):
-        SCHEDULE = "schedule", "Schedule"
-        MANUAL = "manual", "Run now"
-        RETRY = "retry", "Retry"
+        SCHEDULE = "schedule", _("Schedule")
+        MANUAL = "manual", _("Run now")
+        RETRY = "retry", _("Retry")
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED, Status.TIMED_OUT)
 
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="runs")
-    slot = models.DateTimeField(help_text="The moment this run is due.")
+    slot = models.DateTimeField(help_text=_("The moment this run is due."))
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     requested_by = models.ForeignKey(
@@ -408,24 +425,24 @@ class ScenarioRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the runner that claimed it")
+    worker = models.CharField(max_length=200, blank=True, help_text=_("host:pid of the runner that claimed it"))
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     summary = models.CharField(max_length=500, blank=True)
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    changed = models.PositiveIntegerField(default=0, help_text="Records changed or deleted, files written.")
+    changed = models.PositiveIntegerField(default=0, help_text=_("Records changed or deleted, files written."))
     result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     issues_fixed = models.PositiveIntegerField(default=0)
-    files_modified = models.PositiveIntegerField(default=0, help_text="Workspace files the run changed.")
+    files_modified = models.PositiveIntegerField(default=0, help_text=_("Workspace files the run changed."))
     lines_added = models.PositiveIntegerField(default=0)
     lines_removed = models.PositiveIntegerField(default=0)
-    not_before = models.DateTimeField(null=True, blank=True, help_text="A retry waits until then (backoff).")
-    deadline_at = models.DateTimeField(null=True, blank=True, help_text="Stopped (timed out) when still running.")
+    not_before = models.DateTimeField(null=True, blank=True, help_text=_("A retry waits until then (backoff)."))
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text=_("Stopped (timed out) when still running."))
     retry_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries")
     rolled_back_at = models.DateTimeField(null=True, blank=True)
     rollback_reason = models.CharField(max_length=500, blank=True)
     rollback_expired_at = models.DateTimeField(
-        null=True, blank=True, help_text="The cleanup forgot its rollback point (--rollback-days)."
+        null=True, blank=True, help_text=_("The cleanup forgot its rollback point (--rollback-days).")
     )
 
     objects = ScenarioRunQuerySet.as_manager()
@@ -471,13 +488,13 @@ class WorkspaceBackup(models.Model):
 
     run = models.OneToOneField(ScenarioRun, on_delete=models.CASCADE, related_name="backup")
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="backups")
-    directory = models.CharField(max_length=1000, help_text="Where the copies are kept.")
+    directory = models.CharField(max_length=1000, help_text=_("Where the copies are kept."))
     git_state = models.JSONField(default=dict, blank=True)
     files = models.JSONField(default=list, blank=True)
     after = models.JSONField(default=dict, blank=True)
     size_bytes = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
-    evicted_at = models.DateTimeField(null=True, blank=True, help_text="Its copy was deleted (size limit, age).")
+    evicted_at = models.DateTimeField(null=True, blank=True, help_text=_("Its copy was deleted (size limit, age)."))
     restored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -500,42 +517,42 @@ class ScenarioActivity(models.Model):
     ended (done, refused with the reason, or failed). Refusals are logged too. Append-only."""
 
     class Action(models.TextChoices):
-        ACTIVATE = "activate", "Activate"
-        DEACTIVATE = "deactivate", "Deactivate"
-        EXPIRE = "expire", "Auto-deactivate (timer)"
-        STOP_ALL = "stop-all", "Emergency stop"
-        RESET = "reset", "Reset on scheduler start"
-        PRESET_APPLY = "preset-apply", "Apply preset"
-        PRESET_SAVE = "preset-save", "Save preset"
-        PRESET_IMPORT = "preset-import", "Import preset"
-        PRESET_DELETE = "preset-delete", "Delete preset"
-        SCHEDULE = "schedule", "Preset window scheduled"
-        WINDOW_START = "window-start", "Preset window started"
-        WINDOW_END = "window-end", "Preset window ended"
-        RUN = "run", "Run requested"
-        RUN_CANCEL = "run-cancel", "Run cancelled"
-        RUN_FAILED = "run-failed", "Run failed"
-        FAILURE_ALERT = "failure-alert", "Consecutive failures alert"
-        ROLLBACK = "rollback", "Rollback"
-        CLEANUP = "cleanup", "Cleanup"
-        TASK_CREATE = "task-create", "Task created"
-        WORKSPACE = "workspace", "Workspace registered"
-        DISCOVERY = "discovery", "Discovery"
-        EXTERNAL = "external", "External service"
-        SYNC = "sync", "Registry sync"
-        RESCHEDULE = "reschedule", "Scenario schedule changed"
+        ACTIVATE = "activate", _("Activate")
+        DEACTIVATE = "deactivate", _("Deactivate")
+        EXPIRE = "expire", _("Auto-deactivate (timer)")
+        STOP_ALL = "stop-all", _("Emergency stop")
+        RESET = "reset", _("Reset on scheduler start")
+        PRESET_APPLY = "preset-apply", _("Apply preset")
+        PRESET_SAVE = "preset-save", _("Save preset")
+        PRESET_IMPORT = "preset-import", _("Import preset")
+        PRESET_DELETE = "preset-delete", _("Delete preset")
+        SCHEDULE = "schedule", _("Preset window scheduled")
+        WINDOW_START = "window-start", _("Preset window started")
+        WINDOW_END = "window-end", _("Preset window ended")
+        RUN = "run", _("Run requested")
+        RUN_CANCEL = "run-cancel", _("Run cancelled")
+        RUN_FAILED = "run-failed", _("Run failed")
+        FAILURE_ALERT = "failure-alert", _("Consecutive failures alert")
+        ROLLBACK = "rollback", _("Rollback")
+        CLEANUP = "cleanup", _("Cleanup")
+        TASK_CREATE = "task-create", _("Task created")
+        WORKSPACE = "workspace", _("Workspace registered")
+        DISCOVERY = "discovery", _("Discovery")
+        EXTERNAL = "external", _("External service")
+        SYNC = "sync", _("Registry sync")
+        RESCHEDULE = "reschedule", _("Scenario schedule changed")
 
     class Result(models.TextChoices):
-        OK = "ok", "Done"
-        REFUSED = "refused", "Refused"
-        FAILED = "failed", "Failed"
+        OK = "ok", _("Done")
+        REFUSED = "refused", _("Refused")
+        FAILED = "failed", _("Failed")
 
     class Via(models.TextChoices):
-        API = "api", "API"
-        ADMIN = "admin", "Admin"
-        CLI = "cli", "Command line"
-        SCHEDULER = "scheduler", "Scheduler"
-        SYSTEM = "system", "System"
+        API = "api", _("API")
+        ADMIN = "admin", _("Admin")
+        CLI = "cli", _("Command line")
+        SCHEDULER = "scheduler", _("Scheduler")
+        SYSTEM = "system", _("System")
 
     at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(
@@ -544,7 +561,7 @@ class ScenarioActivity(models.Model):
     via = models.CharField(max_length=10, choices=Via.choices, default=Via.SYSTEM)
     action = models.CharField(max_length=20, choices=Action.choices)
     scenario = models.ForeignKey(Scenario, on_delete=models.SET_NULL, null=True, blank=True, related_name="activity")
-    subject = models.CharField(max_length=200, blank=True, help_text="The scenario, preset or file concerned.")
+    subject = models.CharField(max_length=200, blank=True, help_text=_("The scenario, preset or file concerned."))
     reason = models.CharField(max_length=500, blank=True)
     result = models.CharField(max_length=10, choices=Result.choices, default=Result.OK)
     message = models.TextField(blank=True)
@@ -552,8 +569,8 @@ class ScenarioActivity(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        verbose_name = "activity"
-        verbose_name_plural = "activity log"
+        verbose_name = _("activity")
+        verbose_name_plural = _("activity log")
         indexes = [
             # the log, newest first, and retention: ORDER BY at DESC / WHERE at < ?
             models.Index(fields=["-at"], name="scenarios_activity_at_idx"),
@@ -577,7 +594,7 @@ class Preset(models.Model):
     description = models.TextField(blank=True)
     scenario_keys = models.JSONField(default=list, blank=True, validators=[validate_key_list])
     includes_all = models.BooleanField(
-        default=False, help_text="Every available scenario, whatever is added later (the “full” preset)."
+        default=False, help_text=_("Every available scenario, whatever is added later (the “full” preset).")
     )
     builtin = models.BooleanField(default=False, editable=False)
     created_by = models.ForeignKey(
@@ -602,7 +619,7 @@ class Preset(models.Model):
 
     def clean(self):
         if self.includes_all and self.scenario_keys:
-            raise ValidationError({"scenario_keys": "A preset of every scenario lists none."})
+            raise ValidationError({"scenario_keys": gettext("A preset of every scenario lists none.")})
 
 
 class PresetSchedule(models.Model):
@@ -630,7 +647,7 @@ class PresetSchedule(models.Model):
     window_start = models.DateTimeField(null=True, blank=True, editable=False)
     window_end = models.DateTimeField(null=True, blank=True, editable=False)
     snapshot = models.JSONField(
-        null=True, blank=True, editable=False, encoder=DjangoJSONEncoder, help_text="The state to restore."
+        null=True, blank=True, editable=False, encoder=DjangoJSONEncoder, help_text=_("The state to restore.")
     )
     last_occurrence = models.DateTimeField(null=True, blank=True, editable=False)
     last_result = models.CharField(max_length=500, blank=True, editable=False)
@@ -664,9 +681,9 @@ class DiscoveredService(models.Model):
     scenario that was not discovered."""
 
     class Outcome(models.TextChoices):
-        SCENARIO = "scenario", "Scenario"
-        IGNORED = "ignored", "Ignored"
-        INVALID = "invalid", "Invalid"
+        SCENARIO = "scenario", _("Scenario")
+        IGNORED = "ignored", _("Ignored")
+        INVALID = "invalid", _("Invalid")
 
     path = models.CharField(max_length=1000, unique=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
@@ -677,7 +694,7 @@ class DiscoveredService(models.Model):
 
     class Meta:
         ordering = ["path"]
-        verbose_name = "discovered service file"
+        verbose_name = _("discovered service file")
 
     def __str__(self) -> str:
         return f"{self.path}: {self.outcome}"
@@ -722,10 +739,48 @@ def _refuse_dependency_cycles(sender, instance, action, reverse, pk_set, **kwarg
         cycle = dependency_cycle(instance, set(pk_set))
     if cycle:
         raise ValidationError(
-            {"depends_on": f"These dependencies form a cycle: {' → '.join(cycle)}. Remove one of them."}
+            {
+                "depends_on": gettext("These dependencies form a cycle: %(cycle)s. Remove one of them.")
+                % {"cycle": " → ".join(cycle)}
+            }
         )
 
 
 models.signals.m2m_changed.connect(
     _refuse_dependency_cycles, sender=Scenario.depends_on.through, dispatch_uid="scenario-dependency-cycles"
 )
+
+
+class ResourceSample(models.Model):
+    """One reading of a machine's resource use (CPU, memory, the data disk, load average), taken by the core job
+    `core: resource sampling` at most once per host and slot (RESOURCE_SAMPLE_INTERVAL): the history behind the
+    scenario board's resource charts. Platform-wide, like the scenarios. Append-only (its own audit), kept
+    RESOURCE_SAMPLE_RETENTION_HOURS."""
+
+    host = models.CharField(max_length=120, help_text=_("The machine that measured (its host name)."))
+    slot = models.DateTimeField(help_text=_("The sampling slot: the moment rounded down to RESOURCE_SAMPLE_INTERVAL."))
+    sampled_at = models.DateTimeField()
+    cpu_percent = models.FloatField()
+    memory_percent = models.FloatField()
+    disk_percent = models.FloatField(null=True, blank=True)
+    load_1 = models.FloatField(null=True, blank=True, help_text=_("Load average over 1 minute."))
+    load_5 = models.FloatField(null=True, blank=True)
+    load_15 = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slot"]
+        constraints = [
+            # one reading per host and slot: a second beat, a task run twice or two workers at once add nothing;
+            # its index also serves the chart: WHERE host = ? AND slot >= ? ORDER BY slot
+            models.UniqueConstraint(fields=["host", "slot"], name="scenarios_resourcesample_unique_slot"),
+            models.CheckConstraint(
+                condition=Q(cpu_percent__gte=0) & Q(memory_percent__gte=0), name="scenarios_resourcesample_positive"
+            ),
+        ]
+        indexes = [
+            # retention, and the host of the newest sample: WHERE slot < ? / ORDER BY slot DESC LIMIT 1
+            models.Index(fields=["slot"], name="scenarios_resource_slot_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host} {self.slot:%Y-%m-%d %H:%M}: CPU {self.cpu_percent:.0f}%, memory {self.memory_percent:.0f}%"

@@ -15,6 +15,7 @@ from itertools import pairwise
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -98,7 +99,7 @@ def get_preset(key_or_preset) -> Preset:
     preset = Preset.objects.filter(key=str(key_or_preset).strip()).first()
     if preset is None:
         raise NotFound(
-            f"There is no preset “{key_or_preset}”; `manage.py maintenance preset list` shows them.",
+            _("There is no preset “%(key)s”; `manage.py maintenance preset list` shows them.") % {"key": key_or_preset},
             code="unknown_preset",
         )
     return preset
@@ -128,8 +129,11 @@ def _apply_locked(preset: Preset, *, actor, reason: str, now: datetime, until=No
     unknown = sorted(set(wanted) - set(locked))
     if unknown:
         raise InvalidInput(
-            f"Preset {preset.key} names scenario(s) that do not exist here: {joined_names(unknown)}. "
-            "Edit the preset or wait for their discovery.",
+            _(
+                "Preset %(key)s names scenario(s) that do not exist here: %(names)s. "
+                "Edit the preset or wait for their discovery."
+            )
+            % {"key": preset.key, "names": joined_names(unknown)},
             code="unknown_scenario",
         )
     end = until_from(until, duration_minutes, now=now)
@@ -167,10 +171,18 @@ def _check_key(key: str, field: str = "key") -> str:
     key = (key or "").strip()
     if not re.match(KEY_PATTERN, key) or key in RESERVED_KEYS:
         raise InvalidInput(
-            f"“{key}” cannot name a preset: use lower-case letters, digits and hyphens (e.g. “night-shift”)"
-            + (", and not a reserved word" if key in RESERVED_KEYS else "")
-            + ".",
-            fields={field: ["Lower-case letters, digits and hyphens."]},
+            (
+                _(
+                    "“%(key)s” cannot name a preset: use lower-case letters, digits and hyphens (e.g. “night-shift”), "
+                    "and not a reserved word."
+                )
+                if key in RESERVED_KEYS
+                else _(
+                    "“%(key)s” cannot name a preset: use lower-case letters, digits and hyphens (e.g. “night-shift”)."
+                )
+            )
+            % {"key": key},
+            fields={field: [_("Lower-case letters, digits and hyphens.")]},
         )
     return key
 
@@ -178,10 +190,11 @@ def _check_key(key: str, field: str = "key") -> str:
 def _store(key: str, *, name: str, description: str, scenario_keys: list[str], actor, replace: bool) -> Preset:
     existing = Preset.objects.select_for_update().filter(key=key).first()
     if existing is not None and existing.builtin:
-        raise Conflict(f"“{key}” is a built-in preset; choose another name.", code="builtin_preset")
+        raise Conflict(_("“%(key)s” is a built-in preset; choose another name.") % {"key": key}, code="builtin_preset")
     if existing is not None and not replace:
         raise Conflict(
-            f'A preset “{key}” already exists; choose another name or replace it (--replace, "replace": true).',
+            _('A preset “%(key)s” already exists; choose another name or replace it (--replace, "replace": true).')
+            % {"key": key},
             code="preset_exists",
         )
     preset = existing or Preset(key=key, created_by=actor if getattr(actor, "pk", None) else None)
@@ -263,25 +276,31 @@ def parse_preset_document(document) -> dict:
         try:
             document = json.loads(document)
         except json.JSONDecodeError as exc:
+            where = {"problem": exc.msg, "line": exc.lineno, "column": exc.colno}
             raise InvalidInput(
-                f"The preset is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
-                fields={"document": [f"Invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."]},
+                _("The preset is not valid JSON: %(problem)s at line %(line)s, column %(column)s.") % where,
+                fields={"document": [_("Invalid JSON: %(problem)s (line %(line)s, column %(column)s).") % where]},
             ) from None
     if not isinstance(document, dict):
         raise InvalidInput(
-            'A preset is a JSON object such as {"key": "night", "name": "Night", "scenarios": ["log-cleanup"]}.',
-            fields={"document": ["Expected a JSON object."]},
+            _('A preset is a JSON object such as {"key": "night", "name": "Night", "scenarios": ["log-cleanup"]}.'),
+            fields={"document": [_("Expected a JSON object.")]},
         )
     problems: dict[str, list[str]] = {}
     allowed = {"format", "key", "name", "description", "scenarios", "all", "replace"}
     unknown = sorted(set(document) - allowed)
     if unknown:
-        problems["document"] = [f"Unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}."]
+        problems["document"] = [
+            _("Unknown field(s): %(unknown)s; allowed: %(allowed)s.")
+            % {"unknown": ", ".join(unknown), "allowed": ", ".join(sorted(allowed))}
+        ]
     if document.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
-        problems["format"] = [f"Expected “{EXPORT_FORMAT}”, got “{document.get('format')}”."]
+        problems["format"] = [
+            _("Expected “%(expected)s”, got “%(got)s”.") % {"expected": EXPORT_FORMAT, "got": document.get("format")}
+        ]
     key = document.get("key")
     if not isinstance(key, str) or not key.strip():
-        problems["key"] = ["Required: the preset's name in lower-case letters, digits and hyphens."]
+        problems["key"] = [_("Required: the preset's name in lower-case letters, digits and hyphens.")]
     else:
         try:
             _check_key(key)
@@ -289,28 +308,29 @@ def parse_preset_document(document) -> dict:
             problems["key"] = [exc.message]
     for field in ("name", "description"):
         if field in document and not isinstance(document[field], str):
-            problems[field] = ["Must be a string."]
+            problems[field] = [_("Must be a string.")]
     if document.get("all"):
-        problems["all"] = ["Only the built-in “full” preset includes every scenario; list them instead."]
+        problems["all"] = [_("Only the built-in “full” preset includes every scenario; list them instead.")]
     scenarios = document.get("scenarios")
     if not isinstance(scenarios, list) or not all(isinstance(item, str) for item in scenarios):
-        problems["scenarios"] = ['Required: a list of scenario keys, e.g. ["log-cleanup", "health-checker"].']
+        problems["scenarios"] = [_('Required: a list of scenario keys, e.g. ["log-cleanup", "health-checker"].')]
     else:
         duplicates = sorted({item for item in scenarios if scenarios.count(item) > 1})
         known = set(Scenario.objects.filter(key__in=scenarios).values_list("key", flat=True))
         unknown_keys = sorted(set(scenarios) - known)
         messages = []
         if duplicates:
-            messages.append(f"Listed twice: {', '.join(duplicates)}.")
+            messages.append(_("Listed twice: %(keys)s.") % {"keys": ", ".join(duplicates)})
         if unknown_keys:
             messages.append(
-                f"No such scenario here: {', '.join(unknown_keys)} (`manage.py maintenance list` shows them)."
+                _("No such scenario here: %(keys)s (`manage.py maintenance list` shows them).")
+                % {"keys": ", ".join(unknown_keys)}
             )
         if messages:
             problems["scenarios"] = messages
     if problems:
         summary = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in problems.items())
-        raise InvalidInput(f"The preset cannot be imported — {summary}", fields=problems)
+        raise InvalidInput(_("The preset cannot be imported — %(problems)s") % {"problems": summary}, fields=problems)
     return {
         "key": key.strip(),
         "name": (document.get("name") or "").strip(),
@@ -351,11 +371,15 @@ def delete_preset(preset, *, actor, via: str = Via.SYSTEM) -> None:
 
     def change():
         if preset.builtin:
-            raise Conflict(f"{preset.key} is a built-in preset; it cannot be deleted.", code="builtin_preset")
+            raise Conflict(
+                _("%(key)s is a built-in preset; it cannot be deleted.") % {"key": preset.key}, code="builtin_preset"
+            )
         schedules = preset.schedules.count()
         if schedules:
             raise Conflict(
-                f"{preset.key} has {schedules} window schedule(s); delete them first.", code="preset_scheduled"
+                _("%(key)s has %(count)s window schedule(s); delete them first.")
+                % {"key": preset.key, "count": schedules},
+                code="preset_scheduled",
             )
         preset.delete()
         return None, f"deleted {preset.key}", {}
@@ -387,9 +411,12 @@ def check_schedule(schedule: PresetSchedule, now: datetime | None = None) -> lis
     minutes = schedule.duration_minutes
     if gap is not None and timedelta(minutes=minutes) > gap:
         raise InvalidInput(
-            f"A {minutes}-minute window would overlap the next one: “{schedule.cron}” comes round every "
-            f"{int(gap.total_seconds() // 60)} minutes at the shortest. Shorten the duration.",
-            fields={"duration_minutes": ["Longer than the gap between two occurrences."]},
+            _(
+                "A %(minutes)s-minute window would overlap the next one: “%(cron)s” comes round every %(gap)s "
+                "minutes at the shortest. Shorten the duration."
+            )
+            % {"minutes": minutes, "cron": schedule.cron, "gap": int(gap.total_seconds() // 60)},
+            fields={"duration_minutes": [_("Longer than the gap between two occurrences.")]},
         )
     return upcoming
 

@@ -8,6 +8,7 @@ import urllib.request
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from maintenance_site.errors import DomainError
 from scenarios.models import Scenario
@@ -34,12 +35,14 @@ def _describe_failure(url: str, exc: Exception, timeout: float) -> str:
             body = exc.read(300).decode(errors="replace").strip()
         except Exception:  # the body is only a hint
             body = ""
-        return f"{url} answered HTTP {exc.code}" + (f": {body}" if body else "")
+        if body:
+            return _("%(url)s answered HTTP %(code)s: %(body)s") % {"url": url, "code": exc.code, "body": body}
+        return _("%(url)s answered HTTP %(code)s") % {"url": url, "code": exc.code}
     if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-        return f"{url} did not answer within {timeout:g} s"
+        return _("%(url)s did not answer within %(seconds)s s") % {"url": url, "seconds": f"{timeout:g}"}
     if isinstance(reason, ConnectionRefusedError):
-        return f"{url} refused the connection (is the service running?)"
-    return f"{url} could not be reached: {reason}"
+        return _("%(url)s refused the connection (is the service running?)") % {"url": url}
+    return _("%(url)s could not be reached: %(reason)s") % {"url": url, "reason": reason}
 
 
 def http_json(method: str, url: str, payload: dict | None = None) -> dict:
@@ -60,9 +63,9 @@ def http_json(method: str, url: str, payload: dict | None = None) -> dict:
     try:
         value = json.loads(body)
     except ValueError:
-        raise ExternalScenarioError(f"{url} did not answer with JSON.") from None
+        raise ExternalScenarioError(_("%(url)s did not answer with JSON.") % {"url": url}) from None
     if not isinstance(value, dict):
-        raise ExternalScenarioError(f"{url} answered with JSON that is not an object.")
+        raise ExternalScenarioError(_("%(url)s answered with JSON that is not an object.") % {"url": url})
     return value
 
 
@@ -73,12 +76,17 @@ def record_error(scenario: Scenario, message: str) -> None:
 def toggle_remote(scenario: Scenario, active: bool, *, reason: str = "") -> None:
     """Switch the external service on or off. Raises ExternalScenarioError naming the scenario."""
     url = scenario.activate_url if active else scenario.deactivate_url
-    verb = "activate" if active else "deactivate"
     if not url:
-        raise ExternalScenarioError(f"Could not {verb} {scenario.key}: it declares no {verb} endpoint.")
+        if active:
+            message = _("Could not activate %(key)s: it declares no activate endpoint.")
+        else:
+            message = _("Could not deactivate %(key)s: it declares no deactivate endpoint.")
+        raise ExternalScenarioError(message % {"key": scenario.key})
     try:
         answer = http_json("POST", url, {"state": "active" if active else "inactive", "reason": reason})
     except ExternalScenarioError as exc:
-        raise ExternalScenarioError(f"Could not {verb} {scenario.key}: {exc.message}", scenario=scenario.key) from None
+        message = _("Could not activate %(key)s: %(why)s") if active else _("Could not deactivate %(key)s: %(why)s")
+        why = {"key": scenario.key, "why": exc.message}
+        raise ExternalScenarioError(message % why, scenario=scenario.key) from None
     remote_state = str(answer.get("maintenanceState") or ("active" if active else "inactive"))[:40]
     Scenario.objects.filter(pk=scenario.pk).update(remote_state=remote_state, last_error="", last_error_at=None)

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, InvalidInput
@@ -157,47 +158,67 @@ def rollback(run: ScenarioRun, reason: str, *, force: bool = False, actor, via=S
     """Restore the records the run changed to their state before it. Returns what was restored. History and the
     log name the actor (`SYSTEM`: the system user)."""
     if not reason or not reason.strip():
-        raise InvalidInput("Give a reason for the rollback.", fields={"reason": "Say why you roll back."})
+        raise InvalidInput(_("Give a reason for the rollback."), fields={"reason": _("Say why you roll back.")})
     run = ScenarioRun.objects.select_related("scenario").get(pk=run.pk)
     if not _is_reversible(run):
-        raise Conflict(f"{run.scenario.key} is irreversible (its work cannot be undone): no rollback point.")
+        raise Conflict(
+            _("%(key)s is irreversible (its work cannot be undone): no rollback point.") % {"key": run.scenario.key}
+        )
     if run.rolled_back_at is not None:
-        raise Conflict(f"Run #{run.pk} was already rolled back on {run.rolled_back_at:%Y-%m-%d %H:%M}.")
+        raise Conflict(
+            _("Run #%(run)s was already rolled back on %(moment)s.")
+            % {"run": run.pk, "moment": f"{run.rolled_back_at:%Y-%m-%d %H:%M}"}
+        )
     if run.status not in ScenarioRun.FINISHED:
-        raise Conflict(f"Run #{run.pk} is still {run.status}: roll it back when it has finished.")
+        raise Conflict(
+            _("Run #%(run)s is still %(status)s: roll it back when it has finished.")
+            % {"run": run.pk, "status": run.status}
+        )
     backup = file_backup(run)
     if backup is not None and backup.evicted_at is not None:
         raise Conflict(
-            f"Run #{run.pk} offers no rollback point: its file backup was evicted on "
-            f"{backup.evicted_at:%Y-%m-%d %H:%M} (SCENARIO_MAX_BACKUP_SIZE_MB or --rollback-days)."
+            _(
+                "Run #%(run)s offers no rollback point: its file backup was evicted on %(moment)s "
+                "(SCENARIO_MAX_BACKUP_SIZE_MB or --rollback-days)."
+            )
+            % {"run": run.pk, "moment": f"{backup.evicted_at:%Y-%m-%d %H:%M}"}
         )
     if run not in points(run.scenario):
         raise Conflict(
-            f"Run #{run.pk} offers no rollback point: it changed nothing, or it is older than "
-            f"{settings.SCENARIO_ROLLBACK_DAYS} days or than the task's {settings.SCENARIO_ROLLBACK_MAX} "
-            "latest rollback points."
+            _(
+                "Run #%(run)s offers no rollback point: it changed nothing, or it is older than %(days)s days or "
+                "than the task's %(limit)s latest rollback points."
+            )
+            % {"run": run.pk, "days": settings.SCENARIO_ROLLBACK_DAYS, "limit": settings.SCENARIO_ROLLBACK_MAX}
         )
     text = f"rollback of run {run.pk}: {reason.strip()}"
     if backup is not None:
         problems = backups.verify(backup)
         if problems:
             raise Conflict(
-                f"Refused: the files of run #{run.pk} cannot be restored: {'; '.join(problems)}.", code="files_changed"
+                _("Refused: the files of run #%(run)s cannot be restored: %(problems)s.")
+                % {"run": run.pk, "problems": "; ".join(problems)},
+                code="files_changed",
             )
     with transaction.atomic():
         found = changes(run)
         if not found and backup is None:
-            raise Conflict(f"Run #{run.pk} wrote no history rows: nothing to roll back.")
+            raise Conflict(_("Run #%(run)s wrote no history rows: nothing to roll back.") % {"run": run.pk})
         changed_later = [change.label for change in found if change.later]
         if changed_later and not force:
             raise Conflict(
-                f"Refused: these records changed after run #{run.pk}: {', '.join(changed_later)}. "
-                "Check them, then force the rollback to overwrite those changes.",
+                _(
+                    "Refused: these records changed after run #%(run)s: %(records)s. "
+                    "Check them, then force the rollback to overwrite those changes."
+                )
+                % {"run": run.pk, "records": ", ".join(changed_later)},
                 code="changed_after_run",
             )
         problems = integrity_problems(found)
         if problems:
-            raise Conflict(f"Refused by the integrity check: {'; '.join(problems)}.", code="integrity")
+            raise Conflict(
+                _("Refused by the integrity check: %(problems)s.") % {"problems": "; ".join(problems)}, code="integrity"
+            )
         restored, deleted, recreated = [], [], []
         with audit.acting_as(actor, reason=text):
             for change in found:

@@ -25,6 +25,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict
@@ -32,7 +33,7 @@ from maintenance_site.tenancy import SYSTEM
 from scenarios import backups, priority, registry
 from scenarios.models import Scenario, ScenarioActivity, ScenarioRun, Weight, cron_previous
 from scenarios.registry import RunCancelled, RunContext, RunResult, RunTimedOut
-from scenarios.services import iso, log_activity, notify_operators, worker_name
+from scenarios.services import iso, log_activity, notify_operators, publish_run, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +101,16 @@ def expire_abandoned_runs(now: datetime | None = None) -> int:
     stale = ScenarioRun.objects.running().filter(heartbeat_at__lt=now - lease)
     count = 0
     for run in stale.select_related("scenario"):
-        count += ScenarioRun.objects.filter(pk=run.pk, status=Status.RUNNING, heartbeat_at=run.heartbeat_at).update(
-            status=Status.FAILED,
-            finished_at=now,
-            summary=f"abandoned: no sign of life since {iso(run.heartbeat_at)} (did the worker {run.worker} stop?)",
-        )
-        _remember_last_run(run.scenario_id, Status.FAILED, now, "abandoned by its worker")
+        with transaction.atomic():
+            ended = ScenarioRun.objects.filter(pk=run.pk, status=Status.RUNNING, heartbeat_at=run.heartbeat_at).update(
+                status=Status.FAILED,
+                finished_at=now,
+                summary=f"abandoned: no sign of life since {iso(run.heartbeat_at)} (did the worker {run.worker} stop?)",
+            )
+            _remember_last_run(run.scenario_id, Status.FAILED, now, "abandoned by its worker")
+            if ended:
+                publish_run("scenario:run-finished", run.pk)
+        count += ended
     return count
 
 
@@ -115,15 +120,19 @@ def expire_timed_out_runs(now: datetime | None = None) -> int:
     now = now or timezone.now()
     count = 0
     for run in ScenarioRun.objects.running().filter(deadline_at__lt=now).select_related("scenario"):
-        if ScenarioRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
-            status=Status.TIMED_OUT,
-            finished_at=now,
-            cancel_requested_at=now,
-            duration_ms=round((now - (run.started_at or now)).total_seconds() * 1000),
-            summary=f"timed out: still running at its deadline {iso(run.deadline_at)}",
-        ):
+        with transaction.atomic():
+            ended = ScenarioRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+                status=Status.TIMED_OUT,
+                finished_at=now,
+                cancel_requested_at=now,
+                duration_ms=round((now - (run.started_at or now)).total_seconds() * 1000),
+                summary=f"timed out: still running at its deadline {iso(run.deadline_at)}",
+            )
+            if ended:
+                _remember_last_run(run.scenario_id, Status.TIMED_OUT, now, "timed out")
+                publish_run("scenario:run-finished", run.pk)
+        if ended:
             count += 1
-            _remember_last_run(run.scenario_id, Status.TIMED_OUT, now, "timed out")
             run.refresh_from_db()
             _after_failure(run)
     return count
@@ -194,16 +203,17 @@ def _claim(run: ScenarioRun, now: datetime) -> bool:
             return False  # another heavy scenario is running: wait
         if _waits(run, scenario, now):
             return False
-        return bool(
-            ScenarioRun.objects.filter(pk=run.pk, status=Status.PENDING).update(
-                status=Status.RUNNING,
-                claimed_at=now,
-                started_at=now,
-                heartbeat_at=now,
-                worker=worker_name(),
-                deadline_at=now + timedelta(seconds=scenario.timeout_seconds),
-            )
+        claimed = ScenarioRun.objects.filter(pk=run.pk, status=Status.PENDING).update(
+            status=Status.RUNNING,
+            claimed_at=now,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker_name(),
+            deadline_at=now + timedelta(seconds=scenario.timeout_seconds),
         )
+        if claimed:
+            publish_run("scenario:run-started", run.pk)
+        return bool(claimed)
 
 
 def _checker(run_id: int):
@@ -293,20 +303,24 @@ def execute(run: ScenarioRun) -> ScenarioRun:
                     data = {**data, "files_changed": diff["files"][:200]}
     finished = timezone.now()
     output = "\n".join(context.lines)
-    ScenarioRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
-        status=status,
-        finished_at=finished,
-        duration_ms=round((time.perf_counter() - started) * 1000),
-        summary=summary[:500],
-        output=output[-OUTPUT_LIMIT:],
-        error=error[-OUTPUT_LIMIT:],
-        result=data,
-        changed=changed,
-        issues_fixed=int(data.get("issues_fixed", 0) or 0) if isinstance(data, dict) else 0,
-        files_modified=diff.get("files_modified", 0),
-        lines_added=diff.get("lines_added", 0),
-        lines_removed=diff.get("lines_removed", 0),
-    )
+    with transaction.atomic():  # the run's end and its event commit together
+        ended = ScenarioRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+            status=status,
+            finished_at=finished,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            summary=summary[:500],
+            output=output[-OUTPUT_LIMIT:],
+            error=error[-OUTPUT_LIMIT:],
+            result=data,
+            changed=changed,
+            issues_fixed=int(data.get("issues_fixed", 0) or 0) if isinstance(data, dict) else 0,
+            files_modified=diff.get("files_modified", 0),
+            lines_added=diff.get("lines_added", 0),
+            lines_removed=diff.get("lines_removed", 0),
+        )
+        if ended:
+            _remember_last_run(scenario.pk, status, finished, summary)
+            publish_run("scenario:run-finished", run.pk)
     if diff:  # the files it changed, whoever recorded its end (a rollback point needs them)
         ScenarioRun.objects.filter(pk=run.pk).update(
             changed=changed,
@@ -331,7 +345,7 @@ def run_origin(run: ScenarioRun) -> str:
     """How the first attempt of a chain of retries was triggered (schedule or manual): a retry of a scheduled
     run needs its scenario still active, a retry of a run asked for by hand does not."""
     trigger, previous = run.trigger, run.retry_of_id
-    for _ in range(20):  # max_retries is at most 10
+    for _attempt in range(20):  # max_retries is at most 10
         if trigger != Trigger.RETRY:
             return trigger
         found = ScenarioRun.objects.filter(pk=previous).values_list("trigger", "retry_of_id").first()
@@ -468,8 +482,11 @@ def run_now(run: ScenarioRun) -> ScenarioRun:
     if not _claim(run, timezone.now()):
         run.refresh_from_db()
         raise Conflict(
-            f"Run #{run.pk} cannot start now ({run.status}): the scenario, or another heavy one, is running; "
-            "the runner will start it when it can.",
+            _(
+                "Run #%(run)s cannot start now (%(status)s): the scenario, or another heavy one, is running; "
+                "the runner will start it when it can."
+            )
+            % {"run": run.pk, "status": run.status},
             code="run_waiting",
         )
     return execute(run)

@@ -29,9 +29,12 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from maintenance_site import audit
 from maintenance_site.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDeniedError
+from maintenance_site.events.platform import publish_platform
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import SYSTEM
 from maintenance_site.tenancy.actors import is_system
@@ -148,7 +151,8 @@ def get_scenario(key_or_scenario) -> Scenario:
     scenario = Scenario.objects.filter(key=str(key_or_scenario).strip()).first()
     if scenario is None:
         raise NotFound(
-            f"There is no scenario “{key_or_scenario}”; `manage.py maintenance list` shows the scenarios.",
+            _("There is no scenario “%(key)s”; `manage.py maintenance list` shows the scenarios.")
+            % {"key": key_or_scenario},
             code="unknown_scenario",
         )
     return scenario
@@ -186,7 +190,9 @@ def until_from(until=None, duration_minutes=None, *, now=None, use_default=True)
     DEFAULT_TIMEOUT minutes when neither is given (None when that is 0: no timer)."""
     now = now or timezone.now()
     if until is not None and duration_minutes is not None:
-        raise InvalidInput("Give either an end time or a duration, not both.", fields={"until": ["Or a duration."]})
+        raise InvalidInput(
+            _("Give either an end time or a duration, not both."), fields={"until": [_("Or a duration.")]}
+        )
     if duration_minutes is not None:
         try:
             minutes = int(duration_minutes)
@@ -194,17 +200,23 @@ def until_from(until=None, duration_minutes=None, *, now=None, use_default=True)
             minutes = 0
         if not 1 <= minutes <= MAX_DURATION_MINUTES:
             raise InvalidInput(
-                f"The duration must be 1 to {MAX_DURATION_MINUTES} minutes.",
-                fields={"duration_minutes": [f"A whole number of minutes from 1 to {MAX_DURATION_MINUTES}."]},
+                _("The duration must be 1 to %(most)s minutes.") % {"most": MAX_DURATION_MINUTES},
+                fields={
+                    "duration_minutes": [
+                        _("A whole number of minutes from 1 to %(most)s.") % {"most": MAX_DURATION_MINUTES}
+                    ]
+                },
             )
         return now + timedelta(minutes=minutes)
     if until is not None:
         if timezone.is_naive(until):
             until = until.replace(tzinfo=UTC)
         if until <= now:
-            raise InvalidInput("The end time is in the past; give a moment in the future.", fields={"until": ["Past."]})
+            raise InvalidInput(
+                _("The end time is in the past; give a moment in the future."), fields={"until": [_("Past.")]}
+            )
         if until > now + timedelta(minutes=MAX_DURATION_MINUTES):
-            raise InvalidInput("The end time is more than 31 days away.", fields={"until": ["Too far."]})
+            raise InvalidInput(_("The end time is more than 31 days away."), fields={"until": [_("Too far.")]})
         return until
     default = settings.DEFAULT_TIMEOUT
     if use_default and default:
@@ -230,31 +242,40 @@ def _conflict_pairs() -> dict[int, set[int]]:
     return pairs
 
 
-def joined_names(keys: Iterable[str]) -> str:
-    """Keys as a sentence names them, sorted: “a”, “a and b”, “a, b and c”."""
+def joined_names(keys: Iterable[str], *, english: bool = False) -> str:
+    """Keys as a sentence names them, sorted: “a”, “a and b”, “a, b and c” — in the active language, or in English
+    for a stored record (`english=True`)."""
     keys = sorted(keys)
-    return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
+    if len(keys) == 1:
+        return keys[0]
+    if english:
+        return ", ".join(keys[:-1]) + " and " + keys[-1]
+    return _("%(names)s and %(last)s") % {"names": ", ".join(keys[:-1]), "last": keys[-1]}
 
 
 def check_activation(scenario: Scenario) -> None:
     """Raise when the scenario cannot be switched on at all (not present; external and unable to toggle)."""
     if not scenario.is_present:
-        where = "registered in code" if scenario.kind == Scenario.Kind.INTERNAL else "found by the last discovery"
+        if scenario.kind == Scenario.Kind.INTERNAL:
+            message = _("%(key)s is no longer registered in code, so it cannot be activated.")
+        else:
+            message = _(
+                "%(key)s is no longer found by the last discovery, so it cannot be activated (check its "
+                "service.json in the discovery folder: `manage.py maintenance logs --filter discovery`)."
+            )
         raise Conflict(
-            f"{scenario.key} is no longer {where}, so it cannot be activated"
-            + (
-                " (check its service.json in the discovery folder: `manage.py maintenance logs --filter discovery`)."
-                if scenario.kind == Scenario.Kind.EXTERNAL
-                else "."
-            ),
+            message % {"key": scenario.key},
             code="scenario_missing",
         )
     if scenario.kind == Scenario.Kind.EXTERNAL:
         if not scenario.activate_url or not scenario.deactivate_url:
-            raise Conflict(f"{scenario.key} declares no activate/deactivate endpoints.", code="cannot_toggle")
+            raise Conflict(
+                _("%(key)s declares no activate/deactivate endpoints.") % {"key": scenario.key}, code="cannot_toggle"
+            )
         if scenario.can_toggle is False:
             raise Conflict(
-                f"{scenario.key} reports canToggle: false on its status endpoint; it cannot be switched now.",
+                _("%(key)s reports canToggle: false on its status endpoint; it cannot be switched now.")
+                % {"key": scenario.key},
                 code="cannot_toggle",
             )
 
@@ -274,8 +295,11 @@ def check_load() -> None:
         over.append(f"memory at {load['memory_percent']:.0f}% (ceiling {ceiling_memory:.0f}%)")
     if over:
         raise Conflict(
-            f"The machine is busy ({' and '.join(over)}): no scenario is activated while load is above the "
-            "ceiling (SCENARIOS_LOAD_CEILING_CPU / _MEMORY). Try again when it has calmed down.",
+            _(
+                "The machine is busy (%(over)s): no scenario is activated while load is above the "
+                "ceiling (SCENARIOS_LOAD_CEILING_CPU / _MEMORY). Try again when it has calmed down."
+            )
+            % {"over": " and ".join(over)},
             code="load_too_high",
             load=load,
         )
@@ -298,7 +322,7 @@ def apply_states(
     Returns {"activated": [...], "extended": [...], "deactivated": [...]}."""
     unknown = sorted((set(activate) | deactivate) - set(locked))
     if unknown:
-        raise NotFound(f"Unknown scenario(s): {joined_names(unknown)}.", code="unknown_scenario")
+        raise NotFound(_("Unknown scenario(s): %(names)s.") % {"names": joined_names(unknown)}, code="unknown_scenario")
     newly = {key for key in activate if not locked[key].is_active}
     for key in sorted(newly):
         check_activation(locked[key])
@@ -311,14 +335,35 @@ def apply_states(
         if clashing:
             already = sorted(k for k in clashing if k not in newly)
             also = sorted(k for k in clashing if k in newly)
-            parts = []
-            if already:
-                parts.append(f"{joined_names(already)}, which {'is' if len(already) == 1 else 'are'} active")
-            if also:
-                parts.append(f"{joined_names(also)}, also being activated")
+            names = {
+                "key": key,
+                "active": joined_names(already) if already else "",
+                "also": joined_names(also) if also else "",
+                "clashing": joined_names(clashing),
+            }
+            if already and also:
+                message = ngettext(
+                    "%(key)s conflicts with %(active)s, which is active and with %(also)s, also being activated: "
+                    "they must not be active together. Deactivate %(clashing)s first.",
+                    "%(key)s conflicts with %(active)s, which are active and with %(also)s, also being activated: "
+                    "they must not be active together. Deactivate %(clashing)s first.",
+                    len(already),
+                )
+            elif already:
+                message = ngettext(
+                    "%(key)s conflicts with %(active)s, which is active: they must not be active together. "
+                    "Deactivate %(clashing)s first.",
+                    "%(key)s conflicts with %(active)s, which are active: they must not be active together. "
+                    "Deactivate %(clashing)s first.",
+                    len(already),
+                )
+            else:
+                message = _(
+                    "%(key)s conflicts with %(also)s, also being activated: they must not be active together. "
+                    "Deactivate %(clashing)s first."
+                )
             raise Conflict(
-                f"{key} conflicts with {' and with '.join(parts)}: they must not be active together. "
-                f"Deactivate {joined_names(clashing)} first.",
+                message % names,
                 code="scenario_conflict",
                 conflicts=sorted(clashing),
             )
@@ -327,9 +372,14 @@ def apply_states(
     heavy = sorted(key for key in final if locked[key].weight == Weight.HEAVY)
     if len(heavy) > max_heavy and any(locked[key].weight == Weight.HEAVY for key in newly):
         raise Conflict(
-            f"At most {max_heavy} heavy scenario{'s' if max_heavy != 1 else ''} may be active at once "
-            f"(SCENARIOS_MAX_HEAVY); this would make {len(heavy)} active: {joined_names(heavy)}. "
-            "Deactivate one first.",
+            ngettext(
+                "At most %(limit)s heavy scenario may be active at once (SCENARIOS_MAX_HEAVY); this would make "
+                "%(count)s active: %(names)s. Deactivate one first.",
+                "At most %(limit)s heavy scenarios may be active at once (SCENARIOS_MAX_HEAVY); this would make "
+                "%(count)s active: %(names)s. Deactivate one first.",
+                max_heavy,
+            )
+            % {"limit": max_heavy, "count": len(heavy), "names": joined_names(heavy)},
             code="too_many_heavy",
             heavy=heavy,
         )
@@ -342,7 +392,9 @@ def apply_states(
         scenario = locked[key]
         until = activate[key]
         if until is not None and until <= now:
-            raise InvalidInput(f"The end time of {key} is in the past.", fields={"until": ["Past."]})
+            raise InvalidInput(
+                _("The end time of %(key)s is in the past.") % {"key": key}, fields={"until": [_("Past.")]}
+            )
         if scenario.is_active:
             if until is not None and until != scenario.active_until:
                 scenario.active_until = until
@@ -369,7 +421,28 @@ def apply_states(
         if scenario.kind == Scenario.Kind.EXTERNAL and scenario.is_present:
             toggled_remote.append((scenario, False))
     _call_remotes(toggled_remote, reason=reason, force=force_remote)
+    for event_type, keys in (
+        ("scenario:activated", changes["activated"]),
+        ("scenario:updated", changes["extended"]),
+        ("scenario:deactivated", changes["deactivated"]),
+    ):
+        for key in keys:
+            _publish_state(event_type, locked[key], actor=actor, reason=reason)
     return changes
+
+
+def _publish_state(event_type: str, scenario: Scenario, *, actor, reason: str = "") -> None:
+    """Tell the platform's administrators (the scenario board) about a scenario's new state, after commit: a
+    platform event (maintenance_site/events/platform.py), never an organisation's."""
+    publish_platform(
+        event_type,
+        {
+            "scenario": scenario.key,
+            **scenario_summary(scenario),
+            "actor": "system" if is_system(actor) else getattr(actor, "username", None),
+            "reason": reason or "",
+        },
+    )
 
 
 def mark_inactive(scenario: Scenario, reason: str, now: datetime) -> None:
@@ -409,9 +482,27 @@ def _call_remotes(toggles: list[tuple[Scenario, bool]], *, reason: str, force: b
 
 
 def describe_changes(changes: dict[str, list[str]]) -> str:
-    """What `apply_states` did, in a sentence (“activated a and b; deactivated c”, or “nothing to change”)."""
-    parts = [f"{what} {joined_names(keys)}" for what, keys in changes.items() if keys]
+    """What `apply_states` did, in a sentence (“activated a and b; deactivated c”, or “nothing to change”), in English:
+    the record stored in the activity log and the presets' results (`changes_text` is the person's sentence)."""
+    parts = [f"{what} {joined_names(keys, english=True)}" for what, keys in changes.items() if keys]
     return "; ".join(parts) if parts else "nothing to change"
+
+
+def changes_text(changes: dict[str, list[str]]) -> str:
+    """`describe_changes` in the active language, each part a whole sentence, for the person who asked."""
+    sentences = {
+        "activated": lambda names, n: ngettext("activated %(names)s", "activated %(names)s", n) % {"names": names},
+        "extended": lambda names, n: ngettext("extended %(names)s", "extended %(names)s", n) % {"names": names},
+        "deactivated": lambda names, n: (
+            ngettext("deactivated %(names)s", "deactivated %(names)s", n) % {"names": names}
+        ),
+    }
+    parts = [
+        sentences[what](joined_names(keys), len(keys)) if what in sentences else f"{what} {joined_names(keys)}"
+        for what, keys in changes.items()
+        if keys
+    ]
+    return "; ".join(parts) if parts else _("nothing to change")
 
 
 # --- one scenario ---------------------------------------------------------------------------------------
@@ -494,7 +585,7 @@ def update_schedule(
     def change():
         locked = Scenario.objects.select_for_update().get(pk=scenario.pk)
         if locked.kind != Scenario.Kind.INTERNAL:
-            raise InvalidInput(f"{locked.key} is an external service: it schedules itself.")
+            raise InvalidInput(_("%(key)s is an external service: it schedules itself.") % {"key": locked.key})
         locked.interval_seconds = interval_seconds or None
         locked.cron = (cron or "").strip()
         locked.time_zone = (time_zone or "UTC").strip()
@@ -532,34 +623,46 @@ def create_task(
         executor = DEFAULT_EXECUTORS.get(category, "")
         if not executor:
             raise InvalidInput(
-                f"The category “{category}” has no built-in executor: name a registered function with --executor.",
-                fields={"executor": "Required for this category."},
+                _("The category “%(category)s” has no built-in executor: name a registered function with --executor.")
+                % {"category": category},
+                fields={"executor": _("Required for this category.")},
             )
     if timeout_seconds is None:
         timeout_seconds = django_settings.SCENARIO_TASK_TIMEOUT_MINUTES * 60
     definition = registry.get(executor)
     if definition is None:
         known = ", ".join(d.key for d in registry.definitions())
-        raise InvalidInput(f"No function is registered as “{executor}”; use one of: {known}.")
+        raise InvalidInput(
+            _("No function is registered as “%(executor)s”; use one of: %(known)s.")
+            % {"executor": executor, "known": known}
+        )
     key = key or slugify(name)[:80]
     if isinstance(workspace, str):
         found = Workspace.objects.filter(key=workspace).first()
         if found is None:
-            raise InvalidInput(f"No workspace “{workspace}”.", fields={"workspace": "Not a registered workspace."})
+            raise InvalidInput(
+                _("No workspace “%(workspace)s”.") % {"workspace": workspace},
+                fields={"workspace": _("Not a registered workspace.")},
+            )
         workspace = found
     if definition.needs_workspace and workspace is None:
         raise InvalidInput(
-            f"{executor} runs against a workspace: give one (--workspace KEY).",
-            fields={"workspace": "Required for this executor."},
+            _("%(executor)s runs against a workspace: give one (--workspace KEY).") % {"executor": executor},
+            fields={"workspace": _("Required for this executor.")},
         )
     if workspace is not None and not definition.needs_workspace:
-        raise InvalidInput(f"{executor} does not use a workspace.", fields={"workspace": "Not used by this executor."})
+        raise InvalidInput(
+            _("%(executor)s does not use a workspace.") % {"executor": executor},
+            fields={"workspace": _("Not used by this executor.")},
+        )
     if workspace is not None and not (is_system(actor) or getattr(actor, "is_superuser", False)):
-        raise PermissionDeniedError("Only platform administrators create tasks that run a workspace's code.")
+        raise PermissionDeniedError(_("Only platform administrators create tasks that run a workspace's code."))
 
     def change():
         if Scenario.objects.filter(key=key).exists():
-            raise Conflict(f"A task with the key “{key}” exists already; choose another name or --key.")
+            raise Conflict(
+                _("A task with the key “%(key)s” exists already; choose another name or --key.") % {"key": key}
+            )
         scenario = Scenario(
             key=key,
             name=name,
@@ -610,7 +713,7 @@ def update_task_settings(scenario, *, actor, via: str = Via.SYSTEM, depends_on=N
     scenario = get_scenario(scenario)
     unknown = set(values) - set(TASK_SETTINGS)
     if unknown:
-        raise InvalidInput(f"Not task settings: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(_("Not task settings: %(names)s.") % {"names": ", ".join(sorted(unknown))})
 
     def change():
         locked = Scenario.objects.select_for_update().get(pk=scenario.pk)
@@ -623,8 +726,8 @@ def update_task_settings(scenario, *, actor, via: str = Via.SYSTEM, depends_on=N
             cycle = dependency_cycle(locked, wanted) if wanted else None
             if cycle:
                 raise InvalidInput(
-                    f"These dependencies form a cycle: {' → '.join(cycle)}. Remove one of them.",
-                    fields={"depends_on": "forms a cycle"},
+                    _("These dependencies form a cycle: %(cycle)s. Remove one of them.") % {"cycle": " → ".join(cycle)},
+                    fields={"depends_on": _("forms a cycle")},
                 )
             locked.depends_on.set(wanted)
         return locked, f"{locked.key}: task settings changed", {"changed": sorted(values)}
@@ -738,6 +841,29 @@ def expire_timers(now: datetime | None = None) -> list[str]:
 # --- runs -----------------------------------------------------------------------------------------------
 
 
+def publish_run(event_type: str, run_id: int) -> None:
+    """Tell the platform's administrators (the scenario board) that a run started or ended
+    (`scenario:run-started`, `scenario:run-finished`), after commit, on the platform stream. Call it in the
+    transaction that changed the run's status."""
+    run = ScenarioRun.objects.select_related("scenario").filter(pk=run_id).first()
+    if run is None:
+        return
+    publish_platform(
+        event_type,
+        {
+            "run": run.pk,
+            "scenario": run.scenario.key,
+            "status": run.status,
+            "trigger": run.trigger,
+            "attempt": run.attempt,
+            "started_at": iso(run.started_at),
+            "finished_at": iso(run.finished_at),
+            "duration_ms": run.duration_ms,
+            "summary": run.summary,
+        },
+    )
+
+
 @audit.attributed
 def request_run(scenario, *, actor, via: str = Via.SYSTEM, reason: str = "") -> ScenarioRun:
     """Ask for a run now (whatever the scenario's state): the next runner tick executes it."""
@@ -745,7 +871,9 @@ def request_run(scenario, *, actor, via: str = Via.SYSTEM, reason: str = "") -> 
 
     def change():
         if scenario.kind != Scenario.Kind.INTERNAL:
-            raise InvalidInput(f"{scenario.key} is an external service: it runs itself; activate it instead.")
+            raise InvalidInput(
+                _("%(key)s is an external service: it runs itself; activate it instead.") % {"key": scenario.key}
+            )
         check_activation(scenario)
         run = ScenarioRun.objects.create(
             scenario=scenario,
@@ -768,10 +896,11 @@ def cancel_run(run: ScenarioRun, *, actor, via: str = Via.SYSTEM, reason: str = 
             status=RunStatus.CANCELLED, finished_at=now, summary="cancelled by an operator"
         ):
             message = f"run #{run.pk} cancelled"
+            publish_run("scenario:run-finished", run.pk)
         elif ScenarioRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested_at=now):
             message = f"run #{run.pk} asked to stop"
         else:
-            raise Conflict(f"Run #{run.pk} has already finished.", code="run_finished")
+            raise Conflict(_("Run #%(run)s has already finished.") % {"run": run.pk}, code="run_finished")
         run.refresh_from_db()
         return run, message, {"run": run.pk}
 

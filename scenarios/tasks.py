@@ -1,11 +1,11 @@
-"""Celery tasks of the scenarios: three core jobs (see maintenance_site/ops/schedules.py). Each is a few
+"""Celery tasks of the scenarios: four core jobs (see maintenance_site/ops/schedules.py). Each is a few
 lines calling services, and safe to run twice or on two machines at once."""
 
 import logging
 
 from celery import shared_task
 
-from scenarios import discovery, presets, runner, services
+from scenarios import discovery, presets, resources, runner, services
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +44,10 @@ def runner_tick() -> list[int]:
 def discovery_tick() -> dict:
     """Scan the discovery folder and poll the external scenarios' status endpoints."""
     return discovery.discover_and_poll()
+
+
+@shared_task(ignore_result=True)
+def sample_resources() -> int | None:
+    """Record this machine's resource use for the current slot (once per host and slot), forget old samples."""
+    sample = resources.sample_resources()
+    return sample.pk if sample is not None else None

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.db import transaction
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 from markdown_it import MarkdownIt
 from packaging.version import InvalidVersion, Version
 from ruff.__main__ import find_ruff_bin
@@ -64,7 +65,7 @@ NETWORK_ERRORS = (
 def _require_superuser(actor) -> None:
     if not (is_system(actor) or getattr(actor, "is_superuser", False)):
         raise PermissionDeniedError(
-            "Only platform administrators (superusers) register workspaces: their code runs on this machine."
+            _("Only platform administrators (superusers) register workspaces: their code runs on this machine.")
         )
 
 
@@ -77,15 +78,19 @@ def register_workspace(
     _require_superuser(actor)
     key = (key or slugify(name))[:80]
     if not path or not Path(path).is_absolute():
-        raise InvalidInput("Give the workspace's absolute path.", fields={"path": "An absolute path, e.g. /srv/ops."})
+        raise InvalidInput(
+            _("Give the workspace's absolute path."), fields={"path": _("An absolute path, e.g. /srv/ops.")}
+        )
     resolved = Path(path).resolve()
     if not resolved.is_dir():
-        raise InvalidInput(f"{resolved} is not a directory.", fields={"path": "No such directory."})
+        raise InvalidInput(
+            _("%(path)s is not a directory.") % {"path": resolved}, fields={"path": _("No such directory.")}
+        )
     with transaction.atomic():
         if Workspace.objects.filter(key=key).exists():
-            raise Conflict(f"A workspace “{key}” exists already.")
+            raise Conflict(_("A workspace “%(key)s” exists already.") % {"key": key})
         if Workspace.objects.filter(path=str(resolved)).exists():
-            raise Conflict(f"{resolved} is registered already.")
+            raise Conflict(_("%(path)s is registered already.") % {"path": resolved})
         workspace = Workspace(key=key, name=name or key, path=str(resolved), description=description)
         workspace.registered_by = actor if getattr(actor, "pk", None) else None
         workspace.full_clean()
@@ -104,7 +109,9 @@ def register_workspace(
 def get_workspace(key: str) -> Workspace:
     found = Workspace.objects.filter(key=key).first()
     if found is None:
-        raise InvalidInput(f"No workspace “{key}”: register it with `maintenance register-workspace`.")
+        raise InvalidInput(
+            _("No workspace “%(key)s”: register it with `maintenance register-workspace`.") % {"key": key}
+        )
     return found
 
 
@@ -135,7 +142,7 @@ def workspace_files(root: Path, suffixes: tuple[str, ...] = (), exclude: list[st
 def _strings(config: dict, name: str) -> list[str]:
     value = config.get(name) or []
     if not all(isinstance(item, str) for item in value):
-        raise InvalidInput(f"“{name}” must be a list of texts.")
+        raise InvalidInput(_("“%(name)s” must be a list of texts.") % {"name": name})
     return list(value)
 
 
@@ -143,14 +150,14 @@ def resolve_command(argv: list, root: Path) -> list[str]:
     """A configured command (a list of strings): "python" is the platform's interpreter, a path with a slash
     is a file of the workspace (confined to it), anything else is looked up on the platform's PATH."""
     if not argv or not all(isinstance(part, str) and part for part in argv):
-        raise InvalidInput('A command is a non-empty list of texts, e.g. ["python", "-m", "pytest"].')
+        raise InvalidInput(_('A command is a non-empty list of texts, e.g. ["python", "-m", "pytest"].'))
     program = argv[0]
     if program in ("python", "python3"):
         return [sys.executable, *argv[1:]]
     if "/" in program:
         path = sandbox.confine(root, program)
         if not path.is_file():
-            raise InvalidInput(f"{program} is not a file of the workspace.")
+            raise InvalidInput(_("%(program)s is not a file of the workspace.") % {"program": program})
         return [str(path), *argv[1:]]
     # on PATH, else installed beside the platform's interpreter (a virtual environment that is not activated)
     found = shutil.which(program) or shutil.which(program, path=str(Path(sys.executable).parent))
@@ -610,7 +617,7 @@ def benchmark(context: RunContext) -> RunResult:
         return RunResult.unavailable(f"{exc.args[0]} is not installed")
     repeat = max(1, min(int(context.config.get("repeat", 3)), 100))
     timings = []
-    for _ in range(repeat):
+    for _repeat in range(repeat):
         context.checkpoint(force=True)
         completed = _run_tool(context, argv)
         if not completed.ok:

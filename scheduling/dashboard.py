@@ -6,8 +6,11 @@ from datetime import timedelta
 
 from django.db.models import Count, F, Q
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from maintenance_site import dashboard
+from maintenance_site.i18n import number
 from workorders.models import WorkOrder
 
 PREVENTIVE = WorkOrder.Type.PREVENTIVE
@@ -17,7 +20,7 @@ def _list(query: str) -> str:
     return reverse("admin:workorders_workorder_changelist") + f"?{query}"
 
 
-@dashboard.tile("pm_compliance", title="PM compliance", order=35, model="workorders.workorder", unit="%")
+@dashboard.tile("pm_compliance", title=gettext_lazy("PM compliance"), order=35, model="workorders.workorder", unit="%")
 def pm_compliance(organization, period):
     """Preventive orders due in the period (not cancelled): the share completed by their due time."""
     orders = WorkOrder.objects.filter(
@@ -39,11 +42,14 @@ def pm_compliance(organization, period):
         percent(found["on_time"], found["due"]),
         percent(found["previous_on_time"], found["previous_due"]),
         link=_list("type__exact=preventive&overdue=yes"),
-        footer=f"{found['due']:,} preventive orders due in the last {period.days} days",
+        footer=_("%(count)s preventive orders due in the last %(days)s days")
+        % {"count": number(found["due"]), "days": period.days},
     )
 
 
-@dashboard.tile("pm_due", title="PM due in 7 days", order=36, model="workorders.workorder", icon="event_repeat")
+@dashboard.tile(
+    "pm_due", title=gettext_lazy("PM due in 7 days"), order=36, model="workorders.workorder", icon="event_repeat"
+)
 def pm_due(organization, period):
     count = WorkOrder.objects.filter(
         organization=organization,

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.tenancy.admin_base import (
     ReadOnlyTenantAdmin,
@@ -65,7 +66,7 @@ class WorkingHoursFormSet(BaseInlineFormSet):
         if problems:
             raise ValidationError(problems)
         if not rows and not self.instance.always_open:
-            raise ValidationError("A calendar needs working time: add working hours, or make it 24/7.")
+            raise ValidationError(_("A calendar needs working time: add working hours, or make it 24/7."))
 
 
 class WorkingHoursInline(TenantInline):
@@ -74,7 +75,7 @@ class WorkingHoursInline(TenantInline):
     write_action = Action.MANAGE_SLA
     fields = ["weekday", "start", "end"]
     extra = 0
-    verbose_name_plural = "working hours (several spans a day allowed; an end of 00:00 means midnight)"
+    verbose_name_plural = _("working hours (several spans a day allowed; an end of 00:00 means midnight)")
 
 
 class HolidayInline(TenantInline):
@@ -113,7 +114,7 @@ class BusinessCalendarAdmin(ServiceAdmin):
     def delete_model(self, request, obj):
         services.delete_calendar(obj, actor=request.user)
 
-    @admin.display(description="time zone")
+    @admin.display(description=_("time zone"))
     def zone_display(self, calendar):
         return calendar.time_zone or f"{calendar.organization.time_zone} (organisation's)"
 
@@ -126,7 +127,7 @@ class BusinessCalendarAdmin(ServiceAdmin):
 
 class EscalationStepForm(forms.ModelForm):
     notify_roles = forms.MultipleChoiceField(
-        choices=Role.choices, required=False, widget=forms.CheckboxSelectMultiple, label="notify roles"
+        choices=Role.choices, required=False, widget=forms.CheckboxSelectMultiple, label=_("notify roles")
     )
 
     class Meta:
@@ -140,7 +141,7 @@ class EscalationStepInline(TenantInline):
     write_action = Action.MANAGE_SLA
     fields = ["position", "level", "target", "kind", "notify_roles", "notify_assignee", "raise_to", "reassign_to"]
     extra = 0
-    verbose_name_plural = "escalation steps (run in order when a warning or breach is recorded)"
+    verbose_name_plural = _("escalation steps (run in order when a warning or breach is recorded)")
 
 
 class SLAPolicyForm(ServiceForm):
@@ -148,7 +149,7 @@ class SLAPolicyForm(ServiceForm):
         choices=[(status, WorkOrder.Status(status).label) for status in PAUSABLE_STATUSES],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Work-order statuses in which the clock does not run.",
+        help_text=_("Work-order statuses in which the clock does not run."),
     )
 
     class Meta:
@@ -212,11 +213,11 @@ class SLAPolicyAdmin(ServiceAdmin):
         return [
             (None, {"fields": (["organization"] if request.user.is_superuser else []) + ["name", "is_active"]}),
             (
-                "Which work orders (empty: any; the most specific policy wins)",
+                _("Which work orders (empty: any; the most specific policy wins)"),
                 {"fields": [("priority", "work_order_type"), ("asset_criticality", "location")]},
             ),
             (
-                "Targets (business minutes on the calendar)",
+                _("Targets (business minutes on the calendar)"),
                 {
                     "fields": [
                         "calendar",
@@ -268,11 +269,11 @@ class SLAViolationAdmin(ReadOnlyTenantAdmin):
     ]
     fields = readonly_fields
 
-    @admin.display(description="work order", ordering="work_order__number")
+    @admin.display(description=_("work order"), ordering="work_order__number")
     def order_link(self, violation):
         return _work_order_link(violation.work_order)
 
-    @admin.display(description="late by", ordering="late_seconds")
+    @admin.display(description=_("late by"), ordering="late_seconds")
     def late_display(self, violation):
         minutes = violation.late_seconds // 60
         return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
@@ -300,6 +301,6 @@ class SLAClockAdmin(ReadOnlyTenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in SLAClock._meta.concrete_fields if field.name != "id"]
 
-    @admin.display(description="work order", ordering="work_order__number")
+    @admin.display(description=_("work order"), ordering="work_order__number")
     def order_link(self, clock):
         return _work_order_link(clock.work_order)

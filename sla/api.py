@@ -10,6 +10,7 @@ overlapping policy) with the same sentence as the admin, as a 400 naming the fie
 import django_filters
 from django.contrib.auth import get_user_model
 from django.utils.dateparse import parse_date
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, viewsets
@@ -263,7 +264,7 @@ def _date_or_datetime(name: str, raw: str | None):
     try:
         day = parse_date(raw.strip())
     except ValueError:  # well-formed but not a day of the calendar, such as 2026-02-30
-        raise ValidationError({name: [f"“{raw}” is not a date of the calendar."]}) from None
+        raise ValidationError({name: [_("“%(raw)s” is not a date of the calendar.") % {"raw": raw}]}) from None
     return day if day is not None else parse_query_datetime(name, raw)
 
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 from maintenance_site import hooks
 
@@ -7,7 +8,7 @@ class SlaConfig(AppConfig):
     """SLA policies, business calendars, clocks, violations and escalation."""
 
     name = "sla"
-    verbose_name = "SLAs"
+    verbose_name = gettext_lazy("SLAs")
 
     def ready(self):
         # The services import models, which exist only once the app registry is ready: Django's place for this
@@ -16,6 +17,7 @@ class SlaConfig(AppConfig):
             analytics,
             business_metrics,  # noqa: F401  (registers its family on /metrics)
             dashboard,  # noqa: F401  (registers its tiles on the manager's dashboard)
+            reports,  # noqa: F401  (its section of the quality report)
             services,
         )
 

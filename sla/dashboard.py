@@ -3,8 +3,11 @@ started in the period, and the breaches found in it. Registered by SLAConfig.rea
 
 from django.db.models import Count, Q
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from maintenance_site import dashboard
+from maintenance_site.i18n import number
 from sla.models import ClockState, SLAClock, SLAViolation
 
 SLA_CLOCK = "sla.slaclock"
@@ -14,7 +17,9 @@ def _percent(met: int, total: int) -> float | None:
     return round(100 * met / total, 1) if total else None
 
 
-@dashboard.tile("sla_compliance", title="SLA compliance (resolution)", order=40, model=SLA_CLOCK, unit="%")
+@dashboard.tile(
+    "sla_compliance", title=gettext_lazy("SLA compliance (resolution)"), order=40, model=SLA_CLOCK, unit="%"
+)
 def sla_compliance(organization, period):
     """Of the clocks started in the period, the share not breached (at the previous period's same measure)."""
     clocks = SLAClock.objects.filter(organization=organization, started_at__gte=period.previous_start)
@@ -30,12 +35,18 @@ def sla_compliance(organization, period):
         _percent(found["total"] - found["breached"], found["total"]),
         _percent(found["previous_total"] - found["previous_breached"], found["previous_total"]),
         link=reverse("admin:sla_slaclock_changelist") + "?resolution_state__exact=breached",
-        footer=f"{found['total']:,} clocks started in the last {period.days} days",
+        footer=_("%(count)s clocks started in the last %(days)s days")
+        % {"count": number(found["total"]), "days": period.days},
     )
 
 
 @dashboard.tile(
-    "sla_breaches", title="SLA breaches", order=50, model="sla.slaviolation", icon="timer", lower_is_better=True
+    "sla_breaches",
+    title=gettext_lazy("SLA breaches"),
+    order=50,
+    model="sla.slaviolation",
+    icon="timer",
+    lower_is_better=True,
 )
 def sla_breaches(organization, period):
     """Deadlines passed (response or resolution) that the monitor found in the period, against the previous one."""

@@ -21,11 +21,30 @@ import json
 import logging
 import math
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Case, CharField, DateTimeField, F, JSONField, Q, Value, When
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    F,
+    FloatField,
+    JSONField,
+    Q,
+    Value,
+    When,
+)
+from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from assets.models import Asset, Location
 from maintenance_site import audit
@@ -72,6 +91,23 @@ for _kind, _label, _channels in [
         register_kind(_kind, _label, _channels)
 
 EVENT_FOR_LEVEL = {Level.WARNING: "sla:warning", Level.BREACH: "sla:violation"}
+# The notices of an escalation, written in each recipient's language by notify().
+NOTICE_TITLES = {
+    ("response", Level.WARNING): gettext_lazy("SLA response deadline approaching: {number}"),
+    ("response", Level.BREACH): gettext_lazy("SLA response deadline missed: {number}"),
+    ("resolution", Level.WARNING): gettext_lazy("SLA resolution deadline approaching: {number}"),
+    ("resolution", Level.BREACH): gettext_lazy("SLA resolution deadline missed: {number}"),
+}
+NOTICE_BODIES = {
+    "response": gettext_lazy("{number} “{title}” ({priority}): response due {due} UTC under “{policy}”."),
+    "resolution": gettext_lazy("{number} “{title}” ({priority}): resolution due {due} UTC under “{policy}”."),
+}
+REASSIGNED_BODIES = {
+    ("response", Level.WARNING): gettext_lazy("{number} “{title}”: response deadline approaching."),
+    ("response", Level.BREACH): gettext_lazy("{number} “{title}”: response deadline missed."),
+    ("resolution", Level.WARNING): gettext_lazy("{number} “{title}”: resolution deadline approaching."),
+    ("resolution", Level.BREACH): gettext_lazy("{number} “{title}”: resolution deadline missed."),
+}
 # Edits by a person to these fields make the clock look again for the policy that applies.
 RETARGET_FIELDS = {"priority", "type", "asset", "location"}
 CALENDAR_FIELDS = {"name", "time_zone", "always_open"}
@@ -107,7 +143,10 @@ def _unknown(given, allowed, what: str) -> None:
     unknown = set(given) - set(allowed)
     if unknown:
         listed = ", ".join(sorted(unknown))
-        raise InvalidInput(f"A {what} has no field(s) {listed}.", fields={name: ["Unknown field."] for name in unknown})
+        raise InvalidInput(
+            _("A %(what)s has no field(s) %(listed)s.") % {"what": what, "listed": listed},
+            fields={name: [_("Unknown field.")] for name in unknown},
+        )
 
 
 def _lock_configuration(organization_id: int) -> None:
@@ -135,13 +174,15 @@ def _build_hours(calendar: BusinessCalendar, hours) -> list[WorkingHours]:
             validated(span, exclude=["calendar"])
         except InvalidInput as exc:
             raise InvalidInput(
-                f"Working hours, span {index + 1}: {exc.message}",
+                _("Working hours, span %(index)s: %(message)s") % {"index": index + 1, "message": exc.message},
                 fields={f"hours.{index}.{name}": msgs for name, msgs in exc.fields.items()},
             ) from None
         built.append(span)
     problems = overlapping_spans([(span.weekday, span.start, span.end) for span in built])
     if problems:
-        raise InvalidInput("Working hours overlap: " + " ".join(problems), fields={"hours": problems})
+        raise InvalidInput(
+            _("Working hours overlap: %(problems)s") % {"problems": " ".join(problems)}, fields={"hours": problems}
+        )
     return built
 
 
@@ -155,13 +196,13 @@ def _build_holidays(calendar: BusinessCalendar, holidays) -> list[Holiday]:
             validated(holiday, exclude=["calendar"])
         except InvalidInput as exc:
             raise InvalidInput(
-                f"Holiday {index + 1}: {exc.message}",
+                _("Holiday %(index)s: %(message)s") % {"index": index + 1, "message": exc.message},
                 fields={f"holidays.{index}.{name}": msgs for name, msgs in exc.fields.items()},
             ) from None
         if holiday.date in seen:
             raise InvalidInput(
-                f"{holiday.date:%Y-%m-%d} is listed twice as a holiday.",
-                fields={"holidays": [f"{holiday.date:%Y-%m-%d} is listed twice."]},
+                _("%(date)s is listed twice as a holiday.") % {"date": f"{holiday.date:%Y-%m-%d}"},
+                fields={"holidays": [_("%(date)s is listed twice.") % {"date": f"{holiday.date:%Y-%m-%d}"}]},
             )
         seen.add(holiday.date)
         built.append(holiday)
@@ -171,8 +212,8 @@ def _build_holidays(calendar: BusinessCalendar, holidays) -> list[Holiday]:
 def check_working_time(always_open: bool, hours_count: int) -> None:
     if not always_open and hours_count == 0:
         raise InvalidInput(
-            "A calendar needs working time: add working hours, or make it 24/7.",
-            fields={"hours": ["Add at least one span of working hours (or make the calendar 24/7)."]},
+            _("A calendar needs working time: add working hours, or make it 24/7."),
+            fields={"hours": [_("Add at least one span of working hours (or make the calendar 24/7).")]},
         )
 
 
@@ -257,9 +298,12 @@ def _check_reassignee(organization_id: int, user, index: int) -> None:
     membership = Membership.objects.active().filter(organization_id=organization_id, user=user).first()
     if membership is None or not role_allows(membership.role, Action.EXECUTE_WORK):
         raise InvalidInput(
-            f"Escalation step {index + 1}: {user.get_username()} cannot be given work in this organisation "
-            "(not an active member who carries out work).",
-            fields={f"escalation_steps.{index}.reassign_to": ["Not someone who carries out work here."]},
+            _(
+                "Escalation step %(index)s: %(user)s cannot be given work in this organisation "
+                "(not an active member who carries out work)."
+            )
+            % {"index": index + 1, "user": user.get_username()},
+            fields={f"escalation_steps.{index}.reassign_to": [_("Not someone who carries out work here.")]},
         )
 
 
@@ -275,7 +319,7 @@ def _build_steps(policy: SLAPolicy, steps) -> list[EscalationStep]:
             validated(step, exclude=["policy"])
         except InvalidInput as exc:
             raise InvalidInput(
-                f"Escalation step {index + 1}: {exc.message}",
+                _("Escalation step %(index)s: %(message)s") % {"index": index + 1, "message": exc.message},
                 fields={f"escalation_steps.{index}.{name}": msgs for name, msgs in exc.fields.items()},
             ) from None
         if step.reassign_to_id:
@@ -826,11 +870,14 @@ def _escalate(clock: SLAClock, work_order: WorkOrder, target: str, level: str, *
                         recipients,
                         EVENT_FOR_LEVEL[level],
                         {
-                            "title": f"SLA {target} {what}: {work_order.number}",
-                            "body": (
-                                f"{work_order.number} “{work_order.title}” ({work_order.get_priority_display()}): "
-                                f"{target} due {getattr(clock, f'{target}_due_at'):%Y-%m-%d %H:%M} UTC under "
-                                f"“{clock.policy.name}”."
+                            "title": format_lazy(NOTICE_TITLES[(target, level)], number=work_order.number),
+                            "body": format_lazy(
+                                NOTICE_BODIES[target],
+                                number=work_order.number,
+                                title=work_order.title,
+                                priority=lazy(work_order.get_priority_display, str)(),
+                                due=f"{getattr(clock, f'{target}_due_at'):%Y-%m-%d %H:%M}",
+                                policy=clock.policy.name,
                             ),
                             "work_order": work_order.pk,
                             "kind": target,
@@ -862,8 +909,12 @@ def _escalate(clock: SLAClock, work_order: WorkOrder, target: str, level: str, *
                             [person],
                             "work-order:assigned",
                             {
-                                "title": f"{work_order.number} assigned to you (SLA escalation)",
-                                "body": f"{work_order.number} “{work_order.title}”: {target} {what}.",
+                                "title": format_lazy(
+                                    gettext_lazy("{number} assigned to you (SLA escalation)"), number=work_order.number
+                                ),
+                                "body": format_lazy(
+                                    REASSIGNED_BODIES[(target, level)], number=work_order.number, title=work_order.title
+                                ),
                                 "work_order": work_order.pk,
                             },
                         )
@@ -995,30 +1046,158 @@ def _bound(value, organization, *, end: bool):
     raise TypeError("from / to are dates or datetimes")
 
 
-def performance(organization, *, group_by: str = "priority", start=None, end=None, interval: str = "month") -> dict:
+def cancelled_orders(organization):
+    """The ids of the organisation's cancelled work orders, as a subquery: performance leaves their clocks out. An
+    anti-join on a small hashed set (wo_org_status_created_idx) instead of joining every clock to its order."""
+    return WorkOrder.objects.filter(organization=organization, status=WorkOrder.Status.CANCELLED).values("pk")
+
+
+class _PercentileDisc(Aggregate):
+    """PostgreSQL's nearest-rank percentile (`_percentile`'s definition): percentile_disc(share) WITHIN GROUP."""
+
+    function = "percentile_disc"
+    template = "%(function)s(%(share)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, share: float, **extra):
+        super().__init__(expression, share=float(share), **extra)
+
+
+def _sql_measures() -> dict:
+    measures = {"clocks": Count("pk")}
+    for target in (Target.RESPONSE, Target.RESOLUTION):
+        seconds = f"{target}_seconds"
+        measures[f"{target}_met"] = Count("pk", filter=Q(**{f"{target}_state": ClockState.MET}))
+        measures[f"{target}_breached"] = Count("pk", filter=Q(**{f"{target}_state": ClockState.BREACHED}))
+        measures[f"{target}_mean"] = Avg(seconds)
+        measures[f"{target}_p90"] = _PercentileDisc(seconds, 0.9)
+        measures[f"{target}_measured"] = Count(seconds)
+    return measures
+
+
+def _sql_figures(row: dict) -> dict:
+    figures = {"clocks": row["clocks"]}
+    for target in (Target.RESPONSE, Target.RESOLUTION):
+        met, breached = row[f"{target}_met"], row[f"{target}_breached"]
+        mean, p90 = row[f"{target}_mean"], row[f"{target}_p90"]
+        figures[str(target)] = {
+            "met": met,
+            "breached": breached,
+            "compliance_percent": percent(met, met + breached),
+            "mean_minutes": round(float(mean) / 60, 1) if mean is not None else None,
+            "p90_minutes": round(float(p90) / 60, 1) if p90 is not None else None,
+            "measured": row[f"{target}_measured"],
+        }
+    return figures
+
+
+def _performance_in_sql(organization, clocks, group_by: str, interval: str, start, end) -> dict:
+    """`performance` aggregated by PostgreSQL: the same figures without fetching every clock (at the 300k-order
+    organisation a year is ~60k clocks)."""
+    zone = organization.zone
+    if group_by == "priority":
+        grouped = clocks.values(key=F("work_order__priority"))
+    elif group_by == "policy":
+        grouped = clocks.values(key=F("policy_id"), name=F("policy__name"))
+    elif group_by == "asset":
+        grouped = clocks.values(key=F("work_order__asset_id"), name=F("work_order__asset__code"))
+    else:
+        trunc = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}[interval]
+        grouped = clocks.annotate(local=trunc("started_at", tzinfo=zone)).values(key=F("local"))
+    measures = _sql_measures()
+    return _assemble_performance(
+        zone, group_by, interval, start, end, grouped.annotate(**measures).order_by(), clocks.aggregate(**measures)
+    )
+
+
+def _assemble_performance(zone, group_by: str, interval: str, start, end, rows, overall: dict) -> dict:
+    """`performance`'s answer from aggregated rows (`_sql_measures` per group, with its `key` and `name`)."""
+    groups = []
+    for row in rows:
+        key = row["key"]
+        if group_by == "priority":
+            label = WorkOrder.Priority(key).label
+        elif group_by == "policy":
+            label = row["name"]
+        elif group_by == "asset":
+            label = row["name"] or "(no asset)"
+        else:
+            key = label = _period_key(key, zone, interval)
+        groups.append({"key": key, "label": label, **_sql_figures(row)})
+    if group_by == "priority":
+        groups.sort(key=lambda g: -PRIORITY_ORDER.index(g["key"]))
+    else:
+        groups.sort(key=lambda g: (g["key"] is None, str(g["label"])))
+    return {
+        "group_by": group_by,
+        "interval": interval if group_by == "period" else None,
+        "from": start,
+        "to": end,
+        "groups": groups,
+        "overall": _sql_figures(overall),
+    }
+
+
+def performance_by_priority_from_sums(organization, start, end, sums: dict, p90: dict) -> dict:
+    """`performance` by priority from sums kept elsewhere (the analytics rollups): `sums` = {priority: {clocks,
+    <target>_met, <target>_breached, <target>_seconds (their sum), <target>_measured}}, `p90` = {priority or
+    "overall": {<target>_seconds: nearest-rank 90th percentile}}: the same answer as computed from the clocks."""
+
+    def row(values: dict, p90s: dict) -> dict:
+        out = {"clocks": int(values.get("clocks") or 0)}
+        for target in (Target.RESPONSE, Target.RESOLUTION):
+            measured = int(values.get(f"{target}_measured") or 0)
+            total = values.get(f"{target}_seconds") or 0
+            out[f"{target}_met"] = int(values.get(f"{target}_met") or 0)
+            out[f"{target}_breached"] = int(values.get(f"{target}_breached") or 0)
+            out[f"{target}_mean"] = Decimal(total) / measured if measured else None
+            out[f"{target}_p90"] = p90s.get(f"{target}_seconds")
+            out[f"{target}_measured"] = measured
+        return out
+
+    rows = [{"key": key, **row(values, p90.get(key, {}))} for key, values in sums.items()]
+    overall: dict = {}
+    for values in sums.values():
+        for name, value in values.items():
+            overall[name] = overall.get(name, 0) + (value or 0)
+    return _assemble_performance(
+        organization.zone, "priority", "month", start, end, rows, row(overall, p90.get("overall", {}))
+    )
+
+
+def performance(
+    organization, *, group_by: str = "priority", start=None, end=None, interval: str = "month", where=None
+) -> dict:
     """SLA performance of the clocks started in [start, end): per group (priority, policy, asset or period of
     `interval` in the organisation's zone) and overall, for response and resolution: how many targets were
     met and breached, compliance % (met of decided), and mean and 90th-percentile business minutes taken
-    (targets reached, late or not). Cancelled orders are left out. One query, figures computed in Python
-    (portable to SQLite and PostgreSQL)."""
+    (targets reached, late or not). Cancelled orders are left out; `where` (a Q over the clocks) narrows them
+    further (the analytics filters). On PostgreSQL two aggregate queries (per group, overall: counts, mean and the
+    nearest-rank 90th percentile, `percentile_disc`, in SQL); elsewhere one query and the same figures in Python."""
     if group_by not in GROUPINGS:
         raise InvalidInput(
-            f"“{group_by}” is not a grouping; use one of {', '.join(GROUPINGS)}.",
-            fields={"group_by": [f"One of {', '.join(GROUPINGS)}."]},
+            _("“%(value)s” is not a grouping; use one of %(choices)s.")
+            % {"value": group_by, "choices": ", ".join(GROUPINGS)},
+            fields={"group_by": [_("One of %(choices)s.") % {"choices": ", ".join(GROUPINGS)}]},
         )
     if interval not in INTERVALS:
         raise InvalidInput(
-            f"“{interval}” is not an interval; use one of {', '.join(INTERVALS)}.",
-            fields={"interval": [f"One of {', '.join(INTERVALS)}."]},
+            _("“%(value)s” is not an interval; use one of %(choices)s.")
+            % {"value": interval, "choices": ", ".join(INTERVALS)},
+            fields={"interval": [_("One of %(choices)s.") % {"choices": ", ".join(INTERVALS)}]},
         )
     start, end = _bound(start, organization, end=False), _bound(end, organization, end=True)
     if start is not None and end is not None and end <= start:
-        raise InvalidInput("“to” must be after “from”.", fields={"to": ["Must be after from."]})
-    clocks = SLAClock.objects.for_tenant(organization).exclude(work_order__status=WorkOrder.Status.CANCELLED)
+        raise InvalidInput(_("“to” must be after “from”."), fields={"to": [_("Must be after from.")]})
+    clocks = SLAClock.objects.for_tenant(organization).exclude(work_order_id__in=cancelled_orders(organization))
     if start is not None:
         clocks = clocks.filter(started_at__gte=start)
     if end is not None:
         clocks = clocks.filter(started_at__lt=end)
+    if where is not None:
+        clocks = clocks.filter(where)
+    if connection.vendor == "postgresql":
+        return _performance_in_sql(organization, clocks, group_by, interval, start, end)
     rows = list(
         clocks.values(
             "started_at",

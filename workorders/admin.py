@@ -24,7 +24,10 @@ from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext, pgettext_lazy
 
 from assets.admin import LocationTreeFilter
 from maintenance_site import formats
@@ -77,7 +80,18 @@ PRIORITY_COLOURS = {
     WorkOrder.Priority.CRITICAL: "red",
 }
 SLA_COLOURS = {"on_track": "green", "warning": "amber", "breached": "red", "met": "teal", "paused": "grey"}
-SLA_LABELS = {"on_track": "On track", "warning": "At risk", "breached": "Breached", "met": "Met", "paused": "Paused"}
+SLA_LABELS = {
+    "on_track": _("On track"),
+    "warning": _("At risk"),
+    "breached": _("Breached"),
+    "met": _("Met"),
+    "paused": _("Paused"),
+}
+
+
+def _numbered(work_order, message) -> str:
+    """A refusal that does not name its order, prefixed with the order's number."""
+    return _("%(number)s: %(problem)s") % {"number": work_order.number, "problem": message}
 
 
 def badge(label, colour: str):
@@ -91,7 +105,9 @@ MAX_LISTED = 20  # orders named in one message; beyond that "… and N more"
 
 def _listed(items: list[str]) -> str:
     shown = ", ".join(items[:MAX_LISTED])
-    return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+    if len(items) > MAX_LISTED:
+        return _("%(listed)s and %(count)s more") % {"listed": shown, "count": len(items) - MAX_LISTED}
+    return shown
 
 
 def workers(organization_ids):
@@ -147,7 +163,7 @@ class ChecklistItemInline(WorkOrderChildInline):
     related = ("done_by",)
     ordering = ["position", "id"]
 
-    @admin.display(description="result")
+    @admin.display(description=_("result"))
     def result_display(self, item):
         if item.pk is None:
             return "-"
@@ -170,9 +186,9 @@ class TimeEntryInline(WorkOrderChildInline):
     fields = ["technician", "minutes", "note", "hourly_rate", "cost_display", "created_at"]
     readonly_fields = ["hourly_rate", "cost_display", "created_at"]
     related = ("technician",)
-    verbose_name_plural = "time entries (labour cost = minutes × the rate copied when logged)"
+    verbose_name_plural = _("time entries (labour cost = minutes × the rate copied when logged)")
 
-    @admin.display(description="cost")
+    @admin.display(description=_("cost"))
     def cost_display(self, entry):
         return entry.cost if entry.pk else "-"
 
@@ -206,7 +222,7 @@ class CostLineInline(WorkOrderChildInline):
     fields = ["description", "amount", "added_by", "created_at"]
     readonly_fields = ["added_by", "created_at"]
     related = ("added_by",)
-    verbose_name_plural = "other costs (contractors, rentals, permits)"
+    verbose_name_plural = _("other costs (contractors, rentals, permits)")
 
     def add_through_service(self, request, work_order, row):
         return services.add_cost_line(work_order, actor=request.user, description=row.description, amount=row.amount)
@@ -222,28 +238,30 @@ class AttachmentInline(ReadOnlyAdminMixin, WorkOrderChildInline):
     readonly_fields = fields
     related = ("uploaded_by",)
 
-    @admin.display(description="file")
+    @admin.display(description=_("file"))
     def download(self, attachment):
         url = attachment_url(attachment)
         if url is None:
             return attachment.original_name
         return format_html('<a href="{}">{}</a>', url, attachment.original_name)
 
-    @admin.display(description="size")
+    @admin.display(description=_("size"))
     def size_display(self, attachment):
         size = attachment.size or 0
-        return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, round(size / 1024))} KB"
+        if size >= 2**20:
+            return _("%(size)s MB") % {"size": number_format(round(size / 2**20, 1), 1)}
+        return _("%(size)s KB") % {"size": max(1, round(size / 1024))}
 
 
 # --- work orders: list filters ---------------------------------------------------------------------------
 
 
 class OverdueFilter(admin.SimpleListFilter):
-    title = "overdue"
+    title = _("overdue")
     parameter_name = "overdue"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Overdue"), ("no", "Not overdue")]
+        return [("yes", _("Overdue")), ("no", _("Not overdue"))]
 
     def queryset(self, request, queryset):
         overdue = Q(status__in=WorkOrder.OPEN_STATUSES, due_at__lt=timezone.now())
@@ -257,11 +275,11 @@ class OverdueFilter(admin.SimpleListFilter):
 class TeamScopeFilter(admin.SimpleListFilter):
     """ "My teams": the orders of the teams the person belongs to (a saved filter of the sidebar)."""
 
-    title = "team scope"
+    title = _("team scope")
     parameter_name = "team_scope"
 
     def lookups(self, request, model_admin):
-        return [("mine", "My teams")]
+        return [("mine", _("My teams"))]
 
     def queryset(self, request, queryset):
         if self.value() == "mine":
@@ -272,11 +290,11 @@ class TeamScopeFilter(admin.SimpleListFilter):
 class WaitingFilter(admin.SimpleListFilter):
     """ "Waiting for parts": on hold with a reason that names parts (a saved filter of the sidebar)."""
 
-    title = "waiting"
+    title = _("waiting")
     parameter_name = "waiting"
 
     def lookups(self, request, model_admin):
-        return [("parts", "Waiting for parts")]
+        return [("parts", _("Waiting for parts"))]
 
     def queryset(self, request, queryset):
         if self.value() == "parts":
@@ -287,7 +305,7 @@ class WaitingFilter(admin.SimpleListFilter):
 class AgeFilter(admin.SimpleListFilter):
     """The backlog-age buckets of the dashboard's chart (workorders.dashboard.AGE_BUCKETS)."""
 
-    title = "age"
+    title = _("age")
     parameter_name = "age"
 
     def lookups(self, request, model_admin):
@@ -313,7 +331,7 @@ class WorkOrderLocationFilter(LocationTreeFilter):
 
 
 class AssignForm(forms.Form):
-    assignee = PersonChoiceField(queryset=User.objects.none(), label="Assign to", empty_label=None)
+    assignee = PersonChoiceField(queryset=User.objects.none(), label=_("Assign to"), empty_label=None)
 
     def __init__(self, *args, candidates, **kwargs):
         super().__init__(*args, **kwargs)
@@ -325,7 +343,7 @@ class AssignForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        label="Reason", max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
+        label=_("Reason"), max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
     )
 
     def __init__(self, *args, candidates=None, **kwargs):
@@ -337,10 +355,10 @@ class ReasonForm(forms.Form):
 
 class RescheduleForm(forms.Form):
     due_at = forms.DateTimeField(
-        label="New due date and time",
+        label=_("New due date and time"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        help_text="In the organisation's time zone.",
+        help_text=_("In the organisation's time zone."),
     )
 
     def __init__(self, *args, candidates=None, **kwargs):
@@ -349,10 +367,14 @@ class RescheduleForm(forms.Form):
 
 @dataclass(frozen=True)
 class Lifecycle:
+    """A lifecycle action's wording, each a whole sentence so it translates (lazy: in the reader's language)."""
+
     action: str  # the services.transition action
     label: str  # the action's and the button's
-    verb: str  # for the confirmation page: "Assign these work orders"
-    done: str  # for the success message: "Assigned 2 work order(s)"
+    title: str  # the confirmation page's title: "Assign work orders"
+    intro: str  # "Assign these work orders?"
+    submit: str  # "Yes, assign"
+    done: str  # the success message, with %(count)s and %(orders)s: "Assigned 2 work order(s): WO-1, WO-2."
     form: type[forms.Form] | None = None
 
     @property
@@ -362,15 +384,60 @@ class Lifecycle:
 
 
 LIFECYCLE = {
-    "assign": Lifecycle("assign", "Assign to…", "Assign", "Assigned", AssignForm),
-    "start": Lifecycle("start", "Start", "Start", "Started"),
-    "complete": Lifecycle("complete", "Complete", "Complete", "Completed"),
-    "cancel": Lifecycle("cancel", "Cancel with reason…", "Cancel", "Cancelled", ReasonForm),
-    "verify": Lifecycle("verify", "Verify", "Verify", "Verified"),
+    "assign": Lifecycle(
+        "assign",
+        _("Assign to…"),
+        _("Assign work orders"),
+        _("Assign these work orders?"),
+        _("Yes, assign"),
+        _("Assigned %(count)s work order(s): %(orders)s."),
+        AssignForm,
+    ),
+    "start": Lifecycle(
+        "start",
+        pgettext_lazy("work order", "Start"),
+        _("Start work orders"),
+        _("Start these work orders?"),
+        _("Yes, start"),
+        _("Started %(count)s work order(s): %(orders)s."),
+    ),
+    "complete": Lifecycle(
+        "complete",
+        pgettext_lazy("work order", "Complete"),
+        _("Complete work orders"),
+        _("Complete these work orders?"),
+        _("Yes, complete"),
+        _("Completed %(count)s work order(s): %(orders)s."),
+    ),
+    "cancel": Lifecycle(
+        "cancel",
+        _("Cancel with reason…"),
+        _("Cancel work orders"),
+        _("Cancel these work orders?"),
+        _("Yes, cancel"),
+        _("Cancelled %(count)s work order(s): %(orders)s."),
+        ReasonForm,
+    ),
+    "verify": Lifecycle(
+        "verify",
+        pgettext_lazy("work order", "Verify"),
+        _("Verify work orders"),
+        _("Verify these work orders?"),
+        _("Yes, verify"),
+        _("Verified %(count)s work order(s): %(orders)s."),
+    ),
 }
 
 # The reschedule action's wording on the confirmation page (not a lifecycle transition: an edit of due_at).
-RESCHEDULE = Lifecycle("update", "Reschedule…", "Reschedule", "Rescheduled", RescheduleForm)
+RESCHEDULE = Lifecycle(
+    "update",
+    _("Reschedule…"),
+    _("Reschedule work orders"),
+    _("Reschedule these work orders?"),
+    _("Yes, reschedule"),
+    _("Rescheduled %(count)s work order(s): %(orders)s."),
+    RescheduleForm,
+)
 
 CSV_HEADER = [
     "number",
@@ -425,7 +492,7 @@ def exported_cost_total(work_order) -> Decimal:
 
 class WorkOrderForm(ServiceForm):
     procedure = forms.ModelChoiceField(
-        queryset=Procedure.objects.none(), required=False, help_text="Its steps become the checklist."
+        queryset=Procedure.objects.none(), required=False, help_text=_("Its steps become the checklist.")
     )
 
     def __init__(self, *args, **kwargs):
@@ -476,7 +543,7 @@ class WorkOrderAdmin(ServiceAdmin):
         WorkOrderLocationFilter,
     ]
     search_fields = ["number", "title", "asset__code"]
-    search_help_text = "Number, title or asset code."
+    search_help_text = _("Number, title or asset code.")
     autocomplete_fields = ["asset", "location", "assignee", "team"]
     show_full_result_count = False
     # No date_hierarchy: it costs a scan of the organisation's orders per page view.
@@ -497,7 +564,7 @@ class WorkOrderAdmin(ServiceAdmin):
         ("type", "priority"),
         ("asset", "location"),
         ("assignee", "team"),
-        ("due_at", "estimated_minutes"),
+        ("due_at", "scheduled_start", "estimated_minutes"),
         "needs_downtime",
     ]
     STATUS_FIELDS = [
@@ -530,35 +597,35 @@ class WorkOrderAdmin(ServiceAdmin):
         queryset = super().get_queryset(request).select_related(*self.list_select_related)
         return services.with_extensions(queryset)
 
-    @admin.display(description="title", ordering="title")
+    @admin.display(description=_("title"), ordering="title")
     def title_cell(self, obj):
         return obj.title
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
         return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "grey"))
 
-    @admin.display(description="priority", ordering="priority")
+    @admin.display(description=_("priority"), ordering="priority")
     def priority_badge(self, obj):
         return badge(obj.get_priority_display(), PRIORITY_COLOURS.get(obj.priority, "grey"))
 
-    @admin.display(description="due", ordering="due_at")
+    @admin.display(description=_("due"), ordering="due_at")
     def due(self, obj):
         if obj.due_at is None:
             return "–"
         when = formats.date_time(obj.due_at)
         if obj.is_overdue:
-            return format_html("{} {}", when, badge("Overdue", "red"))
+            return format_html("{} {}", when, badge(_("Overdue"), "red"))
         return when
 
-    @admin.display(description="SLA", ordering="sla_state")
+    @admin.display(description=_("SLA"), ordering="sla_state")
     def sla(self, obj):
         state = getattr(obj, "sla_state", None)
         if not state:
             return "–"
         due = getattr(obj, "resolution_due_at", None)
         label = SLA_LABELS.get(state, state.replace("_", " "))
-        title = f"resolution due {formats.date_time(due)}" if due else ""
+        title = _("resolution due %(moment)s") % {"moment": formats.date_time(due)} if due else ""
         return format_html('<span title="{}">{}</span>', title, badge(label, SLA_COLOURS.get(state, "grey")))
 
     # --- the form ----------------------------------------------------------------------------------
@@ -568,9 +635,9 @@ class WorkOrderAdmin(ServiceAdmin):
             return [(None, {"fields": [*main, "procedure"]})]
         return [
             (None, {"fields": main}),
-            ("Status", {"fields": self.STATUS_FIELDS}),
-            ("Close-out", {"fields": self.CLOSE_OUT_FIELDS}),
-            ("Costs", {"fields": ["cost_summary"]}),
+            (_("Status"), {"fields": self.STATUS_FIELDS}),
+            (_("Close-out"), {"fields": self.CLOSE_OUT_FIELDS}),
+            (_("Costs"), {"fields": ["cost_summary"]}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -617,13 +684,13 @@ class WorkOrderAdmin(ServiceAdmin):
         return super().has_delete_permission(request, obj) and (obj is None or obj.status in ("open", "assigned"))
 
     # --- the changelist ----------------------------------------------------------------------------
-    @admin.display(description="overdue", ordering="due_at")
+    @admin.display(description=_("overdue"), ordering="due_at")
     def overdue(self, work_order):
         if work_order.is_overdue:
-            return format_html('<strong class="status-overdue">{}</strong>', "Overdue")
+            return format_html('<strong class="status-overdue">{}</strong>', _("Overdue"))
         return ""
 
-    @admin.display(description="costs")
+    @admin.display(description=_("costs"))
     def cost_summary(self, work_order):
         if work_order.pk is None:
             return "-"
@@ -631,7 +698,12 @@ class WorkOrderAdmin(ServiceAdmin):
         currency = work_order.organization.currency
         rows = [
             (label, totals[key], currency)
-            for key, label in (("labour", "Labour"), ("parts", "Parts"), ("other", "Other"), ("total", "Total"))
+            for key, label in (
+                ("labour", _("Labour")),
+                ("parts", _("Parts")),
+                ("other", _("Other")),
+                ("total", _("Total")),
+            )
         ]
         return format_html(
             '<table class="cost-totals">{}</table>',
@@ -679,30 +751,30 @@ class WorkOrderAdmin(ServiceAdmin):
                 services.transition(work_order, lifecycle.action, actor=request.user, **kwargs)
             except DomainError as exc:
                 message = exc.message
-                refused.append(message if work_order.number in message else f"{work_order.number}: {message}")
+                refused.append(message if work_order.number in message else _numbered(work_order, message))
             else:
                 done.append(work_order.number)
         if done:
-            self.message_user(
-                request, f"{lifecycle.done} {len(done)} work order(s): {_listed(done)}.", messages.SUCCESS
-            )
+            self.message_user(request, lifecycle.done % {"count": len(done), "orders": _listed(done)}, messages.SUCCESS)
         for message in refused[:MAX_LISTED]:
             self.message_user(request, message, messages.ERROR)
         if len(refused) > MAX_LISTED:
-            self.message_user(request, f"… and {len(refused) - MAX_LISTED} more refused.", messages.ERROR)
+            self.message_user(
+                request, _("… and %(count)s more refused.") % {"count": len(refused) - MAX_LISTED}, messages.ERROR
+            )
 
     def _confirmation(self, request, lifecycle, work_orders, form, *, form_action, cancel_url, bulk):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"{lifecycle.verb} work orders",
-            "intro": f"{lifecycle.verb} these work orders?",
+            "title": lifecycle.title,
+            "intro": lifecycle.intro,
             "objects": [str(work_order) for work_order in work_orders[:50]],
             "more": max(0, len(work_orders) - 50),
             "form": form,
             "form_action": form_action,
             "cancel_url": cancel_url,
-            "submit_label": f"Yes, {lifecycle.verb.lower()}",
+            "submit_label": lifecycle.submit,
             "bulk_action": bulk,
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if bulk else [],
             "select_across": request.POST.get("select_across", "0") if bulk else "0",
@@ -730,30 +802,30 @@ class WorkOrderAdmin(ServiceAdmin):
         self._transition_each(request, lifecycle, work_orders, form)
         return None
 
-    @admin.action(description="Assign to…", permissions=["assign"])
+    @admin.action(description=_("Assign to…"), permissions=["assign"])
     def assign_selected(self, request, queryset):
         return self._run_action(request, queryset, "assign", "assign_selected")
 
-    @admin.action(description="Start", permissions=["start"])
+    @admin.action(description=_("Start"), permissions=["start"])
     def start_selected(self, request, queryset):
         return self._run_action(request, queryset, "start", "start_selected")
 
-    @admin.action(description="Complete", permissions=["complete"])
+    @admin.action(description=_("Complete"), permissions=["complete"])
     def complete_selected(self, request, queryset):
         return self._run_action(request, queryset, "complete", "complete_selected")
 
-    @admin.action(description="Cancel with reason…", permissions=["cancel"])
+    @admin.action(description=_("Cancel with reason…"), permissions=["cancel"])
     def cancel_selected(self, request, queryset):
         return self._run_action(request, queryset, "cancel", "cancel_selected")
 
-    @admin.action(description="Verify", permissions=["verify"])
+    @admin.action(description=_("Verify"), permissions=["verify"])
     def verify_selected(self, request, queryset):
         return self._run_action(request, queryset, "verify", "verify_selected")
 
     def has_reschedule_permission(self, request):
         return request_may(request, Action.CREATE_WORK)
 
-    @admin.action(description="Reschedule…", permissions=["reschedule"])
+    @admin.action(description=_("Reschedule…"), permissions=["reschedule"])
     def reschedule_selected(self, request, queryset):
         """A new due date for the selected orders, each through `services.update_work_order` (a closed order is
         refused by the service and reported)."""
@@ -775,14 +847,16 @@ class WorkOrderAdmin(ServiceAdmin):
             try:
                 services.update_work_order(work_order, actor=request.user, due_at=form.cleaned_data["due_at"])
             except DomainError as exc:
-                refused.append(
-                    exc.message if work_order.number in exc.message else f"{work_order.number}: {exc.message}"
-                )
+                refused.append(exc.message if work_order.number in exc.message else _numbered(work_order, exc.message))
             else:
                 done.append(work_order.number)
         if done:
             when = formats.date_time(form.cleaned_data["due_at"])
-            self.message_user(request, f"Rescheduled {len(done)} work order(s) to {when}: {_listed(done)}.")
+            self.message_user(
+                request,
+                _("Rescheduled %(count)s work order(s) to %(when)s: %(orders)s.")
+                % {"count": len(done), "when": when, "orders": _listed(done)},
+            )
         for message in refused[:MAX_LISTED]:
             self.message_user(request, message, messages.ERROR)
         return None
@@ -792,10 +866,10 @@ class WorkOrderAdmin(ServiceAdmin):
         transition through the services."""
         lifecycle = LIFECYCLE.get(action)
         if lifecycle is None:
-            raise Http404(f"No work-order action “{action}”.")
+            raise Http404(_("No work-order action “%(action)s”.") % {"action": action})
         work_order = self.get_object(request, unquote(object_id))
         if work_order is None:
-            raise Http404(f"No work order with id {object_id}.")
+            raise Http404(_("No work order with id %(id)s.") % {"id": object_id})
         if not self.has_view_permission(request, work_order) or not self._may(request, lifecycle):
             raise PermissionDenied
         change_url = reverse("admin:workorders_workorder_change", args=[work_order.pk])
@@ -838,10 +912,10 @@ class WorkOrderAdmin(ServiceAdmin):
         to the order's page in the technician's view (an absolute link a phone can open)."""
         work_order = self.get_object(request, unquote(object_id))
         if work_order is None or not self.has_view_permission(request, work_order):
-            raise Http404(f"No work order with id {object_id}.")
+            raise Http404(_("No work order with id %(id)s.") % {"id": object_id})
         technician_url = request.build_absolute_uri(reverse("technician:order", args=[work_order.pk]))
         context = {
-            "title": f"Work order {work_order.number}",
+            "title": _("Work order %(number)s") % {"number": work_order.number},
             "work_order": work_order,
             "organization": work_order.organization,
             "checklist": list(work_order.checklist.order_by("position", "pk")),
@@ -888,7 +962,7 @@ class WorkOrderAdmin(ServiceAdmin):
             return HttpResponseRedirect(reverse("admin:workorders_workorder_changelist") + "?e=1")
         return self._csv_response(changelist.queryset)
 
-    @admin.action(description="Export selected to CSV", permissions=["view"])
+    @admin.action(description=_("Export selected to CSV"), permissions=["view"])
     def export_selected_csv(self, request, queryset):
         return self._csv_response(queryset)
 
@@ -934,12 +1008,12 @@ class WorkOrderAdmin(ServiceAdmin):
 class DecisionFilter(admin.SimpleListFilter):
     """The queue shows pending requests unless another decision is chosen."""
 
-    title = "decision"
+    title = _("decision")
     parameter_name = "decision"
     DEFAULT = WorkRequest.Status.PENDING
 
     def lookups(self, request, model_admin):
-        return [*WorkRequest.Status.choices, ("all", "All")]
+        return [*WorkRequest.Status.choices, ("all", _("All"))]
 
     def choices(self, changelist):
         current = self.value() or self.DEFAULT
@@ -991,17 +1065,17 @@ class WorkRequestAdmin(ReadOnlyTenantAdmin):
     def has_approve_permission(self, request):
         return request_may(request, Action.APPROVE_REQUESTS)
 
-    @admin.display(description="request", ordering="description")
+    @admin.display(description=_("request"), ordering="description")
     def summary(self, work_request):
         return str(work_request)
 
-    @admin.display(description="contact")
+    @admin.display(description=_("contact"))
     def contact(self, work_request):
         return ", ".join(
             filter(None, [work_request.contact_name, work_request.contact_email, work_request.contact_phone])
         )
 
-    @admin.display(description="attachments")
+    @admin.display(description=_("attachments"))
     def attachment_links(self, work_request):
         links = []
         for attachment in work_request.attachments.all():
@@ -1009,24 +1083,31 @@ class WorkRequestAdmin(ReadOnlyTenantAdmin):
             links.append((url, attachment.original_name) if url else ("#", attachment.original_name))
         return format_html_join(", ", '<a href="{}">{}</a>', links) if links else "-"
 
-    @admin.action(description="Approve into work orders", permissions=["approve"])
+    @admin.action(description=_("Approve into work orders"), permissions=["approve"])
     def approve_selected(self, request, queryset):
         created, refused = [], []
         for work_request in queryset:
             try:
                 work_order = services.approve_request(work_request, actor=request.user)
             except DomainError as exc:
-                refused.append(f"“{work_request}”: {exc.message}")
+                refused.append(_("“%(request)s”: %(problem)s") % {"request": work_request, "problem": exc.message})
             else:
                 created.append(work_order.number)
         if created:
             self.message_user(
-                request, f"Approved {len(created)} request(s) into work orders {_listed(created)}.", messages.SUCCESS
+                request,
+                ngettext(
+                    "Approved %(count)s request into work orders %(orders)s.",
+                    "Approved %(count)s requests into work orders %(orders)s.",
+                    len(created),
+                )
+                % {"count": len(created), "orders": _listed(created)},
+                messages.SUCCESS,
             )
         for message in refused[:MAX_LISTED]:
             self.message_user(request, message, messages.ERROR)
 
-    @admin.action(description="Reject with reason…", permissions=["approve"])
+    @admin.action(description=_("Reject with reason…"), permissions=["approve"])
     def reject_selected(self, request, queryset):
         requests = list(queryset)
         applying = "apply" in request.POST
@@ -1035,14 +1116,14 @@ class WorkRequestAdmin(ReadOnlyTenantAdmin):
             context = {
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
-                "title": "Reject work requests",
-                "intro": "Reject these requests? The requester sees the reason through their link.",
+                "title": _("Reject work requests"),
+                "intro": _("Reject these requests? The requester sees the reason through their link."),
                 "objects": [str(work_request) for work_request in requests[:50]],
                 "more": max(0, len(requests) - 50),
                 "form": form,
                 "form_action": request.get_full_path(),
                 "cancel_url": request.get_full_path(),
-                "submit_label": "Yes, reject",
+                "submit_label": _("Yes, reject"),
                 "bulk_action": "reject_selected",
                 "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
                 "select_across": request.POST.get("select_across", "0"),
@@ -1055,11 +1136,15 @@ class WorkRequestAdmin(ReadOnlyTenantAdmin):
             try:
                 services.reject_request(work_request, actor=request.user, reason=reason)
             except DomainError as exc:
-                refused.append(f"“{work_request}”: {exc.message}")
+                refused.append(_("“%(request)s”: %(problem)s") % {"request": work_request, "problem": exc.message})
             else:
                 rejected += 1
         if rejected:
-            self.message_user(request, f"Rejected {rejected} request(s).", messages.SUCCESS)
+            self.message_user(
+                request,
+                ngettext("Rejected %(count)s request.", "Rejected %(count)s requests.", rejected) % {"count": rejected},
+                messages.SUCCESS,
+            )
         for message in refused[:MAX_LISTED]:
             self.message_user(request, message, messages.ERROR)
         return None
@@ -1087,7 +1172,7 @@ class ProcedureAdmin(ServiceAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(step_count=Count("items"))
 
-    @admin.display(description="steps", ordering="step_count")
+    @admin.display(description=_("steps"), ordering="step_count")
     def step_count(self, procedure):
         return procedure.step_count
 
@@ -1143,7 +1228,7 @@ class TeamAdmin(ServiceAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(member_count=Count("members"))
 
-    @admin.display(description="members", ordering="member_count")
+    @admin.display(description=_("members"), ordering="member_count")
     def member_count(self, team):
         return team.member_count
 
@@ -1206,4 +1291,5 @@ class BudgetAdmin(ServiceAdmin):
 
 
 # Asset health (issue 20) keeps its admin in its own package.
+import workorders.capacity.admin  # noqa: E402, F401
 import workorders.health.admin  # noqa: E402, F401

@@ -12,14 +12,16 @@ from django.db import transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from maintenance_site import client_ids
+from maintenance_site import client_ids, hooks
 from maintenance_site.analytics.api import as_json
+from maintenance_site.api import prepared
 from maintenance_site.api.filters import FilterBackend, UpdatedAfterFilter
 from maintenance_site.api.pagination import CursorPagination
 from maintenance_site.api.routers import router
@@ -28,7 +30,7 @@ from maintenance_site.api.serializers import (
     FastListSerializer,
     TenantModelSerializer,
     TenantPrimaryKeyRelatedField,
-    datetime_text,
+    datetime_for_json,
 )
 from maintenance_site.api.viewsets import TenantGenericViewSet, TenantModelViewSet, TenantReadOnlyViewSet
 from maintenance_site.errors import InvalidInput, NotFound
@@ -45,6 +47,7 @@ from workorders.models import (
     FailureCode,
     Procedure,
     ProcedureItem,
+    ResumableUpload,
     Team,
     TimeEntry,
     WorkOrder,
@@ -132,6 +135,7 @@ class WorkOrderSerializer(TenantModelSerializer):
             "team_name",
             "requested_by",
             "due_at",
+            "scheduled_start",
             "started_at",
             "completed_at",
             "verified_at",
@@ -184,7 +188,7 @@ class WorkOrderSerializer(TenantModelSerializer):
     def validate_source(self, value):
         if value in (WorkOrder.Source.FOLLOW_UP, WorkOrder.Source.REQUEST):
             raise serializers.ValidationError(
-                "Follow-ups are raised from a failed checklist item and requests are approved: not created here."
+                _("Follow-ups are raised from a failed checklist item and requests are approved: not created here.")
             )
         return value
 
@@ -258,8 +262,9 @@ class WorkOrderListSerializer(serializers.ModelSerializer):
 
     @staticmethod
     def items(rows) -> list[dict]:
-        """The list's items from `VALUES` rows (dicts), as the serializer would write them from the orders."""
-        text = datetime_text()
+        """The list's items from `VALUES` rows (dicts), as the serializer would write them from the orders (UTC
+        date-times left for the renderer, which writes them alike: `datetime_for_json`)."""
+        text = datetime_for_json()
         now, open_statuses = timezone.now(), WorkOrder.OPEN_STATUSES
         items = []
         for row in rows:
@@ -410,6 +415,57 @@ class AttachmentInput(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True, use_url=False)  # empty, wrong type, too big: the service
 
 
+class UploadStartInput(serializers.Serializer):
+    client_id = serializers.CharField(max_length=64, help_text="Your id of the file: one upload per id.")
+    name = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=1, help_text="The whole file's length in bytes.")
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True, help_text="When it was taken.")
+
+
+class UploadSerializer(serializers.ModelSerializer):
+    offset = serializers.IntegerField(source="received", help_text="Bytes received: send the next piece from here.")
+    complete = serializers.BooleanField(help_text="The whole file arrived and is attached to the order.")
+    attachment = AttachmentSerializer(allow_null=True, read_only=True)
+
+    class Meta:
+        model = ResumableUpload
+        fields = ["client_id", "name", "size", "offset", "complete", "occurred_at", "attachment"]
+
+
+UPLOAD_OFFSET = OpenApiParameter(
+    "Upload-Offset",
+    int,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Where this piece starts in the file: the upload's `offset`.",
+)
+CLIENT_ID = OpenApiParameter("client_id", str, OpenApiParameter.PATH, description="Your id of the file.")
+
+
+def upload_offset(request) -> int:
+    raw = request.headers.get("Upload-Offset", "")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise InvalidInput(
+            _("Send where the piece starts in the header Upload-Offset (a whole number of bytes)."),
+            fields={"Upload-Offset": [_("A whole number, the upload's offset.")]},
+        )
+    return int(raw)
+
+
+def upload_piece(request) -> bytes:
+    """The request's body, read only when it is no larger than a piece may be."""
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = 0
+    if length > services.UPLOAD_PIECE_MAX_BYTES:
+        raise InvalidInput(
+            _("Send at most %(size)s kB at a time.") % {"size": services.UPLOAD_PIECE_MAX_BYTES // 1024},
+            fields={"body": [_("Too large.")]},
+        )
+    return request.body
+
+
 class AssignInput(serializers.Serializer):
     assignee = member_field(required=False, allow_null=True)
 
@@ -475,6 +531,19 @@ class WorkRequestSerializer(TenantModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+
+class ScheduleInput(serializers.Serializer):
+    scheduled_start = serializers.DateTimeField(
+        allow_null=True, help_text="When the work is planned to start (null: unplan it); the estimate gives its length."
+    )
+
+
+class DispatchInput(serializers.Serializer):
+    assignee = member_field(allow_null=True, help_text="Who does it; null: back to the unassigned work.")
+    scheduled_start = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Also plan it to start then (absent or null: keep the plan)."
+    )
 
 
 class ApproveInput(serializers.Serializer):
@@ -572,6 +641,8 @@ class WorkOrderViewSet(TenantModelViewSet):
     write_action = Action.CREATE_WORK
     action_permissions = {
         **services.ACTION_PERMISSION,  # the lifecycle actions: the service's own table
+        "schedule": Action.EXECUTE_WORK,  # and the service's rule: supervisors, or the technician on the order
+        "dispatch_order": Action.ASSIGN_WORK,
         "add_checklist_item": Action.CREATE_WORK,
         "checklist_item": Action.EXECUTE_WORK,
         "follow_up": Action.EXECUTE_WORK,
@@ -582,6 +653,9 @@ class WorkOrderViewSet(TenantModelViewSet):
         "stop_timer": Action.EXECUTE_WORK,
         "add_cost_line": Action.CREATE_WORK,
         "add_attachment": Action.VIEW,
+        "start_upload": Action.VIEW,  # uploads too: services.check_may_annotate
+        "upload": Action.VIEW,
+        "upload_piece": Action.VIEW,
     }
 
     def get_queryset(self):
@@ -594,13 +668,36 @@ class WorkOrderViewSet(TenantModelViewSet):
     def get_serializer_class(self):
         return WorkOrderListSerializer if self.action == "list" else WorkOrderDetailSerializer
 
+    # The query parameters whose SQL depends on nothing but their values (`maintenance_site.api.prepared`): a list
+    # asked with these alone reads its page through the page query kept for its shape. Not `location` (its SQL
+    # holds the location's descendants), `overdue` (the time), `mine` (the user) or `page`.
+    prepared_params = frozenset(
+        {
+            *("status", "priority", "type", "source", "assignee", "team", "asset", "parent"),
+            *("due_before", "due_after", "updated_after", "search", "ordering", "page_size"),
+        }
+    )
+
+    def prepared_key_extra(self):
+        return tuple(hooks.work_order_list.receivers)  # what annotates the rows (tests add and remove receivers)
+
     def list(self, request, *args, **kwargs):
         """The hot read: rows as values (no model instances, only the list's columns and annotations compiled),
-        written straight into the list's items; filters, search, ordering and both paginations as on any list."""
-        queryset = self.filter_queryset(self.get_queryset())
-        ordered_by = {str(term).lstrip("-") for term in queryset.query.order_by}  # `priority_rank`: the cursor's
-        ordering = [name for name in queryset.query.annotations if name in ordered_by]
-        rows = self.paginate_queryset(queryset.values(*WorkOrderListSerializer.VALUES, *ordering))
+        written straight into the list's items; filters, search, ordering and both paginations as on any list.
+        A shape asked before reads its page through the page query kept for it (`maintenance_site.api.prepared`):
+        no queryset built or compiled."""
+        paginator = self.paginator
+        key = paginator.prepared_key(self, request)
+        page = prepared.lookup(key)
+        rows = paginator.paginate_prepared(page, request) if page is not None else None
+        if rows is None:
+            queryset = self.filter_queryset(self.get_queryset())
+            ordered_by = {str(term).lstrip("-") for term in queryset.query.order_by}  # `priority_rank`: the cursor's
+            ordering = [name for name in queryset.query.annotations if name in ordered_by]
+            values = queryset.values(*WorkOrderListSerializer.VALUES, *ordering)
+            rows = paginator.paginate_queryset(values, request, view=self, prepare=key is not None)
+            if key is not None and getattr(paginator, "prepared", None) is not None:
+                prepared.keep(key, paginator.prepared)
         return self.get_paginated_response(WorkOrderListSerializer.items(rows))
 
     def perform_create(self, serializer):
@@ -611,8 +708,8 @@ class WorkOrderViewSet(TenantModelViewSet):
         changes = dict(serializer.validated_data)
         if changes.pop("procedure", None) is not None:
             raise InvalidInput(
-                "A procedure is applied when the order is created; add checklist items to change the checklist.",
-                fields={"procedure": ["Only on creation."]},
+                _("A procedure is applied when the order is created; add checklist items to change the checklist."),
+                fields={"procedure": [_("Only on creation.")]},
             )
         # validate() has set the new values on serializer.instance: compare with the stored row instead.
         # Fields the service does not edit pass only when unchanged (a PUT repeats them).
@@ -686,6 +783,25 @@ class WorkOrderViewSet(TenantModelViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._transition("cancel", CancelInput)
+
+    # --- planning (the planner's calendar and the dispatch board) ---
+    @_post(ScheduleInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def schedule(self, request, pk=None):
+        """Plan when the order starts (`workorders.services.schedule`): 409 for a closed order or a period in which a
+        maintenance window takes its asset out of service."""
+        work_order = self.get_object()
+        data = self.input(ScheduleInput)
+        return self._order(services.schedule(work_order, actor=request.user, **data))
+
+    @_post(DispatchInput, WorkOrderDetailSerializer)
+    @action(detail=True, methods=["post"], url_path="dispatch")
+    def dispatch_order(self, request, pk=None):
+        """Assign the order (or take it back) and optionally plan its start, all or nothing
+        (`workorders.services.dispatch`): 409 for a technician not in the order's team."""
+        work_order = self.get_object()
+        data = self.input(DispatchInput)
+        return self._order(services.dispatch(work_order, actor=request.user, **data))
 
     # --- checklist ---
     @extend_schema(responses=ChecklistItemSerializer(many=True))
@@ -789,6 +905,50 @@ class WorkOrderViewSet(TenantModelViewSet):
         attachment = services.add_attachment(uploaded=uploaded, actor=request.user, work_order=work_order)
         return self.one(AttachmentSerializer, attachment, status=201)
 
+    # --- resumable uploads (a phone's photos taken offline) ---
+    @_post(UploadStartInput, {201: UploadSerializer, 200: UploadSerializer})
+    @action(detail=True, methods=["post"], url_path="uploads")
+    def start_upload(self, request, pk=None):
+        """Announce a file sent in pieces (`PATCH …/uploads/{client_id}/`). The same `client_id` again (same name
+        and size): 200 with where it stands, to continue from `offset`; with another name or size, 409."""
+        work_order = self.get_object()
+        services.check_may_annotate(work_order, actor=request.user)
+        upload = services.start_upload(work_order, actor=request.user, **self.input(UploadStartInput))
+        return self.one(UploadSerializer, upload, status=200 if client_ids.was_replayed(upload) else 201)
+
+    def _upload(self, client_id) -> ResumableUpload:
+        work_order = self.get_object()
+        services.check_may_annotate(work_order, actor=self.request.user)
+        return get_object_or_404(
+            ResumableUpload.objects.select_related("attachment"),
+            work_order=work_order,
+            author=self.request.user,
+            client_id=client_id,
+        )
+
+    @extend_schema(responses=UploadSerializer, parameters=[CLIENT_ID])
+    @action(detail=True, methods=["get"], url_path=r"uploads/(?P<client_id>[A-Za-z0-9_.-]{1,64})")
+    def upload(self, request, pk=None, client_id=None):
+        """Where an upload of yours stands: `offset` (bytes received), `complete`, and the attachment once
+        complete. Somebody else's upload is a 404, like a missing one."""
+        return self.one(UploadSerializer, self._upload(client_id))
+
+    @extend_schema(
+        request={"application/octet-stream": {"type": "string", "format": "binary"}},
+        responses=UploadSerializer,
+        parameters=[CLIENT_ID, UPLOAD_OFFSET],
+    )
+    @upload.mapping.patch
+    def upload_piece(self, request, pk=None, client_id=None):
+        """The next piece of the file (the body's bytes, at most 1 MB), starting at `Upload-Offset`. 409
+        `upload_offset_mismatch` with `offset` when it does not start where the bytes received end; the last
+        piece attaches the file to the order (type checked by content, size, a photo stripped of EXIF), once."""
+        upload = self._upload(client_id)
+        upload = services.receive_upload_piece(
+            upload, actor=request.user, offset=upload_offset(request), piece=upload_piece(request)
+        )
+        return self.one(UploadSerializer, upload)
+
 
 class AttachmentViewSet(TenantGenericViewSet):
     """`/api/v1/attachments/{token}/` (what it is) and `…/download` (the file itself), for members of the
@@ -806,7 +966,9 @@ class AttachmentViewSet(TenantGenericViewSet):
         try:
             handle = attachment.file.storage.open(attachment.file.name, "rb")
         except FileNotFoundError:
-            raise NotFound(f"The file “{attachment.original_name}” is missing from storage.") from None
+            raise NotFound(
+                _("The file “%(name)s” is missing from storage.") % {"name": attachment.original_name}
+            ) from None
         return FileResponse(
             handle, as_attachment=True, filename=attachment.original_name, content_type=attachment.content_type
         )

@@ -9,6 +9,7 @@ read once, at most `limit` rows, with what it refers to joined in.
 """
 
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -248,8 +249,9 @@ def parse_limit(raw) -> int:
         value = 0
     if not 1 <= value <= MAX_LIMIT:
         raise InvalidInput(
-            f"“{raw}” is not a valid limit: give a whole number from 1 to {MAX_LIMIT}.",
-            fields={"limit": [f"Between 1 and {MAX_LIMIT}."]},
+            _("“%(raw)s” is not a valid limit: give a whole number from 1 to %(limit)s.")
+            % {"raw": raw, "limit": MAX_LIMIT},
+            fields={"limit": [_("Between 1 and %(limit)s.") % {"limit": MAX_LIMIT}]},
         )
     return value
 

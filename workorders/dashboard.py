@@ -12,6 +12,9 @@ from datetime import timedelta
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from maintenance_site import dashboard
 from maintenance_site.analytics import services as analytics
@@ -73,27 +76,36 @@ def open_work(organization_id: int, period) -> dict:
     }
 
 
-@dashboard.tile("open", title="Open work orders", order=10, model=WORK_ORDER, icon="assignment", lower_is_better=True)
+@dashboard.tile(
+    "open", title=gettext_lazy("Open work orders"), order=10, model=WORK_ORDER, icon="assignment", lower_is_better=True
+)
 def open_orders(organization, period):
     now, then = open_work(organization.pk, period)["open"]
     return dashboard.Figure(now, then, link=list_url(open_query()))
 
 
-@dashboard.tile("overdue", title="Overdue", order=20, model=WORK_ORDER, icon="alarm", lower_is_better=True)
+@dashboard.tile(
+    "overdue", title=gettext_lazy("Overdue"), order=20, model=WORK_ORDER, icon="alarm", lower_is_better=True
+)
 def overdue_orders(organization, period):
     now, then = open_work(organization.pk, period)["overdue"]
     return dashboard.Figure(now, then, link=list_url("overdue=yes"))
 
 
 @dashboard.tile(
-    "backlog_hours", title="Backlog (estimated hours)", order=30, model=WORK_ORDER, unit="h", lower_is_better=True
+    "backlog_hours",
+    title=gettext_lazy("Backlog (estimated hours)"),
+    order=30,
+    model=WORK_ORDER,
+    unit="h",
+    lower_is_better=True,
 )
 def backlog_hours(organization, period):
     now, then = open_work(organization.pk, period)["minutes"]
     return dashboard.Figure(round(now / 60, 1), round(then / 60, 1), link=list_url(open_query()))
 
 
-@dashboard.tile("completed", title="Completed (7 days)", order=60, model=WORK_ORDER, icon="task_alt")
+@dashboard.tile("completed", title=gettext_lazy("Completed (7 days)"), order=60, model=WORK_ORDER, icon="task_alt")
 def completed_orders(organization, period):
     # completing an order moves its updated_at: the index range narrows the rows to look at
     found = (
@@ -116,7 +128,12 @@ def week_start(moment):
     return monday
 
 
-@dashboard.chart("flow", title=f"Created vs completed per week (last {WEEKS} weeks)", order=10, model=WORK_ORDER)
+@dashboard.chart(
+    "flow",
+    title=format_lazy(gettext_lazy("Created vs completed per week (last {weeks} weeks)"), weeks=WEEKS),
+    order=10,
+    model=WORK_ORDER,
+)
 def created_vs_completed(organization, period):
     first = week_start(period.now) - timedelta(weeks=WEEKS - 1)
     starts = [first + timedelta(weeks=index) for index in range(WEEKS)]
@@ -134,12 +151,12 @@ def created_vs_completed(organization, period):
         labels=[start.strftime("%Y-%m-%d") for start in starts],
         datasets=[
             {
-                "label": "Created",
+                "label": _("Created"),
                 "data": [found[f"created_{index}"] for index in range(WEEKS)],
                 "backgroundColor": dashboard.SECONDARY,
             },
             {
-                "label": "Completed",
+                "label": _("Completed"),
                 "data": [found[f"completed_{index}"] for index in range(WEEKS)],
                 "backgroundColor": dashboard.PRIMARY,
             },
@@ -147,14 +164,19 @@ def created_vs_completed(organization, period):
     )
 
 
-AGE_BUCKETS = [("< 1 week", 0, 7), ("1–4 weeks", 7, 28), ("1–3 months", 28, 91), ("3–12 months", 91, 365)]
-AGE_BUCKETS += [("> 1 year", 365, None)]
+AGE_BUCKETS = [
+    (gettext_lazy("< 1 week"), 0, 7),
+    (gettext_lazy("1–4 weeks"), 7, 28),
+    (gettext_lazy("1–3 months"), 28, 91),
+    (gettext_lazy("3–12 months"), 91, 365),
+]
+AGE_BUCKETS += [(gettext_lazy("> 1 year"), 365, None)]
 
 
-@dashboard.chart("backlog_age", title="Backlog age (open work orders)", order=20, model=WORK_ORDER)
+@dashboard.chart("backlog_age", title=gettext_lazy("Backlog age (open work orders)"), order=20, model=WORK_ORDER)
 def backlog_age(organization, period):
     counts, links = {}, []
-    for index, (_, youngest, oldest) in enumerate(AGE_BUCKETS):
+    for index, (_label, youngest, oldest) in enumerate(AGE_BUCKETS):
         window = Q(created_at__lte=period.now - timedelta(days=youngest))
         if oldest is not None:
             window &= Q(created_at__gt=period.now - timedelta(days=oldest))
@@ -162,10 +184,10 @@ def backlog_age(organization, period):
         links.append(list_url(f"{open_query()}&age={index}"))
     found = WorkOrder.objects.filter(organization=organization).filter(OPEN).aggregate(**counts)
     return dashboard.ChartData(
-        labels=[label for label, _, _ in AGE_BUCKETS],
+        labels=[str(label) for label, _youngest, _oldest in AGE_BUCKETS],
         datasets=[
             {
-                "label": "Open work orders",
+                "label": _("Open work orders"),
                 "data": [found[f"bucket_{index}"] for index in range(len(AGE_BUCKETS))],
                 "backgroundColor": dashboard.WARNING,
             }
@@ -175,12 +197,13 @@ def backlog_age(organization, period):
 
 
 FAILING_DAYS = 90
+COST_LABELS = {"labour": gettext_lazy("Labour"), "parts": gettext_lazy("Parts"), "external": gettext_lazy("External")}
 TOP_ASSETS = 8
 
 
 @dashboard.chart(
     "failing_assets",
-    title=f"Top failing assets (corrective work, last {FAILING_DAYS} days)",
+    title=format_lazy(gettext_lazy("Top failing assets (corrective work, last {days} days)"), days=FAILING_DAYS),
     order=30,
     model=WORK_ORDER,
 )
@@ -200,7 +223,7 @@ def top_failing_assets(organization, period):
         labels=[row["asset__code"] for row in rows],
         datasets=[
             {
-                "label": "Corrective work orders",
+                "label": _("Corrective work orders"),
                 "data": [row["failures"] for row in rows],
                 "backgroundColor": dashboard.DANGER,
             }
@@ -231,22 +254,26 @@ def analytics_figure(organization, period, key: str, link: str) -> dashboard.Fig
     return dashboard.Figure(figure["value"], figure["previous"], link=link)
 
 
-@dashboard.tile("mttr", title="MTTR (7 days)", order=37, model=WORK_ORDER, unit="h", lower_is_better=True)
+@dashboard.tile("mttr", title=gettext_lazy("MTTR (7 days)"), order=37, model=WORK_ORDER, unit="h", lower_is_better=True)
 def mean_time_to_repair(organization, period):
     return analytics_figure(organization, period, "mttr", list_url("type__exact=corrective"))
 
 
-@dashboard.tile("availability", title="Availability (7 days)", order=38, model=WORK_ORDER, unit="%")
+@dashboard.tile("availability", title=gettext_lazy("Availability (7 days)"), order=38, model=WORK_ORDER, unit="%")
 def availability(organization, period):
     return analytics_figure(organization, period, "availability", reverse("admin:assets_asset_changelist"))
 
 
-@dashboard.tile("total_cost", title="Maintenance cost (7 days)", order=39, model=WORK_ORDER, lower_is_better=True)
+@dashboard.tile(
+    "total_cost", title=gettext_lazy("Maintenance cost (7 days)"), order=39, model=WORK_ORDER, lower_is_better=True
+)
 def maintenance_cost(organization, period):
     return analytics_figure(organization, period, "total_cost", reverse("admin:workorders_budget_changelist"))
 
 
-@dashboard.tile("at_risk", title="Assets at risk", order=65, model="workorders.assethealth", lower_is_better=True)
+@dashboard.tile(
+    "at_risk", title=gettext_lazy("Assets at risk"), order=65, model="workorders.assethealth", lower_is_better=True
+)
 def assets_at_risk(organization, period):
     """Assets whose health risk is high or critical now (asset health: the score with its reasons)."""
     risky = (Risk.HIGH, Risk.CRITICAL)
@@ -256,7 +283,9 @@ def assets_at_risk(organization, period):
     )
 
 
-@dashboard.chart("cost_by_category", title="Maintenance cost this month, by category", order=40, model=WORK_ORDER)
+@dashboard.chart(
+    "cost_by_category", title=gettext_lazy("Maintenance cost this month, by category"), order=40, model=WORK_ORDER
+)
 def cost_by_category(organization, period):
     """Labour, parts and external cost since the first of the month (local days), from the analytics providers:
     the figures of /api/v1/analytics/costs?group_by=category."""
@@ -265,10 +294,10 @@ def cost_by_category(organization, period):
     amounts = analytics.kpi_values(scope, list(COST_CATEGORIES.values()))
     budgets = reverse("admin:workorders_budget_changelist")
     return dashboard.ChartData(
-        labels=[name.capitalize() for name in COST_CATEGORIES],
+        labels=[str(COST_LABELS.get(name, name.capitalize())) for name in COST_CATEGORIES],
         datasets=[
             {
-                "label": f"Cost ({organization.currency})",
+                "label": _("Cost (%(currency)s)") % {"currency": organization.currency},
                 "data": [float(amounts[key] or 0) for key in COST_CATEGORIES.values()],
             }
         ],

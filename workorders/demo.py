@@ -8,6 +8,7 @@ from django.utils import timezone
 from assets.models import Asset
 from maintenance_site.tenancy.roles import Role
 from workorders import services
+from workorders.capacity import demo as capacity_demo
 from workorders.health import demo as health_demo
 from workorders.models import ItemKind, Procedure, ProcedureItem, Team
 
@@ -43,6 +44,7 @@ FAILURE_CODES = [
 def seed(organization, users):
     _seed_orders(organization, users)
     health_demo.seed(organization, users)  # after the orders: the drifting pump's history counts them
+    capacity_demo.seed(organization, users)
 
 
 def _seed_orders(organization, users):

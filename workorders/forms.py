@@ -2,6 +2,9 @@
 
 from django import forms
 from django.core.validators import RegexValidator
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from assets.models import Asset, Location
 from maintenance_site.errors import InvalidInput
@@ -29,13 +32,19 @@ class PhotosField(forms.FileField):
         if self.required and not files:
             raise forms.ValidationError(self.error_messages["required"], code="required")
         if len(files) > MAX_PHOTOS:
-            raise forms.ValidationError(f"Send at most {MAX_PHOTOS} photos.", code="too_many")
+            raise forms.ValidationError(
+                gettext("Send at most %(limit)s photos.") % {"limit": MAX_PHOTOS}, code="too_many"
+            )
         problems = []
         for uploaded in files:
             try:
                 services.check_upload(uploaded)
             except InvalidInput as exc:
-                problems.append(f"{uploaded.name}: {exc.message}" if len(files) > 1 else exc.message)
+                problems.append(
+                    gettext("%(file)s: %(problem)s") % {"file": uploaded.name, "problem": exc.message}
+                    if len(files) > 1
+                    else exc.message
+                )
         if problems:
             raise forms.ValidationError(problems, code="invalid_file")
         return files
@@ -61,37 +70,41 @@ class ProblemReportForm(forms.Form):
     """The public form. With `asset` given (a QR label) the asset is fixed and asset and location are not asked."""
 
     description = forms.CharField(
-        label="What is the problem?",
+        label=_("What is the problem?"),
         max_length=MAX_DESCRIPTION,
         widget=forms.Textarea(attrs={"rows": 5}),
-        help_text="What you saw or heard, and where exactly.",
+        help_text=_("What you saw or heard, and where exactly."),
     )
     asset = forms.ModelChoiceField(
-        label="Equipment", queryset=Asset.objects.none(), required=False, empty_label="Not sure / not listed"
+        label=_("Equipment"), queryset=Asset.objects.none(), required=False, empty_label=_("Not sure / not listed")
     )
-    location = forms.TypedChoiceField(label="Location", required=False, coerce=int, empty_value=None)
+    location = forms.TypedChoiceField(label=_("Location"), required=False, coerce=int, empty_value=None)
     contact_name = forms.CharField(
-        label="Your name", max_length=120, required=False, widget=forms.TextInput(attrs={"autocomplete": "name"})
+        label=_("Your name"), max_length=120, required=False, widget=forms.TextInput(attrs={"autocomplete": "name"})
     )
     contact_email = forms.EmailField(
-        label="Your e-mail",
+        label=_("Your e-mail"),
         max_length=254,
         required=False,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     contact_phone = forms.CharField(
-        label="Your phone",
+        label=_("Your phone"),
         max_length=40,
         required=False,
         validators=[
-            RegexValidator(r"^\+?[0-9 ()./-]{3,40}$", "Use digits, spaces and + ( ) - . / only, e.g. +44 20 7946 0000.")
+            RegexValidator(
+                r"^\+?[0-9 ()./-]{3,40}$", _("Use digits, spaces and + ( ) - . / only, e.g. +44 20 7946 0000.")
+            )
         ],
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"}),
     )
     photos = PhotosField(
-        label="Photos",
+        label=_("Photos"),
         required=False,
-        help_text=f"Up to {MAX_PHOTOS} photos, {services.ATTACHMENT_MAX_BYTES // 2**20} MB each.",
+        help_text=format_lazy(
+            _("Up to {count} photos, {size} MB each."), count=MAX_PHOTOS, size=services.ATTACHMENT_MAX_BYTES // 2**20
+        ),
     )
 
     def __init__(self, *args, organization, asset=None, **kwargs):
@@ -103,7 +116,7 @@ class ProblemReportForm(forms.Form):
             del self.fields["location"]
             return
         self.fields["asset"].queryset = Asset.objects.for_tenant(organization).in_service().order_by("code")
-        self.fields["location"].choices = [("", "Not sure"), *location_paths(organization)]
+        self.fields["location"].choices = [("", _("Not sure")), *location_paths(organization)]
 
     def clean_description(self):
         return self.cleaned_data["description"].strip()
@@ -114,7 +127,7 @@ class ProblemReportForm(forms.Form):
             return None
         location = Location.objects.for_tenant(self.organization).filter(pk=pk).first()
         if location is None:  # gone since the form was shown
-            raise forms.ValidationError("Choose a location from the list.", code="invalid_choice")
+            raise forms.ValidationError(gettext("Choose a location from the list."), code="invalid_choice")
         return location
 
     def submit_kwargs(self) -> dict:

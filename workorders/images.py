@@ -10,6 +10,7 @@ import io
 import os
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maintenance_site.errors import InvalidInput
@@ -42,7 +43,9 @@ def prepare_photo(uploaded, *, max_side: int = MAX_SIDE) -> SimpleUploadedFile:
         image.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
         found = uploads.describe(uploads.detect(uploaded).content_type)
-        message = f"This file is not a photo we can read: it is {found}. Send a JPEG, PNG or WebP picture."
+        message = _("This file is not a photo we can read: it is %(found)s. Send a JPEG, PNG or WebP picture.") % {
+            "found": found
+        }
         raise _refuse(message) from None
 
     icc_profile = image.info.get("icc_profile")

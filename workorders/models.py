@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.analytics.definitions import REACTIVE_TYPES
 from maintenance_site.audit import history
@@ -61,10 +63,10 @@ class Procedure(TenantModel):
 
 
 class ItemKind(models.TextChoices):
-    TICK = "tick", "Tick when done"
-    PASS_FAIL = "pass_fail", "Pass / fail"
-    NUMBER = "number", "Number with unit"
-    TEXT = "text", "Text"
+    TICK = "tick", _("Tick when done")
+    PASS_FAIL = "pass_fail", _("Pass / fail")
+    NUMBER = "number", _("Number with unit")
+    TEXT = "text", _("Text")
 
 
 class ProcedureItem(TenantModel):
@@ -92,12 +94,12 @@ class FailureCode(TenantModel):
     failures by them (a Pareto of causes). A code in use is deactivated, not deleted."""
 
     class Kind(models.TextChoices):
-        PROBLEM = "problem", "Problem"
-        CAUSE = "cause", "Cause"
-        REMEDY = "remedy", "Remedy"
+        PROBLEM = "problem", _("Problem")
+        CAUSE = "cause", _("Cause")
+        REMEDY = "remedy", _("Remedy")
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    code = models.CharField(max_length=20, help_text="Short and unique per kind, such as BRG-WEAR.")
+    code = models.CharField(max_length=20, help_text=_("Short and unique per kind, such as BRG-WEAR."))
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     asset_type = models.ForeignKey(
@@ -106,9 +108,9 @@ class FailureCode(TenantModel):
         null=True,
         blank=True,
         related_name="+",
-        help_text="Only for assets of this type; empty: any asset.",
+        help_text=_("Only for assets of this type; empty: any asset."),
     )
-    is_active = models.BooleanField(default=True, help_text="Inactive codes stay on past work but are not offered.")
+    is_active = models.BooleanField(default=True, help_text=_("Inactive codes stay on past work but are not offered."))
 
     history = history()
 
@@ -127,7 +129,7 @@ class FailureCode(TenantModel):
 
     def clean(self):
         if self.asset_type_id and self.asset_type.organization_id != self.organization_id:
-            raise ValidationError({"asset_type": "The asset type belongs to another organisation."})
+            raise ValidationError({"asset_type": gettext("The asset type belongs to another organisation.")})
 
 
 # The failure-code fields of a work order and the kind of code each takes. Reactive work orders
@@ -163,35 +165,35 @@ class WorkOrder(TenantModel):
     """
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        ASSIGNED = "assigned", "Assigned"
-        IN_PROGRESS = "in_progress", "In progress"
-        ON_HOLD = "on_hold", "On hold"
-        COMPLETED = "completed", "Completed"
-        VERIFIED = "verified", "Verified"
-        CANCELLED = "cancelled", "Cancelled"
+        OPEN = "open", _("Open")
+        ASSIGNED = "assigned", _("Assigned")
+        IN_PROGRESS = "in_progress", _("In progress")
+        ON_HOLD = "on_hold", _("On hold")
+        COMPLETED = "completed", _("Completed")
+        VERIFIED = "verified", _("Verified")
+        CANCELLED = "cancelled", _("Cancelled")
 
     class Type(models.TextChoices):
-        CORRECTIVE = "corrective", "Corrective"
-        PREVENTIVE = "preventive", "Preventive"
-        PREDICTIVE = "predictive", "Predictive"
-        INSPECTION = "inspection", "Inspection"
-        EMERGENCY = "emergency", "Emergency"
-        ROUTINE = "routine", "Routine"
+        CORRECTIVE = "corrective", _("Corrective")
+        PREVENTIVE = "preventive", _("Preventive")
+        PREDICTIVE = "predictive", _("Predictive")
+        INSPECTION = "inspection", _("Inspection")
+        EMERGENCY = "emergency", _("Emergency")
+        ROUTINE = "routine", _("Routine")
 
     class Priority(models.TextChoices):
-        LOW = "low", "Low"
-        MEDIUM = "medium", "Medium"
-        HIGH = "high", "High"
-        CRITICAL = "critical", "Critical"
+        LOW = "low", _("Low")
+        MEDIUM = "medium", _("Medium")
+        HIGH = "high", _("High")
+        CRITICAL = "critical", _("Critical")
 
     class Source(models.TextChoices):
-        MANUAL = "manual", "Manual"
-        REQUEST = "request", "Work request"
-        PREVENTIVE = "preventive", "Preventive schedule"
-        PREDICTIVE = "predictive", "Predictive alert"
-        ESCALATION = "escalation", "Escalation"
-        FOLLOW_UP = "follow_up", "Follow-up"
+        MANUAL = "manual", _("Manual")
+        REQUEST = "request", _("Work request")
+        PREVENTIVE = "preventive", _("Preventive schedule")
+        PREDICTIVE = "predictive", _("Predictive alert")
+        ESCALATION = "escalation", _("Escalation")
+        FOLLOW_UP = "follow_up", _("Follow-up")
 
     OPEN_STATUSES = (Status.OPEN, Status.ASSIGNED, Status.IN_PROGRESS, Status.ON_HOLD)
     CLOSED_STATUSES = (Status.COMPLETED, Status.VERIFIED, Status.CANCELLED)
@@ -224,6 +226,11 @@ class WorkOrder(TenantModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     due_at = models.DateTimeField(null=True, blank=True)
+    scheduled_start = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("When the work is planned to start; the estimate gives its length (the planner's calendar)."),
+    )
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -237,15 +244,15 @@ class WorkOrder(TenantModel):
         null=True,
         blank=True,
         related_name="follow_ups",
-        help_text="The work order this one follows up.",
+        help_text=_("The work order this one follows up."),
     )
     hold_reason = models.TextField(blank=True, editable=False)
     cancel_reason = models.TextField(blank=True, editable=False)
     completion_notes = models.TextField(blank=True)
     # Free text from before the failure-code library (migration 0006 linked the values that were codes); kept as
     # notes, readable and editable, next to the codes below.
-    failure_cause = models.CharField(max_length=60, blank=True, help_text="Failure cause, in words (a note).")
-    remedy = models.CharField(max_length=60, blank=True, help_text="Remedy, in words (a note).")
+    failure_cause = models.CharField(max_length=60, blank=True, help_text=_("Failure cause, in words (a note)."))
+    remedy = models.CharField(max_length=60, blank=True, help_text=_("Remedy, in words (a note)."))
     problem_code = models.ForeignKey(
         "workorders.FailureCode",
         on_delete=models.PROTECT,
@@ -253,7 +260,7 @@ class WorkOrder(TenantModel):
         blank=True,
         related_name="+",
         limit_choices_to={"kind": "problem"},
-        help_text="What was wrong (failure-code library).",
+        help_text=_("What was wrong (failure-code library)."),
     )
     cause_code = models.ForeignKey(
         "workorders.FailureCode",
@@ -262,7 +269,7 @@ class WorkOrder(TenantModel):
         blank=True,
         related_name="+",
         limit_choices_to={"kind": "cause"},
-        help_text="Why it failed (failure-code library).",
+        help_text=_("Why it failed (failure-code library)."),
     )
     remedy_code = models.ForeignKey(
         "workorders.FailureCode",
@@ -271,7 +278,7 @@ class WorkOrder(TenantModel):
         blank=True,
         related_name="+",
         limit_choices_to={"kind": "remedy"},
-        help_text="What fixed it (failure-code library).",
+        help_text=_("What fixed it (failure-code library)."),
     )
 
     objects = WorkOrderQuerySet.as_manager()
@@ -298,11 +305,22 @@ class WorkOrder(TenantModel):
             models.Index(fields=["organization", "status", "created_at", "id"], name="wo_org_status_created_idx"),
             # ?status=open,assigned (any open statuses), ?overdue=true, the admin's open work:
             #   WHERE organization_id = ? AND status IN (<open statuses>) ORDER BY created_at DESC, id DESC
+            #   and the analytics backlog's "open now" (covering what its aggregates read: index-only)
             models.Index(
                 fields=["organization", "created_at", "id"],
+                include=["completed_at", "cancelled_at", "estimated_minutes"],
                 condition=Q(status__in=["open", "assigned", "in_progress", "on_hold"]),
                 name="wo_org_open_created_idx",
             ),
+            # /metrics: open and overdue orders, per organisation or in all (index-only):
+            #   SELECT organization_id, COUNT(*) WHERE status IN (<open statuses>) [AND due_at < now] GROUP BY 1
+            models.Index(
+                fields=["organization", "due_at"],
+                condition=Q(status__in=["open", "assigned", "in_progress", "on_hold"]),
+                name="wo_org_open_due_idx",
+            ),
+            # /metrics: preventive orders generated: SELECT organization_id, COUNT(*) WHERE source = 'preventive' ...
+            models.Index(fields=["organization"], condition=Q(source="preventive"), name="wo_org_preventive_idx"),
             # ?priority=X (also with ?status=Y): WHERE organization_id = ? AND priority = ? ORDER BY created_at DESC
             models.Index(fields=["organization", "priority", "created_at", "id"], name="wo_org_priority_created_idx"),
             # ?assignee=ID and ?mine=true: WHERE assignee_id = ? ORDER BY created_at DESC, id DESC
@@ -319,16 +337,32 @@ class WorkOrder(TenantModel):
             # sync and ?ordering=updated_at: WHERE organization_id = ? AND (updated_at, id) > (?, ?)
             #   ORDER BY updated_at, id
             models.Index(fields=["organization", "updated_at", "id"], name="wo_org_updated_idx"),
+            # the planner's calendar and the dispatch board: WHERE organization_id = ? AND scheduled_start >= ?
+            #   AND scheduled_start < ? (the capacity's planned hours the same, per assignee and local day)
+            models.Index(
+                fields=["organization", "scheduled_start"],
+                condition=Q(scheduled_start__isnull=False),
+                name="wo_org_scheduled_idx",
+            ),
             # ?ordering=priority (by urgency): ORDER BY <the rank of the priority>, id
             models.Index(F("organization"), PRIORITY_URGENCY, F("id"), name="wo_org_priority_rank_idx"),
             # ?ordering=number: the unique (organization, number) index above.
             # analytics, work completed in a period (planned ratio, rework, wrench time, failure codes):
             #   WHERE organization_id = ? AND status IN ('completed', 'verified') AND completed_at >= ? AND < ?
             #   and the backlog's "closed after the period's start": ... OR completed_at >= ?
+            #   covering what the aggregates read, so the period's completions are an index-only range scan
             models.Index(
                 fields=["organization", "completed_at"],
+                include=["id", "status", "type", "estimated_minutes", "created_at", "cancelled_at"],
                 condition=Q(completed_at__isnull=False),
-                name="wo_org_completed_idx",
+                name="wo_org_completed_cov_idx",
+            ),
+            # analytics, rework: follow-ups (orders with a parent) created in a period, joined to their parent
+            models.Index(
+                fields=["organization", "created_at"],
+                include=["parent"],
+                condition=Q(parent__isnull=False),
+                name="wo_org_followup_created_idx",
             ),
             # the backlog's "cancelled after the period's start": ... OR cancelled_at >= ?
             models.Index(
@@ -373,6 +407,15 @@ class WorkOrder(TenantModel):
         return self.status in self.OPEN_STATUSES
 
     @property
+    def version(self) -> str:
+        """The order as it stands, "<order>.<checklist>": the ids of its latest history row and of its checklist's.
+        A phone sends it with what it did offline, so the server can tell a step or a tick made on an order that
+        somebody else changed since (`services.check_version`)."""
+        order = self.history.order_by("-history_id").values_list("history_id", flat=True).first() or 0
+        items = ChecklistItem.history.filter(work_order_id=self.pk).order_by("-history_id")
+        return f"{order}.{items.values_list('history_id', flat=True).first() or 0}"
+
+    @property
     def is_overdue(self) -> bool:
         return self.is_open and self.due_at is not None and self.due_at < timezone.now()
 
@@ -406,7 +449,7 @@ class ChecklistItem(TenantModel):
     unit = models.CharField(max_length=20, blank=True)
     required = models.BooleanField(default=True)
     done = models.BooleanField(default=False)
-    passed = models.BooleanField(null=True, blank=True, help_text="Pass / fail items: the verdict.")
+    passed = models.BooleanField(null=True, blank=True, help_text=_("Pass / fail items: the verdict."))
     number_value = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     text_value = models.TextField(blank=True)
     done_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
@@ -414,7 +457,9 @@ class ChecklistItem(TenantModel):
     follow_up = models.ForeignKey(
         WorkOrder, on_delete=models.SET_NULL, null=True, blank=True, related_name="raised_by_items"
     )
-    client_id = models.CharField(max_length=64, blank=True, help_text="Set by offline clients: a replay applies once.")
+    client_id = models.CharField(
+        max_length=64, blank=True, help_text=_("Set by offline clients: a replay applies once.")
+    )
 
     history = history()
 
@@ -442,7 +487,10 @@ class Comment(TenantModel):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     body = models.TextField()
     client_id = models.CharField(
-        max_length=64, blank=True, help_text="Set by offline clients: unique per author, a replay applies once."
+        max_length=64, blank=True, help_text=_("Set by offline clients: unique per author, a replay applies once.")
+    )
+    occurred_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When it was written on the phone (offline); created_at: when it arrived.")
     )
 
     history = history()
@@ -472,15 +520,15 @@ class TimeEntry(TenantModel):
         on_delete=models.PROTECT,
         related_name="+",
         editable=False,
-        help_text="Who recorded it: the technician, or a planner logging time for them.",
+        help_text=_("Who recorded it: the technician, or a planner logging time for them."),
     )
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Empty while a timer runs.")
+    minutes = models.PositiveIntegerField(null=True, blank=True, help_text=_("Empty while a timer runs."))
     hourly_rate = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
     note = models.CharField(max_length=300, blank=True)
     client_id = models.CharField(
-        max_length=64, blank=True, help_text="Set by offline clients: unique per author, a replay applies once."
+        max_length=64, blank=True, help_text=_("Set by offline clients: unique per author, a replay applies once.")
     )
 
     history = history()
@@ -503,7 +551,17 @@ class TimeEntry(TenantModel):
         indexes = [
             # analytics, labour cost of a period: WHERE organization_id = ? AND COALESCE(started_at, created_at)
             #   >= ? AND < ? (workorders.analytics.cost_kpis: time without a start counts when it was entered)
-            models.Index(F("organization"), Coalesce("started_at", "created_at"), name="wo_time_org_moment_idx"),
+            #   with the amounts and the moment's columns as trailing keys (PostgreSQL scans index-only only when
+            #   every column the query names is in the index, the expression's too): the period's entries only
+            models.Index(
+                F("organization"),
+                Coalesce("started_at", "created_at"),
+                F("minutes"),
+                F("hourly_rate"),
+                F("started_at"),
+                F("created_at"),
+                name="wo_time_org_moment_cov_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -583,9 +641,9 @@ class WorkRequest(TenantModel):
     work order or reject it with a reason the requester sees through their link."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
 
     token = models.CharField(max_length=32, unique=True, editable=False)
     asset = models.ForeignKey("assets.Asset", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -633,7 +691,7 @@ class DowntimeLink(TenantModel):
         null=True,
         blank=True,
         related_name="caused_downtime_links",
-        help_text="The work order that took the asset down (planned downtime).",
+        help_text=_("The work order that took the asset down (planned downtime)."),
     )
     ended_by = models.ForeignKey(
         WorkOrder,
@@ -641,7 +699,7 @@ class DowntimeLink(TenantModel):
         null=True,
         blank=True,
         related_name="ended_downtime_links",
-        help_text="The work order whose completion ended this downtime.",
+        help_text=_("The work order whose completion ended this downtime."),
     )
 
     history = history()
@@ -660,17 +718,17 @@ class OfflineAction(TenantModel):
     `created_at` is when it reached the server. Append-only: its own audit."""
 
     class Kind(models.TextChoices):
-        START = "start", "Start"
-        HOLD = "hold", "Hold"
-        RESUME = "resume", "Resume"
-        COMPLETE = "complete", "Complete"
+        START = "start", _("Start")
+        HOLD = "hold", _("Hold")
+        RESUME = "resume", _("Resume")
+        COMPLETE = "complete", _("Complete")
 
     work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="offline_actions")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=20, choices=Kind.choices)
-    text = models.TextField(blank=True, help_text="The hold reason or the completion notes sent with the step.")
-    occurred_at = models.DateTimeField(help_text="When it happened on the device.")
-    client_id = models.CharField(max_length=64, help_text="The phone's id of the step: a replay applies once.")
+    text = models.TextField(blank=True, help_text=_("The hold reason or the completion notes sent with the step."))
+    occurred_at = models.DateTimeField(help_text=_("When it happened on the device."))
+    client_id = models.CharField(max_length=64, help_text=_("The phone's id of the step: a replay applies once."))
 
     class Meta:
         ordering = ["occurred_at", "id"]
@@ -684,6 +742,43 @@ class OfflineAction(TenantModel):
         return f"{self.action} of {self.work_order_id} by {self.author_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
+class ResumableUpload(TenantModel):
+    """A file a phone sends in pieces (a photo taken offline, sent when the signal returns): the bytes received so
+    far, until the last piece makes it an `Attachment` of the order through the attachment service (type and size
+    checked there). One per author and client id, so an interrupted upload continues where it stopped and a
+    repeated one adds the file once. A buffer, not a record of the business: no history (the attachment has it)."""
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="uploads")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    client_id = models.CharField(max_length=64, help_text=_("The phone's id of the file: one upload per id."))
+    name = models.CharField(max_length=255)
+    size = models.PositiveIntegerField(help_text=_("The whole file's length in bytes, announced at the start."))
+    received = models.PositiveIntegerField(default=0, help_text=_("Bytes received so far: the next piece's offset."))
+    data = models.BinaryField(default=b"", editable=False, help_text=_("The bytes received; emptied once attached."))
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text=_("When the photo was taken on the phone."))
+    attachment = models.OneToOneField(
+        Attachment, on_delete=models.SET_NULL, null=True, blank=True, related_name="upload"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "author", "client_id"], name="workorders_resumableupload_unique_client_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(received__lte=F("size")), name="workorders_resumableupload_received_within_size"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.received}/{self.size} bytes)"
+
+    @property
+    def complete(self) -> bool:
+        return self.attachment_id is not None
+
+
 def default_budget_thresholds() -> list:
     return [80, 100]
 
@@ -695,19 +790,19 @@ class Budget(TenantModel):
     threshold (a percentage of the amount) raises `budget:threshold-crossed` once (`BudgetCrossing`)."""
 
     class Period(models.TextChoices):
-        MONTH = "month", "Month"
-        QUARTER = "quarter", "Quarter"
-        YEAR = "year", "Year"
+        MONTH = "month", _("Month")
+        QUARTER = "quarter", _("Quarter")
+        YEAR = "year", _("Year")
 
     class Category(models.TextChoices):
-        ALL = "all", "All costs"
-        LABOUR = "labour", "Labour"
-        PARTS = "parts", "Parts"
-        EXTERNAL = "external", "External"
+        ALL = "all", _("All costs")
+        LABOUR = "labour", _("Labour")
+        PARTS = "parts", _("Parts")
+        EXTERNAL = "external", _("External")
 
     name = models.CharField(max_length=120)
     period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTH)
-    starts_on = models.DateField(help_text="The first day of the month, quarter or year.")
+    starts_on = models.DateField(help_text=_("The first day of the month, quarter or year."))
     category = models.CharField(max_length=10, choices=Category.choices, default=Category.ALL)
     amount = models.DecimalField(max_digits=14, decimal_places=2, validators=[MinValueValidator(0)])
     location = models.ForeignKey(
@@ -716,7 +811,7 @@ class Budget(TenantModel):
         null=True,
         blank=True,
         related_name="+",
-        help_text="This location and everything below it; empty: the whole organisation.",
+        help_text=_("This location and everything below it; empty: the whole organisation."),
     )
     asset_type = models.ForeignKey(
         "assets.AssetType", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -724,7 +819,7 @@ class Budget(TenantModel):
     asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     thresholds = models.JSONField(
         default=default_budget_thresholds,
-        help_text="Percentages of the amount at which actual + committed spend raises an alert, such as [80, 100].",
+        help_text=_("Percentages of the amount at which actual + committed spend raises an alert, such as [80, 100]."),
     )
 
     history = history()
@@ -794,7 +889,7 @@ class BudgetCrossing(TenantModel):
 
     budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="crossings")
     threshold = models.PositiveIntegerField()
-    spend = models.DecimalField(max_digits=14, decimal_places=2, help_text="Actual + committed when it crossed.")
+    spend = models.DecimalField(max_digits=14, decimal_places=2, help_text=_("Actual + committed when it crossed."))
 
     class Meta:
         ordering = ["-created_at"]
@@ -807,6 +902,8 @@ class BudgetCrossing(TenantModel):
 
 
 # Asset health (issue 20) keeps its models in its own package.
+# Capacity (issue 24): working patterns and time off, in their own package.
+from workorders.capacity.models import TimeOff, WorkingPattern  # noqa: E402, F401
 from workorders.health.models import (  # noqa: E402, F401
     AssetHealth,
     DiagnosticResult,

@@ -10,6 +10,7 @@ the page mentions. An order of another organisation is a 404, like a missing one
 
 from django.contrib.auth import get_user_model
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -41,8 +42,9 @@ def _whole_number(raw, name: str, default: int, low: int, high: int) -> int:
         value = None
     if value is None or not low <= value <= high:
         raise InvalidInput(
-            f"“{raw}” is not a valid {name}: give a whole number from {low} to {high}.",
-            fields={name: [f"A whole number from {low} to {high}."]},
+            _("“%(raw)s” is not a valid %(name)s: give a whole number from %(low)s to %(high)s.")
+            % {"raw": raw, "name": name, "low": low, "high": high},
+            fields={name: [_("A whole number from %(low)s to %(high)s.") % {"low": low, "high": high}]},
         )
     return value
 
@@ -162,7 +164,7 @@ class WorkOrderHistoryView(TenantAPIMixin, APIView):
     )
     def get(self, request, pk=None, **kwargs):
         if int(pk) > _LARGEST_ID:
-            raise Http404("No such work order.")
+            raise Http404(_("No such work order."))
         work_order = get_object_or_404(WorkOrder.objects.filter(organization=request.organization), pk=pk)
         before = _whole_number(request.query_params.get("before"), "before", None, 1, _LARGEST_ID)
         page_size = _whole_number(

@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -155,7 +156,9 @@ def _report(request, organization, asset=None):
                 except InvalidInput as exc:
                     form.add_service_errors(exc)
                 except NotFound:
-                    form.add_error("asset" if "asset" in form.fields else None, "Choose equipment from the list.")
+                    form.add_error(
+                        "asset" if "asset" in form.fields else None, gettext("Choose equipment from the list.")
+                    )
                 else:
                     return redirect("public-report-status", request_token=work_request.token)
             status = 400

@@ -6,6 +6,7 @@ technicians act on their own work), records history with the acting user, and pu
 """
 
 import operator
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -15,19 +16,24 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.db.models import CharField, DateTimeField, Sum, Value
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from assets import services as asset_services
 from assets.models import Asset, Downtime, Location
-from maintenance_site import audit, client_ids, hooks
+from maintenance_site import audit, client_ids, formats, hooks
 from maintenance_site.analytics import registry as analytics_registry
 from maintenance_site.analytics import services as analytics_services
 from maintenance_site.bulk import history_by_select, id_in, insert_rows, loaded, take_ids
 from maintenance_site.errors import Conflict, InvalidInput, NotFound, PermissionDeniedError
 from maintenance_site.events.services import publish, publish_many
 from maintenance_site.events.types import INTEGER, STRING, register_event_type
+from maintenance_site.i18n import lazy_date, lazy_date_time, lazy_money
 from maintenance_site.notifications.kinds import is_registered, register_kind
 from maintenance_site.notifications.services import notify
 from maintenance_site.tenancy import services as tenancy_services
@@ -37,6 +43,7 @@ from maintenance_site.tenancy.roles import Action, Role, role_allows
 from maintenance_site.validation import checked_reason, validated, validated_rows
 from workorders import uploads
 from workorders.bulk import STEP_FIELDS, STEP_ORDER, copy_procedure_steps, owners
+from workorders.images import prepare_photo
 from workorders.models import (
     FAILURE_CODE_FIELDS,
     TRANSITIONS,
@@ -51,6 +58,7 @@ from workorders.models import (
     ItemKind,
     OfflineAction,
     Procedure,
+    ResumableUpload,
     Team,
     TimeEntry,
     WorkOrder,
@@ -60,6 +68,19 @@ from workorders.models import (
 User = get_user_model()
 Status = WorkOrder.Status
 
+# The lifecycle actions as verbs in sentences ("Cannot start WO-7: it is completed."), in the reader's language.
+ACTION_VERBS = {
+    "assign": gettext_lazy("assign"),
+    "unassign": gettext_lazy("unassign"),
+    "start": gettext_lazy("start"),
+    "hold": gettext_lazy("hold"),
+    "resume": gettext_lazy("resume"),
+    "complete": gettext_lazy("complete"),
+    "verify": gettext_lazy("verify"),
+    "reject": gettext_lazy("reject"),
+    "reopen": gettext_lazy("reopen"),
+    "cancel": gettext_lazy("cancel"),
+}
 ACTION_PERMISSION = {
     "assign": Action.ASSIGN_WORK,
     "unassign": Action.ASSIGN_WORK,
@@ -82,6 +103,7 @@ EDITABLE_FIELDS = {
     "location",
     "team",
     "due_at",
+    "scheduled_start",
     "estimated_minutes",
     "needs_downtime",
     "completion_notes",
@@ -104,7 +126,7 @@ ATTACHMENT_TYPES = {
     "video/mp4",
 }
 ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
-ATTACHMENT_OFFER = "a photo (JPEG, PNG, WebP, HEIC), a PDF, a text or CSV file, or an MP4 video"
+ATTACHMENT_OFFER = gettext_lazy("a photo (JPEG, PNG, WebP, HEIC), a PDF, a text or CSV file, or an MP4 video")
 
 
 # --- who acts -------------------------------------------------------------------------------------------
@@ -138,7 +160,8 @@ def check_may_work_on(work_order: WorkOrder, *, actor) -> Membership | None:
     _require(membership, Action.EXECUTE_WORK)
     if not _supervises(membership) and not _is_on_it(work_order, actor):
         raise PermissionDeniedError(
-            f"{work_order.number} is not assigned to you; ask a planner to assign it.", code="not_your_work"
+            _("%(number)s is not assigned to you; ask a planner to assign it.") % {"number": work_order.number},
+            code="not_your_work",
         )
     return membership
 
@@ -149,13 +172,26 @@ def check_may_work_on(work_order: WorkOrder, *, actor) -> Membership | None:
 ANNOTATING_ACTIONS = (Action.EXECUTE_WORK, Action.CREATE_WORK)
 
 
+def may_work_on(work_order: WorkOrder, *, actor) -> bool:
+    """Whether `check_may_work_on` lets `actor` act on the order (no refusal raised)."""
+    check_actor(actor)
+    try:
+        check_may_work_on(work_order, actor=actor)
+    except PermissionDeniedError:
+        return False
+    return True
+
+
 def check_may_annotate(work_order: WorkOrder, *, actor) -> Membership | None:
     """Refuse a comment or an attachment from a member whose role neither carries out nor edits work orders."""
     membership = _membership(work_order, actor)
     if membership is not None and not any(role_allows(membership.role, action) for action in ANNOTATING_ACTIONS):
         raise PermissionDeniedError(
-            f"Your role ({membership.get_role_display()}) may not comment on work orders or attach files to them: "
-            "that is for those who carry out or plan the work. Ask one of them, or raise a work request.",
+            _(
+                "Your role (%(role)s) may not comment on work orders or attach files to them: that is for those who "
+                "carry out or plan the work. Ask one of them, or raise a work request."
+            )
+            % {"role": membership.get_role_display()},
             code="role_forbids",
         )
     return membership
@@ -182,13 +218,15 @@ def validate_assignees(organization_id: int, user_ids) -> None:
     for user_id in user_ids:
         if user_id not in found:
             raise InvalidInput(
-                "The assignee is not a member of this organisation.", fields={"assignee": ["Unknown technician."]}
+                _("The assignee is not a member of this organisation."),
+                fields={"assignee": [_("Unknown technician.")]},
             )
         role, name = found[user_id]
         if not role_allows(role, Action.EXECUTE_WORK):
             raise InvalidInput(
-                f"{name} is a {Role(role).label.lower()} and cannot carry out work.",
-                fields={"assignee": ["This person cannot carry out work."]},
+                _("%(name)s is a %(role)s and cannot carry out work.")
+                % {"name": name, "role": str(Role(role).label).lower()},
+                fields={"assignee": [_("This person cannot carry out work.")]},
             )
 
 
@@ -254,6 +292,8 @@ def create_work_order(
         work_order.location = work_order.asset.location
     validate_assignee(organization.pk, assignee)
     validated(work_order, exclude=["number"])
+    if work_order.scheduled_start is not None:
+        _check_planned_start(work_order)
     work_order.number = format_number(reserve_numbers(organization)[0])
     if assignee is not None:
         work_order.assignee = assignee
@@ -285,6 +325,7 @@ class NewWorkOrder:
     assignee_id: int | None = None
     team_id: int | None = None
     due_at: datetime | None = None
+    scheduled_start: datetime | None = None
     estimated_minutes: int | None = None
     needs_downtime: bool = False
     source: str = WorkOrder._meta.get_field("source").default
@@ -300,6 +341,13 @@ class NewWorkOrder:
 # NewWorkOrder's fields that are the work order's columns, and the related rows they name: (field, model, label).
 _NEW_ORDER_COLUMNS = tuple(f.name for f in fields(NewWorkOrder) if f.name not in ("procedure_id", "event", "id"))
 _new_order_values = operator.attrgetter(*_NEW_ORDER_COLUMNS)
+_FOREIGN_RELATION = {
+    "asset": gettext_lazy("The asset belongs to another organisation."),
+    "location": gettext_lazy("The location belongs to another organisation."),
+    "team": gettext_lazy("The team belongs to another organisation."),
+    "parent": gettext_lazy("The parent belongs to another organisation."),
+    "procedure": gettext_lazy("No such procedure."),
+}
 _NEW_ORDER_RELATIONS = (
     ("asset_id", Asset, "asset"),
     ("location_id", Location, "location"),
@@ -322,10 +370,11 @@ def _check_relations(orders: list[NewWorkOrder]) -> dict[int, int | None]:
         for index, order in enumerate(orders):
             value = getattr(order, attname)
             if value is not None and (value not in found or found[value][0] != order.organization_id):
-                message = (
-                    "No such procedure." if model is Procedure else f"The {label} belongs to another organisation."
+                message = str(_FOREIGN_RELATION[label])
+                raise InvalidInput(
+                    _("Order %(position)s: %(problem)s") % {"position": index + 1, "problem": message},
+                    fields={f"{index}.{label}": [message]},
                 )
-                raise InvalidInput(f"Order {index + 1}: {message}", fields={f"{index}.{label}": [message]})
         if model is Asset:
             asset_locations = {pk: row[1] for pk, row in found.items()}
     return asset_locations
@@ -422,21 +471,112 @@ def update_work_order(work_order: WorkOrder, *, actor, **changes) -> WorkOrder:
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise InvalidInput(
-            f"These fields cannot be edited here: {', '.join(sorted(unknown))}; use the lifecycle actions.",
-            fields={name: ["Not editable."] for name in unknown},
+            _("These fields cannot be edited here: %(fields)s; use the lifecycle actions.")
+            % {"fields": ", ".join(sorted(unknown))},
+            fields={name: [_("Not editable.")] for name in unknown},
         )
     if not work_order.is_open and set(changes) - CLOSE_OUT_FIELDS:
-        raise Conflict(f"{work_order.number} is {work_order.get_status_display().lower()}; reopen it to change it.")
+        raise Conflict(
+            _("%(number)s is %(status)s; reopen it to change it.")
+            % {"number": work_order.number, "status": str(work_order.get_status_display()).lower()}
+        )
     changed = [name for name, value in changes.items() if getattr(work_order, name) != value]
     for name, value in changes.items():
         setattr(work_order, name, value)
     if "asset" in changes and "location" not in changes and work_order.asset is not None:
         work_order.location = work_order.asset.location
     validated(work_order)
+    if work_order.scheduled_start is not None and {"scheduled_start", "estimated_minutes", "asset"} & set(changed):
+        _check_planned_start(work_order)
     work_order.save()
     if changed:
         hooks.work_order_edited(work_order, sorted(changed), actor=actor)
         _publish_updated(work_order, "edited", fields=sorted(changed))
+    return work_order
+
+
+# --- planning: the planned start and dispatching ---------------------------------------------------------
+
+PLANNED_LENGTH_WITHOUT_ESTIMATE = timedelta(hours=1)  # how long an order without an estimate shows as planned
+
+
+def planned_end(work_order) -> datetime | None:
+    """The end of the planned period: the planned start plus the estimate (an hour without one)."""
+    if work_order.scheduled_start is None:
+        return None
+    minutes = work_order.estimated_minutes
+    return work_order.scheduled_start + (timedelta(minutes=minutes) if minutes else PLANNED_LENGTH_WITHOUT_ESTIMATE)
+
+
+def _check_planned_start(work_order: WorkOrder) -> None:
+    """Higher apps refuse a planned period that clashes with what they know (`hooks.work_order_planning`: the
+    maintenance windows refuse a period in which a window takes the order's asset out of service)."""
+    hooks.work_order_planning(work_order, work_order.scheduled_start, planned_end(work_order))
+
+
+@audit.attributed
+@transaction.atomic
+def schedule(work_order: WorkOrder, *, actor, scheduled_start: datetime | None) -> WorkOrder:
+    """Plan when an open work order starts (None: unplan it), as the planner's calendar and the dispatch board do
+    when an order is dragged, and the technician for their own work. Who may: those who assign work, and a
+    technician the order is assigned to (`check_may_work_on`). Refused: a closed order (409), a period a higher app
+    refuses (a maintenance window that takes the asset out of service, 409)."""
+    work_order = _locked(work_order)
+    check_may_work_on(work_order, actor=actor)
+    if not work_order.is_open:
+        raise Conflict(
+            _("%(number)s is %(status)s: a closed order cannot be planned; reopen it first.")
+            % {"number": work_order.number, "status": str(work_order.get_status_display()).lower()},
+            code="order_closed",
+        )
+    if scheduled_start is not None and timezone.is_naive(scheduled_start):
+        raise InvalidInput(
+            _("Give the planned start with its time zone."),
+            fields={"scheduled_start": [_("A time zone is needed.")]},
+        )
+    previous = work_order.scheduled_start
+    work_order.scheduled_start = scheduled_start
+    validated(work_order)
+    if scheduled_start is not None:
+        _check_planned_start(work_order)
+    if previous == scheduled_start:
+        return work_order
+    work_order._change_reason = "planned" if scheduled_start is not None else "unplanned"
+    work_order.save(update_fields=["scheduled_start", "updated_at"])
+    _publish_updated(work_order, "scheduled", scheduled_start=scheduled_start, previous_scheduled_start=previous)
+    return work_order
+
+
+def check_team_member(work_order: WorkOrder, user) -> None:
+    """An order given to a team goes to one of its members (the dispatch board's rule)."""
+    if work_order.team_id is not None and not work_order.team.members.filter(pk=user.pk).exists():
+        raise Conflict(
+            _(
+                "%(user)s is not in %(team)s, the team %(number)s is given to: assign it to one of the team's "
+                "members, or change the order's team first."
+            )
+            % {"user": user.get_username(), "team": work_order.team.name, "number": work_order.number},
+            code="not_in_team",
+        )
+
+
+@audit.attributed
+@transaction.atomic
+def dispatch(work_order: WorkOrder, *, actor, assignee, scheduled_start: datetime | None = None) -> WorkOrder:
+    """What a drop on the dispatch board does, all or nothing: give the order to `assignee` (None: take it back
+    to the unassigned column) and, when `scheduled_start` is given, plan it then. The assignment goes through
+    `transition` (its role check: a role that may not assign is refused) after the team check (a technician not in
+    the order's team is refused); the planned start through `schedule`."""
+    work_order = _locked(work_order)
+    _require(_membership(work_order, actor), Action.ASSIGN_WORK)
+    if assignee is None:
+        if work_order.assignee_id is not None:
+            work_order = transition(work_order, "unassign", actor=actor)
+    elif assignee.pk != work_order.assignee_id:
+        check_team_member(work_order, assignee)
+        work_order = transition(work_order, "assign", actor=actor, assignee=assignee)
+    if scheduled_start is not None:
+        work_order = schedule(work_order, actor=actor, scheduled_start=scheduled_start)
     return work_order
 
 
@@ -475,15 +615,29 @@ def transition(
     actions; one the actor may not perform is a PermissionDeniedError.
     """
     if action not in TRANSITIONS:
-        raise InvalidInput(f"“{action}” is not a work-order action; use one of {', '.join(TRANSITIONS)}.")
+        raise InvalidInput(
+            _("“%(action)s” is not a work-order action; use one of %(actions)s.")
+            % {"action": action, "actions": ", ".join(TRANSITIONS)}
+        )
     work_order = _locked(work_order)
     organization = work_order.organization
     sources, target = TRANSITIONS[action]
     if work_order.status not in sources:
         allowed = allowed_actions(work_order)
         raise Conflict(
-            f"Cannot {action} {work_order.number}: it is {work_order.get_status_display().lower()}. "
-            + (f"From there you can: {', '.join(allowed)}." if allowed else "No action is possible from there."),
+            _("Cannot %(action)s %(number)s: it is %(status)s.")
+            % {
+                "action": ACTION_VERBS.get(action, action),
+                "number": work_order.number,
+                "status": work_order.get_status_display().lower(),
+            }
+            + " "
+            + (
+                _("From there you can: %(actions)s.")
+                % {"actions": ", ".join(str(ACTION_VERBS.get(a, a)) for a in allowed)}
+                if allowed
+                else _("No action is possible from there.")
+            ),
             code="invalid_transition",
             current_status=work_order.status,
             allowed_actions=allowed,
@@ -492,13 +646,17 @@ def transition(
     _require(membership, ACTION_PERMISSION[action])
     reason = checked_reason(reason)
     if action in ACTIONS_NEEDING_REASON and not reason:
-        raise InvalidInput(f"Give a reason to {action} {work_order.number}.", fields={"reason": ["Required."]})
+        raise InvalidInput(
+            _("Give a reason to %(action)s %(number)s.")
+            % {"action": ACTION_VERBS.get(action, action), "number": work_order.number},
+            fields={"reason": [_("Required.")]},
+        )
     now = occurred_at or timezone.now()
     previous_status = work_order.status
 
     if action == "assign":
         if assignee is None:
-            raise InvalidInput("Say who to assign the work to.", fields={"assignee": ["Required."]})
+            raise InvalidInput(_("Say who to assign the work to."), fields={"assignee": [_("Required.")]})
         validate_assignee(organization.pk, assignee)
         work_order.assignee = assignee
     elif action == "unassign":
@@ -510,7 +668,9 @@ def transition(
             _start_downtime(work_order, now)
     elif action in ("hold", "resume", "complete"):
         if membership is not None and not _supervises(membership) and not _is_on_it(work_order, actor):
-            raise PermissionDeniedError(f"{work_order.number} is not assigned to you.", code="not_your_work")
+            raise PermissionDeniedError(
+                _("%(number)s is not assigned to you.") % {"number": work_order.number}, code="not_your_work"
+            )
         if action == "hold":
             work_order.hold_reason = reason
         elif action == "resume":
@@ -526,7 +686,8 @@ def transition(
     elif action in ("verify", "reject"):
         if not organization.require_verification:
             raise Conflict(
-                f"{organization.name} does not require verification: completed work is final (reopen it to change it).",
+                _("%(organization)s does not require verification: completed work is final (reopen it to change it).")
+                % {"organization": organization.name},
                 code="verification_not_required",
             )
         if action == "verify":
@@ -536,8 +697,15 @@ def transition(
     elif action == "reopen":
         if work_order.completed_at and now - work_order.completed_at > timedelta(days=organization.reopen_period_days):
             raise Conflict(
-                f"{work_order.number} was completed on {work_order.completed_at:%Y-%m-%d}, more than "
-                f"{organization.reopen_period_days} days ago: open a follow-up work order instead.",
+                _(
+                    "%(number)s was completed on %(date)s, more than %(days)s days ago: open a follow-up work order "
+                    "instead."
+                )
+                % {
+                    "number": work_order.number,
+                    "date": formats.date(timezone.localtime(work_order.completed_at, organization.zone).date()),
+                    "days": organization.reopen_period_days,
+                },
                 code="reopen_period_over",
             )
         work_order.completed_at = None
@@ -582,9 +750,19 @@ def _notify_urgent_assignment(work_order: WorkOrder, *, assigned_by) -> None:
     on the phones they subscribed) are used after commit."""
     if not is_urgent(work_order) or (work_order.assignee_id is None and work_order.team_id is None):
         return
+    # Lazy texts: each recipient reads them in their own language (maintenance_site.i18n), not the assigner's.
+    priority = WorkOrder.Priority(work_order.priority).label
+    body = work_order.description[:500] or gettext_lazy("Open it to see what is needed.")
+    if work_order.due_at is not None:
+        due = format_lazy(
+            gettext_lazy("Due {when}."), when=lazy_date_time(work_order.due_at, work_order.organization.zone)
+        )
+        body = format_lazy("{body}\n\n{due}", body=body, due=due)
     context = {
-        "title": f"{work_order.get_priority_display()}: {work_order.number} {work_order.title}"[:200],
-        "body": (work_order.description or "Open it to see what is needed.")[:500],
+        "title": format_lazy(
+            "{priority}: {number} {title}", priority=priority, number=work_order.number, title=work_order.title
+        ),
+        "body": body,
         "url": f"/t/orders/{work_order.pk}/",
         "work_order": work_order.pk,
     }
@@ -600,7 +778,9 @@ def _notify_urgent_assignment(work_order: WorkOrder, *, assigned_by) -> None:
 def _start(work_order: WorkOrder, membership: Membership | None, actor) -> None:
     if work_order.status == Status.ASSIGNED:
         if membership is not None and not _supervises(membership) and not _is_on_it(work_order, actor):
-            raise PermissionDeniedError(f"{work_order.number} is not assigned to you.", code="not_your_work")
+            raise PermissionDeniedError(
+                _("%(number)s is not assigned to you.") % {"number": work_order.number}, code="not_your_work"
+            )
         return
     # from open: an emergency anyone on the crew may start; otherwise only by claiming it
     if work_order.type == WorkOrder.Type.EMERGENCY:
@@ -608,11 +788,14 @@ def _start(work_order: WorkOrder, membership: Membership | None, actor) -> None:
             work_order.assignee = actor
         return
     if membership is None:
-        raise Conflict(f"{work_order.number} is not assigned: assign it before starting it.")
+        raise Conflict(_("%(number)s is not assigned: assign it before starting it.") % {"number": work_order.number})
     if not work_order.organization.technicians_can_claim:
         raise Conflict(
-            f"{work_order.number} is not assigned, and {work_order.organization.name} does not let technicians "
-            "claim work: ask a planner to assign it.",
+            _(
+                "%(number)s is not assigned, and %(organization)s does not let technicians claim work: ask a planner "
+                "to assign it."
+            )
+            % {"number": work_order.number, "organization": work_order.organization.name},
             code="claiming_disabled",
         )
     work_order.assignee = actor  # claimed
@@ -623,7 +806,12 @@ def _check_checklist_complete(work_order: WorkOrder) -> None:
     if missing:
         listed = "; ".join(f"“{text}”" for text in missing)
         raise Conflict(
-            f"Cannot complete {work_order.number}: {len(missing)} required checklist item(s) are not done: {listed}.",
+            ngettext(
+                "Cannot complete %(number)s: %(count)s required checklist item(s) are not done: %(items)s.",
+                "Cannot complete %(number)s: %(count)s required checklist item(s) are not done: %(items)s.",
+                len(missing),
+            )
+            % {"number": work_order.number, "count": len(missing), "items": listed},
             code="checklist_incomplete",
             missing_items=missing,
         )
@@ -701,7 +889,8 @@ def _set_failure_codes(work_order: WorkOrder, codes: dict) -> None:
     unknown = set(codes) - set(FAILURE_CODE_FIELDS)
     if unknown:
         raise InvalidInput(
-            f"Failure codes are {', '.join(FAILURE_CODE_FIELDS)}.", fields={name: ["Unknown."] for name in unknown}
+            _("Failure codes are %(fields)s.") % {"fields": ", ".join(FAILURE_CODE_FIELDS)},
+            fields={name: [_("Unknown.")] for name in unknown},
         )
     for field, code in codes.items():
         if code is not None:
@@ -712,11 +901,14 @@ def _set_failure_codes(work_order: WorkOrder, codes: dict) -> None:
     except ValidationError as error:
         errors = {name: list(messages) for name, messages in error.message_dict.items() if name in FAILURE_CODE_FIELDS}
     for field in work_order.missing_failure_codes:
-        errors.setdefault(field, ["Required to complete corrective and emergency work."])
+        errors.setdefault(field, [_("Required to complete corrective and emergency work.")])
     if errors:
         raise InvalidInput(
-            f"{work_order.number} needs a valid problem, cause and remedy code to be completed "
-            f"({work_order.organization.name} requires failure codes on corrective and emergency work).",
+            _(
+                "%(number)s needs a valid problem, cause and remedy code to be completed (%(organization)s requires "
+                "failure codes on corrective and emergency work)."
+            )
+            % {"number": work_order.number, "organization": work_order.organization.name},
             fields=errors,
         )
 
@@ -749,46 +941,180 @@ def assigned_since(work_order: WorkOrder, user) -> datetime:
 
 def check_occurred_at(work_order: WorkOrder, occurred_at: datetime, user) -> None:
     """A device time is believed within bounds: not beyond the allowed clock skew in the future, not older than
-    OFFLINE_MAX_AGE days, not before the order became `user`'s. Refusals name the field `occurred_at`."""
+    OFFLINE_MAX_AGE days, not before the order became `user`'s. Refusals name the field `occurred_at`, in the
+    reader's language (the phone lists them)."""
     now = timezone.now()
 
     def refuse(message):
         raise InvalidInput(message, fields={"occurred_at": [message]}, code="occurred_at_out_of_bounds")
 
     if timezone.is_naive(occurred_at):
-        refuse("Send the time it happened with its UTC offset.")
+        refuse(_("Send the time it happened with its UTC offset."))
     if occurred_at > now + timedelta(seconds=settings.OFFLINE_MAX_SKEW_SECONDS):
-        refuse(f"The time it happened ({occurred_at:%Y-%m-%d %H:%M} UTC) is in the future: check the phone's clock.")
+        refuse(
+            _("The time it happened (%(time)s UTC) is in the future: check the phone's clock.")
+            % {"time": f"{occurred_at:%Y-%m-%d %H:%M}"}
+        )
     if occurred_at < now - timedelta(days=settings.OFFLINE_MAX_AGE_DAYS):
-        refuse(f"This was done more than {settings.OFFLINE_MAX_AGE_DAYS} days ago: it is too old to apply.")
+        refuse(
+            _("This was done more than %(days)s days ago: it is too old to apply.")
+            % {"days": settings.OFFLINE_MAX_AGE_DAYS}
+        )
     since = assigned_since(work_order, user)
     if occurred_at < since - timedelta(seconds=settings.OFFLINE_MAX_SKEW_SECONDS):
         refuse(
-            f"This was done at {occurred_at:%Y-%m-%d %H:%M} UTC, before {work_order.number} was yours "
-            f"({since:%Y-%m-%d %H:%M} UTC)."
+            _("This was done at %(time)s UTC, before %(number)s was yours (%(since)s UTC).")
+            % {"time": f"{occurred_at:%Y-%m-%d %H:%M}", "number": work_order.number, "since": f"{since:%Y-%m-%d %H:%M}"}
         )
+
+
+VERSION_LOOKBACK = 200  # history rows read after the phone's version: an order changes far less between two syncs
+
+
+VERSION = re.compile(r"^(\d{1,18})\.(\d{1,18})$")
+
+
+def _required_item_change(record, before) -> str | None:
+    """What a checklist history row by somebody else did to the required items a phone checked before completing
+    offline (`before`: the item's previous row, None when there is none): added or removed a required item, made
+    an item required, or changed a required item's text, kind or unit. None when completing did not rely on it
+    (a tick, an optional item, an item made optional)."""
+    values = {"item": record.text}
+    if record.history_type == "+":
+        return _("added the required checklist item “%(item)s”") % values if record.required else None
+    if record.history_type == "-":
+        return _("removed the required checklist item “%(item)s”") % values if record.required else None
+    if before is None or not record.required:
+        return None
+    if not before.required:
+        return _("made the checklist item “%(item)s” required") % values
+    if before.text != record.text:
+        return _("changed the required checklist item “%(before)s” to “%(item)s”") % {**values, "before": before.text}
+    if before.kind != record.kind or before.unit != record.unit:
+        return _("changed what the required checklist item “%(item)s” asks for") % values
+    return None
+
+
+def check_version(work_order: WorkOrder, version: str | None, *, actor, item=None, checklist: bool = False) -> None:
+    """An action a phone made against `version` of the order (`WorkOrder.version`: the latest history rows of the
+    order and of its checklist that the phone had) is stale when somebody else changed, since then, what it relied
+    on: the order's status (always); with `item`, that checklist item (edited, answered or removed); with
+    `checklist`, the required items (`_required_item_change`: one added, removed, made required, or its text or
+    kind edited — completing relied on the list the phone checked). A Conflict (409, `stale_version`) naming who
+    changed what and when, in the reader's language; the technician's own changes (this phone's earlier steps) are
+    not a conflict. No version (a client online, one that does not send it, or a refusal the technician chose to
+    apply anyway): nothing to compare. At most four queries whatever the checklist's length."""
+    check_actor(actor)
+    if not version:
+        return
+    match = VERSION.match(str(version))
+    base = match and work_order.history.filter(history_id=int(match[1])).values("status").first()
+    if not base:
+        raise InvalidInput(
+            _("%(number)s has no version “%(version)s”: save the order for offline again.")
+            % {"number": work_order.number, "version": str(version)[:40]},
+            fields={"version": [_("Not a version of this order.")]},
+            code="unknown_version",
+        )
+    order_version, checklist_version = int(match[1]), int(match[2])
+
+    def stale(record, what: str):
+        user = record.history_user
+        who = (user.get_full_name() or user.get_username()) if user else _("The system")
+        raise Conflict(
+            _(
+                "%(who)s %(what)s at %(time)s, after this phone saved %(number)s: what was done here was done on an "
+                "older version of the order."
+            )
+            % {
+                "who": who,
+                "what": what,
+                "time": f"{timezone.localtime(record.history_date):%Y-%m-%d %H:%M}",
+                "number": work_order.number,
+            },
+            code="stale_version",
+            current_version=work_order.version,
+        )
+
+    status = base["status"]
+    for record in (
+        work_order.history.filter(history_id__gt=order_version)
+        .select_related("history_user")
+        .order_by("history_id")[:VERSION_LOOKBACK]
+    ):
+        if record.status != status and record.history_user_id != actor.pk:
+            stale(
+                record,
+                _("changed %(number)s to “%(status)s”")
+                % {"number": work_order.number, "status": record.get_status_display().lower()},
+            )
+        status = record.status
+    items = ChecklistItem.history.filter(work_order_id=work_order.pk, history_id__gt=checklist_version)
+    items = items.exclude(history_user_id=actor.pk).select_related("history_user").order_by("history_id")
+    if item is not None:
+        record = items.filter(id=item.pk).first()
+        if record is not None:
+            stale(record, _("changed the checklist item “%(item)s”") % {"item": record.text})
+    if checklist:
+        changed = list(items[:VERSION_LOOKBACK])
+        if not changed:
+            return
+        # Each changed item's rows up to the last change, in order: a row's previous one is what it changed.
+        rows = ChecklistItem.history.filter(
+            work_order_id=work_order.pk,
+            id__in={record.id for record in changed},
+            history_id__lte=changed[-1].history_id,
+        ).only("history_id", "id", "text", "kind", "unit", "required")
+        previous, before = {}, {}
+        for row in rows.order_by("history_id"):
+            before[row.history_id] = previous.get(row.id)
+            previous[row.id] = row
+        for record in changed:
+            what = _required_item_change(record, before.get(record.history_id))
+            if what:
+                stale(record, what)
 
 
 @audit.attributed
 @transaction.atomic
 def apply_offline_action(
-    work_order: WorkOrder, action: str, *, actor, client_id: str, occurred_at: datetime, text: str = ""
+    work_order: WorkOrder,
+    action: str,
+    *,
+    actor,
+    client_id: str,
+    occurred_at: datetime,
+    text: str = "",
+    version: str | None = None,
+    failure_codes: dict | None = None,
 ) -> OfflineAction:
     """A lifecycle step a phone queued offline (start, hold with its reason, resume, complete with its notes),
     applied once per client id through `transition`, dated `occurred_at` (checked by `check_occurred_at`).
     The same client id with the same step is a replay (nothing happens); with another step a Conflict. A step
     that no longer applies (the order reassigned, cancelled, completed meanwhile) is the transition's own
-    refusal, which the phone shows to the technician."""
+    refusal, which the phone shows to the technician. `version`: the order as the phone had it when the step was
+    made; a step made on an order someone else changed since is refused as stale (`check_version`).
+    `failure_codes`: what completing sets, as `complete` takes them."""
     check_actor(actor)
     if action not in OFFLINE_STEPS:
-        raise InvalidInput(f"“{action}” cannot be done offline; use one of {', '.join(OFFLINE_STEPS)}.")
+        raise InvalidInput(
+            _("“%(action)s” cannot be done offline; use one of %(steps)s.")
+            % {"action": action, "steps": ", ".join(OFFLINE_STEPS)}
+        )
     if not client_id:
-        raise InvalidInput("Send the step with its client id.", fields={"client_id": ["Required."]})
+        raise InvalidInput(_("Send the step with its client id."), fields={"client_id": [_("Required.")]})
     text = text or ""
 
     def apply() -> OfflineAction:
         check_occurred_at(work_order, occurred_at, actor)
-        extra = {"reason": text} if action == "hold" else {"notes": text} if action == "complete" else {}
+        # A step that no longer applies (not yours, or the order closed meanwhile) is the transition's own
+        # refusal, in its words; only a step that still applies is compared with the version the phone had.
+        still_applies = work_order.status in TRANSITIONS[action][0] and may_work_on(work_order, actor=actor)
+        if version and still_applies:
+            check_version(work_order, version, actor=actor, checklist=action == "complete")
+        extra = {"reason": text} if action == "hold" else {}
+        if action == "complete":
+            extra = {"notes": text, "failure_codes": failure_codes}
         transition(work_order, action, actor=actor, occurred_at=occurred_at, **extra)
         return OfflineAction.objects.create(
             organization_id=work_order.organization_id,
@@ -822,21 +1148,22 @@ def delete_work_order(work_order: WorkOrder, *, actor) -> None:
     _require(_membership(work_order, actor), Action.CREATE_WORK)
     activity = []
     if work_order.status != Status.OPEN and work_order.status != Status.ASSIGNED:
-        activity.append(f"it is {work_order.get_status_display().lower()}")
-    for relation, label in (
-        ("comments", "comments"),
-        ("time_entries", "time entries"),
-        ("cost_lines", "costs"),
-        ("attachments", "attachments"),
-        ("follow_ups", "follow-ups"),
+        activity.append(_("it is %(status)s") % {"status": str(work_order.get_status_display()).lower()})
+    for relation, reason in (
+        ("comments", gettext_lazy("it has comments")),
+        ("time_entries", gettext_lazy("it has time entries")),
+        ("cost_lines", gettext_lazy("it has costs")),
+        ("attachments", gettext_lazy("it has attachments")),
+        ("follow_ups", gettext_lazy("it has follow-ups")),
     ):
         if getattr(work_order, relation).exists():
-            activity.append(f"it has {label}")
+            activity.append(str(reason))
     if work_order.checklist.filter(done=True).exists():
-        activity.append("checklist items are done")
+        activity.append(_("checklist items are done"))
     if activity:
         raise Conflict(
-            f"{work_order.number} cannot be deleted because {', and '.join(activity)}: cancel it instead.",
+            _("%(number)s cannot be deleted because %(reasons)s: cancel it instead.")
+            % {"number": work_order.number, "reasons": _(", and ").join(activity)},
             code="has_activity",
         )
     publish(work_order.organization, "work-order:updated", _payload(work_order, change="deleted"))
@@ -850,7 +1177,7 @@ def delete_work_order(work_order: WorkOrder, *, actor) -> None:
 def apply_procedure(work_order: WorkOrder, procedure: Procedure) -> list[ChecklistItem]:
     """Copy a procedure's steps onto the work order's checklist (after any existing items)."""
     if procedure.organization_id != work_order.organization_id:
-        raise NotFound("No such procedure.")
+        raise NotFound(_("No such procedure."))
     start_at = (work_order.checklist.order_by("-position").values_list("position", flat=True).first() or 0) + 1
     items = [
         ChecklistItem(
@@ -894,45 +1221,62 @@ def record_checklist_result(
     number_value=None,
     text_value: str | None = None,
     client_id: str = "",
+    occurred_at: datetime | None = None,
+    version: str | None = None,
 ) -> ChecklistItem:
-    """Tick an item or enter its result. A replay with the same client id changes nothing."""
+    """Tick an item or enter its result. A replay with the same client id changes nothing. From a phone's offline
+    queue: `occurred_at` (the device's time, bounds-checked) dates the result and its history row, and `version`
+    (the order as the phone had it) refuses a result on an item someone else changed since."""
     item = ChecklistItem.objects.select_for_update(of=("self",)).select_related("work_order").get(pk=item.pk)
     work_order = item.work_order
     if client_id and item.client_id == client_id:
         return item
     check_may_work_on(work_order, actor=actor)
+    if occurred_at is not None:
+        check_occurred_at(work_order, occurred_at, actor)
     if work_order.status not in (Status.IN_PROGRESS, Status.ASSIGNED, Status.OPEN, Status.ON_HOLD):
         raise Conflict(
-            f"{work_order.number} is {work_order.get_status_display().lower()}: its checklist can no longer change.",
+            _("%(number)s is %(status)s: its checklist can no longer change.")
+            % {"number": work_order.number, "status": work_order.get_status_display().lower()},
             code="work_order_closed",
         )
+    check_version(work_order, version, actor=actor, item=item)  # after: a closed order's refusal says why
     if item.kind == ItemKind.TICK:
         item.done = bool(done) if done is not None else True
     elif item.kind == ItemKind.PASS_FAIL:
         if passed is None:
-            raise InvalidInput(f"“{item.text}” needs a pass or a fail.", fields={"passed": ["Required."]})
+            raise InvalidInput(
+                _("“%(item)s” needs a pass or a fail.") % {"item": item.text}, fields={"passed": [_("Required.")]}
+            )
         item.passed, item.done = passed, True
     elif item.kind == ItemKind.NUMBER:
         if number_value in (None, ""):
-            raise InvalidInput(f"“{item.text}” needs a number.", fields={"number_value": ["Required."]})
+            raise InvalidInput(
+                _("“%(item)s” needs a number.") % {"item": item.text}, fields={"number_value": [_("Required.")]}
+            )
         try:
             item.number_value = Decimal(str(number_value))
             if not item.number_value.is_finite() or abs(item.number_value) >= Decimal("1e10"):
                 raise InvalidOperation
         except InvalidOperation:
             raise InvalidInput(
-                f"“{number_value}” is not a number.", fields={"number_value": ["Not a number."]}
+                _("“%(value)s” is not a number.") % {"value": number_value},
+                fields={"number_value": [_("Not a number.")]},
             ) from None
         item.done = True
     else:
         if not (text_value or "").strip():
-            raise InvalidInput(f"“{item.text}” needs an answer.", fields={"text_value": ["Required."]})
+            raise InvalidInput(
+                _("“%(item)s” needs an answer.") % {"item": item.text}, fields={"text_value": [_("Required.")]}
+            )
         item.text_value, item.done = text_value.strip(), True
     if done is False:
         item.done, item.passed, item.number_value, item.text_value = False, None, None, ""
     item.done_by = actor if item.done else None
-    item.done_at = timezone.now() if item.done else None
+    item.done_at = (occurred_at or timezone.now()) if item.done else None
     item.client_id = client_id or item.client_id
+    if occurred_at is not None:
+        item._history_date = occurred_at  # the history row dated by the device; updated_at is the sync time
     item.save()
     _publish_updated(work_order, "checklist", item=item.pk)
     return item
@@ -945,7 +1289,7 @@ def raise_follow_up(item: ChecklistItem, *, actor, title: str = "", priority: st
     item = ChecklistItem.objects.select_for_update(of=("self",)).select_related("work_order").get(pk=item.pk)
     original = item.work_order
     if item.kind != ItemKind.PASS_FAIL or item.passed is not False:
-        raise Conflict("Only a failed pass/fail item raises a follow-up.", code="not_failed")
+        raise Conflict(_("Only a failed pass/fail item raises a follow-up."), code="not_failed")
     if item.follow_up_id:
         return item.follow_up
     check_may_work_on(original, actor=actor)
@@ -972,21 +1316,30 @@ def raise_follow_up(item: ChecklistItem, *, actor, title: str = "", priority: st
 
 @audit.attributed
 @transaction.atomic
-def add_comment(work_order: WorkOrder, *, actor, body: str, client_id: str = "") -> Comment:
-    """Add a note (who may: `check_may_annotate`). A replayed client id applies once."""
+def add_comment(
+    work_order: WorkOrder, *, actor, body: str, client_id: str = "", occurred_at: datetime | None = None
+) -> Comment:
+    """Add a note (who may: `check_may_annotate`). A replayed client id applies once. `occurred_at`: when it was
+    written on the phone (bounds-checked), kept beside the arrival time and dating the history row."""
     work_order = _locked(work_order)
     check_may_annotate(work_order, actor=actor)
     if not (body or "").strip():
-        raise InvalidInput("A comment needs some text.", fields={"body": ["Required."]})
+        raise InvalidInput(_("A comment needs some text."), fields={"body": [_("Required.")]})
+    if occurred_at is not None:
+        check_occurred_at(work_order, occurred_at, actor)
 
     def create() -> Comment:
-        comment = Comment.objects.create(
+        comment = Comment(
             organization_id=work_order.organization_id,
             work_order=work_order,
             author=actor,
             body=body.strip(),
             client_id=client_id,
+            occurred_at=occurred_at,
         )
+        if occurred_at is not None:
+            comment._history_date = occurred_at
+        comment.save()
         _publish_updated(work_order, "comment", comment=comment.pk)
         return comment
 
@@ -1017,28 +1370,44 @@ def _hourly_rate(work_order: WorkOrder, technician) -> Decimal:
 @audit.attributed
 @transaction.atomic
 def log_time(
-    work_order: WorkOrder, *, actor, minutes: int, technician=None, note: str = "", client_id: str = ""
+    work_order: WorkOrder,
+    *,
+    actor,
+    minutes: int,
+    technician=None,
+    note: str = "",
+    client_id: str = "",
+    occurred_at: datetime | None = None,
 ) -> TimeEntry:
-    """Record minutes worked; the technician's hourly rate is copied now (labour cost = minutes × rate)."""
+    """Record minutes worked; the technician's hourly rate is copied now (labour cost = minutes × rate).
+    `occurred_at`: when the work ended on the phone (bounds-checked): the entry spans the minutes before it, so
+    the labour counts in the period it was done, whenever it was synced (created_at)."""
     work_order = _locked(work_order)
     technician = technician or actor
     try:
         minutes = int(minutes)
     except (TypeError, ValueError):
         raise InvalidInput(
-            f"“{minutes}” is not a whole number of minutes.", fields={"minutes": ["Whole number."]}
+            _("“%(minutes)s” is not a whole number of minutes.") % {"minutes": minutes},
+            fields={"minutes": [_("Whole number.")]},
         ) from None
     if minutes <= 0 or minutes > 24 * 60:
-        raise InvalidInput("Minutes must be between 1 and 1440.", fields={"minutes": ["Between 1 and 1440."]})
+        raise InvalidInput(_("Minutes must be between 1 and 1440."), fields={"minutes": [_("Between 1 and 1440.")]})
     membership = check_may_work_on(work_order, actor=actor)
     if technician != actor:
         if not _supervises(membership):
-            raise PermissionDeniedError("Only planners and managers log time for someone else.")
+            raise PermissionDeniedError(_("Only planners and managers log time for someone else."))
         validate_assignee(work_order.organization_id, technician)
+    if occurred_at is not None:
+        check_occurred_at(work_order, occurred_at, actor)
+    span = {"started_at": occurred_at - timedelta(minutes=minutes), "ended_at": occurred_at} if occurred_at else {}
 
     def create() -> TimeEntry:
         if work_order.status in (Status.CANCELLED,):
-            raise Conflict(f"{work_order.number} is cancelled: no more time can be logged.", code="work_order_closed")
+            raise Conflict(
+                _("%(number)s is cancelled: no more time can be logged.") % {"number": work_order.number},
+                code="work_order_closed",
+            )
         entry = TimeEntry.objects.create(
             organization_id=work_order.organization_id,
             work_order=work_order,
@@ -1048,6 +1417,7 @@ def log_time(
             hourly_rate=_hourly_rate(work_order, technician),
             note=note,
             client_id=client_id,
+            **span,
         )
         _publish_updated(work_order, "time", time_entry=entry.pk)
         return entry
@@ -1081,7 +1451,8 @@ def start_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
     running = TimeEntry.objects.filter(technician=actor, minutes__isnull=True).select_related("work_order").first()
     if running is not None:
         raise Conflict(
-            f"Your timer is already running on {running.work_order.number}; stop it first.", code="timer_running"
+            _("Your timer is already running on %(number)s; stop it first.") % {"number": running.work_order.number},
+            code="timer_running",
         )
     return TimeEntry.objects.create(
         organization_id=work_order.organization_id,
@@ -1103,7 +1474,7 @@ def stop_timer(work_order: WorkOrder, *, actor) -> TimeEntry:
         .first()
     )
     if entry is None:
-        raise Conflict("You have no timer running on this order.", code="no_timer")
+        raise Conflict(_("You have no timer running on this order."), code="no_timer")
     entry.ended_at = timezone.now()
     entry.minutes = max(1, round((entry.ended_at - entry.started_at).total_seconds() / 60))
     entry.save()
@@ -1120,9 +1491,11 @@ def add_cost_line(work_order: WorkOrder, *, actor, description: str, amount) -> 
     try:
         amount = Decimal(str(amount))
     except InvalidOperation:
-        raise InvalidInput(f"“{amount}” is not an amount.", fields={"amount": ["Not a number."]}) from None
+        raise InvalidInput(
+            _("“%(amount)s” is not an amount.") % {"amount": amount}, fields={"amount": [_("Not a number.")]}
+        ) from None
     if amount < 0:
-        raise InvalidInput("A cost cannot be negative.", fields={"amount": ["Must be zero or more."]})
+        raise InvalidInput(_("A cost cannot be negative."), fields={"amount": [_("Must be zero or more.")]})
     line = CostLine(
         organization_id=work_order.organization_id,
         work_order=work_order,
@@ -1185,11 +1558,12 @@ def check_upload(uploaded) -> str:
     """The type to store: detected from the content (`workorders.uploads`), never taken from the client."""
     if uploaded.size > ATTACHMENT_MAX_BYTES:
         raise InvalidInput(
-            f"The file is {uploaded.size // 2**20} MB; the limit is {ATTACHMENT_MAX_BYTES // 2**20} MB.",
-            fields={"file": ["Too large."]},
+            _("The file is %(size)s MB; the limit is %(limit)s MB.")
+            % {"size": uploaded.size // 2**20, "limit": ATTACHMENT_MAX_BYTES // 2**20},
+            fields={"file": [_("Too large.")]},
         )
     if uploaded.size == 0:
-        raise InvalidInput("The file is empty.", fields={"file": ["Empty."]})
+        raise InvalidInput(_("The file is empty."), fields={"file": [_("Empty.")]})
     return uploads.accepted_type(uploaded, allowed=ATTACHMENT_TYPES, offer=ATTACHMENT_OFFER)
 
 
@@ -1200,7 +1574,7 @@ def add_attachment(
 ) -> Attachment:
     """Store a file on a work order or a request (type and size checked)."""
     if work_order is None and request is None:
-        raise InvalidInput("An attachment belongs to a work order or a request.")
+        raise InvalidInput(_("An attachment belongs to a work order or a request."))
     if work_order is not None:
         check_may_annotate(work_order, actor=actor)
     attachment = _store_attachment(uploaded, work_order=work_order, request=request, uploaded_by=actor)
@@ -1227,6 +1601,126 @@ def _store_attachment(uploaded, *, work_order=None, request=None, uploaded_by=No
     return attachment
 
 
+# --- resumable uploads (photos a phone took offline) -----------------------------------------------------
+
+UPLOAD_PIECE_MAX_BYTES = 1024 * 1024  # one piece of an upload; the phone sends 256 kB
+
+
+def _described_upload(upload: ResumableUpload) -> dict:
+    return {"kind": "upload", "id": upload.client_id, "label": f"upload “{upload.name}” ({upload.size} bytes)"}
+
+
+@audit.attributed
+@transaction.atomic
+def start_upload(
+    work_order: WorkOrder, *, actor, client_id: str, name: str, size: int, occurred_at: datetime | None = None
+) -> ResumableUpload:
+    """Announce a file (a photo taken offline) that will arrive in pieces: who may is `check_may_annotate`, the
+    size is checked against the attachment limit now. The same client id again with the same order, name and size
+    is the same upload (its state comes back, to continue from `received`); with others a Conflict."""
+    check_actor(actor)
+    check_may_annotate(work_order, actor=actor)
+    client_id = (client_id or "").strip()
+    name = (name or "").strip().replace("/", "_")[-255:] or "photo"
+    if not client_id or len(client_id) > 64:
+        raise InvalidInput(
+            _("Send the file's client id (at most 64 characters)."), fields={"client_id": [_("Required.")]}
+        )
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise InvalidInput(_("Send the file's size in bytes."), fields={"size": [_("A positive whole number.")]})
+    if size > ATTACHMENT_MAX_BYTES:
+        raise InvalidInput(
+            _("The file is %(size)s MB; the limit is %(limit)s MB.")
+            % {"size": size // 2**20, "limit": ATTACHMENT_MAX_BYTES // 2**20},
+            fields={"size": [_("Too large.")]},
+        )
+    if occurred_at is not None:
+        check_occurred_at(work_order, occurred_at, actor)
+
+    def create() -> ResumableUpload:
+        return ResumableUpload.objects.create(
+            organization_id=work_order.organization_id,
+            work_order=work_order,
+            author=actor,
+            client_id=client_id,
+            name=name,
+            size=size,
+            occurred_at=occurred_at,
+        )
+
+    return client_ids.apply_once(
+        ResumableUpload,
+        client_id=client_id,
+        scope={"organization_id": work_order.organization_id, "author": actor},
+        sent={"work_order_id": work_order.pk, "name": name, "size": size},
+        create=create,
+        describe=_described_upload,
+    )
+
+
+@audit.attributed
+@transaction.atomic
+def receive_upload_piece(upload: ResumableUpload, *, actor, offset: int, piece: bytes) -> ResumableUpload:
+    """The piece of `upload` that starts at byte `offset`. It must start where the bytes received end (else a
+    Conflict carrying `offset`, where to continue: a piece lost or sent twice never corrupts the file). The last
+    piece turns the bytes into an attachment of the order through `add_attachment` (type by content, size, who
+    may; a photo is downscaled and stripped of EXIF first), once: a piece sent again after that changes nothing."""
+    check_actor(actor)
+    upload = ResumableUpload.objects.select_for_update().select_related("work_order").get(pk=upload.pk)
+    if upload.author_id != actor.pk:
+        raise NotFound(_("No such upload."))
+    if upload.complete:
+        upload.replayed = True
+        return upload
+    if offset != upload.received:
+        raise Conflict(
+            _("This upload has %(received)s of its %(size)s bytes: continue from byte %(received)s.")
+            % {"received": upload.received, "size": upload.size},
+            code="upload_offset_mismatch",
+            offset=upload.received,
+        )
+    if not piece:
+        raise InvalidInput(_("The piece is empty: send the bytes that follow."), fields={"body": [_("Empty.")]})
+    if len(piece) > UPLOAD_PIECE_MAX_BYTES:
+        raise InvalidInput(
+            _("Send at most %(size)s kB at a time.") % {"size": UPLOAD_PIECE_MAX_BYTES // 1024},
+            fields={"body": [_("Too large.")]},
+        )
+    if upload.received + len(piece) > upload.size:
+        raise InvalidInput(
+            _("This piece goes past the %(size)s bytes announced.") % {"size": upload.size},
+            fields={"body": [_("Longer than announced.")]},
+        )
+    upload.data = bytes(upload.data) + piece
+    upload.received += len(piece)
+    if upload.received == upload.size:
+        upload.attachment = _attach_upload(upload, actor)
+        upload.data = b""
+    upload.save()
+    return upload
+
+
+@audit.attributed
+def discard_abandoned_uploads(*, actor, now: datetime | None = None) -> int:
+    """Forget the bytes of uploads left unfinished for longer than a phone may keep work offline
+    (OFFLINE_MAX_AGE_DAYS since their last piece): the phone was reset, or its photo discarded. One DELETE of
+    unfinished rows: run twice, or on two machines at once, the second deletes nothing. Returns how many."""
+    check_actor(actor)
+    cutoff = (now or timezone.now()) - timedelta(days=settings.OFFLINE_MAX_AGE_DAYS)
+    deleted, _ = ResumableUpload.objects.filter(attachment__isnull=True, updated_at__lt=cutoff).delete()
+    return deleted
+
+
+def _attach_upload(upload: ResumableUpload, actor) -> Attachment:
+    # declared generic: the phone's type is not trusted, the content says (check_upload)
+    uploaded = SimpleUploadedFile(upload.name, bytes(upload.data), content_type="application/octet-stream")
+    if check_upload(uploaded).startswith("image/"):
+        uploaded.seek(0)
+        uploaded = prepare_photo(uploaded)
+    uploaded.seek(0)
+    return add_attachment(uploaded=uploaded, actor=actor, work_order=upload.work_order)
+
+
 # --- work requests --------------------------------------------------------------------------------------
 
 
@@ -1245,9 +1739,9 @@ def submit_request(
     """A problem reported from the public form (no login). Returns the request; its token is the
     requester's link to follow it."""
     if not (description or "").strip():
-        raise InvalidInput("Describe the problem.", fields={"description": ["Required."]})
+        raise InvalidInput(_("Describe the problem."), fields={"description": [_("Required.")]})
     if asset is not None and asset.organization_id != organization.pk:
-        raise NotFound("No such asset.")
+        raise NotFound(_("No such asset."))
     work_request = WorkRequest(
         organization=organization,
         token=secrets.token_urlsafe(16),
@@ -1268,7 +1762,9 @@ def submit_request(
 def _pending_request(work_request: WorkRequest) -> WorkRequest:
     work_request = WorkRequest.objects.select_for_update().get(pk=work_request.pk)
     if work_request.status != WorkRequest.Status.PENDING:
-        raise Conflict(f"This request was already {work_request.status}.", code="already_decided")
+        raise Conflict(
+            _("This request was already %(status)s.") % {"status": work_request.status}, code="already_decided"
+        )
     return work_request
 
 
@@ -1307,7 +1803,7 @@ def approve_request(work_request: WorkRequest, *, actor, **work_order_fields) ->
 def reject_request(work_request: WorkRequest, *, actor, reason: str) -> WorkRequest:
     """Decline a request; the reason is shown to the requester through their link."""
     if not checked_reason(reason):
-        raise InvalidInput("Give the requester a reason.", fields={"reason": ["Required."]})
+        raise InvalidInput(_("Give the requester a reason."), fields={"reason": [_("Required.")]})
     work_request = _pending_request(work_request)
     _require(_membership(work_request.organization, actor), Action.APPROVE_REQUESTS)
     work_request.status = WorkRequest.Status.REJECTED
@@ -1335,7 +1831,9 @@ def _delete_unless_used(instance, what: str) -> None:
     except ProtectedError as exc:
         users = ", ".join(sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects}))
         raise Conflict(
-            f"The {what} “{instance}” is still used by {users}: change those first.", code="in_use"
+            _("The %(what)s “%(name)s” is still used by %(users)s: change those first.")
+            % {"what": what, "name": instance, "users": users},
+            code="in_use",
         ) from None
 
 
@@ -1343,14 +1841,17 @@ def _unknown_fields(given, allowed, what: str) -> None:
     unknown = set(given) - allowed
     if unknown:
         listed = ", ".join(sorted(unknown))
-        raise InvalidInput(f"A {what} has no field(s) {listed}.", fields={name: ["Unknown field."] for name in unknown})
+        raise InvalidInput(
+            _("A %(what)s has no field(s) %(fields)s.") % {"what": what, "fields": listed},
+            fields={name: [_("Unknown field.")] for name in unknown},
+        )
 
 
 def _replace_procedure_items(procedure: Procedure, items) -> list[ProcedureItem]:
     """The procedure's steps become `items` (a list of dicts), in list order unless positions are given."""
     built = []
     for index, raw in enumerate(items):
-        _unknown_fields(raw, PROCEDURE_ITEM_FIELDS, "procedure step")
+        _unknown_fields(raw, PROCEDURE_ITEM_FIELDS, gettext_lazy("procedure step"))
         step = ProcedureItem(
             organization_id=procedure.organization_id,
             procedure=procedure,
@@ -1364,7 +1865,7 @@ def _replace_procedure_items(procedure: Procedure, items) -> list[ProcedureItem]
             validated(step, exclude=["procedure"])
         except InvalidInput as exc:
             raise InvalidInput(
-                f"Step {index + 1}: {exc.message}",
+                _("Step %(position)s: %(problem)s") % {"position": index + 1, "problem": exc.message},
                 fields={f"items.{index}.{name}": messages for name, messages in exc.fields.items()},
             ) from None
         built.append(step)
@@ -1389,7 +1890,7 @@ def update_procedure(procedure: Procedure, *, actor, items=None, **changes) -> P
     """Edit a procedure; `items`, when given, replaces all its steps. Work orders keep the copies they have."""
     procedure = Procedure.objects.select_for_update().get(pk=procedure.pk)
     _require(_membership(procedure, actor), Action.CREATE_WORK)
-    _unknown_fields(changes, PROCEDURE_FIELDS, "procedure")
+    _unknown_fields(changes, PROCEDURE_FIELDS, gettext_lazy("procedure"))
     for name, value in changes.items():
         setattr(procedure, name, value.strip() if name == "name" and isinstance(value, str) else value)
     validated(procedure).save()
@@ -1403,7 +1904,7 @@ def update_procedure(procedure: Procedure, *, actor, items=None, **changes) -> P
 def delete_procedure(procedure: Procedure, *, actor) -> None:
     """Remove a procedure from the library (checklists already copied from it stay)."""
     _require(_membership(procedure, actor), Action.CREATE_WORK)
-    _delete_unless_used(procedure, "procedure")
+    _delete_unless_used(procedure, gettext_lazy("procedure"))
 
 
 def _check_team_members(organization_id, members) -> list:
@@ -1416,7 +1917,8 @@ def _check_team_members(organization_id, members) -> list:
     strangers = [user.get_username() for user in members if user.pk not in member_ids]
     if strangers:
         raise InvalidInput(
-            f"Not members of this organisation: {', '.join(strangers)}.", fields={"members": ["Unknown person."]}
+            _("Not members of this organisation: %(names)s.") % {"names": ", ".join(strangers)},
+            fields={"members": [_("Unknown person.")]},
         )
     return members
 
@@ -1439,7 +1941,7 @@ def update_team(team: Team, *, actor, members=None, **changes) -> Team:
     """Rename a team or replace its members (`members`, when given, is the whole new list)."""
     team = Team.objects.select_for_update().get(pk=team.pk)
     _require(_membership(team, actor), Action.ASSIGN_WORK)
-    _unknown_fields(changes, TEAM_FIELDS, "team")
+    _unknown_fields(changes, TEAM_FIELDS, gettext_lazy("team"))
     if "name" in changes:
         team.name = (changes["name"] or "").strip()
     validated(team).save()
@@ -1453,7 +1955,7 @@ def update_team(team: Team, *, actor, members=None, **changes) -> Team:
 def delete_team(team: Team, *, actor) -> None:
     """Disband a team; one that work orders name must be reassigned first (409)."""
     _require(_membership(team, actor), Action.ASSIGN_WORK)
-    _delete_unless_used(team, "team")
+    _delete_unless_used(team, gettext_lazy("team"))
 
 
 # --- failure codes and budgets ----------------------------------------------------------------------------------
@@ -1466,7 +1968,7 @@ FAILURE_CODE_EDITABLE = {"kind", "code", "name", "description", "asset_type", "i
 def create_failure_code(organization, *, actor, **fields) -> FailureCode:
     """Add a problem, cause or remedy code to the organisation's library (who edits work orders may)."""
     _require(_membership(organization, actor), Action.CREATE_WORK)
-    _unknown_fields(fields, FAILURE_CODE_EDITABLE, "failure code")
+    _unknown_fields(fields, FAILURE_CODE_EDITABLE, gettext_lazy("failure code"))
     code = FailureCode(organization=organization, **fields)
     code.code = (code.code or "").strip().upper()
     validated(code).save()
@@ -1479,9 +1981,12 @@ def update_failure_code(code: FailureCode, *, actor, **changes) -> FailureCode:
     """Rename, re-describe, restrict to an asset type or deactivate a code; its kind is fixed once used."""
     code = FailureCode.objects.select_for_update().get(pk=code.pk)
     _require(_membership(code, actor), Action.CREATE_WORK)
-    _unknown_fields(changes, FAILURE_CODE_EDITABLE, "failure code")
+    _unknown_fields(changes, FAILURE_CODE_EDITABLE, gettext_lazy("failure code"))
     if "kind" in changes and changes["kind"] != code.kind and _code_in_use(code):
-        raise Conflict(f"“{code.code}” is on work orders: its kind cannot change (add a new code).", code="in_use")
+        raise Conflict(
+            _("“%(code)s” is on work orders: its kind cannot change (add a new code).") % {"code": code.code},
+            code="in_use",
+        )
     for name, value in changes.items():
         setattr(code, name, value.strip().upper() if name == "code" else value)
     validated(code).save()
@@ -1499,7 +2004,10 @@ def delete_failure_code(code: FailureCode, *, actor) -> None:
     """Delete a code no work order carries; one in use is deactivated instead (409 says so)."""
     _require(_membership(code, actor), Action.CREATE_WORK)
     if _code_in_use(code):
-        raise Conflict(f"“{code.code}” is on work orders: deactivate it instead (is_active=false).", code="in_use")
+        raise Conflict(
+            _("“%(code)s” is on work orders: deactivate it instead (is_active=false).") % {"code": code.code},
+            code="in_use",
+        )
     code.delete()
 
 
@@ -1511,7 +2019,7 @@ BUDGET_FIELDS = {"name", "period", "starts_on", "category", "amount", "location"
 def create_budget(organization, *, actor, **fields) -> Budget:
     """Set a spending limit for a month, quarter or year (managers: `manage_settings`)."""
     _require(_membership(organization, actor), Action.MANAGE_SETTINGS)
-    _unknown_fields(fields, BUDGET_FIELDS, "budget")
+    _unknown_fields(fields, BUDGET_FIELDS, gettext_lazy("budget"))
     budget = validated(Budget(organization=organization, **fields))
     budget.save()
     return budget
@@ -1523,7 +2031,7 @@ def update_budget(budget: Budget, *, actor, **changes) -> Budget:
     """Change a budget; thresholds already crossed stay recorded (they alerted once)."""
     budget = Budget.objects.select_for_update().get(pk=budget.pk)
     _require(_membership(budget, actor), Action.MANAGE_SETTINGS)
-    _unknown_fields(changes, BUDGET_FIELDS, "budget")
+    _unknown_fields(changes, BUDGET_FIELDS, gettext_lazy("budget"))
     for name, value in changes.items():
         setattr(budget, name, value)
     validated(budget).save()
@@ -1637,9 +2145,17 @@ def _record_crossing(budget: Budget, threshold: int, spend: Decimal) -> int:
             [Role.MANAGER],
             "budget:threshold-crossed",
             {
-                "title": f"Budget “{budget.name}” at {threshold}%",
-                "body": f"Spent and committed {spend} {budget.organization.currency} of {budget.amount} "
-                f"({budget.starts_on} – {budget.ends_on}).",
+                # lazy: each manager reads it in their own language, amounts and dates in its locale
+                "title": format_lazy(
+                    gettext_lazy("Budget “{name}” at {threshold}%"), name=budget.name, threshold=threshold
+                ),
+                "body": format_lazy(
+                    gettext_lazy("Spent and committed {spend} of {amount} ({start} – {end})."),
+                    spend=lazy_money(spend, budget.organization.currency),
+                    amount=lazy_money(budget.amount, budget.organization.currency),
+                    start=lazy_date(budget.starts_on),
+                    end=lazy_date(budget.ends_on),
+                ),
                 **payload,
             },
         )

@@ -17,6 +17,8 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -26,7 +28,14 @@ from maintenance_site.errors import DomainError, InvalidInput
 from maintenance_site.notifications import services as notification_services
 from maintenance_site.notifications import webpush
 from workorders import services
-from workorders.technician_forms import ChecklistResultForm, MeterReadingForm, NoteForm, OfflineStepForm, TimeForm
+from workorders.technician_forms import (
+    ChecklistResultForm,
+    CompleteForm,
+    MeterReadingForm,
+    NoteForm,
+    OfflineStepForm,
+    TimeForm,
+)
 from workorders.technician_views import (
     DONE_MESSAGES,
     item_or_404,
@@ -48,7 +57,7 @@ def ok(message: str, status: int = 200, **extra) -> JsonResponse:
 
 def form_error(form) -> JsonResponse:
     fields = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
-    first = next(iter(fields.values()), ["Check what you entered."])[0]
+    first = next(iter(fields.values()), [_("Check what you entered.")])[0]
     return error(first, 400, "invalid", fields)
 
 
@@ -61,24 +70,24 @@ def json_endpoint(view):
     @require_POST
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
-            return error("Your session has ended: sign in again to send this.", 401, "not_authenticated")
+            return error(_("Your session has ended: sign in again to send this."), 401, "not_authenticated")
         organization = request.organization
         if not organization:
-            return error("Your account is not a member of any organisation.", 403, "no_membership")
+            return error(_("Your account is not a member of any organisation."), 403, "no_membership")
         if request.content_type == "application/json":
             try:
                 payload = json.loads(request.body or b"{}")
             except ValueError:
-                return error("The request body is not JSON.", 400, "invalid_json")
+                return error(_("The request body is not JSON."), 400, "invalid_json")
             if not isinstance(payload, dict):
-                return error("Send a JSON object.", 400, "invalid_json")
+                return error(_("Send a JSON object."), 400, "invalid_json")
         else:
             payload = request.POST.dict()
         with timezone.override(organization.zone):
             try:
                 response = view(request, payload, *args, **kwargs)
             except Http404:
-                return error("This is not in your organisation, or it no longer exists.", 404, "not_found")
+                return error(_("This is not in your organisation, or it no longer exists."), 404, "not_found")
             except DomainError as exc:
                 return error(exc.message, exc.status_code, exc.code, exc.fields, **exc.extra)
         return response
@@ -99,7 +108,8 @@ def checklist_result(request, payload, pk, item_pk):
         {"item": item, "wo": work_order, "editable": work_order.is_open and may_work_on(work_order, request.user)},
         request=request,
     )
-    return ok(f"“{item.text}”: {'done' if item.done else 'not done'}.", html=html, done=item.done)
+    message = _("“%(item)s”: done.") if item.done else _("“%(item)s”: not done.")
+    return ok(message % {"item": item.text}, html=html, done=item.done)
 
 
 @json_endpoint
@@ -109,12 +119,16 @@ def add_note(request, payload, pk):
     if not form.is_valid():
         return form_error(form)
     comment = services.add_comment(
-        work_order, actor=request.user, body=form.cleaned_data["body"], client_id=form.cleaned_data["client_id"]
+        work_order,
+        actor=request.user,
+        body=form.cleaned_data["body"],
+        client_id=form.cleaned_data["client_id"],
+        occurred_at=form.cleaned_data["occurred_at"],
     )
     html = render_to_string("technician/_note.html", {"comment": comment}, request=request)
     if client_ids.was_replayed(comment):
-        return ok("Note already added.", html=html)
-    return ok("Note added.", status=201, html=html)
+        return ok(_("Note already added."), html=html)
+    return ok(_("Note added."), status=201, html=html)
 
 
 @json_endpoint
@@ -129,11 +143,14 @@ def log_time(request, payload, pk):
         minutes=form.cleaned_data["minutes"],
         note=form.cleaned_data["note"],
         client_id=form.cleaned_data["client_id"],
+        occurred_at=form.cleaned_data["occurred_at"],
     )
     total = sum(minutes or 0 for minutes in work_order.time_entries.values_list("minutes", flat=True))
     if client_ids.was_replayed(entry):
-        return ok(f"{entry.minutes} min already logged on {work_order.number}.", total_minutes=total)
-    return ok(f"{entry.minutes} min logged on {work_order.number}.", status=201, total_minutes=total)
+        message = _("%(minutes)s min already logged on %(number)s.")
+        return ok(message % {"minutes": entry.minutes, "number": work_order.number}, total_minutes=total)
+    message = _("%(minutes)s min logged on %(number)s.")
+    return ok(message % {"minutes": entry.minutes, "number": work_order.number}, status=201, total_minutes=total)
 
 
 @json_endpoint
@@ -145,21 +162,32 @@ def meter_reading(request, payload, public_token, meter_pk):
         return form_error(form)
     value = form.cleaned_data["value"]
     if value is None:
-        raise InvalidInput("Enter the reading as a number.")
+        raise InvalidInput(_("Enter the reading as a number."))
     record_meter_reading(meter, request.user, value, form.cleaned_data["read_at"])
-    return ok(f"{meter.name}: {value.normalize():f} {meter.unit} recorded.", status=201)
+    message = _("%(meter)s: %(value)s %(unit)s recorded.")
+    return ok(
+        message % {"meter": meter.name, "value": number_format(value.normalize()), "unit": meter.unit}, status=201
+    )
 
 
 @json_endpoint
 def order_step(request, payload, pk, action):
-    """Start, hold (with `reason`), resume or complete (with `notes`) an order, at `occurred_at` (the device's time,
-    now when absent). Applied once per client id (`workorders.services.apply_offline_action`)."""
+    """Start, hold (with `reason`), resume or complete (with `notes` and, on corrective work, the failure codes the
+    technician picked: `problem_code`, `cause_code`, `remedy_code`, ids of the organisation's codes) an order, at
+    `occurred_at` (the device's time, now when absent). Applied once per client id
+    (`workorders.services.apply_offline_action`)."""
     if action not in services.OFFLINE_STEPS:
         raise Http404
     work_order = order_or_404(request, pk)
     form = OfflineStepForm(payload)
     if not form.is_valid():
         return form_error(form)
+    failure_codes = None
+    if action == "complete":
+        codes = CompleteForm(payload, work_order=work_order)  # only this organisation's codes are choices
+        if not codes.is_valid():
+            return form_error(codes)
+        failure_codes = codes.failure_codes()
     data = form.cleaned_data
     record = services.apply_offline_action(
         work_order,
@@ -168,11 +196,13 @@ def order_step(request, payload, pk, action):
         client_id=data["client_id"],
         occurred_at=data["occurred_at"] or timezone.now(),
         text=data["reason"] if action == "hold" else data["notes"] if action == "complete" else "",
+        version=data["version"],
+        failure_codes=failure_codes,
     )
     work_order.refresh_from_db()
     answer = {"order_status": work_order.status, "status_label": work_order.get_status_display()}
     if client_ids.was_replayed(record):
-        return ok(f"{work_order.number}: already done.", **answer)
+        return ok(_("%(number)s: already done.") % {"number": work_order.number}, **answer)
     return ok(DONE_MESSAGES[action].format(number=work_order.number), status=201, **answer)
 
 
@@ -181,11 +211,11 @@ def offline_bundle(request):
     """GET: what the phone keeps for offline use — the pages of my open orders, of their assets, and my van's
     parts — as a list of URLs for the service worker to fetch and save (`technician.js`, "Save for offline")."""
     if request.method != "GET":
-        return error("Use GET.", 405, "method_not_allowed")
+        return error(_("Use GET."), 405, "method_not_allowed")
     if not request.user.is_authenticated:
-        return error("Your session has ended: sign in again.", 401, "not_authenticated")
+        return error(_("Your session has ended: sign in again."), 401, "not_authenticated")
     if not request.organization:
-        return error("Your account is not a member of any organisation.", 403, "no_membership")
+        return error(_("Your account is not a member of any organisation."), 403, "no_membership")
     return JsonResponse(offline_bundle_context(request))
 
 
@@ -193,7 +223,7 @@ def offline_bundle(request):
 def push_key(request):
     """GET: the VAPID public key this phone subscribes with (`PushManager.subscribe`'s applicationServerKey)."""
     if not request.user.is_authenticated:
-        return error("Your session has ended: sign in again.", 401, "not_authenticated")
+        return error(_("Your session has ended: sign in again."), 401, "not_authenticated")
     return JsonResponse({"publicKey": webpush.application_server_key()})
 
 
@@ -202,13 +232,13 @@ def _subscription_fields(payload) -> dict:
     keys = payload.get("keys")
     fields = {}
     if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")) or len(endpoint) > 1000:
-        fields["endpoint"] = ["Send the subscription's endpoint URL."]
+        fields["endpoint"] = [_("Send the subscription's endpoint URL.")]
     if not isinstance(keys, dict) or not all(isinstance(keys.get(name), str) and keys.get(name) for name in KEY_NAMES):
-        fields["keys"] = ["Send the subscription's keys p256dh and auth."]
+        fields["keys"] = [_("Send the subscription's keys p256dh and auth.")]
     elif len(keys["p256dh"]) > 200 or len(keys["auth"]) > 100:
-        fields["keys"] = ["These keys are too long for a Web Push subscription."]
+        fields["keys"] = [_("These keys are too long for a Web Push subscription.")]
     if fields:
-        raise InvalidInput("This is not a Web Push subscription.", fields=fields)
+        raise InvalidInput(_("This is not a Web Push subscription."), fields=fields)
     return {"endpoint": endpoint, "p256dh": keys["p256dh"], "auth": keys["auth"]}
 
 
@@ -225,13 +255,13 @@ def push_subscribe(request, payload):
         user_agent=request.headers.get("User-Agent", ""),
         **_subscription_fields(payload),
     )
-    return ok("This phone will be notified of urgent work.", status=201, id=subscription.pk)
+    return ok(_("This phone will be notified of urgent work."), status=201, id=subscription.pk)
 
 
 @json_endpoint
 def push_unsubscribe(request, payload):
     endpoint = payload.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint:
-        raise InvalidInput("Send the subscription's endpoint.", fields={"endpoint": ["Required."]})
+        raise InvalidInput(_("Send the subscription's endpoint."), fields={"endpoint": [_("Required.")]})
     removed = notification_services.unsubscribe_webpush(request.organization, actor=request.user, endpoint=endpoint)
-    return ok("This phone will no longer be notified." if removed else "This phone was not subscribed.")
+    return ok(_("This phone will no longer be notified.") if removed else _("This phone was not subscribed."))

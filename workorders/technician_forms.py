@@ -6,6 +6,7 @@ import uuid
 
 from django import forms
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.analytics.definitions import REACTIVE_TYPES
 from maintenance_site.validation import REASON_MAX_LENGTH
@@ -44,10 +45,10 @@ class HoldForm(TechnicianForm):
     id_prefix = "hold"
     # Not required here: the service refuses an empty reason with its own sentence.
     reason = forms.CharField(
-        label="Why are you putting it on hold?",
+        label=_("Why are you putting it on hold?"),
         required=False,
         max_length=REASON_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "e.g. waiting for a part"}),
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("e.g. waiting for a part")}),
     )
 
 
@@ -57,12 +58,12 @@ class CompleteForm(TechnicianForm):
 
     id_prefix = "complete"
     notes = forms.CharField(
-        label="Completion notes (optional)", required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label=_("Completion notes (optional)"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
     CODE_FIELDS = (
-        ("problem_code", "problem", "What was wrong?"),
-        ("cause_code", "cause", "Why did it fail?"),
-        ("remedy_code", "remedy", "What fixed it?"),
+        ("problem_code", "problem", _("What was wrong?")),
+        ("cause_code", "cause", _("Why did it fail?")),
+        ("remedy_code", "remedy", _("What fixed it?")),
     )
 
     def __init__(self, *args, work_order=None, **kwargs):
@@ -80,12 +81,17 @@ class CompleteForm(TechnicianForm):
                 required=False,
                 initial=getattr(work_order, f"{name}_id"),
             )
+            if work_order.organization.require_failure_codes:
+                # Asked for on the phone before it is sent (also offline, where the service cannot say it yet).
+                self.fields[name].widget.attrs["required"] = True
 
     def failure_codes(self) -> dict:
-        return {name: self.cleaned_data.get(name) for name, _, _ in self.CODE_FIELDS if self.cleaned_data.get(name)}
+        return {
+            name: self.cleaned_data.get(name) for name, _kind, _label in self.CODE_FIELDS if self.cleaned_data.get(name)
+        }
 
 
-YES_NO = (("1", "Yes"), ("0", "No"))
+YES_NO = (("1", _("Yes")), ("0", _("No")))
 
 
 def _flag(value: str):
@@ -99,13 +105,16 @@ class ChecklistResultForm(TechnicianForm):
 
     done = forms.CharField(required=False, widget=forms.HiddenInput)
     passed = forms.CharField(required=False, widget=forms.HiddenInput)
-    number_value = forms.CharField(required=False, max_length=40, label="Value")
-    text_value = forms.CharField(required=False, max_length=2000, label="Answer", widget=forms.Textarea)
+    number_value = forms.CharField(required=False, max_length=40, label=_("Value"))
+    text_value = forms.CharField(required=False, max_length=2000, label=_("Answer"), widget=forms.Textarea)
     client_id = ClientIdField()
+    occurred_at = forms.DateTimeField(required=False)  # the device's time, set by the page's script
+    version = forms.CharField(required=False, max_length=40)  # the order as the phone had it (offline queue)
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
         kwargs = {"client_id": data.get("client_id") or ""}
+        kwargs.update(occurred_at=data.get("occurred_at"), version=data.get("version"))
         if data.get("done") not in (None, ""):
             kwargs["done"] = _flag(data["done"])
         if data.get("passed") not in (None, ""):
@@ -119,26 +128,28 @@ class ChecklistResultForm(TechnicianForm):
 
 class NoteForm(TechnicianForm):
     id_prefix = "note"
-    body = forms.CharField(label="Note", max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+    body = forms.CharField(label=_("Note"), max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
     client_id = ClientIdField()
+    occurred_at = forms.DateTimeField(required=False)
 
 
 class TimeForm(TechnicianForm):
     id_prefix = "time"
     minutes = forms.IntegerField(
-        label="Minutes worked",
+        label=_("Minutes worked"),
         min_value=1,
         max_value=24 * 60,
         widget=forms.NumberInput(attrs={"inputmode": "numeric", "min": 1, "max": 1440}),
     )
-    note = forms.CharField(label="What you did (optional)", required=False, max_length=300)
+    note = forms.CharField(label=_("What you did (optional)"), required=False, max_length=300)
     client_id = ClientIdField()
+    occurred_at = forms.DateTimeField(required=False)
 
 
 class PhotoForm(TechnicianForm):
     id_prefix = "photo"
     photo = forms.FileField(
-        label="Take a photo",
+        label=_("Take a photo"),
         widget=forms.FileInput(attrs={"accept": "image/*", "capture": "environment"}),
     )
 
@@ -146,7 +157,11 @@ class PhotoForm(TechnicianForm):
 class MeterReadingForm(TechnicianForm):
     id_prefix = "meter"
     value = forms.DecimalField(
-        label="Reading", max_digits=18, decimal_places=4, widget=forms.TextInput(attrs={"inputmode": "decimal"})
+        label=_("Reading"),
+        max_digits=18,
+        decimal_places=4,
+        localize=True,  # "2,5" with Spanish's decimal comma; "2.5" is understood in every language
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
     )
     # When it was read (ISO 8601), set by the page's script: a queued reading keeps the moment it was entered,
     # and the meter service ignores a repeat of the same meter, moment and value.
@@ -161,5 +176,18 @@ class OfflineStepForm(TechnicianForm):
     id_prefix = "step"
     client_id = ClientIdField(required=True)
     occurred_at = forms.DateTimeField(required=False)
+    version = forms.CharField(required=False, max_length=40)
     reason = forms.CharField(required=False, max_length=REASON_MAX_LENGTH)
     notes = forms.CharField(required=False, max_length=5000)
+
+
+class PlanForm(TechnicianForm):
+    """When the technician plans to start the order (local time of the organisation; empty: not planned)."""
+
+    id_prefix = "plan"
+    scheduled_start = forms.DateTimeField(
+        label=_("Planned start"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+    )

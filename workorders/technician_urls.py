@@ -2,6 +2,7 @@
 the inventory's parts pages (`inventory.technician_views`) to the same `technician` namespace."""
 
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
 from workorders import technician_api as api
 from workorders import technician_views as views
@@ -19,6 +20,7 @@ urlpatterns = [
     path("orders/<int:pk>/checklist/<int:item_pk>/", views.checklist_result, name="checklist"),
     path("orders/<int:pk>/checklist/<int:item_pk>/follow-up/", views.checklist_follow_up, name="follow-up"),
     path("orders/<int:pk>/notes/", views.add_note, name="note"),
+    path("orders/<int:pk>/plan/", views.plan_start, name="plan"),
     path("orders/<int:pk>/time/", views.log_time, name="time"),
     path("orders/<int:pk>/timer/<slug:action>/", views.timer, name="timer"),
     path("orders/<int:pk>/photos/", views.add_photo, name="photo"),
@@ -26,6 +28,9 @@ urlpatterns = [
     path("assets/<slug:public_token>/", views.asset_page, name="asset"),
     path("assets/<slug:public_token>/meters/<int:meter_pk>/", views.meter_reading, name="meter-reading"),
     path("csrf/", views.csrf_token, name="csrf"),
+    # the translations technician.js uses (gettext, interpolate), in the page's language (maintenance_site.i18n)
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="jsi18n"),
+    path("language/", views.set_language, name="language"),
     path("sw.js", views.service_worker, name="service-worker"),
     # JSON endpoints for what may be entered offline (technician.js posts and replays through these)
     path("api/orders/<int:pk>/checklist/<int:item_pk>/", api.checklist_result, name="api-checklist"),

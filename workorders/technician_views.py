@@ -12,6 +12,7 @@ offline and `static/technician/technician.js` queues what is entered offline.
 
 import functools
 import json
+import re
 from datetime import datetime, time, timedelta
 from io import BytesIO
 
@@ -26,7 +27,10 @@ from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image, ImageDraw
@@ -36,9 +40,11 @@ from assets.models import Asset, MeterReading
 from maintenance_site import hooks
 from maintenance_site.errors import DomainError, PermissionDeniedError
 from maintenance_site.events import services as event_services
+from maintenance_site.i18n import activate_for_request, preferred_language
 from maintenance_site.tenancy.middleware import SESSION_KEY
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.tenancy.services import memberships_of
+from maintenance_site.tenancy.services import set_language as set_language_of
 from workorders import services
 from workorders.asset_history import asset_history
 from workorders.health import charts as health_charts
@@ -51,40 +57,81 @@ from workorders.technician_forms import (
     MeterReadingForm,
     NoteForm,
     PhotoForm,
+    PlanForm,
     TimeForm,
     new_client_id,
 )
 
 Status = WorkOrder.Status
 LIFECYCLE_ACTIONS = ("start", "hold", "resume", "complete")
-FILTERS = {"today": "Today", "week": "This week", "all": "All"}
+FILTERS = {"today": gettext_lazy("Today"), "week": gettext_lazy("This week"), "all": gettext_lazy("All")}
 HISTORY_LIMIT = 25
 CLAIMABLE_LIMIT = 20
 OWN_CHANGES_KEY = "technician.own_changes"
 OWN_CHANGES_KEPT = 30
 # Fields whose change a history line names (the status and the reason come with the change reason).
 HISTORY_FIELDS = {
-    "status": "status",
-    "assignee_id": "assignee",
-    "team_id": "team",
-    "priority": "priority",
-    "due_at": "due date",
-    "title": "title",
-    "description": "description",
-    "asset_id": "asset",
-    "location_id": "location",
-    "completion_notes": "completion notes",
+    "status": gettext_lazy("status"),
+    "assignee_id": gettext_lazy("assignee"),
+    "team_id": gettext_lazy("team"),
+    "priority": gettext_lazy("priority"),
+    "due_at": gettext_lazy("due date"),
+    "title": gettext_lazy("title"),
+    "description": gettext_lazy("description"),
+    "asset_id": gettext_lazy("asset"),
+    "location_id": gettext_lazy("location"),
+    "completion_notes": gettext_lazy("completion notes"),
 }
 # Bump when sw.js changes what it caches: the new worker drops the old caches.
-SERVICE_WORKER_VERSION = "3"
+SERVICE_WORKER_VERSION = "4"
 # What the service worker keeps for offline use besides the pages.
-STATIC_FILES = ("workorders/public.css", "technician/technician.css", "technician/technician.js")
+STATIC_FILES = (
+    "workorders/public.css",
+    "technician/technician.css",
+    "technician/technician.js",
+    "technician/photo-queue.js",  # photos taken offline (IndexedDB, resumable uploads)
+    "technician/scan-fallback.js",  # Scan without BarcodeDetector: the npm polyfill and its WebAssembly
+    "vendor/barcode-detector/polyfill.js",
+    "vendor/zxing-wasm/zxing_reader.wasm",
+)
 
 
 def record_meter_reading(meter, user, value, read_at=None):
     """A reading entered by hand. A replay (same meter, moment and value: the client sends the moment it was
     entered) is ignored by the service, so it applies once."""
     return meters.record_reading(meter, value, read_at or None, actor=user, source=MeterReading.Source.MANUAL)
+
+
+# What a lifecycle step's change reason ("hold: waiting for a part", "start (done offline, sent at … UTC)") says, in
+# the reader's language; the reason itself is the person's own words.
+CHANGE_ACTIONS = {
+    "assign": pgettext_lazy("history", "Assign"),
+    "unassign": pgettext_lazy("history", "Unassign"),
+    "start": pgettext_lazy("history", "Start"),
+    "hold": pgettext_lazy("history", "Hold"),
+    "resume": pgettext_lazy("history", "Resume"),
+    "complete": pgettext_lazy("history", "Complete"),
+    "verify": pgettext_lazy("history", "Verify"),
+    "reject": pgettext_lazy("history", "Reject"),
+    "reopen": pgettext_lazy("history", "Reopen"),
+    "cancel": pgettext_lazy("history", "Cancel"),
+}
+CHANGE_REASON = re.compile(
+    r"^(?P<action>[a-z_]+)(?:: (?P<reason>.*?))?(?: \(done offline, sent at (?P<sent>[^)]*) UTC\))?$", re.S
+)
+
+
+def change_reason_text(reason: str) -> str:
+    """A history line's change reason for the page: a lifecycle step named in the reader's language."""
+    match = CHANGE_REASON.match(reason)
+    if match is None or match["action"] not in CHANGE_ACTIONS:
+        return reason[:1].upper() + reason[1:]
+    text = str(CHANGE_ACTIONS[match["action"]])
+    if match["reason"]:
+        text += f": {match['reason']}"
+    if match["sent"]:
+        text += " " + _("(done offline, sent at %(time)s UTC)") % {"time": match["sent"]}
+    return text
 
 
 # --- access -------------------------------------------------------------------------------------------
@@ -109,7 +156,7 @@ def technician_view(view):
             return redirect_to_login(request.get_full_path(), reverse("technician:login"))
         organization = request.organization
         if not organization:
-            return forbidden(request, "Your account is not a member of any organisation: ask a manager to add you.")
+            return forbidden(request, _("Your account is not a member of any organisation: ask a manager to add you."))
         # The event stream continues from here: what happened before is in the page.
         request.technician_sequence = SimpleLazyObject(lambda: event_services.last_sequence(organization.pk))
         with timezone.override(organization.zone):
@@ -304,8 +351,29 @@ def my_work(request):
         Team.objects.for_tenant(request.organization).filter(members=request.user).values_list("pk", flat=True)
     )
     return render(
-        request, "technician/my_work.html", {**my_work_context(request, _filter(request)), "team_ids": team_ids}
+        request,
+        "technician/my_work.html",
+        {
+            **my_work_context(request, _filter(request)),
+            "team_ids": team_ids,
+            "preferred_language": preferred_language(request.user),
+        },
     )
+
+
+@require_POST
+@technician_view
+def set_language(request):
+    """The language this person reads the platform in (pages, e-mails, notifications): their profile's, through
+    the audited service; empty for their browser's, else the organisation's."""
+    try:
+        set_language_of(request.user, actor=request.user, language=request.POST.get("language", ""))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("technician:my-work")
+    activate_for_request(request)  # the confirmation already in the chosen language
+    messages.success(request, _("Language saved."))
+    return redirect(reverse("technician:my-work") + "#language")
 
 
 @never_cache
@@ -327,16 +395,20 @@ def _history(work_order: WorkOrder) -> list[dict]:
     for index, record in enumerate(records[:HISTORY_LIMIT]):
         previous = records[index + 1] if index + 1 < len(records) else None
         if record.history_type == "+":
-            summary = "Created"
+            summary = _("Created")
         elif record.history_change_reason:
-            summary = record.history_change_reason[:1].upper() + record.history_change_reason[1:]
+            summary = change_reason_text(record.history_change_reason)
         else:
             changed = [
                 label
                 for field, label in HISTORY_FIELDS.items()
                 if previous is not None and getattr(record, field) != getattr(previous, field)
             ]
-            summary = f"Changed {', '.join(changed)}" if changed else "Changed"
+            summary = (
+                _("Changed %(fields)s") % {"fields": ", ".join(str(label) for label in changed)}
+                if changed
+                else _("Changed")
+            )
         entries.append(
             {
                 "at": record.history_date,
@@ -376,6 +448,7 @@ def order_context(
         "note": NoteForm(initial={"client_id": new_client_id()}),
         "time": TimeForm(initial={"client_id": new_client_id()}),
         "photo": PhotoForm(),
+        "plan": PlanForm(initial={"scheduled_start": work_order.scheduled_start}),
         **extension_forms,
         **(forms or {}),
     }
@@ -431,11 +504,11 @@ def order_detail(request, pk):
 
 
 DONE_MESSAGES = {
-    "start": "{number} started.",
-    "claim": "{number} is yours: started.",
-    "hold": "{number} is on hold.",
-    "resume": "{number} resumed.",
-    "complete": "{number} completed. Well done.",
+    "start": gettext_lazy("{number} started."),
+    "claim": gettext_lazy("{number} is yours: started."),
+    "hold": gettext_lazy("{number} is on hold."),
+    "resume": gettext_lazy("{number} resumed."),
+    "complete": gettext_lazy("{number} completed. Well done."),
 }
 
 
@@ -486,8 +559,8 @@ def checklist_result(request, pk, item_pk):
         item = services.record_checklist_result(item, actor=request.user, **form.service_kwargs())
     except DomainError as exc:
         return refused(request, pk, exc, form_name=f"item-{item_pk}")
-    state = "done" if item.done else "not done"
-    return done(request, item.work_order, f"“{item.text}”: {state}.", anchor=f"item-{item.pk}")
+    message = _("“%(item)s”: done.") if item.done else _("“%(item)s”: not done.")
+    return done(request, item.work_order, message % {"item": item.text}, anchor=f"item-{item.pk}")
 
 
 @require_POST
@@ -499,7 +572,29 @@ def checklist_follow_up(request, pk, item_pk):
         follow_up = services.raise_follow_up(item, actor=request.user)
     except DomainError as exc:
         return refused(request, pk, exc, form_name=f"item-{item_pk}")
-    return done(request, item.work_order, f"Follow-up {follow_up.number} opened.", anchor=f"item-{item.pk}")
+    return done(
+        request,
+        item.work_order,
+        _("Follow-up %(number)s opened.") % {"number": follow_up.number},
+        anchor=f"item-{item.pk}",
+    )
+
+
+@require_POST
+@technician_view
+def plan_start(request, pk):
+    """The technician plans when they start their order (`services.schedule`); empty unplans it."""
+    work_order = order_or_404(request, pk)
+    form = PlanForm(request.POST)
+    if not form.is_valid():
+        return render_order(
+            request, work_order, status=400, forms={"plan": form}, error_form="plan", error=_("Give a date and a time.")
+        )
+    try:
+        services.schedule(work_order, actor=request.user, scheduled_start=form.cleaned_data["scheduled_start"])
+    except DomainError as exc:
+        return refused(request, pk, exc, form_name="plan", forms={"plan": form})
+    return done(request, work_order, _("Planned start saved."), anchor="about-title")
 
 
 @require_POST
@@ -514,7 +609,7 @@ def add_note(request, pk):
             status=400,
             forms={"note": form},
             error_form="note",
-            error="Write something in the note first.",
+            error=_("Write something in the note first."),
         )
     try:
         services.add_comment(
@@ -522,7 +617,7 @@ def add_note(request, pk):
         )
     except DomainError as exc:
         return refused(request, pk, exc, form_name="note", forms={"note": form})
-    return done(request, work_order, "Note added.", anchor="notes")
+    return done(request, work_order, _("Note added."), anchor="notes")
 
 
 @require_POST
@@ -537,7 +632,7 @@ def log_time(request, pk):
             status=400,
             forms={"time": form},
             error_form="time",
-            error="Enter the minutes worked, from 1 to 1440.",
+            error=_("Enter the minutes worked, from 1 to 1440."),
         )
     try:
         entry = services.log_time(
@@ -549,7 +644,7 @@ def log_time(request, pk):
         )
     except DomainError as exc:
         return refused(request, pk, exc, form_name="time", forms={"time": form})
-    return done(request, work_order, f"{entry.minutes} min logged.", anchor="time")
+    return done(request, work_order, _("%(minutes)s min logged.") % {"minutes": entry.minutes}, anchor="time")
 
 
 @require_POST
@@ -561,10 +656,10 @@ def timer(request, pk, action):
     try:
         if action == "start":
             services.start_timer(work_order, actor=request.user)
-            message = "Timer started."
+            message = _("Timer started.")
         else:
             entry = services.stop_timer(work_order, actor=request.user)
-            message = f"Timer stopped: {entry.minutes} min logged."
+            message = _("Timer stopped: %(minutes)s min logged.") % {"minutes": entry.minutes}
     except DomainError as exc:
         return refused(request, pk, exc, form_name="time")
     return done(request, work_order, message, anchor="time")
@@ -583,14 +678,14 @@ def add_photo(request, pk):
             status=400,
             forms={"photo": form},
             error_form="photo",
-            error="Take or choose a photo first.",
+            error=_("Take or choose a photo first."),
         )
     try:
         photo = prepare_photo(form.cleaned_data["photo"])
         services.add_attachment(uploaded=photo, actor=request.user, work_order=work_order)
     except DomainError as exc:
         return refused(request, pk, exc, form_name="photo")
-    return done(request, work_order, "Photo attached.", anchor="attachments")
+    return done(request, work_order, _("Photo attached."), anchor="attachments")
 
 
 @require_GET
@@ -601,7 +696,7 @@ def attachment_download(request, token):
         Attachment.objects.for_tenant(request.organization).filter(work_order__isnull=False), token=token
     )
     if not role_allows(request.membership.role, Action.VIEW):
-        raise PermissionDeniedError("Your role may not see this organisation's files.")
+        raise PermissionDeniedError(_("Your role may not see this organisation's files."))
     try:
         handle = attachment.file.open("rb")
     except FileNotFoundError:
@@ -656,7 +751,7 @@ def meter_reading(request, public_token, meter_pk):
     meter = get_object_or_404(asset.meters.all(), pk=meter_pk)
     form = MeterReadingForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Enter the reading as a number.")
+        messages.error(request, _("Enter the reading as a number."))
         return redirect("technician:asset", public_token=public_token)
     try:
         record_meter_reading(meter, request.user, form.cleaned_data["value"], form.cleaned_data["read_at"])
@@ -666,7 +761,11 @@ def meter_reading(request, public_token, meter_pk):
         messages.error(request, exc.message)
         return redirect("technician:asset", public_token=public_token)
     remember_own_change(request)
-    messages.success(request, f"{meter.name}: {form.cleaned_data['value'].normalize():f} {meter.unit} recorded.")
+    value = number_format(form.cleaned_data["value"].normalize())
+    messages.success(
+        request,
+        _("%(meter)s: %(value)s %(unit)s recorded.") % {"meter": meter.name, "value": value, "unit": meter.unit},
+    )
     return redirect("technician:asset", public_token=public_token)
 
 
@@ -679,8 +778,17 @@ def csrf_token(request):
     """A fresh CSRF token, fetched before queued entries are replayed (a sign-in since they were queued
     rotated the old one). 401 when the session has ended."""
     if not request.user.is_authenticated:
-        return JsonResponse({"error": {"message": "Sign in again to send what is waiting."}}, status=401)
+        return JsonResponse({"error": {"message": _("Sign in again to send what is waiting.")}}, status=401)
     return JsonResponse({"csrfToken": get_token(request), "user": request.user.pk})
+
+
+def static_url_if_present(path: str) -> str | None:
+    """The URL of a static file, or None when it is not there (an npm library not installed: the manifest
+    storage refuses to name a file it does not have)."""
+    try:
+        return static(path)
+    except ValueError:
+        return None
 
 
 @technician_view
@@ -701,7 +809,7 @@ def service_worker(request):
             reverse("technician:part-search"),
         ],
         # the app's manifest and icons too: kept with the static files, not with the pages a sign-out deletes
-        "static": [static(path) for path in STATIC_FILES]
+        "static": [url for url in map(static_url_if_present, STATIC_FILES) if url]
         + [reverse("technician:manifest")]
         + [reverse("technician:icon", args=[size]) for size in ICON_SIZES],
     }
@@ -730,9 +838,9 @@ def manifest(request):
     ]
     icons.append({**icons[-1], "purpose": "maskable"})
     body = {
-        "name": "Maintenance — My work",
-        "short_name": "My work",
-        "description": "Your assigned work orders, also without signal.",
+        "name": _("Maintenance — My work"),
+        "short_name": _("My work"),
+        "description": _("Your assigned work orders, also without signal."),
         "id": prefix,
         "start_url": prefix,
         "scope": prefix,

@@ -8,6 +8,7 @@ declared type and the allowed ones. A file whose content does not match what it 
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext, gettext_lazy
 from PIL import Image, UnidentifiedImageError
 
 from maintenance_site.errors import InvalidInput
@@ -64,27 +65,27 @@ _SIGNATURES = (
     (b"\x1f\x8b", "application/gzip"),
 )
 DESCRIPTIONS = {
-    "image/jpeg": "a JPEG image",
-    "image/png": "a PNG image",
-    "image/webp": "a WebP image",
-    "image/heic": "a HEIC image",
-    "image/avif": "an AVIF image",
-    "image/gif": "a GIF image",
-    "image/bmp": "a BMP image",
-    "image/tiff": "a TIFF image",
-    "application/pdf": "a PDF document",
-    "video/mp4": "an MP4 video",
-    "video/quicktime": "a QuickTime video",
-    "text/plain": "a text file",
-    "text/csv": "a CSV file",
-    "application/x-msdownload": "a Windows program",
-    "application/x-executable": "a Linux program",
-    "application/x-mach-binary": "a macOS program",
-    "application/zip": "a ZIP archive (or an Office document)",
-    "application/vnd.rar": "a RAR archive",
-    "application/x-7z-compressed": "a 7-Zip archive",
-    "application/gzip": "a gzip archive",
-    UNKNOWN: "of a type we do not recognise",
+    "image/jpeg": gettext_lazy("a JPEG image"),
+    "image/png": gettext_lazy("a PNG image"),
+    "image/webp": gettext_lazy("a WebP image"),
+    "image/heic": gettext_lazy("a HEIC image"),
+    "image/avif": gettext_lazy("an AVIF image"),
+    "image/gif": gettext_lazy("a GIF image"),
+    "image/bmp": gettext_lazy("a BMP image"),
+    "image/tiff": gettext_lazy("a TIFF image"),
+    "application/pdf": gettext_lazy("a PDF document"),
+    "video/mp4": gettext_lazy("an MP4 video"),
+    "video/quicktime": gettext_lazy("a QuickTime video"),
+    "text/plain": gettext_lazy("a text file"),
+    "text/csv": gettext_lazy("a CSV file"),
+    "application/x-msdownload": gettext_lazy("a Windows program"),
+    "application/x-executable": gettext_lazy("a Linux program"),
+    "application/x-mach-binary": gettext_lazy("a macOS program"),
+    "application/zip": gettext_lazy("a ZIP archive (or an Office document)"),
+    "application/vnd.rar": gettext_lazy("a RAR archive"),
+    "application/x-7z-compressed": gettext_lazy("a 7-Zip archive"),
+    "application/gzip": gettext_lazy("a gzip archive"),
+    UNKNOWN: gettext_lazy("of a type we do not recognise"),
 }
 # Other names clients use for the same types.
 ALIASES = {
@@ -113,7 +114,7 @@ class Detected:
 
 def describe(content_type: str) -> str:
     """'a Windows program (application/x-msdownload)'."""
-    return f"{DESCRIPTIONS.get(content_type, 'a file')} ({content_type})"
+    return f"{DESCRIPTIONS.get(content_type) or gettext('a file')} ({content_type})"
 
 
 def normalised(declared: str) -> str:
@@ -216,13 +217,21 @@ def accepted_type(uploaded, *, allowed: set[str], offer: str) -> str:
         matches = declared == content_type or declared in GENERIC
     if content_type not in allowed:
         raise InvalidInput(
-            f"This file is {describe(content_type)}, which is not accepted; send {offer}.",
-            fields={"file": [f"Detected type {content_type} not accepted."]},
+            gettext("This file is %(found)s, which is not accepted; send %(offer)s.")
+            % {"found": describe(content_type), "offer": offer},
+            fields={"file": [gettext("Detected type %(type)s not accepted.") % {"type": content_type}]},
         )
     if not matches:
         raise InvalidInput(
-            f"This file was sent as {declared} but its content is {describe(content_type)}: "
-            f"send it as {content_type}, or send {offer}.",
-            fields={"file": [f"Content is {content_type}, not {declared}."]},
+            gettext(
+                "This file was sent as %(declared)s but its content is %(found)s: send it as %(type)s, or send "
+                "%(offer)s."
+            )
+            % {"declared": declared, "found": describe(content_type), "type": content_type, "offer": offer},
+            fields={
+                "file": [
+                    gettext("Content is %(type)s, not %(declared)s.") % {"type": content_type, "declared": declared}
+                ]
+            },
         )
     return content_type

@@ -5,6 +5,7 @@ never a hint that the file exists."""
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from maintenance_site.tenancy.roles import Action, role_allows
@@ -37,11 +38,11 @@ def download_attachment(request, token: str):
     """Stream an attachment of the active organisation (a work order's or a work request's)."""
     attachment = _visible_attachments(request).filter(token=token).first()
     if attachment is None or not attachment.file:
-        raise Http404("No such attachment.")
+        raise Http404(_("No such attachment."))
     try:
         handle = attachment.file.open("rb")
     except FileNotFoundError:
-        raise Http404("The attachment's file is missing.") from None
+        raise Http404(_("The attachment's file is missing.")) from None
     response = FileResponse(
         handle,
         as_attachment=True,

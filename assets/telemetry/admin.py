@@ -4,8 +4,11 @@ range, limits, rate of change, detectors' settings, the meter fed), the organisa
 and, shown only, the series and the ingest log."""
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from assets.telemetry import services
+from assets.telemetry.messages import localized
 from assets.telemetry.models import Anomaly, IngestBatch, MetricDefinition, Series, TelemetrySettings
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import ReadOnlyTenantAdmin, ServiceAdmin, adopt, request_may, submitted
@@ -24,7 +27,7 @@ class MetricDefinitionAdmin(ServiceAdmin):
     fieldsets = [
         (None, {"fields": ["metric", "label", "asset", "asset_type", "unit", "convert_units", "feeds_meter"]}),
         (
-            "Limits",
+            _("Limits"),
             {
                 "fields": [
                     ("sensor_min", "sensor_max"),
@@ -36,7 +39,7 @@ class MetricDefinitionAdmin(ServiceAdmin):
             },
         ),
         (
-            "Statistical detection",
+            _("Statistical detection"),
             {
                 "fields": [
                     "statistical",
@@ -86,7 +89,7 @@ class TelemetrySettingsAdmin(ServiceAdmin):
 class AnomalyAdmin(ReadOnlyTenantAdmin):
     """Anomalies the detectors found, newest first; acknowledge or resolve the selected ones."""
 
-    list_display = ["started_at", "asset", "metric", "detector", "severity", "status", "peak_value", "ended_at"]
+    list_display = ["started_at", "asset", "metric", "detector", "severity", "status", "sentence", "ended_at"]
     list_select_related = ["asset"]
     list_filter = ["status", "severity", "detector"]
     search_fields = ["metric", "asset__code", "asset__name"]
@@ -96,7 +99,12 @@ class AnomalyAdmin(ReadOnlyTenantAdmin):
     def has_manage_permission(self, request):
         return request_may(request, Action.MANAGE_ASSETS)
 
-    def _apply(self, request, queryset, service, done: str):
+    @admin.display(description=_("what was seen"))
+    def sentence(self, obj):
+        return localized(obj.message)
+
+    def _apply(self, request, queryset, service, done: str) -> int:
+        """`done` is stored as the anomaly's comment (in English, as a record); returns how many changed."""
         changed = 0
         for anomaly in queryset.order_by("pk"):
             try:
@@ -104,16 +112,21 @@ class AnomalyAdmin(ReadOnlyTenantAdmin):
                 changed += 1
             except DomainError as refusal:
                 self.message_user(request, f"{anomaly}: {refusal.message}", messages.WARNING)
-        if changed:
-            self.message_user(request, f"{changed} anomal{'y' if changed == 1 else 'ies'} {done.lower()}.")
+        return changed
 
-    @admin.action(description="Acknowledge the selected anomalies", permissions=["manage"])
+    @admin.action(description=_("Acknowledge the selected anomalies"), permissions=["manage"])
     def acknowledge_selected(self, request, queryset):
-        self._apply(request, queryset, services.acknowledge_anomaly, "Acknowledged")
+        changed = self._apply(request, queryset, services.acknowledge_anomaly, "Acknowledged")
+        if changed:
+            text = ngettext("%(count)s anomaly acknowledged.", "%(count)s anomalies acknowledged.", changed)
+            self.message_user(request, text % {"count": changed})
 
-    @admin.action(description="Resolve the selected anomalies", permissions=["manage"])
+    @admin.action(description=_("Resolve the selected anomalies"), permissions=["manage"])
     def resolve_selected(self, request, queryset):
-        self._apply(request, queryset, services.resolve_anomaly, "Resolved")
+        changed = self._apply(request, queryset, services.resolve_anomaly, "Resolved")
+        if changed:
+            text = ngettext("%(count)s anomaly resolved.", "%(count)s anomalies resolved.", changed)
+            self.message_user(request, text % {"count": changed})
 
 
 @admin.register(Series)

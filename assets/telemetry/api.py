@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import django_filters
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 
 from assets.models import Asset
 from assets.telemetry import queries, services
+from assets.telemetry.messages import localized
 from assets.telemetry.models import Anomaly, MetricDefinition, Series, TelemetrySettings
 from maintenance_site.api.filters import FilterBackend, MomentFilter, UpdatedAfterFilter, parse_query_datetime
 from maintenance_site.api.pagination import CursorPagination
@@ -70,7 +72,7 @@ class IngestViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         data = request.data
         points = data.get("points") if isinstance(data, dict) else data
         if not isinstance(points, list):
-            raise ValidationError({"points": ['Send {"points": [...]}: a list of points.']})
+            raise ValidationError({"points": [_('Send {"points": [...]}: a list of points.')]})
         result = services.ingest_points(self.organization, points, actor=request.user)
         return Response(IngestResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
@@ -144,12 +146,12 @@ class DeviceViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         try:
             start = parse_query_datetime("from", params["from"]) if params.get("from") else end - timedelta(hours=24)
         except OverflowError:
-            raise ValidationError({"from": ["Give from: a day before the year 1 does not exist."]}) from None
+            raise ValidationError({"from": [_("Give from: a day before the year 1 does not exist.")]}) from None
         if start >= end:
-            raise ValidationError({"from": ["Must be before to."]})
+            raise ValidationError({"from": [_("Must be before to.")]})
         bucket = params.get("bucket") or "auto"
         if bucket not in queries.CHOICES:
-            raise ValidationError({"bucket": [f"One of {', '.join(queries.CHOICES)}."]})
+            raise ValidationError({"bucket": [_("One of %(choices)s.") % {"choices": ", ".join(queries.CHOICES)}]})
         series = Series.objects.filter(asset=asset, metric=metric).first()
         body = {"asset": asset.pk, "metric": metric, "from": start, "to": end}
         if series is None:
@@ -157,7 +159,14 @@ class DeviceViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         try:
             window = queries.series_window(series.pk, start, end, bucket)
         except queries.TooManyPoints as refused:
-            raise ValidationError({"bucket": [f"{refused.message} Ask for {refused.suggestion}."]}) from None
+            raise ValidationError(
+                {
+                    "bucket": [
+                        _("%(problem)s Ask for %(suggestion)s.")
+                        % {"problem": refused.message, "suggestion": refused.suggestion}
+                    ]
+                }
+            ) from None
         body.update(unit=series.unit, bucket=window.bucket, points=window.rows)
         return Response(DeviceMetricsSerializer(body).data)
 
@@ -167,6 +176,12 @@ class DeviceViewSet(TenantAPIMixin, viewsets.GenericViewSet):
 
 class AnomalySerializer(serializers.ModelSerializer):
     asset_code = serializers.CharField(source="asset.code", read_only=True)
+    message_text = serializers.SerializerMethodField(
+        help_text="`message` in the reader's language (the stored `message` is the detector's English sentence)."
+    )
+
+    def get_message_text(self, anomaly) -> str:
+        return localized(anomaly.message)
 
     class Meta:
         model = Anomaly
@@ -186,6 +201,7 @@ class AnomalySerializer(serializers.ModelSerializer):
             "limit",
             "points",
             "message",
+            "message_text",
             "acknowledged_by",
             "acknowledged_at",
             "comment",

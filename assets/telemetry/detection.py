@@ -190,9 +190,11 @@ class SeriesDetector:
         lam = config.ewma_lambda
         chart_width = config.drift_sigmas * math.sqrt(lam / (2 - lam))
         flat_seconds = config.flatline_minutes * 60 if config.flatline_minutes else None
-        has_limits = any(
-            v is not None for v in (config.warning_low, config.warning_high, config.critical_low, config.critical_high)
-        )
+        highs = [v for v in (config.warning_high, config.critical_high) if v is not None]
+        lows = [v for v in (config.warning_low, config.critical_low) if v is not None]
+        has_limits = bool(highs or lows)
+        # within these a point breaks no limit (the usual point skips _limit_finding)
+        upper, lower = min(highs, default=math.inf), max(lows, default=-math.inf)
         sensor_min, sensor_max = config.sensor_min, config.sensor_max
         has_sensor = sensor_min is not None or sensor_max is not None
         max_rate = config.max_rate_per_minute
@@ -225,7 +227,7 @@ class SeriesDetector:
 
             critical_limit = False
             if has_limits:
-                finding = _limit_finding(config, ts, value)
+                finding = None if lower <= value <= upper else _limit_finding(config, ts, value)
                 if finding is not None:
                     critical_limit = finding.severity == CRITICAL
                     abnormal(finding, events)
@@ -241,7 +243,12 @@ class SeriesDetector:
                     normal(RATE, ts, events)
 
             if flat_seconds is not None:
-                if gap or flat_since is None or abs(value - flat_value) > 1e-6 * max(1.0, abs(value)):
+                magnitude = value if value >= 0 else -value
+                if (
+                    gap
+                    or flat_since is None
+                    or abs(value - flat_value) > 1e-6 * (magnitude if magnitude > 1.0 else 1.0)
+                ):
                     flat_since, flat_value = ts, value
                     if FLATLINE in episodes:
                         normal(FLATLINE, ts, events)
@@ -257,7 +264,13 @@ class SeriesDetector:
                 if gap:
                     ewma = None
                 if n >= warmup:
-                    sigma = max(sqrt(var) if var > 0 else 0.0, 0.01 * abs(mean), 1e-9)
+                    # max(√var, 1 % of |mean|, 1e-9), spelt out: max() is a call per point
+                    sigma = sqrt(var) if var > 0 else 0.0
+                    floor = 0.01 * (mean if mean >= 0 else -mean)
+                    if floor > sigma:
+                        sigma = floor
+                    if sigma < 1e-9:
+                        sigma = 1e-9
                     deviation = abs(value - mean) / sigma
                     if deviation > spike_sigmas:
                         spike = True
@@ -270,7 +283,9 @@ class SeriesDetector:
                         ewma = value if ewma is None else lam * value + (1 - lam) * ewma
                         offset = ewma - mean
                         # the chart's own spread, learnt: a daily cycle moves the average every day, not a drift
-                        spread = max(drift_sigmas * sqrt(dvar), chart_width * sigma)
+                        spread = drift_sigmas * sqrt(dvar)
+                        if chart_width * sigma > spread:
+                            spread = chart_width * sigma
                         drifting = DRIFT in episodes
                         if learn and not drifting:
                             dvar = (1 - alpha_base) * dvar + alpha_base * offset * offset
@@ -284,7 +299,9 @@ class SeriesDetector:
                             normal(DRIFT, ts, events)
                 if learn and not spike and not critical_limit:
                     n += 1
-                    alpha = max(alpha_base, 1.0 / n)
+                    alpha = 1.0 / n
+                    if alpha_base > alpha:
+                        alpha = alpha_base
                     if n > warmup and DRIFT in episodes:
                         alpha /= 10
                     diff = value - mean

@@ -12,6 +12,8 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from assets.models import Asset, AssetType
 from maintenance_site.audit import history
@@ -25,14 +27,16 @@ METRIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
 def validate_metric_name(value: str) -> None:
     if not METRIC_NAME.match(value or ""):
         raise ValidationError(
-            "A metric name is 1 to 64 letters, digits, “_”, “.”, “:”, “/” or “-”, starting with a letter or digit "
-            "(e.g. bearing_temperature)."
+            gettext(
+                "A metric name is 1 to 64 letters, digits, “_”, “.”, “:”, “/” or “-”, starting with a letter or digit "
+                "(e.g. bearing_temperature)."
+            )
         )
 
 
 class Severity(models.TextChoices):
-    WARNING = "warning", "Warning"
-    CRITICAL = "critical", "Critical"
+    WARNING = "warning", _("Warning")
+    CRITICAL = "critical", _("Critical")
 
 
 SEVERITY_RANK = {Severity.WARNING: 1, Severity.CRITICAL: 2}
@@ -49,33 +53,33 @@ class MetricDefinition(TenantModel):
     )
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, null=True, blank=True, related_name="metric_definitions")
     label = models.CharField(max_length=120, blank=True)
-    unit = models.CharField(max_length=20, blank=True, help_text="Points in another unit are converted or refused.")
+    unit = models.CharField(max_length=20, blank=True, help_text=_("Points in another unit are converted or refused."))
     convert_units = models.BooleanField(
-        default=True, help_text="Convert points sent in a compatible unit (°F → °C, psi → bar); else refuse them."
+        default=True, help_text=_("Convert points sent in a compatible unit (°F → °C, psi → bar); else refuse them.")
     )
-    sensor_min = models.FloatField(null=True, blank=True, help_text="Below this the sensor cannot read: a fault.")
-    sensor_max = models.FloatField(null=True, blank=True, help_text="Above this the sensor cannot read: a fault.")
+    sensor_min = models.FloatField(null=True, blank=True, help_text=_("Below this the sensor cannot read: a fault."))
+    sensor_max = models.FloatField(null=True, blank=True, help_text=_("Above this the sensor cannot read: a fault."))
     warning_low = models.FloatField(null=True, blank=True)
     warning_high = models.FloatField(null=True, blank=True)
     critical_low = models.FloatField(null=True, blank=True)
     critical_high = models.FloatField(null=True, blank=True)
     max_rate_per_minute = models.FloatField(
-        null=True, blank=True, help_text="Largest believable change per minute (either direction)."
+        null=True, blank=True, help_text=_("Largest believable change per minute (either direction).")
     )
     flatline_minutes = models.PositiveIntegerField(
-        null=True, blank=True, help_text="The same value for this long means a stuck sensor (empty: never)."
+        null=True, blank=True, help_text=_("The same value for this long means a stuck sensor (empty: never).")
     )
-    statistical = models.BooleanField(default=True, help_text="Spike and drift detection against the baseline.")
-    spike_sigmas = models.FloatField(default=5.0, help_text="A point this many standard deviations off is a spike.")
-    drift_sigmas = models.FloatField(default=3.0, help_text="EWMA control limit, in (smoothed) standard deviations.")
-    ewma_lambda = models.FloatField(default=0.1, help_text="Weight of the newest point in the drift chart (0–1).")
-    baseline_alpha = models.FloatField(default=0.01, help_text="How fast the baseline learns (0–1).")
-    warmup_points = models.PositiveIntegerField(default=30, help_text="Points learnt before statistics flag.")
+    statistical = models.BooleanField(default=True, help_text=_("Spike and drift detection against the baseline."))
+    spike_sigmas = models.FloatField(default=5.0, help_text=_("A point this many standard deviations off is a spike."))
+    drift_sigmas = models.FloatField(default=3.0, help_text=_("EWMA control limit, in (smoothed) standard deviations."))
+    ewma_lambda = models.FloatField(default=0.1, help_text=_("Weight of the newest point in the drift chart (0–1)."))
+    baseline_alpha = models.FloatField(default=0.01, help_text=_("How fast the baseline learns (0–1)."))
+    warmup_points = models.PositiveIntegerField(default=30, help_text=_("Points learnt before statistics flag."))
     clear_after_minutes = models.PositiveIntegerField(
-        default=15, help_text="An episode ends after the series is normal for this long."
+        default=15, help_text=_("An episode ends after the series is normal for this long.")
     )
     feeds_meter = models.CharField(
-        max_length=80, blank=True, help_text="Name of the asset's meter this metric writes readings to."
+        max_length=80, blank=True, help_text=_("Name of the asset's meter this metric writes readings to.")
     )
 
     history = history()
@@ -153,23 +157,23 @@ class TelemetrySettings(TenantModel):
     which anomalies."""
 
     class Notify(models.TextChoices):
-        WARNING = "warning", "Warnings and critical anomalies"
-        CRITICAL = "critical", "Critical anomalies only"
-        NONE = "none", "Nobody (events and the anomalies list only)"
+        WARNING = "warning", _("Warnings and critical anomalies")
+        CRITICAL = "critical", _("Critical anomalies only")
+        NONE = "none", _("Nobody (events and the anomalies list only)")
 
     organization = models.OneToOneField(
         "tenancy.Organization", on_delete=models.CASCADE, related_name="telemetry_settings"
     )
-    raw_retention_days = models.PositiveIntegerField(default=90, help_text="Raw points older than this are deleted.")
+    raw_retention_days = models.PositiveIntegerField(default=90, help_text=_("Raw points older than this are deleted."))
     hourly_retention_days = models.PositiveIntegerField(default=730)
     daily_retention_days = models.PositiveIntegerField(default=3650)
     notify = models.CharField(max_length=20, choices=Notify.choices, default=Notify.CRITICAL)
-    notify_roles = models.JSONField(default=list, blank=True, help_text="Roles notified; empty: managers, planners.")
+    notify_roles = models.JSONField(default=list, blank=True, help_text=_("Roles notified; empty: managers, planners."))
 
     history = history()
 
     class Meta:
-        verbose_name_plural = "telemetry settings"
+        verbose_name_plural = _("telemetry settings")
 
     def __str__(self) -> str:
         return f"Telemetry settings of {self.organization}"
@@ -206,11 +210,11 @@ class Series(TenantModel):
     first_ts = models.DateTimeField(null=True, blank=True)
     last_ts = models.DateTimeField(null=True, blank=True)
     last_value = models.FloatField(null=True, blank=True)
-    analysed_until = models.DateTimeField(null=True, blank=True, help_text="Time of the newest analysed point.")
+    analysed_until = models.DateTimeField(null=True, blank=True, help_text=_("Time of the newest analysed point."))
     state = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        verbose_name_plural = "series"
+        verbose_name_plural = _("series")
         ordering = ["asset", "metric"]
         constraints = [
             # Also the index of ingest's lookup: WHERE asset_id IN (...) AND metric IN (...)
@@ -248,8 +252,8 @@ class TelemetryPoint(models.Model):
 
 
 class Grain(models.TextChoices):
-    HOUR = "h", "Hour"
-    DAY = "d", "Day"
+    HOUR = "h", _("Hour")
+    DAY = "d", _("Day")
 
 
 class TelemetryRollup(models.Model):
@@ -291,17 +295,17 @@ class Anomaly(TenantModel):
     People follow it through `status`: open → acknowledged (with a comment) → resolved; open → resolved."""
 
     class Detector(models.TextChoices):
-        LIMIT = "limit", "Limit crossed"
-        SENSOR = "sensor", "Outside the sensor's range"
-        RATE = "rate", "Changing too fast"
-        SPIKE = "spike", "Spike"
-        DRIFT = "drift", "Drift from the baseline"
-        FLATLINE = "flatline", "Flat line (stuck sensor)"
+        LIMIT = "limit", _("Limit crossed")
+        SENSOR = "sensor", _("Outside the sensor's range")
+        RATE = "rate", _("Changing too fast")
+        SPIKE = "spike", _("Spike")
+        DRIFT = "drift", _("Drift from the baseline")
+        FLATLINE = "flatline", _("Flat line (stuck sensor)")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        RESOLVED = "resolved", "Resolved"
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        RESOLVED = "resolved", _("Resolved")
 
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="anomalies")
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="anomalies")
@@ -310,12 +314,12 @@ class Anomaly(TenantModel):
     severity = models.CharField(max_length=20, choices=Severity.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     started_at = models.DateTimeField()
-    last_seen_at = models.DateTimeField(help_text="Time of the latest abnormal point.")
-    ended_at = models.DateTimeField(null=True, blank=True, help_text="Empty while the episode goes on.")
+    last_seen_at = models.DateTimeField(help_text=_("Time of the latest abnormal point."))
+    ended_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty while the episode goes on."))
     peak_value = models.FloatField()
     peak_at = models.DateTimeField()
-    limit = models.FloatField(null=True, blank=True, help_text="The limit or baseline the peak is compared with.")
-    points = models.PositiveIntegerField(default=1, help_text="Abnormal points in the episode.")
+    limit = models.FloatField(null=True, blank=True, help_text=_("The limit or baseline the peak is compared with."))
+    points = models.PositiveIntegerField(default=1, help_text=_("Abnormal points in the episode."))
     message = models.TextField()
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -331,7 +335,7 @@ class Anomaly(TenantModel):
     history = history(excluded_fields=["last_seen_at", "peak_value", "peak_at", "points", "updated_at"])
 
     class Meta:
-        verbose_name_plural = "anomalies"
+        verbose_name_plural = _("anomalies")
         ordering = ["-started_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -376,7 +380,7 @@ class IngestBatch(TenantModel):
     duration_ms = models.PositiveIntegerField(default=0)
 
     class Meta:
-        verbose_name_plural = "ingest batches"
+        verbose_name_plural = _("ingest batches")
         ordering = ["-created_at", "-id"]
         indexes = [
             # the admin's list: WHERE organization_id = ? ORDER BY created_at DESC

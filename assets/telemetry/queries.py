@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db.models import Avg, Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncMinute
+from django.utils.translation import gettext
 
 from assets.telemetry.models import Anomaly, Grain, Series, TelemetryPoint, TelemetryRollup
 
@@ -77,13 +78,17 @@ def choose_bucket(series_id: int, start: datetime, end: datetime, bucket: str) -
             return "raw"
         chosen = coarser_than(start, end, None)
         if chosen is None:
-            raise TooManyPoints(f"Even daily buckets exceed {cap()} for this range.", "a shorter range")
+            raise TooManyPoints(
+                gettext("Even daily buckets exceed %(limit)s for this range.") % {"limit": cap()},
+                gettext("a shorter range"),
+            )
         return chosen
     if bucket != "raw" and buckets_in(start, end, bucket) > cap():
         better = coarser_than(start, end, bucket)
         raise TooManyPoints(
-            f"{buckets_in(start, end, bucket)} {bucket} buckets exceed the {cap()} a response may hold.",
-            f"bucket={better}" if better else "a shorter range",
+            gettext("%(count)s %(bucket)s buckets exceed the %(limit)s a response may hold.")
+            % {"count": buckets_in(start, end, bucket), "bucket": bucket, "limit": cap()},
+            f"bucket={better}" if better else gettext("a shorter range"),
         )
     return bucket
 
@@ -101,7 +106,8 @@ def series_window(series_id: int, start: datetime, end: datetime, bucket: str) -
         if len(rows) > cap():
             better = coarser_than(start, end, None)
             raise TooManyPoints(
-                f"More than {cap()} points in this range.", f"bucket={better}" if better else "a shorter range"
+                gettext("More than %(limit)s points in this range.") % {"limit": cap()},
+                f"bucket={better}" if better else gettext("a shorter range"),
             )
         return Window("raw", rows)
     if bucket == "minute":

@@ -21,19 +21,26 @@ Ingest, for a batch of up to MAX_POINTS points, in one transaction:
 
 import math
 import time
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from assets import meters
 from assets.models import Asset, Meter, MeterReading
 from assets.telemetry import storage
 from assets.telemetry.detection import Config, SeriesDetector
+from assets.telemetry.messages import lazy_localized
 from assets.telemetry.models import (
     METRIC_NAME,
     SEVERITY_RANK,
@@ -165,11 +172,15 @@ class IngestResult:
 
 def _refused(problems: list[tuple[str, str]]) -> InvalidInput:
     shown = "; ".join(f"{where}: {message}" for where, message in problems[:20])
-    more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+    more = _(" (and %(count)s more)") % {"count": len(problems) - 20} if len(problems) > 20 else ""
     fields: dict[str, list[str]] = {}
     for where, message in problems:
         fields.setdefault(where, []).append(message)
-    return InvalidInput(f"{len(problems)} problem(s) in the batch, nothing stored — {shown}{more}.", fields=fields)
+    return InvalidInput(
+        _("%(count)s problem(s) in the batch, nothing stored — %(shown)s%(more)s.")
+        % {"count": len(problems), "shown": shown, "more": more},
+        fields=fields,
+    )
 
 
 def _moment(raw) -> datetime:
@@ -199,12 +210,19 @@ def _value(raw) -> float:
 
 
 def _parse(points, now: datetime, oldest: datetime):
-    """Each point's (index, asset reference, metric, ts, value, unit), and the problems found, by position."""
+    """Each point's (index, asset reference, metric, ts, value, unit), the problems found, by position, each
+    distinct moment's epoch seconds (`{ts: epoch}`: the detectors and the rollups read those, once per moment), and
+    whether any point names a unit."""
     problems: list[tuple[str, str]] = []
     parsed = []
     latest = now + timedelta(seconds=settings.TELEMETRY_MAX_CLOCK_SKEW)
     known_metrics: set[str] = set()  # metric names checked already in this batch
+    # the batch's time stamps read once each (a batch of many devices' samples repeats its moments): the text's
+    # moment when it is a usable UTC time for the shortest path below, else None
+    stamps: dict[str, datetime | None] = {}
+    epochs: dict[datetime, float] = {}
     fromisoformat, limit, largest_id = datetime.fromisoformat, VALUE_LIMIT, 2**63
+    with_units = False
     for index, raw in enumerate(points):
         # The usual point (an asset id, a known metric, a UTC time, a number, no unit) by the shortest path; any
         # other goes through the checks below, which name what is wrong.
@@ -219,11 +237,18 @@ def _parse(points, now: datetime, oldest: datetime):
                 and (type(value) is float or type(value) is int)
                 and -limit < value < limit  # NaN fails this
             ):
-                try:
-                    ts = fromisoformat(stamp)
-                except ValueError:
-                    ts = None
-                if ts is not None and ts.tzinfo is UTC and oldest <= ts <= latest:
+                ts = stamps.get(stamp, False)
+                if ts is False:
+                    try:
+                        ts = fromisoformat(stamp)
+                    except ValueError:
+                        ts = None
+                    if ts is not None and not (ts.tzinfo is UTC and oldest <= ts <= latest):
+                        ts = None
+                    stamps[stamp] = ts
+                    if ts is not None:
+                        epochs[ts] = ts.timestamp()
+                if ts is not None:
                     parsed.append((index, asset_id, metric, ts, float(value), ""))
                     continue
         where = f"points[{index}]"
@@ -282,8 +307,12 @@ def _parse(points, now: datetime, oldest: datetime):
             problems.append((f"{where}.unit", "A unit is a text of at most 20 characters."))
             continue
         asset_ref = asset_id if asset_id is not None else asset_code.strip()
-        parsed.append((index, asset_ref, metric, ts, value, unit.strip() if unit else ""))
-    return parsed, problems
+        unit = unit.strip() if unit else ""
+        with_units = with_units or bool(unit)
+        parsed.append((index, asset_ref, metric, ts, value, unit))
+        if ts not in epochs:
+            epochs[ts] = ts.timestamp()
+    return parsed, problems, epochs, with_units
 
 
 def _assets(organization, parsed) -> dict:
@@ -306,29 +335,30 @@ def _assets(organization, parsed) -> dict:
 
 
 def _known_series(organization, parsed):
-    """The usual batch (every point for a series that exists) in one query: its series, locked in id order, and the
-    assets they name. (None, None) when a point's asset or series is not among them."""
-    ids = {ref for _, ref, *_ in parsed if isinstance(ref, int)}
-    codes = {ref for _, ref, *_ in parsed if isinstance(ref, str)}
-    metrics = {metric for _, _, metric, *_ in parsed}
+    """The usual batch (every point for a series that exists) in one query: the assets it names, its series (locked
+    in id order) by (asset id, metric) and by (asset reference, metric) as the points name them. (…, None, None)
+    when a point's asset or series is not among them."""
+    # one pass over the points (5,000 in a full batch); the rest works on the distinct (asset, metric) pairs
+    pairs = {(ref, metric) for _, ref, metric, *_ in parsed}
+    ids = {ref for ref, _ in pairs if isinstance(ref, int)}
+    codes = {ref for ref, _ in pairs if isinstance(ref, str)}
+    metrics = {metric for _, metric in pairs}
     if not metrics:
-        return {}, None
-    found = list(
-        Series.objects.select_for_update(of=("self",))
-        .filter(organization=organization, metric__in=metrics)
-        .filter(Q(asset_id__in=ids) | Q(asset__code__in=codes))
-        .annotate(asset_code=F("asset__code"), type_id=F("asset__asset_type_id"))
-        .order_by("pk")
-    )
+        return {}, None, None
+    found = storage.locked_series(organization.pk, ids, codes, metrics)
     assets, series_of = {}, {}
-    for series in found:
-        assets[series.asset_id] = assets[series.asset_code] = (series.asset_id, series.type_id)
+    for series, asset_code, type_id in found:
+        assets[series.asset_id] = assets[asset_code] = (series.asset_id, type_id)
         series_of[(series.asset_id, series.metric)] = series
-    for _, ref, metric, *_ in parsed:
+    by_reference = {}
+    for ref, metric in pairs:
         asset = assets.get(ref)
-        if asset is None or (asset[0], metric) not in series_of:
-            return None, None
-    return {ref: asset for ref, asset in assets.items() if ref in ids or ref in codes}, series_of
+        series = series_of.get((asset[0], metric)) if asset is not None else None
+        if series is None:
+            return None, None, None
+        by_reference[(ref, metric)] = series
+    batch_series = {(series.asset_id, series.metric): series for series in by_reference.values()}
+    return {ref: asset for ref, asset in assets.items() if ref in ids or ref in codes}, batch_series, by_reference
 
 
 def _series_locked(organization, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Series]:
@@ -423,78 +453,74 @@ def _ingest(organization, points, *, actor, copy: bool) -> IngestResult:
     started = time.perf_counter()
     _require(organization.pk, Action.INGEST_TELEMETRY, actor)
     if not isinstance(points, list | tuple) or not points:
-        raise InvalidInput("Send at least one point.", fields={"points": ["Empty."]})
+        raise InvalidInput(_("Send at least one point."), fields={"points": [_("Empty.")]})
     if len(points) > MAX_POINTS:
         raise InvalidInput(
-            f"{len(points)} points in one batch; send at most {MAX_POINTS} at a time.",
-            fields={"points": [f"At most {MAX_POINTS}."]},
+            _("%(count)s points in one batch; send at most %(most)s at a time.")
+            % {"count": len(points), "most": MAX_POINTS},
+            fields={"points": [_("At most %(most)s.") % {"most": MAX_POINTS}]},
         )
     now = timezone.now()
     options = _settings_cached(organization)
-    parsed, problems = _parse(points, now, now - timedelta(days=options.raw_retention_days))
-    assets, series_of = _known_series(organization, parsed)
-    if series_of is None:  # a new series, or a reference no series answers: find the assets first
-        assets = _assets(organization, parsed)
-    by_series: dict[tuple[int, str], list] = defaultdict(list)
-    type_of: dict[int, int | None] = {}
-    for index, asset_ref, metric, ts, value, unit in parsed:
-        asset = assets.get(asset_ref)
-        if asset is None:
-            name = "asset_id" if isinstance(asset_ref, int) else "asset_code"
-            problems.append((f"points[{index}].{name}", "No such asset."))
-            continue
-        type_of[asset[0]] = asset[1]
-        by_series[(asset[0], metric)].append((index, ts, value, unit))
-    if problems:
-        raise _refused(problems)
-
-    if series_of is None or not set(by_series) <= set(series_of):
-        series_of = _series_locked(organization, set(by_series))
-    else:
-        series_of = {key: series_of[key] for key in by_series}
-    definitions = _definitions(organization, set(by_series), type_of)
-    _units(by_series, series_of, definitions, problems)
-    if problems:
-        raise _refused(problems)
-
-    # Twice in the batch: the same value is a replay (one stored), another value a contradiction.
+    parsed, problems, epochs, with_units = _parse(points, now, now - timedelta(days=options.raw_retention_days))
+    assets, series_of, by_reference = _known_series(organization, parsed)
     result = IngestResult(received=len(points))
-    rows = []
-    for key, items in by_series.items():
-        series_id = series_of[key].pk
-        seen: dict[datetime, tuple[int, float]] = {}
-        for index, ts, value, _ in items:
-            earlier = seen.get(ts)
-            if earlier is None:
-                seen[ts] = (index, value)
-                rows.append((series_id, ts, value))
-            elif earlier[1] == value:
-                result.duplicates += 1
-            else:
-                problems.append((f"points[{index}].ts", f"points[{earlier[0]}] has the same asset, metric and moment."))
+    if series_of is not None and not problems and not with_units:
+        # the usual batch (its series all exist, no unit named): grouped and de-duplicated in one pass
+        type_of = dict(assets.values())
+        definitions = _definitions(organization, set(series_of), type_of)
+        _units({key: [] for key in series_of}, series_of, definitions, problems)  # a series' unit from its definition
+        rows, points_of = _rows_of_usual(parsed, by_reference, result, problems)
+    else:
+        if series_of is None:  # a new series, or a reference no series answers: find the assets first
+            assets = _assets(organization, parsed)
+        by_series: dict[tuple[int, str], list] = defaultdict(list)
+        type_of: dict[int, int | None] = {}
+        for index, asset_ref, metric, ts, value, unit in parsed:
+            asset = assets.get(asset_ref)
+            if asset is None:
+                name = "asset_id" if isinstance(asset_ref, int) else "asset_code"
+                problems.append((f"points[{index}].{name}", "No such asset."))
+                continue
+            type_of[asset[0]] = asset[1]
+            by_series[(asset[0], metric)].append((index, ts, value, unit))
+        if problems:
+            raise _refused(problems)
+
+        if series_of is None or not set(by_series) <= set(series_of):
+            series_of = _series_locked(organization, set(by_series))
+        else:
+            series_of = {key: series_of[key] for key in by_series}
+        definitions = _definitions(organization, set(by_series), type_of)
+        _units(by_series, series_of, definitions, problems)
+        if problems:
+            raise _refused(problems)
+        rows, points_of = _rows_of(by_series, series_of, result, problems)
     if problems:
         raise _refused(problems)
 
-    stored = storage.insert_points(rows, copy=copy)
-    new_by_series: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
+    stored = storage.insert_points(rows, copy=copy, moments=epochs)
     if stored is storage.ALL:
-        for series_id, ts, value in rows:
-            new_by_series[series_id].append((ts, value))
+        new_by_series = points_of
         result.stored = len(rows)
     else:
+        new_by_series = defaultdict(list)
         for series_id, ts, value in rows:
             if (series_id, ts) in stored:
                 new_by_series[series_id].append((ts, value))
         result.stored = len(stored)
     result.duplicates += len(rows) - result.stored
 
-    opened = _detect(organization, series_of, definitions, new_by_series, result)
-    _feed_meters(organization, series_of, definitions, new_by_series, by_series, actor)
-    _save_series(series_of, new_by_series, rows if stored is storage.ALL else None)
+    opened = _detect(organization, series_of, definitions, new_by_series, result, epochs)
+    _feed_meters(organization, series_of, definitions, new_by_series, parsed, assets, actor)
     result.anomalies = len(opened)
     _announce(organization, options, opened)
-    moments = [ts for _, ts, _ in rows]
-    batch = IngestBatch.objects.create(
+    if stored is storage.ALL:  # every series' points are in time order now (_detect sorted them)
+        first = [points[0][0] for points in points_of.values() if points]
+        last = [points[-1][0] for points in points_of.values() if points]
+    else:
+        first = last = [ts for _, ts, _ in rows]
+    batch = IngestBatch(
         organization=organization,
         received_by=audit.as_user(actor),
         points=result.received,
@@ -503,12 +529,57 @@ def _ingest(organization, points, *, actor, copy: bool) -> IngestResult:
         not_analysed=result.not_analysed,
         anomalies_opened=result.anomalies,
         series=len(series_of),
-        first_ts=min(moments) if moments else None,
-        last_ts=max(moments) if moments else None,
+        first_ts=min(first) if first else None,
+        last_ts=max(last) if last else None,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
+    # the series' new state, the rollups of a COPY's rows and the ingest log: one statement
+    _save_series(series_of, new_by_series, new_by_series if stored is storage.ALL else None, epochs, batch)
     result.batch_id = batch.pk
     return result
+
+
+def _rows_of(by_series, series_of, result, problems):
+    """The batch's rows (series id, ts, value) and each series' (ts, value) pairs, by series id. Twice in the batch:
+    the same value is a replay (one stored, counted as a duplicate), another value a contradiction (a problem)."""
+    rows = []
+    points_of: dict[int, list[tuple[datetime, float]]] = {}
+    for key, items in by_series.items():
+        series_id = series_of[key].pk
+        seen: dict[datetime, tuple[int, float]] = {}
+        mine = points_of[series_id] = []
+        for index, ts, value, _unit in items:
+            earlier = seen.get(ts)
+            if earlier is None:
+                seen[ts] = (index, value)
+                rows.append((series_id, ts, value))
+                mine.append((ts, value))
+            elif earlier[1] == value:
+                result.duplicates += 1
+            else:
+                problems.append((f"points[{index}].ts", f"points[{earlier[0]}] has the same asset, metric and moment."))
+    return rows, points_of
+
+
+def _rows_of_usual(parsed, by_reference, result, problems):
+    """`_rows_of` for the usual batch, straight from the parsed points (every one valid, so a point's index is its
+    place in `parsed`; every series known, by the points' (asset reference, metric))."""
+    ids = {key: series.pk for key, series in by_reference.items()}
+    points_of: dict[int, list[tuple[datetime, float]]] = {series_id: [] for series_id in ids.values()}
+    rows = []
+    seen: dict[tuple[int, datetime], int] = {}
+    for index, ref, metric, ts, value, _unit in parsed:
+        series_id = ids[(ref, metric)]
+        earlier = seen.get((series_id, ts))
+        if earlier is None:
+            seen[(series_id, ts)] = index
+            rows.append((series_id, ts, value))
+            points_of[series_id].append((ts, value))
+        elif parsed[earlier][4] == value:
+            result.duplicates += 1
+        else:
+            problems.append((f"points[{index}].ts", f"points[{earlier}] has the same asset, metric and moment."))
+    return rows, points_of
 
 
 def _epoch(moment: datetime) -> float:
@@ -519,8 +590,9 @@ def _moment_of(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def _detect(organization, series_of, definitions, new_by_series, result) -> list[Anomaly]:
-    """Run the detectors over each series' new points; returns the anomalies opened (saved)."""
+def _detect(organization, series_of, definitions, new_by_series, result, epochs) -> list[Anomaly]:
+    """Run the detectors over each series' new points (sorted in place: time order); returns the anomalies opened
+    (saved). `epochs` holds each point's moment in epoch seconds."""
     if not new_by_series:
         return []
     window = settings.TELEMETRY_REANALYSE_WINDOW
@@ -538,11 +610,11 @@ def _detect(organization, series_of, definitions, new_by_series, result) -> list
         config = Config.of(definitions.get(key_of[series_id]))
         points.sort()
         until = series.analysed_until
-        if until is None:
+        if until is None or points[0][0] > until:  # the usual batch: all after the series' newest analysed point
             fresh, late = points, []
         else:
-            fresh = [point for point in points if point[0] > until]
-            late = [point for point in points if point[0] <= until]
+            cut = bisect_right(points, until, key=itemgetter(0))
+            fresh, late = points[cut:], points[:cut]
         if late:
             replayable = [point for point in late if (until - point[0]).total_seconds() <= window]
             result.not_analysed += len(late) - len(replayable)
@@ -551,7 +623,7 @@ def _detect(organization, series_of, definitions, new_by_series, result) -> list
         if not fresh:
             continue
         detector = SeriesDetector(config, series.state)
-        events = detector.run([(_epoch(ts), value) for ts, value in fresh])
+        events = detector.run([(epochs[ts], value) for ts, value in fresh])
         for kind, detector_name, episode in events:
             if kind == "open":
                 anomaly = _new_anomaly(series, detector_name, episode)
@@ -644,21 +716,23 @@ def _save_anomalies(created: list[Anomaly], changed: list[Anomaly]) -> None:
         audit.bulk_create_with_history(created, Anomaly)
 
 
-def _save_series(series_of, new_by_series, rollup_rows) -> None:
+def _save_series(series_of, new_by_series, rollup_points, epochs, batch: IngestBatch) -> None:
+    """Each series' first and newest point, then `storage.save_batch`: the series, `rollup_points`' rollups (the
+    rows a COPY stored) and the batch's ingest log, written together."""
     touched = []
     for series in series_of.values():
         points = new_by_series.get(series.pk)
         if points:
-            first, last = min(points), max(points)
+            first, last = points[0], points[-1]  # in time order (_detect sorted them)
             if series.first_ts is None or first[0] < series.first_ts:
                 series.first_ts = first[0]
             if series.last_ts is None or last[0] >= series.last_ts:
                 series.last_ts, series.last_value = last
         touched.append(series)
-    storage.update_series(touched, timezone.now(), rollup_rows=rollup_rows)
+    storage.save_batch(touched, rollup_points=rollup_points, epochs=epochs, log=batch)
 
 
-def _feed_meters(organization, series_of, definitions, new_by_series, by_series, actor) -> None:
+def _feed_meters(organization, series_of, definitions, new_by_series, parsed, assets, actor) -> None:
     """Each series whose definition feeds a meter writes its newest new point as a reading of the asset's meter of
     that name, through `assets.meters.record_readings` (so counters stay monotonic and schedules see it). A
     refused reading refuses the batch, named by the point's position."""
@@ -677,26 +751,36 @@ def _feed_meters(organization, series_of, definitions, new_by_series, by_series,
             name__in=set(wanted.values()),
         )
     }
-    readings, positions = [], []
+    readings, sources = [], []
     for key, meter_name in wanted.items():
         meter = found.get((key[0], meter_name))
         if meter is None:
             continue  # the definition names a meter this asset does not have: nothing to feed
         ts, value = max(new_by_series[series_of[key].pk])
         readings.append({"meter": meter, "value": repr(value), "read_at": ts})
-        positions.append(next(index for index, moment, _, _ in by_series[key] if moment == ts))
+        sources.append((key[0], key[1], ts))
     if not readings:
         return
+    # each reading's point, by its position in the batch (the first with that asset, metric and moment)
+    index_of: dict[tuple, int] = {}
+    wanted_points = set(sources)
+    for index, ref, metric, ts, *_rest in parsed:
+        source = (assets[ref][0], metric, ts)
+        if source in wanted_points:
+            index_of.setdefault(source, index)
+    positions = [index_of[source] for source in sources]
     try:
         meters.record_readings(organization, readings, actor=actor, source=MeterReading.Source.API)
     except InvalidInput as exc:
         fields = {}
         for where, messages in exc.fields.items():
             if where.startswith("readings["):
-                number, _, rest = where.removeprefix("readings[").partition("]")
+                number, _sep, rest = where.removeprefix("readings[").partition("]")
                 where = f"points[{positions[int(number)]}].value" if number.isdigit() else where
             fields.setdefault(where, []).extend(messages)
-        raise InvalidInput(f"A meter refused a reading from this batch: {exc.message}", fields=fields) from None
+        raise InvalidInput(
+            _("A meter refused a reading from this batch: %(message)s") % {"message": exc.message}, fields=fields
+        ) from None
 
 
 def _announce(organization, options: TelemetrySettings, opened: list[Anomaly]) -> None:
@@ -720,9 +804,18 @@ def _announce(organization, options: TelemetrySettings, opened: list[Anomaly]) -
                 roles,
                 EVENT_ANOMALY,
                 {
-                    "title": f"{anomaly.get_severity_display()}: {codes.get(anomaly.asset_id)} {anomaly.metric}",
-                    "body": f"{anomaly.get_detector_display()} since {anomaly.started_at:%Y-%m-%d %H:%M} UTC: "
-                    f"{anomaly.message}.",
+                    "title": format_lazy(
+                        "{severity}: {asset} {metric}",
+                        severity=lazy(anomaly.get_severity_display, str)(),
+                        asset=codes.get(anomaly.asset_id),
+                        metric=anomaly.metric,
+                    ),
+                    "body": format_lazy(
+                        gettext_lazy("{detector} since {since} UTC: {message}."),
+                        detector=lazy(anomaly.get_detector_display, str)(),
+                        since=f"{anomaly.started_at:%Y-%m-%d %H:%M}",
+                        message=lazy_localized(anomaly.message),
+                    ),
                     "url": f"/api/v1/iot/anomalies/{anomaly.pk}/",
                     "anomaly": anomaly.pk,
                 },
@@ -734,8 +827,10 @@ def _announce(organization, options: TelemetrySettings, opened: list[Anomaly]) -
         roles,
         EVENT_ANOMALY,
         {
-            "title": f"{len(worth)} telemetry anomalies on {assets} asset(s)",
-            "body": "Several anomalies opened at once; see the anomalies list.",
+            "title": format_lazy(
+                gettext_lazy("{count} telemetry anomalies on {assets} asset(s)"), count=len(worth), assets=assets
+            ),
+            "body": gettext_lazy("Several anomalies opened at once; see the anomalies list."),
             "url": "/api/v1/iot/anomalies/?status=open",
             "anomalies": [anomaly.pk for anomaly in worth[:100]],
         },
@@ -773,7 +868,7 @@ def acknowledge_anomaly(anomaly: Anomaly, *, comment: str = "", actor) -> Anomal
     _require(anomaly.organization_id, Action.MANAGE_ASSETS, actor)
     comment = checked_reason(comment, "comment")
     if anomaly.status == Anomaly.Status.RESOLVED:
-        raise Conflict("This anomaly is resolved already.", code="resolved")
+        raise Conflict(_("This anomaly is resolved already."), code="resolved")
     anomaly.status = Anomaly.Status.ACKNOWLEDGED
     anomaly.acknowledged_by = audit.as_user(actor)
     anomaly.acknowledged_at = timezone.now()
@@ -793,7 +888,7 @@ def resolve_anomaly(anomaly: Anomaly, *, comment: str = "", actor) -> Anomaly:
     _require(anomaly.organization_id, Action.MANAGE_ASSETS, actor)
     comment = checked_reason(comment, "comment")
     if anomaly.status == Anomaly.Status.RESOLVED:
-        raise Conflict("This anomaly is resolved already.", code="resolved")
+        raise Conflict(_("This anomaly is resolved already."), code="resolved")
     now = timezone.now()
     anomaly.status = Anomaly.Status.RESOLVED
     anomaly.resolved_by = audit.as_user(actor)
@@ -828,7 +923,10 @@ def create_definition(organization, *, actor, **fields) -> MetricDefinition:
     """Define a metric for an asset, an asset type, or (neither) every asset of the organisation."""
     _require(organization.pk, Action.MANAGE_ASSETS, actor)
     definition = assign_editable(
-        MetricDefinition(organization=organization), _clean_definition_changes(fields), DEFINITION_FIELDS, "A metric"
+        MetricDefinition(organization=organization),
+        _clean_definition_changes(fields),
+        DEFINITION_FIELDS,
+        gettext_lazy("A metric"),
     )
     validated(definition).save()
     _forget(organization.pk)
@@ -841,7 +939,9 @@ def update_definition(definition: MetricDefinition, *, actor, **changes) -> Metr
     """Change a definition; it applies from the next batch on (series keep their learnt baseline)."""
     definition = MetricDefinition.objects.select_for_update().get(pk=definition.pk)
     _require(definition.organization_id, Action.MANAGE_ASSETS, actor)
-    validated(assign_editable(definition, _clean_definition_changes(changes), DEFINITION_FIELDS, "A metric")).save()
+    validated(
+        assign_editable(definition, _clean_definition_changes(changes), DEFINITION_FIELDS, gettext_lazy("A metric"))
+    ).save()
     _forget(definition.organization_id)
     return definition
 
@@ -861,7 +961,7 @@ def update_settings(organization, *, actor, **changes) -> TelemetrySettings:
     """Change the organisation's retention and notification settings (created on first change)."""
     _require(organization.pk, Action.MANAGE_SETTINGS, actor)
     current, _ = TelemetrySettings.objects.select_for_update().get_or_create(organization=organization)
-    validated(assign_editable(current, changes, SETTINGS_FIELDS, "Telemetry settings")).save()
+    validated(assign_editable(current, changes, SETTINGS_FIELDS, gettext_lazy("Telemetry settings"))).save()
     _forget(organization.pk)
     return current
 
@@ -879,7 +979,7 @@ def delete_series(series: Series, *, actor) -> None:
 def device_of(organization, asset_id) -> Asset:
     asset = Asset.objects.filter(organization=organization, pk=asset_id).first()
     if asset is None:
-        raise NotFound("No such asset.")
+        raise NotFound(_("No such asset."))
     return asset
 
 

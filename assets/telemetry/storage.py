@@ -16,10 +16,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
-from assets.telemetry.models import Grain, Series, TelemetryPoint, TelemetryRollup
+from assets.models import Asset
+from assets.telemetry.models import Grain, IngestBatch, Series, TelemetryPoint, TelemetryRollup
 
 TABLE = TelemetryPoint._meta.db_table
 ROLLUPS = TelemetryRollup._meta.db_table
@@ -178,20 +182,20 @@ class StoredAlready(Exception):
     """The COPY met a point stored already: the transaction is lost; run the batch again with `copy=False`."""
 
 
-def insert_points(rows: list[tuple[int, datetime, float]], *, copy: bool = False):
+def insert_points(rows: list[tuple[int, datetime, float]], *, copy: bool = False, moments=None):
     """Store (series_id, ts, value) rows, unique by (series_id, ts) within `rows`, and add them to their hourly
     and daily rollups. A row whose (series_id, ts) is stored already is left as it was (a duplicate) and not
     counted again. Returns the keys actually stored (`ALL` when every row was). The caller holds its series' row
     locks, so two batches never write the same series (or rollup rows) at once.
 
     PostgreSQL, `copy=True`: a binary COPY straight into the table (the usual case: new points); it returns `ALL`
-    and the caller adds the rows to their rollups with `update_series(rollup_rows=…)`. A row stored already fails
+    and the caller adds the rows to their rollups with `save_batch(rollup_points=…)`. A row stored already fails
     the COPY, and the transaction with it: `StoredAlready` is raised and the caller runs the batch again with
     `copy=False`: one statement (INSERT … ON CONFLICT DO NOTHING RETURNING, the two rollup upserts reading what it
-    returned)."""
+    returned). `moments`: the rows' distinct moments, when the caller has them."""
     if not rows:
         return set()
-    ensure_partitions_for([ts for _, ts, _ in rows])
+    ensure_partitions_for(moments if moments is not None else [ts for _, ts, _ in rows])
     if not is_partitioned():
         return _insert_points_elsewhere(rows)
     if not copy:
@@ -217,35 +221,50 @@ def _copy_points(rows) -> None:
         )
 
 
-def _rollup_sums(rows) -> list[list]:
-    """The rows' sums per series and UTC hour and day, as columns for the rollups' upsert."""
-    hours: dict[tuple[int, int], list] = {}
-    for series_id, ts, value in rows:
-        key = (series_id, int(ts.timestamp()) // 3600)
-        current = hours.get(key)
-        if current is None:
-            hours[key] = [1, value, value, value]
-        else:
+def _rollup_sums(points_by_series, epochs) -> list[str]:
+    """The points' sums per series and UTC hour and day, as columns for the rollups' upsert. `points_by_series`:
+    series id → [(ts, value)] (time order is the fast case, not a requirement); `epochs`: ts → epoch seconds."""
+    buckets = []
+    hour_grain, day_grain = Grain.HOUR.value, Grain.DAY.value
+    for series_id, points in points_by_series.items():
+        hours: dict[int, list] = {}
+        current, bucket = None, None
+        for ts, value in points:
+            hour = int(epochs[ts] // 3600)
+            if hour != bucket:  # points in time order stay in one hour for many points: one lookup per hour
+                bucket = hour
+                current = hours.get(hour)
+                if current is None:
+                    hours[hour] = current = [0, 0.0, value, value]
             current[0] += 1
             current[1] += value
             if value < current[2]:
                 current[2] = value
             elif value > current[3]:
                 current[3] = value
-    days: dict[tuple[int, int], list] = {}
-    for (series_id, hour), (count, total, low, high) in hours.items():
-        key = (series_id, hour // 24)
-        current = days.get(key)
-        if current is None:
-            days[key] = [count, total, low, high]
-        else:
-            current[0] += count
-            current[1] += total
-            current[2] = min(current[2], low)
-            current[3] = max(current[3], high)
-    buckets = [(s, Grain.HOUR.value, h * 3600, *v) for (s, h), v in hours.items()]
-    buckets += [(s, Grain.DAY.value, d * 86400, *v) for (s, d), v in days.items()]
-    return [list(column) for column in zip(*buckets, strict=True)]
+        days: dict[int, list] = {}
+        for hour, (count, total, low, high) in hours.items():
+            buckets.append((series_id, hour_grain, hour * 3600, count, total, low, high))
+            day = days.get(hour // 24)
+            if day is None:
+                days[hour // 24] = [count, total, low, high]
+            else:
+                day[0] += count
+                day[1] += total
+                if low < day[2]:
+                    day[2] = low
+                if high > day[3]:
+                    day[3] = high
+        buckets += [(series_id, day_grain, day * 86400, *sums) for day, sums in days.items()]
+    series_ids, grains, starts, counts, totals, lows, highs = zip(*buckets, strict=True)
+    # array literals (text): quoting Python lists element by element is psycopg's slow path here
+    return [
+        _array(series_ids),
+        _array(grains),
+        _array(starts),
+        _array(counts),
+        *(_array(c, repr) for c in (totals, lows, highs)),
+    ]
 
 
 ROLLUP_SUMS_UPSERT = (
@@ -368,45 +387,116 @@ def rebuild_rollups(series_ids: list[int], start: datetime, end: datetime) -> in
     return total
 
 
-def update_series(series_list, now: datetime, *, rollup_rows=None) -> None:
-    """Write the series' newest point, unit, analysed time and detector state after a batch (not `updated_at`: no
-    indexed column changes, so PostgreSQL updates the rows in place, HOT), and add `rollup_rows`
-    (the rows a COPY stored) to their rollups: one statement on PostgreSQL (an UPDATE … FROM unnest(…) beside the
-    rollups' upsert; Django's bulk_update builds a CASE per field and row, most of a batch's Python time)."""
-    if not series_list:
+def save_batch(series_list, *, rollup_points=None, epochs=None, log: IngestBatch) -> None:
+    """After a batch: write the series' newest point, unit, analysed time and detector state (not `updated_at`: no
+    indexed column changes, so PostgreSQL updates the rows in place, HOT), add `rollup_points` (series id →
+    [(ts, value)], the rows a COPY stored; `epochs`: ts → epoch seconds) to their rollups, and insert `log` (the
+    batch's unsaved `IngestBatch`; its id is set). PostgreSQL: one statement, an UPDATE … FROM
+    jsonb_to_recordset(…) beside the rollups' upsert and the log's INSERT (Django's bulk_update builds a CASE per
+    field and row, most of a batch's Python time; and each statement is a round trip, which a loaded machine makes
+    long). Elsewhere: a statement each."""
+    log.created_at = log.updated_at = timezone.now()
+    if not is_partitioned():
+        _save_series_elsewhere(series_list)
+        log.save(force_insert=True)
         return
     table = Series._meta.db_table
-    columns = ("unit", "first_ts", "last_ts", "last_value", "analysed_until", "state")
-    rows = [
-        (s.pk, s.unit, s.first_ts, s.last_ts, s.last_value, s.analysed_until, json.dumps(s.state)) for s in series_list
-    ]
+    parts, params = [], []
+    if rollup_points:
+        parts.append(f"rollups AS ({ROLLUP_SUMS_UPSERT})")
+        params += _rollup_sums(rollup_points, epochs)
+    if series_list:
+        # one JSON document (orjson: datetimes with their offset, floats shortest round-trip) read back by
+        # jsonb_to_recordset, and the rollups as array literals: psycopg's client-side quoting of Python lists
+        # element by element was a third of this statement's cost
+        parts.append(
+            f"series AS (UPDATE {table} AS s SET unit = v.unit, first_ts = v.first_ts, "  # noqa: S608
+            "last_ts = v.last_ts, last_value = v.last_value, analysed_until = v.analysed_until, state = v.state "
+            "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, unit text, first_ts timestamptz, "
+            "last_ts timestamptz, last_value float8, analysed_until timestamptz, state jsonb) WHERE s.id = v.id)"
+        )
+        params.append(
+            orjson.dumps(
+                [
+                    {
+                        "id": s.pk,
+                        "unit": s.unit,
+                        "first_ts": s.first_ts,
+                        "last_ts": s.last_ts,
+                        "last_value": s.last_value,
+                        "analysed_until": s.analysed_until,
+                        "state": s.state,
+                    }
+                    for s in series_list
+                ]
+            ).decode()
+        )
+    fields = [field for field in IngestBatch._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    holes = ", ".join(["%s"] * len(fields))
+    insert = f"INSERT INTO {IngestBatch._meta.db_table} ({columns}) VALUES ({holes}) RETURNING id"  # noqa: S608
+    params += [field.get_db_prep_save(getattr(log, field.attname), connection) for field in fields]
     with connection.cursor() as cursor:
-        if is_partitioned():
-            ids, units, firsts, lasts, values, analysed, states = (list(column) for column in zip(*rows, strict=True))
-            update = (
-                f"UPDATE {table} AS s SET unit = v.unit, first_ts = v.first_ts, last_ts = v.last_ts, "  # noqa: S608
-                "last_value = v.last_value, analysed_until = v.analysed_until, state = v.state::jsonb "
-                "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
-                "%s::float8[], %s::timestamptz[], %s::text[]) AS v(id, unit, first_ts, last_ts, last_value, "
-                "analysed_until, state) WHERE s.id = v.id"
-            )
-            params = [ids, units, firsts, lasts, values, analysed, states]
-            if rollup_rows:
-                cursor.execute(
-                    f"WITH rollups AS ({ROLLUP_SUMS_UPSERT}) {update}", [*_rollup_sums(rollup_rows), *params]
-                )
-            else:
-                cursor.execute(update, params)
-            return
-        prep = Series._meta.get_field("last_ts").get_db_prep_save
-        assignments = ", ".join(f"{column} = %s" for column in columns)
+        cursor.execute((f"WITH {', '.join(parts)} " if parts else "") + insert, params)
+        log.pk = cursor.fetchone()[0]
+    log._state.adding, log._state.db = False, connection.alias
+
+
+def _save_series_elsewhere(series_list) -> None:
+    columns = ("unit", "first_ts", "last_ts", "last_value", "analysed_until", "state")
+    prep = Series._meta.get_field("last_ts").get_db_prep_save
+    assignments = ", ".join(f"{column} = %s" for column in columns)
+    with connection.cursor() as cursor:
         cursor.executemany(
-            f"UPDATE {table} SET {assignments} WHERE id = %s",  # noqa: S608
+            f"UPDATE {Series._meta.db_table} SET {assignments} WHERE id = %s",  # noqa: S608
             [
-                (unit, prep(first, connection), prep(last, connection), value, prep(until, connection), state, pk)
-                for pk, unit, first, last, value, until, state in rows
+                (
+                    s.unit,
+                    prep(s.first_ts, connection),
+                    prep(s.last_ts, connection),
+                    s.last_value,
+                    prep(s.analysed_until, connection),
+                    json.dumps(s.state),
+                    s.pk,
+                )
+                for s in series_list
             ],
         )
+
+
+_SERIES_FIELDS = [field.attname for field in Series._meta.concrete_fields]
+
+
+def locked_series(organization_id: int, asset_ids, asset_codes, metrics) -> list[tuple[Series, str, int | None]]:
+    """The organisation's series of these metrics for these assets (named by id or by code), locked FOR UPDATE in
+    id order, each with its asset's code and type id. PostgreSQL: one plain statement read as tuples (the ORM's
+    query building and per-row conversions were a sixth of a batch's client time); elsewhere the ORM."""
+    if not is_partitioned():
+        return [
+            (series, series.asset_code, series.type_id)
+            for series in Series.objects.select_for_update(of=("self",))
+            .filter(organization_id=organization_id, metric__in=metrics)
+            .filter(Q(asset_id__in=asset_ids) | Q(asset__code__in=asset_codes))
+            .annotate(asset_code=F("asset__code"), type_id=F("asset__asset_type_id"))
+            .order_by("pk")
+        ]
+    columns = ", ".join(f"s.{name}" if name != "state" else "s.state::text" for name in _SERIES_FIELDS)
+    sql = (
+        f"SELECT {columns}, a.code, a.asset_type_id FROM {Series._meta.db_table} s "  # noqa: S608
+        f"JOIN {Asset._meta.db_table} a ON a.id = s.asset_id "
+        "WHERE s.organization_id = %s AND s.metric = ANY(%s::text[]) "
+        "AND (s.asset_id = ANY(%s::bigint[]) OR a.code = ANY(%s::text[])) ORDER BY s.id FOR UPDATE OF s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [organization_id, list(metrics), list(asset_ids), list(asset_codes)])
+        rows = cursor.fetchall()
+    state_at, loads, alias, make = _SERIES_FIELDS.index("state"), orjson.loads, connection.alias, Series.from_db
+    found = []
+    for row in rows:
+        values = list(row[:-2])
+        values[state_at] = loads(values[state_at])
+        found.append((make(alias, _SERIES_FIELDS, values), row[-2], row[-1]))
+    return found
 
 
 def stored_points(series_id: int, since: datetime, until: datetime) -> list[tuple[datetime, float]]:

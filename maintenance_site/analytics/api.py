@@ -1,4 +1,5 @@
-"""`/api/v1/analytics/`: `definitions`, `overview`, `trends`, `costs`, `device-performance`. Read-only, for every
+"""`/api/v1/analytics/`: `definitions`, `overview`, `trends`, `costs`, `device-performance`, `pm-compliance`, `sla`
+(`predictive-insights` is asset health's, `workorders.health.api`). Read-only, for every
 member who may view; each answer states its period (local days), time zone, currency and definitions version, and
 comes as CSV with `?format=csv`. The figures come from `maintenance_site.analytics.services` (the same functions
 the back-office dashboard calls); their definitions are in the OpenAPI descriptions below and at `definitions`.
@@ -10,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.utils.dateparse import parse_date
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, viewsets
 from rest_framework.response import Response
@@ -83,8 +85,8 @@ def _day(params, name: str) -> date | None:
         day = None
     if day is None:
         raise InvalidInput(
-            f"“{raw[:40]}” is not a date: give {name} as a local date, YYYY-MM-DD.",
-            fields={name: ["A date, YYYY-MM-DD."]},
+            _("“%(raw)s” is not a date: give %(name)s as a local date, YYYY-MM-DD.") % {"raw": raw[:40], "name": name},
+            fields={name: [_("A date, YYYY-MM-DD.")]},
         )
     return day
 
@@ -94,7 +96,7 @@ def _id(params, name: str) -> int | None:
     if not raw:
         return None
     if not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput(f"{name} is an id (a whole number).", fields={name: ["An id."]})
+        raise InvalidInput(_("%(name)s is an id (a whole number).") % {"name": name}, fields={name: [_("An id.")]})
     return int(raw)
 
 
@@ -239,8 +241,58 @@ class DevicePerformanceViewSet(_AnalyticsViewSet):
         )
 
 
+class PMComplianceViewSet(_AnalyticsViewSet):
+    name_for_download = "pm-compliance"
+
+    @extend_schema(
+        description="PM compliance of the preventive occurrences due in the period, with its counts (generated, "
+        "completed on time and late, overdue, still open, cancelled, skipped) per period, schedule or asset: the "
+        "figures of /api/v1/preventive-maintenance/statistics, computed by the same code.\n\n"
+        + RULES
+        + "\n\n"
+        + definitions.openapi_text(("pm_compliance",)),
+        parameters=[
+            OpenApiParameter("group_by", str, enum=list(services.PM_GROUP_BYS), description="Default: period."),
+            OpenApiParameter("interval", str, enum=list(periods.INTERVALS), description="For group_by=period."),
+            *FILTERS,
+        ],
+        responses=dict,
+    )
+    def list(self, request):
+        params = request.query_params
+        return self.answer(
+            services.pm_compliance(self.scope(), params.get("group_by") or "period", params.get("interval") or "month")
+        )
+
+
+class SLAViewSet(_AnalyticsViewSet):
+    name_for_download = "sla"
+
+    @extend_schema(
+        description="SLA response and resolution performance of the clocks started in the period: met, breached, "
+        "compliance, mean and 90th-percentile business minutes, per priority, policy, asset or period and overall "
+        "— the figures of /api/v1/sla/performance, computed by the same code.\n\n"
+        + RULES
+        + "\n\n"
+        + definitions.openapi_text(("response_compliance", "resolution_compliance")),
+        parameters=[
+            OpenApiParameter("group_by", str, enum=list(services.SLA_GROUP_BYS), description="Default: priority."),
+            OpenApiParameter("interval", str, enum=list(periods.INTERVALS), description="For group_by=period."),
+            *FILTERS,
+        ],
+        responses=dict,
+    )
+    def list(self, request):
+        params = request.query_params
+        return self.answer(
+            services.sla(self.scope(), params.get("group_by") or "priority", params.get("interval") or "month")
+        )
+
+
 router.register("analytics/definitions", DefinitionsViewSet, basename="analytics-definitions")
 router.register("analytics/overview", OverviewViewSet, basename="analytics-overview")
 router.register("analytics/trends", TrendsViewSet, basename="analytics-trends")
 router.register("analytics/costs", CostsViewSet, basename="analytics-costs")
 router.register("analytics/device-performance", DevicePerformanceViewSet, basename="analytics-device-performance")
+router.register("analytics/pm-compliance", PMComplianceViewSet, basename="analytics-pm-compliance")
+router.register("analytics/sla", SLAViewSet, basename="analytics-sla")

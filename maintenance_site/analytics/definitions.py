@@ -85,7 +85,8 @@ KPIS: dict[str, KPI] = {
             "hours",
             "(asset hours − scheduled downtime − unscheduled downtime) ÷ failures",
             DOWNTIME_RULES + "A failure is an unscheduled downtime that starts in the period. " + ASSET_HOURS,
-            "No failures in the period: null (not infinite).",
+            "No failures in the period: null (not infinite). The one MTBF of the platform (`mtbf_hours` below): "
+            "asset health's predicted next failure uses this figure per asset over the last 365 local days.",
             filters=ASSET_FILTERS,
             link="/api/v1/analytics/device-performance",
             group_bys=("asset", "asset_type", "location"),
@@ -314,6 +315,16 @@ OVERVIEW = (
 COST_CATEGORIES = {"labour": "labour_cost", "parts": "parts_cost", "external": "external_cost"}
 
 
+def mtbf_hours(up_hours: float, failures: int) -> float | None:
+    """MTBF as the `mtbf` KPI defines it: up hours (asset hours − scheduled − unscheduled downtime) ÷ failures
+    (unscheduled downtimes that started in the period); null without a failure, never infinite. The one MTBF
+    formula: the analytics provider (`workorders.analytics`) and asset health's next-failure window
+    (`workorders.health.reliability`) both call it."""
+    if failures <= 0:
+        return None
+    return round(max(up_hours, 0.0) / failures, 4)
+
+
 def describe() -> dict:
     """The definitions as the API publishes them."""
     return {"version": VERSION, "kpis": [kpi.as_dict() for kpi in KPIS.values()]}
@@ -331,3 +342,38 @@ def openapi_text(keys=None) -> str:
 def percent(part, whole, digits: int = 1):
     """100 × part ÷ whole, rounded; null when there is nothing to divide by (never 0 or 100)."""
     return round(100 * part / whole, digits) if whole else None
+
+
+# --- quality KPIs (the reports' quality report, issue 22) --------------------------------------------------------
+# Appended as one block: first-time fix and rework are above; verification rejects are read from the work orders'
+# history (the lifecycle's `reject` step), since an order sent back leaves no other trace once it is completed again.
+QUALITY = ("first_time_fix", "rework_rate", "verification_rejects", "verification_reject_rate")
+KPIS.update(
+    {
+        k.key: k
+        for k in [
+            KPI(
+                "verification_rejects",
+                "Verification rejects",
+                "count",
+                "number of times completed work was sent back by its verifier (the `reject` step) in the period",
+                "Each reject of the period counts, so an order rejected twice counts twice; read from the work "
+                "orders' history (a record whose change reason is the reject step), at the moment of the reject. Only "
+                "organisations that require verification have rejects.",
+                "Filters apply to the order as it was when it was rejected.",
+                higher_is_better=False,
+                link="/api/v1/work-orders?status=in_progress",
+            ),
+            KPI(
+                "verification_reject_rate",
+                "Verification reject rate",
+                "percent",
+                "100 × rejects ÷ (verifications + rejects) in the period",
+                "Verification decisions of the period (the `verify` and `reject` steps), from the work orders' "
+                "history.",
+                "No decision in the period (or verification not required): null.",
+                higher_is_better=False,
+            ),
+        ]
+    }
+)

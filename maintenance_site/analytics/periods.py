@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Q
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+from django.utils.translation import gettext as _
 
 from maintenance_site.errors import InvalidInput
 
@@ -88,7 +89,9 @@ def period(organization, first_day: date | None, last_day: date | None, now: dat
     for name, day in (("from", first_day), ("to", last_day)):
         if day is not None and not EARLIEST <= day <= LATEST:
             raise InvalidInput(
-                f"Give {name} between {EARLIEST} and {LATEST}.", fields={name: [f"Between {EARLIEST} and {LATEST}."]}
+                _("Give %(name)s between %(earliest)s and %(latest)s.")
+                % {"name": name, "earliest": EARLIEST, "latest": LATEST},
+                fields={name: [_("Between %(earliest)s and %(latest)s.") % {"earliest": EARLIEST, "latest": LATEST}]},
             )
     today = now.astimezone(ZoneInfo(organization.time_zone)).date()
     if last_day is None:
@@ -97,13 +100,14 @@ def period(organization, first_day: date | None, last_day: date | None, now: dat
         first_day = last_day - timedelta(days=DEFAULT_DAYS - 1)
     if first_day > last_day:
         raise InvalidInput(
-            f"“from” ({first_day}) is after “to” ({last_day}): give from ≤ to, both local dates (YYYY-MM-DD).",
-            fields={"from": ["After “to”."]},
+            _("“from” (%(first)s) is after “to” (%(last)s): give from ≤ to, both local dates (YYYY-MM-DD).")
+            % {"first": first_day, "last": last_day},
+            fields={"from": [_("After “to”.")]},
         )
     if (last_day - first_day).days + 1 > MAX_DAYS:
         raise InvalidInput(
-            f"A period is at most {MAX_DAYS // 366} years; ask for a shorter one.",
-            fields={"to": ["Period too long."]},
+            _("A period is at most %(years)s years; ask for a shorter one.") % {"years": MAX_DAYS // 366},
+            fields={"to": [_("Period too long.")]},
         )
     return first_day, last_day
 
@@ -136,16 +140,24 @@ def check_interval(first_day: date, last_day: date, interval: str) -> None:
     """A 400 for an unknown interval or too many buckets, saying what to ask instead."""
     if interval not in INTERVALS:
         raise InvalidInput(
-            f"“{interval}” is not an interval; use one of {', '.join(INTERVALS)}.",
-            fields={"interval": [f"One of {', '.join(INTERVALS)}."]},
+            _("“%(interval)s” is not an interval; use one of %(intervals)s.")
+            % {"interval": interval, "intervals": ", ".join(INTERVALS)},
+            fields={"interval": [_("One of %(choices)s.") % {"choices": ", ".join(INTERVALS)}]},
         )
     count = bucket_count(first_day, last_day, interval)
     if count > MAX_BUCKETS:
         wider = [i for i in INTERVALS if bucket_count(first_day, last_day, i) <= MAX_BUCKETS]
-        advice = f"ask by {wider[0]}" if wider else "ask for a shorter period"
+        numbers = {"count": count, "interval": interval, "limit": MAX_BUCKETS}
+        if wider:
+            message = _("That is %(count)s points by %(interval)s; a trend has at most %(limit)s: ask by %(wider)s.")
+            numbers["wider"] = wider[0]
+        else:
+            message = _(
+                "That is %(count)s points by %(interval)s; a trend has at most %(limit)s: ask for a shorter period."
+            )
         raise InvalidInput(
-            f"That is {count} points by {interval}; a trend has at most {MAX_BUCKETS}: {advice}.",
-            fields={"interval": [f"Too many points ({count} > {MAX_BUCKETS})."]},
+            message % numbers,
+            fields={"interval": [_("Too many points (%(count)s > %(limit)s).") % numbers]},
         )
 
 

@@ -14,11 +14,12 @@ from datetime import date
 from decimal import Decimal
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from maintenance_site.analytics import periods, registry
 from maintenance_site.analytics.definitions import COST_CATEGORIES, KPIS, OVERVIEW, VERSION
 from maintenance_site.analytics.periods import Scope
-from maintenance_site.errors import InvalidInput
+from maintenance_site.errors import InvalidInput, NotFound
 
 # KPIs made of other KPIs.
 DERIVED = {"total_cost": tuple(COST_CATEGORIES.values())}
@@ -27,10 +28,18 @@ GROUP_BYS = ("asset", "asset_type", "location")
 COST_GROUP_BYS = ("category", "period", *GROUP_BYS)
 
 
+NO_SUCH = {
+    "asset": lambda: _("No such asset."),
+    "asset_type": lambda: _("No such asset type."),
+    "team": lambda: _("No such team."),
+}
+
+
 def unknown_kpi(key: str, field: str = "kpi") -> InvalidInput:
     return InvalidInput(
-        f"“{key}” is not a KPI; ask for one of {', '.join(KPIS)} (definitions: /api/v1/analytics/definitions).",
-        fields={field: [f"Unknown KPI “{key}”."]},
+        _("“%(key)s” is not a KPI; ask for one of %(kpis)s (definitions: /api/v1/analytics/definitions).")
+        % {"key": key, "kpis": ", ".join(KPIS)},
+        fields={field: [_("Unknown KPI “%(key)s”.") % {"key": key}]},
     )
 
 
@@ -46,18 +55,19 @@ def scope_for(
     now=None,
 ) -> Scope:
     """The scope of a question: the period in the organisation's local days (default: the last 30 days) and the
-    filters, each checked to belong to the organisation (a 400 naming the filter otherwise)."""
+    filters, each checked to belong to the organisation (a 404 naming the filter otherwise: another organisation's
+    location, asset, asset type or team is not found, as everywhere)."""
     now = now or timezone.now()
     first_day, last_day = periods.period(organization, first_day, last_day, now)
     location_ids = None
     if location is not None:
         location_ids = registry.function("location_subtree")(organization, location)
         if location_ids is None:
-            raise InvalidInput("No such location.", fields={"location": ["No such location."]})
+            raise NotFound(_("No such location."), fields={"location": [_("No such location.")]})
     for kind, value in (("asset", asset), ("asset_type", asset_type), ("team", team)):
         if value is not None and not registry.function(f"exists:{kind}")(organization, value):
-            label = kind.replace("_", " ")
-            raise InvalidInput(f"No such {label}.", fields={kind: [f"No such {label}."]})
+            message = NO_SUCH[kind]()
+            raise NotFound(message, fields={kind: [message]})
     return Scope(organization, first_day, last_day, now, location_ids, asset_type, asset, team)
 
 
@@ -137,6 +147,8 @@ def overview(scope: Scope) -> dict:
             "trends": "/api/v1/analytics/trends",
             "costs": "/api/v1/analytics/costs",
             "device_performance": "/api/v1/analytics/device-performance",
+            "pm_compliance": "/api/v1/analytics/pm-compliance",
+            "sla": "/api/v1/analytics/sla",
             "predictive_insights": "/api/v1/analytics/predictive-insights",
             "definitions": "/api/v1/analytics/definitions",
         },
@@ -146,7 +158,7 @@ def overview(scope: Scope) -> dict:
 def trend(scope: Scope, keys, interval: str) -> dict:
     """Each KPI per local day, week or month of the period (at most `periods.MAX_BUCKETS` points)."""
     if not keys:
-        raise InvalidInput("Name the KPIs: ?kpi=availability,mttr.", fields={"kpi": ["Required."]})
+        raise InvalidInput(_("Name the KPIs: ?kpi=availability,mttr."), fields={"kpi": [_("Required.")]})
     periods.check_interval(scope.first_day, scope.last_day, interval)
     results = _compute(scope, keys, interval=interval)
     buckets = periods.buckets(scope, interval)
@@ -182,9 +194,7 @@ def device_performance(scope: Scope, group_by: str = "asset_type", *, limit: int
     """MTBF, MTTR, availability and failures per asset, asset type or location, with the totals and the Pareto of
     failure causes. Rows: the `limit` groups with the most failures (then by label), the rest summarised."""
     if group_by not in GROUP_BYS:
-        raise InvalidInput(
-            f"Group by one of {', '.join(GROUP_BYS)}.", fields={"group_by": [f"One of {', '.join(GROUP_BYS)}."]}
-        )
+        raise _unknown_grouping(GROUP_BYS)
     results = _compute(scope, DEVICE_KPIS, group_by=group_by)
     rows = _labelled(scope, group_by, results, DEVICE_KPIS)
     rows.sort(key=lambda row: -(row["failures"] or 0))
@@ -204,10 +214,7 @@ def costs(scope: Scope, group_by: str = "category", interval: str = "month", *, 
     """Maintenance cost (labour, parts, external) by category, by period (`interval`), or per asset, asset type or
     location with the three categories as columns; the totals; and the budgets of the period against the actuals."""
     if group_by not in COST_GROUP_BYS:
-        raise InvalidInput(
-            f"Group by one of {', '.join(COST_GROUP_BYS)}.",
-            fields={"group_by": [f"One of {', '.join(COST_GROUP_BYS)}."]},
-        )
+        raise _unknown_grouping(COST_GROUP_BYS)
     categories = list(COST_CATEGORIES.values())
     keys = [*categories, "total_cost"]
     body = {**_describe(scope), "group_by": group_by}
@@ -232,6 +239,59 @@ def costs(scope: Scope, group_by: str = "category", interval: str = "month", *, 
         body["rows"], body["truncated"] = rows[:limit], len(rows) > limit
     body["budgets"] = budgets_against_actuals(scope)
     return body
+
+
+PM_GROUP_BYS = ("period", "schedule", "asset")
+SLA_GROUP_BYS = ("priority", "policy", "asset", "period")
+
+
+def _unknown_grouping(allowed) -> InvalidInput:
+    """The 400 for a grouping that is not one of `allowed`."""
+    choices = ", ".join(allowed)
+    return InvalidInput(
+        _("Group by one of %(choices)s.") % {"choices": choices},
+        fields={"group_by": [_("One of %(choices)s.") % {"choices": choices}]},
+    )
+
+
+def _check_grouping(scope: Scope, group_by: str, allowed: tuple, interval: str) -> None:
+    if group_by not in allowed:
+        raise _unknown_grouping(allowed)
+    periods.check_interval(scope.first_day, scope.last_day, interval)
+
+
+def pm_compliance(scope: Scope, group_by: str = "period", interval: str = "month") -> dict:
+    """PM compliance and its counts (generated, on time, late, overdue, open, cancelled, skipped) per period,
+    schedule or asset: the figures of `/preventive-maintenance/statistics`, from the same function (the app's
+    `pm_statistics`), so the two never disagree; `pm_compliance` is the `pm_compliance` KPI of the period."""
+    _check_grouping(scope, group_by, PM_GROUP_BYS, interval)
+    result = registry.function("pm_statistics")(scope, group_by=group_by, interval=interval)
+    return {
+        **_describe(scope),
+        "group_by": group_by,
+        "interval": interval if group_by == "period" else None,
+        "pm_compliance": result["totals"]["compliance"],
+        "totals": result["totals"],
+        "rows": result["groups"],
+    }
+
+
+def sla(scope: Scope, group_by: str = "priority", interval: str = "month") -> dict:
+    """SLA response and resolution figures (met, breached, compliance, mean and 90th-percentile business minutes)
+    per priority, policy, asset or period and overall: `/sla/performance`'s figures from the same function (the
+    app's `sla_performance`), not computed twice; the two compliance KPIs are its overall compliance."""
+    _check_grouping(scope, group_by, SLA_GROUP_BYS, interval)
+    result = registry.function("sla_performance")(scope, group_by=group_by, interval=interval)
+    overall = result["overall"]
+    return {
+        **_describe(scope),
+        "group_by": group_by,
+        "interval": interval if group_by == "period" else None,
+        "response_compliance": overall["response"]["compliance_percent"],
+        "resolution_compliance": overall["resolution"]["compliance_percent"],
+        "overall": overall,
+        "rows": result["groups"],
+    }
 
 
 def _sum_rows(rows: list[dict], keys) -> dict:

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class ApiConfig(AppConfig):
@@ -6,7 +7,7 @@ class ApiConfig(AppConfig):
 
     name = "maintenance_site.api"
     label = "api"
-    verbose_name = "API"
+    verbose_name = gettext_lazy("API")
 
     def ready(self):
         # The OpenAPI extensions register on import; drf-spectacular's modules need the app registry ready, and

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
@@ -105,17 +106,22 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not header or header[0].lower() != KEYWORD.lower().encode():
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Malformed API key header: use “Authorization: Api-Key <key>”.")
+            raise exceptions.AuthenticationFailed(
+                gettext("Malformed API key header: use “Authorization: Api-Key <key>”.")
+            )
         key = header[1].decode(errors="replace")
         prefix, _, _ = key.partition(".")
         api_key = key_by_prefix(prefix)
         if api_key is None or not api_key.is_valid(key):
-            raise exceptions.AuthenticationFailed("Invalid API key.")
+            raise exceptions.AuthenticationFailed(gettext("Invalid API key."))
         if api_key.revoked:
-            raise exceptions.AuthenticationFailed("This API key has been revoked; ask a manager for a new one.")
+            raise exceptions.AuthenticationFailed(
+                gettext("This API key has been revoked; ask a manager for a new one.")
+            )
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed(
-                f"This API key expired on {api_key.expiry_date:%Y-%m-%d %H:%M} UTC; ask a manager for a new one."
+                gettext("This API key expired on %(moment)s UTC; ask a manager for a new one.")
+                % {"moment": f"{api_key.expiry_date:%Y-%m-%d %H:%M}"}
             )
         now = timezone.now()
         # At most one write a minute per key, whatever the request rate: the key just read says whether its

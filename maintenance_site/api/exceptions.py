@@ -13,6 +13,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import got_request_exception
 from django.http import Http404
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -80,7 +81,7 @@ def _server_error(exc, context) -> Response:
     # The test client re-raises what this signal carries, so tests still see the original exception.
     if sys.exc_info()[1] is exc:
         got_request_exception.send(sender=None, request=django_request)
-    message = "Something went wrong on our side; it has been logged. Try again, and tell us if it persists."
+    message = _("Something went wrong on our side; it has been logged. Try again, and tell us if it persists.")
     extra = {}
     correlation_id = getattr(django_request, "correlation_id", None)
     if correlation_id:
@@ -100,7 +101,7 @@ def exception_handler(exc, context):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return error_response(400, "invalid", _summary(fields), fields)
     if isinstance(exc, Http404):
-        message = str(exc) if str(exc) and "matches the given query" not in str(exc) else "Not found."
+        message = str(exc) if str(exc) and "matches the given query" not in str(exc) else _("Not found.")
         return error_response(404, "not_found", message)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
@@ -113,7 +114,7 @@ def exception_handler(exc, context):
     headers = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
     if isinstance(exc, exceptions.ValidationError):
         fields = dict(_flatten(exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}))
-        message = "The request is invalid — " + _summary(fields)
+        message = _("The request is invalid — %(problems)s") % {"problems": _summary(fields)}
         return error_response(status.HTTP_400_BAD_REQUEST, "invalid", message, fields, headers=headers)
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
     code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
@@ -123,11 +124,11 @@ def exception_handler(exc, context):
         reasons = [str(m.get("message")) for m in detail.get("messages", []) if isinstance(m, dict)]
         if reasons:
             message = "; ".join(reasons) + (
-                ". Get a new access token from /api/v1/auth/token/refresh/ (or log in again)."
+                ". " + _("Get a new access token from /api/v1/auth/token/refresh/ (or log in again).")
             )
         code = code.get("detail", code.get("code", "error")) if isinstance(code, dict) else code
     else:
         message = str(detail)
     if isinstance(exc, exceptions.Throttled) and exc.wait:
-        message = f"Too many requests; try again in {int(exc.wait) + 1} seconds."
+        message = _("Too many requests; try again in %(seconds)s seconds.") % {"seconds": int(exc.wait) + 1}
     return error_response(response.status_code, str(code), message, headers=headers)

@@ -3,6 +3,7 @@ from datetime import UTC
 import django_filters
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -13,7 +14,9 @@ from rest_framework.filters import BaseFilterBackend
 def parse_query_datetime(name: str, raw: str):
     """An ISO 8601 date-time from the query string, in UTC (PostgreSQL refuses offsets beyond ±15:59, and a
     year-1 moment west of UTC does not exist): a 400 naming the parameter when it is not one."""
-    invalid = ValidationError({name: [f"“{raw}” is not an ISO 8601 date-time; write e.g. 2026-01-31T12:00:00Z."]})
+    invalid = ValidationError(
+        {name: [_("“%(raw)s” is not an ISO 8601 date-time; write e.g. 2026-01-31T12:00:00Z.") % {"raw": raw}]}
+    )
     try:
         value = parse_datetime(raw.strip().replace(" ", "+"))
         if value is None:
@@ -48,7 +51,9 @@ class FilterBackend(DjangoFilterBackend):
             for name, field in filterset.filters.items():
                 raw = request.query_params.get(name)
                 if isinstance(field, django_filters.BooleanFilter) and raw is not None and raw not in BOOLEAN_VALUES:
-                    raise ValidationError({name: [f"“{raw}” is not a yes/no value; use true or false."]})
+                    raise ValidationError(
+                        {name: [_("“%(raw)s” is not a yes/no value; use true or false.") % {"raw": raw}]}
+                    )
         return filterset
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from maintenance_site.api.exceptions import IdempotentReplay
 from maintenance_site.api.models import IdempotencyRecord
@@ -39,7 +40,7 @@ def claim(request) -> IdempotencyRecord | None:
     if request.method != "POST" or not key:
         return None
     if len(key) > 255:
-        raise InvalidInput("The Idempotency-Key header is longer than 255 characters.")
+        raise InvalidInput(_("The Idempotency-Key header is longer than 255 characters."))
     organization = request.organization
     principal = _principal(request)
     fingerprint = _fingerprint(request)
@@ -53,14 +54,14 @@ def claim(request) -> IdempotencyRecord | None:
     record = IdempotencyRecord.objects.get(organization=organization, principal=principal, key=key)
     if record.request_fingerprint != fingerprint:
         raise Unprocessable(
-            "This Idempotency-Key was already used for a different request; use a new key for a new request.",
+            _("This Idempotency-Key was already used for a different request; use a new key for a new request."),
             code="idempotency_key_reused",
         )
     if record.status_code is not None:
         raise IdempotentReplay(record)
     if record.created_at > timezone.now() - ABANDONED_AFTER:
         raise Conflict(
-            "A request with this Idempotency-Key is still being processed; retry in a moment.",
+            _("A request with this Idempotency-Key is still being processed; retry in a moment."),
             code="idempotency_in_progress",
         )
     # Abandoned claim: take it over.

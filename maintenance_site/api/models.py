@@ -1,5 +1,6 @@
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.tenancy.models import Organization
 
@@ -9,7 +10,7 @@ class IdempotencyRecord(models.Model):
     instead of doing the work twice. Its own audit; expired rows are pruned."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    principal = models.CharField(max_length=64, help_text="user:<id> or key:<prefix>")
+    principal = models.CharField(max_length=64, help_text=_("user:<id> or key:<prefix>"))
     key = models.CharField(max_length=255)
     request_fingerprint = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -25,11 +25,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connections
 from django.db.models import F, Q
 from django.db.models.expressions import OrderBy
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from maintenance_site.api import prepared
 from maintenance_site.pagination import EstimatingPaginator
 
 
@@ -41,9 +43,9 @@ def _positive_integer(request, name: str) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError({name: [f"“{raw}” is not a whole number; give 1 or more."]}) from None
+        raise ValidationError({name: [_("“%(raw)s” is not a whole number; give 1 or more.") % {"raw": raw}]}) from None
     if value < 1:
-        raise ValidationError({name: [f"{value} is too small; give 1 or more."]})
+        raise ValidationError({name: [_("%(value)s is too small; give 1 or more.") % {"value": value}]})
     return value
 
 
@@ -75,8 +77,11 @@ class Pagination(PageNumberPagination):
         number = paginator.num_pages if raw in self.last_page_strings else _positive_integer(request, "page") or 1
         if number > paginator.num_pages:
             last = paginator.num_pages
-            about = "about " if paginator.estimated else ""
-            raise ValidationError({"page": [f"There is no page {number}: the last page is {about}{last}."]})
+            if paginator.estimated:
+                message = _("There is no page %(number)s: the last page is about %(last)s.")
+            else:
+                message = _("There is no page %(number)s: the last page is %(last)s.")
+            raise ValidationError({"page": [message % {"number": number, "last": last}]})
         self.page = paginator.page(number)
         if paginator.num_pages > 1 and self.template is not None:
             self.display_page_controls = True  # the browsable API's page links
@@ -249,8 +254,10 @@ class CursorPagination(Pagination):
     cursor_query_param = "cursor"
     invalid_cursor = "This cursor is not one this list gave out (or the list's order changed): start without it."
 
-    def paginate_queryset(self, queryset, request, view=None):
-        self.request, self.cursor_mode = request, False
+    def paginate_queryset(self, queryset, request, view=None, prepare=False):
+        """The page's rows. With `prepare` (a list that keeps its page query per shape, `prepared`), the page query
+        is compiled for keeping as well when it can be (`self.prepared`) and the rows are read through it."""
+        self.request, self.cursor_mode, self.prepared = request, False, None
         if request.query_params.get(self.page_query_param) is not None:
             return super().paginate_queryset(queryset, request, view)
         if "updated_after" in request.query_params and not request.query_params.get("ordering"):
@@ -261,13 +268,23 @@ class CursorPagination(Pagination):
         self.cursor_mode = True
         nulls_largest = connections[queryset.db].vendor == "postgresql"
         position = self._position(request, terms)
-        if position is not None:
-            bound = _index_bound(terms[0], position[0], nulls_largest)
-            queryset = queryset.filter(_after(terms, position, nulls_largest))
-            if bound is not None:
-                queryset = queryset.filter(bound)
         page_size = self.get_page_size(request)
-        rows = list(queryset.order_by(*(term.order_by() for term in terms))[: page_size + 1])
+
+        def at_position(values):
+            page = queryset
+            if values is not None:
+                bound = _index_bound(terms[0], values[0], nulls_largest)
+                page = page.filter(_after(terms, values, nulls_largest))
+                if bound is not None:
+                    page = page.filter(bound)
+            return page.order_by(*(term.order_by() for term in terms))[: page_size + 1]
+
+        if prepare:
+            self.prepared = prepared.prepare(at_position, terms, position)
+        rows = self.prepared.rows(position) if self.prepared is not None else list(at_position(position))
+        return self._page(rows, terms, position, page_size)
+
+    def _page(self, rows, terms, position, page_size):
         self.next_cursor = None
         self.whole = position is None and len(rows) <= page_size  # the first page holds every row: count them
         if len(rows) > page_size:
@@ -275,6 +292,40 @@ class CursorPagination(Pagination):
             self.next_cursor = encode_cursor(terms, [term.value_of(rows[-1]) for term in terms])
         self.page_size_used = page_size
         return rows
+
+    def prepared_key(self, view, request):
+        """The request's list shape for `prepared` (None: it takes the ordinary path): its cursor's order and which of
+        its values are null stand for the cursor; a page number, or a cursor or page size the ordinary path would
+        refuse, is never prepared."""
+        if request.query_params.get(self.page_query_param) is not None:
+            return None
+        raw = request.query_params.get(self.cursor_query_param)
+        cursor_shape = None
+        if raw:
+            try:
+                payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+                labels, values = payload["o"], payload["v"]
+            except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+                return None
+            if not isinstance(labels, list) or not isinstance(values, list):
+                return None
+            if not all(isinstance(label, str) for label in labels):
+                return None
+            cursor_shape = (tuple(labels), tuple(value is None for value in values))
+        try:
+            page_size = self.get_page_size(request)
+        except ValidationError:
+            return None
+        return prepared.shape_key(view, request, page_size, cursor_shape)
+
+    def paginate_prepared(self, page: "prepared.PageQuery", request):
+        """The page's rows through a kept page query (`prepared`); None when the cursor's values are not null where
+        the kept query's were (the ordinary path answers). A cursor the list did not give out is a 400, as always."""
+        self.request, self.cursor_mode, self.prepared = request, True, page
+        position = self._position(request, page.terms)
+        if page.nulls != (None if position is None else tuple(value is None for value in position)):
+            return None
+        return self._page(page.rows(position), page.terms, position, self.get_page_size(request))
 
     def _position(self, request, terms: list[Term]) -> list | None:
         raw = request.query_params.get(self.cursor_query_param)

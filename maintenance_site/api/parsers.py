@@ -6,6 +6,7 @@ import codecs
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.utils import json  # DRF's wrapper: strict about NaN and Infinity
@@ -25,6 +26,10 @@ def nesting_depth(value) -> int:
     return deepest
 
 
+def too_deep() -> str:
+    return _("JSON parse error - the body nests deeper than %(depth)s levels.") % {"depth": MAX_DEPTH}
+
+
 class BoundedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
@@ -38,9 +43,9 @@ class BoundedJSONParser(JSONParser):
             parse_constant = json.strict_constant if self.strict else None
             data = json.loads(text, parse_constant=parse_constant)
         except RecursionError:
-            raise ParseError(f"JSON parse error - the body nests deeper than {MAX_DEPTH} levels.") from None
+            raise ParseError(too_deep()) from None
         except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
+            raise ParseError(_("JSON parse error - %(reason)s") % {"reason": exc}) from None
         if nesting_depth(data) > MAX_DEPTH:
-            raise ParseError(f"JSON parse error - the body nests deeper than {MAX_DEPTH} levels.")
+            raise ParseError(too_deep())
         return data

@@ -1,10 +1,12 @@
 """Permission classes that resolve the organisation inside DRF and apply the role table."""
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 from rest_framework import permissions
 from rest_framework.exceptions import PermissionDenied
 
 from maintenance_site.api.authentication import membership_of
+from maintenance_site.i18n import activate_for_request
 from maintenance_site.tenancy.middleware import SESSION_KEY
 from maintenance_site.tenancy.models import OrganizationAPIKey
 from maintenance_site.tenancy.roles import Action, role_allows
@@ -35,6 +37,9 @@ def resolve_request_tenant(request):
         target.membership = membership
         target.organization = membership.organization
     request._tenant_resolved = True
+    # A Bearer or Api-Key user is known only now: speak their language (maintenance_site.i18n) from here on; an API
+    # key's service user chose none (its client's Accept-Language, else the organisation's: no query per request).
+    activate_for_request(request, personal=api_key is None)
     return membership
 
 
@@ -68,9 +73,11 @@ class RolePermission(permissions.BasePermission):
             and request.auth.is_read_only
             and request.method not in permissions.SAFE_METHODS
         ):
-            raise PermissionDenied("This API key is read-only; use a read-write key to make changes.")
+            raise PermissionDenied(_("This API key is read-only; use a read-write key to make changes."))
         if not role_allows(membership.role, action):
             raise PermissionDenied(
-                f"Your role ({membership.get_role_display()}) may not {action.label}.", code="role_forbids"
+                _("Your role (%(role)s) may not %(action)s.")
+                % {"role": membership.get_role_display(), "action": action.label},
+                code="role_forbids",
             )
         return True

@@ -25,7 +25,8 @@ class AutoSchema(SpectacularAutoSchema):
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if isinstance(field, serializers.TimeField) and schema.get("format") == "time":
-            schema = {**schema, **LOCAL_TIME}
+            # OpenAPI 3.1: a nullable field's type is already ["string", "null"]; keep it
+            schema = {**schema, **LOCAL_TIME, "type": schema.get("type", "string")}
             del schema["format"]
         return schema
 
@@ -136,5 +137,38 @@ def postprocess(result, generator, request, public):
                     },
                 )
     # OpenAPI 3.1's `webhooks`; a 3.0 document carries them as the extension `x-webhooks` (same content).
-    result["webhooks" if str(result.get("openapi", "")).startswith("3.1") else "x-webhooks"] = webhook_documents()
+    if str(result.get("openapi", "")).startswith("3.1"):
+        result["webhooks"] = webhook_documents()
+        _drop_nullable(result)
+    else:
+        result["x-webhooks"] = webhook_documents()
     return result
+
+
+def _drop_nullable(node) -> None:
+    """OpenAPI 3.1 schemas are JSON Schema 2020-12, which has no `nullable`: the parts written for 3.0 (DRF's
+    pagination envelope, ours) say `"nullable": true`, rewritten here as `type: [..., "null"]` (or a `oneOf` with
+    `null` around a reference)."""
+    if isinstance(node, list):
+        for item in node:
+            _drop_nullable(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for value in node.values():
+        _drop_nullable(value)
+    if "nullable" not in node or isinstance(node["nullable"], dict):  # a property named "nullable" is not the flag
+        return
+    if not node.pop("nullable"):
+        return
+    kind = node.get("type")
+    if isinstance(kind, str):
+        node["type"] = [kind, "null"]
+    elif isinstance(kind, list):
+        node["type"] = [*kind, "null"] if "null" not in kind else kind
+    else:  # a $ref or a combination: one of it or null
+        inner = {key: node.pop(key) for key in list(node) if key in ("$ref", "allOf", "oneOf", "anyOf")}
+        if inner:
+            node["oneOf"] = [inner, {"type": "null"}]
+    if "enum" in node and None not in node["enum"]:
+        node["enum"] = [*node["enum"], None]

@@ -1,13 +1,14 @@
 """Serializer base: related fields only accept the organisation's own objects, and the model's
 `clean()` runs so the API and the admin refuse the same things with the same words."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import UniqueConstraint
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import ISO_8601, serializers
 from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
@@ -85,8 +86,11 @@ class TenantModelSerializer(serializers.ModelSerializer):
                 named = [f for f in fields if f != "organization"]
                 described = ", ".join(f"{f} “{getattr(instance, f)}”" for f in named)
                 noun = str(model._meta.verbose_name)
-                article = "An" if noun[:1].lower() in "aeiou" else "A"
-                raise serializers.ValidationError({named[0]: [f"{article} {noun} with {described} already exists."]})
+                if noun[:1].lower() in "aeiou":
+                    message = _("An %(noun)s with %(described)s already exists.")
+                else:
+                    message = _("A %(noun)s with %(described)s already exists.")
+                raise serializers.ValidationError({named[0]: [message % {"noun": noun, "described": described}]})
 
 
 # --- lists ---------------------------------------------------------------------------------------------------
@@ -104,6 +108,24 @@ def _datetime_text(field, zone):
         return value[:-6] + "Z" if value.endswith("+00:00") else value
 
     return text
+
+
+def datetime_for_json(zone=None):
+    """Like `datetime_text`, but a UTC date-time in a UTC current time zone (every value of a UTC database connection,
+    in the API's default zone) is left as it is: the API's renderers write it as DRF's field would (orjson with
+    `OPT_UTC_Z`, DRF's encoder as its fallback: ISO 8601, microseconds when there are any, UTC as "Z"), in C, where
+    the field's text costs ~2 µs a value (200 a page of work orders). Anything else goes through `datetime_text`."""
+    zone = zone or timezone.get_current_timezone()
+    text = datetime_text(zone)
+    if zone is not UTC and getattr(zone, "key", None) != "UTC":
+        return text
+
+    def value_or_text(value):
+        if type(value) is datetime and value.tzinfo is UTC and 1000 <= value.year <= 9999:
+            return value
+        return text(value)
+
+    return value_or_text
 
 
 def datetime_text(zone=None):

@@ -11,12 +11,16 @@ import inventory.api  # noqa: E402,F401
 import maintenance_site.analytics.api  # noqa: E402,F401
 import maintenance_site.events.api  # noqa: E402,F401
 import maintenance_site.notifications.api  # noqa: E402,F401
+import maintenance_site.notifications.chat_api  # noqa: E402,F401
+import maintenance_site.reports.api  # noqa: E402,F401
 import maintenance_site.tenancy.api  # noqa: E402,F401
 import maintenance_site.webhooks.api  # noqa: E402,F401
 import scenarios.api  # noqa: E402,F401
+import scheduling.planning.api  # noqa: E402,F401
 import scheduling.preventive.api  # noqa: E402,F401
 import sla.api  # noqa: E402,F401
 import workorders.api  # noqa: E402,F401
+import workorders.capacity.api  # noqa: E402,F401
 import workorders.health.api  # noqa: E402,F401  (diagnostics, iot/devices/{id}/health, analytics/predictive-insights)
 from maintenance_site.api.routers import router
 from maintenance_site.ops.views import StatusView

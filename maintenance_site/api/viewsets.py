@@ -6,6 +6,7 @@ import hashlib
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.utils.translation import gettext as _
 from rest_framework import mixins, viewsets
 from rest_framework.response import Response
 
@@ -109,8 +110,11 @@ class TenantGenericViewSet(InputMixin, TenantAPIMixin, viewsets.GenericViewSet):
             offered = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
             if "*" not in offered and current not in offered:
                 raise PreconditionFailed(
-                    f"This {instance._meta.verbose_name} changed since you read it: fetch it again "
-                    f"(current ETag {current}) and reapply your change.",
+                    _(
+                        "This %(thing)s changed since you read it: fetch it again (current ETag %(etag)s) and "
+                        "reapply your change."
+                    )
+                    % {"thing": instance._meta.verbose_name, "etag": current},
                     code="etag_mismatch",
                 )
         return instance

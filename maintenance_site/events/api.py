@@ -1,6 +1,7 @@
 """`/api/v1/events/`: catch up on the organisation's events; `/api/v1/events/ticket`: a ticket for the
 event socket (`/ws/events/?ticket=…`) for clients that cannot send the session cookie."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -24,7 +25,9 @@ class EventPermission(RolePermission):
         membership = resolve_request_tenant(request)
         if not role_allows(membership.role, Action.VIEW):
             raise PermissionDenied(
-                f"Your role ({membership.get_role_display()}) may not {Action.VIEW.label}.", code="role_forbids"
+                _("Your role (%(role)s) may not %(action)s.")
+                % {"role": membership.get_role_display(), "action": Action.VIEW.label},
+                code="role_forbids",
             )
         return True
 

@@ -12,21 +12,43 @@ connection, without gaps when the events are still kept; `{"type": "pong"}`; `{"
 
 Close codes: 4400 bad request (bad `after`, organisation not named while the user has several),
 4401 not authenticated (no session user, bad or used ticket), 4403 not allowed (origin, not a member,
-membership ended while connected).
+membership ended while connected), 1013 try again later (the channel layer's Redis is unreachable).
 
-Live events come through the channel layer (groups `org.<id>` and `user.<id>`). A message whose sequence
-skips ahead makes the consumer fetch the gap from the database first, and every EVENTS_GROUP_REJOIN_SECONDS
-it re-joins its groups (they expire in channels_redis) and checks the database for anything a dropped
-message hid. With the in-memory layer (embedded mode) the Celery worker is another process and cannot
-reach these sockets, so the consumer polls the database every EVENTS_POLL_INTERVAL seconds instead.
+Live events come through the channel layer (groups `org.<id>` and `user.<id>`, plus whatever `groups_for()`
+adds). The dispatcher encodes each event's frame once and sends one message per group and dispatch
+(services.batch_message; channel_message for a single event); the consumer sends those texts as they are, and its
+per-message path touches neither the database nor asgiref's sync thread (`dispatch` skips
+Channels' close-old-connections hop: what needs the database goes through database_sync_to_async, which closes
+old connections itself). A message whose sequence skips ahead makes the consumer fetch the gap from the database
+first, and every EVENTS_GROUP_REJOIN_SECONDS it re-joins its groups (they expire in channels-redis after
+group_expiry, 5 times that, so a socket that died without its group_discard leaves them) and checks the database
+for anything a dropped message hid. With the in-memory layer (embedded mode) the Celery worker is another process
+and cannot reach these sockets, so the consumer polls the database every EVENTS_POLL_INTERVAL seconds instead.
+
+Connecting with a ticket costs one Redis GETDEL (the claim), one pipeline (both groups) and one query in one trip to
+a thread (membership and last sequence together): see `connect`. Reads from the database (a gap, a re-join check,
+`?after=`, `catch-up`) are shared by the sockets of the process that ask for the same at the same moment
+(`CatchUpReads`: one query, each frame encoded once). Leaving the groups runs in a task of its own, so that a
+consumer the server kills before its disconnect has finished still leaves them.
+
+Permission: no check per event. Saving or deleting a membership (or deactivating a user) pushes
+`membership.changed` to the user's group after commit, and each of that user's sockets re-checks once (closes
+4403 when it may no longer see the organisation). As a safety net for changes made behind the ORM's back, each web
+process re-checks all its open sockets in one query every EVENTS_PERMISSION_RECHECK_SECONDS (`PermissionWatch`):
+the bound for such a change.
 """
 
 import asyncio
 import json
 import logging
+import pprint
+import random
+import sys
 import time
+import weakref
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
@@ -45,6 +67,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot take the connection now (Redis unreachable)
 
 CATCH_UP_BATCH = services.CATCH_UP_MAX_LIMIT
+_LEAVING: "set[asyncio.Task]" = set()  # sockets' group leaving still under way (EventStreamConsumer._forget)
 
 
 def _setting(name: str, minimum: float) -> float:
@@ -62,6 +85,175 @@ class Rejected(Exception):
         self.message = message
 
 
+class PermissionWatch:
+    """The safety net of the permission check, one per event loop (web process): every
+    EVENTS_PERMISSION_RECHECK_SECONDS it asks the database, in one query, which of its open sockets' (user,
+    organisation) pairs may still receive events, and closes the others (4403). Revocations made through the ORM
+    reach the sockets at once anyway (`membership.changed`); this bounds the ones made behind its back."""
+
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PermissionWatch]" = weakref.WeakKeyDictionary()
+
+    def __init__(self):
+        self.sockets: set[EventStreamConsumer] = set()
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def current(cls) -> "PermissionWatch":
+        loop = asyncio.get_running_loop()
+        watch = cls._by_loop.get(loop)
+        if watch is None:
+            watch = cls._by_loop[loop] = cls()
+        return watch
+
+    def add(self, consumer: "EventStreamConsumer") -> None:
+        self.sockets.add(consumer)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def discard(self, consumer: "EventStreamConsumer") -> None:
+        self.sockets.discard(consumer)
+        if not self.sockets and self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _run(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(_setting("EVENTS_PERMISSION_RECHECK_SECONDS", 0.05))
+            await self.check()
+
+    async def check(self) -> int:
+        """One round: close the sockets whose membership no longer allows events. Returns how many closed."""
+        sockets = [consumer for consumer in self.sockets if not consumer._closed]
+        if not sockets:
+            return 0
+        pairs = {(consumer.user_id, consumer.organization_id) for consumer in sockets}
+        try:
+            allowed = await database_sync_to_async(services.pairs_allowed_to_receive)(pairs)
+        except Exception:  # the database is busy or down: next round
+            logger.warning("event sockets: the permission re-check failed", exc_info=True)
+            return 0
+        closed = 0
+        for consumer in sockets:
+            if (consumer.user_id, consumer.organization_id) not in allowed:
+                await consumer.membership_ended()
+                closed += 1
+        return closed
+
+
+class CatchUpReads:
+    """Reads of an organisation's events after a sequence from the database, one set per event loop (web process),
+    shared by the sockets that ask for the same (organisation, sequence) before the read has begun: a thousand
+    sockets re-checking after their re-join, or filling the same gap, or reconnecting with the same `after`, make
+    one query and encode each frame once, instead of one each. A read already running is never joined (it may have
+    started before what the asker must see was committed): the asker starts another."""
+
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CatchUpReads]" = weakref.WeakKeyDictionary()
+
+    def __init__(self):
+        self.pending: dict[tuple[int, int], _Read] = {}
+
+    @classmethod
+    def current(cls) -> "CatchUpReads":
+        loop = asyncio.get_running_loop()
+        reads = cls._by_loop.get(loop)
+        if reads is None:
+            reads = cls._by_loop[loop] = cls()
+        return reads
+
+    async def frames_after(self, organization_id: int, after: int) -> tuple[list[tuple[int, str]], bool]:
+        """services.event_frames_after(organization_id, after, CATCH_UP_BATCH), read once for all who ask now."""
+        key = (organization_id, after)
+        read = self.pending.get(key)
+        if read is None or read.started:
+            read = self.pending[key] = _Read()
+            read.future = asyncio.ensure_future(self._run(key, read))
+        return await asyncio.shield(read.future)  # a socket closing does not cancel the others' read
+
+    async def _run(self, key: tuple[int, int], read: "_Read"):
+        def work():
+            read.started = True  # before the query: whoever finds it unset is still covered by it
+            return services.event_frames_after(key[0], key[1], CATCH_UP_BATCH)
+
+        try:
+            return await database_sync_to_async(work, thread_sensitive=False)()
+        finally:
+            if self.pending.get(key) is read:
+                del self.pending[key]
+
+
+class _Read:
+    """One read of CatchUpReads: whether its query has begun, and its result."""
+
+    started = False
+    future: asyncio.Future
+
+
+class SocketGauge:
+    """The open-socket metric (metrics.websocket_opened / websocket_closed, a counter in the shared cache), one per
+    event loop, kept off the loop: a socket opening or closing only adds to `pending`, and one task hands the net
+    change to a thread (a blocking cache round trip per socket used to sit in every handshake and every close)."""
+
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SocketGauge]" = weakref.WeakKeyDictionary()
+
+    def __init__(self):
+        self.pending = 0
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def current(cls) -> "SocketGauge":
+        loop = asyncio.get_running_loop()
+        gauge = cls._by_loop.get(loop)
+        if gauge is None:
+            gauge = cls._by_loop[loop] = cls()
+        return gauge
+
+    def adjust(self, delta: int) -> None:
+        self.pending += delta
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self.pending:
+            delta, self.pending = self.pending, 0
+            await asyncio.to_thread(self._record, delta)
+
+    @staticmethod
+    def _record(delta: int) -> None:
+        hook = metrics.websocket_opened if delta > 0 else metrics.websocket_closed
+        for _ in range(abs(delta)):
+            hook()
+
+
+class _Formatted:
+    """pprint.pformat(value), computed only when the log line is written."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self):
+        return pprint.pformat(self.value)
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+
+def _autobahn_pformat(value, *args, **kwargs):
+    """autobahn formats its whole configuration with pformat for a debug line at every handshake, logged or not
+    (a tenth of the event loop's time while a thousand sockets connect): for that line, format only when logged.
+    Its other uses (a __str__ that must return text) get pformat itself."""
+    if sys._getframe(1).f_code.co_name == "_connectionMade" and not args and not kwargs:
+        return _Formatted(value)
+    return pprint.pformat(value, *args, **kwargs)
+
+
+try:
+    from autobahn.websocket import protocol as _autobahn_protocol
+except ImportError:  # not served by daphne
+    pass
+else:
+    _autobahn_protocol.pformat = _autobahn_pformat
+
+
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     # Defaults for connections refused before they got this far.
     user_id = None
@@ -72,32 +264,51 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     _opened = False
     _closed = False
     _task = None
+    _watch = None
+    _leaving = None
+
+    async def dispatch(self, message):
+        """Channels' dispatch without its per-message trip through asgiref's sync thread (close_old_connections):
+        the handlers here reach the database only through database_sync_to_async, which does that itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- connecting --------------------------------------------------------------------------------
+    def groups_for(self, user_id: int, organization_id: int) -> tuple[str, ...]:
+        """The channel-layer groups this socket joins: its organisation's and its user's. Extra groups (say, a
+        platform group for superusers) are added here; what is sent to them must be a message type handled below
+        (`event.message` with the organisation and sequence of the event, or a type of its own). Called before the
+        membership is read from the database (a ticket's socket joins first, then checks): decide on the ids."""
+        return (services.organization_group(organization_id), services.user_group(user_id))
+
     async def connect(self):
+        """Authenticate, join the groups, then read the database (nothing falls between the two), then accept.
+
+        With a ticket (phones, native clients): one GETDEL on the cache's Redis claims it (services.
+        aclaim_websocket_ticket, no thread), one pipeline joins both groups (layer.group_add_many), and one query in
+        one trip to a thread checks the membership and reads the last sequence (services.websocket_ticket_membership);
+        a membership that no longer allows it leaves the groups again and is refused. With the session cookie: the
+        membership (a trip to a thread), the groups, then the last sequence."""
         self._lock = asyncio.Lock()
+        self.embedded = self.channel_layer is None or isinstance(self.channel_layer, InMemoryChannelLayer)
         query = {key: values[-1] for key, values in parse_qs(self.scope.get("query_string", b"").decode()).items()}
+        last = None
         try:
-            membership = await self._authenticate(query)
-            try:
-                after = services.parse_sequence_number(query.get("after"), "after", default=None)
-            except DomainError as exc:
-                raise Rejected(CLOSE_BAD_REQUEST, exc.code, exc.message) from None
+            if query.get("ticket"):
+                membership, last = await self._ticket_membership(query)
+            else:
+                membership = await self._session_membership(query)
+                await self._join(membership.user_id, membership.organization_id)
+            after = self._after(query)
         except Rejected as rejection:
+            await self._leave_groups()
+            self.group_names = ()
             await self._reject(rejection)
             return
-
-        self.user_id = membership.user_id
-        self.organization_id = membership.organization_id
-        self.group_names = (
-            services.organization_group(self.organization_id),
-            services.user_group(self.user_id),
-        )
-        self.embedded = self.channel_layer is None or isinstance(self.channel_layer, InMemoryChannelLayer)
-        try:
-            await self._join_groups()  # before reading the database: nothing falls between the two
-        except (RedisError, OSError) as exc:  # the channel layer's Redis is down: no live events to offer
-            logger.warning("event socket refused: the channel layer is unreachable (%s: %s)", type(exc).__name__, exc)
+        except (RedisError, OSError) as exc:  # the channel layer's (or the tickets') Redis is down: no live events
+            logger.warning("event socket refused: Redis is unreachable (%s: %s)", type(exc).__name__, exc)
             self.group_names = ()
             await self._reject(
                 Rejected(
@@ -108,33 +319,63 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                 )
             )
             return
+
         await self.accept()
         self._opened = True
-        metrics.websocket_opened()
-        self._allowed_until = time.monotonic() + self._recheck_seconds()
-        if after is None:
-            self.last_sent = await database_sync_to_async(services.last_sequence)(self.organization_id)
-        else:
+        SocketGauge.current().adjust(1)
+        self._watch = PermissionWatch.current()
+        self._watch.add(self)
+        if after is not None:
             self.last_sent = after
             await self._catch_up()
+        elif last is not None:
+            self.last_sent = last
+        else:
+            self.last_sent = await database_sync_to_async(services.last_sequence, thread_sensitive=False)(
+                self.organization_id
+            )
         self._task = asyncio.create_task(self._maintain())
 
-    async def _authenticate(self, query: dict):
-        """The membership the connection acts through, or Rejected."""
-        ticket = query.get("ticket")
-        requested = query.get("organization")
-        if ticket:
-            membership = await database_sync_to_async(services.redeem_websocket_ticket)(ticket)
-            if membership is None:
-                raise Rejected(
-                    CLOSE_UNAUTHENTICATED,
-                    "invalid_ticket",
-                    "This ticket is unknown, used or expired: get a new one from POST /api/v1/events/ticket.",
-                )
-            if requested and requested not in (membership.organization.slug, str(membership.organization_id)):
-                raise Rejected(CLOSE_FORBIDDEN, "not_a_member", "The ticket was issued for another organisation.")
-            return membership
+    @staticmethod
+    def _after(query: dict) -> int | None:
+        try:
+            return services.parse_sequence_number(query.get("after"), "after", default=None)
+        except DomainError as exc:
+            raise Rejected(CLOSE_BAD_REQUEST, exc.code, exc.message) from None
 
+    async def _join(self, user_id: int, organization_id: int) -> None:
+        """Remember who this socket is and join its groups (before the database is read)."""
+        self.user_id = user_id
+        self.organization_id = organization_id
+        self.group_names = tuple(self.groups_for(user_id, organization_id))
+        await self._join_groups()
+
+    async def _ticket_membership(self, query: dict):
+        """(membership, last sequence) of a `?ticket=` connection, or Rejected; joined to its groups on success."""
+        invalid = Rejected(
+            CLOSE_UNAUTHENTICATED,
+            "invalid_ticket",
+            "This ticket is unknown, used or expired: get a new one from POST /api/v1/events/ticket.",
+        )
+        claim = await services.aclaim_websocket_ticket(query["ticket"])
+        if claim is None:
+            raise invalid
+        self._after(query)  # a bad `after` is refused before anything else is done
+        await self._join(*claim)
+        # Off the process's single ORM thread: a thousand handshakes are not served one after another.
+        membership, last = await database_sync_to_async(services.websocket_ticket_membership, thread_sensitive=False)(
+            *claim
+        )
+        if membership is None:
+            raise invalid
+        requested = query.get("organization")
+        if requested and requested not in (membership.organization.slug, str(membership.organization_id)):
+            raise Rejected(CLOSE_FORBIDDEN, "not_a_member", "The ticket was issued for another organisation.")
+        return membership, last
+
+    async def _session_membership(self, query: dict):
+        """The membership a session (cookie) connection acts through, or Rejected."""
+        requested = query.get("organization")
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             raise Rejected(
@@ -170,29 +411,74 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         self._closed = True
 
     async def _join_groups(self):
-        if self.channel_layer is None:
+        """Join (or re-join) every group: one pipeline on the project's layer, one group_add each on another."""
+        if self.channel_layer is None or not self.group_names:
             return
-        for group in self.group_names:
-            await self.channel_layer.group_add(group, self.channel_name)
+        if hasattr(self.channel_layer, "group_add_many"):
+            await self.channel_layer.group_add_many(self.group_names, self.channel_name)
+            return
+        await asyncio.gather(*(self.channel_layer.group_add(group, self.channel_name) for group in self.group_names))
 
     # --- disconnecting -----------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # The server may kill this instance before its disconnect has run or finished (daphne cancels one that has
+            # not ended application_close_timeout seconds after its client went, as when a busy process takes a
+            # thousand closes at once): the groups are still left, in a task of their own, so that no dead channel
+            # stays in them until group_expiry.
+            self._forget()
+
     async def disconnect(self, code):
-        self._closed = True
-        task, self._task = self._task, None
+        task = self._forget()
         if task is not None:
-            task.cancel()
             try:
                 await task
             except asyncio.CancelledError:
                 pass
             except Exception:
                 logger.exception("event socket: background task failed")
-        if self.channel_layer is not None:
-            for group in self.group_names:
-                await self.channel_layer.group_discard(group, self.channel_name)
+        if self._leaving is not None:
+            await asyncio.shield(self._leaving)  # cancelled here, the leaving goes on
+
+    def _forget(self) -> "asyncio.Task | None":
+        """Stop everything this socket runs and start leaving its groups (once); returns the background task, cancelled
+        but not yet awaited."""
+        self._closed = True
+        if self._watch is not None:
+            self._watch.discard(self)
+            self._watch = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        if self._leaving is None and self.group_names and self.channel_layer is not None:
+            self._leaving = asyncio.get_running_loop().create_task(self._leave_groups())
+            _LEAVING.add(self._leaving)  # a reference until done: the consumer may be gone before it
+            self._leaving.add_done_callback(_LEAVING.discard)
         if self._opened:
             self._opened = False
-            metrics.websocket_closed()
+            SocketGauge.current().adjust(-1)
+        return task
+
+    async def _leave_groups(self):
+        """group_discard, tried again on a Redis hiccup; what still fails leaves the group by group_expiry, since
+        this socket no longer re-joins."""
+        if self.channel_layer is None or not self.group_names:
+            return
+        for attempt in range(3):
+            if hasattr(self.channel_layer, "group_discard_many"):  # one pipeline for all the groups
+                discards = [self.channel_layer.group_discard_many(self.group_names, self.channel_name)]
+            else:
+                discards = [self.channel_layer.group_discard(group, self.channel_name) for group in self.group_names]
+            results = await asyncio.gather(*discards, return_exceptions=True)
+            failed = [result for result in results if isinstance(result, BaseException)]
+            if not failed:
+                return
+            if attempt == 2:
+                logger.warning("event socket: group_discard failed (%s); group_expiry removes it", failed[0])
+                return
+            await asyncio.sleep(0.1 * (attempt + 1))
 
     async def _close_forbidden(self, code: str, message: str):
         if self._closed:
@@ -200,6 +486,20 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         self._closed = True
         await self.send_json({"type": "error", "code": code, "message": message})
         await self.close(code=CLOSE_FORBIDDEN)
+
+    async def membership_ended(self):
+        """Close this socket: its membership no longer allows receiving the organisation's events."""
+        async with self._lock:
+            await self._close_forbidden(
+                "membership_ended", "You are no longer a member of this organisation, or may not see its events."
+            )
+
+    async def membership_changed(self, message):
+        """A membership of this socket's user changed (services.notify_membership_changed): check it once."""
+        if self._closed:
+            return
+        if not await database_sync_to_async(services.may_receive_events)(self.user_id, self.organization_id):
+            await self.membership_ended()
 
     # --- client messages ---------------------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
@@ -239,11 +539,17 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
 
     # --- events ------------------------------------------------------------------------------------
     async def event_message(self, message):
-        """An event from the channel layer (services.deliver)."""
-        event = message.get("event") or {}
-        sequence = event.get("sequence")
+        """An event from the channel layer (services.channel_message): its organisation, its sequence and the
+        frame to send, encoded once by the dispatcher. A message carrying the event itself (`event`) is encoded
+        here."""
+        text = message.get("text")
+        if text is None:
+            event = message.get("event") or {}
+            organization, sequence = event.get("organization"), event.get("sequence")
+        else:
+            organization, sequence = message.get("organization"), message.get("sequence")
         # The user's own group also carries their events of other organisations: not for this socket.
-        if self._closed or event.get("organization") != self.organization_id or not isinstance(sequence, int):
+        if self._closed or organization != self.organization_id or not isinstance(sequence, int):
             return
         async with self._lock:
             if sequence <= self.last_sent:
@@ -251,63 +557,59 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             # A gap: the missing events are committed (numbering is in commit order); fetch them first.
             if sequence > self.last_sent + 1 and not await self._send_from_database():
                 return
-            if sequence > self.last_sent:
-                await self._send([event])
+            if sequence > self.last_sent and not self._closed:
+                await self.send(text_data=text if text is not None else services.event_frame(event))
+                self.last_sent = sequence
+
+    async def event_batch(self, message):
+        """Several events of one organisation from one dispatch (services.batch_message): `events` is a list of
+        [sequence, frame] in sequence order, each frame sent as it is, under one lock (one wake-up per batch)."""
+        rows = message.get("events")
+        if self._closed or message.get("organization") != self.organization_id or not isinstance(rows, list):
+            return
+        async with self._lock:
+            for sequence, text in rows:
+                if self._closed:
+                    return
+                if not isinstance(sequence, int) or sequence <= self.last_sent:
+                    continue  # a duplicate (both groups, or already caught up)
+                if sequence > self.last_sent + 1 and not await self._send_from_database():
+                    return
+                if sequence > self.last_sent and not self._closed:
+                    await self.send(text_data=text)
+                    self.last_sent = sequence
 
     async def _catch_up(self):
         async with self._lock:
             await self._send_from_database()
 
     async def _send_from_database(self) -> bool:
-        """Send every kept event after last_sent, in batches. Call with the lock held. False once closed."""
+        """Send every kept event after last_sent, in batches. Call with the lock held. False once closed. The reads
+        are shared with this process's other sockets asking for the same at the same moment (CatchUpReads)."""
+        reads = CatchUpReads.current()
         while not self._closed:
-            events, has_more = await database_sync_to_async(services.events_after)(
-                self.organization_id, self.last_sent, CATCH_UP_BATCH
-            )
-            if not await self._send(events):
+            frames, has_more = await reads.frames_after(self.organization_id, self.last_sent)
+            for sequence, text in frames:
+                if sequence <= self.last_sent:
+                    continue
+                if self._closed:
+                    return False
+                await self.send(text_data=text)
+                self.last_sent = sequence
+            if self._closed:
                 return False
             if not has_more:
                 return True
         return False
-
-    async def _send(self, events: list[dict]) -> bool:
-        """Send events above last_sent, in order, re-checking permission. Call with the lock held."""
-        for event in events:
-            sequence = event.get("sequence")
-            if sequence is None or sequence <= self.last_sent:
-                continue
-            if not await self._still_allowed():
-                return False
-            await self.send_json({"type": "event", "event": event})
-            self.last_sent = sequence
-        return not self._closed
-
-    def _recheck_seconds(self) -> float:
-        return _setting("EVENTS_PERMISSION_RECHECK_SECONDS", 0.0)
-
-    async def _still_allowed(self) -> bool:
-        """Whether the membership still allows receiving events; checked at most every few seconds.
-        Closes the socket (4403) when it does not."""
-        if self._closed:
-            return False
-        now = time.monotonic()
-        if now < self._allowed_until:
-            return True
-        allowed = await database_sync_to_async(services.may_receive_events)(self.user_id, self.organization_id)
-        if not allowed:
-            await self._close_forbidden(
-                "membership_ended", "You are no longer a member of this organisation, or may not see its events."
-            )
-            return False
-        self._allowed_until = now + self._recheck_seconds()
-        return True
 
     async def _maintain(self):
         """Background: re-join the groups now and then (and look in the database for anything missed);
         in embedded mode, poll the database for new events."""
         poll_interval = _setting("EVENTS_POLL_INTERVAL", 0.01)
         rejoin_interval = _setting("EVENTS_GROUP_REJOIN_SECONDS", 0.05)
-        next_rejoin = time.monotonic() + rejoin_interval
+        # Jittered (75–100 % of the interval): a thousand sockets opened together must not re-join and read the
+        # database together every minute. group_expiry (5 intervals) stays well above the longest gap.
+        next_rejoin = time.monotonic() + rejoin_interval * random.uniform(0.75, 1.0)  # noqa: S311
         while not self._closed:
             wait = next_rejoin - time.monotonic()
             if self.embedded:
@@ -317,11 +619,9 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                 rejoin = time.monotonic() >= next_rejoin
                 if rejoin:
                     await self._join_groups()
-                    next_rejoin = time.monotonic() + rejoin_interval
-                async with self._lock:
-                    if not await self._still_allowed():
-                        return
-                    if self.embedded or rejoin:
+                    next_rejoin = time.monotonic() + rejoin_interval * random.uniform(0.75, 1.0)  # noqa: S311
+                if self.embedded or rejoin:
+                    async with self._lock:
                         await self._send_from_database()
             except asyncio.CancelledError:
                 raise

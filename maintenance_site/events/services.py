@@ -7,26 +7,33 @@ Redis is configured, the `maintenance:<type>` pub/sub channel. A periodic sweep 
 whatever a failed or missed dispatch left behind, so an outage delays events but loses none.
 """
 
+import asyncio
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
+import threading
 import time
+import weakref
 from datetime import timedelta
 from urllib.parse import urlparse
 
 import redis
 import socketio
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, channel_layers, get_channel_layer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisSerializer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from maintenance_site import hooks
@@ -44,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*$")
 NUMBERING_BATCH = 5000
+EVENT_BATCH_MAX = 100  # events in one channel-layer message (the layer's message size stays well below 1 MB)
 
 
 def organization_group(organization_id: int) -> str:
@@ -149,43 +157,161 @@ def emit_to_socketio(message: dict) -> None:
     _socketio_writer.emit(message["type"], message, room=organization_group(message["organization"]), namespace="/")
 
 
+def event_frame(message: dict) -> str:
+    """The websocket frame of one event message, as `/ws/events/` sends it (`{"type": "event", "event": …}`)."""
+    return json.dumps({"type": "event", "event": message}, cls=DjangoJSONEncoder)
+
+
+def channel_message(message: dict) -> dict:
+    """The channel-layer message of one event: its organisation and sequence (what a socket decides on) and the
+    frame encoded once, which every socket sends as it is."""
+    return {
+        "type": "event.message",
+        "organization": message["organization"],
+        "sequence": message["sequence"],
+        "text": event_frame(message),
+    }
+
+
+_dispatch_loops: dict[int, asyncio.AbstractEventLoop] = {}
+_dispatch_loop_lock = threading.Lock()
+
+
+def _on_dispatch_loop(coroutine, timeout: float = 120):
+    """Run `coroutine` on this process's long-lived dispatch event loop (a daemon thread, started on first use and
+    again after a fork) and return its result: the channel layer keeps its Redis connections between dispatches,
+    where async_to_sync would open a new loop, a new pool and new connections for each."""
+    pid = os.getpid()
+    with _dispatch_loop_lock:
+        loop = _dispatch_loops.get(pid)
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="events-dispatch", daemon=True).start()
+            _dispatch_loops.clear()
+            _dispatch_loops[pid] = loop
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+
+_dispatch_layers: dict[int, tuple] = {}  # pid → (the process's shared layer, the dispatch loop's own instance)
+
+
+def _dispatch_layer(shared):
+    """The dispatch loop's own instance of the channel layer (its pools stay on that loop: another loop flushing
+    or closing the shared instance never touches them); made again when the settings give a new shared layer."""
+    entry = _dispatch_layers.get(os.getpid())
+    if entry is None or entry[0] is not shared:
+        _dispatch_layers.clear()
+        entry = _dispatch_layers[os.getpid()] = (shared, channel_layers.make_backend(DEFAULT_CHANNEL_LAYER))
+    return entry[1]
+
+
+def batch_message(organization_id: int, frames: list[tuple[int, str]]) -> dict:
+    """The channel-layer message of several events of one organisation, in sequence order: one message per group
+    and dispatch instead of one per event (each socket wakes once per batch), each frame encoded once."""
+    return {"type": "event.batch", "organization": organization_id, "events": [list(frame) for frame in frames]}
+
+
+async def _group_send_all(layer, sends: list[tuple[list[int], str, dict]]) -> dict[int, Exception]:
+    """The channel-layer part of a batch, in order, in one event loop (one connection pool for the batch).
+    Returns the failures by event id (a failed send fails every event it carried)."""
+    failures: dict[int, Exception] = {}
+    for event_ids, group, message in sends:
+        earlier = next((failures[event_id] for event_id in event_ids if event_id in failures), None)
+        if earlier is not None:  # an event of this send already failed: its later sends would leave a gap
+            for event_id in event_ids:
+                failures.setdefault(event_id, earlier)
+            continue
+        try:
+            await layer.group_send(group, message)
+        except Exception as exc:  # noqa: BLE001 (any transport failure: the events stay for the sweep)
+            for event_id in event_ids:
+                failures[event_id] = exc
+    return failures
+
+
+def _channel_sends(messages: list[tuple[Event, dict]]) -> list[tuple[list[int], str, dict]]:
+    """The group messages of a batch: per group, the events it gets in order, as one `event.batch` message (one
+    event: `event.message`), at most EVENT_BATCH_MAX events each."""
+    by_group: dict[str, list[tuple[Event, dict]]] = {}
+    for event, message in messages:
+        by_group.setdefault(organization_group(event.organization_id), []).append((event, message))
+        if event.user_id:
+            by_group.setdefault(user_group(event.user_id), []).append((event, message))
+    sends = []
+    for group, rows in by_group.items():
+        # A user's group may carry events of several organisations: one batch per organisation run.
+        runs: list[list[tuple[Event, dict]]] = []
+        for row in rows:
+            if runs and runs[-1][0][0].organization_id == row[0].organization_id and len(runs[-1]) < EVENT_BATCH_MAX:
+                runs[-1].append(row)
+            else:
+                runs.append([row])
+        for run in runs:
+            if len(run) == 1:
+                sends.append(([run[0][0].pk], group, channel_message(run[0][1])))
+            else:
+                frames = [(message["sequence"], event_frame(message)) for _, message in run]
+                sends.append(([event.pk for event, _ in run], group, batch_message(run[0][0].organization_id, frames)))
+    return sends
+
+
+def deliver_many(events: list[Event]) -> dict[int, Exception]:
+    """Send numbered events to their listeners, in order, as one batch: the channel-layer sends in one event loop
+    (one message per group, _channel_sends), the Redis pub/sub publishes in one pipeline. Returns the events that
+    failed (by id) with the error."""
+    failures: dict[int, Exception] = {}
+    messages = [(event, event.as_message()) for event in events]
+    layer = get_channel_layer()
+    if layer is not None and messages:
+        sends = _channel_sends(messages)
+        if isinstance(layer, InMemoryChannelLayer):  # the sockets' own loop (tests, embedded): asgiref finds it
+            failures.update(async_to_sync(_group_send_all)(layer, sends))
+        else:
+            failures.update(_on_dispatch_loop(_group_send_all(_dispatch_layer(layer), sends)))
+    client = _redis()
+    if client is not None and messages:
+        try:
+            pipeline = client.pipeline(transaction=False)
+            for _, message in messages:
+                pipeline.publish(f"maintenance:{message['type']}", json.dumps(message, cls=DjangoJSONEncoder))
+            pipeline.execute()
+            for _, message in messages:
+                emit_to_socketio(json.loads(json.dumps(message, cls=DjangoJSONEncoder)))
+        except Exception as exc:  # noqa: BLE001
+            for event, _ in messages:
+                failures.setdefault(event.pk, exc)
+    return failures
+
+
 def deliver(event: Event) -> None:
     """Send one numbered event to its listeners. Raises when a transport fails."""
-    message = event.as_message()
-    layer = get_channel_layer()
-    if layer is not None:
-        channel_message = {"type": "event.message", "event": message}
-        async_to_sync(layer.group_send)(organization_group(event.organization_id), channel_message)
-        if event.user_id:
-            async_to_sync(layer.group_send)(user_group(event.user_id), channel_message)
-    client = _redis()
-    if client is not None:
-        client.publish(f"maintenance:{event.type}", json.dumps(message, cls=DjangoJSONEncoder))
-        emit_to_socketio(json.loads(json.dumps(message, cls=DjangoJSONEncoder)))
+    failures = deliver_many([event])
+    if failures:
+        raise failures[event.pk]
 
 
 def deliver_numbered_events(*, older_than: timedelta | None = None, limit: int = 1000) -> tuple[int, int]:
-    """Deliver numbered, undelivered events in sequence order. Returns (delivered, failed)."""
+    """Deliver numbered, undelivered events in sequence order, as one batch (deliver_many). Returns (delivered,
+    failed)."""
     queryset = Event.objects.numbered().undelivered().order_by("organization_id", "sequence")
     if older_than is not None:
         queryset = queryset.filter(numbered_at__lt=timezone.now() - older_than)
-    delivered, failed = [], 0
-    for event in queryset.select_related(None)[:limit]:
-        try:
-            deliver(event)
-        except Exception as exc:  # any transport failure: keep the event for the sweep
-            failed += 1
-            logger.warning("event %s (#%s) not delivered: %s", event.type, event.sequence, exc)
-            Event.objects.filter(pk=event.pk).update(
-                delivery_attempts=F("delivery_attempts") + 1, last_error=str(exc)[:1000]
-            )
-            continue
-        delivered.append(event.pk)
+    events = list(queryset.select_related(None)[:limit])
+    if not events:
+        return 0, 0
+    failures = deliver_many(events)
+    for event_id, exc in failures.items():
+        event = next(event for event in events if event.pk == event_id)
+        logger.warning("event %s (#%s) not delivered: %s", event.type, event.sequence, exc)
+        Event.objects.filter(pk=event_id).update(
+            delivery_attempts=F("delivery_attempts") + 1, last_error=str(exc)[:1000]
+        )
+    delivered = [event.pk for event in events if event.pk not in failures]
     if delivered:
         Event.objects.filter(pk__in=delivered).update(
             dispatched_at=timezone.now(), delivery_attempts=F("delivery_attempts") + 1, last_error=""
         )
-    return len(delivered), failed
+    return len(delivered), len(failures)
 
 
 def dispatch() -> dict:
@@ -240,8 +366,8 @@ def parse_sequence_number(value, field: str = "after", *, default: int | None = 
     except ValueError:
         number = None
     if number is None or not 0 <= number <= _MAX_SEQUENCE:
-        message = f"“{value}” is not a sequence number: give the last sequence you received, a whole number ≥ 0."
-        raise InvalidInput(message, fields={field: ["A whole number ≥ 0."]})
+        message = _("“%(value)s” is not a sequence number: give the last sequence you received, a whole number ≥ 0.")
+        raise InvalidInput(message % {"value": value}, fields={field: [_("A whole number ≥ 0.")]})
     return number
 
 
@@ -256,8 +382,11 @@ def parse_catch_up_limit(value, field: str = "limit") -> int:
     except ValueError:
         number = None
     if number is None or not 1 <= number <= CATCH_UP_MAX_LIMIT:
-        message = f"“{value}” is not a page size: ask for 1 to {CATCH_UP_MAX_LIMIT} events."
-        raise InvalidInput(message, fields={field: [f"A whole number from 1 to {CATCH_UP_MAX_LIMIT}."]})
+        message = _("“%(value)s” is not a page size: ask for 1 to %(limit)s events.")
+        raise InvalidInput(
+            message % {"value": value, "limit": CATCH_UP_MAX_LIMIT},
+            fields={field: [_("A whole number from 1 to %(limit)s.") % {"limit": CATCH_UP_MAX_LIMIT}]},
+        )
     return number
 
 
@@ -268,6 +397,13 @@ def events_after(organization_id: int, after: int, limit: int) -> tuple[list[dic
         Event.objects.filter(organization_id=organization_id, sequence__gt=after).order_by("sequence")[: limit + 1]
     )
     return [event.as_message() for event in rows[:limit]], len(rows) > limit
+
+
+def event_frames_after(organization_id: int, after: int, limit: int) -> tuple[list[tuple[int, str]], bool]:
+    """events_after as the socket sends them: [(sequence, frame)], each frame encoded once for every socket that
+    catches up from the same read; and whether more follow."""
+    events, has_more = events_after(organization_id, after, limit)
+    return [(event["sequence"], event_frame(event)) for event in events], has_more
 
 
 def last_sequence(organization_id: int) -> int:
@@ -324,8 +460,10 @@ def issue_websocket_ticket(user, organization) -> dict:
         cache.set(_ticket_cache_key(ticket), value, timeout=WEBSOCKET_TICKET_TTL_SECONDS)
     except (RedisError, OSError):  # tickets live in the shared cache: without it the socket is down as well
         raise ServiceUnavailable(
-            "Live events are unavailable right now (the shared cache is unreachable): catch up with "
-            "GET /api/v1/events/?after=<sequence> and ask for a ticket again in a minute.",
+            _(
+                "Live events are unavailable right now (the shared cache is unreachable): catch up with "
+                "GET /api/v1/events/?after=<sequence> and ask for a ticket again in a minute."
+            ),
             code="events_unavailable",
         ) from None
     return {"ticket": ticket, "expires_in": WEBSOCKET_TICKET_TTL_SECONDS}
@@ -347,21 +485,130 @@ def may_receive_events(user_id: int, organization_id: int) -> bool:
     return membership is not None and role_allows(membership.role, Action.VIEW)
 
 
-def redeem_websocket_ticket(ticket: str):
-    """Use up a ticket: the membership it was issued for if the ticket is valid, unexpired, not used
-    before and the membership still allows viewing; else None. A ticket works once, even when two
-    connections present it at the same moment (only one cache delete succeeds)."""
+def _ticket_claim(value, ticket_ok: bool = True) -> tuple[int, int] | None:
+    """(user id, organisation id) of a stored ticket value, if it is one and has not expired."""
+    if not ticket_ok or not isinstance(value, dict) or value.get("expires_at", 0) <= _ticket_clock():
+        return None
+    user_id, organization_id = value.get("user_id"), value.get("organization_id")
+    if not isinstance(user_id, int) or not isinstance(organization_id, int):
+        return None
+    return user_id, organization_id
+
+
+def claim_websocket_ticket(ticket: str) -> tuple[int, int] | None:
+    """Use up a ticket: (user id, organisation id) it was issued for if it is valid, unexpired and not used
+    before, else None. The membership is not checked here (websocket_ticket_membership does). A ticket works once,
+    even when two connections present it at the same moment (only one cache delete succeeds)."""
     if not ticket or len(ticket) > 200:
         return None
     key = _ticket_cache_key(ticket)
     value = cache.get(key)
     if not isinstance(value, dict) or not cache.delete(key):
         return None
-    if value.get("expires_at", 0) <= _ticket_clock():
+    return _ticket_claim(value)
+
+
+_ticket_redis_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
+_REDIS_CACHE_BACKEND = "django.core.cache.backends.redis.RedisCache"
+
+
+def _ticket_redis():
+    """This event loop's asyncio client of the default cache's Redis (its write server), or None when the cache
+    is not Redis (embedded mode: the file cache, reached through a thread)."""
+    config = settings.CACHES.get("default", {})
+    if config.get("BACKEND") != _REDIS_CACHE_BACKEND:
         return None
-    if not may_receive_events(value["user_id"], value["organization_id"]):
+    location = config["LOCATION"]
+    location = re.split("[;,]", location)[0] if isinstance(location, str) else location[0]
+    clients = _ticket_redis_clients.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(location)
+    if client is None:
+        options = config.get("OPTIONS", {})
+        pool = aioredis.BlockingConnectionPool.from_url(
+            location,
+            max_connections=50,
+            timeout=10,
+            socket_timeout=options.get("socket_timeout", 2),
+            socket_connect_timeout=options.get("socket_connect_timeout", 2),
+        )
+        client = clients[location] = aioredis.Redis(connection_pool=pool)
+    return client
+
+
+async def aclaim_websocket_ticket(ticket: str) -> tuple[int, int] | None:
+    """claim_websocket_ticket from the event loop: with the cache on Redis one GETDEL of the cache's own key (atomic:
+    a ticket works once), decoded as Django's Redis cache stores values; no trip through a thread. Raises RedisError
+    or OSError when the cache's Redis is unreachable."""
+    client = _ticket_redis()
+    if client is None:
+        return await sync_to_async(claim_websocket_ticket, thread_sensitive=False)(ticket)
+    if not ticket or len(ticket) > 200:
         return None
-    return active_membership(value["user_id"], value["organization_id"])
+    raw = await client.getdel(cache.make_key(_ticket_cache_key(ticket)))
+    if raw is None:
+        return None
+    try:
+        value = RedisSerializer().loads(raw)
+    except Exception:  # noqa: BLE001 (not a ticket this code wrote)
+        return None
+    return _ticket_claim(value)
+
+
+def websocket_ticket_membership(user_id: int, organization_id: int):
+    """For a claimed ticket, in one query: the membership it acts through (None when it no longer allows receiving
+    the organisation's events, as may_receive_events) and the organisation's last sequence (as last_sequence)."""
+    latest = (
+        Event.objects.filter(organization_id=OuterRef("organization_id"), sequence__isnull=False)
+        .order_by("-sequence")
+        .values("sequence")[:1]
+    )
+    membership = (
+        Membership.objects.active()
+        .select_related("organization")
+        .filter(user_id=user_id, organization_id=organization_id)
+        .annotate(events_last_sequence=Subquery(latest))
+        .first()
+    )
+    if membership is None:
+        return None, 0
+    highest = membership.events_last_sequence or 0
+    return (membership if role_allows(membership.role, Action.VIEW) else None), highest
+
+
+def redeem_websocket_ticket(ticket: str):
+    """Use up a ticket: the membership it was issued for if the ticket is valid, unexpired, not used
+    before and the membership still allows viewing; else None (claim_websocket_ticket, then one query)."""
+    claim = claim_websocket_ticket(ticket)
+    if claim is None:
+        return None
+    return websocket_ticket_membership(*claim)[0]
+
+
+def pairs_allowed_to_receive(pairs) -> set[tuple[int, int]]:
+    """Of the (user id, organisation id) pairs, those whose user may still receive the organisation's events (as
+    may_receive_events), in one query: the web process's periodic re-check of all its sockets."""
+    pairs = set(pairs)
+    if not pairs:
+        return set()
+    rows = (
+        Membership.objects.active()
+        .filter(user_id__in={user for user, _ in pairs}, organization_id__in={org for _, org in pairs})
+        .values_list("user_id", "organization_id", "role")
+    )
+    return {(user, org) for user, org, role in rows if (user, org) in pairs and role_allows(role, Action.VIEW)}
+
+
+def notify_membership_changed(user_id: int) -> None:
+    """Tell the user's open event sockets that one of their memberships changed (each re-checks its own, once);
+    called after commit when a membership is saved or deleted, or a user saved (events/apps.py). Best effort: with
+    the channel layer down the sockets' periodic re-check (EVENTS_PERMISSION_RECHECK_SECONDS) still applies."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(user_group(user_id), {"type": "membership.changed"})
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("membership change of user %s not pushed to their sockets: %s", user_id, exc)
 
 
 def websocket_origin_allowed(origin: str | None) -> bool:
@@ -382,7 +629,7 @@ def websocket_membership(user, requested: str | None = None, session=None):
     membership = resolve_membership(user, requested, default_organization_id=remembered)
     if not role_allows(membership.role, Action.VIEW):
         raise PermissionDeniedError(
-            f"Your role ({membership.get_role_display()}) may not see the organisation's events.",
+            _("Your role (%(role)s) may not see the organisation's events.") % {"role": membership.get_role_display()},
             code="role_forbids",
         )
     return membership
@@ -414,3 +661,21 @@ def publish_many(organization, event_type: str, payloads: list[dict], *, user_id
     insert_rows(Event, ["organization_id", "type", "payload", "user_id", "correlation_id"], rows, with_ids=False)
     schedule_dispatch()
     return len(rows)
+
+
+def _push_after_commit(user_id) -> None:
+    if user_id is not None:
+        transaction.on_commit(lambda: notify_membership_changed(user_id), robust=True)
+
+
+def membership_saved(sender, instance, **kwargs) -> None:
+    """Signal receiver (events/apps.py): a membership saved or deleted; its user's sockets re-check after commit."""
+    _push_after_commit(instance.user_id)
+
+
+def user_saved(sender, instance, created=False, update_fields=None, **kwargs) -> None:
+    """Signal receiver (events/apps.py): a user saved (deactivated, say); their sockets re-check after commit. A
+    login (only last_login) or a new user (no sockets yet) is not worth a message."""
+    if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return
+    _push_after_commit(instance.pk)

@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.contrib.auth import get_user_model
+from django.utils.translation import gettext as _
 
 from maintenance_site.errors import DomainError
 from maintenance_site.events import services
@@ -50,21 +51,23 @@ def _membership_from_environ(environ: dict, auth) -> object:
     if ticket:
         membership = services.redeem_websocket_ticket(str(ticket))
         if membership is None:
-            raise ConnectionRefusedError({"code": "invalid_ticket", "message": "Unknown, used or expired ticket."})
+            raise ConnectionRefusedError({"code": "invalid_ticket", "message": _("Unknown, used or expired ticket.")})
         if requested and str(requested) not in (membership.organization.slug, str(membership.organization_id)):
-            raise ConnectionRefusedError({"code": "not_a_member", "message": "The ticket is for another organisation."})
+            raise ConnectionRefusedError(
+                {"code": "not_a_member", "message": _("The ticket is for another organisation.")}
+            )
         return membership
     cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
     morsel = cookie.get(settings.SESSION_COOKIE_NAME)
     if morsel is None:
-        raise ConnectionRefusedError({"code": "not_authenticated", "message": "Sign in or connect with a ticket."})
+        raise ConnectionRefusedError({"code": "not_authenticated", "message": _("Sign in or connect with a ticket.")})
     if not services.websocket_origin_allowed(environ.get("HTTP_ORIGIN")):
-        raise ConnectionRefusedError({"code": "origin_forbidden", "message": "Connect with a ticket instead."})
+        raise ConnectionRefusedError({"code": "origin_forbidden", "message": _("Connect with a ticket instead.")})
     session = import_module(settings.SESSION_ENGINE).SessionStore(morsel.value)
     user_id = session.get(AUTH_SESSION_KEY)
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first() if user_id else None
     if user is None:
-        raise ConnectionRefusedError({"code": "not_authenticated", "message": "Sign in or connect with a ticket."})
+        raise ConnectionRefusedError({"code": "not_authenticated", "message": _("Sign in or connect with a ticket.")})
     try:
         return services.websocket_membership(user, requested, session)
     except DomainError as exc:

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from maintenance_site.events import services
+from maintenance_site.events import platform, services
 
 
 @shared_task(ignore_result=True)
@@ -17,5 +17,12 @@ def sweep_events() -> dict:
 
 @shared_task(ignore_result=True)
 def prune_events() -> int:
-    """Periodic: drop delivered events past EVENTS_RETENTION_DAYS."""
-    return services.prune()
+    """Periodic: drop delivered events (the platform stream's too) past EVENTS_RETENTION_DAYS."""
+    return services.prune() + platform.prune()
+
+
+@shared_task(ignore_result=True)
+def dispatch_platform_events() -> dict:
+    """After a commit that published platform events, and periodically (`core: platform event sweep`): number them
+    and send them to the superusers' group. Safe to run twice or at once."""
+    return platform.dispatch()

@@ -16,6 +16,8 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext
+
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*$")
 # A subscription's pattern: an exact type, `area:*`, or `*` (everything).
 EVENT_PATTERN = re.compile(r"^(\*|[a-z][a-z0-9-]*:(\*|[a-z][a-z0-9-]*))$")
@@ -71,15 +73,21 @@ def validate_patterns(patterns) -> list[str]:
     which must match at least one registered type. Returns the cleaned, de-duplicated list; raises ValueError
     naming what is wrong."""
     if not isinstance(patterns, list) or not patterns or not all(isinstance(item, str) for item in patterns):
-        raise ValueError("Give at least one event type, e.g. [“work-order:created”] or [“work-order:*”].")
+        raise ValueError(gettext("Give at least one event type, e.g. [“work-order:created”] or [“work-order:*”]."))
     cleaned = []
     for pattern in patterns:
         pattern = pattern.strip()
         if not EVENT_PATTERN.match(pattern):
-            raise ValueError(f"“{pattern[:80]}” is not an event type or a wildcard such as “work-order:*”.")
+            raise ValueError(
+                gettext("“%(pattern)s” is not an event type or a wildcard such as “work-order:*”.")
+                % {"pattern": pattern[:80]}
+            )
         if not any(matches(pattern, name) for name in _TYPES):
             known = ", ".join(sorted(_TYPES))
-            raise ValueError(f"“{pattern}” matches no event type; the types are: {known}.")
+            raise ValueError(
+                gettext("“%(pattern)s” matches no event type; the types are: %(known)s.")
+                % {"pattern": pattern, "known": known}
+            )
         if pattern not in cleaned:
             cleaned.append(pattern)
     return cleaned
@@ -100,7 +108,9 @@ _WORK_ORDER = {
 _WINDOW = {"id": INTEGER, "title": STRING, "status": STRING, "starts_at": DATE_TIME, "ends_at": DATE_TIME}
 _SLA = {"work_order": INTEGER, "policy": NULLABLE_INTEGER, "level": STRING, "due_at": DATE_TIME}
 
-# The platform's event types (DESIGN.md, "Events"); apps add their own with register_event_type().
+# The platform's event types (DESIGN.md, "Events"); apps add their own with register_event_type(). Scenario events
+# are not among them: scenarios belong to no organisation, so theirs go to the superusers' platform stream
+# (maintenance_site/events/platform.py), never to a tenant's stream or webhooks.
 for _name, _label, _properties in [
     ("work-order:created", "Work order created", _WORK_ORDER),
     ("work-order:updated", "Work order updated", {**_WORK_ORDER, "change": STRING}),
@@ -116,8 +126,6 @@ for _name, _label, _properties in [
     ("maintenance:window-failed", "Maintenance window failed", _WINDOW),
     ("maintenance:window-cancelled", "Maintenance window cancelled", _WINDOW),
     ("maintenance:mode-changed", "Maintenance mode switched", {"enabled": {"type": "boolean"}}),
-    ("scenario:activated", "Maintenance scenario activated", {"scenario": STRING}),
-    ("scenario:deactivated", "Maintenance scenario deactivated", {"scenario": STRING}),
     ("notification:created", "Notification for a member", {"id": INTEGER, "kind": STRING}),
     ("webhook:test", "Test event of a webhook subscription", {"message": STRING}),
 ]:

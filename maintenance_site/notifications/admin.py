@@ -2,6 +2,9 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from maintenance_site.notifications import services
 from maintenance_site.notifications.kinds import all_kinds
@@ -20,7 +23,7 @@ from maintenance_site.tenancy.roles import Action
 class KindFilter(admin.SimpleListFilter):
     """Choices from the kind registry, so the filter never lists another organisation's values."""
 
-    title = "kind"
+    title = _("kind")
     parameter_name = "kind"
     field_path = "kind"
 
@@ -38,11 +41,11 @@ class DeliveryKindFilter(KindFilter):
 
 
 class ReadFilter(admin.SimpleListFilter):
-    title = "read"
+    title = _("read")
     parameter_name = "read"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Read"), ("no", "Unread")]
+        return [("yes", _("Read")), ("no", _("Unread"))]
 
     def queryset(self, request, queryset):
         if self.value() in ("yes", "no"):
@@ -79,24 +82,32 @@ class NotificationDeliveryAdmin(ReadOnlyTenantAdmin):
     show_full_result_count = False
     actions = ["retry_failed"]
 
-    @admin.display(description="notification", ordering="notification__title")
+    @admin.display(description=_("notification"), ordering="notification__title")
     def notification_title(self, obj):
         return obj.notification.title
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def short_error(self, obj):
         return obj.last_error[:80] + ("…" if len(obj.last_error) > 80 else "")
 
     def has_retry_permission(self, request):
         return self._may_write(request)
 
-    @admin.action(description="Retry the selected failed deliveries", permissions=["retry"])
+    @admin.action(description=_("Retry the selected failed deliveries"), permissions=["retry"])
     def retry_failed(self, request, queryset):
         count = services.retry_deliveries(queryset.filter(status=NotificationDelivery.Status.FAILED))
         if count:
-            messages.success(request, f"Queued {count} failed deliveries for another round of attempts.")
+            messages.success(
+                request,
+                ngettext(
+                    "Queued %(count)s failed delivery for another round of attempts.",
+                    "Queued %(count)s failed deliveries for another round of attempts.",
+                    count,
+                )
+                % {"count": count},
+            )
         else:
-            messages.warning(request, "None of the selected deliveries had failed; nothing to retry.")
+            messages.warning(request, _("None of the selected deliveries had failed; nothing to retry."))
 
 
 class KindsField(forms.CharField):
@@ -115,12 +126,16 @@ class ChatChannelForm(ServiceForm):
         max_length=2000,
         required=False,
         assume_scheme="https",
-        help_text="The incoming webhook's URL (Slack, Teams Workflows, or any JSON receiver). Stored encrypted; "
-        "leave empty to keep the current one.",
+        help_text=_(
+            "The incoming webhook's URL (Slack, Teams Workflows, or any JSON receiver). Stored encrypted; "
+            "leave empty to keep the current one."
+        ),
     )
     kinds = KindsField(
-        help_text="Notification kinds routed here, comma-separated; wildcards such as sla:* or * for all. Kinds: "
-        + ", ".join(kind.name for kind in all_kinds())
+        help_text=format_lazy(
+            _("Notification kinds routed here, comma-separated; wildcards such as sla:* or * for all. Kinds: {kinds}"),
+            kinds=", ".join(kind.name for kind in all_kinds()),
+        )
     )
 
     class Meta:
@@ -130,14 +145,16 @@ class ChatChannelForm(ServiceForm):
     def clean_url(self):
         url = self.cleaned_data.get("url")
         if not url and self.instance.pk is None:
-            raise forms.ValidationError("A new channel needs its webhook URL.")
+            raise forms.ValidationError(_("A new channel needs its webhook URL."))
         return url
 
 
 @admin.register(ChatChannel)
 class ChatChannelAdmin(ServiceAdmin):
-    """The organisation's Slack / Teams / JSON webhooks and the notification kinds each receives (managers)."""
+    """The organisation's Slack / Teams / JSON webhooks and the notification kinds each receives. Seen and changed
+    with `manage_webhooks`, the action the chat-channel API checks (in the back office: managers)."""
 
+    write_action = Action.MANAGE_WEBHOOKS  # as chat_api.MANAGE
     form = ChatChannelForm
     list_display = ["name", "kind", "url_hint", "routed", "is_active", "organization"]
     list_filter = ["kind", "is_active"]
@@ -145,7 +162,11 @@ class ChatChannelAdmin(ServiceAdmin):
     search_fields = ["name"]
     readonly_fields = ["url_hint", "created_at", "updated_at"]
 
-    @admin.display(description="kinds")
+    def has_view_permission(self, request, obj=None):
+        # the API lists channels only to those who may change them; the back office says the same
+        return super().has_view_permission(request, obj) and self._may_write(request, obj)
+
+    @admin.display(description=_("kinds"))
     def routed(self, obj):
         return ", ".join(obj.kinds)
 

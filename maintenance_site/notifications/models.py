@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel, TenantQuerySet, validate_time_zone
@@ -15,13 +17,13 @@ from maintenance_site.tenancy.models import TenantModel, TenantQuerySet, validat
 class Channel(models.TextChoices):
     """How a notification reaches its recipient. `in_app` is always on: it is the Notification itself."""
 
-    IN_APP = "in_app", "In-app"
-    EMAIL = "email", "E-mail"
-    SLACK = "slack", "Slack"
-    SMS = "sms", "SMS"
-    PUSH = "push", "Push"
-    WEBPUSH = "webpush", "Web Push (the technician's phone)"
-    CHAT = "chat", "Organisation chat channel"  # a ChatChannel of the organisation (routed by kind, not chosen)
+    IN_APP = "in_app", _("In-app")
+    EMAIL = "email", _("E-mail")
+    SLACK = "slack", _("Slack")
+    SMS = "sms", _("SMS")
+    PUSH = "push", _("Push")
+    WEBPUSH = "webpush", _("Web Push (the technician's phone)")
+    CHAT = "chat", _("Organisation chat channel")  # a ChatChannel of the organisation (routed by kind, not chosen)
 
 
 class NotificationQuerySet(TenantQuerySet):
@@ -38,12 +40,12 @@ class Notification(TenantModel):
     its own audit."""
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=64, help_text="What happened, e.g. sla:violation (see the kind registry).")
+    kind = models.CharField(max_length=64, help_text=_("What happened, e.g. sla:violation (see the kind registry)."))
     title = models.CharField(max_length=200)
     body = models.TextField()
-    url = models.CharField(max_length=500, blank=True, help_text="Where the recipient can act on it.")
+    url = models.CharField(max_length=500, blank=True, help_text=_("Where the recipient can act on it."))
     data = models.JSONField(
-        default=dict, blank=True, encoder=DjangoJSONEncoder, help_text="The rest of the caller's context."
+        default=dict, blank=True, encoder=DjangoJSONEncoder, help_text=_("The rest of the caller's context.")
     )
     read_at = models.DateTimeField(null=True, blank=True)
 
@@ -55,6 +57,9 @@ class Notification(TenantModel):
             # the recipient's list (cursor pages): WHERE organization_id = ? AND recipient_id = ?
             # ORDER BY created_at DESC, id DESC
             models.Index(fields=["organization", "recipient", "created_at", "id"], name="notif_recipient_list_id_idx"),
+            # the back office's list of the organisation's notifications (every recipient's):
+            # WHERE organization_id = ? ORDER BY created_at DESC, id DESC
+            models.Index(fields=["organization", "created_at", "id"], name="notif_org_created_id_idx"),
             # unread count and ?unread=true: ... AND read_at IS NULL
             models.Index(
                 fields=["organization", "recipient"],
@@ -83,16 +88,16 @@ class NotificationDelivery(TenantModel):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        SKIPPED = "skipped", "Skipped"
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
 
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=20, choices=Channel.choices)
     chat_channel = models.ForeignKey(
-        "ChatChannel", on_delete=models.CASCADE, null=True, blank=True, related_name="+", help_text="For `chat`."
+        "ChatChannel", on_delete=models.CASCADE, null=True, blank=True, related_name="+", help_text=_("For `chat`.")
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -100,13 +105,13 @@ class NotificationDelivery(TenantModel):
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(
-        null=True, blank=True, help_text="Held until then: the recipient's quiet hours, or their daily digest."
+        null=True, blank=True, help_text=_("Held until then: the recipient's quiet hours, or their daily digest.")
     )
-    digest = models.BooleanField(default=False, help_text="Goes out in the recipient's daily digest e-mail.")
+    digest = models.BooleanField(default=False, help_text=_("Goes out in the recipient's daily digest e-mail."))
 
     class Meta:
         ordering = ["-id"]
-        verbose_name_plural = "notification deliveries"
+        verbose_name_plural = _("notification deliveries")
         constraints = [
             models.UniqueConstraint(
                 fields=["notification", "channel"],
@@ -142,10 +147,13 @@ class NotificationDelivery(TenantModel):
 
 def validate_channels(value) -> None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValidationError("Give the channels as a list of names, e.g. [“in_app”, “email”].")
+        raise ValidationError(gettext("Give the channels as a list of names, e.g. [“in_app”, “email”]."))
     unknown = sorted(set(value) - set(Channel.values))
     if unknown:
-        raise ValidationError(f"Unknown channel(s) {', '.join(unknown)}; choose from {', '.join(Channel.values)}.")
+        raise ValidationError(
+            gettext("Unknown channel(s) %(unknown)s; choose from %(choices)s.")
+            % {"unknown": ", ".join(unknown), "choices": ", ".join(Channel.values)}
+        )
 
 
 class NotificationPreference(TenantModel):
@@ -183,20 +191,20 @@ class NotificationProfile(models.Model):
         validators=[
             RegexValidator(r"^\+[1-9]\d{6,14}$", "Write the number in international form, e.g. +4915112345678.")
         ],
-        help_text="For SMS, in international form (E.164).",
+        help_text=_("For SMS, in international form (E.164)."),
     )
     time_zone = models.CharField(
         max_length=64,
         blank=True,
         validators=[validate_time_zone],
-        help_text="For quiet hours and the digest; empty: the organisation's time zone.",
+        help_text=_("For quiet hours and the digest; empty: the organisation's time zone."),
     )
-    quiet_hours_start = models.TimeField(null=True, blank=True, help_text="From then, non-urgent news waits…")
-    quiet_hours_end = models.TimeField(null=True, blank=True, help_text="…until then (may be past midnight).")
+    quiet_hours_start = models.TimeField(null=True, blank=True, help_text=_("From then, non-urgent news waits…"))
+    quiet_hours_end = models.TimeField(null=True, blank=True, help_text=_("…until then (may be past midnight)."))
     daily_digest = models.BooleanField(
-        default=False, help_text="Non-urgent e-mails come as one digest a day instead of one by one."
+        default=False, help_text=_("Non-urgent e-mails come as one digest a day instead of one by one.")
     )
-    digest_time = models.TimeField(default=datetime.time(8, 0), help_text="When the digest is sent (local time).")
+    digest_time = models.TimeField(default=datetime.time(8, 0), help_text=_("When the digest is sent (local time)."))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -221,9 +229,9 @@ class WebPushSubscription(TenantModel):
     service says is gone (404/410) is deleted when a notification meets it."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webpush_subscriptions")
-    endpoint = models.URLField(max_length=1000, help_text="The push service's URL for this device.")
-    p256dh = models.CharField(max_length=200, help_text="The device's public key (base64url).")
-    auth = models.CharField(max_length=100, help_text="The device's authentication secret (base64url).")
+    endpoint = models.URLField(max_length=1000, help_text=_("The push service's URL for this device."))
+    p256dh = models.CharField(max_length=200, help_text=_("The device's public key (base64url)."))
+    auth = models.CharField(max_length=100, help_text=_("The device's authentication secret (base64url)."))
     user_agent = models.CharField(max_length=300, blank=True)
     last_sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -252,18 +260,20 @@ class ChatChannel(TenantModel):
     (maintenance_site.security.encryption), never shown whole again."""
 
     class Kind(models.TextChoices):
-        SLACK = "slack", "Slack incoming webhook"
-        TEAMS = "teams", "Microsoft Teams (Workflows webhook, Adaptive Card)"
-        WEBHOOK = "webhook", "Generic JSON webhook"
+        SLACK = "slack", _("Slack incoming webhook")
+        TEAMS = "teams", _("Microsoft Teams (Workflows webhook, Adaptive Card)")
+        WEBHOOK = "webhook", _("Generic JSON webhook")
 
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     url_encrypted = models.TextField(editable=False)
-    url_hint = models.CharField(max_length=120, editable=False, help_text="The URL's host and the start of its path.")
+    url_hint = models.CharField(
+        max_length=120, editable=False, help_text=_("The URL's host and the start of its path.")
+    )
     kinds = models.JSONField(
         default=list,
         blank=True,
-        help_text="Notification kinds or wildcards routed here (“sla:*”, “inventory:low-stock”); “*” for all.",
+        help_text=_("Notification kinds or wildcards routed here (“sla:*”, “inventory:low-stock”); “*” for all."),
     )
     is_active = models.BooleanField(default=True)
 

@@ -16,7 +16,10 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.mail import get_connection, send_mail
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import translation
+from django.utils.translation import gettext, ngettext
 
+from maintenance_site.i18n import language_for
 from maintenance_site.notifications.models import Channel, Notification, NotificationProfile
 from maintenance_site.security import encryption
 from maintenance_site.security.outbound import TargetRefused, resolve_target
@@ -128,9 +131,14 @@ def send_digest_email(notifications: list[Notification]) -> None:
     if not address:
         raise DeliverySkipped("The recipient has no e-mail address.")
     sections = [plain_text(notification) for notification in notifications]
+    with translation.override(language_for(first.recipient, first.organization)):
+        count = len(notifications)
+        subject = ngettext("%(count)s notification(s) today", "%(count)s notification(s) today", count) % {
+            "count": count
+        }
     try:
         send_mail(
-            subject=f"[{first.organization.name}] {len(notifications)} notification(s) today",
+            subject=f"[{first.organization.name}] {subject}",
             message="\n\n---\n\n".join(sections),
             from_email=None,
             recipient_list=[address],
@@ -204,7 +212,8 @@ def chat_payload(notification: Notification, kind: str) -> dict:
             ],
         }
         if notification.url:
-            card["actions"] = [{"type": "Action.OpenUrl", "title": "Open", "url": notification.url}]
+            with translation.override(language_for(None, organization)):  # a shared channel: the organisation's
+                card["actions"] = [{"type": "Action.OpenUrl", "title": gettext("Open"), "url": notification.url}]
         return {
             "type": "message",
             "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],

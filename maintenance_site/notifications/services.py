@@ -19,11 +19,13 @@ from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from maintenance_site import audit
 from maintenance_site.errors import InvalidInput, PermissionDeniedError
 from maintenance_site.events.services import publish
+from maintenance_site.i18n import languages_for
 from maintenance_site.notifications import (
     quiet,
     tasks,  # tasks call these services, and these services queue tasks
@@ -61,6 +63,7 @@ logger = logging.getLogger(__name__)
 Status = NotificationDelivery.Status
 CONTEXT_FIELDS = ("title", "body", "url")
 TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
+BODY_MAX_LENGTH = 5000
 URL_MAX_LENGTH = Notification._meta.get_field("url").max_length
 # A claim older than this belongs to a worker that died mid-send; another run may take the delivery over.
 CLAIM_LEASE = timedelta(minutes=5)
@@ -116,15 +119,24 @@ def channels_for(organization: Organization, users: list, kind: str) -> dict[int
     return {user.pk: ordered_channels({Channel.IN_APP, *chosen.get(user.pk, default)} & enabled) for user in users}
 
 
+def _texts(context: dict) -> tuple[str, str]:
+    """The title and body in the active language: a caller passes lazy texts (`gettext_lazy`, `format_lazy`,
+    `maintenance_site.i18n.lazy_date_time`) so that each recipient reads them in their own language."""
+    title = str(context.get("title") or "").strip()
+    body = str(context.get("body") or "").strip()
+    if len(title) > TITLE_MAX_LENGTH:
+        title = title[: TITLE_MAX_LENGTH - 1] + "…"
+    if len(body) > BODY_MAX_LENGTH:
+        body = body[: BODY_MAX_LENGTH - 1] + "…"
+    return title, body
+
+
 def _parse_context(context: dict) -> tuple[str, str, str, dict]:
     if not isinstance(context, dict):
         raise TypeError("The context of a notification is a dict with at least 'title' and 'body'.")
-    title = str(context.get("title") or "").strip()
-    body = str(context.get("body") or "").strip()
+    title, body = _texts(context)
     if not title or not body:
         raise ValueError("The context of a notification needs a non-empty 'title' and 'body'.")
-    if len(title) > TITLE_MAX_LENGTH:
-        title = title[: TITLE_MAX_LENGTH - 1] + "…"
     url = str(context.get("url") or "").strip()
     if len(url) > URL_MAX_LENGTH:
         raise ValueError(f"The notification's url is longer than {URL_MAX_LENGTH} characters.")
@@ -138,7 +150,9 @@ def notify(organization: Organization, recipients, kind: str, context: dict) -> 
 
     `recipients`: users, user ids, roles (`Role.MANAGER` → the organisation's active managers) or a mix;
     people who are not active members of the organisation are ignored. `context`: "title" and "body"
-    (required), "url" (optional) and anything else, kept as the notification's `data`.
+    (required), "url" (optional) and anything else, kept as the notification's `data`. Each notification is
+    written in its recipient's language (maintenance_site.i18n: theirs, else the organisation's), never the
+    actor's: pass lazy texts (`gettext_lazy`, `format_lazy`) for the title and body.
 
     Runs in the caller's transaction and only writes rows; the channels are used after commit.
     Returns the notifications created, one per recipient.
@@ -150,10 +164,21 @@ def notify(organization: Organization, recipients, kind: str, context: dict) -> 
         if not users:
             return []
         channels = channels_for(organization, users, kind)
+        languages = languages_for(users, organization)
+        texts = {}
+        for language in set(languages.values()):
+            with translation.override(language):
+                texts[language] = _texts(context)
         notifications = Notification.objects.bulk_create(
             [
                 Notification(
-                    organization=organization, recipient=user, kind=kind, title=title, body=body, url=url, data=data
+                    organization=organization,
+                    recipient=user,
+                    kind=kind,
+                    title=texts[languages[user.pk]][0] or title,
+                    body=texts[languages[user.pk]][1] or body,
+                    url=url,
+                    data=data,
                 )
                 for user in users
             ]
@@ -459,7 +484,8 @@ def set_preferences(organization: Organization, user, kinds: dict[str, list[str]
     unknown = sorted(kind for kind in kinds if not is_registered(kind))
     if unknown:
         raise InvalidInput(
-            f"Unknown notification kind(s) {', '.join(unknown)}.", fields={"kinds": [f"Unknown: {', '.join(unknown)}"]}
+            _("Unknown notification kind(s) %(kinds)s.") % {"kinds": ", ".join(unknown)},
+            fields={"kinds": [_("Unknown: %(kinds)s") % {"kinds": ", ".join(unknown)}]},
         )
     existing = {
         preference.kind: preference
@@ -476,8 +502,13 @@ def set_preferences(organization: Organization, user, kinds: dict[str, list[str]
         bad = sorted(set(channels) - set(Channel.values))
         if bad:
             raise InvalidInput(
-                f"Unknown channel(s) {', '.join(bad)} for {kind}; choose from {', '.join(Channel.values)}.",
-                fields={"kinds": [f"{kind}: unknown channel(s) {', '.join(bad)}"]},
+                _("Unknown channel(s) %(channels)s for %(kind)s; choose from %(choices)s.")
+                % {"channels": ", ".join(bad), "kind": kind, "choices": ", ".join(Channel.values)},
+                fields={
+                    "kinds": [
+                        _("%(kind)s: unknown channel(s) %(channels)s") % {"kind": kind, "channels": ", ".join(bad)}
+                    ]
+                },
             )
         wanted = ordered_channels([Channel.IN_APP, *channels])
         if preference is None:
@@ -491,7 +522,7 @@ def set_preferences(organization: Organization, user, kinds: dict[str, list[str]
 @transaction.atomic
 def set_phone_number(user, phone_number: str) -> NotificationProfile:
     """The number SMS notifications go to, in international form; empty to stop SMS."""
-    profile, _ = NotificationProfile.objects.select_for_update().get_or_create(user=user)
+    profile, _created = NotificationProfile.objects.select_for_update().get_or_create(user=user)
     if profile.phone_number != phone_number:
         profile.phone_number = phone_number.strip()
         validated(profile, exclude=["user"]).save()
@@ -512,17 +543,22 @@ def _check_chat_url(url: str) -> None:
     try:
         resolve_target(url)
     except TargetRefused as exc:
-        raise InvalidInput(f"This URL cannot receive notifications: {exc}", fields={"url": [str(exc)]}) from None
+        raise InvalidInput(
+            _("This URL cannot receive notifications: %(reason)s") % {"reason": exc}, fields={"url": [str(exc)]}
+        ) from None
 
 
 def _clean_kinds(kinds) -> list[str]:
     if not isinstance(kinds, list) or not kinds or not all(isinstance(item, str) for item in kinds):
-        raise InvalidInput("Route at least one notification kind (or “*”).", fields={"kinds": ["At least one."]})
+        raise InvalidInput(_("Route at least one notification kind (or “*”)."), fields={"kinds": [_("At least one.")]})
     known = [kind.name for kind in all_kinds()]
     cleaned = []
     for pattern in (item.strip() for item in kinds):
         if not any(fnmatch.fnmatchcase(name, pattern) for name in known):
-            message = f"“{pattern[:80]}” matches no notification kind; the kinds are: {', '.join(known)}."
+            message = _("“%(pattern)s” matches no notification kind; the kinds are: %(kinds)s.") % {
+                "pattern": pattern[:80],
+                "kinds": ", ".join(known),
+            }
             raise InvalidInput(message, fields={"kinds": [message]})
         if pattern not in cleaned:
             cleaned.append(pattern)
@@ -545,7 +581,7 @@ def subscribe_webpush(
     phone changed hands)."""
     check_actor(actor)
     if not actor_is_member(organization, actor):
-        raise PermissionDeniedError("Only a member of the organisation can receive its notifications.")
+        raise PermissionDeniedError(_("Only a member of the organisation can receive its notifications."))
     subscription = (
         WebPushSubscription.objects.select_for_update().filter(organization=organization, endpoint=endpoint).first()
     )
@@ -588,7 +624,9 @@ def create_chat_channel(
 def unsubscribe_webpush(organization: Organization, *, actor, endpoint: str) -> int:
     """This phone of `actor` receives no more Web Push; how many subscriptions were removed (0 or 1)."""
     check_actor(actor)
-    deleted, _ = WebPushSubscription.objects.filter(organization=organization, user=actor, endpoint=endpoint).delete()
+    deleted, _rows = WebPushSubscription.objects.filter(
+        organization=organization, user=actor, endpoint=endpoint
+    ).delete()
     return deleted
 
 
@@ -632,13 +670,13 @@ def set_delivery_times(user, **fields) -> NotificationProfile:
     unknown = set(fields) - set(DELIVERY_TIME_FIELDS)
     if unknown:
         raise TypeError(f"set_delivery_times() got unknown fields {sorted(unknown)}")
-    profile, _ = NotificationProfile.objects.select_for_update().get_or_create(user=user)
+    profile, _created = NotificationProfile.objects.select_for_update().get_or_create(user=user)
     for name, value in fields.items():
         setattr(profile, name, value)
     if (profile.quiet_hours_start is None) != (profile.quiet_hours_end is None):
         raise InvalidInput(
-            "Give both ends of the quiet hours, or neither.",
-            fields={"quiet_hours_end" if profile.quiet_hours_end is None else "quiet_hours_start": ["Required."]},
+            _("Give both ends of the quiet hours, or neither."),
+            fields={"quiet_hours_end" if profile.quiet_hours_end is None else "quiet_hours_start": [_("Required.")]},
         )
     validated(profile, exclude=["user"]).save()
     return profile

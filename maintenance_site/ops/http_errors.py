@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.http import HttpResponse, JsonResponse
 from django.template import loader
 from django.urls import Resolver404, resolve
+from django.utils.translation import gettext as _
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class UnsupportedMethodMiddleware:
             return self.get_response(request)
         allowed = _allowed_methods(request)
         headers = {"Allow": ", ".join(allowed)} if allowed else None
-        message = f"The {request.method} method is not supported here."
+        message = _("The %(method)s method is not supported here.") % {"method": request.method}
         if is_api_request(request):
             return json_error(405, "method_not_allowed", message, headers=headers)
         return HttpResponse(message, status=405, content_type="text/plain; charset=utf-8", headers=headers)
@@ -70,10 +71,14 @@ class UnsupportedMethodMiddleware:
 def describe_refusal(exception) -> tuple[int, str, str]:
     """Status, code and message for what Django refuses before (or while) reading a request."""
     if isinstance(exception, RequestDataTooBig | TooManyFilesSent):
-        return 413, "request_too_large", "The request body is larger than this server accepts; send less per request."
+        return (
+            413,
+            "request_too_large",
+            _("The request body is larger than this server accepts; send less per request."),
+        )
     if isinstance(exception, TooManyFieldsSent):
-        return 400, "too_many_fields", "The request has more fields or query parameters than this server accepts."
-    return 400, "bad_request", "The request is malformed and cannot be processed."
+        return 400, "too_many_fields", _("The request has more fields or query parameters than this server accepts.")
+    return 400, "bad_request", _("The request is malformed and cannot be processed.")
 
 
 def bad_request(request, exception=None):
@@ -86,7 +91,7 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
-    message = "You do not have permission to see this page."
+    message = _("You do not have permission to see this page.")
     if is_api_request(request):
         return json_error(403, "permission_denied", message)
     return _page(request, "403.html", 403)
@@ -94,13 +99,15 @@ def permission_denied(request, exception=None):
 
 def page_not_found(request, exception=None):
     if is_api_request(request):
-        return json_error(404, "not_found", f"There is no API endpoint at {request.path}; see /api/docs/.")
+        return json_error(
+            404, "not_found", _("There is no API endpoint at %(path)s; see /api/docs/.") % {"path": request.path}
+        )
     return _page(request, "404.html", 404)
 
 
 def server_error(request):
     """Renders without a context (or a database): whatever failed may be what a context processor needs."""
-    message = "Something went wrong on our side; it has been logged. Try again, and tell us if it persists."
+    message = _("Something went wrong on our side; it has been logged. Try again, and tell us if it persists.")
     if is_api_request(request):
         correlation_id = getattr(request, "correlation_id", None)
         body = {"error": {"status": 500, "code": "server_error", "message": message}}

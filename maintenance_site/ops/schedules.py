@@ -33,6 +33,13 @@ def core_periodic_tasks() -> list[CoreTask]:
             description="Numbers and delivers events that a failed or lost dispatch left behind.",
         ),
         CoreTask(
+            name="core: platform event sweep",
+            task="maintenance_site.events.tasks.dispatch_platform_events",
+            every_seconds=settings.EVENTS_SWEEP_INTERVAL,
+            description="Numbers and delivers platform events (scenarios, resource samples; superusers only) that a "
+            "failed or lost dispatch left behind.",
+        ),
+        CoreTask(
             name="core: event retention",
             task="maintenance_site.events.tasks.prune_events",
             every_seconds=3600,
@@ -70,6 +77,27 @@ def core_periodic_tasks() -> list[CoreTask]:
             description="Forgets finished webhook deliveries older than WEBHOOK_LOG_DAYS.",
         ),
         CoreTask(
+            name="core: report schedules",
+            task="maintenance_site.reports.tasks.send_scheduled_reports",
+            every_seconds=900,
+            description="Sends each report schedule's report of its last complete week or month, once per period "
+            "(a unique row per schedule and period).",
+        ),
+        CoreTask(
+            name="core: analytics rollups",
+            task="maintenance_site.analytics.tasks.rollup_analytics",
+            every_seconds=settings.ANALYTICS_ROLLUP_INTERVAL,
+            description="Rolls up each organisation's settled days of KPI sums and recomputes the days that changes "
+            "touched (organisation-wide figures read them; safe to run twice).",
+        ),
+        CoreTask(
+            name="core: report archive",
+            task="maintenance_site.reports.tasks.reports_housekeeping",
+            every_seconds=3600,
+            description="Deletes archived reports older than REPORTS_RETENTION_DAYS with their files; re-queues "
+            "reports whose task was lost.",
+        ),
+        CoreTask(
             name="core: SLA monitor",
             task="sla.tasks.monitor_sla_clocks",
             every_seconds=settings.SLA_MONITOR_INTERVAL,
@@ -80,6 +108,12 @@ def core_periodic_tasks() -> list[CoreTask]:
             task="workorders.tasks.check_budgets",
             every_seconds=3600,
             description="Announces each budget threshold crossed by actual + committed spend, once.",
+        ),
+        CoreTask(
+            name="core: abandoned uploads",
+            task="workorders.tasks.discard_abandoned_uploads",
+            every_seconds=3600,
+            description="Forgets photo uploads a phone left unfinished for longer than OFFLINE_MAX_AGE_DAYS.",
         ),
         CoreTask(
             name="core: maintenance windows tick",
@@ -134,6 +168,13 @@ def core_periodic_tasks() -> list[CoreTask]:
             task="scenarios.tasks.runner_tick",
             every_seconds=settings.SCENARIO_TICK_INTERVAL,
             description="Executes due scenario runs, each claimed once with a conditional update.",
+        ),
+        CoreTask(
+            name="core: resource sampling",
+            task="scenarios.tasks.sample_resources",
+            every_seconds=settings.RESOURCE_SAMPLE_INTERVAL,
+            description="Records the machine's CPU, memory, disk and load once per RESOURCE_SAMPLE_INTERVAL (the "
+            "scenario board's charts) and forgets samples older than RESOURCE_SAMPLE_RETENTION_HOURS.",
         ),
         CoreTask(
             name="core: scenario discovery",

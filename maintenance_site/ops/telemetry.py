@@ -3,9 +3,9 @@ otherwise).
 
 `setup()` installs a tracer provider exporting over OTLP/HTTP (the collector's port 4318; no grpcio) in a
 background batch, and the OpenTelemetry project's instrumentations: Django (HTTP requests), Celery (tasks),
-psycopg (database calls) and urllib (outgoing HTTP: webhooks, chat channels, SMS, push). Every span carries the
-request's correlation id (`correlation_id`) so a trace and the log lines of one request meet. A collector that is
-down costs a warning in the log from the exporter's thread, never an error in a request or a task.
+psycopg (database calls), urllib (outgoing HTTP: chat channels, SMS, push) and aiohttp's client (webhooks). Every
+span carries the request's correlation id (`correlation_id`) so a trace and the log lines of one request meet. A
+collector that is down costs a warning in the log from the exporter's thread, never an error in a request or a task.
 
 Called from the WSGI and ASGI entry points and, in each Celery worker process, from `worker_process_init`.
 The standard variables apply: OTEL_SERVICE_NAME (default "maintenance-platform"), OTEL_EXPORTER_OTLP_HEADERS,
@@ -57,6 +57,9 @@ def setup(*, exporter=None, force: bool = False):
     if not (enabled() or force):
         return None
     from opentelemetry import trace  # optional: loaded only when tracing is on
+    from opentelemetry.instrumentation.aiohttp_client import (  # optional: loaded only when tracing is on
+        AioHttpClientInstrumentor,
+    )
     from opentelemetry.instrumentation.celery import CeleryInstrumentor  # optional: loaded only when tracing is on
     from opentelemetry.instrumentation.django import DjangoInstrumentor  # optional: loaded only when tracing is on
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor  # optional: loaded only when tracing is on
@@ -88,6 +91,7 @@ def setup(*, exporter=None, force: bool = False):
     CeleryInstrumentor().instrument(tracer_provider=provider)
     PsycopgInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
     URLLibInstrumentor().instrument(tracer_provider=provider)
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
     _state["provider"] = provider
     logger.info("OpenTelemetry tracing on: service %s", service_name)
     return provider
@@ -98,11 +102,21 @@ def teardown() -> None:
     provider = _state.pop("provider", None)
     if provider is None:
         return
+    from opentelemetry.instrumentation.aiohttp_client import (  # optional: loaded only when tracing is on
+        AioHttpClientInstrumentor,
+    )
     from opentelemetry.instrumentation.celery import CeleryInstrumentor  # optional: loaded only when tracing is on
     from opentelemetry.instrumentation.django import DjangoInstrumentor  # optional: loaded only when tracing is on
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor  # optional: loaded only when tracing is on
     from opentelemetry.instrumentation.urllib import URLLibInstrumentor  # optional: loaded only when tracing is on
 
-    for instrumentor in (DjangoInstrumentor(), CeleryInstrumentor(), PsycopgInstrumentor(), URLLibInstrumentor()):
+    instrumentors = (
+        DjangoInstrumentor(),
+        CeleryInstrumentor(),
+        PsycopgInstrumentor(),
+        URLLibInstrumentor(),
+        AioHttpClientInstrumentor(),
+    )
+    for instrumentor in instrumentors:
         instrumentor.uninstrument()
     provider.shutdown()

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class SecurityConfig(AppConfig):
@@ -6,7 +7,7 @@ class SecurityConfig(AppConfig):
 
     name = "maintenance_site.security"
     label = "security"
-    verbose_name = "Security"
+    verbose_name = gettext_lazy("Security")
 
     def ready(self):
         from maintenance_site.security import logins  # noqa: F401  (the failed-login log listens to signals)

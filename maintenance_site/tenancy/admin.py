@@ -6,12 +6,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from rest_framework_api_key.models import APIKey as _LibraryAPIKey
 
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy import services
 from maintenance_site.tenancy.admin_base import (
+    HistoryAdmin,
     ServiceAdmin,
+    ServiceAdminMixin,
     ServiceForm,
     ThemeModelAdmin,
     active_organization,
@@ -20,7 +24,7 @@ from maintenance_site.tenancy.admin_base import (
     submitted,
 )
 from maintenance_site.tenancy.admin_library import USER_FORMS, theme_library_pages
-from maintenance_site.tenancy.models import ApiKeyScope, Membership, Organization, OrganizationAPIKey
+from maintenance_site.tenancy.models import ApiKeyScope, Membership, Organization, OrganizationAPIKey, Profile
 from maintenance_site.tenancy.roles import Action, Role, roles_allowed
 
 User = get_user_model()
@@ -74,6 +78,55 @@ class MembershipAdmin(ServiceAdmin):
 
     def delete_model(self, request, obj):
         services.remove_membership(obj, actor=request.user)
+
+
+@admin.register(Profile)
+class ProfileAdmin(ServiceAdminMixin, HistoryAdmin):
+    """The language each person reads the platform in (pages, e-mails, notifications), written through
+    `tenancy.services.set_language`: a manager (`manage_users`) for the members of their active organisation, a
+    platform administrator for anyone. Empty: the person's browser's language, else the organisation's."""
+
+    list_display = ["user", "language", "updated_at"]
+    list_filter = ["language"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
+    autocomplete_fields = ["user"]
+    fields = ["user", "language"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("user")
+        if request.user.is_superuser:
+            return queryset
+        organization = active_organization(request)
+        if organization is None:
+            return queryset.none()
+        return queryset.filter(
+            user__memberships__organization=organization, user__memberships__is_active=True
+        ).distinct()
+
+    def _may(self, request) -> bool:
+        return request.user.is_superuser or request_may(request, Action.MANAGE_USERS)
+
+    def has_module_permission(self, request):
+        return self._may(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._may(request)
+
+    def has_add_permission(self, request):
+        return self._may(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # empty the language instead
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["user"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        user = obj.user if change else form.cleaned_data["user"]
+        adopt(obj, services.set_language(user, actor=request.user, language=form.cleaned_data.get("language", "")))
 
 
 class ApiKeyCreateForm(ServiceForm):
@@ -150,12 +203,12 @@ class OrganizationAPIKeyAdmin(ServiceAdmin):
             expiry_date=form.cleaned_data.get("expiry_date"),
         )
         adopt(obj, api_key)
-        messages.warning(request, f"The new key is {key} — copy it now: it is shown only once.")
+        messages.warning(request, _("The new key is %(key)s — copy it now: it is shown only once.") % {"key": key})
 
     def response_add(self, request, obj, post_url_continue=None):
         return HttpResponseRedirect(reverse("admin:tenancy_organizationapikey_changelist"))
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description=_("Revoke the selected keys"))
     def revoke_selected(self, request, queryset):
         count = 0
         for api_key in queryset:
@@ -164,7 +217,9 @@ class OrganizationAPIKeyAdmin(ServiceAdmin):
                 count += 1
             except DomainError as exc:
                 messages.error(request, exc.message)
-        messages.success(request, f"Revoked {count} key(s).")
+        messages.success(
+            request, ngettext("Revoked %(count)s key.", "Revoked %(count)s keys.", count) % {"count": count}
+        )
 
 
 # The library's own key model is unused: keys here belong to an organisation (OrganizationAPIKey).

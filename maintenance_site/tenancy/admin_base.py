@@ -24,6 +24,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
@@ -277,18 +279,18 @@ class TenantAdmin(TenantScopingMixin, HistoryAdmin):
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Another organisation's object is a 404, never a hint that it exists.
-        raise Http404(f"No {opts.verbose_name} with id {object_id}.")
+        raise Http404(_("No %(model)s with id %(id)s.") % {"model": opts.verbose_name, "id": object_id})
 
     def history_view(self, request, object_id, extra_context=None):
         if not self.get_queryset(request).filter(pk=object_id).exists():
-            raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
+            raise Http404(_("No %(model)s with id %(id)s.") % {"model": self.model._meta.verbose_name, "id": object_id})
         if not _has_history(self.model):
             return ThemeModelAdmin.history_view(self, request, object_id, extra_context)
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if not _has_history(self.model) or not self.get_queryset(request).filter(pk=object_id).exists():
-            raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
+            raise Http404(_("No %(model)s with id %(id)s.") % {"model": self.model._meta.verbose_name, "id": object_id})
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
@@ -302,7 +304,9 @@ class TenantInline(TenantScopingMixin, ThemeTabularInline):
 # --- pages that write: through the app's service ---------------------------------------------------------------
 
 REFUSAL = "_service_refusal"  # where ServiceAdminMixin keeps a refusal on the request for the form to show
-REVERT_REFUSED = "History is for reading here: changes go through the form and the actions, which use the services."
+REVERT_REFUSED = gettext_lazy(
+    "History is for reading here: changes go through the form and the actions, which use the services."
+)
 
 
 def adopt(target, saved):
@@ -420,7 +424,8 @@ class ServiceAdminMixin:
         organization = form.cleaned_data.get("organization") or active_organization(request)
         if organization is None:
             raise InvalidInput(
-                "Choose the organisation first (the switcher at the top).", fields={"organization": ["Required."]}
+                _("Choose the organisation first (the switcher at the top)."),
+                fields={"organization": [_("Required.")]},
             )
         return organization
 
@@ -453,7 +458,7 @@ class ServiceAdminMixin:
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method == "POST":
             if self.get_object(request, unquote(object_id)) is None:
-                raise Http404(f"No {self.opts.verbose_name} with id {object_id}.")
+                raise Http404(_("No %(model)s with id %(id)s.") % {"model": self.opts.verbose_name, "id": object_id})
             raise PermissionDenied(REVERT_REFUSED)
         return super().history_form_view(request, object_id, version_id, extra_context)
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class TenancyConfig(AppConfig):
@@ -6,4 +7,4 @@ class TenancyConfig(AppConfig):
 
     name = "maintenance_site.tenancy"
     label = "tenancy"
-    verbose_name = "Organisations and access"
+    verbose_name = gettext_lazy("Organisations and access")

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
 from maintenance_site.audit import history
@@ -15,7 +17,14 @@ from maintenance_site.tenancy.roles import Role
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
-        raise ValidationError(f"“{value}” is not a time zone name; use one such as Europe/Berlin.")
+        raise ValidationError(
+            gettext("“%(value)s” is not a time zone name; use one such as Europe/Berlin.") % {"value": value}
+        )
+
+
+def language_choices() -> list[tuple[str, str]]:
+    """The languages the platform speaks (settings.LANGUAGES); a callable, so adding one needs no migration."""
+    return list(settings.LANGUAGES)
 
 
 def new_public_token() -> str:
@@ -34,18 +43,24 @@ class Organization(models.Model):
         default="EUR",
         validators=[RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR.")],
     )
+    language = models.CharField(
+        max_length=10,
+        choices=language_choices,
+        default="en-gb",
+        help_text=_("For members who chose no language and whose browser asks for none the platform speaks."),
+    )
     technicians_can_claim = models.BooleanField(
-        default=True, help_text="Technicians may take unassigned work orders themselves."
+        default=True, help_text=_("Technicians may take unassigned work orders themselves.")
     )
     reopen_period_days = models.PositiveIntegerField(
-        default=14, help_text="How many days after completion a work order may be reopened."
+        default=14, help_text=_("How many days after completion a work order may be reopened.")
     )
     require_verification = models.BooleanField(
-        default=False, help_text="Completed work must be verified by a planner or manager."
+        default=False, help_text=_("Completed work must be verified by a planner or manager.")
     )
     require_failure_codes = models.BooleanField(
         default=False,
-        help_text="Corrective and emergency work orders need a problem, cause and remedy code to be completed.",
+        help_text=_("Corrective and emergency work orders need a problem, cause and remedy code to be completed."),
     )
     # In the URL of the organisation's public problem-report form; regenerate it to retire old links.
     request_form_token = models.CharField(max_length=32, unique=True, default=new_public_token, editable=False)
@@ -100,9 +115,29 @@ class Membership(models.Model):
         return f"{self.user} ({self.get_role_display()}) in {self.organization}"
 
 
+class Profile(models.Model):
+    """A person's own settings, the same in every organisation they belong to: the language they read the
+    platform in (pages, e-mails, notifications). Empty: their browser's language, else the organisation's."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    language = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=language_choices,
+        help_text=_("Empty: the browser's language, else the organisation's default."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history()
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.language or 'browser / organisation'}"
+
+
 class ApiKeyScope(models.TextChoices):
-    READ = "read", "Read only"
-    READ_WRITE = "read_write", "Read and write"
+    READ = "read", _("Read only")
+    READ_WRITE = "read_write", _("Read and write")
 
 
 class OrganizationAPIKey(AbstractAPIKey):
@@ -121,8 +156,8 @@ class OrganizationAPIKey(AbstractAPIKey):
     history = history(excluded_fields=["last_used_at"])
 
     class Meta(AbstractAPIKey.Meta):
-        verbose_name = "API key"
-        verbose_name_plural = "API keys"
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
 
     @property
     def is_read_only(self) -> bool:

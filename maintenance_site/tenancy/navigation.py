@@ -21,6 +21,7 @@ class Page:
     title: str
     icon: str  # a Material Symbols name, as the theme expects
     query: str = ""
+    url_name: str = ""  # a page of its own (the planning calendar), shown to those who may view the model's list
 
     def model_admin(self):
         app_label, model_name = self.label.split(".")
@@ -31,8 +32,9 @@ class Page:
 
     def url(self) -> str:
         app_label, model_name = self.label.split(".")
+        name = self.url_name or f"admin:{app_label}_{model_name}_changelist"
         try:
-            return reverse(f"admin:{app_label}_{model_name}_changelist") + (f"?{self.query}" if self.query else "")
+            return reverse(name) + (f"?{self.query}" if self.query else "")
         except NoReverseMatch:
             return ""
 
@@ -80,11 +82,15 @@ GROUPS: list[tuple[str, list[Page | str]]] = [
     (
         "Planning",
         [
+            Page("workorders.workorder", "Calendar", "calendar_month", url_name="planning-calendar"),
+            Page("workorders.workorder", "Dispatch board", "view_kanban", url_name="planning-board"),
+            Page("workorders.workingpattern", "Working hours", "schedule"),
+            Page("workorders.timeoff", "Time off", "beach_access"),
             Page("scheduling.preventiveschedule", "Preventive schedules", "event_repeat"),
             Page("scheduling.preventiveoccurrence", "Preventive occurrences", "event_available"),
             Page("scheduling.maintenancewindow", "Maintenance windows", "date_range"),
             Page("scheduling.maintenancemode", "Maintenance mode", "construction"),
-            Page("scheduling.calendarfeed", "Calendar feeds", "calendar_month"),
+            Page("scheduling.calendarfeed", "Calendar feeds", "rss_feed"),
             Page("scheduling.generationrun", "Generation runs", "autorenew"),
         ],
     ),
@@ -101,6 +107,8 @@ GROUPS: list[tuple[str, list[Page | str]]] = [
     (
         "Reports",
         [
+            Page("reports.generatedreport", "Reports", "summarize"),
+            Page("reports.reportschedule", "Report schedules", "schedule_send"),
             Page("scenarios.scenariorun", "Scenario runs", "monitoring"),
             Page("notifications.notification", "Notifications", "notifications"),
             Page("notifications.notificationdelivery", "Deliveries", "outgoing_mail"),
@@ -111,6 +119,7 @@ GROUPS: list[tuple[str, list[Page | str]]] = [
         [
             Page("tenancy.organization", "Organisations", "apartment"),
             Page("tenancy.membership", "Members and roles", "badge"),
+            Page("tenancy.profile", "Languages", "translate"),
             Page("tenancy.organizationapikey", "API keys", "key"),
             Page("auth.user", "Users", "person"),
             Page("auth.group", "Groups", "group_work"),

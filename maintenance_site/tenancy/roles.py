@@ -5,39 +5,41 @@ The README's roles table is generated from the same data (`python manage.py role
 """
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
-    MANAGER = "manager", "Manager"
-    PLANNER = "planner", "Planner"
-    STOREKEEPER = "storekeeper", "Storekeeper"
-    TECHNICIAN = "technician", "Technician"
-    VIEWER = "viewer", "Viewer"
-    INTEGRATOR = "integrator", "Integrator"
+    MANAGER = "manager", _("Manager")
+    PLANNER = "planner", _("Planner")
+    STOREKEEPER = "storekeeper", _("Storekeeper")
+    TECHNICIAN = "technician", _("Technician")
+    VIEWER = "viewer", _("Viewer")
+    INTEGRATOR = "integrator", _("Integrator")
 
 
 class Action(models.TextChoices):
-    VIEW = "view", "see the organisation's data"
-    REQUEST_WORK = "request_work", "raise work requests"
-    CREATE_WORK = "create_work", "create and edit work orders"
-    ASSIGN_WORK = "assign_work", "assign work to technicians"
-    EXECUTE_WORK = "execute_work", "start, hold and complete their own work"
-    VERIFY_WORK = "verify_work", "verify completed work"
-    APPROVE_REQUESTS = "approve_requests", "approve or reject work requests"
-    MANAGE_ASSETS = "manage_assets", "manage assets, locations and meters"
-    USE_PARTS = "use_parts", "record parts used on work orders"
-    ADJUST_STOCK = "adjust_stock", "receive, adjust, transfer and write off stock"
-    MANAGE_PURCHASING = "manage_purchasing", "manage vendors and purchase orders"
-    MANAGE_SCHEDULES = "manage_schedules", "manage preventive schedules"
-    MANAGE_SLA = "manage_sla", "manage SLA policies and calendars"
-    MANAGE_WINDOWS = "manage_windows", "schedule maintenance windows and switch maintenance mode"
-    BYPASS_MAINTENANCE = "bypass_maintenance", "keep writing during maintenance mode"
-    ACTIVATE_SCENARIOS = "activate_scenarios", "activate and deactivate maintenance scenarios"
-    INGEST_TELEMETRY = "ingest_telemetry", "post meter readings and telemetry"
-    MANAGE_USERS = "manage_users", "manage members and their roles"
-    MANAGE_KEYS = "manage_keys", "create and revoke API keys"
-    MANAGE_WEBHOOKS = "manage_webhooks", "manage webhook subscriptions and read their delivery log"
-    MANAGE_SETTINGS = "manage_settings", "change the organisation's settings"
+    VIEW = "view", _("see the organisation's data")
+    REQUEST_WORK = "request_work", _("raise work requests")
+    CREATE_WORK = "create_work", _("create and edit work orders")
+    ASSIGN_WORK = "assign_work", _("assign work to technicians")
+    EXECUTE_WORK = "execute_work", _("start, hold and complete their own work")
+    VERIFY_WORK = "verify_work", _("verify completed work")
+    APPROVE_REQUESTS = "approve_requests", _("approve or reject work requests")
+    MANAGE_ASSETS = "manage_assets", _("manage assets, locations and meters")
+    USE_PARTS = "use_parts", _("record parts used on work orders")
+    ADJUST_STOCK = "adjust_stock", _("receive, adjust, transfer and write off stock")
+    MANAGE_PURCHASING = "manage_purchasing", _("manage vendors and purchase orders")
+    MANAGE_SCHEDULES = "manage_schedules", _("manage preventive schedules")
+    MANAGE_SLA = "manage_sla", _("manage SLA policies and calendars")
+    MANAGE_WINDOWS = "manage_windows", _("schedule maintenance windows and switch maintenance mode")
+    BYPASS_MAINTENANCE = "bypass_maintenance", _("keep writing during maintenance mode")
+    ACTIVATE_SCENARIOS = "activate_scenarios", _("activate and deactivate maintenance scenarios")
+    INGEST_TELEMETRY = "ingest_telemetry", _("post meter readings and telemetry")
+    MANAGE_USERS = "manage_users", _("manage members and their roles")
+    MANAGE_KEYS = "manage_keys", _("create and revoke API keys")
+    MANAGE_WEBHOOKS = "manage_webhooks", _("manage webhook subscriptions and read their delivery log")
+    MANAGE_SETTINGS = "manage_settings", _("change the organisation's settings")
+    READ_AUDIT = "read_audit", _("read the audit report (every change: who, when, before → after)")
 
 
 A = Action
@@ -81,7 +83,7 @@ def markdown_table() -> str:
     """The table as Markdown, for the README."""
     roles = list(Role)
     lines = [
-        "| action | " + " | ".join(role.label for role in roles) + " |",
+        "| action | " + " | ".join(str(role.label) for role in roles) + " |",
         "|---|" + "---|" * len(roles),
     ]
     for action in Action:

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from maintenance_site.tenancy.middleware import SESSION_KEY
@@ -20,9 +21,9 @@ def switch_organization(request):
     try:
         organization_id = int(request.POST.get("organization", ""))
     except ValueError:
-        return HttpResponseBadRequest("Choose an organisation.")
+        return HttpResponseBadRequest(gettext("Choose an organisation."))
     if not memberships_of(request.user).filter(organization_id=organization_id).exists():
-        return HttpResponseBadRequest("You are not a member of that organisation.")
+        return HttpResponseBadRequest(gettext("You are not a member of that organisation."))
     request.session[SESSION_KEY] = organization_id
     target = request.POST.get("next") or "/"
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
@@ -59,7 +60,9 @@ class BackOfficeSignInForm(AdminAuthenticationForm):
             return super().confirm_login_allowed(user)
         if not user.is_staff:
             raise ValidationError(
-                "This is the back office, for managers, planners and storekeepers. Your work is in the technician's "
-                "view: sign in at /t/login/ (on your phone too).",
+                gettext(
+                    "This is the back office, for managers, planners and storekeepers. Your work is in the "
+                    "technician's view: sign in at /t/login/ (on your phone too)."
+                ),
                 code="not_back_office",
             )

@@ -4,6 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from maintenance_site.errors import DomainError
 from maintenance_site.events.types import all_event_types
@@ -33,11 +36,13 @@ class EventTypesField(forms.CharField):
 
 class WebhookSubscriptionForm(ServiceForm):
     url = forms.URLField(
-        max_length=2000, assume_scheme="https", help_text="Where events are POSTed; public hosts only."
+        max_length=2000, assume_scheme="https", help_text=_("Where events are POSTed; public hosts only.")
     )
     event_types = EventTypesField(
-        help_text="Comma-separated event types or wildcards (work-order:*, * for all). Known types: "
-        + ", ".join(item.name for item in all_event_types())
+        help_text=format_lazy(
+            _("Comma-separated event types or wildcards (work-order:*, * for all). Known types: {types}"),
+            types=", ".join(item.name for item in all_event_types()),
+        )
     )
 
     class Meta:
@@ -67,7 +72,7 @@ class WebhookSubscriptionAdmin(ServiceAdmin):
     ]
     actions = ["send_test", "rotate"]
 
-    @admin.display(description="event types")
+    @admin.display(description=_("event types"))
     def types(self, obj):
         return ", ".join(obj.event_types)
 
@@ -86,7 +91,9 @@ class WebhookSubscriptionAdmin(ServiceAdmin):
             self.new_organization(request, form), actor=request.user, **fields
         )
         adopt(obj, subscription)
-        messages.warning(request, f"The signing secret is {secret} — copy it now: it is shown only once.")
+        messages.warning(
+            request, _("The signing secret is %(secret)s — copy it now: it is shown only once.") % {"secret": secret}
+        )
 
     def delete_model(self, request, obj):
         services.delete_subscription(obj, actor=request.user)
@@ -99,23 +106,36 @@ class WebhookSubscriptionAdmin(ServiceAdmin):
 
     has_rotate_permission = has_send_test_permission
 
-    @admin.action(description="Send a test event to the selected subscriptions", permissions=["send_test"])
+    @admin.action(description=_("Send a test event to the selected subscriptions"), permissions=["send_test"])
     def send_test(self, request, queryset):
         for subscription in queryset:
             services.send_test_event(subscription, actor=request.user)
-        messages.success(request, f"Queued a test event for {queryset.count()} subscription(s): see the deliveries.")
+        count = queryset.count()
+        messages.success(
+            request,
+            ngettext(
+                "Queued a test event for %(count)s subscription: see the deliveries.",
+                "Queued a test event for %(count)s subscriptions: see the deliveries.",
+                count,
+            )
+            % {"count": count},
+        )
 
     @admin.action(
-        description="Rotate the signing secret (the old one signs for the grace period)", permissions=["rotate"]
+        description=_("Rotate the signing secret (the old one signs for the grace period)"), permissions=["rotate"]
     )
     def rotate(self, request, queryset):
         for subscription in queryset:
             try:
-                _, secret = services.rotate_secret(subscription, actor=request.user)
+                secret = services.rotate_secret(subscription, actor=request.user)[1]
             except DomainError as exc:
                 messages.error(request, exc.message)
                 continue
-            messages.warning(request, f"New secret of {subscription.url}: {secret} — copy it now: shown only once.")
+            messages.warning(
+                request,
+                _("New secret of %(url)s: %(secret)s — copy it now: shown only once.")
+                % {"url": subscription.url, "secret": secret},
+            )
 
 
 class AttemptInline(ReadOnlyTenantInline):
@@ -148,10 +168,16 @@ class WebhookDeliveryAdmin(ReadOnlyTenantAdmin):
     def has_replay_permission(self, request):
         return self._may_write(request)
 
-    @admin.action(description="Send the selected deliveries again (same webhook-id)", permissions=["replay"])
+    @admin.action(description=_("Send the selected deliveries again (same webhook-id)"), permissions=["replay"])
     def replay(self, request, queryset):
         count = 0
         for delivery in queryset:
             services.replay_delivery(delivery, actor=request.user)
             count += 1
-        messages.success(request, f"Queued {count} deliveries to be sent again.")
+        messages.success(
+            request,
+            ngettext(
+                "Queued %(count)s delivery to be sent again.", "Queued %(count)s deliveries to be sent again.", count
+            )
+            % {"count": count},
+        )

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class WebhooksConfig(AppConfig):
@@ -6,7 +7,7 @@ class WebhooksConfig(AppConfig):
 
     name = "maintenance_site.webhooks"
     label = "webhooks"
-    verbose_name = "Webhooks"
+    verbose_name = gettext_lazy("Webhooks")
 
     def ready(self):
         from maintenance_site import hooks

@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.audit import history
 from maintenance_site.events.models import Event
@@ -17,10 +18,10 @@ class WebhookSubscription(TenantModel):
     fan-out has read the organisation's outbox for it; `failing_since` is when its deliveries started failing
     without a success since (the subscription is disabled once that is WEBHOOK_DISABLE_AFTER_DAYS old)."""
 
-    url = models.URLField(max_length=2000, help_text="Where the events are POSTed (https recommended).")
+    url = models.URLField(max_length=2000, help_text=_("Where the events are POSTed (https recommended)."))
     description = models.CharField(max_length=200, blank=True)
     event_types = models.JSONField(
-        default=list, help_text="Event types or wildcards, e.g. [“work-order:*”, “sla:violation”]; “*” for all."
+        default=list, help_text=_("Event types or wildcards, e.g. [“work-order:*”, “sla:violation”]; “*” for all.")
     )
     is_active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, editable=False)
@@ -28,7 +29,7 @@ class WebhookSubscription(TenantModel):
     secret_encrypted = models.TextField(editable=False)
     previous_secret_encrypted = models.TextField(blank=True, editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
-    secret_prefix = models.CharField(max_length=16, editable=False, help_text="The start of the secret, to tell it.")
+    secret_prefix = models.CharField(max_length=16, editable=False, help_text=_("The start of the secret, to tell it."))
     last_sequence = models.BigIntegerField(default=0, editable=False)
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
@@ -63,17 +64,17 @@ class WebhookDelivery(TenantModel):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
     event = models.ForeignKey(Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     event_type = models.CharField(max_length=64)
-    sequence = models.BigIntegerField(null=True, blank=True, help_text="The event's sequence in the organisation.")
+    sequence = models.BigIntegerField(null=True, blank=True, help_text=_("The event's sequence in the organisation."))
     payload = models.JSONField(
-        null=True, blank=True, encoder=DjangoJSONEncoder, help_text="Only for test events (others read the event)."
+        null=True, blank=True, encoder=DjangoJSONEncoder, help_text=_("Only for test events (others read the event).")
     )
     message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -89,7 +90,7 @@ class WebhookDelivery(TenantModel):
 
     class Meta:
         ordering = ["-id"]
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = _("webhook deliveries")
         constraints = [
             models.UniqueConstraint(
                 fields=["subscription", "event"],
@@ -104,9 +105,12 @@ class WebhookDelivery(TenantModel):
                 condition=models.Q(status="pending"),
                 name="webhooks_delivery_due_idx",
             ),
-            # a dead worker's claims: WHERE status = 'sending' AND claimed_at < ?
+            # the claim, per subscription: its deliveries in flight (WHERE subscription_id = ? AND status = 'sending'
+            # AND claimed_at >= lease) and a dead worker's claims (... AND claimed_at < lease)
             models.Index(
-                fields=["claimed_at"], condition=models.Q(status="sending"), name="webhooks_delivery_sending_idx"
+                fields=["subscription", "claimed_at"],
+                condition=models.Q(status="sending"),
+                name="webhooks_delivery_inflight_idx",
             ),
             # the delivery log: WHERE subscription_id = ? ORDER BY id DESC; replay: ... AND sequence > ?
             models.Index(fields=["subscription", "-id"], name="webhooks_delivery_log_idx"),
@@ -126,9 +130,9 @@ class WebhookAttempt(models.Model):
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
     attempted_at = models.DateTimeField(auto_now_add=True)
     request_headers = models.JSONField(default=dict)
-    request_body = models.TextField(blank=True, help_text="The start of the body sent.")
+    request_body = models.TextField(blank=True, help_text=_("The start of the body sent."))
     status_code = models.PositiveIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True, help_text="The start of the receiver's answer.")
+    response_body = models.TextField(blank=True, help_text=_("The start of the receiver's answer."))
     latency_ms = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
 

@@ -6,26 +6,33 @@ matching event (unique per subscription and event, so running twice or on two ma
 dispatcher's `events_dispatched` hook queues the job right after events are numbered and beat runs it every
 WEBHOOK_SWEEP_INTERVAL seconds. An event of a rolled-back change never exists, so it is never sent.
 
-`claim_due()` takes due deliveries per subscription under the subscription's row lock (`FOR UPDATE SKIP LOCKED`: a
-second worker skips a subscription being claimed), at most WEBHOOK_MAX_IN_FLIGHT in flight per subscription, by a
-conditional UPDATE to `sending`. The job then POSTs them (in WEBHOOK_WORKER_THREADS threads) and records each
-outcome if it still holds the claim. A worker that dies mid-send leaves its claims `sending`: after
-WEBHOOK_CLAIM_LEASE_SECONDS they are due again (at-least-once; receivers de-duplicate by `webhook-id`).
+`claim_due()` takes due deliveries in one transaction under the row locks of the subscriptions that have some (a
+second job waits for them rather than skipping: skipping is how two jobs once left a subscription to the next run),
+at most WEBHOOK_MAX_IN_FLIGHT in flight per subscription, by a conditional UPDATE to `sending`. The job holds up to
+WEBHOOK_CLAIM_BATCH claims and POSTs them WEBHOOK_CONCURRENCY at a time (`security.outbound.Sender`: asyncio and
+aiohttp in a thread, connections kept alive, each new one SSRF-checked and pinned; a queued POST's timeout starts
+with its turn, and one whose claim's lease is nearly over is not sent), refills in batches and records outcomes in
+bulk, each only if it still holds the claim. A worker that dies mid-send leaves its claims `sending`: after
+WEBHOOK_CLAIM_LEASE_SECONDS they are due again (at-least-once; receivers de-duplicate by `webhook-id`). In a clean
+run a delivery is POSTed twice only after a failed attempt (a timeout after the receiver read the body).
 """
 
 import json
 import logging
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from standardwebhooks.webhooks import Webhook
 
 from maintenance_site import audit
@@ -37,6 +44,7 @@ from maintenance_site.notifications.models import Channel
 from maintenance_site.notifications.services import notify
 from maintenance_site.security import outbound as targets
 from maintenance_site.tenancy import SYSTEM
+from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import Role
 from maintenance_site.validation import validated
 from maintenance_site.webhooks import crypto, tasks  # tasks call these services, these queue tasks
@@ -46,10 +54,11 @@ logger = logging.getLogger(__name__)
 
 Status = WebhookDelivery.Status
 SUBSCRIPTION_FIELDS = ("url", "description", "event_types", "is_active")
-FAN_OUT_BATCH = 5000
+FAN_OUT_BATCH = 1000  # events per organisation and fan-out (x its subscriptions: rows in one transaction)
 REPLAY_MAX = 10_000
 RETRY_DELAY_CAP_SECONDS = 3600
 TEST_EVENT_TYPE = "webhook:test"
+FAN_OUT_EVERY = 0.25  # seconds: how often a busy job looks for newly numbered events
 
 register_kind("webhook:disabled", "Webhook subscription disabled", [Channel.EMAIL])
 
@@ -62,7 +71,9 @@ def check_target(url: str) -> None:
     try:
         targets.resolve_target(url)
     except targets.TargetRefused as exc:
-        raise InvalidInput(f"This URL cannot receive webhooks: {exc}", fields={"url": [str(exc)]}) from None
+        raise InvalidInput(
+            _("This URL cannot receive webhooks: %(reason)s") % {"reason": exc}, fields={"url": [str(exc)]}
+        ) from None
 
 
 def clean_event_types(event_types) -> list[str]:
@@ -141,7 +152,7 @@ def rotate_secret(subscription: WebhookSubscription, *, actor, grace_hours: floa
     every delivery carries two signatures, one per secret, so the receiver can switch at its own pace."""
     grace = settings.WEBHOOK_SECRET_GRACE_HOURS if grace_hours is None else grace_hours
     if not 0 <= grace <= 24 * 30:
-        raise InvalidInput("The grace period is 0 to 720 hours.", fields={"grace_hours": ["0 to 720."]})
+        raise InvalidInput(_("The grace period is 0 to 720 hours."), fields={"grace_hours": [_("0 to 720.")]})
     subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
     secret = crypto.new_secret()
     if grace > 0:
@@ -265,49 +276,82 @@ def _wanted(subscription: WebhookSubscription, event_type: str) -> bool:
     return any(matches(pattern, event_type) for pattern in subscription.event_types)
 
 
-def fan_out(batch: int = FAN_OUT_BATCH) -> int:
-    """Write the deliveries of newly numbered events for each active subscription; returns how many. Safe to
-    run twice or at once: a subscription being fanned out elsewhere is skipped, and (subscription, event) is
-    unique."""
-    written = 0
-    for subscription_id in (
-        WebhookSubscription.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)
-    ):
-        with transaction.atomic():
-            subscription = (
-                WebhookSubscription.objects.select_for_update(skip_locked=True)
-                .filter(pk=subscription_id, is_active=True)
-                .only("pk", "organization_id", "event_types", "last_sequence")
-                .first()
-            )
-            if subscription is None:
-                continue
+def _behind() -> list[int]:
+    """The active subscriptions whose organisation has numbered events past their cursor (one query)."""
+    latest = EventSequence.objects.filter(organization_id=OuterRef("organization_id")).values("last_sequence")[:1]
+    return list(
+        WebhookSubscription.objects.filter(is_active=True, last_sequence__lt=Subquery(latest))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+_FAN_OUT_LOCK = 0x5748_464F  # pg advisory lock key ("WHFO"): one fan-out at a time, across jobs and machines
+
+
+def fan_out(batch: int = FAN_OUT_BATCH, *, wait: bool = True) -> int:
+    """Write the deliveries of newly numbered events for the active subscriptions that are behind; returns how many.
+    One transaction for all of them, a few statements whatever their number (their row locks in id order, the events
+    once per organisation, the rows in one insert, the cursors in one update). Safe to run twice or at once: a second
+    job waits for the locks, then reads the moved cursors (a locked row is re-read after the wait), and (subscription,
+    event) is unique. `wait=False` (the busy job's periodic look) returns 0 at once when another job is fanning out
+    on PostgreSQL: that one writes the rows, and a job never stops without a waiting fan-out."""
+    behind = _behind()
+    if not behind:
+        return 0
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                if wait:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_FAN_OUT_LOCK])
+                else:
+                    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_FAN_OUT_LOCK])
+                    if not cursor.fetchone()[0]:
+                        return 0
+        subscriptions = list(
+            WebhookSubscription.objects.select_for_update()
+            .filter(pk__in=behind, is_active=True)
+            .order_by("pk")
+            .only("pk", "organization_id", "event_types", "last_sequence")
+        )
+        by_organization: dict[int, list[WebhookSubscription]] = {}
+        for subscription in subscriptions:
+            by_organization.setdefault(subscription.organization_id, []).append(subscription)
+        now = timezone.now()
+        rows, moved = [], []
+        for organization_id, group in by_organization.items():
             events = list(
                 Event.objects.filter(
-                    organization_id=subscription.organization_id, sequence__gt=subscription.last_sequence
+                    organization_id=organization_id,
+                    sequence__gt=min(subscription.last_sequence for subscription in group),
                 )
                 .order_by("sequence")
                 .values_list("pk", "sequence", "type")[:batch]
             )
             if not events:
                 continue
-            now = timezone.now()
-            rows = [
-                WebhookDelivery(
-                    organization_id=subscription.organization_id,
-                    subscription_id=subscription.pk,
-                    event_id=pk,
-                    event_type=type_,
-                    sequence=sequence,
-                    next_attempt_at=now,
-                )
-                for pk, sequence, type_ in events
-                if _wanted(subscription, type_)
-            ]
-            WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-            WebhookSubscription.objects.filter(pk=subscription.pk).update(last_sequence=events[-1][1])
-            written += len(rows)
-    return written
+            for subscription in group:
+                mine = [event for event in events if event[1] > subscription.last_sequence]
+                if not mine:
+                    continue
+                rows += [
+                    WebhookDelivery(
+                        organization_id=organization_id,
+                        subscription_id=subscription.pk,
+                        event_id=pk,
+                        event_type=type_,
+                        sequence=sequence,
+                        next_attempt_at=now,
+                    )
+                    for pk, sequence, type_ in mine
+                    if _wanted(subscription, type_)
+                ]
+                subscription.last_sequence = mine[-1][1]
+                moved.append(subscription)
+        WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+        if moved:
+            WebhookSubscription.objects.bulk_update(moved, ["last_sequence"])
+    return len(rows)
 
 
 def _due(now) -> Q:
@@ -315,81 +359,215 @@ def _due(now) -> Q:
     return Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(status=Status.SENDING, claimed_at__lt=lease)
 
 
-def claim_due(limit: int = 200) -> list[tuple[int, datetime]]:
-    """Claim due deliveries, at most WEBHOOK_MAX_IN_FLIGHT per subscription in flight: [(delivery id, claim
-    time)]. Each subscription is claimed under its row lock, skipped when another worker holds it."""
-    claimed: list[tuple[int, datetime]] = []
-    cap = settings.WEBHOOK_MAX_IN_FLIGHT
-    for subscription_id in (
-        WebhookSubscription.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)
-    ):
-        if len(claimed) >= limit:
-            break
-        with transaction.atomic():
-            locked = (
-                WebhookSubscription.objects.select_for_update(skip_locked=True)
-                .filter(pk=subscription_id, is_active=True)
-                .values_list("pk", flat=True)
+_CLAIM_SQL = """
+WITH wanted AS (
+    SELECT locked.id AS subscription_id, GREATEST(0, LEAST(%(share)s, %(cap)s - (
+        SELECT count(*) FROM {delivery} f
+         WHERE f.subscription_id = locked.id AND f.status = 'sending' AND f.claimed_at >= %(lease)s
+    ))) AS quota
+    FROM unnest(%(locked)s::bigint[]) AS locked(id)
+), picked AS (
+    SELECT due.id FROM wanted CROSS JOIN LATERAL (
+        (SELECT d.id FROM {delivery} d
+          WHERE d.subscription_id = wanted.subscription_id AND d.status = 'sending' AND d.claimed_at < %(lease)s
+          LIMIT wanted.quota)
+        UNION ALL
+        (SELECT d.id FROM {delivery} d
+          WHERE d.subscription_id = wanted.subscription_id AND d.status = 'pending' AND d.next_attempt_at <= %(now)s
+          ORDER BY d.next_attempt_at LIMIT wanted.quota)
+        LIMIT wanted.quota
+    ) AS due
+    LIMIT %(limit)s
+), claimed AS (
+    UPDATE {delivery} d
+       SET status = 'sending', claimed_at = %(now)s, attempts = d.attempts + 1,
+           first_attempt_at = COALESCE(d.first_attempt_at, %(now)s), updated_at = %(now)s
+      FROM picked
+     WHERE d.id = picked.id
+       AND ((d.status = 'pending' AND d.next_attempt_at <= %(now)s)
+            OR (d.status = 'sending' AND d.claimed_at < %(lease)s))
+    RETURNING d.id, d.organization_id, d.subscription_id, d.event_id, d.event_type, d.sequence, d.message_id,
+              d.payload, d.created_at
+)
+SELECT claimed.*, e.payload, e.created_at, s.url, o.slug, s.secret_encrypted, s.previous_secret_encrypted,
+       s.previous_secret_expires_at
+  FROM claimed
+  JOIN {subscription} s ON s.id = claimed.subscription_id
+  JOIN {organization} o ON o.id = s.organization_id
+  LEFT JOIN {event} e ON e.id = claimed.event_id
+"""
+
+_ROW_KEYS = (
+    "pk",
+    "organization_id",
+    "subscription_id",
+    "event_id",
+    "event_type",
+    "sequence",
+    "message_id",
+    "payload",
+    "created_at",
+    "event__payload",
+    "event__created_at",
+    "url",
+    "slug",
+    "secret_encrypted",
+    "previous_secret_encrypted",
+    "previous_secret_expires_at",
+)
+
+
+def _lock_due_subscriptions(now) -> list[int]:
+    """Lock the active subscriptions that have due deliveries, in id order, waiting for a job that holds one."""
+    lease = now - timedelta(seconds=settings.WEBHOOK_CLAIM_LEASE_SECONDS)
+    mine = WebhookDelivery.objects.filter(subscription_id=OuterRef("pk"))
+    pending = mine.filter(status=Status.PENDING, next_attempt_at__lte=now)  # webhooks_delivery_due_idx
+    abandoned = mine.filter(status=Status.SENDING, claimed_at__lt=lease)  # webhooks_delivery_sending_idx
+    return list(
+        WebhookSubscription.objects.select_for_update()
+        .filter(Exists(pending) | Exists(abandoned), is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _claim(limit: int) -> tuple[list[dict], datetime | None]:
+    """Claim up to `limit` due deliveries, at most WEBHOOK_MAX_IN_FLIGHT per subscription in flight, in one
+    transaction whatever the number of subscriptions: lock the subscriptions that have due deliveries (in id order,
+    waiting for a job that holds one: a job never passes over a subscription another is claiming, so two jobs never
+    leave work to a later run), then, in a statement that starts after the locks are held (so it sees the other job's
+    committed claims), count each one's deliveries in flight, pick its due ones (an even share of `limit` each, so
+    none waits behind the others), mark them `sending` with this claim's time and return them with their event and
+    subscription. Returns (rows, claim time); on PostgreSQL two statements, elsewhere a few per subscription."""
+    with transaction.atomic():
+        now = timezone.now()
+        lease = now - timedelta(seconds=settings.WEBHOOK_CLAIM_LEASE_SECONDS)
+        locked = _lock_due_subscriptions(now)
+        if not locked:
+            return [], None
+        share = max(1, -(-limit // len(locked)))
+        if connection.vendor == "postgresql":
+            quote = connection.ops.quote_name
+            sql = _CLAIM_SQL.format(
+                delivery=quote(WebhookDelivery._meta.db_table),
+                subscription=quote(WebhookSubscription._meta.db_table),
+                organization=quote(Organization._meta.db_table),
+                event=quote(Event._meta.db_table),
             )
-            if not list(locked):
-                continue
-            now = timezone.now()
-            lease = now - timedelta(seconds=settings.WEBHOOK_CLAIM_LEASE_SECONDS)
-            in_flight = WebhookDelivery.objects.filter(
-                subscription_id=subscription_id, status=Status.SENDING, claimed_at__gte=lease
-            ).count()
-            room = min(cap - in_flight, limit - len(claimed))
-            if room <= 0:
-                continue
-            ids = list(
+            params = {
+                "locked": locked,
+                "share": share,
+                "cap": settings.WEBHOOK_MAX_IN_FLIGHT,
+                "lease": lease,
+                "now": now,
+                "limit": limit,
+            }
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = [dict(zip(_ROW_KEYS, row, strict=True)) for row in cursor.fetchall()]
+            for row in rows:  # jsonb arrives as its text: spliced into the body as it is
+                for key in ("payload", "event__payload"):
+                    if isinstance(row[key], str):
+                        row[key] = _RawJSON(row[key])
+            return rows, now
+        ids = _claim_portable(locked, share, limit, now, lease)
+    return _claimed_rows(ids), now
+
+
+def _claim_portable(locked: list[int], share: int, limit: int, now, lease) -> list[int]:
+    """`_claim`'s picking and marking with the ORM, a query per subscription (SQLite: the embedded run)."""
+    in_flight = dict(
+        WebhookDelivery.objects.filter(subscription_id__in=locked, status=Status.SENDING, claimed_at__gte=lease)
+        .values("subscription_id")
+        .annotate(n=Count("pk"))
+        .values_list("subscription_id", "n")
+    )
+    ids: list[int] = []
+    for subscription_id in locked:
+        quota = min(share, settings.WEBHOOK_MAX_IN_FLIGHT - in_flight.get(subscription_id, 0), limit - len(ids))
+        if quota > 0:
+            ids += (
                 WebhookDelivery.objects.filter(_due(now), subscription_id=subscription_id)
                 .order_by("next_attempt_at", "pk")
-                .values_list("pk", flat=True)[:room]
+                .values_list("pk", flat=True)[:quota]
             )
-            if not ids:
-                continue
-            WebhookDelivery.objects.filter(_due(now), pk__in=ids).update(
-                status=Status.SENDING,
-                claimed_at=now,
-                attempts=F("attempts") + 1,
-                first_attempt_at=Coalesce("first_attempt_at", now),
-                updated_at=now,
-            )
-            claimed += [(pk, now) for pk in ids]
-    return claimed
+    WebhookDelivery.objects.filter(_due(now), pk__in=ids).update(
+        status=Status.SENDING,
+        claimed_at=now,
+        attempts=F("attempts") + 1,
+        first_attempt_at=Coalesce("first_attempt_at", now),
+        updated_at=now,
+    )
+    return ids
+
+
+def _claimed_rows(ids) -> list[dict]:
+    """The deliveries `ids` with what sending them needs (their event, subscription and organisation's slug)."""
+    fields = dict(zip(_ROW_KEYS, _ROW_KEYS, strict=True))
+    fields.update(
+        url="subscription__url",
+        slug="subscription__organization__slug",
+        secret_encrypted="subscription__secret_encrypted",
+        previous_secret_encrypted="subscription__previous_secret_encrypted",
+        previous_secret_expires_at="subscription__previous_secret_expires_at",
+    )
+    rows = WebhookDelivery.objects.filter(pk__in=list(ids)).values(*fields.values())
+    return [{key: row[field] for key, field in fields.items()} for row in rows]
+
+
+def claim_due(limit: int = 200) -> list[tuple[int, datetime]]:
+    """Claim due deliveries (see `_claim`): [(delivery id, claim time)]."""
+    rows, now = _claim(limit)
+    return [(row["pk"], now) for row in rows]
+
+
+class _RawJSON(str):
+    """A payload still in its JSON text, as the database returned it."""
+
+
+def _body_text(event_type, timestamp, slug, sequence, data) -> str:
+    """The body's JSON text; `data` is the payload, or its JSON text as stored (spliced in, not parsed again)."""
+    head = json.dumps(
+        {"type": event_type, "timestamp": timestamp.isoformat(), "organization": slug, "sequence": sequence},
+        separators=(",", ":"),
+    )
+    data_text = data if isinstance(data, _RawJSON) else json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
+    text = f'{head[:-1]},"data":{data_text}}}'
+    if len(text) > settings.WEBHOOK_MAX_BODY_BYTES // 4 and len(text.encode()) > settings.WEBHOOK_MAX_BODY_BYTES:
+        fetch = {"truncated": True, "fetch": f"/api/v1/events/?after={(sequence or 1) - 1}&limit=1"}
+        text = f'{head[:-1]},"data":{json.dumps(fetch, separators=(",", ":"))}}}'
+    return text
 
 
 def message_body(delivery: WebhookDelivery) -> str:
     """The JSON body: type, timestamp, the organisation's sequence number and the event's payload as `data`.
     Above WEBHOOK_MAX_BODY_BYTES the data is left out (`truncated`): fetch the event by its sequence number."""
     event = delivery.event
-    body = {
-        "type": delivery.event_type,
-        "timestamp": (event.created_at if event else delivery.created_at).isoformat(),
-        "organization": delivery.subscription.organization.slug,
-        "sequence": delivery.sequence,
-        "data": event.payload if event else (delivery.payload or {}),
+    return _body_text(
+        delivery.event_type,
+        event.created_at if event else delivery.created_at,
+        delivery.subscription.organization.slug,
+        delivery.sequence,
+        event.payload if event else (delivery.payload or {}),
+    )
+
+
+def _headers(message_id: str, body: str, signers, now: datetime) -> dict:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "maintenance-platform-webhooks",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": " ".join(signer.sign(message_id, now, body) for signer in signers),
     }
-    text = json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))
-    if len(text.encode()) > settings.WEBHOOK_MAX_BODY_BYTES:
-        body["data"] = {"truncated": True, "fetch": f"/api/v1/events/?after={(delivery.sequence or 1) - 1}&limit=1"}
-        text = json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))
-    return text
 
 
 def signed_headers(delivery: WebhookDelivery, body: str, now: datetime | None = None) -> dict:
     """Standard Webhooks headers: `webhook-id` (the same on every attempt and replay), `webhook-timestamp`
     (seconds), `webhook-signature` (`v1,<base64 HMAC-SHA256>`, space-separated during a rotation)."""
     now = (now or timezone.now()).astimezone(UTC).replace(microsecond=0)
-    message_id = f"msg_{delivery.message_id.hex}"
-    signatures = [Webhook(secret).sign(message_id, now, body) for secret in signing_secrets(delivery.subscription, now)]
-    return {
-        "Content-Type": "application/json",
-        "User-Agent": "maintenance-platform-webhooks",
-        "webhook-id": message_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": " ".join(signatures),
-    }
+    signers = [Webhook(secret) for secret in signing_secrets(delivery.subscription, now)]
+    return _headers(f"msg_{delivery.message_id.hex}", body, signers, now)
 
 
 def retry_delay(attempt: int) -> float:
@@ -399,47 +577,146 @@ def retry_delay(attempt: int) -> float:
     return random.uniform(delay / 2, delay)
 
 
-def _send_one(prepared: tuple[int, datetime, str, str, dict]):
-    delivery_id, claimed_at, url, body, headers = prepared
-    return delivery_id, claimed_at, body, headers, targets.post(url, body.encode(), headers)
+@dataclass
+class _Sending:
+    """One POST on its way: what the log and the outcome need."""
+
+    delivery_id: int
+    organization_id: int
+    subscription_id: int
+    claimed_at: datetime
+    body: str
+    headers: dict
+
+
+class _Run:
+    """One run of the delivery job: a Sender (connections kept alive, WEBHOOK_CONCURRENCY POSTs at once), the
+    deliveries on their way, and the signers of the subscriptions met (their secrets decrypted once per run). The
+    database is used only from the caller's thread."""
+
+    def __init__(self):
+        self._sender = None  # started with the first POST: a run with nothing due starts no thread
+        self.in_flight: dict = {}  # future -> _Sending
+        self.counts = {"succeeded": 0, "retrying": 0, "failed": 0}
+        self._signers: dict[str, Webhook] = {}
+
+    @property
+    def sender(self) -> targets.Sender:
+        if self._sender is None:
+            self._sender = targets.Sender(settings.WEBHOOK_CONCURRENCY)
+        return self._sender
+
+    def close(self):
+        if self._sender is not None:
+            self._sender.close()
+
+    def _signer(self, encrypted: str) -> Webhook:
+        signer = self._signers.get(encrypted)
+        if signer is None:
+            signer = self._signers[encrypted] = Webhook(crypto.decrypt(encrypted))
+        return signer
+
+    def start(self, claims: list[tuple[int, datetime]]) -> int:
+        """Start the POSTs of claimed deliveries given as (id, claim time)."""
+        claimed_at = dict(claims)
+        return sum(self.start_rows([row], claimed_at[row["pk"]]) for row in _claimed_rows(claimed_at))
+
+    def start_rows(self, rows: list[dict], claimed_at: datetime) -> int:
+        """Sign each claimed delivery's body and start its POST. Returns how many started."""
+        now = timezone.now().astimezone(UTC).replace(microsecond=0)
+        posts, sendings = [], []
+        for row in rows:
+            if row["event_id"] is None and row["payload"] is None:
+                self._expired(row, claimed_at)
+                continue
+            event_known = row["event_id"] is not None
+            body = _body_text(
+                row["event_type"],
+                row["event__created_at"] if event_known else row["created_at"],
+                row["slug"],
+                row["sequence"],
+                row["event__payload"] if event_known else (row["payload"] or {}),
+            )
+            signers = [self._signer(row["secret_encrypted"])]
+            if row["previous_secret_encrypted"] and (row["previous_secret_expires_at"] or now) > now:
+                signers.append(self._signer(row["previous_secret_encrypted"]))
+            headers = _headers(f"msg_{row['message_id'].hex}", body, signers, now)
+            posts.append((row["url"], body.encode(), headers))
+            sendings.append(
+                _Sending(row["pk"], row["organization_id"], row["subscription_id"], claimed_at, body, headers)
+            )
+        if posts:
+            # A POST still waiting for a connection when the claim's lease is about to run out is not sent (another
+            # job may claim it then): a claim is never sent on after it could have been taken over.
+            not_after = time.monotonic() + settings.WEBHOOK_CLAIM_LEASE_SECONDS - settings.WEBHOOK_TIMEOUT - 5
+            for future, sending in zip(self.sender.submit_many(posts, not_after), sendings, strict=True):
+                self.in_flight[future] = sending
+        return len(posts)
+
+    def _expired(self, row, claimed_at) -> None:
+        """An event pruned before its delivery was sent: nothing to send, ever."""
+        WebhookAttempt.objects.create(organization_id=row["organization_id"], delivery_id=row["pk"], error=EXPIRED)
+        self.counts["failed"] += WebhookDelivery.objects.filter(
+            pk=row["pk"], status=Status.SENDING, claimed_at=claimed_at
+        ).update(status=Status.FAILED, last_error=EXPIRED, updated_at=timezone.now())
+
+    def wait_finished(self, count: int, timeout: float) -> None:
+        """Until `count` POSTs have finished (or all of them), at most `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = [future for future in self.in_flight if not future.done()]
+            remaining = deadline - time.monotonic()
+            if not pending or len(self.in_flight) - len(pending) >= count or remaining <= 0:
+                return
+            wait_for(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+
+    def wait(self, timeout: float | None) -> None:
+        if self.in_flight:
+            wait_for(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+
+    def record_finished(self) -> int:
+        """Record every finished POST: the 2xx answers together (see `_record_successes`), the others one by one."""
+        finished = [future for future in self.in_flight if future.done()]
+        successes = []
+        for future in finished:
+            sending = self.in_flight.pop(future)
+            result = future.result()
+            if result.status_code is not None and 200 <= result.status_code < 300:
+                successes.append((sending, result))
+            else:
+                delivery = WebhookDelivery.objects.select_related("subscription").get(pk=sending.delivery_id)
+                _record(
+                    delivery, sending.claimed_at, result, sending.body, sending.headers, result.status_code, self.counts
+                )
+        _record_successes(successes, self.counts)
+        return len(finished)
 
 
 def send_claimed(claims: list[tuple[int, datetime]]) -> dict:
-    """POST the claimed deliveries and record each outcome. Returns counts by result."""
-    counts = {"succeeded": 0, "retrying": 0, "failed": 0}
-    if not claims:
-        return counts
-    claimed_at = dict(claims)
-    deliveries = {
-        delivery.pk: delivery
-        for delivery in WebhookDelivery.objects.select_related("subscription__organization", "event").filter(
-            pk__in=list(claimed_at)
-        )
-    }
-    prepared = []
-    for pk, delivery in deliveries.items():
-        if delivery.event_id is None and delivery.payload is None:
-            _record(delivery, claimed_at[pk], None, "", {}, None, counts, error="The event expired before delivery.")
-            continue
-        body = message_body(delivery)
-        prepared.append((pk, claimed_at[pk], delivery.subscription.url, body, signed_headers(delivery, body)))
-    threads = max(1, min(settings.WEBHOOK_WORKER_THREADS, len(prepared)))
-    successes = []
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for delivery_id, claim, body, headers, result in pool.map(_send_one, prepared):
-            if result.status_code is not None and 200 <= result.status_code < 300:
-                successes.append((deliveries[delivery_id], claim, body, headers, result))
-            else:
-                _record(deliveries[delivery_id], claim, result, body, headers, result.status_code, counts)
-    _record_successes(successes, counts)
-    return counts
+    """POST the claimed deliveries and record each outcome (only where the claim still holds). Returns counts."""
+    run = _Run()
+    try:
+        run.start(claims)
+        while run.in_flight:
+            run.wait(None)
+            run.record_finished()
+    finally:
+        run.close()
+    return run.counts
+
+
+EXPIRED = "The event expired before delivery."
+
+
+def _log_headers(headers: dict) -> dict:
+    return {k: v for k, v in headers.items() if k != "webhook-signature"}
 
 
 def _attempt(delivery, body, headers, result, error="") -> WebhookAttempt:
     return WebhookAttempt(
         organization_id=delivery.organization_id,
         delivery=delivery,
-        request_headers={k: v for k, v in headers.items() if k != "webhook-signature"},
+        request_headers=_log_headers(headers),
         request_body=body[:2000],
         status_code=result.status_code if result else None,
         response_body=result.response_excerpt[:2000] if result else "",
@@ -448,23 +725,83 @@ def _attempt(delivery, body, headers, result, error="") -> WebhookAttempt:
     )
 
 
-def _record_successes(successes, counts) -> None:
-    """The 2xx answers of one batch, in a few queries whatever its size: the attempts in one INSERT, the deliveries
-    marked succeeded per (claim, status code) if their claim still holds, the subscriptions' failure streaks ended."""
+_RECORD_SUCCESSES_SQL = """
+WITH done AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(claims)s::timestamptz[], %(codes)s::int[], %(latencies)s::int[],
+                         %(excerpts)s::text[], %(bodies)s::text[], %(headers)s::text[], %(organizations)s::bigint[])
+        AS t(id, claimed_at, code, latency, excerpt, body, headers, organization_id)
+      CROSS JOIN (SELECT 'sending'::varchar AS expected_status) AS sending
+), marked AS (
+    UPDATE {delivery} d
+       SET status = 'succeeded', succeeded_at = %(now)s, last_status_code = done.code, last_error = '',
+           updated_at = %(now)s
+      FROM done
+     WHERE d.id = ANY(%(ids)s) AND d.id = done.id AND d.claimed_at = done.claimed_at
+       AND d.status = done.expected_status  -- (not a literal: the partial indexes' statistics lag behind the churn)
+    RETURNING d.id
+), logged AS (
+    INSERT INTO {attempt} (organization_id, delivery_id, attempted_at, request_headers, request_body, status_code,
+                           response_body, latency_ms, error)
+    SELECT organization_id, id, %(now)s, headers::jsonb, body, code, excerpt, latency, '' FROM done
+), recovered AS (
+    UPDATE {subscription} SET failing_since = NULL WHERE id = ANY(%(subscriptions)s) AND failing_since IS NOT NULL
+)
+SELECT count(*) FROM marked
+"""
+
+
+def _record_successes(successes: list[tuple[_Sending, object]], counts) -> None:
+    """The 2xx answers of one batch, in one statement on PostgreSQL whatever its size (a few queries elsewhere): the
+    attempts logged, the deliveries marked succeeded if their claim still holds, the subscriptions' failure streaks
+    ended."""
     if not successes:
         return
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        sql = _RECORD_SUCCESSES_SQL.format(
+            delivery=quote(WebhookDelivery._meta.db_table),
+            attempt=quote(WebhookAttempt._meta.db_table),
+            subscription=quote(WebhookSubscription._meta.db_table),
+        )
+        params = {
+            "ids": [sending.delivery_id for sending, _ in successes],
+            "claims": [sending.claimed_at for sending, _ in successes],
+            "codes": [result.status_code for _, result in successes],
+            "latencies": [result.latency_ms for _, result in successes],
+            "excerpts": [result.response_excerpt[:2000] for _, result in successes],
+            "bodies": [sending.body[:2000] for sending, _ in successes],
+            "headers": [json.dumps(_log_headers(sending.headers)) for sending, _ in successes],
+            "organizations": [sending.organization_id for sending, _ in successes],
+            "subscriptions": list({sending.subscription_id for sending, _ in successes}),
+            "now": now,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            counts["succeeded"] += cursor.fetchone()[0]
+        return
     WebhookAttempt.objects.bulk_create(
-        [_attempt(delivery, body, headers, result) for delivery, _, body, headers, result in successes]
+        [
+            WebhookAttempt(
+                organization_id=sending.organization_id,
+                delivery_id=sending.delivery_id,
+                request_headers=_log_headers(sending.headers),
+                request_body=sending.body[:2000],
+                status_code=result.status_code,
+                response_body=result.response_excerpt[:2000],
+                latency_ms=result.latency_ms,
+            )
+            for sending, result in successes
+        ]
     )
     groups: dict[tuple, list[int]] = {}
-    for delivery, claim, _, _, result in successes:
-        groups.setdefault((claim, result.status_code), []).append(delivery.pk)
+    for sending, result in successes:
+        groups.setdefault((sending.claimed_at, result.status_code), []).append(sending.delivery_id)
     for (claim, status_code), ids in groups.items():
         counts["succeeded"] += WebhookDelivery.objects.filter(
             pk__in=ids, status=Status.SENDING, claimed_at=claim
         ).update(status=Status.SUCCEEDED, succeeded_at=now, last_status_code=status_code, last_error="", updated_at=now)
-    subscriptions = {delivery.subscription_id for delivery, *_ in successes}
+    subscriptions = {sending.subscription_id for sending, _ in successes}
     WebhookSubscription.objects.filter(pk__in=subscriptions, failing_since__isnull=False).update(failing_since=None)
 
 
@@ -538,17 +875,55 @@ def disable_subscription(subscription: WebhookSubscription, reason: str) -> bool
     return True
 
 
-def deliver_due(*, seconds: float | None = None, batch: int = 200) -> dict:
-    """The job: fan out, then claim and send until nothing is due or `seconds` (WEBHOOK_JOB_SECONDS) passed."""
+def deliver_due(*, seconds: float | None = None, batch: int | None = None) -> dict:
+    """The job: fan out, then keep up to WEBHOOK_CLAIM_BATCH deliveries claimed (claimed in batches, posted
+    WEBHOOK_CONCURRENCY at a time over kept-alive connections, their outcomes recorded in bulk as they come back),
+    fanning out newly numbered events every FAN_OUT_EVERY seconds (skipped while another job fans out), until nothing
+    is due and nothing is on its way, or `seconds` (WEBHOOK_JOB_SECONDS) passed (then it stops claiming and waits for
+    what it sent).
+
+    Two jobs at once: each claims under the subscriptions' row locks, waiting (never skipping) for the other, so a
+    job that finds nothing to claim has nothing left to do but what the other holds in flight, which the other
+    records and follows with a claim of its own before it can stop. One pass of concurrent jobs sends everything due
+    exactly once (a retry that is not yet due waits for its time)."""
     budget = settings.WEBHOOK_JOB_SECONDS if seconds is None else seconds
     deadline = time.monotonic() + budget
+    concurrency = batch or settings.WEBHOOK_CLAIM_BATCH  # claimed at once; the Sender POSTs WEBHOOK_CONCURRENCY of them
+    refill = max(1, concurrency // 2)  # a claim when half the slots are free: fewer, larger statements
     totals = {"fanned_out": fan_out(), "succeeded": 0, "retrying": 0, "failed": 0}
-    while time.monotonic() < deadline:
-        claims = claim_due(batch)
-        if not claims:
-            break
-        for key, value in send_claimed(claims).items():
-            totals[key] += value
+    last_fan_out = time.monotonic()
+    run = _Run()
+    settle = 0  # POSTs to see finished before the next claim
+    try:
+        while True:
+            if time.monotonic() >= deadline:
+                if not run.in_flight:
+                    break
+                run.wait(0.5)
+                run.record_finished()
+                continue
+            run.wait_finished(settle, timeout=0.5)
+            run.record_finished()
+            if time.monotonic() - last_fan_out >= FAN_OUT_EVERY:
+                totals["fanned_out"] += fan_out(wait=False)
+                last_fan_out = time.monotonic()
+            room = concurrency - len(run.in_flight)
+            rows, claimed_at = _claim(room) if room > 0 else ([], None)
+            started = run.start_rows(rows, claimed_at)
+            if not started and not run.in_flight:
+                fanned = fan_out()  # events numbered while this job ran
+                last_fan_out = time.monotonic()
+                totals["fanned_out"] += fanned
+                if fanned:
+                    continue
+                break
+            # Full: claim again when half the slots are free. Short (the subscriptions' caps, or little due): when half
+            # of what is on its way came back, so that an idle claim does not spin.
+            settle = refill if len(rows) >= room else max(1, len(run.in_flight) // 2)
+    finally:
+        run.close()
+    for key, value in run.counts.items():
+        totals[key] += value
     return totals
 
 

@@ -13,6 +13,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import (
@@ -63,8 +66,8 @@ class TemplatePartInline(TenantInline):
     write_action = Action.MANAGE_SCHEDULES
     fields = ["part", "stock_location", "quantity"]
     autocomplete_fields = ["part", "stock_location"]
-    verbose_name = "part reserved for each order"
-    verbose_name_plural = "parts reserved for each order"
+    verbose_name = _("part reserved for each order")
+    verbose_name_plural = _("parts reserved for each order")
 
 
 class GeneratedInline(ReadOnlyTenantInline):
@@ -74,13 +77,13 @@ class GeneratedInline(ReadOnlyTenantInline):
     fk_name = "schedule"
     fields = ["due_at", "asset", "status", "order_link", "order_status", "note"]
     ordering = ["-due_at"]
-    verbose_name_plural = f"generated orders and skips (last {INLINE_DAYS} days and ahead)"
+    verbose_name_plural = format_lazy(_("generated orders and skips (last {days} days and ahead)"), days=INLINE_DAYS)
 
     def get_queryset(self, request):
         since = timezone.now() - timedelta(days=INLINE_DAYS)
         return super().get_queryset(request).filter(due_at__gte=since).select_related("asset", "work_order")
 
-    @admin.display(description="work order")
+    @admin.display(description=_("work order"))
     def order_link(self, occurrence):
         order = occurrence.work_order
         if order is None:
@@ -89,7 +92,7 @@ class GeneratedInline(ReadOnlyTenantInline):
             '<a href="{}">{}</a>', reverse("admin:workorders_workorder_change", args=[order.pk]), order.number
         )
 
-    @admin.display(description="order status")
+    @admin.display(description=_("order status"))
     def order_status(self, occurrence):
         return occurrence.work_order.get_status_display() if occurrence.work_order else "—"
 
@@ -117,9 +120,9 @@ class PreventiveScheduleAdmin(ServiceAdmin):
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["name", "description", "status", "paused_at", "pause_reason"]}),
-        ("What it covers", {"fields": ["coverage", "asset", "asset_type", "location"]}),
+        (_("What it covers"), {"fields": ["coverage", "asset", "asset_type", "location"]}),
         (
-            "When it is due",
+            _("When it is due"),
             {
                 "fields": [
                     "trigger",
@@ -132,13 +135,15 @@ class PreventiveScheduleAdmin(ServiceAdmin):
                     "trigger_in_words",
                     "next_five",
                 ],
-                "description": "Times are local to the asset's site (else the organisation's time zone). A time "
-                "that does not exist on the spring-forward night runs a gap later (02:30 runs at 03:30); a time "
-                "that happens twice in the autumn runs once, the first time.",
+                "description": _(
+                    "Times are local to the asset's site (else the organisation's time zone). A time that does not "
+                    "exist on the spring-forward night runs a gap later (02:30 runs at 03:30); a time that happens "
+                    "twice in the autumn runs once, the first time."
+                ),
             },
         ),
         (
-            "How it behaves",
+            _("How it behaves"),
             {
                 "fields": [
                     "mode",
@@ -152,7 +157,7 @@ class PreventiveScheduleAdmin(ServiceAdmin):
             },
         ),
         (
-            "The work order",
+            _("The work order"),
             {
                 "fields": [
                     "title",
@@ -160,35 +165,41 @@ class PreventiveScheduleAdmin(ServiceAdmin):
                     ("priority", "work_type"),
                     "procedure",
                     "estimated_minutes",
+                    "plan_start",
                     ("assignee", "team"),
                 ]
             },
         ),
     ]
 
-    @admin.display(description="covers")
+    @admin.display(description=_("covers"))
     def covers(self, schedule):
         if schedule.coverage == PreventiveSchedule.Coverage.ASSET:
             return str(schedule.asset) if schedule.asset_id else "—"
         if schedule.coverage == PreventiveSchedule.Coverage.ROUTINE:
-            return f"routine round{f' in {schedule.location}' if schedule.location_id else ''}"
-        parts = [
-            f"type {schedule.asset_type}" if schedule.asset_type_id else "",
-            f"under {schedule.location}" if schedule.location_id else "",
-        ]
-        return "every asset " + " and ".join(p for p in parts if p)
+            if schedule.location_id:
+                return _("routine round in %(location)s") % {"location": schedule.location}
+            return _("routine round")
+        names = {"type": schedule.asset_type, "location": schedule.location}
+        if schedule.asset_type_id and schedule.location_id:
+            return _("every asset type %(type)s and under %(location)s") % names
+        if schedule.asset_type_id:
+            return _("every asset type %(type)s") % names
+        if schedule.location_id:
+            return _("every asset under %(location)s") % names
+        return _("every asset")
 
-    @admin.display(description="trigger")
+    @admin.display(description=_("trigger"))
     def trigger_in_words(self, schedule):
         return reports.trigger_summary(schedule) if schedule.pk or schedule.trigger else "—"
 
-    @admin.display(description="next five due dates")
+    @admin.display(description=_("next five due dates"))
     def next_five(self, schedule):
         if schedule.pk is None:
-            return "Saved schedules show their next due dates here."
+            return _("Saved schedules show their next due dates here.")
         dates = reports.next_due_dates(schedule, 5)
         if not dates:
-            return "Not computable ahead (meter or floating schedule, or no further date)."
+            return _("Not computable ahead (meter or floating schedule, or no further date).")
         zone = ZoneInfo(targets.schedule_zone(schedule))
         return format_html(
             "<ol>{}</ol>",
@@ -244,14 +255,14 @@ class PreventiveScheduleAdmin(ServiceAdmin):
         if refused:
             self.message_user(request, " ".join(refused), messages.WARNING)
 
-    @admin.action(description="Generate now what is due")
+    @admin.action(description=_("Generate now what is due"))
     def generate_now(self, request, queryset):
         def do(schedule):
             return services.generate_now(schedule, actor=request.user).message
 
         self._each(request, queryset, do, "{name}: {result}")
 
-    @admin.action(description="Pause the selected schedules")
+    @admin.action(description=_("Pause the selected schedules"))
     def pause(self, request, queryset):
         reason = "paused in the back office"
         self._each(
@@ -261,7 +272,7 @@ class PreventiveScheduleAdmin(ServiceAdmin):
             "{name} paused.",
         )
 
-    @admin.action(description="Resume the selected schedules")
+    @admin.action(description=_("Resume the selected schedules"))
     def resume(self, request, queryset):
         self._each(request, queryset, lambda s: services.resume_schedule(s, actor=request.user), "{name} resumed.")
 
@@ -329,14 +340,21 @@ class CalendarFeedAdmin(ServiceAdmin):
         feed, token = services.create_calendar_feed(organization, name=form.cleaned_data["name"], actor=request.user)
         adopt(obj, feed)
         self.message_user(
-            request, f"Subscribe to {feed_url(request, token)} — copy it now: it is not shown again.", messages.SUCCESS
+            request,
+            _("Subscribe to %(url)s — copy it now: it is not shown again.") % {"url": feed_url(request, token)},
+            messages.SUCCESS,
         )
 
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the row stays as a record
 
-    @admin.action(description="Revoke the selected feeds (their URLs stop working at once)")
+    @admin.action(description=_("Revoke the selected feeds (their URLs stop working at once)"))
     def revoke(self, request, queryset):
         for feed in queryset:
             services.revoke_calendar_feed(feed, actor=request.user)
-        self.message_user(request, f"{queryset.count()} feed(s) revoked.", messages.SUCCESS)
+        count = queryset.count()
+        self.message_user(
+            request,
+            ngettext("%(count)s feed revoked.", "%(count)s feeds revoked.", count) % {"count": count},
+            messages.SUCCESS,
+        )

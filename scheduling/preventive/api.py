@@ -6,6 +6,7 @@ is a 400 saying, next to the field, what is wrong with it."""
 from datetime import UTC, datetime
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -80,6 +81,7 @@ class ScheduleSerializer(TenantModelSerializer):
             "work_type",
             "procedure",
             "estimated_minutes",
+            "plan_start",
             "assignee",
             "team",
             "parts",
@@ -184,7 +186,9 @@ def _int_param(request, name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise InvalidInput(f"“{raw}” is not a whole number.", fields={name: ["A whole number."]}) from None
+        raise InvalidInput(
+            _("“%(raw)s” is not a whole number.") % {"raw": raw}, fields={name: [_("A whole number.")]}
+        ) from None
 
 
 def _moment_param(request, name: str) -> datetime | None:
@@ -197,8 +201,8 @@ def _moment_param(request, name: str) -> datetime | None:
         return parse_query_datetime(name, raw).astimezone(UTC)
     except (OverflowError, ValueError):
         raise InvalidInput(
-            f"“{raw}” is not a moment in the calendar; write e.g. 2026-01-31T12:00:00Z.",
-            fields={name: ["Out of range."]},
+            _("“%(raw)s” is not a moment in the calendar; write e.g. 2026-01-31T12:00:00Z.") % {"raw": raw},
+            fields={name: [_("Out of range.")]},
         ) from None
 
 
@@ -324,11 +328,11 @@ class StatisticsViewSet(_ReportViewSet):
                 .first()
             )
             if schedule is None:
-                raise InvalidInput("No such schedule.", fields={"schedule": ["No such schedule."]})
+                raise InvalidInput(_("No such schedule."), fields={"schedule": [_("No such schedule.")]})
         if params.get("asset"):
             asset = Asset.objects.for_tenant(self.organization).filter(pk=_int_param(request, "asset", 0)).first()
             if asset is None:
-                raise InvalidInput("No such asset.", fields={"asset": ["No such asset."]})
+                raise InvalidInput(_("No such asset."), fields={"asset": [_("No such asset.")]})
         return Response(
             reports.statistics(
                 self.organization,

@@ -180,6 +180,7 @@ def _new_order(candidate: Candidate, caches: _Caches, order_id: int) -> NewWorkO
         asset_id=target.asset_id,
         location_id=target.location_id,
         due_at=candidate.due_at,
+        scheduled_start=candidate.due_at if s.plan_start else None,
         **caches.order_template(s),
     )
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.http import Http404, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from icalendar import Calendar, Event
 
@@ -72,7 +73,7 @@ def calendar_feed(request, token: str):
     try:
         feed = services.calendar_feed_for_token(token)
     except NotFound:
-        raise Http404("No such calendar feed.") from None
+        raise Http404(_("No such calendar feed.")) from None
     response = HttpResponse(calendar_for(feed.organization), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'inline; filename="{feed.organization.slug}-preventive.ics"'
     response["Cache-Control"] = "private, max-age=300"

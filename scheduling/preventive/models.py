@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.audit import history
 from maintenance_site.recurrence import RecurrenceError, parse_cron, parse_rrule
@@ -58,38 +59,38 @@ class PreventiveSchedule(TenantModel):
     """
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        PAUSED = "paused", "Paused"
+        ACTIVE = "active", _("Active")
+        PAUSED = "paused", _("Paused")
 
     class Coverage(models.TextChoices):
-        ASSET = "asset", "One asset"
-        ASSETS = "assets", "Every asset of a type and / or under a location"
-        ROUTINE = "routine", "No asset (routine round)"
+        ASSET = "asset", _("One asset")
+        ASSETS = "assets", _("Every asset of a type and / or under a location")
+        ROUTINE = "routine", _("No asset (routine round)")
 
     class Trigger(models.TextChoices):
-        CRON = "cron", "Calendar: cron expression"
-        RRULE = "rrule", "Calendar: RRULE (RFC 5545)"
-        INTERVAL = "interval", "Every N days / weeks / months"
-        METER = "meter", "Meter"
+        CRON = "cron", _("Calendar: cron expression")
+        RRULE = "rrule", _("Calendar: RRULE (RFC 5545)")
+        INTERVAL = "interval", _("Every N days / weeks / months")
+        METER = "meter", _("Meter")
 
     class IntervalUnit(models.TextChoices):
-        DAYS = "days", "days"
-        WEEKS = "weeks", "weeks"
-        MONTHS = "months", "months"
+        DAYS = "days", _("days")
+        WEEKS = "weeks", _("weeks")
+        MONTHS = "months", _("months")
 
     class MeterMode(models.TextChoices):
-        EVERY = "every", "Every N units of the meter"
-        ABOVE = "above", "A reading above the threshold"
-        BELOW = "below", "A reading below the threshold"
+        EVERY = "every", _("Every N units of the meter")
+        ABOVE = "above", _("A reading above the threshold")
+        BELOW = "below", _("A reading below the threshold")
 
     class Mode(models.TextChoices):
-        FIXED = "fixed", "Fixed: due dates follow the calendar"
-        FLOATING = "floating", "Floating: next due counted from the last completion"
+        FIXED = "fixed", _("Fixed: due dates follow the calendar")
+        FLOATING = "floating", _("Floating: next due counted from the last completion")
 
     class Misfire(models.TextChoices):
-        COALESCE = "coalesce", "Coalesce the missed occurrences into one order"
-        CATCH_UP = "catch_up", "Create each missed occurrence (up to the cap)"
-        SKIP = "skip", "Skip the missed occurrences, go on with the next"
+        COALESCE = "coalesce", _("Coalesce the missed occurrences into one order")
+        CATCH_UP = "catch_up", _("Create each missed occurrence (up to the cap)")
+        SKIP = "skip", _("Skip the missed occurrences, go on with the next")
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -111,7 +112,7 @@ class PreventiveSchedule(TenantModel):
         null=True,
         blank=True,
         related_name="preventive_schedules",
-        help_text="Every asset under this location (with “every asset”); where the round happens (routine).",
+        help_text=_("Every asset under this location (with “every asset”); where the round happens (routine)."),
     )
 
     # --- when it is due
@@ -119,44 +120,44 @@ class PreventiveSchedule(TenantModel):
     cron_expression = models.CharField(
         max_length=120,
         blank=True,
-        help_text="Five fields: minute hour day-of-month month day-of-week, e.g. 30 2 * * *.",
+        help_text=_("Five fields: minute hour day-of-month month day-of-week, e.g. 30 2 * * *."),
     )
     rrule = models.CharField(
-        "RRULE", max_length=500, blank=True, help_text="RFC 5545, e.g. FREQ=MONTHLY;BYDAY=1MO (no DTSTART)."
+        "RRULE", max_length=500, blank=True, help_text=_("RFC 5545, e.g. FREQ=MONTHLY;BYDAY=1MO (no DTSTART).")
     )
-    interval_count = models.PositiveIntegerField(null=True, blank=True, help_text="1 to 1000.")
+    interval_count = models.PositiveIntegerField(null=True, blank=True, help_text=_("1 to 1000."))
     interval_unit = models.CharField(max_length=10, choices=IntervalUnit.choices, blank=True)
     time_of_day = models.TimeField(
-        default=time(6, 0), help_text="Local time of day of interval and RRULE occurrences (site time zone)."
+        default=time(6, 0), help_text=_("Local time of day of interval and RRULE occurrences (site time zone).")
     )
-    meter_name = models.CharField(max_length=80, blank=True, help_text="The asset meter to watch, by name.")
+    meter_name = models.CharField(max_length=80, blank=True, help_text=_("The asset meter to watch, by name."))
     meter_mode = models.CharField(max_length=10, choices=MeterMode.choices, blank=True)
     meter_interval = models.DecimalField(**METER_VALUE, null=True, blank=True)
     meter_threshold = models.DecimalField(**METER_VALUE, null=True, blank=True)
     cooldown_minutes = models.PositiveIntegerField(
-        default=0, help_text="Meter thresholds: at most one occurrence per asset within this many minutes."
+        default=0, help_text=_("Meter thresholds: at most one occurrence per asset within this many minutes.")
     )
 
     # --- how it behaves
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.FIXED)
     lead_days = models.PositiveIntegerField(
-        default=0, validators=[MaxValueValidator(365)], help_text="Create the order this many days before it is due."
+        default=0, validators=[MaxValueValidator(365)], help_text=_("Create the order this many days before it is due.")
     )
     skip_if_open = models.BooleanField(
-        default=True, help_text="Skip (and record) an occurrence while this schedule's previous order is open."
+        default=True, help_text=_("Skip (and record) an occurrence while this schedule's previous order is open.")
     )
     misfire_policy = models.CharField(max_length=20, choices=Misfire.choices, default=Misfire.COALESCE)
     misfire_cap = models.PositiveIntegerField(
         default=10,
         validators=[MinValueValidator(1), MaxValueValidator(1000)],
-        help_text="“Create each missed one”: at most this many at once (the most recent).",
+        help_text=_("“Create each missed one”: at most this many at once (the most recent)."),
     )
-    start_date = models.DateField(help_text="First day an occurrence may fall on (site time zone).")
-    end_date = models.DateField(null=True, blank=True, help_text="Last day an occurrence may fall on.")
+    start_date = models.DateField(help_text=_("First day an occurrence may fall on (site time zone)."))
+    end_date = models.DateField(null=True, blank=True, help_text=_("Last day an occurrence may fall on."))
 
     # --- the work order it becomes
     title = models.CharField(
-        max_length=200, blank=True, help_text="Work-order title; may use {asset}, {asset_code}, {due_date}."
+        max_length=200, blank=True, help_text=_("Work-order title; may use {asset}, {asset_code}, {due_date}.")
     )
     instructions = models.TextField(blank=True)
     priority = models.CharField(max_length=20, choices=WorkOrder.Priority.choices, default=WorkOrder.Priority.MEDIUM)
@@ -165,6 +166,11 @@ class PreventiveSchedule(TenantModel):
         "workorders.Procedure", on_delete=models.PROTECT, null=True, blank=True, related_name="preventive_schedules"
     )
     estimated_minutes = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    plan_start = models.BooleanField(
+        "plan the start",
+        default=False,
+        help_text=_("Plan each order to start at its occurrence's due time (it shows on the planner's calendar then)."),
+    )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -174,11 +180,11 @@ class PreventiveSchedule(TenantModel):
 
     # --- bookkeeping of the generator (never edited by people)
     generated_through = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Occurrences whose creation time is up to here are done."
+        null=True, blank=True, editable=False, help_text=_("Occurrences whose creation time is up to here are done.")
     )
     next_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     next_run_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When the generator next has something to do here."
+        null=True, blank=True, editable=False, help_text=_("When the generator next has something to do here.")
     )
     last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -361,7 +367,7 @@ class GenerationRun(models.Model):
     organization = models.ForeignKey(
         "tenancy.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
-    as_of = models.DateTimeField(help_text="The moment the pass generated for.")
+    as_of = models.DateTimeField(help_text=_("The moment the pass generated for."))
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     triggered_by = models.ForeignKey(
@@ -387,13 +393,13 @@ class PreventiveOccurrence(TenantModel):
     processes, repeated ticks and concurrent calls harmless. Written only by the generator; its own audit."""
 
     class Status(models.TextChoices):
-        CREATED = "created", "Work order created"
-        SKIPPED = "skipped", "Skipped"
+        CREATED = "created", _("Work order created")
+        SKIPPED = "skipped", _("Skipped")
 
     class SkipReason(models.TextChoices):
-        NONE = "", "—"
-        OPEN_ORDER = "open_order", "The previous order of this schedule is still open"
-        MISFIRE = "misfire", "Missed while generation was not running (misfire policy: skip)"
+        NONE = "", _("—")
+        OPEN_ORDER = "open_order", _("The previous order of this schedule is still open")
+        MISFIRE = "misfire", _("Missed while generation was not running (misfire policy: skip)")
 
     schedule = models.ForeignKey(PreventiveSchedule, on_delete=models.PROTECT, related_name="occurrences")
     asset = models.ForeignKey(
@@ -409,7 +415,8 @@ class PreventiveOccurrence(TenantModel):
         "workorders.WorkOrder", on_delete=models.SET_NULL, null=True, blank=True, related_name="preventive_occurrence"
     )
     missed_count = models.PositiveIntegerField(
-        default=0, help_text="Earlier occurrences missed during downtime and folded into (or dropped before) this one."
+        default=0,
+        help_text=_("Earlier occurrences missed during downtime and folded into (or dropped before) this one."),
     )
     meter_value = models.DecimalField(**METER_VALUE, null=True, blank=True)
     run = models.ForeignKey(GenerationRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -449,7 +456,7 @@ class CalendarFeed(TenantModel):
     """A secret iCalendar (.ics) URL of the organisation's upcoming preventive work, for calendar apps that
     cannot log in. Only a hash of the token is stored; revoking the feed retires the URL at once."""
 
-    name = models.CharField(max_length=120, help_text="Who or what uses it, e.g. “Planner's Outlook”.")
+    name = models.CharField(max_length=120, help_text=_("Who or what uses it, e.g. “Planner's Outlook”."))
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_prefix = models.CharField(max_length=8, editable=False)
     created_by = models.ForeignKey(
@@ -462,7 +469,7 @@ class CalendarFeed(TenantModel):
 
     class Meta:
         ordering = ["name"]
-        verbose_name = "calendar feed"
+        verbose_name = _("calendar feed")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_prefix}…)"

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Count, F, Q, Value
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from maintenance_site.analytics.definitions import percent
 from maintenance_site.errors import InvalidInput
@@ -46,7 +47,8 @@ def forecast(organization, *, days: int = 30, schedule: Schedule | None = None, 
     now = now or timezone.now()
     if not 1 <= int(days) <= MAX_FORECAST_DAYS:
         raise InvalidInput(
-            f"Forecast 1 to {MAX_FORECAST_DAYS} days ahead.", fields={"days": [f"From 1 to {MAX_FORECAST_DAYS}."]}
+            _("Forecast 1 to %(limit)s days ahead.") % {"limit": MAX_FORECAST_DAYS},
+            fields={"days": [_("From 1 to %(limit)s.") % {"limit": MAX_FORECAST_DAYS}]},
         )
     until = now + timedelta(days=int(days))
     queryset = Schedule.objects.for_tenant(organization).active().select_related("organization", "asset")
@@ -167,11 +169,13 @@ def statistics(
     schedule=None,
     asset=None,
     now=None,
+    where: Q | None = None,
 ) -> dict:
     """Generated, completed on time (within ON_TIME_TOLERANCE of the due time), completed late, overdue,
     skipped, and PM compliance = on time ÷ occurrences whose time to be done has passed (skips count against
     it; orders still open within the tolerance are not counted yet), per period, schedule or asset. One
-    aggregate query; the same SQL on SQLite and PostgreSQL."""
+    aggregate query; the same SQL on SQLite and PostgreSQL. `where` narrows the occurrences further (the analytics
+    filters: location subtree, asset type, team)."""
     now = now or timezone.now()
     end = end or now
     if start is None:
@@ -179,21 +183,34 @@ def statistics(
             start = end - DEFAULT_STATISTICS_SPAN
         except OverflowError:
             raise InvalidInput(
-                f"With no start the period is the {DEFAULT_STATISTICS_SPAN.days} days before the end, and "
-                f"{end.isoformat()} leaves no room for them: give a later end or a start.",
-                fields={"end": ["Too early without a start."]},
+                _(
+                    "With no start the period is the %(days)s days before the end, and %(end)s leaves no room for "
+                    "them: give a later end or a start."
+                )
+                % {"days": DEFAULT_STATISTICS_SPAN.days, "end": end.isoformat()},
+                fields={"end": [_("Too early without a start.")]},
             ) from None
     if start >= end:
-        raise InvalidInput("The start of the period must be before its end.", fields={"start": ["After the end."]})
+        raise InvalidInput(
+            _("The start of the period must be before its end."), fields={"start": [_("After the end.")]}
+        )
     if group_by not in GROUPS:
-        raise InvalidInput(f"Group by one of {', '.join(GROUPS)}.", fields={"group_by": ["Unknown grouping."]})
+        raise InvalidInput(
+            _("Group by one of %(choices)s.") % {"choices": ", ".join(GROUPS)},
+            fields={"group_by": [_("Unknown grouping.")]},
+        )
     if period not in PERIODS:
-        raise InvalidInput(f"A period is one of {', '.join(PERIODS)}.", fields={"period": ["Unknown period."]})
+        raise InvalidInput(
+            _("A period is one of %(choices)s.") % {"choices": ", ".join(PERIODS)},
+            fields={"period": [_("Unknown period.")]},
+        )
     rows = Occurrence.objects.filter(organization=organization, due_at__gte=start, due_at__lt=end)
     if schedule is not None:
         rows = rows.filter(schedule=schedule)
     if asset is not None:
         rows = rows.filter(asset=asset)
+    if where is not None:
+        rows = rows.filter(where)
     measures = compliance_measures(now)
     if group_by == "period":
         rows = rows.annotate(group=PERIODS[period]("due_at", tzinfo=organization.zone)).values("group")
@@ -214,6 +231,20 @@ def statistics(
         groups.append(_with_compliance(entry))
     totals = _with_compliance({name: sum(g[name] for g in groups) for name in measures})
     return {"start": start, "end": end, "group_by": group_by, "period": period, "totals": totals, "groups": groups}
+
+
+def statistics_by_period_from_sums(*, start, end, period: str, now, sums: dict) -> dict:
+    """`statistics` by period from the `compliance_measures` counts kept elsewhere per period (the analytics
+    rollups: {first local day of the period: {measure: count}}): the same answer as computed from the
+    occurrences."""
+    measures = compliance_measures(now)
+    groups = []
+    for first_day in sorted(sums):
+        entry = {name: int(sums[first_day].get(name) or 0) for name in measures}
+        entry["period"] = first_day.isoformat()
+        groups.append(_with_compliance(entry))
+    totals = _with_compliance({name: sum(g[name] for g in groups) for name in measures})
+    return {"start": start, "end": end, "group_by": "period", "period": period, "totals": totals, "groups": groups}
 
 
 def compliance_measures(now) -> dict:
@@ -285,7 +316,7 @@ def next_due_dates(s: Schedule, count: int = 5, now=None) -> list[datetime]:
     now = now or timezone.now()
     zone = ZoneInfo(schedule_zone(s))
     found, after = [], now
-    for _ in range(count):
+    for _index in range(count):
         upcoming = next_occurrence(s, zone, after)
         if upcoming is None:
             break

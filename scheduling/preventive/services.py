@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from inventory.models import Part, StockLocation
 from inventory.services import parse_quantity
@@ -61,6 +63,7 @@ SCHEDULE_FIELDS = {
     "work_type",
     "procedure",
     "estimated_minutes",
+    "plan_start",
     "assignee",
     "team",
 }
@@ -99,22 +102,27 @@ def _parse_parts(organization_id, parts) -> list[dict]:
                 StockLocation.objects.filter(organization_id=organization_id, pk=location).first() if location else None
             )
         if part is None or part.organization_id != organization_id:
-            raise InvalidInput(f"Part line {index + 1}: no such part.", fields={f"{prefix}.part": ["No such part."]})
+            raise InvalidInput(
+                _("Part line %(index)s: no such part.") % {"index": index + 1},
+                fields={f"{prefix}.part": [_("No such part.")]},
+            )
         if location is None or location.organization_id != organization_id:
             raise InvalidInput(
-                f"Part line {index + 1}: no such stock location.",
-                fields={f"{prefix}.stock_location": ["No such stock location."]},
+                _("Part line %(index)s: no such stock location.") % {"index": index + 1},
+                fields={f"{prefix}.stock_location": [_("No such stock location.")]},
             )
         try:
             quantity = parse_quantity(part, raw.get("quantity"))
         except InvalidInput as exc:
             raise InvalidInput(
-                f"Part line {index + 1}: {exc.message}", fields={f"{prefix}.quantity": [exc.message]}
+                _("Part line %(index)s: %(message)s") % {"index": index + 1, "message": exc.message},
+                fields={f"{prefix}.quantity": [exc.message]},
             ) from None
         if (part.pk, location.pk) in seen:
             raise InvalidInput(
-                f"Part line {index + 1}: {part.sku} at {location.name} is listed twice; add the quantities up.",
-                fields={f"{prefix}.part": ["Listed twice."]},
+                _("Part line %(index)s: %(sku)s at %(location)s is listed twice; add the quantities up.")
+                % {"index": index + 1, "sku": part.sku, "location": location.name},
+                fields={f"{prefix}.part": [_("Listed twice.")]},
             )
         seen.add((part.pk, location.pk))
         lines.append({"part": part, "stock_location": location, "quantity": quantity})
@@ -154,8 +162,8 @@ def _apply_fields(schedule: Schedule, fields: dict) -> None:
     unknown = set(fields) - SCHEDULE_FIELDS
     if unknown:
         raise InvalidInput(
-            f"A preventive schedule has no field(s) {', '.join(sorted(unknown))}.",
-            fields={name: ["Unknown field."] for name in unknown},
+            _("A preventive schedule has no field(s) %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+            fields={name: [_("Unknown field.")] for name in unknown},
         )
     for name, value in fields.items():
         if name == "cron_expression" and isinstance(value, str):
@@ -217,12 +225,15 @@ def delete_schedule(schedule: Schedule, *, actor) -> None:
     generated = schedule.occurrences.count()
     if generated:
         raise Conflict(
-            f"“{schedule.name}” has {generated} generated occurrence(s): pause it or give it an end date instead, "
-            "so its history and statistics stay.",
+            _(
+                "“%(name)s” has %(generated)s generated occurrence(s): pause it or give it an end date instead, "
+                "so its history and statistics stay."
+            )
+            % {"name": schedule.name, "generated": generated},
             code="in_use",
         )
     schedule.template_parts.all().delete()
-    delete_or_conflict(schedule, "preventive schedule")
+    delete_or_conflict(schedule, gettext_lazy("preventive schedule"))
 
 
 @audit.attributed
@@ -232,7 +243,7 @@ def pause_schedule(schedule: Schedule, *, actor, reason: str = "") -> Schedule:
     schedule = _locked(schedule)
     _require(schedule.organization_id, actor)
     if schedule.status == Schedule.Status.PAUSED:
-        raise Conflict(f"“{schedule.name}” is already paused.", code="already_paused")
+        raise Conflict(_("“%(name)s” is already paused.") % {"name": schedule.name}, code="already_paused")
     schedule.status = Schedule.Status.PAUSED
     schedule.paused_at = timezone.now()
     schedule.pause_reason = checked_reason(reason)
@@ -248,7 +259,7 @@ def resume_schedule(schedule: Schedule, *, actor, now=None) -> Schedule:
     schedule = _locked(schedule)
     _require(schedule.organization_id, actor)
     if schedule.status == Schedule.Status.ACTIVE:
-        raise Conflict(f"“{schedule.name}” is not paused.", code="not_paused")
+        raise Conflict(_("“%(name)s” is not paused.") % {"name": schedule.name}, code="not_paused")
     now = now or timezone.now()
     schedule.status = Schedule.Status.ACTIVE
     schedule.paused_at = None
@@ -268,11 +279,12 @@ def generate_now(schedule: Schedule, *, actor, days_ahead: int = 0, now=None) ->
     `message`, why fewer orders than occurrences were made when some were."""
     _require(schedule.organization_id, actor)
     if schedule.status != Schedule.Status.ACTIVE:
-        raise Conflict(f"“{schedule.name}” is paused: resume it to generate.", code="paused")
+        raise Conflict(_("“%(name)s” is paused: resume it to generate.") % {"name": schedule.name}, code="paused")
     if isinstance(days_ahead, bool) or not isinstance(days_ahead, int) or not 0 <= days_ahead <= MAX_DAYS_AHEAD:
         raise InvalidInput(
-            f"Generate from 0 to {MAX_DAYS_AHEAD} days ahead (got {days_ahead!r}).",
-            fields={"days_ahead": [f"From 0 to {MAX_DAYS_AHEAD}."]},
+            _("Generate from 0 to %(most)s days ahead (got %(got)s).")
+            % {"most": MAX_DAYS_AHEAD, "got": repr(days_ahead)},
+            fields={"days_ahead": [_("From 0 to %(most)s.") % {"most": MAX_DAYS_AHEAD}]},
         )
     now = now or timezone.now()
     result = generate_due_work_orders(
@@ -280,8 +292,11 @@ def generate_now(schedule: Schedule, *, actor, days_ahead: int = 0, now=None) ->
     )
     if schedule.pk in result.failed:
         raise InvalidInput(
-            f"The occurrences of “{schedule.name}” cannot be computed ({result.failed[schedule.pk]}): check its start "
-            "and end dates and its trigger.",
+            _(
+                "The occurrences of “%(name)s” cannot be computed (%(reason)s): check its start "
+                "and end dates and its trigger."
+            )
+            % {"name": schedule.name, "reason": result.failed[schedule.pk]},
             code="not_computable",
         )
     schedule.refresh_from_db()
@@ -375,10 +390,10 @@ def calendar_feed_for_token(token: str, *, now=None) -> CalendarFeed:
     changes nothing a client relies on; it only stamps `last_used_at`, at most once per FEED_USE_STAMP (calendar
     apps poll every few minutes), so that unused feeds can be found and revoked."""
     if not token or len(token) > 100:
-        raise NotFound("No such calendar feed.")
+        raise NotFound(_("No such calendar feed."))
     feed = CalendarFeed.objects.select_related("organization").filter(token_hash=_hash(token)).first()
     if feed is None or feed.revoked_at is not None:
-        raise NotFound("No such calendar feed.")
+        raise NotFound(_("No such calendar feed."))
     now = now or timezone.now()
     if feed.last_used_at is None or feed.last_used_at < now - FEED_USE_STAMP:
         CalendarFeed.objects.filter(pk=feed.pk).filter(

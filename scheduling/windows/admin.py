@@ -13,6 +13,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.errors import DomainError
 from maintenance_site.tenancy.admin_base import (
@@ -57,7 +58,7 @@ class WindowForm(ServiceForm):
     on the fields it names."""
 
     duration_minutes = forms.IntegerField(
-        required=False, help_text="Instead of the end: the length in minutes (at least 1)."
+        required=False, help_text=_("Instead of the end: the length in minutes (at least 1).")
     )
 
     class Meta:
@@ -89,21 +90,22 @@ class WindowForm(ServiceForm):
         start, end, minutes = data.get("starts_at"), data.get("ends_at"), data.get("duration_minutes")
         if minutes is not None:
             if minutes <= 0:
-                self.add_error("duration_minutes", "The duration must be at least one minute.")
+                self.add_error("duration_minutes", _("The duration must be at least one minute."))
             elif end is not None and "ends_at" in self.changed_data:
-                self.add_error("duration_minutes", "Give either the end or the duration, not both.")
+                self.add_error("duration_minutes", _("Give either the end or the duration, not both."))
             elif minutes > services.MAX_DURATION_MINUTES:
                 self.add_error(
                     "duration_minutes",
-                    f"A window lasts at most {services.MAX_DURATION_MINUTES} minutes ({MAX_DURATION.days} days).",
+                    _("A window lasts at most %(minutes)s minutes (%(days)s days).")
+                    % {"minutes": services.MAX_DURATION_MINUTES, "days": MAX_DURATION.days},
                 )
             elif start is not None:
                 try:
                     data["ends_at"] = start + timedelta(minutes=minutes)
                 except OverflowError:
-                    self.add_error("starts_at", "A window starts within the next ten years.")
+                    self.add_error("starts_at", _("A window starts within the next ten years."))
         elif start is not None and end is None and "ends_at" in self.fields:
-            self.add_error("ends_at", "Give the end or a duration.")
+            self.add_error("ends_at", _("Give the end or a duration."))
         return data
 
 
@@ -116,11 +118,11 @@ class ReasonForm(forms.Form):
 
 
 class ModeForm(forms.Form):
-    action = forms.ChoiceField(choices=[("enter", "Switch maintenance mode on"), ("exit", "Switch it off")])
+    action = forms.ChoiceField(choices=[("enter", _("Switch maintenance mode on")), ("exit", _("Switch it off"))])
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=False)
-    until = forms.DateTimeField(required=False, help_text="Expected end (UTC, YYYY-MM-DD HH:MM); empty: unknown.")
+    until = forms.DateTimeField(required=False, help_text=_("Expected end (UTC, YYYY-MM-DD HH:MM); empty: unknown."))
     scope = forms.ChoiceField(
-        choices=[("organization", "This organisation"), ("platform", "The whole platform (every organisation)")],
+        choices=[("organization", _("This organisation")), ("platform", _("The whole platform (every organisation)"))],
         initial="organization",
     )
 
@@ -132,7 +134,7 @@ class ModeForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("action") == "enter" and not (data.get("reason") or "").strip():
-            self.add_error("reason", "Say why (it is audited and shown to everyone).")
+            self.add_error("reason", _("Say why (it is audited and shown to everyone)."))
         return data
 
 
@@ -204,15 +206,15 @@ class MaintenanceWindowAdmin(ServiceAdmin):
         return super().get_actions(request) if self._may_write(request) else {}
 
     # --- list columns ---
-    @admin.display(description="scope")
+    @admin.display(description=_("scope"))
     def scope_display(self, obj):
         if obj.scope == MaintenanceWindow.Scope.LOCATION:
-            return f"Location: {obj.location}"
+            return _("Location: %(location)s") % {"location": obj.location}
         if obj.scope == MaintenanceWindow.Scope.ASSETS:
-            return "Assets"
-        return "Whole system" + (" (series)" if obj.recurrence else "")
+            return _("Assets")
+        return _("Whole system (series)") if obj.recurrence else _("Whole system")
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
         return format_html(
             '<strong style="color:{}">{}</strong>', STATUS_COLOURS.get(obj.status, "#333"), obj.get_status_display()
@@ -247,9 +249,13 @@ class MaintenanceWindowAdmin(ServiceAdmin):
                     run(window, form.cleaned_data.get("reason", ""))
                     done.append(str(window.title))
                 except DomainError as error:
-                    refused.append(f"{window.title}: {error.message}")
+                    refused.append(_("%(window)s: %(problem)s") % {"window": window.title, "problem": error.message})
             if done:
-                self.message_user(request, f"{title}: {', '.join(done[:MAX_LISTED])}.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    _("%(title)s: %(windows)s.") % {"title": title, "windows": ", ".join(done[:MAX_LISTED])},
+                    messages.SUCCESS,
+                )
             for line in refused[:MAX_LISTED]:
                 self.message_user(request, line, messages.ERROR)
             return None
@@ -259,7 +265,10 @@ class MaintenanceWindowAdmin(ServiceAdmin):
             "opts": self.model._meta,
             "title": title,
             "intro": intro,
-            "objects": [f"{window} — {window.get_status_display()}" for window in objects[:MAX_LISTED]],
+            "objects": [
+                _("%(window)s — %(status)s") % {"window": window, "status": window.get_status_display()}
+                for window in objects[:MAX_LISTED]
+            ],
             "more": max(0, queryset.count() - MAX_LISTED),
             "form": form,
             "bulk_action": action_name,
@@ -270,43 +279,45 @@ class MaintenanceWindowAdmin(ServiceAdmin):
         }
         return TemplateResponse(request, "admin/confirm_action.html", context)
 
-    @admin.action(description="End now (running windows)")
+    @admin.action(description=_("End now (running windows)"))
     def end_now(self, request, queryset):
         return self._confirm(
             request,
             queryset,
             action_name="end_now",
-            title="Ended",
-            submit="End them now",
+            title=_("Ended"),
+            submit=_("End them now"),
             reason_required=False,
-            intro="These running windows end now; their assets get their status back and, for system windows, "
-            "maintenance mode ends unless something else holds it.",
+            intro=_(
+                "These running windows end now; their assets get their status back and, for system windows, "
+                "maintenance mode ends unless something else holds it."
+            ),
             run=lambda window, reason: services.end_window(window, reason=reason, actor=request.user),
         )
 
-    @admin.action(description="Cancel (scheduled windows)")
+    @admin.action(description=_("Cancel (scheduled windows)"))
     def cancel_windows(self, request, queryset):
         return self._confirm(
             request,
             queryset,
             action_name="cancel_windows",
-            title="Cancelled",
-            submit="Cancel them",
+            title=_("Cancelled"),
+            submit=_("Cancel them"),
             reason_required=True,
-            intro="These scheduled windows are cancelled (a series with its coming occurrences).",
+            intro=_("These scheduled windows are cancelled (a series with its coming occurrences)."),
             run=lambda window, reason: services.cancel_window(window, reason=reason, actor=request.user),
         )
 
-    @admin.action(description="Mark failed")
+    @admin.action(description=_("Mark failed"))
     def mark_failed(self, request, queryset):
         return self._confirm(
             request,
             queryset,
             action_name="mark_failed",
-            title="Marked failed",
-            submit="Mark them failed",
+            title=_("Marked failed"),
+            submit=_("Mark them failed"),
             reason_required=True,
-            intro="These windows are marked failed (running ones end now). Say what went wrong.",
+            intro=_("These windows are marked failed (running ones end now). Say what went wrong."),
             run=lambda window, reason: services.fail_window(window, reason=reason, actor=request.user),
         )
 
@@ -337,7 +348,7 @@ class MaintenanceWindowAdmin(ServiceAdmin):
                 data = form.cleaned_data
                 target = None if data["scope"] == "platform" else organization
                 if target is None and data["scope"] != "platform":
-                    form.add_error(None, "Choose an organisation first (the switcher at the top).")
+                    form.add_error(None, _("Choose an organisation first (the switcher at the top)."))
                 elif "confirm" in request.POST:
                     try:
                         if data["action"] == "enter":
@@ -351,7 +362,9 @@ class MaintenanceWindowAdmin(ServiceAdmin):
                     else:
                         self.message_user(
                             request,
-                            "Maintenance mode switched " + ("on." if data["action"] == "enter" else "off by hand."),
+                            _("Maintenance mode switched on.")
+                            if data["action"] == "enter"
+                            else _("Maintenance mode switched off by hand."),
                             messages.SUCCESS,
                         )
                         return HttpResponseRedirect(reverse("admin:scheduling_maintenancewindow_mode"))
@@ -361,7 +374,7 @@ class MaintenanceWindowAdmin(ServiceAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Maintenance mode",
+            "title": _("Maintenance mode"),
             "state": mode.mode_state(organization),
             "organization": organization,
             "own_mode": MaintenanceMode.objects.filter(organization=organization).first() if organization else None,
@@ -399,12 +412,14 @@ class MaintenanceHistoryAdmin(ReadOnlyTenantAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).occurrences().finished().order_by("-ends_at", "-pk")
 
-    @admin.display(description="started late by")
+    @admin.display(description=_("started late by"))
     def start_delay(self, obj):
         if obj.actual_start is None:
             return "—"
         seconds = int((obj.actual_start - obj.starts_at).total_seconds())
-        return f"{seconds // 60} min {seconds % 60} s" if seconds >= 0 else f"{-seconds} s early"
+        if seconds < 0:
+            return _("%(seconds)s s early") % {"seconds": -seconds}
+        return _("%(minutes)s min %(seconds)s s") % {"minutes": seconds // 60, "seconds": seconds % 60}
 
 
 @admin.register(MaintenanceMode)

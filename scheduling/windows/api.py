@@ -11,6 +11,7 @@ and ending a window (`POST maintenance/windows/{id}/end`).
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import path, re_path
+from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -219,11 +220,11 @@ class MaintenanceWindowViewSet(TenantModelViewSet):
             count = int(request.query_params.get("count", 5))
         except ValueError:
             raise InvalidInput(
-                "Give the work order's id (?work_order=12) and optionally how many windows (?count=5).",
-                fields={"work_order": ["A whole number."]},
+                _("Give the work order's id (?work_order=12) and optionally how many windows (?count=5)."),
+                fields={"work_order": [_("A whole number.")]},
             ) from None
         if not 1 <= count <= 50:
-            raise InvalidInput("Ask for 1 to 50 windows.", fields={"count": ["From 1 to 50."]})
+            raise InvalidInput(_("Ask for 1 to 50 windows."), fields={"count": [_("From 1 to 50.")]})
         work_order = (
             WorkOrder.objects.for_tenant(self.organization)
             .select_related("asset__location", "location")
@@ -231,7 +232,7 @@ class MaintenanceWindowViewSet(TenantModelViewSet):
             .first()
         )
         if work_order is None:
-            raise NotFound(f"No work order with id {work_order_id}.")
+            raise NotFound(_("No work order with id %(id)s.") % {"id": work_order_id})
         found = reports.windows_that_fit(work_order, count=count)
         queryset = self.get_queryset().filter(pk__in=[window.pk for window in found])
         return Response(self.get_serializer(queryset, many=True).data)

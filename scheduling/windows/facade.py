@@ -39,6 +39,7 @@ from datetime import datetime
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
+from django.utils.translation import gettext as _
 
 from maintenance_site.errors import InvalidInput
 from maintenance_site.notifications import services as notification_services
@@ -91,7 +92,11 @@ async def _off_loop(function, *args, **kwargs):
 def _positive_int(config: dict, key: str, default: int) -> int:
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"config[{key!r}] must be a whole number of at least 1, not {value!r}.", fields={key: []})
+        raise InvalidInput(
+            _("config[%(key)s] must be a whole number of at least 1, not %(value)s.")
+            % {"key": repr(key), "value": repr(value)},
+            fields={key: []},
+        )
     return value
 
 
@@ -100,13 +105,16 @@ def _organization(reference) -> Organization:
         return reference
     if reference is None or reference == "":
         raise InvalidInput(
-            "config['organization'] is required: the organisation's slug or id (the platform is multi-tenant).",
-            fields={"organization": ["Required."]},
+            _("config['organization'] is required: the organisation's slug or id (the platform is multi-tenant)."),
+            fields={"organization": [_("Required.")]},
         )
     lookup = {"pk": reference} if isinstance(reference, int) else {"slug": str(reference)}
     found = Organization.objects.filter(**lookup).first()
     if found is None:
-        raise InvalidInput(f"No organisation {reference!r}.", fields={"organization": ["Unknown organisation."]})
+        raise InvalidInput(
+            _("No organisation %(reference)s.") % {"reference": repr(reference)},
+            fields={"organization": [_("Unknown organisation.")]},
+        )
     return found
 
 
@@ -120,8 +128,9 @@ class MaintenanceService:
         unknown = sorted(set(config) - KNOWN_KEYS)
         if unknown:
             raise InvalidInput(
-                f"Unknown config key(s): {', '.join(unknown)}. Known: {', '.join(sorted(KNOWN_KEYS))}.",
-                fields={key: ["Unknown key."] for key in unknown},
+                _("Unknown config key(s): %(unknown)s. Known: %(known)s.")
+                % {"unknown": ", ".join(unknown), "known": ", ".join(sorted(KNOWN_KEYS))},
+                fields={key: [_("Unknown key.")] for key in unknown},
             )
         interval_key = "maintenance_check_interval" if "maintenance_check_interval" in config else "check_interval"
         self.check_interval = _positive_int(config, interval_key, settings.MAINTENANCE_CHECK_INTERVAL)
@@ -137,15 +146,16 @@ class MaintenanceService:
     def _check_channels(self, channels) -> list[str]:
         if isinstance(channels, str) or not all(isinstance(name, str) for name in channels):
             raise InvalidInput(
-                "config['notification_channels'] is a list of channel names, e.g. ['email', 'slack'].",
-                fields={"notification_channels": ["A list of names."]},
+                _("config['notification_channels'] is a list of channel names, e.g. ['email', 'slack']."),
+                fields={"notification_channels": [_("A list of names.")]},
             )
         known = set(enabled_channels()) | set(ChatChannel.Kind.values)
         unknown = [name for name in channels if name not in known]
         if unknown:
             raise InvalidInput(
-                f"Channel(s) {', '.join(unknown)} cannot send here; use {', '.join(sorted(known))}.",
-                fields={"notification_channels": [f"Unavailable: {', '.join(unknown)}."]},
+                _("Channel(s) %(unknown)s cannot send here; use %(known)s.")
+                % {"unknown": ", ".join(unknown), "known": ", ".join(sorted(known))},
+                fields={"notification_channels": [_("Unavailable: %(unknown)s.") % {"unknown": ", ".join(unknown)}]},
             )
         return list(dict.fromkeys(channels))
 
@@ -160,9 +170,12 @@ class MaintenanceService:
         missing = sorted(set(wanted) - {channel.kind for channel in channels})
         if missing:
             raise InvalidInput(
-                f"{self.organization.slug} has no active {', '.join(missing)} chat channel: add one in the admin "
-                "(Settings › Chat channels), then name it here.",
-                fields={"notification_channels": [f"No {', '.join(missing)} channel."]},
+                _(
+                    "%(organization)s has no active %(kinds)s chat channel: add one in the admin "
+                    "(Settings › Chat channels), then name it here."
+                )
+                % {"organization": self.organization.slug, "kinds": ", ".join(missing)},
+                fields={"notification_channels": [_("No %(kinds)s channel.") % {"kinds": ", ".join(missing)}]},
             )
         for channel in channels:
             if not any(fnmatch.fnmatchcase(MAINTENANCE_KIND, pattern) for pattern in channel.kinds):

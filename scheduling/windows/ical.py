@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.http import Http404, HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 from icalendar import Calendar, Event
 
@@ -62,7 +63,7 @@ def build_calendar(organization, *, host: str = "maintenance.local", now=None) -
 def feed(request, token: str):
     feed_token = WindowFeedToken.objects.select_related("organization").filter(token=token).first()
     if feed_token is None:
-        raise Http404("No calendar feed at this address (it may have been regenerated).")
+        raise Http404(_("No calendar feed at this address (it may have been regenerated)."))
     body = build_calendar(feed_token.organization, host=request.get_host().split(":")[0] or "maintenance.local")
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="maintenance-windows.ics"'

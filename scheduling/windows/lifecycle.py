@@ -6,6 +6,9 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 
 from assets import services as asset_services
 from assets.models import Asset
@@ -13,13 +16,13 @@ from maintenance_site.audit import acting_as, current_user, system_user
 from maintenance_site.events.services import publish
 from scheduling.windows.models import MaintenanceWindow, WindowAssetState
 from scheduling.windows.notifications import (
-    format_local,
     format_utc,
+    lazy_local,
     notify_about,
     window_payload,
     write_history,
 )
-from scheduling.windows.scope import OrganizationTree, scope_label
+from scheduling.windows.scope import OrganizationTree, lazy_scope_label
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +52,13 @@ def start(window: MaintenanceWindow, now: datetime) -> bool:
         window.organization,
         window,
         "maintenance:window-started",
-        f"Maintenance started: {window.title}",
-        f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} has started; "
-        f"it should end at {format_local(window.ends_at, window.organization)}.",
+        format_lazy(gettext_lazy("Maintenance started: {title}"), title=window.title),
+        format_lazy(
+            gettext_lazy("{type} maintenance of {scope} has started; it should end at {end}."),
+            type=lazy(window.get_maintenance_type_display, str)(),
+            scope=lazy_scope_label(window),
+            end=lazy_local(window.ends_at, window.organization),
+        ),
     )
     if late > 2 * settings.MAINTENANCE_CHECK_INTERVAL:
         logger.warning(
@@ -82,16 +89,26 @@ def end(window: MaintenanceWindow, now: datetime, *, status=Status.COMPLETED, re
             window.organization,
             window,
             "maintenance:window-failed",
-            f"Maintenance failed: {window.title}",
-            f"The maintenance of {scope_label(window)} failed: {reason}",
+            format_lazy(gettext_lazy("Maintenance failed: {title}"), title=window.title),
+            format_lazy(
+                gettext_lazy("The maintenance of {scope} failed: {reason}"),
+                scope=lazy_scope_label(window),
+                reason=reason,
+            ),
         )
     else:
         notify_about(
             window.organization,
             window,
             "maintenance:window-ended",
-            f"Maintenance ended: {window.title}",
-            f"The maintenance of {scope_label(window)} has ended" + (f" ({reason})." if reason else "."),
+            format_lazy(gettext_lazy("Maintenance ended: {title}"), title=window.title),
+            format_lazy(
+                gettext_lazy("The maintenance of {scope} has ended ({reason}).")
+                if reason
+                else gettext_lazy("The maintenance of {scope} has ended."),
+                scope=lazy_scope_label(window),
+                reason=reason,
+            ),
         )
     overdue = (now - window.ends_at).total_seconds()
     if overdue > 2 * settings.MAINTENANCE_CHECK_INTERVAL:
@@ -121,8 +138,11 @@ def miss(window: MaintenanceWindow, now: datetime) -> bool:
         window.organization,
         window,
         "maintenance:window-failed",
-        f"Maintenance window missed: {window.title}",
-        MISSED_REASON,
+        format_lazy(gettext_lazy("Maintenance window missed: {title}"), title=window.title),
+        gettext_lazy(
+            "Missed: no scheduler tick ran between its start and its end, so maintenance mode was never switched on "
+            "for it. Is the worker with beat running?"
+        ),
     )
     return True
 

@@ -15,6 +15,9 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext as _
 
 from maintenance_site.audit import attributed
 from maintenance_site.errors import InvalidInput, PermissionDeniedError
@@ -23,7 +26,7 @@ from maintenance_site.tenancy.actors import is_system
 from maintenance_site.tenancy.models import Organization
 from maintenance_site.tenancy.roles import Action, role_allows
 from scheduling.windows.models import MAX_AHEAD, MaintenanceMode, MaintenanceWindow
-from scheduling.windows.notifications import format_local, format_utc, notify_about
+from scheduling.windows.notifications import format_utc, lazy_local, notify_about
 
 logger = logging.getLogger(__name__)
 
@@ -139,13 +142,30 @@ class ModeState:
         }
 
     def message(self) -> str:
-        who = "The platform is" if self.platform else "This organisation is"
-        why = f" ({self.reason})" if self.reason else ""
-        until = f" until about {format_utc(self.expected_end)}" if self.expected_end else ""
-        return (
-            f"{who} in maintenance mode{why}{until}: changes are refused until it ends. "
-            "Reading still works; try again later."
-        )
+        parts = {"why": f" ({self.reason})" if self.reason else ""}
+        if self.expected_end:
+            parts["until"] = format_utc(self.expected_end)
+            if self.platform:
+                message = gettext(
+                    "The platform is in maintenance mode%(why)s until about %(until)s: changes are refused until it "
+                    "ends. Reading still works; try again later."
+                )
+            else:
+                message = gettext(
+                    "This organisation is in maintenance mode%(why)s until about %(until)s: changes are refused "
+                    "until it ends. Reading still works; try again later."
+                )
+        elif self.platform:
+            message = gettext(
+                "The platform is in maintenance mode%(why)s: changes are refused until it ends. Reading still "
+                "works; try again later."
+            )
+        else:
+            message = gettext(
+                "This organisation is in maintenance mode%(why)s: changes are refused until it ends. Reading "
+                "still works; try again later."
+            )
+        return message % parts
 
 
 def mode_state(organization) -> ModeState:
@@ -226,7 +246,7 @@ def _check_manual_permission(organization, actor):
     if is_system(actor):
         return
     if organization is None and not actor.is_superuser:
-        raise PermissionDeniedError("Only a superuser may switch the whole platform's maintenance mode.")
+        raise PermissionDeniedError(_("Only a superuser may switch the whole platform's maintenance mode."))
 
 
 @attributed
@@ -236,14 +256,16 @@ def enter_maintenance_mode(organization, *, reason: str, actor, until: datetime 
     now = now or timezone.now()
     _check_manual_permission(organization, actor)
     if not (reason or "").strip():
-        raise InvalidInput("Say why maintenance mode is switched on (it is audited).", fields={"reason": ["Required."]})
+        raise InvalidInput(
+            _("Say why maintenance mode is switched on (it is audited)."), fields={"reason": [_("Required.")]}
+        )
     if until is not None and until <= now:
-        raise InvalidInput("The expected end must be in the future.", fields={"until": ["In the past."]})
+        raise InvalidInput(_("The expected end must be in the future."), fields={"until": [_("In the past.")]})
     if until is not None and until > now + MAX_AHEAD:
         raise InvalidInput(
-            f"The expected end is at most ten years ahead (by {format_utc(now + MAX_AHEAD)}); leave it empty when "
-            "nobody knows.",
-            fields={"until": ["At most ten years ahead."]},
+            _("The expected end is at most ten years ahead (by %(limit)s); leave it empty when nobody knows.")
+            % {"limit": format_utc(now + MAX_AHEAD)},
+            fields={"until": [_("At most ten years ahead.")]},
         )
     with transaction.atomic():
         mode = lock_organization(organization.pk if organization else None)
@@ -261,9 +283,16 @@ def enter_maintenance_mode(organization, *, reason: str, actor, until: datetime 
                 organization,
                 None,
                 "maintenance:mode-changed",
-                "Maintenance mode switched on",
-                f"Maintenance mode is on: {mode.reason}. Changes are refused until it ends"
-                + (f" (expected {format_local(until, organization)})." if until else "."),
+                gettext_lazy("Maintenance mode switched on"),
+                format_lazy(
+                    gettext_lazy(
+                        "Maintenance mode is on: {reason}. Changes are refused until it ends (expected {until})."
+                    )
+                    if until
+                    else gettext_lazy("Maintenance mode is on: {reason}. Changes are refused until it ends."),
+                    reason=mode.reason,
+                    until=lazy_local(until, organization),
+                ),
                 everyone=True,
             )
     return mode
@@ -291,8 +320,8 @@ def exit_maintenance_mode(organization, *, reason: str = "", actor, now=None):
                 organization,
                 None,
                 "maintenance:mode-changed",
-                "Maintenance mode switched off",
-                "Maintenance mode is off: changes are accepted again.",
+                gettext_lazy("Maintenance mode switched off"),
+                gettext_lazy("Maintenance mode is off: changes are accepted again."),
                 everyone=True,
             )
     return mode

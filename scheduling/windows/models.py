@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel, TenantQuerySet
@@ -69,24 +70,24 @@ class MaintenanceWindow(TenantModel):
     """
 
     class Type(models.TextChoices):
-        SYSTEM_UPDATE = "system_update", "System update"
-        DATABASE = "database", "Database"
-        NETWORK = "network", "Network"
-        HARDWARE = "hardware", "Hardware"
-        SECURITY = "security", "Security"
-        OTHER = "other", "Other"
+        SYSTEM_UPDATE = "system_update", _("System update")
+        DATABASE = "database", _("Database")
+        NETWORK = "network", _("Network")
+        HARDWARE = "hardware", _("Hardware")
+        SECURITY = "security", _("Security")
+        OTHER = "other", _("Other")
 
     class Scope(models.TextChoices):
-        SYSTEM = "system", "Whole system"
-        LOCATION = "location", "A location and everything in it"
-        ASSETS = "assets", "A set of assets"
+        SYSTEM = "system", _("Whole system")
+        LOCATION = "location", _("A location and everything in it")
+        ASSETS = "assets", _("A set of assets")
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        ACTIVE = "active", "Active"
-        COMPLETED = "completed", "Completed"
-        CANCELLED = "cancelled", "Cancelled"
-        FAILED = "failed", "Failed"
+        SCHEDULED = "scheduled", _("Scheduled")
+        ACTIVE = "active", _("Active")
+        COMPLETED = "completed", _("Completed")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
 
     PLANNED_STATUSES = (Status.SCHEDULED, Status.ACTIVE)
     FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED)
@@ -102,19 +103,19 @@ class MaintenanceWindow(TenantModel):
         null=True,
         blank=True,
         related_name="maintenance_windows",
-        help_text="Location scope: this location, its sub-locations and their assets.",
+        help_text=_("Location scope: this location, its sub-locations and their assets."),
     )
     assets = models.ManyToManyField(
-        "assets.Asset", blank=True, related_name="maintenance_windows", help_text="Asset scope: these assets."
+        "assets.Asset", blank=True, related_name="maintenance_windows", help_text=_("Asset scope: these assets.")
     )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(
-        help_text="Exclusive: a window ending at 10:00 and one starting then do not overlap."
+        help_text=_("Exclusive: a window ending at 10:00 and one starting then do not overlap.")
     )
     recurrence = models.CharField(
         max_length=500,
         blank=True,
-        help_text="An RRULE in the organisation's time zone, e.g. FREQ=WEEKLY;BYDAY=SU. Empty: a single window.",
+        help_text=_("An RRULE in the organisation's time zone, e.g. FREQ=WEEKLY;BYDAY=SU. Empty: a single window."),
     )
     series = models.ForeignKey(
         "self",
@@ -122,28 +123,28 @@ class MaintenanceWindow(TenantModel):
         null=True,
         blank=True,
         related_name="occurrences",
-        help_text="The recurring window this is an occurrence of.",
+        help_text=_("The recurring window this is an occurrence of."),
     )
     occurrence_start = models.DateTimeField(
-        null=True, blank=True, help_text="The start the recurrence gave this occurrence (kept when it is moved)."
+        null=True, blank=True, help_text=_("The start the recurrence gave this occurrence (kept when it is moved).")
     )
     materialized_until = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Series: occurrences exist up to here."
+        null=True, blank=True, editable=False, help_text=_("Series: occurrences exist up to here.")
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
     actual_start = models.DateTimeField(null=True, blank=True)
     actual_end = models.DateTimeField(null=True, blank=True)
-    status_reason = models.TextField(blank=True, help_text="Why it was cancelled, ended early or failed.")
+    status_reason = models.TextField(blank=True, help_text=_("Why it was cancelled, ended early or failed."))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     notify_users = models.BooleanField(
-        default=True, help_text="Tell every member (not only the managers) when it is scheduled, starts and ends."
+        default=True, help_text=_("Tell every member (not only the managers) when it is scheduled, starts and ends.")
     )
-    emergency = models.BooleanField(default=False, help_text="May overlap other windows; needs a reason.")
+    emergency = models.BooleanField(default=False, help_text=_("May overlap other windows; needs a reason."))
     emergency_reason = models.TextField(blank=True)
     overridden_conflicts = models.JSONField(
-        default=list, blank=True, editable=False, help_text="Windows it overlapped when scheduled as an emergency."
+        default=list, blank=True, editable=False, help_text=_("Windows it overlapped when scheduled as an emergency.")
     )
     reminder_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -152,7 +153,7 @@ class MaintenanceWindow(TenantModel):
 
     class Meta:
         ordering = ["starts_at", "id"]
-        verbose_name = "maintenance window"
+        verbose_name = _("maintenance window")
         constraints = [
             models.CheckConstraint(
                 condition=Q(ends_at__gt=models.F("starts_at")), name="scheduling_window_ends_after_start"
@@ -241,8 +242,8 @@ class MaintenanceHistoryEntry(MaintenanceWindow):
 
     class Meta:
         proxy = True
-        verbose_name = "maintenance history entry"
-        verbose_name_plural = "maintenance history"
+        verbose_name = _("maintenance history entry")
+        verbose_name_plural = _("maintenance history")
 
 
 class WindowAssetState(TenantModel):
@@ -254,7 +255,7 @@ class WindowAssetState(TenantModel):
     previous_status = models.CharField(max_length=20)
     marked_at = models.DateTimeField()
     restored_at = models.DateTimeField(null=True, blank=True)
-    restored_status = models.CharField(max_length=20, blank=True, help_text="Empty: left as it was.")
+    restored_status = models.CharField(max_length=20, blank=True, help_text=_("Empty: left as it was."))
 
     class Meta:
         constraints = [
@@ -282,13 +283,15 @@ class MaintenanceMode(models.Model):
     organization = models.OneToOneField(
         "tenancy.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="maintenance_mode"
     )
-    manual = models.BooleanField(default=False, help_text="Switched on by hand.")
+    manual = models.BooleanField(default=False, help_text=_("Switched on by hand."))
     reason = models.TextField(blank=True)
     switched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     switched_at = models.DateTimeField(null=True, blank=True)
-    expected_end = models.DateTimeField(null=True, blank=True, help_text="Manual mode: when it should end, if known.")
+    expected_end = models.DateTimeField(
+        null=True, blank=True, help_text=_("Manual mode: when it should end, if known.")
+    )
     active = models.BooleanField(default=False)
     active_since = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -296,7 +299,7 @@ class MaintenanceMode(models.Model):
     history = history()
 
     class Meta:
-        verbose_name = "maintenance mode"
+        verbose_name = _("maintenance mode")
         constraints = [
             # One row per organisation, and a single platform row (organization NULL counts as 0).
             models.UniqueConstraint(Coalesce("organization", 0), name="scheduling_maintenancemode_one_per_scope"),

@@ -3,6 +3,8 @@ the event payload of a window, and the history row a conditional UPDATE owes."""
 
 from datetime import UTC, datetime
 
+from django.utils.functional import lazy
+
 from maintenance_site import formats
 from maintenance_site.audit import current_user
 from maintenance_site.notifications.kinds import register_kind
@@ -39,6 +41,10 @@ def format_local(moment: datetime | None, organization) -> str:
     if moment is None:
         return "—"
     return f"{formats.date_time(moment, organization.zone)} ({organization.time_zone})"
+
+
+# The same, written when notify() renders a notice in each recipient's language.
+lazy_local = lazy(format_local, str)
 
 
 def _recipients(window: MaintenanceWindow | None, everyone: bool = False) -> list[str]:

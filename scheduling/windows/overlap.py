@@ -6,6 +6,9 @@ import bisect
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from maintenance_site.errors import Conflict, InvalidInput
 from scheduling.windows.models import MaintenanceWindow
 from scheduling.windows.notifications import format_utc
@@ -24,9 +27,15 @@ class Collision:
     ends_at: datetime
 
     def describe(self) -> str:
-        series = " (a recurring window)" if self.window.is_series else ""
-        when = f"{format_utc(self.starts_at)} – {format_utc(self.ends_at)}"
-        return f"“{self.window.title}” (#{self.window.pk}{series}, {when})"
+        values = {
+            "title": self.window.title,
+            "id": self.window.pk,
+            "start": format_utc(self.starts_at),
+            "end": format_utc(self.ends_at),
+        }
+        if self.window.is_series:
+            return _("“%(title)s” (#%(id)s, a recurring window, %(start)s – %(end)s)") % values
+        return _("“%(title)s” (#%(id)s, %(start)s – %(end)s)") % values
 
     def as_dict(self) -> dict:
         return {
@@ -99,10 +108,22 @@ def refuse_or_override(collisions: list[Collision], *, emergency: bool, emergenc
         return []
     if not emergency:
         first = collisions[0]
-        more = f" (and {len(collisions) - 1} more)" if len(collisions) > 1 else ""
+        others = len(collisions) - 1
+        if others:
+            message = ngettext(
+                "This window overlaps the maintenance window %(window)s (and %(count)s more) on an intersecting "
+                "scope: move it, or schedule it as an emergency with a reason.",
+                "This window overlaps the maintenance window %(window)s (and %(count)s more) on an intersecting "
+                "scope: move it, or schedule it as an emergency with a reason.",
+                others,
+            ) % {"window": first.describe(), "count": others}
+        else:
+            message = _(
+                "This window overlaps the maintenance window %(window)s on an intersecting scope: move it, or "
+                "schedule it as an emergency with a reason."
+            ) % {"window": first.describe()}
         raise Conflict(
-            f"This window overlaps the maintenance window {first.describe()}{more} on an intersecting scope: "
-            "move it, or schedule it as an emergency with a reason.",
+            message,
             code="window_overlap",
             conflicting_window=first.as_dict(),
             conflicting_windows=[collision.as_dict() for collision in collisions[:20]],
@@ -126,15 +147,18 @@ def check_series_shape(recurrence, starts_at, ends_at, zone) -> datetime:
     first = first_occurrence(rule, zone, starts_at)
     if first is None:
         raise InvalidInput(
-            "Recurrence: the rule gives no occurrence after the start.", fields={"recurrence": ["No occurrence."]}
+            _("Recurrence: the rule gives no occurrence after the start."), fields={"recurrence": [_("No occurrence.")]}
         )
     duration = ends_at - starts_at
     starts = occurrence_starts(rule, zone, first, first + max(CHECK_HORIZON, duration * 3))
     for earlier, later in zip(starts, starts[1:], strict=False):
         if later - earlier < duration:
             raise InvalidInput(
-                f"Recurrence: occurrences {format_utc(earlier)} and {format_utc(later)} would overlap each other; "
-                "shorten the window or repeat it less often.",
-                fields={"recurrence": ["Occurrences overlap each other."]},
+                _(
+                    "Recurrence: occurrences %(earlier)s and %(later)s would overlap each other; "
+                    "shorten the window or repeat it less often."
+                )
+                % {"earlier": format_utc(earlier), "later": format_utc(later)},
+                fields={"recurrence": [_("Occurrences overlap each other.")]},
             )
     return first

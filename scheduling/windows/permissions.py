@@ -10,6 +10,7 @@ that leave maintenance mode: those with `allowed_during_maintenance = True`, or 
 `allowed_during_maintenance_actions`.
 """
 
+from django.utils.translation import gettext_lazy
 from rest_framework import permissions, status
 from rest_framework.exceptions import APIException
 
@@ -23,7 +24,7 @@ class MaintenanceModeActive(APIException):
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "maintenance_mode"
-    default_detail = "The platform is in maintenance mode: changes are refused until it ends."
+    default_detail = gettext_lazy("The platform is in maintenance mode: changes are refused until it ends.")
 
     def __init__(self, state: ModeState):
         super().__init__(detail=state.message(), code=self.default_code)

@@ -8,7 +8,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from maintenance_site import formats
+from maintenance_site.errors import Conflict
 from scheduling.windows.mode import is_in_maintenance_mode
 from scheduling.windows.models import MaintenanceWindow
 
@@ -58,12 +61,9 @@ def window_metrics(organization, now=None) -> dict:
     }
 
 
-def windows_that_fit(work_order, count: int = 5, now=None) -> list[MaintenanceWindow]:
-    """The next scheduled or running windows that cover the work order's asset (or location) and leave at
-    least its estimated duration: system-scope windows, windows of its location or a location above it, and
-    windows naming its asset."""
-    now = now or timezone.now()
-    needed = timedelta(minutes=work_order.estimated_minutes or 0)
+def _covering(work_order) -> Q:
+    """Windows that cover the work order's asset (or location): system-scope windows, windows of its location or
+    a location above it, and windows naming its asset."""
     asset = work_order.asset
     location = work_order.location or (asset.location if asset is not None else None)
     covering = Q(scope=Scope.SYSTEM)
@@ -71,6 +71,45 @@ def windows_that_fit(work_order, count: int = 5, now=None) -> list[MaintenanceWi
         covering |= Q(scope=Scope.LOCATION, location_id__in=[location.pk, *(node.pk for node in location.ancestors())])
     if asset is not None:
         covering |= Q(scope=Scope.ASSETS, assets=asset)
+    return covering
+
+
+def refuse_work_in_window(work_order, starts_at, ends_at) -> None:
+    """The receiver of `hooks.work_order_planning`: a window takes the assets it covers out of service while it
+    runs, so other work on them cannot be planned then (Conflict naming the window and its local times). Work that
+    needs the asset down belongs in a window (`windows_that_fit`) and may be planned there."""
+    if work_order.needs_downtime or (work_order.asset_id is None and work_order.location_id is None):
+        return
+    window = (
+        MaintenanceWindow.objects.for_tenant(work_order.organization_id)
+        .occurrences()
+        .planned()
+        .filter(_covering(work_order), starts_at__lt=ends_at, ends_at__gt=starts_at)
+        .order_by("starts_at", "pk")
+        .first()
+    )
+    if window is None:
+        return
+    zone = work_order.organization.zone
+    what = work_order.asset.code if work_order.asset_id else work_order.location.name
+    starts, ends = formats.date_time(window.starts_at, zone), formats.date_time(window.ends_at, zone)
+    raise Conflict(
+        _(
+            "%(what)s is out of service in the maintenance window “%(window)s” (%(starts)s to %(ends)s): plan "
+            "%(number)s outside it, or mark the order as needing downtime to do it in the window."
+        )
+        % {"what": what, "window": window.title, "starts": starts, "ends": ends, "number": work_order.number},
+        code="window_blocks_asset",
+        window=window.pk,
+    )
+
+
+def windows_that_fit(work_order, count: int = 5, now=None) -> list[MaintenanceWindow]:
+    """The next scheduled or running windows that cover the work order's asset (or location) and leave at
+    least its estimated duration (`_covering`)."""
+    now = now or timezone.now()
+    needed = timedelta(minutes=work_order.estimated_minutes or 0)
+    covering = _covering(work_order)
     candidates = (
         MaintenanceWindow.objects.for_tenant(work_order.organization_id)
         .occurrences()

@@ -5,6 +5,10 @@ import functools
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.utils.functional import lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from assets.models import Asset, Location
 from maintenance_site.errors import InvalidInput
 from scheduling.windows.models import MaintenanceWindow
@@ -90,35 +94,48 @@ def asset_ids(window: MaintenanceWindow) -> set[int]:
 
 def scope_label(window: MaintenanceWindow) -> str:
     if window.scope == Scope.SYSTEM:
-        return "the whole system"
+        return _("the whole system")
     if window.scope == Scope.LOCATION:
-        return f"location “{window.location}”"
+        return _("location “%(location)s”") % {"location": window.location}
     codes = sorted(asset.code for asset in window.assets.all())
-    return "asset" + ("s " if len(codes) != 1 else " ") + ", ".join(codes[:10]) + (" …" if len(codes) > 10 else "")
+    listed = ", ".join(codes[:10]) + (" …" if len(codes) > 10 else "")
+    return ngettext("asset %(codes)s", "assets %(codes)s", len(codes)) % {"codes": listed}
+
+
+# The scope in the language of each recipient of a notification (rendered by notify()).
+lazy_scope_label = lazy(scope_label, str)
 
 
 def check_scope(organization, scope, location, assets) -> list[Asset]:
     assets = list(assets or [])
     if scope not in Scope.values:
         raise InvalidInput(
-            f"“{scope}” is not a scope; choose one of {', '.join(Scope.values)}.", fields={"scope": ["Unknown."]}
+            _("“%(value)s” is not a scope; choose one of %(choices)s.")
+            % {"value": scope, "choices": ", ".join(Scope.values)},
+            fields={"scope": [_("Unknown.")]},
         )
     foreign = sorted(str(asset.code) for asset in assets if asset.organization_id != organization.pk)
     if foreign:
         raise InvalidInput(
-            f"Asset(s) {', '.join(foreign)} belong to another organisation.",
-            fields={"assets": ["These assets are not in your organisation."]},
+            _("Asset(s) %(codes)s belong to another organisation.") % {"codes": ", ".join(foreign)},
+            fields={"assets": [_("These assets are not in your organisation.")]},
         )
     if location is not None and location.organization_id != organization.pk:
-        raise InvalidInput("The location belongs to another organisation.", fields={"location": ["Not yours."]})
+        raise InvalidInput(_("The location belongs to another organisation."), fields={"location": [_("Not yours.")]})
     if scope == Scope.ASSETS and not assets:
-        raise InvalidInput("An asset-scope window needs at least one asset.", fields={"assets": ["Choose the assets."]})
+        raise InvalidInput(
+            _("An asset-scope window needs at least one asset."), fields={"assets": [_("Choose the assets.")]}
+        )
     if scope != Scope.ASSETS and assets:
         raise InvalidInput(
-            "Only an asset-scope window lists assets.", fields={"assets": ["Leave empty for this scope."]}
+            _("Only an asset-scope window lists assets."), fields={"assets": [_("Leave empty for this scope.")]}
         )
     if scope == Scope.LOCATION and location is None:
-        raise InvalidInput("A location-scope window needs a location.", fields={"location": ["Choose the location."]})
+        raise InvalidInput(
+            _("A location-scope window needs a location."), fields={"location": [_("Choose the location.")]}
+        )
     if scope != Scope.LOCATION and location is not None:
-        raise InvalidInput("Only a location-scope window names a location.", fields={"location": ["Leave empty."]})
+        raise InvalidInput(
+            _("Only a location-scope window names a location."), fields={"location": [_("Leave empty.")]}
+        )
     return assets

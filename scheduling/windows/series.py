@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from maintenance_site import recurrence
 from maintenance_site.errors import InvalidInput
@@ -24,7 +25,9 @@ def parse_recurrence(text: str, first_start: datetime, zone):
     try:
         return recurrence.parse_rrule(text, to_local(first_start, zone), at_most_hourly=True)
     except RecurrenceError as error:
-        raise InvalidInput(f"Recurrence: {error.message}", fields={"recurrence": [error.message]}) from None
+        raise InvalidInput(
+            _("Recurrence: %(problem)s") % {"problem": error.message}, fields={"recurrence": [error.message]}
+        ) from None
 
 
 def occurrence_starts(rule, zone, after: datetime, before: datetime, *, inclusive: bool = True) -> list[datetime]:

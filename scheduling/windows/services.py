@@ -14,6 +14,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from maintenance_site.audit import attributed
 from maintenance_site.errors import Conflict, InvalidInput
@@ -24,14 +28,14 @@ from scheduling.windows import lifecycle
 from scheduling.windows.mode import lock_organization, refresh_mode
 from scheduling.windows.models import MAX_AHEAD, MAX_DURATION, MaintenanceWindow, WindowFeedToken, new_feed_token
 from scheduling.windows.notifications import (
-    format_local,
     format_utc,
+    lazy_local,
     notify_about,
     window_payload,
     write_history,
 )
 from scheduling.windows.overlap import check_series_shape, find_collisions, planned_intervals, refuse_or_override
-from scheduling.windows.scope import OrganizationTree, check_scope, scope_label
+from scheduling.windows.scope import OrganizationTree, check_scope, lazy_scope_label
 from scheduling.windows.series import materialize
 
 logger = logging.getLogger(__name__)
@@ -48,26 +52,26 @@ def _check_start(starts_at: datetime, now: datetime) -> None:
     once; a series may begin in the recent past)."""
     if starts_at > now + MAX_AHEAD:
         raise InvalidInput(
-            f"A window starts within the next ten years (by {format_utc(now + MAX_AHEAD)}); "
-            f"{format_utc(starts_at)} is further ahead.",
-            fields={"starts_at": ["At most ten years ahead."]},
+            _("A window starts within the next ten years (by %(limit)s); %(start)s is further ahead.")
+            % {"limit": format_utc(now + MAX_AHEAD), "start": format_utc(starts_at)},
+            fields={"starts_at": [_("At most ten years ahead.")]},
         )
     if starts_at < now - MAX_DURATION:
         raise InvalidInput(
-            f"A window starts at most a year in the past (not before {format_utc(now - MAX_DURATION)}); "
-            f"{format_utc(starts_at)} is earlier.",
-            fields={"starts_at": ["At most a year in the past."]},
+            _("A window starts at most a year in the past (not before %(limit)s); %(start)s is earlier.")
+            % {"limit": format_utc(now - MAX_DURATION), "start": format_utc(starts_at)},
+            fields={"starts_at": [_("At most a year in the past.")]},
         )
 
 
 def _resolve_end(starts_at, ends_at, duration_minutes):
     """The end, from the end or the duration in minutes (one of them), at most MAX_DURATION after the start."""
     if starts_at is None:
-        raise InvalidInput("A window needs a start.", fields={"starts_at": ["Required."]})
+        raise InvalidInput(_("A window needs a start."), fields={"starts_at": [_("Required.")]})
     if ends_at is not None and duration_minutes is not None:
         raise InvalidInput(
-            "Give either the end or the duration in minutes, not both.",
-            fields={"duration_minutes": ["Leave empty when the end is given."]},
+            _("Give either the end or the duration in minutes, not both."),
+            fields={"duration_minutes": [_("Leave empty when the end is given.")]},
         )
     if duration_minutes is not None:
         if (
@@ -75,33 +79,37 @@ def _resolve_end(starts_at, ends_at, duration_minutes):
             or not isinstance(duration_minutes, int | float)
             or not math.isfinite(duration_minutes)
         ):
-            raise InvalidInput("The duration is a number of minutes.", fields={"duration_minutes": ["A number."]})
+            raise InvalidInput(_("The duration is a number of minutes."), fields={"duration_minutes": [_("A number.")]})
         if duration_minutes <= 0:
             raise InvalidInput(
-                f"The duration must be at least one minute (got {duration_minutes}).",
-                fields={"duration_minutes": ["At least 1 minute."]},
+                _("The duration must be at least one minute (got %(minutes)s).") % {"minutes": duration_minutes},
+                fields={"duration_minutes": [_("At least 1 minute.")]},
             )
         if duration_minutes > MAX_DURATION_MINUTES:
             raise InvalidInput(
-                f"A window lasts at most {MAX_DURATION.days} days ({MAX_DURATION_MINUTES} minutes); "
-                f"got {duration_minutes} minutes.",
-                fields={"duration_minutes": [f"At most {MAX_DURATION_MINUTES} minutes."]},
+                _("A window lasts at most %(days)s days (%(most)s minutes); got %(minutes)s minutes.")
+                % {"days": MAX_DURATION.days, "most": MAX_DURATION_MINUTES, "minutes": duration_minutes},
+                fields={"duration_minutes": [_("At most %(most)s minutes.") % {"most": MAX_DURATION_MINUTES}]},
             )
         return starts_at + timedelta(minutes=duration_minutes)
     if ends_at is None:
         raise InvalidInput(
-            "A window needs an end or a duration in minutes.", fields={"ends_at": ["Give the end or a duration."]}
+            _("A window needs an end or a duration in minutes."), fields={"ends_at": [_("Give the end or a duration.")]}
         )
     if ends_at <= starts_at:
         raise InvalidInput(
-            f"The end ({format_utc(ends_at)}) must be after the start ({format_utc(starts_at)}).",
-            fields={"ends_at": ["The end must be after the start."]},
+            _("The end (%(end)s) must be after the start (%(start)s).")
+            % {"end": format_utc(ends_at), "start": format_utc(starts_at)},
+            fields={"ends_at": [_("The end must be after the start.")]},
         )
     if ends_at - starts_at > MAX_DURATION:
         raise InvalidInput(
-            f"A window lasts at most {MAX_DURATION.days} days: the end ({format_utc(ends_at)}) is further than that "
-            f"from the start ({format_utc(starts_at)}).",
-            fields={"ends_at": [f"At most {MAX_DURATION.days} days after the start."]},
+            _(
+                "A window lasts at most %(days)s days: the end (%(end)s) is further than that "
+                "from the start (%(start)s)."
+            )
+            % {"days": MAX_DURATION.days, "end": format_utc(ends_at), "start": format_utc(starts_at)},
+            fields={"ends_at": [_("At most %(days)s days after the start.") % {"days": MAX_DURATION.days}]},
         )
     return ends_at
 
@@ -137,7 +145,7 @@ def create_window(
     emergency_reason = (emergency_reason or "").strip()
     if emergency and not emergency_reason:
         raise InvalidInput(
-            "An emergency window needs a reason (it is audited).", fields={"emergency_reason": ["Required."]}
+            _("An emergency window needs a reason (it is audited)."), fields={"emergency_reason": [_("Required.")]}
         )
     zone = organization.zone
     if recurrence:
@@ -145,8 +153,9 @@ def create_window(
         ends_at, starts_at = first + (ends_at - starts_at), first
     if ends_at <= now and not recurrence:
         raise InvalidInput(
-            f"This window ended already ({format_utc(ends_at)}); schedule one that ends in the future.",
-            fields={"ends_at": ["In the past."]},
+            _("This window ended already (%(end)s); schedule one that ends in the future.")
+            % {"end": format_utc(ends_at)},
+            fields={"ends_at": [_("In the past.")]},
         )
     with transaction.atomic():
         mode = lock_organization(organization.pk)
@@ -190,11 +199,17 @@ def create_window(
             organization,
             window,
             "maintenance:window-scheduled",
-            f"Maintenance scheduled: {window.title}",
-            f"{window.get_maintenance_type_display()} maintenance of {scope_label(window)} from "
-            f"{format_local(window.starts_at, organization)} to {format_local(window.ends_at, organization)}"
-            + (f", repeating ({window.recurrence})" if recurrence else "")
-            + ".",
+            format_lazy(gettext_lazy("Maintenance scheduled: {title}"), title=window.title),
+            format_lazy(
+                gettext_lazy("{type} maintenance of {scope} from {start} to {end}, repeating ({recurrence}).")
+                if recurrence
+                else gettext_lazy("{type} maintenance of {scope} from {start} to {end}."),
+                type=lazy(window.get_maintenance_type_display, str)(),
+                scope=lazy_scope_label(window),
+                start=lazy_local(window.starts_at, organization),
+                end=lazy_local(window.ends_at, organization),
+                recurrence=window.recurrence,
+            ),
         )
         if recurrence:
             materialize(window, now + timedelta(days=settings.MAINTENANCE_RECURRENCE_DAYS), now)
@@ -245,20 +260,24 @@ def update_window(window: MaintenanceWindow, *, actor, now=None, **changes) -> M
         organization = window.organization
         if window.status not in MaintenanceWindow.PLANNED_STATUSES:
             raise Conflict(
-                f"This window is {window.get_status_display().lower()}: it can no longer be changed.",
+                _("This window is %(status)s: it can no longer be changed.")
+                % {"status": window.get_status_display().lower()},
                 code="window_finished",
             )
         if window.status == Status.ACTIVE and set(changes) - _WHILE_ACTIVE:
             refused = ", ".join(sorted(set(changes) - _WHILE_ACTIVE))
             raise Conflict(
-                f"This window is running: only its title, description, notification flag and end can change "
-                f"(not {refused}). End it, or mark it failed, instead.",
+                _(
+                    "This window is running: only its title, description, notification flag and end can change "
+                    "(not %(refused)s). End it, or mark it failed, instead."
+                )
+                % {"refused": refused},
                 code="window_active",
             )
         if window.series_id and "recurrence" in changes and normalize_rrule(changes["recurrence"]):
             raise InvalidInput(
-                "An occurrence of a recurring window cannot repeat itself; change the series instead.",
-                fields={"recurrence": ["Not on an occurrence."]},
+                _("An occurrence of a recurring window cannot repeat itself; change the series instead."),
+                fields={"recurrence": [_("Not on an occurrence.")]},
             )
         current_assets = list(window.assets.all())
         starts_at = changes.get("starts_at", window.starts_at)
@@ -281,21 +300,22 @@ def update_window(window: MaintenanceWindow, *, actor, now=None, **changes) -> M
         emergency_reason = (changes.get("emergency_reason", window.emergency_reason) or "").strip()
         if emergency and not emergency_reason:
             raise InvalidInput(
-                "An emergency window needs a reason (it is audited).", fields={"emergency_reason": ["Required."]}
+                _("An emergency window needs a reason (it is audited)."), fields={"emergency_reason": [_("Required.")]}
             )
         if window.status == Status.ACTIVE and ends_at <= now:
             raise InvalidInput(
-                "The new end has passed already: end the window now instead.", fields={"ends_at": ["In the past."]}
+                _("The new end has passed already: end the window now instead."),
+                fields={"ends_at": [_("In the past.")]},
             )
         if window.recurrence and not recurrence:
             raise InvalidInput(
-                "A recurring window stays recurring; cancel the series to stop it.",
-                fields={"recurrence": ["Cannot be removed."]},
+                _("A recurring window stays recurring; cancel the series to stop it."),
+                fields={"recurrence": [_("Cannot be removed.")]},
             )
         if not window.recurrence and recurrence and not window.series_id:
             raise InvalidInput(
-                "A single window cannot become a series; schedule a recurring window instead.",
-                fields={"recurrence": ["Cannot be added."]},
+                _("A single window cannot become a series; schedule a recurring window instead."),
+                fields={"recurrence": [_("Cannot be added.")]},
             )
         zone = organization.zone
         if recurrence:
@@ -310,7 +330,7 @@ def update_window(window: MaintenanceWindow, *, actor, now=None, **changes) -> M
             or recurrence != window.recurrence
         )
         if window.status == Status.SCHEDULED and not window.recurrence and ends_at <= now:
-            raise InvalidInput("The new end has passed already.", fields={"ends_at": ["In the past."]})
+            raise InvalidInput(_("The new end has passed already."), fields={"ends_at": [_("In the past.")]})
         overridden = list(window.overridden_conflicts)
         if shape_changed and (window.status == Status.SCHEDULED or ends_at > window.ends_at):
             tree = OrganizationTree(organization.pk)
@@ -370,24 +390,35 @@ def delete_window(window: MaintenanceWindow, *, actor) -> None:
         window = MaintenanceWindow.objects.select_for_update(of=("self",)).get(pk=window.pk)
         if window.has_started:
             raise Conflict(
-                f"This window has started ({window.get_status_display().lower()}) and is kept for the record: "
-                "end it early or mark it failed (with a reason) instead of deleting it.",
+                _(
+                    "This window has started (%(status)s) and is kept for the record: "
+                    "end it early or mark it failed (with a reason) instead of deleting it."
+                )
+                % {"status": window.get_status_display().lower()},
                 code="window_started",
             )
         if window.recurrence and window.occurrences.filter(status__in=MaintenanceWindow.STARTED_STATUSES).exists():
             raise Conflict(
-                "Some occurrences of this recurring window have run and are kept for the record: cancel the series "
-                "instead of deleting it.",
+                _(
+                    "Some occurrences of this recurring window have run and are kept for the record: cancel the series "
+                    "instead of deleting it."
+                ),
                 code="window_started",
             )
         window.delete()
 
 
+# Why a window cannot take a step, per step (whole sentences, so that each language can word them).
+_REFUSED_STEP = {
+    "ended": gettext_lazy("This window is %(status)s: it cannot be ended."),
+    "marked failed": gettext_lazy("This window is %(status)s: it cannot be marked failed."),
+    "cancelled": gettext_lazy("This window is %(status)s: it cannot be cancelled."),
+}
+
+
 def _transition_guard(window: MaintenanceWindow, allowed: tuple, verb: str):
     if window.status not in allowed:
-        raise Conflict(
-            f"This window is {window.get_status_display().lower()}: it cannot be {verb}.", code="invalid_transition"
-        )
+        raise Conflict(_REFUSED_STEP[verb] % {"status": window.get_status_display().lower()}, code="invalid_transition")
 
 
 @attributed
@@ -409,7 +440,7 @@ def fail_window(window: MaintenanceWindow, *, reason: str, actor, now=None) -> M
     """Mark a running (or completed) window failed, with the reason; a running one ends now."""
     now = now or timezone.now()
     if not (reason or "").strip():
-        raise InvalidInput("Say why the maintenance failed.", fields={"reason": ["Required."]})
+        raise InvalidInput(_("Say why the maintenance failed."), fields={"reason": [_("Required.")]})
     with transaction.atomic():
         mode = lock_organization(window.organization_id)
         window = MaintenanceWindow.objects.select_related("organization").get(pk=window.pk)
@@ -428,8 +459,8 @@ def fail_window(window: MaintenanceWindow, *, reason: str, actor, now=None) -> M
                     window.organization,
                     window,
                     "maintenance:window-failed",
-                    f"Maintenance failed: {window.title}",
-                    f"Marked failed after it ended: {reason.strip()}",
+                    format_lazy(gettext_lazy("Maintenance failed: {title}"), title=window.title),
+                    format_lazy(gettext_lazy("Marked failed after it ended: {reason}"), reason=reason.strip()),
                 )
         refresh_mode(mode, now)
     return window
@@ -440,7 +471,7 @@ def cancel_window(window: MaintenanceWindow, *, reason: str, actor, now=None) ->
     """Cancel a scheduled window (a series: the series and its scheduled occurrences), with the reason."""
     now = now or timezone.now()
     if not (reason or "").strip():
-        raise InvalidInput("Say why the window is cancelled.", fields={"reason": ["Required."]})
+        raise InvalidInput(_("Say why the window is cancelled."), fields={"reason": [_("Required.")]})
     with transaction.atomic():
         lock_organization(window.organization_id)
         window = MaintenanceWindow.objects.select_related("organization").get(pk=window.pk)
@@ -461,9 +492,12 @@ def cancel_window(window: MaintenanceWindow, *, reason: str, actor, now=None) ->
             window.organization,
             window,
             "maintenance:window-cancelled",
-            f"Maintenance cancelled: {window.title}",
-            f"The maintenance planned for {format_local(window.starts_at, window.organization)} is cancelled: "
-            f"{reason.strip()}",
+            format_lazy(gettext_lazy("Maintenance cancelled: {title}"), title=window.title),
+            format_lazy(
+                gettext_lazy("The maintenance planned for {start} is cancelled: {reason}"),
+                start=lazy_local(window.starts_at, window.organization),
+                reason=reason.strip(),
+            ),
         )
     return window
 
@@ -501,9 +535,9 @@ def schedule_maintenance(
     keywords (title, scope, assets, location, recurrence, emergency, emergency_reason...)."""
     if maintenance_type not in MaintenanceWindow.Type.values:
         raise InvalidInput(
-            f"“{maintenance_type}” is not a maintenance type; "
-            f"choose one of {', '.join(MaintenanceWindow.Type.values)}.",
-            fields={"maintenance_type": ["Unknown type."]},
+            _("“%(value)s” is not a maintenance type; choose one of %(choices)s.")
+            % {"value": maintenance_type, "choices": ", ".join(MaintenanceWindow.Type.values)},
+            fields={"maintenance_type": [_("Unknown type.")]},
         )
     if timezone.is_naive(start_time):
         start_time = start_time.replace(tzinfo=organization.zone)

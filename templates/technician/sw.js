@@ -5,7 +5,7 @@
    "save" messages (technician.js, "Save my orders for offline") fetch and keep a list of pages at once, so an
    order never opened while online opens offline. "push" events (Web Push, sent by the server's webpush
    channel) show a notification; tapping it opens the order. */
-"use strict";
+"use strict";{% load i18n %}{% get_current_language as LANGUAGE %}
 const CONFIG = {{ config|safe }};
 const PAGES = "technician-pages-v" + CONFIG.version;
 const STATIC = "technician-static-v" + CONFIG.version;
@@ -41,13 +41,13 @@ function excluded(url) {
 
 function offlinePage() {
   const html =
-    '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
-    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Offline</title>' +
+    '<!doctype html><html lang="{{ LANGUAGE|escapejs }}"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ _("Offline")|escapejs }}</title>' +
     '<style>body{font:1rem/1.5 system-ui,sans-serif;margin:0;padding:1rem;color:#1b1f24;background:#f3f4f6}' +
     'a{display:inline-flex;align-items:center;min-height:44px;padding:0 1rem;background:#0b57a4;color:#fff;' +
     'border-radius:.375rem;text-decoration:none;font-weight:700}</style></head><body>' +
-    "<h1>You are offline</h1><p>This page was not saved on this phone. The pages you opened before are.</p>" +
-    '<p><a href="' + CONFIG.prefix + '">My work</a></p></body></html>';
+    "<h1>{{ _("You are offline")|escapejs }}</h1><p>{{ _("This page was not saved on this phone. The pages you opened before are.")|escapejs }}</p>" +
+    '<p><a href="' + CONFIG.prefix + '">{{ _("My work")|escapejs }}</a></p></body></html>';
   return new Response(html, { status: 503, headers: { "Content-Type": "text/html; charset=utf-8" } });
 }
 
@@ -143,10 +143,10 @@ self.addEventListener("push", (event) => {
   try {
     data = event.data ? event.data.json() : {};
   } catch (e) {
-    data = { title: "Maintenance", body: event.data ? event.data.text() : "" };
+    data = { title: "{{ _("Maintenance")|escapejs }}", body: event.data ? event.data.text() : "" };
   }
   event.waitUntil(
-    self.registration.showNotification(data.title || "Maintenance", {
+    self.registration.showNotification(data.title || "{{ _("Maintenance")|escapejs }}", {
       body: data.body || "",
       tag: data.tag || undefined,
       data: { url: data.url || CONFIG.prefix },

@@ -20,6 +20,11 @@ ENDPOINTS = [
     "/api/v1/analytics/costs/?group_by=period&interval=week",
     "/api/v1/analytics/device-performance/?group_by=asset",
     "/api/v1/analytics/definitions/",
+    "/api/v1/analytics/pm-compliance/",
+    "/api/v1/analytics/pm-compliance/?group_by=asset",
+    "/api/v1/analytics/sla/",
+    "/api/v1/analytics/sla/?group_by=period&interval=week",
+    "/api/v1/analytics/sla/?group_by=asset",
 ]
 PERIOD = "from=2026-03-01&to=2026-03-31"
 
@@ -65,6 +70,8 @@ def test_every_member_reads_and_strangers_are_refused(api, org_a, viewer_a, tech
     assert overview["from"] == "2026-03-01" and overview["to"] == "2026-03-31"
     assert overview["time_zone"] == "Europe/Berlin" and overview["definitions_version"] == VERSION
     assert overview["links"]["predictive_insights"] == "/api/v1/analytics/predictive-insights"
+    assert overview["links"]["pm_compliance"] == "/api/v1/analytics/pm-compliance"
+    assert overview["links"]["sla"] == "/api/v1/analytics/sla"
     assert [tile["kpi"] for tile in overview["kpis"]][:3] == ["availability", "mtbf", "mttr"]
 
 
@@ -74,7 +81,7 @@ def test_another_organisation_sees_none_of_a(api, org_a, technician_a, manager_b
     assert theirs["rows"] == [] and theirs["totals"]["failures"] == 0
     asset_of_a = Asset.objects.get(organization=org_a)
     refused = api(manager_b).get(f"/api/v1/analytics/overview/?asset={asset_of_a.pk}&{PERIOD}")
-    assert refused.status_code == 400 and "asset" in refused.json()["error"]["fields"]
+    assert refused.status_code == 404 and "asset" in refused.json()["error"]["fields"]
     ours = api(technician_a).get(f"/api/v1/analytics/device-performance/?group_by=asset&{PERIOD}").json()
     assert ours["totals"]["failures"] == 3
 
@@ -89,8 +96,6 @@ def test_another_organisation_sees_none_of_a(api, org_a, technician_a, manager_b
         ("kpi=mttr&interval=hour", "interval"),
         ("kpi=mttr&from=yesterday", "from"),
         ("kpi=mttr&location=abc", "location"),
-        ("kpi=mttr&location=999999", "location"),
-        ("kpi=mttr&team=999999", "team"),
         ("kpi=mttr&from=9999-12-31", "from"),
         ("kpi=mttr&to=0001-01-01", "to"),
     ],
@@ -99,6 +104,40 @@ def test_bad_questions_get_a_400_that_says_what_to_ask(api, viewer_a, query, fie
     response = api(viewer_a).get(f"/api/v1/analytics/trends/?{query}")
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("pm-compliance/?group_by=priority", "group_by"),
+        ("pm-compliance/?interval=hour", "interval"),
+        ("pm-compliance/?from=2016-01-01&to=2025-12-31&interval=day", "interval"),
+        ("sla/?group_by=schedule", "group_by"),
+        ("sla/?group_by=period&interval=year", "interval"),
+        ("sla/?from=2026-03-31&to=2026-03-01", "from"),
+    ],
+)
+def test_bad_pm_and_sla_questions_get_a_400(api, viewer_a, url, field):
+    response = api(viewer_a).get(f"/api/v1/analytics/{url}")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("path", ["overview", "pm-compliance", "sla", "device-performance"])
+@pytest.mark.parametrize("kind", ["asset", "location", "team", "asset_type"])
+def test_another_organisations_filter_is_not_found(api, org_b, manager_b, viewer_a, path, kind):
+    from assets.models import AssetType, Location
+    from workorders.models import Team
+
+    theirs = {
+        "asset": lambda: Asset.objects.create(organization=org_b, code="THEIRS", name="Theirs"),
+        "location": lambda: Location.objects.create(organization=org_b, name="Their site"),
+        "team": lambda: Team.objects.create(organization=org_b, name="Their team"),
+        "asset_type": lambda: AssetType.objects.create(organization=org_b, name="Their type"),
+    }[kind]()
+    response = api(viewer_a).get(f"/api/v1/analytics/{path}/?{kind}={theirs.pk}&{PERIOD}")
+    assert response.status_code == 404, response.content
+    assert kind in response.json()["error"]["fields"]
 
 
 def test_costs_download_as_csv(api, org_a, technician_a, viewer_a):

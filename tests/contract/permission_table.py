@@ -82,6 +82,17 @@ TABLE: dict[str, dict[str, object]] = {
     "webhook-deliveries/": {"get": A.MANAGE_WEBHOOKS},
     "webhook-deliveries/{id}/": {"get": A.MANAGE_WEBHOOKS},
     "webhook-deliveries/{id}/replay/": {"post": A.MANAGE_WEBHOOKS},
+    # Chat channels: their URLs are credentials, configured by the same people as webhooks (manage_webhooks).
+    "chat-channels/": {"get": A.MANAGE_WEBHOOKS, "post": A.MANAGE_WEBHOOKS},
+    "chat-channels/{id}/": {"get": A.MANAGE_WEBHOOKS, "patch": A.MANAGE_WEBHOOKS, "delete": A.MANAGE_WEBHOOKS},
+    # Reports (issue 22): any member reads and asks for the status, performance and quality reports; the audit report
+    # needs read_audit (managers), checked by the service on the body's kind (a 403), and an audit report in the
+    # archive is a 404 to anyone else. Schedules e-mail the organisation's figures: its settings (managers).
+    "reports/": {"get": V, "post": V},
+    "reports/{id}/": {"get": V},
+    "reports/{id}/file/": {"get": V},
+    "report-schedules/": {"get": A.MANAGE_SETTINGS, "post": A.MANAGE_SETTINGS},
+    "report-schedules/{id}/": {"get": A.MANAGE_SETTINGS, "patch": A.MANAGE_SETTINGS, "delete": A.MANAGE_SETTINGS},
     # --- assets -----------------------------------------------------------------------------------------------
     "locations/": crud(A.MANAGE_ASSETS, detail=False),
     "locations/{id}/": crud(A.MANAGE_ASSETS, detail=True),
@@ -133,10 +144,27 @@ TABLE: dict[str, dict[str, object]] = {
     "work-orders/{id}/checklist/{item_id}/follow-up/": {"post": A.EXECUTE_WORK},
     "work-orders/{id}/comments/": {"get": V, "post": WORK_ON},
     "work-orders/{id}/attachments/": {"get": V, "post": WORK_ON},
+    # a file sent in pieces is an attachment on its way (WORK_ON); each upload is its author's: anyone else, a 404
+    "work-orders/{id}/uploads/": {"post": WORK_ON},
+    "work-orders/{id}/uploads/{client_id}/": {
+        "get": Needs((A.EXECUTE_WORK, A.CREATE_WORK), owner="technician", why="an upload is its author's"),
+        "patch": Needs((A.EXECUTE_WORK, A.CREATE_WORK), owner="technician", why="an upload is its author's"),
+    },
     "work-orders/{id}/time-entries/": {"get": V, "post": A.EXECUTE_WORK},
     "work-orders/{id}/time-entries/start/": {"post": A.EXECUTE_WORK},
     "work-orders/{id}/time-entries/stop/": {"post": A.EXECUTE_WORK},
     "work-orders/{id}/cost-lines/": {"get": V, "post": A.CREATE_WORK},
+    # planning (issue 24): a planned start is set by those who assign work and by a technician on their own order
+    # (the service's rule, workorders.services.schedule); a board drop assigns and plans: assign_work
+    "work-orders/{id}/schedule/": {"post": A.EXECUTE_WORK},
+    "work-orders/{id}/dispatch/": {"post": A.ASSIGN_WORK},
+    "planning/calendar/": {"get": V},
+    "planning/board/": {"get": V},
+    "capacity/": {"get": V},
+    "capacity/patterns/": crud(A.ASSIGN_WORK, detail=False),  # capacity is planned by who assigns the work
+    "capacity/patterns/{id}/": crud(A.ASSIGN_WORK, detail=True),
+    "capacity/time-off/": crud(A.ASSIGN_WORK, detail=False),
+    "capacity/time-off/{id}/": crud(A.ASSIGN_WORK, detail=True),
     "attachments/{token}/": {"get": V},
     "attachments/{token}/download/": {"get": V},
     "requests/": {"get": V},
@@ -160,6 +188,8 @@ TABLE: dict[str, dict[str, object]] = {
     "analytics/trends/": {"get": V},
     "analytics/costs/": {"get": V},
     "analytics/device-performance/": {"get": V},
+    "analytics/pm-compliance/": {"get": V},
+    "analytics/sla/": {"get": V},
     # --- inventory --------------------------------------------------------------------------------------------
     "inventory/parts/": crud(A.ADJUST_STOCK, detail=False),
     "inventory/parts/{id}/": crud(A.ADJUST_STOCK, detail=True),

@@ -42,8 +42,10 @@ from rest_framework_simplejwt.tokens import AccessToken
 from assets.models import Asset
 from inventory import services as inventory_services
 from inventory.models import Part, StockLocation
+from maintenance_site.notifications import services as notification_services
 from maintenance_site.notifications.services import notify
 from maintenance_site.ops.management.commands.seed_demo import DEMO_MODULES
+from maintenance_site.reports import services as report_services
 from maintenance_site.tenancy import services as tenancy_services
 from maintenance_site.tenancy.models import ApiKeyScope
 from maintenance_site.tenancy.roles import Action, Role, role_allows
@@ -220,6 +222,7 @@ def _seed() -> dict:
     attachment = workorder_services.add_attachment(
         uploaded=SimpleUploadedFile("photo.png", PNG, content_type="image/png"), actor=technician, work_order=order
     )
+    upload = workorder_services.start_upload(order, actor=technician, client_id="canary-photo", name="p.png", size=99)
     workorder_services.submit_request(org_a, description=f"{CANARY} leaking valve")
     [notification] = notify(org_a, [technician], "work-order:assigned", {"title": f"{CANARY} yours", "body": "."})
     schedules = PreventiveSchedule.objects.for_tenant(org_a)
@@ -232,6 +235,14 @@ def _seed() -> dict:
         org_a, actor=manager, url="http://127.0.0.1:9/canary", event_types=["work-order:*"], description=CANARY
     )
     webhook_services.send_test_event(subscription, actor=manager)
+    notification_services.create_chat_channel(
+        org_a, actor=manager, name=f"{CANARY} ops", kind="slack", url="http://127.0.0.1:9/canary-chat", kinds=["*"]
+    )
+    report = report_services.request_report(org_a, actor=manager, kind="status", format="csv")
+    report_services.generate(report.pk)  # a file to download (the task would run after a commit that never comes)
+    report_services.create_schedule(
+        org_a, actor=manager, name=f"{CANARY} weekly", kind="status", recipients=["boss@example.com"]
+    )
     van = StockLocation.objects.get(organization=org_a, kind="van", holder=technician)
     colleague_van = inventory_services.create_stock_location(
         org_a, name="Colleague's van", kind="van", holder=colleague, actor=users[Role.STOREKEEPER]
@@ -261,7 +272,9 @@ def _seed() -> dict:
         "objects": {
             "work-orders/{id}": str(order.pk),
             "attachments/{token}": attachment.token,
+            "work-orders/{id}/uploads/{client_id}": upload.client_id,
             "notifications/{id}": str(notification.pk),
+            "reports/{id}": str(report.pk),  # a status report: the audit reports are for managers only
             "iot/devices/{id}": str(Asset.objects.filter(organization=org_a).order_by("pk").first().pk),
             "diagnostics/history/{device_id}": str(Asset.objects.filter(organization=org_a).order_by("pk").first().pk),
             "diagnostics/runs/{run_id}": str(

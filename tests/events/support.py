@@ -91,3 +91,19 @@ async def wait_until(predicate, timeout: float = WAIT, interval: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(interval)
+
+
+def per_event(transport):
+    """A stand-in for services.deliver_many calling `transport(event)` for each event (the dispatcher's batch,
+    one event at a time); an exception marks that event failed, as a transport failure does."""
+
+    def deliver_many(events):
+        failures = {}
+        for event in events:
+            try:
+                transport(event)
+            except Exception as exc:  # noqa: BLE001
+                failures[event.pk] = exc
+        return failures
+
+    return deliver_many

@@ -8,13 +8,16 @@ from django.db import connection, transaction
 
 from maintenance_site.events import services, tasks
 from maintenance_site.events.models import Event
+from tests.events.support import per_event
 
 
 @pytest.fixture
 def delivered(monkeypatch):
     """Replaces the transports: the list of (organization_id, sequence) delivered."""
     sent = []
-    monkeypatch.setattr(services, "deliver", lambda event: sent.append((event.organization_id, event.sequence)))
+    monkeypatch.setattr(
+        services, "deliver_many", per_event(lambda event: sent.append((event.organization_id, event.sequence)))
+    )
     return sent
 
 
@@ -74,7 +77,7 @@ def test_the_sweep_delivers_what_a_failed_dispatch_left(org_a, monkeypatch, djan
             raise ConnectionError(failures.pop())
         sent.append(event.sequence)
 
-    monkeypatch.setattr(services, "deliver", flaky)
+    monkeypatch.setattr(services, "deliver_many", per_event(flaky))
     with django_capture_on_commit_callbacks(execute=True):
         services.publish(org_a, "work-order:created")
     event = Event.objects.get()
@@ -98,7 +101,7 @@ def test_the_sweep_delivers_what_a_failed_dispatch_left(org_a, monkeypatch, djan
 def test_concurrent_publishers_and_numberers_give_exactly_one_to_n(org_a, monkeypatch):
     """8 publishers × 25 events, each in its own transaction (each commit also dispatches), while
     2 threads keep numbering: sequences 1..200, no gap, no duplicate."""
-    monkeypatch.setattr(services, "deliver", lambda event: None)
+    monkeypatch.setattr(services, "deliver_many", per_event(lambda event: None))
     errors = []
     publishing = threading.Event()
     done = threading.Event()

@@ -1,6 +1,7 @@
 """The event socket `/ws/events/` through the real ASGI stack (origin check, session, auth)."""
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -20,6 +21,7 @@ from tests.events.support import (
     expect_close,
     expect_refusal,
     next_event,
+    per_event,
     sequences,
     session_cookie,
     socket,
@@ -43,7 +45,7 @@ def in_memory_layer(settings):
 def no_live_delivery(monkeypatch):
     """The dispatcher runs in another process (the Celery worker): its channel layer cannot reach
     this process's sockets, so only the database can bring events here."""
-    monkeypatch.setattr(services, "deliver", lambda event: None)
+    monkeypatch.setattr(services, "deliver_many", per_event(lambda event: None))
 
 
 def run(scenario):
@@ -157,6 +159,48 @@ def test_duplicates_are_dropped_and_gaps_filled(manager_a, org_a, no_live_delive
     run(scenario)
 
 
+def test_a_batch_is_sent_in_order_without_duplicates_and_gaps_filled(manager_a, org_a, no_live_delivery, settings):
+    settings.EVENTS_POLL_INTERVAL = 30  # only the channel layer brings events
+    cookie = session_cookie(manager_a)
+    group = services.organization_group(org_a.pk)
+
+    async def scenario():
+        layer = get_channel_layer()
+        ws = await connected(socket(cookie=cookie))
+        await apublish(org_a, 5)
+        messages = await database_sync_to_async(lambda: [e.as_message() for e in Event.objects.order_by("sequence")])()
+        frames = [(m["sequence"], services.event_frame(m)) for m in messages]
+        # #1 and #2 arrive, #3 is missing from the batch: the database fills the gap (up to #5, all committed);
+        # #4 and #2 again are dropped.
+        await layer.group_send(group, services.batch_message(org_a.pk, [frames[0], frames[1], frames[3], frames[1]]))
+        assert await sequences(ws, 5) == [1, 2, 3, 4, 5]
+        await layer.group_send(group, services.batch_message(org_a.pk, [frames[2], frames[4]]))
+        await layer.group_send(group, services.batch_message(org_a.pk + 1000, [frames[4]]))  # another organisation
+        assert await ws.receive_nothing(timeout=0.2)
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_one_dispatch_sends_one_message_per_group(org_a, org_b, manager_a):
+    events = [
+        Event(pk=1, organization_id=org_a.pk, sequence=1, type="t:a", payload={}),
+        Event(pk=2, organization_id=org_a.pk, sequence=2, type="t:a", payload={}, user_id=manager_a.pk),
+        Event(pk=3, organization_id=org_b.pk, sequence=1, type="t:a", payload={}, user_id=manager_a.pk),
+        Event(pk=4, organization_id=org_a.pk, sequence=3, type="t:a", payload={}),
+    ]
+    sends = services._channel_sends([(event, event.as_message()) for event in events])
+    org_group, user_group = services.organization_group(org_a.pk), services.user_group(manager_a.pk)
+    by_group = [(group, ids, message["type"]) for ids, group, message in sends]
+    assert by_group == [
+        (org_group, [1, 2, 4], "event.batch"),
+        (user_group, [2], "event.message"),
+        (user_group, [3], "event.message"),
+        (services.organization_group(org_b.pk), [3], "event.message"),
+    ]
+    assert [sequence for sequence, _ in sends[0][2]["events"]] == [1, 2, 3]
+
+
 def test_another_organisations_socket_receives_nothing(manager_a, manager_b, member_of_both, org_a, org_b):
     cookies = session_cookie(manager_a), session_cookie(manager_b), session_cookie(member_of_both)
 
@@ -242,23 +286,73 @@ def test_an_expired_ticket_is_refused(api, manager_a, org_a, monkeypatch):
     run(scenario)
 
 
-def test_a_removed_member_stops_receiving(manager_a, technician_a, org_a, settings):
-    settings.EVENTS_PERMISSION_RECHECK_SECONDS = 0
+def test_a_membership_ended_through_the_orm_closes_the_socket_at_once(manager_a, technician_a, org_a, settings):
+    """The push: saving the membership tells the user's sockets, which re-check once; no periodic check here."""
+    settings.EVENTS_PERMISSION_RECHECK_SECONDS = 3600
     settings.EVENTS_POLL_INTERVAL = 30
     cookie = session_cookie(technician_a)
+
+    def end_membership():
+        membership = Membership.objects.get(user=technician_a, organization=org_a)
+        membership.is_active = False
+        membership.save()  # what tenancy.services.update_membership does
 
     async def scenario():
         ws = await connected(socket(cookie=cookie))
         await apublish(org_a, 1)
         assert (await next_event(ws))["sequence"] == 1
+        await database_sync_to_async(end_membership)()
+        error = await ws.receive_json_from(timeout=WAIT)
+        assert (error["type"], error["code"]) == ("error", "membership_ended")
+        await expect_close(ws, 4403)
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_membership_ended_behind_the_orms_back_closes_within_the_recheck_bound(
+    manager_a, technician_a, org_a, settings
+):
+    """The safety net: a bulk update sends no signal; the process's one-query re-check closes the socket within
+    EVENTS_PERMISSION_RECHECK_SECONDS, while the manager's socket stays open."""
+    settings.EVENTS_PERMISSION_RECHECK_SECONDS = 0.3
+    settings.EVENTS_POLL_INTERVAL = 30
+    cookies = session_cookie(technician_a), session_cookie(manager_a)
+
+    async def scenario():
+        ws, kept = await connected(socket(cookie=cookies[0])), await connected(socket(cookie=cookies[1]))
         await database_sync_to_async(
             lambda: Membership.objects.filter(user=technician_a, organization=org_a).update(is_active=False)
         )()
-        await apublish(org_a, 1)
+        started = time.monotonic()
         error = await ws.receive_json_from(timeout=WAIT)
-        assert error["type"] == "error"
         assert error["code"] == "membership_ended"
         await expect_close(ws, 4403)
+        assert time.monotonic() - started < WAIT
+        await apublish(org_a, 1)
+        assert (await next_event(kept))["sequence"] == 1
+        await ws.disconnect()
+        await kept.disconnect()
+
+    run(scenario)
+
+
+def test_events_are_sent_without_a_permission_query(manager_a, org_a, settings, monkeypatch):
+    """No database access on the per-message path: 20 live events, no membership query and no event read."""
+    settings.EVENTS_PERMISSION_RECHECK_SECONDS = 0  # even with the re-check at its tightest, it is not per event
+    settings.EVENTS_POLL_INTERVAL = 30
+    cookie = session_cookie(manager_a)
+    calls = []
+    for name in ("may_receive_events", "events_after", "active_membership"):
+        original = getattr(services, name)
+        monkeypatch.setattr(services, name, lambda *a, _n=name, _o=original: calls.append(_n) or _o(*a))
+
+    async def scenario():
+        ws = await connected(socket(cookie=cookie))
+        calls.clear()
+        await apublish(org_a, 20)
+        assert await sequences(ws, 20) == list(range(1, 21))
+        assert calls == []
         await ws.disconnect()
 
     run(scenario)
@@ -292,10 +386,11 @@ def test_metrics_count_open_sockets(manager_a, org_a, monkeypatch):
 
     async def scenario():
         ws = await connected(socket(cookie=cookie))
-        assert counts == {"opened": 1, "closed": 0}
+        await wait_until(lambda: counts == {"opened": 1, "closed": 0})  # recorded off the event loop
         await ws.disconnect()
-        assert counts == {"opened": 1, "closed": 1}
+        await wait_until(lambda: counts == {"opened": 1, "closed": 1})
         await expect_refusal(socket(), 4401)  # a refused socket was never open
+        await asyncio.sleep(0.2)
         assert counts == {"opened": 1, "closed": 1}
 
     run(scenario)

@@ -4,7 +4,6 @@ notifications are what made `/admin/scenarios/scenario/` answer 500), finds no s
 reconciliation finds nothing to report on fresh demo data (the demo's stock goes through the ledger)."""
 
 import io
-import time
 
 import pytest
 from django.contrib import admin
@@ -68,7 +67,6 @@ def test_no_admin_page_answers_500_for_any_staff_role_after_every_scenario_ran(d
     assert Scenario.objects.exclude(last_run_at=None).count() == len(runs)
     pages = admin_pages()
     assert len(pages) > 100
-    started = time.monotonic()
     errors, seen = [], {}
     for username in STAFF:
         client = Client(raise_request_exception=False)
@@ -82,7 +80,6 @@ def test_no_admin_page_answers_500_for_any_staff_role_after_every_scenario_ran(d
     # Real pages, not only refusals: the superuser sees most of them, each role a good share.
     assert seen["admin"].count(200) > len(pages) * 3 // 4
     assert all(statuses.count(200) > len(pages) // 3 for statuses in seen.values()), seen
-    assert time.monotonic() - started < 120, "the walk is meant to stay under a minute"
 
 
 def test_reconciliation_finds_nothing_on_fresh_demo_data(demo):

@@ -1,6 +1,7 @@
 """The API's shared behaviour: errors, pagination, updated_after, ETag / If-Match, Idempotency-Key,
 throttling, and the list query count."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -195,6 +196,24 @@ def test_openapi_schema_documents_the_api(client):
     assert "/api/v1/assets/" in schema["paths"]
     assert {"ApiKeyAuth", "jwtAuth"} <= set(schema["components"]["securitySchemes"])
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_openapi_31_publishes_every_event_type_as_a_webhook(client):
+    from drf_spectacular.validation import validate_schema
+
+    from maintenance_site.events.types import all_event_types
+
+    schema = client.get("/api/schema/?format=json").json()
+    assert schema["openapi"].startswith("3.1")
+    validate_schema(schema)  # the OpenAPI 3.1 meta-schema
+    assert "x-webhooks" not in schema
+    assert set(schema["webhooks"]) == {event_type.name for event_type in all_event_types()}
+    created = schema["webhooks"]["work-order:created"]["post"]["requestBody"]["content"]["application/json"]
+    assert created["schema"]["properties"]["type"] == {"type": "string", "const": "work-order:created"}
+    assert '"nullable"' not in json.dumps(schema)  # JSON Schema 2020-12 says type: [..., "null"]
+    page = schema["components"]["schemas"]["PaginatedWorkOrderListList"]["properties"]
+    assert page["count"]["type"] == ["integer", "null"] and "null" in page["next"]["type"]
 
 
 def test_expired_idempotency_keys_are_forgotten(api, manager_a, settings):

@@ -25,6 +25,8 @@ EXCEPTIONS = {
     ("scheduling_windowfeedtoken", ("token",)): GLOBAL_TOKEN,
     ("tenancy_organizationapikey", ("prefix",)): GLOBAL_TOKEN,
     ("workorders_attachment", ("token",)): GLOBAL_TOKEN,
+    # A finished upload becomes one attachment (a one-to-one link): the attachment is a row of one organisation.
+    ("workorders_resumableupload", ("attachment",)): WITHIN_PARENT,
     ("workorders_workrequest", ("token",)): GLOBAL_TOKEN,
     # A key's service user is a user (a reference table), one per key.
     ("tenancy_organizationapikey", ("service_user",)): "one service user per key; users are a reference table",

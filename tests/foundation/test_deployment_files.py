@@ -251,7 +251,11 @@ def test_volumes_are_declared(compose, services):
 
 def test_dockerfile_base_image_and_install():
     instructions = dockerfile_instructions()
-    assert instructions[0] == ("FROM", "python:3.11-slim")
+    stages = [arguments for keyword, arguments in instructions if keyword == "FROM"]
+    # a Node stage only fetches the front-end packages (npm ci); the image itself is Python's
+    assert stages == ["node:20-slim AS frontend", "python:3.11-slim"]
+    copies = " ".join(arguments for keyword, arguments in instructions if keyword == "COPY")
+    assert "--from=frontend" in copies, "the image takes the npm packages from the frontend stage"
     runs = " ".join(arguments for keyword, arguments in instructions if keyword == "RUN")
     assert "pip install" in runs
     assert "[test]" not in runs and "[dev]" not in runs, "dev extras do not belong in the image"

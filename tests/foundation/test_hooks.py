@@ -7,6 +7,7 @@ import pytest
 from inventory import services as inventory_services
 from maintenance_site import hooks
 from maintenance_site.errors import Conflict
+from scheduling.windows import reports as window_reports
 from sla import services as sla_services
 from workorders import services as wo_services
 from workorders.models import WorkOrder
@@ -56,6 +57,7 @@ def test_the_higher_apps_register_in_ready():
     assert hooks.work_order_closing.receivers == [inventory_services.release_reservations_for]
     assert hooks.work_order_cancelling.receivers == [inventory_services.settle_parts_on_cancel]
     assert hooks.work_order_parts_cost.receivers == [inventory_services.parts_cost_for]
+    assert hooks.work_order_planning.receivers == [window_reports.refuse_work_in_window]
 
 
 def test_whoever_reacts_to_one_new_order_reacts_to_a_batch_of_them():

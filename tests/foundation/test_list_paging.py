@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer as DRFJSONRenderer
 
 from assets import services as asset_services
 from assets.meters_api import MeterReadingSerializer
@@ -18,6 +19,7 @@ from inventory import services as inventory_services
 from inventory.api import StockMovementSerializer
 from inventory.models import StockMovement
 from maintenance_site.api.pagination import cursor_for
+from maintenance_site.api.renderers import JSONRenderer
 from maintenance_site.tenancy import services as tenancy_services
 from workorders import services as workorder_services
 from workorders.api import WorkOrderListSerializer
@@ -135,7 +137,7 @@ class TestCursorPages:
         parameters = {p["name"]: p for p in schema["paths"]["/api/v1/work-orders/"]["get"]["parameters"]}
         assert parameters["page"].get("deprecated") is True and "cursor" in parameters
         page = schema["components"]["schemas"]["PaginatedWorkOrderListList"]["properties"]
-        assert page["count"]["nullable"] is True and page["count_estimated"]["type"] == "boolean"
+        assert "null" in page["count"]["type"] and page["count_estimated"]["type"] == "boolean"  # OpenAPI 3.1
 
 
 @pytest.mark.postgres
@@ -215,7 +217,11 @@ class TestFastListsAreDRFsBytes:
         queryset = workorder_services.with_extensions(WorkOrder.objects.filter(organization=org_a)).order_by("pk")
         orders = list(queryset.select_related("asset", "assignee"))
         rows = list(queryset.values(*WorkOrderListSerializer.VALUES))
-        assert WorkOrderListSerializer.items(rows) == self.drf(WorkOrderListSerializer, orders)
+        rendered = JSONRenderer().render  # the bytes: the items leave UTC date-times for the renderer to write
+        assert rendered(WorkOrderListSerializer.items(rows)) == rendered(self.drf(WorkOrderListSerializer, orders))
+        assert rendered(WorkOrderListSerializer.items(rows)) == DRFJSONRenderer().render(
+            self.drf(WorkOrderListSerializer, orders)
+        )
         assert [item["is_overdue"] for item in WorkOrderListSerializer.items(rows)] == [False, True, False]
 
     def test_ledger_readings_and_assets(self, org_a, storekeeper_a):

@@ -65,7 +65,7 @@ def test_manager_retries_failed_deliveries(client, manager_a, rows, django_captu
             DELIVERIES, {"action": "retry_failed", "_selected_action": list(everything)}, follow=True
         )
     assert response.status_code == 200
-    assert "Queued 1 failed deliveries" in response.content.decode()
+    assert "Queued 1 failed delivery for another round of attempts." in response.content.decode()
     failed.refresh_from_db()
     assert (failed.status, failed.attempts) == (Status.SENT, 1)
     assert len(rows.requests) == 2
@@ -83,3 +83,24 @@ def test_a_planner_may_look_but_not_retry(client, planner_a, rows):
 def test_retry_deliveries_ignores_what_did_not_fail(org_a, technician_a, notify_now):
     notify_now(org_a, technician_a, "inventory:low-stock", {"title": "t", "body": "b"})
     assert services.retry_deliveries(NotificationDelivery.objects.all()) == 0
+
+
+CHANNELS = "/admin/notifications/chatchannel/"
+
+
+def test_chat_channels_in_the_back_office_need_manage_webhooks_like_the_api(client, org_a, manager_a, planner_a):
+    from maintenance_site.notifications import chat_api
+    from maintenance_site.notifications.admin import ChatChannelAdmin
+
+    assert ChatChannelAdmin.write_action == chat_api.MANAGE  # one permission for the channels, admin and API
+    channel = services.create_chat_channel(
+        org_a, actor=manager_a, name="Ops", kind="webhook", url="http://127.0.0.1:9/hook", kinds=["*"]
+    )
+    planner = admin_client(client, planner_a)  # a back-office role without manage_webhooks
+    assert planner.get(CHANNELS).status_code == 403
+    assert planner.get(f"{CHANNELS}{channel.pk}/change/").status_code == 403
+    assert planner.get(f"{CHANNELS}add/").status_code == 403
+    manager = admin_client(client, manager_a)
+    assert manager.get(CHANNELS).status_code == 200
+    assert manager.get(f"{CHANNELS}{channel.pk}/change/").status_code == 200
+    assert manager.get(f"{CHANNELS}add/").status_code == 200

@@ -72,6 +72,20 @@ def test_celery_tasks_and_outgoing_http_are_traced(spans, http_server_url):
     ), names
 
 
+def test_webhook_posts_are_traced(spans, http_server_url, settings):
+    from maintenance_site.security import outbound
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    with outbound.Sender(2) as sender:  # the webhook job's aiohttp client
+        result = sender.submit(http_server_url, b"{}", {"Content-Type": "application/json"}).result(10)
+    assert result.status_code == 204
+    assert any(
+        span.kind.name == "CLIENT"
+        and span.attributes.get("http.request.method", span.attributes.get("http.method")) == "POST"
+        for span in spans.get_finished_spans()
+    ), [span.name for span in spans.get_finished_spans()]
+
+
 def test_a_collector_that_is_down_breaks_nothing(monkeypatch):
     code = (
         "import os; os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']='http://127.0.0.1:9';"
@@ -96,6 +110,12 @@ def http_server_url():
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"ok")
+
+        def do_POST(self):  # noqa: N802 - the webhook sender's
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def log_message(self, *args):
             pass

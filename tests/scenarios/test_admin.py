@@ -34,7 +34,8 @@ def test_the_board_shows_state_presets_resources_and_activity(operator_client, s
     services.activate_scenario("health-checker", reason="watching", actor=SYSTEM)
     page = operator_client.get(BOARD).content.decode()
     assert "Scenario board" in page
-    assert "CPU <strong>5%</strong>" in page and "Memory <strong>30%</strong>" in page
+    assert 'CPU <strong data-usage="cpu_percent">5%</strong>' in page
+    assert 'Memory <strong data-usage="memory_percent">30%</strong>' in page
     assert "heavy 0 of at most 3" in page
     for preset in ("Full maintenance", "Security", "Performance", "Off hours", "Minimal"):
         assert preset in page

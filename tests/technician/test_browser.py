@@ -86,6 +86,11 @@ class BrowserDatabase:
             return
         connection.close()  # a template database must have no other connection
         with connection._nodb_cursor() as cursor:
+            # ...nor one left open by an earlier test's thread (asgiref's executor, a websocket consumer's)
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [self.source["NAME"]],
+            )
             cursor.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             cursor.execute(f'CREATE DATABASE "{self.name}" TEMPLATE "{self.source["NAME"]}"')
 

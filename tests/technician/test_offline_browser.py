@@ -203,6 +203,63 @@ def test_a_step_refused_on_replay_is_shown_and_kept_as_a_note(page, live):
     assert "not applied: start. Refused: WO-000001 is not assigned to you." in body
 
 
+def hold_by_planner(order_id: int) -> None:
+    from django.contrib.auth import get_user_model
+
+    from workorders import services
+    from workorders.models import WorkOrder
+
+    planner = get_user_model().objects.get(username="planner")
+    services.hold(WorkOrder.objects.get(pk=order_id), reason="Waiting for the crane", actor=planner)
+
+
+def ledger(order_id: int) -> list:
+    from inventory.models import StockMovement
+
+    return list(
+        StockMovement.objects.filter(work_order_id=order_id).values_list(
+            "quantity", "user__username", "occurred_at", "created_at"
+        )
+    )
+
+
+def test_a_part_used_on_an_order_changed_meanwhile_is_refused_then_applied_anyway(page, live):
+    """The part carries the order's version: somebody else put the order on hold meanwhile, so the phone lists the
+    conflict in their words; the technician applies it anyway and the ledger has it once, at the device's time."""
+    from playwright.sync_api import expect
+
+    url, world = live
+    ids = world(make_world)
+    world(backdate, ids["order"])
+    save_for_offline(page, url)
+    page.goto(f"{url}/t/orders/{ids['order']}/")
+    page.click("[data-action=start]")  # online: my own step, never a conflict
+    expect(page.locator("[data-status]")).to_have_text("In progress")
+
+    page.context.set_offline(True)
+    used = time.time()
+    page.fill("#part_part_query", "SEAL-40")
+    page.fill("#part_quantity", "1")
+    page.get_by_role("button", name="Record part used").click()
+    expect(page.locator("[data-parts-used]")).to_contain_text("waiting to send")
+    queued = time.time()
+    world(hold_by_planner, ids["order"])  # meanwhile
+
+    page.context.set_offline(False)
+    refused = page.locator("[data-sync-refused]")
+    expect(refused).to_contain_text("planner changed WO-000001 to “on hold”")
+    expect(page.locator("[data-form-name=part] .inline-error")).to_contain_text("Not applied — 1 × SEAL-40")
+    expect(refused.get_by_role("button", name="Try again")).to_have_count(0)
+    assert world(ledger, ids["order"]) == []
+
+    refused.get_by_role("button", name="Apply anyway").click()
+    expect(page.locator("#sync-panel")).to_be_hidden()
+    ((quantity, user, occurred_at, created_at),) = wait_until(lambda: world(ledger, ids["order"]))
+    assert (str(quantity), user) == ("-1.000", "tech")
+    assert used - 5 <= occurred_at.timestamp() <= queued + 1 < created_at.timestamp() + 1
+    assert world(server_state, ids["order"], ids["item"])["van"] == "1"
+
+
 def test_a_replay_cut_half_way_and_resumed_applies_nothing_twice(page, live):
     from playwright.sync_api import expect
 
@@ -276,9 +333,8 @@ def test_scanning_falls_back_to_a_typed_code_and_opens_a_saved_asset_offline(pag
     save_for_offline(page, url)
     page.context.set_offline(True)
     page.get_by_role("button", name="Scan").click()
-    expect(page.locator("[data-scan-hint]")).to_contain_text(
-        "cannot read codes with the camera"
-    )  # no BarcodeDetector here
+    # no camera in this Chromium (the fallback decoder stands in for BarcodeDetector: test_offline_media_browser.py)
+    expect(page.locator("[data-scan-hint]")).to_contain_text("type the code printed on the label")
     page.fill("#scan-code", "nope-1")
     page.get_by_role("button", name="Open the asset").click()
     expect(page.locator("[data-scan-form] .inline-error")).to_contain_text("No asset “nope-1” is saved on this phone")
@@ -298,19 +354,96 @@ def test_the_service_worker_shows_a_pushed_notification_and_the_app_installs(pag
     expect(page.locator("#push")).to_be_visible()
     manifest = page.evaluate("fetch(document.querySelector('link[rel=manifest]').href).then(r => r.json())")
     assert manifest["display"] == "standalone" and manifest["start_url"] == "/t/"
-    worker = page.context.service_workers[0]
-    shown = worker.evaluate(
+    # The worker controlling the page (an earlier one may still be listed while it is replaced).
+    worker = next(w for w in reversed(page.context.service_workers) if w.url.endswith("/t/sw.js"))
+    result = worker.evaluate(
         """async () => {
+            // Record what the push handler asks to show, and how the request ends. Headless Chromium now and then
+            // never settles a persistent notification (seen once in ~10 runs, idle machine): that case is
+            // reported as 'pending', while a refusal or a wrong notification fails the test.
+            const calls = [], registration = self.registration;
+            const show = registration.showNotification.bind(registration);
+            let outcome = 'pending';
+            registration.showNotification = (title, options) => {
+              calls.push([title, options.body, options.data.url, options.tag, options.requireInteraction]);
+              return show(title, options).then(
+                () => { outcome = 'shown'; },
+                (e) => { outcome = 'refused: ' + e; throw e; });
+            };
             const data = JSON.stringify({title: 'Critical: WO-000009 Burst pipe', body: 'Plant room',
                                          url: '/t/orders/9/', kind: 'work-order:assigned',
                                          tag: 'work-order:assigned:9'});
             self.dispatchEvent(new PushEvent('push', {data}));
-            for (let i = 0; i < 50; i++) {
-              const shown = await self.registration.getNotifications();
-              if (shown.length) return shown.map(n => [n.title, n.body, n.data.url]);
-              await new Promise(r => setTimeout(r, 100));
-            }
-            return [];
+            for (let i = 0; i < 150 && outcome === 'pending'; i++) await new Promise(r => setTimeout(r, 100));
+            const listed = (await registration.getNotifications()).map(n => [n.title, n.body, n.data.url]);
+            return {calls, outcome, listed};
         }"""
     )
-    assert shown == [["Critical: WO-000009 Burst pipe", "Plant room", "/t/orders/9/"]]
+    assert result["calls"] == [
+        ["Critical: WO-000009 Burst pipe", "Plant room", "/t/orders/9/", "work-order:assigned:9", True]
+    ]
+    assert result["outcome"] in ("shown", "pending"), result
+    if result["outcome"] == "shown":
+        assert result["listed"] == [["Critical: WO-000009 Burst pipe", "Plant room", "/t/orders/9/"]]
+
+
+def require_failure_codes(organization_id: int) -> dict:
+    from django.contrib.auth import get_user_model
+
+    from maintenance_site.tenancy.models import Organization
+    from workorders import services
+
+    organization = Organization.objects.get(pk=organization_id)
+    organization.require_failure_codes = True
+    organization.save()
+    planner = get_user_model().objects.get(username="planner")
+    return {
+        f"{kind}_code": services.create_failure_code(
+            organization, kind=kind, code=code, name=code.title(), actor=planner
+        ).pk
+        for kind, code in (("problem", "LEAK"), ("cause", "SEAL-WEAR"), ("remedy", "REPLACED"))
+    }
+
+
+def codes_of(order_id: int) -> tuple:
+    from workorders.models import WorkOrder
+
+    order = WorkOrder.objects.get(pk=order_id)
+    return order.status, order.problem_code_id, order.cause_code_id, order.remedy_code_id
+
+
+def test_failure_codes_are_asked_for_offline_and_reach_the_order(page, live):
+    """An organisation that requires failure codes: offline the phone asks for them before queueing the completion
+    (the server cannot say it yet), and the codes picked travel with it."""
+    from playwright.sync_api import expect
+
+    url, world = live
+    ids = world(make_world)
+    world(backdate, ids["order"])
+    codes = world(require_failure_codes, ids["organization"])
+    save_for_offline(page, url)
+    page.goto(f"{url}/t/orders/{ids['order']}/")
+    page.click("[data-action=start]")
+    expect(page.locator("[data-status]")).to_have_text("In progress")
+    # the status text changes before the page shows the in-progress actions: wait for them while still online
+    expect(page.locator("[data-action=complete]")).to_be_visible()
+
+    page.context.set_offline(True)
+    page.locator(f"#item-{ids['item']}").get_by_role("button", name="Mark done").click()
+    page.click("[data-action=complete]")  # no codes picked: the phone asks, nothing is queued
+    assert page.evaluate("document.querySelector('#complete_problem_code').validity.valueMissing")
+    assert page.evaluate("JSON.parse(localStorage.getItem('technician.queue.v1')).map(e => e.kind)") == ["checklist"]
+    for name, pk in codes.items():
+        page.select_option(f"#complete_{name}", str(pk))
+    page.click("[data-action=complete]")
+    expect(page.locator("[data-status]")).to_have_text("Completed · waiting to send")
+
+    page.context.set_offline(False)
+    expect(page.locator("[data-status]")).to_have_text("Completed")
+    expect(page.locator("#sync-panel")).to_be_hidden()
+    assert world(codes_of, ids["order"]) == (
+        "completed",
+        codes["problem_code"],
+        codes["cause_code"],
+        codes["remedy_code"],
+    )

@@ -19,6 +19,7 @@ from maintenance_site.tenancy import services as tenancy
 from maintenance_site.tenancy.models import Membership
 from maintenance_site.tenancy.roles import Role
 from tests.conftest import make_user
+from tests.events.support import per_event
 from workorders import services
 from workorders.admin import LIFECYCLE
 from workorders.api import WorkOrderViewSet
@@ -958,7 +959,7 @@ def test_events_are_published_on_commit_only(
     api, org_a, planner_a, technician_a, monkeypatch, django_capture_on_commit_callbacks
 ):
     delivered = []
-    monkeypatch.setattr(event_services, "deliver", lambda event: delivered.append(event.type))
+    monkeypatch.setattr(event_services, "deliver_many", per_event(lambda event: delivered.append(event.type)))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         created = api(planner_a).post(URL, {"title": "Leak", "assignee": technician_a.pk}).json()
         order = WorkOrder.objects.get(pk=created["id"])

@@ -37,6 +37,8 @@ def test_a_fresh_database_has_no_link_columns_in_assets():
     assert {"work_order_id", "caused_by_id"}.isdisjoint(columns("assets_historicaldowntime"))
 
 
+# Unapplying and reapplying every later migration: about a minute on an idle machine, several under load.
+@pytest.mark.timeout(900)
 def test_existing_links_move_to_workorders_with_their_history(org_a, planner_a, technician_a):
     pump = asset_services.create_asset(org_a, code="P-1", name="Pump")
     fan = asset_services.create_asset(org_a, code="F-1", name="Fan")

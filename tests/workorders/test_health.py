@@ -3,12 +3,14 @@ work orders (exactly once per asset and cause, cooldown, cap per run, none for a
 notification), diagnostics (sync, deep/async, external results, history, analyze), the health and insights
 endpoints, tenant isolation and query counts."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from assets import services as asset_services
+from assets.models import Downtime
 from assets.telemetry.models import Anomaly, MetricDefinition, Series
 from maintenance_site.events.models import Event
 from maintenance_site.notifications.models import Notification
@@ -23,7 +25,7 @@ from workorders.health.models import (
     PredictiveAlert,
     PredictiveSettings,
 )
-from workorders.models import WorkOrder
+from workorders.models import DowntimeLink, WorkOrder
 
 
 @pytest.fixture
@@ -147,13 +149,13 @@ def test_risk_levels():
 def test_next_failure_window_from_mtbf():
     now = timezone.now()
     times = [now - timedelta(days=30), now - timedelta(days=20), now - timedelta(days=10)]
-    window = reliability.next_failure_window(times, now, trend_factor=1.0)
+    window = reliability.next_failure_window(times, now, mtbf_hours=240, trend_factor=1.0)
     assert window["mtbf_hours"] == 240
     assert window["expected_at"] == now  # 10 days after the last failure, i.e. now
     assert window["confidence"] == "medium"
-    assert "MTBF 240 h" in window["method"]
-    assert reliability.next_failure_window(times[:1], now) is None
-    assert reliability.mtbf_hours(3, 720) == 240
+    assert "240 h" in window["method"] and "analytics definition" in window["method"]
+    assert reliability.next_failure_window(times[:1], now, mtbf_hours=240) is None
+    assert reliability.next_failure_window(times, now, mtbf_hours=None) is None
 
 
 # --- the health job: debounced and batched ---------------------------------------------------------------------
@@ -331,17 +333,56 @@ def test_the_health_endpoint_shows_why(api, viewer_a, pump):
     assert len(body["history"]) == 1 and body["reasons"]
 
 
+def failure(asset, started_at, hours=1.0):
+    """An unscheduled downtime (no planned work caused it): a failure as the analytics definitions count them."""
+    return Downtime.objects.create(
+        organization=asset.organization,
+        asset=asset,
+        started_at=started_at,
+        ended_at=started_at + timedelta(hours=hours),
+        reason="broke",
+    )
+
+
 def test_insights_rank_assets_by_risk_with_a_prediction(api, viewer_a, org_a, pump):
     calm = asset_services.create_asset(org_a, code="CALM", name="Calm")
     now = timezone.now()
     for days in (30, 20, 10):
         order(pump, created_at=now - timedelta(days=days))
+        failure(pump, now - timedelta(days=days))
     services.refresh_health()
     rows = api(viewer_a).get("/api/v1/analytics/predictive-insights/").json()
     assert [row["asset"] for row in rows] == [pump.pk, calm.pk]
-    assert rows[0]["prediction"]["mtbf_hours"] == 240 and rows[0]["prediction"]["method"]
+    prediction = rows[0]["prediction"]
+    assert prediction["method"] and prediction["confidence"] == "medium"  # two equal intervals of 240 h
     assert rows[1]["prediction"] is None
     assert api(viewer_a).get("/api/v1/analytics/predictive-insights/?risk=bogus").status_code == 400
+
+
+def test_health_and_analytics_agree_on_mtbf(api, viewer_a, org_a, pump):
+    """One MTBF (maintenance_site.analytics.definitions): the prediction's MTBF is device performance's, per asset,
+    over the same last 365 local days; and by hand: (window hours − 3 h down) ÷ 3 failures."""
+    now = timezone.now()
+    for days in (30, 20, 10):
+        failure(pump, now - timedelta(days=days))
+    planned = order(pump, WorkOrder.Type.PREVENTIVE)
+    stop = failure(pump, now - timedelta(days=5), hours=4)  # scheduled: caused by planned work, not a failure
+    DowntimeLink.objects.create(organization=org_a, downtime=stop, caused_by=planned)
+    services.refresh_health(force=True)
+    [row] = [r for r in api(viewer_a).get("/api/v1/analytics/predictive-insights/").json() if r["asset"] == pump.pk]
+    scope = reliability.window(org_a, now)
+    by_hand = ((min(scope.end, now) - scope.start) / timedelta(hours=1) - 3 - 4) / 3
+    today = now.astimezone(org_a.zone).date()
+    first = today - timedelta(days=reliability.WINDOW_DAYS - 1)
+    body = (
+        api(viewer_a)
+        .get(f"/api/v1/analytics/device-performance/?group_by=asset&from={first}&to={today}&asset={pump.pk}")
+        .json()
+    )
+    [analytics_row] = body["rows"]
+    assert analytics_row["failures"] == 3
+    assert analytics_row["mtbf"] == pytest.approx(by_hand, abs=0.01)
+    assert row["prediction"]["mtbf_hours"] == pytest.approx(analytics_row["mtbf"], abs=0.05)
 
 
 def test_insights_in_constant_queries(api, viewer_a, org_a, django_assert_max_num_queries):
@@ -398,3 +439,48 @@ def test_assets_with_open_orders_never_starve_the_next_one(org_a):
     services.refresh_health()
     assert [services.run_predictive_checks()["opened"] for _ in range(8)] == [1] * 7 + [0]
     assert set(PredictiveAlert.objects.values_list("asset_id", flat=True)) == {asset.pk for asset in assets}
+
+
+def test_the_admin_health_charts_read_a_fixed_number_of_queries(org_a, pump):
+    """The back office's asset-health page (workorders.health.charts.admin_charts): the score's history with the
+    risk limits, anomalies per day, each metric with its limits; the same queries for a longer history."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from assets.telemetry.models import Grain, TelemetryRollup
+    from workorders.health import charts
+
+    now = timezone.now()
+
+    def grow(n: int) -> None:
+        made = HealthSnapshot.objects.filter(asset=pump).count()
+        for i in range(made, made + n):
+            HealthSnapshot.objects.create(
+                organization=org_a, asset=pump, score=90 - i, risk="low", computed_at=now - timedelta(hours=i + 1)
+            )
+            anomaly(pump, "warning", metric=f"m{i}")
+        series = Series.objects.filter(asset=pump).first()
+        for i in range(made + n):
+            TelemetryRollup.objects.get_or_create(
+                series=series,
+                grain=Grain.DAY,
+                bucket=(now - timedelta(days=i)).replace(hour=0, minute=0, second=0, microsecond=0),
+                defaults={"count": 2, "total": 10.0, "minimum": 4.0, "maximum": 6.0},
+            )
+
+    grow(1)
+    with CaptureQueriesContext(connection) as small:
+        charts.admin_charts(pump, 30)
+    grow(8)
+    with CaptureQueriesContext(connection) as large:
+        drawn = charts.admin_charts(pump, 30)
+    assert len(large) == len(small) == 7
+    health = json.loads(drawn["health"]["data"])
+    assert len(health["labels"]) == 9 and [d["label"] for d in health["datasets"]][1:] == [
+        "Low ≥ 80",
+        "Medium ≥ 60",
+        "High ≥ 40",
+    ]
+    anomalies = json.loads(drawn["anomalies"]["data"])
+    assert sum(sum(d["data"]) for d in anomalies["datasets"]) == 9
+    assert len(drawn["metrics"]) == 9 and len(drawn["open_anomalies"]) == 9

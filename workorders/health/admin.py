@@ -4,6 +4,7 @@ only."""
 
 from django.contrib import admin
 from django.utils.html import format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from maintenance_site.tenancy.admin_base import (
     ReadOnlyTenantAdmin,
@@ -13,7 +14,7 @@ from maintenance_site.tenancy.admin_base import (
     submitted,
 )
 from maintenance_site.tenancy.roles import Action
-from workorders.health import services
+from workorders.health import charts, services
 from workorders.health.models import AssetHealth, DiagnosticResult, DiagnosticRun, PredictiveAlert, PredictiveSettings
 
 
@@ -28,7 +29,19 @@ class AssetHealthAdmin(ReadOnlyTenantAdmin):
     ordering = ["score", "asset_id"]
     show_full_result_count = False
 
-    @admin.display(description="Why")
+    change_form_template = "admin/workorders/assethealth/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """One asset's health page: its score and risk over a chosen range (`?days=`), the anomalies by day, each
+        metric with its limits, the open anomalies and the latest diagnostics (`charts.admin_charts`)."""
+        obj = self.get_object(request, object_id)
+        if obj is not None:
+            raw = request.GET.get("days", "")
+            days = int(raw) if raw.isdigit() and int(raw) in charts.RANGES else charts.DEFAULT_RANGE
+            extra_context = {**(extra_context or {}), "health_charts": charts.admin_charts(obj.asset, days)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description=_("Why"))
     def reasons(self, obj):
         terms = sorted((t for t in obj.terms if t.get("penalty")), key=lambda t: -t["penalty"])
         return format_html_join("; ", "{} ({} → −{})", ((t["label"], t["value"], t["penalty"]) for t in terms))

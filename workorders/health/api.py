@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -142,7 +143,7 @@ class DiagnosticsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         asset = _device(self.organization, device_id)
         raw = request.query_params.get("limit", "50")
         if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_HISTORY:
-            raise ValidationError({"limit": [f"A whole number from 1 to {MAX_HISTORY}."]})
+            raise ValidationError({"limit": [_("A whole number from 1 to %(limit)s.") % {"limit": MAX_HISTORY}]})
         runs = self._runs().filter(asset=asset).order_by("-created_at", "-id")[: int(raw)]
         return Response(DiagnosticRunSerializer(runs, many=True).data)
 
@@ -210,7 +211,7 @@ class DeviceHealthViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         asset = _device(self.organization, pk)
         raw = request.query_params.get("days", "30")
         if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 365:
-            raise ValidationError({"days": ["A whole number from 1 to 365."]})
+            raise ValidationError({"days": [_("A whole number from 1 to %(limit)s.") % {"limit": 365}]})
         return Response(HealthSerializer(services.health_of(asset, history_days=int(raw))).data)
 
 
@@ -259,10 +260,10 @@ class PredictiveInsightsViewSet(TenantAPIMixin, viewsets.GenericViewSet):
         params = request.query_params
         risk = params.get("risk") or None
         if risk is not None and risk not in Risk.values:
-            raise ValidationError({"risk": [f"One of {', '.join(Risk.values)}."]})
+            raise ValidationError({"risk": [_("One of %(choices)s.") % {"choices": ", ".join(Risk.values)}]})
         raw = params.get("limit", "50")
         if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 200:
-            raise ValidationError({"limit": ["A whole number from 1 to 200."]})
+            raise ValidationError({"limit": [_("A whole number from 1 to %(limit)s.") % {"limit": 200}]})
         rows = services.predictive_insights(self.organization, risk=risk, limit=int(raw))
         return Response(PredictiveInsightSerializer(rows, many=True).data)
 

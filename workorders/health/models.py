@@ -4,6 +4,8 @@ its history, the organisation's predictive settings, and the predictive alerts t
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from maintenance_site.audit import history
 from maintenance_site.tenancy.models import TenantModel
@@ -11,19 +13,19 @@ from maintenance_site.tenancy.roles import Role
 
 
 class CheckStatus(models.TextChoices):
-    PASS = "pass", "Pass"
-    WARN = "warn", "Warning"
-    FAIL = "fail", "Fail"
+    PASS = "pass", _("Pass")
+    WARN = "warn", _("Warning")
+    FAIL = "fail", _("Fail")
 
 
 CHECK_RANK = {CheckStatus.PASS: 0, CheckStatus.WARN: 1, CheckStatus.FAIL: 2}
 
 
 class Risk(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    CRITICAL = "critical", "Critical"
+    LOW = "low", pgettext_lazy("risk", "Low")
+    MEDIUM = "medium", pgettext_lazy("risk", "Medium")
+    HIGH = "high", pgettext_lazy("risk", "High")
+    CRITICAL = "critical", pgettext_lazy("risk", "Critical")
 
 
 RISK_RANK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2, Risk.CRITICAL: 3}
@@ -36,20 +38,20 @@ class DiagnosticRun(TenantModel):
     Status: pending → done | failed (a deep run, by its Celery task); a quick or external run is created done."""
 
     class Source(models.TextChoices):
-        BUILT_IN = "built_in", "Built-in checks"
-        EXTERNAL = "external", "External tool"
+        BUILT_IN = "built_in", _("Built-in checks")
+        EXTERNAL = "external", _("External tool")
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     asset = models.ForeignKey("assets.Asset", on_delete=models.CASCADE, related_name="diagnostic_runs")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.BUILT_IN)
-    tool = models.CharField(max_length=120, blank=True, help_text="The external tool's name.")
-    deep = models.BooleanField(default=False, help_text="Checks over the stored history (queued, answered 202).")
+    tool = models.CharField(max_length=120, blank=True, help_text=_("The external tool's name."))
+    deep = models.BooleanField(default=False, help_text=_("Checks over the stored history (queued, answered 202)."))
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    outcome = models.CharField(max_length=10, choices=CheckStatus.choices, blank=True, help_text="Worst result.")
+    outcome = models.CharField(max_length=10, choices=CheckStatus.choices, blank=True, help_text=_("Worst result."))
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -76,7 +78,7 @@ class DiagnosticResult(TenantModel):
     run = models.ForeignKey(DiagnosticRun, on_delete=models.CASCADE, related_name="results")
     asset = models.ForeignKey("assets.Asset", on_delete=models.CASCADE, related_name="diagnostic_results")
     check_name = models.CharField(
-        max_length=140, help_text="The check, and the metric it looked at: stale_data:temperature."
+        max_length=140, help_text=_("The check, and the metric it looked at: stale_data:temperature.")
     )
     status = models.CharField(max_length=10, choices=CheckStatus.choices)
     measured = models.JSONField(default=dict, blank=True)
@@ -106,7 +108,7 @@ class AssetHealth(TenantModel):
     risk_since = models.DateTimeField()
 
     class Meta:
-        verbose_name_plural = "asset health"
+        verbose_name_plural = _("asset health")
         ordering = ["score", "asset_id"]
         indexes = [
             # the insights and the admin's list: WHERE organization_id = ? ORDER BY score, asset_id
@@ -149,19 +151,19 @@ class PredictiveSettings(TenantModel):
     )
     enabled = models.BooleanField(default=True)
     risk_level = models.CharField(
-        max_length=20, choices=Risk.choices, default=Risk.HIGH, help_text="Risk at or above which an order opens."
+        max_length=20, choices=Risk.choices, default=Risk.HIGH, help_text=_("Risk at or above which an order opens.")
     )
-    delay_minutes = models.PositiveIntegerField(default=0, help_text="The risk must last this long first.")
+    delay_minutes = models.PositiveIntegerField(default=0, help_text=_("The risk must last this long first."))
     cooldown_hours = models.PositiveIntegerField(
-        default=72, help_text="After a predictive order closes, none for the same asset and cause for this long."
+        default=72, help_text=_("After a predictive order closes, none for the same asset and cause for this long.")
     )
-    max_orders_per_run = models.PositiveIntegerField(default=20, help_text="At most this many orders per run.")
-    notify_roles = models.JSONField(default=list, blank=True, help_text="Roles notified; empty: managers, planners.")
+    max_orders_per_run = models.PositiveIntegerField(default=20, help_text=_("At most this many orders per run."))
+    notify_roles = models.JSONField(default=list, blank=True, help_text=_("Roles notified; empty: managers, planners."))
 
     history = history()
 
     class Meta:
-        verbose_name_plural = "predictive settings"
+        verbose_name_plural = _("predictive settings")
 
     def __str__(self) -> str:
         return f"Predictive settings of {self.organization}"
@@ -197,7 +199,7 @@ class PredictiveAlert(TenantModel):
     reasons = models.JSONField(default=list)
     anomalies = models.ManyToManyField("assets.Anomaly", blank=True, related_name="predictive_alerts")
     diagnostics = models.ManyToManyField(DiagnosticResult, blank=True, related_name="predictive_alerts")
-    closed_at = models.DateTimeField(null=True, blank=True, help_text="When its work order closed.")
+    closed_at = models.DateTimeField(null=True, blank=True, help_text=_("When its work order closed."))
 
     history = history()
 

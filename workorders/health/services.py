@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from assets.models import Asset, Downtime, Meter, MeterReading
 from assets.telemetry.models import Anomaly, Grain, MetricDefinition, Series, TelemetryRollup
@@ -270,27 +271,27 @@ def complete_deep_run(run_id: int) -> DiagnosticRun | None:
 
 def _checked_results(results) -> list[dict]:
     if not isinstance(results, list) or not results:
-        raise InvalidInput({"results": ["Give a list of 1 to 200 results."]})
+        raise InvalidInput({"results": [_("Give a list of 1 to %(limit)s results.") % {"limit": MAX_RESULTS}]})
     if len(results) > MAX_RESULTS:
-        raise InvalidInput({"results": [f"At most {MAX_RESULTS} results per run."]})
+        raise InvalidInput({"results": [_("At most %(limit)s results per run.") % {"limit": MAX_RESULTS}]})
     checked, problems = [], {}
     for position, result in enumerate(results):
         where = f"results[{position}]"
         if not isinstance(result, dict):
-            problems[where] = ["An object: check, status, measured, message."]
+            problems[where] = [_("An object: check, status, measured, message.")]
             continue
         check = result.get("check")
         status = result.get("status")
         measured = result.get("measured", {})
         message = result.get("message", "")
         if not isinstance(check, str) or not CHECK_NAME.match(check):
-            problems[f"{where}.check"] = ["1 to 140 letters, digits, “_”, “.”, “:”, “/” or “-”."]
+            problems[f"{where}.check"] = [_("1 to 140 letters, digits, “_”, “.”, “:”, “/” or “-”.")]
         if status not in CheckStatus.values:
-            problems[f"{where}.status"] = [f"One of {', '.join(CheckStatus.values)}."]
+            problems[f"{where}.status"] = [_("One of %(choices)s.") % {"choices": ", ".join(CheckStatus.values)}]
         if not isinstance(measured, dict) or len(str(measured)) > 4000 or "\\x00" in repr(measured):
-            problems[f"{where}.measured"] = ["An object of measured values (at most 4,000 characters)."]
+            problems[f"{where}.measured"] = [_("An object of measured values (at most 4,000 characters).")]
         if not isinstance(message, str) or len(message) > 2000 or "\x00" in message:
-            problems[f"{where}.message"] = ["Text of at most 2,000 characters."]
+            problems[f"{where}.message"] = [_("Text of at most 2,000 characters.")]
         checked.append({"check": check, "status": status, "measured": measured, "message": message})
     if problems:
         raise InvalidInput(problems)
@@ -305,7 +306,7 @@ def submit_results(asset: Asset, *, tool: str = "", results, actor) -> Diagnosti
     membership = tenancy_services.acting_membership(asset.organization_id, actor=actor)
     tenancy_services.check_role(membership, Action.INGEST_TELEMETRY)
     if not isinstance(tool, str) or len(tool) > 120 or "\x00" in tool:
-        raise InvalidInput({"tool": ["Text of at most 120 characters."]})
+        raise InvalidInput({"tool": [_("Text of at most 120 characters.")]})
     checked = _checked_results(results)
     run = DiagnosticRun.objects.create(
         organization_id=asset.organization_id,
@@ -476,13 +477,14 @@ def _trend_factor(terms: list[dict]) -> float:
 
 def predictive_insights(organization, *, now: datetime | None = None, risk: str | None = None, limit: int = 50):
     """Assets ranked by risk (lowest score first), with their reasons and, where at least two failures are known
-    in the last year, a predicted next-failure window and how it was estimated. Four queries whatever `limit`."""
+    in the last year, a predicted next-failure window from the asset's MTBF (the analytics definition) and how it
+    was estimated. Four queries whatever `limit`."""
     now = now or timezone.now()
     rows = AssetHealth.objects.filter(organization=organization).select_related("asset").order_by("score", "asset_id")
     if risk:
         rows = rows.filter(risk=risk)
     rows = list(rows[:limit])
-    failures = reliability.failure_times([row.asset_id for row in rows], now - timedelta(days=365))
+    failures, mtbf = reliability.failure_history(organization, now) if rows else ({}, {})
     answer = []
     for row in rows:
         reasons = [
@@ -501,7 +503,10 @@ def predictive_insights(organization, *, now: datetime | None = None, risk: str 
                 "computed_at": row.computed_at,
                 "reasons": reasons,
                 "prediction": reliability.next_failure_window(
-                    failures.get(row.asset_id, []), now, trend_factor=_trend_factor(row.terms)
+                    failures.get(row.asset_id, []),
+                    now,
+                    mtbf_hours=mtbf.get(row.asset_id),
+                    trend_factor=_trend_factor(row.terms),
                 ),
             }
         )

@@ -231,3 +231,33 @@ def test_a_metric_feeds_its_meter_through_the_readings_writer_and_fires_a_meter_
     assert float(reading.value) == 85
     tick(timezone.now())
     assert occurrences_of(schedule).count() == 1
+
+
+def test_a_reading_the_meter_refuses_refuses_the_batch_naming_the_point(org_a, pump):
+    meter = meters.create_meter(org_a, asset=pump, name="Run hours", kind=Meter.Kind.CUMULATIVE, actor=SYSTEM)
+    services.create_definition(org_a, actor=SYSTEM, metric="hours", asset=pump, feeds_meter="Run hours")
+    start = timezone.now() - timedelta(hours=2)
+    services.ingest_points(org_a, points(pump, "hours", [100, 110], start=start), actor=SYSTEM)
+    # the series exists now (the usual batch's path): the counter going back is refused, named by the point it came
+    # from (the batch's newest, sent second), and nothing of the batch is stored
+    later = [
+        *points(pump, "hours", [95], start=start + timedelta(minutes=20)),
+        *points(pump, "hours", [90], start=start + timedelta(minutes=30)),
+        *points(pump, "hours", [50], start=start + timedelta(minutes=5)),
+    ]
+    with pytest.raises(InvalidInput) as refused:
+        services.ingest_points(org_a, later, actor=SYSTEM)
+    assert list(refused.value.fields) == ["points[1].value"]
+    assert MeterReading.objects.filter(meter=meter).count() == 1
+    assert TelemetryPoint.objects.filter(series__asset=pump).count() == 2
+
+
+def test_a_replayed_batch_of_a_known_series_counts_duplicates_within_and_against_the_stored(org_a, pump):
+    moment = timezone.now() - timedelta(minutes=5)
+    services.ingest_points(org_a, points(pump, values=[1], start=moment), actor=SYSTEM)
+    again = points(pump, values=[1, 1], start=moment, step=timedelta(0)) + points(
+        pump, values=[2], start=moment + timedelta(seconds=1)
+    )
+    result = services.ingest_points(org_a, again, actor=SYSTEM)
+    assert (result.received, result.stored, result.duplicates) == (3, 1, 2)
+    assert IngestBatch.objects.filter(organization=org_a).order_by("-id").first().stored == 1

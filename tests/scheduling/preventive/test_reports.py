@@ -290,3 +290,6 @@ def test_pm_statistics_and_analytics_agree(org_a, plant):
     assert {row["period"].isoformat(): row["pm_compliance"] for row in by_day if row["pm_compliance"] is not None} == {
         group["period"]: group["compliance"] for group in daily_stats
     }
+    route = analytics.pm_compliance(scope, "period", "day")  # /analytics/pm-compliance: the same function
+    assert route["pm_compliance"] == figure and route["rows"] == daily_stats
+    assert route["totals"] == stats["totals"]

@@ -16,7 +16,7 @@
    - Push: "Notify me on this phone" subscribes this phone to Web Push for urgent work.
    - Live: the event socket /ws/events/ refreshes My work when an order is assigned to me, tells me when the
      order I am looking at was changed by someone else, and shows or hides the maintenance banner.
-   - Signing out (/t/logout/) empties the caches and the queue before posting. */
+   - Signing out (/t/logout/) empties the caches, the queue and the queued photos before posting. */
 (function () {
   "use strict";
 
@@ -31,7 +31,20 @@
   var OFFLINE_KEY = "technician.offline.v1";
   var API_PREFIX = body.dataset.apiPrefix || "/t/api/";
   var ASSET_PREFIX = body.dataset.assetPrefix || "/t/assets/";
-  var STATUS_LABELS = { open: "Open", assigned: "Assigned", in_progress: "In progress", on_hold: "On hold", completed: "Completed" };
+  // Texts in the page's language: Django's JavaScript catalogue (/t/jsi18n/, loaded before this script; saved for
+  // offline with the pages); without it, English.
+  var gettext = window.gettext || function (text) { return text; };
+  var ngettext = window.ngettext || function (one, many, count) { return count === 1 ? one : many; };
+  var interpolate = window.interpolate || function (format, values) {
+    return format.replace(/%\((\w+)\)s/g, function (match, name) { return String(values[name]); });
+  };
+  var LANG = document.documentElement.lang || undefined; // dates and numbers in the page's language too
+  function number(value) {
+    var parsed = Number(value);
+    return value === null || value === "" || isNaN(parsed) ? String(value) : parsed.toLocaleString(LANG, { maximumFractionDigits: 4 });
+  }
+  var STATUS_LABELS = { open: gettext("Open"), assigned: gettext("Assigned"), in_progress: gettext("In progress"), on_hold: gettext("On hold"), completed: gettext("Completed") };
+  var STEP_LABELS = { start: gettext("start"), resume: gettext("resume"), complete: gettext("complete") };
   var STEP_TARGET = { start: "in_progress", resume: "in_progress", hold: "on_hold", complete: "completed" };
   var STEPS_FROM = { open: ["start"], assigned: ["start"], in_progress: ["hold", "complete"], on_hold: ["resume"] };
   var CACHE_PREFIX = "technician-";
@@ -135,18 +148,46 @@
 
   // --- signing out ----------------------------------------------------------------------------------
 
+  // Photos taken offline wait in IndexedDB (photo-queue.js): counted before signing out, removed with the rest.
+  var PHOTO_DB = "technician-photos";
+
+  function queuedPhotoCount() {
+    return new Promise(function (resolve) {
+      if (!window.indexedDB) { resolve(0); return; }
+      var request = indexedDB.open(PHOTO_DB, 1);
+      request.onupgradeneeded = function () { request.result.createObjectStore("photos", { keyPath: "id" }); };
+      request.onerror = function () { resolve(0); };
+      request.onsuccess = function () {
+        var db = request.result;
+        try {
+          var counting = db.transaction("photos").objectStore("photos").count();
+          counting.onsuccess = function () { db.close(); resolve(counting.result); };
+          counting.onerror = function () { db.close(); resolve(0); };
+        } catch (e) { db.close(); resolve(0); }
+      };
+    });
+  }
+
+  function deletePhotoQueue() {
+    return new Promise(function (resolve) {
+      if (!window.indexedDB) { resolve(); return; }
+      var request = indexedDB.deleteDatabase(PHOTO_DB);
+      request.onsuccess = request.onerror = request.onblocked = function () { resolve(); };
+    });
+  }
+
   function clearThisPhone() {
     try {
       localStorage.removeItem(QUEUE_KEY);
       localStorage.removeItem(REFUSED_KEY);
       sessionStorage.clear();
     } catch (e) { /* ignore */ }
-    if (!window.caches) return Promise.resolve();
-    return caches.keys().then(function (keys) {
+    var pages = !window.caches ? Promise.resolve() : caches.keys().then(function (keys) {
       return Promise.all(keys.filter(function (k) { return k.indexOf(CACHE_PREFIX) === 0; }).map(function (k) {
         return caches.delete(k);
       }));
     }).catch(function () { /* ignore */ });
+    return Promise.all([pages, deletePhotoQueue()]);
   }
 
   function setUpLogout() {
@@ -162,13 +203,16 @@
       event.preventDefault();
       submitAfterClearing();
     });
-    if (pending.length) {
-      $("[data-logout-pending]").hidden = false;
-      $("[data-logout-pending-count]").textContent = String(pending.length);
-    } else {
-      $("[data-logout-status]").textContent = "Signing out…";
-      submitAfterClearing();
-    }
+    queuedPhotoCount().then(function (photos) {
+      var waiting = pending.length + photos;
+      if (waiting) {
+        $("[data-logout-pending]").hidden = false;
+        $("[data-logout-pending-count]").textContent = String(waiting);
+      } else {
+        $("[data-logout-status]").textContent = gettext("Signing out…");
+        submitAfterClearing();
+      }
+    });
   }
 
   if (PAGE === "logout") {
@@ -236,10 +280,10 @@
         if (response.ok && data && data.ok) return { kind: "ok", data: data };
         if (response.status === 401) return { kind: "signed-out", message: message };
         if (data && data.error && [400, 403, 404, 409, 422].indexOf(response.status) >= 0) {
-          return { kind: "refused", message: message, fields: data.error.fields || {} };
+          return { kind: "refused", message: message, code: data.error.code || "", fields: data.error.fields || {} };
         }
         // 5xx, 503 in maintenance mode, a CSRF page: keep it and try again later
-        return { kind: "retry", message: message || "The server answered " + response.status + "." };
+        return { kind: "retry", message: message || interpolate(gettext("The server answered %(status)s."), { status: response.status }, true) };
       });
     }, function () {
       return { kind: "offline" };
@@ -252,21 +296,21 @@
   function describe(entry) {
     var b = entry.body || {};
     if (entry.kind === "checklist") {
-      if (b.done === "0") return "undo";
-      if (b.passed === "1") return "pass";
-      if (b.passed === "0") return "fail";
-      if (b.number_value) return b.number_value;
+      if (b.done === "0") return gettext("undo");
+      if (b.passed === "1") return gettext("pass");
+      if (b.passed === "0") return gettext("fail");
+      if (b.number_value) return number(String(b.number_value).replace(",", "."));
       if (b.text_value) return "“" + b.text_value.slice(0, 40) + "”";
-      return "done";
+      return gettext("done");
     }
     if (entry.kind === "note") return "“" + (b.body || "").slice(0, 60) + "”";
-    if (entry.kind === "time") return (b.minutes || "?") + " min";
-    if (entry.kind === "meter") return "reading " + (b.value || "?");
+    if (entry.kind === "time") return interpolate(gettext("%(minutes)s min"), { minutes: b.minutes || "?" }, true);
+    if (entry.kind === "meter") return interpolate(gettext("reading %(value)s"), { value: b.value ? number(String(b.value).replace(",", ".")) : "?" }, true);
     if (entry.kind === "step") {
-      if (entry.step === "hold") return "put on hold" + (b.reason ? " (“" + b.reason.slice(0, 40) + "”)" : "");
-      return entry.step;
+      if (entry.step === "hold") return gettext("put on hold") + (b.reason ? " (“" + b.reason.slice(0, 40) + "”)" : "");
+      return STEP_LABELS[entry.step] || entry.step;
     }
-    if (entry.kind === "part") return (b.quantity || "1") + " × " + (entry.partLabel || "part");
+    if (entry.kind === "part") return number(String(b.quantity || "1").replace(",", ".")) + " × " + (entry.partLabel || gettext("part"));
     return "";
   }
 
@@ -295,8 +339,10 @@
       if (item.entry) {
         var actions = document.createElement("div");
         actions.className = "sync__actions";
-        var buttons = [["retry", "Try again"], ["discard", "Discard"]];
-        if (item.entry.order) buttons.push(["note", "Keep as a note"]);
+        // Changed by someone else since: the technician has read who changed what and may apply it anyway.
+        var retry = item.code === "stale_version" ? gettext("Apply anyway") : gettext("Try again");
+        var buttons = [["retry", retry], ["discard", gettext("Discard")]];
+        if (item.entry.order) buttons.push(["note", gettext("Keep as a note")]);
         buttons.forEach(function (pair) {
           var button = document.createElement("button");
           button.type = "button";
@@ -336,7 +382,7 @@
 
   function showStatus(label, waiting) {
     var badge = $("[data-status]");
-    if (badge) badge.textContent = label + (waiting ? " · waiting to send" : "");
+    if (badge) badge.textContent = label + (waiting ? " · " + gettext("waiting to send") : "");
   }
 
   function missingRequired() {
@@ -357,7 +403,7 @@
       showStatus(STATUS_LABELS[status], true);
       showSteps(status);
       var stepsStatus = $("[data-steps-status]");
-      if (stepsStatus) formStatus(stepsStatus.parentNode, "Saved on this phone (" + describe(entry) + "): sent when the connection returns.", "queued");
+      if (stepsStatus) formStatus(stepsStatus.parentNode, interpolate(gettext("Saved on this phone (%(what)s): sent when the connection returns."), { what: describe(entry) }, true), "queued");
     }
     if (entry.kind === "part" && entry.page === location.pathname) {
       var used = $("[data-parts-used]");
@@ -365,7 +411,7 @@
         var line = document.createElement("li");
         line.className = "is-queued-line";
         line.dataset.pending = entry.id;
-        line.textContent = describe(entry) + " · " + (entry.locationLabel || "") + " · waiting to send";
+        line.textContent = describe(entry) + " · " + (entry.locationLabel || "") + " · " + gettext("waiting to send");
         used.appendChild(line);
         used.hidden = false;
         var none = $("[data-parts-none]");
@@ -377,7 +423,7 @@
       if (entry.kind === "checklist") target.dataset.queuedDone = entry.body.done === "0" ? "0" : "1";
       target.classList.add("is-queued");
       var state = $("[data-check-state]", target);
-      if (state) state.textContent = "Saved on this phone (" + describe(entry) + "): waiting to send.";
+      if (state) state.textContent = interpolate(gettext("Saved on this phone (%(what)s): waiting to send."), { what: describe(entry) }, true);
       $all("button", target).forEach(function (button) { button.disabled = true; });
     }
     if (entry.kind === "note") {
@@ -388,7 +434,7 @@
         li.dataset.pending = entry.id;
         var meta = document.createElement("p");
         meta.className = "note__meta";
-        meta.textContent = "You";
+        meta.textContent = gettext("You");
         var text = document.createElement("p");
         text.className = "prewrap note__body";
         text.textContent = entry.body.body || "";
@@ -397,7 +443,7 @@
         list.appendChild(li);
       }
     }
-    if (form) formStatus(form, "Saved on this phone: it is sent when the connection returns.", "queued");
+    if (form) formStatus(form, gettext("Saved on this phone: it is sent when the connection returns."), "queued");
   }
 
   function enqueue(entry, form) {
@@ -461,12 +507,13 @@
       status.dataset.formStatus = "";
       form.appendChild(status);
     }
-    formStatus(form, "You are offline: this needs a connection. Try again when you are back online.", "error");
+    formStatus(form, gettext("You are offline: this needs a connection. Try again when you are back online."), "error");
   }
 
   function newEntry(form, fields, kind) {
     fields.client_id = uuid();
     fields.occurred_at = new Date().toISOString(); // when it happened on this phone
+    if (body.dataset.version) fields.version = body.dataset.version; // the order as this phone had it
     return {
       id: fields.client_id,
       user: USER,
@@ -487,14 +534,16 @@
     if (step === "complete") {
       var missing = missingRequired();
       if (missing.length) {
-        showErrorAt(form, "Cannot complete: " + missing.length + " required checklist item(s) are not done: " +
-          missing.map(function (text) { return "“" + text + "”"; }).join("; ") + ".");
+        showErrorAt(form, interpolate(ngettext(
+          "Cannot complete: %(count)s required checklist item(s) are not done: %(items)s.",
+          "Cannot complete: %(count)s required checklist item(s) are not done: %(items)s.", missing.length),
+          { count: missing.length, items: missing.map(function (text) { return "“" + text + "”"; }).join("; ") }, true));
         return;
       }
     }
     if (step === "hold" && !(fields.reason || "").trim()) {
-      markField(form, "reason", "Required.");
-      showErrorAt(form, "Say why you are putting it on hold.");
+      markField(form, "reason", gettext("Required."));
+      showErrorAt(form, gettext("Say why you are putting it on hold."));
       return;
     }
     var entry = newEntry(form, fields, "step");
@@ -519,8 +568,8 @@
     var query = (fields.part_query || "").trim();
     var quantity = (fields.quantity || "").trim();
     if (!/^\d+([.,]\d+)?$/.test(quantity) || Number(quantity.replace(",", ".")) <= 0) {
-      markField(form, "quantity", "Enter how many, e.g. 1.");
-      showErrorAt(form, "Enter how many you used.");
+      markField(form, "quantity", gettext("Enter how many, e.g. 1."));
+      showErrorAt(form, gettext("Enter how many you used."));
       return;
     }
     vanParts(form).then(function (parts) {
@@ -537,7 +586,7 @@
         if (matches.length === 1) part = matches[0];
       }
       if (!part) {
-        var message = query ? "“" + query + "” is not one part of your van saved on this phone: pick it from the list." : "Type a part name or SKU.";
+        var message = query ? interpolate(gettext("“%(query)s” is not one part of your van saved on this phone: pick it from the list."), { query: query }, true) : gettext("Type a part name or SKU.");
         markField(form, "part_query", message);
         showErrorAt(form, message);
         return;
@@ -599,8 +648,8 @@
           showErrorAt(form.closest("li.check") || form, result.message);
         } else {
           enqueue(entry, form);
-          if (result.kind === "signed-out") formStatus(form, "Saved on this phone: sign in again to send it.", "queued");
-          else if (result.message) formStatus(form, "Saved on this phone: " + result.message, "queued");
+          if (result.kind === "signed-out") formStatus(form, gettext("Saved on this phone: sign in again to send it."), "queued");
+          else if (result.message) formStatus(form, interpolate(gettext("Saved on this phone: %(message)s"), { message: result.message }, true), "queued");
         }
       });
   }
@@ -631,7 +680,7 @@
             applied(entry, result.data, null);
           } else {
             var refused = load(REFUSED_KEY);
-            refused.push({ id: entry.id, user: USER, label: entry.label, what: describe(entry), message: result.message, at: entry.at, entry: entry });
+            refused.push({ id: entry.id, user: USER, label: entry.label, what: describe(entry), message: result.message, code: result.code, at: entry.at, entry: entry });
             save(REFUSED_KEY, refused);
             if (entry.page === location.pathname && (entry.kind === "step" || entry.kind === "part")) reloadAfter = true;
             newlyRefused = true;
@@ -668,7 +717,7 @@
     var mine = load(REFUSED_KEY).filter(function (item) { return item.user === USER && item.entry && item.entry.page === location.pathname; });
     mine.forEach(function (item) {
       var element = elementFor(item.entry);
-      if (element) showErrorAt(element, "Not applied — " + item.what + ": " + item.message);
+      if (element) showErrorAt(element, interpolate(gettext("Not applied — %(what)s: %(message)s"), { what: item.what, message: item.message }, true));
     });
     if (!mine.length && $("[data-sync-refused]") && !$("[data-sync-refused]").hidden) {
       $("[data-sync-refused]").scrollIntoView({ block: "start" });
@@ -681,16 +730,19 @@
     if (!item) return;
     save(REFUSED_KEY, all.filter(function (candidate) { return candidate !== item && candidate.id !== id; }));
     if (action === "retry" && item.entry) {
+      // "Apply anyway" after a conflict: sent without the version it was made on, so it is not compared again
+      // (a closed order, a part no longer in the van or a step that no longer applies is still refused).
+      if (item.code === "stale_version" && item.entry.body) delete item.entry.body.version;
       var entries = queue();
       entries.push(item.entry);
       save(QUEUE_KEY, entries);
     } else if (action === "note" && item.entry && item.entry.order) {
-      var when = new Date(item.entry.at || item.at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+      var when = new Date(item.entry.at || item.at).toLocaleString(LANG, { dateStyle: "medium", timeStyle: "short" });
       var id_ = uuid();
-      var text = "Done offline on " + when + ", not applied: " + item.what + ". Refused: " + item.message;
+      var text = interpolate(gettext("Done offline on %(when)s, not applied: %(what)s. Refused: %(message)s"), { when: when, what: item.what, message: item.message }, true);
       var note = {
         id: id_, user: USER, url: API_PREFIX + "orders/" + item.entry.order + "/notes/",
-        body: { body: text, client_id: id_ }, kind: "note", label: item.label.split(":")[0] + ": note",
+        body: { body: text, client_id: id_ }, kind: "note", label: item.label.split(":")[0] + ": " + gettext("note"),
         target: null, page: item.entry.page, order: item.entry.order, at: new Date().toISOString()
       };
       var queued = queue();
@@ -764,8 +816,10 @@
     banner.hidden = !payload.active;
     var text = $("[data-maintenance-text]", banner);
     if (text && payload.active) {
-      var until = payload.expected_end ? " until about " + new Date(payload.expected_end).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
-      text.textContent = (payload.reason ? payload.reason + ": " : "") + "changes are refused" + until + "; reading still works.";
+      var until = payload.expected_end ? new Date(payload.expected_end).toLocaleTimeString(LANG, { hour: "2-digit", minute: "2-digit" }) : "";
+      text.textContent = (payload.reason ? payload.reason + ": " : "") + (until
+        ? interpolate(gettext("changes are refused until about %(time)s; reading still works."), { time: until }, true)
+        : gettext("changes are refused; reading still works."));
     }
   }
 
@@ -851,7 +905,7 @@
             button.className = "part-result";
             button.dataset.id = part.id;
             button.dataset.label = part.sku + " " + part.name;
-            button.textContent = part.sku + " · " + part.name + (part.in_van !== null && data.van ? " (" + part.in_van + " in " + data.van + ")" : "");
+            button.textContent = part.sku + " · " + part.name + (part.in_van !== null && data.van ? " (" + interpolate(gettext("%(count)s in %(van)s"), { count: number(part.in_van), van: data.van }, true) + ")" : "");
             li.appendChild(button);
             results.appendChild(li);
           });
@@ -870,7 +924,7 @@
               button.className = "part-result";
               button.dataset.id = part.id;
               button.dataset.label = part.sku + " " + part.name;
-              button.textContent = part.sku + " · " + part.name + " (" + part.in_van + " in your van)";
+              button.textContent = part.sku + " · " + part.name + " (" + interpolate(gettext("%(count)s in your van"), { count: number(part.in_van) }, true) + ")";
               li.appendChild(button);
               results.appendChild(li);
             });
@@ -899,9 +953,12 @@
   function showSaved(saved) {
     var status = $("[data-offline-status]");
     if (!status || !saved || saved.user !== USER) return;
-    var at = new Date(saved.saved_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    status.textContent = saved.orders + " open order(s), their assets and your van's parts saved on this phone at " + at +
-      " (" + Math.max(1, Math.round(saved.bytes / 1024)) + " kB)" + (saved.failed ? "; " + saved.failed + " could not be saved." : ".");
+    var at = new Date(saved.saved_at).toLocaleTimeString(LANG, { hour: "2-digit", minute: "2-digit" });
+    status.textContent = interpolate(ngettext(
+      "%(count)s open order(s), their assets and your van's parts saved on this phone at %(time)s (%(size)s kB)",
+      "%(count)s open order(s), their assets and your van's parts saved on this phone at %(time)s (%(size)s kB)", saved.orders),
+      { count: number(saved.orders), time: at, size: number(Math.max(1, Math.round(saved.bytes / 1024))) }, true) +
+      (saved.failed ? "; " + interpolate(gettext("%(count)s could not be saved."), { count: number(saved.failed) }, true) : ".");
     body.dataset.offlineSaved = String(saved.orders);
   }
 
@@ -928,7 +985,7 @@
     }
     if (saving) return saving;
     var status = $("[data-offline-status]", section);
-    status.textContent = "Saving your orders on this phone…";
+    status.textContent = gettext("Saving your orders on this phone…");
     saving = fetch(section.dataset.offlineUrl, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (!response.ok || response.redirected) throw new Error("bundle " + response.status);
@@ -945,7 +1002,7 @@
         });
       })
       .catch(function () {
-        status.textContent = "Could not save your orders for offline: try again when the connection is better.";
+        status.textContent = gettext("Could not save your orders for offline: try again when the connection is better.");
       })
       .then(function () { saving = null; });
     return saving;
@@ -976,7 +1033,7 @@
       return;
     }
     if (form) {
-      var message = "No asset “" + text.trim() + "” is saved on this phone: scan the label's QR code, or type the code printed under it.";
+      var message = interpolate(gettext("No asset “%(code)s” is saved on this phone: scan the label's QR code, or type the code printed under it."), { code: text.trim() }, true);
       markField(form, "code", message);
       showErrorAt(form, message);
     }
@@ -997,7 +1054,7 @@
     var hint = $("[data-scan-hint]", panel);
     var video = $("[data-scan-video]", panel);
     if (!("BarcodeDetector" in window) || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      hint.textContent = "This browser cannot read codes with the camera: type the code printed on the label.";
+      hint.textContent = gettext("This browser cannot read codes with the camera: type the code printed on the label.");
       $("#scan-code").focus();
       return;
     }
@@ -1018,7 +1075,7 @@
       };
       look();
     }).catch(function () {
-      hint.textContent = "The camera could not be opened: type the code printed on the label.";
+      hint.textContent = gettext("The camera could not be opened: type the code printed on the label.");
       $("#scan-code").focus();
     });
   }
@@ -1041,7 +1098,7 @@
       return registration.pushManager.getSubscription();
     }).then(function (subscription) {
       if (subscription && Notification.permission === "granted") {
-        $("[data-push-status]", section).textContent = "This phone is told of urgent work, even when the page is closed.";
+        $("[data-push-status]", section).textContent = gettext("This phone is told of urgent work, even when the page is closed.");
       }
     }).catch(function () {});
   }
@@ -1051,7 +1108,7 @@
     var status = $("[data-push-status]", section);
     var registration = null;
     Notification.requestPermission().then(function (permission) {
-      if (permission !== "granted") throw new Error("Notifications are blocked for this site: allow them in the browser's settings.");
+      if (permission !== "granted") throw new Error(gettext("Notifications are blocked for this site: allow them in the browser's settings."));
       return navigator.serviceWorker.ready;
     }).then(function (ready) {
       registration = ready;
@@ -1067,9 +1124,9 @@
         });
       });
     }).then(function (response) { return response.json(); }).then(function (data) {
-      status.textContent = data.ok ? data.message : (data.error && data.error.message) || "Could not subscribe.";
+      status.textContent = data.ok ? data.message : (data.error && data.error.message) || gettext("Could not subscribe.");
     }).catch(function (error) {
-      status.textContent = error && error.message ? error.message : "This phone cannot receive push notifications.";
+      status.textContent = error && error.message ? error.message : gettext("This phone cannot receive push notifications.");
     });
   }
 

@@ -1,0 +1,250 @@
+"""The event socket on the real Redis channel layer, configured as settings.py configures it (events/layer.py):
+idle sockets outlive the layer's blocking wait, a mass disconnect leaves the groups empty, one event reaches a
+crowd of sockets in order and nothing reaches another organisation's. 200 sockets at most (the 1,000-socket run
+is bench/websocket_fanout.py)."""
+
+import asyncio
+import json
+import threading
+import uuid
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings as django_settings
+from django.test import override_settings
+
+from maintenance_site.events import services
+from maintenance_site.events.consumers import CatchUpReads
+from maintenance_site.events.layer import LongLivedRedisChannelLayer
+from maintenance_site.tenancy.models import Membership
+from tests.events.support import WAIT, apublish, connected, expect_refusal, next_event, session_cookie, socket
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+MASS = 200
+DOWN = "redis://127.0.0.1:1/0"  # nothing listens there
+
+
+@pytest.fixture
+def redis_layer(settings):
+    """The project's channel layer (its settings.py options) under a prefix of this test's own."""
+    config = dict(django_settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    assert django_settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("LongLivedRedisChannelLayer")
+    config["prefix"] = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {"default": {**django_settings.CHANNEL_LAYERS["default"], "CONFIG": config}}
+    settings.EVENTS_POLL_INTERVAL = 30
+    yield config
+
+
+def run(scenario):
+    async_to_sync(scenario)()
+
+
+async def _members(layer, group: str) -> int:
+    connection = layer.connection(layer.consistent_hash(group))
+    return await connection.zcard(layer._group_key(group))
+
+
+async def _open(count: int, cookie: str, path: str = "/ws/events/") -> list:
+    sockets = []
+    for start in range(0, count, 50):
+        sockets += await asyncio.gather(
+            *(connected(socket(path, cookie=cookie)) for _ in range(start, min(count, start + 50)))
+        )
+    return sockets
+
+
+def test_the_layer_refuses_a_read_timeout_not_above_its_blocking_wait():
+    with pytest.raises(ValueError, match="must be above its blocking wait"):
+        LongLivedRedisChannelLayer(hosts=[django_settings.REDIS_URL], socket_timeout=5, brpop_timeout=5)
+
+
+def test_idle_sockets_outlive_three_blocking_waits(manager_a, org_a, redis_layer):
+    """Nothing happens for 3× the layer's blocking wait (15 s with the settings' 5 s): no socket is closed, and
+    the next event reaches every one of them."""
+    cookie = session_cookie(manager_a)
+
+    async def scenario():
+        layer = get_channel_layer()
+        assert layer.pool_options["socket_timeout"] > layer.brpop_timeout
+        try:
+            sockets = await _open(20, cookie)
+            await asyncio.sleep(3 * layer.brpop_timeout + 0.5)
+            for ws in sockets:
+                assert await ws.receive_nothing(timeout=0.01), "an idle socket was closed or sent something"
+            await apublish(org_a, 1)
+            for ws in sockets:
+                assert (await next_event(ws))["sequence"] == 1
+            await asyncio.gather(*(ws.disconnect(timeout=WAIT) for ws in sockets))
+        finally:
+            await layer.flush()
+
+    run(scenario)
+
+
+def test_a_crowd_receives_in_order_and_a_mass_disconnect_leaves_the_groups_empty(
+    manager_a, manager_b, org_a, org_b, redis_layer, settings
+):
+    """200 sockets of one organisation on a pool of 8 connections: three events reach each in order, once, the
+    other organisation's socket gets nothing; all 200 close at once and both groups are empty (no
+    MaxConnectionsError: the pool waits for a free connection)."""
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["max_connections"] = 8
+    cookie, other = session_cookie(manager_a), session_cookie(manager_b)
+    org_group, user_group = services.organization_group(org_a.pk), services.user_group(manager_a.pk)
+
+    async def scenario():
+        layer = get_channel_layer()
+        try:
+            sockets = await _open(MASS, cookie)
+            stranger = await connected(socket(cookie=other))
+            assert await _members(layer, org_group) == MASS
+            assert await _members(layer, user_group) == MASS
+            await apublish(org_a, 3, user=manager_a)  # both groups: each socket drops the second copy
+            for ws in sockets:
+                assert [(await next_event(ws))["sequence"] for _ in range(3)] == [1, 2, 3]
+            assert await stranger.receive_nothing(timeout=0.2)
+            assert all([await ws.receive_nothing(timeout=0.001) for ws in sockets])
+
+            await asyncio.gather(*(ws.disconnect(timeout=WAIT) for ws in sockets))
+            assert await _members(layer, org_group) == 0
+            assert await _members(layer, user_group) == 0
+            assert await _members(layer, services.organization_group(org_b.pk)) == 1
+            await stranger.disconnect()
+        finally:
+            await layer.flush()
+
+    run(scenario)
+
+
+def test_group_expiry_follows_the_rejoin_interval():
+    """A socket that died without its group_discard stops re-joining and leaves by group_expiry: 5 re-join
+    intervals, not a day."""
+    config = django_settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    assert config["group_expiry"] == 5 * django_settings.EVENTS_GROUP_REJOIN_SECONDS
+
+
+def test_ticket_sockets_connect_with_one_query_each_and_a_ticket_works_once(
+    technician_a, org_a, redis_layer, monkeypatch
+):
+    """The connect path of phones: 30 sockets open at once with tickets, each claimed on Redis and checked with one
+    query (membership and last sequence together), no separate last-sequence read, both groups joined; a used
+    ticket is refused; events then reach every socket."""
+    tickets = [services.issue_websocket_ticket(technician_a, org_a)["ticket"] for _ in range(31)]
+    calls = []
+    for name in ("websocket_ticket_membership", "last_sequence", "redeem_websocket_ticket", "active_membership"):
+        original = getattr(services, name)
+        monkeypatch.setattr(services, name, lambda *a, _n=name, _o=original: calls.append(_n) or _o(*a))
+    org_group, user_group = services.organization_group(org_a.pk), services.user_group(technician_a.pk)
+
+    async def scenario():
+        layer = get_channel_layer()
+        try:
+            sockets = await asyncio.gather(*(connected(socket(f"/ws/events/?ticket={t}")) for t in tickets[:30]))
+            assert calls == ["websocket_ticket_membership"] * 30
+            assert await _members(layer, org_group) == 30
+            assert await _members(layer, user_group) == 30
+            await expect_refusal(socket(f"/ws/events/?ticket={tickets[0]}"), 4401, "invalid_ticket")
+            await apublish(org_a, 2)
+            for ws in sockets:
+                assert [(await next_event(ws))["sequence"] for _ in range(2)] == [1, 2]
+            await asyncio.gather(*(ws.disconnect(timeout=WAIT) for ws in sockets))
+            assert await _members(layer, org_group) == 0
+        finally:
+            await layer.flush()
+
+    run(scenario)
+
+
+def test_a_ticket_whose_membership_ended_is_refused_and_leaves_no_group_member(technician_a, org_a, redis_layer):
+    """The socket joins its groups before the membership query; refused, it leaves them again."""
+    ticket = services.issue_websocket_ticket(technician_a, org_a)["ticket"]
+    Membership.objects.filter(user=technician_a, organization=org_a).update(is_active=False)  # behind the ORM
+
+    async def scenario():
+        layer = get_channel_layer()
+        try:
+            await expect_refusal(socket(f"/ws/events/?ticket={ticket}"), 4401, "invalid_ticket")
+            assert await _members(layer, services.organization_group(org_a.pk)) == 0
+            assert await _members(layer, services.user_group(technician_a.pk)) == 0
+        finally:
+            await layer.flush()
+
+    run(scenario)
+
+
+def test_a_ticket_socket_closes_try_again_later_when_the_tickets_redis_is_down(technician_a, org_a, redis_layer):
+    """Redis (the shared cache holding the tickets) unreachable at the handshake: a clean close with 1013 and how to
+    catch up, not a server error."""
+    ticket = services.issue_websocket_ticket(technician_a, org_a)["ticket"]
+
+    async def scenario():
+        layer = get_channel_layer()
+        try:
+            unreachable = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DOWN}}
+            with override_settings(CACHES=unreachable):
+                message = await expect_refusal(socket(f"/ws/events/?ticket={ticket}"), 1013, "events_unavailable")
+            assert "/api/v1/events/?after=" in message["message"]
+        finally:
+            await layer.flush()
+
+    run(scenario)
+
+
+def test_sockets_catching_up_together_share_one_read(org_a, redis_layer, monkeypatch):
+    """Sockets of one process asking for the same events at the same moment (a re-join check, a gap, a reconnect
+    with the same `after`) make one query; a read that has already begun is not joined."""
+    gate, calls = threading.Event(), []
+    original = services.events_after
+
+    def events_after(*args):
+        calls.append(args)
+        gate.wait(WAIT)
+        return original(*args)
+
+    monkeypatch.setattr(services, "events_after", events_after)
+    services.publish_many(org_a, "test:ping", [{}] * 3)
+    services.dispatch()
+
+    async def scenario():
+        reads = CatchUpReads.current()
+        together = asyncio.gather(*(reads.frames_after(org_a.pk, 1) for _ in range(50)))
+        while not calls:
+            await asyncio.sleep(0.01)
+        later = asyncio.ensure_future(reads.frames_after(org_a.pk, 1))  # the first read is running: not joined
+        await asyncio.sleep(0.05)
+        gate.set()
+        results = await together
+        assert [sequence for sequence, _ in (await later)[0]] == [2, 3]
+        return results
+
+    results = async_to_sync(scenario)()
+    assert len(calls) == 2
+    assert all(result == results[0] for result in results)
+    assert [sequence for sequence, _ in results[0][0]] == [2, 3]
+    assert json.loads(results[0][0][0][1])["event"]["sequence"] == 2
+
+
+def test_a_socket_killed_by_the_server_before_its_disconnect_still_leaves_its_groups(manager_a, org_a, redis_layer):
+    """daphne kills an application instance that has not ended 10 s after its client went (a busy process taking a
+    thousand closes at once): 20 consumers cancelled without a disconnect leave both groups anyway."""
+    cookie = session_cookie(manager_a)
+    org_group, user_group = services.organization_group(org_a.pk), services.user_group(manager_a.pk)
+
+    async def scenario():
+        layer = get_channel_layer()
+        try:
+            sockets = await _open(20, cookie)
+            assert await _members(layer, org_group) == 20
+            for ws in sockets:
+                ws.future.cancel()  # what daphne's application_checker does
+            await asyncio.gather(*(ws.wait() for ws in sockets), return_exceptions=True)
+            for _ in range(int(WAIT / 0.05)):
+                if await _members(layer, org_group) == 0 and await _members(layer, user_group) == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await _members(layer, org_group), await _members(layer, user_group)) == (0, 0)
+        finally:
+            await layer.flush()
+
+    run(scenario)
