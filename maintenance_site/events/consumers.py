@@ -302,6 +302,12 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                 membership = await self._session_membership(query)
                 await self._join(membership.user_id, membership.organization_id)
             after = self._after(query)
+            if after is None and last is None:
+                # Before the accept: a client may publish as soon as it is connected, and an event numbered between
+                # the accept and this read would be taken as already sent (its group message waits behind connect).
+                last = await database_sync_to_async(services.last_sequence, thread_sensitive=False)(
+                    self.organization_id
+                )
         except Rejected as rejection:
             await self._leave_groups()
             self.group_names = ()
@@ -328,12 +334,8 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         if after is not None:
             self.last_sent = after
             await self._catch_up()
-        elif last is not None:
-            self.last_sent = last
         else:
-            self.last_sent = await database_sync_to_async(services.last_sequence, thread_sensitive=False)(
-                self.organization_id
-            )
+            self.last_sent = last
         self._task = asyncio.create_task(self._maintain())
 
     @staticmethod

@@ -11,6 +11,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 
 from maintenance_site.events import services
+from maintenance_site.events.consumers import EventStreamConsumer
 from maintenance_site.events.models import Event
 from maintenance_site.ops import metrics
 from maintenance_site.tenancy.models import Membership
@@ -65,6 +66,26 @@ def test_a_session_user_gets_events_live(manager_a, org_a):
         await ws.send_json_to({"type": "ping"})
         assert await ws.receive_json_from() == {"type": "pong"}
         assert await ws.receive_nothing(timeout=0.2)  # nothing twice (org group, then polling)
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_an_event_published_the_moment_the_socket_is_accepted_is_not_lost(manager_a, org_a, monkeypatch):
+    """The client may publish as soon as the handshake answers: the socket's starting point is read before that."""
+    cookie = session_cookie(manager_a)
+    accept = EventStreamConsumer.accept
+
+    async def accept_then_publish(self, *args, **kwargs):
+        await accept(self, *args, **kwargs)
+        if self.organization_id == org_a.pk:
+            await apublish(org_a, 2)  # committed and dispatched before connect() goes on
+
+    monkeypatch.setattr(EventStreamConsumer, "accept", accept_then_publish)
+
+    async def scenario():
+        ws = await connected(socket(cookie=cookie))
+        assert await sequences(ws, 2) == [1, 2]
         await ws.disconnect()
 
     run(scenario)
