@@ -110,7 +110,5 @@ for _name, _label, _channels in [
     ("maintenance:window-started", "Maintenance window started", [_C.SLACK]),
     ("maintenance:window-ended", "Maintenance window ended", [_C.SLACK]),
     ("maintenance:mode-changed", "Maintenance mode switched", [_C.EMAIL, _C.SLACK]),
-    ("scenario:activated", "Maintenance scenario activated", []),
-    ("scenario:deactivated", "Maintenance scenario deactivated", []),
 ]:
     register_kind(_name, _label, _channels, urgent=_name in URGENT_KINDS)
