@@ -278,16 +278,19 @@ def test_a_replay_cut_half_way_and_resumed_applies_nothing_twice(page, live):
     expect(page.locator("[data-sync-waiting-list] li")).to_have_count(4)
 
     # The connection drops after the server applied the part but before its answer arrives: the phone sees
-    # a failure, keeps the part and the completion queued.
-    cut = {"done": False}
+    # a failure, keeps the part and the completion queued. It stays bad until the technician sends again: the
+    # phone's own retry (every 20 s) must not resume the replay while the half-way state is being read.
+    cut = {"done": False, "resumed": False}
 
     def lose_the_answer(route):
-        if cut["done"]:
+        if cut["resumed"]:
             route.continue_()
-            return
-        route.fetch()  # the server applies it...
-        cut["done"] = True
-        route.abort("internetdisconnected")  # ...and the answer is lost
+        elif cut["done"]:
+            route.abort("internetdisconnected")
+        else:
+            route.fetch()  # the server applies it...
+            cut["done"] = True
+            route.abort("internetdisconnected")  # ...and the answer is lost
 
     page.route(re.compile(r"/t/api/orders/\d+/parts/$"), lose_the_answer)
     page.context.set_offline(False)
@@ -297,6 +300,7 @@ def test_a_replay_cut_half_way_and_resumed_applies_nothing_twice(page, live):
     assert half["status"] == "in_progress" and len(half["movements"]) == 1  # cut after the part
     assert page.evaluate("JSON.parse(localStorage.getItem('technician.queue.v1')).map(e => e.kind)") == ["part", "step"]
 
+    cut["resumed"] = True
     page.get_by_role("button", name="Send now").click()  # resumed
     expect(page.locator("#sync-panel")).to_be_hidden()
     state = world(server_state, ids["order"], ids["item"])
