@@ -380,14 +380,16 @@ class ScrapeCollector:
             "1 when /metrics could read this source during the scrape, 0 when it failed.",
             labels=["source"],
         )
-        backend = _cache()
+        backend, values, counters = None, None, []
         try:
+            backend = _cache()
             values, names, ran = _read_cache(backend)
+            counters = _cache_families(values, names, ran)
         except Exception as exc:  # the cache is down: the counters are missing, the snapshot is computed
             logger.warning("metrics: reading the cache failed: %s", exc)
             values = None
         snapshot = values.get(SNAPSHOT_KEY) if values is not None else None
-        if snapshot is None:
+        if not (isinstance(snapshot, dict) and snapshot.keys() == {"database", "business"}):
             snapshot = compute_snapshot()
             timeout = settings.METRICS_CACHE_SECONDS
             # Only a complete snapshot: a source that failed is tried again at the next scrape.
@@ -396,8 +398,7 @@ class ScrapeCollector:
                     backend.set(SNAPSHOT_KEY, snapshot, timeout=timeout)
                 except Exception as exc:
                     logger.warning("metrics: snapshot not cached: %s", exc)
-        if values is not None:
-            yield from _cache_families(values, names, ran)
+        yield from counters
         source_up.add_metric(["cache"], 0 if values is None else 1)
         if snapshot["database"] is not None:
             yield from _gauges(snapshot["database"])

@@ -174,3 +174,13 @@ def test_a_failing_source_is_reported_not_raised(client, monkeypatch):
     response = client.get("/metrics")
     assert response.status_code == 200
     assert b"maintenance_business_metrics_up 0.0" in response.content
+
+
+def test_an_unreadable_cache_entry_is_recomputed(client, settings):
+    """Whatever sits under the snapshot's key (an older format, another program's value) is not served."""
+    settings.METRICS_CACHE_SECONDS = 60
+    caches["default"].set(metrics.SNAPSHOT_KEY, ["not", "a", "snapshot"])
+    values = samples(client)
+    assert values[("maintenance_business_metrics_up", ())] == 1
+    assert values[("maintenance_metrics_source_up", (("source", "database"),))] == 1
+    assert isinstance(caches["default"].get(metrics.SNAPSHOT_KEY), dict)
