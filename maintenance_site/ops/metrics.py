@@ -1,6 +1,6 @@
 """Prometheus metrics, served at /metrics.
 
-Two kinds of numbers:
+Three kinds of numbers:
 
 - Per web process, in memory: HTTP requests and their latency (RequestMetricsMiddleware). Labels are the
   method, the route's view name and the status, never the raw path, so the number of series stays bounded.
