@@ -43,6 +43,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings as django_settings  # noqa: E402
 from django.db import connections, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -89,6 +90,81 @@ class Receiver:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _serve_asyncio(port_out, count, pipe) -> None:
+    """The receiver process: asyncio streams, keep-alive HTTP/1.1, no thread per connection. Counts POSTs in
+    `count` (shared) and hands its arrivals and POST counts over `pipe` when asked."""
+    import asyncio
+
+    arrivals: dict[str, float] = {}
+    posts: Counter = Counter()
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length, message_id = 0, ""
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"webhook-id":
+                        message_id = value.strip().decode()
+                if length:
+                    await reader.readexactly(length)
+                now = time.time()
+                arrivals.setdefault(message_id, now)
+                posts[message_id] += 1
+                with count.get_lock():
+                    count.value += 1
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+        port_out.value = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        while True:
+            await loop.run_in_executor(None, pipe.recv)
+            pipe.send((arrivals, posts))
+
+    asyncio.run(main())
+
+
+class ProcessReceiver:
+    """The same records as Receiver, from a process of its own (asyncio): its work shares no interpreter lock with
+    the bench's publishing or the floor's client, and a connection costs no thread."""
+
+    def __init__(self):
+        self._count = multiprocessing.Value("q", 0)
+        port = multiprocessing.Value("i", 0)
+        self._pipe, child = multiprocessing.Pipe()
+        self.process = multiprocessing.Process(target=_serve_asyncio, args=(port, self._count, child), daemon=True)
+        self.process.start()
+        while not port.value:
+            time.sleep(0.01)
+        self.port = port.value
+
+    @property
+    def count(self) -> int:
+        return self._count.value
+
+    def records(self) -> tuple[dict, Counter]:
+        self._pipe.send("records")
+        return self._pipe.recv()
+
+    @property
+    def arrivals(self) -> dict:
+        return self.records()[0]
+
+    @property
+    def posts(self) -> Counter:
+        return self.records()[1]
 
 
 def prepare(url: str, subscriptions: int) -> Organization:
@@ -252,10 +328,16 @@ def main():
     parser.add_argument(
         "--rate", type=float, default=0, help="events published per second (0: all at once, a backlog: throughput)"
     )
+    parser.add_argument(
+        "--receiver",
+        choices=["threads", "asyncio"],
+        default="threads",
+        help="threads: http.server in the bench process; asyncio: a process of its own",
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
 
-    receiver = Receiver()
+    receiver = Receiver() if args.receiver == "threads" else ProcessReceiver()
     organization = prepare(f"http://127.0.0.1:{receiver.port}", args.subscriptions)
     expected = args.events * args.subscriptions
     seconds, committed = run_platform(organization, args, receiver)
@@ -263,9 +345,8 @@ def main():
     by_id = {
         f"msg_{message_id.hex}": sequence for message_id, sequence in delivered.values_list("message_id", "sequence")
     }
-    latencies = sorted(
-        receiver.arrivals[key] - committed[sequence] for key, sequence in by_id.items() if key in receiver.arrivals
-    )
+    arrivals = receiver.arrivals
+    latencies = sorted(arrivals[key] - committed[sequence] for key, sequence in by_id.items() if key in arrivals)
     platform_rate = len(latencies) / seconds
     duplicates = explain_duplicates(receiver)
 
@@ -279,6 +360,9 @@ def main():
         "subscriptions": args.subscriptions,
         "workers": args.workers,
         "rate": args.rate,
+        "receiver": args.receiver,
+        "floor_threads": args.floor_threads,
+        "webhook_concurrency": django_settings.WEBHOOK_CONCURRENCY,
         "deliveries": len(latencies),
         "expected": expected,
         "received_by_platform": before,

@@ -750,8 +750,9 @@ EVENTS_PERMISSION_RECHECK_SECONDS = env_float("EVENTS_PERMISSION_RECHECK_SECONDS
 # Socket.IO (/socket.io/, seed 004 clients): the Redis pub/sub channel its web processes share rooms through.
 SOCKETIO_REDIS_CHANNEL = env_str("SOCKETIO_REDIS_CHANNEL", "maintenance-socketio")
 METRICS_TOKEN = env_str("METRICS_TOKEN")
-# Business metrics (maintenance_site/ops/business_metrics.py): computed at most once per this many seconds (the
-# scrape interval); by organisation (slug label) only when METRICS_PER_ORGANIZATION is on.
+# Business metrics (maintenance_site/ops/business_metrics.py), with the outbox and heartbeat readings: computed at
+# most once per this many seconds (the scrape interval); by organisation (slug label) only when
+# METRICS_PER_ORGANIZATION is on.
 METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 15, minimum=0)
 METRICS_PER_ORGANIZATION = env_bool(
     "METRICS_PER_ORGANIZATION", False

@@ -8,4 +8,5 @@ from sla.models import SLAViolation
     "maintenance_sla_violations", "SLA warnings and breaches recorded (all time), by level.", labels=["level"]
 )
 def sla_violations(context):
+    # sla_violation_org_level_idx (index-only)
     return context.labelled(context.grouped(SLAViolation.objects.all(), "level"))

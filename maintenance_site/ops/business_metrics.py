@@ -9,29 +9,26 @@ maintenance mode), the same direction as maintenance_site.hooks, so this module 
         return context.labelled(context.grouped(Part.objects.filter(low_stock_armed=False)))
 
 Each family is at most one grouped query (`context.memo` lets families of one app share one); the whole set is
-computed at most once per METRICS_CACHE_SECONDS (the scrape interval) and kept in
-the shared cache, so several web processes and several scrapers cost one computation. Labels stay bounded: by
-organisation (its slug) only when METRICS_PER_ORGANIZATION is on, otherwise platform totals; never per object. A
-source that fails (the cache, a query) is logged and `maintenance_business_metrics_up` says 0.
+computed at most once per METRICS_CACHE_SECONDS (the scrape interval) and kept in the shared cache with the other
+readings that cost a query (`metrics.ScrapeCollector`), so several web processes and several scrapers cost one
+computation. Labels stay bounded: by organisation (its slug) only when METRICS_PER_ORGANIZATION is on, otherwise
+platform totals; never per object. A family whose query fails is left out (logged); when the whole computation fails
+`maintenance_business_metrics_up` says 0.
 """
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.db.models import Count
 from django.utils import timezone
-from prometheus_client.core import GaugeMetricFamily
 
 from maintenance_site.tenancy.models import Organization
 
 logger = logging.getLogger(__name__)
-CACHE_KEY = "ops:metrics:business"
 
 
 @dataclass
@@ -107,53 +104,3 @@ def compute() -> list[tuple[str, str, list[str], list[tuple[list[str], float]]]]
             continue
         families.append((registered.name, registered.help_text, [*context.base_labels, *registered.labels], samples))
     return families
-
-
-def cached_families():
-    """The families from the cache when fresh, else computed (and cached for METRICS_CACHE_SECONDS)."""
-    try:
-        cached = cache.get(CACHE_KEY)
-    except Exception as exc:  # the cache is down: compute, serve, do not store
-        logger.warning("metrics: business metrics cache unreadable: %s", exc)
-        cached = None
-    if cached is not None:
-        return cached
-    started = time.monotonic()
-    families = compute()
-    families.append(
-        (
-            "maintenance_business_metrics_compute_seconds",
-            "Time the last computation took.",
-            [],
-            [([], round(time.monotonic() - started, 4))],
-        )
-    )
-    try:
-        cache.set(CACHE_KEY, families, timeout=settings.METRICS_CACHE_SECONDS)
-    except Exception as exc:
-        logger.warning("metrics: business metrics not cached: %s", exc)
-    return families
-
-
-class BusinessMetricsCollector:
-    def describe(self):
-        return []  # no query at registration
-
-    def collect(self):
-        up = GaugeMetricFamily(
-            "maintenance_business_metrics_up", "1 when the business metrics could be read during the scrape, else 0."
-        )
-        try:
-            families = cached_families()
-        except Exception as exc:
-            logger.warning("metrics: business metrics failed: %s", exc)
-            up.add_metric([], 0)
-            yield up
-            return
-        for name, help_text, labels, samples in families:
-            family = GaugeMetricFamily(name, help_text, labels=labels)
-            for values, value in samples:
-                family.add_metric(values, value)
-            yield family
-        up.add_metric([], 1)
-        yield up

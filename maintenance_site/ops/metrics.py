@@ -1,6 +1,6 @@
 """Prometheus metrics, served at /metrics.
 
-Two kinds of numbers:
+Three kinds of numbers:
 
 - Per web process, in memory: HTTP requests and their latency (RequestMetricsMiddleware). Labels are the
   method, the route's view name and the status, never the raw path, so the number of series stays bounded.
@@ -8,6 +8,12 @@ Two kinds of numbers:
   worker's signal receivers in `celery_metrics`), connected websockets (the consumer's two hooks below),
   both kept as counters in the shared Django cache (Redis in the full run, the file cache in the embedded
   run); the outbox lag and undelivered events, and heartbeat ages, read from the database.
+- The business metrics (`business_metrics`: open and overdue work orders, SLA violations, …), one grouped query per
+  family.
+
+What costs a query (the database readings and the business families) is computed at most once per
+METRICS_CACHE_SECONDS (the scrape interval) and kept as one cache entry shared by every process; the counters are read
+live, in the same cache read: a scrape served from the cache is one round trip to the cache and no query.
 
 Reading a source may fail (the cache or the database is down): /metrics still answers, without that
 source's metrics, and `maintenance_metrics_source_up{source=...}` says 0.
@@ -16,8 +22,10 @@ source's metrics, and `maintenance_metrics_source_up{source=...}` says 0.
 import logging
 import math
 import os
+import time
 from contextlib import contextmanager, nullcontext
 
+from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.filebased import FileBasedCache
@@ -36,6 +44,7 @@ from prometheus_client.exposition import choose_encoder
 from maintenance_site.celery import app
 from maintenance_site.events import services as event_services
 from maintenance_site.events.models import Event
+from maintenance_site.ops import business_metrics
 from maintenance_site.ops.models import Heartbeat
 
 try:
@@ -204,8 +213,16 @@ def _adjust_websockets(delta: int) -> None:
 
 # --- The scrape-time collector --------------------------------------------------------------------------
 
+# The readings that cost a query (the outbox, the heartbeats, the business families) are kept together in one cache
+# entry for METRICS_CACHE_SECONDS; the counters are read live. Both come from one cache read: a scrape served from the
+# cache is one round trip to Redis and no query.
+SNAPSHOT_KEY = f"{KEY_PREFIX}:snapshot"
 
 _tasks_discovered = False
+# What this process's last scrape found: the task names and which of them have run. The next scrape asks for their
+# keys in its one read; a name or a first run it did not know costs one more read, once.
+_last_names: frozenset[str] = frozenset()
+_last_ran: frozenset[str] = frozenset()
 
 
 def _registered_task_names() -> set[str]:
@@ -218,8 +235,140 @@ def _registered_task_names() -> set[str]:
     return {name for name in app.tasks if not name.startswith("celery.")}
 
 
-class SharedStateCollector:
-    """Reads the cache counters and the database when Prometheus scrapes."""
+def _counter_keys(names) -> list[str]:
+    return [task_key(name, what) for name in names for what in (*TASK_STATES, "runtime-sum-us")]
+
+
+def _bucket_keys(names) -> list[str]:
+    return [task_key(name, f"runtime:{bucket_label(bound)}") for name in names for bound in TASK_RUNTIME_BUCKETS]
+
+
+def _read_cache(backend: BaseCache) -> tuple[dict, list[str], list[str]]:
+    """One read of everything /metrics wants from the cache: the snapshot, the task names, the websockets and the
+    task counters (those of the names this process's last scrape saw). Returns (values, task names, names that
+    ran); raises when the cache is unreadable."""
+    global _last_names, _last_ran
+    try:
+        registered = _registered_task_names()
+    except Exception as exc:  # the remembered names still give every task that ran
+        logger.warning("metrics: could not list the registered Celery tasks: %s", exc)
+        registered = set()
+    asked = registered | _last_names
+    asked_ran = _last_ran & asked
+    values = backend.get_many(
+        [SNAPSHOT_KEY, TASK_NAMES_KEY, WEBSOCKETS_KEY, *_counter_keys(asked), *_bucket_keys(asked_ran)]
+    )
+    names = asked | set(values.get(TASK_NAMES_KEY) or [])
+    # Rare: a name another process recorded, or a task's first run, since this process's last scrape.
+    for _ in range(2):
+        ran = {name for name in names if task_key(name, "runtime-sum-us") in values}
+        missing = _counter_keys(names - asked) + _bucket_keys(ran - asked_ran)
+        if not missing:
+            break
+        values.update(backend.get_many(missing))
+        asked, asked_ran = names, ran
+    _last_names, _last_ran = frozenset(names), frozenset(ran)
+    return values, sorted(names), sorted(ran)
+
+
+def _cache_families(values: dict, names: list[str], ran: list[str]) -> list:
+    tasks = CounterMetricFamily(
+        "maintenance_celery_tasks",
+        "Celery task runs by task name and outcome (succeeded, failed, retried), from every worker.",
+        labels=["task", "state"],
+    )
+    for name in names:
+        for state in TASK_STATES:
+            tasks.add_metric([name, state], values.get(task_key(name, state), 0))
+    runtime = HistogramMetricFamily(
+        "maintenance_celery_task_runtime_seconds",
+        "Duration of Celery task runs (every attempt), by task name, from every worker.",
+        labels=["task"],
+    )
+    for name in ran:
+        cumulative, points = 0, []
+        for bound in TASK_RUNTIME_BUCKETS:
+            label = bucket_label(bound)
+            cumulative += values.get(task_key(name, f"runtime:{label}"), 0)
+            points.append((label, cumulative))
+        runtime.add_metric([name], points, sum_value=values[task_key(name, "runtime-sum-us")] / 1_000_000)
+    websockets = GaugeMetricFamily(
+        "maintenance_websocket_connections",
+        "Websocket connections open across all web processes.",
+        value=max(0, values.get(WEBSOCKETS_KEY, 0)),
+    )
+    return [tasks, runtime, websockets]
+
+
+def _database_readings() -> list[tuple[str, str, list[str], list[tuple[list[str], float]]]]:
+    """The outbox and the heartbeats as plain data (cacheable), like the business families."""
+    now = timezone.now()
+    seen = dict(Heartbeat.objects.values_list("component", "last_seen_at"))
+    seen.setdefault("beat", None)
+    ages = [
+        ([component], math.inf if last_seen_at is None else max(0.0, (now - last_seen_at).total_seconds()))
+        for component, last_seen_at in sorted(seen.items())
+    ]
+    return [
+        (
+            "maintenance_outbox_lag_seconds",
+            "Age of the oldest undelivered event (0 when the outbox is empty).",
+            [],
+            [([], event_services.outbox_lag_seconds())],
+        ),
+        (
+            "maintenance_outbox_undelivered_events",
+            "Events not yet delivered to their listeners.",
+            [],
+            [([], float(Event.objects.undelivered().count()))],
+        ),
+        (
+            "maintenance_heartbeat_age_seconds",
+            "Seconds since a background component's last heartbeat; +Inf for beat when none was ever recorded.",
+            ["component"],
+            ages,
+        ),
+    ]
+
+
+def compute_snapshot() -> dict:
+    """What the cache entry holds: {"database": readings, "business": families}, either None when its source
+    failed (logged)."""
+    started = time.monotonic()
+    snapshot = {"database": None, "business": None}
+    try:
+        snapshot["database"] = _database_readings()
+    except Exception as exc:
+        logger.warning("metrics: reading the database failed: %s", exc)
+    try:
+        snapshot["business"] = business_metrics.compute()
+    except Exception as exc:
+        logger.warning("metrics: business metrics failed: %s", exc)
+    if snapshot["business"] is not None:
+        snapshot["business"].append(
+            (
+                "maintenance_business_metrics_compute_seconds",
+                "Time the last computation took.",
+                [],
+                [([], round(time.monotonic() - started, 4))],
+            )
+        )
+    return snapshot
+
+
+def _gauges(families) -> list[GaugeMetricFamily]:
+    gauges = []
+    for name, help_text, labels, samples in families:
+        gauge = GaugeMetricFamily(name, help_text, labels=labels)
+        for values, value in samples:
+            gauge.add_metric(values, value)
+        gauges.append(gauge)
+    return gauges
+
+
+class ScrapeCollector:
+    """Everything /metrics reads when Prometheus scrapes: the cache counters, live, and the snapshot of the
+    database readings and business families, from the cache while fresh (else computed and cached)."""
 
     def describe(self):
         # Without this the registry would call collect() at registration, i.e. query the database at import.
@@ -231,90 +380,40 @@ class SharedStateCollector:
             "1 when /metrics could read this source during the scrape, 0 when it failed.",
             labels=["source"],
         )
-        for source, reader in (("cache", self._from_cache), ("database", self._from_database)):
-            try:
-                families = reader()
-            except Exception as exc:  # report the source as down and serve the rest
-                logger.warning("metrics: reading the %s failed: %s", source, exc)
-                source_up.add_metric([source], 0)
-                continue
-            source_up.add_metric([source], 1)
-            yield from families
-        yield source_up
-
-    def _from_cache(self) -> list:
-        backend = _cache()
-        remembered = backend.get(TASK_NAMES_KEY) or []
+        backend, values, counters = None, None, []
         try:
-            registered = _registered_task_names()
-        except Exception as exc:  # the remembered names still give every task that ran
-            logger.warning("metrics: could not list the registered Celery tasks: %s", exc)
-            registered = set()
-        names = sorted(registered | set(remembered))
-
-        first = [WEBSOCKETS_KEY]
-        first += [task_key(name, state) for name in names for state in TASK_STATES]
-        first += [task_key(name, "runtime-sum-us") for name in names]
-        values = backend.get_many(first)
-        # Buckets only for the tasks that have run: a scrape reads few keys per idle task.
-        ran = [name for name in names if task_key(name, "runtime-sum-us") in values]
-        buckets = backend.get_many(
-            [task_key(name, f"runtime:{bucket_label(b)}") for name in ran for b in TASK_RUNTIME_BUCKETS]
+            backend = _cache()
+            values, names, ran = _read_cache(backend)
+            counters = _cache_families(values, names, ran)
+        except Exception as exc:  # the cache is down: the counters are missing, the snapshot is computed
+            logger.warning("metrics: reading the cache failed: %s", exc)
+            values = None
+        snapshot = values.get(SNAPSHOT_KEY) if values is not None else None
+        if not (isinstance(snapshot, dict) and snapshot.keys() == {"database", "business"}):
+            snapshot = compute_snapshot()
+            timeout = settings.METRICS_CACHE_SECONDS
+            # Only a complete snapshot: a source that failed is tried again at the next scrape.
+            if values is not None and timeout and None not in snapshot.values():
+                try:
+                    backend.set(SNAPSHOT_KEY, snapshot, timeout=timeout)
+                except Exception as exc:
+                    logger.warning("metrics: snapshot not cached: %s", exc)
+        yield from counters
+        source_up.add_metric(["cache"], 0 if values is None else 1)
+        if snapshot["database"] is not None:
+            yield from _gauges(snapshot["database"])
+        source_up.add_metric(["database"], 0 if snapshot["database"] is None else 1)
+        yield source_up
+        business_up = GaugeMetricFamily(
+            "maintenance_business_metrics_up", "1 when the business metrics could be read during the scrape, else 0."
         )
-
-        tasks = CounterMetricFamily(
-            "maintenance_celery_tasks",
-            "Celery task runs by task name and outcome (succeeded, failed, retried), from every worker.",
-            labels=["task", "state"],
-        )
-        for name in names:
-            for state in TASK_STATES:
-                tasks.add_metric([name, state], values.get(task_key(name, state), 0))
-        runtime = HistogramMetricFamily(
-            "maintenance_celery_task_runtime_seconds",
-            "Duration of Celery task runs (every attempt), by task name, from every worker.",
-            labels=["task"],
-        )
-        for name in ran:
-            cumulative, points = 0, []
-            for bound in TASK_RUNTIME_BUCKETS:
-                label = bucket_label(bound)
-                cumulative += buckets.get(task_key(name, f"runtime:{label}"), 0)
-                points.append((label, cumulative))
-            runtime.add_metric([name], points, sum_value=values[task_key(name, "runtime-sum-us")] / 1_000_000)
-        websockets = GaugeMetricFamily(
-            "maintenance_websocket_connections",
-            "Websocket connections open across all web processes.",
-            value=max(0, values.get(WEBSOCKETS_KEY, 0)),
-        )
-        return [tasks, runtime, websockets]
-
-    def _from_database(self) -> list:
-        lag = GaugeMetricFamily(
-            "maintenance_outbox_lag_seconds",
-            "Age of the oldest undelivered event (0 when the outbox is empty).",
-            value=event_services.outbox_lag_seconds(),
-        )
-        undelivered = GaugeMetricFamily(
-            "maintenance_outbox_undelivered_events",
-            "Events not yet delivered to their listeners.",
-            value=Event.objects.undelivered().count(),
-        )
-        heartbeats = GaugeMetricFamily(
-            "maintenance_heartbeat_age_seconds",
-            "Seconds since a background component's last heartbeat; +Inf for beat when none was ever recorded.",
-            labels=["component"],
-        )
-        now = timezone.now()
-        seen = dict(Heartbeat.objects.values_list("component", "last_seen_at"))
-        seen.setdefault("beat", None)
-        for component, last_seen_at in sorted(seen.items()):
-            age = math.inf if last_seen_at is None else max(0.0, (now - last_seen_at).total_seconds())
-            heartbeats.add_metric([component], age)
-        return [lag, undelivered, heartbeats]
+        if snapshot["business"] is not None:
+            yield from _gauges(snapshot["business"])
+        business_up.add_metric([], 0 if snapshot["business"] is None else 1)
+        yield business_up
 
 
-registry.register(SharedStateCollector())
+registry.register(ScrapeCollector())
 
 
 def render(accept_header: str = "") -> tuple[bytes, str]:

@@ -8,11 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from maintenance_site.ops import health, metrics
-from maintenance_site.ops.business_metrics import BusinessMetricsCollector
 from scenarios.services import scenarios_status
 from scheduling.windows.mode import platform_status
-
-metrics.registry.register(BusinessMetricsCollector())  # the roof may read every app's tables
 
 
 def maintenance_mode_status() -> dict:

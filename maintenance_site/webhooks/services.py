@@ -727,9 +727,9 @@ def _attempt(delivery, body, headers, result, error="") -> WebhookAttempt:
 
 _RECORD_SUCCESSES_SQL = """
 WITH done AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(claims)s::timestamptz[], %(codes)s::int[], %(latencies)s::int[],
-                         %(excerpts)s::text[], %(bodies)s::text[], %(headers)s::text[], %(organizations)s::bigint[])
-        AS t(id, claimed_at, code, latency, excerpt, body, headers, organization_id)
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+        AS t(id bigint, claimed_at timestamptz, code int, latency int, excerpt text, body text, headers jsonb,
+             organization_id bigint)
       CROSS JOIN (SELECT 'sending'::varchar AS expected_status) AS sending
 ), marked AS (
     UPDATE {delivery} d
@@ -742,7 +742,7 @@ WITH done AS (
 ), logged AS (
     INSERT INTO {attempt} (organization_id, delivery_id, attempted_at, request_headers, request_body, status_code,
                            response_body, latency_ms, error)
-    SELECT organization_id, id, %(now)s, headers::jsonb, body, code, excerpt, latency, '' FROM done
+    SELECT organization_id, id, %(now)s, headers, body, code, excerpt, latency, '' FROM done
 ), recovered AS (
     UPDATE {subscription} SET failing_since = NULL WHERE id = ANY(%(subscriptions)s) AND failing_since IS NOT NULL
 )
@@ -764,15 +764,24 @@ def _record_successes(successes: list[tuple[_Sending, object]], counts) -> None:
             attempt=quote(WebhookAttempt._meta.db_table),
             subscription=quote(WebhookSubscription._meta.db_table),
         )
+        # The rows as one JSON document: one string for the driver to quote, where text arrays cost a regex
+        # substitution per element with psycopg's client-side binding (80,000 for the bench's 10,000 deliveries).
+        rows = [
+            {
+                "id": sending.delivery_id,
+                "claimed_at": sending.claimed_at.isoformat(),
+                "code": result.status_code,
+                "latency": result.latency_ms,
+                "excerpt": result.response_excerpt[:2000],
+                "body": sending.body[:2000],
+                "headers": _log_headers(sending.headers),
+                "organization_id": sending.organization_id,
+            }
+            for sending, result in successes
+        ]
         params = {
+            "rows": json.dumps(rows),
             "ids": [sending.delivery_id for sending, _ in successes],
-            "claims": [sending.claimed_at for sending, _ in successes],
-            "codes": [result.status_code for _, result in successes],
-            "latencies": [result.latency_ms for _, result in successes],
-            "excerpts": [result.response_excerpt[:2000] for _, result in successes],
-            "bodies": [sending.body[:2000] for sending, _ in successes],
-            "headers": [json.dumps(_log_headers(sending.headers)) for sending, _ in successes],
-            "organizations": [sending.organization_id for sending, _ in successes],
             "subscriptions": list({sending.subscription_id for sending, _ in successes}),
             "now": now,
         }

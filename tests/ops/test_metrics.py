@@ -26,8 +26,10 @@ from tests.ops.conftest import is_inf
 @pytest.fixture(autouse=True)
 def _open_as_in_development(settings):
     """pytest-django runs with DEBUG off, where /metrics wants METRICS_TOKEN; these tests scrape it as a developer
-    would (the token's own tests set one)."""
+    would (the token's own tests set one). Every scrape reads the database afresh (the snapshot's cache has its own
+    tests in test_business_metrics.py)."""
     settings.DEBUG = True
+    settings.METRICS_CACHE_SECONDS = 0
 
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.ops.urls")]
