@@ -85,6 +85,21 @@ load average 11-17 on the two shared cores (`bench/list_api.py` runs A-C; rounds
 orjson.) Throughput is within 3× in every run; p99 within 3× in four runs of eight. On a quieter machine (r3, r4) the
 floor doubles its throughput and the platform does not: both ratios move towards the 3× line from below.
 Search (47 matches): new 79 / 48 / 50 ms, old 91 / 90 / 96 ms (A, B, C).
+
+Fifth pass (issue 17, 7 Dec): Django's `ASGIHandler.handle` replaced by one that makes a request's synchronous part
+(`request_started`, the request, the response, and the close of an answer held in memory) in one thread trip, not
+three; `timestamptz` values no longer `replace`d into the UTC they are already in (~1 µs each, ~200 a page); the
+CSP headers of a response without a policy of its own kept per path prefix; no UUID per request (throttle window
+names, correlation ids). `bench/list_interleaved.py` (the trees' servers and the floor's up at once, measured in
+turn, 6 × 6 s, 1M copy, 16 connections, 2 processes each, load 7-11 on the two shared cores), main at 3bc196c /
+this pass / floor: server CPU per answer 4.44 / 3.69 / 1.04 ms (lower in each of the 6 rounds: 4.0-4.8 vs
+3.5-3.8); throughput 212 / 228 / 501 req/s (2.3× / 2.2× the floor's); p99 208 / 249 / 62 ms (3.1× / 4.0×: the
+rounds' p99 moved 170-340 ms both sides, the floor's 42-210 ms). In-process (bench/profile_list.py, the ASGI
+application without a network): 3.7-4.2 ms -> 3.1 ms a request. Throughput is within 3×; p99 is not, reliably:
+what is left is three round trips (API key, Redis, page) where the floor has one, each a wait for another process
+on an overloaded machine (py-spy on a server under load: ~6 ms of wall time a request waiting on PostgreSQL, ~2 ms
+on Redis), and ~3.7× the floor's CPU. Left out: a bound on the requests a process runs at once (asyncio semaphore,
+1 or 2: throughput down to 120-170 req/s, p99 no better) and a shorter GIL switch interval (no change).
 """
 
 import argparse

@@ -188,6 +188,40 @@ def test_a_refused_request_counts_against_no_limit(api, manager_a, planner_a, mo
     assert refused.status_code == 429 and 0 < int(refused["Retry-After"]) <= 60
 
 
+def test_every_request_is_recorded_under_a_name_of_its_own(api, manager_a, monkeypatch, redis_cache):
+    """Each request counts once in its windows: the names are distinct in a process, from thread to thread, and
+    a forked process (a worker) does not repeat its parent's."""
+    import os
+    import threading
+
+    from maintenance_site.api.throttling import request_names
+
+    client = api(manager_a)
+    for _ in range(3):
+        assert client.get("/api/v1/assets/").status_code == 200
+    key = next(iter(redis_cache._cache.get_client().scan_iter(match="*w:throttle_principal_*")))
+    assert redis_cache._cache.get_client().zcard(key) == 3  # three requests, three members
+
+    names = []
+    threads = [threading.Thread(target=lambda: names.extend(request_names.next() for _ in range(500))) for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(names)) == 1000
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next name, to the parent
+        os.write(write, request_names.next().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 200).decode()
+    os.close(read)
+    os.close(write)
+    assert child.split(":")[0] != request_names.next().split(":")[0]
+
+
 @pytest.mark.django_db
 def test_openapi_schema_documents_the_api(client):
     response = client.get("/api/schema/?format=json")

@@ -56,6 +56,47 @@ def test_the_admin_allows_what_its_theme_needs_and_nothing_more():
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/work-orders/", "/api/v1/", "/admin/login/", "/t/login/", "/healthz"])
+def test_a_kept_policy_is_the_one_django_csp_builds(path, settings):
+    """The headers a response without a policy of its own gets from the kept policies (PathPolicyMiddleware) are
+    django-csp's for the same response, the first time and the next, report-only policy included."""
+    from csp.middleware import CSPMiddleware
+
+    from maintenance_site.security import csp
+
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"default-src": ["'self'"], "report-uri": "/r/"}}
+    answers = [Client().get(path) for _ in range(2)]
+    built = []
+
+    def uncached(self, request, response):  # django-csp's own, with the path additions (no kept policies)
+        response.headers.pop("Content-Security-Policy", None)
+        response.headers.pop("Content-Security-Policy-Report-Only", None)
+        CSPMiddleware.process_response(self, request, response)
+        built.append(response)
+        return response
+
+    csp._policies.clear()
+    original = csp.PathPolicyMiddleware.process_response
+    csp.PathPolicyMiddleware.process_response = uncached
+    try:
+        Client().get(path)
+    finally:
+        csp.PathPolicyMiddleware.process_response = original
+    for answer in answers:
+        for header in ("Content-Security-Policy", "Content-Security-Policy-Report-Only"):
+            assert answer.get(header) == built[0].get(header), (path, header)
+    assert answers[0].get("Content-Security-Policy")
+
+
+@pytest.mark.django_db
+def test_a_changed_setting_is_not_answered_from_a_kept_policy(settings):
+    before = directives(Client().get("/api/v1/"))
+    settings.CONTENT_SECURITY_POLICY_PATHS = {"/api/": {"img-src": ["https://maps.example"]}}
+    after = directives(Client().get("/api/v1/"))
+    assert "https://maps.example" not in before["img-src"] and "https://maps.example" in after["img-src"]
+
+
+@pytest.mark.django_db
 def test_a_path_addition_applies_to_its_own_pages_only(settings):
     settings.CONTENT_SECURITY_POLICY_PATHS = {"/t/": {"img-src": ["https://maps.example"]}}
     assert "https://maps.example" in directives(Client().get("/t/login/"))["img-src"]

@@ -6,7 +6,11 @@ import asyncio
 import threading
 import time
 
+import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_finished, request_started
+from django.http import HttpResponse, StreamingHttpResponse
 
 from maintenance_site.ops.asgi_handler import RequestThreads, SyncChainASGIHandler
 
@@ -99,3 +103,161 @@ def test_threads_beyond_the_idle_limit_are_ended_when_given_back():
     assert threads.idle == [first]
     assert second._shutdown
     assert threads.take() is first
+
+
+# --- one thread trip per request (SyncChainASGIHandler.handle) -------------------------------------------------
+
+
+class SignalRecorder:
+    """Notes each request signal (and the answer's close) with the thread it came on, in order."""
+
+    def __init__(self):
+        self.events = []
+
+    def __enter__(self):
+        request_started.connect(self.started)
+        request_finished.connect(self.finished)
+        return self
+
+    def __exit__(self, *exc):
+        request_started.disconnect(self.started)
+        request_finished.disconnect(self.finished)
+
+    def started(self, **kwargs):
+        self.events.append(("started", threading.get_ident()))
+
+    def finished(self, **kwargs):
+        self.events.append(("finished", threading.get_ident()))
+
+
+class AnsweringHandler(SyncChainASGIHandler):
+    """The handler with `answer()` in place of the middleware chain and the views (noting the view's thread)."""
+
+    def __init__(self, answer, recorder=None, pause=0.0):
+        super().__init__()
+        self.threads = RequestThreads()
+        self.answer, self.recorder, self.pause = answer, recorder, pause
+
+    def get_response(self, request):
+        if self.recorder:
+            self.recorder.events.append(("view", threading.get_ident()))
+        time.sleep(self.pause)
+        return self.answer()
+
+
+async def _exchange(handler, scope=None, body=b"", disconnect_after=None):
+    """Send one request; the messages the handler sent. With `disconnect_after` (seconds), the client goes away
+    then, before the answer is ready."""
+    sent, received = [], []
+
+    async def receive():
+        if not received:
+            received.append(True)
+            return {"type": "http.request", "body": body, "more_body": False}
+        if disconnect_after is not None:
+            await asyncio.sleep(disconnect_after)
+            return {"type": "http.disconnect"}
+        await asyncio.Event().wait()
+
+    async def send(message):
+        sent.append(message)
+
+    await handler(scope or _scope(), receive, send)
+    return sent
+
+
+def test_each_request_signal_is_sent_once_on_the_view_thread_around_the_view():
+    with SignalRecorder() as recorder:
+        handler = AnsweringHandler(lambda: HttpResponse(b"hello"), recorder)
+        sent = async_to_sync(_exchange)(handler)
+    assert [name for name, _ in recorder.events] == ["started", "view", "finished"]
+    assert len({thread for _, thread in recorder.events}) == 1  # one thread trip: the signals on the view's thread
+    assert recorder.events[0][1] != threading.get_ident()
+    assert sent[0]["status"] == 200 and sent[-1]["body"] == b"hello"
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+def test_a_streamed_answer_is_closed_after_it_is_sent():
+    closed_when = []
+
+    def answer():
+        response = StreamingHttpResponse(iter([b"a", b"b"]))
+        response._resource_closers.append(lambda: closed_when.append(len(sent_so_far)))
+        return response
+
+    sent_so_far = []
+
+    class Watching(AnsweringHandler):
+        async def send_response(self, response, send):
+            async def noting(message):
+                sent_so_far.append(message)
+                await send(message)
+
+            await super().send_response(response, noting)
+
+    with SignalRecorder() as recorder:
+        sent = async_to_sync(_exchange)(Watching(answer, recorder))
+    assert b"".join(message.get("body", b"") for message in sent) == b"ab"
+    assert closed_when == [len(sent)]  # closed once, after the last message
+    assert [name for name, _ in recorder.events] == ["started", "view", "finished"]
+
+
+def test_the_answers_are_djangos_byte_for_byte():
+    """The same requests through Django's `handle` and ours: the same messages (status, headers, body)."""
+
+    class Djangos(SyncChainASGIHandler):
+        handle = ASGIHandler.handle
+
+    for path in ("/no-such-page/", "/api/v1/", "/healthz"):
+        ours = async_to_sync(_exchange)(SyncChainASGIHandler(), _scope(path))
+        theirs = async_to_sync(_exchange)(Djangos(), _scope(path))
+        strip = [(name, value) for name, value in ours[0]["headers"] if name.lower() != b"x-correlation-id"]
+        assert strip == [(name, value) for name, value in theirs[0]["headers"] if name.lower() != b"x-correlation-id"]
+        assert ours[0]["status"] == theirs[0]["status"]
+        assert [message.get("body") for message in ours[1:]] == [message.get("body") for message in theirs[1:]]
+
+
+def test_a_request_that_cannot_be_read_is_answered_as_django_answers_it():
+    scope = {**_scope(), "query_string": b"q=\xff"}  # not UTF-8: Django answers 400 without a view
+    with SignalRecorder() as recorder:
+        handler = AnsweringHandler(lambda: HttpResponse(b"not reached"), recorder)
+        sent = async_to_sync(_exchange)(handler, scope)
+    djangos = type("Djangos", (AnsweringHandler,), {"handle": ASGIHandler.handle})
+    theirs = async_to_sync(_exchange)(djangos(lambda: HttpResponse(b"not reached")), scope)
+    assert sent[0]["status"] == theirs[0]["status"] == 400
+    assert sent[0]["headers"] == theirs[0]["headers"]
+    assert [message.get("body") for message in sent[1:]] == [message.get("body") for message in theirs[1:]]
+    assert [name for name, _ in recorder.events] == ["started", "finished"]
+
+
+def test_a_client_gone_before_the_answer_gets_nothing_and_the_answer_is_closed_once():
+    closed = []
+
+    def answer():
+        response = HttpResponse(b"late")
+        response._resource_closers.append(lambda: closed.append(threading.get_ident()))
+        return response
+
+    with SignalRecorder() as recorder:
+        handler = AnsweringHandler(answer, recorder, pause=0.3)
+        sent = async_to_sync(_exchange)(handler, disconnect_after=0.05)
+    assert sent == []  # nothing sent to a client that left
+    assert len(closed) == 1
+    # the handler returned only once the request's thread was done with it (its thread is idle again)
+    assert [name for name, _ in recorder.events] == ["started", "view", "finished"]
+    assert len(handler.threads.idle) == 1
+
+
+def test_a_streamed_answer_made_for_a_client_gone_is_closed_all_the_same():
+    closed = []
+
+    def answer():
+        response = StreamingHttpResponse(iter([b"a"]))
+        response._resource_closers.append(lambda: closed.append(True))
+        return response
+
+    with SignalRecorder() as recorder:
+        sent = async_to_sync(_exchange)(AnsweringHandler(answer, recorder, pause=0.3), disconnect_after=0.05)
+    assert sent == []
+    assert closed == [True]
+    assert [name for name, _ in recorder.events] == ["started", "view", "finished"]

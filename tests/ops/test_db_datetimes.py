@@ -42,6 +42,7 @@ def test_every_value_is_read_as_djangos_loader_reads_it():
     ours, djangos = read(VALUES, False), read(VALUES, True)
     assert ours == djangos
     assert [value.tzinfo for value in ours] == [UTC] * len(VALUES)
+    assert all(value.tzinfo is UTC for value in ours)  # the one UTC object, as Django's `replace` makes it
     assert [value.isoformat() for value in ours] == [value.isoformat() for value in djangos]
 
 
