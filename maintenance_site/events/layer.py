@@ -16,7 +16,8 @@ open for hours (settings.CHANNEL_LAYERS names it).
 - **Group changes in one round trip**: `group_add_many` / `group_discard_many` put a socket in (or take it out of)
   all its groups with one pipeline per Redis host, where `group_add` costs two round trips per group: a thousand
   sockets connecting or closing at once wait for a quarter of the replies (and hold a pool connection a quarter
-  as long).
+  as long). `group_add_channels` / `group_discard_channels` do the same for many sockets in one pipeline (one ZADD
+  or ZREM per group naming all of them): what the consumer uses for the handshakes and closes it serves together.
 """
 
 import time
@@ -81,6 +82,36 @@ class LongLivedRedisChannelLayer(RedisChannelLayer):
             pipeline = self.connection(index).pipeline(transaction=False)
             for key in keys:
                 pipeline.zrem(key, channel)
+            await pipeline.execute()
+
+    async def group_add_channels(self, memberships) -> None:
+        """`group_add_many` for several channels at once, `memberships` a list of (groups, channel): one pipeline per
+        Redis host, one ZADD (all the channels joining that group) and one EXPIRE per group. The handshakes and
+        re-joins a web process serves together (consumers.Batched) cost one round trip, not one each."""
+        now = time.time()
+        by_host: dict[int, dict[bytes, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+        for groups, channel in memberships:
+            for index, keys in self._group_keys_by_host(groups, channel).items():
+                for key in keys:
+                    by_host[index][key][channel] = now
+        for index, members in by_host.items():
+            pipeline = self.connection(index).pipeline(transaction=False)
+            for key, mapping in members.items():
+                pipeline.zadd(key, mapping)
+                pipeline.expire(key, self.group_expiry)
+            await pipeline.execute()
+
+    async def group_discard_channels(self, memberships) -> None:
+        """`group_discard_many` for several channels at once (list of (groups, channel)): one ZREM per group."""
+        by_host: dict[int, dict[bytes, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for groups, channel in memberships:
+            for index, keys in self._group_keys_by_host(groups, channel).items():
+                for key in keys:
+                    by_host[index][key].append(channel)
+        for index, members in by_host.items():
+            pipeline = self.connection(index).pipeline(transaction=False)
+            for key, channels in members.items():
+                pipeline.zrem(key, *channels)
             await pipeline.execute()
 
     def _group_keys_by_host(self, groups, channel) -> dict[int, list[bytes]]:
