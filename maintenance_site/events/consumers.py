@@ -53,6 +53,7 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 from django.conf import settings
@@ -328,6 +329,30 @@ class _Formatted:
         return format(str(self), spec)
 
 
+class _Later:
+    """function(*args) as text, computed only when the log line is written."""
+
+    def __init__(self, function, *args):
+        self.function = function
+        self.args = args
+
+    def __str__(self):
+        return str(self.function(*self.args))
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+
+def _lazy(function):
+    """`function` (autobahn's hltype, hlval: a coloured name for a debug line, formatted at every handshake and
+    close, logged or not), its text computed only when a line is written."""
+
+    def later(*args):
+        return _Later(function, *args)
+
+    return later
+
+
 def _autobahn_pformat(value, *args, **kwargs):
     """autobahn formats its whole configuration with pformat for a debug line at every handshake, logged or not
     (a tenth of the event loop's time while a thousand sockets connect): for that line, format only when logged.
@@ -343,6 +368,8 @@ except ImportError:  # not served by daphne
     pass
 else:
     _autobahn_protocol.pformat = _autobahn_pformat
+    _autobahn_protocol.hltype = _lazy(_autobahn_protocol.hltype)
+    _autobahn_protocol.hlval = _lazy(_autobahn_protocol.hlval)
 
 
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
@@ -365,6 +392,13 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_disconnect(self, message):
+        """Channels' websocket_disconnect (this consumer has no class-level `groups`) without its trip through
+        asgiref's single sync thread (aclose_old_connections): a thousand closes at once queued there one after
+        another. What touched the database went through database_sync_to_async, which closes old connections."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     # --- connecting --------------------------------------------------------------------------------
     def groups_for(self, user_id: int, organization_id: int) -> tuple[str, ...]:

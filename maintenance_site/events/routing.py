@@ -33,8 +33,7 @@ class SessionAuthWhenCookie:
 
     @staticmethod
     def has_session_cookie(scope) -> bool:
-        name = settings.SESSION_COOKIE_NAME
         for header, value in scope.get("headers", ()):
-            if header == b"cookie" and name in parse_cookie(value.decode("latin1")):
+            if header == b"cookie" and settings.SESSION_COOKIE_NAME in parse_cookie(value.decode("latin1")):
                 return True
         return False
