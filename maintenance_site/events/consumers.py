@@ -329,28 +329,10 @@ class _Formatted:
         return format(str(self), spec)
 
 
-class _Later:
-    """function(*args) as text, computed only when the log line is written."""
-
-    def __init__(self, function, *args):
-        self.function = function
-        self.args = args
-
-    def __str__(self):
-        return str(self.function(*self.args))
-
-    def __format__(self, spec):
-        return format(str(self), spec)
-
-
-def _lazy(function):
-    """`function` (autobahn's hltype, hlval: a coloured name for a debug line, formatted at every handshake and
-    close, logged or not), its text computed only when a line is written."""
-
-    def later(*args):
-        return _Later(function, *args)
-
-    return later
+def _unformatted(value, *args, **kwargs):
+    """autobahn's hltype / hlval (a coloured name or value for its debug lines, built with click at every handshake,
+    close and frame sent, logged or not): the value itself, formatted by the log line if it is ever written."""
+    return value
 
 
 def _autobahn_pformat(value, *args, **kwargs):
@@ -368,8 +350,8 @@ except ImportError:  # not served by daphne
     pass
 else:
     _autobahn_protocol.pformat = _autobahn_pformat
-    _autobahn_protocol.hltype = _lazy(_autobahn_protocol.hltype)
-    _autobahn_protocol.hlval = _lazy(_autobahn_protocol.hlval)
+    _autobahn_protocol.hltype = _unformatted
+    _autobahn_protocol.hlval = _unformatted
 
 
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
@@ -399,6 +381,11 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         another. What touched the database went through database_sync_to_async, which closes old connections."""
         await self.disconnect(message["code"])
         raise StopConsumer()
+
+    async def _send_text(self, text: str) -> None:
+        """send(text_data=text) straight to the server (the hot path: one call per frame and socket, without the two
+        wrappers of Channels' send)."""
+        await self.base_send({"type": "websocket.send", "text": text})
 
     # --- connecting --------------------------------------------------------------------------------
     def groups_for(self, user_id: int, organization_id: int) -> tuple[str, ...]:
@@ -683,7 +670,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             if sequence > self.last_sent + 1 and not await self._send_from_database():
                 return
             if sequence > self.last_sent and not self._closed:
-                await self.send(text_data=text if text is not None else services.event_frame(event))
+                await self._send_text(text if text is not None else services.event_frame(event))
                 self.last_sent = sequence
 
     async def event_batch(self, message):
@@ -701,7 +688,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                 if sequence > self.last_sent + 1 and not await self._send_from_database():
                     return
                 if sequence > self.last_sent and not self._closed:
-                    await self.send(text_data=text)
+                    await self._send_text(text)
                     self.last_sent = sequence
 
     async def _catch_up(self):
@@ -719,7 +706,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                     continue
                 if self._closed:
                     return False
-                await self.send(text_data=text)
+                await self._send_text(text)
                 self.last_sent = sequence
             if self._closed:
                 return False
