@@ -42,6 +42,7 @@ the bound for such a change.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import pprint
@@ -535,6 +536,14 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
+        except (RedisError, OSError) as exc:
+            # The channel layer's Redis went away under an open socket (its reader failed): close it cleanly with
+            # 1013, as a handshake is refused then, instead of ending in a server error (1011).
+            logger.warning("event socket closed: Redis is unreachable (%s: %s)", type(exc).__name__, exc)
+            if self._opened and not self._closed:
+                self._closed = True
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
         finally:
             # The server may kill this instance before its disconnect has run or finished (daphne cancels one that has
             # not ended application_close_timeout seconds after its client went, as when a busy process takes a

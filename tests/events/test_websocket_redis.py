@@ -13,6 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 from django.test import override_settings
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from maintenance_site.events import services
 from maintenance_site.events.consumers import CatchUpReads
@@ -245,6 +246,35 @@ def test_a_socket_killed_by_the_server_before_its_disconnect_still_leaves_its_gr
                 await asyncio.sleep(0.05)
             assert (await _members(layer, org_group), await _members(layer, user_group)) == (0, 0)
         finally:
+            await layer.flush()
+
+    run(scenario)
+
+
+def test_an_open_socket_closes_try_again_later_when_the_layers_redis_fails(manager_a, org_a, redis_layer):
+    """The process's reader of the channel layer (layer.receive) fails, Redis gone: every socket waiting on it closes
+    with 1013, no server error (1011)."""
+    cookie = session_cookie(manager_a)
+
+    async def scenario():
+        layer = get_channel_layer()
+        try:
+            sockets = await _open(3, cookie)
+
+            async def unreachable(channel):
+                raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+            layer.receive_single = unreachable
+            reader = layer._reader  # the reader under way still has its connection: end it, as a dropped one would
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            another = asyncio.ensure_future(layer.receive(await layer.new_channel()))  # starts a reader, which fails
+            for ws in sockets:
+                assert await ws.receive_output(timeout=WAIT) == {"type": "websocket.close", "code": 1013}
+            with pytest.raises(RedisConnectionError):
+                await another
+        finally:
+            del layer.receive_single
             await layer.flush()
 
     run(scenario)
