@@ -31,6 +31,7 @@ bench/ is not part of the test suite. `--json FILE` writes the figures.
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -53,6 +54,7 @@ django.setup()
 import aiohttp  # noqa: E402
 from asgiref.sync import sync_to_async  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
+from channels_redis.core import RedisChannelLayer  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import transaction  # noqa: E402
 
@@ -333,8 +335,10 @@ async def sustained(clients: list[Client], org, rate: float, seconds: float) -> 
 
 
 async def floor(count: int, samples: int, rate: float, seconds: float) -> dict:
-    """channels-redis alone: `group_send` to `count` channels of this process, until each received."""
+    """channels-redis alone: `group_send` to `count` channels of this process, until each received. The project's
+    layer (its pool settings) but channels-redis's own `receive`, not the layer's per-process reader."""
     layer = get_channel_layer()
+    layer.receive = functools.partial(RedisChannelLayer.receive, layer)
     group = f"bench-floor-{os.getpid()}"
     channels = [await layer.new_channel() for _ in range(count)]
     await asyncio.gather(*(layer.group_add(group, channel) for channel in channels))
@@ -410,6 +414,7 @@ async def floor(count: int, samples: int, rate: float, seconds: float) -> dict:
         for listener in listeners:
             listener.cancel()
         await asyncio.gather(*(layer.group_discard(group, channel) for channel in channels))
+        del layer.receive
 
 
 # --- the run --------------------------------------------------------------------------------------------------------

@@ -15,19 +15,18 @@ from maintenance_site.ops import telemetry  # noqa: E402
 
 telemetry.setup()  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402,I001
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from maintenance_site.events.routing import websocket_urlpatterns  # noqa: E402
-
+from maintenance_site.events.routing import SessionAuthWhenCookie, websocket_urlpatterns  # noqa: E402
 from maintenance_site.events.socketio_server import asgi_app as socketio_app  # noqa: E402
 
 channels_application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # The consumer checks the Origin itself for cookie (session) logins; ticket logins from native
-        # clients carry no Origin, so no blanket origin validator here.
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        # clients carry no Origin, so no blanket origin validator here. The session login only for sockets that
+        # carry the session cookie (a ticket's socket needs none of it).
+        "websocket": SessionAuthWhenCookie(URLRouter(websocket_urlpatterns)),
     }
 )
 # /socket.io/ for the seed's Socket.IO clients (maintenance_site/events/socketio_server.py); the rest as before.

@@ -26,7 +26,10 @@ for anything a dropped message hid. With the in-memory layer (embedded mode) the
 and cannot reach these sockets, so the consumer polls the database every EVENTS_POLL_INTERVAL seconds instead.
 
 Connecting with a ticket costs one Redis GETDEL (the claim), one pipeline (both groups) and one query in one trip to
-a thread (membership and last sequence together): see `connect`. Reads from the database (a gap, a re-join check,
+a thread (membership and last sequence together): see `connect`. The handshakes a web process serves at the same
+moment share them (`Batched`: one GETDEL pipeline, one ZADD per group naming all their channels, one membership
+query per batch; closes likewise share one ZREM per group), and a socket without the session cookie skips Channels'
+session and user lookup (routing.SessionAuthWhenCookie). Reads from the database (a gap, a re-join check,
 `?after=`, `catch-up`) are shared by the sockets of the process that ask for the same at the same moment
 (`CatchUpReads`: one query, each frame encoded once). Leaving the groups runs in a task of its own, so that a
 consumer the server kills before its disconnect has finished still leaves them.
@@ -39,6 +42,7 @@ the bound for such a change.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import pprint
@@ -50,6 +54,7 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 from django.conf import settings
@@ -188,6 +193,100 @@ class _Read:
     future: asyncio.Future
 
 
+class Batched:
+    """A per-event-loop micro-batch: calls of `await batched(item)` made while the previous batch is under way (or in
+    the same turn of the loop) are served by one call of `run(items)`, a coroutine function returning one result
+    per item in order. A thousand handshakes at once thus make a few Redis pipelines and a few queries instead of a
+    thousand of each, and only one batch of a kind runs at a time per web process. A failure of `run` is raised to
+    every caller of that batch; a caller that went away (cancelled) before its batch began is left out of it."""
+
+    def __init__(self, run):
+        self.run = run
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _BatchState] = weakref.WeakKeyDictionary()
+
+    async def __call__(self, item):
+        loop = asyncio.get_running_loop()
+        state = self._by_loop.get(loop)
+        if state is None:
+            state = self._by_loop[loop] = _BatchState()
+        future = loop.create_future()
+        state.pending.append((item, future))
+        if state.task is None:
+            state.task = loop.create_task(self._drain(state))
+        return await future
+
+    async def _drain(self, state: "_BatchState") -> None:
+        batch: list = []
+        try:
+            while state.pending:
+                batch, state.pending = [(item, f) for item, f in state.pending if not f.done()], []
+                if not batch:
+                    continue
+                try:
+                    results = await self.run([item for item, _ in batch])
+                except Exception as exc:  # noqa: BLE001 (each caller gets it)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), result in zip(batch, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+                batch = []
+        finally:
+            state.task = None
+            for _, future in batch + state.pending:  # cancelled mid-batch (the loop is closing): nobody waits forever
+                if not future.done():
+                    future.cancel()
+            state.pending = []
+
+
+class _BatchState:
+    def __init__(self):
+        self.pending: list[tuple[object, asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+
+async def _claim_tickets(tickets):
+    return await services.aclaim_websocket_tickets(tickets)
+
+
+async def _ticket_memberships(pairs):
+    found = await database_sync_to_async(services.websocket_ticket_memberships, thread_sensitive=False)(pairs)
+    return [found[pair] for pair in pairs]
+
+
+async def _last_sequences(organization_ids):
+    found = await database_sync_to_async(services.last_sequences, thread_sensitive=False)(organization_ids)
+    return [found[organization_id] for organization_id in organization_ids]
+
+
+async def _add_to_groups(items):
+    """items: (layer, groups, channel); one group_add_channels per layer (there is one in practice)."""
+    await _per_layer(items, "group_add_channels")
+    return [None] * len(items)
+
+
+async def _discard_from_groups(items):
+    await _per_layer(items, "group_discard_channels")
+    return [None] * len(items)
+
+
+async def _per_layer(items, method: str) -> None:
+    by_layer: dict[int, tuple[object, list]] = {}
+    for layer, groups, channel in items:
+        by_layer.setdefault(id(layer), (layer, []))[1].append((groups, channel))
+    for layer, memberships in by_layer.values():
+        await getattr(layer, method)(memberships)
+
+
+claim_ticket = Batched(_claim_tickets)  # a ticket → (user id, organisation id) or None
+ticket_membership = Batched(_ticket_memberships)  # (user id, organisation id) → (membership or None, last sequence)
+last_sequence = Batched(_last_sequences)  # organisation id → its last sequence
+join_groups = Batched(_add_to_groups)  # (layer, groups, channel) → None, once joined
+leave_groups = Batched(_discard_from_groups)  # (layer, groups, channel) → None, once left
+
+
 class SocketGauge:
     """The open-socket metric (metrics.websocket_opened / websocket_closed, a counter in the shared cache), one per
     event loop, kept off the loop: a socket opening or closing only adds to `pending`, and one task hands the net
@@ -215,13 +314,7 @@ class SocketGauge:
     async def _flush(self) -> None:
         while self.pending:
             delta, self.pending = self.pending, 0
-            await asyncio.to_thread(self._record, delta)
-
-    @staticmethod
-    def _record(delta: int) -> None:
-        hook = metrics.websocket_opened if delta > 0 else metrics.websocket_closed
-        for _ in range(abs(delta)):
-            hook()
+            await asyncio.to_thread(metrics.websockets_changed, delta)  # one cache round trip for all of them
 
 
 class _Formatted:
@@ -235,6 +328,12 @@ class _Formatted:
 
     def __format__(self, spec):
         return format(str(self), spec)
+
+
+def _unformatted(value, *args, **kwargs):
+    """autobahn's hltype / hlval (a coloured name or value for its debug lines, built with click at every handshake,
+    close and frame sent, logged or not): the value itself, formatted by the log line if it is ever written."""
+    return value
 
 
 def _autobahn_pformat(value, *args, **kwargs):
@@ -252,6 +351,8 @@ except ImportError:  # not served by daphne
     pass
 else:
     _autobahn_protocol.pformat = _autobahn_pformat
+    _autobahn_protocol.hltype = _unformatted
+    _autobahn_protocol.hlval = _unformatted
 
 
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
@@ -275,6 +376,18 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def websocket_disconnect(self, message):
+        """Channels' websocket_disconnect (this consumer has no class-level `groups`) without its trip through
+        asgiref's single sync thread (aclose_old_connections): a thousand closes at once queued there one after
+        another. What touched the database went through database_sync_to_async, which closes old connections."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
+    async def _send_text(self, text: str) -> None:
+        """send(text_data=text) straight to the server (the hot path: one call per frame and socket, without the two
+        wrappers of Channels' send)."""
+        await self.base_send({"type": "websocket.send", "text": text})
+
     # --- connecting --------------------------------------------------------------------------------
     def groups_for(self, user_id: int, organization_id: int) -> tuple[str, ...]:
         """The channel-layer groups this socket joins: its organisation's and its user's. Extra groups (say, a
@@ -286,11 +399,12 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         """Authenticate, join the groups, then read the database (nothing falls between the two), then accept.
 
-        With a ticket (phones, native clients): one GETDEL on the cache's Redis claims it (services.
-        aclaim_websocket_ticket, no thread), one pipeline joins both groups (layer.group_add_many), and one query in
-        one trip to a thread checks the membership and reads the last sequence (services.websocket_ticket_membership);
-        a membership that no longer allows it leaves the groups again and is refused. With the session cookie: the
-        membership (a trip to a thread), the groups, then the last sequence."""
+        With a ticket (phones, native clients): a GETDEL on the cache's Redis claims it (services.
+        aclaim_websocket_tickets, no thread), a pipeline joins both groups (layer.group_add_channels), and one query
+        in one trip to a thread checks the membership and reads the last sequence (services.
+        websocket_ticket_memberships), each shared with the handshakes under way at the same moment (`Batched`); a
+        membership that no longer allows it leaves the groups again and is refused. With the session cookie: the
+        membership (a trip to a thread), the groups, then the last sequence (batched as well)."""
         self._lock = asyncio.Lock()
         self.embedded = self.channel_layer is None or isinstance(self.channel_layer, InMemoryChannelLayer)
         query = {key: values[-1] for key, values in parse_qs(self.scope.get("query_string", b"").decode()).items()}
@@ -305,9 +419,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             if after is None and last is None:
                 # Before the accept: a client may publish as soon as it is connected, and an event numbered between
                 # the accept and this read would be taken as already sent (its group message waits behind connect).
-                last = await database_sync_to_async(services.last_sequence, thread_sensitive=False)(
-                    self.organization_id
-                )
+                last = await last_sequence(self.organization_id)
         except Rejected as rejection:
             await self._leave_groups()
             self.group_names = ()
@@ -359,15 +471,14 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             "invalid_ticket",
             "This ticket is unknown, used or expired: get a new one from POST /api/v1/events/ticket.",
         )
-        claim = await services.aclaim_websocket_ticket(query["ticket"])
+        claim = await claim_ticket(query["ticket"])
         if claim is None:
             raise invalid
         self._after(query)  # a bad `after` is refused before anything else is done
         await self._join(*claim)
-        # Off the process's single ORM thread: a thousand handshakes are not served one after another.
-        membership, last = await database_sync_to_async(services.websocket_ticket_membership, thread_sensitive=False)(
-            *claim
-        )
+        # Off the process's single ORM thread, and batched with the handshakes under way at the same moment: a
+        # thousand of them make a few queries, not one each.
+        membership, last = await ticket_membership(claim)
         if membership is None:
             raise invalid
         requested = query.get("organization")
@@ -416,8 +527,8 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         """Join (or re-join) every group: one pipeline on the project's layer, one group_add each on another."""
         if self.channel_layer is None or not self.group_names:
             return
-        if hasattr(self.channel_layer, "group_add_many"):
-            await self.channel_layer.group_add_many(self.group_names, self.channel_name)
+        if hasattr(self.channel_layer, "group_add_channels"):  # with the other sockets joining now: one pipeline
+            await join_groups((self.channel_layer, self.group_names, self.channel_name))
             return
         await asyncio.gather(*(self.channel_layer.group_add(group, self.channel_name) for group in self.group_names))
 
@@ -425,6 +536,14 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
+        except (RedisError, OSError) as exc:
+            # The channel layer's Redis went away under an open socket (its reader failed): close it cleanly with
+            # 1013, as a handshake is refused then, instead of ending in a server error (1011).
+            logger.warning("event socket closed: Redis is unreachable (%s: %s)", type(exc).__name__, exc)
+            if self._opened and not self._closed:
+                self._closed = True
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
         finally:
             # The server may kill this instance before its disconnect has run or finished (daphne cancels one that has
             # not ended application_close_timeout seconds after its client went, as when a busy process takes a
@@ -469,8 +588,8 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         if self.channel_layer is None or not self.group_names:
             return
         for attempt in range(3):
-            if hasattr(self.channel_layer, "group_discard_many"):  # one pipeline for all the groups
-                discards = [self.channel_layer.group_discard_many(self.group_names, self.channel_name)]
+            if hasattr(self.channel_layer, "group_discard_channels"):  # with the others leaving now: one pipeline
+                discards = [leave_groups((self.channel_layer, self.group_names, self.channel_name))]
             else:
                 discards = [self.channel_layer.group_discard(group, self.channel_name) for group in self.group_names]
             results = await asyncio.gather(*discards, return_exceptions=True)
@@ -560,7 +679,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             if sequence > self.last_sent + 1 and not await self._send_from_database():
                 return
             if sequence > self.last_sent and not self._closed:
-                await self.send(text_data=text if text is not None else services.event_frame(event))
+                await self._send_text(text if text is not None else services.event_frame(event))
                 self.last_sent = sequence
 
     async def event_batch(self, message):
@@ -578,7 +697,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                 if sequence > self.last_sent + 1 and not await self._send_from_database():
                     return
                 if sequence > self.last_sent and not self._closed:
-                    await self.send(text_data=text)
+                    await self._send_text(text)
                     self.last_sent = sequence
 
     async def _catch_up(self):
@@ -596,7 +715,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
                     continue
                 if self._closed:
                     return False
-                await self.send(text_data=text)
+                await self._send_text(text)
                 self.last_sent = sequence
             if self._closed:
                 return False

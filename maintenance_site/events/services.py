@@ -43,7 +43,7 @@ from maintenance_site.events import tasks  # tasks call these services, and thes
 from maintenance_site.events.models import Event, EventSequence
 from maintenance_site.ops.correlation import get_correlation_id
 from maintenance_site.tenancy.middleware import SESSION_KEY
-from maintenance_site.tenancy.models import Membership
+from maintenance_site.tenancy.models import Membership, Organization
 from maintenance_site.tenancy.roles import Action, role_allows
 from maintenance_site.tenancy.services import resolve_membership
 
@@ -552,6 +552,72 @@ async def aclaim_websocket_ticket(ticket: str) -> tuple[int, int] | None:
     except Exception:  # noqa: BLE001 (not a ticket this code wrote)
         return None
     return _ticket_claim(value)
+
+
+async def aclaim_websocket_tickets(tickets: list[str]) -> list[tuple[int, int] | None]:
+    """aclaim_websocket_ticket for several tickets at once (the handshakes a web process is serving together): one
+    pipeline of GETDELs on the cache's Redis, each ticket still working once. Raises RedisError or OSError when the
+    cache's Redis is unreachable."""
+    client = _ticket_redis()
+    if client is None:
+        return await sync_to_async(
+            lambda: [claim_websocket_ticket(ticket) for ticket in tickets], thread_sensitive=False
+        )()
+    valid = [ticket for ticket in tickets if ticket and len(ticket) <= 200]
+    raws = {}
+    if valid:
+        pipeline = client.pipeline(transaction=False)
+        for ticket in valid:
+            pipeline.getdel(cache.make_key(_ticket_cache_key(ticket)))
+        raws = dict(zip(valid, await pipeline.execute(), strict=True))
+    claims = []
+    for ticket in tickets:
+        raw = raws.get(ticket)
+        try:
+            claims.append(None if raw is None else _ticket_claim(RedisSerializer().loads(raw)))
+        except Exception:  # noqa: BLE001 (not a ticket this code wrote)
+            claims.append(None)
+    return claims
+
+
+def websocket_ticket_memberships(pairs) -> dict[tuple[int, int], tuple]:
+    """websocket_ticket_membership for several claimed tickets' (user id, organisation id) pairs, in one query: for
+    each pair, (the membership or None, the organisation's last sequence)."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    latest = (
+        Event.objects.filter(organization_id=OuterRef("organization_id"), sequence__isnull=False)
+        .order_by("-sequence")
+        .values("sequence")[:1]
+    )
+    rows = (
+        Membership.objects.active()
+        .select_related("organization")
+        .filter(user_id__in={user for user, _ in pairs}, organization_id__in={org for _, org in pairs})
+        .annotate(events_last_sequence=Subquery(latest))
+        .order_by("pk")
+    )
+    found: dict[tuple[int, int], tuple] = {}
+    for membership in rows:
+        pair = (membership.user_id, membership.organization_id)
+        if pair in pairs and pair not in found:
+            allowed = role_allows(membership.role, Action.VIEW)
+            found[pair] = (membership if allowed else None), membership.events_last_sequence or 0
+    return {pair: found.get(pair, (None, 0)) for pair in pairs}
+
+
+def last_sequences(organization_ids) -> dict[int, int]:
+    """last_sequence of several organisations in one query (one index lookup each)."""
+    latest = (
+        Event.objects.filter(organization_id=OuterRef("pk"), sequence__isnull=False)
+        .order_by("-sequence")
+        .values("sequence")[:1]
+    )
+    ids = set(organization_ids)
+    rows = Organization.objects.filter(pk__in=ids).annotate(last=Subquery(latest)).values_list("pk", "last")
+    found = {pk: last or 0 for pk, last in rows}
+    return {pk: found.get(pk, 0) for pk in ids}
 
 
 def websocket_ticket_membership(user_id: int, organization_id: int):

@@ -204,6 +204,13 @@ def websocket_closed() -> None:
     _adjust_websockets(-1)
 
 
+def websockets_changed(delta: int) -> None:
+    """`delta` sockets opened (or closed, when negative) since the last call, in one cache round trip: the
+    consumer's gauge hands over the net change of a thousand handshakes at once. Never raises."""
+    if delta:
+        _adjust_websockets(delta)
+
+
 def _adjust_websockets(delta: int) -> None:
     try:
         _incr(WEBSOCKETS_KEY, delta)

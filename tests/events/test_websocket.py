@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 
 from maintenance_site.events import services
-from maintenance_site.events.consumers import EventStreamConsumer
+from maintenance_site.events.consumers import Batched, EventStreamConsumer
 from maintenance_site.events.models import Event
 from maintenance_site.ops import metrics
 from maintenance_site.tenancy.models import Membership
@@ -400,19 +400,18 @@ def test_groups_are_joined_again(manager_a, org_a, settings):
 
 
 def test_metrics_count_open_sockets(manager_a, org_a, monkeypatch):
-    counts = {"opened": 0, "closed": 0}
-    monkeypatch.setattr(metrics, "websocket_opened", lambda: counts.update(opened=counts["opened"] + 1))
-    monkeypatch.setattr(metrics, "websocket_closed", lambda: counts.update(closed=counts["closed"] + 1))
+    changes = []
+    monkeypatch.setattr(metrics, "websockets_changed", changes.append)
     cookie = session_cookie(manager_a)
 
     async def scenario():
         ws = await connected(socket(cookie=cookie))
-        await wait_until(lambda: counts == {"opened": 1, "closed": 0})  # recorded off the event loop
+        await wait_until(lambda: changes == [1])  # recorded off the event loop
         await ws.disconnect()
-        await wait_until(lambda: counts == {"opened": 1, "closed": 1})
+        await wait_until(lambda: changes == [1, -1])
         await expect_refusal(socket(), 4401)  # a refused socket was never open
         await asyncio.sleep(0.2)
-        assert counts == {"opened": 1, "closed": 1}
+        assert changes == [1, -1]
 
     run(scenario)
 
@@ -448,3 +447,28 @@ def test_a_dispatched_event_arrives_through_redis(manager_a, org_a, settings):
 
     run(scenario)
     assert Event.objects.filter(dispatched_at__isnull=False).count() == 2
+
+
+def test_calls_made_together_are_served_by_one_batch_and_share_its_failure():
+    """consumers.Batched (the handshakes' claims, joins and membership reads): the calls made while a batch is
+    under way make the next one; each caller gets its own result, and a failed batch fails each of its callers."""
+    runs = []
+
+    async def work(items):
+        runs.append(list(items))
+        if "boom" in items:
+            raise ValueError("boom")
+        return [item * 2 for item in items]
+
+    batched = Batched(work)
+
+    async def scenario():
+        assert await asyncio.gather(*(batched(n) for n in range(5))) == [0, 2, 4, 6, 8]
+        results = await asyncio.gather(batched("boom"), batched("x"), return_exceptions=True)
+        assert [type(result) for result in results] == [ValueError, ValueError]
+        first = asyncio.ensure_future(batched(1))
+        await asyncio.sleep(0)  # the first batch is under way: the next calls wait for it, then go together
+        assert await asyncio.gather(first, batched(2), batched(3)) == [2, 4, 6]
+
+    run(scenario)
+    assert runs == [[0, 1, 2, 3, 4], ["boom", "x"], [1], [2, 3]]

@@ -223,9 +223,17 @@ def test_websocket_connections_follow_the_hooks(scrape):
     assert scrape().value("maintenance_websocket_connections") == 0
 
 
+def test_websocket_changes_are_handed_over_as_one_net_count(scrape):
+    metrics.websockets_changed(1000)  # a thousand handshakes, one cache round trip
+    metrics.websockets_changed(-998)
+    metrics.websockets_changed(0)
+    assert scrape().value("maintenance_websocket_connections") == 2
+
+
 def test_websocket_hooks_never_raise(cache_down):
     metrics.websocket_opened()
     metrics.websocket_closed()
+    metrics.websockets_changed(3)
 
 
 def test_outbox_lag_and_undelivered_events(scrape, org_a):
