@@ -102,6 +102,48 @@ end
 return answers
 """
 _scripts: dict[str, object] = {}
+
+# The API-key read and the throttles in one round trip (maintenance_site.api.authentication): KEYS[1] is the cached
+# entry of a verified key ("<organisation id>|<expiry as epoch seconds, or empty>|<pickled key>"); ARGV: now, this
+# request's member, then per throttle the window's name with "{organization}" where the key's organisation id goes,
+# its limit and its duration. No entry: {} (the caller reads the database). An entry that is a tombstone (see
+# `forget_keys`) or of an expired key: {entry}, nothing counted. Else {entry, answer per window} as CHECK_TOGETHER.
+# (The window names are made here from the entry, so they are not all in KEYS: fine on one Redis server, which is
+# what the platform runs; a cluster would need the organisation in a hash tag.)
+KEY_AND_CHECK = """
+local entry = redis.call('GET', KEYS[1])
+if not entry then return {} end
+local now = tonumber(ARGV[1])
+local organization, expiry = string.match(entry, '^(%d+)|([%d.]*)|')
+if not organization or (expiry ~= '' and tonumber(expiry) <= now) then return {entry} end
+local windows, limits, durations = {}, {}, {}
+for i = 3, #ARGV, 3 do
+  windows[#windows + 1] = (string.gsub(ARGV[i], '{organization}', organization))
+  limits[#limits + 1], durations[#durations + 1] = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+end
+local result, refused = {entry}, false
+for i, key in ipairs(windows) do
+  local limit, duration = limits[i], durations[i]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - duration)
+  local count = redis.call('ZCARD', key)
+  result[i + 1] = ''
+  if count >= limit then
+    refused = true
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local remaining = duration
+    if oldest[2] then remaining = duration - (now - tonumber(oldest[2])) end
+    local available = limit - count + 1
+    if available <= 0 then result[i + 1] = 'none' else result[i + 1] = tostring(remaining / available) end
+  end
+end
+if not refused then
+  for i, key in ipairs(windows) do
+    redis.call('ZADD', key, now, ARGV[2])
+    redis.call('EXPIRE', key, math.ceil(durations[i]))
+  end
+end
+return result
+"""
 _ANSWERS = "_throttle_answers"
 
 
@@ -131,6 +173,70 @@ class _RequestNames:
 
 
 request_names = _RequestNames()
+
+
+def _decoded(answer) -> tuple | None:
+    """A script's answer for one window: None (allowed) or (the wait, or None when there is none, the raw answer)."""
+    answer = answer.decode() if isinstance(answer, bytes) else answer
+    return None if answer == "" else (None if answer == "none" else float(answer), answer)
+
+
+def _script(client, name: str, text: str):
+    script = _scripts.get(name)
+    if script is None:  # the script's digest: EVALSHA, sending the text only when Redis does not know it yet
+        script = _scripts[name] = client.register_script(text)
+    return script
+
+
+def key_windows(view, prefix: str) -> list[tuple[str, int, int]] | None:
+    """The view's shared windows for a request made with the API key of this prefix, as (the window's Redis key
+    with "{organization}" for the key's organisation id, limit, duration): what `read_key_and_check` counts in
+    the key read's round trip. None when a throttle of the view cannot say its window before the key is known
+    (the throttles are then checked apart, by `check_together`)."""
+    backend = _redis_backend()
+    if backend is None or view is None:
+        return None
+    windows = []
+    for throttle in view.get_throttles():
+        if not isinstance(throttle, ResilientRateThrottle):
+            return None
+        if throttle.rate is None:
+            continue
+        key = throttle.api_key_cache_key(prefix)
+        if key is NotImplemented:
+            return None
+        if key is not None:
+            windows.append((backend.make_and_validate_key(f"w:{key}"), throttle.num_requests, throttle.duration))
+    return windows
+
+
+def read_key_and_check(entry_key: str, windows, prefix: str):
+    """One round trip: the cached entry under `entry_key` and, when it is a live key's, the request counted in the
+    `windows` (from `key_windows`) with its organisation filled in. Returns (entry or None, {throttle key: answer}
+    or None when nothing was counted). Raises the cache's errors (the caller falls back to the database)."""
+    backend = _redis_backend()
+    client = _process_client(backend)
+    arguments = [repr(time.time()), request_names.next()]
+    for key, limit, duration in windows or ():
+        arguments += [key, limit, duration]
+    found = _script(client, "key", KEY_AND_CHECK)(keys=[entry_key], args=arguments, client=client)
+    if not found:
+        return None, None
+    entry, answers = found[0], found[1:]
+    if len(answers) != len(windows or ()):
+        return entry, None
+    organization = entry.split(b"|", 1)[0].decode()
+    prefix_length = len(backend.make_and_validate_key("w:"))  # the windows' keys are the cache's, made of "w:<key>"
+    return entry, {
+        key[prefix_length:].replace("{organization}", organization): _decoded(answer)
+        for (key, _, _), answer in zip(windows, answers, strict=True)
+    }
+
+
+def set_answers(request, answers: dict) -> None:
+    """Leave the throttles' answers, counted with the key read, for their `allow_request`."""
+    raw = request._request if hasattr(request, "_request") else request
+    setattr(raw, _ANSWERS, answers)
 
 
 def _process_client(backend):
@@ -167,9 +273,7 @@ def check_together(request, view) -> None:
         return
     try:
         client = _process_client(backend)
-        script = _scripts.get("check")
-        if script is None:  # the script's digest: EVALSHA, sending the text only when Redis does not know it yet
-            script = _scripts["check"] = client.register_script(CHECK_TOGETHER)
+        script = _script(client, "check", CHECK_TOGETHER)
         arguments = [repr(time.time()), request_names.next()]
         for _, _, limit, duration in windows:
             arguments += [limit, duration]
@@ -178,8 +282,7 @@ def check_together(request, view) -> None:
         throttle_cache.mark_down(exc)  # each throttle then counts in this process
         return
     for (_, key, _, _), answer in zip(windows, answers, strict=True):
-        answer = answer.decode() if isinstance(answer, bytes) else answer
-        getattr(raw, _ANSWERS)[key] = None if answer == "" else (None if answer == "none" else float(answer), answer)
+        getattr(raw, _ANSWERS)[key] = _decoded(answer)
 
 
 class ResilientRateThrottle(SimpleRateThrottle):
@@ -211,6 +314,12 @@ class ResilientRateThrottle(SimpleRateThrottle):
             return self._wait
         return super().wait()
 
+    def api_key_cache_key(self, prefix: str):
+        """`get_cache_key` for a request made with the API key of this prefix, before the key is read: with
+        "{organization}" where its organisation's id goes, None when this throttle does not count such a request,
+        NotImplemented when it cannot say (then no throttle is counted with the key read)."""
+        return NotImplemented
+
 
 class OrganizationRateThrottle(ResilientRateThrottle):
     scope = "organization"
@@ -220,6 +329,9 @@ class OrganizationRateThrottle(ResilientRateThrottle):
         if not organization:  # may be a lazy object wrapping None (browser sessions without membership)
             return None
         return self.cache_format % {"scope": self.scope, "ident": organization.pk}
+
+    def api_key_cache_key(self, prefix: str):
+        return self.cache_format % {"scope": self.scope, "ident": "{organization}"}
 
 
 class PrincipalRateThrottle(ResilientRateThrottle):
@@ -234,6 +346,12 @@ class PrincipalRateThrottle(ResilientRateThrottle):
             ident = f"user:{request.user.pk}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
+    def api_key_cache_key(self, prefix: str):
+        return self.cache_format % {"scope": self.scope, "ident": f"key:{prefix}"}
+
 
 class AnonymousRateThrottle(ResilientRateThrottle, AnonRateThrottle):
     """DRF's per-address limit for anonymous requests, with the same fallback."""
+
+    def api_key_cache_key(self, prefix: str):
+        return None  # an API-key request is authenticated: not counted here

@@ -214,3 +214,16 @@ def test_live_server_without_redis(tmp_path):
     output = (tmp_path / "daphne.log").read_text(errors="replace")
     assert "Shared cache unreachable" in output
     assert "Internal Server Error" not in output, output[-3000:]
+
+
+@pytest.mark.django_db
+def test_api_keys_authenticate_from_the_database_with_redis_unreachable(org_a, cache_down):
+    from rest_framework.test import APIClient
+
+    _, key = tenancy.create_api_key(org_a, name="ERP")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert [client.get("/api/v1/assets/").status_code for _ in range(2)] == [200, 200]
+    forged = APIClient()
+    forged.credentials(HTTP_AUTHORIZATION=f"Api-Key {key.split('.')[0]}.{'x' * 32}")
+    assert forged.get("/api/v1/assets/").status_code == 401
