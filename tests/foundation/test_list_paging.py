@@ -250,5 +250,9 @@ class TestFastListsAreDRFsBytes:
         client.get(URL)
         with CaptureQueriesContext(connection) as queries:
             assert client.get(URL).status_code == 200
-        # the key with its membership; the page
-        assert len(queries.captured_queries) == 2, [q["sql"][:80] for q in queries.captured_queries]
+        # the key with its membership (from Redis when it is the cache, test_api_key_cache.py); the page
+        from django.core.cache import caches
+        from django.core.cache.backends.redis import RedisCache
+
+        expected = 1 if isinstance(caches["default"], RedisCache) else 2
+        assert len(queries.captured_queries) == expected, [q["sql"][:80] for q in queries.captured_queries]
