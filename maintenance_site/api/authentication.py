@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 KEYWORD = "Api-Key"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 KEY_CACHE_SECONDS = 60  # how long a verified key is kept: the safety net under the invalidation by signals
+ENTRY_VERSION = 1  # part of the entries' names: raise it when what an entry holds changes
 TOMBSTONE = b"-"  # what replaces an entry whose key changed: a miss that no request may fill for KEY_CACHE_SECONDS
 _PREFERRED = OrganizationAPIKey.objects.key_generator.preferred_hasher.algorithm + "$$"
 
@@ -139,7 +140,7 @@ def _entry_name(hashed_key: str) -> str | None:
     backend = throttling._redis_backend()
     if backend is None:
         return None
-    return backend.make_and_validate_key("apikey:" + hashlib.sha256(hashed_key.encode()).hexdigest())
+    return backend.make_and_validate_key(f"apikey:{ENTRY_VERSION}:" + hashlib.sha256(hashed_key.encode()).hexdigest())
 
 
 def _presented_hash(key: str) -> str:
@@ -159,9 +160,16 @@ def _entry(api_key) -> bytes:
 
 
 def _from_entry(entry: bytes):
+    """The key of a cached entry; None for a tombstone or an entry this code cannot read (written by another
+    version of the models: read from the database instead)."""
     if entry == TOMBSTONE or entry.count(b"|") < 2:
         return None
-    return pickle.loads(entry.split(b"|", 2)[2])  # noqa: S301 (written by this module, read as Django's cache reads)
+    try:
+        api_key = pickle.loads(entry.split(b"|", 2)[2])  # noqa: S301 (written by this module, as Django's cache)
+    except Exception:  # noqa: BLE001
+        logger.warning("A cached API key could not be read: reading it from the database.", exc_info=True)
+        return None
+    return api_key if isinstance(api_key, OrganizationAPIKey) else None
 
 
 def _cached_key(request, key: str):
@@ -172,7 +180,7 @@ def _cached_key(request, key: str):
         return None
     prefix = key.partition(".")[0]
     view = (getattr(request, "parser_context", None) or {}).get("view")
-    windows = throttling.key_windows(view, prefix) if prefix.isalnum() else None
+    windows = throttling.key_windows(view, prefix) if prefix.isalnum() and len(prefix) <= 40 else None
     try:
         entry, answers = throttling.read_key_and_check(name, windows, prefix)
     except throttling.CACHE_ERRORS as exc:

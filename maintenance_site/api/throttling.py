@@ -223,8 +223,8 @@ def read_key_and_check(entry_key: str, windows, prefix: str):
     if not found:
         return None, None
     entry, answers = found[0], found[1:]
-    if len(answers) != len(windows or ()):
-        return entry, None
+    if windows is None or len(answers) != len(windows):
+        return entry, None  # nothing counted: the throttles count apart (`check_together`)
     organization = entry.split(b"|", 1)[0].decode()
     prefix_length = len(backend.make_and_validate_key("w:"))  # the windows' keys are the cache's, made of "w:<key>"
     return entry, {

@@ -209,3 +209,15 @@ def test_the_last_use_stamp_is_still_written_from_the_cache(org_a, redis_cache, 
     assert [q for q in key_queries(stale) if "UPDATE" in q]
     api_key.refresh_from_db()
     assert api_key.last_used_at == later
+
+
+def test_an_entry_that_cannot_be_read_falls_back_to_the_database(org_a, redis_cache):
+    _, key = services.create_api_key(org_a, name="ERP")
+    client = key_client(key)
+    assert client.get("/api/v1/assets/").status_code == 200
+    redis = redis_cache._cache.get_client()
+    for name in redis.scan_iter(match="*apikey:*"):
+        redis.set(name, f"{org_a.pk}||not a pickle".encode(), ex=60)
+    with CaptureQueriesContext(connection) as context:
+        assert client.get("/api/v1/assets/").status_code == 200
+    assert key_queries(context)
