@@ -436,3 +436,48 @@ def test_the_process_leaves_a_group_when_its_last_socket_there_closes(manager_a,
             await layer.flush()
 
     run(scenario)
+
+
+class _Receiver:
+    """A stand-in for a socket's consumer in LocalFanout: what it is handed."""
+
+    _closed = False
+
+    def __init__(self):
+        self.messages = []
+
+    async def _deliver(self, message):
+        self.messages.append(message)
+
+
+def test_each_web_process_gets_the_groups_message_once(org_a, redis_layer):
+    """Two web processes (two layers, each its own client prefix): each puts one channel in the group, and one
+    group_send reaches each process once, handed to each of its registered sockets."""
+    group = services.organization_group(org_a.pk)
+    config = dict(redis_layer)
+
+    async def scenario():
+        processes = [LongLivedRedisChannelLayer(**config), LongLivedRedisChannelLayer(**config)]
+        fanouts = [LocalFanout.current(layer) for layer in processes]
+        receivers = [[_Receiver(), _Receiver()], [_Receiver()]]
+        try:
+            for fanout, theirs in zip(fanouts, receivers, strict=True):
+                for receiver in theirs:
+                    await fanout.join(receiver, (group,))
+            assert await _members(processes[0], group) == 2
+            await processes[0].group_send(group, {"type": "event.message", "organization": org_a.pk, "sequence": 1})
+            for _ in range(int(WAIT / 0.02)):
+                if all(r.messages for theirs in receivers for r in theirs):
+                    break
+                await asyncio.sleep(0.02)
+            assert [[len(r.messages) for r in theirs] for theirs in receivers] == [[1, 1], [1]]
+            assert [fanout.received[group] for fanout in fanouts] == [1, 1]
+            for fanout, theirs in zip(fanouts, receivers, strict=True):
+                for receiver in theirs:
+                    fanout.forget(receiver, (group,))
+                await fanout.leave((group,))
+            assert await _members(processes[0], group) == 0
+        finally:
+            await processes[0].flush()
+
+    run(scenario)
