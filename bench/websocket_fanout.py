@@ -26,6 +26,23 @@ For each socket count:
 Targets (issue 31): fan-out to 1,000 sockets, last receipt p99 ≤ 5× the floor's; sustained p99 ≤ 2 s with nothing
 lost, duplicated or reordered; no socket dropped while idle; no dead group member after a mass disconnect.
 bench/ is not part of the test suite. `--json FILE` writes the figures.
+
+Figures, one process per group fanned out locally (consumers.LocalFanout), 1,000 sockets, 20 samples, 50/s for 60 s,
+maint_bench10k copy, 2 shared cores (p99; the main branch's code run just after, same machine, for comparison):
+
+- fan-out, load 4.8-6.7: one event, last receipt 307 ms vs floor 408 (0.8x); sustained 24.9 s vs floor 12.3 s
+  (2.0x), 50/s kept, 0 lost / duplicated / reordered; server CPU 36.9 s (12.3 ms per event).
+- fan-out, load 5.7-7.3 (a test run beside it): last receipt 577 ms vs floor 1,479 (0.4x); sustained 28.8 s vs
+  floor 12.4 s (2.3x), 0 lost / duplicated / reordered; server CPU 54.1 s.
+- main, load 3.1-9.3: last receipt 645 ms vs floor 188 (3.4x); sustained 69.2 s vs floor 18.8 s (3.7x), the
+  publisher kept only 38/s; server CPU 34.1 s (14.8 ms per event).
+- a second pair after the CI run, load 2.6-4.4: fan-out last receipt 203 ms vs floor 351 (0.6x), sustained 47/s
+  36.9 s vs floor 14.3 s (2.6x), server CPU 35.0 s; main just after: 308 ms vs 299 (1.0x), sustained 43/s 54.3 s
+  vs floor 15.2 s (3.6x), server CPU 67.4 s (26.2 ms per event; fan-out 12.5).
+
+The sustained target (p99 <= 2 s) is out of reach here whatever the server does: the floor itself (channels-redis
+alone, no server) is 12-19 s, and the server used ~60 % of one core while the delay grew: the clients (this one
+Python process reading 50,000 frames/s) and the shared cores are the limit in these runs.
 """
 
 import argparse

@@ -15,15 +15,21 @@ Close codes: 4400 bad request (bad `after`, organisation not named while the use
 membership ended while connected), 1013 try again later (the channel layer's Redis is unreachable).
 
 Live events come through the channel layer (groups `org.<id>` and `user.<id>`, plus whatever `groups_for()`
-adds). The dispatcher encodes each event's frame once and sends one message per group and dispatch
-(services.batch_message; channel_message for a single event); the consumer sends those texts as they are, and its
-per-message path touches neither the database nor asgiref's sync thread (`dispatch` skips
-Channels' close-old-connections hop: what needs the database goes through database_sync_to_async, which closes
-old connections itself). A message whose sequence skips ahead makes the consumer fetch the gap from the database
-first, and every EVENTS_GROUP_REJOIN_SECONDS it re-joins its groups (they expire in channels-redis after
-group_expiry, 5 times that, so a socket that died without its group_discard leaves them) and checks the database
-for anything a dropped message hid. With the in-memory layer (embedded mode) the Celery worker is another process
-and cannot reach these sockets, so the consumer polls the database every EVENTS_POLL_INTERVAL seconds instead.
+adds), once per web process: the process's own channel of each group is the group's only member from this process,
+and `LocalFanout` hands each message to the process's sockets of that group (one Redis message per event and
+process, not one naming every socket; no wake-up of each socket's Channels dispatch loop). An event that follows
+what a socket sent is sent at once from the group's reader; anything else (a gap, another type, a socket busy or
+still connecting) waits in the socket's inbox for its own task, in order. The dispatcher encodes each event's
+frame once and sends one message per group and dispatch (services.batch_message; channel_message for a single
+event); the consumer sends those texts as they are, and its per-message path touches neither the database nor
+asgiref's sync thread (`dispatch` skips Channels' close-old-connections hop: what needs the database goes through
+database_sync_to_async, which closes old connections itself). A message whose sequence skips ahead makes the
+consumer fetch the gap from the database first, and every EVENTS_GROUP_REJOIN_SECONDS each socket re-joins its
+groups (the process's channel of each: one pipeline for the sockets re-joining together; they expire in
+channels-redis after group_expiry, 5 times that, so a process that died without its group_discard leaves them) and
+checks the database for anything a dropped message hid. With the in-memory layer (embedded mode) the Celery worker
+is another process and cannot reach these sockets, so the consumer polls the database every EVENTS_POLL_INTERVAL
+seconds instead.
 
 Connecting with a ticket costs one Redis GETDEL (the claim), one pipeline (both groups) and one query in one trip to
 a thread (membership and last sequence together): see `connect`. The handshakes a web process serves at the same
@@ -42,6 +48,7 @@ the bound for such a change.
 """
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -262,7 +269,7 @@ async def _last_sequences(organization_ids):
 
 
 async def _add_to_groups(items):
-    """items: (layer, groups, channel); one group_add_channels per layer (there is one in practice)."""
+    """items: (layer, [(groups, channel), …]); one group_add_channels per layer (there is one in practice)."""
     await _per_layer(items, "group_add_channels")
     return [None] * len(items)
 
@@ -273,18 +280,20 @@ async def _discard_from_groups(items):
 
 
 async def _per_layer(items, method: str) -> None:
-    by_layer: dict[int, tuple[object, list]] = {}
-    for layer, groups, channel in items:
-        by_layer.setdefault(id(layer), (layer, []))[1].append((groups, channel))
+    by_layer: dict[int, tuple[object, dict]] = {}
+    for layer, memberships in items:
+        found = by_layer.setdefault(id(layer), (layer, {}))[1]
+        for groups, channel in memberships:  # the same channel's re-joins made together: once
+            found.setdefault(channel, set()).update(groups)
     for layer, memberships in by_layer.values():
-        await getattr(layer, method)(memberships)
+        await getattr(layer, method)([(tuple(groups), channel) for channel, groups in memberships.items()])
 
 
 claim_ticket = Batched(_claim_tickets)  # a ticket → (user id, organisation id) or None
 ticket_membership = Batched(_ticket_memberships)  # (user id, organisation id) → (membership or None, last sequence)
 last_sequence = Batched(_last_sequences)  # organisation id → its last sequence
-join_groups = Batched(_add_to_groups)  # (layer, groups, channel) → None, once joined
-leave_groups = Batched(_discard_from_groups)  # (layer, groups, channel) → None, once left
+join_groups = Batched(_add_to_groups)  # (layer, [(groups, channel), …]) → None, once joined
+leave_groups = Batched(_discard_from_groups)  # (layer, [(groups, channel), …]) → None, once left
 
 
 class SocketGauge:
@@ -315,6 +324,134 @@ class SocketGauge:
         while self.pending:
             delta, self.pending = self.pending, 0
             await asyncio.to_thread(metrics.websockets_changed, delta)  # one cache round trip for all of them
+
+
+class LocalFanout:
+    """One group membership per web process (event loop) and group, fanned out in the process: the sockets of a
+    group are registered here (`join`), and for each group with a socket the process puts ONE channel of its own
+    in the channel-layer group (`<process channel>.<group>`), read by one task that hands each message to every
+    registered socket of that group (EventStreamConsumer._deliver). One event to a thousand sockets of a process is
+    thus one Redis message naming one channel (channels-redis put one naming all thousand channels, read, decoded
+    and queued to each of them, and every socket's consumer woke up through Channels' dispatch loop with an
+    asyncio.wait per message).
+
+    A channel per group, not one per process: a message does not say which group it was sent to, so the channel
+    tells, and a socket can only ever be handed its own groups' messages (tenant isolation does not rest on the
+    consumer's organisation check alone). The membership is refreshed by the sockets' re-joins (a ZADD of the group
+    channel, shared by all sockets re-joining together: `join_groups`), so it expires from the group
+    (group_expiry) once the process stops re-joining; it is left (`leave`) when the process's last socket of that
+    group goes, and a socket joining meanwhile waits for that leaving to finish before its own ZADD (never a ZREM
+    after it). A failed read (Redis down) closes that group's sockets with 1013."""
+
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, LocalFanout]]" = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.base: str | None = None  # this process's channel name; a group's channel is `<base>.<group>`
+        self.members: dict[str, set[EventStreamConsumer]] = {}
+        self.readers: dict[str, asyncio.Task] = {}
+        self.leaving: dict[str, asyncio.Task] = {}
+        self.received: dict[str, int] = {}  # messages read per group (tests, metrics)
+
+    @classmethod
+    def current(cls, layer) -> "LocalFanout":
+        loop = asyncio.get_running_loop()
+        by_layer = cls._by_loop.get(loop)
+        if by_layer is None:
+            by_layer = cls._by_loop[loop] = {}
+        fanout = by_layer.get(id(layer))
+        if fanout is None or fanout.layer is not layer:
+            fanout = by_layer[id(layer)] = cls(layer)
+        return fanout
+
+    def channel(self, group: str) -> str:
+        return f"{self.base}.{group}"
+
+    async def join(self, consumer: "EventStreamConsumer", groups) -> None:
+        """Register `consumer` for `groups` and put (or keep) this process's channel in each group; returns once
+        the channel-layer membership is in place (the caller reads the database after this)."""
+        if consumer._closed:
+            return
+        if self.base is None:
+            self.base = await self.layer.new_channel()
+        for group in groups:
+            self.members.setdefault(group, set()).add(consumer)
+            reader = self.readers.get(group)
+            if reader is None or reader.done():
+                self.readers[group] = asyncio.get_running_loop().create_task(self._read(group))
+        leaving = [self.leaving[group] for group in groups if group in self.leaving]
+        if leaving:  # this group's ZREM must reach Redis before the ZADD below
+            await asyncio.gather(*(asyncio.shield(task) for task in leaving), return_exceptions=True)
+        if hasattr(self.layer, "group_add_channels"):  # with every socket joining now: one pipeline
+            await join_groups((self.layer, [((group,), self.channel(group)) for group in groups]))
+        else:
+            await asyncio.gather(*(self.layer.group_add(group, self.channel(group)) for group in groups))
+        # The socket may have gone while this ZADD waited for a leaving: leave again what has nobody now.
+        await self.leave([group for group in groups if not self.members.get(group)])
+
+    def forget(self, consumer: "EventStreamConsumer", groups) -> None:
+        """Unregister `consumer` (at once: nothing more is handed to it); `leave` then leaves the emptied groups."""
+        for group in groups:
+            members = self.members.get(group)
+            if members is not None:
+                members.discard(consumer)
+
+    async def leave(self, groups) -> None:
+        """Take this process's channel out of the groups that still have no socket here (one at a time per group:
+        a socket joining meanwhile waits for it), and stop their readers."""
+        while True:  # a leaving under way first: what it left, a join may have brought back meanwhile
+            pending = {self.leaving[group] for group in groups if group in self.leaving}
+            if not pending:
+                break
+            await asyncio.gather(*(asyncio.shield(task) for task in pending), return_exceptions=True)
+        groups = [group for group in groups if not self.members.get(group)]
+        if not groups:
+            return
+        task = asyncio.get_running_loop().create_task(self._leave(groups))
+        for group in groups:
+            self.leaving[group] = task
+        await asyncio.shield(task)  # cancelled here, the leaving goes on
+
+    async def _leave(self, groups: list[str]) -> None:
+        try:
+            groups = [group for group in groups if not self.members.get(group)]  # a socket may have joined since
+            for group in groups:
+                self.members.pop(group, None)
+                reader = self.readers.pop(group, None)
+                if reader is not None:
+                    reader.cancel()
+            if hasattr(self.layer, "group_discard_channels"):
+                await leave_groups((self.layer, [((group,), self.channel(group)) for group in groups]))
+            else:
+                await asyncio.gather(*(self.layer.group_discard(group, self.channel(group)) for group in groups))
+        finally:
+            for group in groups:
+                if self.leaving.get(group) is asyncio.current_task():
+                    del self.leaving[group]
+
+    async def _read(self, group: str) -> None:
+        """The group's reader: each message, in order, to every socket of this process in the group."""
+        channel = self.channel(group)
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 (Redis down: this group's sockets close 1013)
+                logger.warning("event sockets: reading group %s failed (%s: %s)", group, type(exc).__name__, exc)
+                for consumer in list(self.members.get(group, ())):
+                    await consumer._close_try_again_later()
+                return
+            self.received[group] = self.received.get(group, 0) + 1
+            for consumer in list(self.members.get(group, ())):
+                try:
+                    await consumer._deliver(message)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # one socket's failure (its client went) is not the others'
+                    logger.warning("event socket: delivering a message failed", exc_info=True)
 
 
 class _Formatted:
@@ -367,6 +504,10 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     _task = None
     _watch = None
     _leaving = None
+    _fanout: LocalFanout | None = None
+    _live = False  # connect has set last_sent: what the process's fan-out hands over may be sent
+    _inbox: "collections.deque | None" = None  # handed over while not live, or behind a message under way
+    _drainer: asyncio.Task | None = None
 
     async def dispatch(self, message):
         """Channels' dispatch without its per-message trip through asgiref's sync thread (close_old_connections):
@@ -406,6 +547,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         membership that no longer allows it leaves the groups again and is refused. With the session cookie: the
         membership (a trip to a thread), the groups, then the last sequence (batched as well)."""
         self._lock = asyncio.Lock()
+        self._inbox = collections.deque()
         self.embedded = self.channel_layer is None or isinstance(self.channel_layer, InMemoryChannelLayer)
         query = {key: values[-1] for key, values in parse_qs(self.scope.get("query_string", b"").decode()).items()}
         last = None
@@ -427,6 +569,8 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             return
         except (RedisError, OSError) as exc:  # the channel layer's (or the tickets') Redis is down: no live events
             logger.warning("event socket refused: Redis is unreachable (%s: %s)", type(exc).__name__, exc)
+            if self._fanout is not None:  # what was joined expires (group_expiry): Redis is down
+                self._fanout.forget(self, self.group_names)
             self.group_names = ()
             await self._reject(
                 Rejected(
@@ -448,6 +592,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             await self._catch_up()
         else:
             self.last_sent = last
+        self._go_live()
         self._task = asyncio.create_task(self._maintain())
 
     @staticmethod
@@ -524,13 +669,13 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         self._closed = True
 
     async def _join_groups(self):
-        """Join (or re-join) every group: one pipeline on the project's layer, one group_add each on another."""
+        """Join (or re-join) every group through the process's fan-out (LocalFanout): this process's channel of
+        each group is (again) a member, one pipeline for all the sockets joining at the moment."""
         if self.channel_layer is None or not self.group_names:
             return
-        if hasattr(self.channel_layer, "group_add_channels"):  # with the other sockets joining now: one pipeline
-            await join_groups((self.channel_layer, self.group_names, self.channel_name))
-            return
-        await asyncio.gather(*(self.channel_layer.group_add(group, self.channel_name) for group in self.group_names))
+        if self._fanout is None:
+            self._fanout = LocalFanout.current(self.channel_layer)
+        await self._fanout.join(self, self.group_names)
 
     # --- disconnecting -----------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -573,6 +718,13 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+        if self._fanout is not None:
+            self._fanout.forget(self, self.group_names)  # nothing more is handed to this socket
+        drainer, self._drainer = self._drainer, None
+        if drainer is not None and drainer is not asyncio.current_task():
+            drainer.cancel()
+        if self._inbox:
+            self._inbox.clear()
         if self._leaving is None and self.group_names and self.channel_layer is not None:
             self._leaving = asyncio.get_running_loop().create_task(self._leave_groups())
             _LEAVING.add(self._leaving)  # a reference until done: the consumer may be gone before it
@@ -583,23 +735,112 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         return task
 
     async def _leave_groups(self):
-        """group_discard, tried again on a Redis hiccup; what still fails leaves the group by group_expiry, since
-        this socket no longer re-joins."""
-        if self.channel_layer is None or not self.group_names:
+        """Leave the process's fan-out; the process's channel leaves the groups this was its last socket of
+        (group_discard, tried again on a Redis hiccup; what still fails leaves the group by group_expiry, since
+        nobody re-joins it)."""
+        fanout = self._fanout
+        if fanout is None or not self.group_names:
             return
+        fanout.forget(self, self.group_names)
         for attempt in range(3):
-            if hasattr(self.channel_layer, "group_discard_channels"):  # with the others leaving now: one pipeline
-                discards = [leave_groups((self.channel_layer, self.group_names, self.channel_name))]
-            else:
-                discards = [self.channel_layer.group_discard(group, self.channel_name) for group in self.group_names]
-            results = await asyncio.gather(*discards, return_exceptions=True)
-            failed = [result for result in results if isinstance(result, BaseException)]
-            if not failed:
+            try:
+                await fanout.leave(self.group_names)
                 return
-            if attempt == 2:
-                logger.warning("event socket: group_discard failed (%s); group_expiry removes it", failed[0])
-                return
+            except Exception as exc:  # noqa: BLE001 (tried again, then left to group_expiry)
+                if attempt == 2:
+                    logger.warning("event socket: group_discard failed (%s); group_expiry removes it", exc)
+                    return
             await asyncio.sleep(0.1 * (attempt + 1))
+
+    # --- the process's fan-out (LocalFanout) hands this socket its groups' messages ------------------------
+    async def _deliver(self, message) -> None:
+        """A message of one of this socket's groups, in the order the group's reader got them. Events that follow
+        what was sent (the usual case) are sent at once, from the reader's task, under the socket's lock (free:
+        checked first, so taken without waiting); anything else (a gap to fetch, another message type, or the
+        socket busy or not yet live) waits in the inbox for this socket's own task, in order."""
+        if self._closed:
+            return
+        if self._live and not self._inbox and self._drainer is None and not self._lock.locked():
+            frames = self._following(message)
+            if frames is not None:
+                if frames:
+                    async with self._lock:
+                        for sequence, text in frames:
+                            if self._closed:
+                                return
+                            await self._send_text(text)
+                            self.last_sent = sequence
+                return
+        self._inbox.append(message)
+        self._start_drainer()
+
+    def _following(self, message) -> "list[tuple[int, str]] | None":
+        """The frames of an event message that continue last_sent without a gap ([] when there is nothing for this
+        socket: another organisation, duplicates), or None when the message needs the slow path (event.message /
+        event.batch handlers: a gap, an event not yet encoded, another type)."""
+        kind = message.get("type")
+        if kind == "event.message":
+            text, sequence = message.get("text"), message.get("sequence")
+            if text is None or not isinstance(sequence, int):
+                return None
+            rows = [(sequence, text)]
+        elif kind == "event.batch":
+            rows = message.get("events")
+            if not isinstance(rows, list):
+                return None
+        else:
+            return None
+        if message.get("organization") != self.organization_id:
+            return []
+        frames, expected = [], self.last_sent + 1
+        for row in rows:
+            if not isinstance(row, list | tuple) or len(row) != 2:
+                return None
+            sequence, text = row
+            if not isinstance(sequence, int) or not isinstance(text, str):
+                return None
+            if sequence < expected:
+                continue  # a duplicate (both groups, or already caught up)
+            if sequence > expected:
+                return None  # a gap: fetched from the database first
+            frames.append((sequence, text))
+            expected += 1
+        return frames
+
+    def _go_live(self) -> None:
+        self._live = True
+        self._start_drainer()
+
+    def _start_drainer(self) -> None:
+        if self._live and self._inbox and self._drainer is None and not self._closed:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """This socket's own task for what the fan-out could not send at once: each message through the handlers
+        (event_message, event_batch, membership_changed…), in order."""
+        try:
+            while self._inbox and not self._closed:
+                await self.dispatch(self._inbox.popleft())
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError) as exc:
+            logger.warning("event socket closed: Redis is unreachable (%s: %s)", type(exc).__name__, exc)
+            await self._close_try_again_later()
+        except Exception:
+            logger.exception("event socket: handling a message failed")
+            if not self._closed:
+                self._closed = True
+                await self.close(code=1011)
+        finally:
+            if self._drainer is asyncio.current_task():
+                self._drainer = None
+
+    async def _close_try_again_later(self) -> None:
+        """Close with 1013 (the channel layer's Redis went away), once."""
+        if self._opened and not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                await self.base_send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
 
     async def _close_forbidden(self, code: str, message: str):
         if self._closed:
