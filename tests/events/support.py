@@ -5,6 +5,9 @@ generous: a busy test machine must not fail the suite. Checks that nothing arriv
 """
 
 import asyncio
+import contextlib
+import socket as sockets
+import threading
 import time
 
 from channels.db import database_sync_to_async
@@ -107,3 +110,43 @@ def per_event(transport):
         return failures
 
     return deliver_many
+
+
+@contextlib.contextmanager
+def serving(application):
+    """`application` served by uvicorn in a thread on a free local port: yields its base URL, stops it after."""
+    import uvicorn
+
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def socketio_client(url, user, organization, received: list):
+    """A python-socketio client connected with a fresh ticket over the websocket transport; every event it gets is
+    appended to `received` as (event, data)."""
+    import socketio
+
+    ticket = services.issue_websocket_ticket(user, organization)["ticket"]
+    client = socketio.Client(reconnection=False)
+
+    @client.on("*")
+    def anything(event, data):
+        received.append((event, data))
+
+    client.connect(url, auth={"ticket": ticket}, transports=["websocket"], wait_timeout=10)
+    return client

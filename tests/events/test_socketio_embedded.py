@@ -2,16 +2,14 @@
 events of the organisations it has clients for (`socketio_server._poll`) and emits them to their rooms. A client
 receives its organisation's events in order, each once, and another organisation's client receives nothing."""
 
-import asyncio
-import socket
-import threading
 import time
 
 import pytest
 import socketio
-import uvicorn
 
 from maintenance_site.events import services, socketio_server
+from tests.events.support import serving
+from tests.events.support import socketio_client as connect
 from workorders import services as work_orders
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -30,33 +28,8 @@ def embedded_url(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     application = socketio_server.asgi_app(_nothing_else)
     assert application.engineio_server.manager.__class__ is socketio.AsyncManager  # not the Redis one
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
-def connect(url, user, org, received):
-    ticket = services.issue_websocket_ticket(user, org)["ticket"]
-    client = socketio.Client(reconnection=False)
-
-    @client.on("*")
-    def anything(event, data):
-        received.append((event, data))
-
-    client.connect(url, auth={"ticket": ticket}, transports=["websocket"], wait_timeout=10)
-    return client
+    with serving(application) as url:
+        yield url
 
 
 def wait_for(condition, seconds=10):
