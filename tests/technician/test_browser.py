@@ -467,6 +467,69 @@ def test_a_technician_does_an_assigned_order_from_start_to_finish(page, live):
     assert (state["status"], state["item_done"], [str(q) for q in state["parts"]]) == ("completed", True, ["-1.000"])
 
 
+def test_the_part_search_says_when_nothing_matches_and_when_the_server_cannot_search(page, live):
+    """A search that finds nothing says so; a server error or an ended session is named as such (not shown as "no
+    results"), and the van's parts saved on this phone are offered instead; an answer to an older query that arrives
+    late does not replace the newer one's."""
+    from playwright.sync_api import expect
+
+    url, world = live
+    ids = world(make_world)
+    sign_in(page, url)
+    page.goto(f"{url}/t/orders/{ids['order']}/")
+    status = page.locator("[data-part-status]")
+    results = page.locator("[data-part-results]")
+
+    page.fill("#part_part_query", "zzz")
+    expect(status).to_have_text("No part matches “zzz”.")
+    expect(results).to_be_hidden()
+
+    page.route("**/t/parts/search/**", lambda route: route.fulfill(status=500, body="boom"))
+    page.fill("#part_part_query", "seal")
+    expect(status).to_contain_text("The search failed (HTTP 500).")
+    expect(status).to_contain_text("Showing your van's parts saved on this phone.")
+    page.locator(".part-result", has_text="SEAL-40").click()
+    expect(page.locator("#part_part_query")).to_have_value("SEAL-40 Mechanical seal 40 mm")
+    expect(status).to_be_hidden()
+    page.fill("#part_part_query", "valve")
+    expect(status).to_have_text(
+        "The search failed (HTTP 500). None of your van's parts saved on this phone matches “valve”."
+    )
+    page.unroute("**/t/parts/search/**")
+
+    # The session ended: the search is redirected to the login page (HTML), which is not taken for an empty answer.
+    page.route(
+        "**/t/parts/search/**",
+        lambda route: route.fulfill(status=200, content_type="text/html", body="<html>login</html>"),
+    )
+    page.fill("#part_part_query", "seal")
+    expect(status).to_contain_text("Your session has ended: sign in again to search every part.")
+    expect(page.locator(".part-result", has_text="SEAL-40")).to_be_visible()
+    page.unroute("**/t/parts/search/**")
+
+    # The answer to "se" comes after the answer to "seal-40": the list stays the newer query's.
+    def slow_first(route):
+        if route.request.url.endswith("q=se"):
+            time.sleep(1.0)
+            route.fulfill(status=200, content_type="application/json", body='{"results": [], "van": null}')
+        else:
+            route.continue_()
+
+    page.route("**/t/parts/search/**", slow_first)
+    page.fill("#part_part_query", "se")
+    page.wait_for_timeout(400)  # past the debounce: "se" is asked
+    page.fill("#part_part_query", "SEAL-40")
+    expect(page.locator(".part-result", has_text="SEAL-40")).to_be_visible()
+    page.wait_for_timeout(1500)  # the late answer to "se" (no results) has arrived by now
+    expect(page.locator(".part-result", has_text="SEAL-40")).to_be_visible()
+    expect(status).to_be_hidden()
+    page.unroute("**/t/parts/search/**")
+    routed_500 = "console: Failed to load resource: the server responded with a status of 500"
+    page.problems = [p for p in page.problems if "/t/parts/search/" not in p and not p.startswith(routed_500)]
+    assert page.problems == []
+    check_phone_page(page, "part-search-failed")
+
+
 def test_live_updates_new_work_order_changes_and_the_maintenance_banner(page, live):
     from playwright.sync_api import expect
 

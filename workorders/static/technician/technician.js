@@ -888,48 +888,73 @@
     var hidden = $("input[type=hidden][name=part]", form);
     var results = $("[data-part-results]", form);
     if (!input || !hidden || !results) return;
+    var status = $("[data-part-status]", form);
+    var asked = 0; // answers to an older query than the last one asked are dropped
+    function partButton(part, note) {
+      var li = document.createElement("li");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "part-result";
+      button.dataset.id = part.id;
+      button.dataset.label = part.sku + " " + part.name;
+      button.textContent = part.sku + " · " + part.name + (note ? " (" + note + ")" : "");
+      li.appendChild(button);
+      return li;
+    }
+    function say(text) {
+      if (!status) return;
+      status.textContent = text || "";
+      status.hidden = !text;
+    }
+    function showVanParts(q, why) {
+      // the server cannot search (offline, an error, the session ended): the van's parts saved on this phone
+      return vanParts(form).then(function (parts) {
+        var lower = q.toLowerCase();
+        var found = parts.filter(function (p) { return (p.sku + " " + p.name).toLowerCase().indexOf(lower) >= 0; }).slice(0, 10);
+        results.textContent = "";
+        found.forEach(function (part) {
+          results.appendChild(partButton(part, interpolate(gettext("%(count)s in your van"), { count: number(part.in_van) }, true)));
+        });
+        results.hidden = !found.length;
+        say(why + " " + (found.length
+          ? gettext("Showing your van's parts saved on this phone.")
+          : interpolate(gettext("None of your van's parts saved on this phone matches “%(query)s”."), { query: q }, true)));
+      });
+    }
     var search = debounce(function () {
       var q = input.value.trim();
+      var mine = ++asked;
       if (q.length < 2) {
         results.hidden = true;
+        say("");
         return;
       }
       fetch(form.dataset.partSearch + "?q=" + encodeURIComponent(q), { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) { return response.json(); })
+        .then(function (response) {
+          var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+          if (response.status === 401 || response.status === 403 || (response.ok && !json)) {
+            return { failed: gettext("Your session has ended: sign in again to search every part.") };
+          }
+          if (!response.ok || !json) {
+            return { failed: interpolate(gettext("The search failed (HTTP %(code)s)."), { code: response.status }, true) };
+          }
+          return response.json();
+        }, function () {
+          return { failed: gettext("Offline: the server cannot be reached.") };
+        })
         .then(function (data) {
+          if (mine !== asked) return;
+          if (data.failed) return showVanParts(q, data.failed);
           results.textContent = "";
           (data.results || []).forEach(function (part) {
-            var li = document.createElement("li");
-            var button = document.createElement("button");
-            button.type = "button";
-            button.className = "part-result";
-            button.dataset.id = part.id;
-            button.dataset.label = part.sku + " " + part.name;
-            button.textContent = part.sku + " · " + part.name + (part.in_van !== null && data.van ? " (" + interpolate(gettext("%(count)s in %(van)s"), { count: number(part.in_van), van: data.van }, true) + ")" : "");
-            li.appendChild(button);
-            results.appendChild(li);
+            var note = part.in_van !== null && data.van ? interpolate(gettext("%(count)s in %(van)s"), { count: number(part.in_van), van: data.van }, true) : "";
+            results.appendChild(partButton(part, note));
           });
           results.hidden = !(data.results || []).length;
+          say(results.hidden ? interpolate(gettext("No part matches “%(query)s”."), { query: q }, true) : "");
         })
         .catch(function () {
-          // offline: search the van's parts saved on this phone
-          vanParts(form).then(function (parts) {
-            var lower = q.toLowerCase();
-            var found = parts.filter(function (p) { return (p.sku + " " + p.name).toLowerCase().indexOf(lower) >= 0; }).slice(0, 10);
-            results.textContent = "";
-            found.forEach(function (part) {
-              var li = document.createElement("li");
-              var button = document.createElement("button");
-              button.type = "button";
-              button.className = "part-result";
-              button.dataset.id = part.id;
-              button.dataset.label = part.sku + " " + part.name;
-              button.textContent = part.sku + " · " + part.name + " (" + interpolate(gettext("%(count)s in your van"), { count: number(part.in_van) }, true) + ")";
-              li.appendChild(button);
-              results.appendChild(li);
-            });
-            results.hidden = !found.length;
-          });
+          if (mine === asked) showVanParts(q, gettext("The search failed."));
         });
     }, 250);
     input.addEventListener("input", function () {
@@ -942,6 +967,7 @@
       hidden.value = button.dataset.id;
       input.value = button.dataset.label;
       results.hidden = true;
+      say("");
     });
   }
 
