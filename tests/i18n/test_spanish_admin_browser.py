@@ -6,9 +6,6 @@ Spanish; none of the platform's English texts is left in the dashboard or the re
 The live server, the browser database and Chromium are those of tests/technician/test_browser.py."""
 
 import re
-import sys
-
-import pytest
 
 from tests.i18n.test_spanish_browser import ENGLISH
 from tests.technician.test_browser import (  # noqa: F401  (fixtures used by name)
@@ -17,14 +14,12 @@ from tests.technician.test_browser import (  # noqa: F401  (fixtures used by nam
     PASSWORD,
     _async_unsafe_allowed,
     browser,
+    browser_marks,
     live,
     make_world,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(600)]
-if MISSING and not IN_CI:
-    print(f"\ntests/i18n/test_spanish_admin_browser.py skipped: {MISSING}", file=sys.stderr)
-    pytestmark.append(pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}"))
+pytestmark = browser_marks("tests/i18n/test_spanish_admin_browser.py")
 
 USER_DATA = ["Org A", "Replace the seal", "Cooling pump", "PMP-1", "Plant room", "boss", "tech", "planner"]
 

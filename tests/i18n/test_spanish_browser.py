@@ -6,9 +6,6 @@ Spanish locale) and completes it; no English text of the platform's is left on t
 The live server, the browser database and Chromium are those of tests/technician/test_browser.py."""
 
 import re
-import sys
-
-import pytest
 
 from maintenance_site.translations import LOCALE_DIR, read
 from tests.technician.test_browser import (  # noqa: F401  (fixtures used by name)
@@ -18,15 +15,13 @@ from tests.technician.test_browser import (  # noqa: F401  (fixtures used by nam
     PHONE,
     _async_unsafe_allowed,
     browser,
+    browser_marks,
     live,
     make_world,
     sign_in,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(600)]
-if MISSING and not IN_CI:
-    print(f"\ntests/i18n/test_spanish_browser.py skipped: {MISSING}", file=sys.stderr)
-    pytestmark.append(pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}"))
+pytestmark = browser_marks("tests/i18n/test_spanish_browser.py")
 
 # What the world holds that a person typed (user data): it stays as it was written.
 USER_DATA = [

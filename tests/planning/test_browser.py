@@ -15,19 +15,16 @@ from tests.technician.test_browser import (  # noqa: F401  (the fixtures: the li
     PASSWORD,
     _async_unsafe_allowed,
     browser,
+    browser_marks,
     live,
+    new_page,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 LAPTOP = {"width": 1440, "height": 900}
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(600)]
-if MISSING:
-    import os
-
-    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-        pytestmark.append(pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}"))
+pytestmark = browser_marks("tests/planning/test_browser.py")
 
 
 def make_planning() -> dict:
@@ -124,31 +121,16 @@ def world(live):
 
 
 def open_page(browser, live, username: str):
-    from playwright.sync_api import expect
-
     url, _ = live
-    expect.set_options(timeout=30_000)
-    context = browser.new_context(viewport=LAPTOP)
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.problems = []
     # Failed loads are judged by their responses: a refused move answers 409 (expected), the browser's own
     # /favicon.ico is no page's resource; anything else at 400 or more is a problem.
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error" and "Failed to load resource" not in m.text and page.problems.append(f"console: {m.text}")
-        ),
+    page = new_page(
+        browser,
+        is_problem=lambda r: r.status >= 400 and r.status != 409 and not r.url.endswith("/favicon.ico"),
+        console_ignores="Failed to load resource",
+        viewport=LAPTOP,
     )
-    page.on(
-        "response",
-        lambda r: (
-            r.status >= 400
-            and r.status != 409
-            and not r.url.endswith("/favicon.ico")
-            and page.problems.append(f"{r.status} {r.url}")
-        ),
-    )
+    context = page.context
     page.goto(f"{url}/accounts/login/?next=/admin/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)

@@ -5,23 +5,18 @@ administrator keeps the board open while scenarios are switched and run from ano
 API or the command line would call them), and the board follows without a reload: state badges, the activity log,
 the last run, and the resource chart gaining a point."""
 
-import pytest
-
 from tests.technician.test_browser import (  # noqa: F401  (the fixtures: the live server and Chromium)
     ARTIFACTS,
     MISSING,
     PASSWORD,
     _async_unsafe_allowed,
     browser,
+    browser_marks,
     live,
+    new_page,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(600)]
-if MISSING:
-    import os
-
-    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-        pytestmark.append(pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}"))
+pytestmark = browser_marks("tests/scenarios/test_board_browser.py")
 
 QUICK = "board-quick"
 
@@ -106,12 +101,8 @@ def test_the_board_follows_changes_made_elsewhere_without_a_reload(live, browser
 
     url, world = live
     world(make_platform)
-    expect.set_options(timeout=30_000)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    problems = []
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text} ({m.location.get('url')})"))
-    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+    page = new_page(browser, viewport={"width": 1280, "height": 900})
+    context, problems = page.context, page.problems
     try:
         page.goto(f"{url}/admin/scenarios/scenario/")
         page.wait_for_url("**/login/**")

@@ -60,10 +60,19 @@ def _missing() -> str:
 MISSING = _missing()
 # django_db: so that the test database exists (it is what the browser database is copied from) even when this
 # module runs alone; the tests themselves use the browser database only.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(600)]
-if MISSING and not IN_CI:
-    print(f"\ntests/technician/test_browser.py skipped: {MISSING}", file=sys.stderr)
-    pytestmark.append(pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}"))
+
+
+def browser_marks(module: str) -> list:
+    """A browser test module's pytestmark. Without Chromium or Playwright its tests are skipped, with the reason
+    printed, outside CI only: in CI the `live` and `browser` fixtures fail instead."""
+    marks = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(600)]
+    if MISSING and not IN_CI:
+        print(f"\n{module} skipped: {MISSING}", file=sys.stderr)
+        marks.append(pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}"))
+    return marks
+
+
+pytestmark = browser_marks("tests/technician/test_browser.py")
 
 
 # --- the database of the browser tests --------------------------------------------------------------------
@@ -223,22 +232,37 @@ def browser():
         connections.close_all()
 
 
-@pytest.fixture
-def page(live, browser):
+def new_page(browser, *, is_problem=lambda response: response.status >= 400, console_ignores: str = "", **options):
+    """A page in a browser context of its own (`options`: viewport, is_mobile…; close it with `page.context.close()`),
+    waiting at most 30 s for anything, and listing in `page.problems` what went wrong on it: the console's errors
+    (but those containing `console_ignores`) and the responses `is_problem` picks (by default 400 and above)."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=30_000)  # waits for what must appear: only a failing test waits this long
-    context = browser.new_context(
-        viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, service_workers="allow"
-    )
+    context = browser.new_context(**options)
     context.set_default_timeout(30_000)
     page = context.new_page()
     page.problems = []
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            and not (console_ignores and console_ignores in m.text)
+            and page.problems.append(f"console: {m.text}")
+        ),
+    )
+    page.on("response", lambda r: is_problem(r) and page.problems.append(f"{r.status} {r.url}"))
+    return page
+
+
+@pytest.fixture
+def page(live, browser):
+    page = new_page(
+        browser, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, service_workers="allow"
+    )
     page.on("requestfailed", lambda request: page.problems.append(f"failed {request.url}: {request.failure}"))
-    page.on("response", lambda r: r.status >= 400 and page.problems.append(f"{r.status} {r.url}"))
-    page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
     yield page
-    context.close()
+    page.context.close()
 
 
 # --- the world the technician works in ------------------------------------------------------------------

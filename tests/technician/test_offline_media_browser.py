@@ -12,6 +12,7 @@ import io
 import json
 import re
 
+import pytest
 import segno
 from PIL import Image
 
@@ -75,6 +76,7 @@ INTERRUPT_SECOND_PIECE = """() => {
 
 
 def test_a_photo_taken_offline_waits_in_indexeddb_and_uploads_resumably(page, live):
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect
 
     url, world = live
@@ -82,9 +84,9 @@ def test_a_photo_taken_offline_waits_in_indexeddb_and_uploads_resumably(page, li
     sign_in(page, url)
     try:
         page.wait_for_selector("body[data-offline-saved]")
-    except Exception:
-        print("DEBUG", page.problems, page.locator("[data-offline-status]").text_content())
-        raise
+    except PlaywrightError:
+        saving = page.locator("[data-offline-status]").text_content()
+        pytest.fail(f"My work was never saved for offline: the page says {saving!r}; problems: {page.problems}")
     page.goto(f"{url}/t/orders/{ids['order']}/")
     version = page.get_attribute("body", "data-version")
     assert re.fullmatch(r"\d+\.\d+", version or "")

@@ -14,19 +14,16 @@ from tests.technician.test_browser import (  # noqa: F401  (the fixtures: the li
     PASSWORD,
     _async_unsafe_allowed,
     browser,
+    browser_marks,
     live,
+    new_page,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 LAPTOP = {"width": 1280, "height": 800}
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db, pytest.mark.timeout(600)]
-if MISSING:
-    import os
-
-    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-        pytestmark.append(pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}"))
+pytestmark = browser_marks("tests/workorders/test_back_office_browser.py")
 
 
 def make_back_office() -> dict:
@@ -101,17 +98,9 @@ def world(live):
 
 @pytest.fixture
 def laptop(live, browser):
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=30_000)
-    context = browser.new_context(viewport=LAPTOP)
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.problems = []
-    page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
-    page.on("response", lambda r: r.status >= 500 and page.problems.append(f"{r.status} {r.url}"))
+    page = new_page(browser, is_problem=lambda response: response.status >= 500, viewport=LAPTOP)
     yield page
-    context.close()
+    page.context.close()
 
 
 def sign_in(page, live, username: str) -> None:
