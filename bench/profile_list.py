@@ -76,12 +76,134 @@ async def one(key: str) -> tuple[int, bytes]:
     return messages[0]["status"], b"".join(m.get("body", b"") for m in messages[1:])
 
 
+LAYERS: dict = {}
+
+
+def time_layers() -> dict:
+    """Wrap each layer a request goes through (the handler's exchange, each middleware, URL resolution and the
+    view's call, DRF's steps, the list's parts, rendering, closing) so that each adds its own thread CPU (its time
+    minus its wrapped callees') to the returned totals (nanoseconds; "_requests": the answers counted)."""
+    import functools
+
+    from django.core.handlers.base import BaseHandler
+    from django.http import HttpResponseBase
+    from rest_framework import views
+    from rest_framework.response import Response
+
+    from maintenance_site.api import pagination, prepared
+    from maintenance_site.asgi import application as app
+    from maintenance_site.ops.asgi_handler import SyncChainASGIHandler
+    from workorders import api as workorders_api
+
+    totals = LAYERS
+    totals["_requests"] = 0
+    stack: list = []
+    clock = time.thread_time_ns
+
+    def wrap(owner, name, label):
+        original = owner.__dict__.get(name) or getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            stack.append(0)
+            started = clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                elapsed = clock() - started
+                children = stack.pop()
+                totals[label] = totals.get(label, 0) + elapsed - children
+                if stack:
+                    stack[-1] += elapsed
+
+        setattr(owner, name, timed)
+
+    exchange = SyncChainASGIHandler._exchange
+
+    def counted(self, *args):
+        totals["_requests"] += 1
+        return exchange(self, *args)
+
+    SyncChainASGIHandler._exchange = counted
+    wrap(SyncChainASGIHandler, "_exchange", "handler: signals, request, close")
+    handler = getattr(app, "django", None) or app
+    for candidate in (app, *vars(app).values()):
+        if isinstance(candidate, SyncChainASGIHandler):
+            handler = candidate
+    seen = set()
+    for path in __import__("django.conf").conf.settings.MIDDLEWARE:
+        module, _, name = path.rpartition(".")
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        if cls not in seen:
+            seen.add(cls)
+            wrap(cls, "__call__", f"mw {name}")
+    wrap(BaseHandler, "_get_response", "handler: resolve URL, call view")
+    for name in (
+        "initialize_request",
+        "perform_authentication",
+        "check_permissions",
+        "check_throttles",
+        "perform_content_negotiation",
+        "determine_version",
+        "finalize_response",
+        "handle_exception",
+    ):
+        wrap(views.APIView, name, f"drf {name}")
+    wrap(views.APIView, "dispatch", "drf dispatch (own)")
+    wrap(workorders_api.WorkOrderViewSet, "list", "view list (own)")
+    wrap(pagination.CursorPagination, "prepared_key", "list: shape key")
+    wrap(pagination.CursorPagination, "paginate_prepared", "list: paginate_prepared (own)")
+    wrap(prepared.PageQuery, "rows", "list: kept query, rows")
+    wrap(workorders_api.WorkOrderListSerializer, "items", "list: items")
+    wrap(pagination.CursorPagination, "get_paginated_response", "list: paginated response")
+    wrap(Response, "rendered_content", "render") if False else None
+    wrap(HttpResponseBase, "close", "response close")
+    from maintenance_site.api import authentication, throttling
+
+    wrap(throttling, "read_key_and_check", "auth: redis key + throttle")
+    wrap(authentication.ApiKeyAuthentication, "authenticate", "auth: api key (own)")
+    from rest_framework.response import Response as DRFResponse
+
+    original_render = DRFResponse.rendered_content.fget
+
+    class _Holder:
+        pass
+
+    _Holder.render = original_render
+    wrap(_Holder, "render", "render (renderer + headers)")
+    DRFResponse.rendered_content = property(_Holder.render)
+    from django.dispatch import Signal
+    from django.urls import resolvers
+    from rest_framework import negotiation
+
+    from maintenance_site import i18n
+    from maintenance_site.api import permissions
+
+    wrap(Signal, "send", "signals (request started, finished)")
+    wrap(resolvers.URLResolver, "resolve", "URL resolution")
+    wrap(negotiation.DefaultContentNegotiation, "select_renderer", "drf negotiation: select_renderer")
+    wrap(views.APIView, "get_renderers", "drf negotiation: get_renderers")
+    wrap(permissions, "resolve_request_tenant", "permissions: resolve tenant")
+    from scheduling.windows import permissions as window_permissions
+
+    wrap(window_permissions, "resolve_request_tenant", "permissions: resolve tenant")
+    wrap(i18n, "activate_for_request", "activate language")
+    wrap(permissions, "activate_for_request", "activate language")
+    wrap(pagination.CursorPagination, "_next_link", "list: next link")
+    wrap(authentication, "_from_entry", "auth: unpickle key")
+    wrap(views.APIView, "get_authenticators", "drf initialize: get_authenticators")
+    wrap(views.APIView, "get_parser_context", "drf initialize: parser context")
+    del handler
+    return totals
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--profile", help="write a cProfile of the measured requests to this file")
     parser.add_argument("--concurrent", type=int, default=0, help="instead: N clients at once, latency percentiles")
     parser.add_argument("--django-handle", action="store_true", help="Django's ASGIHandler.handle (the comparison)")
+    parser.add_argument("--layers", action="store_true", help="the request thread's CPU per layer (own time)")
     args = parser.parse_args()
     if args.django_handle:
         from django.core.handlers.asgi import ASGIHandler
@@ -105,6 +227,8 @@ def main() -> int:
         assert status == 200, body[:300]
         for _ in range(100):
             await one(key)
+        LAYERS.clear()  # the warm-up's (the URL conf's import, the first compilations) left out
+        LAYERS["_requests"] = 0
         profiler = cProfile.Profile() if args.profile else None
         if profiler:  # the request's thread: its synchronous part (the event loop's is this thread's, below)
             from maintenance_site.ops.asgi_handler import SyncChainASGIHandler
@@ -173,7 +297,16 @@ def main() -> int:
             f"max {latencies[-1]:.1f} ms, CPU {rounds[0]:.2f} ms/answer"
         )
         return 0
+    if args.layers:
+        layers = time_layers()
     rounds, size = asyncio.run(run())
+    if args.layers:
+        total = sum(layers.values())
+        count = layers.pop("_requests")
+        print(f"request thread CPU per answer by layer (own time, µs; {count} answers):")
+        for label, spent in sorted(layers.items(), key=lambda item: -item[1]):
+            print(f"  {spent / count / 1000:8.0f}  {label}")
+        print(f"  {(total - count) / count / 1000:8.0f}  total")
     gc.callbacks.remove(watch)
     for generation in (0, 1, 2):
         times = sorted(t for g, t in pauses if g == generation)
