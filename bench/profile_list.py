@@ -2,14 +2,16 @@
 the CPU per answer and (with --profile) where it goes.
 
     DATABASE_URL=postgres://…/<a copy of maint_bench10k> python bench/profile_list.py --requests 2000 \
-        [--profile out.prof] [--concurrent 8] [--django-handle]
+        [--profile out.prof] [--concurrent 8] [--django-handle] [--layers]
 
 It makes an API key of the dataset's big organisation (it writes: run it on a copy of a shared dataset, never on
 one), then sends --requests first-page GETs through `maintenance_site.asgi:application` one after another, as one
 keep-alive client would, and prints the median CPU per answer over rounds of 200 and the garbage collections.
 `--profile` writes two cProfiles: the event loop's thread (FILE) and the requests' threads' CPU (FILE.thread);
 `--concurrent N` sends from N clients at once and prints latency percentiles; `--django-handle` serves through
-Django's own `ASGIHandler.handle` (three thread trips a request) for comparison.
+Django's own `ASGIHandler.handle` (three thread trips a request) for comparison; `--layers` prints the request
+thread's CPU per answer by layer (each middleware, DRF's steps, authentication, the list's parts, rendering: each
+layer's own time, its wrapped callees' taken out; after the warm-up), a breakdown without cProfile's distortion.
 """
 
 import argparse
@@ -80,19 +82,23 @@ LAYERS: dict = {}
 
 
 def time_layers() -> dict:
-    """Wrap each layer a request goes through (the handler's exchange, each middleware, URL resolution and the
-    view's call, DRF's steps, the list's parts, rendering, closing) so that each adds its own thread CPU (its time
-    minus its wrapped callees') to the returned totals (nanoseconds; "_requests": the answers counted)."""
+    """Wrap each layer a request goes through (the handler's exchange, the signals, each middleware, URL resolution,
+    DRF's steps, authentication, the list's parts, rendering) so that each adds its own thread CPU (its time minus its
+    wrapped callees') to the returned totals (nanoseconds; "_requests": the answers counted). The innermost
+    middleware's own time includes Django's `_get_response` around the view (bound when the chain is built)."""
     import functools
 
-    from django.core.handlers.base import BaseHandler
+    from django.conf import settings
+    from django.dispatch import Signal
     from django.http import HttpResponseBase
-    from rest_framework import views
+    from django.urls import resolvers
+    from rest_framework import negotiation, views
     from rest_framework.response import Response
 
-    from maintenance_site.api import pagination, prepared
-    from maintenance_site.asgi import application as app
-    from maintenance_site.ops.asgi_handler import SyncChainASGIHandler
+    from maintenance_site import i18n
+    from maintenance_site.api import authentication, pagination, permissions, prepared, throttling
+    from maintenance_site.ops.asgi_handler import ResolvedPaths, SyncChainASGIHandler
+    from scheduling.windows import permissions as window_permissions
     from workorders import api as workorders_api
 
     totals = LAYERS
@@ -126,18 +132,13 @@ def time_layers() -> dict:
 
     SyncChainASGIHandler._exchange = counted
     wrap(SyncChainASGIHandler, "_exchange", "handler: signals, request, close")
-    handler = getattr(app, "django", None) or app
-    for candidate in (app, *vars(app).values()):
-        if isinstance(candidate, SyncChainASGIHandler):
-            handler = candidate
     seen = set()
-    for path in __import__("django.conf").conf.settings.MIDDLEWARE:
+    for path in settings.MIDDLEWARE:
         module, _, name = path.rpartition(".")
         cls = getattr(__import__(module, fromlist=[name]), name)
         if cls not in seen:
             seen.add(cls)
             wrap(cls, "__call__", f"mw {name}")
-    wrap(BaseHandler, "_get_response", "handler: resolve URL, call view")
     for name in (
         "initialize_request",
         "perform_authentication",
@@ -156,36 +157,21 @@ def time_layers() -> dict:
     wrap(prepared.PageQuery, "rows", "list: kept query, rows")
     wrap(workorders_api.WorkOrderListSerializer, "items", "list: items")
     wrap(pagination.CursorPagination, "get_paginated_response", "list: paginated response")
-    wrap(Response, "rendered_content", "render") if False else None
     wrap(HttpResponseBase, "close", "response close")
-    from maintenance_site.api import authentication, throttling
-
     wrap(throttling, "read_key_and_check", "auth: redis key + throttle")
     wrap(authentication.ApiKeyAuthentication, "authenticate", "auth: api key (own)")
-    from rest_framework.response import Response as DRFResponse
 
-    original_render = DRFResponse.rendered_content.fget
+    class _Holder:  # the `rendered_content` property's getter, wrapped
+        render = Response.rendered_content.fget
 
-    class _Holder:
-        pass
-
-    _Holder.render = original_render
     wrap(_Holder, "render", "render (renderer + headers)")
-    DRFResponse.rendered_content = property(_Holder.render)
-    from django.dispatch import Signal
-    from django.urls import resolvers
-    from rest_framework import negotiation
-
-    from maintenance_site import i18n
-    from maintenance_site.api import permissions
-
+    Response.rendered_content = property(_Holder.render)
     wrap(Signal, "send", "signals (request started, finished)")
     wrap(resolvers.URLResolver, "resolve", "URL resolution")
+    wrap(ResolvedPaths, "resolve", "URL resolution")
     wrap(negotiation.DefaultContentNegotiation, "select_renderer", "drf negotiation: select_renderer")
     wrap(views.APIView, "get_renderers", "drf negotiation: get_renderers")
     wrap(permissions, "resolve_request_tenant", "permissions: resolve tenant")
-    from scheduling.windows import permissions as window_permissions
-
     wrap(window_permissions, "resolve_request_tenant", "permissions: resolve tenant")
     wrap(i18n, "activate_for_request", "activate language")
     wrap(permissions, "activate_for_request", "activate language")
@@ -193,7 +179,6 @@ def time_layers() -> dict:
     wrap(authentication, "_from_entry", "auth: unpickle key")
     wrap(views.APIView, "get_authenticators", "drf initialize: get_authenticators")
     wrap(views.APIView, "get_parser_context", "drf initialize: parser context")
-    del handler
     return totals
 
 

@@ -340,7 +340,6 @@ REST_FRAMEWORK = {
         "maintenance_site.api.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "maintenance_site.api.negotiation.ContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "maintenance_site.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "maintenance_site.api.filters.FilterBackend",
