@@ -118,6 +118,37 @@ this, floor):
 Throughput is within 3× in every run and 8-22 % above main's; p99 is lower than main's in 15 of the 18 rounds and
 its ratio to the floor 0.4-0.9 lower, within 3× in one run of three: the tail is still the scheduler of two shared
 cores spreading ~3.3 ms of CPU per answer (3.2× the floor's), now with one round trip fewer.
+
+Seventh pass (issue 17, 7 Dec): where the CPU goes, layer by layer (`bench/profile_list.py --layers`: each layer's own
+thread CPU per answer, its wrapped callees taken out, after the warm-up; 10k dataset, API key, load 10-12, main at
+5a729db, two runs): the kept page query's execution and rows 1.1-1.2 ms, Redis (API key and rate limits, one Lua round
+trip) 0.64-0.71, the items 0.28, the `request_started`/`request_finished` signals 0.21-0.24, the API key's unpickling
+and checks 0.31-0.34, rendering 0.17-0.19, the tenant and the language (resolved in the permission and again in the
+middleware) 0.28-0.31, URL resolution 0.14-0.15, the next link 0.12-0.13, content negotiation 0.12-0.14, DRF's dispatch,
+authentication, permission and throttle steps ~0.3 in all, the 19 middleware and the handler ~0.9 in all (none above
+0.11; session and messages 0.06-0.07 each): 4.8-5.3 ms of the request thread's CPU at this load. Changed: a path's URL
+resolution kept per process (`maintenance_site.ops.asgi_handler.ResolvedPaths`: 0.14-0.15 -> 0.02 ms) and the next link
+written from a template kept per URL (`pagination.next_link`: 0.12-0.13 -> 0.08 ms). Tried and left out: content
+negotiation kept for the common Accept headers (DRF's costs ~8 µs warm: no measurable gain), and the kept page query run
+as a prepared statement (PostgreSQL plans it in ~1.5 ms, twice its 0.8 ms run, but chose a custom plan at every
+execution, 1,200 of 1,200: the backend's CPU per query 1.7-2.1 ms either way). `bench/list_interleaved.py`, 6 × 6 s, 1M,
+16 connections, 2 processes each, main at 5a729db / this pass / floor (runs 1 and 3 still had the negotiation cache, run
+2 the prepared statement as well; 4 and 5 are the pass as committed):
+
+| run | load | main rps, p99 | this rps, p99 | floor rps, p99 | rps ×, main, this | p99 ×, main, this | CPU/answer |
+|---|---|---|---|---|---|---|---|
+| 1 | 12-14 | 108, 410 ms | 108, 408 ms | 138, 211 ms | 1.16×, 1.26× | 1.90×, 1.92× | 5.89, 5.56, 2.12 ms |
+| 2 | 10-16 | 103, 501 ms | 104, 426 ms | 98, 360 ms | 1.02×, 0.97× | 1.37×, 1.42× | 5.77, 5.65, 1.81 ms |
+| 3 | 13-16 | 103, 427 ms | 98, 432 ms | 149, 213 ms | 1.27×, 1.15× | 2.08×, 1.72× | 5.54, 5.65, 1.85 ms |
+| 4 | 9-12 | 156, 241 ms | 160, 249 ms | 249, 123 ms | 1.69×, 1.49× | 1.94×, 1.91× | 5.76, 5.15, 1.86 ms |
+| 5 | 6-9 | 207, 205 ms | 214, 194 ms | 388, 78 ms | 1.90×, 1.90× | 2.40×, 2.52× | 5.21, 4.92, 1.67 ms |
+
+Both ratios are within 3× in all five runs, main's as well as this pass's (p99 1.4-2.5×, throughput 1.0-1.9×): at load
+6-16 on the two cores the floor's own CPU per answer is 1.7-2.1 ms (1.0 at load 3-10 in the sixth pass) and its
+throughput 100-390 req/s (480-640 then), every side waits in the same run queue, and the ratios say as much about the
+machine as about the platform. What this pass moved is the platform's CPU per answer, lower than main's in four runs of
+five by 0.1-0.6 ms (main 5.2-5.9 ms, this pass 4.9-5.7, 2.6-3.1× the floor's), less than its spread from one run to the
+next. Whether p99 stays within 3× on a quieter machine (the sixth pass: 2.86-3.83× at load 3-13) these runs do not show.
 """
 
 import argparse

@@ -15,8 +15,10 @@ order they were made. `?page=` keeps working (deprecated: OFFSET costs grow with
 import base64
 import binascii
 import json
+import threading
 from datetime import date, datetime, time
 from decimal import Decimal
+from urllib.parse import quote_plus
 from uuid import UUID
 
 from django.conf import settings
@@ -233,6 +235,35 @@ def _index_bound(term: Term, value, nulls_largest: bool) -> Q | None:
     return Q(**{f"{term.attname}__{'lte' if term.descending else 'gte'}": value})
 
 
+# The next links' templates, per URL asked and parameter names (`next_link`), at most NEXT_LINKS of them (the oldest
+# forgotten first).
+NEXT_LINKS = 512
+_next_links: dict = {}
+_next_links_lock = threading.Lock()
+_SLOT = "\x00cursor\x00"
+_SLOT_QUOTED = quote_plus(_SLOT)
+
+
+def next_link(url: str, page_param: str, cursor_param: str, cursor: str) -> str:
+    """`url` without `page_param` and with `cursor_param` set to `cursor`: DRF's `remove_query_param` then
+    `replace_query_param` (its query re-encoded, in the order of the names), ~60 µs a page, mostly parsing and writing
+    the same query again. Their answer for a URL is kept as a template with a slot for the cursor's text, quoted as
+    `urlencode` quotes it, and filled in; a URL where the slot would not be found once is written by DRF each time."""
+    key = (url, page_param, cursor_param)
+    template = _next_links.get(key)
+    if template is None:
+        template = replace_query_param(remove_query_param(url, page_param), cursor_param, _SLOT)
+        if template.count(_SLOT_QUOTED) != 1:
+            template = False
+        with _next_links_lock:
+            if len(_next_links) >= NEXT_LINKS:
+                _next_links.pop(next(iter(_next_links)), None)
+            _next_links[key] = template
+    if template is False:
+        return replace_query_param(remove_query_param(url, page_param), cursor_param, cursor)
+    return template.replace(_SLOT_QUOTED, quote_plus(cursor))
+
+
 def encode_cursor(terms: list[Term], values: list) -> str:
     payload = {"o": [term.label for term in terms], "v": [Term.encode(value) for value in values]}
     raw = json.dumps(payload, separators=(",", ":")).encode()
@@ -350,8 +381,9 @@ class CursorPagination(Pagination):
     def _next_link(self) -> str | None:
         if self.next_cursor is None:
             return None
-        url = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
-        return replace_query_param(url, self.cursor_query_param, self.next_cursor)
+        return next_link(
+            self.request.build_absolute_uri(), self.page_query_param, self.cursor_query_param, self.next_cursor
+        )
 
     def get_html_context(self):
         if not self.cursor_mode:

@@ -261,3 +261,95 @@ def test_a_streamed_answer_made_for_a_client_gone_is_closed_all_the_same():
     assert sent == []
     assert closed == [True]
     assert [name for name, _ in recorder.events] == ["started", "view", "finished"]
+
+
+# --- URL resolution kept per path (ResolvedPaths) ----------------------------------------------------------------
+
+
+def _match_fields(match):
+    return {
+        name: getattr(match, name)
+        for name in (
+            "func",
+            "args",
+            "kwargs",
+            "url_name",
+            "app_names",
+            "namespaces",
+            "route",
+            "captured_kwargs",
+            "extra_kwargs",
+            "view_name",
+            "_func_path",
+            "tried",
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/work-orders/", "/api/v1/work-orders/12/", "/api/v1/work-orders/12/history/", "/health", "/t/"]
+)
+def test_a_kept_resolution_is_what_django_resolves_and_each_request_gets_its_own(path):
+    from django.urls import get_resolver
+
+    from maintenance_site.ops.asgi_handler import ResolvedPaths
+
+    resolved = ResolvedPaths()
+    resolver = get_resolver()
+    first, second = resolved.resolve(resolver, path), resolved.resolve(resolver, path)
+    fresh = resolver.resolve(path)
+    assert _match_fields(first) == _match_fields(second) == _match_fields(fresh)
+    assert len(resolved.kept) == 1
+    assert first is not second and first.kwargs is not second.kwargs
+    second.kwargs["changed"] = 1  # a request changing its match changes nobody else's
+    assert "changed" not in resolved.resolve(resolver, path).kwargs
+
+
+def test_a_path_that_does_not_resolve_is_not_kept_and_still_404s():
+    from django.urls import Resolver404, get_resolver
+
+    from maintenance_site.ops.asgi_handler import ResolvedPaths
+
+    resolved = ResolvedPaths()
+    for _ in range(2):
+        with pytest.raises(Resolver404):
+            resolved.resolve(get_resolver(), "/no-such-page/")
+    assert resolved.kept == {}
+
+
+def test_kept_resolutions_are_bounded_and_per_resolver():
+    from django.urls import get_resolver
+
+    from maintenance_site.ops.asgi_handler import ResolvedPaths
+
+    resolved = ResolvedPaths(limit=2)
+    resolver = get_resolver()
+    for pk in (1, 2, 3):
+        resolved.resolve(resolver, f"/api/v1/work-orders/{pk}/")
+    assert [key[1] for key in resolved.kept] == ["/api/v1/work-orders/2/", "/api/v1/work-orders/3/"]
+    other = get_resolver("maintenance_site.api.urls")  # another URL conf: its own entries, its own answer
+    assert resolved.resolve(other, "/work-orders/3/").kwargs == {"pk": "3"}
+    assert (other, "/work-orders/3/") == next(reversed(resolved.kept))[:2]
+
+
+def test_the_handler_resolves_through_the_kept_paths_and_sets_the_requests_match():
+    handler = RecordingHandler()
+    handler.resolved = type(SyncChainASGIHandler.resolved)()
+    assert async_to_sync(_get)(handler) == 404  # /no-such-page/: nothing kept
+    assert handler.resolved.kept == {}
+
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/api/v1/work-orders/5/")
+    match = handler.resolve_request(request)
+    assert request.resolver_match is match and match.kwargs == {"pk": "5"} and match.url_name == "work-order-detail"
+    assert len(handler.resolved.kept) == 1
+    from django.urls import set_urlconf
+
+    request = RequestFactory().get("/work-orders/7/")
+    request.urlconf = "maintenance_site.api.urls"  # a request's own URL conf: Django's resolution, nothing kept
+    try:
+        assert handler.resolve_request(request).kwargs == {"pk": "7"}
+    finally:
+        set_urlconf(None)
+    assert len(handler.resolved.kept) == 1
