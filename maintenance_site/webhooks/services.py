@@ -278,17 +278,16 @@ def success_attempt(delivery: WebhookDelivery) -> WebhookAttempt | None:
     was kept on the row: then it is an attempt row). Reads `event` and `subscription.organization`."""
     if delivery.status != Status.SUCCEEDED or delivery.sent_at is None:
         return None
-    known = delivery.event_id is not None or delivery.payload is not None  # not an event pruned since
-    body = message_body(delivery) if known else ""
-    text = getattr(delivery, "payload_text", None)  # `with_sent_payload`: the JSON text spliced into what was sent
-    if known and text is not None:
+    body = ""
+    if delivery.event_id is not None or delivery.payload is not None:  # not an event pruned since
         event = delivery.event
+        text = getattr(delivery, "payload_text", None)  # `with_sent_payload`: the JSON text the job spliced in
         body = _body_text(
             delivery.event_type,
             event.created_at if event else delivery.created_at,
             delivery.subscription.organization.slug,
             delivery.sequence,
-            _RawJSON(text),
+            _RawJSON(text) if text is not None else (event.payload if event else delivery.payload),
         )
     return WebhookAttempt(
         organization_id=delivery.organization_id,
