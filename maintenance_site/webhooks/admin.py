@@ -1,9 +1,12 @@
 """Back office: webhook subscriptions (written through the services; the secret shown once) and the delivery log."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -139,6 +142,8 @@ class WebhookSubscriptionAdmin(ServiceAdmin):
 
 
 class AttemptInline(ReadOnlyTenantInline):
+    """The attempt rows: the failed attempts (the success is the delivery's own `successful_attempt`)."""
+
     model = WebhookAttempt
     fields = ["attempted_at", "status_code", "latency_ms", "error", "response_body"]
 
@@ -162,8 +167,28 @@ class WebhookDeliveryAdmin(ReadOnlyTenantAdmin):
     list_select_related = ["subscription"]
     search_fields = ["event_type", "subscription__url"]
     show_full_result_count = False
+    readonly_fields = ["successful_attempt"]
     inlines = [AttemptInline]
     actions = ["replay"]
+
+    @admin.display(description=_("Successful attempt"))
+    def successful_attempt(self, obj):
+        """The success the delivery keeps (the attempts below are the failed ones): when, the answer, the request
+        rebuilt from the event."""
+        if obj is None or obj.pk is None:
+            return "—"
+        attempt = services.success_attempt(services.with_sent_payload(WebhookDelivery.objects).get(pk=obj.pk))
+        if attempt is None:
+            return "—"
+        return format_html(
+            "{} · HTTP {} · {} ms<br>{}<pre>{}</pre><pre>{}</pre>",
+            attempt.attempted_at,
+            attempt.status_code,
+            attempt.latency_ms,
+            attempt.response_body,
+            json.dumps(attempt.request_headers, indent=1),
+            attempt.request_body,
+        )
 
     def has_replay_permission(self, request):
         return self._may_write(request)

@@ -7,12 +7,12 @@ integrators (`manage_webhooks`).
     POST              webhooks/{id}/test/              queue a `webhook:test` delivery
     POST              webhooks/{id}/replay/            re-send everything after a sequence number ({"after": n})
     GET               webhook-deliveries/              the log (?subscription=, ?status=, ?event_type=)
-    GET               webhook-deliveries/{id}/         one delivery with its attempts
+    GET               webhook-deliveries/{id}/         one delivery with its attempts (the failed ones and its success)
     POST              webhook-deliveries/{id}/replay/  send it again, same webhook-id
 """
 
 import django_filters
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -71,6 +71,13 @@ class WebhookSubscriptionSerializer(serializers.ModelSerializer):
 
 
 class AttemptSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="null for the delivery's success, which the delivery keeps (its request rebuilt from the event: "
+        "the same body and headers, the signature left out as in every attempt).",
+    )
+
     class Meta:
         model = WebhookAttempt
         fields = [
@@ -113,11 +120,15 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
 
 class WebhookDeliveryDetailSerializer(WebhookDeliverySerializer):
-    attempt_log = AttemptSerializer(many=True, read_only=True)
+    attempt_log = serializers.SerializerMethodField(help_text="Every attempt, newest first: failures and the success.")
 
     class Meta(WebhookDeliverySerializer.Meta):
         fields = [*WebhookDeliverySerializer.Meta.fields, "attempt_log"]
         read_only_fields = fields
+
+    @extend_schema_field(AttemptSerializer(many=True))
+    def get_attempt_log(self, obj) -> list:
+        return AttemptSerializer(services.attempt_log(obj), many=True).data
 
 
 class RotateSerializer(serializers.Serializer):
@@ -225,7 +236,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, TenantGenericViewSet):
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action == "retrieve":
-            queryset = queryset.prefetch_related("attempt_log")
+            queryset = services.with_sent_payload(queryset).prefetch_related("attempt_log")
         return queryset
 
     def get_serializer_class(self):

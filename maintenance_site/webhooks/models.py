@@ -61,6 +61,11 @@ class WebhookDelivery(TenantModel):
     pending → sending (claimed, `claimed_at` set) → succeeded | pending (a retry at `next_attempt_at`) | failed
     (retries exhausted, 410 Gone, subscription disabled); sending → sending (the claim of a dead worker taken
     over after WEBHOOK_CLAIM_LEASE_SECONDS); succeeded | failed → pending (a replay: the same `message_id`).
+
+    A successful attempt is kept on the row itself (`last_status_code`, `sent_at`, `latency_ms`, `response_body`,
+    written by the same UPDATE that marks it succeeded), not as a WebhookAttempt: attempt rows are the failed ones
+    (and a success a replay moved out of the way). `services.attempt_log()` shows both, newest first. Each status
+    change rewrites the row into every index, so the table has only the indexes its queries use.
     """
 
     class Status(models.TextChoices):
@@ -69,8 +74,12 @@ class WebhookDelivery(TenantModel):
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
 
-    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.ForeignKey(Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # No index of their own: webhooks_delivery_log_idx starts with subscription, webhooks_delivery_unique_event with
+    # event (what SET_NULL looks up when events are pruned).
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    event = models.ForeignKey(Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False)
     event_type = models.CharField(max_length=64)
     sequence = models.BigIntegerField(null=True, blank=True, help_text=_("The event's sequence in the organisation."))
     payload = models.JSONField(
@@ -85,6 +94,12 @@ class WebhookDelivery(TenantModel):
     succeeded_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # the successful attempt (the failed ones are WebhookAttempt rows)
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("The successful attempt's webhook-timestamp (when it was signed).")
+    )
+    latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text=_("The successful attempt's latency."))
+    response_body = models.TextField(blank=True, help_text=_("The start of the receiver's answer to it."))
 
     objects = WebhookDeliveryQuerySet.as_manager()
 
@@ -92,14 +107,16 @@ class WebhookDelivery(TenantModel):
         ordering = ["-id"]
         verbose_name_plural = _("webhook deliveries")
         constraints = [
+            # event first: also the index of the event foreign key (SET_NULL when events are pruned)
             models.UniqueConstraint(
-                fields=["subscription", "event"],
+                fields=["event", "subscription"],
                 condition=models.Q(event__isnull=False),
                 name="webhooks_delivery_unique_event",
             ),
         ]
         indexes = [
-            # the claim: WHERE subscription_id = ? AND status = 'pending' AND next_attempt_at <= ? ORDER BY sequence
+            # the claim: WHERE subscription_id = ? AND status = 'pending' AND next_attempt_at <= ?
+            # ORDER BY next_attempt_at
             models.Index(
                 fields=["subscription", "next_attempt_at"],
                 condition=models.Q(status="pending"),
@@ -112,9 +129,8 @@ class WebhookDelivery(TenantModel):
                 condition=models.Q(status="sending"),
                 name="webhooks_delivery_inflight_idx",
             ),
-            # the delivery log: WHERE subscription_id = ? ORDER BY id DESC; replay: ... AND sequence > ?
+            # the delivery log: WHERE subscription_id = ? ORDER BY id DESC (and the subscription foreign key's index)
             models.Index(fields=["subscription", "-id"], name="webhooks_delivery_log_idx"),
-            models.Index(fields=["subscription", "sequence"], name="webhooks_delivery_seq_idx"),
             # retention: WHERE created_at < ?
             models.Index(fields=["created_at"], name="webhooks_delivery_created_idx"),
         ]

@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, TextField
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from standardwebhooks.webhooks import Webhook
@@ -197,13 +197,18 @@ def send_test_event(subscription: WebhookSubscription, *, actor) -> WebhookDeliv
 _REPLAYABLE = Q(status__in=[Status.SUCCEEDED, Status.FAILED, Status.PENDING])
 
 
+_REPLAY_RESET = {"sent_at": None, "latency_ms": None, "response_body": ""}  # a replayed success went to the log
+
+
 @audit.attributed
 @transaction.atomic
 def replay_delivery(delivery: WebhookDelivery, *, actor) -> WebhookDelivery:
     """Send one delivery again, with the same `webhook-id` (a fresh round of retries). One being sent is left."""
     now = timezone.now()
-    WebhookDelivery.objects.filter(_REPLAYABLE, pk=delivery.pk).update(
-        status=Status.PENDING, next_attempt_at=now, first_attempt_at=None, updated_at=now
+    replayable = WebhookDelivery.objects.select_for_update(of=("self",)).filter(_REPLAYABLE, pk=delivery.pk)
+    _log_successes(replayable)
+    replayable.update(
+        status=Status.PENDING, next_attempt_at=now, first_attempt_at=None, updated_at=now, **_REPLAY_RESET
     )
     schedule_delivery()
     return WebhookDelivery.objects.get(pk=delivery.pk)
@@ -242,11 +247,81 @@ def replay_since(subscription: WebhookSubscription, *, actor, after: int) -> dic
         ignore_conflicts=True,
     )
     last = events[-1][1] if events else after
-    replayed = WebhookDelivery.objects.filter(
+    replayable = WebhookDelivery.objects.select_for_update(of=("self",)).filter(
         _REPLAYABLE, subscription=subscription, event_id__in=[pk for pk, _, _ in wanted]
-    ).update(status=Status.PENDING, next_attempt_at=now, first_attempt_at=None, updated_at=now)
+    )
+    _log_successes(replayable)
+    replayed = replayable.update(
+        status=Status.PENDING, next_attempt_at=now, first_attempt_at=None, updated_at=now, **_REPLAY_RESET
+    )
     schedule_delivery()
     return {"replayed": replayed, "last_sequence": last, "has_more": len(events) == REPLAY_MAX}
+
+
+def _log_successes(deliveries) -> None:
+    """Before a replay: the success each of `deliveries` keeps becomes an attempt row (locked: none changes until
+    the replay's update), so that the log still shows it once the next success takes its place."""
+    succeeded = list(with_sent_payload(deliveries.filter(status=Status.SUCCEEDED, sent_at__isnull=False)))
+    if not succeeded:
+        return
+    logged = WebhookAttempt.objects.bulk_create([success_attempt(delivery) for delivery in succeeded])
+    # attempted_at is set on insert (auto_now_add): the success's own time, in one statement
+    WebhookAttempt.objects.filter(pk__in=[attempt.pk for attempt in logged]).update(
+        attempted_at=Subquery(WebhookDelivery.objects.filter(pk=OuterRef("delivery_id")).values("succeeded_at")[:1])
+    )
+
+
+def success_attempt(delivery: WebhookDelivery) -> WebhookAttempt | None:
+    """The successful attempt a delivery keeps on its row, as an (unsaved) attempt: its answer as recorded, the
+    request rebuilt from the event (the body and headers are deterministic but for the timestamp, stored as
+    `sent_at`; the signature is never logged). None if it has none (not succeeded, or succeeded before the success
+    was kept on the row: then it is an attempt row). Reads `event` and `subscription.organization`."""
+    if delivery.status != Status.SUCCEEDED or delivery.sent_at is None:
+        return None
+    body = ""
+    if delivery.event_id is not None or delivery.payload is not None:  # not an event pruned since
+        event = delivery.event
+        text = getattr(delivery, "payload_text", None)  # `with_sent_payload`: the JSON text the job spliced in
+        body = _body_text(
+            delivery.event_type,
+            event.created_at if event else delivery.created_at,
+            delivery.subscription.organization.slug,
+            delivery.sequence,
+            _RawJSON(text) if text is not None else (event.payload if event else delivery.payload),
+        )
+    return WebhookAttempt(
+        organization_id=delivery.organization_id,
+        delivery=delivery,
+        attempted_at=delivery.succeeded_at,
+        request_headers=_log_headers(_headers(f"msg_{delivery.message_id.hex}", body, [], delivery.sent_at)),
+        request_body=body[:2000],
+        status_code=delivery.last_status_code,
+        response_body=delivery.response_body,
+        latency_ms=delivery.latency_ms or 0,
+    )
+
+
+def with_sent_payload(deliveries):
+    """`deliveries` with what `success_attempt` needs to rebuild a body byte for byte: on PostgreSQL the job splices
+    the payload's jsonb text into the body (never parsed), so the text is read the same way (`payload_text`)."""
+    deliveries = deliveries.select_related("event", "subscription__organization")
+    if connection.vendor != "postgresql":
+        return deliveries
+    return deliveries.annotate(
+        payload_text=Coalesce(Cast("event__payload", output_field=TextField()), Cast("payload", TextField()))
+    )
+
+
+def attempt_log(delivery: WebhookDelivery) -> list[WebhookAttempt]:
+    """Every attempt of a delivery, newest first: its attempt rows (failures, and successes a replay logged) and the
+    success it keeps (`success_attempt`, id None). Uses `attempt_log` as prefetched."""
+    attempts = list(delivery.attempt_log.all())
+    success = success_attempt(delivery)
+    if success is not None:
+        attempts.append(success)
+    return sorted(
+        attempts, key=lambda attempt: (attempt.attempted_at, attempt.pk is None, attempt.pk or 0), reverse=True
+    )
 
 
 # --- the delivery job ----------------------------------------------------------------------------------------
@@ -318,7 +393,7 @@ def fan_out(batch: int = FAN_OUT_BATCH, *, wait: bool = True) -> int:
         for subscription in subscriptions:
             by_organization.setdefault(subscription.organization_id, []).append(subscription)
         now = timezone.now()
-        rows, moved = [], []
+        rows, moved, plan = [], [], []
         for organization_id, group in by_organization.items():
             events = list(
                 Event.objects.filter(
@@ -334,24 +409,66 @@ def fan_out(batch: int = FAN_OUT_BATCH, *, wait: bool = True) -> int:
                 mine = [event for event in events if event[1] > subscription.last_sequence]
                 if not mine:
                     continue
-                rows += [
-                    WebhookDelivery(
-                        organization_id=organization_id,
-                        subscription_id=subscription.pk,
-                        event_id=pk,
-                        event_type=type_,
-                        sequence=sequence,
-                        next_attempt_at=now,
+                types = sorted({type_ for _, _, type_ in mine if _wanted(subscription, type_)})
+                if types:
+                    plan.append(
+                        {
+                            "id": subscription.pk,
+                            "organization_id": organization_id,
+                            "after": subscription.last_sequence,
+                            "upto": mine[-1][1],
+                            "types": types,
+                        }
                     )
-                    for pk, sequence, type_ in mine
-                    if _wanted(subscription, type_)
-                ]
+                    if connection.vendor != "postgresql":
+                        rows += [
+                            WebhookDelivery(
+                                organization_id=organization_id,
+                                subscription_id=subscription.pk,
+                                event_id=pk,
+                                event_type=type_,
+                                sequence=sequence,
+                                next_attempt_at=now,
+                            )
+                            for pk, sequence, type_ in mine
+                            if type_ in types
+                        ]
                 subscription.last_sequence = mine[-1][1]
                 moved.append(subscription)
-        WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+        if connection.vendor == "postgresql":
+            written = _insert_deliveries(plan, now)
+        else:
+            WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+            written = len(rows)
         if moved:
             WebhookSubscription.objects.bulk_update(moved, ["last_sequence"])
-    return len(rows)
+    return written
+
+
+_FAN_OUT_SQL = """
+INSERT INTO {delivery} (organization_id, subscription_id, event_id, event_type, sequence, payload, message_id, status,
+                        attempts, next_attempt_at, last_error, response_body, created_at, updated_at)
+SELECT e.organization_id, s.id, e.id, e.type, e.sequence, NULL, gen_random_uuid(), 'pending', 0, %(now)s, '', '',
+       %(now)s, %(now)s
+  FROM json_to_recordset(%(plan)s::json)
+       AS s(id bigint, organization_id bigint, after bigint, upto bigint, types text[])
+  JOIN {event} e ON e.organization_id = s.organization_id AND e.sequence > s.after AND e.sequence <= s.upto
+                AND e.type = ANY(s.types)
+ ORDER BY s.id, e.sequence
+ON CONFLICT DO NOTHING
+"""
+
+
+def _insert_deliveries(plan: list[dict], now) -> int:
+    """PostgreSQL: each planned subscription's deliveries (its events after `after` up to `upto` of its `types`)
+    written by one INSERT … SELECT, the message ids drawn by the database: no row passes through Python."""
+    if not plan:
+        return 0
+    quote = connection.ops.quote_name
+    sql = _FAN_OUT_SQL.format(delivery=quote(WebhookDelivery._meta.db_table), event=quote(Event._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"plan": json.dumps(plan), "now": now})
+        return cursor.rowcount
 
 
 def _due(now) -> Q:
@@ -587,6 +704,7 @@ class _Sending:
     claimed_at: datetime
     body: str
     headers: dict
+    sent_at: datetime  # the webhook-timestamp signed
 
 
 class _Run:
@@ -643,7 +761,7 @@ class _Run:
             headers = _headers(f"msg_{row['message_id'].hex}", body, signers, now)
             posts.append((row["url"], body.encode(), headers))
             sendings.append(
-                _Sending(row["pk"], row["organization_id"], row["subscription_id"], claimed_at, body, headers)
+                _Sending(row["pk"], row["organization_id"], row["subscription_id"], claimed_at, body, headers, now)
             )
         if posts:
             # A POST still waiting for a connection when the claim's lease is about to run out is not sent (another
@@ -728,32 +846,42 @@ def _attempt(delivery, body, headers, result, error="") -> WebhookAttempt:
 _RECORD_SUCCESSES_SQL = """
 WITH done AS (
     SELECT * FROM json_to_recordset(%(rows)s::json)
-        AS t(id bigint, claimed_at timestamptz, code int, latency int, excerpt text, body text, headers jsonb,
+        AS t(id bigint, claimed_at timestamptz, sent_at timestamptz, code int, latency int, excerpt text,
              organization_id bigint)
       CROSS JOIN (SELECT 'sending'::varchar AS expected_status) AS sending
 ), marked AS (
     UPDATE {delivery} d
        SET status = 'succeeded', succeeded_at = %(now)s, last_status_code = done.code, last_error = '',
-           updated_at = %(now)s
+           sent_at = done.sent_at, latency_ms = done.latency, response_body = done.excerpt, updated_at = %(now)s
       FROM done
      WHERE d.id = ANY(%(ids)s) AND d.id = done.id AND d.claimed_at = done.claimed_at
        AND d.status = done.expected_status  -- (not a literal: the partial indexes' statistics lag behind the churn)
     RETURNING d.id
-), logged AS (
-    INSERT INTO {attempt} (organization_id, delivery_id, attempted_at, request_headers, request_body, status_code,
-                           response_body, latency_ms, error)
-    SELECT organization_id, id, %(now)s, headers, body, code, excerpt, latency, '' FROM done
 ), recovered AS (
     UPDATE {subscription} SET failing_since = NULL WHERE id = ANY(%(subscriptions)s) AND failing_since IS NOT NULL
 )
-SELECT count(*) FROM marked
+SELECT id FROM marked
 """
+
+
+def _success_attempt(sending: _Sending, result) -> WebhookAttempt:
+    """The log row of a success that is not the delivery's own (its claim had been taken over)."""
+    return WebhookAttempt(
+        organization_id=sending.organization_id,
+        delivery_id=sending.delivery_id,
+        request_headers=_log_headers(sending.headers),
+        request_body=sending.body[:2000],
+        status_code=result.status_code,
+        response_body=result.response_excerpt[:2000],
+        latency_ms=result.latency_ms,
+    )
 
 
 def _record_successes(successes: list[tuple[_Sending, object]], counts) -> None:
     """The 2xx answers of one batch, in one statement on PostgreSQL whatever its size (a few queries elsewhere): the
-    attempts logged, the deliveries marked succeeded if their claim still holds, the subscriptions' failure streaks
-    ended."""
+    deliveries marked succeeded with their answer if their claim still holds (no attempt row: the delivery keeps its
+    success), the subscriptions' failure streaks ended. A success whose claim was taken over (by then another job's)
+    is only logged, as an attempt row."""
     if not successes:
         return
     now = timezone.now()
@@ -761,7 +889,6 @@ def _record_successes(successes: list[tuple[_Sending, object]], counts) -> None:
         quote = connection.ops.quote_name
         sql = _RECORD_SUCCESSES_SQL.format(
             delivery=quote(WebhookDelivery._meta.db_table),
-            attempt=quote(WebhookAttempt._meta.db_table),
             subscription=quote(WebhookSubscription._meta.db_table),
         )
         # The rows as one JSON document: one string for the driver to quote, where text arrays cost a regex
@@ -770,11 +897,10 @@ def _record_successes(successes: list[tuple[_Sending, object]], counts) -> None:
             {
                 "id": sending.delivery_id,
                 "claimed_at": sending.claimed_at.isoformat(),
+                "sent_at": sending.sent_at.isoformat(),
                 "code": result.status_code,
                 "latency": result.latency_ms,
                 "excerpt": result.response_excerpt[:2000],
-                "body": sending.body[:2000],
-                "headers": _log_headers(sending.headers),
                 "organization_id": sending.organization_id,
             }
             for sending, result in successes
@@ -787,46 +913,39 @@ def _record_successes(successes: list[tuple[_Sending, object]], counts) -> None:
         }
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            counts["succeeded"] += cursor.fetchone()[0]
+            marked = {row[0] for row in cursor.fetchall()}
+        counts["succeeded"] += len(marked)
+        stale = [(sending, result) for sending, result in successes if sending.delivery_id not in marked]
+        if stale:
+            WebhookAttempt.objects.bulk_create([_success_attempt(sending, result) for sending, result in stale])
         return
-    WebhookAttempt.objects.bulk_create(
-        [
-            WebhookAttempt(
-                organization_id=sending.organization_id,
-                delivery_id=sending.delivery_id,
-                request_headers=_log_headers(sending.headers),
-                request_body=sending.body[:2000],
-                status_code=result.status_code,
-                response_body=result.response_excerpt[:2000],
-                latency_ms=result.latency_ms,
-            )
-            for sending, result in successes
-        ]
-    )
-    groups: dict[tuple, list[int]] = {}
     for sending, result in successes:
-        groups.setdefault((sending.claimed_at, result.status_code), []).append(sending.delivery_id)
-    for (claim, status_code), ids in groups.items():
-        counts["succeeded"] += WebhookDelivery.objects.filter(
-            pk__in=ids, status=Status.SENDING, claimed_at=claim
-        ).update(status=Status.SUCCEEDED, succeeded_at=now, last_status_code=status_code, last_error="", updated_at=now)
+        marked = WebhookDelivery.objects.filter(
+            pk=sending.delivery_id, status=Status.SENDING, claimed_at=sending.claimed_at
+        ).update(
+            status=Status.SUCCEEDED,
+            succeeded_at=now,
+            last_status_code=result.status_code,
+            last_error="",
+            sent_at=sending.sent_at,
+            latency_ms=result.latency_ms,
+            response_body=result.response_excerpt[:2000],
+            updated_at=now,
+        )
+        counts["succeeded"] += marked
+        if not marked:
+            _success_attempt(sending, result).save()
     subscriptions = {sending.subscription_id for sending, _ in successes}
     WebhookSubscription.objects.filter(pk__in=subscriptions, failing_since__isnull=False).update(failing_since=None)
 
 
 def _record(delivery, claimed_at, result, body, headers, status_code, counts, error="") -> None:
+    """A failed attempt (not 2xx: see `_record_successes`): logged, then a retry, or the delivery failed."""
     now = timezone.now()
     error = error or (result.error if result else "")
     _attempt(delivery, body, headers, result, error).save()
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.SENDING, claimed_at=claimed_at)
     subscription = delivery.subscription
-    if status_code is not None and 200 <= status_code < 300:
-        mine.update(
-            status=Status.SUCCEEDED, succeeded_at=now, last_status_code=status_code, last_error="", updated_at=now
-        )
-        WebhookSubscription.objects.filter(pk=subscription.pk, failing_since__isnull=False).update(failing_since=None)
-        counts["succeeded"] += 1
-        return
     why = error or f"HTTP {status_code}"
     if status_code == 410:
         mine.update(status=Status.FAILED, last_status_code=status_code, last_error=why, updated_at=now)

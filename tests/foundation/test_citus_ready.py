@@ -59,7 +59,7 @@ EXCEPTIONS = {
     ("assets_metricdefinition", ("asset_type", "metric")): WITHIN_PARENT,
     ("assets_series", ("asset", "metric")): WITHIN_PARENT,
     ("notifications_notificationdelivery", ("notification", "chat_channel")): WITHIN_PARENT,
-    ("webhooks_webhookdelivery", ("subscription", "event")): WITHIN_PARENT,
+    ("webhooks_webhookdelivery", ("event", "subscription")): WITHIN_PARENT,
     # The webhook-id receivers deduplicate by: random, unique everywhere; (organization, message_id) under Citus.
     ("webhooks_webhookdelivery", ("message_id",)): "a random message id (webhook-id) unique everywhere",
 }

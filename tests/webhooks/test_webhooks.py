@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -153,8 +154,30 @@ def test_a_500_is_retried_with_the_same_webhook_id(api, manager_a, org_a, receiv
     assert len(ids) == 1
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "succeeded" and delivery.attempts == 2
-    assert list(WebhookAttempt.objects.order_by("id").values_list("status_code", flat=True)) == [500, 200]
+    assert [attempt.status_code for attempt in services.attempt_log(delivery)] == [200, 500]  # newest first
     assert WebhookSubscription.objects.get().failing_since is None  # the success ended the streak
+
+
+def test_the_delivery_log_shows_the_failed_attempts_and_the_success_as_sent(api, manager_a, org_a, receiver):
+    subscribe(api, manager_a, org_a, receiver.url)
+    receiver.script = [(500, 0)]
+    publish_work_order(org_a, manager_a)
+    run_job()
+    delivery = WebhookDelivery.objects.get()
+    # the failure is an attempt row; the success is kept on the delivery (one row write fewer per delivery)
+    assert list(WebhookAttempt.objects.values_list("status_code", flat=True)) == [500]
+    detail = api(manager_a, org_a).get(f"/api/v1/webhook-deliveries/{delivery.pk}/").json()
+    success, failure = detail["attempt_log"]
+    assert (success["status_code"], failure["status_code"]) == (200, 500)
+    assert success["id"] is None and failure["id"] is not None
+    sent = receiver.requests[1]
+    assert success["request_body"] == sent["body"].decode()  # rebuilt from the event: what was sent
+    for name in ("webhook-id", "webhook-timestamp", "content-type", "user-agent"):
+        assert {k.lower(): v for k, v in success["request_headers"].items()}[name] == sent["headers"][name]
+    assert "webhook-signature" not in success["request_headers"]
+    assert success["response_body"] == "ok" and success["latency_ms"] >= 0
+    assert success["attempted_at"] >= failure["attempted_at"]
+    assert failure["response_body"] == "nope" and failure["request_body"] == receiver.requests[0]["body"].decode()
 
 
 def test_a_timeout_is_retried(api, manager_a, org_a, receiver, settings):
@@ -225,6 +248,12 @@ def test_replay_resends_the_same_webhook_id(api, manager_a, org_a, receiver):
     assert receiver.requests[0]["headers"]["webhook-id"] == receiver.requests[1]["headers"]["webhook-id"]
     detail = api(manager_a, org_a).get(f"/api/v1/webhook-deliveries/{delivery.pk}/").json()
     assert len(detail["attempt_log"]) == 2 and detail["webhook_id"] == receiver.requests[0]["headers"]["webhook-id"]
+    # the first success, moved to an attempt row by the replay, and the second, each with its own timestamp
+    assert [attempt["status_code"] for attempt in detail["attempt_log"]] == [200, 200]
+    assert [attempt["request_headers"]["webhook-timestamp"] for attempt in detail["attempt_log"]] == [
+        request["headers"]["webhook-timestamp"] for request in reversed(receiver.requests)
+    ]
+    assert detail["attempt_log"][0]["attempted_at"] >= detail["attempt_log"][1]["attempted_at"]
 
 
 def test_replay_since_a_sequence_number(api, manager_a, org_a, receiver):
@@ -309,8 +338,12 @@ def test_a_stale_worker_cannot_record_over_a_newer_claim(api, manager_a, org_a, 
     [(_, new_claim)] = services.claim_due()
     services.send_claimed([(delivery_id, old_claim)])  # the stale worker comes back: its result is only logged
     assert WebhookDelivery.objects.get().status == "sending"
+    assert list(WebhookAttempt.objects.values_list("status_code", flat=True)) == [200]
     services.send_claimed([(delivery_id, new_claim)])
-    assert WebhookDelivery.objects.get().status == "succeeded"
+    delivery = services.with_sent_payload(WebhookDelivery.objects).get()
+    assert delivery.status == "succeeded"
+    assert WebhookAttempt.objects.count() == 1  # the delivery's own success stays on its row
+    assert [attempt.pk is None for attempt in services.attempt_log(delivery)] == [True, False]
 
 
 def test_in_flight_deliveries_per_subscription_are_capped(api, manager_a, org_a, receiver, settings):
@@ -391,11 +424,17 @@ def test_redirects_are_not_followed(api, manager_a, org_a, receiver):
 
 def test_the_log_is_pruned_after_its_retention(api, manager_a, org_a, receiver):
     subscribe(api, manager_a, org_a, receiver.url)
+    receiver.script = [(500, 0)]
     publish_work_order(org_a, manager_a)
-    run_job()
+    run_job()  # a failed attempt, then the success
+    old = WebhookDelivery.objects.get()
     WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(days=31))
-    assert services.prune_log() == 2  # the delivery and its attempt
+    publish_work_order(org_a, manager_a, title="recent")
+    run_job()
+    assert services.prune_log() == 2  # the old delivery and its failed attempt
     assert not WebhookAttempt.objects.exists()
+    assert list(WebhookDelivery.objects.values_list("status", flat=True)) == ["succeeded"]  # the recent one stays
+    assert not WebhookDelivery.objects.filter(pk=old.pk).exists()
 
 
 def test_the_delivery_log_lists_in_constant_queries(api, manager_a, org_a, receiver, django_assert_max_num_queries):
@@ -408,3 +447,18 @@ def test_the_delivery_log_lists_in_constant_queries(api, manager_a, org_a, recei
     with django_assert_max_num_queries(12):
         response = client.get(f"/api/v1/webhook-deliveries/?subscription={created['id']}")
     assert response.status_code == 200 and len(response.json()["results"]) == 6
+
+
+def test_the_back_office_shows_a_deliverys_success_and_its_failed_attempts(api, client, manager_a, org_a, receiver):
+    subscribe(api, manager_a, org_a, receiver.url)
+    receiver.script = [(500, 0)]
+    publish_work_order(org_a, manager_a)
+    run_job()
+    delivery = WebhookDelivery.objects.get()
+    client.force_login(manager_a)
+    response = client.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "HTTP 200" in content  # the success the delivery keeps
+    assert receiver.requests[1]["headers"]["webhook-timestamp"] in content  # its request, rebuilt
+    assert "nope" in content  # the failed attempt's row, with the receiver's answer
