@@ -48,10 +48,8 @@ Python process reading 50,000 frames/s) and the shared cores are the limit in th
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -68,19 +66,17 @@ import django  # noqa: E402
 
 django.setup()
 
-import aiohttp  # noqa: E402
 from asgiref.sync import sync_to_async  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
-from channels_redis.core import RedisChannelLayer  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import transaction  # noqa: E402
 
+from bench.ws_clients import ClientPool  # noqa: E402
 from maintenance_site import progress  # noqa: E402
 from maintenance_site.events import services as events  # noqa: E402
 from maintenance_site.events.models import Event  # noqa: E402
 
 ORG_SLUG = "bench-fanout"
-FRAME_SEQUENCE = re.compile(r'\{"type": "event", "event": \{"sequence": (\d+),')
 MEMBERS = 20
 
 
@@ -169,82 +165,44 @@ def _summary(values: list[float]) -> dict:
 # --- the clients ----------------------------------------------------------------------------------------------------
 
 
-class Client:
-    """One socket: what it received (sequence → perf_counter), and what was wrong with the order."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.received: dict[int, float] = {}
-        self.last = None
-        self.duplicates = 0
-        self.out_of_order = 0
-        self.closed_code = None
-        self.waiters: list[tuple[int, asyncio.Future]] = []
-
-    async def run(self):
-        async for message in self.ws:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                break
-            now = time.perf_counter()
-            # The platform's frames start '{"type": "event", "event": {"sequence": N, ' (services.event_frame): read
-            # the number without decoding the whole frame (50,000 frames/s at 1,000 sockets); anything else decoded.
-            match = FRAME_SEQUENCE.match(message.data)
-            if match is not None:
-                sequence = int(match.group(1))
-            else:
-                data = json.loads(message.data)
-                if data.get("type") != "event":
-                    continue
-                sequence = data["event"]["sequence"]
-            if sequence in self.received:
-                self.duplicates += 1
-            elif self.last is not None and sequence != self.last + 1:
-                self.out_of_order += 1
-            self.received.setdefault(sequence, now)
-            self.last = sequence if self.last is None else max(self.last, sequence)
-            if self.waiters:
-                for _wanted, future in [w for w in self.waiters if w[0] <= sequence]:
-                    if not future.done():
-                        future.set_result(now)
-                self.waiters = [w for w in self.waiters if w[0] > sequence]
-        self.closed_code = self.ws.close_code
-
-    def receipt(self, sequence: int) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        if sequence in self.received:
-            future.set_result(self.received[sequence])
-        else:
-            self.waiters.append((sequence, future))
-        return future
-
-
-async def open_clients(session, port: int, org, count: int) -> tuple[list[Client], dict]:
+async def open_clients(pool: ClientPool, org, count: int) -> dict:
     started = time.perf_counter()
     tickets = await sync_to_async(_tickets)(org, count)
     issued = time.perf_counter()
-    clients, failures = [], 0
-    window = asyncio.Semaphore(100)  # at most 100 handshakes under way (a sliding window, not batches of 100)
-
-    async def open_one(ticket):
-        async with window:
-            return await session.ws_connect(
-                f"ws://127.0.0.1:{port}/ws/events/?ticket={ticket}", autoping=True, max_msg_size=0
-            )
-
-    for result in await asyncio.gather(*(open_one(ticket) for ticket in tickets), return_exceptions=True):
-        if isinstance(result, BaseException):
-            failures += 1
-        else:
-            client = Client(result)
-            client.task = asyncio.ensure_future(client.run())
-            clients.append(client)
+    window = max(1, 100 // len(pool.connections))  # at most 100 handshakes under way in all (a sliding window)
+    results = await pool.call_each("open", [(share, window) for share in pool.split(tickets)])
     opened = time.perf_counter()
-    return clients, {
+    return {
         "tickets_s": issued - started,
         "handshakes_s": opened - issued,
         "total_s": opened - started,
-        "failed": failures,
+        "failed": sum(r["failed"] for r in results),
     }
+
+
+async def receipts(pool: ClientPool, kind: str, sequence: int, timeout: float = 120) -> list[float]:
+    """Every open receiver's receipt time of `sequence`, once all have it (TimeoutError after `timeout`)."""
+    times = [t for share in await pool.call("wait", kind, sequence, timeout) for t in share]
+    if any(t != t for t in times):
+        raise TimeoutError(f"sequence {sequence} not received by {sum(t != t for t in times)} of {len(times)}")
+    return times
+
+
+async def delays(pool: ClientPool, kind: str, committed: dict[int, float]) -> dict:
+    results = await pool.call("delays", kind, committed)
+    values = [v for r in results for v in r["delays"]]
+    return {
+        "delay": _summary(values),
+        "lost": sum(r["lost"] for r in results),
+        "duplicates": sum(r["duplicates"] for r in results),
+        "out_of_order": sum(r["out_of_order"] for r in results),
+    }
+
+
+async def client_load(pool: ClientPool) -> tuple[float, int]:
+    """(CPU seconds of the client processes, frames they received) so far."""
+    stats = await pool.call("stats")
+    return pool.cpu(), sum(s["frames"] for s in stats)
 
 
 # --- publishing -----------------------------------------------------------------------------------------------------
@@ -259,14 +217,13 @@ def publish_one(org) -> tuple[int, float]:
     return Event.objects.values_list("sequence", flat=True).get(pk=event.pk), committed
 
 
-async def fan_out(clients: list[Client], org, samples: int) -> dict:
+async def fan_out(pool: ClientPool, org, samples: int) -> dict:
     firsts, lasts = [], []
     for _ in range(samples):
         expected = await sync_to_async(events.last_sequence)(org.id) + 1
-        futures = [client.receipt(expected) for client in clients if not client.task.done()]  # open ones
         sequence, committed = await sync_to_async(publish_one, thread_sensitive=False)(org)
         assert sequence == expected, (sequence, expected)
-        received = await asyncio.wait_for(asyncio.gather(*futures), timeout=120)
+        received = await receipts(pool, "sockets", sequence)
         firsts.append(min(received) - committed)
         lasts.append(max(received) - committed)
         await asyncio.sleep(0.2)
@@ -309,66 +266,50 @@ def _dispatcher(publishing: threading.Thread) -> None:
         connection.close()
 
 
-async def sustained(clients: list[Client], org, rate: float, seconds: float) -> dict:
+async def sustained(pool: ClientPool, org, rate: float, seconds: float) -> dict:
     first = await sync_to_async(events.last_sequence)(org.id) + 1
     commits: dict[int, float] = {}
     stop = threading.Event()
     thread = threading.Thread(target=_publisher, args=(org, rate, seconds, commits, stop))
     dispatcher = threading.Thread(target=_dispatcher, args=(thread,))
+    cpu, frames = await client_load(pool)
+    bench_cpu = time.process_time()
     thread.start()
     dispatcher.start()
     await asyncio.get_running_loop().run_in_executor(None, thread.join)
     await asyncio.get_running_loop().run_in_executor(None, dispatcher.join)
+    bench_cpu = time.process_time() - bench_cpu
     ids = sorted(commits)
     sequences = dict(
         await sync_to_async(lambda: list(Event.objects.filter(pk__in=ids).values_list("pk", "sequence")))()
     )
     # wait for the tail to arrive (bounded)
-    last = max(sequences.values())
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(client.receipt(last) for client in clients)), timeout=120)
-    delays, lost = [], 0
-    by_sequence = {sequences[pk]: commits[pk] for pk in ids}
-    for client in clients:
-        for sequence, committed in by_sequence.items():
-            received = client.received.get(sequence)
-            if received is None:
-                lost += 1
-            else:
-                delays.append(received - committed)
+        await receipts(pool, "sockets", max(sequences.values()))
+    cpu_after, frames_after = await client_load(pool)
     published = len(ids)
     return {
         "events": published,
         "rate": published / seconds,
-        "delay": _summary(delays),
-        "lost": lost,
-        "duplicates": sum(c.duplicates for c in clients),
-        "out_of_order": sum(c.out_of_order for c in clients),
+        **await delays(pool, "sockets", {sequences[pk]: commits[pk] for pk in ids}),
         "first_sequence": first,
+        "client_cpu_s": cpu_after - cpu,
+        "client_frames": frames_after - frames,
+        "publisher_cpu_s": bench_cpu,
     }
 
 
 # --- the floor ------------------------------------------------------------------------------------------------------
 
 
-async def floor(count: int, samples: int, rate: float, seconds: float) -> dict:
-    """channels-redis alone: `group_send` to `count` channels of this process, until each received. The project's
-    layer (its pool settings) but channels-redis's own `receive`, not the layer's per-process reader."""
+async def floor(pool: ClientPool, count: int, samples: int, rate: float, seconds: float) -> dict:
+    """channels-redis alone: `group_send` from this process to `count` channels of the client processes (the same
+    share each as the sockets), each read by channels-redis's own `receive` (one BZPOPMIN per message and process:
+    channels-redis's receiving, not the project's per-process reader) until each received. No server, no consumer,
+    no database."""
     layer = get_channel_layer()
-    layer.receive = functools.partial(RedisChannelLayer.receive, layer)
     group = f"bench-floor-{os.getpid()}"
-    channels = [await layer.new_channel() for _ in range(count)]
-    await asyncio.gather(*(layer.group_add(group, channel) for channel in channels))
-    received: dict[str, list[tuple[int, float]]] = {channel: [] for channel in channels}
-    arrived = asyncio.Event()
-
-    async def listen(channel):
-        while True:
-            message = await layer.receive(channel)
-            received[channel].append((message["sequence"], time.perf_counter()))
-            arrived.set()
-
-    listeners = [asyncio.ensure_future(listen(channel)) for channel in channels]
+    await pool.call_each("floor_open", [(group, len(share)) for share in pool.split(list(range(count)))])
     frame = events.channel_message(
         {
             "sequence": 0,
@@ -380,30 +321,20 @@ async def floor(count: int, samples: int, rate: float, seconds: float) -> dict:
             "correlation_id": "",
         }
     )
-
-    async def until_all(sequence: int, timeout: float = 120):
-        deadline = time.monotonic() + timeout
-        while not all(rows and rows[-1][0] >= sequence for rows in received.values()):
-            if time.monotonic() > deadline:
-                raise TimeoutError
-            arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(arrived.wait(), 1)
-
     try:
         await asyncio.sleep(0.5)
         firsts, lasts = [], []
         for n in range(1, samples + 1):
             sent = time.perf_counter()
             await layer.group_send(group, {**frame, "sequence": n})
-            await until_all(n)
-            times = [next(t for s, t in rows if s == n) for rows in received.values()]
+            times = await receipts(pool, "floor", n)
             firsts.append(min(times) - sent)
             lasts.append(max(times) - sent)
             await asyncio.sleep(0.2)
         sent_at: dict[int, float] = {}
         start = time.perf_counter()
         n = samples
+        cpu, frames = await client_load(pool)
         while time.perf_counter() - start < seconds:
             n += 1
             due = start + (n - samples - 1) / rate
@@ -413,25 +344,20 @@ async def floor(count: int, samples: int, rate: float, seconds: float) -> dict:
             sent_at[n] = time.perf_counter()
             await layer.group_send(group, {**frame, "sequence": n})
         with contextlib.suppress(TimeoutError):
-            await until_all(n)
-        delays, lost = [], 0
-        for rows in received.values():
-            got = dict(rows)
-            for sequence, sent in sent_at.items():
-                if sequence in got:
-                    delays.append(got[sequence] - sent)
-                else:
-                    lost += 1
+            await receipts(pool, "floor", n)
+        cpu_after, frames_after = await client_load(pool)
         return {
             "first": _summary(firsts),
             "last": _summary(lasts),
-            "sustained": {"events": len(sent_at), "delay": _summary(delays), "lost": lost},
+            "sustained": {
+                "events": len(sent_at),
+                **await delays(pool, "floor", sent_at),
+                "client_cpu_s": cpu_after - cpu,
+                "client_frames": frames_after - frames,
+            },
         }
     finally:
-        for listener in listeners:
-            listener.cancel()
-        await asyncio.gather(*(layer.group_discard(group, channel) for channel in channels))
-        del layer.receive
+        await pool.call("floor_close")
 
 
 # --- the run --------------------------------------------------------------------------------------------------------
@@ -443,49 +369,45 @@ async def group_members(org) -> int:
     return await layer.connection(layer.consistent_hash(group)).zcard(layer._group_key(group))
 
 
-async def platform(port: int, org, count: int, args, step, server_pid: int) -> dict:
+async def platform(pool: ClientPool, org, count: int, args, step, server_pid: int) -> dict:
     figures: dict = {}
-    timeout = aiohttp.ClientTimeout(total=None)
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    cpu = server_cpu(server_pid)
+    figures["connect"] = await open_clients(pool, org, count)
+    figures["connect"]["server_cpu_s"] = server_cpu(server_pid) - cpu
+    step.advance()
+    await asyncio.sleep(1)
+    figures["group_members_open"] = await group_members(org)
+    figures["fan_out"] = await fan_out(pool, org, args.samples)
+    step.advance()
+    if args.seconds > 0:
         cpu = server_cpu(server_pid)
-        clients, figures["connect"] = await open_clients(session, port, org, count)
-        figures["connect"]["server_cpu_s"] = server_cpu(server_pid) - cpu
-        step.advance()
-        await asyncio.sleep(1)
-        figures["group_members_open"] = await group_members(org)
-        figures["fan_out"] = await fan_out(clients, org, args.samples)
-        step.advance()
-        if args.seconds > 0:
-            cpu = server_cpu(server_pid)
-            figures["sustained"] = await sustained(clients, org, args.rate, args.seconds)
-            figures["sustained"]["server_cpu_s"] = server_cpu(server_pid) - cpu
-        step.advance()
-        if args.idle > 0:
-            await asyncio.sleep(args.idle)
-            dropped = sum(client.task.done() for client in clients)
-            after_idle = await fan_out([c for c in clients if not c.task.done()], org, 1)
-            figures["idle"] = {"seconds": args.idle, "dropped": dropped, "then_one_event": after_idle["last"]}
-        step.advance()
-        figures["lost_connections"] = sum(client.task.done() for client in clients)
-        cpu = server_cpu(server_pid)
-        closing = time.perf_counter()
-        await asyncio.gather(*(client.ws.close() for client in clients), return_exceptions=True)
-        closed = time.perf_counter()
-        # The server handles the closes after the clients sent them: wait (bounded) until the group is empty, so a
-        # slow drain is told apart from members that stay (those leave only by group_expiry).
+        figures["sustained"] = await sustained(pool, org, args.rate, args.seconds)
+        figures["sustained"]["server_cpu_s"] = server_cpu(server_pid) - cpu
+    step.advance()
+    if args.idle > 0:
+        await asyncio.sleep(args.idle)
+        dropped = sum(s["done"] for s in await pool.call("stats"))
+        after_idle = await fan_out(pool, org, 1)
+        figures["idle"] = {"seconds": args.idle, "dropped": dropped, "then_one_event": after_idle["last"]}
+    step.advance()
+    figures["lost_connections"] = sum(s["done"] for s in await pool.call("stats"))
+    cpu = server_cpu(server_pid)
+    closing = time.perf_counter()
+    closed = max(await pool.call("close"))
+    # The server handles the closes after the clients sent them: wait (bounded) until the group is empty, so a
+    # slow drain is told apart from members that stay (those leave only by group_expiry).
+    members = await group_members(org)
+    while members and time.perf_counter() - closed < args.drain:
+        await asyncio.sleep(0.25)
         members = await group_members(org)
-        while members and time.perf_counter() - closed < args.drain:
-            await asyncio.sleep(0.25)
-            members = await group_members(org)
-        figures["mass_close"] = {
-            "clients_s": closed - closing,
-            "empty_after_s": time.perf_counter() - closed if not members else None,
-            "members_left": members,
-            "server_cpu_s": server_cpu(server_pid) - cpu,
-        }
-        figures["group_members_after_mass_close"] = members
-        step.advance()
+    figures["mass_close"] = {
+        "clients_s": closed - closing,
+        "empty_after_s": time.perf_counter() - closed if not members else None,
+        "members_left": members,
+        "server_cpu_s": server_cpu(server_pid) - cpu,
+    }
+    figures["group_members_after_mass_close"] = members
+    step.advance()
     return figures
 
 
@@ -507,6 +429,18 @@ def print_figures(results: dict) -> None:
                 f"   lost {s['lost']} dup {s['duplicates']} out-of-order {s['out_of_order']} "
                 f"(floor lost {fs['lost']}), server CPU {s['server_cpu_s']:.1f} s"
             )
+            for name, row in (("platform", s), ("floor", fs)):
+                per_frame = row["client_cpu_s"] / row["client_frames"] * 1e6 if row["client_frames"] else float("nan")
+                print(
+                    f"    {name}: {row['client_frames']} frames received, client CPU {row['client_cpu_s']:.1f} s "
+                    f"({per_frame:.1f} µs per frame)"
+                    + (
+                        f", server CPU {row['server_cpu_s'] / row['client_frames'] * 1e6:.1f} µs per frame, "
+                        f"publisher + dispatcher CPU {row['publisher_cpu_s']:.1f} s"
+                        if name == "platform" and row["client_frames"]
+                        else ""
+                    )
+                )
         c = p["connect"]
         print(
             f"  connect: tickets {c['tickets_s']:.2f} s, handshakes {c['handshakes_s']:.2f} s, failed {c['failed']}, "
@@ -536,26 +470,29 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60, help="sustained seconds (default 60; 0 skips)")
     parser.add_argument("--idle", type=float, default=600, help="idle seconds (default 600; 0 skips)")
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the group to empty (default 60)")
+    parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     if not settings.REDIS_URL:
         raise SystemExit("Needs REDIS_URL (the channel layer) and a migrated DATABASE_URL.")
-    org = _organization()
     counts = [int(n) for n in args.sockets.split(",")]
     results: dict = {}
     server, port = start_server()
+    pool = ClientPool(args.clients, port)  # forked before this process opens database or Redis connections
     try:
+        org = _organization()
         with progress.bars() as bars, bars.step("phases", total=len(counts) * 6) as step:
             for count in counts:
-                floor_figures = asyncio.run(floor(count, args.samples, args.rate, args.seconds))
+                floor_figures = asyncio.run(floor(pool, count, args.samples, args.rate, args.seconds))
                 step.advance()
                 results[count] = {
                     "floor": floor_figures,
-                    "platform": asyncio.run(platform(port, org, count, args, step, server.pid)),
+                    "platform": asyncio.run(platform(pool, org, count, args, step, server.pid)),
                 }
                 if args.json:
                     Path(args.json).write_text(json.dumps(results, indent=2))
     finally:
+        pool.stop()
         server.terminate()
         try:
             server.wait(timeout=10)
