@@ -109,7 +109,7 @@ def _tickets(org, count: int) -> list[str]:
     return [events.issue_websocket_ticket(members[i % len(members)], org)["ticket"] for i in range(count)]
 
 
-def start_server() -> tuple[subprocess.Popen, int]:
+def start_server(direct_writes: bool = True) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     env = {
         **os.environ,
@@ -117,6 +117,7 @@ def start_server() -> tuple[subprocess.Popen, int]:
         "DATABASE_POOL": "true",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
+        "EVENTS_DAPHNE_DIRECT_WRITES": "true" if direct_writes else "false",
     }
     command = [sys.executable, "-m", "maintenance_site.ops.webserver", "-b", "127.0.0.1", "-p", str(port)]
     log = open(ROOT / "var" / "bench-websocket.log", "ab")  # noqa: SIM115 (the server writes to it until stopped)
@@ -148,6 +149,20 @@ def server_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_queue(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of all the process's threads so far
+    (/proc/<pid>/task/*/schedstat; zeros elsewhere): the second tells a process starved by the machine's other load
+    from one that is simply busy."""
+    running = waiting = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                on_cpu, queued, _ = (int(v) for v in (task / "schedstat").read_text().split())
+                running += on_cpu
+                waiting += queued
+    return running / 1e9, waiting / 1e9
 
 
 def _summary(values: list[float]) -> dict:
@@ -381,8 +396,20 @@ async def platform(pool: ClientPool, org, count: int, args, step, server_pid: in
     step.advance()
     if args.seconds > 0:
         cpu = server_cpu(server_pid)
+        pids = {"server": [server_pid], "clients": [p.pid for p in pool.processes]}
+        queues = {name: [run_queue(pid) for pid in group] for name, group in pids.items()}
+        started = time.perf_counter()
         figures["sustained"] = await sustained(pool, org, args.rate, args.seconds)
         figures["sustained"]["server_cpu_s"] = server_cpu(server_pid) - cpu
+        figures["sustained"]["wall_s"] = time.perf_counter() - started
+        figures["sustained"]["run_queue"] = {}
+        for name, group in pids.items():
+            now = [run_queue(pid) for pid in group]
+            figures["sustained"]["run_queue"][name] = {
+                "on_cpu_s": sum(a[0] - b[0] for a, b in zip(now, queues[name], strict=True)),
+                "waiting_s": sum(a[1] - b[1] for a, b in zip(now, queues[name], strict=True)),
+            }
+        figures["sustained"]["load"] = os.getloadavg()
     step.advance()
     if args.idle > 0:
         await asyncio.sleep(args.idle)
@@ -411,7 +438,7 @@ async def platform(pool: ClientPool, org, count: int, args, step, server_pid: in
     return figures
 
 
-def print_figures(results: dict) -> None:
+def print_figures(results: dict, args) -> None:
     def pair(s):
         return f"{s['p50_ms']:8.1f} / {s['p99_ms']:8.1f}" if s.get("n") else "       – /        –"
 
@@ -419,7 +446,7 @@ def print_figures(results: dict) -> None:
         p, f = row["platform"], row["floor"]
         print(f"\n{count} sockets (p50 / p99 ms)          platform                floor      p99 ratio")
         for key in ("first", "last"):
-            ratio = p["fan_out"][key]["p99_ms"] / f[key]["p99_ms"]
+            ratio = p["fan_out"][key]["p99_ms"] / f[key]["p99_ms"] if f[key].get("n") else float("nan")
             print(f"  one event, {key} receipt   {pair(p['fan_out'][key])}   {pair(f[key])}   {ratio:6.1f}×")
         if "sustained" in p:
             s, fs = p["sustained"], f["sustained"]
@@ -429,7 +456,14 @@ def print_figures(results: dict) -> None:
                 f"   lost {s['lost']} dup {s['duplicates']} out-of-order {s['out_of_order']} "
                 f"(floor lost {fs['lost']}), server CPU {s['server_cpu_s']:.1f} s"
             )
-            for name, row in (("platform", s), ("floor", fs)):
+            print(
+                f"    over {s['wall_s']:.0f} s until the last receipt (load {s['load'][0]:.1f}), "
+                "on a CPU / runnable but waiting for one: "
+                + ", ".join(
+                    f"{name} {q['on_cpu_s']:.1f} / {q['waiting_s']:.1f} s" for name, q in s["run_queue"].items()
+                )
+            )
+            for name, row in (("platform", s), ("floor", fs)) if args.floor else (("platform", s),):
                 per_frame = row["client_cpu_s"] / row["client_frames"] * 1e6 if row["client_frames"] else float("nan")
                 print(
                     f"    {name}: {row['client_frames']} frames received, client CPU {row['client_cpu_s']:.1f} s "
@@ -470,6 +504,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60, help="sustained seconds (default 60; 0 skips)")
     parser.add_argument("--idle", type=float, default=600, help="idle seconds (default 600; 0 skips)")
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the group to empty (default 60)")
+    parser.add_argument(
+        "--floor", action=argparse.BooleanOptionalAction, default=True, help="measure the floor (default: yes)"
+    )
+    parser.add_argument(
+        "--direct-writes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the server's EVENTS_DAPHNE_DIRECT_WRITES (default: on; --no-direct-writes for daphne's send)",
+    )
     parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
@@ -477,13 +520,17 @@ def main() -> int:
         raise SystemExit("Needs REDIS_URL (the channel layer) and a migrated DATABASE_URL.")
     counts = [int(n) for n in args.sockets.split(",")]
     results: dict = {}
-    server, port = start_server()
+    server, port = start_server(args.direct_writes)
     pool = ClientPool(args.clients, port)  # forked before this process opens database or Redis connections
     try:
         org = _organization()
         with progress.bars() as bars, bars.step("phases", total=len(counts) * 6) as step:
             for count in counts:
-                floor_figures = asyncio.run(floor(pool, count, args.samples, args.rate, args.seconds))
+                floor_figures = (
+                    asyncio.run(floor(pool, count, args.samples, args.rate, args.seconds))
+                    if args.floor
+                    else {"first": {"n": 0}, "last": {"n": 0}, "sustained": {"delay": {"n": 0}, "lost": 0}}
+                )
                 step.advance()
                 results[count] = {
                     "floor": floor_figures,
@@ -498,7 +545,7 @@ def main() -> int:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-    print_figures(results)
+    print_figures(results, args)
     return 0
 
 
