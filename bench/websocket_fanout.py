@@ -4,9 +4,15 @@
         --sockets 100,1000 --samples 20 --rate 50 --seconds 60 --idle 600
 
 One daphne process serves the platform as docker-compose starts it (`maintenance_site.ops.webserver`, the
-connection pool on); this process plays the clients (aiohttp websockets) and the dispatcher (the after-commit task's
-`events.services.dispatch`, run in a thread right after each commit). The sockets belong to one organisation of
-its own (`bench-fanout`, created with 20 technicians on first use) and open with tickets from the ticket service.
+connection pool on; --no-direct-writes runs it with EVENTS_DAPHNE_DIRECT_WRITES=false). The clients are --clients
+processes (default 2) of bare asyncio websocket clients (bench/ws_clients.py: handshake by hand, the server's frames
+parsed in bulk per received chunk, only each event's sequence read; 3-8 µs of CPU per frame received, against ~20
+for the aiohttp client this bench used before), driven by this process, which plays the dispatcher (the after-commit
+task's `events.services.dispatch`, run in a thread right after each commit). The sockets belong to one
+organisation of its own (`bench-fanout`, created with 20 technicians on first use) and open with tickets from the
+ticket service. The sustained phase also reports the CPU per frame of the clients and of the server (user /
+system), and how long the server and the clients were on a CPU against runnable but waiting for one
+(/proc/<pid>/task/*/schedstat): on a shared machine, the second tells a starved process from a busy one.
 
 For each socket count:
 
@@ -14,7 +20,11 @@ For each socket count:
   are open, how many handshakes failed, and the server's CPU seconds.
 - **fan-out**: --samples events one after another; for each, the time from its commit to the first and to the last
   socket's receipt (p50 / p99). The floor: channels-redis `group_send` of one message to a group of as many
-  channels, all received in this process (no server, no consumer, no database), first and last receipt.
+  channels, received in the client processes (as many channels each as sockets) with channels-redis's own
+  `receive` (no server, no consumer, no database), first and last receipt. It measures channels-redis's delivery
+  to one channel per receiver (a message per channel, one BZPOPMIN and one decode each: ~90-130 µs of CPU per
+  message received), which the platform no longer does (one message per process and group, LocalFanout): at 50/s
+  to 1,000 channels it falls behind and loses what the receipt wait (120 s) does not cover. --no-floor skips it.
 - **sustained**: --rate events/s for --seconds, committed by one thread and dispatched by another (a worker that
   takes, at each dispatch, whatever was committed since the last); delay commit → receipt over every (event,
   socket), p50 / p99 / max, and per client what was lost, duplicated or out of order. Its floor: `group_send` at
@@ -149,6 +159,16 @@ def server_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the process so far: the system part is mostly the kernel's TCP send."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def run_queue(pid: int) -> tuple[float, float]:
@@ -396,12 +416,15 @@ async def platform(pool: ClientPool, org, count: int, args, step, server_pid: in
     step.advance()
     if args.seconds > 0:
         cpu = server_cpu(server_pid)
+        split = server_cpu_split(server_pid)
         pids = {"server": [server_pid], "clients": [p.pid for p in pool.processes]}
         queues = {name: [run_queue(pid) for pid in group] for name, group in pids.items()}
         started = time.perf_counter()
         figures["sustained"] = await sustained(pool, org, args.rate, args.seconds)
         figures["sustained"]["server_cpu_s"] = server_cpu(server_pid) - cpu
         figures["sustained"]["wall_s"] = time.perf_counter() - started
+        user, system = (after - before for after, before in zip(server_cpu_split(server_pid), split, strict=True))
+        figures["sustained"]["server_user_s"], figures["sustained"]["server_system_s"] = user, system
         figures["sustained"]["run_queue"] = {}
         for name, group in pids.items():
             now = [run_queue(pid) for pid in group]
@@ -469,7 +492,9 @@ def print_figures(results: dict, args) -> None:
                     f"    {name}: {row['client_frames']} frames received, client CPU {row['client_cpu_s']:.1f} s "
                     f"({per_frame:.1f} µs per frame)"
                     + (
-                        f", server CPU {row['server_cpu_s'] / row['client_frames'] * 1e6:.1f} µs per frame, "
+                        f", server CPU {row['server_cpu_s'] / row['client_frames'] * 1e6:.1f} µs per frame "
+                        f"(user {row['server_user_s'] / row['client_frames'] * 1e6:.1f}, "
+                        f"system {row['server_system_s'] / row['client_frames'] * 1e6:.1f}), "
                         f"publisher + dispatcher CPU {row['publisher_cpu_s']:.1f} s"
                         if name == "platform" and row["client_frames"]
                         else ""
