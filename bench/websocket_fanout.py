@@ -37,22 +37,44 @@ Targets (issue 31): fan-out to 1,000 sockets, last receipt p99 ≤ 5× the floor
 lost, duplicated or reordered; no socket dropped while idle; no dead group member after a mass disconnect.
 bench/ is not part of the test suite. `--json FILE` writes the figures.
 
-Figures, one process per group fanned out locally (consumers.LocalFanout), 1,000 sockets, 20 samples, 50/s for 60 s,
-maint_bench10k copy, 2 shared cores (p99; the main branch's code run just after, same machine, for comparison):
+Figures, 1,000 sockets of one organisation, 50/s for 60 s, 2 shared cores (p99; load = uptime's 1-minute average
+at the start and end of the run, the other helpers' work and the lead's test suite beside it):
 
-- fan-out, load 4.8-6.7: one event, last receipt 307 ms vs floor 408 (0.8x); sustained 24.9 s vs floor 12.3 s
-  (2.0x), 50/s kept, 0 lost / duplicated / reordered; server CPU 36.9 s (12.3 ms per event).
-- fan-out, load 5.7-7.3 (a test run beside it): last receipt 577 ms vs floor 1,479 (0.4x); sustained 28.8 s vs
-  floor 12.4 s (2.3x), 0 lost / duplicated / reordered; server CPU 54.1 s.
-- main, load 3.1-9.3: last receipt 645 ms vs floor 188 (3.4x); sustained 69.2 s vs floor 18.8 s (3.7x), the
-  publisher kept only 38/s; server CPU 34.1 s (14.8 ms per event).
-- a second pair after the CI run, load 2.6-4.4: fan-out last receipt 203 ms vs floor 351 (0.6x), sustained 47/s
-  36.9 s vs floor 14.3 s (2.6x), server CPU 35.0 s; main just after: 308 ms vs 299 (1.0x), sustained 43/s 54.3 s
-  vs floor 15.2 s (3.6x), server CPU 67.4 s (26.2 ms per event; fan-out 12.5).
+- before this pass (LocalFanout, daphne's send; these clients), load 6.6-7.8: one event, last receipt 334 ms vs
+  floor 2,023; sustained 73.6 s vs floor 76.4 s, 0 lost / duplicated / reordered; server 10.0 µs of CPU per frame,
+  clients 3.2 µs. The aiohttp client of the earlier figures, same machine (load 9.0-12.6, 30 s, 31/s kept): 10.4
+  µs per frame in one process.
+- frames written straight to daphne's protocols (EVENTS_DAPHNE_DIRECT_WRITES), run 1, load 6.8-12.6: last receipt
+  178 ms vs floor 1,443 (0.1x); sustained 33.1 s vs floor 97.4 s, 0 lost / duplicated / reordered; server 12.8 µs
+  per frame (user 6.1, system 6.7), clients 8.7 µs; over the 99 s until the last receipt the server was on a CPU
+  38.3 s and runnable but waiting for one 60.9 s (clients 27.1 / 63.6 s).
+- run 2, load 9.2-11.9: last receipt 320 ms vs floor 1,055; sustained 70.4 s vs floor 101.5 s, 0 lost / duplicated
+  / reordered; server 10.3 µs per frame (user 6.1, system 4.2), clients 6.6 µs; server on a CPU 30.9 s, waiting
+  119.7 s of 129 s; handshakes of the 1,000 sockets 6.1 s (2.5 s in run 1).
+- --no-direct-writes against direct writes, 30 s runs one after another, load 10.5-15.9: server 13.4 and 11.7 µs
+  per frame (user 10.8, system 0.9) against 12.0 and 11.2: daphne's send costs ~4.7 µs more Python per frame, but
+  its buffered writes leave several frames per send under a backlog (catch-up), where direct writes paid a send
+  each (system 4-7 µs per frame); the total is within the runs' noise.
 
-The sustained target (p99 <= 2 s) is out of reach here whatever the server does: the floor itself (channels-redis
-alone, no server) is 12-19 s, and the server used ~60 % of one core while the delay grew: the clients (this one
-Python process reading 50,000 frames/s) and the shared cores are the limit in these runs.
+- and the frames a socket is sent together in one send (a batch, a catch-up read), load 5.1-6.7: one event, last
+  receipt 117 ms vs floor 2,472; **sustained 747 ms vs floor 81.9 s**, 50/s kept, 0 lost / duplicated / reordered,
+  no backlog (the last receipt 3 s after the last commit); server 7.1 µs per frame (user 4.3, system 2.8), on a CPU
+  21.3 s and waiting 30.3 s over 63 s; clients 6.5 µs per frame. A 30 s run before it, load 5.5-6.7: 604 ms, server
+  5.6 µs per frame.
+- run 2 just after, load 5.1-3.7: last receipt 126 ms vs floor 379; sustained p50 606 ms, **p99 5.3 s** vs floor
+  101.6 s, 0 lost / duplicated / reordered, the last receipt 5 s after the last commit (fell behind, caught up);
+  server 9.4 µs per frame (user 6.1, system 3.3), on a CPU 28.3 s, waiting 36.8 s; publisher and dispatcher 19.7 s
+  of CPU (15.2 in run 1).
+
+The sustained target (p99 <= 2 s) is met when the server gets its share of a core (1 run of 2 here): 50,000
+frames/s take ~0.35 of a core in the server once nothing is behind (7 µs per frame, about 40 % of it the kernel's
+send), ~0.3 in the clients and ~0.25 for the publisher and dispatcher. Once behind, it costs more per frame (9-13
+µs: each socket's periodic re-join reads and sends what it missed from the database, one read per socket since
+their re-joins are spread), so a server starved by the machine's other load (load 7-16: runnable but not running
+1.6-3.9 times as long as it ran) falls behind and does not catch up within the run. Neither the clients (each
+process under a third of a core) nor Redis nor the dispatcher (50/s kept whenever it got a CPU) was the limit in
+any run; the floor (channels-redis delivery to 1,000 channels, ~110-135 µs of client CPU per message) falls behind
+in every run.
 """
 
 import argparse
