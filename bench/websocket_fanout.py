@@ -65,8 +65,12 @@ at the start and end of the run, the other helpers' work and the lead's test sui
   101.6 s, 0 lost / duplicated / reordered, the last receipt 5 s after the last commit (fell behind, caught up);
   server 9.4 µs per frame (user 6.1, system 3.3), on a CPU 28.3 s, waiting 36.8 s; publisher and dispatcher 19.7 s
   of CPU (15.2 in run 1).
+- run 3, load 2.7-3.2: last receipt 85 ms vs floor 288; sustained p50 491 ms, **p99 3.8 s** vs floor 65.3 s, 0 lost
+  / duplicated / reordered; every part dearer per unit of work than in run 1 (server 13.2 µs per frame, user 8.3,
+  system 4.9; clients 11.5 µs; publisher and dispatcher 25.2 s): the server on a CPU 39.6 s and waiting 25.3 s,
+  the whole bench ~100 s of CPU over 65 s (1.5 of the 2 cores) besides the other helpers' work.
 
-The sustained target (p99 <= 2 s) is met when the server gets its share of a core (1 run of 2 here): 50,000
+The sustained target (p99 <= 2 s) is met when the server gets its share of a core (1 run of 3 here): 50,000
 frames/s take ~0.35 of a core in the server once nothing is behind (7 µs per frame, about 40 % of it the kernel's
 send), ~0.3 in the clients and ~0.25 for the publisher and dispatcher. Once behind, it costs more per frame (9-13
 µs: each socket's periodic re-join reads and sends what it missed from the database, one read per socket since
