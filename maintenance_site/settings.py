@@ -747,6 +747,9 @@ EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15, minimum=1)
 # bound for a change made behind the ORM's back. Nothing is checked per event.
 EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 1.0, minimum=0.1)
 EVENTS_PERMISSION_RECHECK_SECONDS = env_float("EVENTS_PERMISSION_RECHECK_SECONDS", 30.0, minimum=0.0)
+# Under daphne, the event sockets' frames are encoded for the wire once per process and written to each socket
+# at once (events/consumers.py, _write_direct); false sends each one through daphne's ASGI send instead.
+EVENTS_DAPHNE_DIRECT_WRITES = env_bool("EVENTS_DAPHNE_DIRECT_WRITES", True)
 # Socket.IO (/socket.io/, seed 004 clients): the Redis pub/sub channel its web processes share rooms through.
 SOCKETIO_REDIS_CHANNEL = env_str("SOCKETIO_REDIS_CHANNEL", "maintenance-socketio")
 METRICS_TOKEN = env_str("METRICS_TOKEN")

@@ -446,6 +446,9 @@ class _Receiver:
     def __init__(self):
         self.messages = []
 
+    def _deliver_now(self, message):
+        return False  # not written at once: handed to `_deliver`
+
     async def _deliver(self, message):
         self.messages.append(message)
 
