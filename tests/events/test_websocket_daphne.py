@@ -6,10 +6,6 @@ the database, nothing of another organisation; a socket that went does not stop 
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +18,7 @@ from django.db import connection
 from maintenance_site.events import services
 from maintenance_site.events.models import Event
 from tests.events.support import WAIT, publish_committed
+from tests.web_process import database_url, web_process
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -32,45 +29,15 @@ SOCKETS = 20
 @pytest.fixture
 def daphne(tmp_path):
     """The web server on this test's database and Redis namespace (tests/settings.py): its port."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    database = connection.settings_dict
-    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-    if database.get("PASSWORD"):
-        url = url.replace("@", f":{database['PASSWORD']}@", 1)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "LOG_LEVEL": "WARNING",
+    }
     log_path = tmp_path / "daphne.log"
-    log = log_path.open("wb")
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "maintenance_site.ops.webserver", "-b", "127.0.0.1", "-p", str(port)]
-        + ["maintenance_site.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:  # noqa: S310
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+    with web_process(env, log_path, timeout=60) as port:
         yield port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
     output = log_path.read_text(errors="replace")
     assert "Traceback" not in output, output[-3000:]
 

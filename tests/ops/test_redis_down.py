@@ -9,9 +9,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,6 +23,7 @@ from maintenance_site.events.models import Event
 from maintenance_site.tenancy import services as tenancy
 from maintenance_site.tenancy.roles import Role
 from tests.conftest import make_user
+from tests.web_process import DAPHNE, database_url, web_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,38 +154,17 @@ def test_live_server_without_redis(tmp_path):
     manager.password = hasher.encode("pw-outage-manager", hasher.salt())
     manager.save(update_fields=["password"])
     tenancy.add_member(organization, manager, Role.MANAGER)
-    database = connection.settings_dict
     port, redis_port = _closed_port(), _closed_port()
     env = {
         **{key: value for key, value in os.environ.items() if key not in ("DJANGO_SETTINGS_MODULE",)},
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "VAR_DIR": str(tmp_path / "var"),
         "SECRET_KEY": "live-server-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "DEBUG": "false",
     }
-    if database.get("PASSWORD"):
-        env["DATABASE_URL"] = env["DATABASE_URL"].replace("@", f":{database['PASSWORD']}@", 1)
-    log = (tmp_path / "daphne.log").open("wb")
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "maintenance_site.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _request(f"{url}/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "daphne.log").read_text()
-            time.sleep(0.2)
-
+    with web_process(env, tmp_path / "daphne.log", command=DAPHNE, port=port, timeout=60):
+        url = f"http://127.0.0.1:{port}"
         status, body = _request(f"{url}/health/ready")
         assert status == 503 and {"cache", "broker"} <= set(body["down"])
         status, body = _request(
@@ -204,13 +181,6 @@ def test_live_server_without_redis(tmp_path):
         assert status == 503 and body["error"]["code"] == "events_unavailable"
         # committed, and its event kept in the outbox until the broker is back
         assert Event.objects.filter(organization=organization, type="work-order:created", sequence=None).count() == 1
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
     output = (tmp_path / "daphne.log").read_text(errors="replace")
     assert "Shared cache unreachable" in output
     assert "Internal Server Error" not in output, output[-3000:]

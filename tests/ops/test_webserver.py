@@ -9,10 +9,6 @@ docker-compose.yml starts it, on a free port.
 import json
 import os
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from twisted.internet.task import Clock
@@ -20,8 +16,8 @@ from twisted.internet.testing import StringTransport
 from twisted.web import http
 
 from maintenance_site.ops import webserver
+from tests.web_process import web_process
 
-ROOT = Path(__file__).resolve().parents[2]
 LONG_QUERY = "q=" + "x" * 20_000
 
 
@@ -104,12 +100,6 @@ def test_install_makes_twisteds_factory_build_the_channel(monkeypatch):
 # --- the real server --------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(port: int, target: str) -> tuple[int, dict, dict]:
     """One GET over a raw socket, read until the server closes: a dropped connection shows as an empty answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
@@ -125,40 +115,14 @@ def _get(port: int, target: str) -> tuple[int, dict, dict]:
 def server(tmp_path_factory):
     """The platform's web process as docker-compose.yml runs it (DEBUG off), on a free port."""
     folder = tmp_path_factory.mktemp("webserver")
-    port = _free_port()
     env = {
         **{key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"},
         "VAR_DIR": str(folder / "var"),
         "SECRET_KEY": "webserver-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "DEBUG": "false",
     }
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "maintenance_site.ops.webserver", "-b", "127.0.0.1", "-p", str(port)]
-        + ["maintenance_site.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _get(port, "/health")[0] == 200:
-                    break
-            except (OSError, AssertionError):
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (folder / "server.log").read_text()
-            time.sleep(0.3)
+    with web_process(env, folder / "server.log") as port:
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.mark.slow
