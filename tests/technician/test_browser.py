@@ -235,7 +235,8 @@ def browser():
 def new_page(browser, *, is_problem=lambda response: response.status >= 400, console_ignores: str = "", **options):
     """A page in a browser context of its own (`options`: viewport, is_mobile…; close it with `page.context.close()`),
     waiting at most 30 s for anything, and listing in `page.problems` what went wrong on it: the console's errors
-    (but those containing `console_ignores`) and the responses `is_problem` picks (by default 400 and above)."""
+    with the address they came from (but those containing `console_ignores`) and the responses `is_problem` picks
+    (by default 400 and above)."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=30_000)  # waits for what must appear: only a failing test waits this long
@@ -248,7 +249,7 @@ def new_page(browser, *, is_problem=lambda response: response.status >= 400, con
         lambda m: (
             m.type == "error"
             and not (console_ignores and console_ignores in m.text)
-            and page.problems.append(f"console: {m.text}")
+            and page.problems.append(f"console: {m.text} ({m.location.get('url')})")
         ),
     )
     page.on("response", lambda r: is_problem(r) and page.problems.append(f"{r.status} {r.url}"))
