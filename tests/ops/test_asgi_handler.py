@@ -94,6 +94,67 @@ def test_requests_at_the_same_time_run_side_by_side_on_threads_of_their_own():
     assert len(handler.threads.idle) == 2
 
 
+class TimingHandler(SyncChainASGIHandler):
+    """The handler answering each request after `pause(n)` seconds (n: the request's arrival), noting when each
+    request's synchronous part began and ended."""
+
+    def __init__(self, pause):
+        super().__init__()
+        self.threads = RequestThreads()
+        self.pause = pause
+        self.spans = {}
+
+    def get_response(self, request):
+        n = int(request.GET["n"])
+        began = time.monotonic()
+        time.sleep(self.pause(n))
+        self.spans[n] = (began, time.monotonic())
+        return HttpResponse(b"ok")
+
+
+def _numbered_get(handler, n, disconnect_after=None):
+    scope = {**_scope("/any/"), "query_string": f"n={n}".encode()}
+    return _exchange(handler, scope, disconnect_after=disconnect_after)
+
+
+def test_short_requests_take_turns_in_the_order_they_arrived():
+    handler = TimingHandler(lambda n: 0.01)
+
+    async def eight():
+        return await asyncio.gather(*(_numbered_get(handler, n) for n in range(8)))
+
+    answers = async_to_sync(eight)()
+    assert all(sent[0]["status"] == 200 for sent in answers)
+    spans = [handler.spans[n] for n in range(8)]
+    assert spans == sorted(spans)  # began in arrival order
+    assert all(ended <= next_began for (_, ended), (next_began, _) in zip(spans, spans[1:], strict=False))  # one at a time
+
+
+def test_a_slow_request_lets_the_next_ones_go_on_beside_it():
+    handler = TimingHandler(lambda n: 0.5 if n == 0 else 0.01)
+
+    async def slow_then_short():
+        return await asyncio.gather(*(_numbered_get(handler, n) for n in range(3)))
+
+    async_to_sync(slow_then_short)()
+    (slow_began, slow_ended), (short_began, short_ended) = handler.spans[0], handler.spans[1]
+    assert short_began - slow_began < 0.3  # after the turn's patience (0.05 s), not after the slow answer
+    assert short_ended < slow_ended and handler.spans[2][1] < slow_ended
+
+
+def test_a_client_gone_while_waiting_for_its_turn_starts_nothing():
+    handler = TimingHandler(lambda n: 0.03)
+
+    async def second_leaves():
+        return await asyncio.gather(_numbered_get(handler, 0), _numbered_get(handler, 1, disconnect_after=0.01))
+
+    with SignalRecorder() as recorder:
+        first, second = async_to_sync(second_leaves)()
+    assert first[0]["status"] == 200 and second == []
+    assert list(handler.spans) == [0]  # the second request's view never ran
+    assert [name for name, _ in recorder.events] == ["started", "finished"]  # the first request's signals only
+
+
 def test_threads_beyond_the_idle_limit_are_ended_when_given_back():
     threads = RequestThreads(idle_limit=1)
     first, second = threads.take(), threads.take()
