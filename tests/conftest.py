@@ -5,8 +5,9 @@ In CI (CI set) the suite must reach the real PostgreSQL and Redis: it stops at o
 cannot. Outside CI a test marked `postgres` or `redis` is skipped with the reason printed.
 
 The suite may run in several processes at once (pytest-xdist): each has its own test database (pytest-django
-names it test_<name>_gw0, _gw1…) and its own namespace in the cache and the channel layer (tests/settings.py),
-which is all a test empties.
+names it test_<name>_gw0, _gw1…; on PostgreSQL each a copy of one migrated template:
+tests/shared_test_database.py) and its own namespace in the cache and the channel layer (tests/settings.py), which
+is all a test empties.
 """
 
 import os
@@ -21,6 +22,7 @@ from rest_framework.test import APIClient
 from maintenance_site.tenancy import services
 from maintenance_site.tenancy.roles import Role
 from maintenance_site.translations import compile_catalogues
+from tests import shared_test_database
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -47,6 +49,11 @@ def pytest_configure(config):
     # The .mo files are built from the committed .po files (README, "Languages"): compiled here when stale, so a
     # test run after editing a .po reads the edit (atomic writes: several xdist processes may do it at once).
     compile_catalogues()
+    shared_test_database.install(config)
+
+
+def pytest_sessionfinish(session):
+    shared_test_database.drop_template(session.config)
 
 
 def pytest_sessionstart(session):

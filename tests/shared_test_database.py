@@ -1,0 +1,87 @@
+"""One migrated test database per run on PostgreSQL, copied for each pytest-xdist process.
+
+Creating a test database runs every migration of every app: about a minute of one core's CPU (the migration state's
+rendering), and each xdist process created its own, all at once, at the start of the run: two minutes of both
+cores on the 2-core CI machine. Here the first process to need one migrates a template database
+(`test_<name>_template`) while the others wait for it, then each process copies it (`CREATE DATABASE … TEMPLATE`,
+a file copy: a few seconds) under its usual name (test_<name>_gw0, …). The controller drops the template when the
+run ends.
+
+Applies only to PostgreSQL runs under xdist that create their databases (not --reuse-db); anything else creates
+its database as pytest-django does.
+"""
+
+import fcntl
+import tempfile
+from pathlib import Path
+
+from django.db.backends.postgresql.creation import DatabaseCreation
+
+_create_test_db = DatabaseCreation.create_test_db
+_run: dict = {}
+
+
+def install(config) -> None:
+    """Called from pytest_configure: in an xdist process, copy the run's template rather than migrate."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    _run["id"] = workerinput["testrunuid"]
+    DatabaseCreation.create_test_db = _create_from_template
+
+
+def template_name(worker_database: str) -> str:
+    base = worker_database.rsplit("_gw", 1)[0]
+    return f"{base}_template"[:63]
+
+
+def _create_from_template(self, verbosity=1, autoclobber=False, serialize=True, keepdb=False):
+    if keepdb:
+        return _create_test_db(self, verbosity, autoclobber, serialize, keepdb)
+    test_settings = self.connection.settings_dict["TEST"]
+    worker_database = self._get_test_db_name()
+    template = template_name(worker_database)
+    marker = Path(tempfile.gettempdir(), f"maintenance-test-db-{_run['id']}-{template}")
+    with open(f"{marker}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here while the first migrates the template
+        if not marker.exists():
+            test_settings["NAME"] = template
+            try:
+                _create_test_db(self, verbosity, autoclobber, serialize=False, keepdb=False)
+            finally:
+                test_settings["NAME"] = worker_database
+            self.connection.close()  # no session may be connected to a template while it is copied
+            marker.touch()
+        quoted = self.connection.ops.quote_name
+        with self._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quoted(worker_database)}")
+            cursor.execute(f"CREATE DATABASE {quoted(worker_database)} TEMPLATE {quoted(template)}")
+    self.connection.close()
+    from django.conf import settings
+
+    settings.DATABASES[self.connection.alias]["NAME"] = worker_database
+    self.connection.settings_dict["NAME"] = worker_database
+    if serialize:
+        self.connection._test_serialized_contents = self.serialize_db_to_string()
+    self.connection.ensure_connection()
+    return worker_database
+
+
+def drop_template(config) -> None:
+    """Called from pytest_sessionfinish in the controller: drop the run's template, if one was made."""
+    if getattr(config, "workerinput", None) is not None or getattr(config.option, "reuse_db", False):
+        return
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or not getattr(config.option, "numprocesses", None):
+        return
+    import psycopg
+
+    database = settings.DATABASES["default"]
+    worker_database = database.get("TEST", {}).get("NAME") or f"test_{database['NAME']}"
+    # psycopg itself: pytest-django blocks the ORM's connections outside tests
+    parameters = {**connection.get_connection_params(), "dbname": "postgres"}
+    parameters.pop("cursor_factory", None)
+    with psycopg.connect(**parameters, autocommit=True) as server:
+        server.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(template_name(worker_database))}")
