@@ -318,9 +318,11 @@ def _dispatcher(publishing: threading.Thread) -> None:
 
     try:
         while True:
+            # Read before dispatching: once the publisher has ended, this dispatch sees all it committed.
+            published_all = not publishing.is_alive()
             result = events.dispatch()
             if not result["numbered"] and not result["delivered"]:
-                if not publishing.is_alive():
+                if published_all:
                     return
                 time.sleep(0.002)
     finally:
