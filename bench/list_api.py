@@ -149,6 +149,12 @@ throughput 100-390 req/s (480-640 then), every side waits in the same run queue,
 machine as about the platform. What this pass moved is the platform's CPU per answer, lower than main's in four runs of
 five by 0.1-0.6 ms (main 5.2-5.9 ms, this pass 4.9-5.7, 2.6-3.1× the floor's), less than its spread from one run to the
 next. Whether p99 stays within 3× on a quieter machine (the sixth pass: 2.86-3.83× at load 3-13) these runs do not show.
+
+On an idle machine (2026-12-07, load 2-5 from the benchmark itself; the floor at 970-1,030 req/s): throughput 2.3-2.5×
+the floor's in every run; p99 3.6-3.9× (83-97 ms against 21-25) while a process ran its requests side by side, 2.5-2.9×
+(62-63 ms) once they took turns (`ArrivalTurns`, maintenance_site/ops/asgi_handler.py); bench/list_interleaved.py,
+5 rounds: p99 3.88× before, 2.69× after, throughput 2.39× and 2.37×. Cursor page 2000 1.0× the first page, search
+28 ms (1.3× its floor), the admin changelist 224 ms at 300,000 orders against 219 ms at 3,000 (1.0×).
 """
 
 import argparse
