@@ -127,7 +127,8 @@ def test_short_requests_take_turns_in_the_order_they_arrived():
     assert all(sent[0]["status"] == 200 for sent in answers)
     spans = [handler.spans[n] for n in range(8)]
     assert spans == sorted(spans)  # began in arrival order
-    assert all(ended <= next_began for (_, ended), (next_began, _) in zip(spans, spans[1:], strict=False))  # one at a time
+    # one at a time: each began after the one before it ended
+    assert all(ended <= next_began for (_, ended), (next_began, _) in zip(spans, spans[1:], strict=False))
 
 
 def test_a_slow_request_lets_the_next_ones_go_on_beside_it():
