@@ -5,7 +5,7 @@ rendering), and each xdist process created its own, all at once, at the start of
 cores on the 2-core CI machine. Here the first process to need one migrates a template database
 (`test_<name>_template`) while the others wait for it, then each process copies it (`CREATE DATABASE … TEMPLATE`,
 a file copy: a few seconds) under its usual name (test_<name>_gw0, …). The controller drops the template when the
-run ends.
+run ends; each process drops its copy even if a session is still connected to it.
 
 Applies only to PostgreSQL runs under xdist that create their databases (not --reuse-db); anything else creates
 its database as pytest-django does.
@@ -28,6 +28,7 @@ def install(config) -> None:
         return
     _run["id"] = workerinput["testrunuid"]
     DatabaseCreation.create_test_db = _create_from_template
+    DatabaseCreation._destroy_test_db = _destroy_even_if_still_connected
 
 
 def template_name(worker_database: str) -> str:
@@ -67,6 +68,15 @@ def _create_from_template(self, verbosity=1, autoclobber=False, serialize=True, 
     return worker_database
 
 
+def _destroy_even_if_still_connected(self, test_database_name, verbosity):
+    """Django's drop at the end of the run, with FORCE: a session some test left open (a thread's, a child
+    process's) no longer keeps the process's database on the server after the run (a CI run left
+    test_<name>_gw0 behind with a warning)."""
+    self.connection.close_pool()
+    with self._nodb_cursor() as cursor:
+        cursor.execute(f"DROP DATABASE {self.connection.ops.quote_name(test_database_name)} WITH (FORCE)")
+
+
 def drop_template(config) -> None:
     """Called from pytest_sessionfinish in the controller: drop the run's template, if one was made."""
     if getattr(config, "workerinput", None) is not None or getattr(config.option, "reuse_db", False):
@@ -84,4 +94,5 @@ def drop_template(config) -> None:
     parameters = {**connection.get_connection_params(), "dbname": "postgres"}
     parameters.pop("cursor_factory", None)
     with psycopg.connect(**parameters, autocommit=True) as server:
-        server.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(template_name(worker_database))}")
+        template = connection.ops.quote_name(template_name(worker_database))
+        server.execute(f"DROP DATABASE IF EXISTS {template} WITH (FORCE)")
