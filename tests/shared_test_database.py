@@ -13,6 +13,7 @@ its database as pytest-django does.
 
 import fcntl
 import tempfile
+import warnings
 from pathlib import Path
 
 from django.db.backends.postgresql.creation import DatabaseCreation
@@ -74,6 +75,13 @@ def _destroy_even_if_still_connected(self, test_database_name, verbosity):
     test_<name>_gw0 behind with a warning)."""
     self.connection.close_pool()
     with self._nodb_cursor() as cursor:
+        cursor.execute(
+            "SELECT application_name, backend_start, state, left(query, 200) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            [test_database_name],
+        )
+        if lingering := cursor.fetchall():  # named, so that the test that left them can be found
+            warnings.warn(f"{test_database_name} still had sessions at the end of the run: {lingering}", stacklevel=1)
         cursor.execute(f"DROP DATABASE {self.connection.ops.quote_name(test_database_name)} WITH (FORCE)")
 
 
