@@ -83,6 +83,27 @@ def _races_real_time(item) -> bool:
     return "redis" in item.keywords and item.nodeid.startswith(TIMING_SENSITIVE_FILES)
 
 
+_first_tries_failed: list = []
+
+
+def pytest_runtest_logreport(report):
+    if report.outcome == "rerun":  # pytest-rerunfailures' report of a failed first try
+        _first_tries_failed.append(report)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The failure of each first try that a rerun then passed: the summary only names the test, and a flaky test is
+    found from what went wrong the first time."""
+    if not _first_tries_failed:
+        return
+    terminalreporter.section("first tries of the rerun tests")
+    for report in _first_tries_failed:
+        lines = report.longreprtext.splitlines()
+        terminalreporter.write_line(f"{report.nodeid} ({report.when}):")
+        for line in lines[-40:]:
+            terminalreporter.write_line(f"    {line}")
+
+
 def pytest_collection_modifyitems(config, items):
     # The tests that start processes (worker, live server, browser) take minutes on a busy machine: run them
     # first, so that with several pytest-xdist workers the others run alongside instead of after them.
