@@ -26,10 +26,18 @@ def database_url(settings_dict: dict) -> str:
 
 
 @contextlib.contextmanager
-def web_process(env: dict, log_path: Path, *, command=COMPOSE_SERVER, port: int | None = None, timeout: float = 90):
-    """Serve the platform with `command` and `env` (its output in `log_path`); yields the port once /health answers
-    200, and stops the process after (terminate, then kill after 15 s). A process that exits, or is not ready within
-    `timeout` seconds, fails the test with its output."""
+def web_process(
+    env: dict,
+    log_path: Path,
+    *,
+    command=COMPOSE_SERVER,
+    port: int | None = None,
+    timeout: float = 90,
+    ready_path: str = "/health",
+):
+    """Serve the platform with `command` and `env` (its output in `log_path`); yields the port once `ready_path`
+    answers 200, and stops the process after (terminate, then kill after 15 s). A process that exits, or is not ready
+    within `timeout` seconds, fails the test with its output."""
     port = port or free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 (our own server)
@@ -43,7 +51,7 @@ def web_process(env: dict, log_path: Path, *, command=COMPOSE_SERVER, port: int 
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:  # noqa: S310
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready_path}", timeout=5) as answer:  # noqa: S310
                         if answer.status == 200:
                             break
                 except OSError:

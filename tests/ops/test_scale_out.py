@@ -37,6 +37,7 @@ from django.db import connection
 from maintenance_site.events import services as events
 from maintenance_site.events.models import Event, EventSequence
 from maintenance_site.tenancy.models import Organization
+from tests.web_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -162,12 +163,6 @@ def test_the_processes_this_test_starts_are_the_compose_ones():
 # --- the processes ---------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_for(condition, limit: float, what: str, interval: float = 0.25):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -185,7 +180,7 @@ class PgBouncer:
         bouncer = environment(SERVICES["pgbouncer"])
         self.folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
         self.folder.chmod(0o755)  # pgbouncer gives up root (-u nobody) and reads its file again on reload
-        self.port = _free_port()
+        self.port = free_port()
         config = self.folder / "pgbouncer.ini"
         config.write_text(
             "[databases]\n"
@@ -273,7 +268,7 @@ class Cluster:
         self.workers: list[Process] = []
 
     def start_web(self) -> int:
-        port = _free_port()
+        port = free_port()
         self.webs.append((Process(web_command(port), self.env, self.folder / f"web{len(self.webs)}.log"), port))
         return port
 

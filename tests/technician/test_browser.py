@@ -17,19 +17,17 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from maintenance_site.tenancy import SYSTEM
+from tests.web_process import DAPHNE, web_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -136,14 +134,7 @@ class World:
         self.executor.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_server(database: BrowserDatabase, folder: Path):
-    port = _free_port()
+def _server_environment(database: BrowserDatabase, folder: Path) -> dict:
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
         DJANGO_SETTINGS_MODULE="tests.technician.live_settings",
@@ -151,29 +142,7 @@ def _start_server(database: BrowserDatabase, folder: Path):
         VAR_DIR=str(folder / "var"),
         PYTHONUNBUFFERED="1",
     )
-    log = open(folder / "daphne.log", "wb")  # noqa: SIM115 (closed with the server)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "maintenance_site.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # Django's start-up on a busy machine; a hang is what this guards
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/t/login/", timeout=2) as response:  # noqa: S310 (our server)
-                if response.status == 200:
-                    return process, url, log
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            log.close()
-            output = (folder / "daphne.log").read_text(errors="replace")[-3000:]
-            pytest.fail(f"the live server did not start:\n{output}")
-        time.sleep(0.1)
+    return env
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -199,16 +168,17 @@ def live(django_db_setup, django_db_blocker):
         database = BrowserDatabase(connection.settings_dict, folder)
         database.create(connection)
         world = World(database)
-        process, url, log = _start_server(database, folder)
         try:
-            yield url, world
+            # Django's start-up on a busy machine can take minutes; a hang is what the timeout guards
+            with web_process(
+                _server_environment(database, folder),
+                folder / "daphne.log",
+                command=DAPHNE,
+                timeout=180,
+                ready_path="/t/login/",
+            ) as port:
+                yield f"http://127.0.0.1:{port}", world
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
             world.close()
             database.drop(connection)
             shutil.rmtree(folder, ignore_errors=True)
